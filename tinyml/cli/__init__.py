@@ -1,0 +1,110 @@
+"""The ``tinyml`` command: a root group whose subcommands are imported only when used.
+
+Each command group lives in its own module under ``tinyml/cli/`` and only parses options
+and prints; the work is in the library. Lazy loading keeps ``tinyml --help`` free of
+TensorFlow and fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+
+import click
+
+from tinyml import __version__
+from tinyml.errors import TinymlError
+
+# command name -> (module, attribute, one-line help shown by `tinyml --help`)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "data": ("tinyml.cli.data", "data", "Synthesize, import and describe sensor datasets."),
+    "train": ("tinyml.cli.train", "train", "Train a model (cnn1d, autoencoder, mlp) on a dataset."),
+    "quantize": ("tinyml.cli.train", "quantize", "Full-int8 quantization with a float-vs-int8 report."),
+    "predict": ("tinyml.cli.train", "predict", "Host inference over a dataset, one row per window."),
+    "inspect": ("tinyml.cli.model", "inspect", "Ops, tensors, MACs, arena and board fit of a .tflite."),
+    "export": ("tinyml.cli.model", "export", "Export a model (c-array for TensorFlow Lite Micro)."),
+    "codegen": ("tinyml.cli.codegen", "codegen", "Generate dependency-free C99 from an int8 .tflite."),
+    "boards": ("tinyml.cli.firmware", "boards", "List the boards tinyml knows."),
+    "firmware": ("tinyml.cli.firmware", "firmware", "Render a firmware project for a board."),
+    "build": ("tinyml.cli.firmware", "build", "Build a firmware project and report its size."),
+    "flash": ("tinyml.cli.flash", "flash", "Flash a built firmware onto a board."),
+    "ports": ("tinyml.cli.flash", "ports", "List serial ports with a board guess."),
+    "keygen": ("tinyml.cli.sign", "keygen", "Create an Ed25519 signing key pair."),
+    "sign": ("tinyml.cli.sign", "sign", "Sign a firmware/model artifact folder."),
+    "verify": ("tinyml.cli.sign", "verify", "Verify a signed artifact folder."),
+    "validate": ("tinyml.cli.device", "validate", "Run test inputs on a device and compare with the host."),
+    "monitor": ("tinyml.cli.device", "monitor", "Print decoded device results from a serial port."),
+    "emulate": ("tinyml.cli.device", "emulate", "Emulated devices (or an ESP32 ROM loader) on ptys/TCP."),
+    "gateway": ("tinyml.cli.gateway", "gateway", "Collect, store, analyse and forward device results."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tinyml")
+@click.option("--debug", is_flag=True, envvar="TINYML_DEBUG", help="Show tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """tinyml: sensor data to a verified int8 model on a microcontroller, and back."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def _debug_requested(argv: list[str]) -> bool:
+    return "--debug" in argv or os.environ.get("TINYML_DEBUG", "") not in ("", "0")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one line per error, a non-zero exit, a traceback only with --debug."""
+    argv = sys.argv[1:] if argv is None else argv
+    debug = _debug_requested(argv)
+    try:
+        rv = cli.main(args=argv, prog_name="tinyml", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except TinymlError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"error: {exc.one_line()}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except ModuleNotFoundError as exc:
+        if debug:
+            traceback.print_exc()
+        extra = " (hint: install the training extra: pip install 'tinyml-toolchain[train]')" \
+            if exc.name and exc.name.split(".")[0] in {"tensorflow", "keras", "matplotlib", "scipy"} else ""
+        click.echo(f"error: missing Python module {exc.name!r}{extra}", err=True)
+        sys.exit(3)
+    except Exception as exc:  # noqa: BLE001 - last line of defence: never a bare traceback
+        if debug:
+            traceback.print_exc()
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        click.echo(f"error: internal error: {type(exc).__name__}: {msg} "
+                   "(hint: rerun with --debug and report it)", err=True)
+        sys.exit(70)
+    sys.exit(rv if isinstance(rv, int) else 0)

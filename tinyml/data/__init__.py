@@ -1,0 +1,1 @@
+"""Sensor data: synthetic generators, importers, windows, features and splits."""

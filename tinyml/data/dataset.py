@@ -1,0 +1,146 @@
+"""The dataset file every stage exchanges: one ``.npz`` of fixed-length windows.
+
+Keys (all arrays; scalars are 0-d arrays):
+  x         float32 [N, T, C]  windows of raw samples (T samples, C channels)
+  y         int64   [N]        class index into ``classes``; -1 when unlabeled
+  classes   str     [K]        class names; for anomaly data the normal class is ``normal_class``
+  channels  str     [C]        channel names, e.g. ["x", "y", "z"] or ["temp"]
+  fs        float64 []         sampling rate in Hz
+  split     int8    [N]        0 train, 1 val, 2 test
+  groups    str     [N]        recording/group id of each window (splits never cut a group when grouped)
+  kind      str     []         "vibration", "temperature" or "generic"
+  normal_class str  []         name of the normal class ("" when not an anomaly dataset)
+  meta      str     []         JSON with provenance (generator and seed, source files, options)
+
+Only this module reads and writes the format, so every stage agrees on it.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tinyml.errors import InputError
+
+SPLITS = {"train": 0, "val": 1, "test": 2}
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Dataset:
+    x: np.ndarray
+    y: np.ndarray
+    classes: list[str]
+    channels: list[str]
+    fs: float
+    split: np.ndarray
+    groups: np.ndarray
+    kind: str = "generic"
+    normal_class: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.x = np.asarray(self.x, dtype=np.float32)
+        self.y = np.asarray(self.y, dtype=np.int64)
+        self.split = np.asarray(self.split, dtype=np.int8)
+        self.groups = np.asarray(self.groups).astype(str)
+        self.validate()
+
+    @property
+    def n(self) -> int:
+        return int(self.x.shape[0])
+
+    def validate(self) -> None:
+        """Reject inconsistent data early, with a message that names the problem."""
+        if self.x.ndim != 3:
+            raise InputError(f"dataset windows must be [N, T, C], got shape {self.x.shape}",
+                             "recreate the file with `tinyml data import` or `tinyml data synth`")
+        n, _, c = self.x.shape
+        if n == 0:
+            raise InputError("dataset has no windows", "check --window/--hop against the recording length")
+        for name, arr in (("y", self.y), ("split", self.split), ("groups", self.groups)):
+            if arr.shape != (n,):
+                raise InputError(f"dataset field {name!r} has shape {arr.shape}, expected ({n},)",
+                                 "the file is inconsistent; recreate it")
+        if len(self.channels) != c:
+            raise InputError(f"dataset has {c} channels but {len(self.channels)} channel names",
+                             "the file is inconsistent; recreate it")
+        if not np.all(np.isfinite(self.x)):
+            bad = int(np.count_nonzero(~np.isfinite(self.x)))
+            raise InputError(f"dataset contains {bad} NaN or infinite samples",
+                             "clean or interpolate the source data before importing")
+        if self.y.size and (self.y.max() >= len(self.classes) or self.y.min() < -1):
+            raise InputError("dataset labels point outside the class list", "recreate the file")
+        if not np.isfinite(self.fs) or self.fs <= 0:
+            raise InputError(f"sampling rate must be positive, got {self.fs}", "pass --fs HZ")
+        if set(np.unique(self.split).tolist()) - set(SPLITS.values()):
+            raise InputError("dataset split codes must be 0 (train), 1 (val) or 2 (test)", "recreate the file")
+
+    def subset(self, which: str | None) -> Dataset:
+        """The windows of one split ("train", "val", "test"), or all of them for None/"all"."""
+        if which in (None, "all"):
+            return self
+        if which not in SPLITS:
+            raise InputError(f"unknown split {which!r}", "use one of: train, val, test, all")
+        mask = self.split == SPLITS[which]
+        if not mask.any():
+            raise InputError(f"dataset has no windows in the {which!r} split",
+                             "re-import with a split that leaves windows on every side")
+        return Dataset(self.x[mask], self.y[mask], self.classes, self.channels, self.fs,
+                       self.split[mask], self.groups[mask], self.kind, self.normal_class, self.meta)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez_compressed(
+            tmp, x=self.x, y=self.y, classes=np.array(self.classes, dtype=str),
+            channels=np.array(self.channels, dtype=str), fs=np.float64(self.fs), split=self.split,
+            groups=self.groups, kind=np.array(self.kind), normal_class=np.array(self.normal_class),
+            meta=np.array(json.dumps(self.meta)), format_version=np.int64(FORMAT_VERSION))
+        tmp.replace(path)  # atomic: a killed writer never leaves a half file under the real name
+        return path
+
+
+def load(path: str | Path) -> Dataset:
+    """Read a dataset file, turning every way it can be broken into an InputError."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"dataset file not found: {path}", "create one with `tinyml data synth` or `tinyml data import`")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in ("x", "y", "classes", "fs") if k not in z.files]
+            if missing:
+                raise InputError(f"{path} is not a tinyml dataset (missing {', '.join(missing)})",
+                                 "import raw arrays with `tinyml data import FILE.npz`")
+            x = z["x"]
+            n = x.shape[0] if x.ndim else 0
+            return Dataset(
+                x=x, y=z["y"], classes=[str(c) for c in z["classes"]],
+                channels=[str(c) for c in z["channels"]] if "channels" in z.files
+                else [f"ch{i}" for i in range(x.shape[-1] if x.ndim == 3 else 0)],
+                fs=float(z["fs"]),
+                split=z["split"] if "split" in z.files else np.zeros(n, np.int8),
+                groups=z["groups"] if "groups" in z.files else np.array([""] * n),
+                kind=str(z["kind"]) if "kind" in z.files else "generic",
+                normal_class=str(z["normal_class"]) if "normal_class" in z.files else "",
+                meta=json.loads(str(z["meta"])) if "meta" in z.files else {},
+            )
+    except InputError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read dataset {path}: {' '.join(str(exc).split())}",
+                         "the file is truncated or not an .npz; recreate it") from exc
+
+
+def is_dataset_file(path: str | Path) -> bool:
+    """True when an .npz already follows this format (as opposed to raw arrays to import)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {"x", "y", "classes", "fs"} <= set(z.files)
+    except Exception:  # noqa: BLE001 - any unreadable file is simply "not a dataset"
+        return False
