@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "keygen": ("tinyml.cli.sign", "keygen", "Create an Ed25519 signing key pair."),
     "sign": ("tinyml.cli.sign", "sign", "Sign a firmware/model artifact folder."),
     "verify": ("tinyml.cli.sign", "verify", "Verify a signed artifact folder."),
-    "validate": ("tinyml.cli.device", "validate", "Run test inputs on a device and compare with the host."),
+    "validate": ("tinyml.cli.validate", "validate", "Run test inputs on a device and compare with the host."),
     "monitor": ("tinyml.cli.device", "monitor", "Print decoded device results from a serial port."),
     "emulate": ("tinyml.cli.device", "emulate", "Emulated devices (or an ESP32 ROM loader) on ptys/TCP."),
     "gateway": ("tinyml.cli.gateway", "gateway", "Collect, store, analyse and forward device results."),
