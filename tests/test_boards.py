@@ -1,0 +1,81 @@
+"""Board files: every shipped board loads, bad names and bad files fail with a clear error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import assert_clean_error, run_cli
+from tinyml.errors import InputError
+from tinyml.firmware.boards import list_boards, load_board
+
+REQUIRED = {"qemu-mps2-an386", "qemu-mps3-an547", "qemu-riscv32", "qemu-xtensa-lx106", "esp32-devkitc",
+            "esp32-s3-devkitc-1", "esp32-c3-devkitm-1", "nucleo-f446re", "nrf52840-dk", "rpi-pico"}
+
+
+def test_required_boards_exist_and_load() -> None:
+    assert set(list_boards()) >= REQUIRED
+    for name in list_boards():
+        board = load_board(name)
+        assert board.name == name
+        assert board.flash_bytes > 0 and board.ram_bytes > 0
+        if board.emulated:
+            argv = board.emulator_argv("fw.elf", "tcp:127.0.0.1:1")
+            assert "fw.elf" in argv and "tcp:127.0.0.1:1" in argv
+
+
+def test_board_facts() -> None:
+    pico = load_board("rpi-pico")
+    assert pico.flash_method == "uf2" and pico.flash["uf2_family"] == 0xE48BFF56
+    assert load_board("esp32-c3-devkitm-1").flash["chip"] == "esp32c3"
+    an386 = load_board("qemu-mps2-an386")
+    assert an386.ram_origin == 0x20000000 and an386.instructions_per_tick == 40
+    assert an386.capabilities() == {"build": True, "emulate": True, "flash": True}
+
+
+def test_unknown_board_lists_known_names() -> None:
+    with pytest.raises(InputError) as err:
+        load_board("no-such-board")
+    assert "qemu-mps2-an386" in err.value.message
+
+
+def test_board_from_path_and_malformed_files(tmp_path: Path) -> None:
+    good = load_board("qemu-riscv32").source.read_text()
+    mine = tmp_path / "my-board.toml"
+    mine.write_text(good.replace('name = "qemu-riscv32"', 'name = "my-board"'))
+    assert load_board(str(mine)).name == "my-board"
+    broken = tmp_path / "broken.toml"
+    broken.write_text("name = [unclosed\n")
+    with pytest.raises(InputError, match="not valid TOML"):
+        load_board(str(broken))
+    wrong_type = tmp_path / "wrong.toml"
+    wrong_type.write_text(good.replace("flash_bytes = 1048576", 'flash_bytes = "big"'))
+    with pytest.raises(InputError, match="memory.flash_bytes must be int"):
+        load_board(str(wrong_type))
+    missing = tmp_path / "missing.toml"
+    missing.write_text(good.replace('cpu = "rv32imc"\n', ""))
+    with pytest.raises(InputError, match="missing key cpu"):
+        load_board(str(missing))
+    bad_method = tmp_path / "method.toml"
+    bad_method.write_text(good.replace('method = "qemu"', 'method = "carrier-pigeon"'))
+    with pytest.raises(InputError, match="flash.method"):
+        load_board(str(bad_method))
+
+
+def test_boards_cli() -> None:
+    proc = run_cli("boards", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    assert set(rows) >= REQUIRED
+    assert rows["qemu-riscv32"]["here"]["emulate"] is True
+    text = run_cli("boards")
+    assert text.returncode == 0 and "nucleo-f446re" in text.stdout and "512 KiB" in text.stdout
+
+
+def test_boards_cli_bad_board_file(tmp_path: Path) -> None:
+    (tmp_path / "boards").mkdir()
+    (tmp_path / "boards" / "x.toml").write_text("name = 'x'\n")
+    proc = run_cli("boards", env={"TINYML_HOME": str(tmp_path)})
+    assert_clean_error(proc, "missing key")

@@ -1,0 +1,1 @@
+"""Boards, firmware project rendering and building."""
