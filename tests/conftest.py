@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from tinyml.data.dataset import Dataset
 from tinyml.paths import shared_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,3 +42,31 @@ def shared() -> Path:
     if not path.exists():
         pytest.skip(f"shared data not found at {path}")
     return path
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """A small trained and quantized cnn1d: run_dir holds model.keras, model_int8.tflite,
+    preprocess.json, model.json, metrics.json and quantization.json; data is its dataset."""
+
+    run_dir: Path
+    data: Path
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    """Synthetic vibration data (3 classes), a cnn1d trained for a few epochs, then quantized."""
+    from tinyml.data.synth import VibrationOptions, synth_vibration
+    from tinyml.quantize import quantize_run
+    from tinyml.train.fit import TrainOptions, train
+
+    base = tmp_path_factory.mktemp("trained_run")
+    ds = synth_vibration(VibrationOptions(per_class=60, seed=3))
+    keep = np.isin(ds.y, [0, 1, 4])  # healthy, imbalance, bearing_outer: learnable in a few epochs
+    ds = Dataset(ds.x[keep], np.searchsorted([0, 1, 4], ds.y[keep]), [ds.classes[i] for i in (0, 1, 4)],
+                 ds.channels, ds.fs, ds.split[keep], ds.groups[keep], ds.kind, "healthy", ds.meta)
+    data = ds.save(base / "vibration.npz")
+    run_dir = base / "run"
+    train(ds, "cnn1d", run_dir, TrainOptions(epochs=12, quiet=True), dataset_path=data)
+    quantize_run(run_dir, tolerance=100.0)  # the fixture provides artifacts; accuracy is tested elsewhere
+    return TrainedRun(run_dir, data)

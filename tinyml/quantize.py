@@ -1,0 +1,136 @@
+"""Full-int8 post-training quantization and the float-vs-int8 report.
+
+The int8 model is checked twice: with LiteRT (fast host runtime) and with the TFLM Python
+interpreter (what a device runs). Both must stay within the tolerance of the float model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinyml.data import dataset as dataset_io
+from tinyml.errors import CheckFailed, InputError, ToolError
+from tinyml.model import interpreters
+from tinyml.preprocess import Preprocess
+from tinyml.train import artifacts
+from tinyml.train.fit import evaluate, split_masks
+from tinyml.train.zoo import model_kind
+
+REPRESENTATIVE_MAX = 300
+DEFAULT_TOLERANCE = {"accuracy": 1.0, "auc": 0.01}  # accuracy in points, AUC in absolute units
+
+
+@dataclass(frozen=True)
+class QuantizeResult:
+    tflite_path: Path
+    report: dict
+
+
+def convert_int8(model: Any, representative: np.ndarray) -> bytes:
+    """Keras model -> full-int8 .tflite (int8 input and output), with TF's chatter silenced."""
+    from tinyml.train.quiet import import_tf, silenced_fds
+
+    tf = import_tf()
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([representative[i:i + 1]] for i in range(len(representative)))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    import warnings
+
+    try:
+        with silenced_fds() as log, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return bytes(conv.convert())
+    except Exception as exc:  # noqa: BLE001 - the converter raises many unrelated types
+        last = (log[0].strip().splitlines() or [""])[-1] if log else ""
+        raise ToolError(f"TFLite conversion failed: {type(exc).__name__}: {str(exc)[:200]} {last[:200]}",
+                        "check that the model uses only ops from the tinyml zoo") from exc
+
+
+def representative_inputs(x_train: np.ndarray, limit: int = REPRESENTATIVE_MAX) -> np.ndarray:
+    """An evenly spaced subset of the training inputs for calibration."""
+    idx = np.linspace(0, len(x_train) - 1, num=min(limit, len(x_train))).round().astype(int)
+    return np.ascontiguousarray(x_train[np.unique(idx)], dtype=np.float32)
+
+
+def largest_class_change(before: dict, after: dict) -> dict:
+    """The class whose recall moved most between two reports, in points."""
+    changes = {name: 100.0 * (after["per_class"][name]["recall"] - stats["recall"])
+               for name, stats in before["per_class"].items() if stats["support"] > 0}
+    name = max(changes, key=lambda k: abs(changes[k]))
+    return {"class": name, "recall_change_points": round(changes[name], 3)}
+
+
+def quality_drop(metric: str, before: dict, after: dict) -> float:
+    if metric == "auc":
+        return float(before["auc"] - after["auc"])
+    return 100.0 * float(before["accuracy"] - after["accuracy"])
+
+
+def quantize_run(run_dir: str | Path, data_path: str | Path | None = None,
+                 tolerance: float | None = None) -> QuantizeResult:
+    """Write model_int8.tflite and quantization.json; raise CheckFailed past the tolerance."""
+    run_dir = artifacts.run_dir_of(run_dir)
+    info = artifacts.read_model_info(run_dir)
+    keras_path = run_dir / artifacts.MODEL_KERAS
+    if not keras_path.is_file():
+        raise InputError(f"{run_dir} has no {artifacts.MODEL_KERAS}", "re-run `tinyml train` into this directory")
+    data_path = Path(data_path or info.get("dataset", ""))
+    if not str(data_path) or not data_path.is_file():
+        raise InputError(f"training dataset not found: {data_path}", "pass --data DATA.npz (the file used to train)")
+    ds = dataset_io.load(data_path)
+    prep = Preprocess.from_run(run_dir)
+    kind = model_kind(info["model"])
+    splits = split_masks(ds)
+    x_all = prep.apply(ds.x)
+
+    from tinyml.train.quiet import import_keras
+
+    keras = import_keras()
+    try:
+        model = keras.models.load_model(keras_path)
+    except Exception as exc:  # noqa: BLE001 - Keras raises several types for a bad file
+        raise InputError(f"cannot load {keras_path}: {str(exc)[:200]}", "re-run `tinyml train`") from exc
+    tflite = convert_int8(model, representative_inputs(x_all[splits.train]))
+
+    q = interpreters.io_quantization(tflite)
+    wanted = splits.val | splits.test
+    x_q = interpreters.quantize_input(x_all[wanted], q.in_scale, q.in_zp)
+    float_out = model.predict(x_all, verbose=0, batch_size=256)
+    normal = info.get("normal_class", "")
+    threshold = info.get("threshold")
+    reports = {"float": evaluate(kind, ds, splits, x_all, float_out, normal, threshold)}
+    for name, run in (("int8_litert", interpreters.litert_run), ("int8_tflm", interpreters.tflm_run)):
+        out = np.zeros_like(float_out)
+        out[wanted] = interpreters.dequantize(run(tflite, x_q), q.out_scale, q.out_zp)
+        reports[name] = evaluate(kind, ds, splits, x_all, out, normal, threshold)
+    for r in reports.values():
+        r.pop("score_baseline")
+
+    metric = "auc" if kind.task == "anomaly" and reports["float"].get("auc") is not None else "accuracy"
+    tol = DEFAULT_TOLERANCE[metric] if tolerance is None else float(tolerance)
+    drops = {name: quality_drop(metric, reports["float"], reports[name]) for name in ("int8_litert", "int8_tflm")}
+    report = {
+        **reports, "metric": metric, "tolerance": tol,
+        "drop": {k: round(v, 6) for k, v in drops.items()},
+        "largest_class_change": {name: largest_class_change(reports["float"], reports[name])
+                                 for name in ("int8_litert", "int8_tflm")},
+        "tflite_bytes": len(tflite), "passed": max(drops.values()) <= tol,
+        "input_quantization": {"scale": q.in_scale, "zero_point": q.in_zp},
+        "output_quantization": {"scale": q.out_scale, "zero_point": q.out_zp},
+    }
+    path = artifacts.write_bytes(run_dir / artifacts.MODEL_INT8, tflite)
+    artifacts.write_json(run_dir / artifacts.QUANTIZATION_JSON, report)
+    if not report["passed"]:
+        unit = "points of accuracy" if metric == "accuracy" else "AUC"
+        worst = max(drops, key=drops.get)
+        raise CheckFailed(f"int8 model loses {drops[worst]:.3g} {unit} ({worst}), more than the tolerance {tol:g}",
+                          "train longer or with more data, or raise --tolerance; the report is in "
+                          f"{run_dir / artifacts.QUANTIZATION_JSON}")
+    return QuantizeResult(path, report)

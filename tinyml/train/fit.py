@@ -1,0 +1,225 @@
+"""Train one zoo model on a dataset and write the run directory.
+
+The run directory is the contract with every later stage: model.keras, preprocess.json,
+model.json, metrics.json, training.png and confusion.png (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinyml.data.dataset import SPLITS, Dataset
+from tinyml.errors import InputError
+from tinyml.preprocess import Preprocess
+from tinyml.train import artifacts, metrics, plots
+from tinyml.train.zoo import ModelKind, model_kind
+
+BASELINE_SIZE = 1000  # validation scores kept in model.json for the gateway's drift check
+ANOMALY_LABELS = ["normal", "anomaly"]
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    epochs: int = 40
+    batch_size: int = 32
+    seed: int = 0
+    patience: int = 8
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: np.ndarray  # boolean masks over the dataset's windows
+    val: np.ndarray
+    test: np.ndarray
+    evaluated_on: str
+
+
+def split_masks(ds: Dataset) -> Splits:
+    """Train/val/test masks; a missing validation split is carved from every 7th training window,
+    a missing test split falls back to validation (and metrics say so)."""
+    train = ds.split == SPLITS["train"]
+    val = ds.split == SPLITS["val"]
+    test = ds.split == SPLITS["test"]
+    if not train.any():
+        raise InputError("dataset has no training windows (split 0)", "re-import it with a train/val/test split")
+    if not val.any():
+        idx = np.flatnonzero(train)[::7]
+        if idx.size == 0 or idx.size == train.sum():
+            raise InputError("too few windows to hold out validation data", "use a larger dataset")
+        train = train.copy()
+        val = np.zeros_like(train)
+        val[idx] = True
+        train[idx] = False
+    evaluated_on = "test"
+    if not test.any():
+        test, evaluated_on = val, "val"
+    return Splits(train, val, test, evaluated_on)
+
+
+def check_labels(ds: Dataset, kind: ModelKind, splits: Splits) -> str:
+    """Reject data the model cannot learn from; returns the normal class for anomaly models."""
+    labels = ds.y[splits.train]
+    if (labels < 0).any():
+        raise InputError("training windows are unlabeled (y = -1)", "import the data with labels")
+    if kind.task == "classifier":
+        present = np.unique(labels)
+        if present.size < 2:
+            only = ds.classes[int(present[0])] if present.size else "none"
+            raise InputError(f"training data has a single class ({only}); a classifier needs at least two",
+                             "add data of the other classes, or use --model autoencoder for anomaly detection")
+        return ""
+    normal = ds.normal_class or ds.classes[0]
+    if normal not in ds.classes:
+        raise InputError(f"normal class {normal!r} is not among the classes {ds.classes}", "recreate the dataset")
+    if not (labels == ds.classes.index(normal)).any():
+        raise InputError(f"no training windows of the normal class {normal!r}",
+                         "the autoencoder learns from normal data only")
+    return normal
+
+
+def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
+    """Balanced weights n / (k * count) so rare classes count as much as common ones."""
+    counts = np.bincount(labels, minlength=n_classes).astype(float)
+    present = counts > 0
+    weights = np.zeros(n_classes)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def _progress_callback(keras: Any, epochs: int, quiet: bool) -> Any:
+    from tqdm import tqdm
+
+    class EpochBar(keras.callbacks.Callback):
+        """One bar step per epoch with the latest losses."""
+
+        def on_train_begin(self, logs=None):  # noqa: ANN001
+            self.bar = tqdm(total=epochs, unit="epoch", disable=quiet, leave=False, desc="train")
+
+        def on_epoch_end(self, epoch, logs=None):  # noqa: ANN001
+            logs = logs or {}
+            self.bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k in ("loss", "val_loss", "accuracy")})
+            self.bar.update(1)
+
+        def on_train_end(self, logs=None):  # noqa: ANN001
+            self.bar.close()
+
+    return EpochBar()
+
+
+def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions = TrainOptions(),
+          feature_spec: list[dict] | None = None, dataset_path: str | Path | None = None) -> dict:
+    """Fit, evaluate and save; returns the metrics written to metrics.json. ``dataset_path`` is
+    recorded in model.json so that `tinyml quantize RUN_DIR` finds the data again."""
+    from tinyml.train.quiet import import_keras
+
+    kind = model_kind(model_name)
+    if opts.epochs < 1 or opts.batch_size < 1:
+        raise InputError("--epochs and --batch-size must be at least 1", "e.g. --epochs 30 --batch-size 32")
+    splits = split_masks(ds)
+    normal = check_labels(ds, kind, splits)
+    if kind.preprocess == "features" and feature_spec is None:
+        feature_spec = default_feature_spec(ds.kind)
+    out_dir = Path(out_dir)
+
+    fit_mask = splits.train
+    val_mask = splits.val
+    if kind.task == "anomaly":
+        normal_idx = ds.classes.index(normal)
+        fit_mask = splits.train & (ds.y == normal_idx)
+        val_fit_mask = splits.val & (ds.y == normal_idx)
+        if not val_fit_mask.any():
+            raise InputError("validation split has no normal windows", "re-split the dataset")
+    prep = Preprocess.fit(ds.x[fit_mask], kind.preprocess, ds.channels, ds.fs, feature_spec)
+    x_all = prep.apply(ds.x)
+
+    keras = import_keras()
+    keras.utils.set_random_seed(opts.seed)
+    n_classes = len(ds.classes)
+    from tinyml.train.zoo import build
+
+    model = build(model_name, x_all.shape[1:], n_classes)
+    callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=opts.patience,
+                                               restore_best_weights=True),
+                 _progress_callback(keras, opts.epochs, opts.quiet)]
+    if kind.task == "classifier":
+        history = model.fit(x_all[fit_mask], ds.y[fit_mask], validation_data=(x_all[val_mask], ds.y[val_mask]),
+                            epochs=opts.epochs, batch_size=opts.batch_size, verbose=0, callbacks=callbacks,
+                            class_weight=class_weights(ds.y[fit_mask], n_classes))
+    else:
+        history = model.fit(x_all[fit_mask], x_all[fit_mask],
+                            validation_data=(x_all[val_fit_mask], x_all[val_fit_mask]),
+                            epochs=opts.epochs, batch_size=opts.batch_size, verbose=0, callbacks=callbacks)
+
+    outputs = model.predict(x_all, verbose=0, batch_size=256)
+    result = evaluate(kind, ds, splits, x_all, outputs, normal)
+    info = {
+        "model": model_name, "task": kind.task, "classes": list(ds.classes), "normal_class": normal,
+        "threshold": result.get("threshold"), "input_shape": list(x_all.shape[1:]),
+        "output_shape": list(outputs.shape[1:]), "kind": ds.kind, "fs": ds.fs, "channels": list(ds.channels),
+        "window": int(ds.x.shape[1]), "preprocess": kind.preprocess,
+        "score": "softmax" if kind.task == "classifier" else "mse(input, output)",
+        "parameters": int(model.count_params()), "seed": opts.seed,
+        "dataset": str(Path(dataset_path).resolve()) if dataset_path else None,
+        "epochs_run": len(history.history["loss"]),
+        "score_baseline": result.pop("score_baseline"),
+    }
+    save_run(out_dir, model, prep, info, result, history.history)
+    return result
+
+
+def evaluate(kind: ModelKind, ds: Dataset, splits: Splits, x_all: np.ndarray, outputs: np.ndarray,
+             normal: str, threshold: float | None = None) -> dict:
+    """Metrics on the evaluation split from model outputs for every window (float or dequantized int8).
+    An anomaly threshold is picked on validation data unless one is given (the deployed one)."""
+    scores = output_scores(kind.task, x_all, outputs)
+    test = splits.test
+    if kind.task == "classifier":
+        report = metrics.classification_report(ds.y[test], outputs[test].argmax(axis=1), ds.classes)
+        baseline = scores[splits.val][:BASELINE_SIZE]
+    else:
+        is_anomaly = ds.y != ds.classes.index(normal)
+        if threshold is None:
+            threshold = metrics.pick_threshold(scores[splits.val & ~is_anomaly], scores[splits.val & is_anomaly])
+        report = metrics.classification_report(is_anomaly[test].astype(int),
+                                                (scores[test] > threshold).astype(int), ANOMALY_LABELS)
+        report["auc"] = metrics.roc_auc(scores[test], is_anomaly[test])
+        report["threshold"] = threshold
+        baseline = scores[splits.val & ~is_anomaly][:BASELINE_SIZE]
+    report["evaluated_on"] = splits.evaluated_on
+    report["score_baseline"] = [round(float(s), 6) for s in baseline]
+    return report
+
+
+def output_scores(task: str, inputs: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    """Per-window score: top-class probability (classifier) or reconstruction error (anomaly)."""
+    if task == "classifier":
+        return np.asarray(outputs, np.float64).max(axis=1)
+    return metrics.reconstruction_error(inputs, outputs)
+
+
+def save_run(out_dir: Path, model: Any, prep: Preprocess, info: dict, result: dict,
+             history: dict[str, list[float]]) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / ".model.tmp.keras"
+    model.save(tmp)
+    tmp.replace(out_dir / artifacts.MODEL_KERAS)
+    prep.save(out_dir)
+    artifacts.write_json(out_dir / artifacts.MODEL_JSON, info)
+    artifacts.write_json(out_dir / artifacts.METRICS_JSON, result)
+    plots.training_curves({k: [float(v) for v in vals] for k, vals in history.items()}, out_dir / "training.png")
+    labels = info["classes"] if info["task"] == "classifier" else ANOMALY_LABELS
+    plots.confusion(result["confusion_matrix"], labels, out_dir / "confusion.png",
+                    f"{info['model']} on the {result['evaluated_on']} split")
+
+
+def default_feature_spec(kind: str) -> list[dict]:
+    """The data package's preset for this kind of data, with every default filled in."""
+    from tinyml.data import features
+
+    preset = features.DEFAULT_TEMPERATURE_SPEC if kind == "temperature" else features.DEFAULT_VIBRATION_SPEC
+    return features.validate_spec(preset)
