@@ -1,0 +1,271 @@
+"""Signed artifacts: an Ed25519-signed manifest of a model/firmware folder's file hashes.
+
+A device should only ever receive firmware that someone trusted produced. ``sign_folder``
+writes ``tinyml-manifest.json`` (SHA-256 of every model and firmware image, board, tinyml
+version, model metrics) and ``tinyml-manifest.sig`` (Ed25519 signature of the manifest's
+exact bytes). ``verify_folder`` checks the signature against trusted public keys and
+every listed file against its hash, naming the first file that changed.
+
+Trusted keys: given explicitly (``--pubkey``), or the project's: every ``*.pub`` in
+``./trusted_keys/`` and the files listed under ``[sign] trusted_keys`` in ``./tinyml.toml``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import stat
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from tinyml import __version__
+from tinyml.errors import CheckFailed, InputError
+
+MANIFEST = "tinyml-manifest.json"
+SIGNATURE = "tinyml-manifest.sig"
+FORMAT = "tinyml-manifest/1"
+MODEL_SUFFIXES = {".tflite", ".keras", ".h5"}
+FIRMWARE_SUFFIXES = {".elf", ".bin", ".hex", ".uf2"}
+METADATA_NAMES = {"model.json", "preprocess.json", "quantization.json", "metrics.json",
+                  "flasher_args.json", "report.json"}
+METRICS_FILES = ("metrics.json", "quantization.json")
+PRIVATE_HEADER = b"-----BEGIN PRIVATE KEY-----"
+
+
+def _crypto():
+    """The Ed25519 and serialization modules, imported only when signing is used."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    return ed25519, serialization
+
+
+def key_id(public_raw: bytes) -> str:
+    """A short, stable name for a public key: the first 16 hex digits of its SHA-256."""
+    return hashlib.sha256(public_raw).hexdigest()[:16]
+
+
+def keygen(out: Path) -> tuple[Path, str]:
+    """Write a new private key to ``out`` (0600, never overwritten) and ``out.pub``.
+
+    Returns the public key path and the key id. The private key never leaves the file.
+    """
+    ed25519, serialization = _crypto()
+    pub_path = out.with_name(out.name + ".pub")
+    for path in (out, pub_path):
+        if path.exists() or path.is_symlink():
+            raise InputError(f"{path} already exists", hint="choose another --out; tinyml never overwrites a key")
+    if not out.parent.is_dir():
+        raise InputError(f"folder {out.parent} does not exist", hint="create it first")
+    private = ed25519.Ed25519PrivateKey.generate()
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    public = private.public_key()
+    public_pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+    os.chmod(out, 0o600)  # in case the umask or filesystem widened it
+    with open(pub_path, "xb") as handle:
+        handle.write(public_pem)
+    return pub_path, key_id(_public_raw(public))
+
+
+def _public_raw(public: Any) -> bytes:
+    _, serialization = _crypto()
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def load_private_key(path: Path) -> Any:
+    """Read an Ed25519 private key, refusing one that others can read."""
+    ed25519, serialization = _crypto()
+    if not path.is_file():
+        raise InputError(f"private key {path} not found", hint="create one with `tinyml keygen --out KEY`")
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise InputError(f"private key {path} is readable by others (mode {stat.S_IMODE(mode):o})",
+                         hint=f"chmod 600 {path}")
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"{path} is not an unencrypted PEM private key",
+                         hint="use a key written by `tinyml keygen`") from exc
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise InputError(f"{path} is not an Ed25519 key", hint="use a key written by `tinyml keygen`")
+    return key
+
+
+def load_public_key(path: Path) -> Any:
+    """Read an Ed25519 public key (PEM), with a clear error for anything else."""
+    ed25519, serialization = _crypto()
+    if not path.is_file():
+        raise InputError(f"public key {path} not found", hint="pass the KEY.pub written by `tinyml keygen`")
+    data = path.read_bytes()
+    if data.lstrip().startswith(PRIVATE_HEADER):
+        raise InputError(f"{path} is a private key", hint="give the .pub file; never share the private key")
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"{path} is not a PEM public key", hint="pass the KEY.pub written by `tinyml keygen`") from exc
+    if not isinstance(key, ed25519.Ed25519PublicKey):
+        raise InputError(f"{path} is not an Ed25519 public key", hint="use a key written by `tinyml keygen`")
+    return key
+
+
+def project_trusted_keys(project: Path) -> list[Path]:
+    """The project's trusted public keys: ``trusted_keys/*.pub`` and ``[sign] trusted_keys``."""
+    keys = sorted((project / "trusted_keys").glob("*.pub"))
+    config = project / "tinyml.toml"
+    if config.is_file():
+        try:
+            data = tomllib.loads(config.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"{config} is not valid TOML: {exc}", hint="fix the syntax") from exc
+        listed = data.get("sign", {}).get("trusted_keys", [])
+        if not isinstance(listed, list) or not all(isinstance(p, str) for p in listed):
+            raise InputError(f"{config}: [sign] trusted_keys must be a list of paths",
+                             hint='write trusted_keys = ["keys/release.pub"]')
+        keys += [(project / p) for p in listed]
+    return keys
+
+
+def file_kind(path: Path) -> str | None:
+    """'model', 'firmware' or 'metadata' for the files a manifest covers, else None."""
+    if path.suffix in MODEL_SUFFIXES:
+        return "model"
+    if path.suffix in FIRMWARE_SUFFIXES:
+        return "firmware"
+    if path.name in METADATA_NAMES:
+        return "metadata"
+    return None
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def collect_files(folder: Path) -> dict[str, dict[str, Any]]:
+    """Hash every model, firmware and metadata file under ``folder`` (relative POSIX paths)."""
+    files: dict[str, dict[str, Any]] = {}
+    for path in sorted(folder.rglob("*")):
+        kind = file_kind(path)
+        if kind is None or not path.is_file() or path.name in (MANIFEST, SIGNATURE):
+            continue
+        rel = path.relative_to(folder).as_posix()
+        files[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size, "kind": kind}
+    return files
+
+
+def _metrics(folder: Path) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name in METRICS_FILES:
+        for path in sorted(folder.rglob(name)):
+            try:
+                found[path.relative_to(folder).as_posix()] = json.loads(path.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise InputError(f"{path} is not valid JSON", hint="regenerate it before signing") from exc
+    return found
+
+
+def sign_folder(folder: Path, key_path: Path, board: str | None = None) -> Path:
+    """Write the manifest and its signature into ``folder``; returns the manifest path."""
+    if not folder.is_dir():
+        raise InputError(f"{folder} is not a folder", hint="sign the run or firmware folder")
+    private = load_private_key(key_path)
+    files = collect_files(folder)
+    if not any(entry["kind"] in ("model", "firmware") for entry in files.values()):
+        raise InputError(f"{folder} holds no model or firmware image to sign",
+                         hint="sign a folder with a .tflite, .elf, .bin, .hex or .uf2 file")
+    manifest = {
+        "format": FORMAT, "tinyml_version": __version__,
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "board": board, "key_id": key_id(_public_raw(private.public_key())),
+        "files": files, "metrics": _metrics(folder),
+    }
+    body = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    manifest_path = folder / MANIFEST
+    manifest_path.write_bytes(body)
+    (folder / SIGNATURE).write_text(base64.b64encode(private.sign(body)).decode() + "\n")
+    return manifest_path
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A folder whose manifest is signed by a trusted key and whose files all match."""
+
+    folder: Path
+    manifest: dict[str, Any]
+    key: Path
+
+    def covers(self, path: Path) -> bool:
+        try:
+            rel = path.resolve().relative_to(self.folder.resolve()).as_posix()
+        except ValueError:
+            return False
+        return rel in self.manifest["files"]
+
+
+def find_signed_folder(target: Path) -> Path | None:
+    """The folder holding the manifest for ``target``: itself, or a file's folder or its parent."""
+    start = target if target.is_dir() else target.parent
+    for folder in (start, start.parent):
+        if (folder / MANIFEST).is_file():
+            return folder
+    return None
+
+
+def verify_folder(folder: Path, keys: list[Path]) -> Verified:
+    """Check the signature with one of ``keys`` and every listed file's hash.
+
+    Raises CheckFailed for a missing, foreign or tampered signature and names the file
+    that changed; InputError when no trusted key is configured.
+    """
+    manifest_path, sig_path = folder / MANIFEST, folder / SIGNATURE
+    if not manifest_path.is_file() or not sig_path.is_file():
+        raise CheckFailed(f"{folder} is not signed (no {MANIFEST} and {SIGNATURE})",
+                          hint="sign it with `tinyml sign DIR --key KEY`, or pass --allow-unsigned")
+    if not keys:
+        raise InputError("no trusted public key to verify the signature with",
+                         hint="pass --pubkey KEY.pub, or put it in ./trusted_keys/ "
+                              "or [sign] trusted_keys in tinyml.toml")
+    body = manifest_path.read_bytes()
+    try:
+        signature = base64.b64decode(sig_path.read_text().strip(), validate=True)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CheckFailed(f"{sig_path} is not a base64 signature", hint="re-sign the folder") from exc
+    signer = _trusted_signer(body, signature, keys)
+    if signer is None:
+        raise CheckFailed(f"the signature of {folder} is invalid or made by a key that is not trusted "
+                          "(or the manifest was edited)",
+                          hint="re-sign with a trusted key or pass the signer's key with --pubkey")
+    manifest = json.loads(body)
+    for rel, entry in manifest["files"].items():
+        path = folder / rel
+        if not path.is_file():
+            raise CheckFailed(f"signed file {rel} is missing from {folder}", hint="restore it or re-sign")
+        if sha256_file(path) != entry["sha256"]:
+            raise CheckFailed(f"signed file {rel} has changed since it was signed",
+                              hint="rebuild and re-sign, or restore the signed file")
+    return Verified(folder, manifest, signer)
+
+
+def _trusted_signer(body: bytes, signature: bytes, keys: list[Path]) -> Path | None:
+    from cryptography.exceptions import InvalidSignature
+
+    for path in keys:
+        try:
+            load_public_key(path).verify(signature, body)
+        except InvalidSignature:
+            continue
+        return path
+    return None
