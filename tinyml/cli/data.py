@@ -1,0 +1,131 @@
+"""``tinyml data``: synth, import and info. Parsing and printing only; the work is in tinyml.data."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from tinyml.errors import InputError
+
+
+def _csv_list(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise InputError(f"empty list {value!r}", "give comma-separated names, e.g. x,y,z")
+    return items
+
+
+def _report(ds, out: str) -> None:
+    from tinyml.data.info import summarize
+    info = summarize(ds)
+    per_split = ", ".join(f"{k} {v['windows']}" for k, v in info["splits"].items())
+    click.echo(f"wrote {out}: {info['windows']} windows x {info['window']} samples x {len(info['channels'])} "
+               f"channels at {info['fs']:g} Hz, {len(ds.classes)} classes, {info['groups']} groups ({per_split})")
+
+
+@click.group()
+def data() -> None:
+    """Synthesize, import and describe sensor datasets."""
+
+
+@data.group()
+def synth() -> None:
+    """Physics-based synthetic datasets (seeded, reproducible, split by recording)."""
+
+
+@synth.command("vibration")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Dataset file to write (.npz).")
+@click.option("--per-class", "--windows", "per_class", type=int, default=200, show_default=True,
+              help="Windows per class.")
+@click.option("--window", type=int, default=256, show_default=True, help="Samples per window.")
+@click.option("--fs", type=float, default=2560.0, show_default=True, help="Sampling rate in Hz.")
+@click.option("--rpm", type=float, default=1500.0, show_default=True, help="Nominal shaft speed.")
+@click.option("--rpm-spread", type=float, default=0.2, show_default=True,
+              help="Per-recording speed variation (fraction).")
+@click.option("--windows-per-recording", type=int, default=8, show_default=True)
+@click.option("--val", type=float, default=0.15, show_default=True, help="Fraction of recordings for validation.")
+@click.option("--test", type=float, default=0.15, show_default=True, help="Fraction of recordings for test.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def synth_vibration_cmd(out: str, per_class: int, window: int, fs: float, rpm: float, rpm_spread: float,
+                        windows_per_recording: int, val: float, test: float, seed: int) -> None:
+    """3-axis accelerometer: healthy, imbalance, misalignment, looseness, bearing outer/inner race."""
+    from tinyml.data.synth import VibrationOptions, synth_vibration
+    ds = synth_vibration(VibrationOptions(per_class, window, fs, rpm, rpm_spread, windows_per_recording,
+                                          val, test, seed))
+    _report(ds, str(ds.save(out)))
+
+
+@synth.command("temperature")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Dataset file to write (.npz).")
+@click.option("--per-class", "--windows", "per_class", type=int, default=150, show_default=True,
+              help="Windows per class.")
+@click.option("--window", type=int, default=128, show_default=True, help="Samples per window.")
+@click.option("--fs", type=float, default=1 / 60, show_default=True, help="Sampling rate in Hz (1/60: one a minute).")
+@click.option("--windows-per-recording", type=int, default=6, show_default=True)
+@click.option("--val", type=float, default=0.15, show_default=True)
+@click.option("--test", type=float, default=0.15, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def synth_temperature_cmd(out: str, per_class: int, window: int, fs: float, windows_per_recording: int,
+                          val: float, test: float, seed: int) -> None:
+    """Machine temperature: normal, step, runaway and stuck-sensor anomalies (normal class: normal)."""
+    from tinyml.data.synth import TemperatureOptions, synth_temperature
+    ds = synth_temperature(TemperatureOptions(per_class, window, fs, windows_per_recording, val, test, seed))
+    _report(ds, str(ds.save(out)))
+
+
+@data.command("import")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Dataset file to write (.npz).")
+@click.option("--columns", help="CSV signal columns, comma-separated (default: every numeric column).")
+@click.option("--time-column", help="CSV column of timestamps in seconds (gives the source rate).")
+@click.option("--label-column", help="CSV column holding the class label.")
+@click.option("--group-column", help="CSV column naming the recording/group (e.g. a speed level).")
+@click.option("--label", help="Label for files that get none from a column or a PATH/<label>/ folder.")
+@click.option("--variable", help=".mat/.npz array name pattern (glob or substring; default: the largest array).")
+@click.option("--fs", type=float, help="Sampling rate in Hz of the dataset (sources at other rates are resampled).")
+@click.option("--source-fs", type=float, help="Sampling rate of sources that carry none (default: --fs).")
+@click.option("--window", type=int, default=256, show_default=True, help="Samples per window.")
+@click.option("--hop", type=int, help="Samples between window starts (default: the window, no overlap).")
+@click.option("--split", "split_mode", type=click.Choice(["group", "time", "random"]),
+              help="group: whole recordings/groups per side (default for several files or --group-column); "
+                   "time: each recording cut early/late; random: leaks, single recordings only.")
+@click.option("--val", type=float, default=0.15, show_default=True)
+@click.option("--test", type=float, default=0.15, show_default=True)
+@click.option("--test-groups", "--holdout-groups", "test_groups",
+              help="Groups held out as the test split, comma-separated (e.g. speed levels 25,45,65,85).")
+@click.option("--val-groups", help="Groups for the validation split, comma-separated.")
+@click.option("--fill", type=click.Choice(["linear", "previous", "zero"]),
+              help="Fill missing/NaN/inf samples instead of rejecting the file.")
+@click.option("--kind", type=click.Choice(["vibration", "temperature", "generic"]), default="generic",
+              show_default=True)
+@click.option("--normal-class", default="", help="Name of the normal class for anomaly-detection data.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def import_cmd(paths: tuple[str, ...], out: str, columns: str | None, time_column: str | None,
+               label_column: str | None, group_column: str | None, label: str | None, variable: str | None,
+               fs: float | None, source_fs: float | None, window: int, hop: int | None, split_mode: str | None,
+               val: float, test: float, test_groups: str | None, val_groups: str | None, fill: str | None,
+               kind: str, normal_class: str, seed: int) -> None:
+    """Import CSV, .mat and .npz recordings (files, or folders laid out as PATH/<label>/<files>)."""
+    from tinyml.data.importer import ImportOptions, import_data
+    opts = ImportOptions(_csv_list(columns), time_column, label_column, group_column, label, variable, fs,
+                         source_fs, window, hop, split_mode, val, test, _csv_list(test_groups),
+                         _csv_list(val_groups), fill, kind, normal_class, seed)
+    ds = import_data(list(paths), opts)
+    _report(ds, str(ds.save(out)))
+    skipped = ds.meta.get("skipped_short_recordings", 0)
+    if skipped:
+        click.echo(f"note: {skipped} recording piece(s) shorter than --window {window} gave no windows", err=True)
+
+
+@data.command("info")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def info(file: str, as_json: bool) -> None:
+    """Classes and counts, shapes, sampling rate, split sizes per class, per-channel statistics."""
+    from tinyml.data.dataset import load
+    from tinyml.data.info import format_summary, summarize
+    summary = summarize(load(file))
+    click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))

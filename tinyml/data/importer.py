@@ -1,0 +1,210 @@
+"""``tinyml data import``: files or labelled folders in, one windowed, split dataset out.
+
+Steps: find the files (``PATH/<label>/<files>`` labels by folder), read recordings,
+resample every recording to one rate, split (by group, by time within each recording, or
+at random), cut windows from each contiguous recording only, and check the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tinyml.data.dataset import Dataset
+from tinyml.data.io import DATA_SUFFIXES, Recording, read_csv, read_mat, read_npz
+from tinyml.data.split import TEST, TRAIN, VAL, allocate, check_split, split_by_group, split_random
+from tinyml.errors import InputError
+
+SPLIT_MODES = ("group", "time", "random")
+FILL_MODES = ("linear", "previous", "zero")
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    columns: list[str] | None = None
+    time_column: str | None = None
+    label_column: str | None = None
+    group_column: str | None = None
+    label: str | None = None            # one label for every file (when no column or folder gives one)
+    variable: str | None = None         # .mat/.npz array name pattern
+    fs: float | None = None             # target rate; also the source rate when nothing else says
+    source_fs: float | None = None      # rate of sources with no time column and no fs inside
+    window: int = 256
+    hop: int | None = None              # default: the window (no overlap)
+    split: str | None = None            # default: group for several sources or a group column, else time
+    val: float = 0.15
+    test: float = 0.15
+    test_groups: list[str] | None = None
+    val_groups: list[str] | None = None
+    fill: str | None = None
+    kind: str = "generic"
+    normal_class: str = ""
+    seed: int = 0
+
+
+def find_sources(paths: list[str | Path]) -> list[tuple[Path, str | None]]:
+    """Data files with the label their folder gives (``PATH/<label>/...``), or None."""
+    out: list[tuple[Path, str | None]] = []
+    for raw in paths:
+        p = Path(raw)
+        if not p.exists():
+            raise InputError(f"no such file or folder: {p}", "check the path")
+        if p.is_file():
+            if p.suffix.lower() not in DATA_SUFFIXES:
+                raise InputError(f"{p}: unsupported file type {p.suffix or '(none)'}",
+                                 f"import {', '.join(DATA_SUFFIXES)} files")
+            out.append((p, None))
+            continue
+        found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in DATA_SUFFIXES)
+        if not found:
+            raise InputError(f"folder {p} has no data files ({', '.join(DATA_SUFFIXES)})",
+                             "lay it out as PATH/<label>/<files>")
+        for f in found:
+            rel = f.relative_to(p).parts
+            out.append((f, rel[0] if len(rel) > 1 else None))
+    return out
+
+
+def _read(path: Path, o: ImportOptions) -> list[Recording]:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return read_csv(path, o.columns, o.time_column, o.label_column, o.group_column, o.fill)
+    if o.columns or o.label_column or o.group_column or o.time_column:
+        raise InputError(f"{path}: --columns/--label-column/--group-column/--time-column apply to CSV files only",
+                         "use --variable for .mat/.npz arrays and folders or --label for labels")
+    return read_mat(path, o.variable, o.fill) if suffix == ".mat" else read_npz(path, o.variable, o.fill)
+
+
+def resample(signal: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
+    """Band-limited resampling of [T, C] by trimming or zero-padding the spectrum (anti-aliased)."""
+    if abs(fs_in - fs_out) <= 1e-9 * fs_out:
+        return signal
+    n = signal.shape[0]
+    m = max(1, round(n * fs_out / fs_in))
+    spec = np.fft.rfft(signal, axis=0)
+    keep = min(spec.shape[0], m // 2 + 1)
+    out = np.zeros((m // 2 + 1, signal.shape[1]), dtype=complex)
+    out[:keep] = spec[:keep]
+    return np.fft.irfft(out, n=m, axis=0) * (m / n)
+
+
+def _cut(n: int, window: int, hop: int) -> list[int]:
+    return list(range(0, n - window + 1, hop)) if n >= window else []
+
+
+def import_data(paths: list[str | Path], o: ImportOptions = ImportOptions()) -> Dataset:
+    """Read, resample, split and window ``paths`` into a Dataset (see the module docstring)."""
+    if o.window < 2:
+        raise InputError(f"--window must be at least 2 samples, got {o.window}", "e.g. --window 256")
+    hop = o.hop or o.window
+    if hop < 1:
+        raise InputError(f"--hop must be at least 1 sample, got {hop}", "e.g. --hop 128")
+    if o.fill is not None and o.fill not in FILL_MODES:
+        raise InputError(f"unknown --fill {o.fill!r}", f"use one of: {', '.join(FILL_MODES)}")
+    sources = find_sources(paths)
+    recs: list[Recording] = []
+    for path, folder_label in sources:
+        for r in _read(path, o):
+            r.label = r.label if r.label is not None else folder_label if folder_label is not None else o.label
+            if r.label is None:
+                raise InputError(f"{path}: no label for its samples",
+                                 "use --label-column, lay files out as PATH/<label>/<files>, or pass --label NAME")
+            r.group = r.group if r.group is not None else str(path)
+            recs.append(r)
+    channels = _channels(recs)
+    fs = _target_fs(recs, o)
+    for r in recs:
+        r.signal = resample(r.signal, r.fs or o.source_fs or fs, fs)
+    classes = _classes(recs, o)
+    mode = o.split or ("group" if o.group_column or len(sources) > 1 else "time")
+    if mode not in SPLIT_MODES:
+        raise InputError(f"unknown --split {mode!r}", f"use one of: {', '.join(SPLIT_MODES)}")
+    if (o.test_groups or o.val_groups) and mode != "group":
+        raise InputError("--test-groups/--val-groups need --split group", "add --split group")
+    longest = max(r.signal.shape[0] for r in recs)
+    if longest < o.window:
+        raise InputError(f"--window {o.window} is longer than the longest recording ({longest} samples at {fs:g} Hz)",
+                         "use a shorter --window")
+    pieces = _time_pieces(recs, o, hop) if mode == "time" else [(r, 0, r.signal.shape[0], TRAIN) for r in recs]
+    xs, ys, gs, sp = [], [], [], []
+    skipped = 0
+    for r, a, b, code in pieces:
+        starts = _cut(b - a, o.window, hop)
+        skipped += not starts
+        for s in starts:
+            xs.append(r.signal[a + s:a + s + o.window])
+        ys += [classes.index(r.label)] * len(starts)
+        gs += [r.group] * len(starts)
+        sp += [code] * len(starts)
+    y, groups = np.array(ys, dtype=np.int64), np.array(gs, dtype=str)
+    need_val, need_test = (o.val > 0 or bool(o.val_groups)), (o.test > 0 or bool(o.test_groups))
+    if mode == "group":
+        split = split_by_group(groups, y, o.val, o.test, o.seed, o.test_groups, o.val_groups)
+    elif mode == "random":
+        split = split_random(y, o.val, o.test, o.seed)
+    else:
+        split = np.array(sp, dtype=np.int8)
+    check_split(split, need_val, need_test)
+    meta = {"importer": "tinyml.data.importer", "sources": [str(p) for p, _ in sources],
+            "options": asdict(o) | {"split": mode, "hop": hop}, "skipped_short_recordings": skipped,
+            "source_fs": sorted({r.fs or o.source_fs or fs for r in recs})}
+    return Dataset(np.stack(xs), y, classes, channels, fs, split, groups, o.kind, o.normal_class, meta)
+
+
+def _channels(recs: list[Recording]) -> list[str]:
+    counts = {len(r.channels) for r in recs}
+    if len(counts) != 1:
+        raise InputError(f"sources have different channel counts: {sorted(counts)}",
+                         "pick the same channels in every file (--columns or --variable)")
+    names = {tuple(r.channels) for r in recs}
+    return list(recs[0].channels) if len(names) == 1 else [f"ch{i}" for i in range(counts.pop())]
+
+
+def _target_fs(recs: list[Recording], o: ImportOptions) -> float:
+    for name, v in (("--fs", o.fs), ("--source-fs", o.source_fs)):
+        if v is not None and not (np.isfinite(v) and v > 0):
+            raise InputError(f"{name} must be a positive number of Hz, got {v}", f"e.g. {name} 50")
+    rates = {r.fs or o.source_fs or o.fs for r in recs}
+    if None in rates:
+        raise InputError("sampling rate unknown for some sources (no time column, no fs inside)",
+                         "pass --fs HZ (or --source-fs HZ for the files' own rate)")
+    if o.fs is not None:
+        return float(o.fs)
+    if len({round(float(f), 6) for f in rates}) > 1:
+        raise InputError(f"sources have different sampling rates ({', '.join(f'{f:g}' for f in sorted(rates))} Hz)",
+                         "pass --fs HZ to resample them to one rate")
+    return float(rates.pop())
+
+
+def _classes(recs: list[Recording], o: ImportOptions) -> list[str]:
+    labels = {r.label for r in recs}
+    try:
+        classes = sorted(labels, key=float)
+    except ValueError:
+        classes = sorted(labels)
+    if o.normal_class and o.normal_class not in classes:
+        raise InputError(f"--normal-class {o.normal_class!r} is not a class", f"classes: {', '.join(classes)}")
+    if len(classes) < 2 and not o.normal_class:
+        raise InputError(f"only one class ({classes[0]!r}) in the data; a classifier needs at least two",
+                         "import files of several labels, or pass --normal-class NAME for anomaly data")
+    return classes
+
+
+def _time_pieces(recs: list[Recording], o: ImportOptions, hop: int) -> list[tuple[Recording, int, int, int]]:
+    """Each recording cut in time: the first part for train, then val, then test."""
+    out = []
+    for r in recs:
+        n = r.signal.shape[0]
+        n_win = len(_cut(n, o.window, hop))
+        if n_win == 0:
+            out.append((r, 0, n, TRAIN))
+            continue
+        n_val, n_test = allocate(max(n_win, 3), o.val, o.test, f"windows in recording {r.group}/{r.label}") \
+            if n_win >= 3 else (0, 0)
+        frac_val, frac_test = n_val / max(n_win, 1), n_test / max(n_win, 1)
+        b_train = round(n * (1 - frac_val - frac_test))
+        b_val = round(n * (1 - frac_test))
+        out += [(r, 0, b_train, TRAIN), (r, b_train, b_val, VAL), (r, b_val, n, TEST)]
+    return out

@@ -1,0 +1,44 @@
+"""What is in a dataset file: classes, shapes, rate, splits and per-channel statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyml.data.dataset import SPLITS, Dataset
+
+
+def summarize(ds: Dataset) -> dict:
+    """A JSON-ready description of ``ds`` (what `tinyml data info --json` prints)."""
+    counts = {c: int(np.count_nonzero(ds.y == i)) for i, c in enumerate(ds.classes)}
+    if np.any(ds.y == -1):
+        counts["(unlabeled)"] = int(np.count_nonzero(ds.y == -1))
+    splits = {}
+    for name, code in SPLITS.items():
+        mask = ds.split == code
+        splits[name] = {"windows": int(mask.sum()), "groups": int(len(np.unique(ds.groups[mask]))),
+                        "per_class": {c: int(np.count_nonzero(mask & (ds.y == i))) for i, c in enumerate(ds.classes)}}
+    x = ds.x.astype(np.float64)
+    stats = {ch: {"mean": float(x[..., i].mean()), "std": float(x[..., i].std()),
+                  "min": float(x[..., i].min()), "max": float(x[..., i].max())}
+             for i, ch in enumerate(ds.channels)}
+    return {"kind": ds.kind, "normal_class": ds.normal_class, "windows": ds.n, "window": int(ds.x.shape[1]),
+            "channels": list(ds.channels), "shape": list(ds.x.shape), "fs": ds.fs,
+            "window_seconds": ds.x.shape[1] / ds.fs, "classes": counts, "groups": int(len(np.unique(ds.groups))),
+            "splits": splits, "channel_stats": stats, "meta": ds.meta}
+
+
+def format_summary(info: dict) -> str:
+    """The human-readable form of ``summarize``."""
+    lines = [f"kind: {info['kind']}" + (f" (normal class: {info['normal_class']})" if info["normal_class"] else ""),
+             f"windows: {info['windows']} x {info['window']} samples x {len(info['channels'])} channels "
+             f"(shape {tuple(info['shape'])}), {info['window_seconds']:g} s each",
+             f"sampling rate: {info['fs']:g} Hz", f"groups (recordings): {info['groups']}", "classes:"]
+    lines += [f"  {name}: {n}" for name, n in info["classes"].items()]
+    lines.append("splits:")
+    for name, s in info["splits"].items():
+        per = ", ".join(f"{c} {n}" for c, n in s["per_class"].items())
+        lines.append(f"  {name}: {s['windows']} windows, {s['groups']} groups ({per})")
+    lines.append("channels:      mean        std        min        max")
+    for ch, s in info["channel_stats"].items():
+        lines.append(f"  {ch:<8} {s['mean']:>10.4g} {s['std']:>10.4g} {s['min']:>10.4g} {s['max']:>10.4g}")
+    return "\n".join(lines)

@@ -1,0 +1,247 @@
+"""Read recordings from CSV, MATLAB ``.mat`` and raw ``.npz`` files.
+
+A reader returns ``Recording`` objects: one contiguous stretch of samples from one source
+with one label and one group. A CSV is cut into a new recording wherever the label or
+group changes (or the time column jumps), so a window can never mix two recordings.
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tinyml.errors import InputError
+
+DATA_SUFFIXES = (".csv", ".mat", ".npz")
+FS_NAMES = ("fs", "sampling_rate", "sample_rate", "samplerate")
+
+
+@dataclass
+class Recording:
+    signal: np.ndarray          # [T, C] float64
+    channels: list[str]
+    source: str                 # the file it came from
+    label: str | None = None
+    group: str | None = None    # None: the source file is the group
+    fs: float | None = None     # None: unknown, the caller's --source-fs/--fs applies
+    first_row: int = 0          # CSV line (1-based, header = 1) or sample index of signal[0]
+    extra: dict = field(default_factory=dict)
+
+
+def _missing(cell: str) -> bool:
+    return cell.strip().lower() in ("", "nan", "na", "null", "none", "inf", "+inf", "-inf", "infinity", "-infinity")
+
+
+def _fill_or_fail(values: np.ndarray, names: list[str], source: str, fill: str | None,
+                  where: callable) -> np.ndarray:
+    """Reject NaN/inf naming the first bad spot, or fill it (``fill`` = "linear", "previous" or "zero")."""
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return values
+    if fill is None:
+        r, c = np.argwhere(bad)[0]
+        raise InputError(f"{source}: missing, NaN or infinite value at {where(int(r))}, column {names[c]!r}",
+                         "clean the file, or pass --fill linear|previous|zero to fill gaps")
+    out = values.copy()
+    for c in range(out.shape[1]):
+        col = out[:, c]
+        ok = np.isfinite(col)
+        if not ok.any():
+            raise InputError(f"{source}: column {names[c]!r} has no finite values", "check --columns")
+        if fill == "zero":
+            col[~ok] = 0.0
+        elif fill == "previous":
+            idx = np.where(ok, np.arange(len(col)), 0)
+            np.maximum.accumulate(idx, out=idx)
+            first = np.flatnonzero(ok)[0]
+            col[:] = col[idx]
+            col[:first] = col[first]
+        else:
+            col[~ok] = np.interp(np.flatnonzero(~ok), np.flatnonzero(ok), col[ok])
+    return out
+
+
+def read_csv(path: Path, columns: list[str] | None, time_column: str | None, label_column: str | None,
+             group_column: str | None, fill: str | None) -> list[Recording]:
+    """Rows of a CSV with a header line, cut into recordings by label/group runs and time gaps."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.reader(fh))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not a text CSV file ({exc.reason})", "export the data as UTF-8 CSV") from exc
+    except (OSError, csv.Error) as exc:
+        raise InputError(f"cannot read {path}: {exc}", "check the file") from exc
+    if len(rows) < 2:
+        raise InputError(f"{path}: no data rows (a CSV needs a header line and at least one row)",
+                         "check the file")
+    header = [h.strip() for h in rows[0]]
+    special = [c for c in (time_column, label_column, group_column) if c]
+    for name in special + (columns or []):
+        if name not in header:
+            raise InputError(f"{path}: unknown column {name!r}", f"columns are: {', '.join(header)}")
+    body = rows[1:]
+    for i, row in enumerate(body):
+        if len(row) != len(header):
+            if not any(cell.strip() for cell in row):
+                raise InputError(f"{path}: empty line {i + 2}", "remove blank lines from the CSV")
+            raise InputError(f"{path}: line {i + 2} has {len(row)} fields, the header has {len(header)}",
+                             "the file is truncated or malformed; re-export it")
+    if columns is None:
+        columns = [h for h in header if h not in special and _numeric_column(body, header.index(h))]
+        if not columns:
+            raise InputError(f"{path}: no numeric signal columns", "choose them with --columns a,b,c")
+    values = _numeric(body, header, columns + ([time_column] if time_column else []), path)
+    signal, t = (values[:, :-1], values[:, -1]) if time_column else (values, None)
+    if t is not None and not np.all(np.isfinite(t)):
+        r = int(np.flatnonzero(~np.isfinite(t))[0])
+        raise InputError(f"{path}: missing or non-finite time at line {r + 2}, column {time_column!r}",
+                         "fix the time column")
+    labels = [row[header.index(label_column)].strip() for row in body] if label_column else None
+    groups = [row[header.index(group_column)].strip() for row in body] if group_column else None
+    cuts = _run_starts(labels, groups, t, len(body))
+    out = []
+    for a, b in zip(cuts, cuts[1:] + [len(body)], strict=True):
+        seg = _fill_or_fail(signal[a:b], columns, str(path), fill, lambda r, a=a: f"line {a + r + 2}")
+        fs = _fs_from_time(t[a:b], path, a) if t is not None else None
+        out.append(Recording(seg, list(columns), str(path), labels[a] if labels else None,
+                             groups[a] if groups else None, fs, a + 2))
+    return out
+
+
+def _numeric_column(body: list[list[str]], i: int) -> bool:
+    for row in body[:50]:
+        cell = row[i]
+        if _missing(cell):
+            continue
+        try:
+            float(cell)
+        except ValueError:
+            return False
+    return True
+
+
+def _numeric(body: list[list[str]], header: list[str], names: list[str], path: Path) -> np.ndarray:
+    idx = [header.index(n) for n in names]
+    out = np.empty((len(body), len(idx)))
+    for r, row in enumerate(body):
+        for j, i in enumerate(idx):
+            cell = row[i]
+            try:
+                out[r, j] = float(cell)
+            except ValueError:
+                if _missing(cell):
+                    out[r, j] = math.nan
+                    continue
+                raise InputError(f"{path}: non-numeric value {cell.strip()[:20]!r} at line {r + 2}, "
+                                 f"column {names[j]!r}",
+                                 "pick numeric columns with --columns, or name the label with --label-column") \
+                    from None
+    return out
+
+
+def _run_starts(labels: list[str] | None, groups: list[str] | None, t: np.ndarray | None, n: int) -> list[int]:
+    """Row indices where a new recording starts: label or group changes, time goes back or jumps."""
+    starts = [0]
+    dt = np.diff(t) if t is not None and n > 2 else None
+    typical = float(np.median(dt[dt > 0])) if dt is not None and np.any(dt > 0) else None
+    for i in range(1, n):
+        new = (labels is not None and labels[i] != labels[i - 1]) or (groups is not None and groups[i] != groups[i - 1])
+        if not new and typical is not None:
+            new = dt[i - 1] <= 0 or dt[i - 1] > 1.5 * typical
+        if new:
+            starts.append(i)
+    return starts
+
+
+def _fs_from_time(t: np.ndarray, path: Path, first: int) -> float | None:
+    if len(t) < 2:
+        return None
+    dt = float(np.median(np.diff(t)))
+    if not dt > 0:
+        raise InputError(f"{path}: the time column does not increase (from line {first + 2})",
+                         "sort the rows by time, or drop --time-column and pass --fs")
+    return 1.0 / dt
+
+
+def _orient(arr: np.ndarray) -> np.ndarray:
+    """[T] or [T, C] float64; a [C, T] array with few rows is transposed."""
+    a = np.squeeze(np.asarray(arr, dtype=np.float64))
+    if a.ndim == 1:
+        return a[:, None]
+    return a.T if a.shape[0] < a.shape[1] else a
+
+
+def pick_arrays(arrays: dict[str, np.ndarray], pattern: str | None, path: Path) -> tuple[np.ndarray, list[str]]:
+    """The signal of a .mat/.npz: every array whose name matches ``pattern`` (as channels), else the largest."""
+    numeric = {k: v for k, v in arrays.items()
+               if isinstance(v, np.ndarray) and v.dtype.kind in "iuf" and v.size > 1 and np.squeeze(v).ndim <= 2}
+    if not numeric:
+        raise InputError(f"{path}: no numeric array inside", "the file holds no signal to import")
+    if pattern:
+        glob = pattern if any(ch in pattern for ch in "*?[") else f"*{pattern}*"
+        names = sorted(k for k in numeric if fnmatch.fnmatchcase(k.lower(), glob.lower()))
+        if not names:
+            raise InputError(f"{path}: no array matches --variable {pattern!r}",
+                             f"arrays in the file: {', '.join(sorted(numeric))}")
+    else:
+        names = [max(sorted(numeric), key=lambda k: numeric[k].size)]
+    parts = [_orient(numeric[k]) for k in names]
+    if len({p.shape[0] for p in parts}) != 1:
+        raise InputError(f"{path}: arrays {', '.join(names)} have different lengths",
+                         "narrow --variable to arrays of one length")
+    channels = [f"{k}[{i}]" if p.shape[1] > 1 else k for k, p in zip(names, parts, strict=True)
+                for i in range(p.shape[1])]
+    return np.concatenate(parts, axis=1), channels
+
+
+def _fs_inside(arrays: dict[str, np.ndarray]) -> float | None:
+    for k, v in arrays.items():
+        if k.lower() in FS_NAMES and isinstance(v, np.ndarray) and v.size == 1 and v.dtype.kind in "iuf":
+            fs = float(v.ravel()[0])
+            if fs > 0 and math.isfinite(fs):
+                return fs
+    return None
+
+
+def _from_arrays(arrays: dict[str, np.ndarray], path: Path, variable: str | None, fill: str | None) -> Recording:
+    signal, channels = pick_arrays(arrays, variable, path)
+    signal = _fill_or_fail(signal, channels, str(path), fill, lambda r: f"sample {r}")
+    return Recording(signal, channels, str(path), fs=_fs_inside(arrays))
+
+
+def read_mat(path: Path, variable: str | None, fill: str | None) -> list[Recording]:
+    """A MATLAB file (CWRU bearing-data style: ``X097_DE_time``, ``X097_FE_time``, ``X097RPM``)."""
+    try:
+        import scipy.io
+    except ModuleNotFoundError as exc:
+        raise InputError("reading .mat files needs scipy", "pip install scipy (or the [train] extra)") from exc
+    try:
+        arrays = scipy.io.loadmat(str(path))
+    except NotImplementedError as exc:
+        raise InputError(f"{path}: MATLAB v7.3 (HDF5) files are not supported",
+                         "re-save it in MATLAB with save(..., '-v7')") from exc
+    except Exception as exc:  # noqa: BLE001 - scipy raises many kinds for broken files
+        raise InputError(f"cannot read {path} as a MATLAB file: {' '.join(str(exc).split())[:200]}",
+                         "the file is truncated or not a .mat file") from exc
+    return [_from_arrays({k: v for k, v in arrays.items() if not k.startswith("__")}, path, variable, fill)]
+
+
+def read_npz(path: Path, variable: str | None, fill: str | None) -> list[Recording]:
+    """Raw arrays in an .npz (a signal array, optionally ``fs``)."""
+    import zipfile
+
+    from tinyml.data.dataset import is_dataset_file
+    if is_dataset_file(path):
+        raise InputError(f"{path} is already a tinyml dataset", "use it directly, or `tinyml data info` it")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise InputError(f"cannot read {path} as .npz: {' '.join(str(exc).split())[:200]}",
+                         "the file is truncated or not an .npz") from exc
+    return [_from_arrays(arrays, path, variable, fill)]

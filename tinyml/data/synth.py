@@ -1,0 +1,239 @@
+"""Physics-based synthetic sensor data: rotating-machine vibration and machine temperature.
+
+Both generators are seeded and reproducible, vary the operating point per recording,
+give every recording a group id and split by group, so that windows of one recording
+never sit on both sides of train/val/test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from tinyml.data.dataset import Dataset
+from tinyml.data.split import check_split, split_by_group
+from tinyml.errors import InputError
+
+VIBRATION_CLASSES = ["healthy", "imbalance", "misalignment", "looseness", "bearing_outer", "bearing_inner"]
+TEMPERATURE_CLASSES = ["normal", "step", "runaway", "stuck"]
+
+# Deep-groove ball bearing 6205: 9 balls, ball/pitch diameter ratio 7.94/39.04, 0 deg contact angle.
+BALLS, BALL_PITCH_RATIO = 9, 7.94 / 39.04
+BPFO_ORDER = BALLS / 2 * (1 - BALL_PITCH_RATIO)  # ~3.59 x shaft speed
+BPFI_ORDER = BALLS / 2 * (1 + BALL_PITCH_RATIO)  # ~5.42 x shaft speed
+
+
+@dataclass(frozen=True)
+class VibrationOptions:
+    per_class: int = 200          # windows per class
+    window: int = 256             # samples per window
+    fs: float = 2560.0            # Hz: Nyquist 1280 Hz holds the resonance band, envelope shows BPFO/BPFI
+    rpm: float = 1500.0           # nominal shaft speed; each recording varies it by +-rpm_spread
+    rpm_spread: float = 0.2
+    windows_per_recording: int = 8
+    val: float = 0.15
+    test: float = 0.15
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TemperatureOptions:
+    per_class: int = 150
+    window: int = 128             # samples: about two hours at one sample per minute
+    fs: float = 1.0 / 60.0        # Hz: one sample per minute, like a typical machine temperature logger
+    windows_per_recording: int = 6
+    val: float = 0.15
+    test: float = 0.15
+    seed: int = 0
+
+
+def _check_common(per_class: int, window: int, fs: float, wpr: int) -> None:
+    if per_class < 1 or window < 8 or wpr < 1:
+        raise InputError(f"synth needs --per-class >= 1, --window >= 8 and >= 1 window per recording "
+                         f"(got {per_class}, {window}, {wpr})", "use the defaults or larger values")
+    if not np.isfinite(fs) or fs <= 0:
+        raise InputError(f"--fs must be a positive number of Hz, got {fs}", "e.g. --fs 2560")
+
+
+def _recordings(per_class: int, wpr: int) -> list[int]:
+    """Window counts of the recordings of one class (the last may be shorter)."""
+    full, rest = divmod(per_class, wpr)
+    return [wpr] * full + ([rest] if rest else [])
+
+
+# ---------------------------------------------------------------- vibration
+
+def _impacts(t: np.ndarray, rate: float, f_n: float, zeta: float,
+             amp: float | Callable[[np.ndarray], np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """Train of decaying resonance bursts a*exp(-zeta*w_n*tau)*sin(w_d*tau), one per fault impact.
+
+    Impacts repeat at ``rate`` Hz with 1-2 % random timing slip (rolling elements slide);
+    ``amp`` is the impact amplitude, or a function of the impact times for modulated faults.
+    """
+    duration = t[-1] + 1 / rate
+    n_imp = int(duration * rate) + 2
+    times = np.cumsum(rng.normal(1.0, 0.015, n_imp).clip(0.9, 1.1) / rate) - rng.uniform(0, 1 / rate)
+    amps = amp(times) if callable(amp) else np.full(times.shape, amp)
+    w_n = 2 * np.pi * f_n
+    w_d = w_n * np.sqrt(1 - zeta**2)
+    out = np.zeros_like(t)
+    ring = 5.0 / (zeta * w_n)  # a burst has decayed below 1 % after this long
+    for t0, a in zip(times, amps, strict=True):
+        sel = (t >= t0) & (t < t0 + ring)
+        tau = t[sel] - t0
+        out[sel] += a * np.exp(-zeta * w_n * tau) * np.sin(w_d * tau)
+    return out
+
+
+def _vibration_recording(cls: str, n: int, o: VibrationOptions, rng: np.random.Generator) -> np.ndarray:
+    """One continuous 3-axis recording [n, 3] in g: x, y radial (y vertical, 1 g gravity), z axial.
+
+    Physics, per class:
+    - every machine: residual unbalance gives a 1x rotating force (x and y 90 deg apart),
+      amplitude growing with speed squared (centrifugal force m*e*w^2); a little 2x; broadband noise.
+    - imbalance: the 1x radial component is 4-9x larger; axial stays small.
+    - misalignment: strong 2x radial plus large axial 1x and 2x (angular misalignment bends the coupling).
+    - looseness: the part rattles once per revolution, so the response is a clipped/rectified 1x,
+      rich in harmonics (2x..10x) and sub-harmonics (0.5x), with random phases.
+    - bearing outer race: a ball passing the fixed defect strikes it at BPFO = 3.59 x shaft; each strike
+      rings the housing resonance f_n (700-1100 Hz at the default fs) with damping 3-6 %; constant amplitude
+      because the defect stays in the load zone.
+    - bearing inner race: strikes at BPFI = 5.42 x shaft, amplitude-modulated at the shaft speed because the
+      defect rotates in and out of the load zone.
+    - sensor: per-axis gain error and slow gain drift, white noise, occasional spikes (EMI) and
+      dropouts (samples read as 0 when the bus hiccups).
+    """
+    fs = o.fs
+    f_r = o.rpm / 60.0 * rng.uniform(1 - o.rpm_spread, 1 + o.rpm_spread)
+    t = np.arange(n) / fs
+    w = 2 * np.pi * f_r
+    speed2 = (f_r / (o.rpm / 60.0)) ** 2
+    ph = rng.uniform(0, 2 * np.pi, 8)
+    base1x = rng.uniform(0.02, 0.05) * speed2
+    x = base1x * np.cos(w * t + ph[0]) + 0.01 * np.cos(2 * w * t + ph[1])
+    y = base1x * np.sin(w * t + ph[0]) + 0.01 * np.sin(2 * w * t + ph[1])
+    z = 0.2 * base1x * np.cos(w * t + ph[2])
+    f_n = rng.uniform(0.27, 0.43) * fs
+    zeta = rng.uniform(0.03, 0.06)
+    if cls == "imbalance":
+        a = base1x * rng.uniform(3.0, 8.0)
+        x += a * np.cos(w * t + ph[0])
+        y += a * np.sin(w * t + ph[0])
+    elif cls == "misalignment":
+        a2 = rng.uniform(0.04, 0.12) * speed2
+        x += a2 * np.cos(2 * w * t + ph[3])
+        y += a2 * np.cos(2 * w * t + ph[4])
+        z += rng.uniform(0.05, 0.12) * speed2 * np.cos(w * t + ph[5]) + a2 * 0.8 * np.cos(2 * w * t + ph[6])
+    elif cls == "looseness":
+        rattle = np.zeros_like(t)
+        for h in range(1, 11):
+            rattle += rng.uniform(0.4, 1.0) / h**0.6 * np.cos(h * w * t + rng.uniform(0, 2 * np.pi))
+        rattle += rng.uniform(0.2, 0.5) * np.cos(0.5 * w * t + ph[7])
+        rattle *= rng.uniform(0.05, 0.12) * speed2
+        x += rattle * rng.uniform(0.6, 1.0)
+        y += np.clip(rattle, 0, None) * 1.5
+    elif cls in ("bearing_outer", "bearing_inner"):
+        severity = rng.uniform(0.15, 0.4)
+        if cls == "bearing_outer":
+            burst = _impacts(t, BPFO_ORDER * f_r, f_n, zeta, severity, rng)
+        else:
+            load_phase = rng.uniform(0, 2 * np.pi)
+            burst = _impacts(t, BPFI_ORDER * f_r, f_n, zeta,
+                             lambda ts: severity * (0.55 + 0.45 * np.cos(w * ts + load_phase)), rng)
+        x += burst * rng.uniform(0.5, 1.0)
+        y += burst
+        z += burst * rng.uniform(0.1, 0.3)
+    sig = np.stack([x, y + 1.0, z], axis=1)
+    gain = rng.uniform(0.93, 1.07, 3) * (1 + np.outer(t / t[-1], rng.uniform(-0.02, 0.02, 3)))
+    sig = sig * gain + rng.normal(0, rng.uniform(0.01, 0.03), sig.shape)
+    for _ in range(rng.poisson(0.3 * n / o.window)):  # EMI spikes: single samples, any axis
+        sig[rng.integers(n), rng.integers(3)] += rng.choice([-1, 1]) * rng.uniform(0.3, 1.5)
+    for _ in range(rng.poisson(0.1 * n / o.window)):  # dropouts: a few samples read as zero
+        s = rng.integers(n)
+        sig[s:s + rng.integers(2, 8)] = 0.0
+    return sig
+
+
+def synth_vibration(o: VibrationOptions = VibrationOptions()) -> Dataset:
+    """Windows of 3-axis accelerometer data for six machine conditions (see ``_vibration_recording``)."""
+    _check_common(o.per_class, o.window, o.fs, o.windows_per_recording)
+    if o.rpm <= 0 or not 0 <= o.rpm_spread < 1 or o.rpm / 60 * (1 + o.rpm_spread) * BPFI_ORDER * 2 > o.fs / 2:
+        raise InputError(f"--rpm {o.rpm} does not fit --fs {o.fs}: bearing fault harmonics would alias",
+                         "lower --rpm or raise --fs (fs should exceed about 20x the shaft frequency)")
+    return _assemble(VIBRATION_CLASSES, o, lambda cls, n, rng: _vibration_recording(cls, n, o, rng),
+                     ["x", "y", "z"], "vibration", "", "vibration")
+
+
+# ---------------------------------------------------------------- temperature
+
+def _temperature_recording(cls: str, n: int, o: TemperatureOptions, windows: int,
+                           rng: np.random.Generator) -> np.ndarray:
+    """One continuous temperature trace [n, 1] in deg C, an anomaly injected into every window.
+
+    Physics: ambient follows a daily sine (2-5 deg C around 18-26 deg C); the machine runs
+    load cycles (levels held 20-90 min) and heats with a first-order thermal lag
+    dT/dt = (T_amb + R*load - T)/tau (tau 10-30 min, R 10-30 deg C at full load). The sensor
+    drifts slowly (+-0.5 deg C/day), adds noise and reads in 0.0625 deg C steps (DS18B20-like).
+    Anomalies: ``step`` a sudden offset of 1.5-5 deg C (a loose probe, a calibration jump);
+    ``runaway`` a temperature that accelerates upwards (t^2, 3-10 deg C by the window end) as
+    before a bearing or winding failure; ``stuck`` the reading freezes at one value.
+    """
+    dt = 1.0 / o.fs
+    t = np.arange(n) * dt
+    t0 = rng.uniform(0, 86400)
+    amb = rng.uniform(18, 26) + rng.uniform(2, 5) * np.sin(2 * np.pi * (t + t0) / 86400)
+    load = np.empty(n)
+    i = 0
+    while i < n:
+        hold = max(1, int(rng.uniform(20, 90) * 60 / dt))
+        load[i:i + hold] = rng.choice([0.0, 0.3, 0.6, 1.0])
+        i += hold
+    tau, rise = rng.uniform(600, 1800), rng.uniform(10, 30)
+    temp = np.empty(n)
+    temp[0] = amb[0] + rise * load[0]
+    alpha = 1 - np.exp(-dt / tau)
+    for k in range(1, n):
+        temp[k] = temp[k - 1] + alpha * (amb[k] + rise * load[k] - temp[k - 1])
+    temp += rng.uniform(-0.5, 0.5) * t / 86400 + rng.normal(0, rng.uniform(0.03, 0.1), n)
+    w = o.window
+    for k in range(windows if cls != "normal" else 0):
+        start = k * w + int(rng.uniform(0.2, 0.7) * w)
+        end = (k + 1) * w
+        if cls == "step":
+            temp[start:end] += rng.choice([-1, 1]) * rng.uniform(1.5, 5.0)
+        elif cls == "runaway":
+            ramp = ((np.arange(end - start) + 1) / (end - start)) ** 2
+            temp[start:end] += rng.uniform(3.0, 10.0) * ramp
+        elif cls == "stuck":
+            temp[start:end] = temp[start]
+    return (np.round(temp / 0.0625) * 0.0625)[:, None]
+
+
+def synth_temperature(o: TemperatureOptions = TemperatureOptions()) -> Dataset:
+    """Windows of machine temperature, normal and three anomaly kinds (normal_class "normal")."""
+    _check_common(o.per_class, o.window, o.fs, o.windows_per_recording)
+    return _assemble(TEMPERATURE_CLASSES, o,
+                     lambda cls, n, rng: _temperature_recording(cls, n, o, n // o.window, rng),
+                     ["temp"], "temperature", "normal", "temperature")
+
+
+# ---------------------------------------------------------------- shared assembly
+
+def _assemble(classes: list[str], o: VibrationOptions | TemperatureOptions, make, channels: list[str],
+              kind: str, normal_class: str, generator: str) -> Dataset:
+    """Generate each recording, cut it into consecutive windows, then split by recording."""
+    rng = np.random.default_rng(o.seed)
+    xs, ys, gs = [], [], []
+    for ci, cls in enumerate(classes):
+        for ri, count in enumerate(_recordings(o.per_class, o.windows_per_recording)):
+            rec = make(cls, count * o.window, rng)
+            xs.append(rec.reshape(count, o.window, rec.shape[1]))
+            ys += [ci] * count
+            gs += [f"{cls}-{ri:03d}"] * count
+    x, y, groups = np.concatenate(xs).astype(np.float32), np.array(ys), np.array(gs)
+    split = split_by_group(groups, y, o.val, o.test, o.seed)
+    check_split(split, o.val > 0, o.test > 0)
+    meta = {"generator": f"tinyml.data.synth.{generator}", "options": asdict(o)}
+    return Dataset(x, y, classes, channels, o.fs, split, groups, kind, normal_class, meta)
