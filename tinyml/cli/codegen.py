@@ -1,0 +1,48 @@
+"""`tinyml codegen`: an int8 .tflite becomes NAME.h + NAME.c (+ NAME.codegen.json)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from tinyml.codegen import kernels
+
+
+@click.command("codegen")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for NAME.h, NAME.c and NAME.codegen.json.")
+@click.option("--prefix", default="model", show_default=True, help="C identifier prefix and file name.")
+@click.option("--target", default=kernels.PORTABLE, show_default=True,
+              type=click.Choice(kernels.targets()), help="Kernel variant set.")
+@click.option("--verify", "verify_n", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Compile on the host and compare N random inputs with TFLM (and LiteRT).")
+def codegen(model: Path, out_dir: Path, prefix: str, target: str, verify_n: int) -> None:
+    """Generate dependency-free C99 from an int8 .tflite, bit-exact with TFLM."""
+    from tinyml.codegen import generate
+    from tinyml.codegen.host import write
+
+    gen = generate(model, prefix=prefix, target=target, origin=model.name)
+    if verify_n:
+        from tinyml.codegen.verify import verify
+
+        gen.report["verify"] = verify(gen, model.read_bytes(), verify_n, out_dir / f".{prefix}-verify")
+    paths = write(gen, out_dir)
+    report = out_dir / f"{prefix}.codegen.json"
+    report.write_text(json.dumps(gen.report, indent=2) + "\n")
+    r = gen.report
+    click.echo(f"wrote {', '.join(str(p) for p in [*paths, report])}")
+    click.echo(f"arena {r['arena_bytes']} B, constants {r['weight_bytes']} B, "
+               f"{sum(1 for s in r['steps'] if s['kind'] == 'call')} kernel calls "
+               f"({', '.join(r['kernels'])}), target {target}")
+    if verify_n:
+        v = r["verify"]
+        click.echo(f"verify: {v['inputs']} inputs, C vs TFLM {v['tflm_mismatches']} mismatching bytes, "
+                   f"LiteRT vs TFLM {v['litert_mismatches']} (max |diff| {v['litert_max_diff']})")
+        if v["tflm_mismatches"]:
+            from tinyml.errors import CheckFailed
+
+            raise CheckFailed(f"generated C differs from TFLM in {v['tflm_mismatches']} output bytes",
+                              hint="this is a code generator bug; report it with the model")

@@ -1,0 +1,69 @@
+"""C kernel sources, one file per kernel, with per-target variants.
+
+Layout: ``<kernel>.h`` holds the target-independent part (the params struct every variant
+shares); ``portable/<kernel>.c`` is the reference C99 implementation; ``<target>/<kernel>.c``
+replaces it for that target when present (e.g. ``cortex-m4-dsp/``). A ``.c`` file may start
+with ``/* requires: a, b */`` to pull in helper files (``fixedpoint``) before itself. A target
+folder may hold ``prelude.h`` with extra includes that target's kernels need.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tinyml.errors import InputError
+
+KERNEL_DIR = Path(__file__).resolve().parent
+PORTABLE = "portable"
+_REQUIRES = re.compile(r"^/\*\s*requires:\s*([\w,\s]+)\*/")
+
+
+def targets() -> list[str]:
+    """Every target: the portable one and each variant folder beside it."""
+    return sorted(p.name for p in KERNEL_DIR.iterdir() if p.is_dir() and not p.name.startswith("_"))
+
+
+def check_target(target: str) -> None:
+    if target not in targets():
+        raise InputError(f"unknown codegen target {target!r}", hint=f"choose one of: {', '.join(targets())}")
+
+
+def source(kernel: str, target: str) -> tuple[str, str]:
+    """(source text, target folder it came from) of one kernel or helper."""
+    for folder in (target, PORTABLE):
+        path = KERNEL_DIR / folder / f"{kernel}.c"
+        if path.is_file():
+            return path.read_text(), folder
+    raise KeyError(kernel)
+
+
+def header(kernel: str) -> str:
+    path = KERNEL_DIR / f"{kernel}.h"
+    return path.read_text() if path.is_file() else ""
+
+
+def prelude(target: str) -> str:
+    path = KERNEL_DIR / target / "prelude.h"
+    return path.read_text() if path.is_file() else ""
+
+
+def requires(text: str) -> list[str]:
+    m = _REQUIRES.match(text)
+    return [r.strip() for r in m.group(1).split(",") if r.strip()] if m else []
+
+
+def closure(kernels: list[str], target: str) -> list[str]:
+    """Kernels plus their helpers, helpers first, each once."""
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        for dep in requires(source(name, target)[0]):
+            visit(dep)
+        order.append(name)
+
+    for k in kernels:
+        visit(k)
+    return order

@@ -1,0 +1,17 @@
+"""Op lowerings, one module per op family; importing this package registers them all."""
+
+from tinyml.codegen.ops import fully_connected, reshape  # noqa: F401,E402 - registration
+from tinyml.codegen.ops.base import (
+    LOWERINGS,
+    Alias,
+    Call,
+    Const,
+    Graph,
+    In,
+    Out,
+    Step,
+    lowering,
+    unsupported,
+)
+
+__all__ = ["LOWERINGS", "Alias", "Call", "Const", "Graph", "In", "Out", "Step", "lowering", "unsupported"]
