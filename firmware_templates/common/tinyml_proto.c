@@ -1,0 +1,505 @@
+/* tinyml device protocol v1: frame codec. See tinyml_proto.h and docs/protocol.md. */
+#include "tinyml_proto.h"
+
+#include <string.h>
+
+/* ---- CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection (bitwise: small flash) ---- */
+static uint16_t crc_byte(uint16_t crc, uint8_t byte)
+{
+    int i;
+    crc ^= (uint16_t)((uint16_t)byte << 8);
+    for (i = 0; i < 8; i++) {
+        crc = (crc & 0x8000u) ? (uint16_t)((crc << 1) ^ 0x1021u) : (uint16_t)(crc << 1);
+    }
+    return crc;
+}
+
+uint16_t tinyml_crc16(uint16_t crc, const uint8_t *data, size_t len)
+{
+    size_t i;
+    for (i = 0; i < len; i++) {
+        crc = crc_byte(crc, data[i]);
+    }
+    return crc;
+}
+
+/* ---- little-endian field access ---- */
+static uint16_t get_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static float get_f32(const uint8_t *p)
+{
+    uint32_t bits = get_u32(p);
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* ---- decoder ---- */
+static void reset_chunk(tinyml_decoder_t *d)
+{
+    d->len = 0;
+    d->raw_len = 0;
+    d->code = 0;
+    d->remaining = 0;
+    d->overflow = 0;
+    d->printable = 1;
+}
+
+void tinyml_decoder_init(tinyml_decoder_t *d)
+{
+    memset(d, 0, sizeof *d);
+    reset_chunk(d);
+}
+
+static int is_printable(uint8_t b) { return (b >= 0x20u && b < 0x7Fu) || b == '\t' || b == '\r' || b == '\n'; }
+
+#define OVERFLOW_RAW 1u
+#define OVERFLOW_BODY 2u
+#define MAX_ENCODED (TINYML_PROTO_MAX_FRAME - 2u)
+
+static void append(tinyml_decoder_t *d, uint8_t b)
+{
+    if (d->len < TINYML_PROTO_MAX_BODY) {
+        d->body[d->len++] = b;
+    } else {
+        d->overflow |= OVERFLOW_BODY;
+    }
+}
+
+static int finish_chunk(tinyml_decoder_t *d, tinyml_msg_t *msg)
+{
+    int reason;
+    if (d->raw_len == 0) {
+        return TINYML_FEED_NONE;
+    }
+    if (d->printable) {
+        d->text_bytes += d->raw_len;
+        return TINYML_FEED_TEXT;
+    }
+    if (d->overflow & OVERFLOW_RAW) {
+        reason = TINYML_BAD_TOO_LONG;
+    } else if (d->remaining != 0) {
+        reason = TINYML_BAD_COBS;
+    } else if (d->overflow & OVERFLOW_BODY) {
+        reason = TINYML_BAD_TOO_LONG;
+    } else {
+        reason = tinyml_parse_body(d->body, d->len, msg);
+    }
+    if (reason != TINYML_BAD_NONE) {
+        d->bad_reason = (uint8_t)reason;
+        d->bad_frames++;
+        return TINYML_FEED_BAD;
+    }
+    d->frames++;
+    return TINYML_FEED_MSG;
+}
+
+int tinyml_decoder_feed(tinyml_decoder_t *d, uint8_t byte, tinyml_msg_t *msg)
+{
+    if (byte == 0) {
+        int result = finish_chunk(d, msg);
+        reset_chunk(d);
+        return result;
+    }
+    if (d->raw_len < 0xFFFFu) {
+        d->raw_len++;
+    }
+    if (!is_printable(byte)) {
+        d->printable = 0;
+    }
+    if (d->printable && ((byte == '\n' && d->raw_len >= 2) || d->raw_len > MAX_ENCODED)) {
+        /* text ends early at a newline or when longer than a frame (no frame starts with two
+         * printable bytes: its second byte is the version, 0x01) */
+        d->text_bytes += d->raw_len;
+        reset_chunk(d);
+        return TINYML_FEED_TEXT;
+    }
+    if (d->raw_len > MAX_ENCODED) {
+        d->overflow |= OVERFLOW_RAW;
+    }
+    if (d->overflow & OVERFLOW_RAW) {
+        return TINYML_FEED_NONE;
+    }
+    if (d->remaining == 0) { /* a COBS code byte: the previous block (if not full) ended in 0x00 */
+        if (d->code != 0 && d->code != 0xFFu) {
+            append(d, 0);
+        }
+        d->code = byte;
+        d->remaining = (uint8_t)(byte - 1u);
+    } else {
+        append(d, byte);
+        d->remaining--;
+    }
+    return TINYML_FEED_NONE;
+}
+
+/* ---- body parsing ---- */
+typedef struct {
+    const uint8_t *p;
+    size_t left;
+    int ok;
+} reader_t;
+
+static const uint8_t *take(reader_t *r, size_t n)
+{
+    const uint8_t *p = r->p;
+    if (!r->ok || n > r->left) {
+        r->ok = 0;
+        return NULL;
+    }
+    r->p += n;
+    r->left -= n;
+    return p;
+}
+
+static uint8_t rd_u8(reader_t *r)
+{
+    const uint8_t *p = take(r, 1);
+    return p ? p[0] : 0;
+}
+
+static uint16_t rd_u16(reader_t *r)
+{
+    const uint8_t *p = take(r, 2);
+    return p ? get_u16(p) : 0;
+}
+
+static uint32_t rd_u32(reader_t *r)
+{
+    const uint8_t *p = take(r, 4);
+    return p ? get_u32(p) : 0;
+}
+
+static float rd_f32(reader_t *r)
+{
+    const uint8_t *p = take(r, 4);
+    return p ? get_f32(p) : 0.0f;
+}
+
+static tinyml_str_t rd_str8(reader_t *r)
+{
+    tinyml_str_t s;
+    s.len = rd_u8(r);
+    s.ptr = (const char *)take(r, s.len);
+    if (!s.ptr) {
+        s.len = 0;
+    }
+    return s;
+}
+
+static int parse_payload(reader_t *r, tinyml_msg_t *m)
+{
+    const uint8_t *p;
+    switch (m->type) {
+    case TINYML_MSG_HELLO:
+        m->u.hello.proto = rd_u8(r);
+        m->u.hello.board = rd_str8(r);
+        m->u.hello.fw_version = rd_str8(r);
+        m->u.hello.device_id = rd_str8(r);
+        p = take(r, 8);
+        if (p) {
+            memcpy(m->u.hello.model_hash, p, 8);
+        }
+        m->u.hello.arena_bytes = rd_u32(r);
+        m->u.hello.input_bytes = rd_u32(r);
+        m->u.hello.output_bytes = rd_u32(r);
+        m->u.hello.boot_id = rd_u32(r);
+        m->u.hello.latency_unit = rd_u8(r);
+        break;
+    case TINYML_MSG_RESULT:
+        m->u.result.seq = rd_u32(r);
+        m->u.result.boot_id = rd_u32(r);
+        m->u.result.timestamp_ms = rd_u32(r);
+        m->u.result.latency = rd_u32(r);
+        m->u.result.latency_unit = rd_u8(r);
+        m->u.result.label = rd_u8(r);
+        m->u.result.score = rd_f32(r);
+        m->u.result.n = rd_u16(r);
+        m->u.result.output = (const int8_t *)take(r, m->u.result.n);
+        break;
+    case TINYML_MSG_INPUT:
+        m->u.input.offset = rd_u32(r);
+        m->u.input.len = (uint16_t)r->left;
+        m->u.input.data = take(r, r->left);
+        if (m->u.input.len < 1 || m->u.input.len > TINYML_PROTO_MAX_INPUT_CHUNK) {
+            r->ok = 0;
+        }
+        break;
+    case TINYML_MSG_INFER:
+        m->u.infer.seq = rd_u32(r);
+        break;
+    case TINYML_MSG_ACK:
+        m->u.ack.for_type = rd_u8(r);
+        m->u.ack.value = rd_u32(r);
+        break;
+    case TINYML_MSG_ERROR:
+        m->u.error.code = rd_u8(r);
+        m->u.error.message = rd_str8(r);
+        break;
+    case TINYML_MSG_HEARTBEAT:
+        m->u.heartbeat.boot_id = rd_u32(r);
+        m->u.heartbeat.uptime_ms = rd_u32(r);
+        m->u.heartbeat.results = rd_u32(r);
+        m->u.heartbeat.rx_errors = rd_u32(r);
+        break;
+    case TINYML_MSG_HELLO_REQ:
+        break;
+    case TINYML_MSG_EXIT:
+        m->u.exit.code = rd_u8(r);
+        break;
+    default:
+        return TINYML_BAD_UNKNOWN_TYPE;
+    }
+    return (r->ok && r->left == 0) ? TINYML_BAD_NONE : TINYML_BAD_LENGTH;
+}
+
+int tinyml_parse_body(const uint8_t *body, size_t len, tinyml_msg_t *msg)
+{
+    reader_t r;
+    if (len < 4) {
+        return TINYML_BAD_LENGTH;
+    }
+    if (tinyml_crc16(0xFFFFu, body, len - 2) != get_u16(body + len - 2)) {
+        return TINYML_BAD_CRC;
+    }
+    if (body[0] != TINYML_PROTO_VERSION) {
+        return TINYML_BAD_VERSION;
+    }
+    memset(msg, 0, sizeof *msg);
+    msg->type = body[1];
+    r.p = body + 2;
+    r.left = len - 4;
+    r.ok = 1;
+    return parse_payload(&r, msg);
+}
+
+/* ---- encoder: body bytes go through a streaming COBS block buffer ---- */
+typedef struct {
+    tinyml_putc_fn put;
+    void *ctx;
+    size_t count;
+    uint16_t crc;
+    uint8_t n;
+    uint8_t after_full; /* the last block written was a full 0xFF block */
+    uint8_t block[254];
+} encoder_t;
+
+static void put_raw(encoder_t *e, uint8_t b)
+{
+    e->put(b, e->ctx);
+    e->count++;
+}
+
+static void flush_block(encoder_t *e, uint8_t code)
+{
+    uint8_t i;
+    put_raw(e, code);
+    for (i = 0; i < e->n; i++) {
+        put_raw(e, e->block[i]);
+    }
+    e->after_full = (code == 0xFFu);
+    e->n = 0;
+}
+
+static void put_cobs(encoder_t *e, uint8_t b)
+{
+    if (b == 0) {
+        flush_block(e, (uint8_t)(e->n + 1u));
+        return;
+    }
+    e->block[e->n++] = b;
+    if (e->n == 254u) {
+        flush_block(e, 0xFFu);
+    }
+}
+
+static void put_u8(encoder_t *e, uint8_t b)
+{
+    e->crc = crc_byte(e->crc, b);
+    put_cobs(e, b);
+}
+
+static void put_u16(encoder_t *e, uint16_t v)
+{
+    put_u8(e, (uint8_t)v);
+    put_u8(e, (uint8_t)(v >> 8));
+}
+
+static void put_u32(encoder_t *e, uint32_t v)
+{
+    put_u16(e, (uint16_t)v);
+    put_u16(e, (uint16_t)(v >> 16));
+}
+
+static void put_f32(encoder_t *e, float f)
+{
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    put_u32(e, bits);
+}
+
+static void put_bytes(encoder_t *e, const void *data, size_t n)
+{
+    const uint8_t *p = (const uint8_t *)data;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        put_u8(e, p[i]);
+    }
+}
+
+static void put_str8(encoder_t *e, tinyml_str_t s)
+{
+    put_u8(e, s.len);
+    put_bytes(e, s.ptr, s.len);
+}
+
+/* Payload length of a message, or -1 when it cannot be sent. */
+static long payload_len(const tinyml_msg_t *m)
+{
+    switch (m->type) {
+    case TINYML_MSG_HELLO:
+        if ((m->u.hello.board.len && !m->u.hello.board.ptr) || (m->u.hello.fw_version.len && !m->u.hello.fw_version.ptr) ||
+            (m->u.hello.device_id.len && !m->u.hello.device_id.ptr)) {
+            return -1;
+        }
+        return 1L + 1 + m->u.hello.board.len + 1 + m->u.hello.fw_version.len + 1 + m->u.hello.device_id.len + 8 + 17;
+    case TINYML_MSG_RESULT:
+        if (m->u.result.n > TINYML_PROTO_MAX_OUTPUT || (m->u.result.n && !m->u.result.output)) {
+            return -1;
+        }
+        return 24L + m->u.result.n;
+    case TINYML_MSG_INPUT:
+        if (m->u.input.len < 1 || m->u.input.len > TINYML_PROTO_MAX_INPUT_CHUNK || !m->u.input.data) {
+            return -1;
+        }
+        return 4L + m->u.input.len;
+    case TINYML_MSG_INFER:
+        return 4;
+    case TINYML_MSG_ACK:
+        return 5;
+    case TINYML_MSG_ERROR:
+        return (m->u.error.message.len && !m->u.error.message.ptr) ? -1 : 2L + m->u.error.message.len;
+    case TINYML_MSG_HEARTBEAT:
+        return 16;
+    case TINYML_MSG_HELLO_REQ:
+        return 0;
+    case TINYML_MSG_EXIT:
+        return 1;
+    default:
+        return -1;
+    }
+}
+
+static void put_payload(encoder_t *e, const tinyml_msg_t *m)
+{
+    switch (m->type) {
+    case TINYML_MSG_HELLO:
+        put_u8(e, m->u.hello.proto);
+        put_str8(e, m->u.hello.board);
+        put_str8(e, m->u.hello.fw_version);
+        put_str8(e, m->u.hello.device_id);
+        put_bytes(e, m->u.hello.model_hash, 8);
+        put_u32(e, m->u.hello.arena_bytes);
+        put_u32(e, m->u.hello.input_bytes);
+        put_u32(e, m->u.hello.output_bytes);
+        put_u32(e, m->u.hello.boot_id);
+        put_u8(e, m->u.hello.latency_unit);
+        break;
+    case TINYML_MSG_RESULT:
+        put_u32(e, m->u.result.seq);
+        put_u32(e, m->u.result.boot_id);
+        put_u32(e, m->u.result.timestamp_ms);
+        put_u32(e, m->u.result.latency);
+        put_u8(e, m->u.result.latency_unit);
+        put_u8(e, m->u.result.label);
+        put_f32(e, m->u.result.score);
+        put_u16(e, m->u.result.n);
+        put_bytes(e, m->u.result.output, m->u.result.n);
+        break;
+    case TINYML_MSG_INPUT:
+        put_u32(e, m->u.input.offset);
+        put_bytes(e, m->u.input.data, m->u.input.len);
+        break;
+    case TINYML_MSG_INFER:
+        put_u32(e, m->u.infer.seq);
+        break;
+    case TINYML_MSG_ACK:
+        put_u8(e, m->u.ack.for_type);
+        put_u32(e, m->u.ack.value);
+        break;
+    case TINYML_MSG_ERROR:
+        put_u8(e, m->u.error.code);
+        put_str8(e, m->u.error.message);
+        break;
+    case TINYML_MSG_HEARTBEAT:
+        put_u32(e, m->u.heartbeat.boot_id);
+        put_u32(e, m->u.heartbeat.uptime_ms);
+        put_u32(e, m->u.heartbeat.results);
+        put_u32(e, m->u.heartbeat.rx_errors);
+        break;
+    case TINYML_MSG_EXIT:
+        put_u8(e, m->u.exit.code);
+        break;
+    default: /* HELLO_REQ: empty */
+        break;
+    }
+}
+
+size_t tinyml_encode_putc(const tinyml_msg_t *msg, tinyml_putc_fn putc, void *ctx)
+{
+    encoder_t e;
+    uint16_t crc;
+    long plen = payload_len(msg);
+    if (plen < 0 || plen > (long)TINYML_PROTO_MAX_PAYLOAD || !putc) {
+        return 0;
+    }
+    e.put = putc;
+    e.ctx = ctx;
+    e.count = 0;
+    e.crc = 0xFFFFu;
+    e.n = 0;
+    e.after_full = 0;
+    put_raw(&e, 0);
+    put_u8(&e, TINYML_PROTO_VERSION);
+    put_u8(&e, msg->type);
+    put_payload(&e, msg);
+    crc = e.crc;
+    put_cobs(&e, (uint8_t)crc);
+    put_cobs(&e, (uint8_t)(crc >> 8));
+    if (e.n != 0 || !e.after_full) { /* standard COBS: no empty block after a full one at the end */
+        flush_block(&e, (uint8_t)(e.n + 1u));
+    }
+    put_raw(&e, 0);
+    return e.count;
+}
+
+typedef struct {
+    uint8_t *buf;
+    size_t cap;
+    size_t pos;
+} buffer_sink_t;
+
+static void put_buffer(uint8_t byte, void *ctx)
+{
+    buffer_sink_t *s = (buffer_sink_t *)ctx;
+    if (s->pos < s->cap) {
+        s->buf[s->pos] = byte;
+    }
+    s->pos++;
+}
+
+size_t tinyml_encode(const tinyml_msg_t *msg, uint8_t *buf, size_t cap)
+{
+    buffer_sink_t sink;
+    size_t n;
+    sink.buf = buf;
+    sink.cap = buf ? cap : 0;
+    sink.pos = 0;
+    n = tinyml_encode_putc(msg, put_buffer, &sink);
+    return (n > sink.cap) ? 0 : n;
+}

@@ -1,0 +1,160 @@
+/* tinyml device protocol v1 (docs/protocol.md): frame codec for firmware.
+ *
+ * C99, no heap, no libc beyond <stdint.h>/<stddef.h>/<string.h>.
+ * - Decoder: feed one received byte at a time (safe to call from a UART ISR);
+ *   it reports a message, a finished debug-text chunk or a bad frame.
+ * - Encoder: writes a complete frame (0x00 | COBS(body) | 0x00) into a caller
+ *   buffer or byte by byte through a putc callback (uses ~270 bytes of stack).
+ * Decoded strings and byte arrays point into the decoder's buffer and stay
+ * valid until the next call to tinyml_decoder_feed().
+ * Checked against the same golden vectors as the Python codec
+ * (tests/vectors/protocol/).
+ */
+#ifndef TINYML_PROTO_H
+#define TINYML_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TINYML_PROTO_VERSION 1u
+#define TINYML_PROTO_MAX_BODY 512u
+#define TINYML_PROTO_MAX_PAYLOAD (TINYML_PROTO_MAX_BODY - 4u)
+/* COBS of the largest body plus both 0x00 delimiters */
+#define TINYML_PROTO_MAX_FRAME (TINYML_PROTO_MAX_BODY + TINYML_PROTO_MAX_BODY / 254u + 1u + 2u)
+#define TINYML_PROTO_MAX_INPUT_CHUNK 256u
+#define TINYML_PROTO_MAX_OUTPUT (TINYML_PROTO_MAX_PAYLOAD - 24u)
+
+enum tinyml_msg_type {
+    TINYML_MSG_HELLO = 0x01,
+    TINYML_MSG_RESULT = 0x02,
+    TINYML_MSG_INPUT = 0x03,
+    TINYML_MSG_INFER = 0x04,
+    TINYML_MSG_ACK = 0x05,
+    TINYML_MSG_ERROR = 0x06,
+    TINYML_MSG_HEARTBEAT = 0x07,
+    TINYML_MSG_HELLO_REQ = 0x08,
+    TINYML_MSG_EXIT = 0x09
+};
+
+enum tinyml_latency_unit {
+    TINYML_LATENCY_CYCLES = 0,
+    TINYML_LATENCY_TICKS = 1,
+    TINYML_LATENCY_US = 2,
+    TINYML_LATENCY_INSTRUCTIONS = 3
+};
+
+enum tinyml_error_code {
+    TINYML_ERR_BAD_FRAME = 1,
+    TINYML_ERR_UNKNOWN_TYPE = 2,
+    TINYML_ERR_BAD_LENGTH = 3,
+    TINYML_ERR_UNSUPPORTED = 4,
+    TINYML_ERR_INFERENCE = 5,
+    TINYML_ERR_MODEL_MISMATCH = 6
+};
+
+#define TINYML_LABEL_UNDECIDED 0xFFu
+
+/* A str8 field: not NUL-terminated. */
+typedef struct {
+    const char *ptr;
+    uint8_t len;
+} tinyml_str_t;
+
+typedef struct {
+    uint8_t type; /* enum tinyml_msg_type */
+    union {
+        struct {
+            uint8_t proto;
+            tinyml_str_t board, fw_version, device_id;
+            uint8_t model_hash[8];
+            uint32_t arena_bytes, input_bytes, output_bytes, boot_id;
+            uint8_t latency_unit;
+        } hello;
+        struct {
+            uint32_t seq, boot_id, timestamp_ms, latency;
+            uint8_t latency_unit, label;
+            float score;
+            uint16_t n;
+            const int8_t *output;
+        } result;
+        struct {
+            uint32_t offset;
+            uint16_t len; /* 1..256 */
+            const uint8_t *data;
+        } input;
+        struct {
+            uint32_t seq;
+        } infer;
+        struct {
+            uint8_t for_type; /* the message type acknowledged */
+            uint32_t value;
+        } ack;
+        struct {
+            uint8_t code;
+            tinyml_str_t message;
+        } error;
+        struct {
+            uint32_t boot_id, uptime_ms, results, rx_errors;
+        } heartbeat;
+        struct {
+            uint8_t code;
+        } exit;
+    } u;
+} tinyml_msg_t;
+
+/* What tinyml_decoder_feed() found at this byte. */
+enum tinyml_feed_result {
+    TINYML_FEED_NONE = 0, /* byte consumed, chunk not finished */
+    TINYML_FEED_MSG = 1,  /* *msg holds a valid message */
+    TINYML_FEED_TEXT = 2, /* a printable (debug text) chunk ended */
+    TINYML_FEED_BAD = 3   /* a bad frame ended; see decoder.bad_reason */
+};
+
+enum tinyml_bad_reason {
+    TINYML_BAD_NONE = 0,
+    TINYML_BAD_CRC = 1,
+    TINYML_BAD_COBS = 2,
+    TINYML_BAD_TOO_LONG = 3,
+    TINYML_BAD_UNKNOWN_TYPE = 4,
+    TINYML_BAD_LENGTH = 5,
+    TINYML_BAD_VERSION = 6
+};
+
+typedef struct {
+    uint8_t body[TINYML_PROTO_MAX_BODY];
+    uint16_t len;       /* decoded body bytes so far */
+    uint16_t raw_len;   /* encoded bytes in this chunk */
+    uint8_t code;       /* current COBS block code */
+    uint8_t remaining;  /* data bytes left in the current block */
+    uint8_t overflow;   /* chunk longer than any frame */
+    uint8_t printable;  /* every byte so far is printable ASCII/tab/CR/LF */
+    uint8_t bad_reason; /* enum tinyml_bad_reason of the last TINYML_FEED_BAD */
+    uint32_t frames, bad_frames, text_bytes;
+} tinyml_decoder_t;
+
+void tinyml_decoder_init(tinyml_decoder_t *d);
+/* Feed one received byte; returns enum tinyml_feed_result and fills *msg on TINYML_FEED_MSG. */
+int tinyml_decoder_feed(tinyml_decoder_t *d, uint8_t byte, tinyml_msg_t *msg);
+
+/* Parse one COBS-decoded body (version|type|payload|crc); returns enum tinyml_bad_reason
+ * (TINYML_BAD_NONE on success). Pointers in *msg point into body. */
+int tinyml_parse_body(const uint8_t *body, size_t len, tinyml_msg_t *msg);
+
+/* Encode into buf; returns the frame length, or 0 if the message is invalid or cap too small. */
+size_t tinyml_encode(const tinyml_msg_t *msg, uint8_t *buf, size_t cap);
+
+typedef void (*tinyml_putc_fn)(uint8_t byte, void *ctx);
+/* Encode through putc; returns the number of bytes written, or 0 (nothing written) if invalid. */
+size_t tinyml_encode_putc(const tinyml_msg_t *msg, tinyml_putc_fn putc, void *ctx);
+
+uint16_t tinyml_crc16(uint16_t crc, const uint8_t *data, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TINYML_PROTO_H */

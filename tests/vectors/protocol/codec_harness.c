@@ -1,0 +1,158 @@
+/* Host test harness for the C protocol codec (run by tests/test_protocol_c.py).
+ * stdin: one hex-encoded byte stream per line. For each stream, one line per event:
+ *   MSG <re-encoded frame hex> <type>;<field>=<value>;...   (strings and bytes as hex,
+ *                                                           score as f32 bits, output as a,b,c)
+ *   TEXT | BAD <reason>
+ * then END frames=<n> bad=<n> text=<n>. */
+#include <stdio.h>
+#include <string.h>
+
+#include "tinyml_proto.h"
+
+static const char *const REASONS[] = {"none", "crc", "cobs", "too long", "unknown type", "bad length", "bad version"};
+
+static void hex(const void *data, size_t n)
+{
+    const uint8_t *p = (const uint8_t *)data;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        printf("%02x", p[i]);
+    }
+}
+
+static void field_str(const char *name, tinyml_str_t s)
+{
+    printf(";%s=", name);
+    hex(s.ptr, s.len);
+}
+
+static void field_u(const char *name, unsigned long v) { printf(";%s=%lu", name, v); }
+
+static void print_fields(const tinyml_msg_t *m)
+{
+    uint32_t bits;
+    uint16_t i;
+    printf("%u", (unsigned)m->type);
+    switch (m->type) {
+    case TINYML_MSG_HELLO:
+        field_u("proto", m->u.hello.proto);
+        field_str("board", m->u.hello.board);
+        field_str("fw_version", m->u.hello.fw_version);
+        field_str("device_id", m->u.hello.device_id);
+        printf(";model_hash=");
+        hex(m->u.hello.model_hash, 8);
+        field_u("arena_bytes", m->u.hello.arena_bytes);
+        field_u("input_bytes", m->u.hello.input_bytes);
+        field_u("output_bytes", m->u.hello.output_bytes);
+        field_u("boot_id", m->u.hello.boot_id);
+        field_u("latency_unit", m->u.hello.latency_unit);
+        break;
+    case TINYML_MSG_RESULT:
+        field_u("seq", m->u.result.seq);
+        field_u("boot_id", m->u.result.boot_id);
+        field_u("timestamp_ms", m->u.result.timestamp_ms);
+        field_u("latency", m->u.result.latency);
+        field_u("latency_unit", m->u.result.latency_unit);
+        field_u("label", m->u.result.label);
+        memcpy(&bits, &m->u.result.score, 4);
+        printf(";score=%08lx;output=", (unsigned long)bits);
+        for (i = 0; i < m->u.result.n; i++) {
+            printf(i ? ",%d" : "%d", m->u.result.output[i]);
+        }
+        break;
+    case TINYML_MSG_INPUT:
+        field_u("offset", m->u.input.offset);
+        printf(";data=");
+        hex(m->u.input.data, m->u.input.len);
+        break;
+    case TINYML_MSG_INFER:
+        field_u("seq", m->u.infer.seq);
+        break;
+    case TINYML_MSG_ACK:
+        field_u("for_type", m->u.ack.for_type);
+        field_u("value", m->u.ack.value);
+        break;
+    case TINYML_MSG_ERROR:
+        field_u("code", m->u.error.code);
+        field_str("message", m->u.error.message);
+        break;
+    case TINYML_MSG_HEARTBEAT:
+        field_u("boot_id", m->u.heartbeat.boot_id);
+        field_u("uptime_ms", m->u.heartbeat.uptime_ms);
+        field_u("results", m->u.heartbeat.results);
+        field_u("rx_errors", m->u.heartbeat.rx_errors);
+        break;
+    case TINYML_MSG_EXIT:
+        field_u("code", m->u.exit.code);
+        break;
+    default:
+        break;
+    }
+}
+
+static void count_byte(uint8_t b, void *ctx)
+{
+    (void)b;
+    ++*(size_t *)ctx;
+}
+
+static void on_message(const tinyml_msg_t *m)
+{
+    static uint8_t frame[TINYML_PROTO_MAX_FRAME];
+    size_t n = tinyml_encode(m, frame, sizeof frame), counted = 0;
+    /* the putc path must produce the same length, and a buffer one byte short must be refused */
+    if (tinyml_encode_putc(m, count_byte, &counted) != n || counted != n || tinyml_encode(m, frame, n - 1) != 0) {
+        printf("MSG encode-mismatch ");
+    } else {
+        printf("MSG ");
+        hex(frame, n);
+        printf(" ");
+    }
+    print_fields(m);
+    printf("\n");
+}
+
+static int nibble(int c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+int main(void)
+{
+    static tinyml_decoder_t dec;
+    tinyml_msg_t msg;
+    int c, hi = -1;
+    tinyml_decoder_init(&dec);
+    while ((c = getchar()) != EOF) {
+        if (c == '\n') {
+            printf("END frames=%lu bad=%lu text=%lu\n", (unsigned long)dec.frames, (unsigned long)dec.bad_frames,
+                   (unsigned long)dec.text_bytes);
+            tinyml_decoder_init(&dec);
+            hi = -1;
+            continue;
+        }
+        if (nibble(c) < 0) continue;
+        if (hi < 0) {
+            hi = nibble(c);
+            continue;
+        }
+        switch (tinyml_decoder_feed(&dec, (uint8_t)(hi * 16 + nibble(c)), &msg)) {
+        case TINYML_FEED_MSG:
+            on_message(&msg);
+            break;
+        case TINYML_FEED_TEXT:
+            printf("TEXT\n");
+            break;
+        case TINYML_FEED_BAD:
+            printf("BAD %s\n", REASONS[dec.bad_reason]);
+            break;
+        default:
+            break;
+        }
+        hi = -1;
+    }
+    return 0;
+}

@@ -1,0 +1,470 @@
+"""The tinyml device protocol, version 1 (docs/protocol.md), as pure Python: no I/O.
+
+``encode(msg)`` turns a message into one complete frame (``0x00 | COBS(body) | 0x00``);
+``Decoder.feed(data)`` turns any byte stream, split anywhere, into events: messages,
+debug text lines and bad-frame records. The decoder never raises, whatever it is fed,
+because a serial line carries noise, reboots and half frames, and one bad byte must cost
+at most the frame it hit. The C codec in ``firmware_templates/common/tinyml_proto.c``
+implements the same format; both are checked against ``tests/vectors/protocol/``.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+import struct
+from collections import Counter
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+from tinyml.errors import InputError
+
+VERSION = 1
+MAX_BODY = 512
+MAX_PAYLOAD = MAX_BODY - 4
+# COBS adds one code byte per started block of 254 bytes.
+MAX_ENCODED = MAX_BODY + MAX_BODY // 254 + 1
+MAX_INPUT_CHUNK = 256
+
+# latency_unit values
+LATENCY_CYCLES, LATENCY_TICKS, LATENCY_US, LATENCY_INSTRUCTIONS = 0, 1, 2, 3
+LATENCY_UNIT_NAMES = {0: "cycles", 1: "ticks", 2: "us", 3: "instructions"}
+
+# ERROR codes
+ERR_BAD_FRAME, ERR_UNKNOWN_TYPE, ERR_BAD_LENGTH, ERR_UNSUPPORTED, ERR_INFERENCE, ERR_MODEL_MISMATCH = range(1, 7)
+
+LABEL_UNDECIDED = 0xFF
+
+# bad-frame reasons
+BAD_CRC = "crc"
+BAD_COBS = "cobs"
+BAD_TOO_LONG = "too long"
+BAD_UNKNOWN_TYPE = "unknown type"
+BAD_LENGTH = "bad length"
+BAD_VERSION = "bad version"
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF); binascii implements exactly this."""
+    return binascii.crc_hqx(data, 0xFFFF)
+
+
+def cobs_encode(data: bytes) -> bytes:
+    """Standard COBS: no final empty block after data that ends on a full 254-byte block."""
+    out = bytearray()
+    segments = data.split(b"\x00")
+    for i, segment in enumerate(segments):
+        full = False
+        while len(segment) >= 254:
+            out.append(0xFF)
+            out += segment[:254]
+            segment = segment[254:]
+            full = True
+        if segment or not full or i < len(segments) - 1:
+            out.append(len(segment) + 1)
+            out += segment
+    return bytes(out)
+
+
+def cobs_decode(chunk: bytes) -> bytes | None:
+    """Inverse of ``cobs_encode`` for a chunk without 0x00; None when the chunk is malformed."""
+    out = bytearray()
+    i, n = 0, len(chunk)
+    while i < n:
+        code = chunk[i]
+        end = i + code
+        if code == 0 or end > n:
+            return None
+        out += chunk[i + 1:end]
+        i = end
+        if code != 0xFF and i < n:
+            out.append(0)
+    return bytes(out)
+
+
+class _Reader:
+    """Sequential little-endian field reader; raises ValueError on a short payload."""
+
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.pos = 0
+
+    def take(self, n: int) -> bytes:
+        end = self.pos + n
+        if end > len(self.data):
+            raise ValueError("short payload")
+        part = self.data[self.pos:end]
+        self.pos = end
+        return part
+
+    def unpack(self, fmt: str) -> tuple:
+        return struct.unpack("<" + fmt, self.take(struct.calcsize("<" + fmt)))
+
+    def str8(self) -> str:
+        (n,) = self.unpack("B")
+        return self.take(n).decode("utf-8", errors="replace")
+
+    def done(self) -> None:
+        if self.pos != len(self.data):
+            raise ValueError("trailing bytes")
+
+
+def _str8(text: str, name: str) -> bytes:
+    raw = text.encode("utf-8")
+    if len(raw) > 255:
+        raise InputError(f"{name} is {len(raw)} bytes long, the protocol allows 255",
+                         hint=f"shorten the {name}")
+    return bytes([len(raw)]) + raw
+
+
+def _u(value: int, bits: int, name: str) -> int:
+    if not 0 <= int(value) < (1 << bits):
+        raise InputError(f"{name}={value} does not fit in an unsigned {bits}-bit field",
+                         hint=f"use a value from 0 to {(1 << bits) - 1}")
+    return int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    TYPE: ClassVar[int] = 0x01
+    proto: int
+    board: str
+    fw_version: str
+    device_id: str
+    model_hash: bytes
+    arena_bytes: int
+    input_bytes: int
+    output_bytes: int
+    boot_id: int
+    latency_unit: int
+
+    def payload(self) -> bytes:
+        if len(self.model_hash) != 8:
+            raise InputError(f"model_hash must be 8 bytes, got {len(self.model_hash)}",
+                             hint="use the first 8 bytes of the model file's SHA-256")
+        return (bytes([_u(self.proto, 8, "proto")]) + _str8(self.board, "board")
+                + _str8(self.fw_version, "fw_version") + _str8(self.device_id, "device_id")
+                + bytes(self.model_hash)
+                + struct.pack("<IIIIB", _u(self.arena_bytes, 32, "arena_bytes"),
+                              _u(self.input_bytes, 32, "input_bytes"), _u(self.output_bytes, 32, "output_bytes"),
+                              _u(self.boot_id, 32, "boot_id"), _u(self.latency_unit, 8, "latency_unit")))
+
+    @classmethod
+    def parse(cls, r: _Reader) -> Hello:
+        (proto,) = r.unpack("B")
+        board, fw_version, device_id = r.str8(), r.str8(), r.str8()
+        model_hash = r.take(8)
+        return cls(proto, board, fw_version, device_id, model_hash, *r.unpack("IIIIB"))
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    TYPE: ClassVar[int] = 0x02
+    seq: int
+    boot_id: int
+    timestamp_ms: int
+    latency: int
+    latency_unit: int
+    label: int
+    score: float
+    output: tuple[int, ...]
+
+    def payload(self) -> bytes:
+        n = len(self.output)
+        if n > MAX_PAYLOAD - 24:
+            raise InputError(f"RESULT output has {n} values, a frame holds at most {MAX_PAYLOAD - 24}",
+                             hint="send a model with a smaller output tensor")
+        if any(not -128 <= v <= 127 for v in self.output):
+            raise InputError("RESULT output values must be int8 (-128..127)", hint="send the raw int8 output tensor")
+        return struct.pack(f"<IIIIBBfH{n}b", _u(self.seq, 32, "seq"), _u(self.boot_id, 32, "boot_id"),
+                           _u(self.timestamp_ms, 32, "timestamp_ms"), _u(self.latency, 32, "latency"),
+                           _u(self.latency_unit, 8, "latency_unit"), _u(self.label, 8, "label"),
+                           self.score, n, *self.output)
+
+    @classmethod
+    def parse(cls, r: _Reader) -> Result:
+        seq, boot_id, ts, latency, unit, label, score, n = r.unpack("IIIIBBfH")
+        return cls(seq, boot_id, ts, latency, unit, label, score, r.unpack(f"{n}b"))
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    TYPE: ClassVar[int] = 0x03
+    offset: int
+    data: bytes
+
+    def payload(self) -> bytes:
+        if not 1 <= len(self.data) <= MAX_INPUT_CHUNK:
+            raise InputError(f"INPUT carries {len(self.data)} bytes, the protocol allows 1 to {MAX_INPUT_CHUNK}",
+                             hint="split the input tensor into chunks of at most 256 bytes")
+        return struct.pack("<I", _u(self.offset, 32, "offset")) + bytes(self.data)
+
+    @classmethod
+    def parse(cls, r: _Reader) -> Input:
+        (offset,) = r.unpack("I")
+        data = r.data[r.pos:]
+        r.pos = len(r.data)
+        if not 1 <= len(data) <= MAX_INPUT_CHUNK:
+            raise ValueError("bad INPUT length")
+        return cls(offset, data)
+
+
+@dataclass(frozen=True, slots=True)
+class Infer:
+    TYPE: ClassVar[int] = 0x04
+    seq: int
+
+    def payload(self) -> bytes:
+        return struct.pack("<I", _u(self.seq, 32, "seq"))
+
+    @classmethod
+    def parse(cls, r: _Reader) -> Infer:
+        return cls(*r.unpack("I"))
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    TYPE: ClassVar[int] = 0x05
+    for_type: int
+    value: int
+
+    def payload(self) -> bytes:
+        return struct.pack("<BI", _u(self.for_type, 8, "for_type"), _u(self.value, 32, "value"))
+
+    @classmethod
+    def parse(cls, r: _Reader) -> Ack:
+        return cls(*r.unpack("BI"))
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    TYPE: ClassVar[int] = 0x06
+    code: int
+    message: str
+
+    def payload(self) -> bytes:
+        return bytes([_u(self.code, 8, "code")]) + _str8(self.message, "message")
+
+    @classmethod
+    def parse(cls, r: _Reader) -> Error:
+        (code,) = r.unpack("B")
+        return cls(code, r.str8())
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    TYPE: ClassVar[int] = 0x07
+    boot_id: int
+    uptime_ms: int
+    results: int
+    rx_errors: int
+
+    def payload(self) -> bytes:
+        return struct.pack("<IIII", _u(self.boot_id, 32, "boot_id"), _u(self.uptime_ms, 32, "uptime_ms"),
+                           _u(self.results, 32, "results"), _u(self.rx_errors, 32, "rx_errors"))
+
+    @classmethod
+    def parse(cls, r: _Reader) -> Heartbeat:
+        return cls(*r.unpack("IIII"))
+
+
+@dataclass(frozen=True, slots=True)
+class HelloReq:
+    TYPE: ClassVar[int] = 0x08
+
+    def payload(self) -> bytes:
+        return b""
+
+    @classmethod
+    def parse(cls, r: _Reader) -> HelloReq:
+        return cls()
+
+
+@dataclass(frozen=True, slots=True)
+class Exit:
+    TYPE: ClassVar[int] = 0x09
+    code: int
+
+    def payload(self) -> bytes:
+        return bytes([_u(self.code, 8, "code")])
+
+    @classmethod
+    def parse(cls, r: _Reader) -> Exit:
+        return cls(*r.unpack("B"))
+
+
+Message = Hello | Result | Input | Infer | Ack | Error | Heartbeat | HelloReq | Exit
+MESSAGE_TYPES: dict[int, type] = {cls.TYPE: cls for cls in
+                                  (Hello, Result, Input, Infer, Ack, Error, Heartbeat, HelloReq, Exit)}
+MESSAGE_NAMES: dict[str, type] = {"HELLO": Hello, "RESULT": Result, "INPUT": Input, "INFER": Infer,
+                                  "ACK": Ack, "ERROR": Error, "HEARTBEAT": Heartbeat,
+                                  "HELLO_REQ": HelloReq, "EXIT": Exit}
+_NAME_OF = {cls: name for name, cls in MESSAGE_NAMES.items()}
+
+
+def type_name(msg: Message) -> str:
+    return _NAME_OF[type(msg)]
+
+
+def encode(msg: Message) -> bytes:
+    """One complete frame, delimiters included; InputError when a field does not fit."""
+    payload = msg.payload()
+    if len(payload) > MAX_PAYLOAD:
+        raise InputError(f"{type_name(msg)} payload is {len(payload)} bytes, the protocol allows {MAX_PAYLOAD}",
+                         hint="shorten the strings or split the data")
+    head = bytes([VERSION, msg.TYPE]) + payload
+    return b"\x00" + cobs_encode(head + struct.pack("<H", crc16(head))) + b"\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A debug line the firmware printed between frames (without its line ending)."""
+
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class BadFrame:
+    """A chunk between delimiters that is neither a valid frame nor text."""
+
+    reason: str
+    size: int
+
+
+Event = Message | Text | BadFrame
+
+_PRINTABLE = bytes(range(0x20, 0x7F)) + b"\t\r\n"
+_PRINTABLE_RUN = re.compile(rb"[\x20-\x7e\t\r\n]*")
+
+
+def _is_text(chunk: bytes) -> bool:
+    return not chunk.translate(None, _PRINTABLE)
+
+
+def decode_body(body: bytes) -> Message | BadFrame:
+    """Judge one COBS-decoded body: CRC, version, type, then the payload layout."""
+    if len(body) < 4:
+        return BadFrame(BAD_LENGTH, len(body))
+    if crc16(body[:-2]) != int.from_bytes(body[-2:], "little"):
+        return BadFrame(BAD_CRC, len(body))
+    if body[0] != VERSION:
+        return BadFrame(BAD_VERSION, len(body))
+    cls = MESSAGE_TYPES.get(body[1])
+    if cls is None:
+        return BadFrame(BAD_UNKNOWN_TYPE, len(body))
+    reader = _Reader(body[2:-2])
+    try:
+        msg = cls.parse(reader)
+        reader.done()
+    except (ValueError, struct.error):
+        return BadFrame(BAD_LENGTH, len(body))
+    return msg
+
+
+def decode_frame(chunk: bytes) -> Message | BadFrame:
+    """Judge one binary chunk found between two 0x00 delimiters (delimiters excluded)."""
+    if len(chunk) > MAX_ENCODED:
+        return BadFrame(BAD_TOO_LONG, len(chunk))
+    body = cobs_decode(chunk)
+    if body is None:
+        return BadFrame(BAD_COBS, len(chunk))
+    if len(body) > MAX_BODY:
+        return BadFrame(BAD_TOO_LONG, len(chunk))
+    return decode_body(body)
+
+
+class Decoder:
+    """Streaming decoder: feed any bytes, get events; never raises, never grows unbounded."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._discarding = False  # inside an over-long binary chunk: drop until the next 0x00
+        self.frames = 0
+        self.bad_frames = 0
+        self.text_bytes = 0
+        self.bytes_in = 0
+        self.bad_reasons: Counter[str] = Counter()
+
+    def feed(self, data: bytes) -> list[Event]:
+        self.bytes_in += len(data)
+        events: list[Event] = []
+        parts = bytes(data).split(b"\x00")
+        for i, part in enumerate(parts):
+            if not self._discarding:
+                self._buf += part
+                self._check_open_chunk(events)
+            if i == len(parts) - 1:
+                break
+            if self._buf and not self._discarding:
+                self._judge(bytes(self._buf), events)
+            self._buf.clear()
+            self._discarding = False
+        return events
+
+    def _check_open_chunk(self, events: list[Event]) -> None:
+        """Deliver text early, and never let an unterminated chunk grow past a frame's size.
+
+        A chunk that is printable so far ends early as text at a newline (when at least two
+        bytes long) or when it outgrows the largest frame. This is safe because a v1 frame's
+        second byte is always 0x01 (the version after the COBS code byte), so no frame starts
+        with two printable bytes. The C decoder cuts at the same places, byte by byte.
+        """
+        while self._buf:
+            printable = _PRINTABLE_RUN.match(self._buf).end()
+            cut = self._buf.find(b"\n", 1, printable) + 1
+            if not 0 < cut <= MAX_ENCODED + 1:
+                cut = MAX_ENCODED + 1 if printable > MAX_ENCODED else 0
+            if not cut:
+                break
+            self._judge(bytes(self._buf[:cut]), events)
+            del self._buf[:cut]
+        if len(self._buf) > MAX_ENCODED:
+            self._judge(bytes(self._buf), events)
+            self._buf.clear()
+            self._discarding = True  # drop the rest of this over-long binary chunk
+
+    def _judge(self, chunk: bytes, events: list[Event]) -> None:
+        if _is_text(chunk):
+            self.text_bytes += len(chunk)
+            events.extend(Text(line) for line in chunk.decode("ascii").splitlines() if line)
+            return
+        event = decode_frame(chunk)
+        if isinstance(event, BadFrame):
+            self.bad_frames += 1
+            self.bad_reasons[event.reason] += 1
+        else:
+            self.frames += 1
+        events.append(event)
+
+    def stats(self) -> dict[str, Any]:
+        return {"frames": self.frames, "bad_frames": self.bad_frames, "text_bytes": self.text_bytes,
+                "bytes_in": self.bytes_in, "bad_reasons": dict(self.bad_reasons)}
+
+
+def message_to_dict(msg: Message) -> dict[str, Any]:
+    """JSON-ready fields plus ``type`` (bytes as hex, int8 outputs as a list)."""
+    out: dict[str, Any] = {"type": type_name(msg)}
+    for f in fields(msg):
+        value = getattr(msg, f.name)
+        out[f.name] = value.hex() if isinstance(value, bytes) else list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def message_from_dict(d: dict[str, Any]) -> Message:
+    """Inverse of ``message_to_dict``; InputError on an unknown type or missing fields."""
+    cls = MESSAGE_NAMES.get(str(d.get("type")))
+    if cls is None:
+        raise InputError(f"unknown message type {d.get('type')!r}", hint=f"use one of {', '.join(MESSAGE_NAMES)}")
+    kwargs = {}
+    for f in fields(cls):
+        if f.name not in d:
+            raise InputError(f"{d['type']} needs the field {f.name!r}", hint="see docs/protocol.md")
+        value = d[f.name]
+        if f.name in ("model_hash", "data"):
+            value = bytes.fromhex(value)
+        elif f.name == "output":
+            value = tuple(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
