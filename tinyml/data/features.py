@@ -319,11 +319,11 @@ def quantize_features(features: np.ndarray, mean: np.ndarray, std: np.ndarray, s
                       zero_point: int) -> np.ndarray:
     """Standardise then quantize to int8 exactly as ``tinyml_features_quantize`` does in C.
 
-    q = clamp(floor(((f - mean) / std) / scale + 0.5) + zero_point, -128, 127), in float64
-    from float32 features and float32 constants.
+    In float32 like the device: v = (f - mean) / std; q = roundf(v / scale) + zero_point
+    (halves away from zero), clamped to [-128, 127].
     """
-    f = np.asarray(features, dtype=np.float32).astype(np.float64)
-    m = np.asarray(mean, dtype=np.float32).astype(np.float64)
-    s = np.asarray(std, dtype=np.float32).astype(np.float64)
-    q = np.floor(((f - m) / s) / float(np.float32(scale)) + 0.5) + zero_point
+    f = np.asarray(features, dtype=np.float32)
+    v = (f - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    r = (v / np.float32(scale)).astype(np.float64)
+    q = (np.sign(r) * np.floor(np.abs(r) + 0.5)).astype(np.float32) + np.float32(zero_point)
     return np.clip(q, -128, 127).astype(np.int8)
