@@ -1,0 +1,118 @@
+"""A real Mosquitto broker on a free loopback port, and a deduplicating MQTT subscriber, for tests."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+class Broker:
+    """mosquitto -c <conf>: loopback only, persistence off; optional password file."""
+
+    def __init__(self, workdir: Path, users: dict[str, str] | None = None, port: int | None = None):
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.users = users
+        self.proc: subprocess.Popen | None = None
+        self.log = workdir / f"mosquitto-{self.port}.log"
+
+    def _conf(self) -> Path:
+        lines = [f"listener {self.port} 127.0.0.1", "persistence false", "log_dest stderr"]
+        if self.users:
+            pwfile = self.workdir / "passwd"
+            pwfile.write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))
+            pwfile.chmod(0o600)
+            subprocess.run(["mosquitto_passwd", "-U", str(pwfile)], check=True, capture_output=True)
+            lines += ["allow_anonymous false", f"password_file {pwfile}"]
+        else:
+            lines.append("allow_anonymous true")
+        conf = self.workdir / f"mosquitto-{self.port}.conf"
+        conf.write_text("\n".join(lines) + "\n")
+        return conf
+
+    def start(self) -> Broker:
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self._conf())], stdout=subprocess.DEVNULL,
+                                     stderr=open(self.log, "a"))  # noqa: SIM115 - lives as long as the broker
+        wait_listening(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+
+class Subscriber:
+    """Subscribes to tinyml/# and records every message, counting duplicates by id."""
+
+    def __init__(self, port: int, topic: str = "tinyml/#", username: str | None = None,
+                 password: str | None = None):
+        self.messages: list[tuple[str, dict]] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        if username:
+            self.client.username_pw_set(username, password)
+        self.subscribed = threading.Event()
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: self.subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(0.2, 1)
+        self.client.connect_async("127.0.0.1", port)
+        self.client.loop_start()
+        if not self.subscribed.wait(10):
+            raise TimeoutError("subscriber did not connect")
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        with self.lock:
+            self.messages.append((msg.topic, json.loads(msg.payload)))
+
+    def ids(self, kind: str = "result") -> list[str]:
+        with self.lock:
+            return [p["id"] for t, p in self.messages if t.endswith("/" + kind) and "id" in p]
+
+    def payloads(self, kind: str) -> list[dict]:
+        with self.lock:
+            return [p for t, p in self.messages if t.endswith("/" + kind)]
+
+    def wait_for(self, predicate, timeout: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.05)
+        return predicate()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -1,0 +1,50 @@
+"""`tinyml gateway`: run the aggregator, or show what it has stored."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def gateway() -> None:
+    """Collect, store, analyse and forward device results."""
+
+
+@gateway.command()
+@click.option("--port", "ports", multiple=True, metavar="PORT",
+              help="Serial device path or socket://HOST:PORT (repeatable).")
+@click.option("--db", type=click.Path(path_type=Path), help="SQLite database (default gateway.db).")
+@click.option("--mqtt", "mqtt_url", metavar="URL",
+              help="Broker, mqtt://[user@]host:port or mqtts://...; password from $TINYML_MQTT_PASSWORD.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="gateway.toml.")
+@click.option("--site", help="Site name used in MQTT topics tinyml/<site>/<device>/...")
+@click.option("--http", metavar="127.0.0.1:PORT", help="Serve /status and /metrics on loopback.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every committed batch.")
+def run(ports: tuple[str, ...], db: Path | None, mqtt_url: str | None, config_path: Path | None,
+        site: str | None, http: str | None, verbose: bool) -> None:
+    """Read device ports, store results in SQLite, run alert and drift rules, forward to MQTT."""
+    from tinyml.gateway.config import load
+    from tinyml.gateway.service import Gateway
+
+    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("asyncio").setLevel(logging.WARNING)
+    config = load(config_path, ports=ports, db=db, mqtt_url=mqtt_url, site=site, http=http)
+    asyncio.run(Gateway(config).run())
+
+
+@gateway.command()
+@click.option("--db", type=click.Path(path_type=Path), default=Path("gateway.db"), show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the full status as JSON.")
+def status(db: Path, as_json: bool) -> None:
+    """Devices, last seen, rates, alerts and outbox depth from a gateway database."""
+    from tinyml.gateway.status import format_text, read
+
+    snap = read(db)
+    click.echo(json.dumps(snap, indent=1) if as_json else format_text(snap))

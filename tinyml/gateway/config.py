@@ -1,0 +1,276 @@
+"""The gateway's settings: gateway.toml merged with command-line options, checked up front.
+
+A bad file or value is refused at start with one line that names the key, so a gateway
+never runs half-configured. What a result means (class names, which label is an anomaly,
+the score threshold and the drift baseline) comes from a training run's model.json,
+mapped to devices by device-id glob or by model hash.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import tomllib
+
+from tinyml.errors import InputError
+from tinyml.gateway.drift import DriftConfig
+from tinyml.gateway.rules import RuleConfig
+
+PASSWORD_ENV = "TINYML_MQTT_PASSWORD"
+TOP_KEYS = {"site", "db", "ports", "http", "baud", "mqtt", "retention", "rules", "drift", "models"}
+MQTT_KEYS = {"url", "username", "password", "password_env", "tls", "ca", "cert", "key", "insecure",
+             "client_id", "keepalive", "topic_prefix"}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a device's results mean, read from a training run's model.json."""
+
+    task: str = "unknown"
+    classes: tuple[str, ...] = ()
+    normal_class: str = ""
+    threshold: float | None = None
+    score_baseline: tuple[float, ...] = ()
+
+    def class_name(self, label: int) -> str | None:
+        if self.task == "anomaly":
+            return {0: "normal", 1: "anomaly"}.get(label)
+        return self.classes[label] if 0 <= label < len(self.classes) else None
+
+    def is_anomaly(self, label: int) -> bool | None:
+        """Anomaly detectors: label 1. Classifiers: any class but the normal one. Unknown
+        models follow the protocol's anomaly convention (label 1). 0xFF: undecided."""
+        if label == 0xFF:
+            return None
+        if self.task == "classifier":
+            if not self.normal_class:
+                return None
+            return self.class_name(label) != self.normal_class
+        return label == 1
+
+
+@dataclass(frozen=True)
+class ModelRoute:
+    info: ModelInfo
+    devices: tuple[str, ...] = ()
+    model_hash: str = ""
+
+    def matches(self, device: str, model_hash: str) -> bool:
+        if self.model_hash and model_hash.lower() == self.model_hash.lower():
+            return True
+        return any(fnmatch.fnmatchcase(device, pattern) for pattern in self.devices)
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    insecure: bool = False
+    client_id: str = ""
+    keepalive: int = 30
+    topic_prefix: str = "tinyml"
+
+    def redacted(self) -> str:
+        """The broker address for logs: never the password."""
+        user = f"{self.username}:***@" if self.username else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    ports: tuple[str, ...]
+    db: Path = Path("gateway.db")
+    site: str = "default"
+    http: tuple[str, int] | None = None
+    baud: int = 115200
+    mqtt: MqttConfig | None = None
+    max_age_s: float | None = 30 * 86400.0
+    max_results: int | None = 10_000_000
+    rules: RuleConfig = field(default_factory=RuleConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    models: tuple[ModelRoute, ...] = ()
+
+    def model_for(self, device: str, model_hash: str) -> ModelInfo:
+        for route in self.models:
+            if route.matches(device, model_hash):
+                return route.info
+        return ModelInfo()
+
+
+def read_model_json(path: Path) -> ModelInfo:
+    """Read a model.json (or the one in a run directory)."""
+    path = path / "model.json" if path.is_dir() else path
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"model file {path} not found", "point `run` at a training run directory") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read {path}: {exc}", "it must be the model.json written by `tinyml train`") from None
+    if not isinstance(data, dict) or data.get("task") not in ("classifier", "anomaly"):
+        raise InputError(f"{path} has no task 'classifier' or 'anomaly'",
+                         "it must be the model.json written by `tinyml train`")
+    try:
+        return ModelInfo(task=data["task"], classes=tuple(str(c) for c in data.get("classes", [])),
+                         normal_class=str(data.get("normal_class") or ""),
+                         threshold=None if data.get("threshold") is None else float(data["threshold"]),
+                         score_baseline=tuple(float(s) for s in data.get("score_baseline") or []))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{path} has a malformed field: {exc}", "re-run `tinyml train`") from None
+
+
+def parse_http(value: str) -> tuple[str, int]:
+    """``127.0.0.1:PORT`` or ``PORT``; only loopback addresses are accepted."""
+    host, _, port = value.rpartition(":")
+    host = host or "127.0.0.1"
+    if host not in ("127.0.0.1", "localhost", "::1", "[::1]"):
+        raise InputError(f"HTTP endpoint {value!r} is not a loopback address",
+                         "the status endpoint binds to 127.0.0.1 only; put a reverse proxy in front")
+    try:
+        number = int(port)
+    except ValueError:
+        raise InputError(f"bad HTTP port in {value!r}", "use 127.0.0.1:8080") from None
+    if not 0 <= number <= 65535:
+        raise InputError(f"HTTP port {number} out of range", "use 1..65535 (0 picks a free one)")
+    return host.strip("[]"), number
+
+
+def parse_mqtt_url(url: str, options: dict[str, Any] | None = None) -> MqttConfig:
+    """``mqtt://[user[:password]@]host[:port]`` or ``mqtts://...``, plus [mqtt] options."""
+    opts = dict(options or {})
+    unknown = set(opts) - MQTT_KEYS
+    if unknown:
+        raise InputError(f"unknown [mqtt] keys {sorted(unknown)}", f"known keys: {sorted(MQTT_KEYS)}")
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise InputError(f"bad MQTT URL {_redact_url(url)!r}", "use mqtt://host:1883 or mqtts://host:8883")
+    tls = parts.scheme == "mqtts" or bool(opts.get("tls", False))
+    try:
+        port = parts.port or (8883 if tls else 1883)
+    except ValueError:
+        raise InputError(f"bad port in MQTT URL {_redact_url(url)!r}", "use mqtt://host:1883") from None
+    password = unquote(parts.password) if parts.password else opts.get("password")
+    password_env = opts.get("password_env", PASSWORD_ENV)
+    if password is None and os.environ.get(password_env):
+        password = os.environ[password_env]
+    username = unquote(parts.username) if parts.username else opts.get("username")
+    for key in ("ca", "cert", "key"):
+        if opts.get(key) and not Path(opts[key]).is_file():
+            raise InputError(f"MQTT TLS file {opts[key]} ({key}) not found", "check the [mqtt] section")
+    try:
+        return MqttConfig(host=parts.hostname, port=port, username=username, password=password, tls=tls,
+                          ca=opts.get("ca"), cert=opts.get("cert"), key=opts.get("key"),
+                          insecure=bool(opts.get("insecure", False)), client_id=str(opts.get("client_id", "")),
+                          keepalive=int(opts.get("keepalive", 30)),
+                          topic_prefix=str(opts.get("topic_prefix", "tinyml")))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"bad [mqtt] value: {exc}", "check the [mqtt] section") from None
+
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
+def _section(cls: type, data: Any, name: str) -> Any:
+    if not isinstance(data, dict):
+        raise InputError(f"[{name}] must be a table", f"see docs/gateway.md for the [{name}] keys")
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise InputError(f"unknown [{name}] keys {sorted(unknown)}", f"known keys: {sorted(known)}")
+    try:
+        return cls(**data)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"bad [{name}] settings: {exc}", f"see docs/gateway.md for the [{name}] keys") from None
+
+
+def _routes(items: Any, base: Path) -> tuple[ModelRoute, ...]:
+    if not isinstance(items, list):
+        raise InputError("[[models]] must be an array of tables", "write [[models]] once per model")
+    routes = []
+    for item in items:
+        if not isinstance(item, dict) or not (item.get("run") or item.get("model_json")):
+            raise InputError("every [[models]] entry needs `run` (a training run directory)",
+                             'e.g. run = "runs/fan" and devices = ["fan-*"]')
+        unknown = set(item) - {"run", "model_json", "devices", "model_hash"}
+        if unknown:
+            raise InputError(f"unknown [[models]] keys {sorted(unknown)}", "known: run, devices, model_hash")
+        devices = item.get("devices", [])
+        if not isinstance(devices, list) or not all(isinstance(d, str) for d in devices):
+            raise InputError("[[models]] devices must be a list of device-id patterns", 'e.g. ["fan-*"]')
+        if not devices and not item.get("model_hash"):
+            raise InputError("a [[models]] entry needs `devices` or `model_hash`",
+                             "say which devices run this model")
+        path = Path(item.get("run") or item["model_json"])
+        info = read_model_json(path if path.is_absolute() else base / path)
+        routes.append(ModelRoute(info, tuple(devices), str(item.get("model_hash", ""))))
+    return tuple(routes)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise InputError(f"config file {path} not found", "check --config") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"config file {path} is not valid TOML: {exc}", "fix the syntax") from None
+    except OSError as exc:
+        raise InputError(f"cannot read config file {path}: {exc.strerror}", "check --config") from None
+    unknown = set(data) - TOP_KEYS
+    if unknown:
+        raise InputError(f"unknown keys {sorted(unknown)} in {path}", f"known keys: {sorted(TOP_KEYS)}")
+    return data
+
+
+def load(config_path: Path | None = None, *, ports: tuple[str, ...] = (), db: Path | None = None,
+         mqtt_url: str | None = None, site: str | None = None, http: str | None = None) -> GatewayConfig:
+    """Merge gateway.toml (when given) with command-line options; options win."""
+    data = read_toml(config_path) if config_path else {}
+    base = config_path.parent if config_path else Path(".")
+    all_ports = tuple(ports) or tuple(data.get("ports", ()))
+    if not all_ports:
+        raise InputError("no serial port given", "pass --port PORT (repeatable) or ports = [...] in the config")
+    if not all(isinstance(p, str) and p for p in all_ports):
+        raise InputError("ports must be strings", 'e.g. ports = ["/dev/ttyUSB0", "socket://127.0.0.1:7000"]')
+    site_name = site or str(data.get("site", "default"))
+    if not site_name or any(c in site_name for c in "/+#"):
+        raise InputError(f"bad site name {site_name!r}", "a site name cannot be empty or contain / + #")
+    retention = data.get("retention", {})
+    if not isinstance(retention, dict) or set(retention) - {"max_age_days", "max_results"}:
+        raise InputError("bad [retention] section", "known keys: max_age_days, max_results")
+    mqtt_section = data.get("mqtt", {})
+    if not isinstance(mqtt_section, dict):
+        raise InputError("[mqtt] must be a table", "see docs/gateway.md")
+    url = mqtt_url or mqtt_section.get("url")
+    http_value = http or data.get("http")
+    try:
+        baud = int(data.get("baud", 115200))
+        max_age = retention.get("max_age_days", 30)
+        max_results = retention.get("max_results", 10_000_000)
+        max_age_s = None if max_age in (None, 0) else float(max_age) * 86400
+        max_results = None if max_results in (None, 0) else int(max_results)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"bad number in {config_path}: {exc}", "baud and [retention] take numbers") from None
+    return GatewayConfig(
+        ports=all_ports, db=Path(db or data.get("db", "gateway.db")), site=site_name,
+        http=parse_http(str(http_value)) if http_value else None, baud=baud,
+        mqtt=parse_mqtt_url(url, {k: v for k, v in mqtt_section.items() if k != "url"}) if url else None,
+        max_age_s=max_age_s, max_results=max_results,
+        rules=_section(RuleConfig, data.get("rules", {}), "rules"),
+        drift=_section(DriftConfig, data.get("drift", {}), "drift"),
+        models=_routes(data.get("models", []), base))

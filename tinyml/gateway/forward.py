@@ -1,0 +1,159 @@
+"""Drain the store's outbox to an MQTT broker, QoS 1, in order, deleting a row only on PUBACK.
+
+paho-mqtt runs its network loop in its own thread and reconnects by itself; messages in
+flight when the connection drops are re-sent by paho after reconnecting, in order. This
+task only feeds paho a bounded window of outbox rows (oldest first, so per-device order is
+kept) and turns PUBACKs into deletes. After a restart everything still in the outbox is
+sent again under the same message ids, so consumers deduplicate by ``id``: delivery is
+at-least-once, and exactly-once per id for a deduplicating subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import ssl
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tinyml.gateway.config import MqttConfig
+from tinyml.gateway.store import Store
+
+log = logging.getLogger("tinyml.gateway")
+WINDOW = 200  # outbox rows handed to paho and not yet acknowledged
+
+
+class Forwarder:
+    def __init__(self, cfg: MqttConfig, db: Path, site: str, window: int = WINDOW):
+        self.cfg = cfg
+        self.store = Store(db)
+        self.status_topic = f"{cfg.topic_prefix}/{site}/_gateway/status"
+        self.window = window
+        self.inflight: dict[int, int] = {}  # paho mid -> outbox row id
+        self.last_sent = 0
+        self.acked: list[int] = []
+        self.closing = False
+        self.published = 0
+        self.rejected = 0
+        self.connected = asyncio.Event()
+        self.wakeup = asyncio.Event()
+        self.loop = asyncio.get_running_loop()
+        self.client = self._client()
+
+    def _client(self) -> mqtt.Client:
+        cfg = self.cfg
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=mqtt.MQTTv5)
+        if cfg.username is not None:
+            client.username_pw_set(cfg.username, cfg.password)
+        if cfg.tls:
+            client.tls_set(ca_certs=cfg.ca, certfile=cfg.cert, keyfile=cfg.key,
+                           cert_reqs=ssl.CERT_NONE if cfg.insecure else ssl.CERT_REQUIRED)
+            client.tls_insecure_set(cfg.insecure)
+        client.max_inflight_messages_set(self.window)
+        client.reconnect_delay_set(min_delay=1, max_delay=8)
+        client.will_set(self.status_topic, json.dumps({"state": "offline"}), qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        return client
+
+    # paho callbacks run in paho's thread: hand everything to the event loop.
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            self.loop.call_soon_threadsafe(log.error, "MQTT broker %s refused the connection: %s",
+                                           self.cfg.redacted(), reason)
+            return
+        client.publish(self.status_topic, json.dumps({"state": "online"}), qos=1, retain=True)
+        self.loop.call_soon_threadsafe(self._set_connected, True)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self.loop.call_soon_threadsafe(self._set_connected, False)
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        self.loop.call_soon_threadsafe(self._ack, mid, reason.is_failure, str(reason))
+
+    def _set_connected(self, up: bool) -> None:
+        if up and not self.connected.is_set():
+            log.info("MQTT connected to %s", self.cfg.redacted())
+            self.connected.set()
+        elif not up and self.connected.is_set() and not self.closing:
+            log.warning("MQTT connection to %s lost; storing and retrying", self.cfg.redacted())
+            self.connected.clear()
+        self.wakeup.set()
+
+    def _ack(self, mid: int, failed: bool, reason: str) -> None:
+        row = self.inflight.pop(mid, None)
+        if row is None:
+            return  # the gateway status message, or a mid from before a restart of paho's session
+        if failed:  # a negative PUBACK is final: retrying would be refused again
+            self.rejected += 1
+            log.error("MQTT broker rejected outbox message %d: %s", row, reason)
+        else:
+            self.published += 1
+        self.acked.append(row)
+        self.wakeup.set()
+
+    def wake(self) -> None:
+        """New rows were committed to the outbox."""
+        self.wakeup.set()
+
+    def start(self) -> None:
+        try:
+            self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive)
+        except (OSError, ValueError) as exc:
+            log.warning("MQTT broker %s not usable yet (%s); storing and retrying", self.cfg.redacted(), exc)
+        self.client.loop_start()
+        log.info("MQTT forwarding to %s (QoS 1)", self.cfg.redacted())
+
+    def drained(self) -> bool:
+        return not self.inflight and not self.acked and self.store.outbox_depth() == 0
+
+    async def run(self, stop: asyncio.Event, grace_s: float = 2.0) -> None:
+        """Forward until ``stop``; then keep going for up to ``grace_s`` while the broker is
+        reachable and the outbox is not empty (what is left is sent after the next start)."""
+        warned = False
+        deadline: float | None = None
+        while True:
+            if stop.is_set():
+                deadline = deadline or self.loop.time() + grace_s
+                if not self.connected.is_set() or self.loop.time() >= deadline or self.drained():
+                    break
+            self.wakeup.clear()
+            await self._flush_acks()
+            if self.connected.is_set():
+                warned = False
+                free = self.window - len(self.inflight)
+                if free > 0:
+                    rows = await asyncio.to_thread(self.store.outbox_after, self.last_sent, free)
+                    for row in rows:
+                        info = self.client.publish(row.topic, row.payload, qos=1)
+                        self.inflight[info.mid] = row.id
+                        self.last_sent = row.id
+                    if len(rows) == free:
+                        continue
+            elif not warned:
+                warned = True
+                log.warning("MQTT broker %s unreachable; results stay in the outbox until it is back",
+                            self.cfg.redacted())
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.wakeup.wait(), timeout=0.2 if stop.is_set() else 1.0)
+        await self._flush_acks()
+
+    async def _flush_acks(self) -> None:
+        if self.acked:
+            ids, self.acked = self.acked, []
+            await asyncio.to_thread(self.store.outbox_delete, ids)
+
+    def close(self) -> None:
+        if self.connected.is_set():
+            self.client.publish(self.status_topic, json.dumps({"state": "offline"}), qos=1,
+                                retain=True).wait_for_publish(1.0)
+        self.closing = True
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.store.close()

@@ -1,0 +1,138 @@
+"""Turn one serial line's bytes into gateway records: pure, no I/O, one object per connection.
+
+RESULT frames carry (seq, boot_id) but not the device id, which only HELLO gives. A
+line therefore learns who is talking from HELLO (the gateway asks with HELLO_REQ when it
+connects) and holds early results until then. Bad frames and debug text are counted and
+skipped; the decoder resynchronises at the next 0x00, so garbage never stops a line.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from tinyml.device import protocol
+
+MAX_PENDING = 1024  # results held per line while the device has not said HELLO
+HELLO_RETRY_S = 2.0
+
+
+@dataclass(frozen=True)
+class Identified:
+    """A HELLO: which device is on this port, running what, since which boot."""
+
+    port: str
+    device: str
+    board: str
+    fw_version: str
+    model_hash: str
+    boot_id: int
+    at: float
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    port: str
+    device: str
+    result: protocol.Result
+    at: float
+
+
+@dataclass(frozen=True)
+class HeartbeatRecord:
+    port: str
+    device: str
+    heartbeat: protocol.Heartbeat
+    at: float
+
+
+@dataclass(frozen=True)
+class LineCounts:
+    """Frame counters of one read: good frames, bad frames, text lines, device ERRORs and
+    results dropped because the device never identified itself."""
+
+    port: str
+    device: str | None
+    frames: int
+    bad_frames: int
+    text_lines: int
+    device_errors: int
+    unidentified: int
+    at: float
+
+
+@dataclass(frozen=True)
+class PortState:
+    port: str
+    connected: bool
+    error: str | None
+    at: float
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passes: lets time-based rules (device silent) fire."""
+
+    at: float
+
+
+@dataclass(frozen=True)
+class Retention:
+    at: float
+
+
+Record = Identified | ResultRecord | HeartbeatRecord | LineCounts | PortState | Tick | Retention
+
+
+class LineState:
+    """What one connected port has said so far. Create a new one on every (re)connect:
+    another device may have been plugged in."""
+
+    def __init__(self, port: str):
+        self.port = port
+        self.decoder = protocol.Decoder()
+        self.device: str | None = None
+        self.pending: deque[protocol.Result] = deque()
+        self.hello_asked_at: float | None = None
+
+    def wants_hello(self, now: float) -> bool:
+        """True when the gateway should (re)send HELLO_REQ: unidentified and not asked lately."""
+        if self.device is not None:
+            return False
+        if self.hello_asked_at is not None and now - self.hello_asked_at < HELLO_RETRY_S:
+            return False
+        self.hello_asked_at = now
+        return True
+
+    def feed(self, data: bytes, now: float) -> list[Record]:
+        out: list[Record] = []
+        frames = bad = text = errors = dropped = 0
+        for event in self.decoder.feed(data):
+            if isinstance(event, protocol.BadFrame):
+                bad += 1
+                continue
+            if isinstance(event, protocol.Text):
+                text += 1
+                continue
+            frames += 1
+            if isinstance(event, protocol.Hello):
+                self.device = event.device_id or f"port:{self.port}"
+                out.append(Identified(self.port, self.device, event.board, event.fw_version,
+                                      event.model_hash.hex(), event.boot_id, now))
+                out.extend(ResultRecord(self.port, self.device, r, now) for r in self.pending)
+                self.pending.clear()
+            elif isinstance(event, protocol.Result):
+                if self.device is not None:
+                    out.append(ResultRecord(self.port, self.device, event, now))
+                else:
+                    if len(self.pending) == MAX_PENDING:
+                        self.pending.popleft()
+                        dropped += 1
+                    self.pending.append(event)
+            elif isinstance(event, protocol.Heartbeat) and self.device is not None:
+                out.append(HeartbeatRecord(self.port, self.device, event, now))
+            elif isinstance(event, protocol.Error):
+                errors += 1
+        if frames or bad or text or errors or dropped:
+            out.append(LineCounts(self.port, self.device, frames, bad, text, errors, dropped, now))
+        return out

@@ -1,0 +1,241 @@
+"""Apply a batch of ingest records to the store in one transaction: dedupe, count gaps and
+reboots, run the alert rules and drift checks, and queue the MQTT messages.
+
+Everything a batch produces (results, counters, alerts, outbox rows) commits together, so
+what is acknowledged after ``process`` returns is exactly what is on disk. The in-memory
+rule state is rebuilt from the store at start (open alerts stay open, the drift baseline
+and window are reloaded), so a restart neither re-fires nor forgets alerts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from tinyml.device.protocol import LATENCY_UNIT_NAMES
+from tinyml.gateway.config import GatewayConfig, ModelInfo
+from tinyml.gateway.drift import DriftMonitor
+from tinyml.gateway.ingest import (
+    HeartbeatRecord,
+    Identified,
+    LineCounts,
+    PortState,
+    Record,
+    ResultRecord,
+    Retention,
+    Tick,
+)
+from tinyml.gateway.rules import DeviceRules, Transition
+from tinyml.gateway.store import Store, StoredResult
+
+_TOPIC_UNSAFE = re.compile(r"[/+#\x00-\x1f]")
+
+
+def topic_part(name: str) -> str:
+    """A device id made safe as one MQTT topic level."""
+    return _TOPIC_UNSAFE.sub("_", name) or "_"
+
+
+def result_id(device: str, boot_id: int, seq: int) -> str:
+    """Deterministic message id: a re-published result keeps its id, so consumers can dedupe."""
+    return f"{device}/{boot_id:08x}/{seq}"
+
+
+Seen = dict[str, tuple[float, dict[str, object]]]
+
+
+def _mark_seen(seen: Seen, device: str, at: float, fields: dict[str, object] | None = None) -> None:
+    """Note that a device was heard at ``at`` (and which columns to update), once per batch."""
+    _, known = seen.get(device, (at, {}))
+    seen[device] = (at, {**known, **(fields or {})})
+
+
+@dataclass
+class DeviceState:
+    model: ModelInfo
+    rules: DeviceRules
+    drift: DriftMonitor
+    model_hash: str = ""
+    boot_id: int | None = None
+    last_seq: int | None = None
+
+
+@dataclass
+class BatchOutcome:
+    stored: int = 0
+    duplicates: int = 0
+    enqueued: int = 0
+    retained_deleted: int = 0
+    transitions: list[tuple[str, Transition]] = field(default_factory=list)
+
+
+class Processor:
+    """The gateway's single writer. Not thread-safe: call it from one thread at a time."""
+
+    def __init__(self, store: Store, config: GatewayConfig):
+        self.store = store
+        self.config = config
+        self.prefix = f"{config.mqtt.topic_prefix if config.mqtt else 'tinyml'}/{topic_part(config.site)}"
+        self.devices: dict[str, DeviceState] = {}
+        self._restore()
+
+    def _new_state(self, device: str, model_hash: str) -> DeviceState:
+        model = self.config.model_for(device, model_hash)
+        return DeviceState(model, DeviceRules(self.config.rules, model.threshold),
+                           DriftMonitor(self.config.drift, model.score_baseline or None), model_hash)
+
+    def _restore(self) -> None:
+        open_alerts = self.store.open_alerts()
+        for row in self.store.devices():
+            device = row["device"]
+            state = self._new_state(device, row["model_hash"] or "")
+            state.boot_id, state.last_seq = row["boot_id"], row["last_seq"]
+            if state.rules.silent is not None:
+                state.rules.silent.last_seen = row["last_seen"]
+            drift = state.drift
+            if not drift.fixed_baseline:
+                drift.baseline = self.store.scores(device, self.config.drift.baseline_n, newest=False)
+            if len(drift.baseline) >= self.config.drift.baseline_n or drift.fixed_baseline:
+                drift.recent.extend(self.store.scores(device, self.config.drift.window, newest=True))
+            self.devices[device] = state
+        for device, rule in open_alerts:
+            if device in self.devices:
+                if rule == "drift":
+                    self.devices[device].drift.firing = True
+                else:
+                    self.devices[device].rules.restore_firing(rule)
+
+    def _state(self, device: str, model_hash: str = "") -> DeviceState:
+        state = self.devices.get(device)
+        if state is None or (model_hash and model_hash != state.model_hash):
+            fresh = self._new_state(device, model_hash or (state.model_hash if state else ""))
+            if state is not None:  # same device, new model: keep identity, restart the analysis
+                fresh.boot_id, fresh.last_seq = state.boot_id, state.last_seq
+            self.devices[device] = state = fresh
+        return state
+
+    def process(self, records: list[Record], now: float) -> BatchOutcome:
+        """Apply records in one transaction; returns what was committed."""
+        out = BatchOutcome()
+        counts: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        port_counts: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        seen: Seen = {}
+        with self.store.transaction():
+            for rec in records:
+                if isinstance(rec, ResultRecord):
+                    self._result(rec, out, counts, seen)
+                elif isinstance(rec, LineCounts):
+                    port_counts[rec.port].update(frames=rec.frames, bad_frames=rec.bad_frames,
+                                                 text_lines=rec.text_lines, unidentified=rec.unidentified)
+                    if rec.device is not None:
+                        counts[rec.device].update(frames=rec.frames, bad_frames=rec.bad_frames,
+                                                  text_lines=rec.text_lines, device_errors=rec.device_errors)
+                        self._transitions(rec.device, self._state(rec.device).rules.on_frames(
+                            rec.frames, rec.bad_frames, rec.at), rec.at, out)
+                        _mark_seen(seen, rec.device, rec.at)
+                elif isinstance(rec, Identified):
+                    self._hello(rec, out, counts, seen)
+                elif isinstance(rec, HeartbeatRecord):
+                    self._boot(rec.device, rec.heartbeat.boot_id, counts)
+                    self._transitions(rec.device, self._state(rec.device).rules.on_frames(0, 0, rec.at),
+                                      rec.at, out)
+                    _mark_seen(seen, rec.device, rec.at)
+                elif isinstance(rec, PortState):
+                    self.store.set_port(rec.port, rec.at, connected=int(rec.connected), last_error=rec.error)
+                    if rec.connected:
+                        port_counts[rec.port]["connects"] += 1
+                elif isinstance(rec, Tick):
+                    for device, state in self.devices.items():
+                        self._transitions(device, state.rules.on_tick(rec.at), rec.at, out)
+                elif isinstance(rec, Retention):
+                    out.retained_deleted += self.store.delete_expired(
+                        rec.at, self.config.max_age_s, self.config.max_results)
+            for device, (at, fields) in seen.items():
+                state = self.devices[device]
+                self.store.touch_device(device, at, boot_id=state.boot_id, last_seq=state.last_seq, **fields)
+            for device, c in counts.items():
+                self.store.add_device_counts(device, **c)
+            for port, c in port_counts.items():
+                self.store.add_port_counts(port, **c)
+        return out
+
+    def _boot(self, device: str, boot_id: int, counts: defaultdict[str, Counter[str]]) -> bool:
+        """Track the device's boot; a new boot id after a known one is a reboot."""
+        state = self._state(device)
+        if state.boot_id == boot_id:
+            return False
+        if state.boot_id is not None:
+            counts[device]["reboots"] += 1
+        state.boot_id, state.last_seq = boot_id, None
+        return True
+
+    def _hello(self, rec: Identified, out: BatchOutcome, counts: defaultdict[str, Counter[str]],
+               seen: Seen) -> None:
+        state = self._state(rec.device, rec.model_hash)
+        previous = state.boot_id
+        rebooted = self._boot(rec.device, rec.boot_id, counts) and previous is not None
+        fields: dict[str, object] = {"port": rec.port, "board": rec.board, "fw_version": rec.fw_version,
+                                     "model_hash": rec.model_hash,
+                                     "classes": json.dumps(list(state.model.classes)) if state.model.classes
+                                     else None}
+        _mark_seen(seen, rec.device, rec.at, fields)
+        self.store.set_port(rec.port, rec.at, device=rec.device)
+        payload = {"id": f"status/{rec.device}/{rec.boot_id:08x}", "site": self.config.site, "device": rec.device,
+                   "state": "online", "board": rec.board, "fw_version": rec.fw_version,
+                   "model_hash": rec.model_hash, "boot_id": rec.boot_id, "rebooted": rebooted,
+                   "port": rec.port, "at": rec.at}
+        self._enqueue(rec.device, "status", payload, rec.at, out)
+
+    def _result(self, rec: ResultRecord, out: BatchOutcome, counts: defaultdict[str, Counter[str]],
+                seen: Seen) -> None:
+        r = rec.result
+        state = self._state(rec.device)
+        if r.boot_id != state.boot_id:
+            self._boot(rec.device, r.boot_id, counts)
+        anomalous = state.model.is_anomaly(r.label)
+        stored = self.store.insert_result(StoredResult(
+            rec.device, r.boot_id, r.seq, rec.at, r.timestamp_ms, r.latency, r.latency_unit, r.label,
+            anomalous, r.score, bytes(v & 0xFF for v in r.output)))
+        _mark_seen(seen, rec.device, rec.at)
+        if not stored:
+            counts[rec.device]["duplicates"] += 1
+            out.duplicates += 1
+            return
+        out.stored += 1
+        counts[rec.device]["results"] += 1
+        if state.last_seq is not None and r.seq > state.last_seq + 1:
+            counts[rec.device]["missing"] += r.seq - state.last_seq - 1
+        if state.last_seq is None or r.seq > state.last_seq:
+            state.last_seq = r.seq
+        payload = {"id": result_id(rec.device, r.boot_id, r.seq), "site": self.config.site,
+                   "device": rec.device, "boot_id": r.boot_id, "seq": r.seq, "device_ms": r.timestamp_ms,
+                   "received_at": rec.at, "label": r.label, "class": state.model.class_name(r.label),
+                   "anomaly": anomalous, "score": r.score, "latency": r.latency,
+                   "latency_unit": LATENCY_UNIT_NAMES.get(r.latency_unit, str(r.latency_unit))}
+        self._enqueue(rec.device, "result", payload, rec.at, out)
+        transitions = state.rules.on_result(anomalous, r.score, rec.at)
+        drift = state.drift.observe(r.score)
+        self._transitions(rec.device, transitions + ([drift] if drift else []), rec.at, out)
+
+    def _transitions(self, device: str, transitions: list[Transition], now: float, out: BatchOutcome) -> None:
+        for t in transitions:
+            if t.firing:
+                alert_id = self.store.open_alert(device, t.rule, t.value, t.message, now)
+            else:
+                alert_id = self.store.close_alert(device, t.rule, now)
+                if alert_id is None:
+                    continue
+            state = "firing" if t.firing else "cleared"
+            payload = {"id": f"alert/{alert_id}/{state}", "site": self.config.site, "device": device,
+                       "rule": t.rule, "state": state, "value": t.value, "message": t.message, "at": now}
+            self._enqueue(device, "alert", payload, now, out)
+            out.transitions.append((device, t))
+
+    def _enqueue(self, device: str, kind: str, payload: dict[str, object], now: float, out: BatchOutcome) -> None:
+        if self.config.mqtt is None:  # no broker configured: nothing would ever drain the outbox
+            return
+        topic = f"{self.prefix}/{topic_part(device)}/{kind}"
+        self.store.enqueue(device, topic, str(payload["id"]), json.dumps(payload, separators=(",", ":")), now)
+        out.enqueued += 1

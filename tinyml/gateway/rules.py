@@ -1,0 +1,188 @@
+"""Alert rules as small state machines with hysteresis, so alerts do not flap.
+
+Every rule fires on one condition and clears only on a stricter opposite condition
+(a lower count, a lower score, a lower error rate, held for a while). Rules are pure:
+they see observations and the time they are given, never the clock or the store, so
+they are tested with plain sequences.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A rule changed state: fired (``firing`` True) or cleared (False)."""
+
+    rule: str
+    firing: bool
+    value: float
+    message: str
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    """Thresholds of the alert rules (gateway.toml ``[rules]``). ``None`` turns a rule off."""
+
+    anomaly_k: int = 3
+    anomaly_n: int = 5
+    anomaly_clear_k: int = 1
+    score_threshold: float | None = None
+    score_clear: float | None = None
+    score_seconds: float = 10.0
+    silent_seconds: float | None = 30.0
+    error_rate: float | None = 0.05
+    error_clear_rate: float = 0.01
+    error_window: int = 200
+    error_min_frames: int = 20
+
+    def __post_init__(self) -> None:
+        if not 0 < self.anomaly_k <= self.anomaly_n:
+            raise ValueError("need 0 < anomaly_k <= anomaly_n")
+        if not 0 <= self.anomaly_clear_k < self.anomaly_k:
+            raise ValueError("need 0 <= anomaly_clear_k < anomaly_k")
+        if self.score_clear is not None and self.score_threshold is not None \
+                and self.score_clear > self.score_threshold:
+            raise ValueError("need score_clear <= score_threshold")
+        if self.error_rate is not None and not 0 <= self.error_clear_rate < self.error_rate:
+            raise ValueError("need 0 <= error_clear_rate < error_rate")
+
+
+class AnomalyKofN:
+    """Fires when at least k of the last n results are anomalies; clears at clear_k or fewer."""
+
+    name = "anomalies"
+
+    def __init__(self, k: int, n: int, clear_k: int):
+        self.k, self.clear_k = k, clear_k
+        self.window: deque[bool] = deque(maxlen=n)
+        self.firing = False
+
+    def observe(self, anomalous: bool) -> Transition | None:
+        self.window.append(anomalous)
+        count = sum(self.window)
+        n = self.window.maxlen
+        if not self.firing and count >= self.k:
+            self.firing = True
+            return Transition(self.name, True, count, f"{count} of the last {n} results are anomalies")
+        if self.firing and count <= self.clear_k:
+            self.firing = False
+            return Transition(self.name, False, count, f"{count} of the last {n} results are anomalies")
+        return None
+
+
+class ScoreAbove:
+    """Fires when the score stays above a threshold for t seconds; clears when it stays
+    at or below the (lower) clear level for t seconds."""
+
+    name = "score"
+
+    def __init__(self, threshold: float, clear: float, seconds: float):
+        self.threshold, self.clear, self.seconds = threshold, clear, seconds
+        self.since: float | None = None  # start of the current run towards a state change
+        self.firing = False
+
+    def observe(self, score: float, now: float) -> Transition | None:
+        towards_change = score <= self.clear if self.firing else score > self.threshold
+        if not towards_change:
+            self.since = None
+            return None
+        if self.since is None:
+            self.since = now
+        if now - self.since < self.seconds:
+            return None
+        self.since = None
+        self.firing = not self.firing
+        level = f"above {self.threshold:g}" if self.firing else f"at or below {self.clear:g}"
+        return Transition(self.name, self.firing, score, f"score {level} for {self.seconds:g} s")
+
+
+class Silent:
+    """Fires when a device has sent nothing for t seconds; clears on its next frame."""
+
+    name = "silent"
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.last_seen: float | None = None
+        self.firing = False
+
+    def seen(self, now: float) -> Transition | None:
+        self.last_seen = now
+        if self.firing:
+            self.firing = False
+            return Transition(self.name, False, 0.0, "device is sending again")
+        return None
+
+    def tick(self, now: float) -> Transition | None:
+        if self.firing or self.last_seen is None:
+            return None
+        quiet = now - self.last_seen
+        if quiet >= self.seconds:
+            self.firing = True
+            return Transition(self.name, True, quiet, f"no frame for {quiet:.0f} s")
+        return None
+
+
+class ErrorRate:
+    """Fires when the share of bad frames among the last frames exceeds a rate; clears
+    when it falls to the (lower) clear rate. Judged only once enough frames were seen."""
+
+    name = "errors"
+
+    def __init__(self, rate: float, clear_rate: float, window: int, min_frames: int):
+        self.rate, self.clear_rate, self.min_frames = rate, clear_rate, min_frames
+        self.frames: deque[bool] = deque(maxlen=window)  # True = bad
+        self.firing = False
+
+    def observe(self, good: int, bad: int) -> Transition | None:
+        self.frames.extend([False] * good + [True] * bad)
+        if len(self.frames) < self.min_frames:
+            return None
+        share = sum(self.frames) / len(self.frames)
+        if not self.firing and share > self.rate:
+            self.firing = True
+            return Transition(self.name, True, share, f"{share:.1%} of recent frames are bad")
+        if self.firing and share <= self.clear_rate:
+            self.firing = False
+            return Transition(self.name, False, share, f"{share:.1%} of recent frames are bad")
+        return None
+
+
+class DeviceRules:
+    """All alert rules of one device, built from one RuleConfig."""
+
+    def __init__(self, config: RuleConfig, score_threshold: float | None = None):
+        self.anomalies = AnomalyKofN(config.anomaly_k, config.anomaly_n, config.anomaly_clear_k)
+        threshold = config.score_threshold if config.score_threshold is not None else score_threshold
+        self.score = None if threshold is None else ScoreAbove(
+            threshold, config.score_clear if config.score_clear is not None else 0.9 * threshold,
+            config.score_seconds)
+        self.silent = None if config.silent_seconds is None else Silent(config.silent_seconds)
+        self.errors = None if config.error_rate is None else ErrorRate(
+            config.error_rate, config.error_clear_rate, config.error_window, config.error_min_frames)
+
+    def restore_firing(self, rule: str) -> None:
+        """Mark a rule as firing (an alert still open in the store), so it is not fired twice."""
+        for r in (self.anomalies, self.score, self.silent, self.errors):
+            if r is not None and r.name == rule:
+                r.firing = True
+
+    def on_result(self, anomalous: bool | None, score: float, now: float) -> list[Transition]:
+        out = [self.silent.seen(now) if self.silent else None]
+        if anomalous is not None:
+            out.append(self.anomalies.observe(anomalous))
+        if self.score is not None:
+            out.append(self.score.observe(score, now))
+        return [t for t in out if t is not None]
+
+    def on_frames(self, good: int, bad: int, now: float) -> list[Transition]:
+        out = [self.silent.seen(now) if self.silent and (good or bad) else None,
+               self.errors.observe(good, bad) if self.errors else None]
+        return [t for t in out if t is not None]
+
+    def on_tick(self, now: float) -> list[Transition]:
+        t = self.silent.tick(now) if self.silent else None
+        return [t] if t else []

@@ -1,0 +1,123 @@
+"""`tinyml gateway run`: port readers -> one batching writer -> outbox -> MQTT, plus HTTP status.
+
+One asyncio loop. Readers put records on a bounded queue (a slow disk slows the readers,
+never loses records already read); the single writer drains it in batches and commits
+each batch in one transaction in a worker thread, then wakes the forwarder. A record is
+acknowledged (counted in the log, visible in status, sent to MQTT) only after its commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+
+from tinyml.gateway import api, ports
+from tinyml.gateway.config import GatewayConfig
+from tinyml.gateway.forward import Forwarder
+from tinyml.gateway.ingest import Record, Retention, Tick
+from tinyml.gateway.processor import Processor
+from tinyml.gateway.status import snapshot
+from tinyml.gateway.store import Store, connect
+
+log = logging.getLogger("tinyml.gateway")
+QUEUE_SIZE = 50_000
+BATCH_MAX = 2000
+BATCH_WAIT_S = 0.02
+TICK_S = 1.0
+RETENTION_EVERY_S = 60.0
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig):
+        for port in config.ports:
+            ports.check_port(port)
+        self.config = config
+        self.store = Store(config.db)
+        self.processor = Processor(self.store, config)
+        self.committed = self.store.result_count()
+        self.store.mark_ports_down(time.time())
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        queue: asyncio.Queue[Record] = asyncio.Queue(QUEUE_SIZE)
+        forwarder = None
+        if self.config.mqtt is not None:
+            forwarder = Forwarder(self.config.mqtt, self.config.db, self.config.site)
+            forwarder.start()
+        server = None
+        if self.config.http is not None:
+            reader = connect(self.config.db, readonly=True)
+            lock = threading.Lock()
+
+            def snap() -> dict:
+                with lock:
+                    return snapshot(reader)
+            server = await api.serve(*self.config.http, snap)
+        log.info("gateway: site %s, db %s, %d port(s), %d result(s) stored", self.config.site,
+                 self.config.db, len(self.config.ports), self.committed)
+        tasks = [asyncio.create_task(ports.read_port(p, self.config.baud, queue.put, stop)) for p in self.config.ports]
+        tasks.append(asyncio.create_task(self._clock(queue, stop)))
+        written = asyncio.Event()  # the writer has committed everything read before the stop
+        forward_task = asyncio.create_task(forwarder.run(written)) if forwarder else None
+        writer = asyncio.create_task(self._write(queue, stop, forwarder))
+        await stop.wait()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await writer
+        self.store.mark_ports_down(time.time())
+        written.set()
+        if forward_task:
+            await forward_task
+            forwarder.close()
+        if server:
+            server.close()
+            await server.wait_closed()
+        self.store.close()
+        log.info("gateway stopped: %d result(s) stored", self.committed)
+
+    async def _clock(self, queue: asyncio.Queue[Record], stop: asyncio.Event) -> None:
+        last_retention = 0.0
+        while not stop.is_set():
+            now = time.time()
+            await queue.put(Tick(now))
+            if now - last_retention >= RETENTION_EVERY_S:
+                await queue.put(Retention(now))
+                last_retention = now
+            await asyncio.sleep(TICK_S)
+
+    async def _write(self, queue: asyncio.Queue[Record], stop: asyncio.Event,
+                     forwarder: Forwarder | None) -> None:
+        while not (stop.is_set() and queue.empty()):
+            try:
+                first = await asyncio.wait_for(queue.get(), timeout=0.5)
+            except asyncio.TimeoutError:
+                continue
+            batch = [first]
+            deadline = time.monotonic() + BATCH_WAIT_S
+            while len(batch) < BATCH_MAX:
+                if queue.empty():
+                    if time.monotonic() >= deadline or stop.is_set():
+                        break
+                    await asyncio.sleep(0.002)
+                    continue
+                batch.append(queue.get_nowait())
+            outcome = await asyncio.to_thread(self.processor.process, batch, time.time())
+            self.committed += outcome.stored - outcome.retained_deleted
+            if outcome.stored or outcome.duplicates:
+                log.debug("committed %d result(s), %d duplicate(s); %d stored", outcome.stored,
+                          outcome.duplicates, self.committed)
+            for device, t in outcome.transitions:
+                level = logging.WARNING if t.firing else logging.INFO
+                log.log(level, "alert %s %s on %s: %s", t.rule, "FIRING" if t.firing else "cleared", device,
+                        t.message)
+            if forwarder and outcome.enqueued:
+                forwarder.wake()

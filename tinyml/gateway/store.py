@@ -1,0 +1,261 @@
+"""The gateway's SQLite store: results, devices, ports, alerts and the MQTT outbox in one file.
+
+WAL mode with ``synchronous=FULL``: a batch is durable once ``commit`` returns, and only
+then is it acknowledged (counted, logged, forwarded). The outbox lives in the same file
+and is written in the same transaction as the records it announces, so a crash can never
+store a result without queueing its message, or the other way round. Duplicates are
+refused by the UNIQUE key (device, boot_id, seq).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinyml.errors import InputError
+
+SCHEMA_VERSION = 1
+DEVICE_COUNTERS = ("results", "duplicates", "missing", "reboots", "frames", "bad_frames",
+                   "text_lines", "device_errors")
+PORT_COUNTERS = ("connects", "frames", "bad_frames", "text_lines", "unidentified")
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS devices (
+    device TEXT PRIMARY KEY, port TEXT, board TEXT, fw_version TEXT, model_hash TEXT, classes TEXT,
+    boot_id INTEGER, last_seq INTEGER, first_seen REAL, last_seen REAL,
+    {", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in DEVICE_COUNTERS)});
+CREATE TABLE IF NOT EXISTS ports (
+    port TEXT PRIMARY KEY, connected INTEGER NOT NULL DEFAULT 0, device TEXT, last_error TEXT,
+    changed_at REAL, {", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in PORT_COUNTERS)});
+CREATE TABLE IF NOT EXISTS results (
+    id INTEGER PRIMARY KEY, device TEXT NOT NULL, boot_id INTEGER NOT NULL, seq INTEGER NOT NULL,
+    received_at REAL NOT NULL, device_ms INTEGER, latency INTEGER, latency_unit INTEGER,
+    label INTEGER, anomaly INTEGER, score REAL, output BLOB, UNIQUE (device, boot_id, seq));
+CREATE INDEX IF NOT EXISTS results_by_time ON results (received_at);
+CREATE INDEX IF NOT EXISTS results_by_device ON results (device, id);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY, device TEXT NOT NULL, rule TEXT NOT NULL, value REAL, message TEXT,
+    fired_at REAL NOT NULL, cleared_at REAL);
+CREATE INDEX IF NOT EXISTS alerts_open ON alerts (cleared_at);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, topic TEXT NOT NULL,
+    msg_id TEXT NOT NULL, payload TEXT NOT NULL, created_at REAL NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    device: str
+    boot_id: int
+    seq: int
+    received_at: float
+    device_ms: int
+    latency: int
+    latency_unit: int
+    label: int
+    anomaly: bool | None
+    score: float
+    output: bytes
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    device: str
+    topic: str
+    msg_id: str
+    payload: str
+
+
+def _check_writable(path: Path) -> None:
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise InputError(f"database path {path} is a directory", "give a file name, e.g. gateway.db")
+    if not parent.is_dir():
+        raise InputError(f"database folder {parent} does not exist",
+                         "create the folder or choose another --db path")
+    target = path if path.exists() else parent
+    if not os.access(target, os.W_OK):
+        raise InputError(f"database path {path} is not writable",
+                         "choose a --db path in a folder you can write to")
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open the database, turning SQLite's failures into one-line errors."""
+    if readonly and not path.exists():
+        raise InputError(f"no gateway database at {path}", "give the --db that `gateway run` uses")
+    if not readonly:
+        _check_writable(path)
+    uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                               timeout=30)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        if not readonly:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise InputError(f"cannot use database {path}: {exc}",
+                         "the file is corrupt or not a gateway database; move it away and start "
+                         "with a new --db") from None
+    return conn
+
+
+class Store:
+    """One writer connection. Callers group their writes in ``transaction()``."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.conn = connect(self.path)
+        try:
+            self.conn.executescript(SCHEMA)
+            version = self.conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if version is None:
+                self.conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            elif version[0] != str(SCHEMA_VERSION):
+                raise InputError(f"database {self.path} has schema {version[0]}, this gateway "
+                                 f"needs {SCHEMA_VERSION}", "use a new --db file")
+            check = self.conn.execute("PRAGMA quick_check").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"cannot use database {self.path}: {exc}",
+                             "the file is corrupt or not a gateway database; move it away and start "
+                             "with a new --db") from None
+        if check != "ok":
+            raise InputError(f"database {self.path} is corrupt: {check}",
+                             "move it away and start with a new --db")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT; rolls back when the block raises."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # --- writes (inside a transaction) ---------------------------------------------------
+    def insert_result(self, r: StoredResult) -> bool:
+        """Store a result; False when (device, boot_id, seq) is already stored."""
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO results (device, boot_id, seq, received_at, device_ms, latency,"
+            " latency_unit, label, anomaly, score, output) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (r.device, r.boot_id, r.seq, r.received_at, r.device_ms, r.latency, r.latency_unit,
+             r.label, r.anomaly, r.score, r.output))
+        return cur.rowcount == 1
+
+    def touch_device(self, device: str, now: float, **fields: object) -> None:
+        """Create the device row if needed and set ``last_seen`` and the given columns."""
+        self.conn.execute("INSERT OR IGNORE INTO devices (device, first_seen, last_seen) VALUES (?,?,?)",
+                          (device, now, now))
+        cols = {"last_seen": now, **fields}
+        self.conn.execute(f"UPDATE devices SET {', '.join(f'{k} = ?' for k in cols)} WHERE device = ?",
+                          (*cols.values(), device))
+
+    def add_device_counts(self, device: str, **counts: int) -> None:
+        self._add_counts("devices", "device", device, DEVICE_COUNTERS, counts)
+
+    def set_port(self, port: str, now: float, **fields: object) -> None:
+        self.conn.execute("INSERT OR IGNORE INTO ports (port) VALUES (?)", (port,))
+        cols = {"changed_at": now, **fields}
+        self.conn.execute(f"UPDATE ports SET {', '.join(f'{k} = ?' for k in cols)} WHERE port = ?",
+                          (*cols.values(), port))
+
+    def mark_ports_down(self, now: float) -> None:
+        """No port is connected while the gateway is not running."""
+        with self.transaction():
+            self.conn.execute("UPDATE ports SET connected = 0, changed_at = ? WHERE connected = 1", (now,))
+
+    def add_port_counts(self, port: str, **counts: int) -> None:
+        self.conn.execute("INSERT OR IGNORE INTO ports (port) VALUES (?)", (port,))
+        self._add_counts("ports", "port", port, PORT_COUNTERS, counts)
+
+    def _add_counts(self, table: str, key: str, value: str, allowed: Sequence[str],
+                    counts: dict[str, int]) -> None:
+        counts = {k: v for k, v in counts.items() if v}
+        if not counts:
+            return
+        unknown = set(counts) - set(allowed)
+        if unknown:
+            raise ValueError(f"unknown {table} counters {sorted(unknown)}")
+        self.conn.execute(f"UPDATE {table} SET {', '.join(f'{k} = {k} + ?' for k in counts)} "
+                          f"WHERE {key} = ?", (*counts.values(), value))
+
+    def open_alert(self, device: str, rule: str, value: float, message: str, now: float) -> int:
+        cur = self.conn.execute("INSERT INTO alerts (device, rule, value, message, fired_at) "
+                                "VALUES (?,?,?,?,?)", (device, rule, value, message, now))
+        return int(cur.lastrowid)
+
+    def close_alert(self, device: str, rule: str, now: float) -> int | None:
+        """Clear the open alert of this rule; returns its id (None when none was open)."""
+        row = self.conn.execute("SELECT id FROM alerts WHERE device = ? AND rule = ? AND "
+                                "cleared_at IS NULL ORDER BY id DESC LIMIT 1", (device, rule)).fetchone()
+        if row is None:
+            return None
+        self.conn.execute("UPDATE alerts SET cleared_at = ? WHERE id = ?", (now, row[0]))
+        return int(row[0])
+
+    def enqueue(self, device: str, topic: str, msg_id: str, payload: str, now: float) -> None:
+        self.conn.execute("INSERT INTO outbox (device, topic, msg_id, payload, created_at) "
+                          "VALUES (?,?,?,?,?)", (device, topic, msg_id, payload, now))
+
+    # --- reads used at start-up to restore in-memory state -------------------------------
+    def devices(self) -> list[sqlite3.Row]:
+        self.conn.row_factory = sqlite3.Row
+        try:
+            return self.conn.execute("SELECT * FROM devices").fetchall()
+        finally:
+            self.conn.row_factory = None
+
+    def open_alerts(self) -> list[tuple[str, str]]:
+        return self.conn.execute("SELECT device, rule FROM alerts WHERE cleared_at IS NULL").fetchall()
+
+    def scores(self, device: str, limit: int, newest: bool) -> list[float]:
+        """The first (or, with ``newest``, the last) ``limit`` scores of a device, oldest first."""
+        order = "DESC" if newest else "ASC"
+        rows = self.conn.execute(f"SELECT score FROM results WHERE device = ? ORDER BY id {order} "
+                                 "LIMIT ?", (device, limit)).fetchall()
+        scores = [r[0] for r in rows]
+        return scores[::-1] if newest else scores
+
+    def result_count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM results").fetchone()[0])
+
+    # --- outbox (used by the forwarder, autocommit) --------------------------------------
+    def outbox_after(self, after_id: int, limit: int) -> list[OutboxRow]:
+        rows = self.conn.execute("SELECT id, device, topic, msg_id, payload FROM outbox WHERE id > ? "
+                                 "ORDER BY id LIMIT ?", (after_id, limit)).fetchall()
+        return [OutboxRow(*r) for r in rows]
+
+    def outbox_delete(self, ids: Sequence[int]) -> None:
+        if ids:
+            with self.transaction():
+                self.conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+
+    def outbox_depth(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+    # --- retention (inside a transaction) -------------------------------------------------
+    def delete_expired(self, now: float, max_age_s: float | None, max_results: int | None) -> int:
+        """Delete results older than ``max_age_s`` and the oldest beyond ``max_results``.
+        Messages still in the outbox carry their own payload and are not affected."""
+        deleted = 0
+        if max_age_s is not None:
+            deleted += self.conn.execute("DELETE FROM results WHERE received_at < ?",
+                                         (now - max_age_s,)).rowcount
+            self.conn.execute("DELETE FROM alerts WHERE cleared_at < ?", (now - max_age_s,))
+        if max_results is not None:
+            deleted += self.conn.execute(
+                "DELETE FROM results WHERE id <= (SELECT id FROM results ORDER BY id DESC "
+                "LIMIT 1 OFFSET ?)", (max_results,)).rowcount
+        return deleted
