@@ -1,0 +1,1 @@
+typedef tml_pool_params tml_avg_pool_params;
