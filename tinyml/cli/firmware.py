@@ -30,3 +30,41 @@ def boards(as_json: bool) -> None:
         marks = "  ".join(f"{'yes' if here[k] else 'no':<5}" for k in ("build", "emulate", "flash"))
         click.echo(f"{r['name']:<20} {r['cpu']:<14} {_kib(r['flash_bytes']):>9} {_kib(r['ram_bytes']):>9}  "
                    f"{r['flash_method']:<9} {marks}")
+
+
+@click.group()
+def firmware() -> None:
+    """Render firmware projects for a board."""
+
+
+@firmware.command("new")
+@click.option("--board", "board_name", required=True, help="Board name (see `tinyml boards`) or a board .toml.")
+@click.option("--model", required=True, type=click.Path(), help="Run directory from `tinyml train`, or an int8 .tflite.")
+@click.option("--out", required=True, type=click.Path(), help="Project directory to write.")
+@click.option("--runtime", type=click.Choice(["native", "tflm"]), default="native", show_default=True,
+              help="native: C from `tinyml codegen`; tflm: TensorFlow Lite Micro (ESP-IDF boards).")
+def firmware_new(board_name: str, model: str, out: str, runtime: str) -> None:
+    """Render a plain firmware project (Makefile or ESP-IDF) that runs MODEL on BOARD."""
+    from tinyml.firmware.render import render_project, resolve_model
+
+    board = load_board(board_name)
+    path = render_project(board, resolve_model(model), out, runtime)
+    how = "idf.py build" if board.builder == "idf.py" else f"tinyml build {path}"
+    click.echo(f"firmware project for {board.name} ({runtime}) written to {path}; build it with `{how}`")
+
+
+@click.command()
+@click.argument("project", type=click.Path())
+@click.option("--flash-limit", type=int, default=None, help="Check against this many flash bytes instead of the board's.")
+@click.option("--json", "as_json", is_flag=True, help="Print the size report as JSON.")
+def build(project: str, flash_limit: int | None, as_json: bool) -> None:
+    """Build a firmware project and report flash, static RAM, arena and stack against the board."""
+    from tinyml.firmware.build import build_project
+
+    report = build_project(project, flash_limit)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+        return
+    click.echo(f"built {report.elf} for {report.board}")
+    for line in report.lines():
+        click.echo(f"  {line}")

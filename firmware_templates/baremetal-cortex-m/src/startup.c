@@ -1,0 +1,33 @@
+/* Reset handler and vector table for a bare-metal Cortex-M: copy .data, clear .bss, enable
+ * the FPU where there is one, run main. Symbols come from link.ld. */
+#include <stdint.h>
+#include <string.h>
+
+extern uint32_t _data_start, _data_end, _data_load, _bss_start, _bss_end, _stack_top;
+extern int main(void);
+void port_exit(int code);
+void SysTick_Handler(void);
+
+static void default_handler(void)
+{
+    for (;;) {
+    }
+}
+
+void Reset_Handler(void)
+{
+    memcpy(&_data_start, &_data_load, (size_t)((char *)&_data_end - (char *)&_data_start));
+    memset(&_bss_start, 0, (size_t)((char *)&_bss_end - (char *)&_bss_start));
+#if defined(__ARM_FP)
+    *(volatile uint32_t *)0xE000ED88u |= 0xFu << 20; /* CPACR: full access to CP10 and CP11 */
+    __asm volatile("dsb\n isb");
+#endif
+    port_exit(main());
+    default_handler();
+}
+
+__attribute__((section(".vectors"), used)) static void (*const vectors[16])(void) = {
+    (void (*)(void))&_stack_top, Reset_Handler, default_handler, default_handler, /* NMI, HardFault */
+    default_handler, default_handler, default_handler, 0, 0, 0, 0,                  /* MemManage..reserved */
+    default_handler, default_handler, 0, default_handler, SysTick_Handler,        /* SVC..SysTick */
+};

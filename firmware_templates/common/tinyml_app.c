@@ -1,0 +1,219 @@
+/* The tinyml application, the same on every board.
+ *
+ * Validation mode (default build): serve the device protocol (docs/protocol.md) on the serial
+ * line: INPUT chunks fill the input tensor, INFER runs the model and answers RESULT with the
+ * raw output, the decision (label, score) and the latency.
+ * Run mode (build with -DTINYML_RUN_MODE=1): read a window from the sensor hook
+ * (tinyml_sensor.c), turn it into the model input, infer and send RESULT frames by itself,
+ * plus a HEARTBEAT every few seconds. */
+#include <string.h>
+
+#include "tinyml_config.h"
+#include "tinyml_port.h"
+#include "tinyml_proto.h"
+
+static int8_t input[TINYML_INPUT_BYTES];
+static int8_t output[TINYML_OUTPUT_BYTES];
+static uint8_t tx_frame[TINYML_PROTO_MAX_FRAME];
+static tinyml_decoder_t decoder;
+static uint32_t boot_id, results, rx_errors;
+
+static void send(const tinyml_msg_t *msg)
+{
+    size_t n = tinyml_encode(msg, tx_frame, sizeof tx_frame);
+    if (n)
+        port_write(tx_frame, n);
+}
+
+static tinyml_str_t str(const char *s)
+{
+    tinyml_str_t out = {s, (uint8_t)strlen(s)};
+    return out;
+}
+
+static void send_hello(void)
+{
+    tinyml_msg_t m = {.type = TINYML_MSG_HELLO};
+    m.u.hello.proto = TINYML_PROTO_VERSION;
+    m.u.hello.board = str(TINYML_BOARD);
+    m.u.hello.fw_version = str(TINYML_FW_VERSION);
+    m.u.hello.device_id = str(TINYML_DEVICE_ID);
+    memcpy(m.u.hello.model_hash, tinyml_model_hash, 8);
+    m.u.hello.arena_bytes = TINYML_ARENA_BYTES;
+    m.u.hello.input_bytes = TINYML_INPUT_BYTES;
+    m.u.hello.output_bytes = TINYML_OUTPUT_BYTES;
+    m.u.hello.boot_id = boot_id;
+    m.u.hello.latency_unit = TINYML_LATENCY_UNIT;
+    send(&m);
+}
+
+static void send_error(uint8_t code, const char *text)
+{
+    tinyml_msg_t m = {.type = TINYML_MSG_ERROR};
+    m.u.error.code = code;
+    m.u.error.message = str(text);
+    send(&m);
+}
+
+static void send_ack(uint8_t for_type, uint32_t value)
+{
+    tinyml_msg_t m = {.type = TINYML_MSG_ACK};
+    m.u.ack.for_type = for_type;
+    m.u.ack.value = value;
+    send(&m);
+}
+
+/* Label and score as docs/protocol.md defines them for the model's task. Integer arithmetic
+ * plus one int-to-float conversion and one division: some cores' libgcc (Xtensa lx106) lack
+ * soft-float add and multiply, and the result is the same on every board. */
+static void decide(uint8_t *label, float *score)
+{
+#if TINYML_TASK_ANOMALY
+    /* Reconstruction error in input-scale units with a Q16 output/input scale ratio:
+     * score = sum(d^2) * in_scale^2 / (2^32 * n) with d = ((qi - zi) << 16) - ratio * (qo - zo). */
+    uint64_t sum = 0;
+    for (unsigned i = 0; i < TINYML_OUTPUT_BYTES; i++) {
+        int32_t d = (((int32_t)input[i] - TINYML_INPUT_ZERO_POINT) * 65536) -
+                    TINYML_OUTPUT_TO_INPUT_Q16 * ((int32_t)output[i] - TINYML_OUTPUT_ZERO_POINT);
+        sum += (uint64_t)((int64_t)d * d);
+    }
+    *score = (float)sum / TINYML_SCORE_DIVISOR;
+#if TINYML_HAS_THRESHOLD
+    *label = sum > TINYML_THRESHOLD_SUM ? 1u : 0u;
+#else
+    *label = TINYML_LABEL_UNDECIDED;
+#endif
+#else
+    unsigned best = 0;
+    for (unsigned i = 1; i < TINYML_OUTPUT_BYTES; i++)
+        if (output[i] > output[best])
+            best = i;
+    *score = (float)((int32_t)output[best] - TINYML_OUTPUT_ZERO_POINT) / TINYML_OUTPUT_INV_SCALE;
+#if TINYML_OUTPUT_BYTES == 1
+    *label = *score >= 0.5f ? 1u : 0u; /* one sigmoid output */
+#else
+    *label = (uint8_t)best;
+#endif
+#endif
+}
+
+static void infer_and_report(uint32_t seq)
+{
+    uint32_t start = port_latency_counter();
+    int rc = tinyml_model_invoke(input, output);
+    uint32_t latency = port_latency_counter() - start;
+    if (rc != 0) {
+        send_error(TINYML_ERR_INFERENCE, "inference failed");
+        return;
+    }
+    tinyml_msg_t m = {.type = TINYML_MSG_RESULT};
+    m.u.result.seq = seq;
+    m.u.result.boot_id = boot_id;
+    m.u.result.timestamp_ms = port_millis();
+    m.u.result.latency = latency;
+    m.u.result.latency_unit = TINYML_LATENCY_UNIT;
+    decide(&m.u.result.label, &m.u.result.score);
+    /* A frame carries at most TINYML_PROTO_MAX_OUTPUT output bytes; larger outputs send their head. */
+    m.u.result.n = TINYML_OUTPUT_BYTES < TINYML_PROTO_MAX_OUTPUT ? TINYML_OUTPUT_BYTES : TINYML_PROTO_MAX_OUTPUT;
+    m.u.result.output = output;
+    results++;
+    send(&m);
+}
+
+/* Handle one host message; returns an exit code to stop with, or -1 to go on. */
+static int handle(const tinyml_msg_t *msg)
+{
+    switch (msg->type) {
+    case TINYML_MSG_INPUT:
+#if TINYML_RUN_MODE
+        send_error(TINYML_ERR_UNSUPPORTED, "run mode reads the sensor");
+#else
+        if (msg->u.input.offset > TINYML_INPUT_BYTES ||
+            msg->u.input.len > TINYML_INPUT_BYTES - msg->u.input.offset) {
+            send_error(TINYML_ERR_BAD_LENGTH, "input chunk outside the input tensor");
+            break;
+        }
+        memcpy(input + msg->u.input.offset, msg->u.input.data, msg->u.input.len);
+        send_ack(TINYML_MSG_INPUT, msg->u.input.offset + msg->u.input.len);
+#endif
+        break;
+    case TINYML_MSG_INFER:
+        infer_and_report(msg->u.infer.seq);
+        break;
+    case TINYML_MSG_HELLO_REQ:
+        send_hello();
+        break;
+    case TINYML_MSG_EXIT:
+#if TINYML_EMULATED
+        return msg->u.exit.code;
+#else
+        send_error(TINYML_ERR_UNSUPPORTED, "a real board does not exit");
+        break;
+#endif
+    default:
+        send_error(TINYML_ERR_UNKNOWN_TYPE, "unexpected message type");
+        break;
+    }
+    return -1;
+}
+
+/* Feed every waiting byte to the decoder; returns an exit code or -1. */
+static int poll_serial(void)
+{
+    int c;
+    while ((c = port_read_byte()) >= 0) {
+        tinyml_msg_t msg;
+        int r = tinyml_decoder_feed(&decoder, (uint8_t)c, &msg);
+        if (r == TINYML_FEED_BAD) {
+            rx_errors++;
+            send_error(TINYML_ERR_BAD_FRAME, "bad frame");
+        } else if (r == TINYML_FEED_MSG) {
+            int code = handle(&msg);
+            if (code >= 0)
+                return code;
+        }
+    }
+    return -1;
+}
+
+#if TINYML_RUN_MODE
+#include "tinyml_run.h"
+
+static void send_heartbeat(void)
+{
+    tinyml_msg_t m = {.type = TINYML_MSG_HEARTBEAT};
+    m.u.heartbeat.boot_id = boot_id;
+    m.u.heartbeat.uptime_ms = port_millis();
+    m.u.heartbeat.results = results;
+    m.u.heartbeat.rx_errors = rx_errors;
+    send(&m);
+}
+#endif
+
+int main(void)
+{
+    port_init();
+    boot_id = port_boot_id();
+    tinyml_decoder_init(&decoder);
+    send_hello();
+#if TINYML_RUN_MODE
+    uint32_t seq = 0, last_beat = port_millis();
+    for (;;) {
+        int code = poll_serial();
+        if (code >= 0)
+            return code;
+        if (tinyml_run_prepare_input(input) == 0)
+            infer_and_report(seq++);
+        if (port_millis() - last_beat >= TINYML_HEARTBEAT_MS) {
+            last_beat = port_millis();
+            send_heartbeat();
+        }
+    }
+#else
+    for (;;) {
+        int code = poll_serial();
+        if (code >= 0)
+            return code;
+    }
+#endif
+}

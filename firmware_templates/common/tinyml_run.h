@@ -1,0 +1,14 @@
+/* Run mode: sensor window -> model input, with the preprocessing the model was trained with. */
+#ifndef TINYML_RUN_H
+#define TINYML_RUN_H
+
+#include <stdint.h>
+
+/* Fill `samples` (window x channels, channel-interleaved) with the next window of raw sensor
+ * readings; return 0 when a window is ready, non-zero when not yet. Implemented in tinyml_sensor.c. */
+int tinyml_sensor_read(float *samples, unsigned window, unsigned channels);
+
+/* Read a window, preprocess and quantize it into `input`; 0 when an input is ready. */
+int tinyml_run_prepare_input(int8_t *input);
+
+#endif
