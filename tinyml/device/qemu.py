@@ -12,16 +12,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
 
-import serial
-
-from tinyml.errors import DeviceError, InputError, ToolError
+from tinyml.errors import InputError, ToolError
 from tinyml.firmware.boards import Board
 
-START_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 10.0
 
 
 def free_tcp_port() -> int:
@@ -31,7 +28,7 @@ def free_tcp_port() -> int:
 
 
 class EmulatedBoard:
-    """A running emulator for ``board`` booting ``elf``; ``url`` is its serial port for pyserial."""
+    """A running emulator for ``board`` booting ``elf``; ``url`` is its serial port."""
 
     def __init__(self, board: Board, elf: str | Path):
         if not board.emulated:
@@ -49,6 +46,8 @@ class EmulatedBoard:
 
     @property
     def url(self) -> str:
+        """The serial port for ``tinyml.device.link.open_link`` (connect with a retry: QEMU
+        listens a few ms after start, and the first connection is the one it serves)."""
         return f"socket://127.0.0.1:{self.port}"
 
     def start(self) -> EmulatedBoard:
@@ -57,26 +56,6 @@ class EmulatedBoard:
         self.proc = subprocess.Popen(self.board.emulator_argv(self.elf, serial), stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         return self
-
-    def connect(self, timeout: float = 2.0) -> serial.SerialBase:
-        """Open the emulated UART; QEMU listens a few ms after start, so retry until then.
-
-        The first connection is the one QEMU serves (``wait=on``), so it is never probed and
-        dropped: the guest starts only once this returns."""
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if self.proc is None or self.proc.poll() is not None:
-                rc = None if self.proc is None else self.proc.returncode
-                raise ToolError(f"{self.board.emulator_command[0]} exited at start (rc {rc}): "
-                                f"{' '.join(self.output()[-300:].split())}",
-                                "check the firmware was built for this board")
-            try:
-                return serial.serial_for_url(self.url, timeout=timeout)
-            except serial.SerialException:
-                if time.monotonic() > deadline:
-                    raise DeviceError(f"{self.board.name}: emulator did not open its serial port in "
-                                      f"{START_TIMEOUT_S:g} s", "the machine may be overloaded; retry") from None
-                time.sleep(0.01)
 
     def output(self) -> str:
         """What the emulator itself printed (errors, semihosting console)."""

@@ -1,0 +1,62 @@
+"""`tinyml validate`: run test inputs on a board (emulated or real) and compare with the host."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import click
+
+from tinyml.errors import CheckFailed
+
+
+@click.command()
+@click.option("--board", "board_name", required=True, help="Board name (see `tinyml boards`) or a board .toml.")
+@click.option("--model", required=True, type=click.Path(), help="Run directory from `tinyml train`, or an int8 .tflite.")
+@click.option("--data", type=click.Path(), default=None,
+              help="Dataset .npz (tinyml format); without it, seeded random int8 inputs.")
+@click.option("--split", default="test", show_default=True, help="Dataset split to use: train, val, test or all.")
+@click.option("--limit", type=int, default=None, help="Validate at most N inputs.")
+@click.option("--port", default=None,
+              help="Serial port of an already flashed real board (or any pyserial URL, socket://HOST:PORT).")
+@click.option("--firmware", "firmware_dir", type=click.Path(), default=None,
+              help="Firmware project to render/build into (default: a temporary directory).")
+@click.option("--runtime", type=click.Choice(["native", "tflm"]), default="native", show_default=True)
+@click.option("--timeout", type=float, default=None, help="Seconds to wait for each answer before resending.")
+@click.option("--tolerance", type=int, default=0, show_default=True,
+              help="Output bytes allowed to differ from the host reference before failing.")
+@click.option("--report", "report_path", type=click.Path(), default=None, help="Write the JSON report here.")
+def validate(board_name: str, model: str, data: str | None, split: str, limit: int | None, port: str | None,
+             firmware_dir: str | None, runtime: str, timeout: float | None, tolerance: int,
+             report_path: str | None) -> None:
+    """Run test inputs on a device and compare its outputs with the TFLM host reference."""
+    from tinyml.firmware.boards import load_board
+    from tinyml.firmware.build import ELF_NAME, build_project
+    from tinyml.firmware.render import render_project, resolve_model
+    from tinyml.hil import prepare_inputs
+    from tinyml.hil import validate as run
+
+    board = load_board(board_name)
+    info = resolve_model(model)
+    tests = prepare_inputs(info, data, None if split == "all" else split, limit)
+    with tempfile.TemporaryDirectory(prefix="tinyml-fw-") as tmp:
+        elf, sizes = None, None
+        if port is None:
+            project = Path(firmware_dir or Path(tmp) / board.name)
+            render_project(board, info, project, runtime)
+            size = build_project(project)
+            elf, sizes = project / ELF_NAME, (size.flash_bytes, size.ram_bytes)
+            click.echo(f"built firmware for {board.name}: flash {size.flash_bytes:,} B, "
+                       f"static RAM {size.ram_bytes:,} B", err=True)
+        report = run(board, info, tests, port=port, elf=elf, runtime=runtime, sizes=sizes, timeout=timeout,
+                     progress=True)
+    for line in report.summary():
+        click.echo(line)
+    if report_path:
+        Path(report_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(report_path).write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    if report.mismatches > tolerance:
+        raise CheckFailed(f"{report.mismatches} output bytes differ from the host reference "
+                          f"(tolerance {tolerance})", "the report's first_mismatches shows where; "
+                          "a difference is a code generator or firmware bug")

@@ -1,0 +1,302 @@
+"""On-device validation: run test inputs on a board and compare with the host reference.
+
+The host quantises every input exactly as the reference gets it, sends it over the device
+protocol (INPUT chunks, then INFER), and compares the raw int8 output of the device byte
+for byte with the TFLM Python interpreter's output for the same input. A device result
+that differs is a bug to show: the report counts every mismatching byte.
+
+The line may be noisy: a frame that arrives garbled (the device answers ERROR 1, or the
+host's decoder counts a bad frame, or nothing comes back) is simply sent again; the
+report counts bad frames and retries, and only gives up after ``MAX_ATTEMPTS``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinyml.device import protocol as p
+from tinyml.errors import CheckFailed, DeviceError, InputError
+from tinyml.firmware.boards import Board
+from tinyml.firmware.render import ModelInfo
+
+MAX_ATTEMPTS = 8
+DEFAULT_RANDOM_INPUTS = 20
+
+
+@dataclass
+class TestInputs:
+    """Quantised model inputs [N, input_bytes] and, when known, the true labels."""
+
+    x: np.ndarray
+    labels: np.ndarray | None
+    source: str
+
+
+@dataclass
+class ValidationReport:
+    board: str
+    runtime: str
+    model_sha256: str
+    inputs: int
+    output_bytes_compared: int
+    mismatches: int                 # output bytes that differ from the host reference
+    mismatched_inputs: int
+    max_abs_diff: int
+    accuracy: float | None
+    device_labels_agree: float | None  # device's own decision vs the same rule on the reference
+    latency_unit: str
+    latency_mean: float
+    instructions_per_inference: float | None
+    cycles_per_inference: float | None
+    flash_bytes: int | None
+    ram_bytes: int | None
+    bad_frames: int                 # garbled frames the host received
+    device_rx_errors: int           # garbled frames the device reported (ERROR 1)
+    retries: int
+    seconds: float
+    data: str
+    first_mismatches: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> list[str]:
+        lines = [f"board {self.board} ({self.runtime}): {self.inputs} inputs from {self.data}",
+                 f"mismatches: {self.mismatches} of {self.output_bytes_compared} output bytes "
+                 f"({self.mismatched_inputs} inputs, max |diff| {self.max_abs_diff}) against the TFLM host reference"]
+        if self.accuracy is not None:
+            lines.append(f"on-device accuracy: {self.accuracy:.4f}")
+        if self.instructions_per_inference is not None:
+            lines.append(f"instructions per inference: {self.instructions_per_inference:,.0f}")
+        elif self.cycles_per_inference is not None:
+            lines.append(f"cycles per inference: {self.cycles_per_inference:,.0f}")
+        else:
+            lines.append(f"latency per inference: {self.latency_mean:,.1f} {self.latency_unit}")
+        if self.flash_bytes is not None:
+            lines.append(f"flash {self.flash_bytes:,} B, static RAM {self.ram_bytes:,} B")
+        lines.append(f"line: {self.bad_frames} bad frames received, {self.device_rx_errors} reported by the device, "
+                     f"{self.retries} retries; {self.seconds:.2f} s")
+        return lines
+
+
+# ---- inputs and reference ---------------------------------------------------------------
+
+def prepare_inputs(model: ModelInfo, data: str | Path | None, split: str | None, limit: int | None,
+                   seed: int = 0) -> TestInputs:
+    """Model inputs quantised exactly as the host reference receives them."""
+    from tinyml.model.interpreters import quantize_input
+
+    if limit is not None and limit <= 0:
+        raise InputError(f"--limit must be positive, got {limit}", "e.g. --limit 50")
+    if data is None:
+        n = limit or DEFAULT_RANDOM_INPUTS
+        rng = np.random.default_rng(seed)
+        return TestInputs(rng.integers(-128, 128, (n, model.input_bytes), dtype=np.int8), None,
+                          f"{n} seeded random inputs")
+    from tinyml.data.dataset import load
+
+    ds = load(data).subset(split)
+    if limit is not None and ds.n > limit:
+        ds = _head(ds, limit)
+    if model.run_dir is not None and (model.run_dir / "preprocess.json").is_file():
+        from tinyml.preprocess import Preprocess
+
+        x = Preprocess.from_run(model.run_dir).apply(ds.x)
+    else:
+        x = ds.x
+    flat = x.reshape(x.shape[0], -1)
+    if flat.shape[1] != model.input_bytes:
+        raise InputError(f"dataset windows hold {flat.shape[1]} values but the model takes {model.input_bytes}",
+                         "pass the dataset the model was trained on, or a run directory with preprocess.json")
+    q = quantize_input(flat, model.in_scale, model.in_zp).astype(np.int8)
+    return TestInputs(q, _truth(model, ds), f"{Path(data).name} [{split or 'all'}]")
+
+
+def _head(ds: Any, n: int) -> Any:
+    from tinyml.data.dataset import Dataset
+
+    return Dataset(ds.x[:n], ds.y[:n], ds.classes, ds.channels, ds.fs, ds.split[:n], ds.groups[:n],
+                   ds.kind, ds.normal_class, ds.meta)
+
+
+def _truth(model: ModelInfo, ds: Any) -> np.ndarray | None:
+    """True labels in the device's terms: class index, or 1 = anomaly / 0 = normal."""
+    if ds.y.size == 0 or (ds.y < 0).any():
+        return None
+    if model.task == "anomaly":
+        normal = ds.normal_class or ds.classes[0]
+        return (ds.y != ds.classes.index(normal)).astype(np.int64) if normal in ds.classes else None
+    return ds.y.astype(np.int64)
+
+
+def host_reference(model: ModelInfo, inputs: np.ndarray) -> np.ndarray:
+    """TFLM Python interpreter outputs [N, output_bytes] for the quantised inputs."""
+    from tinyml.model.interpreters import io_quantization, tflm_run
+
+    data = model.tflite_bytes
+    shape = io_quantization(data).in_shape
+    return tflm_run(data, inputs.reshape(inputs.shape[0], *shape)).reshape(inputs.shape[0], -1)
+
+
+def decide(model: ModelInfo, inputs: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    """The decision rule of docs/protocol.md applied on the host (0xFF when undecided)."""
+    if model.task == "anomaly":
+        if model.threshold is None:
+            return np.full(outputs.shape[0], p.LABEL_UNDECIDED)
+        x = model.in_scale * (inputs.astype(np.float64) - model.in_zp)
+        y = model.out_scale * (outputs.astype(np.float64) - model.out_zp)
+        return (((x - y) ** 2).mean(axis=1) > model.threshold).astype(np.int64)
+    if outputs.shape[1] == 1:
+        return (model.out_scale * (outputs[:, 0].astype(np.float64) - model.out_zp) >= 0.5).astype(np.int64)
+    return outputs.argmax(axis=1)
+
+
+# ---- talking to the device ----------------------------------------------------------------
+
+class DeviceSession:
+    """Stop-and-wait exchanges with retries over one link; counts what the line cost."""
+
+    def __init__(self, link: Any, timeout: float):
+        self.link, self.timeout = link, timeout
+        self.retries = 0
+        self.device_rx_errors = 0
+
+    def _exchange(self, msg: p.Message, accept: Callable[[p.Message], bool], what: str) -> p.Message:
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt:
+                self.retries += 1
+            self.link.send(msg)
+            deadline = time.monotonic() + self.timeout
+            while (left := deadline - time.monotonic()) > 0:
+                answer = self.link.recv(left)
+                if answer is None:
+                    break
+                if accept(answer):
+                    return answer
+                if isinstance(answer, p.Error):
+                    if answer.code == p.ERR_BAD_FRAME:
+                        self.device_rx_errors += 1
+                        break  # the device saw garbage: send again at once
+                    raise DeviceError(f"device answered {p.type_name(msg)} with error {answer.code}: "
+                                      f"{answer.message}", "see docs/protocol.md for the error codes")
+        raise DeviceError(f"no {what} from the device after {MAX_ATTEMPTS} tries of {self.timeout:g} s",
+                          "check the device runs the tinyml validation firmware at this baud rate")
+
+    def hello(self) -> p.Hello:
+        """The boot HELLO, or the answer to HELLO_REQ when the device was already running."""
+        first = self.link.recv(min(self.timeout, 1.0))
+        while first is not None and not isinstance(first, p.Hello):
+            first = self.link.recv(0.2)
+        if isinstance(first, p.Hello):
+            return first
+        return self._exchange(p.HelloReq(), lambda m: isinstance(m, p.Hello), "HELLO")  # type: ignore[return-value]
+
+    def infer(self, seq: int, x: bytes) -> p.Result:
+        for off in range(0, len(x), p.MAX_INPUT_CHUNK):
+            end = min(len(x), off + p.MAX_INPUT_CHUNK)
+            self._exchange(p.Input(off, x[off:end]),
+                           lambda m, e=end: isinstance(m, p.Ack) and m.for_type == p.Input.TYPE and m.value == e,
+                           "ACK")
+        return self._exchange(p.Infer(seq), lambda m: isinstance(m, p.Result) and m.seq == seq,
+                              "RESULT")  # type: ignore[return-value]
+
+
+# ---- the validation -----------------------------------------------------------------------
+
+def check_hello(hello: p.Hello, model: ModelInfo) -> None:
+    if hello.model_hash != model.hash8:
+        raise CheckFailed(f"the device runs model {hello.model_hash.hex()}, not {model.hash8.hex()} "
+                          f"({model.source_name})", "flash the firmware built for this model")
+    if (hello.input_bytes, hello.output_bytes) != (model.input_bytes, model.output_bytes):
+        raise CheckFailed(f"device tensors are {hello.input_bytes}/{hello.output_bytes} bytes, the model's "
+                          f"{model.input_bytes}/{model.output_bytes}", "flash the firmware built for this model")
+
+
+def run_validation(session: DeviceSession, model: ModelInfo, tests: TestInputs,
+                   progress: bool = False) -> tuple[np.ndarray, list[p.Result]]:
+    """Send every input; returns the device outputs [N, n] and the RESULT messages."""
+    from tqdm import tqdm
+
+    hello = session.hello()
+    check_hello(hello, model)
+    results: list[p.Result] = []
+    for seq in tqdm(range(tests.x.shape[0]), desc="validating", unit="input", disable=None if progress else True,
+                    leave=False):
+        results.append(session.infer(seq, tests.x[seq].tobytes()))
+    n = min(len(r.output) for r in results)
+    return np.array([r.output[:n] for r in results], np.int8), results
+
+
+def compare(board: Board, runtime: str, model: ModelInfo, tests: TestInputs, device_out: np.ndarray,
+            results: list[p.Result], reference: np.ndarray, session: DeviceSession, seconds: float,
+            sizes: tuple[int, int] | None) -> ValidationReport:
+    """Byte-for-byte comparison, accuracy and latency figures."""
+    ref = reference[:, :device_out.shape[1]]
+    diff = np.abs(device_out.astype(np.int16) - ref.astype(np.int16))
+    bad_rows = np.flatnonzero(diff.max(axis=1) > 0)
+    labels = np.array([r.label for r in results])
+    accuracy = None
+    if tests.labels is not None and not (labels == p.LABEL_UNDECIDED).all():
+        accuracy = float((labels == tests.labels).mean())
+    host_labels = decide(model, tests.x, reference)
+    agree = None if (host_labels == p.LABEL_UNDECIDED).all() else float((host_labels == labels).mean())
+    latency = float(np.mean([r.latency for r in results]))
+    unit = p.LATENCY_UNIT_NAMES.get(results[0].latency_unit, "?")
+    instructions = latency * board.instructions_per_tick if board.emulated and board.instructions_per_tick else None
+    cycles = latency if unit == "cycles" and instructions is None else None
+    first = [{"input": int(i), "device": device_out[i].tolist(), "reference": ref[i].tolist()} for i in bad_rows[:3]]
+    return ValidationReport(
+        board=board.name, runtime=runtime, model_sha256=model.sha256, inputs=int(tests.x.shape[0]),
+        output_bytes_compared=int(device_out.size), mismatches=int((diff > 0).sum()),
+        mismatched_inputs=int(bad_rows.size), max_abs_diff=int(diff.max(initial=0)), accuracy=accuracy,
+        device_labels_agree=agree, latency_unit=unit, latency_mean=latency,
+        instructions_per_inference=instructions, cycles_per_inference=cycles,
+        flash_bytes=sizes[0] if sizes else None, ram_bytes=sizes[1] if sizes else None,
+        bad_frames=int(session.link.decoder.bad_frames), device_rx_errors=session.device_rx_errors,
+        retries=session.retries, seconds=seconds, data=tests.source, first_mismatches=first)
+
+
+@contextmanager
+def emulated_link(board: Board, elf: Path, timeout: float) -> Iterator[Any]:
+    """A link to ``elf`` booted on the emulated ``board``; the emulator always dies with it."""
+    from tinyml.device.link import open_link
+    from tinyml.device.qemu import CONNECT_TIMEOUT_S, EmulatedBoard
+
+    with EmulatedBoard(board, elf) as emu, open_link(emu.url, board.baud, timeout, CONNECT_TIMEOUT_S) as link:
+        try:
+            yield link
+        finally:
+            if emu.proc is not None and emu.proc.poll() is None:
+                with suppress(DeviceError):
+                    link.send(p.Exit(0))
+                emu.wait(2.0)
+
+
+def validate(board: Board, model: ModelInfo, tests: TestInputs, port: str | None = None,
+             elf: Path | None = None, runtime: str = "native", sizes: tuple[int, int] | None = None,
+             timeout: float | None = None, progress: bool = False) -> ValidationReport:
+    """Validate on a real board at ``port``, or boot ``elf`` on the emulated ``board``."""
+    from tinyml.device.link import open_link
+
+    reference = host_reference(model, tests.x)
+    start = time.monotonic()
+    wait = timeout or (1.0 if port is None else 3.0)
+    if port is not None:
+        ctx = open_link(port, board.baud, wait)
+    elif elf is not None:
+        ctx = emulated_link(board, elf, wait)
+    else:
+        raise InputError(f"board {board.name} is not emulated and no --port was given",
+                         "pass --port /dev/ttyUSB0 (see `tinyml ports`) or pick a qemu-* board")
+    with ctx as link:
+        session = DeviceSession(link, wait)
+        device_out, results = run_validation(session, model, tests, progress)
+    return compare(board, runtime, model, tests, device_out, results, reference, session,
+                   time.monotonic() - start, sizes)
