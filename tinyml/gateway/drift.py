@@ -22,11 +22,14 @@ PSI_FLOOR = 1e-4  # share given to empty bins so the logarithm stays finite
 def psi(baseline: Sequence[float], recent: Sequence[float], bins: int = 10) -> float:
     """Population stability index of ``recent`` against ``baseline`` over baseline-quantile bins.
 
-    Conventional reading: < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 significant shift.
+    Values below the baseline's minimum or above its maximum get bins of their own, so a
+    shift is seen even when the baseline is (nearly) constant. Conventional reading:
+    < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 significant shift.
     """
     base = np.asarray(baseline, dtype=np.float64)
     new = np.asarray(recent, dtype=np.float64)
-    edges = np.unique(np.quantile(base, np.linspace(0, 1, bins + 1)[1:-1]))
+    inner = np.quantile(base, np.linspace(0, 1, bins + 1)[:-1])  # starts at the minimum
+    edges = np.unique(np.append(inner, np.nextafter(base.max(), np.inf)))
     expected = np.bincount(np.searchsorted(edges, base, side="right"), minlength=len(edges) + 1)
     actual = np.bincount(np.searchsorted(edges, new, side="right"), minlength=len(edges) + 1)
     e = np.maximum(expected / base.size, PSI_FLOOR)
@@ -49,13 +52,17 @@ STATISTICS = {"psi": psi, "ks": ks}
 
 @dataclass(frozen=True)
 class DriftConfig:
-    """Drift monitoring settings (gateway.toml ``[drift]``)."""
+    """Drift monitoring settings (gateway.toml ``[drift]``).
 
-    method: str = "psi"
-    threshold: float = 0.25
+    KS is the default: its noise on a 200-score window is small against 0.2. PSI over 10
+    quantile bins is noisier on small windows; use ``window`` >= 500 with ``threshold`` 0.25.
+    """
+
+    method: str = "ks"
+    threshold: float = 0.2
     clear: float = 0.1
     window: int = 200
-    baseline_n: int = 200
+    baseline_n: int = 500
     every: int = 20
 
     def __post_init__(self) -> None:

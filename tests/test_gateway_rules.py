@@ -1,0 +1,127 @@
+"""Alert rules and drift statistics: pure state machines fed with plain sequences."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from tinyml.gateway.drift import DriftConfig, DriftMonitor, ks, psi
+from tinyml.gateway.rules import AnomalyKofN, DeviceRules, ErrorRate, RuleConfig, ScoreAbove, Silent
+
+
+def states(rule_outputs) -> list[tuple[int, bool]]:
+    return [(i, t.firing) for i, t in enumerate(rule_outputs) if t is not None]
+
+
+def test_k_of_n_fires_at_k_and_clears_only_at_clear_k():
+    rule = AnomalyKofN(k=3, n=5, clear_k=1)
+    seq = [1, 0, 1, 0, 1,  # 3 of 5 -> fire at index 4
+           0, 1, 0, 1,     # stays 2-3 of 5: hysteresis keeps it firing (no flapping)
+           0, 0, 0]        # drops to 1 of 5 -> clear
+    out = [rule.observe(bool(x)) for x in seq]
+    assert states(out) == [(4, True), (11, False)]
+
+
+def test_k_of_n_without_hysteresis_band_would_flap_but_does_not():
+    rule = AnomalyKofN(k=3, n=5, clear_k=1)
+    # alternating 3/2 anomalies in the window: a naive rule toggles every result
+    seq = [1, 1, 1] + [0, 1] * 20
+    out = [rule.observe(bool(x)) for x in seq]
+    assert states(out) == [(2, True)]
+
+
+def test_score_above_needs_duration_and_clears_below_lower_level():
+    rule = ScoreAbove(threshold=1.0, clear=0.8, seconds=5)
+    t = 0.0
+    events = []
+    for score in [1.2] * 4 + [0.5] + [1.2] * 7:  # a dip restarts the clock
+        events.append(rule.observe(score, t))
+        t += 1
+    assert states(events) == [(10, True)]
+    # 0.9 is below the firing threshold but above the clear level: still firing
+    assert all(rule.observe(0.9, t + i) is None for i in range(10))
+    t += 10
+    cleared = [rule.observe(0.7, t + i) for i in range(7)]
+    assert states(cleared) == [(5, False)]
+
+
+def test_silent_fires_after_quiet_time_once_and_clears_on_next_frame():
+    rule = Silent(seconds=30)
+    assert rule.tick(100) is None  # never seen: nothing to miss
+    rule.seen(100)
+    assert rule.tick(129) is None
+    fired = rule.tick(131)
+    assert fired and fired.firing and fired.value == pytest.approx(31)
+    assert rule.tick(200) is None  # no repeat while firing
+    cleared = rule.seen(201)
+    assert cleared and not cleared.firing
+
+
+def test_error_rate_waits_for_enough_frames_and_has_hysteresis():
+    rule = ErrorRate(rate=0.05, clear_rate=0.01, window=100, min_frames=20)
+    assert rule.observe(0, 5) is None  # 5 frames are too few to judge
+    fired = rule.observe(15, 0)
+    assert fired and fired.firing  # 5 bad of 20
+    assert rule.observe(60, 0) is None  # 5 of 80: below 5% but above 1%: still firing
+    cleared = rule.observe(420, 0)  # window of 100 now clean
+    assert cleared and not cleared.firing
+
+
+def test_device_rules_use_model_threshold_and_can_be_restored():
+    rules = DeviceRules(RuleConfig(score_seconds=0, silent_seconds=None), score_threshold=0.5)
+    assert rules.score is not None and rules.score.clear == pytest.approx(0.45)
+    assert [t.rule for t in rules.on_result(False, 0.9, 0.0)] == ["score"]
+    restored = DeviceRules(RuleConfig(), score_threshold=0.5)
+    restored.restore_firing("score")
+    assert restored.on_result(False, 0.9, 0.0) == []  # already open in the store: no second alert
+
+
+@pytest.mark.parametrize("bad", [dict(anomaly_k=6), dict(anomaly_clear_k=3), dict(error_clear_rate=0.5),
+                                 dict(score_threshold=1.0, score_clear=2.0)])
+def test_rule_config_refuses_inconsistent_thresholds(bad):
+    with pytest.raises(ValueError):
+        RuleConfig(**bad)
+
+
+def test_psi_and_ks_are_zero_for_same_distribution_and_large_for_a_shift():
+    rng = np.random.default_rng(1)
+    base = rng.normal(0, 1, 5000)
+    same = rng.normal(0, 1, 5000)
+    shifted = rng.normal(1.5, 1, 5000)
+    assert psi(base, same) < 0.02 and ks(base, same) < 0.05
+    assert psi(base, shifted) > 1.0 and ks(base, shifted) > 0.5
+    # KS agrees with its definition on a tiny case: CDFs of [0,1] and [1,2] differ by 0.5 at most
+    assert ks([0, 1], [1, 2]) == pytest.approx(0.5)
+
+
+def test_psi_survives_constant_baselines_and_empty_bins():
+    assert psi([0.0] * 100, [0.0] * 100) == pytest.approx(0.0)
+    assert psi([0.0] * 100, [5.0] * 100) > 1.0
+
+
+@pytest.mark.parametrize("method", ["psi", "ks"])
+def test_drift_monitor_flags_a_shift_and_clears_back(method):
+    rng = random.Random(3)
+    window = 500 if method == "psi" else 200
+    cfg = DriftConfig(method=method, threshold=0.25 if method == "psi" else 0.2, clear=0.1, window=window,
+                      baseline_n=1000, every=10)
+    mon = DriftMonitor(cfg)
+    events = [mon.observe(rng.gauss(0, 1)) for _ in range(2000)]
+    assert all(e is None for e in events), "no drift on the baseline's own distribution"
+    events = [mon.observe(rng.gauss(1, 1)) for _ in range(window)]
+    assert [e.firing for e in events if e] == [True]
+    events = [mon.observe(rng.gauss(0, 1)) for _ in range(2 * window)]
+    assert [e.firing for e in events if e] == [False]
+
+
+def test_drift_monitor_uses_a_given_baseline_at_once():
+    mon = DriftMonitor(DriftConfig(window=50, every=10), baseline=[0.1, 0.2, 0.3, 0.15, 0.25] * 40)
+    events = [mon.observe(5.0) for _ in range(50)]
+    assert events[-1] is not None and events[-1].firing
+
+
+def test_drift_config_rejects_unknown_method():
+    with pytest.raises(ValueError, match="psi"):
+        DriftConfig(method="chi2")

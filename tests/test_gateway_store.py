@@ -1,0 +1,159 @@
+"""Ingest -> processor -> SQLite: dedupe, gaps, reboots, the outbox written with the record,
+rule state surviving a restart, retention, and clear errors for unusable databases."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from tests.conftest import assert_clean_error, run_cli
+from tinyml.device import protocol
+from tinyml.errors import InputError
+from tinyml.gateway.config import GatewayConfig, ModelInfo, ModelRoute, parse_mqtt_url
+from tinyml.gateway.ingest import LineState, Tick
+from tinyml.gateway.processor import Processor
+from tinyml.gateway.rules import RuleConfig
+from tinyml.gateway.store import Store
+
+HASH = bytes(range(8))
+
+
+def hello(device: str, boot: int) -> bytes:
+    return protocol.encode(protocol.Hello(1, "b", "1", device, HASH, 1, 2, 3, boot, protocol.LATENCY_US))
+
+
+def result(seq: int, boot: int, label: int = 0, score: float = 0.1) -> bytes:
+    return protocol.encode(protocol.Result(seq, boot, seq * 10, 500, protocol.LATENCY_US, label, score, (1, -2)))
+
+
+def config(**kw) -> GatewayConfig:
+    base = dict(ports=("socket://127.0.0.1:1",), mqtt=parse_mqtt_url("mqtt://127.0.0.1:1"), site="lab")
+    return GatewayConfig(**{**base, **kw})
+
+
+def feed(proc: Processor, data: bytes, now: float = 1000.0, port: str = "p1", line: LineState | None = None):
+    line = line or LineState(port)
+    return proc.process(line.feed(data, now), now), line
+
+
+def rows(store: Store, sql: str) -> list[tuple]:
+    return store.conn.execute(sql).fetchall()
+
+
+def test_results_before_hello_are_held_then_stored_once_each(tmp_path):
+    store = Store(tmp_path / "g.db")
+    proc = Processor(store, config())
+    line = LineState("p1")
+    out, _ = feed(proc, result(0, 7) + result(1, 7), line=line)
+    assert out.stored == 0 and len(line.pending) == 2
+    out, _ = feed(proc, hello("dev", 7) + result(2, 7) + result(2, 7), line=line)
+    assert out.stored == 3 and out.duplicates == 1
+    assert rows(store, "SELECT device, boot_id, seq FROM results ORDER BY seq") == \
+        [("dev", 7, 0), ("dev", 7, 1), ("dev", 7, 2)]
+    topics = [t for (t,) in rows(store, "SELECT topic FROM outbox ORDER BY id")]
+    assert topics == ["tinyml/lab/dev/status"] + ["tinyml/lab/dev/result"] * 3
+    ids = [json.loads(p)["id"] for (p,) in rows(store, "SELECT payload FROM outbox WHERE topic LIKE '%result'")]
+    assert ids == ["dev/00000007/0", "dev/00000007/1", "dev/00000007/2"]
+
+
+def test_gaps_reboots_and_bad_frames_are_counted(tmp_path):
+    store = Store(tmp_path / "g.db")
+    proc = Processor(store, config())
+    line = LineState("p1")
+    stream = hello("dev", 1) + result(0, 1) + result(1, 1) + result(5, 1)  # 2,3,4 lost
+    stream += b"\x00\x13\x37garbage\xff\x00" + result(6, 1)[:-5] + b"\x00"  # a bad chunk and a cut frame
+    stream += b"booting...\r\n" + hello("dev", 2) + result(0, 2)  # reboot: new boot id, seq restarts
+    feed(proc, stream, line=line)
+    dev = store.conn.execute("SELECT results, missing, reboots, bad_frames, text_lines, boot_id, last_seq "
+                             "FROM devices WHERE device='dev'").fetchone()
+    assert dev == (4, 3, 1, 2, 1, 2, 0)
+    status = [json.loads(p) for (p,) in rows(store, "SELECT payload FROM outbox WHERE topic LIKE '%status'")]
+    assert [s["rebooted"] for s in status] == [False, True]
+
+
+def test_alerts_fire_and_clear_into_store_and_outbox_and_survive_restart(tmp_path):
+    db = tmp_path / "g.db"
+    cfg = config(rules=RuleConfig(anomaly_k=2, anomaly_n=3, anomaly_clear_k=0, silent_seconds=5))
+    store = Store(db)
+    proc = Processor(store, cfg)
+    line = LineState("p1")
+    feed(proc, hello("dev", 1) + result(0, 1, label=1) + result(1, 1, label=1), line=line)
+    assert rows(store, "SELECT rule, cleared_at FROM alerts") == [("anomalies", None)]
+    store.close()
+    # restart: the open alert is restored, so more anomalies do not fire it again
+    store = Store(db)
+    proc = Processor(store, cfg)
+    line = LineState("p1")
+    feed(proc, hello("dev", 1) + result(2, 1, label=1), line=line)
+    assert len(rows(store, "SELECT * FROM alerts")) == 1
+    feed(proc, result(3, 1) + result(4, 1) + result(5, 1), line=line)
+    assert rows(store, "SELECT rule, cleared_at IS NOT NULL FROM alerts") == [("anomalies", 1)]
+    proc.process([Tick(1000.0 + 6)], 1006.0)  # 6 s without a frame: silent
+    assert ("silent", None) in rows(store, "SELECT rule, cleared_at FROM alerts")
+    alerts = [json.loads(p) for (p,) in rows(store, "SELECT payload FROM outbox WHERE topic LIKE '%alert'")]
+    assert [(a["rule"], a["state"]) for a in alerts] == [("anomalies", "firing"), ("anomalies", "cleared"),
+                                                         ("silent", "firing")]
+    assert len({a["id"] for a in alerts}) == 3
+
+
+def test_model_json_gives_class_names_and_anomaly_meaning(tmp_path):
+    info = ModelInfo(task="classifier", classes=("normal", "imbalance", "bearing"), normal_class="normal")
+    store = Store(tmp_path / "g.db")
+    proc = Processor(store, config(models=(ModelRoute(info, ("fan-*",)),)))
+    feed(proc, hello("fan-1", 1) + result(0, 1, label=2) + result(1, 1, label=0))
+    payloads = [json.loads(p) for (p,) in rows(store, "SELECT payload FROM outbox WHERE topic LIKE '%result'")]
+    assert [(p["class"], p["anomaly"]) for p in payloads] == [("bearing", True), ("normal", False)]
+
+
+def test_no_broker_means_no_outbox(tmp_path):
+    store = Store(tmp_path / "g.db")
+    proc = Processor(store, config(mqtt=None))
+    out, _ = feed(proc, hello("d", 1) + result(0, 1))
+    assert out.stored == 1 and store.outbox_depth() == 0
+
+
+def test_retention_by_count_and_age_keeps_the_newest(tmp_path):
+    store = Store(tmp_path / "g.db")
+    proc = Processor(store, config(max_results=3, max_age_s=100.0))
+    line = LineState("p1")
+    feed(proc, hello("d", 1) + b"".join(result(i, 1) for i in range(5)), now=1000.0, line=line)
+    with store.transaction():
+        assert store.delete_expired(1000.0, None, 3) == 2
+    assert [s for (s,) in rows(store, "SELECT seq FROM results ORDER BY seq")] == [2, 3, 4]
+    feed(proc, result(5, 1), now=1150.0, line=line)
+    with store.transaction():
+        store.delete_expired(1150.0, 100.0, None)
+    assert [s for (s,) in rows(store, "SELECT seq FROM results")] == [5]
+
+
+def test_a_failing_batch_commits_nothing(tmp_path):
+    store = Store(tmp_path / "g.db")
+    proc = Processor(store, config())
+    line = LineState("p1")
+    records = line.feed(hello("d", 1) + result(0, 1), 1.0)
+    store.conn.execute("CREATE TRIGGER boom BEFORE INSERT ON outbox WHEN NEW.topic LIKE '%result' "
+                       "BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    with pytest.raises(sqlite3.DatabaseError):
+        proc.process(records, 1.0)
+    assert store.result_count() == 0 and store.outbox_depth() == 0
+
+
+def test_corrupt_and_unwritable_databases_are_clear_errors(tmp_path):
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(InputError, match="corrupt"):
+        Store(bad)
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    with pytest.raises(InputError, match="does not exist"):
+        Store(afile / "g.db")
+    with pytest.raises(InputError, match="directory"):
+        Store(tmp_path)
+    proc = run_cli("gateway", "run", "--port", "socket://127.0.0.1:9", "--db", str(bad))
+    assert_clean_error(proc, "corrupt")
+    proc = run_cli("gateway", "status", "--db", str(bad))
+    assert_clean_error(proc, "database")
+    proc = run_cli("gateway", "status", "--db", str(tmp_path / "none.db"))
+    assert_clean_error(proc, "no gateway database")
