@@ -1,0 +1,153 @@
+"""What an emulated device computes: the model's int8 output, and label/score as firmware would.
+
+Results come from the real TFLM Python interpreter. Because running it per frame would cap
+a fleet at a few thousand results per second, ``DeviceModel`` runs it once at start over a
+pool of synthetic sensor inputs (a "normal" pool and a "drifted" pool) and devices in run
+mode draw results from those pools; only INPUT/INFER (validation) runs the interpreter on
+the exact bytes a host sent.
+
+Label and score follow docs/protocol.md: classifiers send the arg-max class and its
+dequantised probability; anomaly detectors send the mean squared error of the dequantised
+input and output and label = score > threshold (0xFF when no threshold is known).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tinyml.device.protocol import LABEL_UNDECIDED
+from tinyml.errors import InputError
+
+POOL_SIZE = 48
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One inference as a device reports it."""
+
+    label: int
+    score: float
+    output: tuple[int, ...]
+    latency_us: int
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    task: str                   # "classifier", "anomaly" or "unknown"
+    classes: tuple[str, ...]
+    threshold: float | None
+
+
+def _load_run(path: Path) -> tuple[bytes, ModelInfo, Path | None]:
+    """(tflite bytes, task info, run dir or None) for a .tflite file or a run directory."""
+    from tinyml.train.artifacts import MODEL_INT8, MODEL_JSON, read_json
+
+    if not path.exists():
+        raise InputError(f"model not found: {path}", hint="pass a .tflite file or a run directory from `tinyml train`")
+    if path.is_dir():
+        tflite = path / MODEL_INT8
+        if not tflite.is_file():
+            raise InputError(f"{path} has no {MODEL_INT8}", hint=f"run `tinyml quantize {path}` first")
+        info = read_json(path / MODEL_JSON, "model.json")
+        threshold = info.get("threshold")
+        return tflite.read_bytes(), ModelInfo(str(info.get("task", "unknown")),
+                                              tuple(str(c) for c in info.get("classes", [])),
+                                              None if threshold is None else float(threshold)), path
+    if (path.parent / MODEL_JSON).is_file() and (path.parent / "preprocess.json").is_file():
+        _, info, _ = _load_run(path.parent)
+        return path.read_bytes(), info, path.parent
+    return path.read_bytes(), ModelInfo("unknown", (), None), None
+
+
+def _synthetic_windows(run_dir: Path, count: int, seed: int) -> np.ndarray:
+    """Raw sensor windows shaped like the run's training data, from the data package's generators."""
+    from tinyml.data import synth
+    from tinyml.preprocess import Preprocess
+
+    pre = Preprocess.from_run(run_dir)
+    per_class = max(2, count // 4)
+    if len(pre.channels) == 3:
+        ds = synth.synth_vibration(synth.VibrationOptions(per_class=per_class, window=pre.window, fs=pre.fs,
+                                                          windows_per_recording=2, val=0.0, test=0.0, seed=seed))
+    elif len(pre.channels) == 1:
+        ds = synth.synth_temperature(synth.TemperatureOptions(per_class=per_class, window=pre.window, fs=pre.fs,
+                                                              windows_per_recording=2, val=0.0, test=0.0, seed=seed))
+    else:
+        rng = np.random.default_rng(seed)
+        return rng.normal(0.0, 1.0, (count, pre.window, len(pre.channels))).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    return ds.x[rng.permutation(ds.n)[:count]]
+
+
+class DeviceModel:
+    """A loaded model plus pools of precomputed outcomes for run mode."""
+
+    def __init__(self, model_path: str | Path, seed: int = 0, pool_size: int = POOL_SIZE):
+        from tinyml.model import interpreters
+
+        self.path = Path(model_path)
+        self.tflite, self.info, run_dir = _load_run(self.path)
+        interpreters.check_flatbuffer(self.tflite)
+        self.quant = interpreters.io_quantization(self.tflite)
+        self.model_hash = hashlib.sha256(self.tflite).digest()[:8]
+        self.arena_bytes = interpreters.safe_arena_size(self.tflite)
+        self._interpreter = interpreters.tflm_interpreter(self.tflite, self.arena_bytes)
+        self.input_bytes = int(np.prod(self.quant.in_shape))
+        self.output_bytes = int(np.prod(self.quant.out_shape))
+        normal, drifted = self._pool_inputs(run_dir, seed, pool_size)
+        self.normal_pool = [self.infer(x.tobytes()) for x in normal]
+        self.drifted_pool = [self.infer(x.tobytes()) for x in drifted]
+
+    def _pool_inputs(self, run_dir: Path | None, seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """int8 inputs for the normal and the drifted pool (drift: a louder, shifted sensor)."""
+        from tinyml.model.interpreters import quantize_input
+
+        q = self.quant
+        if run_dir is not None:
+            from tinyml.preprocess import Preprocess
+
+            pre = Preprocess.from_run(run_dir)
+            windows = _synthetic_windows(run_dir, n, seed)
+            drifted = windows * 1.8 + 0.5 * np.std(windows, axis=(0, 1), keepdims=True)
+            return (quantize_input(pre.apply(windows), q.in_scale, q.in_zp).reshape(-1, *q.in_shape),
+                    quantize_input(pre.apply(drifted), q.in_scale, q.in_zp).reshape(-1, *q.in_shape))
+        rng = np.random.default_rng(seed)
+        shape = (n, *q.in_shape)
+        normal = np.clip(np.round(rng.normal(q.in_zp, 20, shape)), -128, 127).astype(np.int8)
+        drifted = np.clip(np.round(rng.normal(q.in_zp + 30, 40, shape)), -128, 127).astype(np.int8)
+        return normal, drifted
+
+    def infer(self, input_bytes: bytes) -> Outcome:
+        """Run TFLM on one raw int8 input tensor, as the device would after INPUT/INFER."""
+        from tinyml.model.interpreters import dequantize
+
+        q = self.quant
+        x = np.frombuffer(input_bytes, np.int8).reshape(1, *q.in_shape)
+        start = time.perf_counter()
+        self._interpreter.set_input(x, 0)
+        self._interpreter.invoke()
+        out = np.asarray(self._interpreter.get_output(0), np.int8).reshape(-1)
+        latency_us = max(1, int((time.perf_counter() - start) * 1e6))
+        y = dequantize(out, q.out_scale, q.out_zp)
+        task = self.info.task
+        if task == "unknown":  # a bare .tflite: same-shape output means an autoencoder
+            task = "anomaly" if q.in_shape == q.out_shape else "classifier"
+        if task == "classifier":
+            label = int(np.argmax(out))
+            score = float(y[label])
+        else:
+            score = float(np.mean((dequantize(x.reshape(-1), q.in_scale, q.in_zp) - y) ** 2))
+            label = LABEL_UNDECIDED if self.info.threshold is None else int(score > self.info.threshold)
+        return Outcome(label, score, tuple(int(v) for v in out), latency_us)
+
+    def label_name(self, label: int) -> str | None:
+        if self.info.task == "classifier" and 0 <= label < len(self.info.classes):
+            return self.info.classes[label]
+        if self.info.task == "anomaly" and label in (0, 1):
+            return ("normal", "anomaly")[label]
+        return None

@@ -1,0 +1,470 @@
+"""A fleet of emulated devices that speak the device protocol exactly as the firmware does.
+
+Each device has its own id and serial endpoint (a TCP port on 127.0.0.1 or a pty), sends
+HELLO when a host connects, RESULT frames at ``rate`` Hz and a HEARTBEAT every few seconds,
+and answers HELLO_REQ, INPUT, INFER and EXIT, so `tinyml monitor`, `tinyml validate` and the
+gateway work against it as against a board. Faults can be scheduled per device: garbage
+bytes, truncated frames, bad CRCs, reboots, silence, disconnects and input drift.
+
+Like a UART without flow control, a device never waits for its listener: bytes nobody reads
+(no client, or a full socket buffer) are dropped and counted, and output never exceeds the
+line rate (``baud`` / 10 bytes per second). One thread serves the whole fleet with a
+selector, and run-mode results come from pools computed at start (see ``emulated_model``),
+so 64 devices at line rate fit on one core.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import selectors
+import socket
+import threading
+import time
+import tty
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinyml import __version__
+from tinyml.device import protocol as p
+from tinyml.device.emulated_model import DeviceModel, Outcome
+from tinyml.errors import InputError
+
+HEARTBEAT_S = 5.0
+TICK_S = 0.005
+LINE_RATE_BATCH = 1 << 20  # "as fast as the line allows": the line budget is the only limit
+
+
+@dataclass(frozen=True)
+class Faults:
+    """A device's fault schedule; times are seconds since the fleet started, counts are results."""
+
+    garbage_every: int = 0          # after every Nth result, a burst of non-frame bytes
+    truncate_every: int = 0         # every Nth result is cut short (that result is lost)
+    bad_crc_every: int = 0          # every Nth result has a wrong CRC (that result is lost)
+    reboot_every: float = 0.0       # reboot: new boot_id, seq restarts at 0, HELLO again
+    silence_after: float = 0.0      # stop sending anything ...
+    silence_for: float = 0.0        # ... for this long (the device hangs, then recovers)
+    disconnect_after: float = 0.0   # drop the connection and the endpoint ...
+    disconnect_for: float = 1.0     # ... for this long, then listen again (a pty gets a new path)
+    drift_after: float | None = None  # from then on, inputs come from the drifted distribution
+
+    def __post_init__(self) -> None:
+        for name in ("garbage_every", "truncate_every", "bad_crc_every"):
+            if getattr(self, name) < 0:
+                raise InputError(f"{name} must be >= 0, got {getattr(self, name)}", hint="0 disables the fault")
+        for name in ("reboot_every", "silence_after", "silence_for", "disconnect_after", "disconnect_for"):
+            if getattr(self, name) < 0:
+                raise InputError(f"{name} must be >= 0 seconds, got {getattr(self, name)}",
+                                 hint="0 disables the fault")
+
+
+@dataclass
+class DeviceStats:
+    results: int = 0           # results produced (including ones lost to faults or no listener)
+    bytes_sent: int = 0
+    bytes_dropped: int = 0     # nobody listening, or the listener fell behind
+    garbage: int = 0
+    truncated: int = 0
+    bad_crc: int = 0
+    reboots: int = 0
+    disconnects: int = 0
+    rx_frames: int = 0
+    rx_errors: int = 0
+    connections: int = 0
+
+
+class EmulatedDevice:
+    """One device's protocol behaviour; the fleet gives it bytes and asks for due output."""
+
+    def __init__(self, index: int, model: DeviceModel, rate: float, baud: int, faults: Faults,
+                 seed: int, start: float):
+        self.index = index
+        self.device_id = f"emu-{index:03d}"
+        self.model = model
+        self.rate = rate
+        self.line_bytes_per_s = baud / 10.0
+        self.faults = faults
+        self.rng = random.Random(seed * 1000 + index)
+        self.fleet_start = start
+        self.stats = DeviceStats()
+        self.decoder = p.Decoder()
+        self.input = bytearray(model.input_bytes)
+        self.exit_code: int | None = None
+        self._boot(start)
+
+    def _boot(self, now: float) -> None:
+        self.boot_id = self.rng.getrandbits(32)
+        self.boot_time = now
+        self.seq = 0
+        self.scheduled = 0  # results the rate asked for since boot (sent or skipped for a full line)
+        self.next_heartbeat = now + HEARTBEAT_S
+        self.line_budget = 0.0
+        self.last_tick = now
+        self.next_reboot = now + self.faults.reboot_every if self.faults.reboot_every else None
+
+    # ---- messages ----
+    def hello(self) -> p.Hello:
+        m = self.model
+        return p.Hello(1, "emulated", f"tinyml-emu {__version__}", self.device_id, m.model_hash,
+                       m.arena_bytes, m.input_bytes, m.output_bytes, self.boot_id, p.LATENCY_US)
+
+    def _uptime_ms(self, now: float) -> int:
+        return int((now - self.boot_time) * 1000) & 0xFFFFFFFF
+
+    def _result(self, seq: int, outcome: Outcome, now: float) -> p.Result:
+        return p.Result(seq, self.boot_id, self._uptime_ms(now), outcome.latency_us, p.LATENCY_US,
+                        outcome.label, outcome.score, outcome.output)
+
+    def greeting(self, now: float) -> bytes:
+        """What a host sees on connecting: a boot line and HELLO."""
+        return f"tinyml emulated device {self.device_id} boot {self.boot_id:08x}\n".encode() + p.encode(self.hello())
+
+    # ---- host -> device ----
+    def receive(self, data: bytes, now: float) -> bytes:
+        """Answers to the host's frames in ``data``."""
+        out = bytearray()
+        before = self.decoder.bad_frames
+        for event in self.decoder.feed(data):
+            if isinstance(event, p.Text):
+                continue
+            if isinstance(event, p.BadFrame):
+                code = p.ERR_UNKNOWN_TYPE if event.reason == p.BAD_UNKNOWN_TYPE else \
+                    p.ERR_BAD_LENGTH if event.reason == p.BAD_LENGTH else p.ERR_BAD_FRAME
+                out += p.encode(p.Error(code, f"bad frame: {event.reason}"))
+                continue
+            self.stats.rx_frames += 1
+            out += self._answer(event, now)
+        self.stats.rx_errors += self.decoder.bad_frames - before
+        return bytes(out)
+
+    def _answer(self, msg: p.Message, now: float) -> bytes:
+        if isinstance(msg, p.HelloReq):
+            return p.encode(self.hello())
+        if isinstance(msg, p.Input):
+            end = msg.offset + len(msg.data)
+            if end > len(self.input):
+                return p.encode(p.Error(p.ERR_BAD_LENGTH, f"input ends at {end}, tensor has {len(self.input)} bytes"))
+            self.input[msg.offset:end] = msg.data
+            return p.encode(p.Ack(p.Input.TYPE, end))
+        if isinstance(msg, p.Infer):
+            self.stats.results += 1
+            return p.encode(self._result(msg.seq, self.model.infer(bytes(self.input)), now))
+        if isinstance(msg, p.Exit):
+            self.exit_code = msg.code
+            return b""
+        return p.encode(p.Error(p.ERR_UNSUPPORTED, f"{p.type_name(msg)} is not a host command"))
+
+    # ---- run mode ----
+    def silent(self, now: float) -> bool:
+        f = self.faults
+        t = now - self.fleet_start
+        return bool(f.silence_for) and f.silence_after <= t < f.silence_after + f.silence_for
+
+    def due_output(self, now: float) -> bytes:
+        """Frames due since the last call: reboots, RESULTs at the rate (within the line rate), HEARTBEATs."""
+        out = bytearray()
+        if self.next_reboot is not None and now >= self.next_reboot:
+            self.stats.reboots += 1
+            self._boot(now)
+            out += self.greeting(now)
+        elapsed, self.last_tick = now - self.last_tick, now
+        if self.silent(now):
+            return bytes(out)
+        self.line_budget = min(self.line_budget + elapsed * self.line_bytes_per_s, self.line_bytes_per_s)
+        if self.rate > 0:
+            due = LINE_RATE_BATCH if math.isinf(self.rate) else \
+                int((now - self.boot_time) * self.rate) - self.scheduled
+            while due > 0 and self.line_budget > 0:
+                frame = self._next_result_frame(now)
+                out += frame
+                self.line_budget -= len(frame)
+                self.scheduled += 1
+                due -= 1
+            if not math.isinf(self.rate):
+                self.scheduled += max(due, 0)  # the line was full: a device blocked in its UART write skips them
+        if now >= self.next_heartbeat:
+            self.next_heartbeat = now + HEARTBEAT_S
+            out += p.encode(p.Heartbeat(self.boot_id, self._uptime_ms(now), self.seq,
+                                        self.stats.rx_errors))
+        return bytes(out)
+
+    def _next_result_frame(self, now: float) -> bytes:
+        f = self.faults
+        drifted = f.drift_after is not None and now - self.fleet_start >= f.drift_after
+        pool = self.model.drifted_pool if drifted else self.model.normal_pool
+        frame = p.encode(self._result(self.seq, self.rng.choice(pool), now))
+        self.seq = (self.seq + 1) & 0xFFFFFFFF
+        self.stats.results += 1
+        n = self.stats.results
+        if f.truncate_every and n % f.truncate_every == 0:
+            self.stats.truncated += 1
+            frame = frame[:len(frame) // 2]
+        elif f.bad_crc_every and n % f.bad_crc_every == 0:
+            self.stats.bad_crc += 1
+            body = bytearray(p.cobs_decode(frame[1:-1]) or b"")
+            body[-1] ^= 0x5A
+            frame = b"\x00" + p.cobs_encode(bytes(body)) + b"\x00"
+        if f.garbage_every and n % f.garbage_every == 0:
+            self.stats.garbage += 1
+            frame += bytes(self.rng.randrange(0x80, 0x100) for _ in range(self.rng.randint(4, 40)))
+        return frame
+
+
+class Endpoint:
+    """A device's serial endpoint: a TCP listener with at most one client, or a pty."""
+
+    def __init__(self, tcp_port: int | None):
+        self.tcp_port = tcp_port
+        self.listener: socket.socket | None = None
+        self.client: socket.socket | None = None
+        self.master: int | None = None
+        self.slave: int | None = None
+        self.address = ""
+        self.open()
+
+    def open(self) -> None:
+        if self.tcp_port is None:
+            self.master, self.slave = os.openpty()
+            tty.setraw(self.slave)
+            os.set_blocking(self.master, False)
+            self.address = os.ttyname(self.slave)
+            return
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind(("127.0.0.1", self.tcp_port))
+        except OSError as exc:
+            listener.close()
+            raise InputError(f"cannot listen on 127.0.0.1:{self.tcp_port}: {exc.strerror}",
+                             hint="pick a free --tcp port (device i uses PORT+i), or 0 for any") from exc
+        listener.listen(1)
+        listener.setblocking(False)
+        self.listener = listener
+        self.tcp_port = listener.getsockname()[1]
+        self.address = f"socket://127.0.0.1:{self.tcp_port}"
+
+    def close(self) -> None:
+        for sock in (self.client, self.listener):
+            if sock is not None:
+                sock.close()
+        for fd in (self.master, self.slave):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.client = self.listener = None
+        self.master = self.slave = None
+
+    def write(self, data: bytes) -> int:
+        """Bytes actually written; the rest is dropped, as on a UART nobody reads."""
+        try:
+            if self.client is not None:
+                return self.client.send(data)
+            if self.master is not None:
+                return os.write(self.master, data)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError:
+            self.drop_client()
+        return 0
+
+    def drop_client(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+
+@dataclass
+class _Slot:
+    device: EmulatedDevice
+    endpoint: Endpoint
+    reopen_at: float | None = None
+    disconnect_done: bool = False
+
+
+class EmulatedFleet:
+    """N emulated devices served from one background thread.
+
+    ``tcp_port``: device i listens on 127.0.0.1:tcp_port+i (0: each picks a free port);
+    ``pty=True``: each device gets a pty instead. ``faults`` maps a device index to its
+    fault schedule. ``on_exit`` is called with the code of an EXIT frame (emulated boards
+    end the emulator with it); ``announce`` gets "DEVICE_ID ADDRESS" when an endpoint
+    comes back after a disconnect (a pty comes back under a new path).
+    """
+
+    def __init__(self, model: str | Path | DeviceModel, count: int = 1, tcp_port: int | None = 0,
+                 pty: bool = False, rate: float = 1.0, baud: int = 115200, faults: dict[int, Faults] | None = None,
+                 seed: int = 0, on_exit: Callable[[int], None] | None = None,
+                 announce: Callable[[str], None] | None = None):
+        if count < 1 or count > 1024:
+            raise InputError(f"--count must be between 1 and 1024, got {count}", hint="e.g. --count 4")
+        if rate < 0:
+            raise InputError(f"--rate must be >= 0 results per second, got {rate}", hint="0 sends results only on INFER")
+        if baud <= 0:
+            raise InputError(f"--baud must be positive, got {baud}", hint="e.g. --baud 115200")
+        if pty == (tcp_port is not None):
+            raise InputError("emulated devices need exactly one of a TCP port or ptys", hint="pass --tcp PORT or --pty")
+        if tcp_port and not 0 < tcp_port + count - 1 < 65536:
+            raise InputError(f"ports {tcp_port}..{tcp_port + count - 1} are out of range", hint="pick a lower --tcp")
+        unknown = sorted(set(faults or {}) - set(range(count)))
+        if unknown:
+            raise InputError(f"fault schedule for device {unknown[0]}, but only {count} devices exist",
+                             hint=f"device indexes run from 0 to {count - 1}")
+        self.model = model if isinstance(model, DeviceModel) else DeviceModel(model, seed)
+        self.start_time = time.monotonic()
+        self.on_exit = on_exit
+        self.announce = announce
+        self.exit_code: int | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="emulated-fleet", daemon=True)
+        self._lock = threading.Lock()
+        self.slots: list[_Slot] = []
+        try:
+            for i in range(count):
+                device = EmulatedDevice(i, self.model, rate, baud, (faults or {}).get(i, Faults()), seed,
+                                        self.start_time)
+                self.slots.append(_Slot(device, Endpoint(None if pty else (tcp_port + i if tcp_port else 0))))
+        except BaseException:
+            self.close_endpoints()
+            raise
+
+    @property
+    def devices(self) -> list[EmulatedDevice]:
+        return [s.device for s in self.slots]
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [s.endpoint.address for s in self.slots]
+
+    def __enter__(self) -> EmulatedFleet:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self.close_endpoints()
+
+    def close_endpoints(self) -> None:
+        for slot in self.slots:
+            slot.endpoint.close()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the fleet stops (EXIT frame or ``stop``); False on timeout."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def schedule(self, index: int, faults: Faults) -> None:
+        """Replace a device's fault schedule while running (times stay relative to the fleet start)."""
+        with self._lock:
+            self.slots[index].device.faults = faults
+
+    # ---- the serving loop ----
+    def _run(self) -> None:
+        sel = selectors.DefaultSelector()
+        registered: dict[int, object] = {}
+        for slot in self.slots:  # a pty has no "connect": the boot output waits in its buffer
+            if slot.endpoint.master is not None:
+                self._send(slot, slot.device.greeting(self.start_time))
+        try:
+            while not self._stop.is_set() and self.exit_code is None:
+                self._sync_registrations(sel, registered)
+                for key, _ in sel.select(TICK_S) if registered else [(None, None)]:
+                    if key is not None:
+                        self._on_readable(key.data, key.fileobj)
+                if not registered:
+                    time.sleep(TICK_S)
+                now = time.monotonic()
+                with self._lock:
+                    for slot in self.slots:
+                        self._tick(slot, now)
+        finally:
+            sel.close()
+        if self.exit_code is not None and self.on_exit is not None:
+            self.on_exit(self.exit_code)
+
+    def _sync_registrations(self, sel: selectors.BaseSelector, registered: dict[int, object]) -> None:
+        wanted: dict[int, tuple[object, _Slot]] = {}
+        for slot in self.slots:
+            ep = slot.endpoint
+            for obj in (ep.listener, ep.client, ep.master):
+                if obj is not None:
+                    wanted[obj if isinstance(obj, int) else obj.fileno()] = (obj, slot)
+        for fd in list(registered):
+            if fd not in wanted or registered[fd] is not wanted[fd][0]:
+                with contextlib.suppress(KeyError, ValueError, OSError):
+                    sel.unregister(fd)
+                del registered[fd]
+        for fd, (obj, slot) in wanted.items():
+            if fd not in registered:
+                sel.register(fd, selectors.EVENT_READ, slot)
+                registered[fd] = obj
+
+    def _on_readable(self, slot: _Slot, fd: int) -> None:
+        ep, dev = slot.endpoint, slot.device
+        now = time.monotonic()
+        if ep.listener is not None and fd == ep.listener.fileno():
+            with contextlib.suppress(BlockingIOError, OSError):
+                conn, _ = ep.listener.accept()
+                ep.drop_client()  # one host at a time: the newest wins, like reopening a port
+                conn.setblocking(False)
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                ep.client = conn
+                dev.stats.connections += 1
+                self._send(slot, dev.greeting(now))
+            return
+        try:
+            data = ep.client.recv(65536) if ep.client is not None and fd == ep.client.fileno() else \
+                os.read(fd, 65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            if ep.client is not None and fd == ep.client.fileno():
+                ep.drop_client()
+            return
+        with self._lock:
+            reply = dev.receive(data, now)
+        if reply:
+            self._send(slot, reply)
+        if dev.exit_code is not None:
+            self.exit_code = dev.exit_code
+
+    def _send(self, slot: _Slot, data: bytes) -> None:
+        dev = slot.device
+        written = slot.endpoint.write(data)
+        dev.stats.bytes_sent += written
+        dev.stats.bytes_dropped += len(data) - written
+
+    def _tick(self, slot: _Slot, now: float) -> None:
+        dev, ep, f = slot.device, slot.endpoint, slot.device.faults
+        t = now - self.start_time
+        if f.disconnect_after and not slot.disconnect_done and t >= f.disconnect_after:
+            slot.disconnect_done = True
+            dev.stats.disconnects += 1
+            ep.close()
+            slot.reopen_at = now + f.disconnect_for
+        if slot.reopen_at is not None:
+            if now < slot.reopen_at:
+                dev.due_output(now)  # the device keeps running; its output goes nowhere
+                return
+            slot.reopen_at = None
+            ep.open()
+            if ep.master is not None:
+                self._send(slot, dev.greeting(now))
+            if self.announce is not None:
+                self.announce(f"{dev.device_id} {ep.address}")
+        data = dev.due_output(now)
+        if data:
+            self._send(slot, data)
