@@ -91,7 +91,9 @@ class RunResult:
         return work // (LOOP_LONG - LOOP_SHORT)
 
 
-def _run(cmd: Sequence[str], what: str, cwd: Path | None = None, timeout: float = 300) -> str:
+def _run(cmd: Sequence[str], what: str, cwd: Path | None = None, timeout: float = 300,
+         both: bool = False) -> str:
+    """Run a tool; its stdout (with both: stdout then stderr), or a BenchError saying what failed."""
     try:
         proc = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError as exc:
@@ -100,7 +102,7 @@ def _run(cmd: Sequence[str], what: str, cwd: Path | None = None, timeout: float 
         raise BenchError(f"{what}: timed out after {timeout:.0f} s") from exc
     if proc.returncode != 0:
         raise BenchError(f"{what} failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()[-2000:]}")
-    return proc.stdout
+    return proc.stdout + proc.stderr if both else proc.stdout
 
 
 def build_plugin(workdir: Path) -> Path:
@@ -186,15 +188,17 @@ def run_firmware(elf: Path, plugin: Path | None, workdir: Path, timeout: float =
     if plugin is not None:
         mark = symbol_address(elf, "bench_mark")
         cmd += ["-plugin", f"{plugin},mark={mark:#x},out={counts}"]
-    stdout = _run([*cmd, "-kernel", str(elf)], f"running {elf.name} on QEMU mps2-an386", timeout=timeout)
+    # QEMU prints the guest's semihosting console on stderr
+    text = _run([*cmd, "-kernel", str(elf)], f"running {elf.name} on QEMU mps2-an386", timeout=timeout,
+                both=True)
     outputs, stack = [], -1
-    for line in stdout.splitlines():
+    for line in text.splitlines():
         if line.startswith("out "):
             outputs.append(bytes.fromhex(line[4:].strip()))
         elif line.startswith("stack "):
             stack = int(line.split()[1])
     if stack < 0:
-        raise BenchError(f"{elf.name} did not finish: {stdout.strip()[-500:]}")
+        raise BenchError(f"{elf.name} did not finish: {text.strip()[-500:]}")
     marks = []
     if plugin is not None:
         marks = [int(x) for x in counts.read_text().split() if x.isdigit()]

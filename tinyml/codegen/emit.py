@@ -79,6 +79,7 @@ def generate(source: Model | bytes | str, prefix: str = "model", target: str = k
     model = source if isinstance(source, Model) else read_model(source)
     _check_io(model)
     g_in, g_out, steps = lower(model)
+    steps = kernels.specialize(steps, target)
     nbytes = {t.index: t.nbytes for t in model.tensors}
     p = plan(steps, g_in, g_out, nbytes)
     consts = _const_names(prefix, steps)

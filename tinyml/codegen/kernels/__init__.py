@@ -4,13 +4,17 @@ Layout: ``<kernel>.h`` holds the target-independent part (the params struct ever
 shares); ``portable/<kernel>.c`` is the reference C99 implementation; ``<target>/<kernel>.c``
 replaces it for that target when present (e.g. ``cortex-m4-dsp/``). A ``.c`` file may start
 with ``/* requires: a, b */`` to pull in helper files (``fixedpoint``) before itself. A target
-folder may hold ``prelude.h`` with extra includes that target's kernels need.
+folder may hold ``prelude.h`` with extra includes that target's kernels need, and
+``lowering.py`` whose ``rewrite(call)`` swaps a kernel call for the target's own kernel with
+constants laid out for it at generation time (see ``specialize``).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
+from typing import Any
 
 from tinyml.errors import InputError
 
@@ -67,3 +71,19 @@ def closure(kernels: list[str], target: str) -> list[str]:
     for k in kernels:
         visit(k)
     return order
+
+
+def specialize(steps: list[Any], target: str) -> list[Any]:
+    """Kernel calls rewritten by ``<target>/lowering.py`` (``rewrite(call) -> call``), if it exists.
+
+    Lets a variant take another signature and constants in its own layout (e.g. weights widened
+    and interleaved for SIMD, the input zero point folded into the bias) while the lowering in
+    ``ops/`` stays target-independent. Aliases and calls it does not know pass through."""
+    path = KERNEL_DIR / target / "lowering.py"
+    if not path.is_file():
+        return steps
+    spec = importlib.util.spec_from_file_location(f"tinyml.codegen.kernels.{target.replace('-', '_')}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return [module.rewrite(s) if hasattr(s, "kernel") else s for s in steps]

@@ -1,5 +1,5 @@
-/* Cortex-M4 DSP helpers: four int8 values in a 32-bit word unpack into two pairs of int16
- * (even bytes, odd bytes) that one SMLAD multiplies and adds to an accumulator. */
+/* Cortex-M4 DSP helpers: four int8 inputs in a 32-bit word unpack into two int16 pairs (even
+ * bytes, odd bytes), each of which one SMLAD multiplies with a pair of weights and accumulates. */
 
 static inline uint32_t tml_load4(const int8_t *p)
 {
@@ -17,9 +17,16 @@ static inline int32_t tml_sxtb16_ror8(uint32_t v)
     return r;
 }
 
-/* acc + the dot product of the 4 int8 weights in k with the 4 inputs unpacked as xe, xo */
-static inline int32_t tml_mac4(int32_t acc, uint32_t k, int32_t xe, int32_t xo)
+/* tml_requant (fixedpoint) in fewer instructions, with the same result for every input:
+ * TFLM's SaturatingRoundingDoublingHighMul nudges by 2^30 (1 - 2^30 when negative) and then
+ * truncates toward zero; for every 64-bit product that equals flooring (ab + 2^30) / 2^31, one
+ * arithmetic shift. Its saturation case needs multiplier == INT32_MIN, which the generator never
+ * emits (multipliers lie in [2^30, 2^31) or are 0). RoundingDivideByPOT is unchanged, branch-free. */
+static inline int32_t tml_requant_dsp(int32_t x, int32_t multiplier, int32_t shift)
 {
-    acc = __smlad(__sxtb16(k), xe, acc);
-    return __smlad(tml_sxtb16_ror8(k), xo, acc);
+    const int32_t left = shift & ~(shift >> 31); /* max(shift, 0), branch-free */
+    const int32_t right = left - shift;          /* max(-shift, 0) */
+    const int32_t s = (int32_t)(((int64_t)(int32_t)((uint32_t)x << left) * multiplier + ((int64_t)1 << 30)) >> 31);
+    const int32_t mask = (int32_t)((1u << right) - 1u);
+    return (s >> right) + ((s & mask) > (mask >> 1) + (int32_t)((uint32_t)s >> 31));
 }

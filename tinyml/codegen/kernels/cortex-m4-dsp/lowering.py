@@ -1,5 +1,5 @@
-"""Generation-time work for the Cortex-M4 DSP kernels: weights re-laid out for SMLAD, input
-zero point folded into the bias.
+"""Generation-time work for the Cortex-M4 DSP kernels: weights widened to int16 and laid out
+for SMLAD, the input zero point folded into the bias.
 
 ``rewrite(call)`` turns a portable kernel call into its DSP twin when one exists; the C side
 is in this folder. Everything here is integer arithmetic that the portable kernel does at run
@@ -16,16 +16,22 @@ from tinyml.errors import InputError
 _INT32 = np.iinfo(np.int32)
 
 
-def interleave_rows(weights: np.ndarray) -> np.ndarray:
-    """[rows, depth] int8 -> int32 words: rows zero-padded to 4k inputs, blocks of 4 rows interleaved
-    word by word (group g: row 0, 1, 2, 3), leftover rows after, each row's words in order."""
+def widen_rows(weights: np.ndarray) -> np.ndarray:
+    """[rows, depth] int8 -> int32 words of two int16 weights, in the order SMLAD consumes them.
+
+    Each row is zero-padded to a multiple of 4 inputs; per group of 4 inputs (x0..x3) a row gives
+    two words, (w0, w2) and (w1, w3), matching SXTB16 of the input word and of it rotated by 8.
+    Rows go in blocks of 4, interleaved per group (row 0 even, row 0 odd, row 1 even, ...), so
+    the kernel walks one pointer; rows left over (rows % 4) follow one after the other."""
     rows, depth = weights.shape
     groups = -(-depth // 4)
-    padded = np.zeros((rows, 4 * groups), np.int8)
+    padded = np.zeros((rows, 4 * groups), "<i2")
     padded[:, :depth] = weights
-    words = padded.view("<i4").reshape(rows, groups)
+    quads = padded.reshape(rows, groups, 4)
+    pairs = np.ascontiguousarray(np.stack([quads[:, :, 0::2], quads[:, :, 1::2]], axis=2))
+    words = pairs.view("<i4").reshape(rows, groups, 2)
     full = rows - rows % 4
-    blocks = words[:full].reshape(full // 4, 4, groups).transpose(0, 2, 1).reshape(-1)
+    blocks = words[:full].reshape(full // 4, 4, groups, 2).transpose(0, 2, 1, 3).reshape(-1)
     return np.concatenate([blocks, words[full:].reshape(-1)]).astype(np.int32)
 
 
@@ -43,12 +49,11 @@ def fold_input_offset(bias: np.ndarray | None, weights: np.ndarray, input_offset
 def _fully_connected(call: Call) -> Call:
     x, w, bias, mult, shift, out = call.args
     p = call.params
-    assert isinstance(w, Const) and isinstance(mult, Const) and isinstance(shift, Const)
     weights = w.values.reshape(p["out_depth"], p["accum_depth"])
     folded = fold_input_offset(bias.values if isinstance(bias, Const) else None, weights, p["input_offset"])
     params = {k: v for k, v in p.items() if k != "input_offset"}
     return Call("fully_connected_dsp", params,
-                [x, Const("int32_t", interleave_rows(weights), "weights"), Const("int32_t", folded, "bias"),
+                [x, Const("int32_t", widen_rows(weights), "weights"), Const("int32_t", folded, "bias"),
                  mult, shift, out], call.op_index, call.op_name)
 
 
