@@ -17,6 +17,7 @@ from tinyml.codegen import kernels
 from tinyml.codegen.ops import LOWERINGS, Alias, Call, Const, Graph, In, Out, Step, unsupported
 from tinyml.codegen.planner import Plan, plan
 from tinyml.codegen.prune import io_tensors
+from tinyml.codegen.shapes import fold
 from tinyml.errors import InputError
 from tinyml.model.tflite import Model, read_model
 
@@ -76,7 +77,7 @@ def generate(source: Model | bytes | str, prefix: str = "model", target: str = k
     if not _IDENT.match(prefix):
         raise InputError(f"invalid C prefix {prefix!r}", hint="use letters, digits and '_' (not first), at most 41")
     kernels.check_target(target)
-    model = source if isinstance(source, Model) else read_model(source)
+    model = fold(source if isinstance(source, Model) else read_model(source))
     _check_io(model)
     g_in, g_out, steps = lower(model)
     steps = kernels.specialize(steps, target)
@@ -177,8 +178,12 @@ def _pointer(prefix: str, p: Plan, tensor: int, write: bool) -> str:
     return slot.place
 
 
+def _c_value(v: int | tuple[int, ...]) -> str:
+    return "{" + ", ".join(str(int(x)) for x in v) + "}" if isinstance(v, tuple) else str(int(v))
+
+
 def _param_block(prefix: str, index: int, call: Call) -> str:
-    fields = ", ".join(f".{k} = {int(v)}" for k, v in call.params.items())
+    fields = ", ".join(f".{k} = {_c_value(v)}" for k, v in call.params.items())
     return f"static const tml_{call.kernel}_params {prefix}_p{index} = {{ {fields} }};\n"
 
 

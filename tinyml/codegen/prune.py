@@ -2,8 +2,8 @@
 
 Float I/O boundaries (QUANTIZE float->int8 first, DEQUANTIZE int8->float last) are cut off
 so the C API stays int8 with exported scales. Shape arithmetic that only feeds the shape
-operand of RESHAPE (SHAPE, STRIDED_SLICE, PACK, as Keras Flatten/Reshape emit it) is dead
-once RESHAPE takes its static output shape, and is dropped here.
+operand of RESHAPE is dead once RESHAPE takes its static output shape, and operators that
+shapes.fold already evaluated to constants are dropped too.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ def io_tensors(model: Model) -> tuple[int, int, list[Operator]]:
     if model.tensors[g_out].dtype == "float32" and len(producers) == 1 and producers[0].opcode == "DEQUANTIZE":
         ops.remove(producers[0])
         g_out = producers[0].inputs[0]
-    return g_in, g_out, _live(ops, g_out)
+    folded = [op for op in ops if not all(model.tensors[t].data is not None for t in op.outputs)]
+    return g_in, g_out, _live(folded, g_out)
 
 
 def _live(ops: list[Operator], g_out: int) -> list[Operator]:

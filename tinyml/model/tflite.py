@@ -28,6 +28,7 @@ _DTYPES: dict[int, tuple[str, Any]] = {
 _MAX_DIM = 1 << 24
 _MAX_ELEMENTS = 1 << 28
 _FILE_ID = b"TFL3"
+_FIXED_SHAPE_HINT = "give every Keras Input a fixed shape (only the batch dimension may be None)"
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Tensor:
     data: np.ndarray | None  # constant contents shaped like ``shape``; None for activations
     quant: Quantization | None
     is_variable: bool = False
+    signature: tuple[int, ...] = ()  # shape with -1 where the model allows any size
 
     @property
     def size(self) -> int:
@@ -171,6 +173,10 @@ def _convert(raw: Any, buf: bytes) -> Model:
             raise _bad(f"graph input/output tensor {t} of {n}")
     if not g_in or not g_out:
         raise _bad("the graph declares no inputs or no outputs")
+    for t in g_in:
+        if any(d < 0 for d in tensors[t].signature[1:]):
+            raise InputError(f"model input {tensors[t].name!r} has a dynamic shape {list(tensors[t].signature)}",
+                             hint=_FIXED_SHAPE_HINT)
     desc = raw.description.decode("utf-8", "replace") if isinstance(raw.description, bytes) else ""
     return Model(tensors, operators, g_in, g_out, desc, int(raw.version))
 
@@ -183,14 +189,13 @@ def _tensor(index: int, t: Any, buffers: list[Any], buf: bytes) -> Tensor:
     dtype, np_type = _DTYPES[int(t.type)]
     shape = tuple(int(d) for d in (t.shape if t.shape is not None else []))
     signature = tuple(int(d) for d in t.shapeSignature) if t.shapeSignature is not None else shape
-    if any(d < 0 for d in shape) or any(d < 0 for d in signature[1:]):
-        raise InputError(f"{where} has a dynamic shape {list(signature)}",
-                         hint="give every Keras Input a fixed shape (only the batch dimension may be None)")
+    if any(d < 0 for d in shape) or len(signature) != len(shape):
+        raise InputError(f"{where} has a dynamic shape {list(signature)}", hint=_FIXED_SHAPE_HINT)
     if any(d > _MAX_DIM for d in shape) or math.prod(shape) > _MAX_ELEMENTS:
         raise _bad(f"{where} has an implausible shape {list(shape)}")
     data = _tensor_data(where, t, shape, np_type, buffers, buf)
     quant = _quantization(where, t.quantization, shape)
-    return Tensor(index, name, shape, dtype, data, quant, bool(t.isVariable))
+    return Tensor(index, name, shape, dtype, data, quant, bool(t.isVariable), signature)
 
 
 def _tensor_data(where: str, t: Any, shape: tuple[int, ...], np_type: Any,

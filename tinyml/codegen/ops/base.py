@@ -45,7 +45,7 @@ Arg = In | Out | Const | None
 @dataclass
 class Call:
     kernel: str  # C function tml_<kernel>, with params struct tml_<kernel>_params when params is set
-    params: dict[str, int]
+    params: dict[str, int | tuple[int, ...]]
     args: list[Arg]
     op_index: int = -1
     op_name: str = ""
@@ -81,6 +81,11 @@ class Graph:
         if n >= len(self.op.inputs) or self.op.inputs[n] < 0:
             return None
         return self.model.tensors[self.op.inputs[n]]
+
+    def operand(self, n: int) -> In | Const:
+        """An int8 input read from the arena, or from a constant array when the model stores it."""
+        t = self.input(n)
+        return In(t.index) if t.data is None else Const("int8_t", t.data.reshape(-1).astype(np.int8), "c")
 
     def output(self, n: int = 0) -> Tensor:
         if n >= len(self.op.outputs):
