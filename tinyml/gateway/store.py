@@ -100,11 +100,19 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "unable to open" not in str(exc):
+            raise _unusable(path, exc) from None
+        raise InputError(f"cannot open database {path}: not writable or not creatable ({exc})",
+                         "choose a --db path in a folder you can write to") from None
     except sqlite3.DatabaseError as exc:
-        raise InputError(f"cannot use database {path}: {exc}",
-                         "the file is corrupt or not a gateway database; move it away and start "
-                         "with a new --db") from None
+        raise _unusable(path, exc) from None
     return conn
+
+
+def _unusable(path: Path, exc: Exception) -> InputError:
+    return InputError(f"cannot use database {path}: {exc}",
+                      "the file is corrupt or not a gateway database; move it away and start with a new --db")
 
 
 class Store:
@@ -123,9 +131,7 @@ class Store:
                                  f"needs {SCHEMA_VERSION}", "use a new --db file")
             check = self.conn.execute("PRAGMA quick_check").fetchone()[0]
         except sqlite3.DatabaseError as exc:
-            raise InputError(f"cannot use database {self.path}: {exc}",
-                             "the file is corrupt or not a gateway database; move it away and start "
-                             "with a new --db") from None
+            raise _unusable(self.path, exc) from None
         if check != "ok":
             raise InputError(f"database {self.path} is corrupt: {check}",
                              "move it away and start with a new --db")
