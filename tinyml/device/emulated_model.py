@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyml.device.labels import ModelInfo
 from tinyml.device.protocol import LABEL_UNDECIDED
 from tinyml.errors import InputError
 
@@ -36,16 +37,9 @@ class Outcome:
     latency_us: int
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    task: str                   # "classifier", "anomaly" or "unknown"
-    classes: tuple[str, ...]
-    threshold: float | None
-
-
 def _load_run(path: Path) -> tuple[bytes, ModelInfo, Path | None]:
     """(tflite bytes, task info, run dir or None) for a .tflite file or a run directory."""
-    from tinyml.train.artifacts import MODEL_INT8, MODEL_JSON, read_json
+    from tinyml.train.artifacts import MODEL_INT8, MODEL_JSON
 
     if not path.exists():
         raise InputError(f"model not found: {path}", hint="pass a .tflite file or a run directory from `tinyml train`")
@@ -53,15 +47,10 @@ def _load_run(path: Path) -> tuple[bytes, ModelInfo, Path | None]:
         tflite = path / MODEL_INT8
         if not tflite.is_file():
             raise InputError(f"{path} has no {MODEL_INT8}", hint=f"run `tinyml quantize {path}` first")
-        info = read_json(path / MODEL_JSON, "model.json")
-        threshold = info.get("threshold")
-        return tflite.read_bytes(), ModelInfo(str(info.get("task", "unknown")),
-                                              tuple(str(c) for c in info.get("classes", [])),
-                                              None if threshold is None else float(threshold)), path
+        return tflite.read_bytes(), ModelInfo.from_run(path), path
     if (path.parent / MODEL_JSON).is_file() and (path.parent / "preprocess.json").is_file():
-        _, info, _ = _load_run(path.parent)
-        return path.read_bytes(), info, path.parent
-    return path.read_bytes(), ModelInfo("unknown", (), None), None
+        return path.read_bytes(), ModelInfo.from_run(path.parent), path.parent
+    return path.read_bytes(), ModelInfo(), None
 
 
 def _synthetic_windows(run_dir: Path, count: int, seed: int) -> np.ndarray:
@@ -144,10 +133,3 @@ class DeviceModel:
             score = float(np.mean((dequantize(x.reshape(-1), q.in_scale, q.in_zp) - y) ** 2))
             label = LABEL_UNDECIDED if self.info.threshold is None else int(score > self.info.threshold)
         return Outcome(label, score, tuple(int(v) for v in out), latency_us)
-
-    def label_name(self, label: int) -> str | None:
-        if self.info.task == "classifier" and 0 <= label < len(self.info.classes):
-            return self.info.classes[label]
-        if self.info.task == "anomaly" and label in (0, 1):
-            return ("normal", "anomaly")[label]
-        return None

@@ -20,6 +20,7 @@ from tinyml.device import protocol as p
 from tinyml.errors import DeviceError, InputError
 
 TCP_SCHEMES = ("socket://", "tcp://")
+POLL_S = 0.05  # longest single wait on a serial port; callers loop until their own deadline
 
 
 class Transport(Protocol):
@@ -92,16 +93,16 @@ class SerialTransport:
         self.name = port
         try:
             if "://" in port:
-                self.ser = serial.serial_for_url(port, baudrate=baud, timeout=0)
+                self.ser = serial.serial_for_url(port, baudrate=baud, timeout=POLL_S)
             else:
-                self.ser = serial.Serial(port, baudrate=baud, timeout=0, exclusive=True)
+                self.ser = serial.Serial(port, baudrate=baud, timeout=POLL_S, exclusive=True)
         except (serial.SerialException, OSError, ValueError) as exc:
             raise _open_error(port, exc) from exc
 
     def read(self, timeout: float) -> bytes:
+        """Waits at most POLL_S (not ``timeout``): changing pyserial's timeout reconfigures the port."""
         import serial
 
-        self.ser.timeout = max(timeout, 0.0)
         try:
             first = self.ser.read(1)
             return first + self.ser.read(self.ser.in_waiting) if first else b""
