@@ -137,16 +137,16 @@ def write_glue(where: Path, prefix: str, inputs: np.ndarray, output_size: int) -
         f"static const int8_t bench_inputs[{rows.shape[0]}][{rows.shape[1]}] = {_c_array(rows)};\n")
 
 
-def weights_and_biases_bytes(model: Path) -> int:
-    """Bytes of the constant filter and bias tensors the generated code must carry in flash."""
-    from tinyml.model.tflite import read_model
-
-    parsed = read_model(model)
-    seen: set[int] = set()
-    for op in parsed.operators:
-        if op.opcode in ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D"):
-            seen.update(t for t in op.inputs[1:3] if t >= 0 and parsed.tensors[t].data is not None)
-    return sum(parsed.tensors[t].nbytes for t in seen)
+def weights_and_biases_bytes(elf: Path, prefix: str) -> int:
+    """Flash bytes of the generated weight and bias arrays (`PREFIX_weightsN`, `PREFIX_biasN`),
+    as laid out for the target (the DSP target stores weights widened to int16)."""
+    pattern = re.compile(rf"^{re.escape(prefix)}_(weights|bias)\d+$")
+    total = 0
+    for line in _run(["arm-none-eabi-nm", "-S", str(elf)], "arm-none-eabi-nm").splitlines():
+        parts = line.split()
+        if len(parts) == 4 and pattern.match(parts[3]):
+            total += int(parts[1], 16)
+    return total
 
 
 def build_firmware(gen_dir: Path, prefix: str, opt: str, timing: bool, elf: Path) -> None:
@@ -244,7 +244,7 @@ def measure(model: Path, variant: Variant, plugin: Path, workdir: Path) -> Measu
         model=model.stem.replace("_int8", ""), variant=variant,
         instructions=result.instructions_per_inference,
         flash=sizes.get(".text", 0) + sizes.get(".rodata", 0) + sizes.get(".data", 0),
-        weights=weights_and_biases_bytes(model),
+        weights=weights_and_biases_bytes(elf, prefix),
         static_ram=sizes.get(".data", 0) + sizes.get(".bss", 0),
         stack=result.stack_bytes, arena=arena_bytes(gen_dir, prefix),
         output_ok=result.outputs == [expected])

@@ -30,23 +30,23 @@ static void refill(const int8_t *src)
         input[i] = src[i];
 }
 
+/* "out <hex bytes>\n", written in small pieces so that the buffer adds little to the RAM figure */
 static void print_output(void)
 {
     static const char digits[] = "0123456789abcdef";
-    static char line[6 + 2 * BENCH_OUTPUT_SIZE + 2];
-    char *p = line;
-    *p++ = 'o';
-    *p++ = 'u';
-    *p++ = 't';
-    *p++ = ' ';
-    for (uint32_t i = 0; i < BENCH_OUTPUT_SIZE; i++) {
-        uint8_t byte = (uint8_t)output[i];
-        *p++ = digits[byte >> 4];
-        *p++ = digits[byte & 0xF];
+    char piece[2 * 16 + 1];
+    board_puts("out ");
+    for (uint32_t i = 0; i < BENCH_OUTPUT_SIZE; i += 16) {
+        char *p = piece;
+        for (uint32_t j = i; j < i + 16 && j < BENCH_OUTPUT_SIZE; j++) {
+            uint8_t byte = (uint8_t)output[j];
+            *p++ = digits[byte >> 4];
+            *p++ = digits[byte & 0xF];
+        }
+        *p = '\0';
+        board_puts(piece);
     }
-    *p++ = '\n';
-    *p = '\0';
-    board_puts(line);
+    board_puts("\n");
 }
 
 static void print_number(const char *label, uint32_t value)
