@@ -7,6 +7,9 @@ uint32_t __udivsi3(uint32_t n, uint32_t d);
 uint32_t __umodsi3(uint32_t n, uint32_t d);
 int32_t __divsi3(int32_t n, int32_t d);
 uint64_t __muldi3(uint64_t a, uint64_t b);
+float __mulsf3(float a, float b);
+float __floatsisf(int32_t i);
+float __floatdisf(int64_t i); /* in libgcc */
 
 static uint32_t udivmod(uint32_t n, uint32_t d, uint32_t *rem)
 {
@@ -55,4 +58,16 @@ uint64_t __muldi3(uint64_t a, uint64_t b)
 {
     uint32_t cross = (uint32_t)a * (uint32_t)(b >> 32) + (uint32_t)(a >> 32) * (uint32_t)b;
     return mul32x32((uint32_t)a, (uint32_t)b) + ((uint64_t)cross << 32);
+}
+
+/* libgcc has __floatdisf and __divsf3 but not __floatsisf and __mulsf3. The application multiplies floats only to scale a score
+ * for the report, where two roundings (1 ulp at most) do not matter. */
+float __mulsf3(float a, float b)
+{
+    return a / (1.0f / b);
+}
+
+float __floatsisf(int32_t i)
+{
+    return __floatdisf(i); /* called by name: a cast would compile back into __floatsisf */
 }
