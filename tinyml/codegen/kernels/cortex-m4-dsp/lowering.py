@@ -46,18 +46,36 @@ def fold_input_offset(bias: np.ndarray | None, weights: np.ndarray, input_offset
     return total.astype(np.int32)
 
 
+def _weights_and_bias(call: Call, rows: int) -> tuple[Const, Const]:
+    """The DSP weight words and folded bias for a call whose args are (x, w, bias, mult, shift, out)."""
+    w, bias = call.args[1], call.args[2]
+    weights = w.values.reshape(rows, -1)
+    folded = fold_input_offset(bias.values if isinstance(bias, Const) else None, weights,
+                               call.params["input_offset"])
+    return Const("int32_t", widen_rows(weights), "weights"), Const("int32_t", folded, "bias")
+
+
 def _fully_connected(call: Call) -> Call:
-    x, w, bias, mult, shift, out = call.args
+    x, _, _, mult, shift, out = call.args
+    weights, bias = _weights_and_bias(call, call.params["out_depth"])
+    params = {k: v for k, v in call.params.items() if k != "input_offset"}
+    return Call("fully_connected_dsp", params, [x, weights, bias, mult, shift, out], call.op_index, call.op_name)
+
+
+def _conv(call: Call) -> Call:
     p = call.params
-    weights = w.values.reshape(p["out_depth"], p["accum_depth"])
-    folded = fold_input_offset(bias.values if isinstance(bias, Const) else None, weights, p["input_offset"])
-    params = {k: v for k, v in p.items() if k != "input_offset"}
-    return Call("fully_connected_dsp", params,
-                [x, Const("int32_t", widen_rows(weights), "weights"), Const("int32_t", folded, "bias"),
-                 mult, shift, out], call.op_index, call.op_name)
+    if p["filter_in_c"] != p["in_c"]:  # grouped convolution: the portable kernel handles it
+        return call
+    x, _, _, mult, shift, out = call.args
+    weights, bias = _weights_and_bias(call, p["out_c"])
+    params = {k: v for k, v in p.items() if k not in ("input_offset", "filter_in_c", "output_offset",
+                                                      "act_min", "act_max")}
+    params.update(input_zero_point=-p["input_offset"], output_offset=p["output_offset"],
+                  act_min=p["act_min"], act_max=p["act_max"])
+    return Call("conv_dsp", params, [x, weights, bias, mult, shift, out], call.op_index, call.op_name)
 
 
-REWRITES = {"fully_connected": _fully_connected}
+REWRITES = {"fully_connected": _fully_connected, "conv": _conv}
 
 
 def rewrite(call: Call) -> Call:
