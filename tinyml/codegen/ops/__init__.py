@@ -1,6 +1,16 @@
 """Op lowerings, one module per op family; importing this package registers them all."""
 
-from tinyml.codegen.ops import conv, elementwise, fully_connected, pooling, reduce, reshape, softmax  # noqa: F401,E402 - registration
+from tinyml.codegen.ops import (  # noqa: F401,E402 - registration
+    activations,
+    conv,
+    elementwise,
+    fully_connected,
+    layout,
+    pooling,
+    reduce,
+    reshape,
+    softmax,
+)
 from tinyml.codegen.ops.base import (
     LOWERINGS,
     Alias,

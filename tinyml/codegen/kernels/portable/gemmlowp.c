@@ -51,9 +51,9 @@ static int32_t tml_exp_on_negative(int32_t a, int integer_bits)
     return a == 0 ? INT32_MAX : result;
 }
 
-static int32_t tml_one_over_one_plus_x(int32_t a)
+static int32_t tml_newton_reciprocal(int32_t a)
 {
-    /* 1 / (1 + a) for a in [0, 1) by three Newton-Raphson steps in Q2.29. */
+    /* 1 / ((1 + a) / 2) in Q2.29 for a in [0, 1): three Newton-Raphson steps from 48/17 - 32/17 d. */
     const int64_t sum = (int64_t)a + INT32_MAX;
     const int32_t half_den = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2);
     int32_t x = tml_add_wrap(1515870810, tml_srdhm(half_den, -1010580540));
@@ -62,18 +62,5 @@ static int32_t tml_one_over_one_plus_x(int32_t a)
         const int32_t one_minus = tml_add_wrap((int32_t)1 << 29, -tml_srdhm(half_den, x));
         x = tml_add_wrap(x, tml_shl_sat(tml_srdhm(x, one_minus), 2));
     }
-    return tml_shl_sat(x, 1);
-}
-
-static int tml_clz32(uint32_t x)
-{
-    int n = 0;
-    if (x == 0) {
-        return 32;
-    }
-    while (!(x & 0x80000000u)) {
-        x <<= 1;
-        ++n;
-    }
-    return n;
+    return x;
 }

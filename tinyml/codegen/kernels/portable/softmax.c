@@ -1,4 +1,17 @@
-/* requires: fixedpoint, gemmlowp */
+/* requires: fixedpoint, reciprocal */
+static int tml_clz32(uint32_t x)
+{
+    int n = 0;
+    if (x == 0) {
+        return 32;
+    }
+    while (!(x & 0x80000000u)) {
+        x <<= 1;
+        ++n;
+    }
+    return n;
+}
+
 static void tml_softmax(const tml_softmax_params *p, const int8_t *input, int8_t *output)
 {
     int32_t i, c;

@@ -1,0 +1,1 @@
+typedef tml_logistic_params tml_tanh_params;
