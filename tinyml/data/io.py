@@ -10,7 +10,8 @@ from __future__ import annotations
 import csv
 import fnmatch
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,6 @@ class Recording:
     label: str | None = None
     group: str | None = None    # None: the source file is the group
     fs: float | None = None     # None: unknown, the caller's --source-fs/--fs applies
-    first_row: int = 0          # CSV line (1-based, header = 1) or sample index of signal[0]
-    extra: dict = field(default_factory=dict)
 
 
 def _missing(cell: str) -> bool:
@@ -38,7 +37,7 @@ def _missing(cell: str) -> bool:
 
 
 def _fill_or_fail(values: np.ndarray, names: list[str], source: str, fill: str | None,
-                  where: callable) -> np.ndarray:
+                  where: Callable[[int], str]) -> np.ndarray:
     """Reject NaN/inf naming the first bad spot, or fill it (``fill`` = "linear", "previous" or "zero")."""
     bad = ~np.isfinite(values)
     if not bad.any():
@@ -109,7 +108,7 @@ def read_csv(path: Path, columns: list[str] | None, time_column: str | None, lab
         seg = _fill_or_fail(signal[a:b], columns, str(path), fill, lambda r, a=a: f"line {a + r + 2}")
         fs = _fs_from_time(t[a:b], path, a) if t is not None else None
         out.append(Recording(seg, list(columns), str(path), labels[a] if labels else None,
-                             groups[a] if groups else None, fs, a + 2))
+                             groups[a] if groups else None, fs))
     return out
 
 
