@@ -8,6 +8,7 @@
  * plus a HEARTBEAT every few seconds. */
 #include <string.h>
 
+#include "tinyml_app.h"
 #include "tinyml_config.h"
 #include "tinyml_port.h"
 #include "tinyml_proto.h"
@@ -190,7 +191,7 @@ static void send_heartbeat(void)
 }
 #endif
 
-int main(void)
+int tinyml_main(void)
 {
     port_init();
     boot_id = port_boot_id();

@@ -107,7 +107,8 @@ def _preprocess_context(model: ModelInfo) -> dict[str, Any]:
         from tinyml.preprocess import Preprocess
 
         pre = Preprocess.from_run(model.run_dir)
-        return {"mode": pre.mode, "window": pre.window, "channels": pre.channels,
+        return {"mode": pre.mode, "window": pre.window, "channels": pre.channels, "fs": pre.fs,
+                "feature_spec": pre.feature_spec,
                 "mean": [repr(float(v)) for v in pre.mean], "std": [repr(float(v)) for v in pre.std]}
     return {"mode": "raw", "window": model.input_bytes, "channels": ["x"], "mean": ["0.0"], "std": ["1.0"]}
 
@@ -174,6 +175,12 @@ def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str
         "task": model.task, "flash_bytes": board.flash_bytes, "ram_bytes": board.ram_bytes,
         "stack_bytes": board.stack_bytes, "ram_origin": board.ram_origin, "tinyml_version": __version__,
     }
+    if ctx["pre"]["mode"] == "features":
+        from tinyml.data.features_c import features_c_config
+
+        pre = ctx["pre"]
+        (out / src / "tinyml_features_config.h").write_text(
+            features_c_config(pre["feature_spec"], pre["channels"], pre["fs"], pre["window"]))
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return out
 
@@ -198,9 +205,10 @@ def _render_tree(env: Any, root: Path, dest: Path, ctx: dict[str, Any]) -> None:
 
 
 def _skip(path: Path, ctx: dict[str, Any]) -> bool:
-    """Runtime-specific files: tflm-only files carry 'tflm' in their name."""
-    return "tflm" in path.name and ctx["runtime"] != "tflm" or \
-        path.name.startswith("tinyml_features") and ctx["pre"]["mode"] != "features"
+    """Files only some projects need: the component manifest pulls TFLM in, features run mode."""
+    if path.name == "idf_component.yml":
+        return ctx["runtime"] != "tflm"
+    return path.name.startswith("tinyml_features") and ctx["pre"]["mode"] != "features"
 
 
 def read_manifest(project: str | Path) -> dict[str, Any]:

@@ -1,11 +1,12 @@
 /* Reset handler and vector table for a bare-metal Cortex-M: copy .data, clear .bss, enable
- * the FPU where there is one, run main. Symbols come from link.ld. */
+ * the FPU where there is one, run the application. Symbols come from link.ld. */
 #include <stdint.h>
 #include <string.h>
 
+#include "tinyml_app.h"
+#include "tinyml_port.h"
+
 extern uint32_t _data_start, _data_end, _data_load, _bss_start, _bss_end, _stack_top;
-extern int main(void);
-void port_exit(int code);
 void SysTick_Handler(void);
 
 static void default_handler(void)
@@ -22,7 +23,7 @@ void Reset_Handler(void)
     *(volatile uint32_t *)0xE000ED88u |= 0xFu << 20; /* CPACR: full access to CP10 and CP11 */
     __asm volatile("dsb\n isb");
 #endif
-    port_exit(main());
+    port_exit(tinyml_main());
     default_handler();
 }
 

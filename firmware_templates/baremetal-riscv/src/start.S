@@ -1,4 +1,4 @@
-/* Entry of a bare-metal RV32 image: set gp and sp, copy .data, clear .bss, run main, exit. */
+/* Entry of a bare-metal RV32 image: set gp and sp, copy .data, clear .bss, run the application, exit. */
     .section .text.start, "ax"
     .globl _start
 _start:
@@ -17,6 +17,6 @@ _start:
     la a2, _bss_end
     sub a2, a2, a0
     call memset
-    call main
+    call tinyml_main
     call port_exit
 1:  j 1b

@@ -1,6 +1,7 @@
 /* Board port for the QEMU Xtensa sim machine: console and exit by SIMCALL, CCOUNT latency. */
 #include <string.h>
 
+#include "tinyml_app.h"
 #include "tinyml_port.h"
 
 enum { SYS_EXIT = 1, SYS_READ = 3, SYS_WRITE = 4 };
@@ -16,13 +17,12 @@ static int simcall(int nr, int a, int b, int c)
 }
 
 extern char _bss_start, _bss_end;
-extern int main(void);
 void xtensa_c_start(void);
 
 void xtensa_c_start(void)
 {
     memset(&_bss_start, 0, (size_t)(&_bss_end - &_bss_start));
-    port_exit(main());
+    port_exit(tinyml_main());
 }
 
 void port_init(void)
