@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import threading
@@ -44,6 +45,8 @@ class Broker:
 
     def _conf(self) -> Path:
         lines = [f"listener {self.port} 127.0.0.1", "persistence false", "log_dest stderr"]
+        if os.geteuid() == 0:  # as root, mosquitto would switch to a user that cannot read our tmp files
+            lines.append("user root")
         if self.users:
             pwfile = self.workdir / "passwd"
             pwfile.write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))
@@ -77,8 +80,8 @@ class Subscriber:
     """Subscribes to tinyml/# and records every message, counting duplicates by id."""
 
     def __init__(self, port: int, topic: str = "tinyml/#", username: str | None = None,
-                 password: str | None = None):
-        self.messages: list[tuple[str, dict]] = []
+                 password: str | None = None, messages: list[tuple[str, dict]] | None = None):
+        self.messages: list[tuple[str, dict]] = [] if messages is None else messages
         self.lock = threading.Lock()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         if username:

@@ -1,0 +1,293 @@
+"""The gateway as a user runs it: `tinyml gateway run` as a child process, emulated devices on
+TCP and ptys, a real Mosquitto broker and a subscriber that deduplicates by message id."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.gateway_devices import ScriptedDevice
+from tests.mosquitto import Broker, Subscriber, free_port
+from tinyml.device.emulator import EmulatedFleet, Faults
+
+MODEL = "feat_ae_int8.tflite"
+
+
+class GatewayProcess:
+    def __init__(self, tmp: Path, ports: list[str], *extra: str, db: Path | None = None,
+                 env: dict[str, str] | None = None, name: str = "gw"):
+        self.db = db or tmp / "gateway.db"
+        self.log = tmp / f"{name}-{time.monotonic_ns()}.log"
+        args = [sys.executable, "-m", "tinyml", "gateway", "run", "--db", str(self.db), "-v", *extra]
+        for p in ports:
+            args += ["--port", p]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=open(self.log, "w"),  # noqa: SIM115
+                                     env={**os.environ, **(env or {})})
+
+    def text(self) -> str:
+        return self.log.read_text()
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(20)
+        finally:
+            self.proc.stdout.close()
+
+
+def query(db: Path, sql: str, *args) -> list[tuple]:
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        return conn.execute(sql, args).fetchall()
+    except sqlite3.OperationalError:
+        return []  # schema not created yet
+    finally:
+        conn.close()
+
+
+def wait_until(predicate, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    assert predicate(), f"timed out waiting for {what}"
+
+
+def count(db: Path, sql: str, *args) -> int:
+    rows = query(db, sql, *args)
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    b = Broker(tmp_path_factory.mktemp("mosquitto")).start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def subscriber(broker):
+    sub = Subscriber(broker.port)
+    yield sub
+    sub.close()
+
+
+@pytest.fixture(scope="module")
+def model(shared) -> Path:
+    return shared / "models" / MODEL
+
+
+def test_fleet_with_garbage_and_drift_over_mqtt_and_http(tmp_path, broker, subscriber, model):
+    """Garbage on one line never stops the others; drift is flagged for the drifted device only;
+    every stored result reaches MQTT once per id; /status and /metrics answer on loopback."""
+    faults = {0: Faults(garbage_every=3, truncate_every=7, bad_crc_every=11), 3: Faults(drift_after=4.0)}
+    cfg = tmp_path / "gateway.toml"
+    cfg.write_text("site = 'lab'\n[drift]\nbaseline_n = 100\nwindow = 100\nevery = 10\n"
+                   "[rules]\nsilent_seconds = 60\n")
+    http = free_port()
+    with EmulatedFleet(model, count=4, tcp_port=0, rate=50, faults=faults, seed=1) as fleet:
+        gw = GatewayProcess(tmp_path, fleet.endpoints, "--mqtt", broker.url, "--config", str(cfg),
+                            "--http", f"127.0.0.1:{http}")
+        wait_until(lambda: count(gw.db, "SELECT count(*) FROM alerts WHERE rule='drift'") > 0, 40, "drift alert")
+        time.sleep(1.0)
+        status = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{http}/status", timeout=5).read())
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=5).read().decode()
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"http://127.0.0.1:{http}/nope", timeout=5)
+        assert gw.stop() == 0
+    devices = {d["device"]: d for d in status["devices"]}
+    assert sorted(devices) == ["emu-000", "emu-001", "emu-002", "emu-003"]
+    assert devices["emu-000"]["bad_frames"] > 10
+    assert all(devices[d]["bad_frames"] == 0 for d in ("emu-001", "emu-002", "emu-003"))
+    # the noisy line lost only the frames that were hit; the others lost nothing
+    assert devices["emu-000"]["results"] > 0.5 * devices["emu-001"]["results"] > 0
+    assert all(devices[d]["missing"] == 0 for d in ("emu-001", "emu-002", "emu-003"))
+    assert [(a["device"], a["rule"]) for a in status["alerts"] if a["rule"] == "drift"] == [("emu-003", "drift")]
+    assert 'tinyml_gateway_alert_firing{device="emu-003",rule="drift"} 1' in metrics
+    assert re.search(r'tinyml_gateway_device_bad_frames_total\{device="emu-000"\} [1-9]', metrics)
+    # every stored result was published; the subscriber sees each id (duplicates are allowed)
+    stored = {f"{d}/{b:08x}/{s}" for d, b, s in query(gw.db, "SELECT device, boot_id, seq FROM results")}
+    assert subscriber.wait_for(lambda: set(subscriber.ids()) >= stored, 15)
+    assert set(subscriber.ids()) == stored
+    drift_msgs = [p for p in subscriber.payloads("alert") if p["rule"] == "drift"]
+    assert [(p["device"], p["state"]) for p in drift_msgs] == [("emu-003", "firing")]
+    assert count(gw.db, "SELECT count(*) FROM outbox") == 0
+
+
+def _anomaly_burst(seq: int) -> tuple[int, float]:
+    """Normal results, then a burst of anomalies (seq 60-99), then normal again."""
+    return (1, 0.9) if 60 <= seq < 100 else (0, 0.1)
+
+
+def test_alerts_fire_and_clear_end_to_end_and_silent_devices_are_flagged(tmp_path, broker, subscriber):
+    cfg = tmp_path / "gateway.toml"
+    cfg.write_text("site = 'lab'\n[rules]\nanomaly_k = 4\nanomaly_n = 6\nanomaly_clear_k = 1\n"
+                   "silent_seconds = 2\n")
+    dev = ScriptedDevice("fan-1", rate=50, outcome=_anomaly_burst).start()
+    gw = GatewayProcess(tmp_path, [dev.url], "--mqtt", broker.url, "--config", str(cfg))
+    try:
+        wait_until(lambda: count(gw.db, "SELECT max(seq) FROM results") >= 150, 30, "150 results")
+        dev.stop()  # the device goes quiet
+        wait_until(lambda: count(gw.db, "SELECT count(*) FROM alerts WHERE rule='silent'") == 1, 15, "silent")
+    finally:
+        dev.stop()
+        assert gw.stop() == 0
+    alerts = query(gw.db, "SELECT rule, cleared_at IS NOT NULL FROM alerts ORDER BY id")
+    assert alerts == [("anomalies", 1), ("silent", 0)]  # one alert for the burst, no flapping
+    assert subscriber.wait_for(lambda: len(subscriber.payloads("alert")) >= 3, 10)
+    states = [(p["device"], p["rule"], p["state"]) for p in subscriber.payloads("alert")]
+    assert states == [("fan-1", "anomalies", "firing"), ("fan-1", "anomalies", "cleared"),
+                      ("fan-1", "silent", "firing")]
+    out = subprocess.run([sys.executable, "-m", "tinyml", "gateway", "status", "--db", str(gw.db)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "ALERT fan-1 silent" in out.stdout
+
+
+def test_ports_that_disappear_are_reconnected(tmp_path, model):
+    """A TCP device that drops off and a pty whose device node vanishes (USB unplug) both come back."""
+    link = tmp_path / "ttyFAN"  # like /dev/serial/by-id/...: a stable name for a changing node
+    pty_dev = ScriptedDevice("fan-pty", rate=50, pty=True).start()
+    link.symlink_to(pty_dev.path)
+    faults = {0: Faults(disconnect_after=3.0, disconnect_for=2.0)}
+    with EmulatedFleet(model, count=1, tcp_port=0, rate=50, faults=faults, seed=2) as fleet:
+        gw = GatewayProcess(tmp_path, [fleet.endpoints[0], str(link)])
+        try:
+            wait_until(lambda: count(gw.db, "SELECT count(*) FROM results WHERE device='fan-pty'") > 50, 20, "pty")
+            pty_dev.close_pty()  # unplugged
+            link.unlink()
+            time.sleep(1.5)
+            before = count(gw.db, "SELECT count(*) FROM results WHERE device='fan-pty'")
+            pty_dev.open_pty()  # plugged in again, under a new node
+            link.symlink_to(pty_dev.path)
+            wait_until(lambda: count(gw.db, "SELECT count(*) FROM results WHERE device='fan-pty'") > before + 50,
+                       20, "pty results after replug")
+            wait_until(lambda: count(gw.db, "SELECT connects FROM ports WHERE port=?", fleet.endpoints[0]) >= 2,
+                       20, "tcp reconnect")
+            tcp_before = count(gw.db, "SELECT count(*) FROM results WHERE device='emu-000'")
+            wait_until(lambda: count(gw.db, "SELECT count(*) FROM results WHERE device='emu-000'") > tcp_before + 20,
+                       20, "tcp results after reconnect")
+        finally:
+            pty_dev.stop()
+            assert gw.stop() == 0
+    assert count(gw.db, "SELECT connects FROM ports WHERE port=?", str(link)) >= 2
+    assert count(gw.db, "SELECT missing FROM devices WHERE device='fan-pty'") > 0  # the unplugged time
+    assert "disconnected" in gw.text() and "Traceback" not in gw.text()
+
+
+def _acknowledged(log: str) -> int:
+    """The last committed total the gateway reported (it reports only after COMMIT)."""
+    totals = re.findall(r"committed \d+ result\(s\), \d+ duplicate\(s\); (\d+) stored", log)
+    return int(totals[-1]) if totals else -1
+
+
+def test_sigkill_and_broker_restart_lose_nothing_and_publish_every_id(tmp_path, model):
+    """Kill the gateway with SIGKILL at random points, and stop the broker mid-stream: every
+    acknowledged result is still stored after restart, no row is duplicated, and a
+    deduplicating subscriber ends up with exactly the stored ids, each device in order."""
+    rng = random.Random(7)
+    broker = Broker(tmp_path, port=free_port()).start()
+    sub = Subscriber(broker.port)
+    kills = 14
+    acknowledged: list[int] = []
+    with EmulatedFleet(model, count=4, tcp_port=0, rate=100, seed=3) as fleet:
+        for i in range(kills):
+            gw = GatewayProcess(tmp_path, fleet.endpoints, "--mqtt", broker.url, name=f"kill{i}")
+            if i == kills // 2:  # broker down for a while, then back (persistence off: a fresh broker)
+                time.sleep(1.0)
+                broker.stop()
+                time.sleep(2.0)
+                broker.start()
+                sub.close()  # a new subscription, made before the gateway's reconnect back-off ends
+                sub = Subscriber(broker.port, messages=sub.messages)
+            time.sleep(rng.uniform(0.7, 1.6))
+            gw.kill()
+            acknowledged.append(_acknowledged(gw.text()))
+        final = GatewayProcess(tmp_path, fleet.endpoints, "--mqtt", broker.url, name="final")
+        time.sleep(1.0)
+    wait_until(lambda: count(final.db, "SELECT count(*) FROM outbox") == 0, 30, "outbox drained")
+    assert final.stop() == 0
+    stored_rows = query(final.db, "SELECT device, boot_id, seq FROM results ORDER BY id")
+    assert query(final.db, "PRAGMA integrity_check") == [("ok",)]
+    assert len(stored_rows) == len(set(stored_rows)), "duplicate rows in the store"
+    assert max(acknowledged) > 0
+    assert len(stored_rows) >= max(acknowledged), "an acknowledged result was lost"
+    stored = [f"{d}/{b:08x}/{s}" for d, b, s in stored_rows]
+    assert sub.wait_for(lambda: set(sub.ids()) >= set(stored), 20)
+    seen = sub.ids()
+    assert set(seen) == set(stored), "published ids differ from stored ids"
+    # per device and boot, first deliveries arrive in sequence order
+    first: dict[str, list[tuple[int, int]]] = {}
+    for msg_id in dict.fromkeys(seen):
+        device, boot, seq = msg_id.rsplit("/", 2)
+        first.setdefault(f"{device}/{boot}", []).append(int(seq))
+    assert all(seqs == sorted(seqs) for seqs in first.values())
+    sub.close()
+    broker.stop()
+    print(f"{kills} kills, {len(stored)} results stored, {len(seen) - len(set(seen))} duplicate deliveries")
+
+
+def test_broker_credentials_work_and_never_appear_in_logs(tmp_path):
+    secret = "pa55-w0rd-never-logged"
+    broker = Broker(tmp_path, users={"gw": secret, "reader": "r"}).start()
+    sub = Subscriber(broker.port, username="reader", password="r")
+    dev = ScriptedDevice("fan-9", rate=50).start()
+    try:
+        gw = GatewayProcess(tmp_path, [dev.url], "--mqtt", f"mqtt://gw@127.0.0.1:{broker.port}", "--site", "s1",
+                            "--http", "127.0.0.1:0", env={"TINYML_MQTT_PASSWORD": secret})
+        assert sub.wait_for(lambda: len(sub.ids()) >= 20, 30), gw.text()
+        wrong = GatewayProcess(tmp_path, [dev.url], "--mqtt", f"mqtt://gw:wrong-{secret}@127.0.0.1:{broker.port}",
+                               db=tmp_path / "wrong.db", name="wrong")
+        wait_until(lambda: count(wrong.db, "SELECT count(*) FROM outbox") > 0, 20, "outbox fills without broker")
+        time.sleep(1.0)
+        assert wrong.stop() == 0 and gw.stop() == 0
+    finally:
+        dev.stop()
+        sub.close()
+        broker.stop()
+    assert all(t.startswith("tinyml/s1/fan-9/") for t, _ in sub.messages if "fan-9" in t)
+    status = subprocess.run([sys.executable, "-m", "tinyml", "gateway", "status", "--json", "--db", str(gw.db)],
+                            capture_output=True, text=True, timeout=60)
+    assert "refused" in wrong.text()  # the bad password is reported, the results stay queued
+    assert count(wrong.db, "SELECT count(*) FROM results") > 0
+    for text in (gw.text(), wrong.text(), status.stdout, status.stderr, gw.db.read_bytes().decode("latin-1")):
+        assert secret not in text
+
+
+def test_unreachable_broker_at_start_keeps_storing_and_delivers_later(tmp_path):
+    broker = Broker(tmp_path, port=free_port())  # not started yet
+    dev = ScriptedDevice("fan-2", rate=50).start()
+    gw = GatewayProcess(tmp_path, [dev.url], "--mqtt", broker.url)
+    try:
+        wait_until(lambda: count(gw.db, "SELECT count(*) FROM outbox") > 100, 20, "results queued")
+        assert "unreachable" in gw.text()
+        broker.start()
+        sub = Subscriber(broker.port)
+        wait_until(lambda: count(gw.db, "SELECT count(*) FROM outbox") < 20, 30, "outbox drained")
+        dev.stop()
+        time.sleep(0.5)
+        assert gw.stop() == 0
+        stored = {f"fan-2/{b:08x}/{s}" for b, s in query(gw.db, "SELECT boot_id, seq FROM results")}
+        assert sub.wait_for(lambda: set(sub.ids()) >= stored, 15)
+        sub.close()
+    finally:
+        dev.stop()
+        broker.stop()
