@@ -1,0 +1,1 @@
+"""Exports of a model for firmware that embeds the TFLM runtime."""
