@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -110,7 +111,8 @@ def emulate(model: str | None, count: int, tcp_port: int | None, pty: bool, rate
     if esp_rom:
         from tinyml.device.esp_rom import serve
 
-        serve(tcp_port, pty, parse_size(flash_size), Path(save) if save else None, rom_faults, click.echo)
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a user stops it
+            serve(tcp_port, pty, parse_size(flash_size), Path(save) if save else None, rom_faults, click.echo)
         return
     if model is None:
         raise InputError("--model is required", hint="pass an int8 .tflite or a run directory (or use --esp-rom)")
@@ -131,13 +133,13 @@ def emulate(model: str | None, count: int, tcp_port: int | None, pty: bool, rate
     per_second = math.inf if rate.strip().lower() == "line" else _float(rate, "--rate")
     stop_after = parse_seconds(duration, "--duration")
     exit_codes: list[int] = []
-    fleet = EmulatedFleet(model, count, None if pty else tcp_port, pty, per_second, baud, schedule, seed,
-                          on_exit=exit_codes.append, announce=click.echo)
-    for device, address in zip(fleet.devices, fleet.endpoints, strict=True):
-        click.echo(f"{device.device_id} {address}")
     done = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
+        fleet = EmulatedFleet(model, count, None if pty else tcp_port, pty, per_second, baud, schedule, seed,
+                              on_exit=exit_codes.append, announce=click.echo)
+        for device, address in zip(fleet.devices, fleet.endpoints, strict=True):
+            click.echo(f"{device.device_id} {address}")
         with fleet:
             click.echo(f"emulating {count} device(s) at {rate} results/s; Ctrl-C stops", err=True)
             while not done.is_set() and not fleet.wait(0.1):

@@ -117,7 +117,7 @@ class EmulatedDevice:
 
     def _result(self, seq: int, outcome: Outcome, now: float) -> p.Result:
         return p.Result(seq, self.boot_id, self._uptime_ms(now), outcome.latency_us, p.LATENCY_US,
-                        outcome.label, outcome.score, outcome.output)
+                        outcome.label, outcome.score, outcome.output[:p.MAX_OUTPUT])
 
     def greeting(self, now: float) -> bytes:
         """What a host sees on connecting: a boot line and HELLO."""
@@ -374,6 +374,7 @@ class EmulatedFleet:
         sel = selectors.DefaultSelector()
         registered: dict[int, object] = {}
         for slot in self.slots:  # a pty has no "connect": the boot output waits in its buffer
+            # (pyserial flushes it when it opens the port, so hosts send HELLO_REQ, as for a real board)
             if slot.endpoint.master is not None:
                 self._send(slot, slot.device.greeting(self.start_time))
         try:

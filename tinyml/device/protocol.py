@@ -25,6 +25,7 @@ MAX_PAYLOAD = MAX_BODY - 4
 # COBS adds one code byte per started block of 254 bytes.
 MAX_ENCODED = MAX_BODY + MAX_BODY // 254 + 1
 MAX_INPUT_CHUNK = 256
+MAX_OUTPUT = MAX_PAYLOAD - 24  # RESULT output bytes per frame; larger tensors send their head
 
 # latency_unit values
 LATENCY_CYCLES, LATENCY_TICKS, LATENCY_US, LATENCY_INSTRUCTIONS = 0, 1, 2, 3
@@ -173,9 +174,9 @@ class Result:
 
     def payload(self) -> bytes:
         n = len(self.output)
-        if n > MAX_PAYLOAD - 24:
-            raise InputError(f"RESULT output has {n} values, a frame holds at most {MAX_PAYLOAD - 24}",
-                             hint="send a model with a smaller output tensor")
+        if n > MAX_OUTPUT:
+            raise InputError(f"RESULT output has {n} values, a frame holds at most {MAX_OUTPUT}",
+                             hint=f"send the first {MAX_OUTPUT} values (docs/protocol.md)")
         if any(not -128 <= v <= 127 for v in self.output):
             raise InputError("RESULT output values must be int8 (-128..127)", hint="send the raw int8 output tensor")
         return struct.pack(f"<IIIIBBfH{n}b", _u(self.seq, 32, "seq"), _u(self.boot_id, 32, "boot_id"),
