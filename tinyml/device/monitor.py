@@ -19,6 +19,7 @@ from tinyml.device.link import Link, open_link
 from tinyml.errors import DeviceError, InputError
 
 Record = dict[str, Any]
+HELLO_WAIT_S = 1.0
 
 
 @dataclass
@@ -59,9 +60,19 @@ class Monitor:
         self.boot_id: int | None = None
         self.link: Link | None = None
 
-    def _open(self, connect_timeout: float) -> None:
-        self.link = open_link(self.port, self.baud, self.timeout, connect_timeout=connect_timeout)
-        self.link.send(p.HelloReq())
+    def _open(self, emit: Callable[[Record], None]) -> None:
+        """Open the port and learn the device's id first, so every result line can name it."""
+        self.link = open_link(self.port, self.baud, self.timeout)
+        try:
+            hello = self.link.request(p.HelloReq(), p.Hello, timeout=min(self.timeout, HELLO_WAIT_S), retries=1)
+        except DeviceError:  # no HELLO (or an ERROR answer): go on, results name the port instead
+            hello = None
+        early = list(self.link.unsolicited)
+        self.link.unsolicited.clear()
+        for event in ([hello] if hello else []) + early:
+            record = self._record(event)
+            if record is not None:
+                emit(record)
 
     def _close(self) -> None:
         if self.link is not None:
@@ -73,7 +84,7 @@ class Monitor:
         """Emit records until ``count`` results (0: forever), silence, or an unplugged port."""
         if count < 0:
             raise InputError(f"--count must be >= 0, got {count}", hint="0 means run until Ctrl-C")
-        self._open(0.0)
+        self._open(emit)
         try:
             last_data = time.monotonic()
             while not count or self.summary.results < count:
@@ -83,7 +94,7 @@ class Monitor:
                     if not self.reconnect:
                         raise
                     emit({"event": "disconnected", "device": self.device, "reason": exc.message})
-                    self._reopen()
+                    self._reopen(emit)
                     emit({"event": "reconnected", "device": self.device, "port": self.port})
                     last_data = time.monotonic()
                     continue
@@ -100,13 +111,13 @@ class Monitor:
             self._close()
         return self.summary
 
-    def _reopen(self) -> None:
+    def _reopen(self, emit: Callable[[Record], None]) -> None:
         self._close()
         self.summary.reconnects += 1
         deadline = time.monotonic() + self.timeout
         while True:
             try:
-                self._open(0.0)
+                self._open(emit)
                 return
             except DeviceError:
                 if time.monotonic() >= deadline:
