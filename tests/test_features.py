@@ -17,6 +17,7 @@ from tinyml.data.features import (
     feature_names,
     validate_spec,
 )
+from tinyml.data.features_c import features_c_config
 from tinyml.errors import InputError
 
 RNG = np.random.default_rng(7)
@@ -141,6 +142,14 @@ def test_validate_spec_rejects(spec, needle):
 def test_spec_that_does_not_fit_the_window_is_an_input_error(spec, needle):
     with pytest.raises(InputError, match=needle):
         compute_features(X, 2560.0, spec)
+
+
+@pytest.mark.parametrize("name", ["fft_bands", "envelope_bands"])
+def test_band_features_need_power_of_two_windows(name):
+    with pytest.raises(InputError, match="power-of-two"):
+        compute_features(X[:, :200], 2560.0, [{"name": name, "bands": 2}])
+    with pytest.raises(InputError, match="power-of-two"):
+        features_c_config([{"name": name, "bands": 2}], ["x"], 2560.0, 200)
 
 
 def test_bad_windows_are_input_errors():

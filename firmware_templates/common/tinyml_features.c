@@ -12,65 +12,98 @@ static double band_value(double e, uint8_t use_log)
     return use_log ? log(e + LOG_FLOOR) : e;
 }
 
-/* X_k = sum_n x_n (cos - i sin)(2 pi k n / T) for k in [k0, k1]; re/im indexed from 0. */
-static void dft(const tinyml_features_config *cfg, const double *x, unsigned k0, unsigned k1, double *re,
-                double *im)
+/* In-place iterative radix-2 FFT of re/im (T a power of two), unscaled; inverse uses
+ * conjugate twiddles. Mirrors tinyml.data.features.fft butterfly for butterfly. */
+static void fft(const tinyml_features_config *cfg, double *re, double *im, int inverse)
 {
-    unsigned t = cfg->window;
-    for (unsigned k = k0; k <= k1; k++) {
-        double a = 0.0, b = 0.0;
-        for (unsigned n = 0; n < t; n++) {
-            unsigned m = (unsigned)(((unsigned long)k * n) % t);
-            a += x[n] * cfg->cos_table[m];
-            b += x[n] * cfg->sin_table[m];
+    unsigned t = cfg->window, bits = 0;
+    while ((1u << bits) < t)
+        bits++;
+    for (unsigned i = 0; i < t; i++) {
+        unsigned r = 0;
+        for (unsigned b = 0; b < bits; b++)
+            r |= ((i >> b) & 1u) << (bits - 1u - b);
+        if (r > i) {
+            double tmp = re[i];
+            re[i] = re[r];
+            re[r] = tmp;
+            tmp = im[i];
+            im[i] = im[r];
+            im[r] = tmp;
         }
-        re[k - k0] = a;
-        im[k - k0] = -b;
+    }
+    for (unsigned len = 2; len <= t; len <<= 1) {
+        unsigned half = len / 2u, step = t / len;
+        for (unsigned i = 0; i < t; i += len) {
+            for (unsigned j = 0; j < half; j++) {
+                double wr = cfg->cos_table[j * step];
+                double wi = inverse ? cfg->sin_table[j * step] : -cfg->sin_table[j * step];
+                unsigned a = i + j, b = a + half;
+                double tr = re[b] * wr - im[b] * wi;
+                double ti = re[b] * wi + im[b] * wr;
+                double ar = re[a], ai = im[a];
+                re[b] = ar - tr;
+                im[b] = ai - ti;
+                re[a] = ar + tr;
+                im[a] = ai + ti;
+            }
+        }
     }
 }
 
-/* Sum of (|X_k| / T)^2 over each band [edges[b], edges[b+1]); X indexed from first_bin. */
-static void bands(const tinyml_feature_op *op, const double *re, const double *im, unsigned first_bin,
-                  unsigned t, double *out)
+/* Spectrum of the real signal x into re/im. */
+static void spectrum(const tinyml_features_config *cfg, const double *x, double *re, double *im)
+{
+    for (unsigned n = 0; n < cfg->window; n++) {
+        re[n] = x[n];
+        im[n] = 0.0;
+    }
+    fft(cfg, re, im, 0);
+}
+
+/* Sum of (|X_k| / T)^2 over each band [edges[b], edges[b+1]). */
+static void bands(const tinyml_feature_op *op, const double *re, const double *im, unsigned t, double *out)
 {
     for (unsigned b = 0; b < op->count; b++) {
         double e = 0.0;
         for (unsigned k = op->edges[b]; k < op->edges[b + 1]; k++) {
-            double r = re[k - first_bin] / t, i = im[k - first_bin] / t;
+            double r = re[k] / t, i = im[k] / t;
             e += r * r + i * i;
         }
         out[b] = band_value(e, op->log);
     }
 }
 
-/* Band-pass by keeping bins [bin_lo, bin_hi], analytic-signal magnitude, remove its mean,
- * then band energies of the envelope spectrum (bins 1..env_hi). */
+/* Keep the positive-frequency pass band [bin_lo, bin_hi], inverse FFT: half the analytic
+ * signal; its magnitude (x 2/T) is the envelope. Remove its mean, then band energies of the
+ * envelope spectrum. scratch holds 2T doubles. */
 static void envelope_bands(const tinyml_features_config *cfg, const tinyml_feature_op *op, const double *x,
                            double *scratch, double *out)
 {
-    unsigned t = cfg->window, nb = (unsigned)op->bin_hi - op->bin_lo + 1u;
-    double *env = scratch, *re = scratch + t, *im = re + (t / 2u + 1u);
+    unsigned t = cfg->window;
+    double *re = scratch, *im = scratch + t;
     double mean = 0.0;
-    dft(cfg, x, op->bin_lo, op->bin_hi, re, im);
-    for (unsigned n = 0; n < t; n++) {
-        double a1 = 0.0, a2 = 0.0, b1 = 0.0, b2 = 0.0;
-        for (unsigned j = 0; j < nb; j++) {
-            unsigned m = (unsigned)(((unsigned long)n * (op->bin_lo + j)) % t);
-            a1 += re[j] * cfg->cos_table[m];
-            a2 += im[j] * cfg->sin_table[m];
-            b1 += re[j] * cfg->sin_table[m];
-            b2 += im[j] * cfg->cos_table[m];
+    spectrum(cfg, x, re, im);
+    for (unsigned k = 0; k < t; k++) {
+        if (k < op->bin_lo || k > op->bin_hi) {
+            re[k] = 0.0;
+            im[k] = 0.0;
         }
-        double zr = (a1 - a2) * (2.0 / t), zi = (b1 + b2) * (2.0 / t);
-        env[n] = sqrt(zr * zr + zi * zi);
+    }
+    fft(cfg, re, im, 1);
+    for (unsigned n = 0; n < t; n++) {
+        double zr = re[n] * (2.0 / t), zi = im[n] * (2.0 / t);
+        re[n] = sqrt(zr * zr + zi * zi);
     }
     for (unsigned n = 0; n < t; n++)
-        mean += env[n];
+        mean += re[n];
     mean = mean / t;
-    for (unsigned n = 0; n < t; n++)
-        env[n] = env[n] - mean;
-    dft(cfg, env, 1u, op->env_hi, re, im);
-    bands(op, re, im, 1u, t, out);
+    for (unsigned n = 0; n < t; n++) {
+        re[n] = re[n] - mean;
+        im[n] = 0.0;
+    }
+    fft(cfg, re, im, 0);
+    bands(op, re, im, t, out);
 }
 
 /* Central moments m2, m3, m4 (divided by T) and the mean. */
@@ -150,9 +183,9 @@ static void run_op(const tinyml_features_config *cfg, const tinyml_feature_op *o
         out[0] = v;
         break;
     case TINYML_FEAT_FFT_BANDS: {
-        double *re = scratch, *im = scratch + (t / 2u + 1u);
-        dft(cfg, x, op->bin_lo, op->bin_hi, re, im);
-        bands(op, re, im, op->bin_lo, t, out);
+        double *re = scratch, *im = scratch + t;
+        spectrum(cfg, x, re, im);
+        bands(op, re, im, t, out);
         break;
     }
     case TINYML_FEAT_ENVELOPE_BANDS:

@@ -1,7 +1,8 @@
 /* Window features computed on the device exactly as tinyml/data/features.py computes them on
  * the host. This C code is the reference: the Python mirrors it operation by operation in
- * double precision (same direct DFT, same twiddle tables, same integer band edges), so the
- * int8 model inputs agree value for value. C99, no heap, <math.h> only.
+ * double precision (same radix-2 FFT butterflies, same twiddle tables, same integer band
+ * edges), so the int8 model inputs agree value for value. C99, no heap, <math.h> only.
+ * Band features need a power-of-two window.
  *
  * Build without -ffast-math and without floating-point contraction (-std=c99 turns it off
  * in GCC; add -ffp-contract=off with -std=gnu99), or results drift by an ulp.
@@ -29,9 +30,9 @@ enum tinyml_feature_kind {
     TINYML_FEAT_ROLLING_MEAN
 };
 
-/* One spec entry. Band features: DFT bins [bin_lo, bin_hi] are analysed (for the envelope:
- * the pass band), and band b sums bins [edges[b], edges[b+1]) of the (envelope) spectrum;
- * env_hi is the last envelope-spectrum bin. rolling_mean: edges[i] are the window-end
+/* One spec entry. Band features: band b sums bins [edges[b], edges[b+1]) of the spectrum
+ * (for envelope_bands: of the envelope spectrum, whose last used bin is env_hi, the signal
+ * being band-passed to bins [bin_lo, bin_hi] first; fft_bands uses bins [bin_lo, bin_hi]). rolling_mean: edges[i] are the window-end
  * sample indices and width the number of samples averaged. */
 typedef struct {
     uint8_t kind;
@@ -50,13 +51,13 @@ typedef struct {
     uint16_t n_ops;
     uint16_t n_features;
     double fs;                /* sampling rate in Hz */
-    const double *cos_table;  /* cos(2 pi m / T), m = 0..T-1 */
-    const double *sin_table;  /* sin(2 pi m / T) */
+    const double *cos_table;  /* cos(2 pi m / T), m = 0..T/2-1 */
+    const double *sin_table;  /* sin(2 pi m / T), m = 0..T/2-1 */
     const tinyml_feature_op *ops;
 } tinyml_features_config;
 
 /* Scratch doubles tinyml_features_run needs for windows of T samples. */
-#define TINYML_FEATURES_SCRATCH_FOR(T) (3u * (T) + 2u)
+#define TINYML_FEATURES_SCRATCH_FOR(T) (3u * (T))
 
 /* Features of one window x (interleaved, T * C floats) into out (cfg->n_features floats),
  * ordered spec entry by entry, then channel by channel. Returns 0, or -1 on a bad config. */

@@ -3,10 +3,11 @@
 A spec is a list of entries such as ``{"name": "fft_bands", "bands": 16, "log": true}``.
 The train stage saves it with the model so the firmware computes the same numbers:
 ``firmware_templates/common/tinyml_features.c`` is the reference ("the C path is the
-spec"), and this module follows it step by step in float64 — the same direct DFT with the
-same twiddle tables (``twiddles``), the same integer band edges (``band_bins``), the same
-order of operations — so that after standardisation and int8 quantization
-(``quantize_features``) host and device agree on every value.
+spec"), and this module follows it step by step in float64 — the same radix-2 FFT
+butterflies with the same twiddle tables (``twiddles``), the same integer band edges
+(``band_bins``), the same order of operations — so that after standardisation and int8
+quantization (``quantize_features``) host and device agree on every value. Band features
+therefore need power-of-two windows.
 
 Outputs are ordered entry by entry, and within an entry channel by channel.
 """
@@ -55,18 +56,54 @@ def hz_to_bin_range(fmin: float, fmax: float, t: int, fs: float) -> tuple[int, i
     return lo, hi
 
 
-def _dft(x: np.ndarray, bins: np.ndarray, cos_t: np.ndarray, sin_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Direct DFT of rows of x [M, T] at ``bins``: X_k = sum_n x_n (cos - i sin)(2*pi*k*n/T)."""
-    t = x.shape[1]
-    idx = np.outer(bins, np.arange(t)) % t
-    return x @ cos_t[idx].T, -(x @ sin_t[idx].T)
+def bit_reversal(t: int) -> np.ndarray:
+    """The radix-2 input permutation: index i goes to the bit-reversed i (T a power of two)."""
+    bits = t.bit_length() - 1
+    rev = np.zeros(t, dtype=np.int64)
+    for b in range(bits):
+        rev |= ((np.arange(t) >> b) & 1) << (bits - 1 - b)
+    return rev
 
 
-def _band_energies(re: np.ndarray, im: np.ndarray, ranges: list[tuple[int, int]], first_bin: int,
-                   t: int, log: bool) -> np.ndarray:
+def fft(re: np.ndarray, im: np.ndarray, inverse: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Iterative radix-2 FFT of rows [M, T] (unscaled; ``inverse`` uses conjugate twiddles).
+
+    Butterflies are element-wise, so every value goes through exactly the operations the
+    C loop performs: t = b * w; b' = a - t; a' = a + t.
+    """
+    m, t = re.shape
+    cos_t, sin_t = twiddles(t)
+    rev = bit_reversal(t)
+    re, im = np.ascontiguousarray(re.T[rev]), np.ascontiguousarray(im.T[rev])  # [T, M]: rows stay contiguous
+    length = 2
+    while length <= t:
+        half, step = length // 2, t // length
+        wr = cos_t[np.arange(half) * step][:, None]
+        wi = (sin_t if inverse else -sin_t)[np.arange(half) * step][:, None]
+        vr, vi = re.reshape(t // length, length, m), im.reshape(t // length, length, m)
+        br, bi = vr[:, half:], vi[:, half:]
+        tr = br * wr - bi * wi
+        ti = br * wi + bi * wr
+        ar, ai = vr[:, :half].copy(), vi[:, :half].copy()
+        vr[:, half:] = ar - tr
+        vi[:, half:] = ai - ti
+        vr[:, :half] = ar + tr
+        vi[:, :half] = ai + ti
+        length *= 2
+    return re.T, im.T
+
+
+def _check_pow2(name: str, t: int) -> None:
+    if t < 4 or t & (t - 1):
+        raise InputError(f"{name} needs a power-of-two window (the FFT is radix-2), got {t} samples",
+                         "use --window 64, 128, 256, 512 ... or drop this feature")
+
+
+def _band_energies(re: np.ndarray, im: np.ndarray, ranges: list[tuple[int, int]], t: int,
+                   log: bool) -> np.ndarray:
     """Sum of (|X_k|/T)^2 over each bin range, optionally log(e + LOG_FLOOR)."""
     power = (re / t) ** 2 + (im / t) ** 2
-    out = np.stack([power[:, a - first_bin:b - first_bin].sum(axis=1) for a, b in ranges], axis=1)
+    out = np.stack([power[:, a:b].sum(axis=1) for a, b in ranges], axis=1)
     return np.log(out + LOG_FLOOR) if log else out
 
 
@@ -121,6 +158,7 @@ def _max(x: np.ndarray, fs: float, p: dict) -> np.ndarray:
 
 def fft_layout(p: dict, t: int, fs: float) -> tuple[int, int, list[tuple[int, int]]]:
     """(first bin, last bin, band ranges) of an fft_bands entry for windows of T samples at fs."""
+    _check_pow2("fft_bands", t)
     fmax = fs / 2 if p["fmax"] is None else p["fmax"]
     lo, hi = hz_to_bin_range(p["fmin"], fmax, t, fs)
     if hi - lo + 1 < p["bands"]:
@@ -133,12 +171,13 @@ def fft_layout(p: dict, t: int, fs: float) -> tuple[int, int, list[tuple[int, in
 def _fft_bands(x: np.ndarray, fs: float, p: dict) -> np.ndarray:
     t = x.shape[1]
     lo, hi, ranges = fft_layout(p, t, fs)
-    re, im = _dft(x, np.arange(lo, hi + 1), *twiddles(t))
-    return _band_energies(re, im, ranges, lo, t, p["log"])
+    re, im = fft(x, np.zeros_like(x))
+    return _band_energies(re, im, ranges, t, p["log"])
 
 
 def envelope_layout(p: dict, t: int, fs: float) -> tuple[int, int, int, list[tuple[int, int]]]:
     """(pass-band first bin, last bin, envelope last bin, envelope band ranges) of an envelope_bands entry."""
+    _check_pow2("envelope_bands", t)
     lo_hz, hi_hz = p["band"] if p["band"] is not None else (0.25 * fs, 0.45 * fs)
     k0, k1 = hz_to_bin_range(lo_hz, hi_hz, t, fs)
     if k1 < k0:
@@ -160,17 +199,15 @@ def _envelope_bands(x: np.ndarray, fs: float, p: dict) -> np.ndarray:
     """
     t = x.shape[1]
     k0, k1, ke, ranges = envelope_layout(p, t, fs)
-    cos_t, sin_t = twiddles(t)
-    bins = np.arange(k0, k1 + 1)
-    xr, xi = _dft(x, bins, cos_t, sin_t)
-    idx = np.outer(np.arange(t), bins) % t  # [T, K]: z_n = (2/T) sum_k X_k e^{+i 2 pi k n / T}
-    c, s = cos_t[idx], sin_t[idx]
-    zr = (xr @ c.T - xi @ s.T) * (2.0 / t)
-    zi = (xr @ s.T + xi @ c.T) * (2.0 / t)
+    re, im = fft(x, np.zeros_like(x))
+    keep = np.zeros(t, dtype=bool)
+    keep[k0:k1 + 1] = True  # positive-frequency pass band only: the inverse is the analytic signal / 2
+    re, im = fft(np.where(keep, re, 0.0), np.where(keep, im, 0.0), inverse=True)
+    zr, zi = re * (2.0 / t), im * (2.0 / t)
     env = np.sqrt(zr * zr + zi * zi)
     env = env - (env.sum(axis=1) / t)[:, None]
-    er, ei = _dft(env, np.arange(1, ke + 1), cos_t, sin_t)
-    return _band_energies(er, ei, ranges, 1, t, p["log"])
+    er, ei = fft(env, np.zeros_like(env))
+    return _band_energies(er, ei, ranges, t, p["log"])
 
 
 def _rate_of_change(x: np.ndarray, fs: float, p: dict) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Render a feature spec as ``tinyml_features_config.h`` for firmware_templates/common/tinyml_features.c.
 
 Everything the C code must agree on with features.py is decided here, once, in Python:
-the twiddle tables (written as exact hexadecimal doubles), the integer DFT bin ranges of
+the FFT twiddle tables (written as exact hexadecimal doubles), the integer DFT bin ranges of
 every band and the rolling-mean positions. The C only loops over these tables.
 """
 
@@ -57,6 +57,7 @@ def features_c_config(spec: list[dict], channels: list[str], fs: float, window: 
     if not fs > 0:
         raise InputError(f"sampling rate must be positive, got {fs}", "use the dataset's fs")
     cos_t, sin_t = twiddles(window)
+    half = max(1, window // 2)  # the FFT reads twiddles m < T/2 only
     tables, ops = [], []
     for i, entry in enumerate(full):
         fields, edges = _op_fields(entry, window, fs)
@@ -87,8 +88,8 @@ def features_c_config(spec: list[dict], channels: list[str], fs: float, window: 
         f"#define TINYML_FEATURES_COUNT {n_features}u",
         f"#define TINYML_FEATURES_MAX_COUNT {max(counts)}u",
         "",
-        f"static const double tinyml_features_cos[{window}] = {{ {_doubles(cos_t)} }};",
-        f"static const double tinyml_features_sin[{window}] = {{ {_doubles(sin_t)} }};",
+        f"static const double tinyml_features_cos[{half}] = {{ {_doubles(cos_t[:half])} }};",
+        f"static const double tinyml_features_sin[{half}] = {{ {_doubles(sin_t[:half])} }};",
         *tables,
         f"static const tinyml_feature_op tinyml_features_ops[{len(ops)}] = {{",
         *ops,
