@@ -67,6 +67,12 @@ def _add_broadcast(x: object) -> object:
     return L.Add()([a, L.GlobalAveragePooling2D(keepdims=True)(L.Conv2D(3, 1)(x))])
 
 
+def _relus(x: object) -> object:
+    L = _L()
+    joined = L.Concatenate()([L.Conv2D(3, 1)(x), L.Conv2D(2, 1)(x)])
+    return L.Activation("relu6")(L.GlobalAveragePooling2D()(L.Activation("relu")(joined)))
+
+
 def _vib_like() -> object:
     L = _L()
     return _seq((64, 3), L.Conv1D(8, 7, strides=2, activation="relu"), L.MaxPooling1D(2),
@@ -114,8 +120,7 @@ MODELS: dict[str, Spec] = {
     "sigmoid_tanh": Spec(lambda: _seq((9,), _L().Dense(8, activation="sigmoid"), _L().Dense(6, activation="tanh"))),
     "leaky_hswish": Spec(lambda: _seq((9,), _L().Dense(8), _L().LeakyReLU(0.2), _L().Dense(6),
                                       _L().Activation("hard_swish"))),
-    "relu_layers": Spec(lambda: _seq((4, 4, 2), _L().Conv2D(3, 1), _L().Activation("relu"), _L().MaxPooling2D(),
-                                     _L().Activation("relu6"))),
+    "relu_layers": Spec(lambda: _func((4, 4, 2), _relus)),
     "float_io": Spec(lambda: _seq((10,), _L().Dense(6, activation="relu"), _L().Dense(2)), float_io=True),
 }
 

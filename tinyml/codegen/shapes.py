@@ -20,6 +20,7 @@ from tinyml.model.tflite import Model, Operator, Tensor
 _SAME_SHAPE = {"LOGISTIC", "TANH", "RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "HARD_SWISH", "SOFTMAX",
                "QUANTIZE", "DEQUANTIZE"}
 _BROADCAST = {"ADD", "SUB", "MUL"}
+_SPATIAL = {"CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D"}  # batch follows the input
 
 
 def fold(model: Model) -> Model:
@@ -77,6 +78,11 @@ def _fold_op(op: Operator, tensors: list[Tensor]) -> None:
             _set_shape(tensors, out, x.shape[:-1] + (units,) if keep else (x.size // depth, units))
     elif name in _BROADCAST and len(ins) == 2:
         _set_shape(tensors, out, tuple(np.broadcast_shapes(tensors[ins[0]].shape, tensors[ins[1]].shape)))
+    elif name in _SPATIAL and ins and tensors[ins[0]].shape and tensors[out].shape:
+        _set_shape(tensors, out, tensors[ins[0]].shape[:1] + tensors[out].shape[1:])
+    elif name in ("SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND") and len(consts) == 3 and consts[1] is not None \
+            and consts[2] is not None:
+        _set_shape(tensors, out, _space_batch_shape(name, tensors[ins[0]].shape, consts[1], consts[2]))
     elif name in _SAME_SHAPE and ins:
         _set_shape(tensors, out, tensors[ins[0]].shape)
 
@@ -108,3 +114,17 @@ def _strided_slice_1d(consts: list[np.ndarray | None], o: dict) -> np.ndarray:
     if o.get("shrinkAxisMask", 0) & 1:
         return np.asarray(data[int(begin[0])])
     return sliced
+
+
+def _space_batch_shape(name: str, shape: tuple[int, ...], block: np.ndarray, pads: np.ndarray) -> tuple[int, ...]:
+    blocks = [int(b) for b in np.asarray(block).reshape(-1)]
+    pad = np.asarray(pads).reshape(-1, 2).astype(int)
+    if len(shape) != len(blocks) + 2 or len(pad) != len(blocks) or min(blocks, default=1) < 1:
+        return shape
+    spatial = shape[1:1 + len(blocks)]
+    prod = math.prod(blocks)
+    if name == "SPACE_TO_BATCH_ND":
+        dims = [(d + int(a) + int(b)) // k for d, k, (a, b) in zip(spatial, blocks, pad, strict=True)]
+        return (shape[0] * prod, *dims, shape[-1])
+    dims = [d * k - int(a) - int(b) for d, k, (a, b) in zip(spatial, blocks, pad, strict=True)]
+    return (shape[0] // prod, *dims, shape[-1])

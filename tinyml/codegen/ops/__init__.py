@@ -10,6 +10,7 @@ from tinyml.codegen.ops import (  # noqa: F401,E402 - registration
     reduce,
     reshape,
     softmax,
+    space_batch,
 )
 from tinyml.codegen.ops.base import (
     LOWERINGS,

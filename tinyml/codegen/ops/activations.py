@@ -94,3 +94,25 @@ def logistic_tanh(g: Graph) -> list[Step]:
     params = {"size": x.size, "input_zero_point": zi, "input_range_radius": radius, "input_multiplier": m,
               "input_left_shift": shift}
     return [Call(g.op.opcode.lower(), params, [In(x.index), Out(out.index)])]
+
+
+def _int16_multiplier(real: float) -> tuple[int, int]:
+    """QuantizeMultiplier then DownScaleInt32ToInt16Multiplier."""
+    m, e = fp.quantize_multiplier(real)
+    return (32767 if m >= (1 << 31) - 1 - (1 << 15) else (m + (1 << 15)) >> 16), e
+
+
+@lowering("HARD_SWISH")
+def hard_swish(g: Graph) -> list[Step]:
+    si, zi, so, zo = _unary_io(g)
+    f = np.float32
+    hires = f(1.0 / 128.0) * f(si)
+    m_out, e_out = _int16_multiplier(float(hires / f(so)))
+    m_rel, e_rel = _int16_multiplier(float(hires / f(3.0 / 32768.0)))
+    if not -15 <= e_out <= 0 or not -15 <= e_rel <= 15:
+        raise g.unsupported("input/output scales outside the range TFLM's int8 HARD_SWISH handles",
+                            "quantize with a representative dataset")
+    x, out = g.input(0), g.output()
+    params = {"size": x.size, "input_zero_point": zi, "output_zero_point": zo, "output_multiplier": m_out,
+              "output_exponent": e_out, "reluish_multiplier": m_rel, "reluish_exponent": e_rel}
+    return [Call("hard_swish", params, [In(x.index), Out(out.index)])]
