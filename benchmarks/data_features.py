@@ -9,6 +9,8 @@ Prints one table (``--markdown`` for docs/benchmarks.md):
   bit-identical (float32) to the Python features for the same windows.
 
     .venv/bin/python benchmarks/data_features.py [--markdown]
+
+``m4_figures`` is importable (tests/test_features_c.py checks the M4 output with it).
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def timed(fn, repeat: int = 3):
 def _run(cmd: list[str], cwd: Path | None = None, timeout: float = 300) -> str:
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        raise SystemExit(f"{cmd[0]} failed:\n{proc.stdout}{proc.stderr}")
+        raise RuntimeError(f"{cmd[0]} failed:\n{proc.stdout}{proc.stderr}")
     return proc.stdout + proc.stderr  # QEMU writes the semihosting console to stderr when not on a tty
 
 

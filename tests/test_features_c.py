@@ -7,8 +7,10 @@ standardisation and int8 quantization the values must be identical for every win
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,7 @@ from tinyml.data.synth import TemperatureOptions, VibrationOptions, synth_temper
 from tinyml.paths import templates_dir
 
 SRC = templates_dir() / "common"
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "data_features.py"
 CUSTOM_SPEC = [
     {"name": "mean"}, {"name": "std"}, {"name": "min"}, {"name": "max"}, {"name": "peak"},
     {"name": "fft_bands", "bands": 5, "fmin": 100.0, "fmax": 900.0, "log": False},
@@ -152,3 +155,14 @@ def test_compiles_warning_free(tmp_path, cc, flags):
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
+
+
+def test_cortex_m4_on_qemu_is_bit_identical_to_python(tmp_path, vibration):
+    """The firmware's own target: arm-none-eabi-gcc -O2 for a Cortex-M4F, run on QEMU mps2-an386."""
+    spec = importlib.util.spec_from_file_location("data_features_bench", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["data_features_bench"] = bench
+    spec.loader.exec_module(bench)
+    figures = bench.m4_figures(vibration.x[:3], vibration.fs, DEFAULT_VIBRATION_SPEC, vibration.channels, tmp_path)
+    assert figures["bit_identical"]
+    assert figures["instructions"] > 100_000 and figures["ram"] >= 3 * 256 * 8
