@@ -181,6 +181,9 @@ def _import(tmp_path, *args):
     (["--label-column", "label", "--group-column", "grp", "--test-groups", "9"], "unknown group"),
     (["--label-column", "label", "--split", "time", "--test-groups", "1"], "need --split group"),
     (["--label-column", "label", "--val", "0.7", "--test", "0.5"], "fractions"),
+    (["--label-column", "label", "--class-names", "a=x,c=y"], "unknown label(s) c"),
+    (["--label-column", "label", "--class-names", "a=x,b=x"], "same name"),
+    (["--label-column", "label", "--class-names", "a"], "OLD=NEW"),
     (["--label-column", "grp", "--variable", "x"], None),
 ])
 def test_bad_csv_options(tmp_path, good_csv, extra, needle):
@@ -274,10 +277,10 @@ def test_fan_csv_imports_with_held_out_speeds(shared, tmp_path):
     proc = run_cli("data", "import", shared / FAN, "--out", out, "--columns", "x,y,z",
                    "--label-column", "Sensor Configuration", "--group-column", "Rotation Speed Percentage",
                    "--test-groups", "25,45,65,85", "--fs", "50", "--window", "256", "--hop", "128",
-                   "--kind", "vibration")
+                   "--kind", "vibration", "--class-names", "1=balanced,2=perpendicular,3=opposite")
     assert proc.returncode == 0, proc.stderr
     ds = load(out)
-    assert ds.classes == ["1", "2", "3"] and ds.channels == ["x", "y", "z"] and ds.fs == 50.0
+    assert ds.classes == ["balanced", "perpendicular", "opposite"] and ds.channels == ["x", "y", "z"] and ds.fs == 50.0
     per_recording = (3000 - 256) // 128 + 1  # 3000 rows per (configuration, speed)
     assert ds.n == 3 * 17 * per_recording
     assert np.bincount(ds.y).tolist() == [17 * per_recording] * 3

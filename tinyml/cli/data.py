@@ -18,6 +18,15 @@ def _csv_list(value: str | None) -> list[str] | None:
     return items
 
 
+def _mapping(value: str | None) -> dict[str, str] | None:
+    if value is None:
+        return None
+    pairs = [item.split("=", 1) for item in _csv_list(value) or []]
+    if any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
+        raise InputError(f"cannot read {value!r} as OLD=NEW pairs", "e.g. --class-names 1=balanced,2=faulty")
+    return {a.strip(): b.strip() for a, b in pairs}
+
+
 def _report(ds, out: str) -> None:
     from tinyml.data.info import summarize
     info = summarize(ds)
@@ -102,17 +111,18 @@ def synth_temperature_cmd(out: str, per_class: int, window: int, fs: float, wind
 @click.option("--kind", type=click.Choice(["vibration", "temperature", "generic"]), default="generic",
               show_default=True)
 @click.option("--normal-class", default="", help="Name of the normal class for anomaly-detection data.")
+@click.option("--class-names", help="Rename labels, e.g. 1=balanced,2=perpendicular,3=opposite.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def import_cmd(paths: tuple[str, ...], out: str, columns: str | None, time_column: str | None,
                label_column: str | None, group_column: str | None, label: str | None, variable: str | None,
                fs: float | None, source_fs: float | None, window: int, hop: int | None, split_mode: str | None,
                val: float, test: float, test_groups: str | None, val_groups: str | None, fill: str | None,
-               kind: str, normal_class: str, seed: int) -> None:
+               kind: str, normal_class: str, class_names: str | None, seed: int) -> None:
     """Import CSV, .mat and .npz recordings (files, or folders laid out as PATH/<label>/<files>)."""
     from tinyml.data.importer import ImportOptions, import_data
     opts = ImportOptions(_csv_list(columns), time_column, label_column, group_column, label, variable, fs,
                          source_fs, window, hop, split_mode, val, test, _csv_list(test_groups),
-                         _csv_list(val_groups), fill, kind, normal_class, seed)
+                         _csv_list(val_groups), fill, kind, normal_class, _mapping(class_names), seed)
     ds = import_data(list(paths), opts)
     _report(ds, str(ds.save(out)))
     skipped = ds.meta.get("skipped_short_recordings", 0)

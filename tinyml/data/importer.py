@@ -41,6 +41,7 @@ class ImportOptions:
     fill: str | None = None
     kind: str = "generic"
     normal_class: str = ""
+    class_names: dict[str, str] | None = None  # label as found -> class name to store
     seed: int = 0
 
 
@@ -118,6 +119,8 @@ def import_data(paths: list[str | Path], o: ImportOptions = ImportOptions()) -> 
     for r in recs:
         r.signal = resample(r.signal, r.fs or o.source_fs or fs, fs)
     classes = _classes(recs, o)
+    for r in recs:
+        r.label = (o.class_names or {}).get(r.label, r.label)
     mode = o.split or ("group" if o.group_column or len(sources) > 1 else "time")
     if mode not in SPLIT_MODES:
         raise InputError(f"unknown --split {mode!r}", f"use one of: {', '.join(SPLIT_MODES)}")
@@ -179,11 +182,19 @@ def _target_fs(recs: list[Recording], o: ImportOptions) -> float:
 
 
 def _classes(recs: list[Recording], o: ImportOptions) -> list[str]:
+    """Class names in label order (numeric labels sort as numbers), renamed by ``class_names``."""
     labels = {r.label for r in recs}
     try:
-        classes = sorted(labels, key=float)
+        found = sorted(labels, key=float)
     except ValueError:
-        classes = sorted(labels)
+        found = sorted(labels)
+    unknown = sorted(set(o.class_names or {}) - labels)
+    if unknown:
+        raise InputError(f"--class-names renames unknown label(s) {', '.join(unknown)}",
+                         f"labels in the data: {', '.join(found)}")
+    classes = [(o.class_names or {}).get(c, c) for c in found]
+    if len(set(classes)) != len(classes):
+        raise InputError("--class-names gives two labels the same name", "give every label its own name")
     if o.normal_class and o.normal_class not in classes:
         raise InputError(f"--normal-class {o.normal_class!r} is not a class", f"classes: {', '.join(classes)}")
     if len(classes) < 2 and not o.normal_class:
@@ -201,9 +212,9 @@ def _time_pieces(recs: list[Recording], o: ImportOptions, hop: int) -> list[tupl
         if n_win == 0:
             out.append((r, 0, n, TRAIN))
             continue
-        n_val, n_test = allocate(max(n_win, 3), o.val, o.test, f"windows in recording {r.group}/{r.label}") \
-            if n_win >= 3 else (0, 0)
-        frac_val, frac_test = n_val / max(n_win, 1), n_test / max(n_win, 1)
+        n_val, n_test = allocate(n_win, o.val, o.test, f"windows in recording {r.group}/{r.label}") \
+            if n_win >= 3 else (0, 0)  # too short to cut in three: all of it trains
+        frac_val, frac_test = n_val / n_win, n_test / n_win
         b_train = round(n * (1 - frac_val - frac_test))
         b_val = round(n * (1 - frac_test))
         out += [(r, 0, b_train, TRAIN), (r, b_train, b_val, VAL), (r, b_val, n, TEST)]
