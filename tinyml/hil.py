@@ -31,7 +31,7 @@ DEFAULT_RANDOM_INPUTS = 20
 
 
 @dataclass
-class TestInputs:
+class ValidationInputs:
     """Quantised model inputs [N, input_bytes] and, when known, the true labels."""
 
     x: np.ndarray
@@ -89,7 +89,7 @@ class ValidationReport:
 # ---- inputs and reference ---------------------------------------------------------------
 
 def prepare_inputs(model: ModelInfo, data: str | Path | None, split: str | None, limit: int | None,
-                   seed: int = 0) -> TestInputs:
+                   seed: int = 0) -> ValidationInputs:
     """Model inputs quantised exactly as the host reference receives them."""
     from tinyml.model.interpreters import quantize_input
 
@@ -98,7 +98,7 @@ def prepare_inputs(model: ModelInfo, data: str | Path | None, split: str | None,
     if data is None:
         n = limit or DEFAULT_RANDOM_INPUTS
         rng = np.random.default_rng(seed)
-        return TestInputs(rng.integers(-128, 128, (n, model.input_bytes), dtype=np.int8), None,
+        return ValidationInputs(rng.integers(-128, 128, (n, model.input_bytes), dtype=np.int8), None,
                           f"{n} seeded random inputs")
     from tinyml.data.dataset import load
 
@@ -116,7 +116,7 @@ def prepare_inputs(model: ModelInfo, data: str | Path | None, split: str | None,
         raise InputError(f"dataset windows hold {flat.shape[1]} values but the model takes {model.input_bytes}",
                          "pass the dataset the model was trained on, or a run directory with preprocess.json")
     q = quantize_input(flat, model.in_scale, model.in_zp).astype(np.int8)
-    return TestInputs(q, _truth(model, ds), f"{Path(data).name} [{split or 'all'}]")
+    return ValidationInputs(q, _truth(model, ds), f"{Path(data).name} [{split or 'all'}]")
 
 
 def _head(ds: Any, n: int) -> Any:
@@ -219,7 +219,7 @@ def check_hello(hello: p.Hello, model: ModelInfo) -> None:
                           f"{model.input_bytes}/{model.output_bytes}", "flash the firmware built for this model")
 
 
-def run_validation(session: DeviceSession, model: ModelInfo, tests: TestInputs,
+def run_validation(session: DeviceSession, model: ModelInfo, tests: ValidationInputs,
                    progress: bool = False) -> tuple[np.ndarray, list[p.Result]]:
     """Send every input; returns the device outputs [N, n] and the RESULT messages."""
     from tqdm import tqdm
@@ -234,7 +234,7 @@ def run_validation(session: DeviceSession, model: ModelInfo, tests: TestInputs,
     return np.array([r.output[:n] for r in results], np.int8), results
 
 
-def compare(board: Board, runtime: str, model: ModelInfo, tests: TestInputs, device_out: np.ndarray,
+def compare(board: Board, runtime: str, model: ModelInfo, tests: ValidationInputs, device_out: np.ndarray,
             results: list[p.Result], reference: np.ndarray, session: DeviceSession, seconds: float,
             sizes: tuple[int, int] | None) -> ValidationReport:
     """Byte-for-byte comparison, accuracy and latency figures."""
@@ -279,7 +279,7 @@ def emulated_link(board: Board, elf: Path, timeout: float) -> Iterator[Any]:
                 emu.wait(2.0)
 
 
-def validate(board: Board, model: ModelInfo, tests: TestInputs, port: str | None = None,
+def validate(board: Board, model: ModelInfo, tests: ValidationInputs, port: str | None = None,
              elf: Path | None = None, runtime: str = "native", sizes: tuple[int, int] | None = None,
              timeout: float | None = None, progress: bool = False) -> ValidationReport:
     """Validate on a real board at ``port``, or boot ``elf`` on the emulated ``board``."""
@@ -289,7 +289,7 @@ def validate(board: Board, model: ModelInfo, tests: TestInputs, port: str | None
     start = time.monotonic()
     wait = timeout or (1.0 if port is None else 3.0)
     if port is not None:
-        ctx = open_link(port, board.baud, wait)
+        ctx = open_link(port, board.baud, wait, connect_timeout=2.0)  # a TCP device may be starting
     elif elf is not None:
         ctx = emulated_link(board, elf, wait)
     else:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tinyml.errors import CheckFailed
+from tinyml.errors import CheckFailed, InputError
 
 
 @click.command()
@@ -38,6 +38,9 @@ def validate(board_name: str, model: str, data: str | None, split: str, limit: i
     from tinyml.hil import validate as run
 
     board = load_board(board_name)
+    if port is None and not board.emulated:
+        raise InputError(f"board {board.name} is not emulated and no --port was given",
+                         "flash it (`tinyml flash`), then pass --port /dev/ttyUSB0 (see `tinyml ports`)")
     info = resolve_model(model)
     tests = prepare_inputs(info, data, None if split == "all" else split, limit)
     with tempfile.TemporaryDirectory(prefix="tinyml-fw-") as tmp:

@@ -1,0 +1,208 @@
+"""On-device validation on the four emulated boards: real firmware, real QEMU, real TFLM reference."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import assert_clean_error, run_cli
+from tinyml.device.qemu import EmulatedBoard
+from tinyml.errors import CheckFailed
+from tinyml.firmware.boards import load_board
+from tinyml.firmware.build import ELF_NAME, build_project
+from tinyml.firmware.render import render_project, resolve_model
+from tinyml.hil import ValidationInputs, prepare_inputs, validate
+
+EMULATED = ["qemu-mps2-an386", "qemu-mps3-an547", "qemu-riscv32", "qemu-xtensa-lx106"]
+
+
+def _firmware(model_path: Path, board_name: str, out: Path) -> tuple[Path, tuple[int, int]]:
+    board = load_board(board_name)
+    render_project(board, resolve_model(model_path), out)
+    size = build_project(out)
+    return out / ELF_NAME, (size.flash_bytes, size.ram_bytes)
+
+
+def qemu_pids(marker: str) -> list[int]:
+    """Running processes whose command line mentions ``marker`` (a test's temp path)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if "qemu-system" in cmd and marker in cmd:
+                pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.parametrize("board_name", EMULATED)
+def test_trained_cnn1d_matches_tflm_on_emulated_board(board_name: str, trained_run, tmp_path: Path) -> None:
+    model = resolve_model(trained_run.run_dir)
+    elf, sizes = _firmware(trained_run.run_dir, board_name, tmp_path / "fw")
+    tests = prepare_inputs(model, trained_run.data, "test", 12)
+    report = validate(load_board(board_name), model, tests, elf=elf, sizes=sizes)
+    assert report.inputs == 12 and report.output_bytes_compared == 12 * 3
+    assert report.mismatches == 0, report.first_mismatches
+    assert report.accuracy is not None and 0.0 <= report.accuracy <= 1.0
+    assert report.device_labels_agree == 1.0  # device argmax == argmax of the reference
+    assert report.instructions_per_inference and report.instructions_per_inference > 10_000
+    assert report.flash_bytes == sizes[0] and report.bad_frames == 0 and report.retries == 0
+    assert not qemu_pids(str(tmp_path))
+
+
+@pytest.mark.parametrize("board_name", EMULATED)
+def test_feat_ae_matches_tflm_on_emulated_board(board_name: str, shared: Path, tmp_path: Path) -> None:
+    path = shared / "models" / "feat_ae_int8.tflite"
+    model = resolve_model(path)
+    elf, sizes = _firmware(path, board_name, tmp_path / "fw")
+    fixed = np.fromfile(shared / "models" / "feat_ae_int8.input.bin", np.int8)[None, :]
+    random = prepare_inputs(model, None, None, 8, seed=1).x
+    tests = ValidationInputs(np.concatenate([fixed, random]), None, "fixed + random")
+    report = validate(load_board(board_name), model, tests, elf=elf, sizes=sizes)
+    assert report.inputs == 9 and report.output_bytes_compared == 9 * 64
+    assert report.mismatches == 0, report.first_mismatches
+    assert report.accuracy is None  # no labels, no threshold
+
+
+def test_reference_is_tflm_published_output(shared: Path) -> None:
+    from tinyml.hil import host_reference
+
+    model = resolve_model(shared / "models" / "feat_ae_int8.tflite")
+    fixed = np.fromfile(shared / "models" / "feat_ae_int8.input.bin", np.int8)[None, :]
+    expected = np.fromfile(shared / "models" / "feat_ae_int8.tflm_output.bin", np.int8)
+    assert np.array_equal(host_reference(model, fixed)[0], expected)
+
+
+class CorruptingProxy:
+    """A TCP proxy between the host and QEMU that flips one byte in every ``every`` bytes."""
+
+    def __init__(self, upstream_port: int, every_down: int, every_up: int):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.upstream_port, self.every = upstream_port, {"down": every_down, "up": every_up}
+        self.flipped = {"down": 0, "up": 0}
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        host, _ = self.listener.accept()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                device = socket.create_connection(("127.0.0.1", self.upstream_port))
+                break
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline:
+                    host.close()
+                    return
+                time.sleep(0.02)
+        for s in (host, device):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        threading.Thread(target=self._pump, args=(host, device, "down"), daemon=True).start()
+        self._pump(device, host, "up")
+
+    def _pump(self, src: socket.socket, dst: socket.socket, way: str) -> None:
+        count = 0
+        try:
+            while data := src.recv(4096):
+                buf = bytearray(data)
+                for i in range(len(buf)):
+                    count += 1
+                    if count % self.every[way] == 0:
+                        buf[i] ^= 0x5A
+                        self.flipped[way] += 1
+                dst.sendall(bytes(buf))
+        except OSError:
+            pass
+        finally:
+            src.close()
+            dst.close()
+
+
+def test_garbled_line_is_survived_and_counted(trained_run, tmp_path: Path) -> None:
+    board = load_board("qemu-mps2-an386")
+    model = resolve_model(trained_run.run_dir)
+    elf, _ = _firmware(trained_run.run_dir, board.name, tmp_path / "fw")
+    tests = prepare_inputs(model, trained_run.data, "test", 10)
+    with EmulatedBoard(board, elf) as emu:
+        proxy = CorruptingProxy(emu.port, every_down=601, every_up=157)
+        report = validate(board, model, tests, port=f"socket://127.0.0.1:{proxy.port}", timeout=0.3)
+    assert proxy.flipped["down"] > 0 and proxy.flipped["up"] > 0
+    assert report.inputs == 10 and report.mismatches == 0
+    assert report.device_rx_errors > 0 and report.bad_frames > 0 and report.retries > 0
+    assert not qemu_pids(str(tmp_path))
+
+
+def test_device_running_another_model_is_refused(shared: Path, tmp_path: Path) -> None:
+    board = load_board("qemu-riscv32")
+    elf, _ = _firmware(shared / "models" / "feat_ae_int8.tflite", board.name, tmp_path / "fw")
+    other = resolve_model(shared / "models" / "vib_cnn_int8.tflite")
+    with EmulatedBoard(board, elf) as emu, pytest.raises(CheckFailed, match="flash the firmware|runs model"):
+        validate(board, other, prepare_inputs(other, None, None, 2), port=emu.url)
+
+
+def test_validate_cli_report_and_no_orphan_emulator(trained_run, tmp_path: Path) -> None:
+    report_path = tmp_path / "report.json"
+    proc = run_cli("validate", "--board", "qemu-riscv32", "--model", trained_run.run_dir, "--data",
+                   trained_run.data, "--limit", "10", "--firmware", tmp_path / "fw", "--report", report_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "mismatches: 0 of 30" in proc.stdout and "instructions per inference" in proc.stdout
+    report = json.loads(report_path.read_text())
+    for key in ("board", "runtime", "inputs", "mismatches", "accuracy", "instructions_per_inference",
+                "flash_bytes", "ram_bytes"):
+        assert key in report
+    assert report["board"] == "qemu-riscv32" and report["inputs"] == 10 and report["mismatches"] == 0
+    assert report["flash_bytes"] > 1000 and report["ram_bytes"] > 100
+    assert not qemu_pids(str(tmp_path))
+
+
+def test_ctrl_c_leaves_no_emulator(shared: Path, tmp_path: Path) -> None:
+    fw = tmp_path / "fw"
+    proc = subprocess.Popen([sys.executable, "-m", "tinyml", "validate", "--board", "qemu-mps2-an386", "--model",
+                             str(shared / "models" / "vib_cnn_int8.tflite"), "--limit", "2000",
+                             "--firmware", str(fw)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while not qemu_pids(str(fw)) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert qemu_pids(str(fw)), "the emulator never started"
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and ("error: interrupted" in err or "error: aborted" in err)
+    time.sleep(0.2)
+    assert not qemu_pids(str(fw))
+
+
+def test_validate_bad_inputs(trained_run, shared: Path, tmp_path: Path) -> None:
+    model = shared / "models" / "feat_ae_int8.tflite"
+    assert_clean_error(run_cli("validate", "--board", "nope", "--model", model), "unknown board", "qemu-mps2-an386")
+    assert_clean_error(run_cli("validate", "--board", "qemu-riscv32", "--model", tmp_path / "missing.tflite"),
+                       "model not found")
+    # the cnn1d dataset has 256x3 windows; feat_ae takes 64 values
+    assert_clean_error(run_cli("validate", "--board", "qemu-riscv32", "--model", model, "--data",
+                               trained_run.data), "model takes 64")
+    assert_clean_error(run_cli("validate", "--board", "qemu-riscv32", "--model", model, "--limit", "0"),
+                       "--limit")
+    assert_clean_error(run_cli("validate", "--board", "nucleo-f446re", "--model", model), "--port")
+    assert_clean_error(run_cli("validate", "--board", "qemu-riscv32", "--model", model, "--port",
+                               "socket://127.0.0.1:1"), "nothing is listening")
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"not a model at all")
+    assert_clean_error(run_cli("validate", "--board", "qemu-riscv32", "--model", bad))
