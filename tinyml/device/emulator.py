@@ -224,9 +224,11 @@ class Endpoint:
         self.master: int | None = None
         self.slave: int | None = None
         self.address = ""
+        self.generation = 0  # bumped on every change of the file descriptors to watch
         self.open()
 
     def open(self) -> None:
+        self.generation += 1
         if self.tcp_port is None:
             self.master, self.slave = os.openpty()
             tty.setraw(self.slave)
@@ -248,6 +250,7 @@ class Endpoint:
         self.address = f"socket://127.0.0.1:{self.tcp_port}"
 
     def close(self) -> None:
+        self.generation += 1
         for sock in (self.client, self.listener):
             if sock is not None:
                 sock.close()
@@ -271,7 +274,16 @@ class Endpoint:
             self.drop_client()
         return 0
 
+    def attach(self, conn: socket.socket) -> None:
+        """Serve a newly accepted host; the newest wins, like reopening a port."""
+        self.drop_client()
+        conn.setblocking(False)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.client = conn
+        self.generation += 1
+
     def drop_client(self) -> None:
+        self.generation += 1
         if self.client is not None:
             self.client.close()
             self.client = None
@@ -373,13 +385,17 @@ class EmulatedFleet:
     def _run(self) -> None:
         sel = selectors.DefaultSelector()
         registered: dict[int, object] = {}
+        generations: list[int] = []
         for slot in self.slots:  # a pty has no "connect": the boot output waits in its buffer
             # (pyserial flushes it when it opens the port, so hosts send HELLO_REQ, as for a real board)
             if slot.endpoint.master is not None:
                 self._send(slot, slot.device.greeting(self.start_time))
         try:
             while not self._stop.is_set() and self.exit_code is None:
-                self._sync_registrations(sel, registered)
+                now_generations = [slot.endpoint.generation for slot in self.slots]
+                if now_generations != generations:
+                    generations = now_generations
+                    self._sync_registrations(sel, registered)
                 for key, _ in sel.select(TICK_S) if registered else [(None, None)]:
                     if key is not None:
                         self._on_readable(key.data, key.fileobj)
@@ -417,10 +433,7 @@ class EmulatedFleet:
         if ep.listener is not None and fd == ep.listener.fileno():
             with contextlib.suppress(BlockingIOError, OSError):
                 conn, _ = ep.listener.accept()
-                ep.drop_client()  # one host at a time: the newest wins, like reopening a port
-                conn.setblocking(False)
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                ep.client = conn
+                ep.attach(conn)
                 dev.stats.connections += 1
                 self._send(slot, dev.greeting(now))
             return
