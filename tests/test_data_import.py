@@ -127,6 +127,17 @@ def test_resampling_to_a_common_rate_keeps_frequencies(tmp_path):
     assert sorted(ds.meta["source_fs"]) == pytest.approx([100.0, 250.0])
 
 
+def test_time_gaps_and_resets_start_new_recordings(tmp_path):
+    t = np.concatenate([np.arange(100), 500 + np.arange(100), np.arange(100)]) * 0.1  # gap, then back to 0
+    rows = [[f"{ti:.1f}", i, "a" if i < 150 else "b"] for i, ti in enumerate(t)]
+    ds = import_data([write_csv(tmp_path / "t.csv", ["time", "i", "label"], rows)],
+                     ImportOptions(columns=["i"], time_column="time", label_column="label", window=20, hop=10,
+                                   split="random", val=0.1, test=0.1))
+    assert ds.fs == pytest.approx(10.0)
+    assert np.all(np.diff(ds.x[:, :, 0], axis=1) == 1)  # no window spans the gap or the reset
+    assert ds.n == 9 + 4 + 4 + 9  # runs of 100, 50 (label a->b), 50 and 100 rows
+
+
 def test_resample_is_identity_at_the_same_rate_and_scales_length():
     x = np.random.default_rng(0).normal(size=(99, 2))
     assert resample(x, 50.0, 50.0) is x
@@ -241,6 +252,9 @@ def test_broken_mat_and_npz(tmp_path):
     assert_clean_error(_import(tmp_path, cut, "--fs", "1", "--label", "a"), "cannot read")
     assert_clean_error(_import(tmp_path, good, "--fs", "1", "--label", "a", "--variable", "FE_time"),
                        "no array matches", "X1_DE_time")
+    v73 = tmp_path / "v73.mat"
+    v73.write_bytes(b"MATLAB 7.3 MAT-file, Platform: GLNXA64".ljust(116) + bytes(8) + b"\x00\x02IM" + bytes(512))
+    assert_clean_error(_import(tmp_path, v73, "--fs", "1", "--label", "a"), "v7.3")
     npz = tmp_path / "raw.npz"
     np.savez(npz, signal=np.zeros((500, 2)))
     cut_npz = tmp_path / "cut.npz"
