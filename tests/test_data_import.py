@@ -187,6 +187,8 @@ def _import(tmp_path, *args):
     (["--group-column", "speed"], "unknown column 'speed'"),
     (["--columns", "label", "--label-column", "grp"], "non-numeric"),
     (["--window", "500"], "longer than the longest recording"),
+    (["--hop", "0"], "--hop must be at least 1"),
+    (["--window", "1"], "--window must be at least 2"),
     (["--window", "60", "--split", "group", "--group-column", "grp"], "too few"),
     (["--split", "random", "--window", "50", "--hop", "50", "--label-column", "label"], "too few"),
     (["--label-column", "label", "--group-column", "grp", "--test-groups", "9"], "unknown group"),

@@ -74,8 +74,8 @@ def synth_vibration_cmd(out: str, per_class: int, window: int, fs: float, rpm: f
 @click.option("--window", type=int, default=128, show_default=True, help="Samples per window.")
 @click.option("--fs", type=float, default=1 / 60, show_default=True, help="Sampling rate in Hz (1/60: one a minute).")
 @click.option("--windows-per-recording", type=int, default=6, show_default=True)
-@click.option("--val", type=float, default=0.15, show_default=True)
-@click.option("--test", type=float, default=0.15, show_default=True)
+@click.option("--val", type=float, default=0.15, show_default=True, help="Fraction of recordings for validation.")
+@click.option("--test", type=float, default=0.15, show_default=True, help="Fraction of recordings for test.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def synth_temperature_cmd(out: str, per_class: int, window: int, fs: float, windows_per_recording: int,
                           val: float, test: float, seed: int) -> None:
@@ -101,8 +101,9 @@ def synth_temperature_cmd(out: str, per_class: int, window: int, fs: float, wind
 @click.option("--split", "split_mode", type=click.Choice(["group", "time", "random"]),
               help="group: whole recordings/groups per side (default for several files or --group-column); "
                    "time: each recording cut early/late; random: leaks, single recordings only.")
-@click.option("--val", type=float, default=0.15, show_default=True)
-@click.option("--test", type=float, default=0.15, show_default=True)
+@click.option("--val", type=float, default=0.15, show_default=True,
+              help="Fraction of groups (or of each recording's time, or of windows) for validation.")
+@click.option("--test", type=float, default=0.15, show_default=True, help="The same for test.")
 @click.option("--test-groups", "--holdout-groups", "test_groups",
               help="Groups held out as the test split, comma-separated (e.g. speed levels 25,45,65,85).")
 @click.option("--val-groups", help="Groups for the validation split, comma-separated.")

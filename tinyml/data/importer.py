@@ -99,7 +99,7 @@ def import_data(paths: list[str | Path], o: ImportOptions = ImportOptions()) -> 
     """Read, resample, split and window ``paths`` into a Dataset (see the module docstring)."""
     if o.window < 2:
         raise InputError(f"--window must be at least 2 samples, got {o.window}", "e.g. --window 256")
-    hop = o.hop or o.window
+    hop = o.window if o.hop is None else o.hop
     if hop < 1:
         raise InputError(f"--hop must be at least 1 sample, got {hop}", "e.g. --hop 128")
     if o.fill is not None and o.fill not in FILL_MODES:
