@@ -55,12 +55,12 @@ class ModelInfo:
 def resolve_model(model: str | Path) -> ModelInfo:
     """A run directory (model_int8.tflite + model.json) or a bare int8 .tflite file."""
     from tinyml.model.interpreters import io_quantization
-    from tinyml.train.artifacts import MODEL_INT8, read_model_info
+    from tinyml.train.artifacts import MODEL_INT8, read_model_info, run_dir_of
 
     path = Path(model)
     if not path.exists():
         raise InputError(f"model not found: {path}", "pass a run directory from `tinyml train` or an int8 .tflite")
-    run_dir = path if path.is_dir() else None
+    run_dir = run_dir_of(path) if path.is_dir() else None
     tflite = path / MODEL_INT8 if run_dir else path
     if run_dir and not tflite.is_file():
         raise InputError(f"{run_dir} has no {MODEL_INT8}", "quantize the run first: `tinyml quantize RUN_DIR`")
