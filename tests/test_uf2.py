@@ -1,0 +1,167 @@
+"""UF2 conversion against the format rules, and copying onto a (fake) mounted UF2 drive."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import assert_clean_error, run_cli
+from tinyml.errors import DeviceError, InputError
+from tinyml.flash import uf2
+
+RP2040_FAMILY = 0xE48BFF56
+BASE = 0x10000000
+
+
+def blocks_of(data: bytes) -> list[tuple]:
+    """Unpack raw 512-byte blocks straight from the spec's layout (not through uf2.parse_uf2)."""
+    assert len(data) % 512 == 0
+    out = []
+    for i in range(0, len(data), 512):
+        block = data[i:i + 512]
+        head = struct.unpack("<8I", block[:32])
+        (end,) = struct.unpack("<I", block[508:])
+        out.append((*head, block[32:508], end))
+    return out
+
+
+@pytest.mark.parametrize("size", [1, 255, 256, 257, 5000])
+def test_bin_to_uf2_follows_the_format(size: int) -> None:
+    data = os.urandom(size)
+    blocks = blocks_of(uf2.bin_to_uf2(data, BASE, RP2040_FAMILY))
+    assert len(blocks) == -(-size // 256)
+    payload = b""
+    for number, (m0, m1, flags, addr, psize, blockno, total, family, body, end) in enumerate(blocks):
+        assert (m0, m1, end) == (0x0A324655, 0x9E5D5157, 0x0AB16F30)
+        assert flags == 0x2000 and family == RP2040_FAMILY
+        assert psize == 256 and addr == BASE + 256 * number
+        assert blockno == number and total == len(blocks)
+        assert body[256:] == b"\x00" * (476 - 256)
+        payload += body[:256]
+    assert payload[:size] == data and payload[size:] == b"\x00" * (len(payload) - size)
+
+
+def test_no_family_clears_the_flag() -> None:
+    (block,) = blocks_of(uf2.bin_to_uf2(b"abc", 0x2000, None))
+    assert block[2] == 0 and block[7] == 0
+
+
+@pytest.mark.parametrize("data, base, message", [(b"", BASE, "empty"), (b"x", BASE + 4, "not 256-byte aligned")])
+def test_bad_conversion_inputs(data: bytes, base: int, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        uf2.bin_to_uf2(data, base, RP2040_FAMILY)
+
+
+def test_parse_detects_corruption_and_truncation() -> None:
+    good = uf2.bin_to_uf2(os.urandom(1000), BASE, RP2040_FAMILY)
+    assert [b.number for b in uf2.parse_uf2(good)] == [0, 1, 2, 3]
+    with pytest.raises(InputError, match="multiple of 512"):
+        uf2.parse_uf2(good[:-1])
+    broken = bytearray(good)
+    broken[512 + 508] ^= 0xFF  # end magic of block 1
+    with pytest.raises(InputError, match="bad magic"):
+        uf2.parse_uf2(bytes(broken))
+    with pytest.raises(InputError, match="numbered"):
+        uf2.parse_uf2(good[:1024])  # two blocks that each claim four
+
+
+def fake_drive(root: Path, name: str = "RPI-RP2") -> Path:
+    drive = root / name
+    drive.mkdir(parents=True)
+    (drive / "INFO_UF2.TXT").write_text("UF2 Bootloader v3.0\nModel: Raspberry Pi RP2\nBoard-ID: RPI-RP2\n")
+    return drive
+
+
+def unmount_when_complete(drive: Path, expected: int, timeout: float = 20) -> threading.Thread:
+    """Play the bootloader: once the whole file has arrived, 'reboot' and remove the drive."""
+
+    def run() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            files = list(drive.glob("*.uf2"))
+            if files and files[0].stat().st_size == expected:
+                (drive / "received.bin").write_bytes(files[0].read_bytes())
+                shutil.move(str(drive / "received.bin"), str(drive.parent / "received.uf2"))
+                shutil.rmtree(drive)
+                return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_copy_waits_for_the_drive_to_disappear(tmp_path: Path) -> None:
+    drive = fake_drive(tmp_path / "media")
+    data = uf2.bin_to_uf2(os.urandom(3000), BASE, RP2040_FAMILY)
+    thread = unmount_when_complete(drive, len(data))
+    seen = []
+    uf2.copy_to_drive(data, drive, "fw.uf2", progress=seen.append, disappear_timeout=10)
+    thread.join(5)
+    assert not drive.exists()
+    assert (tmp_path / "media" / "received.uf2").read_bytes() == data
+    assert sum(seen) == len(data)
+
+
+def test_drive_that_stays_means_rejected_image(tmp_path: Path) -> None:
+    drive = fake_drive(tmp_path)
+    with pytest.raises(DeviceError, match="still there"):
+        uf2.copy_to_drive(uf2.bin_to_uf2(b"x" * 10, BASE, 1), drive, disappear_timeout=0.3)
+
+
+def test_drive_search(tmp_path: Path) -> None:
+    with pytest.raises(DeviceError, match="no UF2 drive"):
+        uf2.wait_for_drive([tmp_path], timeout=0.2)
+    fake_drive(tmp_path / "user", "RPI-RP2")
+    assert uf2.wait_for_drive([tmp_path / "user"], timeout=0.2) == tmp_path / "user" / "RPI-RP2"
+    assert uf2.board_id(tmp_path / "user" / "RPI-RP2") == "RPI-RP2"
+    fake_drive(tmp_path / "user", "SECOND")
+    with pytest.raises(DeviceError, match="several UF2 drives"):
+        uf2.wait_for_drive([tmp_path / "user"], timeout=0.2)
+
+
+def test_drive_appearing_late_is_waited_for(tmp_path: Path) -> None:
+    threading.Timer(0.3, fake_drive, args=(tmp_path,)).start()
+    assert uf2.wait_for_drive([tmp_path], timeout=5) == tmp_path / "RPI-RP2"
+
+
+def pico_project(root: Path, image: bytes) -> Path:
+    (root / "build").mkdir(parents=True)
+    (root / "build" / "tinyml_fw.bin").write_bytes(image)
+    return root
+
+
+def test_tinyml_flash_rpi_pico_converts_and_copies(tmp_path: Path) -> None:
+    image = os.urandom(7000)
+    project = pico_project(tmp_path / "fw", image)
+    drive = fake_drive(tmp_path / "media")
+    expected = uf2.bin_to_uf2(image, BASE, RP2040_FAMILY)
+    thread = unmount_when_complete(drive, len(expected))
+    proc = run_cli("flash", project, "--board", "rpi-pico", "--drive", drive, "--allow-unsigned", "--wait", "10")
+    thread.join(5)
+    assert proc.returncode == 0, proc.stderr
+    assert "via uf2" in proc.stdout and "RPI-RP2" in proc.stderr
+    received = (tmp_path / "media" / "received.uf2").read_bytes()
+    assert received == expected  # base 0x10000000 from the board file, RP2040 family id
+
+
+def test_tinyml_flash_refuses_uf2_for_another_family(tmp_path: Path) -> None:
+    (tmp_path / "other.uf2").write_bytes(uf2.bin_to_uf2(b"x" * 600, 0x2000, 0xADA52840))
+    drive = fake_drive(tmp_path / "media")
+    proc = run_cli("flash", tmp_path / "other.uf2", "--board", "rpi-pico", "--drive", drive, "--allow-unsigned")
+    assert_clean_error(proc, "family 0xada52840")
+    assert list(drive.glob("*.uf2")) == []
+
+
+def test_tinyml_flash_without_drive_times_out_cleanly(tmp_path: Path) -> None:
+    project = pico_project(tmp_path / "fw", b"\x01" * 600)
+    (tmp_path / "empty").mkdir()
+    proc = run_cli("flash", project, "--board", "rpi-pico", "--drive", tmp_path / "empty", "--allow-unsigned",
+                   "--wait", "0.3")
+    assert_clean_error(proc, "no UF2 drive", "BOOTSEL")
