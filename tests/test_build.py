@@ -1,0 +1,84 @@
+"""`tinyml build`: size report from the ELF, firmware that does not fit, missing toolchains."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import assert_clean_error, run_cli
+from tinyml.firmware.boards import load_board
+from tinyml.firmware.build import elf_sections
+from tinyml.firmware.render import render_project, resolve_model
+
+
+@pytest.fixture(scope="module")
+def an386_project(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("build") / "fw"
+    render_project(load_board("qemu-mps2-an386"), resolve_model(shared / "models" / "vib_cnn_int8.tflite"), out)
+    return out
+
+
+def test_size_report_agrees_with_binutils(an386_project: Path) -> None:
+    proc = run_cli("build", an386_project, "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    manifest = json.loads((an386_project / "tinyml.json").read_text())
+    assert report["fits"] and report["arena_bytes"] == manifest["arena_bytes"] > 0
+    assert report["flash_limit"] == 4 * 1024 * 1024 and report["stack_bytes"] == 8192
+    # Berkeley `size`: text (+rodata) and data occupy flash, data and bss occupy RAM
+    size = subprocess.run(["arm-none-eabi-size", str(an386_project / "build" / "firmware.elf")],
+                          capture_output=True, text=True, check=True).stdout.splitlines()[1].split()
+    text, data, bss = (int(v) for v in size[:3])
+    assert report["flash_bytes"] == text + data
+    assert report["ram_bytes"] + report["stack_bytes"] == data + bss
+    names = {name for name, *_ in elf_sections((an386_project / "build" / "firmware.elf").read_bytes())}
+    assert {".text", ".bss", ".stack"} <= names
+    human = run_cli("build", an386_project)
+    assert human.returncode == 0 and "flash" in human.stdout and "arena" in human.stdout
+
+
+def test_flash_limit_override_fails_with_numbers(an386_project: Path) -> None:
+    proc = run_cli("build", an386_project, "--flash-limit", "4000")
+    assert_clean_error(proc, "does not fit", "of 4,000 B")
+    assert proc.returncode == 5
+
+
+def test_model_too_big_for_board_fails_at_link(shared: Path, tmp_path: Path) -> None:
+    board_file = tmp_path / "tiny-m4.toml"
+    text = load_board("qemu-mps2-an386").source.read_text()
+    board_file.write_text(text.replace('name = "qemu-mps2-an386"', 'name = "tiny-m4"')
+                          .replace("flash_bytes = 4194304", "flash_bytes = 65536"))
+    out = tmp_path / "fw"
+    proc = run_cli("firmware", "new", "--board", board_file, "--model", shared / "models" / "toycar_ad_int8.tflite",
+                   "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("build", out)
+    assert_clean_error(proc, "does not fit tiny-m4", "region FLASH by", "flash 65,536 B")
+    assert proc.returncode == 5
+
+
+def test_missing_toolchain_is_a_tool_error(an386_project: Path, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    os.symlink("/usr/bin/make", bin_dir / "make")  # make is there, the cross compiler is not
+    proc = run_cli("build", an386_project, env={"PATH": str(bin_dir)})
+    assert_clean_error(proc, "arm-none-eabi-gcc not found", "apt-get install gcc-arm-none-eabi")
+    assert proc.returncode == 3
+
+
+def test_esp_idf_build_needs_idf_py(shared: Path, tmp_path: Path) -> None:
+    out = render_project(load_board("esp32-c3-devkitm-1"), resolve_model(shared / "models" / "feat_ae_int8.tflite"),
+                         tmp_path / "fw")
+    proc = run_cli("build", out, env={"PATH": "/usr/bin:/bin"})
+    assert_clean_error(proc, "idf.py not found", "ESP-IDF")
+    assert proc.returncode == 3
+
+
+def test_build_bad_project(tmp_path: Path) -> None:
+    assert_clean_error(run_cli("build", tmp_path), "not a tinyml firmware project")
+    (tmp_path / "tinyml.json").write_text("{broken")
+    assert_clean_error(run_cli("build", tmp_path), "not valid JSON")
