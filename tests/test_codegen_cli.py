@@ -79,7 +79,8 @@ def test_target_variant_overrides_portable_kernel(shared: Path, tmp_path: Path,
     variant = root / "test-variant"
     variant.mkdir()
     fc = (root / "portable" / "fully_connected.c").read_text()
-    (variant / "fully_connected.c").write_text(fc.replace("acc += bias[u];", "acc += bias[u]; /* variant */"))
+    first, rest = fc.split("\n", 1)  # keep the "requires" line first
+    (variant / "fully_connected.c").write_text(f"{first}\n/* variant */\n{rest}")
     monkeypatch.setattr(kernels, "KERNEL_DIR", root)
     assert "test-variant" in kernels.targets()
     model = (shared / "models" / "feat_ae_int8.tflite").read_bytes()
