@@ -41,7 +41,7 @@ def _const(tensors: list[Tensor], i: int) -> np.ndarray | None:
 
 def _set_data(tensors: list[Tensor], i: int, value: np.ndarray) -> None:
     t = tensors[i]
-    value = np.asarray(value).astype(t.dtype if t.dtype in ("int32", "int64") else np.int32)
+    value = np.asarray(value).astype(t.dtype if t.dtype in ("int8", "int32", "int64") else np.int32)
     tensors[i] = dataclasses.replace(t, data=value, shape=tuple(value.shape))
 
 
@@ -71,6 +71,10 @@ def _fold_op(op: Operator, tensors: list[Tensor]) -> None:
         _set_data(tensors, out, _strided_slice_1d(consts, o))
     elif name == "RESHAPE":
         _set_shape(tensors, out, _reshape_shape(tensors, op, consts))
+        if consts[0] is not None:  # a reshaped constant is a constant
+            _set_data(tensors, out, consts[0].reshape(tensors[out].shape))
+    elif name in ("EXPAND_DIMS", "SQUEEZE") and consts[0] is not None:
+        _set_data(tensors, out, consts[0].reshape(tensors[out].shape))
     elif name == "FULLY_CONNECTED" and len(ins) > 1 and len(tensors[ins[1]].shape) == 2:
         x, units, depth = tensors[ins[0]], tensors[ins[1]].shape[0], tensors[ins[1]].shape[1]
         if depth and x.size % depth == 0:

@@ -1,1 +1,1 @@
-typedef tml_logistic_params tml_tanh_params;
+typedef tml_sigmoid_tanh_params tml_tanh_params;
