@@ -119,7 +119,7 @@ class EmulatedDevice:
         return p.Result(seq, self.boot_id, self._uptime_ms(now), outcome.latency_us, p.LATENCY_US,
                         outcome.label, outcome.score, outcome.output[:p.MAX_OUTPUT])
 
-    def greeting(self, now: float) -> bytes:
+    def greeting(self) -> bytes:
         """What a host sees on connecting: a boot line and HELLO."""
         return f"tinyml emulated device {self.device_id} boot {self.boot_id:08x}\n".encode() + p.encode(self.hello())
 
@@ -170,7 +170,7 @@ class EmulatedDevice:
         if self.next_reboot is not None and now >= self.next_reboot:
             self.stats.reboots += 1
             self._boot(now)
-            out += self.greeting(now)
+            out += self.greeting()
         elapsed, self.last_tick = now - self.last_tick, now
         if self.silent(now):
             return bytes(out)
@@ -199,7 +199,7 @@ class EmulatedDevice:
         frame = p.encode(self._result(self.seq, self.rng.choice(pool), now))
         self.seq = (self.seq + 1) & 0xFFFFFFFF
         self.stats.results += 1
-        n = self.stats.results
+        n = self.seq  # the Nth run-mode result since boot
         if f.truncate_every and n % f.truncate_every == 0:
             self.stats.truncated += 1
             frame = frame[:len(frame) // 2]
@@ -389,7 +389,7 @@ class EmulatedFleet:
         for slot in self.slots:  # a pty has no "connect": the boot output waits in its buffer
             # (pyserial flushes it when it opens the port, so hosts send HELLO_REQ, as for a real board)
             if slot.endpoint.master is not None:
-                self._send(slot, slot.device.greeting(self.start_time))
+                self._send(slot, slot.device.greeting())
         try:
             while not self._stop.is_set() and self.exit_code is None:
                 now_generations = [slot.endpoint.generation for slot in self.slots]
@@ -435,7 +435,7 @@ class EmulatedFleet:
                 conn, _ = ep.listener.accept()
                 ep.attach(conn)
                 dev.stats.connections += 1
-                self._send(slot, dev.greeting(now))
+                self._send(slot, dev.greeting())
             return
         try:
             data = ep.client.recv(65536) if ep.client is not None and fd == ep.client.fileno() else \
@@ -476,7 +476,7 @@ class EmulatedFleet:
             slot.reopen_at = None
             ep.open()
             if ep.master is not None:
-                self._send(slot, dev.greeting(now))
+                self._send(slot, dev.greeting())
             if self.announce is not None:
                 self.announce(f"{dev.device_id} {ep.address}")
         data = dev.due_output(now)
