@@ -243,20 +243,17 @@ def test_tinyml_flash_writes_esp_idf_build(signed_idf_build, tmp_path: Path, com
 
 
 @pytest.mark.timeout(120)
-def test_tinyml_flash_never_synced_prints_boot_button_procedure(signed_idf_build) -> None:
+@pytest.mark.parametrize("faults, code, needles", [
+    (Faults(no_sync=True), 4, ("cannot connect", "hold BOOT")),           # the manual BOOT procedure
+    (Faults(corrupt_flash=True), 5, ("verification failed", "MD5")),      # esptool's MD5 check
+])
+def test_tinyml_flash_device_failures_are_clean(signed_idf_build, faults: Faults, code: int,
+                                                needles: tuple[str, ...]) -> None:
     project, _, pub = signed_idf_build
-    with EspRomServer(faults=Faults(no_sync=True)) as server:
+    with EspRomServer(faults=faults) as server:
         proc = tinyml_flash(project, server.endpoint, "--pubkey", pub)
-    assert_clean_error(proc, "cannot connect", "hold BOOT")
-
-
-@pytest.mark.timeout(120)
-def test_tinyml_flash_reports_md5_mismatch(signed_idf_build) -> None:
-    project, _, pub = signed_idf_build
-    with EspRomServer(faults=Faults(corrupt_flash=True)) as server:
-        proc = tinyml_flash(project, server.endpoint, "--pubkey", pub)
-    assert_clean_error(proc, "verification failed", "MD5")
-    assert proc.returncode == 5
+    assert_clean_error(proc, *needles)
+    assert proc.returncode == code
 
 
 @pytest.mark.timeout(120)
