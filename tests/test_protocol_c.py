@@ -130,3 +130,32 @@ def test_c_codec_compiles_warning_free_for_targets(compiler: str, tmp_path: Path
                            "-o", str(tmp_path / "proto.o")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
+
+
+def test_c_decoder_is_memory_safe_on_random_input(tmp_path: Path) -> None:
+    """Random bytes, near-frames and over-long chunks through the codec under ASan and UBSan."""
+    exe = tmp_path / "codec_harness_asan"
+    subprocess.run(["gcc", *STRICT, "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+                    "-I", str(COMMON), str(VECTORS / "codec_harness.c"), str(COMMON / "tinyml_proto.c"),
+                    "-o", str(exe)], check=True, capture_output=True, text=True)
+    rnd = random.Random(99)
+    frames = [bytes.fromhex(v["hex"]) for v in json.loads((VECTORS / "messages.json").read_text())]
+    streams = [bytes(rnd.randrange(256) for _ in range(rnd.randint(0, 3000))) for _ in range(40)]
+    streams += [bytes([0]) + bytes(rnd.randrange(1, 256) for _ in range(n)) + bytes([0]) for n in (514, 515, 516, 2000)]
+    for frame in frames:  # every prefix and single-byte change of a long frame
+        streams += [frame[:k] + b"\x00" for k in range(0, len(frame), 7)]
+        streams += [frame[:k] + bytes([frame[k] ^ 0xFF]) + frame[k + 1:] for k in range(1, len(frame) - 1, 11)]
+    proc = subprocess.run([str(exe)], input="".join(s.hex() + "\n" for s in streams), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "runtime error" not in proc.stderr and "AddressSanitizer" not in proc.stderr
+    assert proc.stdout.count("END ") == len(streams)
+
+
+def test_c_encoder_refuses_what_a_frame_cannot_carry(tmp_path: Path) -> None:
+    exe = tmp_path / "encode_limits"
+    subprocess.run(["gcc", *STRICT, "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-I", str(COMMON),
+                    str(VECTORS / "encode_limits.c"), str(COMMON / "tinyml_proto.c"), "-o", str(exe)],
+                   check=True, capture_output=True, text=True)
+    proc = subprocess.run([str(exe)], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
