@@ -309,3 +309,21 @@ def test_cli_bad_inputs(tmp_path: Path, shared: Path, busy_port: int) -> None:
     ]
     for args, needle in cases:
         assert_clean_error(run_cli("emulate", *args, timeout=60), needle)
+
+
+def test_pty_disconnect_closes_the_port_and_announces_a_new_one(vib_model: DeviceModel) -> None:
+    announced: list[str] = []
+    faults = {0: Faults(disconnect_after=0.3, disconnect_for=0.3)}
+    with EmulatedFleet(vib_model, tcp_port=None, pty=True, rate=20, faults=faults,
+                       announce=announced.append) as fleet:
+        old = fleet.endpoints[0]
+        with open_link(old, timeout=2) as link:
+            assert link.request(p.HelloReq(), p.Hello).device_id == "emu-000"
+            with pytest.raises(DeviceError, match="disconnected"):
+                collect(link, 2.0)
+        deadline = time.monotonic() + 3
+        while not announced and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert announced == [f"emu-000 {fleet.endpoints[0]}"]
+        with open_link(fleet.endpoints[0], timeout=2) as link:
+            assert link.request(p.HelloReq(), p.Hello).device_id == "emu-000"
