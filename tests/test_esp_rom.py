@@ -161,14 +161,21 @@ def test_esptool_writes_and_verifies_multi_region_image(tmp_path: Path, compress
 
 
 @pytest.mark.timeout(120)
-def test_esptool_over_a_pty(tmp_path: Path) -> None:
-    data = os.urandom(5000)
+def test_esptool_and_tinyml_flash_over_a_pty(tmp_path: Path) -> None:
+    data, other = os.urandom(5000), os.urandom(3000)
     (tmp_path / "app.bin").write_bytes(data)
+    (tmp_path / "merged.bin").write_bytes(other)
     with EspRomServer(tcp_port=None, pty=True) as server:
         assert server.endpoint.startswith("/dev/")
         proc = esptool(server.endpoint, "write-flash", "0x20000", str(tmp_path / "app.bin"))
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert server.flash_bytes()[0x20000:0x20000 + len(data)] == data
+        # a real device node: tinyml checks nobody else holds it, then flashes a single image
+        flashed = run_cli("flash", tmp_path / "merged.bin", "--board", "esp32-devkitc", "--port", server.endpoint,
+                          "--address", "0x30000", "--before", "no-reset", "--no-stub", "--allow-unsigned")
+        assert flashed.returncode == 0, flashed.stderr
+        flash = server.flash_bytes()
+    assert flash[0x20000:0x20000 + len(data)] == data
+    assert flash[0x30000:0x30000 + len(other)] == other
 
 
 @pytest.mark.timeout(120)

@@ -365,12 +365,13 @@ class EspRomServer:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
-        self._pty_fds: tuple[int, int] | None = None
+        self._pty_master: int | None = None
         if pty:
             master, slave = os.openpty()
             tty.setraw(slave)
-            self._pty_fds = (master, slave)
             self.endpoint = os.ttyname(slave)
+            os.close(slave)  # so only the client holds it: flashers refuse ports others have open
+            self._pty_master = master
         else:
             listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -403,10 +404,9 @@ class EspRomServer:
             self._thread.join(timeout=5)
         if self._listener is not None:
             self._listener.close()
-        if self._pty_fds is not None:
-            for fd in self._pty_fds:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+        if self._pty_master is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._pty_master)
         self._save()
 
     def wait(self) -> None:
@@ -434,9 +434,9 @@ class EspRomServer:
                     self._save()
 
     def _run(self) -> None:
-        if self._pty_fds is not None:
-            master = self._pty_fds[0]
-            self._serve_stream(self._pty_chunks(master), lambda b: os.write(master, b))
+        if self._pty_master is not None:
+            master = self._pty_master
+            self._serve_stream(self._pty_chunks(master), lambda b: self._pty_write(master, b))
             return
         while not self._stop.is_set():
             try:
@@ -462,6 +462,11 @@ class EspRomServer:
             if not chunk:
                 return
             yield chunk
+
+    @staticmethod
+    def _pty_write(master: int, data: bytes) -> None:
+        with contextlib.suppress(OSError):  # the client closed the pty: the answer is lost, as on a wire
+            os.write(master, data)
 
     def _pty_chunks(self, master: int) -> Iterator[bytes]:
         while not self._stop.is_set():
