@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -179,3 +181,35 @@ def test_esp_bad_options_are_clean_errors(tmp_path: Path) -> None:
     assert_clean_error(run_cli("flash", tmp_path / "m.bin", "--board", "esp32-devkitc", "--before", "jump",
                                "--port", "socket://127.0.0.1:9", "--allow-unsigned"), "unknown --before mode")
     assert_clean_error(run_cli("flash", tmp_path / "m.bin", "--board", "no-such-board"), "unknown board")
+
+
+def test_qemu_run_starts_the_emulator_and_passes_its_exit_code(tmp_path: Path) -> None:
+    """`--run` starts QEMU with its serial on TCP; once a client connects the firmware runs and exits 3."""
+    src = tmp_path / "main.c"
+    src.write_text("int main(void) { return 3; }\n")
+    elf = tmp_path / "exit3.elf"
+    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "--specs=picolibc.specs", "--oslib=semihost",
+                    "--crt0=semihost", "-Wl,--defsym=__flash=0x0", "-Wl,--defsym=__flash_size=4M",
+                    "-Wl,--defsym=__ram=0x20000000", "-Wl,--defsym=__ram_size=4M", str(src), "-o", str(elf)],
+                   check=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "tinyml", "flash", str(elf), "--board", "qemu-mps2-an386",
+                             "--run", "--allow-unsigned", "--tcp-port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # QEMU waits (server=on,wait=on) for the serial client before running
+            try:
+                client = socket.create_connection(("127.0.0.1", port), timeout=1)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+                time.sleep(0.05)
+        with client:
+            out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 3, err
+    assert "qemu-system-arm" in out
