@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import tty
@@ -208,3 +210,17 @@ def test_permission_denied_hint_names_dialout() -> None:
 def test_bad_link_arguments_are_input_errors(port: str, baud: int, timeout: float) -> None:
     with pytest.raises(InputError):
         open_link(port, baud, timeout)
+
+
+def test_busy_port_names_the_process_holding_it(pty_pair: tuple[int, str]) -> None:
+    _, path = pty_pair
+    holder = subprocess.Popen([sys.executable, "-c", "import serial, sys, time; "
+                               f"s = serial.Serial({path!r}, exclusive=True); print('open', flush=True); "
+                               "time.sleep(30)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(DeviceError, match=rf"is busy: in use by python\S* \(pid {holder.pid}\)"):
+            open_link(path)
+    finally:
+        holder.kill()
+        holder.wait()

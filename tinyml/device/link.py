@@ -132,7 +132,10 @@ def _open_error(port: str, exc: Exception) -> DeviceError:
         return DeviceError(f"permission denied opening {port}",
                            hint="add your user to the dialout group (sudo usermod -aG dialout $USER), then log in again")
     if code == errno.EBUSY or "[Errno 16]" in text or "exclusively lock" in text or "busy" in text.lower():
-        return DeviceError(f"serial port {port} is busy",
+        from tinyml.flash.ports import holders
+
+        who = ", ".join(f"{name} (pid {pid})" for pid, name in holders(port))
+        return DeviceError(f"serial port {port} is busy" + (f": in use by {who}" if who else ""),
                            hint="close the other program using it (a monitor, screen, minicom, another tinyml)")
     return DeviceError(f"cannot open {port}: {text}", hint="check the port name with `tinyml ports`")
 
