@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.gateway_devices import ScriptedDevice
-from tests.mosquitto import Broker, Subscriber, free_port
+from tests.mosquitto import Broker, Gate, Subscriber, free_port
 from tinyml.device.emulator import EmulatedFleet, Faults
 
 MODEL = "feat_ae_int8.tflite"
@@ -211,16 +211,20 @@ def test_sigkill_and_broker_restart_lose_nothing_and_publish_every_id(tmp_path, 
     with EmulatedFleet(model, count=4, tcp_port=0, rate=100, seed=3) as fleet:
         for i in range(kills):
             gw = GatewayProcess(tmp_path, fleet.endpoints, "--mqtt", broker.url, name=f"kill{i}")
-            if i == kills // 2:  # broker down for a while, then back (persistence off: a fresh broker)
-                time.sleep(1.0)
+            if i == kills // 2:  # the broker stops mid-stream; the gateway keeps storing
+                wait_until(lambda gw=gw: "MQTT connected" in gw.text(), 20, "gateway connected")
+                time.sleep(0.5)
                 broker.stop()
-                time.sleep(2.0)
-                broker.start()
-                sub.close()  # a new subscription, made before the gateway's reconnect back-off ends
-                sub = Subscriber(broker.port, messages=sub.messages)
-            time.sleep(rng.uniform(0.7, 1.6))
+                wait_until(lambda gw=gw: "lost; storing" in gw.text(), 10, "broker loss noticed")
+                time.sleep(1.0)
+            else:
+                time.sleep(rng.uniform(0.7, 1.6))
             gw.kill()
             acknowledged.append(_acknowledged(gw.text()))
+            if i == kills // 2:  # back (persistence off: a fresh broker), subscribed before the next gateway
+                broker.start()
+                sub.close()
+                sub = Subscriber(broker.port, messages=sub.messages)
         final = GatewayProcess(tmp_path, fleet.endpoints, "--mqtt", broker.url, name="final")
         time.sleep(1.0)
     wait_until(lambda: count(final.db, "SELECT count(*) FROM outbox") == 0, 30, "outbox drained")
@@ -272,22 +276,22 @@ def test_broker_credentials_work_and_never_appear_in_logs(tmp_path):
         assert secret not in text
 
 
-def test_unreachable_broker_at_start_keeps_storing_and_delivers_later(tmp_path):
-    broker = Broker(tmp_path, port=free_port())  # not started yet
+def test_unreachable_broker_at_start_keeps_storing_and_delivers_later(tmp_path, broker, subscriber):
+    gate = Gate(broker.port)  # shut: the broker is unreachable for the gateway
     dev = ScriptedDevice("fan-2", rate=50).start()
-    gw = GatewayProcess(tmp_path, [dev.url], "--mqtt", broker.url)
+    gw = GatewayProcess(tmp_path, [dev.url], "--mqtt", f"mqtt://127.0.0.1:{gate.port}")
     try:
-        wait_until(lambda: count(gw.db, "SELECT count(*) FROM outbox") > 100, 20, "results queued")
-        assert "unreachable" in gw.text()
-        broker.start()
-        sub = Subscriber(broker.port)
-        wait_until(lambda: count(gw.db, "SELECT count(*) FROM outbox") < 20, 30, "outbox drained")
+        wait_until(lambda: count(gw.db, "SELECT count(*) FROM outbox") > 200, 20, "results queued")
+        wait_until(lambda: "unreachable" in gw.text(), 10, "unreachable warning")
+        gate.open = True
+        wait_until(lambda: count(gw.db, "SELECT count(*) FROM outbox") < 50, 30, "outbox drained")
         dev.stop()
         time.sleep(0.5)
         assert gw.stop() == 0
-        stored = {f"fan-2/{b:08x}/{s}" for b, s in query(gw.db, "SELECT boot_id, seq FROM results")}
-        assert sub.wait_for(lambda: set(sub.ids()) >= stored, 15)
-        sub.close()
     finally:
         dev.stop()
-        broker.stop()
+        gate.close()
+    stored = {f"fan-2/{b:08x}/{s}" for b, s in query(gw.db, "SELECT boot_id, seq FROM results")}
+    assert subscriber.wait_for(lambda: set(subscriber.ids()) >= stored, 15)
+    seqs = [int(i.rsplit("/", 1)[1]) for i in dict.fromkeys(subscriber.ids())]
+    assert seqs == sorted(seqs), "results published out of order after the outage"

@@ -24,7 +24,7 @@ from tinyml.gateway.status import snapshot
 from tinyml.gateway.store import Store, connect
 
 log = logging.getLogger("tinyml.gateway")
-QUEUE_SIZE = 50_000
+QUEUE_SIZE = 10_000  # records read but not yet committed; bounds memory and shutdown time
 BATCH_MAX = 2000
 BATCH_WAIT_S = 0.02
 TICK_S = 1.0
