@@ -213,3 +213,14 @@ def test_qemu_run_starts_the_emulator_and_passes_its_exit_code(tmp_path: Path) -
         proc.kill()
     assert proc.returncode == 3, err
     assert "qemu-system-arm" in out
+
+
+def test_project_built_for_another_board_is_refused(tmp_path: Path, elves) -> None:
+    project = tmp_path / "fw"
+    (project / "build").mkdir(parents=True)
+    (project / "build" / "firmware.elf").write_bytes(elves["arm"].read_bytes())
+    (project / "tinyml.json").write_text(json.dumps({"board": "qemu-mps2-an386", "template": "baremetal-cortex-m"}))
+    for target in (project, project / "build" / "firmware.elf"):
+        proc = run_cli("flash", target, "--board", "nucleo-f446re", "--allow-unsigned")
+        assert_clean_error(proc, "built for board qemu-mps2-an386, not nucleo-f446re", "--board qemu-mps2-an386")
+    assert run_cli("flash", project, "--board", "qemu-mps2-an386", "--allow-unsigned").returncode == 0

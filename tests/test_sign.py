@@ -197,3 +197,11 @@ def test_verify_raises_check_failed_for_garbled_signature(signed: Path, keys) ->
     (signed / signing.SIGNATURE).write_text("@@not base64@@")
     with pytest.raises(CheckFailed, match="not a base64 signature"):
         signing.verify_folder(signed, [keys["release.pub"]])
+
+
+def test_sign_takes_the_board_from_the_firmware_project(tmp_path: Path, keys) -> None:
+    art = make_artifact(tmp_path / "fw")
+    (art / "tinyml.json").write_text(json.dumps({"board": "qemu-mps2-an386"}))
+    signing.sign_folder(art, keys["release"])
+    manifest = json.loads((art / signing.MANIFEST).read_text())
+    assert manifest["board"] == "qemu-mps2-an386" and "tinyml.json" in manifest["files"]

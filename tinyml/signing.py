@@ -33,7 +33,7 @@ FORMAT = "tinyml-manifest/1"
 MODEL_SUFFIXES = {".tflite", ".keras", ".h5"}
 FIRMWARE_SUFFIXES = {".elf", ".bin", ".hex", ".uf2"}
 METADATA_NAMES = {"model.json", "preprocess.json", "quantization.json", "metrics.json",
-                  "flasher_args.json", "report.json"}
+                  "flasher_args.json", "report.json", "tinyml.json"}
 METRICS_FILES = ("metrics.json", "quantization.json")
 PRIVATE_HEADER = b"-----BEGIN PRIVATE KEY-----"
 
@@ -177,10 +177,24 @@ def _metrics(folder: Path) -> dict[str, Any]:
     return found
 
 
+def project_board(folder: Path) -> str | None:
+    """The board a firmware project was rendered for (its ``tinyml.json``), if it is one."""
+    from tinyml.firmware.render import MANIFEST, read_manifest
+
+    if not (folder / MANIFEST).is_file():
+        return None
+    board = read_manifest(folder).get("board")
+    return board if isinstance(board, str) else None
+
+
 def sign_folder(folder: Path, key_path: Path, board: str | None = None) -> Path:
-    """Write the manifest and its signature into ``folder``; returns the manifest path."""
+    """Write the manifest and its signature into ``folder``; returns the manifest path.
+
+    ``board`` defaults to the one a firmware project records in ``tinyml.json``.
+    """
     if not folder.is_dir():
         raise InputError(f"{folder} is not a folder", hint="sign the run or firmware folder")
+    board = board or project_board(folder)
     private = load_private_key(key_path)
     files = collect_files(folder)
     if not any(entry["kind"] in ("model", "firmware") for entry in files.values()):

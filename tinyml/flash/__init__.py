@@ -105,6 +105,16 @@ def signature_gate(target: Path, images: list[Path], board: Board, options: Flas
         warn(f"warning: {exc.message}; flashing anyway (--allow-unsigned)")
 
 
+def check_built_for(target: Path, board: Board) -> None:
+    """Refuse a firmware project rendered for another board (its ``tinyml.json`` says which)."""
+    start = target if target.is_dir() else target.parent
+    for project in (start, start.parent):
+        built_for = signing.project_board(project)
+        if built_for and built_for != board.name:
+            raise InputError(f"{project} was built for board {built_for}, not {board.name}",
+                             hint=f"flash it with --board {built_for}, or render and build it for {board.name}")
+
+
 def board_usb_ids() -> dict[str, tuple[str, ...]]:
     """Every known board's serial and flash-mode USB ids, for port guessing."""
     ids = {}
@@ -129,6 +139,7 @@ def flash(target: Path, board: Board, options: FlashOptions, progress: ProgressF
           echo: Callable[[str], None] = print) -> FlashReport:
     """Flash ``target`` (firmware folder or image) onto ``board``; raises TinymlError on failure."""
     method = board.flash_method
+    check_built_for(target, board)
     if method == "esptool":
         return _flash_esp(target, board, options, progress, echo)
     image = find_image(target, IMAGE_SUFFIXES[method])
