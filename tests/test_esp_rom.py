@@ -37,7 +37,7 @@ def esptool(port: str, *args: str, env: dict | None = None, timeout: float = 90)
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
-def fake_idf_build(root: Path, seed: int = 1) -> dict[int, bytes]:
+def fake_idf_build(root: Path, seed: int = 1, stub: bool = True) -> dict[int, bytes]:
     """An ESP-IDF-like build folder: three regions and the flasher_args.json that places them."""
     rng = random.Random(seed)
     regions = {
@@ -55,7 +55,7 @@ def fake_idf_build(root: Path, seed: int = 1) -> dict[int, bytes]:
         "write_flash_args": ["--flash_mode", "dio", "--flash_size", "4MB", "--flash_freq", "40m"],
         "flash_settings": {"flash_mode": "dio", "flash_size": "4MB", "flash_freq": "40m"},
         "flash_files": {f"{o:#x}": n for o, n in names.items()},
-        "extra_esptool_args": {"after": "hard_reset", "before": "default_reset", "stub": True, "chip": "esp32"},
+        "extra_esptool_args": {"after": "hard_reset", "before": "default_reset", "stub": stub, "chip": "esp32"},
     }))
     return regions
 
@@ -270,6 +270,17 @@ def test_tinyml_flash_without_no_stub_explains_stub_failure(signed_idf_build) ->
         proc = run_cli("flash", project, "--board", "esp32-devkitc", "--port", server.endpoint,
                        "--before", "no-reset", "--pubkey", pub, timeout=120)
     assert_clean_error(proc, "flasher stub", "--no-stub")
+
+
+@pytest.mark.timeout(120)
+def test_build_that_records_no_stub_flashes_through_the_rom(tmp_path: Path) -> None:
+    """ESP-IDF's extra_esptool_args (stub false, reset modes) are honoured when no option overrides them."""
+    regions = fake_idf_build(tmp_path / "fw", stub=False)
+    with EspRomServer() as server:
+        proc = run_cli("flash", tmp_path / "fw", "--board", "esp32-devkitc", "--port", server.endpoint,
+                       "--after", "no-reset", "--allow-unsigned", timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert_flash_holds(server.flash_bytes(), regions)
 
 
 @pytest.mark.timeout(120)

@@ -104,6 +104,18 @@ def flash(target: Path, board_name: str, port: str | None, baud: int | None, bef
                (" (every region MD5-verified)" if report.method == "esptool" else ""))
 
 
+def _usability(device: str) -> str:
+    """'' for a port we can open, else why not (busy and by whom, or no permission)."""
+    from tinyml.errors import DeviceError
+    from tinyml.flash.ports import check_port_usable
+
+    try:
+        check_port_usable(device)
+    except DeviceError as exc:
+        return f"  ({exc.one_line()})"
+    return ""
+
+
 @click.command()
 @click.option("--board", "board_name", default=None, help="Also say which port `--port auto` would pick.")
 def ports(board_name: str | None) -> None:
@@ -115,7 +127,7 @@ def ports(board_name: str | None) -> None:
     if not guesses:
         click.echo("no serial ports found (is the board plugged in with a data cable?)")
     for guess in guesses:
-        click.echo(guess.line())
+        click.echo(guess.line() + _usability(guess.device))
     if board_name:
         from tinyml.firmware.boards import load_board
 

@@ -181,24 +181,15 @@ def _flash_esp(target: Path, board: Board, options: FlashOptions, progress: Prog
                          f"{board.flash_bytes // 1024} KiB flash", hint="shrink the app or use a bigger board")
     paths = [r.path for r in image.regions]
     signature_gate(target, paths, board, options, echo)
-    extra = _flasher_extra(args)
     opts = esp.EspOptions(
         port=resolve_port(options.port, board), chip=chip,
         baud=options.baud or int(board.flash.get("baud", esp.ROM_BAUD)),
-        before=options.before or extra.get("before", "default-reset"),
-        after=options.after or extra.get("after", "hard-reset"),
-        compress=options.compress, stub=options.stub, connect_attempts=options.connect_attempts)
+        before=options.before or image.before or "default-reset",
+        after=options.after or image.after or "hard-reset",
+        compress=options.compress, stub=options.stub and image.stub is not False,
+        connect_attempts=options.connect_attempts)
     lines = esp.flash_esp(image, opts, progress)
     return FlashReport("esptool", paths, lines=lines)
-
-
-def _flasher_extra(args: Path | None) -> dict:
-    import json
-
-    if args is None:
-        return {}
-    extra = json.loads(args.read_text(encoding="utf-8")).get("extra_esptool_args", {})
-    return {k: v for k, v in extra.items() if k in ("before", "after") and isinstance(v, str)}
 
 
 def _flash_uf2(image: Path, board: Board, options: FlashOptions, address: int | None,

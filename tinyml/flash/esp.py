@@ -40,6 +40,9 @@ class EspImage:
     flash_mode: str = "keep"
     flash_size: str = "keep"
     flash_freq: str = "keep"
+    before: str | None = None   # the reset modes and stub use the build recorded, if any
+    after: str | None = None
+    stub: bool | None = None
 
     def end(self) -> int:
         return max(r.offset + r.path.stat().st_size for r in self.regions)
@@ -71,9 +74,15 @@ def read_flasher_args(path: Path) -> EspImage:
     image = EspImage(tuple(regions), chip=extra.get("chip"),
                      flash_mode=settings.get("flash_mode", "keep"),
                      flash_size=settings.get("flash_size", "keep"),
-                     flash_freq=settings.get("flash_freq", "keep"))
+                     flash_freq=settings.get("flash_freq", "keep"),
+                     before=_text_or_none(extra.get("before")), after=_text_or_none(extra.get("after")),
+                     stub=extra.get("stub") if isinstance(extra.get("stub"), bool) else None)
     check_regions(image)
     return image
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def single_image(path: Path, offset: int) -> EspImage:

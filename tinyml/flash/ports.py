@@ -138,12 +138,7 @@ def check_port_usable(device: str) -> None:
         who = ", ".join(f"{name} (pid {pid})" for pid, name in held)
         raise DeviceError(f"serial port {device} is in use by {who}",
                           hint="close that program (a serial monitor?) and retry")
-    try:
-        fd = os.open(device, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-    except PermissionError as exc:
+    if not os.access(device, os.R_OK | os.W_OK):  # not opened: opening toggles DTR and may reset the board
         raise DeviceError(f"permission denied opening {device}",
                           hint="add yourself to the dialout group (sudo usermod -aG dialout $USER) "
-                               "and log in again") from exc
-    except OSError as exc:
-        raise DeviceError(f"cannot open {device}: {exc.strerror}", hint="replug the board and retry") from exc
-    os.close(fd)
+                               "and log in again")
