@@ -22,6 +22,7 @@ from tinyml.device.esp_rom import (
     SlipDecoder,
     data_checksum,
     load_flash,
+    nor_program,
     serve,
     slip_encode,
 )
@@ -85,6 +86,17 @@ def test_slip_bad_escape_drops_only_that_frame() -> None:
     decoder = SlipDecoder()
     good = slip_encode(b"\x00\x08abc")
     assert decoder.feed(b"\xc0\x00\xdb\x01\xc0" + good) == [b"\x00\x08abc"]
+
+
+def test_overlong_packet_is_dropped_not_buffered() -> None:
+    decoder = SlipDecoder()
+    assert decoder.feed(b"\xc0" + b"\x01" * 70000 + b"\xc0") == []
+    assert decoder.feed(slip_encode(b"\x00\x08ok")) == [b"\x00\x08ok"]
+
+
+def test_nor_programming_only_clears_bits() -> None:
+    assert nor_program(b"\xff\xff", b"\x12\x34") == b"\x12\x34"
+    assert nor_program(b"\x0f\xf0", b"\xff\x3c") == b"\x0f\x30"  # unerased: the old zeros stay
 
 
 def test_rom_rejects_bad_checksum_and_wrong_sequence() -> None:

@@ -29,6 +29,7 @@ from pathlib import Path
 from tinyml.errors import InputError
 
 SLIP_END, SLIP_ESC, SLIP_ESC_END, SLIP_ESC_ESC = 0xC0, 0xDB, 0xDC, 0xDD
+MAX_PACKET = 0x10000  # longer "packets" are line noise: dropped, not buffered without end
 
 OP_NAMES = {
     0x02: "FLASH_BEGIN", 0x03: "FLASH_DATA", 0x04: "FLASH_END", 0x05: "MEM_BEGIN",
@@ -97,7 +98,19 @@ class SlipDecoder:
                 self._escaped = True
             else:
                 self._buf.append(byte)
+            if len(self._buf) > MAX_PACKET:
+                self._buf.clear()
+                self._broken = True
         return packets
+
+
+def nor_program(old: bytes, new: bytes) -> bytes:
+    """What NOR flash holds after programming ``new`` over ``old``: bits only go 1 -> 0.
+
+    Writing without erasing first therefore corrupts data, as on the real chip.
+    """
+    size = len(new)
+    return (int.from_bytes(old, "little") & int.from_bytes(new, "little")).to_bytes(size, "little")
 
 
 def data_checksum(data: bytes) -> int:
@@ -305,7 +318,7 @@ class RomLoader:
         start = write.offset + write.written
         if start + len(block) > len(self.flash):
             return self._reply(op, error=ERR_FLASH_WRITE)
-        self.flash[start:start + len(block)] = block
+        self.flash[start:start + len(block)] = nor_program(self.flash[start:start + len(block)], block)
         if self.faults.corrupt_flash and not self._corrupted_flash and block:
             self.flash[start] ^= 0x01
             self._corrupted_flash = True
