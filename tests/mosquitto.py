@@ -36,8 +36,10 @@ def wait_listening(port: int, timeout: float = 10.0) -> None:
 class Broker:
     """mosquitto -c <conf>: loopback only, persistence off; optional password file."""
 
-    def __init__(self, workdir: Path, users: dict[str, str] | None = None, port: int | None = None):
+    def __init__(self, workdir: Path, users: dict[str, str] | None = None, port: int | None = None,
+                 tls: tuple[Path, Path, Path] | None = None):
         self.workdir = workdir
+        self.tls = tls  # (ca, cert, key)
         self.port = port or free_port()
         self.users = users
         self.proc: subprocess.Popen | None = None
@@ -55,6 +57,9 @@ class Broker:
             lines += ["allow_anonymous false", f"password_file {pwfile}"]
         else:
             lines.append("allow_anonymous true")
+        if self.tls:
+            ca, cert, key = self.tls
+            lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"]
         conf = self.workdir / f"mosquitto-{self.port}.conf"
         conf.write_text("\n".join(lines) + "\n")
         return conf
@@ -76,16 +81,52 @@ class Broker:
         return f"mqtt://127.0.0.1:{self.port}"
 
 
+def make_tls_files(folder: Path) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a server certificate for 127.0.0.1, as PEM files (ca, cert, key)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tinyml test CA")])
+
+    def cert(subject: x509.Name, public_key, ca: bool) -> x509.Certificate:
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_name).public_key(public_key)
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if not ca:
+            builder = builder.add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]), critical=False)
+        return builder.sign(ca_key, hashes.SHA256())
+
+    paths = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    paths[0].write_bytes(cert(ca_name, ca_key.public_key(), True).public_bytes(serialization.Encoding.PEM))
+    server = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    paths[1].write_bytes(cert(server, key.public_key(), False).public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
 class Subscriber:
     """Subscribes to tinyml/# and records every message, counting duplicates by id."""
 
     def __init__(self, port: int, topic: str = "tinyml/#", username: str | None = None,
-                 password: str | None = None, messages: list[tuple[str, dict]] | None = None):
+                 password: str | None = None, messages: list[tuple[str, dict]] | None = None,
+                 ca: Path | None = None):
         self.messages: list[tuple[str, dict]] = [] if messages is None else messages
         self.lock = threading.Lock()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         if username:
             self.client.username_pw_set(username, password)
+        if ca:
+            self.client.tls_set(ca_certs=str(ca))
         self.subscribed = threading.Event()
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
         self.client.on_subscribe = lambda c, u, mid, rcs, p: self.subscribed.set()

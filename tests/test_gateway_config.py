@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tests.conftest import assert_clean_error, run_cli
+from tinyml.errors import InputError
 from tinyml.gateway.config import load, parse_mqtt_url
 
 PORT = ["--port", "socket://127.0.0.1:9"]
@@ -30,8 +31,18 @@ PORT = ["--port", "socket://127.0.0.1:9"]
 def test_bad_config_files_are_refused_with_one_line(tmp_path, text, needle):
     cfg = tmp_path / "gateway.toml"
     cfg.write_text(text)
+    with pytest.raises(InputError) as err:
+        load(cfg, ports=("socket://127.0.0.1:9",))
+    line = err.value.one_line()
+    assert needle in line.lower() and "(hint: " in line and "\n" not in line
+
+
+def test_a_bad_config_file_stops_the_command_with_one_line(tmp_path):
+    cfg = tmp_path / "gateway.toml"
+    cfg.write_text("[rules]\nanomaly_k = 9\n")
     proc = run_cli("gateway", "run", *PORT, "--db", str(tmp_path / "g.db"), "--config", str(cfg), timeout=60)
-    assert_clean_error(proc, needle)
+    assert_clean_error(proc, "bad [rules]")
+    assert not (tmp_path / "g.db").exists()  # refused before touching anything
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.gateway_devices import ScriptedDevice
-from tests.mosquitto import Broker, Gate, Subscriber, free_port
+from tests.mosquitto import Broker, Gate, Subscriber, free_port, make_tls_files
 from tinyml.device.emulator import EmulatedFleet, Faults
 
 MODEL = "feat_ae_int8.tflite"
@@ -274,6 +274,24 @@ def test_broker_credentials_work_and_never_appear_in_logs(tmp_path):
     assert count(wrong.db, "SELECT count(*) FROM results") > 0
     for text in (gw.text(), wrong.text(), status.stdout, status.stderr, gw.db.read_bytes().decode("latin-1")):
         assert secret not in text
+
+
+def test_tls_broker_with_a_private_ca(tmp_path):
+    ca, cert, key = make_tls_files(tmp_path)
+    broker = Broker(tmp_path, tls=(ca, cert, key)).start()
+    sub = Subscriber(broker.port, ca=ca)
+    cfg = tmp_path / "gateway.toml"
+    cfg.write_text(f"[mqtt]\nurl = 'mqtts://127.0.0.1:{broker.port}'\nca = '{ca}'\n")
+    dev = ScriptedDevice("fan-tls", rate=50).start()
+    gw = GatewayProcess(tmp_path, [dev.url], "--config", str(cfg))
+    try:
+        assert sub.wait_for(lambda: len(sub.ids()) >= 20, 30), gw.text()
+        assert f"mqtts://127.0.0.1:{broker.port}" in gw.text()
+    finally:
+        dev.stop()
+        assert gw.stop() == 0
+        sub.close()
+        broker.stop()
 
 
 def test_unreachable_broker_at_start_keeps_storing_and_delivers_later(tmp_path, broker, subscriber):
