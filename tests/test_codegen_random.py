@@ -41,7 +41,7 @@ def _keras(arch: dict) -> object:
     L = keras.layers
     x = inp = keras.Input(arch["input"])
     for spec in arch["layers"]:
-        size = x.shape[1]
+        size = min(x.shape[1], x.shape[2])
         pad = spec["padding"] if spec["padding"] == "same" or size >= spec["k"] else "same"
         if spec["kind"] == "conv":
             x = L.Conv2D(spec["filters"], spec["k"], strides=spec["stride"], padding=pad,

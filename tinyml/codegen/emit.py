@@ -40,6 +40,13 @@ class Generated:
 def lower(model: Model) -> tuple[int, int, list[Step]]:
     """Graph input, graph output and the lowered steps, checking every operator is supported."""
     g_in, g_out, ops = io_tensors(model)
+    for t in (model.tensors[g_in], model.tensors[g_out]):
+        if t.dtype != "int8" or t.quant is None or t.quant.per_channel:
+            raise InputError(f"model input/output {t.name!r} is {t.dtype}"
+                             f"{'' if t.quant else ' without quantization'}; the generator needs a full-int8 model",
+                             hint="quantize with `tinyml quantize` (int8 weights, activations, input and output)")
+        if t.data is not None:
+            raise InputError(f"model input/output {t.name!r} is a constant", hint="export a model that computes")
     ready = {g_in} | {t.index for t in model.tensors if t.data is not None}
     steps: list[Step] = []
     for op in ops:
@@ -63,11 +70,6 @@ def lower(model: Model) -> tuple[int, int, list[Step]]:
             steps.append(step)
     if g_out not in ready:
         raise InputError("the model output is never computed", hint="re-convert the model")
-    for t in (model.tensors[g_in], model.tensors[g_out]):
-        if t.dtype != "int8" or t.quant is None or t.quant.per_channel:
-            raise InputError(f"model input/output {t.name!r} is {t.dtype}"
-                             f"{'' if t.quant else ' without quantization'}; the generator needs a full-int8 model",
-                             hint="quantize with `tinyml quantize` (int8 weights, activations, input and output)")
     return g_in, g_out, steps
 
 
