@@ -285,6 +285,34 @@ def test_tinyml_flash_without_no_stub_explains_stub_failure(signed_idf_build) ->
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("chip, board", [("esp32s3", "esp32-s3-devkitc-1"), ("esp32c3", "esp32-c3-devkitm-1")])
+def test_newer_chips_identified_by_security_info(tmp_path: Path, chip: str, board: str) -> None:
+    """ESP32-S3/C3 ROMs answer GET_SECURITY_INFO with their chip id; esptool picks the right class."""
+    merged = tmp_path / "merged.bin"
+    merged.write_bytes(os.urandom(9000))
+    with EspRomServer(chip=chip) as server:
+        proc = run_cli("flash", merged, "--board", board, "--port", server.endpoint, "--before", "no-reset",
+                       "--after", "no-reset", "--no-stub", "--allow-unsigned", timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert server.flash_bytes()[:9000] == merged.read_bytes()  # a merged image goes to 0x0
+
+
+@pytest.mark.timeout(120)
+def test_wrong_chip_on_the_port_is_a_clean_error(tmp_path: Path) -> None:
+    (tmp_path / "merged.bin").write_bytes(os.urandom(4096))
+    with EspRomServer(chip="esp32") as server:
+        proc = run_cli("flash", tmp_path / "merged.bin", "--board", "esp32-c3-devkitm-1", "--port", server.endpoint,
+                       "--before", "no-reset", "--no-stub", "--allow-unsigned", "--connect-attempts", "1",
+                       timeout=120)
+    assert_clean_error(proc, "This chip is ESP32, not ESP32-C3", "--board")
+
+
+def test_unknown_emulated_chip_is_refused() -> None:
+    with pytest.raises(InputError, match="does not know chip"):
+        EspRomServer(chip="esp8266")
+
+
+@pytest.mark.timeout(120)
 def test_build_that_records_no_stub_flashes_through_the_rom(tmp_path: Path) -> None:
     """ESP-IDF's extra_esptool_args (stub false, reset modes) are honoured when no option overrides them."""
     regions = fake_idf_build(tmp_path / "fw", stub=False)

@@ -36,7 +36,7 @@ OP_NAMES = {
     0x06: "MEM_END", 0x07: "MEM_DATA", 0x08: "SYNC", 0x09: "WRITE_REG", 0x0A: "READ_REG",
     0x0B: "SPI_SET_PARAMS", 0x0D: "SPI_ATTACH", 0x0F: "CHANGE_BAUDRATE",
     0x10: "FLASH_DEFL_BEGIN", 0x11: "FLASH_DEFL_DATA", 0x12: "FLASH_DEFL_END",
-    0x13: "SPI_FLASH_MD5",
+    0x13: "SPI_FLASH_MD5", 0x14: "GET_SECURITY_INFO",
 }
 OPS = {name: op for op, name in OP_NAMES.items()}
 
@@ -51,12 +51,37 @@ CHECKSUM_SEED = 0xEF
 SYNC_PAYLOAD = b"\x07\x07\x12\x20" + b"\x55" * 32
 SYNC_VALUE = 0x20120707  # non-zero: "ROM loader, not the stub"
 
-CHIP_MAGIC_REG, ESP32_MAGIC = 0x40001000, 0x00F01D83
-UART_CLKDIV_REG = 0x3FF40014
-SPI_CMD_REG, SPI_USR_BIT, SPI_USR2_REG, SPI_W0_REG = 0x3FF42000, 1 << 18, 0x3FF42024, 0x3FF42080
+SPI_USR_BIT = 1 << 18
 SPIFLASH_RDID, SPIFLASH_RDSFDP = 0x9F, 0x5A
 SFDP_SIGNATURE = 0x50444653  # "SFDP", what a JEDEC flash answers at SFDP address 0
-EFUSE_MAC_WORDS = {0x3FF5A004: 0xC4000001, 0x3FF5A008: 0x0000240A}  # MAC 24:0a:c4:00:00:01
+
+
+@dataclass(frozen=True)
+class Chip:
+    """The few facts esptool asks a ROM loader for, per chip: identity, registers, SPI block.
+
+    chip_id: the GET_SECURITY_INFO chip id (ESP32-C3 and later); None = ESP32, which has no
+        such command and is told apart by the magic word at 0x40001000 instead.
+    """
+
+    name: str
+    chip_id: int | None
+    registers: dict[int, int]
+    spi_base: int
+    spi_usr2: int
+    spi_w0: int
+
+
+CHIPS = {
+    # MAC 24:0a:c4:00:00:01; UART_CLKDIV 347 = a 40 MHz crystal seen at 115200 baud
+    "esp32": Chip("esp32", None, {0x40001000: 0x00F01D83, 0x3FF40014: 347,
+                                  0x3FF5A004: 0xC4000001, 0x3FF5A008: 0x0000240A},
+                  0x3FF42000, 0x3FF42024, 0x3FF42080),
+    "esp32s3": Chip("esp32s3", 9, {0x60007044: 0x18000002, 0x60007048: 0x00003485},
+                    0x60002000, 0x60002020, 0x60002058),
+    "esp32c3": Chip("esp32c3", 5, {0x60008844: 0x18000003, 0x60008848: 0x00003485},
+                    0x60002000, 0x60002020, 0x60002058),
+}
 DEFAULT_FLASH_SIZE = 4 * 1024 * 1024
 SECTOR = 4096
 
@@ -181,6 +206,7 @@ class RomLoader:
 
     flash: bytearray
     faults: Faults = field(default_factory=Faults)
+    chip: Chip = CHIPS["esp32"]
     registers: dict[int, int] = field(default_factory=dict)
     synced: bool = False
     _write: _FlashWrite | None = None
@@ -188,9 +214,7 @@ class RomLoader:
     _corrupted_flash: bool = False
 
     def __post_init__(self) -> None:
-        self.registers.setdefault(CHIP_MAGIC_REG, ESP32_MAGIC)
-        self.registers.setdefault(UART_CLKDIV_REG, 347)  # 40 MHz crystal seen at 115200 baud
-        for addr, value in EFUSE_MAC_WORDS.items():
+        for addr, value in self.chip.registers.items():
             self.registers.setdefault(addr, value)
 
     def _jedec_id(self) -> int:
@@ -226,7 +250,7 @@ class RomLoader:
             OPS["FLASH_BEGIN"]: self._flash_begin, OPS["FLASH_DEFL_BEGIN"]: self._flash_begin,
             OPS["FLASH_DATA"]: self._flash_data, OPS["FLASH_DEFL_DATA"]: self._flash_data,
             OPS["FLASH_END"]: self._flash_end, OPS["FLASH_DEFL_END"]: self._flash_end,
-            OPS["SPI_FLASH_MD5"]: self._md5,
+            OPS["SPI_FLASH_MD5"]: self._md5, OPS["GET_SECURITY_INFO"]: self._security_info,
         }
 
     @staticmethod
@@ -269,16 +293,22 @@ class RomLoader:
             addr, value, mask, _delay = struct.unpack_from("<IIII", data, i)
             old = self.registers.get(addr, 0)
             self.registers[addr] = (old & ~mask) | (value & mask)
-            if addr == SPI_CMD_REG and value & SPI_USR_BIT:
+            if addr == self.chip.spi_base and value & SPI_USR_BIT:
                 self._spi_user_command()
         return self._reply(op)
 
     def _spi_user_command(self) -> None:
         """Answer the SPI flash commands esptool sends to identify the chip, at once."""
-        command = self.registers.get(SPI_USR2_REG, 0) & 0xFF
+        command = self.registers.get(self.chip.spi_usr2, 0) & 0xFF
         answers = {SPIFLASH_RDID: self._jedec_id(), SPIFLASH_RDSFDP: SFDP_SIGNATURE}
-        self.registers[SPI_W0_REG] = answers.get(command, 0)
-        self.registers[SPI_CMD_REG] &= ~SPI_USR_BIT
+        self.registers[self.chip.spi_w0] = answers.get(command, 0)
+        self.registers[self.chip.spi_base] &= ~SPI_USR_BIT
+
+    def _security_info(self, op: int, data: bytes, checksum: int) -> bytes:
+        """Flags, flash_crypt_cnt, 7 key purposes, chip id, API version: nothing secured."""
+        if self.chip.chip_id is None:
+            return self._reply(op, error=ERR_INVALID_MESSAGE)  # the ESP32 ROM lacks the command
+        return self._reply(op, payload=struct.pack("<IBBBBBBBBII", 0, 0, 0, 0, 0, 0, 0, 0, 0, self.chip.chip_id, 0))
 
     def _flash_begin(self, op: int, data: bytes, checksum: int) -> bytes:
         if len(data) not in (16, 20):
@@ -369,11 +399,15 @@ class EspRomServer:
     """
 
     def __init__(self, flash_size: int = DEFAULT_FLASH_SIZE, save: Path | None = None,
-                 faults: Faults | None = None, tcp_port: int | None = 0, pty: bool = False):
+                 faults: Faults | None = None, tcp_port: int | None = 0, pty: bool = False,
+                 chip: str = "esp32"):
         if pty == (tcp_port is not None):
             raise InputError("the ESP ROM loader needs exactly one of a TCP port or a pty",
                              hint="pass --tcp PORT or --pty")
-        self.loader = RomLoader(load_flash(save, flash_size), faults or Faults())
+        if chip not in CHIPS:
+            raise InputError(f"the emulated ROM loader does not know chip {chip!r}",
+                             hint="use one of " + ", ".join(CHIPS))
+        self.loader = RomLoader(load_flash(save, flash_size), faults or Faults(), CHIPS[chip])
         self.save = save
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -494,7 +528,7 @@ class EspRomServer:
 
 def serve(tcp_port: int | None, pty: bool, flash_size: int = DEFAULT_FLASH_SIZE,
           save: Path | None = None, faults: Faults | str | None = None,
-          announce: Callable[[str], None] = print) -> None:
+          announce: Callable[[str], None] = print, chip: str = "esp32") -> None:
     """Run the emulated ESP32 ROM loader until interrupted (``tinyml emulate --esp-rom``).
 
     tcp_port: listen on 127.0.0.1:PORT (0 picks a free port); None when ``pty`` is set.
@@ -504,11 +538,12 @@ def serve(tcp_port: int | None, pty: bool, flash_size: int = DEFAULT_FLASH_SIZE,
         verify step, disconnect and at exit.
     faults: a ``Faults`` or its spec string (``"drop:2,corrupt,stall"``) for tests.
     announce: receives one line naming the endpoint to give esptool's ``-p``.
+    chip: which ROM to be: esp32 (default), esp32s3 or esp32c3.
     Raises InputError for a bad size, fault spec or busy port.
     """
     parsed = faults if isinstance(faults, Faults) else Faults.parse(faults)
-    server = EspRomServer(flash_size, save, parsed, None if pty else tcp_port, pty)
+    server = EspRomServer(flash_size, save, parsed, None if pty else tcp_port, pty, chip)
     with server:
-        announce(f"ESP32 ROM loader ({flash_size // 1024} KiB flash) on {server.endpoint}")
+        announce(f"{chip.upper()} ROM loader ({flash_size // 1024} KiB flash) on {server.endpoint}")
         with contextlib.suppress(KeyboardInterrupt):
             server.wait()
