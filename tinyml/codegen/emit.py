@@ -21,6 +21,16 @@ from tinyml.codegen.shapes import fold
 from tinyml.errors import InputError
 from tinyml.model.tflite import Model, read_model
 
+# what to change in the Keras model for operators people commonly hit
+_HINTS = {
+    "TILE": "replace UpSampling/RepeatVector layers (they become TILE/RESIZE) with Conv2D or Dense layers",
+    "RESIZE_NEAREST_NEIGHBOR": "replace UpSampling2D with a strided Conv2D design or Dense layers",
+    "RESIZE_BILINEAR": "replace UpSampling2D(interpolation='bilinear') or Resizing layers",
+    "TRANSPOSE_CONV": "replace Conv2DTranspose with UpSampling-free Conv2D/Dense layers",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "replace LSTM/GRU layers with Conv1D and pooling",
+    "BATCH_MATMUL": "avoid matrix products between two activations (attention, Dot layers)",
+    "EXP": "remove the exp/softplus activation or Lambda layer",
+}
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
 
 
@@ -53,7 +63,8 @@ def lower(model: Model) -> tuple[int, int, list[Step]]:
         fn = LOWERINGS.get(op.opcode)
         if fn is None:
             raise unsupported(op, "this operator is not supported by the code generator",
-                              "replace the Keras layer that produces it; docs/codegen.md lists supported ops")
+                              _HINTS.get(op.opcode, "replace the Keras layer that produces it")
+                              + "; docs/codegen.md lists the supported ops")
         g = Graph(model, op)
         for step in fn(g):
             if isinstance(step, Call):
