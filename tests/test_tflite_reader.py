@@ -171,7 +171,7 @@ def test_unsupported_op_names_op_index_and_fix(keras_bad_models: dict[str, bytes
         generate(keras_bad_models["upsample"])
     line = err.value.one_line()
     found = re.match(r"operator #(\d+) ([A-Z_0-9]+): this operator is not supported", line)
-    assert found and "hint: replace the Keras layer" in line, line
+    assert found and "hint: replace" in line, line
     ops = read_model(keras_bad_models["upsample"]).operators
     assert ops[int(found.group(1))].opcode == found.group(2) != "CONV_2D"
 
