@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 
@@ -58,6 +59,14 @@ def test_bad_options_are_refused_with_one_line(tmp_path, args, needle):
     proc = run_cli("gateway", "run", *args, cwd=tmp_path, timeout=60)
     assert_clean_error(proc, needle)
     assert "hunter2" not in proc.stderr + proc.stdout
+
+
+def test_http_port_in_use_is_a_clear_error(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        proc = run_cli("gateway", "run", *PORT, "--db", str(tmp_path / "g.db"), "--http", f"127.0.0.1:{port}",
+                       timeout=60)
+    assert_clean_error(proc, "cannot serve http")
 
 
 def test_model_json_routes_devices_to_their_meaning(tmp_path):

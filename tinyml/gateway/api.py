@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from tinyml.errors import InputError
 from tinyml.gateway.status import format_prometheus
 
 log = logging.getLogger("tinyml.gateway")
@@ -56,7 +57,11 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
 
 async def serve(host: str, port: int, snap: Callable[[], dict[str, Any]]) -> asyncio.Server:
     """Start serving; the bound address is logged (port 0 picks a free one)."""
-    server = await asyncio.start_server(lambda r, w: _handle(r, w, snap), host, port, limit=MAX_REQUEST)
+    try:
+        server = await asyncio.start_server(lambda r, w: _handle(r, w, snap), host, port, limit=MAX_REQUEST)
+    except OSError as exc:
+        raise InputError(f"cannot serve HTTP on {host}:{port}: {exc.strerror}",
+                         "pick another --http port (127.0.0.1:0 picks a free one)") from None
     bound = server.sockets[0].getsockname()
     log.info("HTTP status on http://%s:%d/status and /metrics", bound[0], bound[1])
     return server

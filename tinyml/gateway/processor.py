@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -197,7 +198,7 @@ class Processor:
         anomalous = state.model.is_anomaly(r.label)
         stored = self.store.insert_result(StoredResult(
             rec.device, r.boot_id, r.seq, rec.at, r.timestamp_ms, r.latency, r.latency_unit, r.label,
-            anomalous, r.score, bytes(v & 0xFF for v in r.output)))
+            anomalous, r.score, struct.pack(f"{len(r.output)}b", *r.output)))
         _mark_seen(seen, rec.device, rec.at)
         if not stored:
             counts[rec.device]["duplicates"] += 1

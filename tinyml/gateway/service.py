@@ -48,12 +48,8 @@ class Gateway:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
         queue: asyncio.Queue[Record] = asyncio.Queue(QUEUE_SIZE)
-        forwarder = None
-        if self.config.mqtt is not None:
-            forwarder = Forwarder(self.config.mqtt, self.config.db, self.config.site)
-            forwarder.start()
         server = None
-        if self.config.http is not None:
+        if self.config.http is not None:  # first: a busy port is a start-up error
             reader = connect(self.config.db, readonly=True)
             lock = threading.Lock()
 
@@ -61,6 +57,10 @@ class Gateway:
                 with lock:
                     return snapshot(reader)
             server = await api.serve(*self.config.http, snap)
+        forwarder = None
+        if self.config.mqtt is not None:
+            forwarder = Forwarder(self.config.mqtt, self.config.db, self.config.site)
+            forwarder.start()
         log.info("gateway: site %s, db %s, %d port(s), %d result(s) stored", self.config.site,
                  self.config.db, len(self.config.ports), self.committed)
         tasks = [asyncio.create_task(ports.read_port(p, self.config.baud, queue.put, stop)) for p in self.config.ports]
