@@ -254,9 +254,10 @@ def test_tinyml_flash_writes_esp_idf_build(signed_idf_build, tmp_path: Path, com
     project, regions, pub = signed_idf_build
     save = tmp_path / "flash.bin"
     with EspRomServer(save=save) as server:
-        proc = tinyml_flash(project, server.endpoint, "--pubkey", pub, *compress)
+        proc = tinyml_flash(project, server.endpoint, "--pubkey", pub, "--verbose", *compress)
         assert proc.returncode == 0, proc.stderr
     assert "MD5-verified" in proc.stdout
+    assert proc.stdout.count("Hash of data verified.") == 3  # esptool's own log, one per region
     assert "tinyml_app.bin @ 0x00010000" in proc.stderr  # the progress bar names the region
     assert_flash_holds(save.read_bytes(), regions)
 

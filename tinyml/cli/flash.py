@@ -71,10 +71,11 @@ def _echo_err(line: str) -> None:
               help="esptool: connection attempts before giving up.")
 @click.option("--pubkey", "pubkeys", multiple=True, type=click.Path(path_type=Path), help=PUBKEY_HELP)
 @click.option("--allow-unsigned", is_flag=True, help="Flash even without a valid signature (warns).")
+@click.option("-v", "--verbose", is_flag=True, help="Also print esptool's log.")
 def flash(target: Path, board_name: str, port: str | None, baud: int | None, before: str | None,
           after: str | None, no_compress: bool, no_stub: bool, address: str | None, drive: Path | None,
           drive_wait: float, probe: str | None, tcp_port: int, run_emulator: bool, connect_attempts: int,
-          pubkeys: tuple[Path, ...], allow_unsigned: bool) -> None:
+          pubkeys: tuple[Path, ...], allow_unsigned: bool, verbose: bool) -> None:
     """Flash TARGET (a built firmware folder or an image file) onto --board."""
     from tinyml.firmware.boards import load_board
     from tinyml.flash import FlashOptions
@@ -97,6 +98,9 @@ def flash(target: Path, board_name: str, port: str | None, baud: int | None, bef
         if run_emulator:
             raise SystemExit(subprocess.call(report.command))
         return
+    if verbose:
+        for line in report.lines:
+            click.echo(line)
     if report.command:
         click.echo("ran: " + shlex.join(report.command))
     names = ", ".join(p.name for p in report.images)

@@ -135,7 +135,8 @@ def _esptool_logger(progress: ProgressFn | None, lines: list[str]):
     from esptool.logger import TemplateLogger
 
     class Bridge(TemplateLogger):
-        label = ""
+        def __init__(self) -> None:
+            self.label = ""  # the region being written, named from esptool's "Writing 'X' at A"
 
         def print(self, *args, **kwargs):
             text = " ".join(str(a) for a in args).strip()
@@ -143,7 +144,7 @@ def _esptool_logger(progress: ProgressFn | None, lines: list[str]):
                 lines.append(text)
                 match = re.match(r"Writing '(.+)' at (0x[0-9a-f]+)", text)
                 if match:
-                    Bridge.label = f"{Path(match.group(1)).name} @ {match.group(2)}"
+                    self.label = f"{Path(match.group(1)).name} @ {match.group(2)}"
 
         def note(self, message):
             self.print(f"note: {message}")
@@ -159,7 +160,7 @@ def _esptool_logger(progress: ProgressFn | None, lines: list[str]):
 
         def progress_bar(self, cur_iter, total_iters, prefix="", suffix="", bar_length=30):
             if progress is not None:
-                progress(Bridge.label or prefix.strip(), cur_iter, total_iters)
+                progress(self.label or prefix.strip(), cur_iter, total_iters)
 
         def set_verbosity(self, verbosity):
             pass
@@ -186,14 +187,13 @@ def _fatal_text(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
-def flash_esp(image: EspImage, options: EspOptions, progress: ProgressFn | None = None,
-              log_lines: list[str] | None = None) -> list[str]:
+def flash_esp(image: EspImage, options: EspOptions, progress: ProgressFn | None = None) -> list[str]:
     """Connect, write every region (MD5-verified by esptool) and reset; returns esptool's log."""
     import serial
     from esptool.cmds import attach_flash, connect_esp, reset_chip, run_stub, write_flash
     from esptool.util import FatalError
 
-    lines = log_lines if log_lines is not None else []
+    lines: list[str] = []
     before = normalise_mode(options.before, BEFORE_MODES, "--before")
     after = normalise_mode(options.after, AFTER_MODES, "--after")
     with _quiet_esptool(progress, lines):
