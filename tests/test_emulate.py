@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import signal
 import socket
 import subprocess
@@ -327,3 +328,13 @@ def test_pty_disconnect_closes_the_port_and_announces_a_new_one(vib_model: Devic
         assert announced == [f"emu-000 {fleet.endpoints[0]}"]
         with open_link(fleet.endpoints[0], timeout=2) as link:
             assert link.request(p.HelloReq(), p.Hello).device_id == "emu-000"
+
+
+def test_tinyml_validate_passes_against_an_emulated_device(shared: Path, tmp_path: Path) -> None:
+    model = shared / "models" / "feat_ae_int8.tflite"
+    with EmulatedFleet(model, rate=5) as fleet:  # results in run mode too: validate must pick its own
+        proc = run_cli("validate", "--board", "qemu-mps2-an386", "--model", str(model), "--port",
+                       fleet.endpoints[0], "--limit", "12", "--report", str(tmp_path / "report.json"), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["inputs"] == 12 and report["mismatches"] == 0
