@@ -338,3 +338,25 @@ def test_tinyml_validate_passes_against_an_emulated_device(shared: Path, tmp_pat
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["inputs"] == 12 and report["mismatches"] == 0
+
+
+def test_anomaly_run_dir_decides_by_the_threshold(shared: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model_int8.tflite").write_bytes((shared / "models" / "feat_ae_int8.tflite").read_bytes())
+    (run / "model.json").write_text(json.dumps({"task": "anomaly", "classes": ["normal", "runaway"],
+                                                "threshold": 1.5}))
+    # one temperature channel, 64-sample windows, standardised: the AE's 64 inputs
+    (run / "preprocess.json").write_text(json.dumps({"mode": "raw", "window": 64, "channels": ["temp"],
+                                                     "fs": 1 / 60, "mean": [40.0], "std": [5.0]}))
+    model = DeviceModel(run)
+    outcomes = model.normal_pool + model.drifted_pool
+    assert {o.label for o in outcomes} == {0, 1}  # synthetic temperature windows give both decisions
+    assert all(o.label == int(o.score > 1.5) for o in outcomes)
+    with EmulatedFleet(model, rate=0) as fleet, open_link(fleet.endpoints[0], timeout=2) as link:
+        x = np.full(64, 100, np.int8)  # far from anything normal
+        result = run_inference(link, x.tobytes(), 1)
+    q = model.quant
+    mse = float(np.mean((dequantize(x, q.in_scale, q.in_zp)
+                         - dequantize(np.array(result.output, np.int8), q.out_scale, q.out_zp)) ** 2))
+    assert result.score == pytest.approx(mse, rel=1e-6) and result.label == int(mse > 1.5)
