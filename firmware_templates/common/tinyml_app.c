@@ -215,6 +215,7 @@ int tinyml_main(void)
         int code = poll_serial();
         if (code >= 0)
             return code;
+        port_idle();
     }
 #endif
 }

@@ -11,6 +11,9 @@ void port_init(void);
 void port_write(const uint8_t *data, size_t len);
 /* One received byte, or -1 when none is waiting (never blocks). */
 int port_read_byte(void);
+/* Nothing to read: wait for input where the port can sleep until an interrupt (saves the
+ * host CPU an emulator would burn polling); may return at once. */
+void port_idle(void);
 /* Free-running latency counter in the board's latency unit (cycles, timer ticks or us). */
 uint32_t port_latency_counter(void);
 /* Milliseconds since boot. */

@@ -8,8 +8,11 @@
 
 extern uint32_t _data_start, _data_end, _data_load, _bss_start, _bss_end, _stack_top;
 void SysTick_Handler(void);
+void External_Handler(void) __attribute__((weak, alias("default_handler")));
 
-static void default_handler(void)
+void default_handler(void);
+
+void default_handler(void)
 {
     for (;;) {
     }
@@ -27,8 +30,12 @@ void Reset_Handler(void)
     default_handler();
 }
 
-__attribute__((section(".vectors"), used)) static void (*const vectors[16])(void) = {
+#define EXTERNAL_IRQS 48
+
+/* Every external interrupt goes to External_Handler: the port enables at most its UART's. */
+__attribute__((section(".vectors"), used)) static void (*const vectors[16 + EXTERNAL_IRQS])(void) = {
     (void (*)(void))&_stack_top, Reset_Handler, default_handler, default_handler, /* NMI, HardFault */
     default_handler, default_handler, default_handler, 0, 0, 0, 0,                  /* MemManage..reserved */
     default_handler, default_handler, 0, default_handler, SysTick_Handler,        /* SVC..SysTick */
+    [16 ... 16 + EXTERNAL_IRQS - 1] = External_Handler,
 };

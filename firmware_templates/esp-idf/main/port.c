@@ -24,6 +24,10 @@ int port_read_byte(void)
     return uart_read_bytes(UART_NUM_0, &c, 1, 1) == 1 ? c : -1;
 }
 
+void port_idle(void)
+{
+}
+
 uint32_t port_latency_counter(void)
 {
     return (uint32_t)esp_cpu_get_cycle_count();

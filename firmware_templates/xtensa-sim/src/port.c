@@ -46,6 +46,10 @@ int port_read_byte(void)
     return simcall(SYS_READ, 0, (int)(uintptr_t)&c, 1) == 1 ? c : -1; /* -1 (EAGAIN) when empty */
 }
 
+void port_idle(void)
+{
+}
+
 uint32_t port_latency_counter(void)
 {
     uint32_t ccount;
