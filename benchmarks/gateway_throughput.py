@@ -26,12 +26,11 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from tinyml.device.emulator import EmulatedFleet
+from tinyml.gateway.broker import LocalBroker
+from tinyml.paths import shared_dir
 
-from tests.mosquitto import Broker  # noqa: E402
-from tinyml.device.emulator import EmulatedFleet  # noqa: E402
-from tinyml.paths import shared_dir  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def cpu_seconds(pid: int) -> float:
@@ -58,7 +57,7 @@ def main() -> None:
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="gw-bench-"))
-    broker = Broker(work).start()
+    broker = LocalBroker(work).start()
     latencies: list[float] = []
     lock = threading.Lock()
 

@@ -1,11 +1,10 @@
-"""A real Mosquitto broker on a free loopback port, and a deduplicating MQTT subscriber, for tests."""
+"""Test helpers around a real Mosquitto: a deduplicating subscriber, a relay that can cut the
+broker off, and throw-away TLS files. The broker itself is tinyml.gateway.broker.LocalBroker."""
 
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -13,72 +12,10 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-MOSQUITTO = "/usr/sbin/mosquitto"
+from tinyml.gateway.broker import LocalBroker as Broker
+from tinyml.gateway.broker import free_port, wait_listening
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
-
-
-class Broker:
-    """mosquitto -c <conf>: loopback only, persistence off; optional password file."""
-
-    def __init__(self, workdir: Path, users: dict[str, str] | None = None, port: int | None = None,
-                 tls: tuple[Path, Path, Path] | None = None):
-        self.workdir = workdir
-        self.tls = tls  # (ca, cert, key)
-        self.port = port or free_port()
-        self.users = users
-        self.proc: subprocess.Popen | None = None
-        self.log = workdir / f"mosquitto-{self.port}.log"
-
-    def _conf(self) -> Path:
-        lines = [f"listener {self.port} 127.0.0.1", "persistence false", "log_dest stderr"]
-        if os.geteuid() == 0:  # as root, mosquitto would switch to a user that cannot read our tmp files
-            lines.append("user root")
-        if self.users:
-            pwfile = self.workdir / "passwd"
-            pwfile.write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))
-            pwfile.chmod(0o600)
-            subprocess.run(["mosquitto_passwd", "-U", str(pwfile)], check=True, capture_output=True)
-            lines += ["allow_anonymous false", f"password_file {pwfile}"]
-        else:
-            lines.append("allow_anonymous true")
-        if self.tls:
-            ca, cert, key = self.tls
-            lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"]
-        conf = self.workdir / f"mosquitto-{self.port}.conf"
-        conf.write_text("\n".join(lines) + "\n")
-        return conf
-
-    def start(self) -> Broker:
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self._conf())], stdout=subprocess.DEVNULL,
-                                     stderr=open(self.log, "a"))  # noqa: SIM115 - lives as long as the broker
-        wait_listening(self.port)
-        return self
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+__all__ = ["Broker", "Gate", "Subscriber", "free_port", "make_tls_files", "wait_listening"]
 
 
 def make_tls_files(folder: Path) -> tuple[Path, Path, Path]:

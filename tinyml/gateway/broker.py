@@ -1,0 +1,89 @@
+"""A local Mosquitto broker on a free loopback port, for the demo, the benchmark and the tests.
+
+Loopback only, persistence off, anonymous unless users are given (then a password file),
+optional TLS. The broker process is ours: started with ``start()`` and ended with ``stop()``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from tinyml.errors import ToolError
+
+
+def mosquitto_path() -> str:
+    found = shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(p)), None)
+    if found is None:
+        raise ToolError("mosquitto not found", "install it: apt-get install mosquitto")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise ToolError(f"nothing listens on 127.0.0.1:{port}", "see the broker log for why it did not start")
+
+
+class LocalBroker:
+    """mosquitto -c <conf>: loopback only, persistence off; optional password file."""
+
+    def __init__(self, workdir: Path, users: dict[str, str] | None = None, port: int | None = None,
+                 tls: tuple[Path, Path, Path] | None = None):
+        self.workdir = workdir
+        self.tls = tls  # (ca, cert, key)
+        self.port = port or free_port()
+        self.users = users
+        self.proc: subprocess.Popen | None = None
+        self.log = workdir / f"mosquitto-{self.port}.log"
+
+    def _conf(self) -> Path:
+        lines = [f"listener {self.port} 127.0.0.1", "persistence false", "log_dest stderr"]
+        if os.geteuid() == 0:  # as root, mosquitto would switch to a user that cannot read our tmp files
+            lines.append("user root")
+        if self.users:
+            pwfile = self.workdir / "passwd"
+            pwfile.write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))
+            pwfile.chmod(0o600)
+            subprocess.run(["mosquitto_passwd", "-U", str(pwfile)], check=True, capture_output=True)
+            lines += ["allow_anonymous false", f"password_file {pwfile}"]
+        else:
+            lines.append("allow_anonymous true")
+        if self.tls:
+            ca, cert, key = self.tls
+            lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"]
+        conf = self.workdir / f"mosquitto-{self.port}.conf"
+        conf.write_text("\n".join(lines) + "\n")
+        return conf
+
+    def start(self) -> LocalBroker:
+        self.proc = subprocess.Popen([mosquitto_path(), "-c", str(self._conf())], stdout=subprocess.DEVNULL,
+                                     stderr=open(self.log, "a"))  # noqa: SIM115 - lives as long as the broker
+        wait_listening(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
