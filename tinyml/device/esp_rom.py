@@ -208,7 +208,6 @@ class RomLoader:
     faults: Faults = field(default_factory=Faults)
     chip: Chip = CHIPS["esp32"]
     registers: dict[int, int] = field(default_factory=dict)
-    synced: bool = False
     _write: _FlashWrite | None = None
     _stalled: bool = False
     _corrupted_flash: bool = False
@@ -262,7 +261,6 @@ class RomLoader:
     def _sync(self, data: bytes) -> list[bytes]:
         if self.faults.no_sync or data != SYNC_PAYLOAD:
             return []
-        self.synced = True
         return [self._reply(OPS["SYNC"], SYNC_VALUE)] * 8
 
     def _transport_faults(self, data: bytes) -> bytes:
@@ -497,7 +495,6 @@ class EspRomServer:
                 conn.settimeout(0.2)
                 with contextlib.suppress(OSError):
                     self._serve_stream(self._socket_chunks(conn), conn.sendall)
-            self.loader.synced = False
             self._save()
 
     def _socket_chunks(self, conn: socket.socket) -> Iterator[bytes]:
