@@ -2,16 +2,13 @@
 
 static int32_t tml_srdhm(int32_t a, int32_t b)
 {
-    /* SaturatingRoundingDoublingHighMul: round(a * b / 2^31), saturating the one overflow case. */
-    int64_t ab;
-    int64_t v;
+    /* SaturatingRoundingDoublingHighMul: round(a * b / 2^31), saturating the one overflow case.
+     * TFLM nudges by 2^30 (1 - 2^30 for a negative product) and truncates toward zero; for every
+     * 64-bit product that is the same as flooring (ab + 2^30) / 2^31: one arithmetic shift. */
     if (a == b && a == INT32_MIN) {
         return INT32_MAX;
     }
-    ab = (int64_t)a * (int64_t)b;
-    v = ab + (ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30)));
-    /* division by 2^31 truncating toward zero, without a 64-bit divide */
-    return (int32_t)(v >= 0 ? (v >> 31) : -((-v) >> 31));
+    return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 30)) >> 31);
 }
 
 static int32_t tml_rdbpot(int32_t x, int exponent)
