@@ -5,13 +5,19 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import assert_clean_error, run_cli
 from tinyml import signing
 from tinyml.errors import CheckFailed
+from tinyml.firmware.boards import load_board
+from tinyml.flash import FlashOptions
+from tinyml.flash import flash as flash_library_call
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +109,11 @@ def signed(tmp_path: Path, keys) -> Path:
     art = make_artifact(tmp_path / "art")
     signing.sign_folder(art, keys["release"], board="qemu-mps2-an386")
     return art
+
+
+def flash_library(art: Path, options: FlashOptions):
+    """`tinyml flash` in-process (the CLI is a thin wrapper), for many quick runs."""
+    return flash_library_call(art, load_board("qemu-mps2-an386"), options, echo=lambda line: None)
 
 
 def flash_qemu(art: Path, *extra: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -205,3 +216,22 @@ def test_sign_takes_the_board_from_the_firmware_project(tmp_path: Path, keys) ->
     signing.sign_folder(art, keys["release"])
     manifest = json.loads((art / signing.MANIFEST).read_text())
     assert manifest["board"] == "qemu-mps2-an386" and "tinyml.json" in manifest["files"]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_flipped_bit_anywhere_in_a_signed_file_is_caught(keys, data) -> None:
+    """Property: whichever signed file, byte and bit changes, flashing refuses and names the file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        flip_and_flash(make_artifact(Path(tmp) / "art"), keys, data)
+
+
+def flip_and_flash(art: Path, keys, data) -> None:
+    signing.sign_folder(art, keys["release"], board="qemu-mps2-an386")
+    rel = data.draw(st.sampled_from(sorted(json.loads((art / signing.MANIFEST).read_text())["files"])))
+    blob = bytearray((art / rel).read_bytes())
+    index = data.draw(st.integers(0, len(blob) - 1))
+    blob[index] ^= 1 << data.draw(st.integers(0, 7))
+    (art / rel).write_bytes(bytes(blob))
+    with pytest.raises(CheckFailed, match=f"{rel} has changed"):
+        flash_library(art, FlashOptions(pubkeys=[keys["release.pub"]]))
