@@ -224,3 +224,11 @@ def test_project_built_for_another_board_is_refused(tmp_path: Path, elves) -> No
         proc = run_cli("flash", target, "--board", "nucleo-f446re", "--allow-unsigned")
         assert_clean_error(proc, "built for board qemu-mps2-an386, not nucleo-f446re", "--board qemu-mps2-an386")
     assert run_cli("flash", project, "--board", "qemu-mps2-an386", "--allow-unsigned").returncode == 0
+
+
+@pytest.mark.parametrize("option, value", [("--baud", "-5"), ("--tcp-port", "70000"), ("--wait", "-1"),
+                                           ("--connect-attempts", "0")])
+def test_out_of_range_options_are_usage_errors(tmp_path: Path, option: str, value: str) -> None:
+    proc = run_cli("flash", tmp_path, "--board", "esp32-devkitc", option, value)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"Invalid value for '{option}'" in proc.stderr

@@ -54,7 +54,7 @@ def _echo_err(line: str) -> None:
 @click.argument("target", type=click.Path(path_type=Path))
 @click.option("--board", "board_name", required=True, help="Board name (see `tinyml boards`) or .toml path.")
 @click.option("--port", default=None, help="Serial port for esptool boards; 'auto' (default) picks the only match.")
-@click.option("--baud", type=int, default=None, help="esptool transfer baud (default: the board's).")
+@click.option("--baud", type=click.IntRange(300, 10_000_000), default=None, help="esptool transfer baud (default: the board's).")
 @click.option("--before", default=None, help="esptool reset before: default-reset, usb-reset, no-reset, ...")
 @click.option("--after", default=None, help="esptool reset after: hard-reset, soft-reset, no-reset, ...")
 @click.option("--no-compress", is_flag=True, help="esptool: send uncompressed data.")
@@ -62,10 +62,10 @@ def _echo_err(line: str) -> None:
 @click.option("--address", default=None, help="Where a single raw .bin goes (esptool default 0x0, "
                                                 "others the board's flash_origin).")
 @click.option("--drive", type=click.Path(path_type=Path), default=None, help="UF2: the mounted drive folder.")
-@click.option("--wait", "drive_wait", type=float, default=30.0, show_default=True,
+@click.option("--wait", "drive_wait", type=click.FloatRange(0, 3600), default=30.0, show_default=True,
               help="UF2: seconds to wait for the drive to appear and to go away.")
 @click.option("--probe", default=None, help="pyOCD: unique id of the probe to use.")
-@click.option("--tcp-port", type=int, default=5555, show_default=True, help="Emulated boards: serial TCP port.")
+@click.option("--tcp-port", type=click.IntRange(1, 65535), default=5555, show_default=True, help="Emulated boards: serial TCP port.")
 @click.option("--run", "run_emulator", is_flag=True, help="Emulated boards: start the emulator too.")
 @click.option("--connect-attempts", type=click.IntRange(1, 100), default=7, show_default=True,
               help="esptool: connection attempts before giving up.")
