@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import assert_clean_error, run_cli
 from tinyml.data.dataset import Dataset, load
@@ -306,3 +308,31 @@ def test_fan_csv_imports_with_held_out_speeds(shared, tmp_path):
     assert np.count_nonzero(ds.split == 1) > 0 and set(ds.y[ds.split == 1]) == {0, 1, 2}
     first = np.loadtxt(shared / FAN, delimiter=",", skiprows=1, max_rows=256)
     np.testing.assert_allclose(ds.x[(ds.groups == "20") & (ds.y == 0)][0], first[:, 2:5], rtol=1e-6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(runs=st.lists(st.tuples(st.sampled_from("ab"), st.sampled_from(["g1", "g2", "g3", "g4"]),
+                               st.integers(1, 60)), min_size=1, max_size=12),
+       window=st.integers(2, 12), hop=st.integers(1, 12))
+def test_any_run_layout_gives_contiguous_windows_and_whole_groups(tmp_path_factory, runs, window, hop):
+    merged: list[list] = []  # consecutive rows with the same (label, group) form one recording
+    for label, group, length in runs:
+        if merged and merged[-1][:2] == [label, group]:
+            merged[-1][2] += length
+        else:
+            merged.append([label, group, length])
+    rows = [[label, group, rid] for rid, (label, group, length) in enumerate(merged) for _ in range(length)]
+    path = write_csv(tmp_path_factory.mktemp("runs") / "d.csv", ["label", "grp", "rid", "row"],
+                     [r + [i] for i, r in enumerate(rows)])
+    expected = sum((n - window) // hop + 1 for _, _, n in merged if n >= window)
+    opts = ImportOptions(columns=["rid", "row"], label_column="label", group_column="grp", fs=1.0,
+                         window=window, hop=hop, val=0.25, test=0.25)
+    try:
+        ds = import_data([path], opts)
+    except InputError as exc:  # too little data or one class is a clean error, never a crash
+        assert any(why in exc.message for why in ("too few", "longer than", "only one class")), exc.message
+        return
+    assert ds.n == expected
+    assert np.all(ds.x[:, :, 0] == ds.x[:, :1, 0])  # one recording per window
+    assert np.all(np.diff(ds.x[:, :, 1], axis=1) == 1)  # consecutive rows
+    assert_groups_disjoint(ds)
