@@ -118,7 +118,7 @@ async def open_port(url: str, baud: int) -> Connection:
     return SerialConnection(port)
 
 
-async def read_port(url: str, baud: int, emit: Callable[[Record], Awaitable[None]], stop: asyncio.Event) -> None:
+async def read_port(url: str, baud: int, emit: Callable[[list[Record]], Awaitable[None]], stop: asyncio.Event) -> None:
     """Read one port forever: decode, emit records, reconnect with backoff when it goes away."""
     backoff = BACKOFF_MIN_S
     last_error: str | None = None
@@ -129,14 +129,14 @@ async def read_port(url: str, baud: int, emit: Callable[[Record], Awaitable[None
             error = " ".join(str(exc).split()) or type(exc).__name__
             if error != last_error:
                 log.warning("port %s unavailable (%s); retrying", url, error)
-                await emit(PortState(url, False, error, time.time()))
+                await emit([PortState(url, False, error, time.time())])
                 last_error = error
             await _sleep_or_stop(stop, backoff)
             backoff = min(backoff * 2, BACKOFF_MAX_S)
             continue
         backoff, last_error = BACKOFF_MIN_S, None
         log.info("port %s connected", url)
-        await emit(PortState(url, True, None, time.time()))
+        await emit([PortState(url, True, None, time.time())])
         reason = "closed"
         line = LineState(url)
         try:
@@ -144,20 +144,22 @@ async def read_port(url: str, baud: int, emit: Callable[[Record], Awaitable[None
                 now = time.time()
                 if line.wants_hello(now):
                     conn.write(protocol.encode(protocol.HelloReq()))
-                data = await _read_or_timeout(conn)
+                # identified lines block in read; unidentified ones wake up to re-ask for HELLO
+                data = await conn.read() if line.device is not None else await _read_or_timeout(conn)
                 if data is None:
                     continue
                 if not data:
                     break
-                for record in line.feed(data, time.time()):
-                    await emit(record)
+                records = line.feed(data, time.time())
+                if records:
+                    await emit(records)
         except (OSError, serial.SerialException) as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
         finally:
             conn.close()
         if not stop.is_set():
             log.warning("port %s disconnected (%s); reconnecting", url, reason)
-            await emit(PortState(url, False, reason, time.time()))
+            await emit([PortState(url, False, reason, time.time())])
             await _sleep_or_stop(stop, BACKOFF_MIN_S)
 
 

@@ -24,7 +24,7 @@ from tinyml.gateway.status import snapshot
 from tinyml.gateway.store import Store, connect
 
 log = logging.getLogger("tinyml.gateway")
-QUEUE_SIZE = 10_000  # records read but not yet committed; bounds memory and shutdown time
+QUEUE_SIZE = 2_000  # reads (lists of records) not yet committed; bounds memory and shutdown time
 BATCH_MAX = 2000
 BATCH_WAIT_S = 0.02
 TICK_S = 1.0
@@ -47,7 +47,7 @@ class Gateway:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-        queue: asyncio.Queue[Record] = asyncio.Queue(QUEUE_SIZE)
+        queue: asyncio.Queue[list[Record]] = asyncio.Queue(QUEUE_SIZE)
         server = None
         if self.config.http is not None:  # first: a busy port is a start-up error
             reader = connect(self.config.db, readonly=True)
@@ -84,24 +84,24 @@ class Gateway:
         self.store.close()
         log.info("gateway stopped: %d result(s) stored", self.committed)
 
-    async def _clock(self, queue: asyncio.Queue[Record], stop: asyncio.Event) -> None:
+    async def _clock(self, queue: asyncio.Queue[list[Record]], stop: asyncio.Event) -> None:
         last_retention = 0.0
         while not stop.is_set():
             now = time.time()
-            await queue.put(Tick(now))
+            await queue.put([Tick(now)])
             if now - last_retention >= RETENTION_EVERY_S:
-                await queue.put(Retention(now))
+                await queue.put([Retention(now)])
                 last_retention = now
             await asyncio.sleep(TICK_S)
 
-    async def _write(self, queue: asyncio.Queue[Record], stop: asyncio.Event,
+    async def _write(self, queue: asyncio.Queue[list[Record]], stop: asyncio.Event,
                      forwarder: Forwarder | None) -> None:
         while not (stop.is_set() and queue.empty()):
             try:
                 first = await asyncio.wait_for(queue.get(), timeout=0.5)
             except asyncio.TimeoutError:
                 continue
-            batch = [first]
+            batch = list(first)
             deadline = time.monotonic() + BATCH_WAIT_S
             while len(batch) < BATCH_MAX:
                 if queue.empty():
@@ -109,7 +109,7 @@ class Gateway:
                         break
                     await asyncio.sleep(0.002)
                     continue
-                batch.append(queue.get_nowait())
+                batch.extend(queue.get_nowait())
             outcome = await asyncio.to_thread(self.processor.process, batch, time.time())
             self.committed += outcome.stored - outcome.retained_deleted
             if outcome.stored or outcome.duplicates:
