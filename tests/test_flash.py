@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_clean_error, run_cli
+from tests.conftest import ROOT, assert_clean_error, run_cli
 from tinyml.errors import InputError, ToolError
 from tinyml.firmware.boards import load_board
 from tinyml.flash import esp, find_image, ocd, qemu
@@ -232,3 +232,29 @@ def test_out_of_range_options_are_usage_errors(tmp_path: Path, option: str, valu
     proc = run_cli("flash", tmp_path, "--board", "esp32-devkitc", option, value)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"Invalid value for '{option}'" in proc.stderr
+
+
+def test_flasher_args_with_non_string_file_is_refused(tmp_path: Path) -> None:
+    path = write_args(tmp_path, {"0x1000": "a.bin"})
+    path.write_text(json.dumps({"flash_files": {"0x1000": 5}}))
+    with pytest.raises(InputError, match="must map offsets to file names"):
+        esp.read_flasher_args(path)
+
+
+@pytest.mark.parametrize("table, message", [('uf2_family = "pico"', "uf2_family must be a number")])
+def test_bad_board_flash_values_are_clean_errors(tmp_path: Path, table: str, message: str) -> None:
+    source = (ROOT / "boards" / "rpi-pico.toml").read_text()
+    board = tmp_path / "my-pico.toml"
+    board.write_text(source.replace('name = "rpi-pico"', 'name = "my-pico"').replace("uf2_family = 0xe48bff56", table))
+    (tmp_path / "fw.bin").write_bytes(b"\x01" * 300)
+    assert_clean_error(run_cli("flash", tmp_path / "fw.bin", "--board", board, "--drive", tmp_path,
+                               "--allow-unsigned", "--wait", "0"), message)
+
+
+def test_esp_board_with_bad_baud_is_a_clean_error(tmp_path: Path) -> None:
+    source = (ROOT / "boards" / "esp32-devkitc.toml").read_text()
+    board = tmp_path / "my-esp.toml"
+    board.write_text(source.replace('name = "esp32-devkitc"', 'name = "my-esp"').replace("baud = 460800", 'baud = "fast"'))
+    (tmp_path / "m.bin").write_bytes(b"\xe9" * 100)
+    assert_clean_error(run_cli("flash", tmp_path / "m.bin", "--board", board, "--port", "socket://127.0.0.1:9",
+                               "--allow-unsigned"), "flash.baud must be a baud rate")

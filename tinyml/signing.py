@@ -68,12 +68,16 @@ def keygen(out: Path) -> tuple[Path, str]:
                                 serialization.NoEncryption())
     public = private.public_key()
     public_pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-    os.chmod(out, 0o600)  # in case the umask or filesystem widened it
-    with open(pub_path, "xb") as handle:
-        handle.write(public_pem)
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+        os.chmod(out, 0o600)  # in case the umask or filesystem widened it
+        with open(pub_path, "xb") as handle:
+            handle.write(public_pem)
+    except OSError as exc:
+        raise InputError(f"cannot write the key pair at {out}: {exc.strerror}",
+                         hint="choose a writable folder") from exc
     return pub_path, key_id(_public_raw(public))
 
 
@@ -148,9 +152,12 @@ def file_kind(path: Path) -> str | None:
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
+    try:
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}", hint="check the file's permissions") from exc
     return digest.hexdigest()
 
 
@@ -208,8 +215,12 @@ def sign_folder(folder: Path, key_path: Path, board: str | None = None) -> Path:
     }
     body = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     manifest_path = folder / MANIFEST
-    manifest_path.write_bytes(body)
-    (folder / SIGNATURE).write_text(base64.b64encode(private.sign(body)).decode() + "\n")
+    try:
+        manifest_path.write_bytes(body)
+        (folder / SIGNATURE).write_text(base64.b64encode(private.sign(body)).decode() + "\n")
+    except OSError as exc:
+        raise InputError(f"cannot write the signature into {folder}: {exc.strerror}",
+                         hint="sign a folder you can write to") from exc
     return manifest_path
 
 

@@ -183,7 +183,7 @@ def _flash_esp(target: Path, board: Board, options: FlashOptions, progress: Prog
     signature_gate(target, paths, board, options, echo)
     opts = esp.EspOptions(
         port=resolve_port(options.port, board), chip=chip,
-        baud=options.baud or int(board.flash.get("baud", esp.ROM_BAUD)),
+        baud=options.baud or _board_baud(board),
         before=options.before or image.before or "default-reset",
         after=options.after or image.after or "hard-reset",
         compress=options.compress, stub=options.stub and image.stub is not False,
@@ -192,11 +192,22 @@ def _flash_esp(target: Path, board: Board, options: FlashOptions, progress: Prog
     return FlashReport("esptool", paths, lines=lines)
 
 
+def _board_baud(board: Board) -> int:
+    baud = board.flash.get("baud", 115200)
+    if not isinstance(baud, int) or isinstance(baud, bool) or baud < 300:
+        raise InputError(f"board {board.name}: flash.baud must be a baud rate, got {baud!r}",
+                         hint="write e.g. baud = 460800, or pass --baud")
+    return baud
+
+
 def _flash_uf2(image: Path, board: Board, options: FlashOptions, address: int | None,
                progress: ProgressFn | None, echo: Callable[[str], None]) -> FlashReport:
     from tinyml.flash import uf2
 
     family = board.flash.get("uf2_family")
+    if family is not None and (not isinstance(family, int) or isinstance(family, bool)):
+        raise InputError(f"board {board.name}: flash.uf2_family must be a number, got {family!r}",
+                         hint="write it like uf2_family = 0xe48bff56")
     if image.suffix == ".uf2":
         data = image.read_bytes()
         blocks = uf2.parse_uf2(data)

@@ -69,6 +69,8 @@ def read_flasher_args(path: Path) -> EspImage:
         raise InputError(f"{path} has no flash_files table", hint="is this an ESP-IDF build's flasher_args.json?") from exc
     if not isinstance(files, dict) or not files:
         raise InputError(f"{path}: flash_files is empty", hint="rebuild the ESP-IDF project")
+    if not all(isinstance(name, str) for name in files.values()):
+        raise InputError(f"{path}: flash_files must map offsets to file names", hint="rebuild the ESP-IDF project")
     regions = sorted((Region(_offset(off, str(path)), path.parent / name) for off, name in files.items()),
                      key=lambda r: r.offset)
     image = EspImage(tuple(regions), chip=extra.get("chip"),
