@@ -1,0 +1,99 @@
+"""`tinyml quantize` and the host interpreters: the float-vs-int8 report and its failure modes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import assert_clean_error, run_cli
+from tinyml.data.dataset import Dataset, load
+from tinyml.errors import InputError
+from tinyml.model import interpreters
+from tinyml.preprocess import Preprocess
+
+
+def test_report_compares_float_litert_and_tflm(trained_run):
+    q = json.loads((trained_run.run_dir / "quantization.json").read_text())
+    for name in ("float", "int8_litert", "int8_tflm"):
+        assert q[name]["n"] > 0 and 0 <= q[name]["accuracy"] <= 1
+    assert q["metric"] == "accuracy" and q["tolerance"] == 100.0
+    assert q["drop"]["int8_tflm"] == pytest.approx(100 * (q["float"]["accuracy"] - q["int8_tflm"]["accuracy"]))
+    assert set(q["largest_class_change"]["int8_tflm"]) == {"class", "recall_change_points"}
+    assert q["tflite_bytes"] == (trained_run.run_dir / "model_int8.tflite").stat().st_size
+
+
+def test_int8_model_tracks_the_float_model(trained_run):
+    """Most windows get the same class from float Keras, LiteRT and TFLM."""
+    import keras
+
+    run = trained_run.run_dir
+    ds = load(trained_run.data).subset("test")
+    x = Preprocess.from_run(run).apply(ds.x)
+    tfl = (run / "model_int8.tflite").read_bytes()
+    q = interpreters.io_quantization(tfl)
+    assert q.in_shape == (256, 3) and q.out_shape == (3,) and q.in_dtype == "int8"
+    xq = interpreters.quantize_input(x, q.in_scale, q.in_zp)
+    tflm = interpreters.tflm_run(tfl, xq)
+    lite = interpreters.litert_run(tfl, xq)
+    assert tflm.dtype == np.int8 and tflm.shape == (ds.n, 3)
+    assert np.abs(tflm.astype(int) - lite).max() <= 2  # known +-1 rounding differences, widened by softmax
+    float_pred = keras.models.load_model(run / "model.keras").predict(x, verbose=0).argmax(1)
+    assert (tflm.argmax(1) == float_pred).mean() >= 0.9
+
+
+def test_quantize_and_dequantize_round_trip():
+    x = np.array([-10.0, -0.26, 0.0, 0.24, 0.26, 10.0])
+    q = interpreters.quantize_input(x, 0.5, 3)
+    assert q.tolist() == [-17, 2, 3, 3, 4, 23]
+    np.testing.assert_allclose(interpreters.dequantize(q, 0.5, 3), (q.astype(float) - 3) * 0.5)
+    assert interpreters.quantize_input(np.array([1e9, -1e9]), 0.1, 0).tolist() == [127, -128]
+
+
+def test_float_and_corrupt_models_are_rejected(trained_run):
+    from tflite_micro.python.tflite_micro import runtime
+
+    float_model = (Path(runtime.__file__).parent / "sine_float.tflite").read_bytes()
+    with pytest.raises(InputError, match="not full-int8"):
+        interpreters.io_quantization(float_model)
+    good = (trained_run.run_dir / "model_int8.tflite").read_bytes()
+    for bad in (good[:100], b"\0" * 64, b""):
+        with pytest.raises(InputError):
+            interpreters.tflm_run(bad, np.zeros((1, 256, 3), np.int8))
+    with pytest.raises(InputError, match="shape"):
+        interpreters.tflm_run(good, np.zeros((1, 128, 3), np.int8))
+
+
+@pytest.fixture()
+def run_copy(trained_run, tmp_path):
+    dst = tmp_path / "run"
+    shutil.copytree(trained_run.run_dir, dst)
+    return dst
+
+
+def test_tolerance_exceeded_fails_cleanly(trained_run, run_copy, tmp_path):
+    """Calibrating on training windows with a large offset clips every real input in int8."""
+    ds = load(trained_run.data)
+    shifted = np.where((ds.split == 0)[:, None, None], ds.x + 100 * ds.x.std(), ds.x)
+    bad = Dataset(shifted, ds.y, ds.classes, ds.channels, ds.fs, ds.split, ds.groups, ds.kind).save(tmp_path / "q.npz")
+    proc = run_cli("quantize", run_copy, "--data", bad, "--tolerance", "1")
+    assert_clean_error(proc, "more than the tolerance")
+    assert proc.returncode == 5
+    report = json.loads((run_copy / "quantization.json").read_text())
+    assert report["passed"] is False and max(report["drop"].values()) > 1
+
+
+def test_run_dir_problems(run_copy, tmp_path):
+    assert_clean_error(run_cli("quantize", tmp_path / "nowhere"), "not found")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_clean_error(run_cli("quantize", empty), "not a tinyml run directory")
+    (run_copy / "model.keras").unlink()
+    assert_clean_error(run_cli("quantize", run_copy), "no model.keras")
+
+
+def test_missing_training_data(run_copy, tmp_path):
+    assert_clean_error(run_cli("quantize", run_copy, "--data", tmp_path / "gone.npz"), "dataset not found")
