@@ -146,6 +146,15 @@ def test_saved_flash_of_other_size_is_refused(tmp_path: Path) -> None:
         load_flash(save, FLASH_SIZE)
 
 
+def test_bad_save_path_and_port_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cannot keep the flash image"):
+        EspRomServer(save=tmp_path)
+    with pytest.raises(InputError, match="cannot keep the flash image"):
+        EspRomServer(save=tmp_path / "missing" / "flash.bin")
+    with pytest.raises(InputError, match="out of range"):
+        EspRomServer(tcp_port=70000)
+
+
 def test_busy_tcp_port_is_a_clean_error() -> None:
     with EspRomServer() as first, pytest.raises(InputError, match="cannot listen"):
         serve(first.port, pty=False, announce=lambda line: None)

@@ -373,6 +373,8 @@ def load_flash(save: Path | None, flash_size: int) -> bytearray:
     if flash_size <= 0 or flash_size % SECTOR or flash_size & (flash_size - 1):
         raise InputError(f"flash size {flash_size} is not a power of two multiple of 4 KiB",
                          hint="use e.g. 4194304 (4 MB)")
+    if save is not None and (save.is_dir() or not save.parent.is_dir()):
+        raise InputError(f"cannot keep the flash image at {save}", hint="give a file path in an existing folder")
     if save is None or not save.exists():
         return bytearray(b"\xff" * flash_size)
     data = save.read_bytes()
@@ -418,6 +420,8 @@ class EspRomServer:
             os.close(slave)  # so only the client holds it: flashers refuse ports others have open
             self._pty_master = master
         else:
+            if not 0 <= (tcp_port or 0) <= 65535:
+                raise InputError(f"TCP port {tcp_port} is out of range", hint="use 1-65535, or 0 for any free port")
             listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
