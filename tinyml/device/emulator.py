@@ -53,13 +53,9 @@ class Faults:
     drift_after: float | None = None  # from then on, inputs come from the drifted distribution
 
     def __post_init__(self) -> None:
-        for name in ("garbage_every", "truncate_every", "bad_crc_every"):
-            if getattr(self, name) < 0:
-                raise InputError(f"{name} must be >= 0, got {getattr(self, name)}", hint="0 disables the fault")
-        for name in ("reboot_every", "silence_after", "silence_for", "disconnect_after", "disconnect_for"):
-            if getattr(self, name) < 0:
-                raise InputError(f"{name} must be >= 0 seconds, got {getattr(self, name)}",
-                                 hint="0 disables the fault")
+        for name, value in self.__dict__.items():
+            if value is not None and value < 0:
+                raise InputError(f"{name} must be >= 0, got {value}", hint="0 disables the fault")
 
 
 @dataclass
