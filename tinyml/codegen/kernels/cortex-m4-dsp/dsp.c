@@ -25,20 +25,6 @@ static inline int32_t tml_sxtb16_ror8(uint32_t v)
     return r;
 }
 
-/* tml_requant (fixedpoint) in fewer instructions, with the same result for every input:
- * TFLM's SaturatingRoundingDoublingHighMul nudges by 2^30 (1 - 2^30 when negative) and then
- * truncates toward zero; for every 64-bit product that equals flooring (ab + 2^30) / 2^31, one
- * arithmetic shift. Its saturation case needs multiplier == INT32_MIN, which the generator never
- * emits (multipliers lie in [2^30, 2^31) or are 0). RoundingDivideByPOT is unchanged, branch-free. */
-static inline int32_t tml_requant_dsp(int32_t x, int32_t multiplier, int32_t shift)
-{
-    const int32_t left = shift & ~(shift >> 31); /* max(shift, 0), branch-free */
-    const int32_t right = left - shift;          /* max(-shift, 0) */
-    const int32_t s = (int32_t)(((int64_t)(int32_t)((uint32_t)x << left) * multiplier + ((int64_t)1 << 30)) >> 31);
-    const int32_t mask = (int32_t)((1u << right) - 1u);
-    return (s >> right) + ((s & mask) > (mask >> 1) + (int32_t)((uint32_t)s >> 31));
-}
-
 /* Where the outputs of one matrix-vector product go, and how they are requantized. */
 typedef struct {
     const int32_t *bias;
@@ -81,12 +67,7 @@ __attribute__((noinline)) static void tml_requant_n(const int32_t *acc, int32_t 
     const int32_t step = o->step, out_offset = o->out_offset, lo = o->lo, hi = o->hi;
     const int8_t *end = y + n;
     while (y != end) {
-        int32_t a = tml_requant_dsp(*acc++, *mult, *shift) + out_offset;
-        if (a < lo)
-            a = lo;
-        if (a > hi)
-            a = hi;
-        *y++ = (int8_t)a;
+        *y++ = tml_clamp8(tml_requant(*acc++, *mult, *shift) + out_offset, lo, hi);
         mult += step;
         shift += step;
     }
