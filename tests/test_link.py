@@ -224,3 +224,21 @@ def test_busy_port_names_the_process_holding_it(pty_pair: tuple[int, str]) -> No
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_request_garbled_on_the_way_is_resent(tcp_device: tuple[socket.socket, int]) -> None:
+    listener, port = tcp_device
+
+    def device() -> None:  # the first INFER arrives damaged: the device says "bad frame"
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(p.encode(p.Error(p.ERR_BAD_FRAME, "bad frame: crc")))
+            conn.recv(4096)
+            conn.sendall(p.encode(p.Result(5, 1, 0, 1, 2, 0, 0.0, ())))
+            time.sleep(0.5)
+
+    threading.Thread(target=device, daemon=True).start()
+    with open_link(f"socket://127.0.0.1:{port}", timeout=2.0) as link:
+        assert link.request(p.Infer(5), p.Result).seq == 5
+        assert link.stats()["retries"] == 1

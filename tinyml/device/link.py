@@ -196,8 +196,9 @@ class Link:
                 match: Callable[[p.Message], bool] | None = None) -> p.Message:
         """Send ``msg`` and wait for a message of type ``expect`` (and ``match``), resending on silence.
 
-        A device ERROR answer raises DeviceError; other messages (RESULTs of a device in run
-        mode, HEARTBEATs) are kept in ``unsolicited``.
+        A device ERROR answer raises DeviceError, except "bad frame" (the request was garbled
+        on the line), which is resent; other messages (RESULTs of a device in run mode,
+        HEARTBEATs) are kept in ``unsolicited``.
         """
         wait = self.timeout if timeout is None else timeout
         for attempt in range(retries + 1):
@@ -212,6 +213,8 @@ class Link:
                 if isinstance(answer, expect) and (match is None or match(answer)):
                     return answer
                 if isinstance(answer, p.Error) and expect is not p.Error:
+                    if answer.code == p.ERR_BAD_FRAME:  # our frame was garbled on the way: resend
+                        break
                     raise DeviceError(f"device on {self.name} answered {p.type_name(msg)} with error "
                                       f"{answer.code}: {answer.message or ERROR_TEXT.get(answer.code, 'unknown')}",
                                       hint=ERROR_HINT.get(answer.code, "see docs/protocol.md for the error codes"))
