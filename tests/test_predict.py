@@ -1,0 +1,74 @@
+"""`tinyml predict`: one CSV row per window from the float or the int8 model."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import numpy as np
+import pytest
+
+from tests.conftest import assert_clean_error, run_cli
+from tinyml.data.dataset import Dataset, load
+
+
+def _rows(path):
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def scored(trained_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("predict")
+    paths = {"keras": out / "float.csv", "tflite": out / "int8.csv"}
+    for model, path in ((trained_run.run_dir, paths["keras"]),
+                        (trained_run.run_dir / "model_int8.tflite", paths["tflite"])):
+        proc = run_cli("predict", model, trained_run.data, "--out", path)
+        assert proc.returncode == 0, proc.stderr
+    return paths
+
+
+def test_one_row_per_window_with_class_scores(scored, trained_run):
+    ds = load(trained_run.data)
+    for path in scored.values():
+        rows = _rows(path)
+        assert len(rows) == ds.n
+        assert list(rows[0]) == ["label", "pred", "healthy", "imbalance", "bearing_outer"]
+        for row, y in zip(rows, ds.y, strict=True):
+            scores = np.array([float(row[c]) for c in ds.classes])
+            assert row["label"] == ds.classes[y]
+            assert row["pred"] == ds.classes[int(scores.argmax())]
+            assert scores.sum() == pytest.approx(1.0, abs=0.02)
+
+
+def test_float_and_int8_predictions_agree(scored):
+    f, q = _rows(scored["keras"]), _rows(scored["tflite"])
+    agree = np.mean([a["pred"] == b["pred"] for a, b in zip(f, q, strict=True)])
+    assert agree >= 0.95
+
+
+def test_split_and_unlabeled_data(trained_run, tmp_path):
+    ds = load(trained_run.data)
+    out = tmp_path / "test.csv"
+    assert run_cli("predict", trained_run.run_dir, trained_run.data, "--split", "test", "--out", out).returncode == 0
+    assert len(_rows(out)) == ds.subset("test").n
+    unlabeled = Dataset(ds.x[:5], -np.ones(5, int), ds.classes, ds.channels, ds.fs, ds.split[:5],
+                        ds.groups[:5], ds.kind).save(tmp_path / "u.npz")
+    proc = run_cli("predict", trained_run.run_dir / "model_int8.tflite", unlabeled, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert list(_rows(out)[0])[:2] == ["pred", "healthy"]
+
+
+def test_bad_inputs(trained_run, tmp_path):
+    out = tmp_path / "s.csv"
+    assert_clean_error(run_cli("predict", tmp_path / "none", trained_run.data, "--out", out), "not found")
+    assert_clean_error(run_cli("predict", trained_run.run_dir, tmp_path / "none.npz", "--out", out), "not found")
+    ds = load(trained_run.data)
+    short = Dataset(ds.x[:4, :128], ds.y[:4], ds.classes, ds.channels, ds.fs, ds.split[:4], ds.groups[:4])
+    assert_clean_error(run_cli("predict", trained_run.run_dir, short.save(tmp_path / "short.npz"), "--out", out),
+                       "trained on")
+    run = tmp_path / "run"
+    shutil.copytree(trained_run.run_dir, run)
+    (run / "model_int8.tflite").write_bytes((run / "model_int8.tflite").read_bytes()[:500])
+    assert_clean_error(run_cli("predict", run / "model_int8.tflite", trained_run.data, "--out", out), "tflite")
+    assert not out.exists()
