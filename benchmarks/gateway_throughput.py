@@ -5,7 +5,7 @@ Prints results per second ingested and stored, frames per second decoded, the ga
 use, and p50/p95/p99 latency from the frame's arrival at the gateway (``received_at`` in the
 payload, wall clock) to its delivery by the broker to a subscriber on the same machine.
 
-    .venv/bin/python benchmarks/gateway_throughput.py [--devices 64] [--seconds 20]
+    .venv/bin/python benchmarks/gateway_throughput.py [--devices 64] [--rate line|N] [--seconds 20]
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=64)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--baud", type=int, default=115200)
+    ap.add_argument("--rate", default="line", help="results per second per device, or 'line' (line rate)")
     ap.add_argument("--model", default=str(shared_dir() / "models" / "feat_ae_int8.tflite"))
     args = ap.parse_args()
 
@@ -73,7 +74,8 @@ def main() -> None:
     sub.subscribe("tinyml/#", qos=1)
     sub.loop_start()
 
-    fleet = EmulatedFleet(args.model, count=args.devices, tcp_port=0, rate=math.inf, baud=args.baud, seed=1)
+    rate = math.inf if args.rate == "line" else float(args.rate)
+    fleet = EmulatedFleet(args.model, count=args.devices, tcp_port=0, rate=rate, baud=args.baud, seed=1)
     fleet.start()
     db = work / "gateway.db"
     cmd = [sys.executable, "-m", "tinyml", "gateway", "run", "--db", str(db), "--mqtt", broker.url,
@@ -106,8 +108,9 @@ def main() -> None:
         sub.loop_stop()
         broker.stop()
     span = t1 - t0
-    print(f"devices: {args.devices} at {args.baud} baud, line rate ({args.baud / 10:.0f} B/s each), "
-          f"{span:.1f} s measured")
+    pace = f"line rate ({args.baud / 10:.0f} B/s each)" if args.rate == "line" else f"{args.rate} results/s each"
+    print(f"devices: {args.devices} at {args.baud} baud, {pace}, {span:.1f} s measured, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"devices produced:        {(produced1 - produced0) / span:9.0f} results/s "
           f"(bytes nobody read: {dropped})")
     print(f"gateway stored:          {(r1 - r0) / span:9.0f} results/s")

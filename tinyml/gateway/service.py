@@ -24,7 +24,7 @@ from tinyml.gateway.status import snapshot
 from tinyml.gateway.store import Store, connect
 
 log = logging.getLogger("tinyml.gateway")
-QUEUE_SIZE = 2_000  # reads (lists of records) not yet committed; bounds memory and shutdown time
+QUEUE_SIZE = 256  # reads (lists of records) not yet committed; bounds memory and shutdown time
 BATCH_MAX = 2000
 BATCH_WAIT_S = 0.02
 TICK_S = 1.0
