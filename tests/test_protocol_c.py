@@ -159,3 +159,39 @@ def test_c_encoder_refuses_what_a_frame_cannot_carry(tmp_path: Path) -> None:
                    check=True, capture_output=True, text=True)
     proc = subprocess.run([str(exe)], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+EMULATED = {  # compiler flags and emulator command (semihosting console on stderr) per target
+    "cortex-m4f (mps2-an386)": (
+        ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16",
+         "-Wl,--defsym=__flash=0x0", "-Wl,--defsym=__flash_size=4M", "-Wl,--defsym=__ram=0x20000000",
+         "-Wl,--defsym=__ram_size=4M"],
+        ["qemu-system-arm", "-M", "mps2-an386"]),
+    "rv32imc (virt)": (
+        ["riscv64-unknown-elf-gcc", "-march=rv32imc", "-misa-spec=2.2", "-mabi=ilp32", "-mcmodel=medany",
+         "-Wl,--defsym=__flash=0x80000000", "-Wl,--defsym=__flash_size=1M", "-Wl,--defsym=__ram=0x80100000",
+         "-Wl,--defsym=__ram_size=1M"],
+        ["qemu-system-riscv32", "-M", "virt", "-bios", "none"]),
+}
+
+
+@pytest.mark.parametrize("target", sorted(EMULATED))
+def test_c_codec_on_emulated_targets_matches_the_host(target: str, harness: Path, tmp_path: Path) -> None:
+    """The same vectors decoded and re-encoded by the codec running on an emulated MCU."""
+    streams = [bytes.fromhex(v["hex"]) for name in ("messages.json", "streams.json")
+               for v in json.loads((VECTORS / name).read_text())]
+    (tmp_path / "streams.inc").write_text("".join(f'"{s.hex()}\\n",\n' for s in streams))
+    compile_cmd, emulator = EMULATED[target]
+    elf = tmp_path / "harness.elf"
+    subprocess.run([*compile_cmd, *STRICT, "-Os", "--specs=picolibc.specs", "--oslib=semihost", "--crt0=semihost",
+                    "-I", str(COMMON), "-I", str(tmp_path), '-DHARNESS_INPUT="streams.inc"',
+                    str(VECTORS / "codec_harness.c"), str(COMMON / "tinyml_proto.c"), "-o", str(elf)],
+                   check=True, capture_output=True, text=True)
+    run = subprocess.run([*emulator, "-display", "none", "-serial", "none", "-monitor", "none",
+                          "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    host = subprocess.run([str(harness)], input="".join(s.hex() + "\n" for s in streams), capture_output=True,
+                          text=True, timeout=60, check=True).stdout
+    assert run.stderr == host
+    assert run.stderr.count("END ") == len(streams)

@@ -3,11 +3,32 @@
  *   MSG <re-encoded frame hex> <type>;<field>=<value>;...   (strings and bytes as hex,
  *                                                           score as f32 bits, output as a,b,c)
  *   TEXT | BAD <reason>
- * then END frames=<n> bad=<n> text=<n>. */
+ * then END frames=<n> bad=<n> text=<n>.
+ * Built with -DHARNESS_INPUT='"streams.inc"', the streams come from that file instead
+ * (C string literals, one line each, followed by commas), for emulated boards whose
+ * semihosting stdin is unreliable. */
 #include <stdio.h>
 #include <string.h>
 
 #include "tinyml_proto.h"
+
+#ifdef HARNESS_INPUT
+static const char *const EMBEDDED[] = {
+#include HARNESS_INPUT
+    NULL};
+static size_t embedded_line, embedded_pos;
+
+static int next_char(void)
+{
+    while (EMBEDDED[embedded_line] && !EMBEDDED[embedded_line][embedded_pos]) {
+        embedded_line++;
+        embedded_pos = 0;
+    }
+    return EMBEDDED[embedded_line] ? EMBEDDED[embedded_line][embedded_pos++] : EOF;
+}
+#else
+static int next_char(void) { return getchar(); }
+#endif
 
 static const char *const REASONS[] = {"none", "crc", "cobs", "too long", "unknown type", "bad length", "bad version"};
 
@@ -126,7 +147,7 @@ int main(void)
     tinyml_msg_t msg;
     int c, hi = -1;
     tinyml_decoder_init(&dec);
-    while ((c = getchar()) != EOF) {
+    while ((c = next_char()) != EOF) {
         if (c == '\n') {
             printf("END frames=%lu bad=%lu text=%lu\n", (unsigned long)dec.frames, (unsigned long)dec.bad_frames,
                    (unsigned long)dec.text_bytes);
