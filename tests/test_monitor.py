@@ -49,6 +49,8 @@ def test_json_results_over_tcp(fleet: EmulatedFleet, tmp_path: Path) -> None:
     assert all(r["label_name"] == ["ok", "wobble", "worn"][r["label"]] for r in results)
     assert all(r["latency_unit"] == "us" and len(r["output"]) == 3 for r in results)
     assert any(r["event"] == "hello" and r["board"] == "emulated" for r in records)
+    assert records[0] == {"event": "text", "device": fleet.endpoints[0],
+                          "line": f"tinyml emulated device emu-000 boot {fleet.devices[0].boot_id:08x}"}
     summary = records[-1]
     assert summary["event"] == "summary" and summary["results"] == 5 and summary["bad_frames"] == 0
     assert "monitor: 5 results from 1 device(s), 0 bad frames" in proc.stderr

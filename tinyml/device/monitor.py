@@ -67,9 +67,11 @@ class Monitor:
             hello = self.link.request(p.HelloReq(), p.Hello, timeout=min(self.timeout, HELLO_WAIT_S), retries=1)
         except DeviceError:  # no HELLO (or an ERROR answer): go on, results name the port instead
             hello = None
-        early = list(self.link.unsolicited)
+        early: list[p.Event] = [p.Text(line) for line in self.link.text_lines]  # e.g. a boot banner
+        early += [hello] if hello else []
+        early += self.link.unsolicited
         self.link.unsolicited.clear()
-        for event in ([hello] if hello else []) + early:
+        for event in early:
             record = self._record(event)
             if record is not None:
                 emit(record)
