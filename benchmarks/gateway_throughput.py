@@ -116,7 +116,9 @@ def main() -> None:
     print(f"gateway stored:          {(r1 - r0) / span:9.0f} results/s")
     print(f"gateway decoded:         {(f1 - f0) / span:9.0f} frames/s")
     print(f"backlog at stop:         {final - r1:9d} results, committed in {stop_s:.1f} s after SIGTERM")
-    print(f"gateway CPU:             {(c1 - c0) / span:9.0%} of one core")
+    cpu = (c1 - c0) / span
+    print(f"gateway CPU:             {cpu:9.0%} of one core")
+    print(f"gateway efficiency:      {(r1 - r0) / max(c1 - c0, 1e-9):9.0f} results stored per CPU-second")
     if lat.size:
         p50, p95, p99 = np.percentile(lat, [50, 95, 99])
         print(f"arrival -> MQTT subscriber latency: p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms "

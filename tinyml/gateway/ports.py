@@ -25,7 +25,7 @@ from tinyml.errors import InputError
 from tinyml.gateway.ingest import LineState, PortState, Record
 
 log = logging.getLogger("tinyml.gateway")
-READ_SIZE = 65536
+READ_SIZE = 4096  # small reads keep the bounded queue (in reads) small in records too
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.2, 5.0
 
 
