@@ -142,7 +142,8 @@ def test_flipping_any_byte_of_a_signed_file_makes_flash_refuse(signed: Path, key
 def test_editing_the_manifest_breaks_the_signature(signed: Path, keys) -> None:
     manifest = signed / signing.MANIFEST
     manifest.write_text(manifest.read_text().replace("qemu-mps2-an386", "nucleo-f446re"))
-    assert_clean_error(flash_qemu(signed, "--pubkey", keys["release.pub"]), "signature")
+    assert_clean_error(flash_qemu(signed, "--pubkey", keys["release.pub"]),
+                       "tinyml-manifest.json", "was changed after it was signed")
 
 
 def test_deleted_signed_file_is_named(signed: Path, keys) -> None:
@@ -151,7 +152,9 @@ def test_deleted_signed_file_is_named(signed: Path, keys) -> None:
 
 
 def test_foreign_signature_is_refused(signed: Path, keys) -> None:
-    assert_clean_error(flash_qemu(signed, "--pubkey", keys["stranger.pub"]), "not trusted")
+    release_id = json.loads((signed / signing.MANIFEST).read_text())["key_id"]
+    assert_clean_error(flash_qemu(signed, "--pubkey", keys["stranger.pub"]),
+                       f"signed by key {release_id}, which is not a trusted key")
 
 
 def test_missing_signature_is_refused_unless_allowed(tmp_path: Path, keys) -> None:
@@ -187,7 +190,7 @@ def test_project_trusted_keys_folder_and_toml(signed: Path, keys, tmp_path: Path
     assert_clean_error(flash_qemu(signed, cwd=project), "no trusted public key")
     (project / "trusted_keys").mkdir()
     (project / "trusted_keys" / "stranger.pub").write_bytes(keys["stranger.pub"].read_bytes())
-    assert_clean_error(flash_qemu(signed, cwd=project), "not trusted")
+    assert_clean_error(flash_qemu(signed, cwd=project), "which is not a trusted key")
     (project / "tinyml.toml").write_text(f'[sign]\ntrusted_keys = ["{keys["release.pub"]}"]\n')
     proc = flash_qemu(signed, cwd=project)
     assert proc.returncode == 0, proc.stderr

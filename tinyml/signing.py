@@ -270,9 +270,7 @@ def verify_folder(folder: Path, keys: list[Path]) -> Verified:
         raise CheckFailed(f"{sig_path} is not a base64 signature", hint="re-sign the folder") from exc
     signer = _trusted_signer(body, signature, keys)
     if signer is None:
-        raise CheckFailed(f"the signature of {folder} is invalid or made by a key that is not trusted "
-                          "(or the manifest was edited)",
-                          hint="re-sign with a trusted key or pass the signer's key with --pubkey")
+        raise _signature_failure(folder, body, keys)
     manifest = json.loads(body)
     for rel, entry in manifest["files"].items():
         path = folder / rel
@@ -282,6 +280,20 @@ def verify_folder(folder: Path, keys: list[Path]) -> Verified:
             raise CheckFailed(f"signed file {rel} has changed since it was signed",
                               hint="rebuild and re-sign, or restore the signed file")
     return Verified(folder, manifest, signer)
+
+
+def _signature_failure(folder: Path, body: bytes, keys: list[Path]) -> CheckFailed:
+    """Say whether the manifest was edited or signed by a stranger (its key id tells, unverified)."""
+    try:
+        claimed = json.loads(body).get("key_id")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        claimed = None
+    trusted = {key_id(_public_raw(load_public_key(path))): path for path in keys}
+    if claimed in trusted:
+        return CheckFailed(f"{MANIFEST} in {folder} was changed after it was signed by {trusted[claimed]}",
+                           hint="re-sign the folder with `tinyml sign`")
+    return CheckFailed(f"{folder} is signed by key {claimed or 'unknown'}, which is not a trusted key",
+                       hint="pass the signer's public key with --pubkey or add it to trusted_keys/")
 
 
 def _trusted_signer(body: bytes, signature: bytes, keys: list[Path]) -> Path | None:
