@@ -191,11 +191,13 @@ class DeviceSession:
 
     def hello(self) -> p.Hello:
         """The boot HELLO, or the answer to HELLO_REQ when the device was already running."""
-        first = self.link.recv(min(self.timeout, 1.0))
-        while first is not None and not isinstance(first, p.Hello):
-            first = self.link.recv(0.2)
-        if isinstance(first, p.Hello):
-            return first
+        deadline = time.monotonic() + min(self.timeout, 1.0)
+        while (left := deadline - time.monotonic()) > 0:
+            msg = self.link.recv(left)
+            if isinstance(msg, p.Hello):
+                return msg
+            if msg is None:
+                break
         return self._exchange(p.HelloReq(), lambda m: isinstance(m, p.Hello), "HELLO")  # type: ignore[return-value]
 
     def infer(self, seq: int, x: bytes) -> p.Result:
