@@ -19,6 +19,7 @@ The functions are importable (tests/test_codegen_m4*.py use them).
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import subprocess
@@ -71,14 +72,10 @@ class Variant:
 
 
 @dataclass(frozen=True)
-class Firmware:
-    elf: Path
-    weights_bytes: int
-    arena_bytes: int
-
-
-@dataclass(frozen=True)
 class RunResult:
+    """What one boot printed: an output per compiled-in input, the stack high-water mark, and
+    (with the plugin) the instruction count at each bench_mark()."""
+
     outputs: list[bytes]
     stack_bytes: int
     marks: list[int]
@@ -152,7 +149,7 @@ def weights_and_biases_bytes(elf: Path, prefix: str) -> int:
     return total
 
 
-def build_firmware(gen_dir: Path, prefix: str, opt: str, timing: bool, elf: Path) -> None:
+def build_firmware(gen_dir: Path, opt: str, timing: bool, elf: Path) -> None:
     """Compile the harness with every generated C file for the M4F."""
     sources = sorted(str(p) for p in gen_dir.glob("*.c"))
     if not sources:
@@ -184,10 +181,10 @@ def symbol_address(elf: Path, name: str) -> int:
     raise BenchError(f"symbol {name} not found in {elf}")
 
 
-def run_firmware(elf: Path, plugin: Path | None, workdir: Path, timeout: float = 120) -> RunResult:
+def run_firmware(elf: Path, plugin: Path | None, timeout: float = 120) -> RunResult:
     """Boot the firmware on QEMU; parse its outputs, stack high-water and (with the plugin) marks."""
     cmd = list(QEMU_BASE)
-    counts = workdir / f"{elf.stem}.counts"
+    counts = elf.with_suffix(".counts")
     if plugin is not None:
         mark = symbol_address(elf, "bench_mark")
         cmd += ["-plugin", f"{plugin},mark={mark:#x},out={counts}"]
@@ -210,6 +207,8 @@ def run_firmware(elf: Path, plugin: Path | None, workdir: Path, timeout: float =
 
 @dataclass(frozen=True)
 class Measurement:
+    """One row of the table: a model built one way, measured on QEMU."""
+
     model: str
     variant: Variant
     instructions: int
@@ -222,13 +221,12 @@ class Measurement:
 
 
 def arena_bytes(gen_dir: Path, prefix: str) -> int:
-    """The generated header's arena size (`#define PREFIX_ARENA_BYTES n` or a const)."""
-
-    text = (gen_dir / f"{prefix}.h").read_text()
-    found = re.search(rf"{prefix}_arena_bytes\D*?(\d+)", text, re.IGNORECASE)
-    if not found:
-        raise BenchError(f"no {prefix}_arena_bytes in {gen_dir / (prefix + '.h')}")
-    return int(found.group(1))
+    """The planned arena, from the NAME.codegen.json report that `tinyml codegen` writes."""
+    report = gen_dir / f"{prefix}.codegen.json"
+    try:
+        return int(json.loads(report.read_text())["arena_bytes"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise BenchError(f"cannot read the arena size from {report}: {exc}") from exc
 
 
 def measure(model: Path, variant: Variant, plugin: Path, workdir: Path) -> Measurement:
@@ -240,8 +238,8 @@ def measure(model: Path, variant: Variant, plugin: Path, workdir: Path) -> Measu
     expected = model.with_suffix(".tflm_output.bin").read_bytes()
     write_glue(gen_dir, prefix, fixed_input[None, :], len(expected))
     elf = gen_dir / "bench.elf"
-    build_firmware(gen_dir, prefix, variant.opt, True, elf)
-    result = run_firmware(elf, plugin, workdir)
+    build_firmware(gen_dir, variant.opt, True, elf)
+    result = run_firmware(elf, plugin)
     sizes = section_sizes(elf)
     return Measurement(
         model=model.stem.replace("_int8", ""), variant=variant,

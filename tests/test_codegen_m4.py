@@ -63,8 +63,8 @@ def _on_device(tflite: bytes, name: str, target: str, opt: str, inputs: np.ndarr
     out_size = gen.report["output"]["size"]
     bench.write_glue(folder, name, inputs, out_size)
     elf = folder / "fw.elf"
-    bench.build_firmware(folder, name, opt, False, elf)
-    outputs = bench.run_firmware(elf, None, work).outputs
+    bench.build_firmware(folder, opt, False, elf)
+    outputs = bench.run_firmware(elf, None).outputs
     return np.stack([np.frombuffer(o, np.int8) for o in outputs])
 
 
@@ -198,8 +198,8 @@ def _spin_count(loops: int, work: Path, plugin: Path) -> tuple[int, list[int]]:
     (folder / "spin.c").write_text(SPIN.replace("SPIN_LOOPS", str(loops)))
     bench.write_glue(folder, "spin", np.zeros((1, 4), np.int8), 1)
     elf = folder / "fw.elf"
-    bench.build_firmware(folder, "spin", "-Os", True, elf)
-    result = bench.run_firmware(elf, plugin, work)
+    bench.build_firmware(folder, "-Os", True, elf)
+    result = bench.run_firmware(elf, plugin)
     return result.instructions_per_inference, result.marks
 
 
