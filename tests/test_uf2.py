@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -165,3 +166,56 @@ def test_tinyml_flash_without_drive_times_out_cleanly(tmp_path: Path) -> None:
     proc = run_cli("flash", project, "--board", "rpi-pico", "--drive", tmp_path / "empty", "--allow-unsigned",
                    "--wait", "0.3")
     assert_clean_error(proc, "no UF2 drive", "BOOTSEL")
+
+
+@pytest.fixture(scope="module")
+def pico_elf(tmp_path_factory) -> tuple[Path, bytes]:
+    """A linked Cortex-M0+ ELF placed in RP2040 flash, and objcopy's flat binary of it."""
+    folder = tmp_path_factory.mktemp("pico")
+    (folder / "main.c").write_text("int counter = 7;\nconst char tag[300] = \"tinyml\";\n"
+                                   "int main(void) { return counter + tag[0]; }\n")
+    elf = folder / "fw.elf"
+    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m0plus", "-mthumb", "--specs=picolibc.specs",
+                    "--oslib=semihost", "--crt0=semihost", f"-Wl,--defsym=__flash={BASE:#x}",
+                    "-Wl,--defsym=__flash_size=2M", "-Wl,--defsym=__ram=0x20000000",
+                    "-Wl,--defsym=__ram_size=256K", str(folder / "main.c"), "-o", str(elf)], check=True)
+    flat = folder / "fw.bin"
+    subprocess.run(["arm-none-eabi-objcopy", "-O", "binary", str(elf), str(flat)], check=True)
+    return elf, flat.read_bytes()
+
+
+def test_elf_to_uf2_places_load_segments_like_objcopy(pico_elf) -> None:
+    elf, flat = pico_elf
+    blocks = uf2.parse_uf2(uf2.elf_to_uf2(elf.read_bytes(), RP2040_FAMILY))
+    assert blocks[0].address == BASE and all(b.family_id == RP2040_FAMILY for b in blocks)
+    assert [b.address for b in blocks] == sorted({b.address for b in blocks})
+    padded = flat.ljust(-(-len(flat) // 256) * 256, b"\x00")
+    for block in blocks:  # every page holds what objcopy put at that address (RAM data at its load address)
+        offset = block.address - BASE
+        assert block.payload == padded[offset:offset + 256]
+    assert max(b.address for b in blocks) + 256 >= BASE + len(flat)
+
+
+def test_elf_to_uf2_refuses_non_elf_and_unlinked(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not a 32-bit little-endian ELF"):
+        uf2.elf_to_uf2(b"MZ" * 40, RP2040_FAMILY)
+    (tmp_path / "a.c").write_text("int f(void) { return 1; }\n")
+    subprocess.run(["arm-none-eabi-gcc", "-mthumb", "-c", str(tmp_path / "a.c"), "-o", str(tmp_path / "a.o")],
+                   check=True)
+    with pytest.raises(InputError, match="no loadable segments"):
+        uf2.elf_to_uf2((tmp_path / "a.o").read_bytes(), RP2040_FAMILY)
+
+
+def test_tinyml_flash_prefers_the_elf_for_uf2(tmp_path: Path, pico_elf) -> None:
+    elf, flat = pico_elf
+    project = tmp_path / "fw"
+    (project / "build").mkdir(parents=True)
+    shutil.copy(elf, project / "build" / "fw.elf")
+    (project / "build" / "fw.bin").write_bytes(flat)
+    drive = fake_drive(tmp_path / "media")
+    expected = uf2.elf_to_uf2(elf.read_bytes(), RP2040_FAMILY)
+    thread = unmount_when_complete(drive, len(expected))
+    proc = run_cli("flash", project, "--board", "rpi-pico", "--drive", drive, "--allow-unsigned", "--wait", "10")
+    thread.join(5)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "media" / "received.uf2").read_bytes() == expected

@@ -20,7 +20,7 @@ ProgressFn = Callable[[str, int, int], None]
 IMAGE_SUFFIXES = {
     "openocd": (".elf", ".hex", ".bin"),
     "pyocd": (".elf", ".hex", ".bin"),
-    "uf2": (".uf2", ".bin"),
+    "uf2": (".uf2", ".elf", ".bin"),
     "qemu": (".elf",),
 }
 
@@ -214,6 +214,8 @@ def _flash_uf2(image: Path, board: Board, options: FlashOptions, address: int | 
         if family is not None and any(b.flags & uf2.FLAG_FAMILY_ID and b.family_id != family for b in blocks):
             raise InputError(f"{image.name} is for UF2 family {blocks[0].family_id:#x}, "
                              f"not {board.name}'s {family:#x}", hint="rebuild for this board")
+    elif image.suffix == ".elf":
+        data = uf2.elf_to_uf2(image.read_bytes(), family)
     else:
         if address is None:
             raise InputError(f"board {board.name} has no memory.flash_origin to place {image.name} at",

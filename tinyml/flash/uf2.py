@@ -47,15 +47,60 @@ def bin_to_uf2(data: bytes, base_address: int, family_id: int | None) -> bytes:
     if base_address % PAYLOAD_SIZE:
         raise InputError(f"UF2 base address {base_address:#x} is not 256-byte aligned",
                          hint="check memory.flash_origin in the board file")
-    total = (len(data) + PAYLOAD_SIZE - 1) // PAYLOAD_SIZE
+    return pages_to_uf2(memory_pages([(base_address, data)]), family_id)
+
+
+def memory_pages(chunks: list[tuple[int, bytes]]) -> dict[int, bytearray]:
+    """256-byte pages (by address) covering every chunk; bytes no chunk sets stay 0."""
+    pages: dict[int, bytearray] = {}
+    for address, data in chunks:
+        pos = 0
+        while pos < len(data):
+            page, index = divmod(address + pos, PAYLOAD_SIZE)
+            count = min(PAYLOAD_SIZE - index, len(data) - pos)
+            pages.setdefault(page * PAYLOAD_SIZE, bytearray(PAYLOAD_SIZE))[index:index + count] = data[pos:pos + count]
+            pos += count
+    return pages
+
+
+def pages_to_uf2(pages: dict[int, bytearray], family_id: int | None) -> bytes:
+    """One UF2 block per page, in address order, numbered 0..n-1."""
     flags = FLAG_FAMILY_ID if family_id is not None else 0
     out = bytearray()
-    for number in range(total):
-        chunk = data[number * PAYLOAD_SIZE:(number + 1) * PAYLOAD_SIZE].ljust(PAYLOAD_SIZE, b"\x00")
-        header = HEADER.pack(MAGIC_START0, MAGIC_START1, flags, base_address + number * PAYLOAD_SIZE,
-                             PAYLOAD_SIZE, number, total, family_id or 0)
-        out += header + chunk.ljust(DATA_AREA, b"\x00") + struct.pack("<I", MAGIC_END)
+    for number, address in enumerate(sorted(pages)):
+        header = HEADER.pack(MAGIC_START0, MAGIC_START1, flags, address, PAYLOAD_SIZE, number, len(pages),
+                             family_id or 0)
+        out += header + bytes(pages[address]).ljust(DATA_AREA, b"\x00") + struct.pack("<I", MAGIC_END)
     return bytes(out)
+
+
+def elf_load_segments(data: bytes) -> list[tuple[int, bytes]]:
+    """(physical address, file bytes) of a 32-bit little-endian ELF's PT_LOAD segments.
+
+    Physical addresses matter: initialised RAM data is stored in flash (its load address).
+    """
+    if len(data) < 52 or data[:4] != b"\x7fELF" or data[4] != 1 or data[5] != 1:
+        raise InputError("not a 32-bit little-endian ELF file", hint="give the firmware .elf or .bin")
+    phoff, = struct.unpack_from("<I", data, 28)
+    phentsize, phnum = struct.unpack_from("<HH", data, 42)
+    segments = []
+    for i in range(phnum):
+        start = phoff + i * phentsize
+        if start + 32 > len(data):
+            raise InputError("the ELF program headers are truncated", hint="rebuild the firmware")
+        p_type, p_offset, _vaddr, p_paddr, p_filesz = struct.unpack_from("<5I", data, start)
+        if p_type == 1 and p_filesz:  # PT_LOAD with bytes in the file
+            if p_offset + p_filesz > len(data):
+                raise InputError("an ELF segment runs past the end of the file", hint="rebuild the firmware")
+            segments.append((p_paddr, data[p_offset:p_offset + p_filesz]))
+    if not segments:
+        raise InputError("the ELF has no loadable segments", hint="link the firmware, not just compile it")
+    return segments
+
+
+def elf_to_uf2(data: bytes, family_id: int | None) -> bytes:
+    """UF2 blocks for every loadable segment of an ELF, at its load address."""
+    return pages_to_uf2(memory_pages(elf_load_segments(data)), family_id)
 
 
 def parse_uf2(data: bytes) -> list[Uf2Block]:
