@@ -257,22 +257,25 @@ def _ratio(ours: int, theirs: int) -> str:
 
 def table(rows: list[Measurement], models_dir: Path) -> str:
     """A markdown table: each figure beside TFLM's (reference kernels for the portable build,
-    CMSIS-NN -O2 for the DSP build) and the ratio."""
-    head = ("| model | build | output = TFLM | TFLM build | instructions / inf | TFLM | ratio | flash B | weights+biases B "
-            "| flash − weights B | TFLM flash − model B | ratio | static RAM B | arena B | TFLM arena min B "
-            "| stack B | TFLM stack B |\n|" + "---|" * 2 + ":-:|---|" + "---:|" * 13)
+    CMSIS-NN -O2 for the DSP build) and the ratio. RAM is static data (.data + .bss, arena
+    included) plus the stack high-water mark, for both."""
+    head = ("| model | build | output = TFLM | TFLM build | instructions / inf | TFLM | ratio | flash B "
+            "| weights+biases B | flash − weights B | TFLM flash − model B | ratio | RAM B (static + stack) "
+            "| TFLM RAM B (static + stack) | ratio | arena B | TFLM arena min B |\n|"
+            + "---|" * 2 + ":-:|---|" + "---:|" * 13)
     lines = [head]
     for m in rows:
         key = "cmsis_o2" if "dsp" in m.variant.target else "ref"
-        t_flash, _t_ram, t_arena, t_stack, t_insn = TFLM[f"{m.model}_int8"][key]
+        t_flash, t_ram, t_arena, t_stack, t_insn = TFLM[f"{m.model}_int8"][key]
         model_size = (models_dir / f"{m.model}_int8.tflite").stat().st_size
+        ram, t_ram_total = m.static_ram + m.stack, t_ram + t_stack
         lines.append(
             f"| {m.model} | {m.variant.label} | {'yes' if m.output_ok else '**NO**'} | {TFLM_BUILDS[key]} "
-            f"| {m.instructions:,} "
-            f"| {t_insn:,} | {_ratio(m.instructions, t_insn)} | {m.flash:,} | {m.weights:,} "
-            f"| {m.flash - m.weights:,} | {t_flash - model_size:,} "
-            f"| {_ratio(m.flash - m.weights, t_flash - model_size)} | {m.static_ram:,} | {m.arena:,} "
-            f"| {t_arena:,} | {m.stack:,} | {t_stack:,} |")
+            f"| {m.instructions:,} | {t_insn:,} | {_ratio(m.instructions, t_insn)} "
+            f"| {m.flash:,} | {m.weights:,} | {m.flash - m.weights:,} | {t_flash - model_size:,} "
+            f"| {_ratio(m.flash - m.weights, t_flash - model_size)} "
+            f"| {ram:,} ({m.static_ram:,} + {m.stack:,}) | {t_ram_total:,} ({t_ram:,} + {t_stack:,}) "
+            f"| {_ratio(ram, t_ram_total)} | {m.arena:,} | {t_arena:,} |")
     return "\n".join(lines)
 
 
