@@ -105,15 +105,7 @@ def import_data(paths: list[str | Path], o: ImportOptions = ImportOptions()) -> 
     if o.fill is not None and o.fill not in FILL_MODES:
         raise InputError(f"unknown --fill {o.fill!r}", f"use one of: {', '.join(FILL_MODES)}")
     sources = find_sources(paths)
-    recs: list[Recording] = []
-    for path, folder_label in sources:
-        for r in _read(path, o):
-            r.label = r.label if r.label is not None else folder_label if folder_label is not None else o.label
-            if r.label is None:
-                raise InputError(f"{path}: no label for its samples",
-                                 "use --label-column, lay files out as PATH/<label>/<files>, or pass --label NAME")
-            r.group = r.group if r.group is not None else str(path)
-            recs.append(r)
+    recs = _read_all(sources, o)
     channels = _channels(recs)
     fs = _target_fs(recs, o)
     for r in recs:
@@ -131,29 +123,50 @@ def import_data(paths: list[str | Path], o: ImportOptions = ImportOptions()) -> 
         raise InputError(f"--window {o.window} is longer than the longest recording ({longest} samples at {fs:g} Hz)",
                          "use a shorter --window")
     pieces = _time_pieces(recs, o, hop) if mode == "time" else [(r, 0, r.signal.shape[0], TRAIN) for r in recs]
-    xs, ys, gs, sp = [], [], [], []
-    skipped = 0
-    for r, a, b, code in pieces:
-        starts = _cut(b - a, o.window, hop)
-        skipped += not starts
-        for s in starts:
-            xs.append(r.signal[a + s:a + s + o.window])
-        ys += [classes.index(r.label)] * len(starts)
-        gs += [r.group] * len(starts)
-        sp += [code] * len(starts)
-    y, groups = np.array(ys, dtype=np.int64), np.array(gs, dtype=str)
+    x, y, groups, sp, skipped = _windows(pieces, classes, o.window, hop)
     need_val, need_test = (o.val > 0 or bool(o.val_groups)), (o.test > 0 or bool(o.test_groups))
     if mode == "group":
         split = split_by_group(groups, y, o.val, o.test, o.seed, o.test_groups, o.val_groups)
     elif mode == "random":
         split = split_random(y, o.val, o.test, o.seed)
     else:
-        split = np.array(sp, dtype=np.int8)
+        split = sp
     check_split(split, need_val, need_test)
     meta = {"importer": "tinyml.data.importer", "sources": [str(p) for p, _ in sources],
             "options": asdict(o) | {"split": mode, "hop": hop}, "skipped_short_recordings": skipped,
             "source_fs": sorted({r.fs or o.source_fs or fs for r in recs})}
-    return Dataset(np.stack(xs), y, classes, channels, fs, split, groups, o.kind, o.normal_class, meta)
+    return Dataset(x, y, classes, channels, fs, split, groups, o.kind, o.normal_class, meta)
+
+
+def _read_all(sources: list[tuple[Path, str | None]], o: ImportOptions) -> list[Recording]:
+    """Every recording of every source, labelled (column, folder or --label) and grouped (column or file)."""
+    recs: list[Recording] = []
+    for path, folder_label in sources:
+        for r in _read(path, o):
+            r.label = r.label if r.label is not None else folder_label if folder_label is not None else o.label
+            if r.label is None:
+                raise InputError(f"{path}: no label for its samples",
+                                 "use --label-column, lay files out as PATH/<label>/<files>, or pass --label NAME")
+            r.group = r.group if r.group is not None else str(path)
+            recs.append(r)
+    return recs
+
+
+def _windows(pieces: list[tuple[Recording, int, int, int]], classes: list[str], window: int, hop: int):
+    """Windows cut inside each piece [a, b) of one recording: x, y, groups, split codes, pieces too short."""
+    xs, ys, gs, sp = [], [], [], []
+    skipped = 0
+    for r, a, b, code in pieces:
+        starts = _cut(b - a, window, hop)
+        skipped += not starts
+        xs += [r.signal[a + s:a + s + window] for s in starts]
+        ys += [classes.index(r.label)] * len(starts)
+        gs += [r.group] * len(starts)
+        sp += [code] * len(starts)
+    if not xs:
+        raise InputError(f"no recording piece is as long as --window {window}", "use a shorter --window")
+    return (np.stack(xs), np.array(ys, dtype=np.int64), np.array(gs, dtype=str), np.array(sp, dtype=np.int8),
+            skipped)
 
 
 def _channels(recs: list[Recording]) -> list[str]:

@@ -25,7 +25,8 @@ def allocate(m: int, val: float, test: float, what: str) -> tuple[int, int]:
     n_test = max(1, round(m * test)) if test > 0 else 0
     if m - n_val - n_test < 1:
         raise InputError(f"too few {what} for the split: {m} cannot fill train, val and test",
-                         "generate or import more data, use a shorter --window/--hop, or lower --val/--test")
+                         "generate or import more data, use a shorter --window/--hop, lower --val/--test, "
+                         "or --split time for few long recordings")
     return n_val, n_test
 
 
