@@ -151,6 +151,11 @@ def test_corrupt_and_unwritable_databases_are_clear_errors(tmp_path):
         Store(afile / "g.db")
     with pytest.raises(InputError, match="directory"):
         Store(tmp_path)
+    foreign = tmp_path / "app.db"
+    sqlite3.connect(foreign).execute("CREATE TABLE users (name TEXT)").connection.commit()
+    with pytest.raises(InputError, match="belongs to something else"):
+        Store(foreign)
+    assert [r[0] for r in sqlite3.connect(foreign).execute("SELECT name FROM sqlite_master")] == ["users"]
     proc = run_cli("gateway", "run", "--port", "socket://127.0.0.1:9", "--db", str(bad))
     assert_clean_error(proc, "corrupt")
     proc = run_cli("gateway", "status", "--db", str(bad))

@@ -32,7 +32,7 @@ UNREACHABLE_WARN_S = 3.0
 class Forwarder:
     def __init__(self, cfg: MqttConfig, db: Path, site: str, window: int = WINDOW):
         self.cfg = cfg
-        self.store = Store(db)
+        self.store = Store(db, check=False)  # the gateway checked it at start
         # Deleting an acknowledged row need not survive a power cut: at worst it is sent again
         # under the same id. Skipping the fsync keeps the writer's commits fast.
         self.store.conn.execute("PRAGMA synchronous = NORMAL")

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from tinyml.device.protocol import LATENCY_UNIT_NAMES
 from tinyml.errors import InputError
 from tinyml.gateway.store import DEVICE_COUNTERS, connect
 
@@ -52,7 +53,7 @@ def _device(conn: sqlite3.Connection, row: sqlite3.Row, now: float) -> dict[str,
         "anomaly_rate": round(sum(judged) / len(judged), 6) if judged else None,
         "score": _percentiles([r[2] for r in recent]),
         "latency": {**_percentiles([r[3] for r in recent], (50, 95)),
-                    "unit": recent[0][4] if recent else None},
+                    "unit": LATENCY_UNIT_NAMES.get(recent[0][4], str(recent[0][4])) if recent else None},
     }
 
 

@@ -118,10 +118,15 @@ def _unusable(path: Path, exc: Exception) -> InputError:
 class Store:
     """One writer connection. Callers group their writes in ``transaction()``."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, check: bool = True):
+        """``check`` runs SQLite's quick_check (reads the whole file): once per start is enough."""
         self.path = Path(path)
         self.conn = connect(self.path)
         try:
+            tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables and "meta" not in tables:
+                raise InputError(f"database {self.path} belongs to something else (tables: "
+                                 f"{', '.join(sorted(tables)[:5])})", "give the gateway its own --db file")
             self.conn.executescript(SCHEMA)
             version = self.conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if version is None:
@@ -129,11 +134,11 @@ class Store:
             elif version[0] != str(SCHEMA_VERSION):
                 raise InputError(f"database {self.path} has schema {version[0]}, this gateway "
                                  f"needs {SCHEMA_VERSION}", "use a new --db file")
-            check = self.conn.execute("PRAGMA quick_check").fetchone()[0]
+            verdict = self.conn.execute("PRAGMA quick_check").fetchone()[0] if check else "ok"
         except sqlite3.DatabaseError as exc:
             raise _unusable(self.path, exc) from None
-        if check != "ok":
-            raise InputError(f"database {self.path} is corrupt: {check}",
+        if verdict != "ok":
+            raise InputError(f"database {self.path} is corrupt: {verdict}",
                              "move it away and start with a new --db")
 
     def close(self) -> None:
