@@ -97,9 +97,10 @@ def model(shared) -> Path:
 
 
 def test_fleet_with_garbage_and_drift_over_mqtt_and_http(tmp_path, broker, subscriber, model):
-    """Garbage on one line never stops the others; drift is flagged for the drifted device only;
+    """Garbage on one line never stops the others; reboots are seen; drift is flagged for the drifted device only;
     every stored result reaches MQTT once per id; /status and /metrics answer on loopback."""
-    faults = {0: Faults(garbage_every=3, truncate_every=7, bad_crc_every=11), 3: Faults(drift_after=4.0)}
+    faults = {0: Faults(garbage_every=3, truncate_every=7, bad_crc_every=11), 2: Faults(reboot_every=3.0),
+              3: Faults(drift_after=4.0)}
     cfg = tmp_path / "gateway.toml"
     cfg.write_text("site = 'lab'\n[drift]\nbaseline_n = 100\nwindow = 100\nevery = 10\n"
                    "[rules]\nsilent_seconds = 60\n")
@@ -121,6 +122,9 @@ def test_fleet_with_garbage_and_drift_over_mqtt_and_http(tmp_path, broker, subsc
     # the noisy line lost only the frames that were hit; the others lost nothing
     assert devices["emu-000"]["results"] > 0.5 * devices["emu-001"]["results"] > 0
     assert all(devices[d]["missing"] == 0 for d in ("emu-001", "emu-002", "emu-003"))
+    assert devices["emu-002"]["reboots"] >= 1 and devices["emu-001"]["reboots"] == 0
+    boots = query(gw.db, "SELECT count(DISTINCT boot_id) FROM results WHERE device='emu-002'")[0][0]
+    assert boots == devices["emu-002"]["reboots"] + 1
     assert [(a["device"], a["rule"]) for a in status["alerts"] if a["rule"] == "drift"] == [("emu-003", "drift")]
     assert 'tinyml_gateway_alert_firing{device="emu-003",rule="drift"} 1' in metrics
     assert re.search(r'tinyml_gateway_device_bad_frames_total\{device="emu-000"\} [1-9]', metrics)
