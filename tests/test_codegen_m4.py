@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import assert_clean_error, run_cli
 from tinyml.codegen import generate, kernels
 from tinyml.codegen.host import write
 from tinyml.errors import InputError
@@ -165,6 +166,12 @@ def test_a_bias_that_overflows_when_folded_is_a_clear_error() -> None:
     w = np.full((1, 4), 127, np.int8)
     with pytest.raises(InputError, match="overflows int32"):
         dsp_lowering.fold_input_offset(np.array([2**31 - 100], np.int32), w, 128)
+
+
+def test_host_verify_of_the_dsp_target_is_a_clear_error(shared: Path, tmp_path: Path) -> None:
+    proc = run_cli("codegen", shared / "models" / "feat_ae_int8.tflite", "--out", tmp_path, "--target", DSP,
+                   "--verify", "3")
+    assert_clean_error(proc, "--verify compiles for this computer", "--target portable")
 
 
 def test_dsp_code_refuses_a_core_without_the_dsp_extension(shared: Path, tmp_path: Path) -> None:

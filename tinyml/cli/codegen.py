@@ -23,7 +23,11 @@ def codegen(model: Path, out_dir: Path, prefix: str, target: str, verify_n: int)
     """Generate dependency-free C99 from an int8 .tflite, bit-exact with TFLM."""
     from tinyml.codegen import generate
     from tinyml.codegen.host import write
+    from tinyml.errors import InputError
 
+    if verify_n and target != kernels.PORTABLE:
+        raise InputError(f"--verify compiles for this computer, and target {target} is for another CPU",
+                         hint="verify with --target portable: every target gives the same output bytes")
     gen = generate(model, prefix=prefix, target=target, origin=model.name)
     if verify_n:
         from tinyml.codegen.verify import verify
