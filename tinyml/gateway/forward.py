@@ -156,6 +156,8 @@ class Forwarder:
             await asyncio.to_thread(self.store.outbox_delete, ids)
 
     def close(self) -> None:
+        log.info("MQTT: %d message(s) acknowledged, %d rejected, %d left in the outbox", self.published,
+                 self.rejected, self.store.outbox_depth())
         if self.connected.is_set():
             self.client.publish(self.status_topic, json.dumps({"state": "offline"}), qos=1,
                                 retain=True).wait_for_publish(1.0)
