@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -91,3 +93,11 @@ def test_mqtt_password_comes_from_url_or_environment_and_is_never_in_repr(monkey
     assert "s3cret" not in repr(cfg) and "s3cret" not in cfg.redacted()
     cfg = parse_mqtt_url("mqtts://gw:p%40ss@broker")
     assert (cfg.password, cfg.port, cfg.tls) == ("p@ss", 8883, True)
+
+
+def test_the_gateway_imports_no_training_stack():
+    code = ("import sys, tinyml.cli.gateway, tinyml.gateway.service, tinyml.gateway.status; "
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('tensorflow', 'keras', 'matplotlib', 'scipy', 'tflite_micro', 'ai_edge_litert')); print(heavy)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
