@@ -65,3 +65,40 @@ def test_figures_without_compilers_says_not_installed(shared: Path, monkeypatch:
     fig = figures((shared / "models" / "feat_ae_int8.tflite").read_bytes())
     assert {s["status"] for s in fig["code_size"].values()} == {"not installed"}
     assert os.environ["PATH"] == str(tmp_path)
+
+
+def _append_requantize(tflite: bytes, scale: float, zero_point: int) -> bytes:
+    """The model with a QUANTIZE int8 -> int8 (new scale and zero point) after its output."""
+    import copy
+
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    raw = schema.ModelT.InitFromPackedBuf(tflite, 0)
+    graph = raw.subgraphs[0]
+    old_out = int(graph.outputs[0])
+    tensor = copy.deepcopy(graph.tensors[old_out])
+    tensor.name = b"requantized"
+    tensor.quantization.scale, tensor.quantization.zeroPoint = [scale], [zero_point]
+    graph.tensors.append(tensor)
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.QUANTIZE
+    code.version = 1
+    raw.operatorCodes.append(code)
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = len(raw.operatorCodes) - 1, [old_out], [len(graph.tensors) - 1]
+    graph.operators.append(op)
+    graph.outputs = [len(graph.tensors) - 1]
+    builder = flatbuffers.Builder(0)
+    builder.Finish(raw.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+@pytest.mark.parametrize(("scale", "zero_point"), [(0.011, 5), (0.31, -100), (0.0004, 0)])
+def test_int8_requantize_matches_tflm(shared: Path, tmp_path: Path, scale: float, zero_point: int) -> None:
+    tflite = _append_requantize((shared / "models" / "feat_ae_int8.tflite").read_bytes(), scale, zero_point)
+    gen = generate(tflite, prefix="rq")
+    assert gen.report["kernels"][-1] == "requantize"
+    inputs = np.random.default_rng(5).integers(-128, 128, size=(1000, 64), dtype=np.int8)
+    got = host.run(host.build(gen, tmp_path, sanitize=True), inputs, 64)
+    assert int((got != reference_outputs(tflite, inputs)).sum()) == 0
