@@ -91,6 +91,14 @@ def test_rate_of_change_and_rolling_mean():
     rm = one("rolling_mean", x=ramp, fs=fs, width=4, points=3)[0]
     # ends at 3, 33, 63: mean of the 4 samples ending there
     np.testing.assert_allclose(rm, [3.0 + 0.25 * 1.5, 3.0 + 0.25 * 31.5, 3.0 + 0.25 * 61.5])
+    rel = one("rolling_mean", x=ramp, fs=fs, width=4, points=3, relative=True)[0]
+    np.testing.assert_allclose(rel, rm - (3.0 + 0.25 * 31.5))  # minus the window mean
+
+
+def test_diff_max_and_flat_fraction():
+    x = np.array([1.0, 1.0, 1.0, 4.0, 3.5, 3.5, 3.0, 3.0, 3.0])[None, :, None]
+    assert one("diff_max", x=x)[0, 0] == 3.0
+    assert one("flat_fraction", x=x)[0, 0] == pytest.approx(5 / 8)
 
 
 def test_default_specs_shape_and_names():

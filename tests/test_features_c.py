@@ -34,6 +34,8 @@ CUSTOM_SPEC = [
     {"name": "fft_bands", "bands": 5, "fmin": 100.0, "fmax": 900.0, "log": False},
     {"name": "envelope_bands", "bands": 4, "band": [500.0, 1200.0], "fmax": 400.0, "log": False},
     {"name": "rate_of_change"}, {"name": "rolling_mean", "width": 32, "points": 5},
+    {"name": "rolling_mean", "width": 5, "points": 1, "relative": True}, {"name": "diff_max"},
+    {"name": "flat_fraction"},
     {"name": "kurtosis"}, {"name": "skewness"}, {"name": "crest"}, {"name": "rms"},
 ]
 

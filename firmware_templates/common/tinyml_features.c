@@ -202,13 +202,28 @@ static void run_op(const tinyml_features_config *cfg, const tinyml_feature_op *o
         break;
     }
     case TINYML_FEAT_ROLLING_MEAN:
+        moments(x, t, &mean, &m2, &m3, &m4);
         for (unsigned i = 0; i < op->count; i++) {
             double s = 0.0;
             for (unsigned n = (unsigned)op->edges[i] + 1u - op->width; n <= op->edges[i]; n++)
                 s += x[n];
-            out[i] = s / op->width;
+            out[i] = s / op->width - (op->relative ? mean : 0.0);
         }
         break;
+    case TINYML_FEAT_DIFF_MAX:
+        v = 0.0;
+        for (unsigned n = 1; n < t; n++)
+            if (fabs(x[n] - x[n - 1u]) > v)
+                v = fabs(x[n] - x[n - 1u]);
+        out[0] = v;
+        break;
+    case TINYML_FEAT_FLAT_FRACTION: {
+        unsigned same = 0;
+        for (unsigned n = 1; n < t; n++)
+            same += x[n] == x[n - 1u];
+        out[0] = (double)same / (t - 1u);
+        break;
+    }
     default:
         break;
     }
@@ -220,7 +235,7 @@ int tinyml_features_run(const tinyml_features_config *cfg, const float *x, float
     double *chan = scratch, *work = scratch + t, vals[TINYML_FEATURES_MAX_COUNT];
     for (unsigned i = 0; i < cfg->n_ops; i++) {
         const tinyml_feature_op *op = &cfg->ops[i];
-        if (op->kind > TINYML_FEAT_ROLLING_MEAN || op->count > TINYML_FEATURES_MAX_COUNT)
+        if (op->kind > TINYML_FEAT_FLAT_FRACTION || op->count > TINYML_FEATURES_MAX_COUNT)
             return -1;
         for (unsigned ch = 0; ch < c; ch++) {
             for (unsigned n = 0; n < t; n++)

@@ -27,16 +27,20 @@ enum tinyml_feature_kind {
     TINYML_FEAT_FFT_BANDS,
     TINYML_FEAT_ENVELOPE_BANDS,
     TINYML_FEAT_RATE_OF_CHANGE,
-    TINYML_FEAT_ROLLING_MEAN
+    TINYML_FEAT_ROLLING_MEAN,
+    TINYML_FEAT_DIFF_MAX,
+    TINYML_FEAT_FLAT_FRACTION
 };
 
 /* One spec entry. Band features: band b sums bins [edges[b], edges[b+1]) of the spectrum
  * (for envelope_bands: of the envelope spectrum, whose last used bin is env_hi, the signal
  * being band-passed to bins [bin_lo, bin_hi] first; fft_bands uses bins [bin_lo, bin_hi]). rolling_mean: edges[i] are the window-end
- * sample indices and width the number of samples averaged. */
+ * sample indices and width the number of samples averaged; relative subtracts the window
+ * mean. */
 typedef struct {
     uint8_t kind;
     uint8_t log;
+    uint8_t relative;
     uint16_t count;
     uint16_t bin_lo;
     uint16_t bin_hi;

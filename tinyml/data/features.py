@@ -229,10 +229,25 @@ def rolling_positions(p: dict, t: int) -> list[int]:
 
 
 def _rolling_mean(x: np.ndarray, fs: float, p: dict) -> np.ndarray:
-    """Trailing mean of ``width`` samples read at ``points`` evenly spaced positions: a smoothed, shorter trace."""
+    """Trailing mean of ``width`` samples read at ``points`` evenly spaced positions: a smoothed, shorter trace.
+
+    ``relative`` subtracts the window mean, keeping the shape (a runaway curves upwards) without the level.
+    """
     w = p["width"]
-    cols = [x[:, e - w + 1:e + 1].sum(axis=1) / w for e in rolling_positions(p, x.shape[1])]
+    mean = x.sum(axis=1) / x.shape[1]
+    cols = [x[:, e - w + 1:e + 1].sum(axis=1) / w - (mean if p["relative"] else 0.0)
+            for e in rolling_positions(p, x.shape[1])]
     return np.stack(cols, axis=1)
+
+
+def _diff_max(x: np.ndarray, fs: float, p: dict) -> np.ndarray:
+    """Largest jump between neighbouring samples: a step or a spike."""
+    return np.abs(x[:, 1:] - x[:, :-1]).max(axis=1)[:, None]
+
+
+def _flat_fraction(x: np.ndarray, fs: float, p: dict) -> np.ndarray:
+    """Share of neighbouring samples that are exactly equal: a stuck sensor repeats its value."""
+    return (np.count_nonzero(x[:, 1:] == x[:, :-1], axis=1) / (x.shape[1] - 1))[:, None]
 
 
 def _one(p: dict) -> int:
@@ -255,8 +270,10 @@ FEATURES: dict[str, Feature] = {
                               lambda p: p["bands"],
                               "envelope-spectrum power in bands (band default 0.25..0.45 fs, fmax default fs/8)"),
     "rate_of_change": Feature(_rate_of_change, {}, _one, "least-squares slope per second"),
-    "rolling_mean": Feature(_rolling_mean, {"width": 8, "points": 8}, lambda p: p["points"],
-                            "trailing mean of `width` samples at `points` positions"),
+    "rolling_mean": Feature(_rolling_mean, {"width": 8, "points": 8, "relative": False}, lambda p: p["points"],
+                            "trailing mean of `width` samples at `points` positions (minus the window mean)"),
+    "diff_max": Feature(_diff_max, {}, _one, "largest absolute sample-to-sample change"),
+    "flat_fraction": Feature(_flat_fraction, {}, _one, "fraction of repeated samples"),
 }
 
 DEFAULT_VIBRATION_SPEC: list[dict] = [
@@ -266,7 +283,8 @@ DEFAULT_VIBRATION_SPEC: list[dict] = [
 ]
 DEFAULT_TEMPERATURE_SPEC: list[dict] = [
     {"name": "mean"}, {"name": "std"}, {"name": "min"}, {"name": "max"},
-    {"name": "rate_of_change"}, {"name": "rolling_mean", "width": 8, "points": 8},
+    {"name": "rate_of_change"}, {"name": "diff_max"}, {"name": "flat_fraction"},
+    {"name": "rolling_mean", "width": 8, "points": 8, "relative": True},
 ]
 
 
@@ -275,7 +293,7 @@ def _check_param(name: str, key: str, value: object) -> None:
     if key in ("bands", "width", "points"):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4096:
             raise bad
-    elif key == "log":
+    elif key in ("log", "relative"):
         if not isinstance(value, bool):
             raise bad
     elif key in ("fmin", "fmax"):

@@ -21,7 +21,7 @@ from tinyml.errors import InputError
 
 KIND_IDS = {name: i for i, name in enumerate(
     ["rms", "peak", "crest", "kurtosis", "skewness", "mean", "std", "min", "max",
-     "fft_bands", "envelope_bands", "rate_of_change", "rolling_mean"])}
+     "fft_bands", "envelope_bands", "rate_of_change", "rolling_mean", "diff_max", "flat_fraction"])}
 
 
 def _doubles(values) -> str:
@@ -32,6 +32,7 @@ def _op_fields(entry: dict, window: int, fs: float) -> tuple[dict, list[int] | N
     """The C struct fields of one spec entry and its edges table (None when it has none)."""
     name = entry["name"]
     fields = {"kind": KIND_IDS[name], "log": int(bool(entry.get("log", False))),
+              "relative": int(bool(entry.get("relative", False))),
               "count": FEATURES[name].width(entry), "bin_lo": 0, "bin_hi": 0, "env_hi": 0, "width": 0}
     if name == "fft_bands":
         lo, hi, ranges = fft_layout(entry, window, fs)
@@ -66,7 +67,8 @@ def features_c_config(spec: list[dict], channels: list[str], fs: float, window: 
             ref = f"tinyml_features_edges_{i}"
             tables.append(f"static const uint16_t {ref}[{len(edges)}] = {{ {', '.join(map(str, edges))} }};")
         ops.append("    { " + ", ".join(str(fields[k]) for k in
-                                         ("kind", "log", "count", "bin_lo", "bin_hi", "env_hi", "width"))
+                                         ("kind", "log", "relative", "count", "bin_lo", "bin_hi", "env_hi",
+                                          "width"))
                    + f", {ref} }}, /* {entry['name']} */")
     counts = [FEATURES[e["name"]].width(e) for e in full]
     n_features = sum(counts) * len(channels)

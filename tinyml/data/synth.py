@@ -192,13 +192,13 @@ def _temperature_recording(cls: str, n: int, o: TemperatureOptions, windows: int
         hold = max(1, int(rng.uniform(20, 90) * 60 / dt))
         load[i:i + hold] = rng.choice([0.0, 0.3, 0.6, 1.0])
         i += hold
-    tau, rise = rng.uniform(600, 1800), rng.uniform(10, 30)
+    tau, rise = rng.uniform(1200, 3600), rng.uniform(8, 20)
     temp = np.empty(n)
     temp[0] = amb[0] + rise * load[0]
     alpha = 1 - np.exp(-dt / tau)
     for k in range(1, n):
         temp[k] = temp[k - 1] + alpha * (amb[k] + rise * load[k] - temp[k - 1])
-    temp += rng.uniform(-0.5, 0.5) * t / 86400 + rng.normal(0, rng.uniform(0.03, 0.1), n)
+    temp += rng.uniform(-0.5, 0.5) * t / 86400 + rng.normal(0, rng.uniform(0.05, 0.1), n)
     w = o.window
     for k in range(windows if cls != "normal" else 0):
         start = k * w + int(rng.uniform(0.2, 0.7) * w)
@@ -207,7 +207,7 @@ def _temperature_recording(cls: str, n: int, o: TemperatureOptions, windows: int
             temp[start:end] += rng.choice([-1, 1]) * rng.uniform(1.5, 5.0)
         elif cls == "runaway":
             ramp = ((np.arange(end - start) + 1) / (end - start)) ** 2
-            temp[start:end] += rng.uniform(3.0, 10.0) * ramp
+            temp[start:end] += rng.uniform(5.0, 15.0) * ramp
         elif cls == "stuck":
             temp[start:end] = temp[start]
     return (np.round(temp / 0.0625) * 0.0625)[:, None]
