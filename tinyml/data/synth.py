@@ -176,10 +176,11 @@ def _temperature_recording(cls: str, n: int, o: TemperatureOptions, windows: int
 
     Physics: ambient follows a daily sine (2-5 deg C around 18-26 deg C); the machine runs
     load cycles (levels held 20-90 min) and heats with a first-order thermal lag
-    dT/dt = (T_amb + R*load - T)/tau (tau 10-30 min, R 10-30 deg C at full load). The sensor
-    drifts slowly (+-0.5 deg C/day), adds noise and reads in 0.0625 deg C steps (DS18B20-like).
+    dT/dt = (T_amb + R*load - T)/tau (tau 20-60 min, R 8-20 deg C at full load). The sensor
+    drifts slowly (+-0.5 deg C/day), adds noise (0.05-0.1 deg C) and reads in 0.0625 deg C steps
+    (DS18B20-like).
     Anomalies: ``step`` a sudden offset of 1.5-5 deg C (a loose probe, a calibration jump);
-    ``runaway`` a temperature that accelerates upwards (t^2, 3-10 deg C by the window end) as
+    ``runaway`` a temperature that accelerates upwards (t^2, 5-15 deg C by the window end) as
     before a bearing or winding failure; ``stuck`` the reading freezes at one value.
     """
     dt = 1.0 / o.fs
