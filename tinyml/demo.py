@@ -1,0 +1,101 @@
+"""`make demo`: the main job end to end on synthetic data, printing a short summary.
+
+The demo is a list of steps; each takes the shared ``DemoContext`` and returns one summary
+line. Later stages (codegen, firmware, validate, gateway) append their own step functions to
+``STEPS``. Output goes to ./demo-out/ (or the folder given as the first argument).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tinyml.errors import TinymlError
+
+
+@dataclass
+class DemoContext:
+    out: Path
+    artifacts: dict[str, Path] = field(default_factory=dict)  # name -> file, for later steps
+
+    @property
+    def run_dir(self) -> Path:
+        return self.out / "run"
+
+
+def step_data(ctx: DemoContext) -> str:
+    from tinyml.data.synth import VibrationOptions, synth_vibration
+
+    ds = synth_vibration(VibrationOptions(per_class=200, seed=0))
+    ctx.artifacts["data"] = ds.save(ctx.out / "vibration.npz")
+    return f"{ds.n} windows of {ds.x.shape[1]}x{ds.x.shape[2]} at {ds.fs:g} Hz, classes: {', '.join(ds.classes)}"
+
+
+def step_train(ctx: DemoContext) -> str:
+    from tinyml.data.dataset import load
+    from tinyml.train.fit import TrainOptions, train
+
+    r = train(load(ctx.artifacts["data"]), "cnn1d", ctx.run_dir, TrainOptions(epochs=40, quiet=True),
+              dataset_path=ctx.artifacts["data"])
+    ctx.artifacts["run"] = ctx.run_dir
+    return f"cnn1d float accuracy {r['accuracy']:.4f}, macro F1 {r['macro_f1']:.4f} ({r['n']} test windows)"
+
+
+def step_quantize(ctx: DemoContext) -> str:
+    from tinyml.quantize import quantize_run
+
+    res = quantize_run(ctx.run_dir)  # default tolerance: fails the demo if int8 loses more than 1 point
+    ctx.artifacts["tflite"] = res.tflite_path
+    r = res.report
+    return (f"int8 {r['tflite_bytes']} bytes: accuracy LiteRT {r['int8_litert']['accuracy']:.4f}, "
+            f"TFLM {r['int8_tflm']['accuracy']:.4f} (float {r['float']['accuracy']:.4f})")
+
+
+def step_inspect(ctx: DemoContext) -> str:
+    from tinyml.model.inspect import describe
+
+    rep = describe(ctx.artifacts["tflite"].read_bytes(), codegen=False)
+    return (f"{rep['parameters']} parameters, {rep['macs']} MACs, TFLM arena "
+            f"{rep['arena']['tflm_host_min_bytes']} bytes, ops TFLM lacks: {rep['tflm_missing_ops'] or 'none'}")
+
+
+def step_export(ctx: DemoContext) -> str:
+    from tinyml.export.c_array import export_c_array
+
+    h, c = export_c_array(ctx.artifacts["tflite"], ctx.out / "c_array", "model_data")
+    ctx.artifacts["c_array"] = c
+    return f"{h.name} and {c.name} in {c.parent}"
+
+
+STEPS: list[tuple[str, Callable[[DemoContext], str]]] = [
+    ("data", step_data), ("train", step_train), ("quantize", step_quantize),
+    ("inspect", step_inspect), ("export", step_export),
+]
+
+
+def run(out: Path) -> DemoContext:
+    ctx = DemoContext(out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    for name, fn in STEPS:
+        t0 = time.monotonic()
+        line = fn(ctx)
+        print(f"[{name:>9}] {line} ({time.monotonic() - t0:.1f} s)", flush=True)
+    print(f"demo finished in {time.monotonic() - start:.1f} s; artifacts in {out}/")
+    return ctx
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        run(Path(argv[0] if argv else "demo-out"))
+    except TinymlError as exc:
+        print(f"error: {exc.one_line()}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()
