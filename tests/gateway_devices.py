@@ -29,7 +29,8 @@ class ScriptedDevice:
     """One device: HELLO at boot and on HELLO_REQ, RESULT frames at ``rate`` Hz."""
 
     def __init__(self, device_id: str, rate: float = 50.0, outcome: Outcome | None = None,
-                 garbage_every: int = 0, pty: bool = False, model_hash: bytes = b"\x01" * 8):
+                 garbage_every: int = 0, pty: bool = False, model_hash: bytes = b"\x01" * 8,
+                 hold_until_connected: bool = False):
         self.device_id = device_id
         self.rate = rate
         self.outcome = outcome or normal_scores(hash(device_id) & 0xFFFF)
@@ -47,6 +48,8 @@ class ScriptedDevice:
         self.port = 0
         self.path = ""
         self.threads: list[threading.Thread] = []
+        self.connected = threading.Event()  # a TCP listener arrived (ptys count as always connected)
+        self.hold_until_connected = hold_until_connected
 
     # --- transport ----------------------------------------------------------------------
     def start(self) -> ScriptedDevice:
@@ -96,6 +99,7 @@ class ScriptedDevice:
                 if self.conn:
                     self.conn.close()
                 self.conn = conn
+            self.connected.set()
             self._thread(self._read_socket, conn)
 
     def _read_socket(self, conn: socket.socket) -> None:
@@ -154,6 +158,8 @@ class ScriptedDevice:
         self._send(self._hello())
 
     def _produce(self) -> None:
+        if self.hold_until_connected and not self.pty:  # the test must see seq 0 onwards
+            self.connected.wait()
         self._send(self._hello())
         n = 0
         while not self.stopping.is_set():

@@ -99,8 +99,7 @@ def model(shared) -> Path:
 def test_fleet_with_garbage_and_drift_over_mqtt_and_http(tmp_path, broker, subscriber, model):
     """Garbage on one line never stops the others; reboots are seen; drift is flagged for the drifted device only;
     every stored result reaches MQTT once per id; /status and /metrics answer on loopback."""
-    faults = {0: Faults(garbage_every=3, truncate_every=7, bad_crc_every=11), 2: Faults(reboot_every=3.0),
-              3: Faults(drift_after=4.0)}
+    faults = {0: Faults(garbage_every=3, truncate_every=7, bad_crc_every=11), 2: Faults(reboot_every=3.0)}
     cfg = tmp_path / "gateway.toml"
     cfg.write_text("site = 'lab'\n[drift]\nbaseline_n = 100\nwindow = 100\nevery = 10\n"
                    "[rules]\nsilent_seconds = 60\n")
@@ -108,6 +107,10 @@ def test_fleet_with_garbage_and_drift_over_mqtt_and_http(tmp_path, broker, subsc
     with EmulatedFleet(model, count=4, tcp_port=0, rate=50, faults=faults, seed=1) as fleet:
         gw = GatewayProcess(tmp_path, fleet.endpoints, "--mqtt", broker.url, "--config", str(cfg),
                             "--http", f"127.0.0.1:{http}")
+        # drift starts once the gateway holds emu-003's baseline (its first 100 scores)
+        wait_until(lambda: count(gw.db, "SELECT count(*) FROM results WHERE device='emu-003'") >= 120, 40,
+                   "baseline")
+        fleet.schedule(3, Faults(drift_after=time.monotonic() - fleet.start_time))
         wait_until(lambda: count(gw.db, "SELECT count(*) FROM alerts WHERE rule='drift'") > 0, 40, "drift alert")
         time.sleep(1.0)
         status = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{http}/status", timeout=5).read())
@@ -146,7 +149,7 @@ def test_alerts_fire_and_clear_end_to_end_and_silent_devices_are_flagged(tmp_pat
     cfg = tmp_path / "gateway.toml"
     cfg.write_text("site = 'lab'\n[rules]\nanomaly_k = 4\nanomaly_n = 6\nanomaly_clear_k = 1\n"
                    "silent_seconds = 2\n")
-    dev = ScriptedDevice("fan-1", rate=50, outcome=_anomaly_burst).start()
+    dev = ScriptedDevice("fan-1", rate=50, outcome=_anomaly_burst, hold_until_connected=True).start()
     gw = GatewayProcess(tmp_path, [dev.url], "--mqtt", broker.url, "--config", str(cfg))
     try:
         wait_until(lambda: count(gw.db, "SELECT max(seq) FROM results") >= 150, 30, "150 results")
@@ -171,11 +174,13 @@ def test_ports_that_disappear_are_reconnected(tmp_path, model):
     link = tmp_path / "ttyFAN"  # like /dev/serial/by-id/...: a stable name for a changing node
     pty_dev = ScriptedDevice("fan-pty", rate=50, pty=True).start()
     link.symlink_to(pty_dev.path)
-    faults = {0: Faults(disconnect_after=3.0, disconnect_for=2.0)}
-    with EmulatedFleet(model, count=1, tcp_port=0, rate=50, faults=faults, seed=2) as fleet:
+    with EmulatedFleet(model, count=1, tcp_port=0, rate=50, seed=2) as fleet:
         gw = GatewayProcess(tmp_path, [fleet.endpoints[0], str(link)])
         try:
             wait_until(lambda: count(gw.db, "SELECT count(*) FROM results WHERE device='fan-pty'") > 50, 20, "pty")
+            wait_until(lambda: count(gw.db, "SELECT count(*) FROM results WHERE device='emu-000'") > 20, 20, "tcp")
+            # the TCP device drops its endpoint for 2 s, then listens again on the same port
+            fleet.schedule(0, Faults(disconnect_after=time.monotonic() - fleet.start_time, disconnect_for=2.0))
             pty_dev.close_pty()  # unplugged
             link.unlink()
             time.sleep(1.5)
