@@ -319,7 +319,8 @@ def validate_spec(spec: object) -> list[dict]:
             raise InputError(f"feature spec entry {entry!r} has no name", 'write entries like {"name": "rms"}')
         name = entry["name"]
         if name not in FEATURES:
-            raise InputError(f"unknown feature {name!r}", f"known features: {', '.join(FEATURES)}")
+            raise InputError(f"unknown feature {name!r}",
+                             "known features: " + "; ".join(f"{k} ({f.doc})" for k, f in FEATURES.items()))
         feat = FEATURES[name]
         unknown = sorted(set(entry) - {"name"} - set(feat.params))
         if unknown:
