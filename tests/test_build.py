@@ -82,3 +82,20 @@ def test_build_bad_project(tmp_path: Path) -> None:
     assert_clean_error(run_cli("build", tmp_path), "not a tinyml firmware project")
     (tmp_path / "tinyml.json").write_text("{broken")
     assert_clean_error(run_cli("build", tmp_path), "not valid JSON")
+
+
+def test_corrupt_elf_is_an_input_error(tmp_path: Path) -> None:
+    from tinyml.errors import InputError
+
+    with pytest.raises(InputError, match="32-bit little-endian ELF"):
+        elf_sections(b"MZ not an elf")
+    with pytest.raises(InputError, match="truncated or corrupt"):
+        elf_sections(b"\x7fELF\x01\x01\x01" + bytes(40))
+
+
+def test_pico_build_needs_the_sdk(shared: Path, tmp_path: Path) -> None:
+    out = render_project(load_board("rpi-pico"), resolve_model(shared / "models" / "feat_ae_int8.tflite"),
+                         tmp_path / "fw")
+    result = run_cli("build", out, env={"PICO_SDK_PATH": ""})
+    assert_clean_error(result, "Pico SDK", "PICO_SDK_PATH")
+    assert result.returncode == 3

@@ -58,18 +58,22 @@ class SizeReport:
 
 def elf_sections(data: bytes) -> list[tuple[str, int, int, int, int]]:
     """(name, type, flags, address, size) of every section of a 32-bit little-endian ELF."""
-    if data[:4] != b"\x7fELF" or data[4] != 1 or data[5] != 1:
+    if data[:4] != b"\x7fELF" or data[4:6] != b"\x01\x01":
         raise InputError("not a 32-bit little-endian ELF file", "build for a 32-bit microcontroller target")
-    shoff, = struct.unpack_from("<I", data, 0x20)
-    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x2E)
-    headers = [struct.unpack_from("<IIIIIIIIII", data, shoff + i * shentsize) for i in range(shnum)]
-    strtab_off = headers[shstrndx][4]
+    try:
+        shoff, = struct.unpack_from("<I", data, 0x20)
+        shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x2E)
+        headers = [struct.unpack_from("<IIIIIIIIII", data, shoff + i * shentsize) for i in range(shnum)]
+        strtab_off = headers[shstrndx][4]
 
-    def name(off: int) -> str:
-        end = data.index(b"\0", strtab_off + off)
-        return data[strtab_off + off:end].decode()
+        def name(off: int) -> str:
+            end = data.index(b"\0", strtab_off + off)
+            return data[strtab_off + off:end].decode(errors="replace")
 
-    return [(name(h[0]), h[1], h[2], h[3], h[5]) for h in headers]
+        return [(name(h[0]), h[1], h[2], h[3], h[5]) for h in headers]
+    except (struct.error, IndexError, ValueError) as exc:
+        raise InputError(f"truncated or corrupt ELF file ({exc})", "rebuild the firmware: `make clean` then build") \
+            from exc
 
 
 SHT_NOBITS, SHF_ALLOC = 8, 0x2
@@ -115,8 +119,7 @@ def build_project(project: str | Path, flash_limit: int | None = None) -> SizeRe
     if builder == "idf.py":
         return _build_idf(project, board, manifest)
     if builder == "pico-sdk":
-        raise ToolError("building for the Raspberry Pi Pico needs the Pico SDK",
-                        "set PICO_SDK_PATH and run `cmake -B build && make -C build` in the project")
+        return _build_pico(project, board, manifest, flash_limit)
     _need("make", "apt-get install make")
     _need(board.cc, f"install the toolchain: apt-get install {board.toolchain_package}")
     proc = _run(["make", "-j2"], project)
@@ -136,6 +139,21 @@ def build_project(project: str | Path, flash_limit: int | None = None) -> SizeRe
                           f"{report.flash_limit:,} B, RAM {report.ram_bytes:,} + stack {report.stack_bytes:,} of "
                           f"{report.ram_limit:,} B", "use a smaller model or a board with more memory")
     return report
+
+
+def _build_pico(project: Path, board: Board, manifest: dict[str, Any], flash_limit: int | None) -> SizeReport:
+    """Pico SDK projects build with CMake against the SDK named by PICO_SDK_PATH."""
+    if not os.environ.get("PICO_SDK_PATH"):
+        raise ToolError("building for the Raspberry Pi Pico needs the Pico SDK (PICO_SDK_PATH is not set)",
+                        "clone https://github.com/raspberrypi/pico-sdk and export PICO_SDK_PATH=/path/to/it")
+    _need("cmake", "apt-get install cmake")
+    _need(board.cc, f"install the toolchain: apt-get install {board.toolchain_package}")
+    for cmd in (["cmake", "-B", "build", "-S", "."], ["make", "-C", "build", "-j2"]):
+        proc = _run(cmd, project)
+        if proc.returncode != 0:
+            tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-4:])
+            raise ToolError(f"`{' '.join(cmd)}` failed: {tail[-600:]}", f"run it in {project} to see the full log")
+    return measure(project / "build" / "tinyml_app.elf", board, int(manifest.get("arena_bytes", 0)), flash_limit)
 
 
 def _build_idf(project: Path, board: Board, manifest: dict[str, Any]) -> SizeReport:
