@@ -271,7 +271,7 @@ FEATURES: dict[str, Feature] = {
                               "envelope-spectrum power in bands (band default 0.25..0.45 fs, fmax default fs/8)"),
     "rate_of_change": Feature(_rate_of_change, {}, _one, "least-squares slope per second"),
     "rolling_mean": Feature(_rolling_mean, {"width": 8, "points": 8, "relative": False}, lambda p: p["points"],
-                            "trailing mean of `width` samples at `points` positions (minus the window mean)"),
+                            "trailing mean of `width` samples at `points` positions (relative: minus the window mean)"),
     "diff_max": Feature(_diff_max, {}, _one, "largest absolute sample-to-sample change"),
     "flat_fraction": Feature(_flat_fraction, {}, _one, "fraction of repeated samples"),
 }
