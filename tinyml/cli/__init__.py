@@ -38,6 +38,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "monitor": ("tinyml.cli.device", "monitor", "Print decoded device results from a serial port."),
     "emulate": ("tinyml.cli.device", "emulate", "Emulated devices (or an ESP32 ROM loader) on ptys/TCP."),
     "gateway": ("tinyml.cli.gateway", "gateway", "Collect, store, analyse and forward device results."),
+    "init": ("tinyml.cli.pipeline", "init", "Write a commented tinyml.toml project file."),
+    "run": ("tinyml.cli.pipeline", "run", "Run a tinyml.toml project's stages, skipping unchanged ones."),
 }
 
 

@@ -1,0 +1,1 @@
+"""A tinyml.toml project: its checked settings, its stages and the record of what last ran."""

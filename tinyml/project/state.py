@@ -1,0 +1,60 @@
+"""OUT/.tinyml-state.json: what each stage last ran on, so unchanged stages are skipped.
+
+A stage's fingerprint is the SHA-256 of its settings, the SHA-256 of every input file and
+the tinyml version. A stage is recorded only after it succeeds, and its old record is
+dropped before it starts, so a failed or interrupted stage always runs again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from tinyml import __version__
+from tinyml.errors import InputError
+from tinyml.signing import sha256_file
+from tinyml.train.artifacts import write_json
+
+STATE_FILE = ".tinyml-state.json"
+FORMAT = 1
+
+
+def _portable(path: Path, base: Path) -> str:
+    """Paths inside the project are recorded relative to it, so a moved project stays fresh."""
+    try:
+        return path.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+def fingerprint(settings: dict[str, Any], inputs: list[Path], base: Path) -> str:
+    """SHA-256 over the settings, each input file's content and the tinyml version."""
+    missing = [p for p in inputs if not p.is_file()]
+    if missing:
+        raise InputError(f"stage input {missing[0]} is missing",
+                         "run the earlier stages first (drop --from), or `tinyml run --force`")
+    body = {"settings": settings, "tinyml": __version__,
+            "inputs": {_portable(p, base): sha256_file(p) for p in inputs}}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def load_state(out: Path) -> tuple[dict[str, Any], str | None]:
+    """The stage records, and a note when an unreadable state file is ignored (all stages re-run)."""
+    path = out / STATE_FILE
+    if not path.is_file():
+        return {}, None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return {}, f"ignoring unreadable {path} ({exc}); every stage runs again"
+    stages = data.get("stages") if isinstance(data, dict) and data.get("format") == FORMAT else None
+    if not isinstance(stages, dict):
+        return {}, f"ignoring {path} written in another format; every stage runs again"
+    return stages, None
+
+
+def save_state(out: Path, stages: dict[str, Any]) -> None:
+    """Write atomically: an interrupted write never leaves half a state file."""
+    write_json(out / STATE_FILE, {"format": FORMAT, "tinyml_version": __version__, "stages": stages})
