@@ -70,9 +70,18 @@ def step_export(ctx: DemoContext) -> str:
     return f"{h.name} and {c.name} in {c.parent}"
 
 
+def step_gateway(ctx: DemoContext) -> str:
+    from tinyml.gateway.demo import stream_through_gateway
+
+    summary = stream_through_gateway(ctx.artifacts["tflite"], ctx.out / "gateway", devices=3, seconds=8.0)
+    head, status = summary.split("\n", 1)
+    print("\n".join("            " + line for line in status.splitlines()), flush=True)
+    return f"{head}; database {ctx.out / 'gateway' / 'gateway.db'}"
+
+
 STEPS: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("data", step_data), ("train", step_train), ("quantize", step_quantize),
-    ("inspect", step_inspect), ("export", step_export),
+    ("inspect", step_inspect), ("export", step_export), ("gateway", step_gateway),
 ]
 
 

@@ -102,6 +102,9 @@ def format_text(snap: dict[str, Any]) -> str:
                      f"{d['results']:>7} results  {d['results_per_s']:6.1f}/s  missing {d['missing']}  "
                      f"reboots {d['reboots']}  bad frames {d['bad_frames']} ({d['frame_error_rate']:.1%})  "
                      f"anomalies {anomaly}  score p50 {'-' if score is None else f'{score:.4g}'}")
+        top = sorted(d["class_counts"].items(), key=lambda kv: -kv[1])[:4]
+        if top:
+            lines.append(f"  {'':<16} last {d['window']}: " + ", ".join(f"{name} {n}" for name, n in top))
     for a in snap["alerts"]:
         lines.append(f"  ALERT {a['device']} {a['rule']}: {a['message']}")
     for p in snap["ports"]:
