@@ -1,0 +1,60 @@
+"""Start-up time of `tinyml --help` and the model commands' --help, and proof that none of
+them imports TensorFlow, Keras or matplotlib.
+
+    .venv/bin/python benchmarks/cli_startup.py [--runs 7] [--markdown]
+
+Each command runs in a fresh interpreter (like a user's shell); the figure is the median
+wall time of --runs runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ("tensorflow", "keras", "matplotlib")
+COMMANDS = [[], ["train"], ["quantize"], ["predict"], ["inspect"], ["export"], ["export", "c-array"]]
+PROBE = ("import sys\nsys.argv = ['tinyml', *sys.argv[1:], '--help']\nfrom tinyml.cli import main\n"
+         "try:\n    main()\nexcept SystemExit:\n    pass\n"
+         f"print('HEAVY:', sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))\n")
+
+
+def heavy_modules(args: list[str]) -> list[str]:
+    """Heavy packages imported while printing `tinyml ARGS --help`."""
+    out = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith("HEAVY:"))
+    return eval(line.partition(":")[2])  # noqa: S307 - our own printed list literal
+
+
+def wall_time(args: list[str], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "tinyml", *args, "--help"], cwd=ROOT, capture_output=True, check=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--markdown", action="store_true")
+    a = ap.parse_args()
+    rows = [(" ".join(["tinyml", *args, "--help"]), wall_time(args, a.runs), heavy_modules(args)) for args in COMMANDS]
+    if a.markdown:
+        print("| command | median wall time | heavy modules imported |\n|---|---:|---|")
+        for cmd, t, heavy in rows:
+            print(f"| `{cmd}` | {t * 1000:.0f} ms | {', '.join(heavy) or 'none'} |")
+    else:
+        for cmd, t, heavy in rows:
+            print(f"{cmd:40s} {t * 1000:7.0f} ms  heavy: {', '.join(heavy) or 'none'}")
+
+
+if __name__ == "__main__":
+    main()
