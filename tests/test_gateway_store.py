@@ -162,3 +162,36 @@ def test_corrupt_and_unwritable_databases_are_clear_errors(tmp_path):
     assert_clean_error(proc, "database")
     proc = run_cli("gateway", "status", "--db", str(tmp_path / "none.db"))
     assert_clean_error(proc, "no gateway database")
+
+
+def test_a_store_that_fails_at_run_time_stops_the_gateway_with_one_clear_error(tmp_path):
+    """A write failure (here a trigger standing in for a full disk) must not leave the gateway
+    reading into a queue nobody drains: it stops, keeps what was committed, and says why."""
+    import asyncio
+
+    from tests.gateway_devices import ScriptedDevice
+    from tinyml.errors import ToolError
+    from tinyml.gateway.service import Gateway
+
+    dev = ScriptedDevice("fan-x", rate=100).start()
+    db = tmp_path / "g.db"
+    gateway = Gateway(config(ports=(dev.url,), db=db, mqtt=None))
+
+    async def main() -> None:
+        async def break_disk_later() -> None:
+            while gateway.committed < 50:
+                await asyncio.sleep(0.05)
+            with sqlite3.connect(db) as other:
+                other.execute("CREATE TRIGGER full BEFORE INSERT ON results "
+                              "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+        breaker = asyncio.create_task(break_disk_later())
+        await asyncio.wait_for(gateway.run(), 30)
+        await breaker
+
+    try:
+        with pytest.raises(ToolError, match="disk is full") as err:
+            asyncio.run(main())
+    finally:
+        dev.stop()
+    assert "(hint: " in err.value.one_line()
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM results").fetchone()[0] >= 50

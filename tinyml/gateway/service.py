@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 
+from tinyml.errors import ToolError
 from tinyml.gateway import api, ports
 from tinyml.gateway.config import GatewayConfig
 from tinyml.gateway.forward import Forwarder
@@ -68,20 +69,31 @@ class Gateway:
         written = asyncio.Event()  # the writer has committed everything read before the stop
         forward_task = asyncio.create_task(forwarder.run(written)) if forwarder else None
         writer = asyncio.create_task(self._write(queue, stop, forwarder))
-        await stop.wait()
+        stopping = asyncio.create_task(stop.wait())
+        vital = {writer, stopping} | ({forward_task} if forward_task else set())
+        await asyncio.wait(vital, return_when=asyncio.FIRST_COMPLETED)
+        failed = next((t for t in vital - {stopping} if t.done() and t.exception()), None)
+        stop.set()  # on a failure too: readers stop reading what could not be stored
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await writer
-        self.store.mark_ports_down(time.time())
+        stopping.cancel()
+        if failed is not writer:  # commit what was read before the stop
+            await writer
+            self.store.mark_ports_down(time.time())
         written.set()
         if forward_task:
-            await forward_task
+            await asyncio.gather(forward_task, return_exceptions=True)
             forwarder.close()
         if server:
             server.close()
             await server.wait_closed()
         self.store.close()
+        if failed is not None:
+            exc = failed.exception()
+            raise ToolError(f"gateway stopped: cannot write to {self.config.db}: {exc}",
+                            "check free disk space and the database file; everything acknowledged "
+                            "before this is stored") from exc
         log.info("gateway stopped: %d result(s) stored", self.committed)
 
     async def _clock(self, queue: asyncio.Queue[list[Record]], stop: asyncio.Event) -> None:
