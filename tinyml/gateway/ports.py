@@ -155,6 +155,9 @@ async def read_port(url: str, baud: int, emit: Callable[[list[Record]], Awaitabl
                     await emit(records)
         except (OSError, serial.SerialException) as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
+        except Exception as exc:  # noqa: BLE001 - a bug on one line must not silence it for good
+            reason = f"internal error {type(exc).__name__}: {exc}"
+            log.error("port %s: %s", url, reason)
         finally:
             conn.close()
         if not stop.is_set():
