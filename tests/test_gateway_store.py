@@ -7,12 +7,14 @@ import json
 import sqlite3
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import assert_clean_error, run_cli
 from tinyml.device import protocol
 from tinyml.errors import InputError
 from tinyml.gateway.config import GatewayConfig, ModelInfo, ModelRoute, parse_mqtt_url
-from tinyml.gateway.ingest import LineState, Tick
+from tinyml.gateway.ingest import LineState, ResultRecord, Tick
 from tinyml.gateway.processor import Processor
 from tinyml.gateway.rules import RuleConfig
 from tinyml.gateway.store import Store
@@ -195,3 +197,22 @@ def test_a_store_that_fails_at_run_time_stops_the_gateway_with_one_clear_error(t
         dev.stop()
     assert "(hint: " in err.value.one_line()
     assert sqlite3.connect(db).execute("SELECT count(*) FROM results").fetchone()[0] >= 50
+
+
+@settings(max_examples=60, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=30),
+       junk=st.lists(st.binary(min_size=1, max_size=30), max_size=6))
+def test_a_line_yields_the_same_results_however_the_bytes_are_split_and_whatever_junk_sits_between(cuts, junk):
+    frames = [hello("d", 3)] + [result(i, 3) for i in range(20)]
+    stream = bytearray()
+    for i, frame in enumerate(frames):
+        stream += frame
+        if i < len(junk):
+            stream += junk[i] + b"\x00"  # junk is closed by a delimiter, as a line glitch is by the next frame
+    line = LineState("p")
+    records = []
+    points = sorted({c % (len(stream) + 1) for c in cuts})
+    for a, b in zip([0, *points], [*points, len(stream)], strict=True):
+        records += line.feed(bytes(stream[a:b]), 1.0)
+    seqs = [r.result.seq for r in records if isinstance(r, ResultRecord)]
+    assert seqs == list(range(20))
