@@ -68,10 +68,8 @@ def _conv(call: Call) -> Call:
         return call
     x, _, _, mult, shift, out = call.args
     weights, bias = _weights_and_bias(call, p["out_c"])
-    params = {k: v for k, v in p.items() if k not in ("input_offset", "filter_in_c", "output_offset",
-                                                      "act_min", "act_max")}
-    params.update(input_zero_point=-p["input_offset"], output_offset=p["output_offset"],
-                  act_min=p["act_min"], act_max=p["act_max"])
+    params = {k: v for k, v in p.items() if k not in ("input_offset", "filter_in_c")}
+    params["input_zero_point"] = -p["input_offset"]  # the value of padded taps in gathered patches
     return Call("conv_dsp", params, [x, weights, bias, mult, shift, out], call.op_index, call.op_name)
 
 
