@@ -187,3 +187,43 @@ def test_cli_bad_model_is_one_error_line(tmp_path: Path, ae_bytes: bytes) -> Non
     assert_clean_error(run_cli("codegen", bad, "--out", tmp_path / "out"), "invalid .tflite")
     assert_clean_error(run_cli("codegen", tmp_path / "missing.tflite", "--out", tmp_path / "out"), "not found")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def cnn_raw(shared: Path) -> object:
+    return _unpacked((shared / "models" / "vib_cnn_int8.tflite").read_bytes())
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_shapes_and_options_fail_cleanly_or_compile(cnn_raw: object, data: st.DataObject,
+                                                            tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Structural mutations (a tensor dimension, an operator option) never crash the generator,
+    and whatever it accepts still compiles strictly."""
+    import copy
+
+    raw = copy.deepcopy(cnn_raw)
+    graph = raw.subgraphs[0]  # type: ignore[attr-defined]
+    value = data.draw(st.sampled_from([-1, 0, 1, 2, 3, 7, 1000]))
+    if data.draw(st.booleans()):
+        tensor = graph.tensors[data.draw(st.integers(0, len(graph.tensors) - 1))]
+        if tensor.shape is not None and len(tensor.shape):
+            shape = list(tensor.shape)
+            shape[data.draw(st.integers(0, len(shape) - 1))] = value
+            tensor.shape = shape
+    else:
+        op = graph.operators[data.draw(st.integers(0, len(graph.operators) - 1))]
+        options = vars(op.builtinOptions) if op.builtinOptions is not None else {}
+        fields = [k for k, v in options.items() if type(v) is int]
+        if fields:  # option fields are int8 in the schema
+            setattr(op.builtinOptions, data.draw(st.sampled_from(fields)), min(value, 100))
+    try:
+        gen = generate(_repack(raw), prefix="m")
+    except TinymlError:
+        return
+    out = tmp_path_factory.mktemp("mut")
+    (out / "m.h").write_text(gen.header)
+    (out / "m.c").write_text(gen.source)
+    proc = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fsyntax-only",
+                           str(out / "m.c")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
