@@ -17,7 +17,7 @@ from tinyml.gateway.config import GatewayConfig, ModelInfo, ModelRoute, parse_mq
 from tinyml.gateway.ingest import LineState, ResultRecord, Tick
 from tinyml.gateway.processor import Processor
 from tinyml.gateway.rules import RuleConfig
-from tinyml.gateway.store import Store
+from tinyml.gateway.store import RetentionLimits, Store
 
 HASH = bytes(range(8))
 
@@ -116,18 +116,24 @@ def test_no_broker_means_no_outbox(tmp_path):
     assert out.stored == 1 and store.outbox_depth() == 0
 
 
-def test_retention_by_count_and_age_keeps_the_newest(tmp_path):
+def test_retention_by_count_age_and_size_keeps_the_newest(tmp_path):
     store = Store(tmp_path / "g.db")
-    proc = Processor(store, config(max_results=3, max_age_s=100.0))
+    proc = Processor(store, config(mqtt=None))  # no outbox: the results are the data
     line = LineState("p1")
     feed(proc, hello("d", 1) + b"".join(result(i, 1) for i in range(5)), now=1000.0, line=line)
     with store.transaction():
-        assert store.delete_expired(1000.0, None, 3) == 2
+        assert store.delete_expired(1000.0, RetentionLimits(None, 3)) == 2
     assert [s for (s,) in rows(store, "SELECT seq FROM results ORDER BY seq")] == [2, 3, 4]
     feed(proc, result(5, 1), now=1150.0, line=line)
     with store.transaction():
-        store.delete_expired(1150.0, 100.0, None)
+        store.delete_expired(1150.0, RetentionLimits(max_age_s=100.0))
     assert [s for (s,) in rows(store, "SELECT seq FROM results")] == [5]
+    feed(proc, b"".join(result(i, 1) for i in range(6, 3000)), now=1200.0, line=line)
+    limit = store.used_bytes() // 2
+    with store.transaction():
+        deleted = store.delete_expired(1200.0, RetentionLimits(None, None, limit))
+    assert 1000 < deleted < 3000 and store.used_bytes() <= limit
+    assert rows(store, "SELECT max(seq) FROM results") == [(2999,)]  # the newest are kept
 
 
 def test_a_failing_batch_commits_nothing(tmp_path):

@@ -21,8 +21,10 @@ import tomllib
 from tinyml.errors import InputError
 from tinyml.gateway.drift import DriftConfig
 from tinyml.gateway.rules import RuleConfig
+from tinyml.gateway.store import RetentionLimits
 
 PASSWORD_ENV = "TINYML_MQTT_PASSWORD"
+RETENTION_KEYS = {"max_age_days", "max_results", "max_db_mb"}
 TOP_KEYS = {"site", "db", "ports", "http", "baud", "mqtt", "retention", "rules", "drift", "models"}
 MQTT_KEYS = {"url", "username", "password", "password_env", "tls", "ca", "cert", "key", "insecure",
              "client_id", "keepalive", "topic_prefix"}
@@ -96,8 +98,7 @@ class GatewayConfig:
     http: tuple[str, int] | None = None
     baud: int = 115200
     mqtt: MqttConfig | None = None
-    max_age_s: float | None = 30 * 86400.0
-    max_results: int | None = 10_000_000
+    retention: RetentionLimits = field(default_factory=RetentionLimits)
     rules: RuleConfig = field(default_factory=RuleConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
     models: tuple[ModelRoute, ...] = ()
@@ -107,6 +108,15 @@ class GatewayConfig:
             if route.matches(device, model_hash):
                 return route.info
         return ModelInfo()
+
+
+def _positive(value: Any, scale: float, kind: type = float) -> Any:
+    """A retention limit in its unit, or None (absent or 0: no limit)."""
+    if value in (None, 0):
+        return None
+    if float(value) < 0:
+        raise ValueError(f"{value} is negative")
+    return kind(float(value) * scale)
 
 
 def read_model_json(path: Path) -> ModelInfo:
@@ -251,8 +261,8 @@ def load(config_path: Path | None = None, *, ports: tuple[str, ...] = (), db: Pa
     if not site_name or any(c in site_name for c in "/+#"):
         raise InputError(f"bad site name {site_name!r}", "a site name cannot be empty or contain / + #")
     retention = data.get("retention", {})
-    if not isinstance(retention, dict) or set(retention) - {"max_age_days", "max_results"}:
-        raise InputError("bad [retention] section", "known keys: max_age_days, max_results")
+    if not isinstance(retention, dict) or set(retention) - RETENTION_KEYS:
+        raise InputError("bad [retention] section", f"known keys: {', '.join(sorted(RETENTION_KEYS))}")
     mqtt_section = data.get("mqtt", {})
     if not isinstance(mqtt_section, dict):
         raise InputError("[mqtt] must be a table", "see docs/gateway.md")
@@ -260,17 +270,16 @@ def load(config_path: Path | None = None, *, ports: tuple[str, ...] = (), db: Pa
     http_value = http or data.get("http")
     try:
         baud = int(data.get("baud", 115200))
-        max_age = retention.get("max_age_days", 30)
-        max_results = retention.get("max_results", 10_000_000)
-        max_age_s = None if max_age in (None, 0) else float(max_age) * 86400
-        max_results = None if max_results in (None, 0) else int(max_results)
+        limits = RetentionLimits(max_age_s=_positive(retention.get("max_age_days", 30), 86400.0),
+                                 max_results=_positive(retention.get("max_results"), 1, int),
+                                 max_bytes=_positive(retention.get("max_db_mb"), 1e6, int))
     except (TypeError, ValueError) as exc:
         raise InputError(f"bad number in {config_path}: {exc}", "baud and [retention] take numbers") from None
     return GatewayConfig(
         ports=all_ports, db=Path(db or data.get("db", "gateway.db")), site=site_name,
         http=parse_http(str(http_value)) if http_value else None, baud=baud,
         mqtt=parse_mqtt_url(url, {k: v for k, v in mqtt_section.items() if k != "url"}) if url else None,
-        max_age_s=max_age_s, max_results=max_results,
+        retention=limits,
         rules=_section(RuleConfig, data.get("rules", {}), "rules"),
         drift=_section(DriftConfig, data.get("drift", {}), "drift"),
         models=_routes(data.get("models", []), base))

@@ -151,8 +151,7 @@ class Processor:
                     for device, state in self.devices.items():
                         self._transitions(device, state.rules.on_tick(rec.at), rec.at, out)
                 elif isinstance(rec, Retention):
-                    out.retained_deleted += self.store.delete_expired(
-                        rec.at, self.config.max_age_s, self.config.max_results)
+                    out.retained_deleted += self.store.delete_expired(rec.at, self.config.retention)
             for device, (at, fields) in seen.items():
                 state = self.devices[device]
                 self.store.touch_device(device, at, boot_id=state.boot_id, last_seq=state.last_seq, **fields)

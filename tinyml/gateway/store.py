@@ -64,6 +64,15 @@ class StoredResult:
 
 
 @dataclass(frozen=True)
+class RetentionLimits:
+    """How much history to keep; ``None`` means no limit of that kind."""
+
+    max_age_s: float | None = 30 * 86400.0
+    max_results: int | None = None
+    max_bytes: int | None = None
+
+
+@dataclass(frozen=True)
 class OutboxRow:
     id: int
     device: str
@@ -257,16 +266,32 @@ class Store:
         return int(self.conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
 
     # --- retention (inside a transaction) -------------------------------------------------
-    def delete_expired(self, now: float, max_age_s: float | None, max_results: int | None) -> int:
-        """Delete results older than ``max_age_s`` and the oldest beyond ``max_results``.
-        Messages still in the outbox carry their own payload and are not affected."""
+    def delete_expired(self, now: float, limits: RetentionLimits) -> int:
+        """Delete results older than the age limit, the oldest beyond the count limit, and the
+        oldest while the live data exceeds the size limit (freed pages are reused, so the file
+        stops growing). Messages still in the outbox carry their own payload and are kept."""
         deleted = 0
-        if max_age_s is not None:
+        if limits.max_age_s is not None:
             deleted += self.conn.execute("DELETE FROM results WHERE received_at < ?",
-                                         (now - max_age_s,)).rowcount
-            self.conn.execute("DELETE FROM alerts WHERE cleared_at < ?", (now - max_age_s,))
-        if max_results is not None:
-            deleted += self.conn.execute(
-                "DELETE FROM results WHERE id <= (SELECT id FROM results ORDER BY id DESC "
-                "LIMIT 1 OFFSET ?)", (max_results,)).rowcount
+                                         (now - limits.max_age_s,)).rowcount
+            self.conn.execute("DELETE FROM alerts WHERE cleared_at < ?", (now - limits.max_age_s,))
+        if limits.max_results is not None:
+            deleted += self._delete_oldest_beyond(limits.max_results)
+        if limits.max_bytes is not None:
+            # Pages free up only when emptied, so shrink in steps until the live data fits.
+            for _ in range(8):
+                used, total = self.used_bytes(), self.result_count()
+                if used <= limits.max_bytes or total == 0:
+                    break
+                deleted += self._delete_oldest_beyond(int(total * min(limits.max_bytes / used, 0.9)))
         return deleted
+
+    def _delete_oldest_beyond(self, keep: int) -> int:
+        return self.conn.execute("DELETE FROM results WHERE id <= (SELECT id FROM results ORDER BY id DESC "
+                                 "LIMIT 1 OFFSET ?)", (keep,)).rowcount
+
+    def used_bytes(self) -> int:
+        """Bytes of live data in the database file (pages in use, not free pages)."""
+        pages = self.conn.execute("PRAGMA page_count").fetchone()[0]
+        free = self.conn.execute("PRAGMA freelist_count").fetchone()[0]
+        return int((pages - free) * self.conn.execute("PRAGMA page_size").fetchone()[0])
