@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -71,4 +72,9 @@ def test_bad_inputs(trained_run, tmp_path):
     shutil.copytree(trained_run.run_dir, run)
     (run / "model_int8.tflite").write_bytes((run / "model_int8.tflite").read_bytes()[:500])
     assert_clean_error(run_cli("predict", run / "model_int8.tflite", trained_run.data, "--out", out), "tflite")
+    from tflite_micro.python.tflite_micro import runtime
+
+    sine = Path(runtime.__file__).parent / "sine_float.tflite"
+    (run / "model_int8.tflite").write_bytes(sine.read_bytes())
+    assert_clean_error(run_cli("predict", run / "model_int8.tflite", trained_run.data, "--out", out), "not full-int8")
     assert not out.exists()

@@ -97,3 +97,9 @@ def test_missing_and_corrupt_data_are_rejected(tmp_path):
     bad.write_bytes(data.read_bytes()[:200])
     assert_clean_error(run_cli("train", bad, "--out", tmp_path / "run"), "cannot read dataset")
     assert not (tmp_path / "run").exists()
+
+
+def test_out_must_be_a_directory(tmp_path):
+    data = _tiny_dataset(tmp_path / "d.npz", [0, 1] * 10)
+    (tmp_path / "file").write_text("x")
+    assert_clean_error(run_cli("train", data, "--out", tmp_path / "file"), "is a file")

@@ -125,6 +125,8 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
     if kind.preprocess == "features" and feature_spec is None:
         feature_spec = default_feature_spec(ds.kind)
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out {out_dir} is a file, not a directory", "pass a directory for the run")
 
     fit_mask = splits.train
     val_mask = splits.val
