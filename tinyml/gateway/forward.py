@@ -42,6 +42,7 @@ class Forwarder:
         self.last_sent = 0
         self.acked: list[int] = []
         self.closing = False
+        self.last_refusal: str | None = None
         self.published = 0
         self.rejected = 0
         self.connected = asyncio.Event()
@@ -69,8 +70,7 @@ class Forwarder:
     # paho callbacks run in paho's thread: hand everything to the event loop.
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
-            self.loop.call_soon_threadsafe(log.error, "MQTT broker %s refused the connection: %s",
-                                           self.cfg.redacted(), reason)
+            self.loop.call_soon_threadsafe(self._refused, str(reason))
             return
         client.publish(self.status_topic, json.dumps({"state": "online"}), qos=1, retain=True)
         self.loop.call_soon_threadsafe(self._set_connected, True)
@@ -81,7 +81,16 @@ class Forwarder:
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         self.loop.call_soon_threadsafe(self._ack, mid, reason.is_failure, str(reason))
 
+    def _refused(self, reason: str) -> None:
+        """Log a refusal once per reason, not on every retry."""
+        if reason != self.last_refusal:
+            self.last_refusal = reason
+            log.error("MQTT broker %s refused the connection: %s; retrying (results stay in the outbox)",
+                      self.cfg.redacted(), reason)
+
     def _set_connected(self, up: bool) -> None:
+        if up:
+            self.last_refusal = None
         if up and not self.connected.is_set():
             log.info("MQTT connected to %s", self.cfg.redacted())
             self.connected.set()
