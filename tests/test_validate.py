@@ -76,6 +76,38 @@ def test_feat_ae_matches_tflm_on_emulated_board(board_name: str, shared: Path, t
     assert report.accuracy is None  # no labels, no threshold
 
 
+@pytest.fixture(scope="module")
+def feature_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A small temperature autoencoder on the default feature spec (15 features of 128 samples)."""
+    from tinyml.data.synth import TemperatureOptions, synth_temperature
+    from tinyml.quantize import quantize_run
+    from tinyml.train.fit import TrainOptions, train
+
+    base = tmp_path_factory.mktemp("feature_run")
+    ds = synth_temperature(TemperatureOptions(per_class=40, seed=2))
+    data = ds.save(base / "temperature.npz")
+    train(ds, "autoencoder", base / "run", TrainOptions(epochs=5, quiet=True), dataset_path=data)
+    quantize_run(base / "run", tolerance=100.0)
+    return base / "run", data
+
+
+@pytest.mark.parametrize(("board_name", "on_device"),
+                         [("qemu-mps2-an386", True), ("qemu-riscv32", True), ("qemu-xtensa-lx106", False)])
+def test_feature_model_with_features_computed_on_device(board_name: str, on_device: bool, feature_run,
+                                                        tmp_path: Path) -> None:
+    run_dir, data = feature_run
+    model = resolve_model(run_dir)
+    elf, sizes = _firmware(run_dir, board_name, tmp_path / "fw")
+    tests = prepare_inputs(model, data, "test", 12)
+    assert tests.windows is not None and tests.windows.shape == (12, 128)
+    report = validate(load_board(board_name), model, tests, elf=elf, sizes=sizes)
+    # raw float32 windows went in, the device's C features fed the model: still zero mismatches
+    assert report.device_computes_features is on_device
+    assert report.mismatches == 0, report.first_mismatches
+    assert report.accuracy is not None and report.device_labels_agree is not None
+    assert model.threshold is not None
+
+
 def test_reference_is_tflm_published_output(shared: Path) -> None:
     from tinyml.hil import host_reference
 

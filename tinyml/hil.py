@@ -32,11 +32,23 @@ DEFAULT_RANDOM_INPUTS = 20
 
 @dataclass
 class ValidationInputs:
-    """Quantised model inputs [N, input_bytes] and, when known, the true labels."""
+    """Quantised model inputs [N, input_bytes], the true labels when known, and for feature
+    models the raw windows [N, T*C] (float32) for devices that compute the features."""
 
     x: np.ndarray
     labels: np.ndarray | None
     source: str
+    windows: np.ndarray | None = None
+
+    def payload(self, i: int, device_bytes: int) -> bytes:
+        """What input ``i`` looks like to a device whose HELLO says it takes ``device_bytes``."""
+        if device_bytes == self.x.shape[1]:
+            return self.x[i].tobytes()
+        if self.windows is not None and device_bytes == self.windows.shape[1] * 4:
+            return self.windows[i].astype("<f4").tobytes()
+        raise CheckFailed(f"the device takes {device_bytes}-byte inputs; this model's are {self.x.shape[1]} bytes"
+                          + ("" if self.windows is None else f" (raw windows {self.windows.shape[1] * 4})"),
+                          "flash the firmware built for this model")
 
 
 @dataclass
@@ -50,6 +62,7 @@ class ValidationReport:
     mismatched_inputs: int
     max_abs_diff: int
     accuracy: float | None
+    device_computes_features: bool  # raw windows sent; the device ran the C features itself
     device_labels_agree: float | None  # device's own decision vs the same rule on the reference
     latency_unit: str
     latency_mean: float
@@ -68,7 +81,8 @@ class ValidationReport:
         return asdict(self)
 
     def summary(self) -> list[str]:
-        lines = [f"board {self.board} ({self.runtime}): {self.inputs} inputs from {self.data}",
+        how = "raw windows, features computed on the device" if self.device_computes_features else "model inputs"
+        lines = [f"board {self.board} ({self.runtime}): {self.inputs} inputs from {self.data} ({how})",
                  f"mismatches: {self.mismatches} of {self.output_bytes_compared} output bytes "
                  f"({self.mismatched_inputs} inputs, max |diff| {self.max_abs_diff}) against the TFLM host reference"]
         if self.accuracy is not None:
@@ -105,18 +119,28 @@ def prepare_inputs(model: ModelInfo, data: str | Path | None, split: str | None,
     ds = load(data).subset(split)
     if limit is not None and ds.n > limit:
         ds = _head(ds, limit)
+    source = f"{Path(data).name} [{split or 'all'}]"
+    pre = None
     if model.run_dir is not None and (model.run_dir / "preprocess.json").is_file():
         from tinyml.preprocess import Preprocess
 
-        x = Preprocess.from_run(model.run_dir).apply(ds.x)
-    else:
-        x = ds.x
+        pre = Preprocess.from_run(model.run_dir)
+    if pre is not None and pre.mode == "features":
+        # quantized exactly as the device's C does it (tinyml_features_quantize), not half-to-even
+        from tinyml.data.features import quantize_features
+        from tinyml.preprocess import compute_feature_matrix
+
+        pre.apply(ds.x)  # checks the window shape with a clear message
+        feats = compute_feature_matrix(ds.x, pre.feature_spec, pre.fs)
+        q = quantize_features(feats, pre.mean, pre.std, model.in_scale, model.in_zp)
+        return ValidationInputs(q, _truth(model, ds), source, ds.x.reshape(ds.n, -1).astype(np.float32))
+    x = pre.apply(ds.x) if pre is not None else ds.x
     flat = x.reshape(x.shape[0], -1)
     if flat.shape[1] != model.input_bytes:
         raise InputError(f"dataset windows hold {flat.shape[1]} values but the model takes {model.input_bytes}",
                          "pass the dataset the model was trained on, or a run directory with preprocess.json")
     q = quantize_input(flat, model.in_scale, model.in_zp).astype(np.int8)
-    return ValidationInputs(q, _truth(model, ds), f"{Path(data).name} [{split or 'all'}]")
+    return ValidationInputs(q, _truth(model, ds), source)
 
 
 def _head(ds: Any, n: int) -> Any:
@@ -167,6 +191,7 @@ class DeviceSession:
         self.link, self.timeout = link, timeout
         self.retries = 0
         self.device_rx_errors = 0
+        self.hello_msg: p.Hello | None = None
 
     def _exchange(self, msg: p.Message, accept: Callable[[p.Message], bool], what: str) -> p.Message:
         for attempt in range(MAX_ATTEMPTS):
@@ -192,15 +217,18 @@ class DeviceSession:
     def hello(self) -> p.Hello:
         """The boot HELLO, or the answer to HELLO_REQ when the device was already running."""
         deadline = time.monotonic() + min(self.timeout, 1.0)
+        msg: p.Message | None = None
         while (left := deadline - time.monotonic()) > 0:
             msg = self.link.recv(left)
-            if isinstance(msg, p.Hello):
-                return msg
-            if msg is None:
+            if isinstance(msg, p.Hello) or msg is None:
                 break
-        return self._exchange(p.HelloReq(), lambda m: isinstance(m, p.Hello), "HELLO")  # type: ignore[return-value]
+        if not isinstance(msg, p.Hello):
+            msg = self._exchange(p.HelloReq(), lambda m: isinstance(m, p.Hello), "HELLO")
+        self.hello_msg = msg  # type: ignore[assignment]
+        return msg  # type: ignore[return-value]
 
     def infer(self, seq: int, x: bytes) -> p.Result:
+        """INPUT chunks (each ACKed), then INFER; the RESULT that carries ``seq``."""
         for off in range(0, len(x), p.MAX_INPUT_CHUNK):
             end = min(len(x), off + p.MAX_INPUT_CHUNK)
             self._exchange(p.Input(off, x[off:end]),
@@ -216,9 +244,9 @@ def check_hello(hello: p.Hello, model: ModelInfo) -> None:
     if hello.model_hash != model.hash8:
         raise CheckFailed(f"the device runs model {hello.model_hash.hex()}, not {model.hash8.hex()} "
                           f"({model.source_name})", "flash the firmware built for this model")
-    if (hello.input_bytes, hello.output_bytes) != (model.input_bytes, model.output_bytes):
-        raise CheckFailed(f"device tensors are {hello.input_bytes}/{hello.output_bytes} bytes, the model's "
-                          f"{model.input_bytes}/{model.output_bytes}", "flash the firmware built for this model")
+    if hello.output_bytes != model.output_bytes:
+        raise CheckFailed(f"device output is {hello.output_bytes} bytes, the model's {model.output_bytes}",
+                          "flash the firmware built for this model")
 
 
 def run_validation(session: DeviceSession, model: ModelInfo, tests: ValidationInputs,
@@ -228,10 +256,11 @@ def run_validation(session: DeviceSession, model: ModelInfo, tests: ValidationIn
 
     hello = session.hello()
     check_hello(hello, model)
+    tests.payload(0, hello.input_bytes)  # fails early when the device takes another input
     results: list[p.Result] = []
     for seq in tqdm(range(tests.x.shape[0]), desc="validating", unit="input", disable=None if progress else True,
                     leave=False):
-        results.append(session.infer(seq, tests.x[seq].tobytes()))
+        results.append(session.infer(seq, tests.payload(seq, hello.input_bytes)))
     n = min(len(r.output) for r in results)
     return np.array([r.output[:n] for r in results], np.int8), results
 
@@ -258,6 +287,7 @@ def compare(board: Board, runtime: str, model: ModelInfo, tests: ValidationInput
         board=board.name, runtime=runtime, model_sha256=model.sha256, inputs=int(tests.x.shape[0]),
         output_bytes_compared=int(device_out.size), mismatches=int((diff > 0).sum()),
         mismatched_inputs=int(bad_rows.size), max_abs_diff=int(diff.max(initial=0)), accuracy=accuracy,
+        device_computes_features=bool(session.hello_msg and session.hello_msg.input_bytes != tests.x.shape[1]),
         device_labels_agree=agree, latency_unit=unit, latency_mean=latency,
         instructions_per_inference=instructions, cycles_per_inference=cycles,
         flash_bytes=sizes[0] if sizes else None, ram_bytes=sizes[1] if sizes else None,

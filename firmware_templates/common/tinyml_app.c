@@ -14,6 +14,16 @@
 #include "tinyml_proto.h"
 
 static int8_t input[TINYML_INPUT_BYTES];
+#if TINYML_DEVICE_FEATURES
+#include "tinyml_run.h"
+/* INPUT fills a raw window; INFER turns it into features and the model input. */
+static float window[TINYML_WINDOW_VALUES];
+#define RX_TENSOR ((uint8_t *)window)
+#define RX_BYTES (TINYML_WINDOW_VALUES * 4u)
+#else
+#define RX_TENSOR ((uint8_t *)input)
+#define RX_BYTES TINYML_INPUT_BYTES
+#endif
 static int8_t output[TINYML_OUTPUT_BYTES];
 static uint8_t tx_frame[TINYML_PROTO_MAX_FRAME];
 static tinyml_decoder_t decoder;
@@ -41,7 +51,7 @@ static void send_hello(void)
     m.u.hello.device_id = str(TINYML_DEVICE_ID);
     memcpy(m.u.hello.model_hash, tinyml_model_hash, 8);
     m.u.hello.arena_bytes = TINYML_ARENA_BYTES;
-    m.u.hello.input_bytes = TINYML_INPUT_BYTES;
+    m.u.hello.input_bytes = RX_BYTES;
     m.u.hello.output_bytes = TINYML_OUTPUT_BYTES;
     m.u.hello.boot_id = boot_id;
     m.u.hello.latency_unit = TINYML_LATENCY_UNIT;
@@ -129,16 +139,18 @@ static int handle(const tinyml_msg_t *msg)
 #if TINYML_RUN_MODE
         send_error(TINYML_ERR_UNSUPPORTED, "run mode reads the sensor");
 #else
-        if (msg->u.input.offset > TINYML_INPUT_BYTES ||
-            msg->u.input.len > TINYML_INPUT_BYTES - msg->u.input.offset) {
+        if (msg->u.input.offset > RX_BYTES || msg->u.input.len > RX_BYTES - msg->u.input.offset) {
             send_error(TINYML_ERR_BAD_LENGTH, "input chunk outside the input tensor");
             break;
         }
-        memcpy(input + msg->u.input.offset, msg->u.input.data, msg->u.input.len);
+        memcpy(RX_TENSOR + msg->u.input.offset, msg->u.input.data, msg->u.input.len);
         send_ack(TINYML_MSG_INPUT, msg->u.input.offset + msg->u.input.len);
 #endif
         break;
     case TINYML_MSG_INFER:
+#if TINYML_DEVICE_FEATURES && !TINYML_RUN_MODE
+        tinyml_preprocess(window, input);
+#endif
         infer_and_report(msg->u.infer.seq);
         break;
     case TINYML_MSG_HELLO_REQ:
@@ -177,8 +189,10 @@ static int poll_serial(void)
     return -1;
 }
 
-#if TINYML_RUN_MODE
+#if TINYML_RUN_MODE && !TINYML_DEVICE_FEATURES
 #include "tinyml_run.h"
+#endif
+#if TINYML_RUN_MODE
 
 static void send_heartbeat(void)
 {

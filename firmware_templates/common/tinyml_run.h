@@ -8,7 +8,11 @@
  * readings; return 0 when a window is ready, non-zero when not yet. Implemented in tinyml_sensor.c. */
 int tinyml_sensor_read(float *samples, unsigned window, unsigned channels);
 
-/* Read a window, preprocess and quantize it into `input`; 0 when an input is ready. */
+/* Standardise (computing the features first for feature models) and quantize one window of
+ * raw samples into the model input. */
+void tinyml_preprocess(const float *samples, int8_t *input);
+
+/* Read a window from the sensor and preprocess it into `input`; 0 when an input is ready. */
 int tinyml_run_prepare_input(int8_t *input);
 
 #endif

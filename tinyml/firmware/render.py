@@ -153,9 +153,11 @@ def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str
     model_dir.mkdir(parents=True, exist_ok=True)
     arena = _model_sources(model, board, runtime, model_dir)
 
+    pre = _preprocess_context(model)
     ctx = {
         "board": board, "runtime": runtime, "version": __version__,
-        "device_id": device_id or board.name, "pre": _preprocess_context(model),
+        "device_id": device_id or board.name, "pre": pre,
+        "device_features": pre["mode"] == "features" and board.hardware.get("double_math", True),
         "model": {**asdict(model), "prefix": PREFIX, "arena_bytes": arena,
                   "hash_c": ", ".join(f"0x{b:02x}" for b in model.hash8),
                   "in_scale_c": _c_float(model.in_scale),
@@ -172,13 +174,12 @@ def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str
         "board": board.name, "board_file": str(board.source), "template": board.template, "runtime": runtime,
         "builder": board.builder, "model": str(model.tflite), "model_sha256": model.sha256,
         "input_bytes": model.input_bytes, "output_bytes": model.output_bytes, "arena_bytes": arena,
-        "task": model.task, "flash_bytes": board.flash_bytes, "ram_bytes": board.ram_bytes,
+        "task": model.task, "device_features": ctx["device_features"], "flash_bytes": board.flash_bytes, "ram_bytes": board.ram_bytes,
         "stack_bytes": board.stack_bytes, "ram_origin": board.ram_origin, "tinyml_version": __version__,
     }
-    if ctx["pre"]["mode"] == "features":
+    if pre["mode"] == "features":
         from tinyml.data.features_c import features_c_config
 
-        pre = ctx["pre"]
         (out / src / "tinyml_features_config.h").write_text(
             features_c_config(pre["feature_spec"], pre["channels"], pre["fs"], pre["window"]))
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
