@@ -100,6 +100,16 @@ def test_alerts_fire_and_clear_into_store_and_outbox_and_survive_restart(tmp_pat
     assert len({a["id"] for a in alerts}) == 3
 
 
+def test_a_new_model_on_a_device_keeps_its_open_alerts(tmp_path):
+    store = Store(tmp_path / "g.db")
+    proc = Processor(store, config(rules=RuleConfig(anomaly_k=2, anomaly_n=3, anomaly_clear_k=0)))
+    line = LineState("p1")
+    feed(proc, hello("dev", 1) + result(0, 1, label=1) + result(1, 1, label=1), line=line)
+    new_model = protocol.encode(protocol.Hello(1, "b", "2", "dev", b"\xee" * 8, 1, 2, 3, 1, protocol.LATENCY_US))
+    feed(proc, new_model + result(2, 1, label=1) + result(3, 1, label=1), line=line)
+    assert rows(store, "SELECT rule, cleared_at FROM alerts") == [("anomalies", None)]
+
+
 def test_model_json_gives_class_names_and_anomaly_meaning(tmp_path):
     info = ModelInfo(task="classifier", classes=("normal", "imbalance", "bearing"), normal_class="normal")
     store = Store(tmp_path / "g.db")

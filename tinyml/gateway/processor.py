@@ -63,6 +63,14 @@ class DeviceState:
     last_seq: int | None = None
 
 
+def _restore_firing(state: DeviceState, rule: str) -> None:
+    """An alert of this rule is open in the store: the rule starts firing, so it is not fired twice."""
+    if rule == state.drift.name:
+        state.drift.firing = True
+    else:
+        state.rules.restore_firing(rule)
+
+
 @dataclass
 class BatchOutcome:
     stored: int = 0
@@ -103,17 +111,17 @@ class Processor:
             self.devices[device] = state
         for device, rule in open_alerts:
             if device in self.devices:
-                if rule == "drift":
-                    self.devices[device].drift.firing = True
-                else:
-                    self.devices[device].rules.restore_firing(rule)
+                _restore_firing(self.devices[device], rule)
 
     def _state(self, device: str, model_hash: str = "") -> DeviceState:
         state = self.devices.get(device)
         if state is None or (model_hash and model_hash != state.model_hash):
             fresh = self._new_state(device, model_hash or (state.model_hash if state else ""))
-            if state is not None:  # same device, new model: keep identity, restart the analysis
+            if state is not None:  # same device, new model: keep identity and open alerts, restart the analysis
                 fresh.boot_id, fresh.last_seq = state.boot_id, state.last_seq
+                for open_device, rule in self.store.open_alerts():
+                    if open_device == device:
+                        _restore_firing(fresh, rule)
             self.devices[device] = state = fresh
         return state
 
