@@ -30,9 +30,12 @@ def codegen(model: Path, out_dir: Path, prefix: str, target: str, verify_n: int)
                          hint="verify with --target portable: every target gives the same output bytes")
     gen = generate(model, prefix=prefix, target=target, origin=model.name)
     if verify_n:
+        import tempfile
+
         from tinyml.codegen.verify import verify
 
-        gen.report["verify"] = verify(gen, model.read_bytes(), verify_n, out_dir / f".{prefix}-verify")
+        with tempfile.TemporaryDirectory(prefix="tinyml-verify-") as work:
+            gen.report["verify"] = verify(gen, model.read_bytes(), verify_n, Path(work))
     paths = write(gen, out_dir)
     report = out_dir / f"{prefix}.codegen.json"
     report.write_text(json.dumps(gen.report, indent=2) + "\n")
