@@ -27,7 +27,8 @@ def test_cli_writes_header_source_and_report_and_verifies(shared: Path, tmp_path
     kinds = {s["op"] for s in report["steps"] if s["kind"] == "call"}
     assert kinds == {"CONV_2D", "MAX_POOL_2D", "MEAN", "FULLY_CONNECTED", "SOFTMAX"}
     assert sum(1 for s in report["steps"] if s["kind"] == "alias") == 10  # EXPAND_DIMS/RESHAPE in place
-    assert (out / "vib.h").read_text().count("vib_invoke") == 1 and (out / "vib.c").is_file()
+    assert (out / "vib.h").read_text().count("vib_invoke") == 1
+    assert sorted(p.name for p in out.iterdir()) == ["vib.c", "vib.codegen.json", "vib.h"]
 
 
 def test_cli_rejects_bad_prefix_and_target(shared: Path, tmp_path: Path) -> None:
