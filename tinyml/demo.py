@@ -70,6 +70,36 @@ def step_export(ctx: DemoContext) -> str:
     return f"{h.name} and {c.name} in {c.parent}"
 
 
+def step_firmware(ctx: DemoContext) -> str:
+    from tinyml.firmware.boards import load_board
+    from tinyml.firmware.build import build_project
+    from tinyml.firmware.render import render_project, resolve_model
+
+    project = render_project(load_board("qemu-mps2-an386"), resolve_model(ctx.run_dir), ctx.out / "firmware")
+    size = build_project(project)
+    ctx.artifacts["firmware"] = project
+    return (f"qemu-mps2-an386 firmware in {project}: flash {size.flash_bytes:,} B, static RAM {size.ram_bytes:,} B "
+            f"(arena {size.arena_bytes:,} B, stack {size.stack_bytes:,} B)")
+
+
+def step_validate(ctx: DemoContext) -> str:
+    import json
+
+    from tinyml.firmware.boards import load_board
+    from tinyml.firmware.build import ELF_NAME, measure
+    from tinyml.firmware.render import resolve_model
+    from tinyml.hil import prepare_inputs, validate
+
+    board, model = load_board("qemu-mps2-an386"), resolve_model(ctx.run_dir)
+    elf = ctx.artifacts["firmware"] / ELF_NAME
+    size = measure(elf, board, 0)
+    report = validate(board, model, prepare_inputs(model, ctx.artifacts["data"], "test", 60), elf=elf,
+                      sizes=(size.flash_bytes, size.ram_bytes))
+    (ctx.out / "validation.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    print("\n".join("            " + line for line in report.summary()), flush=True)
+    return f"{report.inputs} test windows on emulated Cortex-M4F, {report.mismatches} mismatches; {ctx.out / 'validation.json'}"
+
+
 def step_gateway(ctx: DemoContext) -> str:
     from tinyml.gateway.demo import stream_through_gateway
 
@@ -81,7 +111,8 @@ def step_gateway(ctx: DemoContext) -> str:
 
 STEPS: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("data", step_data), ("train", step_train), ("quantize", step_quantize),
-    ("inspect", step_inspect), ("export", step_export), ("gateway", step_gateway),
+    ("inspect", step_inspect), ("export", step_export), ("firmware", step_firmware), ("validate", step_validate),
+    ("gateway", step_gateway),
 ]
 
 
