@@ -115,8 +115,10 @@ def test_fleet_with_garbage_and_drift_over_mqtt_and_http(tmp_path, broker, subsc
         time.sleep(1.0)
         status = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{http}/status", timeout=5).read())
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=5).read().decode()
-        with pytest.raises(urllib.error.HTTPError):
+        with pytest.raises(urllib.error.HTTPError, match="404"):
             urllib.request.urlopen(f"http://127.0.0.1:{http}/nope", timeout=5)
+        with pytest.raises(urllib.error.HTTPError, match="405"):
+            urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{http}/status", data=b"x"), timeout=5)
         assert gw.stop() == 0
     devices = {d["device"]: d for d in status["devices"]}
     assert sorted(devices) == ["emu-000", "emu-001", "emu-002", "emu-003"]
@@ -279,6 +281,8 @@ def test_broker_credentials_work_and_never_appear_in_logs(tmp_path):
     assert all(t.startswith("tinyml/s1/fan-9/") for t, _ in sub.messages if "fan-9" in t)
     status = subprocess.run([sys.executable, "-m", "tinyml", "gateway", "status", "--json", "--db", str(gw.db)],
                             capture_output=True, text=True, timeout=60)
+    snap = json.loads(status.stdout)
+    assert snap["outbox"] == 0 and [d["device"] for d in snap["devices"]] == ["fan-9"]
     assert wrong.text().count("refused") == 1  # the bad password is reported once, the results stay queued
     assert count(wrong.db, "SELECT count(*) FROM results") > 0
     for text in (gw.text(), wrong.text(), status.stdout, status.stderr, gw.db.read_bytes().decode("latin-1")):
