@@ -108,6 +108,8 @@ class Graph:
         if t.quant is None:
             raise self.unsupported(f"tensor {t.name!r} has no quantization parameters",
                                    "quantize the model to full int8 with a representative dataset")
+        if t.size == 0:
+            raise self.unsupported(f"tensor {t.name!r} is empty (shape {list(t.shape)})", "re-convert the model")
         if t.quant.per_channel and not per_channel_ok:
             raise self.unsupported(f"tensor {t.name!r} is quantized per channel here",
                                    "use per-tensor quantization for activations")
