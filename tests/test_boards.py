@@ -41,27 +41,28 @@ def test_unknown_board_lists_known_names() -> None:
     assert "qemu-mps2-an386" in err.value.message
 
 
-def test_board_from_path_and_malformed_files(tmp_path: Path) -> None:
-    good = load_board("qemu-riscv32").source.read_text()
+def test_board_from_path(tmp_path: Path) -> None:
     mine = tmp_path / "my-board.toml"
-    mine.write_text(good.replace('name = "qemu-riscv32"', 'name = "my-board"'))
+    mine.write_text(load_board("qemu-riscv32").source.read_text().replace('name = "qemu-riscv32"', 'name = "my-board"'))
     assert load_board(str(mine)).name == "my-board"
-    broken = tmp_path / "broken.toml"
-    broken.write_text("name = [unclosed\n")
-    with pytest.raises(InputError, match="not valid TOML"):
-        load_board(str(broken))
-    wrong_type = tmp_path / "wrong.toml"
-    wrong_type.write_text(good.replace("flash_bytes = 1048576", 'flash_bytes = "big"'))
-    with pytest.raises(InputError, match="memory.flash_bytes must be int"):
-        load_board(str(wrong_type))
-    missing = tmp_path / "missing.toml"
-    missing.write_text(good.replace('cpu = "rv32imc"\n', ""))
-    with pytest.raises(InputError, match="missing key cpu"):
-        load_board(str(missing))
-    bad_method = tmp_path / "method.toml"
-    bad_method.write_text(good.replace('method = "qemu"', 'method = "carrier-pigeon"'))
-    with pytest.raises(InputError, match="flash.method"):
-        load_board(str(bad_method))
+    with pytest.raises(InputError, match="board file not found"):
+        load_board(str(tmp_path / "absent.toml"))
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    (None, "name = [unclosed\n", "not valid TOML"),
+    ("flash_bytes = 1048576", 'flash_bytes = "big"', "memory.flash_bytes must be int"),
+    ('cpu = "rv32imc"\n', "", "missing key cpu"),
+    ('method = "qemu"', 'method = "carrier-pigeon"', "flash.method"),
+    ('unit = "cycles"', 'unit = "fortnights"', "latency.unit"),
+    ("emulated = true", "emulated = 3", "emulated must be bool"),
+])
+def test_malformed_board_files(old: str | None, new: str, message: str, tmp_path: Path) -> None:
+    good = load_board("qemu-riscv32").source.read_text()
+    path = tmp_path / "broken.toml"
+    path.write_text(new if old is None else good.replace(old, new))
+    with pytest.raises(InputError, match=message):
+        load_board(str(path))
 
 
 def test_boards_cli() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import assert_clean_error, run_cli
 from tinyml.firmware.boards import load_board
-from tinyml.firmware.build import elf_sections
+from tinyml.firmware.build import build_project, elf_sections
 from tinyml.firmware.render import render_project, resolve_model
 
 
@@ -70,12 +70,28 @@ def test_missing_toolchain_is_a_tool_error(an386_project: Path, tmp_path: Path) 
     assert proc.returncode == 3
 
 
-def test_esp_idf_build_needs_idf_py(shared: Path, tmp_path: Path) -> None:
-    out = render_project(load_board("esp32-c3-devkitm-1"), resolve_model(shared / "models" / "feat_ae_int8.tflite"),
+@pytest.mark.parametrize(("board_name", "env", "needles"), [
+    ("esp32-c3-devkitm-1", {"PATH": "/usr/bin:/bin"}, ("idf.py not found", "ESP-IDF")),
+    ("rpi-pico", {"PICO_SDK_PATH": ""}, ("Pico SDK", "PICO_SDK_PATH")),
+])
+def test_sdk_projects_need_their_sdk(board_name: str, env: dict, needles: tuple[str, ...], shared: Path,
+                                     tmp_path: Path) -> None:
+    out = render_project(load_board(board_name), resolve_model(shared / "models" / "feat_ae_int8.tflite"),
                          tmp_path / "fw")
-    proc = run_cli("build", out, env={"PATH": "/usr/bin:/bin"})
-    assert_clean_error(proc, "idf.py not found", "ESP-IDF")
+    proc = run_cli("build", out, env=env)
+    assert_clean_error(proc, *needles)
     assert proc.returncode == 3
+
+
+@pytest.mark.parametrize("board_name", ["nucleo-f446re", "nrf52840-dk"])
+def test_real_cortex_m_boards_build_and_fit(board_name: str, shared: Path, tmp_path: Path) -> None:
+    board = load_board(board_name)
+    out = render_project(board, resolve_model(shared / "models" / "vib_cnn_int8.tflite"), tmp_path / "fw")
+    report = build_project(out)
+    assert report.fits and report.flash_limit == board.flash_bytes and report.ram_limit == board.ram_bytes
+    vectors = subprocess.run(["arm-none-eabi-objdump", "-h", str(out / "build" / "firmware.elf")],
+                             capture_output=True, text=True, check=True).stdout
+    assert f"{board.flash_origin:08x}" in vectors  # linked at the board's flash origin
 
 
 def test_build_bad_project(tmp_path: Path) -> None:
@@ -91,11 +107,3 @@ def test_corrupt_elf_is_an_input_error(tmp_path: Path) -> None:
         elf_sections(b"MZ not an elf")
     with pytest.raises(InputError, match="truncated or corrupt"):
         elf_sections(b"\x7fELF\x01\x01\x01" + bytes(40))
-
-
-def test_pico_build_needs_the_sdk(shared: Path, tmp_path: Path) -> None:
-    out = render_project(load_board("rpi-pico"), resolve_model(shared / "models" / "feat_ae_int8.tflite"),
-                         tmp_path / "fw")
-    result = run_cli("build", out, env={"PICO_SDK_PATH": ""})
-    assert_clean_error(result, "Pico SDK", "PICO_SDK_PATH")
-    assert result.returncode == 3
