@@ -108,6 +108,24 @@ def test_feature_model_with_features_computed_on_device(board_name: str, on_devi
     assert model.threshold is not None
 
 
+def test_wrong_device_output_is_counted(shared: Path, tmp_path: Path) -> None:
+    """A firmware whose weights were tampered with (same model hash) must show mismatches."""
+    import re
+
+    path = shared / "models" / "feat_ae_int8.tflite"
+    board, model = load_board("qemu-riscv32"), resolve_model(path)
+    out = render_project(board, model, tmp_path / "fw")
+    source = (out / "model" / "model.c").read_text()
+    tampered, n = re.subn(r"(int32_t model_bias\w*\[\d+\] = \{\s*)(-?\d+)",
+                          lambda m: f"{m.group(1)}{int(m.group(2)) + 5000}", source, count=1)
+    assert n == 1
+    (out / "model" / "model.c").write_text(tampered)
+    build_project(out)
+    report = validate(board, model, prepare_inputs(model, None, None, 6), elf=out / ELF_NAME)
+    assert report.mismatches > 0 and report.mismatched_inputs >= 1
+    assert report.first_mismatches and report.first_mismatches[0]["device"] != report.first_mismatches[0]["reference"]
+
+
 def test_reference_is_tflm_published_output(shared: Path) -> None:
     from tinyml.hil import host_reference
 
