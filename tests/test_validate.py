@@ -124,6 +124,15 @@ def test_wrong_device_output_is_counted(shared: Path, tmp_path: Path) -> None:
     report = validate(board, model, prepare_inputs(model, None, None, 6), elf=out / ELF_NAME)
     assert report.mismatches > 0 and report.mismatched_inputs >= 1
     assert report.first_mismatches and report.first_mismatches[0]["device"] != report.first_mismatches[0]["reference"]
+    # the CLI against the running device (--port): fails with exit 5 after writing the report
+    report_path = tmp_path / "report.json"
+    with EmulatedBoard(board, out / ELF_NAME) as emu:
+        proc = run_cli("validate", "--board", board.name, "--model", path, "--limit", "6", "--port", emu.url,
+                       "--report", report_path)
+    assert_clean_error(proc, "output bytes differ from the host reference")
+    assert proc.returncode == 5
+    saved = json.loads(report_path.read_text())
+    assert saved["mismatches"] > 0 and saved["flash_bytes"] is None and saved["inputs"] == 6
 
 
 def test_reference_is_tflm_published_output(shared: Path) -> None:
