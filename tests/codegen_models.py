@@ -121,6 +121,10 @@ MODELS: dict[str, Spec] = {
     "leaky_hswish": Spec(lambda: _seq((9,), _L().Dense(8), _L().LeakyReLU(0.2), _L().Dense(6),
                                       _L().Activation("hard_swish"))),
     "relu_layers": Spec(lambda: _func((4, 4, 2), _relus)),
+    "crop2d": Spec(lambda: _seq((7, 6, 2), _L().Conv2D(2, 1), _L().Cropping2D(((1, 2), (0, 1))), _L().Conv2D(3, 1))),
+    "step_shrink_slice": Spec(lambda: _seq((7, 5, 2), _L().Conv2D(3, 1),
+                                           _L().Lambda(lambda t: t[:, ::2, 1:, :]),
+                                           _L().Lambda(lambda t: t[:, 1, :, :]))),
     "float_io": Spec(lambda: _seq((10,), _L().Dense(6, activation="relu"), _L().Dense(2)), float_io=True),
 }
 

@@ -1,4 +1,4 @@
-/* TRANSPOSE over 5 dims: output index i reads the input at sum(i[d] * in_strides[d]). */
+/* TRANSPOSE, SLICE, STRIDED_SLICE: output index i (5 dims) reads input[offset + sum(i[d] * in_strides[d])]. */
 typedef struct {
-    int32_t out_dims[5], in_strides[5];
-} tml_transpose_params;
+    int32_t out_dims[5], in_strides[5], offset;
+} tml_strided_copy_params;
