@@ -142,3 +142,16 @@ def test_rerender_replaces_previous_project(feat_ae: Path, vib_cnn: Path, tmp_pa
     out = render_project(board, resolve_model(feat_ae), tmp_path / "fw")
     render_project(board, resolve_model(vib_cnn), out)
     assert "#define TINYML_INPUT_BYTES 768u" in (out / "src" / "tinyml_config.h").read_text()
+
+
+def test_failed_render_leaves_nothing_behind(feat_ae: Path, tmp_path: Path) -> None:
+    text = load_board("qemu-mps2-an386").source.read_text()
+    board_file = tmp_path / "no-uart.toml"
+    board_file.write_text(text.replace('name = "qemu-mps2-an386"', 'name = "no-uart"')
+                          .replace('uart_base = 0x40004000\n', ""))
+    out = tmp_path / "fw"
+    proc = run_cli("firmware", "new", "--board", board_file, "--model", feat_ae, "--out", out)
+    assert_clean_error(proc, "port.c.j2 failed to render", "board file has every key")
+    assert not out.exists()
+    proc = run_cli("firmware", "new", "--board", "qemu-mps2-an386", "--model", feat_ae, "--out", out)
+    assert proc.returncode == 0, proc.stderr

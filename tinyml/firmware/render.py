@@ -113,7 +113,7 @@ def _preprocess_context(model: ModelInfo) -> dict[str, Any]:
     return {"mode": "raw", "window": model.input_bytes, "channels": ["x"], "mean": ["0.0"], "std": ["1.0"]}
 
 
-def _model_sources(model: ModelInfo, board: Board, runtime: str, dest: Path) -> int:
+def _model_sources(model: ModelInfo, runtime: str, dest: Path) -> int:
     """Write the model's C into ``dest``; returns the arena bytes the runtime needs."""
     if runtime == "native":
         from tinyml.codegen import generate
@@ -130,8 +130,6 @@ def _model_sources(model: ModelInfo, board: Board, runtime: str, dest: Path) -> 
 def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str = "native",
                    device_id: str = "") -> Path:
     """Write a complete firmware project for ``board`` running ``model`` into ``out``."""
-    import jinja2
-
     if runtime not in RUNTIMES:
         raise InputError(f"unknown runtime {runtime!r}", f"use one of: {', '.join(RUNTIMES)}")
     if runtime == "tflm" and board.template != "esp-idf":
@@ -142,26 +140,41 @@ def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str
         raise InputError(f"board {board.name} names template {board.template!r}, which is not in {templates_dir()}",
                          "fix `template` in the board file or add the template folder")
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+    existed = out.exists()
+    fresh = not existed or not any(out.iterdir())
+    if not fresh and not (out / MANIFEST).is_file():
         raise InputError(f"{out} exists and is not a tinyml firmware project; refusing to overwrite it",
                          "pass an empty or new --out directory")
+    try:
+        _write_project(board, model, out, runtime, device_id, family)
+    except BaseException:
+        if fresh:  # a half-written project would block the next attempt
+            shutil.rmtree(out, ignore_errors=True)
+            if existed:
+                out.mkdir()
+        raise
+    return out
+
+
+def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, device_id: str, family: Path) -> None:
+    import jinja2
+
     src = "main" if board.template == "esp-idf" else "src"
     model_dir = out / ("main" if board.template == "esp-idf" else "model")
     for sub in ("build", src, model_dir.name):
         if (out / sub).is_dir() and (out / MANIFEST).is_file():
             shutil.rmtree(out / sub)
     model_dir.mkdir(parents=True, exist_ok=True)
-    arena = _model_sources(model, board, runtime, model_dir)
+    arena = _model_sources(model, runtime, model_dir)
 
     pre = _preprocess_context(model)
+    device_features = pre["mode"] == "features" and bool(board.hardware.get("double_math", True))
     ctx = {
         "board": board, "runtime": runtime, "version": __version__,
-        "device_id": device_id or board.name, "pre": pre,
-        "device_features": pre["mode"] == "features" and board.hardware.get("double_math", True),
+        "device_id": device_id or board.name, "pre": pre, "device_features": device_features,
         "model": {**asdict(model), "prefix": PREFIX, "arena_bytes": arena,
                   "hash_c": ", ".join(f"0x{b:02x}" for b in model.hash8),
-                  "in_scale_c": _c_float(model.in_scale),
-                  **_decision_constants(model)},
+                  "in_scale_c": _c_float(model.in_scale), **_decision_constants(model)},
     }
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     layers = [(templates_dir() / "common", out / src)]
@@ -170,20 +183,20 @@ def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str
     layers.append((family, out))
     for root, dest in layers:
         _render_tree(env, root, dest, ctx)
-    manifest = {
-        "board": board.name, "board_file": str(board.source), "template": board.template, "runtime": runtime,
-        "builder": board.builder, "model": str(model.tflite), "model_sha256": model.sha256,
-        "input_bytes": model.input_bytes, "output_bytes": model.output_bytes, "arena_bytes": arena,
-        "task": model.task, "device_features": ctx["device_features"], "flash_bytes": board.flash_bytes, "ram_bytes": board.ram_bytes,
-        "stack_bytes": board.stack_bytes, "ram_origin": board.ram_origin, "tinyml_version": __version__,
-    }
     if pre["mode"] == "features":
         from tinyml.data.features_c import features_c_config
 
         (out / src / "tinyml_features_config.h").write_text(
             features_c_config(pre["feature_spec"], pre["channels"], pre["fs"], pre["window"]))
+    manifest = {
+        "board": board.name, "board_file": str(board.source), "template": board.template, "runtime": runtime,
+        "builder": board.builder, "model": str(model.tflite), "model_sha256": model.sha256,
+        "input_bytes": model.input_bytes, "output_bytes": model.output_bytes, "arena_bytes": arena,
+        "task": model.task, "device_features": device_features, "flash_bytes": board.flash_bytes,
+        "ram_bytes": board.ram_bytes, "stack_bytes": board.stack_bytes, "ram_origin": board.ram_origin,
+        "tinyml_version": __version__,
+    }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    return out
 
 
 def _render_tree(env: Any, root: Path, dest: Path, ctx: dict[str, Any]) -> None:
@@ -198,7 +211,7 @@ def _render_tree(env: Any, root: Path, dest: Path, ctx: dict[str, Any]) -> None:
         if path.suffix == ".j2":
             try:
                 target.write_text(env.from_string(path.read_text()).render(**ctx))
-            except jinja2.TemplateError as exc:
+            except (jinja2.TemplateError, TypeError, ValueError) as exc:  # a missing/ill-typed board value
                 raise InputError(f"template {path} failed to render: {exc}",
                                  "check the board file has every key this template uses (docs/boards.md)") from exc
         else:
