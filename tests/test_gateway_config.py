@@ -25,6 +25,8 @@ PORT = ["--port", "socket://127.0.0.1:9"]
     ("[mqtt]\nurl = 'http://x'\n", "bad mqtt url"),
     ("[mqtt]\nurl = 'mqtt://h'\nca = 'missing.pem'\n", "not found"),
     ("[mqtt]\nurl = 'mqtt://h'\ncolour = 1\n", "unknown [mqtt] keys"),
+    ("[mqtt]\nurl = 'mqtt://h'\nprotocol = '4'\n", "unsupported mqtt protocol"),
+    ("[retention]\nmax_db_mb = -1\n", "bad number"),
     ("[[models]]\ndevices = ['a']\n", "needs `run`"),
     ("[[models]]\nrun = 'nowhere'\ndevices = ['a']\n", "not found"),
     ("[retention]\nmax_age_days = 'old'\n", "bad number"),

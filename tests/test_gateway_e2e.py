@@ -289,12 +289,12 @@ def test_broker_credentials_work_and_never_appear_in_logs(tmp_path):
         assert secret not in text
 
 
-def test_tls_broker_with_a_private_ca(tmp_path):
+def test_tls_broker_with_a_private_ca_over_mqtt_3_1_1(tmp_path):
     ca, cert, key = make_tls_files(tmp_path)
     broker = Broker(tmp_path, tls=(ca, cert, key)).start()
     sub = Subscriber(broker.port, ca=ca)
     cfg = tmp_path / "gateway.toml"
-    cfg.write_text(f"[mqtt]\nurl = 'mqtts://127.0.0.1:{broker.port}'\nca = '{ca}'\n")
+    cfg.write_text(f"[mqtt]\nurl = 'mqtts://127.0.0.1:{broker.port}'\nca = '{ca}'\nprotocol = '3.1.1'\n")
     dev = ScriptedDevice("fan-tls", rate=50).start()
     gw = GatewayProcess(tmp_path, [dev.url], "--config", str(cfg))
     try:

@@ -27,7 +27,8 @@ PASSWORD_ENV = "TINYML_MQTT_PASSWORD"
 RETENTION_KEYS = {"max_age_days", "max_results", "max_db_mb"}
 TOP_KEYS = {"site", "db", "ports", "http", "baud", "mqtt", "retention", "rules", "drift", "models"}
 MQTT_KEYS = {"url", "username", "password", "password_env", "tls", "ca", "cert", "key", "insecure",
-             "client_id", "keepalive", "topic_prefix"}
+             "client_id", "keepalive", "topic_prefix", "protocol"}
+MQTT_PROTOCOLS = ("5", "3.1.1")
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class MqttConfig:
     client_id: str = ""
     keepalive: int = 30
     topic_prefix: str = "tinyml"
+    protocol: str = "5"  # "3.1.1" for brokers without MQTT 5
 
     def redacted(self) -> str:
         """The broker address for logs: never the password."""
@@ -175,6 +177,9 @@ def parse_mqtt_url(url: str, options: dict[str, Any] | None = None) -> MqttConfi
     if password is None and os.environ.get(password_env):
         password = os.environ[password_env]
     username = unquote(parts.username) if parts.username else opts.get("username")
+    protocol = str(opts.get("protocol", "5"))
+    if protocol not in MQTT_PROTOCOLS:
+        raise InputError(f"unsupported MQTT protocol {protocol!r}", 'use protocol = "5" or "3.1.1"')
     for key in ("ca", "cert", "key"):
         if opts.get(key) and not Path(opts[key]).is_file():
             raise InputError(f"MQTT TLS file {opts[key]} ({key}) not found", "check the [mqtt] section")
@@ -183,7 +188,7 @@ def parse_mqtt_url(url: str, options: dict[str, Any] | None = None) -> MqttConfi
                           ca=opts.get("ca"), cert=opts.get("cert"), key=opts.get("key"),
                           insecure=bool(opts.get("insecure", False)), client_id=str(opts.get("client_id", "")),
                           keepalive=int(opts.get("keepalive", 30)),
-                          topic_prefix=str(opts.get("topic_prefix", "tinyml")))
+                          topic_prefix=str(opts.get("topic_prefix", "tinyml")), protocol=protocol)
     except (TypeError, ValueError) as exc:
         raise InputError(f"bad [mqtt] value: {exc}", "check the [mqtt] section") from None
 

@@ -52,7 +52,8 @@ class Forwarder:
 
     def _client(self) -> mqtt.Client:
         cfg = self.cfg
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=mqtt.MQTTv5)
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
+                             protocol=mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311)
         if cfg.username is not None:
             client.username_pw_set(cfg.username, cfg.password)
         if cfg.tls:
