@@ -14,6 +14,7 @@ from tests.conftest import assert_clean_error, run_cli
 from tinyml.device import protocol
 from tinyml.errors import InputError
 from tinyml.gateway.config import GatewayConfig, ModelInfo, ModelRoute, parse_mqtt_url
+from tinyml.gateway.drift import DriftConfig
 from tinyml.gateway.ingest import LineState, ResultRecord, Tick
 from tinyml.gateway.processor import Processor
 from tinyml.gateway.rules import RuleConfig
@@ -108,6 +109,20 @@ def test_a_new_model_on_a_device_keeps_its_open_alerts(tmp_path):
     new_model = protocol.encode(protocol.Hello(1, "b", "2", "dev", b"\xee" * 8, 1, 2, 3, 1, protocol.LATENCY_US))
     feed(proc, new_model + result(2, 1, label=1) + result(3, 1, label=1), line=line)
     assert rows(store, "SELECT rule, cleared_at FROM alerts") == [("anomalies", None)]
+
+
+def test_drift_state_is_rebuilt_at_restart_without_mixing_baseline_and_window(tmp_path):
+    db = tmp_path / "g.db"
+    cfg = config(drift=DriftConfig(baseline_n=50, window=40, every=10))
+    proc = Processor(Store(db), cfg)
+    line = LineState("p1")
+    stream = hello("dev", 1) + b"".join(result(i, 1, score=0.1 + i * 1e-3) for i in range(50))
+    feed(proc, stream + b"".join(result(i, 1, score=5.0) for i in range(50, 80)), line=line)
+    proc.store.close()
+    restored = Processor(Store(db), cfg).devices["dev"].drift
+    assert restored.baseline == pytest.approx([0.1 + i * 1e-3 for i in range(50)])
+    assert list(restored.recent) == [5.0] * 30
+    assert [restored.observe(5.0) for _ in range(10)][-1].firing  # window full: the shift is flagged
 
 
 def test_model_json_gives_class_names_and_anomaly_meaning(tmp_path):

@@ -104,10 +104,11 @@ class Processor:
             if state.rules.silent is not None:
                 state.rules.silent.last_seen = row["last_seen"]
             drift = state.drift
-            if not drift.fixed_baseline:
-                drift.baseline = self.store.scores(device, self.config.drift.baseline_n, newest=False)
-            if len(drift.baseline) >= self.config.drift.baseline_n or drift.fixed_baseline:
-                drift.recent.extend(self.store.scores(device, self.config.drift.window, newest=True))
+            if drift.fixed_baseline:
+                drift.recent.extend(self.store.last_scores(device, self.config.drift.window))
+            else:  # the baseline is the first scores; the window only what came after them
+                drift.baseline = self.store.first_scores(device, self.config.drift.baseline_n)
+                drift.recent.extend(self.store.last_scores(device, self.config.drift.window, len(drift.baseline)))
             self.devices[device] = state
         for device, rule in open_alerts:
             if device in self.devices:

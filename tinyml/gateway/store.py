@@ -240,13 +240,20 @@ class Store:
     def open_alerts(self) -> list[tuple[str, str]]:
         return self.conn.execute("SELECT device, rule FROM alerts WHERE cleared_at IS NULL").fetchall()
 
-    def scores(self, device: str, limit: int, newest: bool) -> list[float]:
-        """The first (or, with ``newest``, the last) ``limit`` scores of a device, oldest first."""
-        order = "DESC" if newest else "ASC"
-        rows = self.conn.execute(f"SELECT score FROM results WHERE device = ? ORDER BY id {order} "
-                                 "LIMIT ?", (device, limit)).fetchall()
-        scores = [r[0] for r in rows]
-        return scores[::-1] if newest else scores
+    def first_scores(self, device: str, limit: int) -> list[float]:
+        """The device's oldest ``limit`` scores, oldest first."""
+        rows = self.conn.execute("SELECT score FROM results WHERE device = ? ORDER BY id LIMIT ?",
+                                 (device, limit)).fetchall()
+        return [r[0] for r in rows]
+
+    def last_scores(self, device: str, limit: int, skip_first: int = 0) -> list[float]:
+        """The device's newest ``limit`` scores that are not among its ``skip_first`` oldest,
+        oldest first."""
+        rows = self.conn.execute(
+            "SELECT score FROM (SELECT id, score FROM results WHERE device = ?1 ORDER BY id DESC LIMIT ?2) "
+            "WHERE ?3 = 0 OR id > (SELECT id FROM results WHERE device = ?1 ORDER BY id LIMIT 1 OFFSET ?3 - 1) "
+            "ORDER BY id", (device, limit, skip_first)).fetchall()
+        return [r[0] for r in rows]
 
     def result_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM results").fetchone()[0])
