@@ -118,6 +118,9 @@ def test_until_then_from_after_changing_epochs(project: dict) -> None:
 
 def test_force_reruns_the_chosen_stages(project: dict) -> None:
     assert ran(statuses(project["path"], start="firmware", force=True)) == ["firmware", "validate"]
+    assert ran(statuses(project["path"], start="firmware", until="firmware", force=True)) == ["firmware"]
+    # the rebuilt ELF is byte-identical, so validate (which reads it) stays skipped
+    assert ran(statuses(project["path"])) == []
 
 
 def test_sign_stage_signs_the_firmware_and_verifies(project: dict, tmp_path: Path) -> None:

@@ -105,7 +105,7 @@ def _matches(value: Any, kind: Any) -> bool:
 
 def _convert(value: Any, kind: Any) -> Any:
     """TOML integers where a number is wanted become floats, so 2560 and 2560.0 fingerprint alike."""
-    wanted = {a for a in typing.get_args(kind)} or {kind}
+    wanted = set(typing.get_args(kind)) or {kind}
     if isinstance(value, int) and not isinstance(value, bool) and float in wanted and int not in wanted:
         return float(value)
     return value
