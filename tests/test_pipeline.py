@@ -220,6 +220,7 @@ BAD_PROJECTS = [
     ({"validate": {"split": "holdout"}}, ("split 'holdout'",)),
     ({"sign": {"key": "missing.key"}}, ("missing.key", "not found")),
     ({"deploy": {"to": "cloud"}}, ("unknown section [deploy]",)),
+    ({"project": {"name": "tiny", "out": "tinyml.toml"}}, ("is a file, not a folder",)),
 ]
 
 
@@ -260,6 +261,16 @@ def test_run_options_are_checked(tmp_path: Path) -> None:
     assert_clean_error(run_cli("run", "--project", path, "--from", "quantize", "--until", "train"), "comes after")
     proc = run_cli("run", "--project", path, "--from", "train")
     assert_clean_error(proc, "dataset.npz is missing", "drop --from")
+
+
+def test_a_second_run_in_the_same_directory_is_refused(tmp_path: Path) -> None:
+    from tinyml.project.state import exclusive
+
+    path = write(tmp_path, TINY)
+    with exclusive(tmp_path / "out"):
+        assert_clean_error(run_cli("run", "--project", path), "another `tinyml run` is working in")
+        assert run_cli("run", "--project", path, "--dry-run").returncode == 0  # a plan only reads
+    assert not (tmp_path / "out" / STATE_FILE).exists()
 
 
 def test_examples_read_back(shared: Path) -> None:

@@ -184,7 +184,10 @@ def _build(f: _File, raw: dict[str, Any], base: Path) -> Project:
     firmware = _firmware(f, raw.get("firmware"), base)
     validate = _validate(f, raw.get("validate"), firmware)
     sign = _sign(f, raw.get("sign"), base, firmware)
-    return Project(path=f.path, name=project["name"], out=_relative(base, project.get("out", "run")).resolve(),
+    out = _relative(base, project.get("out", "run")).resolve()
+    if out.exists() and not out.is_dir():
+        raise f.error("project", "out", f"[project] out {out} is a file, not a folder", "name a run directory")
+    return Project(path=f.path, name=project["name"], out=out,
                    **data, **train, tolerance=quantize.get("tolerance"), codegen=codegen, **firmware,
                    validate=validate, sign_key=sign)
 

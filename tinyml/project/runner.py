@@ -10,7 +10,7 @@ from typing import Any
 from tinyml.errors import InputError
 from tinyml.project.config import Project
 from tinyml.project.stages import STAGES, Stage, enabled
-from tinyml.project.state import fingerprint, load_state, save_state
+from tinyml.project.state import exclusive, fingerprint, load_state, save_state
 
 # statuses: ran, skip (unchanged), run (dry run: would run), failed, - (outside --from/--until)
 
@@ -52,6 +52,14 @@ def run_project(p: Project, start: str | None = None, until: str | None = None, 
     """
     stages = enabled(p)
     chosen = select(stages, start, until)
+    if dry_run:
+        return _run_stages(p, stages, chosen, force, True, report, note)
+    with exclusive(p.out):
+        return _run_stages(p, stages, chosen, force, False, report, note)
+
+
+def _run_stages(p: Project, stages: list[Stage], chosen: list[str], force: bool, dry_run: bool,
+                report: Callable[[StageResult], None], note: Callable[[str], None]) -> list[StageResult]:
     records, problem = load_state(p.out)
     if problem:
         note(problem)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from tinyml.signing import sha256_file
 from tinyml.train.artifacts import write_json
 
 STATE_FILE = ".tinyml-state.json"
+LOCK_FILE = ".tinyml-run.lock"
 FORMAT = 1
 
 
@@ -58,3 +61,22 @@ def load_state(out: Path) -> tuple[dict[str, Any], str | None]:
 def save_state(out: Path, stages: dict[str, Any]) -> None:
     """Write atomically: an interrupted write never leaves half a state file."""
     write_json(out / STATE_FILE, {"format": FORMAT, "tinyml_version": __version__, "stages": stages})
+
+
+@contextmanager
+def exclusive(out: Path) -> Iterator[None]:
+    """One `tinyml run` per run directory at a time: two would overwrite each other's files.
+
+    The lock is an advisory ``flock`` that the OS drops when the process ends, so a killed
+    run never leaves the directory locked.
+    """
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / LOCK_FILE, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"another `tinyml run` is working in {out}",
+                             "wait for it to finish, or give this project another [project] out") from None
+        yield
