@@ -97,3 +97,11 @@ def test_run_dir_problems(run_copy, tmp_path):
 
 def test_missing_training_data(run_copy, tmp_path):
     assert_clean_error(run_cli("quantize", run_copy, "--data", tmp_path / "gone.npz"), "dataset not found")
+
+
+def test_quantize_prints_one_line_without_tensorflow_noise(run_copy):
+    proc = run_cli("quantize", run_copy, "--tolerance", "100")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("\n") == 1 and "int8 TFLM" in proc.stdout
+    for noise in ("fully_quantize", "Saved artifact", "XNNPACK", "Statistics for quantized inputs", "absl"):
+        assert noise not in proc.stdout + proc.stderr

@@ -103,3 +103,17 @@ def test_out_must_be_a_directory(tmp_path):
     data = _tiny_dataset(tmp_path / "d.npz", [0, 1] * 10)
     (tmp_path / "file").write_text("x")
     assert_clean_error(run_cli("train", data, "--out", tmp_path / "file"), "is a file")
+
+
+def test_same_seed_same_model(tmp_path):
+    """keras.utils.set_random_seed makes a run reproducible on one machine."""
+    from tinyml.train.fit import TrainOptions, train
+
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1], 30)
+    x = rng.normal(size=(60, 32, 2)) + y[:, None, None] * 0.8
+    ds = Dataset(x, y, ["a", "b"], ["x", "y"], 100.0, np.tile([0, 0, 0, 1, 2], 12), np.arange(60).astype(str))
+    runs = [train(ds, "cnn1d", tmp_path / f"r{i}", TrainOptions(epochs=3, seed=7, quiet=True)) for i in range(2)]
+    assert runs[0] == runs[1]
+    baselines = [json.loads((tmp_path / f"r{i}/model.json").read_text())["score_baseline"] for i in range(2)]
+    assert baselines[0] == baselines[1]
