@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tinyml import signing
 from tinyml.errors import CheckFailed
+from tinyml.firmware import render
 from tinyml.project.config import Project
 from tinyml.train import artifacts
 
@@ -182,9 +184,8 @@ def _firmware_inputs(p: Project) -> list[Path]:
 
 def _firmware_run(p: Project) -> dict[str, Any]:
     from tinyml.firmware.build import build_project
-    from tinyml.firmware.render import render_project, resolve_model
 
-    render_project(p.board, resolve_model(run_dir(p)), firmware_dir(p), p.runtime)
+    render.render_project(p.board, render.resolve_model(run_dir(p)), firmware_dir(p), p.runtime)
     size = build_project(firmware_dir(p))
     return {"board": p.board.name, "flash": size.flash_bytes, "ram": size.ram_bytes, "arena": size.arena_bytes}
 
@@ -193,7 +194,7 @@ FIRMWARE = Stage(
     "firmware",
     settings=lambda p: {"board": p.board.name, "runtime": p.runtime},
     inputs=_firmware_inputs,
-    outputs=lambda p: [_elf(p), firmware_dir(p) / "tinyml.json"],
+    outputs=lambda p: [_elf(p), firmware_dir(p) / render.MANIFEST],
     run=_firmware_run,
     figure=lambda f: f"flash {f['flash']:,} B, RAM {f['ram']:,} B ({f['board']})",
 )
@@ -203,13 +204,12 @@ FIRMWARE = Stage(
 
 def _validate_run(p: Project) -> dict[str, Any]:
     from tinyml.firmware.build import measure
-    from tinyml.firmware.render import read_manifest, resolve_model
     from tinyml.hil import prepare_inputs, validate
 
     v = p.validate or {}
-    info = resolve_model(run_dir(p))
+    info = render.resolve_model(run_dir(p))
     tests = prepare_inputs(info, dataset_path(p), None if v["split"] == "all" else v["split"], v["limit"])
-    size = measure(_elf(p), p.board, int(read_manifest(firmware_dir(p)).get("arena_bytes", 0)))
+    size = measure(_elf(p), p.board, int(render.read_manifest(firmware_dir(p)).get("arena_bytes", 0)))
     report = validate(p.board, info, tests, elf=_elf(p), runtime=p.runtime,
                       sizes=(size.flash_bytes, size.ram_bytes), timeout=v["timeout"])
     artifacts.write_json(p.out / "validation.json", report.to_json())
@@ -228,7 +228,7 @@ def _validate_figure(f: dict[str, Any]) -> str:
 VALIDATE = Stage(
     "validate",
     settings=lambda p: dict(p.validate or {}),
-    inputs=lambda p: [_elf(p), firmware_dir(p) / "tinyml.json", *_model_files(p), dataset_path(p)],
+    inputs=lambda p: [_elf(p), firmware_dir(p) / render.MANIFEST, *_model_files(p), dataset_path(p)],
     outputs=lambda p: [p.out / "validation.json"],
     run=_validate_run,
     figure=_validate_figure,
@@ -238,18 +238,15 @@ VALIDATE = Stage(
 # ---- sign --------------------------------------------------------------------------------
 
 def _sign_inputs(p: Project) -> list[Path]:
-    from tinyml.signing import collect_files
-
     key = p.sign_key
     public = key.with_name(key.name + ".pub") if key else None
-    signed = [firmware_dir(p) / rel for rel in collect_files(firmware_dir(p))] if firmware_dir(p).is_dir() else []
+    folder = firmware_dir(p)
+    signed = [folder / rel for rel in signing.collect_files(folder)] if folder.is_dir() else []
     return [*signed, *([public] if public and public.is_file() else [])]
 
 
 def _sign_run(p: Project) -> dict[str, Any]:
-    from tinyml.signing import sign_folder
-
-    manifest = sign_folder(firmware_dir(p), p.sign_key, p.board.name)
+    manifest = signing.sign_folder(firmware_dir(p), p.sign_key, p.board.name)
     return {"files": len(json.loads(manifest.read_text())["files"])}
 
 
@@ -257,7 +254,7 @@ SIGN = Stage(
     "sign",
     settings=lambda p: {"key": str(p.sign_key)},
     inputs=_sign_inputs,
-    outputs=lambda p: [firmware_dir(p) / "tinyml-manifest.json", firmware_dir(p) / "tinyml-manifest.sig"],
+    outputs=lambda p: [firmware_dir(p) / signing.MANIFEST, firmware_dir(p) / signing.SIGNATURE],
     run=_sign_run,
     figure=lambda f: f"{f['files']} files signed",
 )
