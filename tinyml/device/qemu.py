@@ -3,12 +3,16 @@
 QEMU listens on 127.0.0.1 (``server=on,wait=on``: the guest starts only once the host is
 connected, so no early byte is lost; ``nodelay=on``: without it every round trip costs
 ~40 ms of Nagle delay). ``EmulatedBoard`` is a context manager that kills the emulator's
-whole process group on exit, on errors and on Ctrl-C, so no QEMU is ever left behind.
+process on exit, on errors and on Ctrl-C, and the kernel kills it if tinyml itself is
+killed (PR_SET_PDEATHSIG), so no QEMU is ever left behind.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -19,6 +23,13 @@ from tinyml.errors import InputError, ToolError
 from tinyml.firmware.boards import Board
 
 CONNECT_TIMEOUT_S = 10.0
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: on Linux the kernel sends it SIGKILL when tinyml dies,
+    even by SIGKILL or SIGTERM, where no ``finally`` runs, so no emulator outlives tinyml."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def free_tcp_port() -> int:
@@ -54,7 +65,8 @@ class EmulatedBoard:
         self.port = free_tcp_port()
         serial = f"tcp:127.0.0.1:{self.port},server=on,wait=on,nodelay=on"
         self.proc = subprocess.Popen(self.board.emulator_argv(self.elf, serial), stdin=subprocess.DEVNULL,
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
         return self
 
     def output(self) -> str:
