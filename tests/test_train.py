@@ -88,6 +88,7 @@ def test_single_class_is_rejected(tmp_path):
 def test_unknown_model_is_rejected(tmp_path):
     data = _tiny_dataset(tmp_path / "d.npz", [0, 1] * 10)
     assert_clean_error(run_cli("train", data, "--model", "resnet", "--out", tmp_path / "run"), "unknown model")
+    assert_clean_error(run_cli("train", data, "--epochs", "0", "--out", tmp_path / "run"), "at least 1")
 
 
 def test_missing_and_corrupt_data_are_rejected(tmp_path):
