@@ -59,13 +59,13 @@ uint32_t port_latency_counter(void)
 
 uint32_t port_millis(void)
 {
-    /* CCOUNT advances once per 20 instructions under -icount shift=0 (1 ns per instruction). */
+    /* CCOUNT runs at 40 MHz: 40,000 ticks per millisecond. */
     static uint32_t last, ms, rest;
     uint32_t now = port_latency_counter();
     rest += now - last;
     last = now;
-    ms += rest / 50000u;
-    rest %= 50000u;
+    ms += rest / 40000u;
+    rest %= 40000u;
     return ms;
 }
 
