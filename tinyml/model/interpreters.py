@@ -34,10 +34,6 @@ class IOQuant:
     in_dtype: str
     out_dtype: str
 
-    def __iter__(self):  # allows `in_scale, in_zp, out_scale, out_zp, in_shape, out_shape, dtypes = ...`
-        return iter((self.in_scale, self.in_zp, self.out_scale, self.out_zp, self.in_shape, self.out_shape,
-                     (self.in_dtype, self.out_dtype)))
-
 
 def check_flatbuffer(tflite_bytes: bytes) -> None:
     """A cheap structural check before handing bytes to C++ code that may crash on garbage."""
