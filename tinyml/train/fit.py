@@ -118,8 +118,9 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
     from tinyml.train.quiet import import_keras
 
     kind = model_kind(model_name)
-    if opts.epochs < 1 or opts.batch_size < 1:
-        raise InputError("--epochs and --batch-size must be at least 1", "e.g. --epochs 30 --batch-size 32")
+    if opts.epochs < 1 or opts.batch_size < 1 or opts.patience < 0:
+        raise InputError("--epochs and --batch-size must be at least 1 and --patience at least 0",
+                         "e.g. --epochs 30 --batch-size 32 --patience 8")
     splits = split_masks(ds)
     normal = check_labels(ds, kind, splits)
     if kind.preprocess == "features" and feature_spec is None:
