@@ -30,6 +30,7 @@ from pathlib import Path
 
 from tinyml import __version__
 from tinyml.device import protocol as p
+from tinyml.device.background import BackgroundService
 from tinyml.device.emulated_model import DeviceModel, Outcome
 from tinyml.errors import InputError
 
@@ -293,7 +294,7 @@ class _Slot:
     disconnect_done: bool = False
 
 
-class EmulatedFleet:
+class EmulatedFleet(BackgroundService):
     """N emulated devices served from one background thread.
 
     ``tcp_port``: device i listens on 127.0.0.1:tcp_port+i (0: each picks a free port);
@@ -326,8 +327,7 @@ class EmulatedFleet:
         self.on_exit = on_exit
         self.announce = announce
         self.exit_code: int | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="emulated-fleet", daemon=True)
+        super().__init__("emulated-fleet")
         self._lock = threading.Lock()
         self.slots: list[_Slot] = []
         try:
@@ -347,30 +347,12 @@ class EmulatedFleet:
     def endpoints(self) -> list[str]:
         return [s.endpoint.address for s in self.slots]
 
-    def __enter__(self) -> EmulatedFleet:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
+    def _close(self) -> None:
         self.close_endpoints()
 
     def close_endpoints(self) -> None:
         for slot in self.slots:
             slot.endpoint.close()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the fleet stops (EXIT frame or ``stop``); False on timeout."""
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
 
     def schedule(self, index: int, faults: Faults) -> None:
         """Replace a device's fault schedule while running (times stay relative to the fleet start)."""

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from tinyml.device.background import BackgroundService
 from tinyml.errors import InputError
 
 SLIP_END, SLIP_ESC, SLIP_ESC_END, SLIP_ESC_ESC = 0xC0, 0xDB, 0xDC, 0xDD
@@ -391,7 +392,7 @@ def save_flash(flash: bytes, path: Path) -> None:
     os.replace(tmp, path)
 
 
-class EspRomServer:
+class EspRomServer(BackgroundService):
     """The loader behind a TCP port on 127.0.0.1 or a pty, served from a background thread.
 
     One client at a time (esptool opens, talks, closes); the flash survives reconnects
@@ -409,7 +410,7 @@ class EspRomServer:
                              hint="use one of " + ", ".join(CHIPS))
         self.loader = RomLoader(load_flash(save, flash_size), faults or Faults(), CHIPS[chip])
         self.save = save
-        self._stop = threading.Event()
+        super().__init__("esp-rom")
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
         self._pty_master: int | None = None
@@ -435,33 +436,14 @@ class EspRomServer:
             self._listener = listener
             self.port = listener.getsockname()[1]
             self.endpoint = f"socket://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._run, name="esp-rom", daemon=True)
 
-    def __enter__(self) -> EspRomServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
+    def _close(self) -> None:
         if self._listener is not None:
             self._listener.close()
         if self._pty_master is not None:
             with contextlib.suppress(OSError):
                 os.close(self._pty_master)
         self._save()
-
-    def wait(self) -> None:
-        """Block until the server thread ends (it runs until ``stop``)."""
-        while self._thread.is_alive():
-            self._thread.join(timeout=0.5)
 
     def flash_bytes(self) -> bytes:
         with self._lock:
