@@ -129,7 +129,7 @@ def test_fleet_with_garbage_and_drift_over_mqtt_and_http(tmp_path, broker, subsc
     assert all(devices[d]["missing"] == 0 for d in ("emu-001", "emu-002", "emu-003"))
     assert devices["emu-002"]["reboots"] >= 1 and devices["emu-001"]["reboots"] == 0
     boots = query(gw.db, "SELECT count(DISTINCT boot_id) FROM results WHERE device='emu-002'")[0][0]
-    assert boots == devices["emu-002"]["reboots"] + 1
+    assert boots == count(gw.db, "SELECT reboots FROM devices WHERE device='emu-002'") + 1
     assert [(a["device"], a["rule"]) for a in status["alerts"] if a["rule"] == "drift"] == [("emu-003", "drift")]
     assert 'tinyml_gateway_alert_firing{device="emu-003",rule="drift"} 1' in metrics
     assert re.search(r'tinyml_gateway_device_bad_frames_total\{device="emu-000"\} [1-9]', metrics)
@@ -265,17 +265,19 @@ def test_broker_credentials_work_and_never_appear_in_logs(tmp_path):
     broker = Broker(tmp_path, users={"gw": secret, "reader": "r"}).start()
     sub = Subscriber(broker.port, username="reader", password="r")
     dev = ScriptedDevice("fan-9", rate=50).start()
+    other = ScriptedDevice("fan-10", rate=50).start()  # a device serves one host at a time
     try:
         gw = GatewayProcess(tmp_path, [dev.url], "--mqtt", f"mqtt://gw@127.0.0.1:{broker.port}", "--site", "s1",
                             "--http", "127.0.0.1:0", env={"TINYML_MQTT_PASSWORD": secret})
         assert sub.wait_for(lambda: len(sub.ids()) >= 20, 30), gw.text()
-        wrong = GatewayProcess(tmp_path, [dev.url], "--mqtt", f"mqtt://gw:wrong-{secret}@127.0.0.1:{broker.port}",
+        wrong = GatewayProcess(tmp_path, [other.url], "--mqtt", f"mqtt://gw:wrong-{secret}@127.0.0.1:{broker.port}",
                                db=tmp_path / "wrong.db", name="wrong")
         wait_until(lambda: count(wrong.db, "SELECT count(*) FROM outbox") > 0, 20, "outbox fills without broker")
         time.sleep(1.0)
         assert wrong.stop() == 0 and gw.stop() == 0
     finally:
         dev.stop()
+        other.stop()
         sub.close()
         broker.stop()
     assert all(t.startswith("tinyml/s1/fan-9/") for t, _ in sub.messages if "fan-9" in t)
@@ -297,14 +299,23 @@ def test_tls_broker_with_a_private_ca_over_mqtt_3_1_1(tmp_path):
     cfg.write_text(f"[mqtt]\nurl = 'mqtts://127.0.0.1:{broker.port}'\nca = '{ca}'\nprotocol = '3.1.1'\n")
     dev = ScriptedDevice("fan-tls", rate=50).start()
     gw = GatewayProcess(tmp_path, [dev.url], "--config", str(cfg))
+    (tmp_path / "other").mkdir()
+    other_ca = make_tls_files(tmp_path / "other")[0]  # a CA that did not sign the broker's certificate
+    distrust = tmp_path / "distrust.toml"
+    distrust.write_text(f"[mqtt]\nurl = 'mqtts://127.0.0.1:{broker.port}'\nca = '{other_ca}'\n")
+    other = ScriptedDevice("fan-tls-2", rate=50).start()  # a device serves one host at a time
+    bad = GatewayProcess(tmp_path, [other.url], "--config", str(distrust), db=tmp_path / "bad.db", name="bad")
     try:
         assert sub.wait_for(lambda: len(sub.ids()) >= 20, 30), gw.text()
         assert f"mqtts://127.0.0.1:{broker.port}" in gw.text()
+        wait_until(lambda: "certificate verify failed" in bad.text(), 20, "TLS failure reported")
     finally:
         dev.stop()
-        assert gw.stop() == 0
+        other.stop()
+        assert gw.stop() == 0 and bad.stop() == 0
         sub.close()
         broker.stop()
+    assert bad.text().count("certificate verify failed") == 1  # once, not on every retry
 
 
 def test_unreachable_broker_at_start_keeps_storing_and_delivers_later(tmp_path, broker, subscriber):
