@@ -37,10 +37,11 @@ RECONNECT_MIN_S, RECONNECT_MAX_S = 1.0, 8.0
 class Forwarder:
     def __init__(self, cfg: MqttConfig, db: Path, site: str, window: int = WINDOW):
         self.cfg = cfg
-        self.store = Store(db, check=False)  # the gateway checked it at start
+        self.store = Store(db, check=False)  # reads the outbox; the gateway checked the file at start
+        self.deleter = Store(db, check=False)  # deletes run in the background on their own connection
         # Deleting an acknowledged row need not survive a power cut: at worst it is sent again
         # under the same id. Skipping the fsync keeps the writer's commits fast.
-        self.store.conn.execute("PRAGMA synchronous = NORMAL")
+        self.deleter.conn.execute("PRAGMA synchronous = NORMAL")
         self.status_topic = f"{cfg.topic_prefix}/{site}/_gateway/status"
         self.window = window
         self.inflight: dict[int, int] = {}  # paho mid -> outbox row id
@@ -55,6 +56,7 @@ class Forwarder:
         self.loop = asyncio.get_running_loop()
         self.loop_thread = threading.get_ident()
         self.keeper: asyncio.Task | None = None
+        self.deleting: asyncio.Task | None = None
         self.client = self._client()
 
     def _client(self) -> mqtt.Client:
@@ -172,7 +174,8 @@ class Forwarder:
             await asyncio.sleep(1.0)
 
     def drained(self) -> bool:
-        return not self.inflight and not self.acked and self.store.outbox_depth() == 0
+        idle = self.deleting is None or self.deleting.done()
+        return not self.inflight and not self.acked and idle and self.store.outbox_depth() == 0
 
     async def run(self, stop: asyncio.Event, grace_s: float = 2.0) -> None:
         """Forward until ``stop``; then keep going for up to ``grace_s`` while the broker is
@@ -186,7 +189,7 @@ class Forwarder:
                 if not self.connected.is_set() or now >= deadline or self.drained():
                     break
             self.wakeup.clear()
-            await self._flush_acks()
+            self._start_delete()
             if self.connected.is_set():
                 down_since = None
                 if len(self.inflight) <= self.window // 2:  # refill in chunks, not one row per ack
@@ -204,12 +207,20 @@ class Forwarder:
                             self.cfg.redacted())
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.wakeup.wait(), timeout=0.05 if self.inflight else 0.5)
-        await self._flush_acks()
+        if self.deleting is not None:
+            await self.deleting
+        self._start_delete()
+        if self.deleting is not None:
+            await self.deleting
 
-    async def _flush_acks(self) -> None:
-        if self.acked:
+    def _start_delete(self) -> None:
+        """Delete acknowledged rows in the background: the delete waits for the writer's
+        transaction to end, and publishing must not wait with it."""
+        if self.acked and (self.deleting is None or self.deleting.done()):
+            if self.deleting is not None:
+                self.deleting.result()  # a failed delete is a store failure: surface it
             ids, self.acked = self.acked, []
-            await asyncio.to_thread(self.store.outbox_delete, ids)
+            self.deleting = asyncio.create_task(asyncio.to_thread(self.deleter.outbox_delete, ids))
 
     def close(self) -> None:
         log.info("MQTT: %d message(s) acknowledged, %d rejected, %d left in the outbox", self.published,
@@ -222,3 +233,4 @@ class Forwarder:
         self.client.disconnect()
         self.client.loop_write()  # flush the status and DISCONNECT; paho then closes the socket
         self.store.close()
+        self.deleter.close()
