@@ -64,10 +64,12 @@ class ValidationReport:
     accuracy: float | None
     device_computes_features: bool  # raw windows sent; the device ran the C features itself
     device_labels_agree: float | None  # device's own decision vs the same rule on the reference
-    latency_unit: str
+    latency_unit: str               # what the device's counter counts (its RESULT's latency_unit)
     latency_mean: float
-    instructions_per_inference: float | None
+    instructions_per_inference: float | None  # exactly one of these four holds latency_mean in its unit
     cycles_per_inference: float | None
+    ticks_per_inference: float | None
+    latency_us_per_inference: float | None
     flash_bytes: int | None
     ram_bytes: int | None
     bad_frames: int                 # garbled frames the host received
@@ -91,8 +93,12 @@ class ValidationReport:
             lines.append(f"instructions per inference: {self.instructions_per_inference:,.0f}")
         elif self.cycles_per_inference is not None:
             lines.append(f"cycles per inference: {self.cycles_per_inference:,.0f}")
+        elif self.ticks_per_inference is not None:
+            lines.append(f"timer ticks per inference: {self.ticks_per_inference:,.0f}")
+        elif self.latency_us_per_inference is not None:
+            lines.append(f"latency per inference: {self.latency_us_per_inference:,.1f} µs")
         else:
-            lines.append(f"latency per inference: {self.latency_mean:,.1f} {self.latency_unit}")
+            lines.append(f"latency per inference: {self.latency_mean:,.1f} (unknown unit)")
         if self.flash_bytes is not None:
             lines.append(f"flash {self.flash_bytes:,} B, static RAM {self.ram_bytes:,} B")
         lines.append(f"line: {self.bad_frames} bad frames received, {self.device_rx_errors} reported by the device, "
@@ -265,6 +271,23 @@ def run_validation(session: DeviceSession, model: ModelInfo, tests: ValidationIn
     return np.array([r.output[:n] for r in results], np.int8), results
 
 
+def latency_figures(board: Board, unit_code: int, mean: float) -> dict[str, float | None]:
+    """The mean latency under the name of what it counts. The device's RESULT says its unit; only
+    when that is the unit the emulated ``board``'s own firmware reports (so the counter runs under
+    ``-icount``) does the board's instructions-per-tick factor turn it into instructions. Any other
+    device (e.g. ``tinyml emulate`` on --port, which reports µs) keeps its own unit."""
+    figures: dict[str, float | None] = dict.fromkeys(
+        ("instructions_per_inference", "cycles_per_inference", "ticks_per_inference", "latency_us_per_inference"))
+    unit = p.LATENCY_UNIT_NAMES.get(unit_code)
+    if board.emulated and board.instructions_per_tick and unit == board.latency_unit:
+        figures["instructions_per_inference"] = mean * board.instructions_per_tick
+    elif unit is not None:
+        key = {"instructions": "instructions_per_inference", "cycles": "cycles_per_inference",
+               "ticks": "ticks_per_inference", "us": "latency_us_per_inference"}[unit]
+        figures[key] = mean
+    return figures
+
+
 def compare(board: Board, runtime: str, model: ModelInfo, tests: ValidationInputs, device_out: np.ndarray,
             results: list[p.Result], reference: np.ndarray, session: DeviceSession, seconds: float,
             sizes: tuple[int, int] | None) -> ValidationReport:
@@ -280,8 +303,6 @@ def compare(board: Board, runtime: str, model: ModelInfo, tests: ValidationInput
     agree = None if (host_labels == p.LABEL_UNDECIDED).all() else float((host_labels == labels).mean())
     latency = float(np.mean([r.latency for r in results]))
     unit = p.LATENCY_UNIT_NAMES.get(results[0].latency_unit, "?")
-    instructions = latency * board.instructions_per_tick if board.emulated and board.instructions_per_tick else None
-    cycles = latency if unit == "cycles" and instructions is None else None
     first = [{"input": int(i), "device": device_out[i].tolist(), "reference": ref[i].tolist()} for i in bad_rows[:3]]
     return ValidationReport(
         board=board.name, runtime=runtime, model_sha256=model.sha256, inputs=int(tests.x.shape[0]),
@@ -289,7 +310,7 @@ def compare(board: Board, runtime: str, model: ModelInfo, tests: ValidationInput
         mismatched_inputs=int(bad_rows.size), max_abs_diff=int(diff.max(initial=0)), accuracy=accuracy,
         device_computes_features=bool(session.hello_msg and session.hello_msg.input_bytes != tests.x.shape[1]),
         device_labels_agree=agree, latency_unit=unit, latency_mean=latency,
-        instructions_per_inference=instructions, cycles_per_inference=cycles,
+        **latency_figures(board, results[0].latency_unit, latency),
         flash_bytes=sizes[0] if sizes else None, ram_bytes=sizes[1] if sizes else None,
         bad_frames=int(session.link.decoder.bad_frames), device_rx_errors=session.device_rx_errors,
         retries=session.retries, seconds=seconds, data=tests.source, first_mismatches=first)
