@@ -73,17 +73,28 @@ def closure(kernels: list[str], target: str) -> list[str]:
     return order
 
 
-def specialize(steps: list[Any], target: str) -> list[Any]:
-    """Kernel calls rewritten by ``<target>/lowering.py`` (``rewrite(call) -> call``), if it exists.
-
-    Lets a variant take another signature and constants in its own layout (e.g. weights widened
-    and interleaved for SIMD, the input zero point folded into the bias) while the lowering in
-    ``ops/`` stays target-independent. Aliases and calls it does not know pass through."""
-    path = KERNEL_DIR / target / "lowering.py"
+def _rewrite(folder: str) -> Any:
+    """``rewrite`` of ``<folder>/lowering.py``, or None when the folder has none."""
+    path = KERNEL_DIR / folder / "lowering.py"
     if not path.is_file():
-        return steps
-    spec = importlib.util.spec_from_file_location(f"tinyml.codegen.kernels.{target.replace('-', '_')}", path)
+        return None
+    spec = importlib.util.spec_from_file_location(f"tinyml.codegen.kernels.{folder.replace('-', '_')}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return [module.rewrite(s) if hasattr(s, "kernel") else s for s in steps]
+    return module.rewrite
+
+
+def specialize(steps: list[Any], target: str) -> list[Any]:
+    """Kernel calls rewritten by ``<target>/lowering.py`` (``rewrite(call) -> call``), then by
+    ``portable/lowering.py``, each where it exists.
+
+    Lets a variant take another signature and constants in its own layout (e.g. weights widened
+    and interleaved for SIMD, the input zero point folded into the bias) while the lowering in
+    ``ops/`` stays target-independent. The portable rewrite comes last, so a call that still
+    names a portable kernel gets the portable layout on every target. Aliases and calls a
+    rewrite does not know pass through."""
+    rewrites = [fn for fn in (_rewrite(target) if target != PORTABLE else None, _rewrite(PORTABLE)) if fn]
+    for fn in rewrites:
+        steps = [fn(s) if hasattr(s, "kernel") else s for s in steps]
+    return steps
