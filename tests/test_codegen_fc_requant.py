@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import assert_clean_error, run_cli
 from tests.test_codegen_m4 import _load
 from tinyml.codegen import fixedpoint, kernels
 from tinyml.codegen.ops.base import Call, Const, In, Out
@@ -172,3 +173,26 @@ def test_accumulators_near_the_int32_limit_are_a_clear_error() -> None:
         lowering.rewrite(_dense_call([2**31 - 70_000, 0], -1))
     assert "re-quantize" in (err.value.hint or "")
     lowering.rewrite(_dense_call([2**31 - 70_000 - 128 * 4 * 127 * 2, 0], -1))  # just inside: accepted
+
+
+def _with_huge_bias(tflite: bytes) -> bytes:
+    """The model with the first FULLY_CONNECTED's first bias at 2^31 - 1000."""
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    raw = schema.ModelT.InitFromPackedBuf(tflite, 0)
+    graph = raw.subgraphs[0]
+    buffer = raw.buffers[graph.tensors[int(graph.operators[0].inputs[2])].buffer]
+    bias = np.frombuffer(bytes(bytearray(buffer.data)), "<i4").copy()
+    bias[0] = 2**31 - 1000
+    buffer.data = np.frombuffer(bias.tobytes(), np.uint8)
+    builder = flatbuffers.Builder(0)
+    builder.Finish(raw.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def test_cli_refuses_a_model_whose_accumulators_can_overflow(shared: Path, tmp_path: Path) -> None:
+    model = tmp_path / "huge_bias.tflite"
+    model.write_bytes(_with_huge_bias((shared / "models" / "feat_ae_int8.tflite").read_bytes()))
+    proc = run_cli("codegen", model, "--out", tmp_path / "out")
+    assert_clean_error(proc, "FULLY_CONNECTED: its accumulators can reach", "re-quantize the model")
