@@ -54,7 +54,10 @@ class LocalBroker:
         self.log = workdir / f"mosquitto-{self.port}.log"
 
     def _conf(self) -> Path:
-        lines = [f"listener {self.port} 127.0.0.1", "persistence false", "log_dest stderr"]
+        # No per-subscriber queue limit: a slow local subscriber must see every message, not
+        # lose those beyond mosquitto's default of 1000 queued (the tests count them all).
+        lines = [f"listener {self.port} 127.0.0.1", "persistence false", "log_dest stderr",
+                 "max_queued_messages 0"]
         if os.geteuid() == 0:  # as root, mosquitto would switch to a user that cannot read our tmp files
             lines.append("user root")
         if self.users:
