@@ -85,12 +85,15 @@ def test_changing_validate_limit_reruns_only_validate(project: dict) -> None:
     assert ran(statuses(project["path"])) == ["validate"]
 
 
-def test_changing_codegen_target_reruns_only_codegen(project: dict) -> None:
+def test_changing_codegen_target_reruns_codegen_and_the_firmware_built_with_it(project: dict) -> None:
     project["sections"]["codegen"] = {"target": "cortex-m4-dsp"}
     write(project["path"].parent, project["sections"])
-    assert ran(statuses(project["path"])) == ["codegen"]
+    assert ran(statuses(project["path"])) == ["codegen", "firmware", "validate"]
     report = json.loads((project["path"].parent / "out/codegen/model.codegen.json").read_text())
     assert report["target"] == "cortex-m4-dsp"
+    manifest = json.loads((project["path"].parent / "out/firmware/tinyml.json").read_text())
+    assert manifest["codegen_target"] == "cortex-m4-dsp"
+    assert json.loads((project["path"].parent / "out/validation.json").read_text())["mismatches"] == 0
 
 
 def test_dry_run_after_changing_epochs_plans_train_onwards_and_runs_nothing(project: dict) -> None:

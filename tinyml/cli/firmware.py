@@ -43,14 +43,17 @@ def firmware() -> None:
 @click.option("--out", required=True, type=click.Path(), help="Project directory to write.")
 @click.option("--runtime", type=click.Choice(["native", "tflm"]), default="native", show_default=True,
               help="native: C from `tinyml codegen`; tflm: TensorFlow Lite Micro (ESP-IDF boards).")
-def firmware_new(board_name: str, model: str, out: str, runtime: str) -> None:
+@click.option("--target", default=None,
+              help="Codegen kernels (portable, cortex-m4-dsp); default: the board's codegen_target.")
+def firmware_new(board_name: str, model: str, out: str, runtime: str, target: str | None) -> None:
     """Render a plain firmware project (Makefile or ESP-IDF) that runs MODEL on BOARD."""
-    from tinyml.firmware.render import render_project, resolve_model
+    from tinyml.firmware.render import read_manifest, render_project, resolve_model
 
     board = load_board(board_name)
-    path = render_project(board, resolve_model(model), out, runtime)
+    path = render_project(board, resolve_model(model), out, runtime, target=target)
     how = "idf.py build" if board.builder == "idf.py" else f"tinyml build {path}"
-    click.echo(f"firmware project for {board.name} ({runtime}) written to {path}; build it with `{how}`")
+    kernels = f", {read_manifest(path)['codegen_target']} kernels" if runtime == "native" else ""
+    click.echo(f"firmware project for {board.name} ({runtime}{kernels}) written to {path}; build it with `{how}`")
 
 
 @click.command()

@@ -23,17 +23,19 @@ from tinyml.errors import CheckFailed, InputError
 @click.option("--firmware", "firmware_dir", type=click.Path(), default=None,
               help="Firmware project to render/build into (default: a temporary directory).")
 @click.option("--runtime", type=click.Choice(["native", "tflm"]), default="native", show_default=True)
+@click.option("--target", default=None,
+              help="Codegen kernels (portable, cortex-m4-dsp); default: the board's codegen_target.")
 @click.option("--timeout", type=float, default=None, help="Seconds to wait for each answer before resending.")
 @click.option("--tolerance", type=int, default=0, show_default=True,
               help="Output bytes allowed to differ from the host reference before failing.")
 @click.option("--report", "report_path", type=click.Path(), default=None, help="Write the JSON report here.")
 def validate(board_name: str, model: str, data: str | None, split: str, limit: int | None, port: str | None,
-             firmware_dir: str | None, runtime: str, timeout: float | None, tolerance: int,
+             firmware_dir: str | None, runtime: str, target: str | None, timeout: float | None, tolerance: int,
              report_path: str | None) -> None:
     """Run test inputs on a device and compare its outputs with the TFLM host reference."""
     from tinyml.firmware.boards import load_board
     from tinyml.firmware.build import ELF_NAME, build_project
-    from tinyml.firmware.render import render_project, resolve_model
+    from tinyml.firmware.render import read_manifest, render_project, resolve_model
     from tinyml.hil import prepare_inputs
     from tinyml.hil import validate as run
 
@@ -47,10 +49,11 @@ def validate(board_name: str, model: str, data: str | None, split: str, limit: i
         elf, sizes = None, None
         if port is None:
             project = Path(firmware_dir or Path(tmp) / board.name)
-            render_project(board, info, project, runtime)
+            render_project(board, info, project, runtime, target=target)
             size = build_project(project)
             elf, sizes = project / ELF_NAME, (size.flash_bytes, size.ram_bytes)
-            click.echo(f"built firmware for {board.name}: flash {size.flash_bytes:,} B, "
+            kernels = f", {read_manifest(project)['codegen_target']} kernels" if runtime == "native" else ""
+            click.echo(f"built firmware for {board.name}{kernels}: flash {size.flash_bytes:,} B, "
                        f"static RAM {size.ram_bytes:,} B", err=True)
         report = run(board, info, tests, port=port, elf=elf, runtime=runtime, sizes=sizes, timeout=timeout,
                      progress=True)

@@ -52,6 +52,7 @@ class Board:
     instructions_per_tick: float | None
     emulator_command: tuple[str, ...] = ()
     emulator_package: str = ""
+    codegen_target: str = "portable"  # kernels `tinyml codegen` uses for this core (checked at render)
     source: Path = field(default=Path(), compare=False)
 
     @property
@@ -86,7 +87,8 @@ class Board:
             "ram_bytes": self.ram_bytes, "stack_bytes": self.stack_bytes, "builder": self.builder,
             "flash_method": self.flash_method, "flash": self.flash, "baud": self.baud,
             "usb_vid_pid": list(self.usb_vid_pid), "latency_unit": self.latency_unit,
-            "instructions_per_tick": self.instructions_per_tick, "source": str(self.source),
+            "instructions_per_tick": self.instructions_per_tick, "codegen_target": self.codegen_target,
+            "source": str(self.source),
         }
 
 
@@ -203,5 +205,6 @@ def _parse(data: dict, path: Path) -> Board:
         hardware=dict(top.sub("hardware", required=False).table), flash=dict(flash.table),
         baud=serial.get("baud", int, 115200), usb_vid_pid=serial.strings("usb_vid_pid"),
         latency_unit=unit, instructions_per_tick=float(ipt) if ipt is not None else None,
-        emulator_command=command, emulator_package=emu.get("package", str, ""), source=path,
+        emulator_command=command, emulator_package=emu.get("package", str, ""),
+        codegen_target=tool.get("codegen_target", str, "portable"), source=path,
     )

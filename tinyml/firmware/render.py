@@ -113,12 +113,30 @@ def _preprocess_context(model: ModelInfo) -> dict[str, Any]:
     return {"mode": "raw", "window": model.input_bytes, "channels": ["x"], "mean": ["0.0"], "std": ["1.0"]}
 
 
-def _model_sources(model: ModelInfo, runtime: str, dest: Path) -> int:
+def codegen_target(board: Board, override: str | None = None) -> str:
+    """The kernels the native runtime uses on ``board``: ``override`` (--target, [codegen] target)
+    or the board file's ``codegen_target``. Only portable C or the board's own target is allowed:
+    another core's kernels would stop the build at their #error guard."""
+    from tinyml.codegen import kernels
+
+    if board.codegen_target not in kernels.targets():
+        raise InputError(f"board file {board.source}: toolchain.codegen_target {board.codegen_target!r} is unknown",
+                         f"choose one of: {', '.join(kernels.targets())}")
+    target = override or board.codegen_target
+    kernels.check_target(target)
+    allowed = sorted({kernels.PORTABLE, board.codegen_target})
+    if target not in allowed:
+        raise InputError(f"codegen target {target!r} does not run on {board.name} ({board.cpu})",
+                         f"use one of: {', '.join(allowed)}")
+    return target
+
+
+def _model_sources(model: ModelInfo, runtime: str, target: str, dest: Path) -> int:
     """Write the model's C into ``dest``; returns the arena bytes the runtime needs."""
     if runtime == "native":
         from tinyml.codegen import generate
 
-        gen = generate(model.tflite_bytes, prefix=PREFIX, origin=model.source_name)
+        gen = generate(model.tflite_bytes, prefix=PREFIX, target=target, origin=model.source_name)
         (dest / f"{PREFIX}.h").write_text(gen.header)
         (dest / f"{PREFIX}.c").write_text(gen.source)
         return gen.arena_bytes
@@ -128,10 +146,12 @@ def _model_sources(model: ModelInfo, runtime: str, dest: Path) -> int:
 
 
 def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str = "native",
-                   device_id: str = "") -> Path:
-    """Write a complete firmware project for ``board`` running ``model`` into ``out``."""
+                   device_id: str = "", target: str | None = None) -> Path:
+    """Write a complete firmware project for ``board`` running ``model`` into ``out``; ``target``
+    overrides the board's codegen target (see ``codegen_target``)."""
     if runtime not in RUNTIMES:
         raise InputError(f"unknown runtime {runtime!r}", f"use one of: {', '.join(RUNTIMES)}")
+    kernels = codegen_target(board, target)
     if runtime == "tflm" and board.template != "esp-idf":
         raise InputError(f"runtime 'tflm' needs ESP-IDF's esp-tflite-micro component; {board.name} "
                          f"uses the {board.template} template", "use --runtime native on this board")
@@ -146,7 +166,7 @@ def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str
         raise InputError(f"{out} exists and is not a tinyml firmware project; refusing to overwrite it",
                          "pass an empty or new --out directory")
     try:
-        _write_project(board, model, out, runtime, device_id, family)
+        _write_project(board, model, out, runtime, device_id, family, kernels)
     except BaseException:
         if fresh:  # a half-written project would block the next attempt
             shutil.rmtree(out, ignore_errors=True)
@@ -156,7 +176,8 @@ def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str
     return out
 
 
-def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, device_id: str, family: Path) -> None:
+def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, device_id: str, family: Path,
+                   target: str) -> None:
     import jinja2
 
     src = "main" if board.template == "esp-idf" else "src"
@@ -165,7 +186,7 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
         if (out / sub).is_dir() and (out / MANIFEST).is_file():
             shutil.rmtree(out / sub)
     model_dir.mkdir(parents=True, exist_ok=True)
-    arena = _model_sources(model, runtime, model_dir)
+    arena = _model_sources(model, runtime, target, model_dir)
 
     pre = _preprocess_context(model)
     device_features = pre["mode"] == "features" and bool(board.hardware.get("double_math", True))
@@ -190,7 +211,8 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
             features_c_config(pre["feature_spec"], pre["channels"], pre["fs"], pre["window"]))
     manifest = {
         "board": board.name, "board_file": str(board.source), "template": board.template, "runtime": runtime,
-        "builder": board.builder, "model": str(model.tflite), "model_sha256": model.sha256,
+        "builder": board.builder, "codegen_target": target if runtime == "native" else None,
+        "model": str(model.tflite), "model_sha256": model.sha256,
         "input_bytes": model.input_bytes, "output_bytes": model.output_bytes, "arena_bytes": arena,
         "task": model.task, "device_features": device_features, "flash_bytes": board.flash_bytes,
         "ram_bytes": board.ram_bytes, "stack_bytes": board.stack_bytes, "ram_origin": board.ram_origin,

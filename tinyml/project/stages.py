@@ -185,14 +185,15 @@ def _firmware_inputs(p: Project) -> list[Path]:
 def _firmware_run(p: Project) -> dict[str, Any]:
     from tinyml.firmware.build import build_project
 
-    render.render_project(p.board, render.resolve_model(run_dir(p)), firmware_dir(p), p.runtime)
+    render.render_project(p.board, render.resolve_model(run_dir(p)), firmware_dir(p), p.runtime,
+                          target=p.codegen["target"])
     size = build_project(firmware_dir(p))
     return {"board": p.board.name, "flash": size.flash_bytes, "ram": size.ram_bytes, "arena": size.arena_bytes}
 
 
 FIRMWARE = Stage(
     "firmware",
-    settings=lambda p: {"board": p.board.name, "runtime": p.runtime},
+    settings=lambda p: {"board": p.board.name, "runtime": p.runtime, "codegen_target": p.codegen["target"]},
     inputs=_firmware_inputs,
     outputs=lambda p: [_elf(p), firmware_dir(p) / render.MANIFEST],
     run=_firmware_run,
