@@ -5,7 +5,9 @@
  * raw output, the decision (label, score) and the latency.
  * Run mode (build with -DTINYML_RUN_MODE=1): read a window from the sensor hook
  * (tinyml_sensor.c), turn it into the model input, infer and send RESULT frames by itself,
- * plus a HEARTBEAT every few seconds. */
+ * plus a HEARTBEAT every few seconds.
+ * MLPerf Tiny runner commands (build with -DTINYML_EEMBC=1, `make EEMBC=1`): the same line also
+ * answers the runner's text commands (tinyml_eembc.h), so its runner can drive this firmware. */
 #include <string.h>
 
 #include "tinyml_app.h"
@@ -131,6 +133,64 @@ static void infer_and_report(uint32_t seq)
     send(&m);
 }
 
+#if TINYML_EEMBC
+#include "tinyml_eembc.h"
+static tinyml_eembc_t eembc;
+
+static int eembc_infer(void *ctx)
+{
+    (void)ctx;
+#if TINYML_DEVICE_FEATURES && !TINYML_RUN_MODE
+    tinyml_preprocess(window, input);
+#endif
+    return tinyml_model_invoke(input, output);
+}
+
+static void eembc_write(const char *text, size_t len, void *ctx)
+{
+    (void)ctx;
+    port_write((const uint8_t *)text, len);
+}
+
+static uint32_t eembc_micros(void *ctx)
+{
+    (void)ctx;
+    return port_millis() * 1000u; /* millisecond resolution: the runner's timing mode wants its own timer */
+}
+
+/* What the runner compares: the anomaly score, or every dequantised output to 3 decimals. */
+static void eembc_results(void *ctx)
+{
+    uint8_t label;
+    float score;
+    (void)ctx;
+    decide(&label, &score);
+#if TINYML_TASK_ANOMALY
+    tinyml_eembc_print_fixed(&eembc, (int32_t)(score * 1000.0f), 3);
+#else
+    for (unsigned i = 0; i < TINYML_OUTPUT_BYTES; i++) {
+        float value = (float)((int32_t)output[i] - TINYML_OUTPUT_ZERO_POINT) / TINYML_OUTPUT_INV_SCALE;
+        if (i)
+            tinyml_eembc_print(&eembc, ",");
+        tinyml_eembc_print_fixed(&eembc, (int32_t)(value * 1000.0f + (value < 0.0f ? -0.5f : 0.5f)), 3);
+    }
+#endif
+}
+
+static void eembc_start(void)
+{
+    eembc.input = RX_TENSOR;
+    eembc.input_size = RX_BYTES;
+    eembc.infer = eembc_infer;
+    eembc.write = eembc_write;
+    eembc.micros = eembc_micros;
+    eembc.results = eembc_results;
+    eembc.name = "tinyml";
+    eembc.model_id = TINYML_TASK_ANOMALY ? "ad01" : "ic01";
+    tinyml_eembc_start(&eembc);
+}
+#endif
+
 /* Handle one host message; returns an exit code to stop with, or -1 to go on. */
 static int handle(const tinyml_msg_t *msg)
 {
@@ -176,6 +236,9 @@ static int poll_serial(void)
     int c;
     while ((c = port_read_byte()) >= 0) {
         tinyml_msg_t msg;
+#if TINYML_EEMBC
+        tinyml_eembc_feed(&eembc, (uint8_t)c);
+#endif
         int r = tinyml_decoder_feed(&decoder, (uint8_t)c, &msg);
         if (r == TINYML_FEED_BAD) {
             rx_errors++;
@@ -211,6 +274,9 @@ int tinyml_main(void)
     boot_id = port_boot_id();
     tinyml_decoder_init(&decoder);
     send_hello();
+#if TINYML_EEMBC
+    eembc_start();
+#endif
 #if TINYML_RUN_MODE
     uint32_t seq = 0, last_beat = port_millis();
     for (;;) {
