@@ -53,6 +53,12 @@ def test_firmware_new_target_option_and_manifest(tmp_path: Path, shared: Path) -
     bad = run_cli("firmware", "new", "--board", "qemu-riscv32", "--model", model, "--out", tmp_path / "rv",
                   "--target", DSP)
     assert_clean_error(bad, "cortex-m4-dsp", "qemu-riscv32")
+    unknown = run_cli("firmware", "new", "--board", "qemu-mps2-an386", "--model", model, "--out", tmp_path / "x",
+                      "--target", "avx512")
+    assert_clean_error(unknown, "unknown codegen target", "avx512")
+    with_port = run_cli("validate", "--board", "qemu-mps2-an386", "--model", model, "--port", "socket://127.0.0.1:9",
+                        "--target", DSP)
+    assert_clean_error(with_port, "--target", "--port")
 
 
 def test_validate_with_dsp_kernels_is_exact_and_faster(tmp_path: Path, shared: Path) -> None:

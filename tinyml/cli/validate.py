@@ -39,6 +39,9 @@ def validate(board_name: str, model: str, data: str | None, split: str, limit: i
     from tinyml.hil import prepare_inputs
     from tinyml.hil import validate as run
 
+    if port is not None and target is not None:
+        raise InputError("--target picks the kernels of the firmware tinyml builds; with --port the board "
+                         "runs what was flashed", "drop --target, or flash firmware built with it")
     board = load_board(board_name)
     if port is None and not board.emulated:
         raise InputError(f"board {board.name} is not emulated and no --port was given",
