@@ -25,6 +25,7 @@ def test_model_json_describes_the_model(trained_run):
     info = json.loads((trained_run.run_dir / "model.json").read_text())
     assert info["task"] == "classifier" and info["model"] == "cnn1d"
     assert info["classes"] == ["healthy", "imbalance", "bearing_outer"]
+    assert info["normal_class"] == "healthy"  # the gateway counts every other class as an anomaly
     assert info["input_shape"] == [256, 3] and info["output_shape"] == [3]
     assert info["fs"] == 2560.0 and info["channels"] == ["x", "y", "z"]
     assert info["parameters"] < 20_000

@@ -62,7 +62,10 @@ def split_masks(ds: Dataset) -> Splits:
 
 
 def check_labels(ds: Dataset, kind: ModelKind, splits: Splits) -> str:
-    """Reject data the model cannot learn from; returns the normal class for anomaly models."""
+    """Reject data the model cannot learn from; returns the normal class.
+
+    Classifiers keep the dataset's normal class when it has one, so that downstream (the
+    gateway) can count every other predicted class as an anomaly."""
     labels = ds.y[splits.train]
     if (labels < 0).any():
         raise InputError("training windows are unlabeled (y = -1)", "import the data with labels")
@@ -72,7 +75,7 @@ def check_labels(ds: Dataset, kind: ModelKind, splits: Splits) -> str:
             only = ds.classes[int(present[0])] if present.size else "none"
             raise InputError(f"training data has a single class ({only}); a classifier needs at least two",
                              "add data of the other classes, or use --model autoencoder for anomaly detection")
-        return ""
+        return ds.normal_class if ds.normal_class in ds.classes else ""
     normal = ds.normal_class or ds.classes[0]
     if normal not in ds.classes:
         raise InputError(f"normal class {normal!r} is not among the classes {ds.classes}", "recreate the dataset")
