@@ -69,7 +69,9 @@ class Forwarder:
             client.tls_set(ca_certs=cfg.ca, certfile=cfg.cert, keyfile=cfg.key,
                            cert_reqs=ssl.CERT_NONE if cfg.insecure else ssl.CERT_REQUIRED)
             client.tls_insecure_set(cfg.insecure)
-        client.max_inflight_messages_set(self.window)
+        # No paho limit: the forwarder bounds what is in flight itself, and with a limit paho
+        # scans every queued message on each PUBACK (quadratic in the window).
+        client.max_inflight_messages_set(0)
         client.will_set(self.status_topic, json.dumps({"state": "offline"}), qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -109,7 +111,7 @@ class Forwarder:
         self._in_loop(self._set_connected, False)
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
-        self._in_loop(self._ack, mid, reason.is_failure, str(reason))
+        self._in_loop(self._ack, mid, reason.is_failure, str(reason) if reason.is_failure else "")
 
     def _refused(self, reason: str) -> None:
         """Log a refusal once per reason, not on every retry."""

@@ -9,6 +9,7 @@ refused by the UNIQUE key (device, boot_id, seq).
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -46,6 +47,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, topic TEXT NOT NULL,
     msg_id TEXT NOT NULL, payload TEXT NOT NULL, created_at REAL NOT NULL);
 """
+_RESULT_VALUES = ("(device, boot_id, seq, received_at, device_ms, latency, latency_unit, label, anomaly,"
+                  " score, output) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,11 @@ class StoredResult:
     anomaly: bool | None
     score: float
     output: bytes
+
+    def as_row(self) -> tuple:
+        """The column values in INSERT order."""
+        return (self.device, self.boot_id, self.seq, self.received_at, self.device_ms, self.latency,
+                self.latency_unit, self.label, self.anomaly, self.score, self.output)
 
 
 @dataclass(frozen=True)
@@ -167,12 +175,20 @@ class Store:
     # --- writes (inside a transaction) ---------------------------------------------------
     def insert_result(self, r: StoredResult) -> bool:
         """Store a result; False when (device, boot_id, seq) is already stored."""
-        cur = self.conn.execute(
-            "INSERT OR IGNORE INTO results (device, boot_id, seq, received_at, device_ms, latency,"
-            " latency_unit, label, anomaly, score, output) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (r.device, r.boot_id, r.seq, r.received_at, r.device_ms, r.latency, r.latency_unit,
-             r.label, r.anomaly, r.score, r.output))
+        cur = self.conn.execute(f"INSERT OR IGNORE INTO results {_RESULT_VALUES}", r.as_row())
         return cur.rowcount == 1
+
+    def insert_new_results(self, rows: Sequence[tuple]) -> None:
+        """Store results whose key is known to be new (rows in StoredResult's field order) with
+        one statement. A plain INSERT: a key that exists after all fails the whole batch
+        instead of being skipped silently."""
+        if rows:
+            self.conn.executemany(f"INSERT INTO results {_RESULT_VALUES}", rows)
+
+    def max_seq(self, device: str, boot_id: int) -> int | None:
+        """The highest stored seq of one boot of a device (None when it has none)."""
+        return self.conn.execute("SELECT max(seq) FROM results WHERE device = ? AND boot_id = ?",
+                                 (device, boot_id)).fetchone()[0]
 
     def touch_device(self, device: str, now: float, **fields: object) -> None:
         """Create the device row if needed and set ``last_seen`` and the given columns."""
@@ -225,9 +241,11 @@ class Store:
         self.conn.execute("UPDATE alerts SET cleared_at = ? WHERE id = ?", (now, row[0]))
         return int(row[0])
 
-    def enqueue(self, device: str, topic: str, msg_id: str, payload: str, now: float) -> None:
-        self.conn.execute("INSERT INTO outbox (device, topic, msg_id, payload, created_at) "
-                          "VALUES (?,?,?,?,?)", (device, topic, msg_id, payload, now))
+    def enqueue(self, rows: Sequence[tuple[str, str, str, str, float]]) -> None:
+        """Queue MQTT messages, in order: (device, topic, msg_id, payload, created_at) each."""
+        if rows:
+            self.conn.executemany("INSERT INTO outbox (device, topic, msg_id, payload, created_at) "
+                                  "VALUES (?,?,?,?,?)", rows)
 
     # --- reads used at start-up to restore in-memory state -------------------------------
     def devices(self) -> list[sqlite3.Row]:
@@ -266,8 +284,9 @@ class Store:
 
     def outbox_delete(self, ids: Sequence[int]) -> None:
         if ids:
-            with self.transaction():
-                self.conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+            with self.transaction():  # one statement: ids arrive in order, mostly contiguous
+                self.conn.execute("DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))",
+                                  (json.dumps(list(ids)),))
 
     def outbox_depth(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
