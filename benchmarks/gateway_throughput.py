@@ -122,7 +122,8 @@ def main() -> None:
     print(f"backlog at stop:         {final - r1:9d} results, committed in {stop_s:.1f} s after SIGTERM")
     cpu = (c1 - c0) / span
     print(f"gateway CPU:             {cpu:9.0%} of one core")
-    print(f"gateway efficiency:      {(r1 - r0) / max(c1 - c0, 1e-9):9.0f} results stored per CPU-second")
+    print(f"gateway efficiency:      {(r1 - r0) / max(c1 - c0, 1e-9):9.0f} results stored per CPU-second, "
+          f"{(c1 - c0) * 1e6 / max(r1 - r0, 1):.0f} us of CPU per result stored")
     if lat.size:
         p50, p95, p99 = np.percentile(lat, [50, 95, 99])
         print(f"arrival -> MQTT subscriber latency: p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms "
