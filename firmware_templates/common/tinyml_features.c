@@ -224,6 +224,23 @@ static void run_op(const tinyml_features_config *cfg, const tinyml_feature_op *o
         out[0] = (double)same / (t - 1u);
         break;
     }
+    case TINYML_FEAT_CURVATURE: {
+        /* quadratic term on q = c^2 - mean(c^2), c the centred index; time scaled to [-1, 1] */
+        double half = (t - 1u) / 2.0, acc = 0.0, denom = 0.0, m = 0.0;
+        for (unsigned n = 0; n < t; n++) {
+            double c = (double)n - half;
+            m += c * c;
+        }
+        m = m / t;
+        for (unsigned n = 0; n < t; n++) {
+            double c = (double)n - half;
+            double q = c * c - m;
+            denom += q * q;
+            acc += x[n] * q;
+        }
+        out[0] = denom == 0.0 ? 0.0 : acc / denom * (half * half);
+        break;
+    }
     default:
         break;
     }
@@ -235,7 +252,7 @@ int tinyml_features_run(const tinyml_features_config *cfg, const float *x, float
     double *chan = scratch, *work = scratch + t, vals[TINYML_FEATURES_MAX_COUNT];
     for (unsigned i = 0; i < cfg->n_ops; i++) {
         const tinyml_feature_op *op = &cfg->ops[i];
-        if (op->kind > TINYML_FEAT_FLAT_FRACTION || op->count > TINYML_FEATURES_MAX_COUNT)
+        if (op->kind > TINYML_FEAT_CURVATURE || op->count > TINYML_FEATURES_MAX_COUNT)
             return -1;
         for (unsigned ch = 0; ch < c; ch++) {
             for (unsigned n = 0; n < t; n++)

@@ -29,7 +29,8 @@ enum tinyml_feature_kind {
     TINYML_FEAT_RATE_OF_CHANGE,
     TINYML_FEAT_ROLLING_MEAN,
     TINYML_FEAT_DIFF_MAX,
-    TINYML_FEAT_FLAT_FRACTION
+    TINYML_FEAT_FLAT_FRACTION,
+    TINYML_FEAT_CURVATURE
 };
 
 /* One spec entry. Band features: band b sums bins [edges[b], edges[b+1]) of the spectrum

@@ -218,6 +218,24 @@ def _rate_of_change(x: np.ndarray, fs: float, p: dict) -> np.ndarray:
     return ((x * n).sum(axis=1) / denom * fs)[:, None]
 
 
+def _curvature(x: np.ndarray, fs: float, p: dict) -> np.ndarray:
+    """Least-squares quadratic coefficient with time scaled to [-1, 1], in signal units (0 below 3 samples).
+
+    Fitted on q_n = c_n^2 - mean(c^2), c_n the centred sample index, which is orthogonal to the
+    constant and the slope. A first-order thermal lag only decelerates towards its set point
+    (curvature of the sign opposite to its slope); a runaway accelerates the way it rises.
+    Independent of fs, so slow signals do not give vanishing values.
+    """
+    t = x.shape[1]
+    half = (t - 1) / 2.0
+    n = np.arange(t, dtype=np.float64) - half
+    q = n * n - (n * n).sum() / t
+    denom = (q * q).sum()
+    if denom == 0.0:
+        return np.zeros((x.shape[0], 1))
+    return ((x * q).sum(axis=1) / denom * (half * half))[:, None]
+
+
 def rolling_positions(p: dict, t: int) -> list[int]:
     """Window-end sample indices at which a rolling_mean entry is read (integers, shared with C)."""
     w, n = p["width"], p["points"]
@@ -270,6 +288,7 @@ FEATURES: dict[str, Feature] = {
                               lambda p: p["bands"],
                               "envelope-spectrum power in bands (band default 0.25..0.45 fs, fmax default fs/8)"),
     "rate_of_change": Feature(_rate_of_change, {}, _one, "least-squares slope per second"),
+    "curvature": Feature(_curvature, {}, _one, "least-squares quadratic coefficient, time scaled to [-1, 1]"),
     "rolling_mean": Feature(_rolling_mean, {"width": 8, "points": 8, "relative": False}, lambda p: p["points"],
                             "trailing mean of `width` samples at `points` positions (relative: minus the window mean)"),
     "diff_max": Feature(_diff_max, {}, _one, "largest absolute sample-to-sample change"),
@@ -284,7 +303,7 @@ DEFAULT_VIBRATION_SPEC: list[dict] = [
 DEFAULT_TEMPERATURE_SPEC: list[dict] = [
     {"name": "mean"}, {"name": "std"}, {"name": "min"}, {"name": "max"},
     {"name": "rate_of_change"}, {"name": "diff_max"}, {"name": "flat_fraction"},
-    {"name": "rolling_mean", "width": 8, "points": 8, "relative": True},
+    {"name": "rolling_mean", "width": 8, "points": 8, "relative": True}, {"name": "curvature"},
 ]
 
 

@@ -176,12 +176,17 @@ def _temperature_recording(cls: str, n: int, o: TemperatureOptions, windows: int
 
     Physics: ambient follows a daily sine (2-5 deg C around 18-26 deg C); the machine runs
     load cycles (levels held 20-90 min) and heats with a first-order thermal lag
-    dT/dt = (T_amb + R*load - T)/tau (tau 20-60 min, R 8-20 deg C at full load). The sensor
+    dT/dt = (T_amb + R*load - T)/tau (tau 30-90 min, the housing time constant of a small
+    motor or gearbox; R 8-20 deg C at full load). The sensor
     drifts slowly (+-0.5 deg C/day), adds noise (0.05-0.1 deg C) and reads in 0.0625 deg C steps
     (DS18B20-like).
     Anomalies: ``step`` a sudden offset of 1.5-5 deg C (a loose probe, a calibration jump);
-    ``runaway`` a temperature that accelerates upwards (t^2, 5-15 deg C by the window end) as
-    before a bearing or winding failure; ``stuck`` the reading freezes at one value.
+    ``runaway`` a temperature that accelerates upwards (t^2, 8-20 deg C by the window end, the
+    range where bearing-temperature alarms trip) as before a bearing or winding failure;
+    ``stuck`` the reading freezes at one value.
+    A first-order lag only decelerates towards its set point, so sustained acceleration is what
+    tells a runaway from a load change; a lag as fast as the load holds would fill the normal
+    traces with steep rises that hide small runaways.
     """
     dt = 1.0 / o.fs
     t = np.arange(n) * dt
@@ -193,7 +198,7 @@ def _temperature_recording(cls: str, n: int, o: TemperatureOptions, windows: int
         hold = max(1, int(rng.uniform(20, 90) * 60 / dt))
         load[i:i + hold] = rng.choice([0.0, 0.3, 0.6, 1.0])
         i += hold
-    tau, rise = rng.uniform(1200, 3600), rng.uniform(8, 20)
+    tau, rise = rng.uniform(1800, 5400), rng.uniform(8, 20)
     temp = np.empty(n)
     temp[0] = amb[0] + rise * load[0]
     alpha = 1 - np.exp(-dt / tau)
@@ -208,7 +213,7 @@ def _temperature_recording(cls: str, n: int, o: TemperatureOptions, windows: int
             temp[start:end] += rng.choice([-1, 1]) * rng.uniform(1.5, 5.0)
         elif cls == "runaway":
             ramp = ((np.arange(end - start) + 1) / (end - start)) ** 2
-            temp[start:end] += rng.uniform(5.0, 15.0) * ramp
+            temp[start:end] += rng.uniform(8.0, 20.0) * ramp
         elif cls == "stuck":
             temp[start:end] = temp[start]
     return (np.round(temp / 0.0625) * 0.0625)[:, None]
