@@ -44,6 +44,7 @@ def test_default_vibration_is_reproducible_and_split_by_recording():
     assert np.array_equal(a.x, b.x) and np.array_equal(a.split, b.split)
     assert not np.array_equal(a.x, synth_vibration(VibrationOptions(seed=1)).x)
     assert a.x.shape == (1200, 256, 3) and a.fs == 2560.0 and a.classes == VIBRATION_CLASSES
+    assert a.normal_class == "healthy"  # classifiers keep it, so the gateway can count anomalies
     assert a.kind == "vibration" and a.channels == ["x", "y", "z"]
     assert np.bincount(a.y).tolist() == [200] * 6
     sides = [set(a.groups[a.split == s]) for s in range(3)]

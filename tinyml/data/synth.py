@@ -165,7 +165,7 @@ def synth_vibration(o: VibrationOptions = VibrationOptions()) -> Dataset:
         raise InputError(f"--rpm {o.rpm} does not fit --fs {o.fs}: bearing fault harmonics would alias",
                          "lower --rpm or raise --fs (fs should exceed about 20x the shaft frequency)")
     return _assemble(VIBRATION_CLASSES, o, lambda cls, n, rng: _vibration_recording(cls, n, o, rng),
-                     ["x", "y", "z"], "vibration", "", "vibration")
+                     ["x", "y", "z"], "vibration", "healthy", "vibration")
 
 
 # ---------------------------------------------------------------- temperature
