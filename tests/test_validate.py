@@ -78,7 +78,7 @@ def test_feat_ae_matches_tflm_on_emulated_board(board_name: str, shared: Path, t
 
 @pytest.fixture(scope="module")
 def feature_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A small temperature autoencoder on the default feature spec (15 features of 128 samples)."""
+    """A small temperature autoencoder on the default feature spec (16 features of 128 samples)."""
     from tinyml.data.synth import TemperatureOptions, synth_temperature
     from tinyml.quantize import quantize_run
     from tinyml.train.fit import TrainOptions, train
