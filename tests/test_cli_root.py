@@ -15,9 +15,11 @@ def test_help_lists_every_command():
         assert name in proc.stdout
 
 
-def test_help_does_not_import_tensorflow():
-    code = ("import sys; from tinyml.cli import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+def test_no_help_imports_tensorflow():
+    code = ("import sys; from tinyml.cli import COMMANDS, main\n"
+            "for args in [[]] + [[name] for name in COMMANDS]:\n"
+            "    try:\n        main([*args, '--help'])\n    except SystemExit as exc:\n"
+            "        assert exc.code == 0, (args, exc.code)\n"
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
             "assert 'keras' not in sys.modules, 'keras imported'\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
