@@ -34,6 +34,35 @@ log = logging.getLogger("tinyml.gateway")
 WINDOW = 2000
 UNREACHABLE_WARN_S = 3.0
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1.0, 8.0
+READ_SIZE = 65536
+
+
+class _BufferedClient(mqtt.Client):
+    """paho reads a packet in three recv calls (type, length, rest): three syscalls for every
+    4-byte PUBACK, one per forwarded result. This client reads what the socket holds at once
+    and serves paho from that buffer (paho's only read hook, ``_sock_recv``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._read_buf = bytearray()
+        self._read_sock: Any = None
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._sock is not self._read_sock:  # a new connection: nothing buffered from the old one
+            self._read_buf.clear()
+            self._read_sock = self._sock
+        if not self._read_buf:
+            data = super()._sock_recv(READ_SIZE)
+            if not data:
+                return data  # end of stream
+            self._read_buf += data
+        part = bytes(self._read_buf[:bufsize])
+        del self._read_buf[:bufsize]
+        return part
+
+    def buffered(self) -> bool:
+        """Bytes read from the current socket that paho has not parsed yet."""
+        return bool(self._read_buf) and self._sock is self._read_sock
 
 
 class Forwarder:
@@ -61,9 +90,9 @@ class Forwarder:
         self.deleting: asyncio.Task | None = None
         self.client = self._client()
 
-    def _client(self) -> mqtt.Client:
+    def _client(self) -> _BufferedClient:
         cfg = self.cfg
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
+        client = _BufferedClient(CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
                              protocol=mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311)
         if cfg.username is not None:
             client.username_pw_set(cfg.username, cfg.password)
@@ -97,10 +126,11 @@ class Forwarder:
         self.loop.remove_writer(sock)
 
     def _readable(self, sock: Any) -> None:
-        self.client.loop_read(max_packets=1000)
-        # TLS may hold decrypted bytes the selector cannot see
-        while isinstance(sock, ssl.SSLSocket) and self.client.socket() is sock and sock.pending():
-            self.client.loop_read(max_packets=1000)
+        self.client.loop_read()
+        # the read buffer, and TLS, may hold bytes the selector cannot see; each round parses some
+        while self.client.socket() is sock and (self.client.buffered() or
+                                                 (isinstance(sock, ssl.SSLSocket) and sock.pending())):
+            self.client.loop_read()
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
