@@ -34,35 +34,7 @@ log = logging.getLogger("tinyml.gateway")
 WINDOW = 2000
 UNREACHABLE_WARN_S = 3.0
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1.0, 8.0
-READ_SIZE = 65536
-
-
-class _BufferedClient(mqtt.Client):
-    """paho reads a packet in three recv calls (type, length, rest): three syscalls for every
-    4-byte PUBACK, one per forwarded result. This client reads what the socket holds at once
-    and serves paho from that buffer (paho's only read hook, ``_sock_recv``)."""
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._read_buf = bytearray()
-        self._read_sock: Any = None
-
-    def _sock_recv(self, bufsize: int) -> bytes:
-        if self._sock is not self._read_sock:  # a new connection: nothing buffered from the old one
-            self._read_buf.clear()
-            self._read_sock = self._sock
-        if not self._read_buf:
-            data = super()._sock_recv(READ_SIZE)
-            if not data:
-                return data  # end of stream
-            self._read_buf += data
-        part = bytes(self._read_buf[:bufsize])
-        del self._read_buf[:bufsize]
-        return part
-
-    def buffered(self) -> bool:
-        """Bytes read from the current socket that paho has not parsed yet."""
-        return bool(self._read_buf) and self._sock is self._read_sock
+DELETE_EVERY_S = 0.1  # acknowledged rows are deleted in batches, not one transaction per PUBACK
 
 
 class Forwarder:
@@ -78,6 +50,8 @@ class Forwarder:
         self.inflight: dict[int, int] = {}  # paho mid -> outbox row id
         self.last_sent = 0
         self.acked: list[int] = []
+        self.last_delete = 0.0
+        self.more = False  # the outbox may hold rows not handed to paho yet
         self.closing = False
         self.last_refusal: str | None = None
         self.published = 0
@@ -90,9 +64,9 @@ class Forwarder:
         self.deleting: asyncio.Task | None = None
         self.client = self._client()
 
-    def _client(self) -> _BufferedClient:
+    def _client(self) -> mqtt.Client:
         cfg = self.cfg
-        client = _BufferedClient(CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
                              protocol=mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311)
         if cfg.username is not None:
             client.username_pw_set(cfg.username, cfg.password)
@@ -126,11 +100,10 @@ class Forwarder:
         self.loop.remove_writer(sock)
 
     def _readable(self, sock: Any) -> None:
-        self.client.loop_read()
-        # the read buffer, and TLS, may hold bytes the selector cannot see; each round parses some
-        while self.client.socket() is sock and (self.client.buffered() or
-                                                 (isinstance(sock, ssl.SSLSocket) and sock.pending())):
-            self.client.loop_read()
+        self.client.loop_read(max_packets=1000)
+        # TLS may hold decrypted bytes the selector cannot see
+        while isinstance(sock, ssl.SSLSocket) and self.client.socket() is sock and sock.pending():
+            self.client.loop_read(max_packets=1000)
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
@@ -173,11 +146,12 @@ class Forwarder:
         else:
             self.published += 1
         self.acked.append(row)
-        if len(self.inflight) <= self.window // 2:
+        if self.more and len(self.inflight) <= self.window // 2:  # no wake-up per PUBACK otherwise
             self.wakeup.set()
 
     def wake(self) -> None:
         """New rows were committed to the outbox."""
+        self.more = True
         self.wakeup.set()
 
     def start(self) -> None:
@@ -223,13 +197,14 @@ class Forwarder:
                 if not self.connected.is_set() or now >= deadline or self.drained():
                     break
             self.wakeup.clear()
-            self._start_delete()
+            self._start_delete(force=stop.is_set())
             if self.connected.is_set():
                 down_since = None
                 if len(self.inflight) <= self.window // 2:  # refill in chunks, not one row per ack
                     free = self.window - len(self.inflight)
                     # a WAL read never waits for the writer: no worker thread, no wait for the GIL
                     rows = self.store.outbox_after(self.last_sent, free)
+                    self.more = len(rows) == free
                     for row in rows:
                         info = self.client.publish(row.topic, row.payload, qos=1)
                         self.inflight[info.mid] = row.id
@@ -244,14 +219,16 @@ class Forwarder:
                 await asyncio.wait_for(self.wakeup.wait(), timeout=0.05 if self.inflight else 0.5)
         if self.deleting is not None:
             await self.deleting
-        self._start_delete()
+        self._start_delete(force=True)
         if self.deleting is not None:
             await self.deleting
 
-    def _start_delete(self) -> None:
+    def _start_delete(self, force: bool = False) -> None:
         """Delete acknowledged rows in the background: the delete waits for the writer's
         transaction to end, and publishing must not wait with it."""
-        if self.acked and (self.deleting is None or self.deleting.done()):
+        due = force or len(self.acked) >= self.window // 2 or self.loop.time() - self.last_delete >= DELETE_EVERY_S
+        if self.acked and due and (self.deleting is None or self.deleting.done()):
+            self.last_delete = self.loop.time()
             if self.deleting is not None:
                 self.deleting.result()  # a failed delete is a store failure: surface it
             ids, self.acked = self.acked, []
