@@ -129,7 +129,9 @@ def test_fleet_with_garbage_and_drift_over_mqtt_and_http(tmp_path, broker, subsc
     assert all(devices[d]["missing"] == 0 for d in ("emu-001", "emu-002", "emu-003"))
     assert devices["emu-002"]["reboots"] >= 1 and devices["emu-001"]["reboots"] == 0
     boots = query(gw.db, "SELECT count(DISTINCT boot_id) FROM results WHERE device='emu-002'")[0][0]
-    assert boots == count(gw.db, "SELECT reboots FROM devices WHERE device='emu-002'") + 1
+    reboots = count(gw.db, "SELECT reboots FROM devices WHERE device='emu-002'")
+    # every boot stored results, except perhaps the last one, announced just before the gateway stopped
+    assert reboots <= boots <= reboots + 1
     assert [(a["device"], a["rule"]) for a in status["alerts"] if a["rule"] == "drift"] == [("emu-003", "drift")]
     assert 'tinyml_gateway_alert_firing{device="emu-003",rule="drift"} 1' in metrics
     assert re.search(r'tinyml_gateway_device_bad_frames_total\{device="emu-000"\} [1-9]', metrics)
