@@ -11,6 +11,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from tinyml.gateway.broker import LocalBroker as Broker
 from tinyml.gateway.broker import free_port, wait_listening
@@ -52,14 +54,17 @@ def make_tls_files(folder: Path) -> tuple[Path, Path, Path]:
 
 
 class Subscriber:
-    """Subscribes to tinyml/# and records every message, counting duplicates by id."""
+    """Subscribes to tinyml/# and records every message, counting duplicates by id.
+
+    With ``session`` it keeps a persistent MQTT session under that client id: a durable broker
+    then queues what arrives while the subscriber is away, across a broker restart too."""
 
     def __init__(self, port: int, topic: str = "tinyml/#", username: str | None = None,
                  password: str | None = None, messages: list[tuple[str, dict]] | None = None,
-                 ca: Path | None = None):
+                 ca: Path | None = None, session: str | None = None):
         self.messages: list[tuple[str, dict]] = [] if messages is None else messages
         self.lock = threading.Lock()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=session or "", protocol=mqtt.MQTTv5)
         if username:
             self.client.username_pw_set(username, password)
         if ca:
@@ -69,7 +74,12 @@ class Subscriber:
         self.client.on_subscribe = lambda c, u, mid, rcs, p: self.subscribed.set()
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.2, 1)
-        self.client.connect_async("127.0.0.1", port)
+        if session:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 3600
+            self.client.connect_async("127.0.0.1", port, clean_start=False, properties=props)
+        else:
+            self.client.connect_async("127.0.0.1", port)
         self.client.loop_start()
         if not self.subscribed.wait(10):
             raise TimeoutError("subscriber did not connect")

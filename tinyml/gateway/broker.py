@@ -1,7 +1,8 @@
 """A local Mosquitto broker on a free loopback port, for the demo, the benchmark and the tests.
 
-Loopback only, persistence off, anonymous unless users are given (then a password file),
-optional TLS. The broker process is ours: started with ``start()`` and ended with ``stop()``.
+Loopback only, anonymous unless users are given (then a password file), optional TLS.
+Persistence is off unless asked for: a durable broker saves its sessions and their queued
+messages when stopped, which is what a "broker restart loses nothing" claim needs. The broker process is ours: started with ``start()`` and ended with ``stop()``.
 """
 
 from __future__ import annotations
@@ -42,11 +43,12 @@ def wait_listening(port: int, timeout: float = 10.0) -> None:
 
 
 class LocalBroker:
-    """mosquitto -c <conf>: loopback only, persistence off; optional password file."""
+    """mosquitto -c <conf>: loopback only; optional password file, TLS and persistence."""
 
     def __init__(self, workdir: Path, users: dict[str, str] | None = None, port: int | None = None,
-                 tls: tuple[Path, Path, Path] | None = None):
+                 tls: tuple[Path, Path, Path] | None = None, durable: bool = False):
         self.workdir = workdir
+        self.durable = durable
         self.tls = tls  # (ca, cert, key)
         self.port = port or free_port()
         self.users = users
@@ -56,8 +58,12 @@ class LocalBroker:
     def _conf(self) -> Path:
         # No per-subscriber queue limit: a slow local subscriber must see every message, not
         # lose those beyond mosquitto's default of 1000 queued (the tests count them all).
-        lines = [f"listener {self.port} 127.0.0.1", "persistence false", "log_dest stderr",
-                 "max_queued_messages 0"]
+        lines = [f"listener {self.port} 127.0.0.1", "log_dest stderr", "max_queued_messages 0"]
+        if self.durable:
+            lines += ["persistence true", f"persistence_location {self.workdir}/",
+                      f"persistence_file mosquitto-{self.port}.db"]
+        else:
+            lines.append("persistence false")
         if os.geteuid() == 0:  # as root, mosquitto would switch to a user that cannot read our tmp files
             lines.append("user root")
         if self.users:
