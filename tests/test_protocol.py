@@ -87,6 +87,10 @@ def test_endless_binary_junk_stays_bounded() -> None:
     (p.Hello(1, "", "", "", bytes(7), 0, 0, 0, 0, 0), "model_hash must be 8 bytes"),
     (p.Result(0, 0, 0, 0, 0, 0, 0.0, (128,)), "int8"),
     (p.Result(0, 0, 0, 0, 0, 0, 0.0, (0,) * 485), "at most 484"),
+    (p.Output(0, 0, b""), "OUTPUT carries 0 bytes"),
+    (p.Output(0, 0, bytes(501)), "OUTPUT carries 501 bytes"),
+    (p.OutputReq(0, 2**32), "offset=4294967296"),
+    (p.OutputReq(-1, 0), "seq=-1"),
     (p.Hello(1, "a" * 200, "b" * 200, "c" * 200, bytes(8), 0, 0, 0, 0, 0), "payload is"),
 ])
 def test_unencodable_messages_raise_input_error(msg: p.Message, needle: str) -> None:
@@ -113,6 +117,7 @@ messages = st.one_of(
     st.builds(p.Input, u32, st.binary(min_size=1, max_size=256)),
     st.builds(p.Infer, u32), st.builds(p.Ack, u8, u32), st.builds(p.Error, u8, text8),
     st.builds(p.Heartbeat, u32, u32, u32, u32), st.just(p.HelloReq()), st.builds(p.Exit, u8),
+    st.builds(p.OutputReq, u32, u32), st.builds(p.Output, u32, u32, st.binary(min_size=1, max_size=500)),
 )
 
 

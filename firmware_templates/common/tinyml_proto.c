@@ -252,6 +252,19 @@ static int parse_payload(reader_t *r, tinyml_msg_t *m)
     case TINYML_MSG_EXIT:
         m->u.exit.code = rd_u8(r);
         break;
+    case TINYML_MSG_OUTPUT_REQ:
+        m->u.output_req.seq = rd_u32(r);
+        m->u.output_req.offset = rd_u32(r);
+        break;
+    case TINYML_MSG_OUTPUT:
+        m->u.output.seq = rd_u32(r);
+        m->u.output.offset = rd_u32(r);
+        m->u.output.len = (uint16_t)r->left;
+        m->u.output.data = (const int8_t *)take(r, r->left);
+        if (m->u.output.len < 1 || m->u.output.len > TINYML_PROTO_MAX_OUTPUT_CHUNK) {
+            r->ok = 0;
+        }
+        break;
     default:
         return TINYML_BAD_UNKNOWN_TYPE;
     }
@@ -390,6 +403,13 @@ static long payload_len(const tinyml_msg_t *m)
         return 0;
     case TINYML_MSG_EXIT:
         return 1;
+    case TINYML_MSG_OUTPUT_REQ:
+        return 8;
+    case TINYML_MSG_OUTPUT:
+        if (m->u.output.len < 1 || m->u.output.len > TINYML_PROTO_MAX_OUTPUT_CHUNK || !m->u.output.data) {
+            return -1;
+        }
+        return 8L + m->u.output.len;
     default:
         return -1;
     }
@@ -444,6 +464,15 @@ static void put_payload(encoder_t *e, const tinyml_msg_t *m)
         break;
     case TINYML_MSG_EXIT:
         put_u8(e, m->u.exit.code);
+        break;
+    case TINYML_MSG_OUTPUT_REQ:
+        put_u32(e, m->u.output_req.seq);
+        put_u32(e, m->u.output_req.offset);
+        break;
+    case TINYML_MSG_OUTPUT:
+        put_u32(e, m->u.output.seq);
+        put_u32(e, m->u.output.offset);
+        put_bytes(e, m->u.output.data, m->u.output.len);
         break;
     default: /* HELLO_REQ: empty */
         break;

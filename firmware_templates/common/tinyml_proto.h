@@ -26,7 +26,8 @@ extern "C" {
 /* COBS of the largest body plus both 0x00 delimiters */
 #define TINYML_PROTO_MAX_FRAME (TINYML_PROTO_MAX_BODY + TINYML_PROTO_MAX_BODY / 254u + 1u + 2u)
 #define TINYML_PROTO_MAX_INPUT_CHUNK 256u
-#define TINYML_PROTO_MAX_OUTPUT (TINYML_PROTO_MAX_PAYLOAD - 24u)
+#define TINYML_PROTO_MAX_OUTPUT (TINYML_PROTO_MAX_PAYLOAD - 24u)       /* output bytes in a RESULT */
+#define TINYML_PROTO_MAX_OUTPUT_CHUNK (TINYML_PROTO_MAX_PAYLOAD - 8u) /* output bytes in an OUTPUT */
 
 enum tinyml_msg_type {
     TINYML_MSG_HELLO = 0x01,
@@ -37,7 +38,9 @@ enum tinyml_msg_type {
     TINYML_MSG_ERROR = 0x06,
     TINYML_MSG_HEARTBEAT = 0x07,
     TINYML_MSG_HELLO_REQ = 0x08,
-    TINYML_MSG_EXIT = 0x09
+    TINYML_MSG_EXIT = 0x09,
+    TINYML_MSG_OUTPUT_REQ = 0x0A,
+    TINYML_MSG_OUTPUT = 0x0B
 };
 
 enum tinyml_latency_unit {
@@ -103,6 +106,14 @@ typedef struct {
         struct {
             uint8_t code;
         } exit;
+        struct {
+            uint32_t seq, offset;
+        } output_req;
+        struct {
+            uint32_t seq, offset;
+            uint16_t len; /* 1..TINYML_PROTO_MAX_OUTPUT_CHUNK */
+            const int8_t *data;
+        } output;
     } u;
 } tinyml_msg_t;
 

@@ -26,6 +26,7 @@ MAX_PAYLOAD = MAX_BODY - 4
 MAX_ENCODED = MAX_BODY + MAX_BODY // 254 + 1
 MAX_INPUT_CHUNK = 256
 MAX_OUTPUT = MAX_PAYLOAD - 24  # RESULT output bytes per frame; larger tensors send their head
+MAX_OUTPUT_CHUNK = MAX_PAYLOAD - 8  # OUTPUT data bytes per frame: the tail after the RESULT head
 
 # latency_unit values
 LATENCY_CYCLES, LATENCY_TICKS, LATENCY_US, LATENCY_INSTRUCTIONS = 0, 1, 2, 3
@@ -106,6 +107,12 @@ class _Reader:
     def str8(self) -> str:
         (n,) = self.unpack("B")
         return self.take(n).decode("utf-8", errors="replace")
+
+    def rest(self, most: int) -> bytes:
+        """All remaining bytes, which must be 1 to ``most`` (INPUT and OUTPUT data)."""
+        if not 1 <= len(self.data) - self.pos <= most:
+            raise ValueError("bad data length")
+        return self.take(len(self.data) - self.pos)
 
     def done(self) -> None:
         if self.pos != len(self.data):
@@ -205,11 +212,7 @@ class Input:
     @classmethod
     def parse(cls, r: _Reader) -> Input:
         (offset,) = r.unpack("I")
-        data = r.data[r.pos:]
-        r.pos = len(r.data)
-        if not 1 <= len(data) <= MAX_INPUT_CHUNK:
-            raise ValueError("bad INPUT length")
-        return cls(offset, data)
+        return cls(offset, r.rest(MAX_INPUT_CHUNK))
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,12 +299,51 @@ class Exit:
         return cls(*r.unpack("B"))
 
 
-Message = Hello | Result | Input | Infer | Ack | Error | Heartbeat | HelloReq | Exit
+@dataclass(frozen=True, slots=True)
+class OutputReq:
+    """Ask for the output bytes of result ``seq`` from ``offset`` (the tail a RESULT frame cannot hold)."""
+
+    TYPE: ClassVar[int] = 0x0A
+    seq: int
+    offset: int
+
+    def payload(self) -> bytes:
+        return struct.pack("<II", _u(self.seq, 32, "seq"), _u(self.offset, 32, "offset"))
+
+    @classmethod
+    def parse(cls, r: _Reader) -> OutputReq:
+        return cls(*r.unpack("II"))
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """Raw int8 output bytes of result ``seq`` starting at ``offset`` (the answer to OUTPUT_REQ)."""
+
+    TYPE: ClassVar[int] = 0x0B
+    seq: int
+    offset: int
+    data: bytes
+
+    def payload(self) -> bytes:
+        if not 1 <= len(self.data) <= MAX_OUTPUT_CHUNK:
+            raise InputError(f"OUTPUT carries {len(self.data)} bytes, the protocol allows 1 to {MAX_OUTPUT_CHUNK}",
+                             hint=f"send the output tail in chunks of at most {MAX_OUTPUT_CHUNK} bytes")
+        return struct.pack("<II", _u(self.seq, 32, "seq"), _u(self.offset, 32, "offset")) + bytes(self.data)
+
+    @classmethod
+    def parse(cls, r: _Reader) -> Output:
+        seq, offset = r.unpack("II")
+        return cls(seq, offset, r.rest(MAX_OUTPUT_CHUNK))
+
+
+Message = Hello | Result | Input | Infer | Ack | Error | Heartbeat | HelloReq | Exit | OutputReq | Output
 MESSAGE_TYPES: dict[int, type] = {cls.TYPE: cls for cls in
-                                  (Hello, Result, Input, Infer, Ack, Error, Heartbeat, HelloReq, Exit)}
+                                  (Hello, Result, Input, Infer, Ack, Error, Heartbeat, HelloReq, Exit,
+                                   OutputReq, Output)}
 MESSAGE_NAMES: dict[str, type] = {"HELLO": Hello, "RESULT": Result, "INPUT": Input, "INFER": Infer,
                                   "ACK": Ack, "ERROR": Error, "HEARTBEAT": Heartbeat,
-                                  "HELLO_REQ": HelloReq, "EXIT": Exit}
+                                  "HELLO_REQ": HelloReq, "EXIT": Exit, "OUTPUT_REQ": OutputReq,
+                                  "OUTPUT": Output}
 _NAME_OF = {cls: name for name, cls in MESSAGE_NAMES.items()}
 
 

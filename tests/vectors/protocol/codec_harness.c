@@ -106,6 +106,16 @@ static void print_fields(const tinyml_msg_t *m)
     case TINYML_MSG_EXIT:
         field_u("code", m->u.exit.code);
         break;
+    case TINYML_MSG_OUTPUT_REQ:
+        field_u("seq", m->u.output_req.seq);
+        field_u("offset", m->u.output_req.offset);
+        break;
+    case TINYML_MSG_OUTPUT:
+        field_u("seq", m->u.output.seq);
+        field_u("offset", m->u.output.offset);
+        printf(";data=");
+        hex(m->u.output.data, m->u.output.len);
+        break;
     default:
         break;
     }

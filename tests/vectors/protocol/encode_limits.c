@@ -5,7 +5,7 @@
 #include "tinyml_proto.h"
 
 static uint8_t buf[TINYML_PROTO_MAX_FRAME];
-static int8_t big[TINYML_PROTO_MAX_OUTPUT + 1];
+static int8_t big[TINYML_PROTO_MAX_OUTPUT_CHUNK + 1];
 static uint8_t data[TINYML_PROTO_MAX_INPUT_CHUNK + 1];
 
 static int refused(const char *name, const tinyml_msg_t *m)
@@ -41,6 +41,20 @@ int main(void)
         printf("refused: RESULT with 484 outputs\n");
         failures++;
     }
+    m.type = TINYML_MSG_OUTPUT;
+    m.u.output.data = big;
+    m.u.output.len = 0;
+    failures += refused("empty OUTPUT", &m);
+    m.u.output.len = TINYML_PROTO_MAX_OUTPUT_CHUNK + 1;
+    failures += refused("OUTPUT over 500 bytes", &m);
+    m.u.output.len = TINYML_PROTO_MAX_OUTPUT_CHUNK; /* the largest OUTPUT fits exactly */
+    if (tinyml_encode(&m, buf, sizeof buf) == 0) {
+        printf("refused: OUTPUT with 500 bytes\n");
+        failures++;
+    }
+    m.u.output.data = NULL;
+    m.u.output.len = 4;
+    failures += refused("OUTPUT without data", &m);
     m.type = TINYML_MSG_HELLO;
     m.u.hello.board.len = 200;
     m.u.hello.board.ptr = (const char *)data;
