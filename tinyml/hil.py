@@ -1,9 +1,10 @@
 """On-device validation: run test inputs on a board and compare with the host reference.
 
 The host quantises every input exactly as the reference gets it, sends it over the device
-protocol (INPUT chunks, then INFER), and compares the raw int8 output of the device byte
-for byte with the TFLM Python interpreter's output for the same input. A device result
-that differs is a bug to show: the report counts every mismatching byte.
+protocol (INPUT chunks, then INFER), fetches any output a RESULT frame cannot hold
+(OUTPUT_REQ), and compares the whole raw int8 output of the device byte for byte with the
+TFLM Python interpreter's output for the same input. A device result that differs is a bug
+to show: the report counts every mismatching byte and points at the first one.
 
 The line may be noisy: a frame that arrives garbled (the device answers ERROR 1, or the
 host's decoder counts a bad frame, or nothing comes back) is simply sent again; the
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from tinyml.device import protocol as p
+from tinyml.device.link import ERROR_HINT, read_output
 from tinyml.errors import CheckFailed, DeviceError, InputError
 from tinyml.firmware.boards import Board
 from tinyml.firmware.render import ModelInfo
@@ -77,7 +79,7 @@ class ValidationReport:
     retries: int
     seconds: float
     data: str
-    first_mismatches: list[dict[str, Any]] = field(default_factory=list)
+    first_mismatches: list[dict[str, Any]] = field(default_factory=list)  # input, first_byte, device, reference
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,6 +89,11 @@ class ValidationReport:
         lines = [f"board {self.board} ({self.runtime}): {self.inputs} inputs from {self.data} ({how})",
                  f"mismatches: {self.mismatches} of {self.output_bytes_compared} output bytes "
                  f"({self.mismatched_inputs} inputs, max |diff| {self.max_abs_diff}) against the TFLM host reference"]
+        if self.first_mismatches:
+            m = self.first_mismatches[0]
+            i = m["first_byte"]
+            lines.append(f"first difference: input {m['input']}, output byte {i}: device {m['device'][i]}, "
+                         f"reference {m['reference'][i]}")
         if self.accuracy is not None:
             lines.append(f"on-device accuracy: {self.accuracy:.4f}")
         if self.instructions_per_inference is not None:
@@ -216,7 +223,8 @@ class DeviceSession:
                         self.device_rx_errors += 1
                         break  # the device saw garbage: send again at once
                     raise DeviceError(f"device answered {p.type_name(msg)} with error {answer.code}: "
-                                      f"{answer.message}", "see docs/protocol.md for the error codes")
+                                      f"{answer.message}",
+                                      ERROR_HINT.get(answer.code, "see docs/protocol.md for the error codes"))
         raise DeviceError(f"no {what} from the device after {MAX_ATTEMPTS} tries of {self.timeout:g} s",
                           "check the device runs the tinyml validation firmware at this baud rate")
 
@@ -243,6 +251,10 @@ class DeviceSession:
         return self._exchange(p.Infer(seq), lambda m: isinstance(m, p.Result) and m.seq == seq,
                               "RESULT")  # type: ignore[return-value]
 
+    def output(self, result: p.Result, output_bytes: int) -> bytes:
+        """The whole raw output of ``result``: its head plus OUTPUT chunks for the rest."""
+        return read_output(result, output_bytes, lambda req, accept: self._exchange(req, accept, "OUTPUT"))
+
 
 # ---- the validation -----------------------------------------------------------------------
 
@@ -257,18 +269,19 @@ def check_hello(hello: p.Hello, model: ModelInfo) -> None:
 
 def run_validation(session: DeviceSession, model: ModelInfo, tests: ValidationInputs,
                    progress: bool = False) -> tuple[np.ndarray, list[p.Result]]:
-    """Send every input; returns the device outputs [N, n] and the RESULT messages."""
+    """Send every input; returns the device's whole outputs [N, output_bytes] and the RESULT messages."""
     from tqdm import tqdm
 
     hello = session.hello()
     check_hello(hello, model)
     tests.payload(0, hello.input_bytes)  # fails early when the device takes another input
     results: list[p.Result] = []
+    outputs = np.empty((tests.x.shape[0], hello.output_bytes), np.int8)
     for seq in tqdm(range(tests.x.shape[0]), desc="validating", unit="input", disable=None if progress else True,
                     leave=False):
         results.append(session.infer(seq, tests.payload(seq, hello.input_bytes)))
-    n = min(len(r.output) for r in results)
-    return np.array([r.output[:n] for r in results], np.int8), results
+        outputs[seq] = np.frombuffer(session.output(results[-1], hello.output_bytes), np.int8)
+    return outputs, results
 
 
 def latency_figures(board: Board, unit_code: int, mean: float) -> dict[str, float | None]:
@@ -291,9 +304,8 @@ def latency_figures(board: Board, unit_code: int, mean: float) -> dict[str, floa
 def compare(board: Board, runtime: str, model: ModelInfo, tests: ValidationInputs, device_out: np.ndarray,
             results: list[p.Result], reference: np.ndarray, session: DeviceSession, seconds: float,
             sizes: tuple[int, int] | None) -> ValidationReport:
-    """Byte-for-byte comparison, accuracy and latency figures."""
-    ref = reference[:, :device_out.shape[1]]
-    diff = np.abs(device_out.astype(np.int16) - ref.astype(np.int16))
+    """Byte-for-byte comparison of the whole outputs, accuracy and latency figures."""
+    diff = np.abs(device_out.astype(np.int16) - reference.astype(np.int16))
     bad_rows = np.flatnonzero(diff.max(axis=1) > 0)
     labels = np.array([r.label for r in results])
     accuracy = None
@@ -303,7 +315,8 @@ def compare(board: Board, runtime: str, model: ModelInfo, tests: ValidationInput
     agree = None if (host_labels == p.LABEL_UNDECIDED).all() else float((host_labels == labels).mean())
     latency = float(np.mean([r.latency for r in results]))
     unit = p.LATENCY_UNIT_NAMES.get(results[0].latency_unit, "?")
-    first = [{"input": int(i), "device": device_out[i].tolist(), "reference": ref[i].tolist()} for i in bad_rows[:3]]
+    first = [{"input": int(i), "first_byte": int(np.argmax(diff[i] > 0)), "device": device_out[i].tolist(),
+              "reference": reference[i].tolist()} for i in bad_rows[:3]]
     return ValidationReport(
         board=board.name, runtime=runtime, model_sha256=model.sha256, inputs=int(tests.x.shape[0]),
         output_bytes_compared=int(device_out.size), mismatches=int((diff > 0).sum()),

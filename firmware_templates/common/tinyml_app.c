@@ -2,7 +2,8 @@
  *
  * Validation mode (default build): serve the device protocol (docs/protocol.md) on the serial
  * line: INPUT chunks fill the input tensor, INFER runs the model and answers RESULT with the
- * raw output, the decision (label, score) and the latency.
+ * raw output, the decision (label, score) and the latency; OUTPUT_REQ fetches the output bytes a
+ * RESULT frame cannot hold (only of the last result: the device keeps one output tensor).
  * Run mode (build with -DTINYML_RUN_MODE=1): read a window from the sensor hook
  * (tinyml_sensor.c), turn it into the model input, infer and send RESULT frames by itself,
  * plus a HEARTBEAT every few seconds.
@@ -30,6 +31,9 @@ static int8_t output[TINYML_OUTPUT_BYTES];
 static uint8_t tx_frame[TINYML_PROTO_MAX_FRAME];
 static tinyml_decoder_t decoder;
 static uint32_t boot_id, results, rx_errors;
+/* The seq of the result whose output the output tensor holds (valid while has_result). */
+static uint32_t result_seq;
+static uint8_t has_result;
 
 static void send(const tinyml_msg_t *msg)
 {
@@ -115,6 +119,8 @@ static void infer_and_report(uint32_t seq)
     uint32_t start = port_latency_counter();
     int rc = tinyml_model_invoke(input, output);
     uint32_t latency = port_latency_counter() - start;
+    has_result = rc == 0;
+    result_seq = seq;
     if (rc != 0) {
         send_error(TINYML_ERR_INFERENCE, "inference failed");
         return;
@@ -126,7 +132,8 @@ static void infer_and_report(uint32_t seq)
     m.u.result.latency = latency;
     m.u.result.latency_unit = TINYML_LATENCY_UNIT;
     decide(&m.u.result.label, &m.u.result.score);
-    /* A frame carries at most TINYML_PROTO_MAX_OUTPUT output bytes; larger outputs send their head. */
+    /* A frame carries at most TINYML_PROTO_MAX_OUTPUT output bytes; larger outputs send their head
+     * and the host fetches the rest with OUTPUT_REQ. */
     m.u.result.n = TINYML_OUTPUT_BYTES < TINYML_PROTO_MAX_OUTPUT ? TINYML_OUTPUT_BYTES : TINYML_PROTO_MAX_OUTPUT;
     m.u.result.output = output;
     results++;
@@ -140,6 +147,7 @@ static tinyml_eembc_t eembc;
 static int eembc_infer(void *ctx)
 {
     (void)ctx;
+    has_result = 0; /* the output tensor no longer holds the last RESULT's output */
 #if TINYML_DEVICE_FEATURES && !TINYML_RUN_MODE
     tinyml_preprocess(window, input);
 #endif
@@ -191,6 +199,27 @@ static void eembc_start(void)
 }
 #endif
 
+/* Up to one frame of the last result's output from the requested offset. */
+static void send_output(uint32_t seq, uint32_t offset)
+{
+    if (!has_result || seq != result_seq) {
+        send_error(TINYML_ERR_UNSUPPORTED, "no output for this seq: the device keeps only its last result");
+        return;
+    }
+    if (offset >= TINYML_OUTPUT_BYTES) {
+        send_error(TINYML_ERR_BAD_LENGTH, "offset outside the output tensor");
+        return;
+    }
+    tinyml_msg_t m = {.type = TINYML_MSG_OUTPUT};
+    m.u.output.seq = seq;
+    m.u.output.offset = offset;
+    m.u.output.len = (uint16_t)(TINYML_OUTPUT_BYTES - offset < TINYML_PROTO_MAX_OUTPUT_CHUNK
+                                    ? TINYML_OUTPUT_BYTES - offset
+                                    : TINYML_PROTO_MAX_OUTPUT_CHUNK);
+    m.u.output.data = output + offset;
+    send(&m);
+}
+
 /* Handle one host message; returns an exit code to stop with, or -1 to go on. */
 static int handle(const tinyml_msg_t *msg)
 {
@@ -212,6 +241,9 @@ static int handle(const tinyml_msg_t *msg)
         tinyml_preprocess(window, input);
 #endif
         infer_and_report(msg->u.infer.seq);
+        break;
+    case TINYML_MSG_OUTPUT_REQ:
+        send_output(msg->u.output_req.seq, msg->u.output_req.offset);
         break;
     case TINYML_MSG_HELLO_REQ:
         send_hello();

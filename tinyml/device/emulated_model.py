@@ -36,6 +36,11 @@ class Outcome:
     output: tuple[int, ...]
     latency_us: int
 
+    @property
+    def output_bytes(self) -> bytes:
+        """The raw int8 output tensor as the device holds it."""
+        return bytes(v & 0xFF for v in self.output)
+
 
 def _load_run(path: Path) -> tuple[bytes, ModelInfo, Path | None]:
     """(tflite bytes, task info, run dir or None) for a .tflite file or a run directory."""

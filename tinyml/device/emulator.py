@@ -2,8 +2,8 @@
 
 Each device has its own id and serial endpoint (a TCP port on 127.0.0.1 or a pty), sends
 HELLO when a host connects, RESULT frames at ``rate`` Hz and a HEARTBEAT every few seconds,
-and answers HELLO_REQ, INPUT, INFER and EXIT, so `tinyml monitor`, `tinyml validate` and the
-gateway work against it as against a board. Faults can be scheduled per device: garbage
+and answers HELLO_REQ, INPUT, INFER, OUTPUT_REQ and EXIT, so `tinyml monitor`, `tinyml
+validate` and the gateway work against it as against a board. Faults can be scheduled per device: garbage
 bytes, truncated frames, bad CRCs, reboots, silence, disconnects and input drift.
 
 Like a UART without flow control, a device never waits for its listener: bytes nobody reads
@@ -97,6 +97,7 @@ class EmulatedDevice:
         self.boot_id = self.rng.getrandbits(32)
         self.boot_time = now
         self.seq = 0
+        self.last_result: tuple[int, Outcome] | None = None  # what OUTPUT_REQ serves
         self.scheduled = 0  # results the rate asked for since boot (sent or skipped for a full line)
         self.next_heartbeat = now + HEARTBEAT_S
         self.line_budget = 0.0
@@ -113,6 +114,8 @@ class EmulatedDevice:
         return int((now - self.boot_time) * 1000) & 0xFFFFFFFF
 
     def _result(self, seq: int, outcome: Outcome, now: float) -> p.Result:
+        """The RESULT frame (the output's head); the whole output stays for OUTPUT_REQ, as on a board."""
+        self.last_result = (seq, outcome)
         return p.Result(seq, self.boot_id, self._uptime_ms(now), outcome.latency_us, p.LATENCY_US,
                         outcome.label, outcome.score, outcome.output[:p.MAX_OUTPUT])
 
@@ -150,10 +153,20 @@ class EmulatedDevice:
         if isinstance(msg, p.Infer):
             self.stats.results += 1
             return p.encode(self._result(msg.seq, self.model.infer(bytes(self.input)), now))
+        if isinstance(msg, p.OutputReq):
+            return p.encode(self._output(msg))
         if isinstance(msg, p.Exit):
             self.exit_code = msg.code
             return b""
         return p.encode(p.Error(p.ERR_UNSUPPORTED, f"{p.type_name(msg)} is not a host command"))
+
+    def _output(self, req: p.OutputReq) -> p.Output | p.Error:
+        if self.last_result is None or self.last_result[0] != req.seq:
+            return p.Error(p.ERR_UNSUPPORTED, "no output for this seq: the device keeps only its last result")
+        output = self.last_result[1].output_bytes
+        if req.offset >= len(output):
+            return p.Error(p.ERR_BAD_LENGTH, f"offset {req.offset} outside the {len(output)}-byte output tensor")
+        return p.Output(req.seq, req.offset, output[req.offset:req.offset + p.MAX_OUTPUT_CHUNK])
 
     # ---- run mode ----
     def silent(self, now: float) -> bool:

@@ -225,6 +225,11 @@ class Link:
                           hint="check that the device runs tinyml firmware at this baud rate"
                           + (f"; it printed: {self.text_lines[-1]!r}" if self.text_lines else ""))
 
+    def output(self, result: p.Result, output_bytes: int, timeout: float | None = None, retries: int = 2) -> bytes:
+        """The whole raw output tensor of ``result`` (of a device whose HELLO says ``output_bytes``)."""
+        return read_output(result, output_bytes,
+                           lambda req, accept: self.request(req, p.Output, timeout, retries, match=accept))
+
     def stats(self) -> dict[str, Any]:
         return {**self.decoder.stats(), "sent": self.sent, "retries": self.retries, "timeouts": self.timeouts}
 
@@ -232,11 +237,38 @@ class Link:
         self.transport.close()
 
 
+Accept = Callable[[p.Message], bool]
+
+
+def read_output(result: p.Result, output_bytes: int, ask: Callable[[p.OutputReq, Accept], p.Message]) -> bytes:
+    """The head a RESULT carries plus the tail fetched with OUTPUT_REQ, stop-and-wait.
+
+    ``ask(request, accept)`` sends the request (resending as it sees fit) and returns the first
+    answer ``accept`` takes: the OUTPUT of this seq at this offset, so a late duplicate answer
+    to a resent request is never mistaken for the next chunk.
+    """
+    out = bytearray(v & 0xFF for v in result.output)
+    if len(out) > output_bytes:
+        raise DeviceError(f"RESULT {result.seq} carries {len(out)} output bytes, the device's HELLO said {output_bytes}",
+                          hint="the device's firmware is broken: rebuild and flash it")
+    while len(out) < output_bytes:
+        req = p.OutputReq(result.seq, len(out))
+        chunk = ask(req, lambda m, r=req: isinstance(m, p.Output) and (m.seq, m.offset) == (r.seq, r.offset))
+        assert isinstance(chunk, p.Output)
+        if len(out) + len(chunk.data) > output_bytes:
+            raise DeviceError(f"OUTPUT {result.seq} at offset {chunk.offset} runs past the {output_bytes}-byte output",
+                              hint="the device's firmware is broken: rebuild and flash it")
+        out += chunk.data
+    return bytes(out)
+
+
 ERROR_TEXT = {p.ERR_BAD_FRAME: "bad frame", p.ERR_UNKNOWN_TYPE: "unknown type",
               p.ERR_BAD_LENGTH: "bad length or offset", p.ERR_UNSUPPORTED: "unsupported in this mode",
               p.ERR_INFERENCE: "inference failed", p.ERR_MODEL_MISMATCH: "model mismatch"}
-ERROR_HINT = {p.ERR_BAD_LENGTH: "the input does not fit the device's input tensor: check the model",
-              p.ERR_UNSUPPORTED: "this board or firmware mode does not support the command",
+ERROR_HINT = {p.ERR_UNKNOWN_TYPE: "the firmware does not know this command: rebuild it with this tinyml version",
+              p.ERR_BAD_LENGTH: "the offset or length does not fit the device's tensors: check the model",
+              p.ERR_UNSUPPORTED: "this board or firmware mode does not support the command, or the device no "
+                                 "longer holds the result asked for",
               p.ERR_INFERENCE: "the device could not run the model: check arena size with `tinyml inspect`",
               p.ERR_MODEL_MISMATCH: "flash the firmware built for this model"}
 
