@@ -15,6 +15,7 @@ import re
 import struct
 from collections import Counter
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from tinyml.errors import InputError
@@ -69,19 +70,41 @@ def cobs_encode(data: bytes) -> bytes:
 
 
 def cobs_decode(chunk: bytes) -> bytes | None:
-    """Inverse of ``cobs_encode`` for a chunk without 0x00; None when the chunk is malformed."""
-    out = bytearray()
-    i, n = 0, len(chunk)
-    while i < n:
+    """Inverse of ``cobs_encode`` for a chunk without 0x00; None when the chunk is malformed.
+
+    Every code byte but the first stands where the decoded data has a 0x00 (unless the block
+    before it was a full one of 254 bytes), so the output is the chunk with those bytes
+    zeroed and the first removed: one step per code byte instead of a copy per block.
+    """
+    n = len(chunk)
+    if not n:
+        return b""
+    out = bytearray(chunk)
+    full_blocks = []  # code bytes after a full block: they stand for no 0x00
+    i = 0
+    while True:
         code = chunk[i]
-        end = i + code
-        if code == 0 or end > n:
+        if not code:
             return None
-        out += chunk[i + 1:end]
-        i = end
-        if code != 0xFF and i < n:
-            out.append(0)
+        nxt = i + code
+        if nxt >= n:
+            if nxt > n:
+                return None
+            break
+        if code == 0xFF:
+            full_blocks.append(nxt)
+        else:
+            out[nxt] = 0
+        i = nxt
+    for pos in reversed(full_blocks):
+        del out[pos]
+    del out[0]
     return bytes(out)
+
+
+@lru_cache(maxsize=1024)  # the formats of this module, and int8 runs no longer than a payload
+def _layout(fmt: str) -> struct.Struct:
+    return struct.Struct("<" + fmt)
 
 
 class _Reader:
@@ -102,7 +125,13 @@ class _Reader:
         return part
 
     def unpack(self, fmt: str) -> tuple:
-        return struct.unpack("<" + fmt, self.take(struct.calcsize("<" + fmt)))
+        layout = _layout(fmt)
+        end = self.pos + layout.size
+        if end > len(self.data):
+            raise ValueError("short payload")
+        values = layout.unpack_from(self.data, self.pos)
+        self.pos = end
+        return values
 
     def str8(self) -> str:
         (n,) = self.unpack("B")
@@ -194,7 +223,8 @@ class Result:
     @classmethod
     def parse(cls, r: _Reader) -> Result:
         seq, boot_id, ts, latency, unit, label, score, n = r.unpack("IIIIBBfH")
-        return cls(seq, boot_id, ts, latency, unit, label, score, r.unpack(f"{n}b"))
+        output = r.take(n)  # checks the length before a layout is made for it
+        return cls(seq, boot_id, ts, latency, unit, label, score, _layout(f"{n}b").unpack(output))
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,11 +416,20 @@ def _is_text(chunk: bytes) -> bool:
     return not chunk.translate(None, _PRINTABLE)
 
 
+_IS_PRINTABLE = tuple(b in _PRINTABLE for b in range(256))
+
+
+def _starts_binary(chunk: bytes) -> bool:
+    """True for a chunk that is neither text nor a text prefix: one of its first two bytes is
+    not printable, and it is no longer than a frame."""
+    return 2 <= len(chunk) <= MAX_ENCODED and not (_IS_PRINTABLE[chunk[0]] and _IS_PRINTABLE[chunk[1]])
+
+
 def decode_body(body: bytes) -> Message | BadFrame:
     """Judge one COBS-decoded body: CRC, version, type, then the payload layout."""
     if len(body) < 4:
         return BadFrame(BAD_LENGTH, len(body))
-    if crc16(body[:-2]) != int.from_bytes(body[-2:], "little"):
+    if crc16(body[:-2]) != body[-2] | body[-1] << 8:
         return BadFrame(BAD_CRC, len(body))
     if body[0] != VERSION:
         return BadFrame(BAD_VERSION, len(body))
@@ -434,11 +473,18 @@ class Decoder:
         self.bytes_in += len(data)
         events: list[Event] = []
         parts = bytes(data).split(b"\x00")
+        last = len(parts) - 1
         for i, part in enumerate(parts):
+            if i < last and not self._buf and not self._discarding and (not part or _starts_binary(part)):
+                # A whole frame (the usual case), or nothing between two delimiters: no early
+                # text cut or length cap can apply.
+                if part:
+                    self._frame(part, events)
+                continue
             if not self._discarding:
                 self._buf += part
                 self._check_open_chunk(events)
-            if i == len(parts) - 1:
+            if i == last:
                 break
             if self._buf and not self._discarding:
                 self._judge(bytes(self._buf), events)
@@ -472,7 +518,10 @@ class Decoder:
         if _is_text(chunk):
             self.text_bytes += len(chunk)
             events.extend(Text(line) for line in chunk.decode("ascii").splitlines() if line)
-            return
+        else:
+            self._frame(chunk, events)
+
+    def _frame(self, chunk: bytes, events: list[Event]) -> None:
         event = decode_frame(chunk)
         if isinstance(event, BadFrame):
             self.bad_frames += 1
