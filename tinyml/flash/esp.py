@@ -20,6 +20,7 @@ from tinyml.errors import CheckFailed, DeviceError, InputError
 BEFORE_MODES = ("default-reset", "usb-reset", "no-reset", "no-reset-no-sync")
 AFTER_MODES = ("hard-reset", "soft-reset", "no-reset", "no-reset-stub", "watchdog-reset")
 ROM_BAUD = 115200
+STUB_GREETING_TIMEOUT = 3.0  # s; esptool alone waits for the started stub's "OHAI" without a limit
 MANUAL_BOOT = ("put the chip in download mode by hand: hold BOOT (IO0), press and release EN/RESET, "
                "release BOOT, then rerun with --before no-reset")
 ProgressFn = Callable[[str, int, int], None]
@@ -210,6 +211,7 @@ def flash_esp(image: EspImage, options: EspOptions, progress: ProgressFn | None 
             raise DeviceError(f"cannot connect to the {options.chip} on {options.port}: {text}", hint=hint) from exc
         try:
             if options.stub:
+                esp._port.timeout = STUB_GREETING_TIMEOUT  # commands set their own; this bounds the greeting
                 try:
                     esp = run_stub(esp)
                 except FatalError as exc:
