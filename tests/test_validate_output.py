@@ -9,6 +9,8 @@ firmware whose only wrong output byte lies in the tail.
 from __future__ import annotations
 
 import re
+import socket
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,7 @@ from tinyml.errors import DeviceError
 from tinyml.firmware.boards import load_board
 from tinyml.firmware.build import ELF_NAME, build_project
 from tinyml.firmware.render import ModelInfo, render_project, resolve_model
-from tinyml.hil import ValidationInputs, prepare_inputs, validate
+from tinyml.hil import MAX_ATTEMPTS, DeviceSession, ValidationInputs, prepare_inputs, validate
 
 BOARD = "qemu-mps2-an386"
 OUTPUTS = 640
@@ -55,6 +57,14 @@ def infer(link: Link, data: bytes, seq: int) -> p.Result:
     return link.request(p.Infer(seq), p.Result, match=lambda m: m.seq == seq)
 
 
+def assert_unknown_type_is_final(link: Link) -> None:
+    """An intact frame of a type the device does not know (a newer host's) gets ERROR 2, not "resend"."""
+    head = bytes([p.VERSION, 0x42]) + bytes(4)
+    link.write_raw(b"\x00" + p.cobs_encode(head + p.crc16(head).to_bytes(2, "little")) + b"\x00")
+    answer = link.recv()
+    assert isinstance(answer, p.Error) and answer.code == p.ERR_UNKNOWN_TYPE, answer
+
+
 def test_toycar_whole_output_matches_tflm_on_m4(toycar, toycar_elf: Path) -> None:
     _, model, tests, _ = toycar
     assert model.output_bytes == OUTPUTS > p.MAX_OUTPUT
@@ -69,6 +79,7 @@ def test_device_serves_the_tail_and_refuses_what_it_does_not_hold(toycar, toycar
     _, _, tests, expect = toycar
     with EmulatedBoard(load_board(BOARD), toycar_elf) as emu, \
             open_link(emu.url, timeout=2.0, connect_timeout=CONNECT_TIMEOUT_S) as link:
+        assert isinstance(link.recv(10.0), p.Hello)  # booted: no request is lost (and answered twice)
         with pytest.raises(DeviceError, match="error 4: no output for this seq") as exc:
             link.request(p.OutputReq(0, p.MAX_OUTPUT), p.Output)  # no result yet
         assert "no longer holds the result" in exc.value.hint
@@ -85,6 +96,7 @@ def test_device_serves_the_tail_and_refuses_what_it_does_not_hold(toycar, toycar
         infer(link, tests.x[1].tobytes(), seq=42)  # a new result replaces the old one
         with pytest.raises(DeviceError, match="error 4"):
             link.request(p.OutputReq(41, p.MAX_OUTPUT), p.Output)
+        assert_unknown_type_is_final(link)
         link.send(p.Exit(0))
 
 
@@ -139,7 +151,30 @@ def test_emulated_device_serves_the_whole_output(toycar) -> None:
                 link.request(p.OutputReq(7, OUTPUTS), p.Output)
             with pytest.raises(DeviceError, match="error 4"):
                 link.request(p.OutputReq(8, 0), p.Output)
+            assert_unknown_type_is_final(link)
     assert report.output_bytes_compared == 6 * OUTPUTS and report.mismatches == 0
+
+
+def test_firmware_without_output_req_gets_a_rebuild_hint(tmp_path: Path) -> None:
+    """Firmware from before OUTPUT_REQ judged it a bad frame (ERROR 1): the host resends, then says why."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    head = p.Result(3, 1, 0, 0, p.LATENCY_US, 0, 0.0, (0,) * p.MAX_OUTPUT)
+
+    def old_device() -> None:
+        conn, _ = listener.accept()
+        decoder = p.Decoder()
+        with conn:
+            while data := conn.recv(4096):
+                for event in decoder.feed(data):
+                    if isinstance(event, p.OutputReq):
+                        conn.sendall(p.encode(p.Error(p.ERR_BAD_FRAME, "bad frame")))
+
+    threading.Thread(target=old_device, daemon=True).start()
+    with listener, open_link(f"socket://127.0.0.1:{listener.getsockname()[1]}", timeout=1.0) as link:
+        session = DeviceSession(link, 0.5)
+        with pytest.raises(DeviceError, match="no OUTPUT from the device after 8 tries") as exc:
+            session.output(head, OUTPUTS)
+    assert "rebuild and flash" in exc.value.hint and session.device_rx_errors == MAX_ATTEMPTS
 
 
 def test_read_output_refuses_a_device_that_sends_too_much() -> None:

@@ -206,7 +206,9 @@ class DeviceSession:
         self.device_rx_errors = 0
         self.hello_msg: p.Hello | None = None
 
-    def _exchange(self, msg: p.Message, accept: Callable[[p.Message], bool], what: str) -> p.Message:
+    def _exchange(self, msg: p.Message, accept: Callable[[p.Message], bool], what: str,
+                  unanswered_hint: str = "check the device runs the tinyml validation firmware at this baud rate"
+                  ) -> p.Message:
         for attempt in range(MAX_ATTEMPTS):
             if attempt:
                 self.retries += 1
@@ -226,7 +228,7 @@ class DeviceSession:
                                       f"{answer.message}",
                                       ERROR_HINT.get(answer.code, "see docs/protocol.md for the error codes"))
         raise DeviceError(f"no {what} from the device after {MAX_ATTEMPTS} tries of {self.timeout:g} s",
-                          "check the device runs the tinyml validation firmware at this baud rate")
+                          unanswered_hint)
 
     def hello(self) -> p.Hello:
         """The boot HELLO, or the answer to HELLO_REQ when the device was already running."""
@@ -253,7 +255,9 @@ class DeviceSession:
 
     def output(self, result: p.Result, output_bytes: int) -> bytes:
         """The whole raw output of ``result``: its head plus OUTPUT chunks for the rest."""
-        return read_output(result, output_bytes, lambda req, accept: self._exchange(req, accept, "OUTPUT"))
+        return read_output(result, output_bytes, lambda req, accept: self._exchange(
+            req, accept, "OUTPUT", "firmware built before OUTPUT_REQ existed sends at most 484 output bytes: "
+                                   "rebuild and flash it with this tinyml version"))
 
 
 # ---- the validation -----------------------------------------------------------------------

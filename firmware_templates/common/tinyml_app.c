@@ -262,6 +262,17 @@ static int handle(const tinyml_msg_t *msg)
     return -1;
 }
 
+/* An intact frame of an unknown type (its CRC held: a newer host's command) gets ERROR 2, so the
+ * host stops asking; anything else may have been garbled on the line: ERROR 1, the host resends.
+ * (A short body is judged before its CRC, so "bad length" cannot tell garbling from a bad layout.) */
+static void report_bad_frame(uint8_t reason)
+{
+    if (reason == TINYML_BAD_UNKNOWN_TYPE)
+        send_error(TINYML_ERR_UNKNOWN_TYPE, "unknown message type");
+    else
+        send_error(TINYML_ERR_BAD_FRAME, "bad frame");
+}
+
 /* Feed every waiting byte to the decoder; returns an exit code or -1. */
 static int poll_serial(void)
 {
@@ -274,7 +285,7 @@ static int poll_serial(void)
         int r = tinyml_decoder_feed(&decoder, (uint8_t)c, &msg);
         if (r == TINYML_FEED_BAD) {
             rx_errors++;
-            send_error(TINYML_ERR_BAD_FRAME, "bad frame");
+            report_bad_frame(decoder.bad_reason);
         } else if (r == TINYML_FEED_MSG) {
             int code = handle(&msg);
             if (code >= 0)

@@ -132,8 +132,9 @@ class EmulatedDevice:
             if isinstance(event, p.Text):
                 continue
             if isinstance(event, p.BadFrame):
-                code = p.ERR_UNKNOWN_TYPE if event.reason == p.BAD_UNKNOWN_TYPE else \
-                    p.ERR_BAD_LENGTH if event.reason == p.BAD_LENGTH else p.ERR_BAD_FRAME
+                # as the firmware: only an intact frame of an unknown type is final; a short
+                # body ("bad length") may be a garbled frame the host should resend
+                code = p.ERR_UNKNOWN_TYPE if event.reason == p.BAD_UNKNOWN_TYPE else p.ERR_BAD_FRAME
                 out += p.encode(p.Error(code, f"bad frame: {event.reason}"))
                 continue
             self.stats.rx_frames += 1
