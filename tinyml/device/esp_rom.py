@@ -610,8 +610,9 @@ def save_flash(flash: bytes, path: Path) -> None:
 class EspRomServer(BackgroundService):
     """The loader behind a TCP port on 127.0.0.1 or a pty, served from a background thread.
 
-    One client at a time (esptool opens, talks, closes); the flash survives reconnects
-    and is saved to ``save`` after every MD5 check (esptool's verify step) and disconnect.
+    One client at a time (esptool opens, talks, closes). The flash and a running stub survive
+    reconnects; the flash is saved to ``save`` after every MD5 check (esptool's verify step)
+    and disconnect.
     """
 
     def __init__(self, flash_size: int = DEFAULT_FLASH_SIZE, save: Path | None = None,
@@ -727,7 +728,9 @@ class EspRomServer(BackgroundService):
 def serve(tcp_port: int | None, pty: bool, flash_size: int = DEFAULT_FLASH_SIZE,
           save: Path | None = None, faults: Faults | str | None = None,
           announce: Callable[[str], None] = print, chip: str = "esp32") -> None:
-    """Run the emulated ESP32 ROM loader until interrupted (``tinyml emulate --esp-rom``).
+    """Run the emulated ESP32 ROM loader (and the stub esptool starts on it) until interrupted.
+
+    This is ``tinyml emulate --esp-rom``.
 
     tcp_port: listen on 127.0.0.1:PORT (0 picks a free port); None when ``pty`` is set.
     pty: serve on a new pseudo-terminal instead; its path is announced.
