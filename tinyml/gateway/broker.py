@@ -46,8 +46,9 @@ class LocalBroker:
     """mosquitto -c <conf>: loopback only; optional password file, TLS and persistence."""
 
     def __init__(self, workdir: Path, users: dict[str, str] | None = None, port: int | None = None,
-                 tls: tuple[Path, Path, Path] | None = None, durable: bool = False):
+                 tls: tuple[Path, Path, Path] | None = None, durable: bool = False, acl: str | None = None):
         self.workdir = workdir
+        self.acl = acl  # mosquitto acl_file text (what each client may publish and read)
         self.durable = durable
         self.tls = tls  # (ca, cert, key)
         self.port = port or free_port()
@@ -74,6 +75,10 @@ class LocalBroker:
             lines += ["allow_anonymous false", f"password_file {pwfile}"]
         else:
             lines.append("allow_anonymous true")
+        if self.acl is not None:
+            aclfile = self.workdir / f"acl-{self.port}"
+            aclfile.write_text(self.acl)
+            lines.append(f"acl_file {aclfile}")
         if self.tls:
             ca, cert, key = self.tls
             lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"]

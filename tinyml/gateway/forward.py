@@ -26,6 +26,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tinyml.gateway.config import MqttConfig
+from tinyml.gateway.mqtt_client import LeanAckClient
 from tinyml.gateway.store import Store
 
 log = logging.getLogger("tinyml.gateway")
@@ -66,8 +67,8 @@ class Forwarder:
 
     def _client(self) -> mqtt.Client:
         cfg = self.cfg
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
-                             protocol=mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311)
+        client = LeanAckClient(CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
+                               protocol=mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311)
         if cfg.username is not None:
             client.username_pw_set(cfg.username, cfg.password)
         if cfg.tls:
