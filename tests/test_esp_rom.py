@@ -164,8 +164,10 @@ def test_busy_tcp_port_is_a_clean_error() -> None:
 # --- real esptool against the emulated loader ------------------------------------------------
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("stub", [False, True])
 @pytest.mark.parametrize("compress", ["--compress", "--no-compress"])
-def test_esptool_writes_and_verifies_multi_region_image(tmp_path: Path, compress: str) -> None:
+def test_esptool_writes_and_verifies_multi_region_image(tmp_path: Path, compress: str, stub: bool) -> None:
+    """Byte for byte, through the ROM (--no-stub) or esptool's default: its flasher stub."""
     regions = fake_idf_build(tmp_path)
     build = tmp_path / "build"
     save = tmp_path / "flash.bin"
@@ -173,10 +175,12 @@ def test_esptool_writes_and_verifies_multi_region_image(tmp_path: Path, compress
         proc = esptool(server.endpoint, "write-flash", compress, "--flash-size", "4MB",
                        "0x1000", str(build / "bootloader/bootloader.bin"),
                        "0x8000", str(build / "partition_table/partition-table.bin"),
-                       "0x10000", str(build / "tinyml_app.bin"))
+                       "0x10000", str(build / "tinyml_app.bin"), stub=stub)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert not server.loader.stub_running  # --after no-reset leaves the stub for the ROM loader
     out = proc.stdout
     assert "Connected to ESP32" in out and "MAC:" in out
+    assert ("Stub flasher running." in out) == stub
     assert out.count("Hash of data verified.") == 3
     assert ("compressed)" in out) == (compress == "--compress")
     assert_flash_holds(save.read_bytes(), regions)
@@ -268,14 +272,16 @@ def tinyml_flash(project: Path, port: str, *extra: str, stub: bool = False) -> s
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("compress", [[], ["--no-compress"]])
-def test_tinyml_flash_writes_esp_idf_build(signed_idf_build, tmp_path: Path, compress: list[str]) -> None:
+@pytest.mark.parametrize("compress, stub", [([], False), (["--no-compress"], False), ([], True)])
+def test_tinyml_flash_writes_esp_idf_build(signed_idf_build, tmp_path: Path, compress: list[str],
+                                           stub: bool) -> None:
     project, regions, pub = signed_idf_build
     save = tmp_path / "flash.bin"
     with EspRomServer(save=save) as server:
-        proc = tinyml_flash(project, server.endpoint, "--pubkey", pub, "--verbose", *compress)
+        proc = tinyml_flash(project, server.endpoint, "--pubkey", pub, "--verbose", *compress, stub=stub)
         assert proc.returncode == 0, proc.stderr
     assert "MD5-verified" in proc.stdout
+    assert ("Stub flasher running." in proc.stdout) == stub
     assert proc.stdout.count("Hash of data verified.") == 3  # esptool's own log, one per region
     assert "tinyml_app.bin @ 0x00010000" in proc.stderr  # the progress bar names the region
     assert_flash_holds(save.read_bytes(), regions)
@@ -296,16 +302,20 @@ def test_tinyml_flash_device_failures_are_clean(signed_idf_build, faults: Faults
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("stub", [False, True])
 @pytest.mark.parametrize("chip, board", [("esp32s3", "esp32-s3-devkitc-1"), ("esp32c3", "esp32-c3-devkitm-1")])
-def test_newer_chips_identified_by_security_info(tmp_path: Path, chip: str, board: str) -> None:
-    """ESP32-S3/C3 ROMs answer GET_SECURITY_INFO with their chip id; esptool picks the right class."""
+def test_newer_chips_identified_by_security_info(tmp_path: Path, chip: str, board: str, stub: bool) -> None:
+    """ESP32-S3/C3 ROMs answer GET_SECURITY_INFO with their chip id; esptool picks the right class
+    (and the right flasher stub)."""
     merged = tmp_path / "merged.bin"
-    merged.write_bytes(os.urandom(9000))
+    merged.write_bytes(os.urandom(40000))
     with EspRomServer(chip=chip) as server:
         proc = run_cli("flash", merged, "--board", board, "--port", server.endpoint, "--before", "no-reset",
-                       "--after", "no-reset", "--no-stub", "--allow-unsigned", timeout=120)
+                       "--after", "no-reset", *([] if stub else ["--no-stub"]), "--allow-unsigned", "--verbose",
+                       timeout=120)
         assert proc.returncode == 0, proc.stderr
-        assert server.flash_bytes()[:9000] == merged.read_bytes()  # a merged image goes to 0x0
+        assert server.flash_bytes()[:40000] == merged.read_bytes()  # a merged image goes to 0x0
+    assert ("Stub flasher running." in proc.stdout) == stub
 
 
 @pytest.mark.timeout(120)

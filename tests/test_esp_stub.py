@@ -10,13 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_clean_error, run_cli
+from tests.conftest import assert_clean_error
 from tests.test_esp_rom import (
     FLASH_SIZE,
     SHORT_TIMEOUTS,
-    assert_flash_holds,
     esptool,
-    fake_idf_build,
     signed_idf_build,  # noqa: F401 (a fixture)
     tinyml_flash,
 )
@@ -119,26 +117,6 @@ def test_leaving_the_stub_returns_to_the_rom() -> None:
 
 # --- real esptool, default (stub) path --------------------------------------------------------
 
-@pytest.mark.timeout(120)
-@pytest.mark.parametrize("compress", ["--compress", "--no-compress"])
-def test_esptool_stub_writes_and_verifies_multi_region_image(tmp_path: Path, compress: str) -> None:
-    regions = fake_idf_build(tmp_path)
-    build = tmp_path / "build"
-    save = tmp_path / "flash.bin"
-    with EspRomServer(save=save) as server:
-        proc = esptool(server.endpoint, "write-flash", compress, "--flash-size", "4MB",
-                       "0x1000", str(build / "bootloader/bootloader.bin"),
-                       "0x8000", str(build / "partition_table/partition-table.bin"),
-                       "0x10000", str(build / "tinyml_app.bin"), stub=True)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert not server.loader.stub_running  # --after no-reset left the stub for the ROM loader
-    out = proc.stdout
-    assert "Uploading stub flasher..." in out and "Stub flasher running." in out
-    assert out.count("Hash of data verified.") == 3
-    assert ("compressed)" in out) == (compress == "--compress")
-    assert_flash_holds(save.read_bytes(), regions)
-
-
 def preloaded_flash(tmp_path: Path) -> tuple[Path, bytes]:
     save = tmp_path / "flash.bin"
     content = os.urandom(FLASH_SIZE)
@@ -206,19 +184,6 @@ def test_stub_upload_faults_end_in_clean_error(tmp_path: Path, spec: str, needle
 # --- tinyml flash, default (stub) path --------------------------------------------------------
 
 @pytest.mark.timeout(120)
-def test_tinyml_flash_uses_the_stub_by_default(signed_idf_build, tmp_path: Path) -> None:  # noqa: F811
-    project, regions, pub = signed_idf_build
-    save = tmp_path / "flash.bin"
-    with EspRomServer(save=save) as server:
-        proc = tinyml_flash(project, server.endpoint, "--pubkey", pub, "--verbose", stub=True)
-        assert proc.returncode == 0, proc.stderr
-    assert "Stub flasher running." in proc.stdout and "MD5-verified" in proc.stdout
-    assert proc.stdout.count("Hash of data verified.") == 3
-    assert "tinyml_app.bin @ 0x00010000" in proc.stderr  # the progress bar names the region
-    assert_flash_holds(save.read_bytes(), regions)
-
-
-@pytest.mark.timeout(120)
 @pytest.mark.parametrize("faults, needle", [
     (Faults(upload_corrupt=1), "Checksum error"),
     # esptool alone would wait for the greeting forever; tinyml bounds the wait
@@ -234,19 +199,6 @@ def test_tinyml_flash_stub_upload_failure_is_clean(signed_idf_build, faults: Fau
         assert server.flash_bytes() == b"\xff" * FLASH_SIZE
     assert_clean_error(proc, "flasher stub", needle, "--no-stub")
     assert proc.returncode == 4
-
-
-@pytest.mark.timeout(120)
-@pytest.mark.parametrize("chip, board", [("esp32s3", "esp32-s3-devkitc-1"), ("esp32c3", "esp32-c3-devkitm-1")])
-def test_newer_chips_run_their_stub(tmp_path: Path, chip: str, board: str) -> None:
-    merged = tmp_path / "merged.bin"
-    merged.write_bytes(os.urandom(40000))
-    with EspRomServer(chip=chip) as server:
-        proc = run_cli("flash", merged, "--board", board, "--port", server.endpoint, "--before", "no-reset",
-                       "--after", "no-reset", "--allow-unsigned", "--verbose", timeout=120)
-        assert proc.returncode == 0, proc.stderr
-        assert server.flash_bytes()[:40000] == merged.read_bytes()
-    assert "Stub flasher running." in proc.stdout
 
 
 @pytest.mark.timeout(120)

@@ -409,23 +409,34 @@ class RomLoader:
         self._write = _FlashWrite(offset, size, blocks, block_size, inflater=inflater)
         return [self._reply(op)]
 
+    def _data_block(self, op: int, data: bytes, checksum: int, next_seq: int,
+                    refuse_checksum: bool = False) -> tuple[bytes, list[bytes] | None]:
+        """Check a *_DATA request (header, checksum, order): its block, or the answer to give instead.
+
+        A resend of the block just taken (its answer was lost) is acknowledged, not taken again.
+        """
+        if len(data) < 16:
+            return b"", [self._reply(op, error=BAD_MESSAGE)]
+        length, seq = struct.unpack_from("<II", data)
+        block = data[16:]
+        if length != len(block):
+            return b"", [self._reply(op, error=BAD_MESSAGE)]
+        if data_checksum(block) != checksum or refuse_checksum:
+            return b"", [self._reply(op, error=BAD_CHECKSUM)]
+        if seq == next_seq - 1:
+            return b"", [self._reply(op)]
+        if seq != next_seq:
+            return b"", [self._reply(op, error=BAD_MESSAGE)]
+        return block, None
+
     def _flash_data(self, op: int, data: bytes, checksum: int) -> list[bytes]:
         write = self._write
         deflated = op == OPS["FLASH_DEFL_DATA"]
         if write is None or (write.inflater is not None) != deflated:
             return [self._reply(op, error=NOT_IN_FLASH_MODE)]
-        if len(data) < 16:
-            return [self._reply(op, error=BAD_MESSAGE)]
-        length, seq = struct.unpack_from("<II", data)
-        block = data[16:]
-        if length != len(block):
-            return [self._reply(op, error=BAD_MESSAGE)]
-        if data_checksum(block) != checksum or self.faults.bad_checksum:
-            return [self._reply(op, error=BAD_CHECKSUM)]
-        if seq == write.next_seq - 1:
-            return [self._reply(op)]  # a resend of a block already written (its answer was lost)
-        if seq != write.next_seq:
-            return [self._reply(op, error=BAD_MESSAGE)]
+        block, refusal = self._data_block(op, data, checksum, write.next_seq, self.faults.bad_checksum)
+        if refusal:
+            return refusal
         if deflated:
             try:
                 block = write.inflater.decompress(block)
@@ -480,18 +491,9 @@ class RomLoader:
         upload = self._ram_write
         if upload is None:
             return [self._reply(op, error=NOT_IN_FLASH_MODE)]
-        if len(data) < 16:
-            return [self._reply(op, error=BAD_MESSAGE)]
-        length, seq = struct.unpack_from("<II", data)
-        block = data[16:]
-        if length != len(block):
-            return [self._reply(op, error=BAD_MESSAGE)]
-        if data_checksum(block) != checksum:
-            return [self._reply(op, error=BAD_CHECKSUM)]
-        if seq == upload.next_seq - 1:
-            return [self._reply(op)]  # a resend of a block already stored
-        if seq != upload.next_seq:
-            return [self._reply(op, error=BAD_MESSAGE)]
+        block, refusal = self._data_block(op, data, checksum, upload.next_seq)
+        if refusal:
+            return refusal
         if len(block) > upload.block_size or len(upload.data) + len(block) > upload.size:
             return [self._reply(op, error=BAD_RAM_SIZE)]
         upload.data += block
