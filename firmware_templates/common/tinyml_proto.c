@@ -192,6 +192,16 @@ static tinyml_str_t rd_str8(reader_t *r)
     return s;
 }
 
+/* All remaining bytes, which must be 1..most (INPUT and OUTPUT data). */
+static const uint8_t *rd_rest(reader_t *r, size_t most, uint16_t *len)
+{
+    *len = (uint16_t)r->left;
+    if (r->left < 1 || r->left > most) {
+        r->ok = 0;
+    }
+    return take(r, r->left);
+}
+
 static int parse_payload(reader_t *r, tinyml_msg_t *m)
 {
     const uint8_t *p;
@@ -224,11 +234,7 @@ static int parse_payload(reader_t *r, tinyml_msg_t *m)
         break;
     case TINYML_MSG_INPUT:
         m->u.input.offset = rd_u32(r);
-        m->u.input.len = (uint16_t)r->left;
-        m->u.input.data = take(r, r->left);
-        if (m->u.input.len < 1 || m->u.input.len > TINYML_PROTO_MAX_INPUT_CHUNK) {
-            r->ok = 0;
-        }
+        m->u.input.data = rd_rest(r, TINYML_PROTO_MAX_INPUT_CHUNK, &m->u.input.len);
         break;
     case TINYML_MSG_INFER:
         m->u.infer.seq = rd_u32(r);
@@ -259,11 +265,7 @@ static int parse_payload(reader_t *r, tinyml_msg_t *m)
     case TINYML_MSG_OUTPUT:
         m->u.output.seq = rd_u32(r);
         m->u.output.offset = rd_u32(r);
-        m->u.output.len = (uint16_t)r->left;
-        m->u.output.data = (const int8_t *)take(r, r->left);
-        if (m->u.output.len < 1 || m->u.output.len > TINYML_PROTO_MAX_OUTPUT_CHUNK) {
-            r->ok = 0;
-        }
+        m->u.output.data = (const int8_t *)rd_rest(r, TINYML_PROTO_MAX_OUTPUT_CHUNK, &m->u.output.len);
         break;
     default:
         return TINYML_BAD_UNKNOWN_TYPE;
