@@ -15,7 +15,7 @@ from tinyml.device import protocol
 from tinyml.errors import InputError
 from tinyml.gateway.config import GatewayConfig, ModelInfo, ModelRoute, parse_mqtt_url
 from tinyml.gateway.drift import DriftConfig
-from tinyml.gateway.ingest import LineState, ResultRecord, Tick
+from tinyml.gateway.ingest import LineState, ResultsRecord, Tick
 from tinyml.gateway.processor import Processor
 from tinyml.gateway.rules import RuleConfig
 from tinyml.gateway.store import RetentionLimits, Store
@@ -245,5 +245,5 @@ def test_a_line_yields_the_same_results_however_the_bytes_are_split_and_whatever
     points = sorted({c % (len(stream) + 1) for c in cuts})
     for a, b in zip([0, *points], [*points, len(stream)], strict=True):
         records += line.feed(bytes(stream[a:b]), 1.0)
-    seqs = [r.result.seq for r in records if isinstance(r, ResultRecord)]
+    seqs = [r.seq for rec in records if isinstance(rec, ResultsRecord) for r in rec.results]
     assert seqs == list(range(20))

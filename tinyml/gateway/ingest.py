@@ -31,10 +31,13 @@ class Identified:
 
 
 @dataclass(frozen=True)
-class ResultRecord:
+class ResultsRecord:
+    """Consecutive results of one identified device from one read, in arrival order: one
+    record per read rather than per result, so the writer looks the device up once."""
+
     port: str
     device: str
-    result: protocol.Result
+    results: list[protocol.Result]
     at: float
 
 
@@ -81,7 +84,7 @@ class Retention:
     at: float
 
 
-Record = Identified | ResultRecord | HeartbeatRecord | LineCounts | PortState | Tick | Retention
+Record = Identified | ResultsRecord | HeartbeatRecord | LineCounts | PortState | Tick | Retention
 
 
 class LineState:
@@ -106,32 +109,42 @@ class LineState:
 
     def feed(self, data: bytes, now: float) -> list[Record]:
         out: list[Record] = []
+        results: list[protocol.Result] | None = None  # the open run of results, if the last record is one
         frames = bad = text = errors = dropped = 0
         for event in self.decoder.feed(data):
-            if isinstance(event, protocol.BadFrame):
+            cls = type(event)
+            if cls is protocol.Result and results is not None:  # the usual case, first
+                frames += 1
+                results.append(event)
+                continue
+            if cls is protocol.BadFrame:
                 bad += 1
                 continue
-            if isinstance(event, protocol.Text):
+            if cls is protocol.Text:
                 text += 1
                 continue
             frames += 1
-            if isinstance(event, protocol.Hello):
+            results = None
+            if cls is protocol.Hello:
                 self.device = event.device_id or f"port:{self.port}"
                 out.append(Identified(self.port, self.device, event.board, event.fw_version,
                                       event.model_hash.hex(), event.boot_id, now))
-                out.extend(ResultRecord(self.port, self.device, r, now) for r in self.pending)
-                self.pending.clear()
-            elif isinstance(event, protocol.Result):
+                if self.pending:
+                    results = list(self.pending)
+                    out.append(ResultsRecord(self.port, self.device, results, now))
+                    self.pending.clear()
+            elif cls is protocol.Result:
                 if self.device is not None:
-                    out.append(ResultRecord(self.port, self.device, event, now))
+                    results = [event]
+                    out.append(ResultsRecord(self.port, self.device, results, now))
                 else:
                     if len(self.pending) == MAX_PENDING:
                         self.pending.popleft()
                         dropped += 1
                     self.pending.append(event)
-            elif isinstance(event, protocol.Heartbeat) and self.device is not None:
+            elif cls is protocol.Heartbeat and self.device is not None:
                 out.append(HeartbeatRecord(self.port, self.device, event, now))
-            elif isinstance(event, protocol.Error):
+            elif cls is protocol.Error:
                 errors += 1
         if frames or bad or text or errors or dropped:
             out.append(LineCounts(self.port, self.device, frames, bad, text, errors, dropped, now))

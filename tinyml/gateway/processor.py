@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from tinyml.device.protocol import LATENCY_UNIT_NAMES, Result
+from tinyml.device.protocol import LATENCY_UNIT_NAMES, MAX_OUTPUT, Result
 from tinyml.gateway.config import GatewayConfig, ModelInfo
 from tinyml.gateway.drift import DriftMonitor
 from tinyml.gateway.ingest import (
@@ -26,12 +26,12 @@ from tinyml.gateway.ingest import (
     LineCounts,
     PortState,
     Record,
-    ResultRecord,
+    ResultsRecord,
     Retention,
     Tick,
 )
 from tinyml.gateway.rules import DeviceRules, Transition
-from tinyml.gateway.store import Store, StoredResult
+from tinyml.gateway.store import Store
 
 _TOPIC_UNSAFE = re.compile(r"[/+#\x00-\x1f]")
 
@@ -50,22 +50,36 @@ def result_id(device: str, boot_id: int, seq: int) -> str:
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 _json_str = lru_cache(maxsize=4096)(_encode)  # device, site and class names repeat on every result
 _JSON_CONST = {True: "true", False: "false", None: "null"}
+_UNIT_JSON = tuple(_encode(LATENCY_UNIT_NAMES.get(unit, str(unit))) for unit in range(256))
 
 
 def _json_float(x: float) -> str:
     return repr(x) if math.isfinite(x) else _encode(x)
 
 
+@lru_cache(maxsize=MAX_OUTPUT + 1)
+def _int8_layout(n: int) -> struct.Struct:
+    return struct.Struct(f"{n}b")
+
+
 def result_payload(site: str, device: str, r: Result, received_at: float, class_name: str | None,
                    anomaly: bool | None) -> str:
-    """The result message's JSON, written directly: the hottest path of the gateway, and
-    building a dict for json to walk costs about three times as much."""
-    unit = LATENCY_UNIT_NAMES.get(r.latency_unit, str(r.latency_unit))
-    return (f'{{"id":{_json_str(result_id(device, r.boot_id, r.seq))},"site":{_json_str(site)},'
-            f'"device":{_json_str(device)},"boot_id":{r.boot_id},"seq":{r.seq},"device_ms":{r.timestamp_ms},'
-            f'"received_at":{_json_float(received_at)},"label":{r.label},"class":{_json_str(class_name)},'
+    """The result message's JSON (see ``_result_json``)."""
+    return _result_json(_json_str(site), _json_str(device), r, _json_float(received_at), _json_str(class_name),
+                        anomaly)
+
+
+def _result_json(site_json: str, device_json: str, r: Result, received_at_json: str, class_json: str,
+                 anomaly: bool | None) -> str:
+    """The result message's JSON, written directly from parts encoded once per read: the
+    hottest path of the gateway, and building a dict for json to walk costs about three times
+    as much. The id is the device's JSON string extended by ``/<boot_id>/<seq>`` (plain ASCII,
+    so no escaping is needed), which is ``result_id`` encoded."""
+    return (f'{{"id":{device_json[:-1]}/{r.boot_id:08x}/{r.seq}","site":{site_json},'
+            f'"device":{device_json},"boot_id":{r.boot_id},"seq":{r.seq},"device_ms":{r.timestamp_ms},'
+            f'"received_at":{received_at_json},"label":{r.label},"class":{class_json},'
             f'"anomaly":{_JSON_CONST[anomaly]},"score":{_json_float(r.score)},"latency":{r.latency},'
-            f'"latency_unit":{_json_str(unit)}}}')
+            f'"latency_unit":{_UNIT_JSON[r.latency_unit]}}}')
 
 
 Seen = dict[str, tuple[float, dict[str, object]]]
@@ -89,6 +103,14 @@ class DeviceState:
     # so a higher seq needs no duplicate check and can be inserted with the batch.
     bound_boot: int | None = None
     seq_bound: int | None = None
+    labels: dict[int, tuple[bool | None, str]] = field(default_factory=dict)  # label -> (anomaly, class JSON)
+
+    def meaning(self, label: int) -> tuple[bool | None, str]:
+        """Whether a label is an anomaly and its class name as JSON, worked out once per label."""
+        known = self.labels.get(label)
+        if known is None:
+            known = self.labels[label] = (self.model.is_anomaly(label), _json_str(self.model.class_name(label)))
+        return known
 
 
 def _restore_firing(state: DeviceState, rule: str) -> None:
@@ -167,8 +189,8 @@ class Processor:
         self.outbox.clear()
         with self.store.transaction():
             for rec in records:
-                if isinstance(rec, ResultRecord):
-                    self._result(rec, out, counts, seen)
+                if isinstance(rec, ResultsRecord):
+                    self._results(rec, out, counts, seen)
                 elif isinstance(rec, LineCounts):
                     port_counts[rec.port].update(frames=rec.frames, bad_frames=rec.bad_frames,
                                                  text_lines=rec.text_lines, unidentified=rec.unidentified)
@@ -211,16 +233,17 @@ class Processor:
         self.store.insert_new_results(self.new_results)
         self.new_results.clear()
 
-    def _insert(self, state: DeviceState, row: StoredResult) -> bool:
-        """Store a result unless its (device, boot_id, seq) is stored; True when stored.
+    def _insert(self, state: DeviceState, row: tuple) -> bool:
+        """Store a result row unless its (device, boot_id, seq) is stored; True when stored.
         Results above the boot's highest stored seq (the usual case) wait for one insert per
         batch; any other goes through the duplicate check after the waiting ones."""
-        if state.bound_boot != row.boot_id:
+        device, boot_id, seq = row[:3]
+        if state.bound_boot != boot_id:
             self._flush_results()
-            state.bound_boot, state.seq_bound = row.boot_id, self.store.max_seq(row.device, row.boot_id)
-        if state.seq_bound is None or row.seq > state.seq_bound:
-            self.new_results.append(row.as_row())
-            state.seq_bound = row.seq
+            state.bound_boot, state.seq_bound = boot_id, self.store.max_seq(device, boot_id)
+        if state.seq_bound is None or seq > state.seq_bound:
+            self.new_results.append(row)
+            state.seq_bound = seq
             return True
         self._flush_results()
         return self.store.insert_result(row)
@@ -252,34 +275,51 @@ class Processor:
                    "port": rec.port, "at": rec.at}
         self._enqueue(rec.device, "status", str(payload["id"]), _encode(payload), rec.at, out)
 
-    def _result(self, rec: ResultRecord, out: BatchOutcome, counts: defaultdict[str, Counter[str]],
-                seen: Seen) -> None:
-        r = rec.result
-        state = self._state(rec.device)
-        if r.boot_id != state.boot_id:
-            self._boot(rec.device, r.boot_id, counts)
-        anomalous = state.model.is_anomaly(r.label)
-        stored = self._insert(state, StoredResult(
-            rec.device, r.boot_id, r.seq, rec.at, r.timestamp_ms, r.latency, r.latency_unit, r.label,
-            anomalous, r.score, struct.pack(f"{len(r.output)}b", *r.output)))
-        _mark_seen(seen, rec.device, rec.at)
-        if not stored:
-            counts[rec.device]["duplicates"] += 1
-            out.duplicates += 1
-            return
-        out.stored += 1
-        counts[rec.device]["results"] += 1
-        if state.last_seq is not None and r.seq > state.last_seq + 1:
-            counts[rec.device]["missing"] += r.seq - state.last_seq - 1
-        if state.last_seq is None or r.seq > state.last_seq:
-            state.last_seq = r.seq
-        if self.config.mqtt is not None:
-            self._enqueue(rec.device, "result", result_id(rec.device, r.boot_id, r.seq),
-                          result_payload(self.config.site, rec.device, r, rec.at,
-                                         state.model.class_name(r.label), anomalous), rec.at, out)
-        transitions = state.rules.on_result(anomalous, r.score, rec.at)
-        drift = state.drift.observe(r.score)
-        self._transitions(rec.device, transitions + ([drift] if drift else []), rec.at, out)
+    def _results(self, rec: ResultsRecord, out: BatchOutcome, counts: defaultdict[str, Counter[str]],
+                 seen: Seen) -> None:
+        """Store, announce and analyse one read's results of one device: the gateway's hot
+        loop, so everything that is the same for the whole read is worked out before it."""
+        device, at = rec.device, rec.at
+        state = self._state(device)
+        rules, drift = state.rules, state.drift
+        forward = self.config.mqtt is not None
+        topic = f"{self.prefix}/{topic_part(device)}/result"
+        site_json, device_json, at_json = _json_str(self.config.site), _json_str(device), _json_float(at)
+        stored = duplicates = missing = 0
+        for r in rec.results:
+            if r.boot_id != state.boot_id:
+                self._boot(device, r.boot_id, counts)
+            anomalous, class_json = state.meaning(r.label)
+            seq = r.seq
+            row = (device, r.boot_id, seq, at, r.timestamp_ms, r.latency, r.latency_unit, r.label, anomalous,
+                   r.score, _int8_layout(len(r.output)).pack(*r.output))
+            if not self._insert(state, row):
+                duplicates += 1
+                continue
+            stored += 1
+            last = state.last_seq
+            if last is None or seq > last:
+                if last is not None:
+                    missing += seq - last - 1
+                state.last_seq = seq
+            if forward:
+                self.outbox.append((device, topic, result_id(device, r.boot_id, seq),
+                                    _result_json(site_json, device_json, r, at_json, class_json, anomalous), at))
+            transitions = rules.on_result(anomalous, r.score, at)
+            drifted = drift.observe(r.score)
+            if drifted:
+                transitions.append(drifted)
+            if transitions:
+                self._transitions(device, transitions, at, out)
+        _mark_seen(seen, device, at)
+        out.stored += stored
+        out.duplicates += duplicates
+        if forward:
+            out.enqueued += stored
+        device_counts = counts[device]
+        for name, n in (("results", stored), ("duplicates", duplicates), ("missing", missing)):
+            if n:
+                device_counts[name] += n
 
     def _transitions(self, device: str, transitions: list[Transition], now: float, out: BatchOutcome) -> None:
         for t in transitions:

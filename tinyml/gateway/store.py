@@ -47,28 +47,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, topic TEXT NOT NULL,
     msg_id TEXT NOT NULL, payload TEXT NOT NULL, created_at REAL NOT NULL);
 """
+# A result row, in this order: device, boot_id, seq, received_at, device_ms, latency,
+# latency_unit, label, anomaly, score, output (the writer builds these tuples directly).
 _RESULT_VALUES = ("(device, boot_id, seq, received_at, device_ms, latency, latency_unit, label, anomaly,"
                   " score, output) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
-
-
-@dataclass(frozen=True)
-class StoredResult:
-    device: str
-    boot_id: int
-    seq: int
-    received_at: float
-    device_ms: int
-    latency: int
-    latency_unit: int
-    label: int
-    anomaly: bool | None
-    score: float
-    output: bytes
-
-    def as_row(self) -> tuple:
-        """The column values in INSERT order."""
-        return (self.device, self.boot_id, self.seq, self.received_at, self.device_ms, self.latency,
-                self.latency_unit, self.label, self.anomaly, self.score, self.output)
 
 
 @dataclass(frozen=True)
@@ -173,15 +155,14 @@ class Store:
         self.conn.execute("COMMIT")
 
     # --- writes (inside a transaction) ---------------------------------------------------
-    def insert_result(self, r: StoredResult) -> bool:
-        """Store a result; False when (device, boot_id, seq) is already stored."""
-        cur = self.conn.execute(f"INSERT OR IGNORE INTO results {_RESULT_VALUES}", r.as_row())
+    def insert_result(self, row: tuple) -> bool:
+        """Store a result row; False when its (device, boot_id, seq) is already stored."""
+        cur = self.conn.execute(f"INSERT OR IGNORE INTO results {_RESULT_VALUES}", row)
         return cur.rowcount == 1
 
     def insert_new_results(self, rows: Sequence[tuple]) -> None:
-        """Store results whose key is known to be new (rows in StoredResult's field order) with
-        one statement. A plain INSERT: a key that exists after all fails the whole batch
-        instead of being skipped silently."""
+        """Store result rows whose key is known to be new with one statement. A plain INSERT:
+        a key that exists after all fails the whole batch instead of being skipped silently."""
         if rows:
             self.conn.executemany(f"INSERT INTO results {_RESULT_VALUES}", rows)
 
