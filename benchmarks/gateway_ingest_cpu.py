@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tinyml.device import protocol
 from tinyml.gateway.config import GatewayConfig, parse_mqtt_url
-from tinyml.gateway.ingest import LineState, Record
+from tinyml.gateway.ingest import LineState, Record, batch_size
 from tinyml.gateway.processor import Processor
 from tinyml.gateway.service import BATCH_MAX
 from tinyml.gateway.store import Store
@@ -42,12 +42,15 @@ def ingest(processor: Processor, streams: list[bytes]) -> None:
     """Read every line round-robin in READ_SIZE pieces; commit a batch whenever it is full."""
     lines = [LineState(f"port{i}") for i in range(len(streams))]
     batch: list[Record] = []
+    size = 0
     for pos in range(0, max(map(len, streams)), READ_SIZE):
         for line, stream in zip(lines, streams, strict=True):
-            batch += line.feed(stream[pos:pos + READ_SIZE], time.time())
-        if len(batch) >= BATCH_MAX:
+            records = line.feed(stream[pos:pos + READ_SIZE], time.time())
+            batch += records
+            size += batch_size(records)
+        if size >= BATCH_MAX:
             processor.process(batch, time.time())
-            batch = []
+            batch, size = [], 0
     processor.process(batch, time.time())
 
 

@@ -87,6 +87,11 @@ class Retention:
 Record = Identified | ResultsRecord | HeartbeatRecord | LineCounts | PortState | Tick | Retention
 
 
+def batch_size(records: list[Record]) -> int:
+    """What a list of records weighs in a writer batch: each result counts, as does every other record."""
+    return sum(len(r.results) if type(r) is ResultsRecord else 1 for r in records)
+
+
 class LineState:
     """What one connected port has said so far. Create a new one on every (re)connect:
     another device may have been plugged in."""

@@ -19,14 +19,14 @@ from tinyml.errors import ToolError
 from tinyml.gateway import api, ports
 from tinyml.gateway.config import GatewayConfig
 from tinyml.gateway.forward import Forwarder
-from tinyml.gateway.ingest import Record, Retention, Tick
+from tinyml.gateway.ingest import Record, Retention, Tick, batch_size
 from tinyml.gateway.processor import Processor
 from tinyml.gateway.status import snapshot
 from tinyml.gateway.store import Store, connect
 
 log = logging.getLogger("tinyml.gateway")
 QUEUE_SIZE = 256  # reads (lists of records) not yet committed; bounds memory and shutdown time
-BATCH_MAX = 2000
+BATCH_MAX = 2000  # results (and other records) per transaction
 BATCH_WAIT_S = 0.02
 TICK_S = 1.0
 RETENTION_EVERY_S = 60.0
@@ -113,15 +113,17 @@ class Gateway:
                 first = await asyncio.wait_for(queue.get(), timeout=0.5)
             except asyncio.TimeoutError:
                 continue
-            batch = list(first)
+            batch, size = list(first), batch_size(first)
             deadline = time.monotonic() + BATCH_WAIT_S
-            while len(batch) < BATCH_MAX:
+            while size < BATCH_MAX:
                 if queue.empty():
                     if time.monotonic() >= deadline or stop.is_set():
                         break
                     await asyncio.sleep(0.002)
                     continue
-                batch.extend(queue.get_nowait())
+                more = queue.get_nowait()
+                batch.extend(more)
+                size += batch_size(more)
             outcome = await asyncio.to_thread(self.processor.process, batch, time.time())
             self.committed += outcome.stored - outcome.retained_deleted
             if outcome.stored or outcome.duplicates:
