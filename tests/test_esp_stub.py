@@ -72,6 +72,25 @@ def test_rom_refuses_uploads_it_cannot_run(segment: int, entry: int | None) -> N
     assert not loader.stub_running and b"OHAI" not in answers
 
 
+def test_overwritten_code_no_longer_runs() -> None:
+    loader = RomLoader(bytearray(0x10000))
+    upload(loader, IRAM, os.urandom(0x1000))
+    upload(loader, IRAM + 0x800, os.urandom(0x1000))  # overlaps the first segment's second half
+    assert list(loader.ram) == [IRAM + 0x800]
+    assert request(loader, "MEM_END", struct.pack("<II", 0, IRAM + 4))[0][8:] == b"\x01\x0f\x00\x00"
+
+
+def test_settings_take_the_rom_or_the_stub_argument_size() -> None:
+    """esptool's SPI_ATTACH carries an extra word for the ROM only; a wrong size is refused."""
+    loader = RomLoader(bytearray(0x10000))
+    assert request(loader, "SPI_ATTACH", bytes(8))[0][8:] == b"\x00\x00\x00\x00"
+    assert request(loader, "SPI_ATTACH", bytes(4))[0][8:] == b"\x01\x05\x00\x00"
+    start_stub(loader)
+    assert request(loader, "SPI_ATTACH", bytes(4))[0][8:] == b"\x00\x00"
+    assert request(loader, "SPI_ATTACH", bytes(8))[0][8:] == b"\xc0\x00"
+    assert request(loader, "CHANGE_BAUDRATE", struct.pack("<II", 921600, 115200))[0][8:] == b"\x00\x00"
+
+
 def test_ram_block_checksum_and_size_are_checked() -> None:
     loader = RomLoader(bytearray(0x10000))
     request(loader, "MEM_BEGIN", struct.pack("<IIII", 100, 1, 0x1800, IRAM))

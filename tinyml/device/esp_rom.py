@@ -47,6 +47,9 @@ OP_NAMES = {
 }
 OPS = {name: op for op, name in OP_NAMES.items()}
 FLASH_DATA_OPS = (OPS["FLASH_DATA"], OPS["FLASH_DEFL_DATA"])
+# Argument sizes (ROM, stub) of the commands that only need an "OK" here; the stub's
+# SPI_ATTACH lacks the ROM's extra word, which esptool leaves out once the stub runs.
+SETTING_SIZES = {OPS["SPI_ATTACH"]: (8, 4), OPS["SPI_SET_PARAMS"]: (24, 24), OPS["CHANGE_BAUDRATE"]: (8, 8)}
 
 
 @dataclass(frozen=True)
@@ -312,8 +315,7 @@ class RomLoader:
     def _handlers(self) -> dict[int, Callable[[int, bytes, int], list[bytes]]]:
         common = {
             OPS["READ_REG"]: self._read_reg, OPS["WRITE_REG"]: self._write_reg,
-            OPS["SPI_ATTACH"]: self._ok, OPS["SPI_SET_PARAMS"]: self._ok,
-            OPS["CHANGE_BAUDRATE"]: self._ok,
+            **dict.fromkeys(SETTING_SIZES, self._setting),
             OPS["FLASH_BEGIN"]: self._flash_begin, OPS["FLASH_DEFL_BEGIN"]: self._flash_begin,
             OPS["FLASH_DATA"]: self._flash_data, OPS["FLASH_DEFL_DATA"]: self._flash_data,
             OPS["FLASH_END"]: self._flash_end, OPS["FLASH_DEFL_END"]: self._flash_end,
@@ -358,7 +360,11 @@ class RomLoader:
                 data = _flip_byte(data, 20)
         return data
 
-    def _ok(self, op: int, data: bytes, checksum: int) -> list[bytes]:
+    def _setting(self, op: int, data: bytes, checksum: int) -> list[bytes]:
+        """SPI pins, flash parameters, baud rate: nothing to act on without real hardware."""
+        rom_size, stub_size = SETTING_SIZES[op]
+        if len(data) != (stub_size if self.stub_running else rom_size):
+            return [self._reply(op, error=BAD_MESSAGE)]
         return [self._reply(op)]
 
     def _read_reg(self, op: int, data: bytes, checksum: int) -> list[bytes]:
@@ -499,8 +505,15 @@ class RomLoader:
         upload.data += block
         upload.next_seq += 1
         if len(upload.data) == upload.size:
-            self.ram[upload.address] = bytes(upload.data)
+            self._store_segment(upload.address, bytes(upload.data))
         return [self._reply(op)]
+
+    def _store_segment(self, address: int, code: bytes) -> None:
+        """Keep the segment; older ones it overlaps are forgotten (only whole uploads count as code)."""
+        end = address + len(code)
+        for start in [s for s, old in self.ram.items() if s < end and address < s + len(old)]:
+            del self.ram[start]
+        self.ram[address] = code
 
     def _mem_end(self, op: int, data: bytes, checksum: int) -> list[bytes]:
         """Leave RAM download mode; flag 0 runs the program at the entry point.
