@@ -463,9 +463,11 @@ class RomLoader:
 
     def _flash_end(self, op: int, data: bytes, checksum: int) -> list[bytes]:
         """Leave flash mode. The stub told to reboot (flag 0) hands back to the ROM loader."""
+        if len(data) != 4:
+            return [self._reply(op, error=BAD_MESSAGE)]
         self._write = None
         reply = self._reply(op)
-        if self.stub_running and data[:4] == b"\x00\x00\x00\x00":
+        if self.stub_running and data == b"\x00\x00\x00\x00":
             self.stub_running = False
         return [reply]
 
