@@ -241,7 +241,9 @@ def test_sigkill_and_broker_restart_lose_nothing_and_publish_every_id(tmp_path, 
             if i == kills // 2:  # back, with its saved sessions: the subscriber reconnects by itself
                 broker.start()
         final = GatewayProcess(tmp_path, fleet.endpoints, "--mqtt", broker.url, name="final")
-        time.sleep(1.0)
+        # up (a SIGTERM before its handler is installed would end it with -15) and storing
+        wait_until(lambda: "MQTT connected" in final.text() and _acknowledged(final.text()) > max(acknowledged),
+                   60, "final gateway connected and storing")
     wait_until(lambda: count(final.db, "SELECT count(*) FROM outbox") == 0, 30, "outbox drained")
     assert final.stop() == 0
     stored_rows = query(final.db, "SELECT device, boot_id, seq FROM results ORDER BY id")
