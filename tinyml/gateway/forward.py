@@ -206,10 +206,10 @@ class Forwarder:
                     # a WAL read never waits for the writer: no worker thread, no wait for the GIL
                     rows = self.store.outbox_after(self.last_sent, free)
                     self.more = len(rows) == free
-                    for row in rows:
-                        info = self.client.publish(row.topic, row.payload, qos=1)
-                        self.inflight[info.mid] = row.id
-                        self.last_sent = row.id
+                    for row_id, topic, payload in rows:
+                        self.inflight[self.client.publish(topic, payload, qos=1).mid] = row_id
+                    if rows:
+                        self.last_sent = rows[-1][0]
             elif down_since is None:
                 down_since = now
             elif now - down_since > UNREACHABLE_WARN_S:

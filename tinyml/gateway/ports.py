@@ -26,6 +26,9 @@ from tinyml.gateway.ingest import LineState, PortState, Record
 
 log = logging.getLogger("tinyml.gateway")
 READ_SIZE = 4096  # small reads keep the bounded queue (in reads) small in records too
+# A socket's buffer in user space: asyncio stops and restarts watching the socket each time it
+# fills, so a buffer of one read would cost two epoll_ctl calls per read at line rate.
+SOCKET_BUFFER = 64 * 1024
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.2, 5.0
 
 
@@ -107,7 +110,7 @@ def check_port(url: str) -> None:
 async def open_port(url: str, baud: int) -> Connection:
     if url.startswith("socket://"):
         parts = urlsplit(url)
-        reader, writer = await asyncio.open_connection(parts.hostname, parts.port, limit=READ_SIZE)
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port, limit=SOCKET_BUFFER)
         return SocketConnection(reader, writer)
     port = serial.Serial(url, baudrate=baud, timeout=0, exclusive=True)
     fd = port.fileno()

@@ -62,15 +62,6 @@ class RetentionLimits:
     max_bytes: int | None = None
 
 
-@dataclass(frozen=True)
-class OutboxRow:
-    id: int
-    device: str
-    topic: str
-    msg_id: str
-    payload: str
-
-
 def _check_writable(path: Path) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
@@ -258,10 +249,10 @@ class Store:
         return int(self.conn.execute("SELECT count(*) FROM results").fetchone()[0])
 
     # --- outbox (used by the forwarder, autocommit) --------------------------------------
-    def outbox_after(self, after_id: int, limit: int) -> list[OutboxRow]:
-        rows = self.conn.execute("SELECT id, device, topic, msg_id, payload FROM outbox WHERE id > ? "
-                                 "ORDER BY id LIMIT ?", (after_id, limit)).fetchall()
-        return [OutboxRow(*r) for r in rows]
+    def outbox_after(self, after_id: int, limit: int) -> list[tuple[int, str, str]]:
+        """The next messages to send, oldest first, as (id, topic, payload) tuples."""
+        return self.conn.execute("SELECT id, topic, payload FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
+                                 (after_id, limit)).fetchall()
 
     def outbox_delete(self, ids: Sequence[int]) -> None:
         if ids:
