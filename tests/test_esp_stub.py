@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_clean_error
+from tests.conftest import assert_clean_error, run_cli
 from tests.test_esp_rom import (
     FLASH_SIZE,
     SHORT_TIMEOUTS,
@@ -168,17 +168,24 @@ def test_esptool_stub_erase_region_and_erase_flash(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_resident_stub_is_found_by_the_next_esptool(tmp_path: Path) -> None:
-    """--after no-reset-stub leaves the stub running: the next SYNC is answered with 0 and esptool reuses it."""
+def test_resident_stub_is_found_by_the_next_session(tmp_path: Path) -> None:
+    """--after no-reset-stub leaves the stub running: the next SYNC is answered with 0 and esptool
+    reuses it. tinyml uses it even under --no-stub: the stub would refuse the ROM's SPI_ATTACH form."""
     data = os.urandom(7000)
     (tmp_path / "a.bin").write_bytes(data)
     with EspRomServer() as server:
         first = esptool(server.endpoint, "--after", "no-reset-stub", "write-flash", "0x20000", str(tmp_path / "a.bin"),
                         stub=True)
         assert first.returncode == 0 and server.loader.stub_running, first.stdout + first.stderr
-        second = esptool(server.endpoint, "verify-flash", "0x20000", str(tmp_path / "a.bin"), stub=True)
-        assert second.returncode == 0, second.stdout + second.stderr
-    assert "Stub flasher is already running" in second.stdout and "digest matched" in second.stdout
+        flashed = run_cli("flash", tmp_path / "a.bin", "--board", "esp32-devkitc", "--port", server.endpoint,
+                          "--before", "no-reset", "--after", "no-reset-stub", "--no-stub", "--address", "0x30000",
+                          "--allow-unsigned", "--verbose", timeout=120)
+        assert flashed.returncode == 0, flashed.stderr
+        verified = esptool(server.endpoint, "verify-flash", "0x20000", str(tmp_path / "a.bin"),
+                           "0x30000", str(tmp_path / "a.bin"), stub=True)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "Stub flasher is already running" in flashed.stdout
+    assert "Stub flasher is already running" in verified.stdout and "digest matched" in verified.stdout
 
 
 @pytest.mark.timeout(60)

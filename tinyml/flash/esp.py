@@ -210,7 +210,9 @@ def flash_esp(image: EspImage, options: EspOptions, progress: ProgressFn | None 
                 hint = "pick the --board that matches the chip on the port"
             raise DeviceError(f"cannot connect to the {options.chip} on {options.port}: {text}", hint=hint) from exc
         try:
-            if options.stub:
+            # A stub left running by an earlier session answers SYNC with 0: use it even under
+            # --no-stub (nothing is uploaded), since it does not speak the ROM's argument formats.
+            if options.stub or esp.sync_stub_detected:
                 esp._port.timeout = STUB_GREETING_TIMEOUT  # commands set their own; this bounds the greeting
                 try:
                     esp = run_stub(esp)
