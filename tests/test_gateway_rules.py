@@ -125,3 +125,16 @@ def test_drift_monitor_uses_a_given_baseline_at_once():
 def test_drift_config_rejects_unknown_method():
     with pytest.raises(ValueError, match="psi"):
         DriftConfig(method="chi2")
+
+
+def test_drift_monitor_value_is_ks_of_its_baseline_and_window_also_after_a_restore():
+    rng = random.Random(3)
+    monitor = DriftMonitor(DriftConfig(window=50, baseline_n=80, every=10))
+    for _ in range(300):
+        monitor.observe(rng.random())
+        if monitor.value is not None and monitor.since_check == 0:  # just computed
+            assert monitor.value == ks(monitor.baseline, list(monitor.recent))
+    monitor.baseline = [rng.gauss(2, 1) for _ in range(80)]  # as the writer restores it from the store
+    for _ in range(10):
+        monitor.observe(rng.random())
+    assert monitor.value == ks(monitor.baseline, list(monitor.recent)) > 0.5

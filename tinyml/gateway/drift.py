@@ -39,7 +39,11 @@ def psi(baseline: Sequence[float], recent: Sequence[float], bins: int = 10) -> f
 
 def ks(baseline: Sequence[float], recent: Sequence[float]) -> float:
     """Two-sample Kolmogorov-Smirnov statistic: the largest gap between the two empirical CDFs."""
-    base = np.sort(np.asarray(baseline, dtype=np.float64))
+    return _ks_sorted(np.sort(np.asarray(baseline, dtype=np.float64)), recent)
+
+
+def _ks_sorted(base: np.ndarray, recent: Sequence[float]) -> float:
+    """``ks`` for a baseline already sorted into an array (a device's baseline rarely changes)."""
     new = np.sort(np.asarray(recent, dtype=np.float64))
     points = np.concatenate([base, new])
     cdf_base = np.searchsorted(base, points, side="right") / base.size
@@ -87,6 +91,7 @@ class DriftMonitor:
         self.since_check = 0
         self.value: float | None = None
         self.firing = False
+        self._sorted: tuple[list[float], int, np.ndarray] | None = None  # (baseline, its length, sorted copy)
 
     def observe(self, score: float) -> Transition | None:
         if len(self.baseline) < self.config.baseline_n and not self.fixed_baseline:
@@ -97,7 +102,7 @@ class DriftMonitor:
         if len(self.recent) < self.config.window or self.since_check < self.config.every:
             return None
         self.since_check = 0
-        self.value = STATISTICS[self.config.method](self.baseline, self.recent)
+        self.value = self._statistic()
         label = f"{self.config.method.upper()} {self.value:.3f}"
         if not self.firing and self.value > self.config.threshold:
             self.firing = True
@@ -108,3 +113,13 @@ class DriftMonitor:
             return Transition(self.name, False, self.value,
                               f"score distribution back to baseline: {label} < {self.config.clear:g}")
         return None
+
+    def _statistic(self) -> float:
+        """The configured statistic; KS against a sorted baseline array kept between checks."""
+        if self.config.method != "ks":
+            return STATISTICS[self.config.method](self.baseline, self.recent)
+        cached = self._sorted
+        if cached is None or cached[0] is not self.baseline or cached[1] != len(self.baseline):
+            cached = self._sorted = (self.baseline, len(self.baseline),
+                                     np.sort(np.asarray(self.baseline, dtype=np.float64)))
+        return _ks_sorted(cached[2], self.recent)
