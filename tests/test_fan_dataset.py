@@ -1,7 +1,8 @@
 """Real data end to end: the fan accelerometer CSV, held-out speed levels, int8 accuracy >= 87%.
 
-Import (the data package's importer) -> mlp on the default vibration features -> full-int8
-quantization -> LiteRT and TFLM accuracy on four speed levels never seen in training.
+Import (the data package's importer) -> mlp on the default vibration features, and cnn1d on
+the raw windows (per_window preprocessing) -> full-int8 quantization -> LiteRT and TFLM
+accuracy on four speed levels never seen in training.
 """
 
 from __future__ import annotations
@@ -20,20 +21,34 @@ FAN_IMPORT = ["--columns", "x,y,z", "--label-column", "Sensor Configuration",
 
 
 @pytest.fixture(scope="module")
-def fan_run(shared, tmp_path_factory):
-    base = tmp_path_factory.mktemp("fan")
-    data, run = base / "fan.npz", base / "run"
+def fan_data(shared, tmp_path_factory):
+    data = tmp_path_factory.mktemp("fan") / "fan.npz"
     proc = run_cli("data", "import", shared / "datasets/fan-imbalance/accelerometer.csv", "--out", data, *FAN_IMPORT)
     assert proc.returncode == 0, proc.stderr
-    proc = run_cli("train", data, "--model", "mlp", "--out", run, "--epochs", "150", "--quiet")
+    return data
+
+
+def _train_and_quantize(data, run, model):
+    proc = run_cli("train", data, "--model", model, "--out", run, "--epochs", "150", "--quiet")
     assert proc.returncode == 0, proc.stderr
     proc = run_cli("quantize", run)
     assert proc.returncode == 0, proc.stderr
     return data, run
 
 
-def test_int8_accuracy_on_held_out_speeds(fan_run):
-    _, run = fan_run
+@pytest.fixture(scope="module")
+def fan_run(fan_data):
+    return _train_and_quantize(fan_data, fan_data.parent / "run", "mlp")
+
+
+@pytest.fixture(scope="module")
+def fan_cnn_run(fan_data):
+    return _train_and_quantize(fan_data, fan_data.parent / "cnn", "cnn1d")
+
+
+@pytest.mark.parametrize("run_fixture", ["fan_run", "fan_cnn_run"])
+def test_int8_accuracy_on_held_out_speeds(run_fixture, request):
+    _, run = request.getfixturevalue(run_fixture)
     q = json.loads((run / "quantization.json").read_text())
     assert q["float"]["evaluated_on"] == "test"
     assert q["float"]["accuracy"] >= 0.87
@@ -42,8 +57,9 @@ def test_int8_accuracy_on_held_out_speeds(fan_run):
     assert q["passed"] and abs(q["drop"]["int8_tflm"]) <= 1.0
 
 
-def test_predict_agrees_with_the_quantization_report(fan_run):
-    data, run = fan_run
+@pytest.mark.parametrize("run_fixture", ["fan_run", "fan_cnn_run"])
+def test_predict_agrees_with_the_quantization_report(run_fixture, request):
+    data, run = request.getfixturevalue(run_fixture)
     out = run / "test_scores.csv"
     proc = run_cli("predict", run / "model_int8.tflite", data, "--split", "test", "--runtime", "tflm", "--out", out)
     assert proc.returncode == 0, proc.stderr

@@ -26,7 +26,7 @@ def test_model_json_describes_the_model(trained_run):
     assert info["task"] == "classifier" and info["model"] == "cnn1d"
     assert info["classes"] == ["healthy", "imbalance", "bearing_outer"]
     assert info["normal_class"] == "healthy"  # the gateway counts every other class as an anomaly
-    assert info["input_shape"] == [256, 3] and info["output_shape"] == [3]
+    assert info["input_shape"] == [256, 6] and info["output_shape"] == [3]  # per_window: shape + level channels
     assert info["fs"] == 2560.0 and info["channels"] == ["x", "y", "z"]
     assert info["parameters"] < 20_000
     baseline = np.array(info["score_baseline"])
@@ -47,10 +47,14 @@ def test_preprocess_standardises_training_windows(trained_run):
 
     ds = load(trained_run.data)
     prep = Preprocess.from_run(trained_run.run_dir)
+    assert prep.mode == "per_window"
     x = prep.apply(ds.subset("train").x)
-    assert x.dtype == np.float32
-    np.testing.assert_allclose(x.reshape(-1, 3).mean(axis=0), 0, atol=1e-3)
-    np.testing.assert_allclose(x.reshape(-1, 3).std(axis=0), 1, atol=1e-3)
+    assert x.dtype == np.float32 and x.shape[1:] == (256, 6)
+    np.testing.assert_allclose(x[..., :3].mean(axis=1), 0, atol=1e-4)  # each window's shape
+    np.testing.assert_allclose(x[..., :3].std(axis=1), 1, atol=1e-4)
+    levels = x[:, 0, 3:]  # the log levels, standardised over the training windows
+    np.testing.assert_allclose(levels.mean(axis=0), 0, atol=1e-3)
+    np.testing.assert_allclose(levels.std(axis=0), 1, atol=1e-3)
 
 
 def test_metrics_known_values():

@@ -2,10 +2,20 @@
 
 One ``Preprocess`` is fitted on the training split and saved as ``preprocess.json``; predict,
 quantize, validation and the emulator load it back, so every consumer feeds the model the same
-numbers. Two modes:
-  raw       per-channel standardisation of the windows (cnn1d), input [T, C]
-  features  ``compute_features`` with the saved spec, then per-feature standardisation
-            (mlp, autoencoder), input [F]
+numbers. Three modes:
+  per_window  each channel of each window standardised by its own mean and std (the waveform's
+              shape), plus log(std) of each channel (its level) standardised with training
+              constants as C extra channels, constant along time (cnn1d), input [T, 2C]
+  raw         per-channel standardisation with training constants, input [T, C] (earlier cnn1d
+              runs)
+  features    ``compute_features`` with the saved spec, then per-feature standardisation
+              (mlp, autoencoder), input [F]
+
+Why per_window: a machine's vibration level spans decades across operating points (the fan
+data: 0.02 g to 2 g), so one fixed scale leaves quiet windows a few int8 steps. Shape and
+log level each fill the int8 range. Its arithmetic is specified to the operation so that the
+firmware's C twin (tinyml_run.c.j2) gives the same float32 inputs: sums in float64 in time
+order, sqrt and log in float64, cast to float32, level standardised in float32.
 """
 
 from __future__ import annotations
@@ -19,15 +29,16 @@ from tinyml.errors import InputError
 from tinyml.train.artifacts import PREPROCESS_JSON, read_json, write_json
 
 MIN_STD = 1e-6  # a constant channel must not divide by zero
+MODES = ("per_window", "raw", "features")
 
 
 @dataclass(frozen=True)
 class Preprocess:
-    mode: str                      # "raw" or "features"
+    mode: str                      # one of MODES
     window: int                    # samples per window (T)
     channels: list[str]
     fs: float
-    mean: np.ndarray               # per channel (raw) or per feature (features)
+    mean: np.ndarray               # per channel (raw: of samples, per_window: of log levels) or per feature
     std: np.ndarray
     feature_spec: list[dict] | None = None
 
@@ -38,23 +49,27 @@ class Preprocess:
         x_train = np.asarray(x_train, np.float32)
         if mode == "raw":
             values = x_train.reshape(-1, x_train.shape[-1])
+        elif mode == "per_window":
+            values = window_levels(x_train)
         elif mode == "features":
             values = compute_feature_matrix(x_train, feature_spec, fs)
         else:
-            raise InputError(f"unknown preprocessing mode {mode!r}", "use 'raw' or 'features'")
+            raise InputError(f"unknown preprocessing mode {mode!r}", f"use one of: {', '.join(MODES)}")
         mean = values.mean(axis=0)
         std = np.maximum(values.std(axis=0), MIN_STD)
         return cls(mode, int(x_train.shape[1]), list(channels), float(fs),
                    mean.astype(np.float32), std.astype(np.float32), feature_spec)
 
     def apply(self, x_windows: np.ndarray) -> np.ndarray:
-        """Windows [N, T, C] -> float32 model inputs ([N, T, C] or [N, F])."""
+        """Windows [N, T, C] -> float32 model inputs ([N, T, 2C], [N, T, C] or [N, F])."""
         x = np.asarray(x_windows, np.float32)
         if x.ndim != 3 or x.shape[1:] != (self.window, len(self.channels)):
             raise InputError(
                 f"windows have shape {tuple(x.shape[1:])} but the model was trained on "
                 f"({self.window}, {len(self.channels)})",
                 "window the data the same way as the training data (same --window and channels)")
+        if self.mode == "per_window":
+            return per_window_inputs(x, self.mean, self.std)
         if self.mode == "features":
             x = compute_feature_matrix(x, self.feature_spec, self.fs)
         return ((x - self.mean) / self.std).astype(np.float32)
@@ -65,6 +80,9 @@ class Preprocess:
 
     @classmethod
     def from_json(cls, obj: dict) -> Preprocess:
+        if isinstance(obj, dict) and obj.get("mode") not in MODES:
+            raise InputError(f"preprocess.json has unknown mode {obj.get('mode')!r}",
+                             f"modes are {', '.join(MODES)}; re-run `tinyml train` to recreate it")
         try:
             return cls(str(obj["mode"]), int(obj["window"]), [str(c) for c in obj["channels"]],
                        float(obj["fs"]), np.asarray(obj["mean"], np.float32),
@@ -88,3 +106,31 @@ def compute_feature_matrix(x: np.ndarray, spec: list[dict] | None, fs: float) ->
     if spec is None:
         raise InputError("feature preprocessing needs a feature spec", "pass --features PRESET_OR_FILE")
     return np.asarray(compute_features(x, fs, spec), np.float32)
+
+
+def window_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-window, per-channel mean and std [N, 1, C] in float64, summed in time order (as the C
+    twin loops), the std floored at MIN_STD."""
+    x = np.asarray(x, np.float64)
+    total = np.zeros((x.shape[0], 1, x.shape[2]))
+    for t in range(x.shape[1]):
+        total[:, 0] += x[:, t]
+    mean = total / x.shape[1]
+    squares = np.zeros_like(total)
+    for t in range(x.shape[1]):
+        d = x[:, t] - mean[:, 0]
+        squares[:, 0] += d * d
+    return mean, np.maximum(np.sqrt(squares / x.shape[1]), MIN_STD)
+
+
+def window_levels(x: np.ndarray) -> np.ndarray:
+    """log(std) of every channel of every window [N, C], float32."""
+    return np.log(window_stats(x)[1][:, 0]).astype(np.float32)
+
+
+def per_window_inputs(x: np.ndarray, level_mean: np.ndarray, level_std: np.ndarray) -> np.ndarray:
+    """[N, T, 2C]: each channel standardised within its window, then its standardised log level."""
+    mean, std = window_stats(x)
+    shape = ((np.asarray(x, np.float64) - mean) / std).astype(np.float32)
+    level = (np.log(std).astype(np.float32) - np.asarray(level_mean, np.float32)) / np.asarray(level_std, np.float32)
+    return np.concatenate([shape, np.broadcast_to(level, shape.shape)], axis=2)

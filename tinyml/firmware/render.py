@@ -104,11 +104,11 @@ def _decision_constants(model: ModelInfo) -> dict[str, Any]:
 def _preprocess_context(model: ModelInfo) -> dict[str, Any]:
     """Run-mode constants: the run's preprocess.json, or identity scaling for a bare model."""
     if model.run_dir is not None and (model.run_dir / "preprocess.json").is_file():
-        from tinyml.preprocess import Preprocess
+        from tinyml.preprocess import MIN_STD, Preprocess
 
         pre = Preprocess.from_run(model.run_dir)
         return {"mode": pre.mode, "window": pre.window, "channels": pre.channels, "fs": pre.fs,
-                "feature_spec": pre.feature_spec,
+                "feature_spec": pre.feature_spec, "min_std": repr(MIN_STD),
                 "mean": [repr(float(v)) for v in pre.mean], "std": [repr(float(v)) for v in pre.std]}
     return {"mode": "raw", "window": model.input_bytes, "channels": ["x"], "mean": ["0.0"], "std": ["1.0"]}
 

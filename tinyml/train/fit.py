@@ -149,8 +149,8 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
     from tinyml.train.zoo import build
 
     model = build(model_name, x_all.shape[1:], n_classes)
-    callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=opts.patience,
-                                               restore_best_weights=True),
+    callbacks = [keras.callbacks.EarlyStopping(monitor=kind.monitor, patience=opts.patience,
+                                               start_from_epoch=kind.warmup_epochs, restore_best_weights=True),
                  _progress_callback(keras, opts.epochs, opts.quiet)]
     if kind.task == "classifier":
         history = model.fit(x_all[fit_mask], ds.y[fit_mask], validation_data=(x_all[val_mask], ds.y[val_mask]),
