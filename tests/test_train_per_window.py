@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import json
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -67,17 +68,25 @@ def _c_preprocess(project: Path, tmp: Path) -> ctypes.CDLL:
     return ctypes.CDLL(str(lib))
 
 
-def test_firmware_preprocessing_matches_python_bit_for_bit(trained_run, shared, tmp_path: Path):
+@dataclass(frozen=True)
+class RunModeCase:
+    project: Path           # firmware project rendered from the trained cnn1d run
+    windows: np.ndarray     # raw windows [N, T, C]
+    expected: np.ndarray    # Python's int8 model inputs [N, T * 2C], rounded as the C rounds
+
+
+@pytest.fixture(scope="module")
+def run_mode_case(trained_run, shared, tmp_path_factory) -> RunModeCase:
+    """Real fan windows, synthetic ones at 1, 1e-3 and 1e3 times their level, and a flat one."""
+    from tinyml.data.dataset import load
     from tinyml.data.importer import ImportOptions, import_data
 
-    project = render_project(load_board("qemu-mps2-an386"), resolve_model(trained_run.run_dir), tmp_path / "fw")
-    lib = _c_preprocess(project, tmp_path)
+    project = render_project(load_board("qemu-mps2-an386"), resolve_model(trained_run.run_dir),
+                             tmp_path_factory.mktemp("per_window") / "fw")
     pre = Preprocess.from_run(trained_run.run_dir)
     fan = import_data([shared / "datasets/fan-imbalance/accelerometer.csv"],
                       ImportOptions(columns=["x", "y", "z"], label_column="Sensor Configuration",
                                     group_column="Rotation Speed Percentage", fs=50.0, window=pre.window))
-    from tinyml.data.dataset import load
-
     synthetic = load(trained_run.data).x[::8]
     flat = np.full((1, pre.window, 3), 0.5, np.float32)
     windows = np.concatenate([fan.x[::6], synthetic, synthetic * np.float32(1e-3), synthetic * np.float32(1e3),
@@ -86,9 +95,96 @@ def test_firmware_preprocessing_matches_python_bit_for_bit(trained_run, shared, 
     width = int(np.prod(q.in_shape))
     expected = quantize_features(pre.apply(windows).reshape(len(windows), -1), np.zeros(width), np.ones(width),
                                  q.in_scale, q.in_zp)
-    got = np.zeros_like(expected)
-    for i, window in enumerate(windows):
+    assert len(np.unique(expected)) > 100  # the comparison spans the int8 range
+    return RunModeCase(project, windows, expected)
+
+
+def test_firmware_preprocessing_on_the_host_matches_python_bit_for_bit(run_mode_case, tmp_path: Path):
+    lib = _c_preprocess(run_mode_case.project, tmp_path)
+    got = np.zeros_like(run_mode_case.expected)
+    for i, window in enumerate(run_mode_case.windows):
         w = np.ascontiguousarray(window)
         lib.tinyml_preprocess(w.ctypes.data_as(ctypes.c_void_p), got[i].ctypes.data_as(ctypes.c_void_p))
-    assert np.array_equal(got, expected), f"{np.count_nonzero(got != expected)} int8 inputs differ"
-    assert len(np.unique(expected)) > 100  # the comparison spans the int8 range
+    assert np.array_equal(got, run_mode_case.expected), f"{np.count_nonzero(got != run_mode_case.expected)} differ"
+
+
+def test_firmware_preprocessing_on_cortex_m4_matches_python_bit_for_bit(run_mode_case, tmp_path: Path):
+    """Double arithmetic in software and picolibc's log, on the firmware's own target."""
+    pick = np.r_[0:4, -8:0]  # fan windows, the loudest and quietest synthetic ones, the flat one
+    got, instructions = m4_preprocess(run_mode_case.project, run_mode_case.windows[pick], tmp_path)
+    want = run_mode_case.expected[pick]
+    assert got.shape == want.shape
+    assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} int8 inputs differ"
+    assert instructions > 10 * run_mode_case.windows[0].size  # it ran the window, not a stub
+
+
+M4_MAIN = r"""
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tinyml_config.h"
+#include "tinyml_run.h"
+#include "windows.h"
+
+#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
+#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
+#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
+
+static int8_t input[TINYML_INPUT_BYTES];
+
+int main(void)
+{
+    for (unsigned w = 0; w < N_WINDOWS; w++) {
+        tinyml_preprocess(windows[w], input);
+        printf("input ");
+        for (unsigned i = 0; i < TINYML_INPUT_BYTES; i++)
+            printf("%02x", (unsigned)(uint8_t)input[i]);
+        printf("\n");
+    }
+    SYST_RVR = 0x00FFFFFFu;
+    SYST_CVR = 0u;
+    SYST_CSR = 5u;
+    uint32_t start = SYST_CVR;
+    tinyml_preprocess(windows[0], input);
+    uint32_t end = SYST_CVR;
+    printf("ticks %lu\n", (unsigned long)((start - end) & 0x00FFFFFFu));
+    return 0;
+}
+"""
+
+
+def m4_preprocess(project: Path, windows: np.ndarray, tmp: Path) -> tuple[np.ndarray, int]:
+    """The rendered run-mode C on a Cortex-M4F (QEMU mps2-an386, arm-none-eabi-gcc -O2
+    -ffp-contract=off, picolibc): int8 inputs per window and instructions for one window."""
+    bench = _data_features_benchmark()
+    rows = ",\n".join("{" + ", ".join(float(v).hex() + "f" if v else "0.0f" for v in w.ravel()) + "}"
+                      for w in windows)
+    (tmp / "windows.h").write_text(f"#define N_WINDOWS {len(windows)}u\nstatic const float windows"
+                                   f"[{len(windows)}][{windows[0].size}] = {{\n{rows}\n}};\n")
+    (tmp / "main.c").write_text(M4_MAIN)
+    src, elf = project / "src", tmp / "preprocess.elf"
+    proc = subprocess.run(["arm-none-eabi-gcc", *bench.M4F, "-std=gnu11", "-O2", "-ffp-contract=off",
+                           f"-I{src}", f"-I{project / 'model'}", f"-I{tmp}", *bench.PICOLIBC, str(tmp / "main.c"),
+                           str(src / "tinyml_run.c"), str(src / "tinyml_sensor.c"), "-lm", "-o", str(elf)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    run = subprocess.run([*bench.QEMU, "-kernel", str(elf)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    lines = (run.stdout + run.stderr).splitlines()
+    got = np.array([np.frombuffer(bytes.fromhex(ln.split()[1]), np.int8) for ln in lines if ln.startswith("input")])
+    ticks = int(next(ln.split()[1] for ln in lines if ln.startswith("ticks")))
+    return got, ticks * bench.INSTRUCTIONS_PER_TICK
+
+
+def _data_features_benchmark():
+    """benchmarks/data_features.py: its M4F flags, picolibc link options and QEMU command."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "data_features.py"
+    if "data_features_bench" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("data_features_bench", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["data_features_bench"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["data_features_bench"]
