@@ -8,6 +8,7 @@ firmware whose only wrong output byte lies in the tail.
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import threading
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import run_cli
 from tests.test_validate import CorruptingProxy, qemu_pids
 from tinyml.device import protocol as p
 from tinyml.device.emulator import EmulatedFleet
@@ -153,6 +155,16 @@ def test_emulated_device_serves_the_whole_output(toycar) -> None:
                 link.request(p.OutputReq(8, 0), p.Output)
             assert_unknown_type_is_final(link)
     assert report.output_bytes_compared == 6 * OUTPUTS and report.mismatches == 0
+
+
+def test_cli_reports_every_output_byte_compared(toycar, tmp_path: Path) -> None:
+    path = toycar[0]
+    with EmulatedFleet(path, rate=0) as fleet:
+        proc = run_cli("validate", "--board", BOARD, "--model", path, "--limit", "3", "--port", fleet.endpoints[0],
+                       "--report", tmp_path / "report.json")
+    assert proc.returncode == 0, proc.stderr
+    assert f"mismatches: 0 of {3 * OUTPUTS} output bytes" in proc.stdout
+    assert json.loads((tmp_path / "report.json").read_text())["output_bytes_compared"] == 3 * OUTPUTS
 
 
 def test_firmware_without_output_req_gets_a_rebuild_hint(tmp_path: Path) -> None:
