@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 
 from tests.test_gateway_store import config, hello, result, rows
 from tinyml.device import protocol
-from tinyml.gateway.ingest import LineState
+from tinyml.gateway.ingest import (
+    HeartbeatRecord,
+    Identified,
+    LineCounts,
+    LineState,
+    ResultsRecord,
+    batch_size,
+)
 from tinyml.gateway.processor import Processor, result_payload
 from tinyml.gateway.store import Store
 
@@ -64,3 +71,14 @@ def test_result_json_is_the_json_of_its_fields(device, site, class_name, anomaly
         want.pop("score")
     assert got == want
     assert list(got) == list(want)  # the same key order as before
+
+
+def test_a_read_yields_one_record_per_run_of_results_and_a_batch_weighs_each_result():
+    line = LineState("p")
+    beat = protocol.encode(protocol.Heartbeat(1, 5, 3, 0))
+    stream = hello("d", 1) + result(0, 1) + result(1, 1) + b"\x00junk\x00" + result(2, 1) + beat + result(3, 1)
+    records = line.feed(stream, 1.0)
+    assert [type(r) for r in records] == [Identified, ResultsRecord, HeartbeatRecord, ResultsRecord, LineCounts]
+    runs = [[r.seq for r in rec.results] for rec in records if isinstance(rec, ResultsRecord)]
+    assert runs == [[0, 1, 2], [3]]  # junk between frames is counted but does not split a run
+    assert batch_size(records) == 4 + 3
