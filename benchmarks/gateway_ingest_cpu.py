@@ -4,6 +4,7 @@ line state and committed by the writer (SQLite, outbox rows included) in batches
 busy machine disturbs far less than wall-clock rates; ``--profile`` prints the top functions.
 
     .venv/bin/python benchmarks/gateway_ingest_cpu.py [--devices 64] [--results 400] [--runs 3] [--profile]
+        [--read-size 4096]   (e.g. 94: one frame per read, as at low rates)
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from tinyml.gateway.processor import Processor
 from tinyml.gateway.service import BATCH_MAX
 from tinyml.gateway.store import Store
 
-READ_SIZE = 4096  # as the gateway's port reads
 OUTPUTS = 64  # the feat_ae model's output size
 
 
@@ -38,14 +38,14 @@ def device_stream(device: int, results: int, rng: random.Random) -> bytes:
     return b"".join(frames)
 
 
-def ingest(processor: Processor, streams: list[bytes]) -> None:
-    """Read every line round-robin in READ_SIZE pieces; commit a batch whenever it is full."""
+def ingest(processor: Processor, streams: list[bytes], read_size: int) -> None:
+    """Read every line round-robin in pieces of read_size; commit a batch whenever it is full."""
     lines = [LineState(f"port{i}") for i in range(len(streams))]
     batch: list[Record] = []
     size = 0
-    for pos in range(0, max(map(len, streams)), READ_SIZE):
+    for pos in range(0, max(map(len, streams)), read_size):
         for line, stream in zip(lines, streams, strict=True):
-            records = line.feed(stream[pos:pos + READ_SIZE], time.time())
+            records = line.feed(stream[pos:pos + read_size], time.time())
             batch += records
             size += batch_size(records)
         if size >= BATCH_MAX:
@@ -54,7 +54,7 @@ def ingest(processor: Processor, streams: list[bytes]) -> None:
     processor.process(batch, time.time())
 
 
-def run_once(streams: list[bytes], profile: cProfile.Profile | None) -> tuple[int, float]:
+def run_once(streams: list[bytes], read_size: int, profile: cProfile.Profile | None) -> tuple[int, float]:
     """Ingest into a fresh database; returns (results stored, CPU seconds)."""
     db = Path(tempfile.mkdtemp(prefix="gw-ingest-")) / "gateway.db"
     config = GatewayConfig(ports=(), db=db, mqtt=parse_mqtt_url("mqtt://127.0.0.1:1883"))
@@ -62,9 +62,9 @@ def run_once(streams: list[bytes], profile: cProfile.Profile | None) -> tuple[in
     processor = Processor(store, config)
     t0 = time.process_time()
     if profile:
-        profile.runcall(ingest, processor, streams)
+        profile.runcall(ingest, processor, streams, read_size)
     else:
-        ingest(processor, streams)
+        ingest(processor, streams, read_size)
     cpu = time.process_time() - t0
     stored = store.result_count()
     store.close()
@@ -76,6 +76,7 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=64)
     ap.add_argument("--results", type=int, default=400, help="results per device")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--read-size", type=int, default=4096, help="bytes per port read (the gateway reads up to 4096)")
     ap.add_argument("--profile", action="store_true", help="cProfile one run, print the top functions")
     args = ap.parse_args()
     rng = random.Random(1)
@@ -83,9 +84,10 @@ def main() -> None:
     profile = cProfile.Profile() if args.profile else None
     per_result = []
     for _ in range(1 if profile else args.runs):
-        stored, cpu = run_once(streams, profile)
+        stored, cpu = run_once(streams, args.read_size, profile)
         per_result.append(cpu / stored * 1e6)
     print(f"{args.devices} devices x {args.results} results, {len(streams[0]) // (args.results + 1)} B per frame, "
+          f"{args.read_size} B reads, "
           f"{stored} stored per run, load average {os.getloadavg()[0]:.1f}: "
           f"{statistics.median(per_result):.1f} us of CPU per result (runs: {', '.join(f'{x:.1f}' for x in per_result)})")
     if profile:

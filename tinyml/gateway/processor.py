@@ -191,12 +191,18 @@ class Processor:
             for rec in records:
                 if isinstance(rec, ResultsRecord):
                     self._results(rec, out, counts, seen)
-                elif isinstance(rec, LineCounts):
-                    port_counts[rec.port].update(frames=rec.frames, bad_frames=rec.bad_frames,
-                                                 text_lines=rec.text_lines, unidentified=rec.unidentified)
+                elif isinstance(rec, LineCounts):  # one per read: plain additions, Counter.update is slow
+                    port = port_counts[rec.port]
+                    port["frames"] += rec.frames
+                    port["bad_frames"] += rec.bad_frames
+                    port["text_lines"] += rec.text_lines
+                    port["unidentified"] += rec.unidentified
                     if rec.device is not None:
-                        counts[rec.device].update(frames=rec.frames, bad_frames=rec.bad_frames,
-                                                  text_lines=rec.text_lines, device_errors=rec.device_errors)
+                        device = counts[rec.device]
+                        device["frames"] += rec.frames
+                        device["bad_frames"] += rec.bad_frames
+                        device["text_lines"] += rec.text_lines
+                        device["device_errors"] += rec.device_errors
                         self._transitions(rec.device, self._state(rec.device).rules.on_frames(
                             rec.frames, rec.bad_frames, rec.at), rec.at, out)
                         _mark_seen(seen, rec.device, rec.at)
