@@ -57,6 +57,9 @@ def main() -> None:
     ap.add_argument("--model", default=str(shared_dir() / "models" / "feat_ae_int8.tflite"))
     args = ap.parse_args()
 
+    rate = math.inf if args.rate == "line" else float(args.rate)
+    # the fleet loads the model first: a bad --model fails before a broker is left running
+    fleet = EmulatedFleet(args.model, count=args.devices, tcp_port=0, rate=rate, baud=args.baud, seed=1)
     work = Path(tempfile.mkdtemp(prefix="gw-bench-"))
     broker = LocalBroker(work).start()
     latencies: list[float] = []
@@ -74,8 +77,6 @@ def main() -> None:
     sub.subscribe("tinyml/#", qos=0)  # QoS 0 to the subscriber: no broker-side in-flight limit
     sub.loop_start()
 
-    rate = math.inf if args.rate == "line" else float(args.rate)
-    fleet = EmulatedFleet(args.model, count=args.devices, tcp_port=0, rate=rate, baud=args.baud, seed=1)
     fleet.start()
     db = work / "gateway.db"
     cmd = [sys.executable, "-m", "tinyml", "gateway", "run", "--db", str(db), "--mqtt", broker.url,
