@@ -226,11 +226,10 @@ class Processor:
             self._flush_results()
             self.store.enqueue(self.outbox)
             self.outbox.clear()
-            for device, (at, fields) in seen.items():
+            for device, (at, fields) in seen.items():  # every record that counts for a device marks it seen
                 state = self.devices[device]
-                self.store.touch_device(device, at, boot_id=state.boot_id, last_seq=state.last_seq, **fields)
-            for device, c in counts.items():
-                self.store.add_device_counts(device, **c)
+                self.store.update_device(device, at, counts.get(device, {}), boot_id=state.boot_id,
+                                         last_seq=state.last_seq, **fields)
             for port, c in port_counts.items():
                 self.store.add_port_counts(port, **c)
         return out

@@ -62,6 +62,14 @@ class RetentionLimits:
     max_bytes: int | None = None
 
 
+def _nonzero(counts: dict[str, int], allowed: Sequence[str], table: str) -> dict[str, int]:
+    """The counters that changed; ValueError for a name the table has no column for."""
+    unknown = set(counts) - set(allowed)
+    if unknown:
+        raise ValueError(f"unknown {table} counters {sorted(unknown)}")
+    return {k: v for k, v in counts.items() if v}
+
+
 def _check_writable(path: Path) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
@@ -162,16 +170,16 @@ class Store:
         return self.conn.execute("SELECT max(seq) FROM results WHERE device = ? AND boot_id = ?",
                                  (device, boot_id)).fetchone()[0]
 
-    def touch_device(self, device: str, now: float, **fields: object) -> None:
-        """Create the device row if needed and set ``last_seen`` and the given columns."""
-        self.conn.execute("INSERT OR IGNORE INTO devices (device, first_seen, last_seen) VALUES (?,?,?)",
-                          (device, now, now))
+    def update_device(self, device: str, now: float, counts: dict[str, int], **fields: object) -> None:
+        """Create the device row if needed, set ``last_seen`` and the given columns and add
+        ``counts`` to its counters, in one statement (once per device and batch)."""
         cols = {"last_seen": now, **fields}
-        self.conn.execute(f"UPDATE devices SET {', '.join(f'{k} = ?' for k in cols)} WHERE device = ?",
-                          (*cols.values(), device))
-
-    def add_device_counts(self, device: str, **counts: int) -> None:
-        self._add_counts("devices", "device", device, DEVICE_COUNTERS, counts)
+        counts = _nonzero(counts, DEVICE_COUNTERS, "devices")
+        names = ["device", "first_seen", *cols, *counts]
+        updates = [*(f"{k} = excluded.{k}" for k in cols), *(f"{k} = {k} + excluded.{k}" for k in counts)]
+        self.conn.execute(f"INSERT INTO devices ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+                          f"ON CONFLICT (device) DO UPDATE SET {', '.join(updates)}",
+                          (device, now, *cols.values(), *counts.values()))
 
     def set_port(self, port: str, now: float, **fields: object) -> None:
         self.conn.execute("INSERT OR IGNORE INTO ports (port) VALUES (?)", (port,))
@@ -185,19 +193,13 @@ class Store:
             self.conn.execute("UPDATE ports SET connected = 0, changed_at = ? WHERE connected = 1", (now,))
 
     def add_port_counts(self, port: str, **counts: int) -> None:
-        self.conn.execute("INSERT OR IGNORE INTO ports (port) VALUES (?)", (port,))
-        self._add_counts("ports", "port", port, PORT_COUNTERS, counts)
-
-    def _add_counts(self, table: str, key: str, value: str, allowed: Sequence[str],
-                    counts: dict[str, int]) -> None:
-        counts = {k: v for k, v in counts.items() if v}
-        if not counts:
-            return
-        unknown = set(counts) - set(allowed)
-        if unknown:
-            raise ValueError(f"unknown {table} counters {sorted(unknown)}")
-        self.conn.execute(f"UPDATE {table} SET {', '.join(f'{k} = {k} + ?' for k in counts)} "
-                          f"WHERE {key} = ?", (*counts.values(), value))
+        """Create the port row if needed and add to its counters, in one statement."""
+        counts = _nonzero(counts, PORT_COUNTERS, "ports")
+        names = ["port", *counts]
+        updates = ", ".join(f"{k} = {k} + excluded.{k}" for k in counts)
+        self.conn.execute(f"INSERT INTO ports ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+                          + (f"ON CONFLICT (port) DO UPDATE SET {updates}" if counts else "ON CONFLICT DO NOTHING"),
+                          (port, *counts.values()))
 
     def open_alert(self, device: str, rule: str, value: float, message: str, now: float) -> int:
         cur = self.conn.execute("INSERT INTO alerts (device, rule, value, message, fired_at) "
