@@ -223,48 +223,50 @@ def test_sigkill_and_broker_restart_lose_nothing_and_publish_every_id(tmp_path, 
     rng = random.Random(7)
     broker = Broker(tmp_path, port=free_port(), durable=True).start()
     sub = Subscriber(broker.port, session="e2e-dedup-subscriber")
-    kills = 14
-    acknowledged: list[int] = []
-    with EmulatedFleet(model, count=4, tcp_port=0, rate=100, seed=3) as fleet:
-        for i in range(kills):
-            gw = GatewayProcess(tmp_path, fleet.endpoints, "--mqtt", broker.url, name=f"kill{i}")
-            if i == kills // 2:  # the broker stops mid-stream; the gateway keeps storing
-                wait_until(lambda gw=gw: "MQTT connected" in gw.text(), 20, "gateway connected")
-                time.sleep(0.5)
-                broker.stop()
-                wait_until(lambda gw=gw: "lost; storing" in gw.text(), 10, "broker loss noticed")
-                time.sleep(1.0)
-            else:
-                time.sleep(rng.uniform(0.7, 1.6))
-            gw.kill()
-            acknowledged.append(_acknowledged(gw.text()))
-            if i == kills // 2:  # back, with its saved sessions: the subscriber reconnects by itself
-                broker.start()
-        final = GatewayProcess(tmp_path, fleet.endpoints, "--mqtt", broker.url, name="final")
-        # up (a SIGTERM before its handler is installed would end it with -15) and storing
-        wait_until(lambda: "MQTT connected" in final.text() and _acknowledged(final.text()) > max(acknowledged),
-                   60, "final gateway connected and storing")
-    wait_until(lambda: count(final.db, "SELECT count(*) FROM outbox") == 0, 30, "outbox drained")
-    assert final.stop() == 0
-    stored_rows = query(final.db, "SELECT device, boot_id, seq FROM results ORDER BY id")
-    assert query(final.db, "PRAGMA integrity_check") == [("ok",)]
-    assert len(stored_rows) == len(set(stored_rows)), "duplicate rows in the store"
-    assert max(acknowledged) > 0
-    assert len(stored_rows) >= max(acknowledged), "an acknowledged result was lost"
-    stored = [f"{d}/{b:08x}/{s}" for d, b, s in stored_rows]
-    sub.wait_for(lambda: set(sub.ids()) >= set(stored), 30)
-    seen = sub.ids()
-    missing = sorted(set(stored) - set(seen))
-    assert not missing, f"{len(missing)} stored id(s) never published, e.g. {missing[:5]}"
-    assert set(seen) == set(stored), "published ids differ from stored ids"
-    # per device and boot, first deliveries arrive in sequence order
-    first: dict[str, list[tuple[int, int]]] = {}
-    for msg_id in dict.fromkeys(seen):
-        device, boot, seq = msg_id.rsplit("/", 2)
-        first.setdefault(f"{device}/{boot}", []).append(int(seq))
-    assert all(seqs == sorted(seqs) for seqs in first.values())
-    sub.close()
-    broker.stop()
+    try:
+        kills = 14
+        acknowledged: list[int] = []
+        with EmulatedFleet(model, count=4, tcp_port=0, rate=100, seed=3) as fleet:
+            for i in range(kills):
+                gw = GatewayProcess(tmp_path, fleet.endpoints, "--mqtt", broker.url, name=f"kill{i}")
+                if i == kills // 2:  # the broker stops mid-stream; the gateway keeps storing
+                    wait_until(lambda gw=gw: "MQTT connected" in gw.text(), 20, "gateway connected")
+                    time.sleep(0.5)
+                    broker.stop()
+                    wait_until(lambda gw=gw: "lost; storing" in gw.text(), 10, "broker loss noticed")
+                    time.sleep(1.0)
+                else:
+                    time.sleep(rng.uniform(0.7, 1.6))
+                gw.kill()
+                acknowledged.append(_acknowledged(gw.text()))
+                if i == kills // 2:  # back, with its saved sessions: the subscriber reconnects by itself
+                    broker.start()
+            final = GatewayProcess(tmp_path, fleet.endpoints, "--mqtt", broker.url, name="final")
+            # up (a SIGTERM before its handler is installed would end it with -15) and storing
+            wait_until(lambda: "MQTT connected" in final.text() and _acknowledged(final.text()) > max(acknowledged),
+                       60, "final gateway connected and storing")
+        wait_until(lambda: count(final.db, "SELECT count(*) FROM outbox") == 0, 30, "outbox drained")
+        assert final.stop() == 0
+        stored_rows = query(final.db, "SELECT device, boot_id, seq FROM results ORDER BY id")
+        assert query(final.db, "PRAGMA integrity_check") == [("ok",)]
+        assert len(stored_rows) == len(set(stored_rows)), "duplicate rows in the store"
+        assert max(acknowledged) > 0
+        assert len(stored_rows) >= max(acknowledged), "an acknowledged result was lost"
+        stored = [f"{d}/{b:08x}/{s}" for d, b, s in stored_rows]
+        sub.wait_for(lambda: set(sub.ids()) >= set(stored), 30)
+        seen = sub.ids()
+        missing = sorted(set(stored) - set(seen))
+        assert not missing, f"{len(missing)} stored id(s) never published, e.g. {missing[:5]}"
+        assert set(seen) == set(stored), "published ids differ from stored ids"
+        # per device and boot, first deliveries arrive in sequence order
+        first: dict[str, list[tuple[int, int]]] = {}
+        for msg_id in dict.fromkeys(seen):
+            device, boot, seq = msg_id.rsplit("/", 2)
+            first.setdefault(f"{device}/{boot}", []).append(int(seq))
+        assert all(seqs == sorted(seqs) for seqs in first.values())
+    finally:  # a failed wait or assertion must not leave the broker running
+        sub.close()
+        broker.stop()
     print(f"{kills} kills, {len(stored)} results stored, {len(seen) - len(set(seen))} duplicate deliveries")
 
 
