@@ -87,3 +87,46 @@ def test_acks_take_the_lean_path_and_a_rejection_is_final(tmp_path: Path, monkey
     assert "rejected outbox message" in caplog.text and "Not authorized" in caplog.text
     assert slow_path == [3]  # only the negative PUBACK (reason 0x87) went through paho's decoder
     assert Store(db, check=False).outbox_depth() == 0
+
+
+def test_forwarding_keeps_within_the_brokers_receive_maximum(tmp_path: Path,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """A broker announcing Receive Maximum 5 never sees more than 4 result messages in flight
+    (one slot stays free for the status message), and everything is still delivered."""
+    broker = Broker(tmp_path, receive_maximum=5).start()
+    sub = Subscriber(broker.port)
+    db = tmp_path / "gateway.db"
+    Processor(Store(db), GatewayConfig(ports=(), db=db, mqtt=parse_mqtt_url(broker.url)))
+    rows = [("dev", f"m{i}") for i in range(300)]
+    enqueue(db, rows)
+    in_flight_at_publish: list[int] = []
+
+    async def forward() -> Forwarder:
+        forwarder = Forwarder(parse_mqtt_url(broker.url), db, "default", window=200)
+        publish = forwarder.client.publish
+
+        def counted(topic: str, payload: str, qos: int = 0, retain: bool = False) -> mqtt.MQTTMessageInfo:
+            if not retain:  # result messages, not the gateway's retained status
+                in_flight_at_publish.append(len(forwarder.inflight))
+            return publish(topic, payload, qos=qos, retain=retain)
+
+        forwarder.client.publish = counted
+        forwarder.start()
+        stop = asyncio.Event()
+        task = asyncio.create_task(forwarder.run(stop))
+        await until(forwarder.drained)
+        stop.set()
+        await task
+        forwarder.close()
+        return forwarder
+
+    try:
+        with caplog.at_level(logging.INFO, logger="tinyml.gateway"):
+            forwarder = asyncio.run(forward())
+        assert sub.wait_for(lambda: len(set(sub.ids())) == len(rows))
+    finally:
+        sub.close()
+        broker.stop()
+    assert forwarder.window == 4 and forwarder.published == len(rows)
+    assert len(in_flight_at_publish) >= len(rows) and max(in_flight_at_publish) < 4
+    assert "Receive Maximum" in caplog.text

@@ -46,9 +46,11 @@ class LocalBroker:
     """mosquitto -c <conf>: loopback only; optional password file, TLS and persistence."""
 
     def __init__(self, workdir: Path, users: dict[str, str] | None = None, port: int | None = None,
-                 tls: tuple[Path, Path, Path] | None = None, durable: bool = False, acl: str | None = None):
+                 tls: tuple[Path, Path, Path] | None = None, durable: bool = False, acl: str | None = None,
+                 receive_maximum: int = 0):
         self.workdir = workdir
         self.acl = acl  # mosquitto acl_file text (what each client may publish and read)
+        self.receive_maximum = receive_maximum  # 0: none announced
         self.durable = durable
         self.tls = tls  # (ca, cert, key)
         self.port = port or free_port()
@@ -59,7 +61,10 @@ class LocalBroker:
     def _conf(self) -> Path:
         # No per-subscriber queue limit: a slow local subscriber must see every message, not
         # lose those beyond mosquitto's default of 1000 queued (the tests count them all).
-        lines = [f"listener {self.port} 127.0.0.1", "log_dest stderr", "max_queued_messages 0"]
+        # No Receive Maximum either unless asked (mosquitto announces 20 by default): the
+        # forwarder keeps within what the broker announces, and 20 would bound its throughput.
+        lines = [f"listener {self.port} 127.0.0.1", "log_dest stderr", "max_queued_messages 0",
+                 f"max_inflight_messages {self.receive_maximum}"]
         if self.durable:
             lines += ["persistence true", f"persistence_location {self.workdir}/",
                       f"persistence_file mosquitto-{self.port}.db"]

@@ -47,7 +47,8 @@ class Forwarder:
         # under the same id. Skipping the fsync keeps the writer's commits fast.
         self.deleter.conn.execute("PRAGMA synchronous = NORMAL")
         self.status_topic = f"{cfg.topic_prefix}/{site}/_gateway/status"
-        self.window = window
+        self.max_window = window
+        self.window = window  # lowered to what the broker accepts (MQTT 5 Receive Maximum)
         self.inflight: dict[int, int] = {}  # paho mid -> outbox row id
         self.last_sent = 0
         self.acked: list[int] = []
@@ -111,6 +112,7 @@ class Forwarder:
             self._in_loop(self._refused, str(reason))
             return
         client.publish(self.status_topic, json.dumps({"state": "online"}), qos=1, retain=True)
+        self._in_loop(self._set_window, getattr(props, "ReceiveMaximum", None))
         self._in_loop(self._set_connected, True)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
@@ -125,6 +127,16 @@ class Forwarder:
             self.last_refusal = reason
             log.error("MQTT broker %s refused the connection: %s; retrying (results stay in the outbox)",
                       self.cfg.redacted(), reason)
+
+    def _set_window(self, receive_maximum: int | None) -> None:
+        """Keep within the broker's MQTT 5 Receive Maximum: a broker that enforces it drops a
+        client with more unacknowledged QoS 1 messages. One slot stays free for the status message."""
+        window = self.max_window if receive_maximum is None else max(1, min(self.max_window, receive_maximum - 1))
+        if window < self.max_window and window != self.window:
+            log.info("MQTT broker accepts %d unacknowledged messages (Receive Maximum): forwarding window %d; "
+                     "raise it on the broker for throughput (Mosquitto: max_inflight_messages 0)",
+                     receive_maximum, window)
+        self.window = window
 
     def _set_connected(self, up: bool) -> None:
         if up:
