@@ -4,7 +4,9 @@ and a negative PUBACK still goes through paho, is logged, counted and not retrie
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -32,6 +34,20 @@ def enqueue(db: Path, rows: list[tuple[str, str]]) -> None:
         store.enqueue([(dev, f"tinyml/default/{dev}/result", msg_id, f'{{"id":"{msg_id}"}}', 0.0)
                        for dev, msg_id in rows])
     store.close()
+
+
+@contextlib.asynccontextmanager
+async def running(forwarder: Forwarder) -> AsyncIterator[None]:
+    """The forwarder connected and forwarding; stopped and closed on the way out."""
+    forwarder.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(forwarder.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+        forwarder.close()
 
 
 async def until(predicate, timeout: float = 20.0) -> None:
@@ -62,17 +78,12 @@ def test_acks_take_the_lean_path_and_a_rejection_is_final(tmp_path: Path, monkey
 
     async def forward() -> Forwarder:
         forwarder = Forwarder(parse_mqtt_url(broker.url), db, "default", window=200)
-        forwarder.start()
-        stop = asyncio.Event()
-        task = asyncio.create_task(forwarder.run(stop))
-        await until(forwarder.drained)
-        assert (forwarder.published, forwarder.rejected) == (len(accepted), 0)
-        enqueue(db, [("denied", "d0")])  # alone in flight: mosquitto 2.0 drops the link after it
-        forwarder.wake()
-        await until(lambda: forwarder.rejected == 1 and forwarder.drained())
-        stop.set()
-        await task
-        forwarder.close()
+        async with running(forwarder):
+            await until(forwarder.drained)
+            assert (forwarder.published, forwarder.rejected) == (len(accepted), 0)
+            enqueue(db, [("denied", "d0")])  # alone in flight: mosquitto 2.0 drops the link after it
+            forwarder.wake()
+            await until(lambda: forwarder.rejected == 1 and forwarder.drained())
         return forwarder
 
     try:
@@ -111,13 +122,8 @@ def test_forwarding_keeps_within_the_brokers_receive_maximum(tmp_path: Path,
             return publish(topic, payload, qos=qos, retain=retain)
 
         forwarder.client.publish = counted
-        forwarder.start()
-        stop = asyncio.Event()
-        task = asyncio.create_task(forwarder.run(stop))
-        await until(forwarder.drained)
-        stop.set()
-        await task
-        forwarder.close()
+        async with running(forwarder):
+            await until(forwarder.drained)
         return forwarder
 
     try:
