@@ -36,9 +36,9 @@ from tinyml.data.features import (  # noqa: E402
 )
 from tinyml.data.features_c import features_c_config  # noqa: E402
 from tinyml.data.synth import synth_temperature, synth_vibration  # noqa: E402
-from tinyml.paths import shared_dir, templates_dir  # noqa: E402
+from tinyml.paths import shared_dir, template_dir  # noqa: E402
 
-SRC = templates_dir() / "common"
+SRC = template_dir("common")
 HARNESS = Path(__file__).resolve().parent / "features_m4"
 M4F = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]
 PICOLIBC = ["--specs=picolibc.specs", "--crt0=semihost", "--oslib=semihost",

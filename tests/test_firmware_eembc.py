@@ -14,16 +14,17 @@ from tinyml.device.link import Link, open_link
 from tinyml.device.qemu import CONNECT_TIMEOUT_S, EmulatedBoard
 from tinyml.firmware.boards import load_board
 from tinyml.firmware.build import ELF_NAME
-from tinyml.firmware.render import ModelInfo, render_project, resolve_model
+from tinyml.firmware.render import render_project
 from tinyml.hil import host_reference
+from tinyml.rundir import Int8Model, int8_model
 
 BOARD = "qemu-mps2-an386"
 HEX_PER_LINE = 32  # bytes per `db HEX%` line: 64 hex digits stay within the runner's 80-character commands
 
 
 @pytest.fixture(scope="module")
-def eembc_firmware(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[ModelInfo, Path]:
-    model = resolve_model(shared / "models" / "vib_cnn_int8.tflite")
+def eembc_firmware(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Int8Model, Path]:
+    model = int8_model(shared / "models" / "vib_cnn_int8.tflite")
     out = tmp_path_factory.mktemp("eembc") / "fw"
     render_project(load_board(BOARD), model, out)
     subprocess.run(["make", "-j2", "EEMBC=1"], cwd=out, check=True, capture_output=True, timeout=300)
@@ -49,7 +50,7 @@ def command(link: Link, text: str) -> list[str]:
     return until_ready(link)
 
 
-def test_runner_commands_load_infer_and_report_tflm_outputs(eembc_firmware: tuple[ModelInfo, Path]) -> None:
+def test_runner_commands_load_infer_and_report_tflm_outputs(eembc_firmware: tuple[Int8Model, Path]) -> None:
     model, elf = eembc_firmware
     x = np.random.default_rng(7).integers(-128, 128, (1, model.input_bytes), dtype=np.int8)
     expect = model.out_scale * (host_reference(model, x)[0].astype(np.float64) - model.out_zp)
@@ -75,7 +76,7 @@ def test_runner_commands_load_infer_and_report_tflm_outputs(eembc_firmware: tupl
         assert emu.wait(10.0) == 3
 
 
-def test_bad_runner_command_is_answered_not_fatal(eembc_firmware: tuple[ModelInfo, Path]) -> None:
+def test_bad_runner_command_is_answered_not_fatal(eembc_firmware: tuple[Int8Model, Path]) -> None:
     model, elf = eembc_firmware
     with EmulatedBoard(load_board(BOARD), elf) as emu, open_link(emu.url, 115200, 5.0, CONNECT_TIMEOUT_S) as link:
         assert isinstance(link.recv(5.0), p.Hello)

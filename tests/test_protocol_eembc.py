@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tinyml.device import protocol as p
-from tinyml.paths import templates_dir
+from tinyml.paths import template_dir
 
-COMMON = templates_dir() / "common"
+COMMON = template_dir("common")
 HARNESS = Path(__file__).parent / "vectors" / "protocol" / "eembc_harness.c"
 
 

@@ -15,9 +15,10 @@ import pytest
 from tinyml.data.features import quantize_features
 from tinyml.errors import InputError
 from tinyml.firmware.boards import load_board
-from tinyml.firmware.render import render_project, resolve_model
+from tinyml.firmware.render import render_project
 from tinyml.model.interpreters import io_quantization
 from tinyml.preprocess import MIN_STD, Preprocess, per_window_inputs
+from tinyml.rundir import int8_model, open_model
 
 
 def test_shape_channels_are_standardised_within_each_window_and_levels_are_log_std():
@@ -52,7 +53,7 @@ def test_an_unknown_mode_in_preprocess_json_is_a_clean_error(tmp_path: Path):
     (tmp_path / "preprocess.json").write_text(json.dumps({"mode": "wavelet", "window": 4, "channels": ["x"],
                                                           "fs": 1.0, "mean": [0.0], "std": [1.0]}))
     with pytest.raises(InputError, match="unknown mode 'wavelet'"):
-        Preprocess.from_run(tmp_path)
+        Preprocess.from_json(json.loads((tmp_path / "preprocess.json").read_text()))
     with pytest.raises(InputError, match="unknown preprocessing mode"):
         Preprocess.fit(np.zeros((2, 4, 1)), "wavelet", ["x"], 1.0)
 
@@ -81,9 +82,9 @@ def run_mode_case(trained_run, shared, tmp_path_factory) -> RunModeCase:
     from tinyml.data.dataset import load
     from tinyml.data.importer import ImportOptions, import_data
 
-    project = render_project(load_board("qemu-mps2-an386"), resolve_model(trained_run.run_dir),
+    project = render_project(load_board("qemu-mps2-an386"), int8_model(trained_run.run_dir),
                              tmp_path_factory.mktemp("per_window") / "fw")
-    pre = Preprocess.from_run(trained_run.run_dir)
+    pre = open_model(trained_run.run_dir).preprocess()
     fan = import_data([shared / "datasets/fan-imbalance/accelerometer.csv"],
                       ImportOptions(columns=["x", "y", "z"], label_column="Sensor Configuration",
                                     group_column="Rotation Speed Percentage", fs=50.0, window=pre.window))

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyml.errors import InputError
-from tinyml.train.artifacts import PREPROCESS_JSON, read_json, write_json
+from tinyml.files import write_json
 
 MIN_STD = 1e-6  # a constant channel must not divide by zero
 MODES = ("per_window", "raw", "features")
@@ -91,12 +91,9 @@ class Preprocess:
             raise InputError(f"preprocess.json is incomplete or malformed ({exc})",
                              "re-run `tinyml train` to recreate it") from exc
 
-    @classmethod
-    def from_run(cls, run_dir: str | Path) -> Preprocess:
-        return cls.from_json(read_json(Path(run_dir) / PREPROCESS_JSON, "preprocessing constants"))
-
-    def save(self, run_dir: str | Path) -> Path:
-        return write_json(Path(run_dir) / PREPROCESS_JSON, self.to_json())
+    def save(self, path: str | Path) -> Path:
+        """Write preprocess.json (read back, checked, by ``tinyml.rundir.Model.preprocess``)."""
+        return write_json(Path(path), self.to_json())
 
 
 def compute_feature_matrix(x: np.ndarray, spec: list[dict] | None, fs: float) -> np.ndarray:

@@ -28,6 +28,9 @@ def codegen(model: Path, out_dir: Path, prefix: str, target: str, verify_n: int)
     if verify_n and target != kernels.PORTABLE:
         raise InputError(f"--verify compiles for this computer, and target {target} is for another CPU",
                          hint="verify with --target portable: every target gives the same output bytes")
+    from tinyml.rundir import open_model
+
+    model = open_model(model).tflite_file()  # a run's model_int8.tflite only while it matches the run
     gen = generate(model, prefix=prefix, target=target, origin=model.name)
     if verify_n:
         import tempfile

@@ -54,13 +54,14 @@ def parse_size(text: str) -> int:
 def monitor(port: str, baud: int, as_json: bool, count: int, timeout: float, model: str | None,
             reconnect: bool) -> None:
     """Print decoded device results from a serial port, live."""
-    from tinyml.device.labels import ModelInfo
     from tinyml.device.monitor import Monitor, format_record
+    from tinyml.rundir import Labels, open_model
 
     def emit(record: dict) -> None:
         click.echo(json.dumps(record) if as_json else format_record(record))
 
-    mon = Monitor(port, baud, timeout, reconnect, ModelInfo.from_model(model))
+    labels = Labels() if model is None else open_model(model, bare=False).labels
+    mon = Monitor(port, baud, timeout, reconnect, labels)
     try:
         mon.run(emit, count)
     except KeyboardInterrupt:

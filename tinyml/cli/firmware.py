@@ -47,10 +47,11 @@ def firmware() -> None:
               help="Codegen kernels (portable, cortex-m4-dsp); default: the board's codegen_target.")
 def firmware_new(board_name: str, model: str, out: str, runtime: str, target: str | None) -> None:
     """Render a plain firmware project (Makefile or ESP-IDF) that runs MODEL on BOARD."""
-    from tinyml.firmware.render import read_manifest, render_project, resolve_model
+    from tinyml.firmware.render import read_manifest, render_project
+    from tinyml.rundir import int8_model
 
     board = load_board(board_name)
-    path = render_project(board, resolve_model(model), out, runtime, target=target)
+    path = render_project(board, int8_model(model), out, runtime, target=target)
     how = "idf.py build" if board.builder == "idf.py" else f"tinyml build {path}"
     kernels = f", {read_manifest(path)['codegen_target']} kernels" if runtime == "native" else ""
     click.echo(f"firmware project for {board.name} ({runtime}{kernels}) written to {path}; build it with `{how}`")

@@ -19,20 +19,23 @@ import click
               help="Feature spec for mlp/autoencoder: a preset (vibration, temperature) or a JSON file.")
 @click.option("--patience", default=8, show_default=True, help="Early-stopping patience in epochs.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--force", is_flag=True, help="Replace the run in a non-empty --out directory.")
 def train(data: Path, model_name: str, out_dir: Path, epochs: int, batch_size: int, seed: int,
-          features: str | None, patience: int, quiet: bool) -> None:
+          features: str | None, patience: int, quiet: bool, force: bool) -> None:
     """Train a model on DATA (.npz) and write RUN_DIR (model, metrics, plots, preprocessing)."""
     from tinyml.data.dataset import load
+    from tinyml.rundir import check_folder_for_training
     from tinyml.train.fit import TrainOptions
     from tinyml.train.fit import train as train_model
     from tinyml.train.specs import feature_spec_option
     from tinyml.train.zoo import model_kind
 
     model_kind(model_name)  # reject a bad name before loading anything
+    check_folder_for_training(out_dir, force)
     ds = load(data)
     spec = feature_spec_option(features)
-    result = train_model(ds, model_name, out_dir, TrainOptions(epochs, batch_size, seed, patience, quiet),
-                         spec, dataset_path=data)
+    options = TrainOptions(epochs=epochs, batch_size=batch_size, seed=seed, patience=patience, quiet=quiet)
+    result = train_model(ds, model_name, out_dir, options, spec, dataset_path=data, force=force)
     line = f"{model_name}: accuracy {result['accuracy']:.4f}, macro F1 {result['macro_f1']:.4f}"
     if result.get("auc") is not None:
         line += f", AUC {result['auc']:.4f}, threshold {result['threshold']:.4g}"

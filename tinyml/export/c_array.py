@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyml.errors import InputError
-from tinyml.train.artifacts import write_bytes
+from tinyml.files import write_bytes
 
 BYTES_PER_LINE = 12
 C_KEYWORDS = {
@@ -70,10 +70,9 @@ def render(data: bytes, name: str) -> CArray:
 def export_c_array(model_path: str | Path, out_dir: str | Path, name: str | None = None) -> tuple[Path, Path]:
     """Write OUT/NAME.h and OUT/NAME.c for a .tflite file; returns their paths."""
     from tinyml.model.interpreters import check_flatbuffer
+    from tinyml.rundir import open_model
 
-    model_path = Path(model_path)
-    if not model_path.is_file():
-        raise InputError(f"model file not found: {model_path}", "pass a .tflite file, e.g. RUN_DIR/model_int8.tflite")
+    model_path = open_model(model_path).tflite_file()
     data = model_path.read_bytes()
     check_flatbuffer(data)
     arr = render(data, model_path.stem if name is None else name)

@@ -7,106 +7,43 @@ validation need to know: the board, its limits, the model hash and the runtime.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import shutil
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tinyml import __version__
 from tinyml.errors import InputError
 from tinyml.firmware.boards import Board
-from tinyml.paths import templates_dir
+from tinyml.paths import template_dir, templates_dirs
+from tinyml.rundir import Int8Model
 
 MANIFEST = "tinyml.json"
 RUNTIMES = ("native", "tflm")
 PREFIX = "model"
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the firmware needs to know about the model, read from a run dir or a .tflite."""
-
-    tflite: Path
-    source_name: str
-    sha256: str
-    input_bytes: int
-    output_bytes: int
-    in_scale: float
-    in_zp: int
-    out_scale: float
-    out_zp: int
-    task: str                      # "classifier" or "anomaly"
-    classes: list[str] = field(default_factory=list)
-    threshold: float | None = None
-    run_dir: Path | None = None
-
-    @property
-    def hash8(self) -> bytes:
-        return bytes.fromhex(self.sha256)[:8]
-
-    @property
-    def tflite_bytes(self) -> bytes:
-        return self.tflite.read_bytes()
-
-
-def resolve_model(model: str | Path) -> ModelInfo:
-    """A run directory (model_int8.tflite + model.json) or a bare int8 .tflite file."""
-    from tinyml.model.interpreters import io_quantization
-    from tinyml.train.artifacts import MODEL_INT8, read_model_info, run_dir_of
-
-    path = Path(model)
-    if not path.exists():
-        raise InputError(f"model not found: {path}", "pass a run directory from `tinyml train` or an int8 .tflite")
-    run_dir = run_dir_of(path) if path.is_dir() else None
-    tflite = path / MODEL_INT8 if run_dir else path
-    if run_dir and not tflite.is_file():
-        raise InputError(f"{run_dir} has no {MODEL_INT8}", "quantize the run first: `tinyml quantize RUN_DIR`")
-    data = tflite.read_bytes()
-    q = io_quantization(data)
-    if (q.in_dtype, q.out_dtype) != ("int8", "int8"):
-        raise InputError(f"{tflite} has {q.in_dtype} input and {q.out_dtype} output; firmware needs int8 both",
-                         "quantize with `tinyml quantize` (full int8)")
-    in_bytes, out_bytes = _count(q.in_shape), _count(q.out_shape)
-    if run_dir:
-        info = read_model_info(run_dir)
-        task, classes, threshold = str(info["task"]), [str(c) for c in info["classes"]], info.get("threshold")
-    else:  # a bare model: an output shaped like its input is an autoencoder
-        task, classes, threshold = ("anomaly" if q.in_shape == q.out_shape else "classifier"), [], None
-    return ModelInfo(tflite=tflite, source_name=(run_dir or tflite).name, sha256=hashlib.sha256(data).hexdigest(),
-                     input_bytes=in_bytes, output_bytes=out_bytes, in_scale=q.in_scale, in_zp=q.in_zp,
-                     out_scale=q.out_scale, out_zp=q.out_zp, task=task, classes=classes,
-                     threshold=None if threshold is None else float(threshold), run_dir=run_dir)
-
-
-def _count(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
-
-
 def _c_float(x: float) -> str:
     return f"{float(x)!r}f"
 
 
-def _decision_constants(model: ModelInfo) -> dict[str, Any]:
+def _decision_constants(model: Int8Model) -> dict[str, Any]:
     """Constants for the firmware's integer scoring (tinyml_app.c ``decide``), folded here."""
-    divisor = float(2**32) * model.output_bytes / (model.in_scale * model.in_scale)
+    q = model.quant
+    divisor = float(2**32) * model.output_bytes / (q.in_scale * q.in_scale)
     threshold_sum = 0 if model.threshold is None else max(0, math.floor(model.threshold * divisor))
-    return {"out_inv_scale_c": _c_float(1.0 / model.out_scale),
-            "out_to_in_q16": round(model.out_scale / model.in_scale * 65536),
+    return {"out_inv_scale_c": _c_float(1.0 / q.out_scale),
+            "out_to_in_q16": round(q.out_scale / q.in_scale * 65536),
             "score_divisor_c": _c_float(divisor), "threshold_sum": min(threshold_sum, 2**64 - 1)}
 
 
-def _preprocess_context(model: ModelInfo) -> dict[str, Any]:
+def _preprocess_context(model: Int8Model) -> dict[str, Any]:
     """Run-mode constants: the run's preprocess.json, or identity scaling for a bare model."""
-    if model.run_dir is not None and (model.run_dir / "preprocess.json").is_file():
-        from tinyml.preprocess import MIN_STD, Preprocess
+    pre = model.preprocess()
+    if pre is not None:
+        from tinyml.preprocess import MIN_STD
 
-        pre = Preprocess.from_run(model.run_dir)
         return {"mode": pre.mode, "window": pre.window, "channels": pre.channels, "fs": pre.fs,
                 "feature_spec": pre.feature_spec, "min_std": repr(MIN_STD),
                 "mean": [repr(float(v)) for v in pre.mean], "std": [repr(float(v)) for v in pre.std]}
@@ -131,21 +68,21 @@ def codegen_target(board: Board, override: str | None = None) -> str:
     return target
 
 
-def _model_sources(model: ModelInfo, runtime: str, target: str, dest: Path) -> int:
+def _model_sources(model: Int8Model, runtime: str, target: str, dest: Path) -> int:
     """Write the model's C into ``dest``; returns the arena bytes the runtime needs."""
     if runtime == "native":
         from tinyml.codegen import generate
 
-        gen = generate(model.tflite_bytes, prefix=PREFIX, target=target, origin=model.source_name)
+        gen = generate(model.data, prefix=PREFIX, target=target, origin=model.source_name)
         (dest / f"{PREFIX}.h").write_text(gen.header)
         (dest / f"{PREFIX}.c").write_text(gen.source)
         return gen.arena_bytes
     from tinyml.firmware.tflm import write_tflm_sources
 
-    return write_tflm_sources(model.tflite_bytes, dest)
+    return write_tflm_sources(model.data, dest)
 
 
-def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str = "native",
+def render_project(board: Board, model: Int8Model, out: str | Path, runtime: str = "native",
                    device_id: str = "", target: str | None = None) -> Path:
     """Write a complete firmware project for ``board`` running ``model`` into ``out``; ``target``
     overrides the board's codegen target (see ``codegen_target``)."""
@@ -155,9 +92,10 @@ def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str
     if runtime == "tflm" and board.template != "esp-idf":
         raise InputError(f"runtime 'tflm' needs ESP-IDF's esp-tflite-micro component; {board.name} "
                          f"uses the {board.template} template", "use --runtime native on this board")
-    family = templates_dir() / board.template
-    if not family.is_dir():
-        raise InputError(f"board {board.name} names template {board.template!r}, which is not in {templates_dir()}",
+    family = template_dir(board.template)
+    if family is None:
+        where = ", ".join(str(d) for d in templates_dirs()) or "no firmware_templates folder"
+        raise InputError(f"board {board.name} names template {board.template!r}, which is not in {where}",
                          "fix `template` in the board file or add the template folder")
     out = Path(out)
     existed = out.exists()
@@ -176,7 +114,7 @@ def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str
     return out
 
 
-def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, device_id: str, family: Path,
+def _write_project(board: Board, model: Int8Model, out: Path, runtime: str, device_id: str, family: Path,
                    target: str) -> None:
     import jinja2
 
@@ -193,14 +131,17 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
     ctx = {
         "board": board, "runtime": runtime, "version": __version__,
         "device_id": device_id or board.name, "pre": pre, "device_features": device_features,
-        "model": {**asdict(model), "prefix": PREFIX, "arena_bytes": arena,
+        "model": {"source_name": model.source_name, "sha256": model.sha256, "task": model.task,
+                  "classes": list(model.labels.classes), "threshold": model.threshold,
+                  "input_bytes": model.input_bytes, "output_bytes": model.output_bytes,
+                  "in_zp": model.quant.in_zp, "out_zp": model.quant.out_zp, "prefix": PREFIX, "arena_bytes": arena,
                   "hash_c": ", ".join(f"0x{b:02x}" for b in model.hash8),
-                  "in_scale_c": _c_float(model.in_scale), **_decision_constants(model)},
+                  "in_scale_c": _c_float(model.quant.in_scale), **_decision_constants(model)},
     }
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    layers = [(templates_dir() / "common", out / src)]
+    layers = [(_template("common"), out / src)]
     if board.builder == "make":
-        layers.append((templates_dir() / "baremetal-common", out))
+        layers.append((_template("baremetal-common"), out))
     layers.append((family, out))
     for root, dest in layers:
         _render_tree(env, root, dest, ctx)
@@ -219,6 +160,13 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
         "tinyml_version": __version__,
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def _template(name: str) -> Path:
+    folder = template_dir(name)
+    if folder is None:
+        raise InputError(f"the {name!r} firmware template folder is missing", "reinstall tinyml, or check TINYML_HOME")
+    return folder
 
 
 def _render_tree(env: Any, root: Path, dest: Path, ctx: dict[str, Any]) -> None:

@@ -12,17 +12,19 @@ from typing import Any
 
 import numpy as np
 
+from tinyml import rundir
 from tinyml.data.dataset import SPLITS, Dataset
 from tinyml.errors import InputError
+from tinyml.files import sha256_file, write_json
 from tinyml.preprocess import Preprocess
-from tinyml.train import artifacts, metrics, plots
+from tinyml.train import metrics, plots
 from tinyml.train.zoo import ModelKind, model_kind
 
 BASELINE_SIZE = 1000  # validation scores kept in model.json for the gateway's drift check
-ANOMALY_LABELS = ["normal", "anomaly"]
+ANOMALY_LABELS = list(rundir.ANOMALY_LABELS)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainOptions:
     epochs: int = 40
     batch_size: int = 32
@@ -115,9 +117,11 @@ def _progress_callback(keras: Any, epochs: int, quiet: bool) -> Any:
 
 
 def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions = TrainOptions(),
-          feature_spec: list[dict] | None = None, dataset_path: str | Path | None = None) -> dict:
+          feature_spec: list[dict] | None = None, dataset_path: str | Path | None = None, *,
+          force: bool = False) -> dict:
     """Fit, evaluate and save; returns the metrics written to metrics.json. ``dataset_path`` is
-    recorded in model.json so that `tinyml quantize RUN_DIR` finds the data again."""
+    recorded in model.json so that `tinyml quantize RUN_DIR` finds the data again. A non-empty
+    ``out_dir`` is refused unless ``force`` (then the previous run's int8 model is removed)."""
     from tinyml.train.quiet import import_keras
 
     kind = model_kind(model_name)
@@ -129,8 +133,7 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
     if kind.preprocess == "features" and feature_spec is None:
         feature_spec = default_feature_spec(ds.kind)
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"--out {out_dir} is a file, not a directory", "pass a directory for the run")
+    rundir.check_folder_for_training(out_dir, force)
 
     fit_mask = splits.train
     val_mask = splits.val
@@ -171,6 +174,7 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
         "score": "softmax" if kind.task == "classifier" else "mse(input, output)",
         "parameters": int(model.count_params()), "seed": opts.seed,
         "dataset": str(Path(dataset_path).resolve()) if dataset_path else None,
+        "made_from": {"dataset": sha256_file(Path(dataset_path))} if dataset_path else {},
         "epochs_run": len(history.history["loss"]),
         "score_baseline": result.pop("score_baseline"),
     }
@@ -210,16 +214,22 @@ def output_scores(task: str, inputs: np.ndarray, outputs: np.ndarray) -> np.ndar
 
 def save_run(out_dir: Path, model: Any, prep: Preprocess, info: dict, result: dict,
              history: dict[str, list[float]]) -> None:
+    """Every file atomically; model.json last but one, recording the model.keras and
+    preprocess.json written with it (``tinyml.rundir`` checks them)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    for name in rundir.QUANTIZE_FILES:  # made from the model this run replaces
+        (out_dir / name).unlink(missing_ok=True)
     tmp = out_dir / ".model.tmp.keras"
     model.save(tmp)
-    tmp.replace(out_dir / artifacts.MODEL_KERAS)
-    prep.save(out_dir)
-    artifacts.write_json(out_dir / artifacts.MODEL_JSON, info)
-    artifacts.write_json(out_dir / artifacts.METRICS_JSON, result)
-    plots.training_curves({k: [float(v) for v in vals] for k, vals in history.items()}, out_dir / "training.png")
+    tmp.replace(out_dir / rundir.MODEL_KERAS)
+    prep.save(out_dir / rundir.PREPROCESS_JSON)
+    info = {**info, "wrote": rundir.fingerprints(out_dir, (rundir.MODEL_KERAS, rundir.PREPROCESS_JSON))}
+    write_json(out_dir / rundir.MODEL_JSON, info)
+    write_json(out_dir / rundir.METRICS_JSON, result)
+    plots.training_curves({k: [float(v) for v in vals] for k, vals in history.items()},
+                          out_dir / rundir.TRAINING_PNG)
     labels = info["classes"] if info["task"] == "classifier" else ANOMALY_LABELS
-    plots.confusion(result["confusion_matrix"], labels, out_dir / "confusion.png",
+    plots.confusion(result["confusion_matrix"], labels, out_dir / rundir.CONFUSION_PNG,
                     f"{info['model']} on the {result['evaluated_on']} split")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyml.train.artifacts import write_bytes
+from tinyml.files import write_bytes
 
 
 def _figure_bytes(fig) -> bytes:  # noqa: ANN001 - a matplotlib Figure
