@@ -46,7 +46,8 @@ def train(data: Path, model_name: str, out_dir: Path, epochs: int, batch_size: i
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Dataset (.npz); defaults to the one the run was trained on.")
 @click.option("--tolerance", type=float, default=None,
-              help="Allowed int8 loss: points of accuracy (default 1) or AUC for anomaly models (default 0.01).")
+              help="Allowed int8 loss: points of accuracy (default: 1 point or 2 evaluated windows, whichever "
+                   "is larger) or AUC for anomaly models (default 0.01).")
 def quantize(run_dir: Path, data: Path | None, tolerance: float | None) -> None:
     """Full-int8 quantization of RUN_DIR/model.keras with a float-vs-int8 report."""
     from tinyml.quantize import quantize_run

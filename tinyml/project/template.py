@@ -67,7 +67,8 @@ seed = 0
 # features = "vibration"     # mlp/autoencoder: a feature preset or a JSON feature spec file
 
 [quantize]
-tolerance = 1.0              # points of accuracy (AUC for anomaly models) int8 may lose
+# tolerance = 2.0            # points of accuracy (AUC for anomaly models) int8 may lose; default:
+                             # 1 point or 2 test windows, whichever is larger (0.01 AUC)
 
 [codegen]
 target = "portable"          # kernel set for OUT/codegen: portable or cortex-m4-dsp
