@@ -97,12 +97,18 @@ class Dataset:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(
-            tmp, x=self.x, y=self.y, classes=np.array(self.classes, dtype=str),
-            channels=np.array(self.channels, dtype=str), fs=np.float64(self.fs), split=self.split,
-            groups=self.groups, kind=np.array(self.kind), normal_class=np.array(self.normal_class),
-            meta=np.array(json.dumps(self.meta)), format_version=np.int64(FORMAT_VERSION))
-        tmp.replace(path)  # atomic: a killed writer never leaves a half file under the real name
+        try:
+            np.savez_compressed(
+                tmp, x=self.x, y=self.y, classes=np.array(self.classes, dtype=str),
+                channels=np.array(self.channels, dtype=str), fs=np.float64(self.fs), split=self.split,
+                groups=self.groups, kind=np.array(self.kind), normal_class=np.array(self.normal_class),
+                meta=np.array(json.dumps(self.meta)), format_version=np.int64(FORMAT_VERSION))
+            tmp.replace(path)  # atomic: a killed writer never leaves a half file under the real name
+        except OSError as exc:  # a full disk, a quota: the previous file stays as it was
+            tmp.unlink(missing_ok=True)
+            raise InputError(f"cannot write dataset {path}: {exc.strerror or exc}",
+                             "free some disk space or choose another output path; "
+                             "the file there before is unchanged") from None
         return path
 
 
