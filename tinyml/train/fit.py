@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 
 from tinyml import optioncheck as oc
-from tinyml.progress import stage
 from tinyml.data.dataset import SPLITS, Dataset
 from tinyml.errors import InputError
 from tinyml.preprocess import Preprocess
+from tinyml.progress import stage
 from tinyml.train import artifacts, metrics, plots
 from tinyml.train.zoo import ModelKind, model_kind
 
