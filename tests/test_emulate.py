@@ -20,8 +20,8 @@ from tinyml.device.emulated_model import DeviceModel
 from tinyml.device.emulator import EmulatedFleet, Faults
 from tinyml.device.link import Link, open_link
 from tinyml.errors import DeviceError, InputError
-from tinyml.files import sha256_file
 from tinyml.model.interpreters import dequantize, io_quantization, tflm_run
+from tinyml.signing import sha256_file
 
 
 @pytest.fixture(scope="module")

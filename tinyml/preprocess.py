@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyml.errors import InputError
-from tinyml.files import write_json
+from tinyml.outputs import write_json
 
 MIN_STD = 1e-6  # a constant channel must not divide by zero
 MODES = ("per_window", "raw", "features")

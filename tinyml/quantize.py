@@ -16,9 +16,11 @@ import numpy as np
 from tinyml import rundir
 from tinyml.data import dataset as dataset_io
 from tinyml.errors import CheckFailed, InputError, ToolError
-from tinyml.files import sha256_file, write_bytes, write_json
 from tinyml.model import interpreters
-from tinyml.train.fit import evaluate, split_masks
+from tinyml.outputs import write_atomic, write_json
+from tinyml.progress import stage
+from tinyml.signing import sha256_file
+from tinyml.train.fit import confusion_plot, evaluate, split_masks
 from tinyml.train.zoo import model_kind
 
 REPRESENTATIVE_MAX = 300
@@ -93,11 +95,11 @@ def quantize_run(run_dir: str | Path, data_path: str | Path | None = None,
     """Write model_int8.tflite and quantization.json (which records what the model was made
     from); raise CheckFailed past the tolerance, leaving no model_int8.tflite behind.
     ``tolerance_key`` names the setting in the failure's hint (the CLI flag or the project key)."""
-    run = rundir.open_model(run_dir, bare=False)
-    run_dir = run.run_dir
+    source = rundir.open_model(run_dir, bare=False)
+    run_dir = source.run_dir
     info = rundir.read_model_info(run_dir)
-    keras_path = run.keras()
-    prep = run.preprocess()
+    keras_path = source.keras()
+    prep = source.preprocess()
     data_path = Path(data_path or info.get("dataset", ""))
     if not str(data_path) or not data_path.is_file():
         raise InputError(f"training dataset not found: {data_path}", "pass --data DATA.npz (the file used to train)")
@@ -110,6 +112,7 @@ def quantize_run(run_dir: str | Path, data_path: str | Path | None = None,
 
     from tinyml.train.quiet import import_keras
 
+    stage(f"quantize: converting {keras_path} to full int8")
     keras = import_keras()
     try:
         model = keras.models.load_model(keras_path)
@@ -120,6 +123,7 @@ def quantize_run(run_dir: str | Path, data_path: str | Path | None = None,
     q = interpreters.io_quantization(tflite)
     wanted = splits.val | splits.test
     x_q = interpreters.quantize_input(x_all[wanted], q.in_scale, q.in_zp)
+    stage(f"quantize: scoring {int(wanted.sum())} windows with float, int8 LiteRT and int8 TFLM")
     float_out = model.predict(x_all, verbose=0, batch_size=256)
     normal = info.get("normal_class", "")
     threshold = info.get("threshold")
@@ -149,10 +153,11 @@ def quantize_run(run_dir: str | Path, data_path: str | Path | None = None,
     path.unlink(missing_ok=True)  # the old one no longer matches the report below
     if report["passed"]:
         report["wrote"] = {rundir.MODEL_INT8: hashlib.sha256(tflite).hexdigest()}
-        write_json(run_dir / rundir.QUANTIZATION_JSON, report)
-        write_bytes(path, tflite)
-    else:
-        write_json(run_dir / rundir.QUANTIZATION_JSON, report)
+    write_json(run_dir / rundir.QUANTIZATION_JSON, report)
+    if report["passed"]:
+        write_atomic(path, tflite)
+    confusion_plot(run_dir, info, [("float", reports["float"]["confusion_matrix"]),
+                                   ("int8 (TFLM)", reports["int8_tflm"]["confusion_matrix"])], splits.evaluated_on)
     if not report["passed"]:
         worst = max(drops, key=drops.get)
         lost = (f"{drops[worst]:.3g} points of accuracy ({round(drops[worst] * n / 100)} of {n} windows)"

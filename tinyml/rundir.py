@@ -14,7 +14,7 @@ Fingerprints (sha256 of file contents) make stale artifacts visible:
 Reading a run's int8 model checks its bytes and that its sources are still the files in the run;
 a mismatch (retrained, copied over, failed quantize) is refused with a hint, never used.
 
-Every artifact is written with ``tinyml.files`` (a temporary name, then a rename). Nothing here
+Every artifact is written with ``tinyml.outputs`` (a temporary name, then a rename). Nothing here
 imports TensorFlow.
 """
 
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tinyml.errors import InputError
-from tinyml.files import sha256_file
+from tinyml.signing import sha256_file
 
 if TYPE_CHECKING:
     from tinyml.model.interpreters import IOQuant
@@ -41,7 +41,8 @@ METRICS_JSON = "metrics.json"
 QUANTIZATION_JSON = "quantization.json"
 TRAINING_PNG = "training.png"
 CONFUSION_PNG = "confusion.png"
-TRAIN_FILES = (MODEL_KERAS, PREPROCESS_JSON, MODEL_JSON, METRICS_JSON, TRAINING_PNG, CONFUSION_PNG)
+SCORES_PNG = "scores.png"         # anomaly models: score histogram per class with the threshold
+TRAIN_FILES = (MODEL_KERAS, PREPROCESS_JSON, MODEL_JSON, METRICS_JSON, TRAINING_PNG, CONFUSION_PNG, SCORES_PNG)
 QUANTIZE_FILES = (MODEL_INT8, QUANTIZATION_JSON)
 ANOMALY_LABELS = ("normal", "anomaly")
 LABEL_UNDECIDED = 0xFF  # docs/protocol.md: an anomaly detector without a threshold

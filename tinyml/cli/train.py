@@ -6,12 +6,14 @@ from pathlib import Path
 
 import click
 
+from tinyml.cli.outpath import OUT_DIR, OUT_FILE
+
 
 @click.command()
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("--model", "model_name", default="cnn1d", show_default=True,
               help="cnn1d (raw windows), mlp (features) or autoencoder (features, anomaly).")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Run directory to write.")
+@click.option("--out", "out_dir", type=OUT_DIR, required=True, help="Run directory to write.")
 @click.option("--epochs", default=40, show_default=True, help="Maximum epochs (early stopping may end sooner).")
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--seed", default=0, show_default=True, help="Random seed for a reproducible run.")
@@ -63,13 +65,12 @@ def quantize(run_dir: Path, data: Path | None, tolerance: float | None) -> None:
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("data", type=click.Path(path_type=Path))
-@click.option("--out", "out_path", type=click.Path(path_type=Path), required=True, help="CSV file to write.")
+@click.option("--out", "out_path", type=OUT_FILE, required=True, help="CSV file to write.")
 @click.option("--split", type=click.Choice(["train", "val", "test", "all"]), default="all", show_default=True)
 @click.option("--runtime", type=click.Choice(["litert", "tflm"]), default="litert", show_default=True,
               help="Interpreter for an int8 .tflite MODEL.")
 def predict(model: Path, data: Path, out_path: Path, split: str, runtime: str) -> None:
     """Score every window of DATA with MODEL (run dir, model.keras or model_int8.tflite)."""
-    from tinyml.train.predict import predict_file
+    from tinyml.train.predict import format_summary, predict_file
 
-    n = predict_file(model, data, out_path, split, runtime)
-    click.echo(f"{n} windows scored -> {out_path}")
+    click.echo(format_summary(predict_file(model, data, out_path, split, runtime), out_path))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyml.errors import InputError
-from tinyml.files import write_bytes
+from tinyml.outputs import write_atomic
 
 BYTES_PER_LINE = 12
 C_KEYWORDS = {
@@ -77,6 +77,6 @@ def export_c_array(model_path: str | Path, out_dir: str | Path, name: str | None
     check_flatbuffer(data)
     arr = render(data, model_path.stem if name is None else name)
     out = Path(out_dir)
-    h = write_bytes(out / f"{arr.name}.h", arr.header.encode())
-    c = write_bytes(out / f"{arr.name}.c", arr.source.encode())
+    h = write_atomic(out / f"{arr.name}.h", arr.header.encode())
+    c = write_atomic(out / f"{arr.name}.c", arr.source.encode())
     return h, c

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from tinyml.errors import InputError
+from tinyml.outputs import write_atomic
 from tinyml.project.config import PROJECT_FILE, read_project
 
 DEFAULT_BOARD = "qemu-mps2-an386"
@@ -91,7 +92,6 @@ def write_project(folder: Path, board: str, data: str, force: bool = False) -> P
     if path.exists() and not force:
         raise InputError(f"{path} already exists", "edit it, or pass --force to replace it")
     text = project_text(folder.resolve().name or "tinyml", board, data, folder, board_obj.emulated)
-    folder.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    write_atomic(path, text)
     read_project(path)
     return path
