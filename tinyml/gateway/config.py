@@ -257,6 +257,14 @@ def _line_of(path: Path | None, section: str, key: str | None = None) -> str:
     return str(path)
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _type_ok(value: Any, annotation: str) -> bool:
     """A TOML value against a settings field's annotation (``int``, ``float | None``, ``str``)."""
     kinds = {k.strip() for k in annotation.split("|")}
@@ -285,8 +293,8 @@ def _section(cls: type, data: Any, name: str, path: Path | None = None) -> Any:
             wanted = " or ".join(names.get(k.strip(), k.strip()) for k in annotation.split("|")
                                  if k.strip() != "None")
             raise InputError(f"[{name}] {key} = {value!r} at {_line_of(path, name, key)} must be {wanted}",
-                             f"write it without quotes, e.g. {key} = {known[key].default!r}"
-                             if isinstance(value, str) and known[key].default is not None
+                             f"write it without quotes: {key} = {value.strip()}"
+                             if isinstance(value, str) and _is_number(value)
                              else f"see docs/gateway.md for the [{name}] keys")
     try:
         return cls(**data)
