@@ -107,6 +107,11 @@ class Labels:
         except (TypeError, ValueError) as exc:
             raise InputError(f"{where} has a malformed field: {exc}", RETRAIN) from None
 
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """What each label a device sends means: an anomaly detector's 0/1, a classifier's classes."""
+        return ANOMALY_LABELS if self.task == "anomaly" else self.classes
+
     def class_name(self, label: int) -> str | None:
         if self.task == "anomaly":
             return dict(enumerate(ANOMALY_LABELS)).get(label)

@@ -19,13 +19,14 @@ import tomllib
 
 from tinyml.errors import InputError
 from tinyml.gateway.drift import DriftConfig
+from tinyml.gateway.evidence import EvidenceConfig
 from tinyml.gateway.rules import RuleConfig
 from tinyml.gateway.store import RetentionLimits
 from tinyml.rundir import Labels, read_labels
 
 PASSWORD_ENV = "TINYML_MQTT_PASSWORD"
 RETENTION_KEYS = {"max_age_days", "max_results", "max_db_mb"}
-TOP_KEYS = {"site", "db", "ports", "http", "baud", "mqtt", "retention", "rules", "drift", "models"}
+TOP_KEYS = {"site", "db", "ports", "http", "baud", "mqtt", "retention", "rules", "drift", "models", "evidence"}
 MQTT_KEYS = {"url", "username", "password", "password_env", "tls", "ca", "cert", "key", "insecure",
              "client_id", "keepalive", "topic_prefix", "protocol"}
 MQTT_PROTOCOLS = ("5", "3.1.1")
@@ -77,6 +78,7 @@ class GatewayConfig:
     rules: RuleConfig = field(default_factory=RuleConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
     models: tuple[ModelRoute, ...] = ()
+    evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
 
     def model_for(self, device: str, model_hash: str) -> Labels:
         for route in self.models:
@@ -92,6 +94,39 @@ def _positive(value: Any, scale: float, kind: type = float) -> Any:
     if float(value) < 0:
         raise ValueError(f"{value} is negative")
     return kind(float(value) * scale)
+
+
+def route_for_run(path: Path, *, every_device: bool = False) -> ModelRoute:
+    """A route for the devices running RUN's int8 model (matched by HELLO model hash), or for
+    every device when ``every_device``: class names and thresholds straight from a run directory."""
+    from tinyml.rundir import MODEL_INT8, open_model
+    from tinyml.signing import sha256_file
+
+    info = read_labels(path)
+    run = open_model(path, bare=False)
+    model_hash = ""
+    if (run.run_dir / MODEL_INT8).is_file():
+        model_hash = sha256_file(run.tflite_file())[:16]  # a stale int8 model is refused, not matched
+    if not model_hash and not every_device:
+        raise InputError(f"{run.run_dir} has no {MODEL_INT8} to match devices by",
+                         "quantize the run first, or give one --model only (it then serves every device)")
+    return ModelRoute(info, ("*",) if every_device else (), model_hash)
+
+
+def project_model(folder: Path) -> Path | None:
+    """The trained model of FOLDER/tinyml.toml (``tinyml run``'s OUT/model), if there is one."""
+    from tinyml.project.config import PROJECT_FILE, read_project
+    from tinyml.rundir import MODEL_JSON
+
+    if not (folder / PROJECT_FILE).is_file():
+        return None
+    from tinyml.project.stages import run_dir
+
+    try:
+        path = run_dir(read_project(folder))
+    except InputError:
+        return None  # a broken project file is `tinyml run`'s to report, not the gateway's
+    return path if (path / MODEL_JSON).is_file() else None
 
 
 def parse_http(value: str) -> tuple[str, int]:
@@ -172,6 +207,14 @@ def _line_of(path: Path | None, section: str, key: str | None = None) -> str:
     return str(path)
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _type_ok(value: Any, annotation: str) -> bool:
     """A TOML value against a settings field's annotation (``int``, ``float | None``, ``str``)."""
     kinds = {k.strip() for k in annotation.split("|")}
@@ -200,8 +243,8 @@ def _section(cls: type, data: Any, name: str, path: Path | None = None) -> Any:
             wanted = " or ".join(names.get(k.strip(), k.strip()) for k in annotation.split("|")
                                  if k.strip() != "None")
             raise InputError(f"[{name}] {key} = {value!r} at {_line_of(path, name, key)} must be {wanted}",
-                             f"write it without quotes, e.g. {key} = {known[key].default!r}"
-                             if isinstance(value, str) and known[key].default is not None
+                             f"write it without quotes: {key} = {value.strip()}"
+                             if isinstance(value, str) and _is_number(value)
                              else f"see docs/gateway.md for the [{name}] keys")
     try:
         return cls(**data)
@@ -250,8 +293,10 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def load(config_path: Path | None = None, *, ports: tuple[str, ...] = (), db: Path | None = None,
-         mqtt_url: str | None = None, site: str | None = None, http: str | None = None) -> GatewayConfig:
-    """Merge gateway.toml (when given) with command-line options; options win."""
+         mqtt_url: str | None = None, site: str | None = None, http: str | None = None,
+         models: tuple[Path, ...] = ()) -> GatewayConfig:
+    """Merge gateway.toml (when given) with command-line options; options win. ``models`` are
+    run directories whose devices are found by model hash (one alone serves every device)."""
     data = read_toml(config_path) if config_path else {}
     base = config_path.parent if config_path else Path(".")
     all_ports = tuple(ports) or tuple(data.get("ports", ()))
@@ -284,4 +329,6 @@ def load(config_path: Path | None = None, *, ports: tuple[str, ...] = (), db: Pa
         retention=limits,
         rules=_section(RuleConfig, data.get("rules", {}), "rules", config_path),
         drift=_section(DriftConfig, data.get("drift", {}), "drift", config_path),
-        models=_routes(data.get("models", []), base))
+        evidence=_section(EvidenceConfig, data.get("evidence", {}), "evidence", config_path),
+        models=tuple(route_for_run(Path(m), every_device=len(models) == 1) for m in models)
+        + _routes(data.get("models", []), base))
