@@ -149,9 +149,9 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
     from tinyml.train.zoo import build
 
     model = build(model_name, x_all.shape[1:], n_classes)
-    callbacks = [keras.callbacks.EarlyStopping(monitor=kind.monitor, patience=opts.patience,
-                                               start_from_epoch=kind.warmup_epochs, restore_best_weights=True),
-                 _progress_callback(keras, opts.epochs, opts.quiet)]
+    stopper = keras.callbacks.EarlyStopping(monitor=kind.monitor, patience=opts.patience,
+                                            start_from_epoch=kind.warmup_epochs, restore_best_weights=True)
+    callbacks = [stopper, _progress_callback(keras, opts.epochs, opts.quiet)]
     if kind.task == "classifier":
         history = model.fit(x_all[fit_mask], ds.y[fit_mask], validation_data=(x_all[val_mask], ds.y[val_mask]),
                             epochs=opts.epochs, batch_size=opts.batch_size, verbose=0, callbacks=callbacks,
@@ -174,7 +174,10 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
         "epochs_run": len(history.history["loss"]),
         "score_baseline": result.pop("score_baseline"),
     }
-    save_run(out_dir, model, prep, info, result, history.history)
+    epochs = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    # restore_best_weights keeps the best epoch once early stopping watched one, else the last
+    kept = stopper.best_epoch + 1 if stopper.best_weights is not None else len(epochs["loss"])
+    save_run(out_dir, model, prep, info, result, {"epochs": epochs, "kept_epoch": kept, "monitor": kind.monitor})
     return result
 
 
@@ -195,6 +198,7 @@ def evaluate(kind: ModelKind, ds: Dataset, splits: Splits, x_all: np.ndarray, ou
                                                 (scores[test] > threshold).astype(int), ANOMALY_LABELS)
         report["auc"] = metrics.roc_auc(scores[test], is_anomaly[test])
         report["threshold"] = threshold
+        report["score_histogram"] = metrics.score_histogram(scores[test], ds.y[test], ds.classes, threshold)
         baseline = scores[splits.val & ~is_anomaly][:BASELINE_SIZE]
     report["evaluated_on"] = splits.evaluated_on
     report["score_baseline"] = [round(float(s), 6) for s in baseline]
@@ -208,8 +212,8 @@ def output_scores(task: str, inputs: np.ndarray, outputs: np.ndarray) -> np.ndar
     return metrics.reconstruction_error(inputs, outputs)
 
 
-def save_run(out_dir: Path, model: Any, prep: Preprocess, info: dict, result: dict,
-             history: dict[str, list[float]]) -> None:
+def save_run(out_dir: Path, model: Any, prep: Preprocess, info: dict, result: dict, history: dict) -> None:
+    """``history``: per-epoch ``epochs`` lists, the ``kept_epoch`` (1-based) and the early-stopping ``monitor``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / ".model.tmp.keras"
     model.save(tmp)
@@ -217,7 +221,8 @@ def save_run(out_dir: Path, model: Any, prep: Preprocess, info: dict, result: di
     prep.save(out_dir)
     artifacts.write_json(out_dir / artifacts.MODEL_JSON, info)
     artifacts.write_json(out_dir / artifacts.METRICS_JSON, result)
-    plots.training_curves({k: [float(v) for v in vals] for k, vals in history.items()}, out_dir / "training.png")
+    artifacts.write_json(out_dir / artifacts.HISTORY_JSON, history)
+    plots.training_curves(history["epochs"], out_dir / "training.png")
     labels = info["classes"] if info["task"] == "classifier" else ANOMALY_LABELS
     plots.confusion(result["confusion_matrix"], labels, out_dir / "confusion.png",
                     f"{info['model']} on the {result['evaluated_on']} split")
