@@ -5,19 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tinyml.errors import InputError
+from tinyml.outputs import check_out, write_atomic
 from tinyml.report.facts import gather
 from tinyml.report.page import render
-from tinyml.train import artifacts
 
 REPORT_NAME = "report.html"
 
 
 def write_report(run: Path, out: Path, *, validations: list[Path] | None = None) -> Path:
     """Gather the facts of ``run`` (a training run or a project's OUT) and write the page atomically."""
-    out = Path(out)
-    if out.is_dir():
-        raise InputError(f"--out {out} is a directory", f"give a file name, e.g. {out / REPORT_NAME}")
+    out = check_out(out)
     facts = gather(Path(run), list(validations or []))
     title = f"tinyml report: {facts.model['model']} {facts.model['task']}"
-    return artifacts.write_bytes(out, render(facts, title).encode("utf-8"))
+    return write_atomic(out, render(facts, title))
