@@ -41,6 +41,24 @@ class Gateway:
         self.processor = Processor(self.store, config)
         self.committed = self.store.result_count()
         self.store.mark_ports_down(time.time())
+        self.started_at = time.time()
+        self.forwarder: Forwarder | None = None
+
+    def live(self, snap: dict) -> dict:
+        """The stored snapshot plus what only the running gateway knows: each device's drift
+        statistic, the MQTT broker connection and when this process started (a restart shows)."""
+        snap["gateway"] = {"site": self.config.site, "started_at": self.started_at, "running": True}
+        fwd = self.forwarder
+        snap["mqtt"] = None if fwd is None else {
+            "broker": fwd.cfg.redacted(), "connected": fwd.connected.is_set(), "published": fwd.published,
+            "rejected": fwd.rejected}
+        for d in snap["devices"]:
+            state = self.processor.devices.get(d["device"])  # read across threads: plain attribute reads
+            drift = state.drift if state is not None else None
+            d["drift"] = None if drift is None else {
+                "method": drift.config.method, "value": drift.value, "firing": drift.firing,
+                "threshold": drift.config.threshold}
+        return snap
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
@@ -56,11 +74,12 @@ class Gateway:
 
             def snap() -> dict:
                 with lock:
-                    return snapshot(reader)
+                    stored = snapshot(reader)
+                return self.live(stored)
             server = await api.serve(*self.config.http, snap)
         forwarder = None
         if self.config.mqtt is not None:
-            forwarder = Forwarder(self.config.mqtt, self.config.db, self.config.site)
+            forwarder = self.forwarder = Forwarder(self.config.mqtt, self.config.db, self.config.site)
             forwarder.start()
         log.info("gateway: site %s, db %s, %d port(s), %d result(s) stored", self.config.site,
                  self.config.db, len(self.config.ports), self.committed)

@@ -15,12 +15,13 @@ from tinyml.report.facts import Facts, precision_recall
 from tinyml.report.svg import esc
 
 CSS = """
-body{font-family:sans-serif;margin:24px auto;max-width:1200px;color:#222;padding:0 16px}
+body{font-family:sans-serif;margin:24px auto;max-width:1280px;color:#222;padding:0 16px}
 h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:32px}
 h3{font-size:14px;margin:8px 0}
 table{border-collapse:collapse;font-size:13px;margin:8px 0}
 td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}th{background:#f4f4f4}
 td.l,th.l{text-align:left}
+.card td.l{max-width:160px;overflow-wrap:anywhere}
 .row{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}
 .card{border:1px solid #e3e3e3;border-radius:6px;padding:8px}
 .legend span{margin-right:12px;font-size:12px}.legend i{display:inline-block;width:10px;height:10px;margin-right:4px}

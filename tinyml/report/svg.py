@@ -130,7 +130,7 @@ def confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str], *, title: 
     cut on the axes and shown whole in each cell's tooltip and in the table beside it."""
     full, labels = list(labels), [short(str(s)) for s in labels]
     n = len(matrix)
-    cell = max(22, min(40, 260 // max(n, 1)))
+    cell = max(20, min(34, 240 // max(n, 1)))
     label_w = 8 + 7 * max((len(str(s)) for s in labels), default=4)
     left, top = label_w + 16, int(label_w * 0.87) + 20  # column labels rise at 60 degrees
     width, height = max(left + n * cell + int(label_w * 0.5) + 6, left + 80), top + n * cell + 6
