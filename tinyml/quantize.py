@@ -16,6 +16,7 @@ from tinyml.data import dataset as dataset_io
 from tinyml.errors import CheckFailed, InputError, ToolError
 from tinyml.model import interpreters
 from tinyml.preprocess import Preprocess
+from tinyml.progress import stage
 from tinyml.train import artifacts
 from tinyml.train.fit import evaluate, split_masks
 from tinyml.train.zoo import model_kind
@@ -107,6 +108,7 @@ def quantize_run(run_dir: str | Path, data_path: str | Path | None = None,
 
     from tinyml.train.quiet import import_keras
 
+    stage(f"quantize: converting {keras_path} to full int8")
     keras = import_keras()
     try:
         model = keras.models.load_model(keras_path)
@@ -117,6 +119,7 @@ def quantize_run(run_dir: str | Path, data_path: str | Path | None = None,
     q = interpreters.io_quantization(tflite)
     wanted = splits.val | splits.test
     x_q = interpreters.quantize_input(x_all[wanted], q.in_scale, q.in_zp)
+    stage(f"quantize: scoring {int(wanted.sum())} windows with float, int8 LiteRT and int8 TFLM")
     float_out = model.predict(x_all, verbose=0, batch_size=256)
     normal = info.get("normal_class", "")
     threshold = info.get("threshold")

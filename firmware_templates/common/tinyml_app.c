@@ -254,6 +254,9 @@ static void eembc_start(void)
     eembc.formats = EEMBC_ACCEPTS;
     eembc.input_scale = TINYML_INPUT_SCALE;
     eembc.input_zero_point = TINYML_INPUT_ZERO_POINT;
+#if EEMBC_ACCEPTS & TINYML_EEMBC_FLOAT32
+    eembc.quantize = tinyml_eembc_quantize;
+#endif
     eembc.infer = eembc_infer;
     eembc.write = eembc_write;
     eembc.micros = eembc_micros;

@@ -205,7 +205,7 @@ static unsigned format_of(const tinyml_eembc_t *e, size_t n)
     if (n == e->values && (e->formats & (TINYML_EEMBC_BYTES | TINYML_EEMBC_UINT8))) {
         return e->formats & TINYML_EEMBC_BYTES ? TINYML_EEMBC_BYTES : TINYML_EEMBC_UINT8;
     }
-    if (n == 4u * e->values && (e->formats & TINYML_EEMBC_FLOAT32)) {
+    if (n == 4u * e->values && (e->formats & TINYML_EEMBC_FLOAT32) && e->quantize) {
         return TINYML_EEMBC_FLOAT32;
     }
     return 0;
@@ -223,7 +223,7 @@ static void print_sizes(const tinyml_eembc_t *e)
         out(e, " (uint8)");
         sep = " or ";
     }
-    if (e->formats & TINYML_EEMBC_FLOAT32) {
+    if ((e->formats & TINYML_EEMBC_FLOAT32) && e->quantize) {
         out(e, sep);
         tinyml_eembc_print_u32(e, (uint32_t)(4u * e->values));
         out(e, " (float32)");
@@ -269,7 +269,7 @@ static void finish_load(tinyml_eembc_t *e)
             }
         }
         for (i = 0; i < e->values; i++) {
-            e->input[i] = tinyml_eembc_quantize(f32_at(e->buffer + 4u * i), e->input_scale, e->input_zero_point);
+            e->input[i] = e->quantize(f32_at(e->buffer + 4u * i), e->input_scale, e->input_zero_point);
         }
     } else if (format == TINYML_EEMBC_UINT8) {
         for (i = 0; i < e->values; i++) {

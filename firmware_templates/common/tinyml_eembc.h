@@ -45,6 +45,9 @@ typedef struct {
     unsigned formats;             /* TINYML_EEMBC_* accepted */
     float input_scale;            /* the model's input quantization, for FLOAT32 */
     int32_t input_zero_point;
+    /* FLOAT32 also needs this set to tinyml_eembc_quantize: only then is its double
+     * arithmetic linked in, so firmware without float32 input stays small */
+    int8_t (*quantize)(float x, float scale, int32_t zero_point);
     int (*infer)(void *ctx);      /* run the model on input; 0 on success */
     void (*write)(const char *text, size_t len, void *ctx); /* to the UART */
     uint32_t (*micros)(void *ctx);                          /* a microsecond clock */

@@ -92,11 +92,17 @@ def list_as_usb(path: str, vid: int, pid: int) -> None:
     sys.modules["usb.core"].find = lambda *args, **kwargs: iter(())  # type: ignore[attr-defined]
 
 
-def run_runner(runner_dir: Path, args: Sequence[str]) -> int:
-    """Run the runner's main.py with ``args`` from its own directory; its exit code."""
+def runner_main(runner_dir: Path) -> Path:
+    """The runner's main.py in ``runner_dir``, or an InputError."""
     main = runner_dir / "main.py"
     if not main.is_file():
         raise InputError(f"no main.py in {runner_dir}", "pass the benchmark/runner directory of mlcommons/tiny")
+    return main
+
+
+def run_runner(runner_dir: Path, args: Sequence[str]) -> int:
+    """Run the runner's main.py with ``args`` from its own directory; its exit code."""
+    main = runner_main(runner_dir)
     os.chdir(runner_dir)
     sys.path.insert(0, str(runner_dir))
     sys.argv = [str(main), *args]
@@ -117,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("runner_args", nargs="*", help="after --: the runner's own options")
     opts = parser.parse_args(argv)
     runner_dir = opts.runner.expanduser().resolve()
+    runner_main(runner_dir)  # before booting anything
     stop = threading.Event()
     with EmulatedBoard(load_board(opts.board), opts.elf) as emu:
         host, port = parse_tcp(emu.url) or ("", 0)

@@ -45,8 +45,9 @@ def locate(path: Path) -> tuple[Path, Path | None]:
     if (path / artifacts.MODEL_JSON).is_file():
         project = path.parent if (path.parent / ".tinyml-state.json").is_file() else None
         return path, project
-    if (path / "run" / artifacts.MODEL_JSON).is_file():
-        return path / "run", path
+    for inner in ("model", "run"):  # `tinyml run` writes OUT/model (OUT/run before)
+        if (path / inner / artifacts.MODEL_JSON).is_file():
+            return path / inner, path
     raise InputError(f"{path} is neither a training run directory nor a `tinyml run` output folder",
                      "pass the --out of `tinyml train`, or the project's run directory ([project] out)")
 

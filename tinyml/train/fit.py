@@ -16,6 +16,7 @@ from tinyml import optioncheck as oc
 from tinyml.data.dataset import SPLITS, Dataset
 from tinyml.errors import InputError
 from tinyml.preprocess import Preprocess
+from tinyml.progress import stage
 from tinyml.train import artifacts, metrics, plots
 from tinyml.train.zoo import ModelKind, model_kind
 
@@ -101,18 +102,17 @@ def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
 
 
 def _progress_callback(keras: Any, epochs: int, quiet: bool) -> Any:
-    from tqdm import tqdm
+    from tinyml.progress import Steps
 
     class EpochBar(keras.callbacks.Callback):
-        """One bar step per epoch with the latest losses."""
+        """One progress step per epoch with the latest losses (a bar on a terminal, lines in a log)."""
 
         def on_train_begin(self, logs=None):  # noqa: ANN001
-            self.bar = tqdm(total=epochs, unit="epoch", disable=quiet, leave=False, desc="train")
+            self.bar = Steps(epochs, desc="train", unit="epoch", quiet=quiet)
 
         def on_epoch_end(self, epoch, logs=None):  # noqa: ANN001
             logs = logs or {}
-            self.bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k in ("loss", "val_loss", "accuracy")})
-            self.bar.update(1)
+            self.bar.update(1, **{k: float(v) for k, v in logs.items() if k in ("loss", "val_loss", "accuracy")})
 
         def on_train_end(self, logs=None):  # noqa: ANN001
             self.bar.close()
@@ -147,6 +147,7 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
     prep = Preprocess.fit(ds.x[fit_mask], kind.preprocess, ds.channels, ds.fs, feature_spec)
     x_all = prep.apply(ds.x)
 
+    stage(f"train: {model_name} on {int(fit_mask.sum())} windows, up to {opts.epochs} epochs", quiet=opts.quiet)
     keras = import_keras()
     keras.utils.set_random_seed(opts.seed)
     n_classes = len(ds.classes)
@@ -165,6 +166,7 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
                             validation_data=(x_all[val_fit_mask], x_all[val_fit_mask]),
                             epochs=opts.epochs, batch_size=opts.batch_size, verbose=0, callbacks=callbacks)
 
+    stage(f"train: evaluating on the {splits.evaluated_on} split and saving to {out_dir}", quiet=opts.quiet)
     outputs = model.predict(x_all, verbose=0, batch_size=256)
     result = evaluate(kind, ds, splits, x_all, outputs, normal)
     info = {

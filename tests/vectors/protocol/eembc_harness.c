@@ -93,6 +93,7 @@ int main(int argc, char **argv)
     runner.formats = argc > 1 ? (unsigned)atoi(argv[1]) : TINYML_EEMBC_BYTES;
     runner.input_scale = 0.5f;
     runner.input_zero_point = -3;
+    runner.quantize = tinyml_eembc_quantize;
     runner.infer = infer;
     runner.write = write_text;
     runner.micros = micros;
