@@ -174,6 +174,8 @@ def test_report_refuses_a_validation_of_another_model_and_bad_paths(classifier, 
     assert not (tmp_path / "r.html").exists()
     assert_clean_error(run_cli("report", tmp_path, "--out", tmp_path / "r.html"), "neither a training run")
     assert_clean_error(run_cli("report", anomaly["run"], "--out", tmp_path), "is a folder")
+    assert_clean_error(run_cli("report", anomaly["run"], "--validation", tmp_path / "none.json", "--out",
+                               tmp_path / "r.html"), "validation report", "not found")
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2]")
     assert_clean_error(run_cli("report", anomaly["run"], "--validation", bad, "--out", tmp_path / "r.html"),

@@ -74,8 +74,11 @@ def gather(path: Path, validation_paths: list[Path]) -> Facts:
     model_sha = hashlib.sha256(tflite.read_bytes()).hexdigest() if tflite.is_file() else None
     if model_sha is not None:
         facts.ops, facts.plan = model_facts(tflite.read_bytes(), notes)
-    found = project / "validation.json" if project is not None else None
-    for vpath in [*([found] if found is not None and found.is_file() else []), *map(Path, validation_paths)]:
+    found = (project / "validation.json").resolve() if project is not None else None
+    paths = [*([found] if found is not None and found.is_file() else []), *(Path(v).resolve() for v in validation_paths)]
+    for vpath in dict.fromkeys(paths):  # the project's own validation.json named again counts once
+        if not vpath.is_file():
+            raise InputError(f"validation report {vpath} not found", "pass a file written by `tinyml validate --report FILE`")
         report = artifacts.read_json(vpath, "validation report")
         if "board" not in report or "mismatches" not in report:
             raise InputError(f"{vpath} is not a validation report", "pass a file written by `tinyml validate --report`")
