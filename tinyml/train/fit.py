@@ -20,6 +20,7 @@ from tinyml.progress import stage
 from tinyml.train import artifacts, metrics, plots
 from tinyml.train.zoo import ModelKind, model_kind
 
+CONFUSION_PNG, SCORES_PNG = "confusion.png", "scores.png"
 BASELINE_SIZE = 1000  # validation scores kept in model.json for the gateway's drift check
 ANOMALY_LABELS = ["normal", "anomaly"]
 
@@ -178,12 +179,17 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
         "parameters": int(model.count_params()), "seed": opts.seed,
         "dataset": str(Path(dataset_path).resolve()) if dataset_path else None,
         "epochs_run": len(history.history["loss"]),
+        # 1-based: the epoch whose weights were restored; the last one when early stopping never
+        # started watching (fewer epochs than its warm-up), as then nothing is restored
+        "best_epoch": int(stopper.best_epoch) + 1 if stopper.best_weights is not None else len(history.history["loss"]),
         "score_baseline": result.pop("score_baseline"),
     }
-    epochs = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    # restore_best_weights keeps the best epoch once early stopping watched one, else the last
-    kept = stopper.best_epoch + 1 if stopper.best_weights is not None else len(epochs["loss"])
-    save_run(out_dir, model, prep, info, result, {"epochs": epochs, "kept_epoch": kept, "monitor": kind.monitor})
+    save_run(out_dir, model, prep, info, result, history.history, kind.monitor)
+    if kind.task == "anomaly":
+        test = splits.test
+        plots.score_histogram(output_scores(kind.task, x_all, outputs)[test], [ds.classes[k] for k in ds.y[test]],
+                              ds.classes, float(result["threshold"]), out_dir / SCORES_PNG,
+                              f"{model_name} anomaly scores on the {splits.evaluated_on} split")
     return result
 
 
@@ -218,8 +224,10 @@ def output_scores(task: str, inputs: np.ndarray, outputs: np.ndarray) -> np.ndar
     return metrics.reconstruction_error(inputs, outputs)
 
 
-def save_run(out_dir: Path, model: Any, prep: Preprocess, info: dict, result: dict, history: dict) -> None:
-    """``history``: per-epoch ``epochs`` lists, the ``kept_epoch`` (1-based) and the early-stopping ``monitor``."""
+def save_run(out_dir: Path, model: Any, prep: Preprocess, info: dict, result: dict,
+             history: dict[str, list[float]], monitor: str) -> None:
+    """``history``: Keras's per-epoch values; history.json keeps them with the kept epoch and
+    what early stopping watched (``monitor``), for the report's training curves."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / ".model.tmp.keras"
     model.save(tmp)
@@ -227,11 +235,20 @@ def save_run(out_dir: Path, model: Any, prep: Preprocess, info: dict, result: di
     prep.save(out_dir)
     artifacts.write_json(out_dir / artifacts.MODEL_JSON, info)
     artifacts.write_json(out_dir / artifacts.METRICS_JSON, result)
-    artifacts.write_json(out_dir / artifacts.HISTORY_JSON, history)
-    plots.training_curves(history["epochs"], out_dir / "training.png")
+    epochs = {k: [float(v) for v in vals] for k, vals in history.items()}
+    artifacts.write_json(out_dir / artifacts.HISTORY_JSON, {"epochs": epochs, "kept_epoch": info["best_epoch"],
+                                                            "monitor": monitor})
+    plots.training_curves(epochs, out_dir / "training.png",
+                          title=f"{info['model']} on {Path(info['dataset'] or 'data').name}: "
+                                f"{info['epochs_run']} epochs, best {info['best_epoch']}",
+                          best_epoch=info["best_epoch"])
+    confusion_plot(out_dir, info, [("float", result["confusion_matrix"])], result["evaluated_on"])
+
+
+def confusion_plot(out_dir: Path, info: dict, panels: list[tuple[str, list[list[int]]]], split: str) -> Path:
+    """OUT/confusion.png: after training the float model's matrix, after quantize the int8 one beside it."""
     labels = info["classes"] if info["task"] == "classifier" else ANOMALY_LABELS
-    plots.confusion(result["confusion_matrix"], labels, out_dir / "confusion.png",
-                    f"{info['model']} on the {result['evaluated_on']} split")
+    return plots.confusion(panels, labels, out_dir / CONFUSION_PNG, f"{info['model']} on the {split} split")
 
 
 def default_feature_spec(kind: str) -> list[dict]:
