@@ -42,7 +42,9 @@ QUANTIZATION_JSON = "quantization.json"
 TRAINING_PNG = "training.png"
 CONFUSION_PNG = "confusion.png"
 SCORES_PNG = "scores.png"         # anomaly models: score histogram per class with the threshold
-TRAIN_FILES = (MODEL_KERAS, PREPROCESS_JSON, MODEL_JSON, METRICS_JSON, TRAINING_PNG, CONFUSION_PNG, SCORES_PNG)
+HISTORY_JSON = "history.json"     # per-epoch losses, the kept epoch and what early stopping watched
+TRAIN_FILES = (MODEL_KERAS, PREPROCESS_JSON, MODEL_JSON, METRICS_JSON, HISTORY_JSON, TRAINING_PNG, CONFUSION_PNG,
+               SCORES_PNG)
 QUANTIZE_FILES = (MODEL_INT8, QUANTIZATION_JSON)
 ANOMALY_LABELS = ("normal", "anomaly")
 LABEL_UNDECIDED = 0xFF  # docs/protocol.md: an anomaly detector without a threshold

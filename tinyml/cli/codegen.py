@@ -21,7 +21,10 @@ from tinyml.outputs import write_atomic
               type=click.Choice(kernels.targets()), help="Kernel variant set.")
 @click.option("--verify", "verify_n", type=click.IntRange(min=0), default=0, show_default=True,
               help="Compile on the host and compare N random inputs with TFLM (and LiteRT).")
-def codegen(model: Path, out_dir: Path, prefix: str, target: str, verify_n: int) -> None:
+@click.option("--preprocess", "run_dir", type=click.Path(file_okay=False, path_type=Path), metavar="RUN",
+              help="Also write RUN's preprocessing (raw window -> int8 input) as C: tinyml_run.c/.h "
+                   "(+ the feature extractor for feature models). MODEL must be RUN's model_int8.tflite.")
+def codegen(model: Path, out_dir: Path, prefix: str, target: str, verify_n: int, run_dir: Path | None) -> None:
     """Generate dependency-free C99 from an int8 .tflite, bit-exact with TFLM."""
     from tinyml.codegen import generate
     from tinyml.codegen.host import write
@@ -32,6 +35,7 @@ def codegen(model: Path, out_dir: Path, prefix: str, target: str, verify_n: int)
                          hint="verify with --target portable: every target gives the same output bytes")
     from tinyml.rundir import open_model
 
+    pre_model = _preprocess_model(model, run_dir) if run_dir is not None else None
     model = open_model(model).tflite_file()  # a run's model_int8.tflite only while it matches the run
     gen = generate(model, prefix=prefix, target=target, origin=model.name)
     if verify_n:
@@ -42,6 +46,10 @@ def codegen(model: Path, out_dir: Path, prefix: str, target: str, verify_n: int)
         with tempfile.TemporaryDirectory(prefix="tinyml-verify-") as work:
             gen.report["verify"] = verify(gen, model.read_bytes(), verify_n, Path(work))
     paths = write(gen, out_dir)
+    if pre_model is not None:
+        from tinyml.firmware.render import write_preprocess_sources
+
+        paths += write_preprocess_sources(pre_model, out_dir)
     report = out_dir / f"{prefix}.codegen.json"
     write_atomic(report, json.dumps(gen.report, indent=2) + "\n")
     r = gen.report
@@ -58,3 +66,15 @@ def codegen(model: Path, out_dir: Path, prefix: str, target: str, verify_n: int)
 
             raise CheckFailed(f"generated C differs from TFLM in {v['tflm_mismatches']} output bytes",
                               hint="this is a code generator bug; report it with the model")
+
+
+def _preprocess_model(model: Path, run_dir: Path):  # noqa: ANN202 - tinyml.rundir.Int8Model
+    """RUN's int8 model record, refused when MODEL is not its int8 model (other input scales)."""
+    from tinyml.errors import InputError
+    from tinyml.rundir import int8_model
+
+    info = int8_model(run_dir)
+    if not model.is_file() or model.read_bytes() != info.data:
+        raise InputError(f"{model} is not {info.tflite}, so RUN's preprocessing would quantize for another model",
+                         f"generate from it: tinyml codegen {info.tflite} --preprocess {run_dir} ...")
+    return info
