@@ -244,7 +244,7 @@ def test_bad_input_is_counted_logged_once_and_never_stops_the_consumer(tmp_path)
         for reason in ("not_json", "schema_version", "topic", "invalid", "oversized"):
             assert text.count(f"rejected {reason} message") == 1, reason
         assert consumer.proc.poll() is None
-        port = int(text.split("HTTP status on http://127.0.0.1:")[1].split("/")[0])
+        port = int(text.split("HTTP dashboard on http://127.0.0.1:")[1].split("/")[0])
         snap = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=10))
         assert snap["results"] == len(good) and len(snap["rejected"]) == 5
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()

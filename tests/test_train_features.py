@@ -43,6 +43,11 @@ def test_autoencoder_separates_faults_from_healthy(ae_run):
     assert np.array(m["confusion_matrix"]).shape == (2, 2)
     baseline = np.array(info["score_baseline"])
     assert baseline.size > 0 and np.median(baseline) < info["threshold"]  # healthy validation scores
+    hist = m["score_histogram"]  # per class, over shared bins reaching past the threshold
+    assert sum(map(sum, hist["counts"].values())) == m["n"] and hist["edges"][-1] > m["threshold"]
+    h = json.loads((ae_run / "history.json").read_text())
+    best = int(np.argmin(h["epochs"]["val_loss"])) + 1  # val_loss is watched from the first epoch
+    assert h["monitor"] == "val_loss" and h["kept_epoch"] == best
 
 
 def test_autoencoder_int8_keeps_the_auc(ae_run):
@@ -57,9 +62,12 @@ def test_autoencoder_predict_writes_scores(ae_run, vib_data, tmp_path):
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.DictReader(out.open()))
     info = json.loads((ae_run / "model.json").read_text())
-    assert list(rows[0]) == ["label", "pred", "anomaly_score"]
+    assert list(rows[0]) == ["window", "split", "group", "label", "pred", "anomaly_score"]
     for r in rows:
         assert r["pred"] == ("anomaly" if float(r["anomaly_score"]) > info["threshold"] else "healthy")
+    q = json.loads((ae_run / "quantization.json").read_text())
+    assert f"AUC {q['int8_litert']['auc']:.4f}" in proc.stdout and "scored by int8 LiteRT" in proc.stdout
+    assert (ae_run / "scores.png").stat().st_size > 10_000  # the per-class score histogram
 
 
 def test_mlp_with_a_feature_spec_file(vib_data, tmp_path):

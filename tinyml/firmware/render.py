@@ -18,6 +18,8 @@ from typing import Any
 from tinyml import __version__
 from tinyml.errors import InputError
 from tinyml.firmware.boards import Board
+from tinyml.firmware.esp_idf import sdkconfig_values
+from tinyml.outputs import write_atomic
 from tinyml.paths import templates_dir
 
 MANIFEST = "tinyml.json"
@@ -131,7 +133,7 @@ def codegen_target(board: Board, override: str | None = None) -> str:
     return target
 
 
-def _model_sources(model: ModelInfo, runtime: str, target: str, dest: Path) -> int:
+def _model_sources(model: ModelInfo, runtime: str, target: str, dest: Path, board: Board) -> int:
     """Write the model's C into ``dest``; returns the arena bytes the runtime needs."""
     if runtime == "native":
         from tinyml.codegen import generate
@@ -142,7 +144,7 @@ def _model_sources(model: ModelInfo, runtime: str, target: str, dest: Path) -> i
         return gen.arena_bytes
     from tinyml.firmware.tflm import write_tflm_sources
 
-    return write_tflm_sources(model.tflite_bytes, dest)
+    return write_tflm_sources(model.tflite_bytes, dest, idf_target=str(board.idf_target))
 
 
 def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str = "native",
@@ -180,19 +182,20 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
                    target: str) -> None:
     import jinja2
 
+    esp_idf = sdkconfig_values(board) if board.template == "esp-idf" else None  # a bad board file stops us here
     src = "main" if board.template == "esp-idf" else "src"
     model_dir = out / ("main" if board.template == "esp-idf" else "model")
     for sub in ("build", src, model_dir.name):
         if (out / sub).is_dir() and (out / MANIFEST).is_file():
             shutil.rmtree(out / sub)
     model_dir.mkdir(parents=True, exist_ok=True)
-    arena = _model_sources(model, runtime, target, model_dir)
+    arena = _model_sources(model, runtime, target, model_dir, board)
 
     pre = _preprocess_context(model)
     device_features = pre["mode"] == "features" and bool(board.hardware.get("double_math", True))
     ctx = {
-        "board": board, "runtime": runtime, "version": __version__,
-        "device_id": device_id or board.name, "pre": pre, "device_features": device_features,
+        "board": board, "runtime": runtime, "standalone": False, "version": __version__,
+        "device_id": device_id or board.name, "pre": pre, "device_features": device_features, "esp_idf": esp_idf,
         "model": {**asdict(model), "prefix": PREFIX, "arena_bytes": arena,
                   "hash_c": ", ".join(f"0x{b:02x}" for b in model.hash8),
                   "in_scale_c": _c_float(model.in_scale), "out_scale_c": _c_float(model.out_scale),
@@ -206,10 +209,7 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
     for root, dest in layers:
         _render_tree(env, root, dest, ctx)
     if pre["mode"] == "features":
-        from tinyml.data.features_c import features_c_config
-
-        (out / src / "tinyml_features_config.h").write_text(
-            features_c_config(pre["feature_spec"], pre["channels"], pre["fs"], pre["window"]))
+        _write_features_config(pre, out / src)
     manifest = {
         "board": board.name, "board_file": str(board.source), "template": board.template, "runtime": runtime,
         "builder": board.builder, "codegen_target": target if runtime == "native" else None,
@@ -220,6 +220,44 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
         "tinyml_version": __version__,
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def _write_features_config(pre: dict[str, Any], dest: Path) -> Path:
+    from tinyml.data.features_c import features_c_config
+
+    return write_atomic(dest / "tinyml_features_config.h",
+                        features_c_config(pre["feature_spec"], pre["channels"], pre["fs"], pre["window"]))
+
+
+PREPROCESS_FILES = ("tinyml_run.c.j2", "tinyml_run.h")
+FEATURE_FILES = ("tinyml_features.c", "tinyml_features.h")
+
+
+def write_preprocess_sources(model: ModelInfo, dest: Path) -> list[Path]:
+    """The run's preprocessing as C for the user's own project, rendered from the same templates
+    firmware projects use: tinyml_run.c (tinyml_preprocess(): raw window -> int8 model input,
+    without the sensor hook and firmware config), tinyml_run.h and, for feature models, the
+    feature extractor with its baked configuration."""
+    import jinja2
+
+    if model.run_dir is None:
+        raise InputError(f"{model.tflite} is not in a run directory, so its preprocessing is unknown",
+                         "pass the run directory from `tinyml train` (it holds preprocess.json)")
+    pre = _preprocess_context(model)
+    ctx = {"pre": pre, "standalone": True,
+           "model": {"in_scale_c": _c_float(model.in_scale), "in_zp": model.in_zp}}
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    common = templates_dir() / "common"
+    names = PREPROCESS_FILES + (FEATURE_FILES if pre["mode"] == "features" else ())
+    written = []
+    for name in names:
+        text = (common / name).read_text()
+        if name.endswith(".j2"):
+            text, name = env.from_string(text).render(**ctx), name[:-3]
+        written.append(write_atomic(dest / name, text))
+    if pre["mode"] == "features":
+        written.append(_write_features_config(pre, dest))
+    return written
 
 
 def _render_tree(env: Any, root: Path, dest: Path, ctx: dict[str, Any]) -> None:
