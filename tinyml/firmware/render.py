@@ -112,7 +112,7 @@ def _preprocess_context(model: ModelInfo) -> dict[str, Any]:
         return {"mode": pre.mode, "window": pre.window, "channels": pre.channels, "fs": pre.fs,
                 "feature_spec": pre.feature_spec, "min_std": repr(MIN_STD),
                 "mean": [repr(float(v)) for v in pre.mean], "std": [repr(float(v)) for v in pre.std]}
-    return {"mode": "raw", "window": model.input_bytes, "channels": ["x"], "mean": ["0.0"], "std": ["1.0"]}
+    return {"mode": "raw", "window": model.input_bytes, "channels": ["x"], "fs": 1.0, "mean": ["0.0"], "std": ["1.0"]}
 
 
 def codegen_target(board: Board, override: str | None = None) -> str:
