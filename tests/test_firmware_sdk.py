@@ -398,7 +398,8 @@ int tinyml_model_invoke(const int8_t *input, int8_t *output) { (void)input; (voi
 int main(void) { return tinyml_main(); }
 """)
     exe = tmp_path / "app"
-    sources = [main / n for n in ("tinyml_app.c", "tinyml_proto.c", "tinyml_run.c", "tinyml_sensor.c")]
+    sources = [main / n for n in ("tinyml_app.c", "tinyml_capture.c", "tinyml_proto.c", "tinyml_run.c",
+                                  "tinyml_sensor.c")]
     build = subprocess.run(["gcc", "-std=gnu17", *WARNINGS, "-Wno-unused-parameter", "-I", str(main), "-o", str(exe),
                             str(tmp_path / "host_port.c"), *map(str, sources), "-lm"], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
