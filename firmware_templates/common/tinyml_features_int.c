@@ -90,7 +90,7 @@ static uint32_t isqrt32(uint32_t n)
 static int64_t isqrt(int64_t n)
 {
     unsigned b = bitlen((uint64_t)n);
-    unsigned sh = b > 31u ? b - 31u : 0u;
+    unsigned sh = b > 32u ? b - 32u : 0u;
     sh += sh & 1u;
     return (int64_t)isqrt32((uint32_t)((uint64_t)n >> sh)) << (sh >> 1);
 }

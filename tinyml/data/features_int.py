@@ -125,7 +125,7 @@ def isqrt32(n: np.ndarray) -> np.ndarray:
 def isqrt(n: np.ndarray) -> np.ndarray:
     """sqrt(n) for 0 <= n < 2^63 to 16 significant bits: n is cut to 32 bits by an even shift."""
     n = np.asarray(n, np.int64)
-    sh = np.maximum(bitlen(n) - 31, 0)
+    sh = np.maximum(bitlen(n) - 32, 0)
     sh = sh + (sh & 1)
     return isqrt32(n >> sh) << (sh >> 1)
 
