@@ -138,6 +138,10 @@ def prepare_inputs(model: ModelInfo, data: str | Path | None, split: str | None,
         from tinyml.preprocess import Preprocess
 
         pre = Preprocess.from_run(model.run_dir)
+    raw = ds.x.reshape(ds.n, -1).astype(np.float32)
+    if pre is not None and pre.integer:  # the device computes these from raw windows, in integers
+        q = pre.int8_inputs(ds.x, model.in_scale, model.in_zp)
+        return ValidationInputs(q, _truth(model, ds), source, raw)
     if pre is not None and pre.mode == "features":
         # quantized exactly as the device's C does it (tinyml_features_quantize), not half-to-even
         from tinyml.data.features import quantize_features
@@ -146,7 +150,7 @@ def prepare_inputs(model: ModelInfo, data: str | Path | None, split: str | None,
         pre.apply(ds.x)  # checks the window shape with a clear message
         feats = compute_feature_matrix(ds.x, pre.feature_spec, pre.fs)
         q = quantize_features(feats, pre.mean, pre.std, model.in_scale, model.in_zp)
-        return ValidationInputs(q, _truth(model, ds), source, ds.x.reshape(ds.n, -1).astype(np.float32))
+        return ValidationInputs(q, _truth(model, ds), source, raw)
     x = pre.apply(ds.x) if pre is not None else ds.x
     flat = x.reshape(x.shape[0], -1)
     if flat.shape[1] != model.input_bytes:

@@ -108,9 +108,11 @@ def _preprocess_context(model: ModelInfo) -> dict[str, Any]:
 
         pre = Preprocess.from_run(model.run_dir)
         return {"mode": pre.mode, "window": pre.window, "channels": pre.channels, "fs": pre.fs,
-                "feature_spec": pre.feature_spec, "min_std": repr(MIN_STD),
+                "feature_spec": pre.feature_spec, "min_std": repr(MIN_STD), "integer": pre.integer,
+                "sample_shift": pre.sample_shift, "mean_values": pre.mean, "std_values": pre.std,
                 "mean": [repr(float(v)) for v in pre.mean], "std": [repr(float(v)) for v in pre.std]}
-    return {"mode": "raw", "window": model.input_bytes, "channels": ["x"], "mean": ["0.0"], "std": ["1.0"]}
+    return {"mode": "raw", "window": model.input_bytes, "channels": ["x"], "mean": ["0.0"], "std": ["1.0"],
+            "integer": False}
 
 
 def codegen_target(board: Board, override: str | None = None) -> str:
@@ -189,7 +191,8 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
     arena = _model_sources(model, runtime, target, model_dir)
 
     pre = _preprocess_context(model)
-    device_features = pre["mode"] == "features" and bool(board.hardware.get("double_math", True))
+    # integer preprocessing runs on every board; the float64 features need soft double
+    device_features = pre["integer"] or (pre["mode"] == "features" and bool(board.hardware.get("double_math", True)))
     ctx = {
         "board": board, "runtime": runtime, "version": __version__,
         "device_id": device_id or board.name, "pre": pre, "device_features": device_features,
@@ -204,7 +207,14 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
     layers.append((family, out))
     for root, dest in layers:
         _render_tree(env, root, dest, ctx)
-    if pre["mode"] == "features":
+    if pre["integer"]:
+        from tinyml.data.features_int_c import int_config_header
+
+        (out / src / "tinyml_features_int_config.h").write_text(int_config_header(
+            mode=pre["mode"], window=pre["window"], channels=pre["channels"], fs=pre["fs"],
+            sample_shift=pre["sample_shift"], mean=pre["mean_values"], std=pre["std_values"],
+            in_scale=model.in_scale, zero_point=model.in_zp, spec=pre["feature_spec"]))
+    elif pre["mode"] == "features":
         from tinyml.data.features_c import features_c_config
 
         (out / src / "tinyml_features_config.h").write_text(
@@ -241,10 +251,13 @@ def _render_tree(env: Any, root: Path, dest: Path, ctx: dict[str, Any]) -> None:
 
 
 def _skip(path: Path, ctx: dict[str, Any]) -> bool:
-    """Files only some projects need: the component manifest pulls TFLM in, features run mode."""
+    """Files only some projects need: the component manifest pulls TFLM in, the integer features
+    (tinyml_features_int.*) integer runs, the float64 features (tinyml_features.*) older feature runs."""
     if path.name == "idf_component.yml":
         return ctx["runtime"] != "tflm"
-    return path.name.startswith("tinyml_features") and ctx["pre"]["mode"] != "features"
+    if path.name.startswith("tinyml_features_int"):
+        return not ctx["pre"]["integer"]
+    return path.name.startswith("tinyml_features") and (ctx["pre"]["mode"] != "features" or ctx["pre"]["integer"])
 
 
 def read_manifest(project: str | Path) -> dict[str, Any]:
