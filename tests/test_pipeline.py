@@ -190,6 +190,19 @@ def test_init_writes_a_project_that_reads_back(tmp_path: Path) -> None:
     assert proc.returncode == 0 and "6 stage(s) would run" in proc.stdout, proc.stderr
 
 
+@pytest.mark.slow
+def test_init_project_runs_as_written(tmp_path: Path) -> None:
+    """`tinyml init p && tinyml run --project p`: every stage passes with the written defaults
+    (the default quantize tolerance fits a 92-window test split)."""
+    assert run_cli("init", tmp_path / "p").returncode == 0
+    proc = run_cli("run", "--project", tmp_path / "p")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for stage in ("data", "train", "quantize", "codegen", "firmware", "validate"):
+        assert f"\n{stage}" in proc.stdout and "FAILED" not in proc.stdout
+    report = json.loads(next((tmp_path / "p").rglob("quantization.json")).read_text())
+    assert report["passed"] and "default" in report["tolerance_rule"]
+
+
 def test_init_for_temperature_on_a_real_board_and_for_imported_data(tmp_path: Path) -> None:
     from tinyml.project.template import write_project
 

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from tinyml.cli.outpath import OUT_DIR
 from tinyml.firmware.boards import list_boards, load_board
 
 
@@ -40,7 +41,7 @@ def firmware() -> None:
 @firmware.command("new")
 @click.option("--board", "board_name", required=True, help="Board name (see `tinyml boards`) or a board .toml.")
 @click.option("--model", required=True, type=click.Path(), help="Run directory from `tinyml train`, or an int8 .tflite.")
-@click.option("--out", required=True, type=click.Path(), help="Project directory to write.")
+@click.option("--out", required=True, type=OUT_DIR, help="Project directory to write.")
 @click.option("--runtime", type=click.Choice(["native", "tflm"]), default="native", show_default=True,
               help="native: C from `tinyml codegen`; tflm: TensorFlow Lite Micro (ESP-IDF boards).")
 @click.option("--target", default=None,

@@ -127,7 +127,7 @@ TRAIN = Stage(
 def _quantize_run(p: Project) -> dict[str, Any]:
     from tinyml.quantize import quantize_run
 
-    r = quantize_run(run_dir(p), dataset_path(p), p.tolerance).report
+    r = quantize_run(run_dir(p), dataset_path(p), p.tolerance, tolerance_key=f"[quantize] tolerance in {p.path}").report
     m = r["metric"]
     return {"metric": m, "float": r["float"][m], "int8": r["int8_tflm"][m], "bytes": r["tflite_bytes"]}
 
@@ -218,11 +218,14 @@ def _validate_run(p: Project) -> dict[str, Any]:
         raise CheckFailed(f"{report.mismatches} output bytes differ from the host reference "
                           f"(tolerance {v['tolerance']})", f"{p.out / 'validation.json'} shows where; "
                           "a difference is a code generator or firmware bug")
-    return {"mismatches": report.mismatches, "inputs": report.inputs, "accuracy": report.accuracy}
+    return {"mismatches": report.mismatches, "inputs": report.inputs, "accuracy": report.accuracy,
+            "host_accuracy": report.host_accuracy}
 
 
 def _validate_figure(f: dict[str, Any]) -> str:
     accuracy = "" if f["accuracy"] is None else f", device accuracy {f['accuracy']:.3f}"
+    if f["accuracy"] is not None and f.get("host_accuracy") is not None:
+        accuracy += f" (host {f['host_accuracy']:.3f})"
     return f"{f['mismatches']} mismatches on {f['inputs']} inputs{accuracy}"
 
 

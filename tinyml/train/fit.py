@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from tinyml import optioncheck as oc
 from tinyml.data.dataset import SPLITS, Dataset
 from tinyml.errors import InputError
 from tinyml.preprocess import Preprocess
@@ -30,6 +31,11 @@ class TrainOptions:
     patience: int = 8
     quiet: bool = False
     arithmetic: str = "integer"  # preprocessing: "integer" (bit-identical on every device) or "float64"
+
+    def check(self) -> None:
+        oc.at_least(self, "epochs", 1)
+        oc.at_least(self, "batch_size", 1)
+        oc.at_least(self, "patience", 0)
 
 
 @dataclass(frozen=True)
@@ -122,9 +128,7 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
     from tinyml.train.quiet import import_keras
 
     kind = model_kind(model_name)
-    if opts.epochs < 1 or opts.batch_size < 1 or opts.patience < 0:
-        raise InputError("--epochs and --batch-size must be at least 1 and --patience at least 0",
-                         "e.g. --epochs 30 --batch-size 32 --patience 8")
+    opts.check()
     splits = split_masks(ds)
     normal = check_labels(ds, kind, splits)
     if kind.preprocess == "features" and feature_spec is None:
