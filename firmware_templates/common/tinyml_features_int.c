@@ -45,10 +45,34 @@ static int64_t shift_sat(int64_t a, int sh)
     return a * ((int64_t)1 << up);
 }
 
+/* floor(n / d), d > 0. Some cores' libgcc (Xtensa lx106) has no 64-bit division: there it is
+ * shift-and-subtract over the quotient's bits only. */
+static uint64_t udiv64(uint64_t n, uint64_t d)
+{
+#if defined(__XTENSA__)
+    uint64_t q = 0;
+    if (n < d)
+        return 0;
+    unsigned k = bitlen(n) - bitlen(d);
+    d <<= k;
+    for (unsigned i = 0; i <= k; i++) {
+        q <<= 1;
+        if (n >= d) {
+            n -= d;
+            q |= 1u;
+        }
+        d >>= 1;
+    }
+    return q;
+#else
+    return n / d;
+#endif
+}
+
 /* a / b rounded half away from zero (b > 0). */
 static int64_t div_round(int64_t a, int64_t b)
 {
-    int64_t q = ((a < 0 ? -a : a) + b / 2) / b;
+    int64_t q = (int64_t)udiv64((uint64_t)(a < 0 ? -a : a) + (uint64_t)b / 2u, (uint64_t)b);
     return a < 0 ? -q : q;
 }
 
@@ -60,7 +84,7 @@ static int64_t ratio(int64_t num, int64_t den, unsigned frac)
     int64_t n = num << up, d = den >> (frac - up);
     if (d == 0)
         return num == 0 ? 0 : CAP;
-    int64_t q = (n + d / 2) / d;
+    int64_t q = (int64_t)udiv64((uint64_t)(n + d / 2), (uint64_t)d);
     return q < CAP ? q : CAP;
 }
 
