@@ -121,6 +121,9 @@ def test_feature_model_with_features_computed_on_device(board_name: str, arithme
     # raw float32 windows went in, the device's C features fed the model: still zero mismatches
     assert report.device_computes_features is on_device
     assert report.mismatches == 0, report.first_mismatches
+    if on_device:  # the device reports its preprocessing's latency beside the model's
+        assert report.preprocess_latency_mean and report.preprocess_latency_mean > 0
+        assert report.instructions_with_preprocessing > report.instructions_per_inference
     assert report.accuracy is not None and report.device_labels_agree is not None
     assert model.threshold is not None
 
