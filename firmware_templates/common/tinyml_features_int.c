@@ -1,6 +1,9 @@
 /* Integer features: see tinyml_features_int.h. Every helper has a namesake in
  * tinyml/data/features_int.py with the same rounding, saturation and order of operations. */
 #include <string.h>
+#if defined(__ARM_FEATURE_SAT)
+#include <arm_acle.h>
+#endif
 
 #include "tinyml_features_int.h"
 #include "tinyml_features_int_config.h"
@@ -94,9 +97,20 @@ static int64_t sat_add(int64_t a, int64_t b)
     return s < CAP ? s : CAP;
 }
 
-/* floor(sqrt(n)), n < 2^32, digit by digit. */
+/* floor(sqrt(n)), n < 2^32, digit by digit (with a single-precision FPU: its square root,
+ * corrected to the exact floor). */
 static uint32_t isqrt32(uint32_t n)
 {
+#if defined(__ARM_FP) && (__ARM_FP & 4)
+    uint32_t r = (uint32_t)__builtin_sqrtf((float)n);
+    if (r > 65535u)
+        r = 65535u;
+    while (r * r > n)
+        r--;
+    while (r < 65535u && (r + 1u) * (r + 1u) <= n)
+        r++;
+    return r;
+#else
     uint32_t res = 0, bit = (uint32_t)1 << 30;
     for (int i = 0; i < 16; i++) {
         if (n >= res + bit) {
@@ -108,6 +122,7 @@ static uint32_t isqrt32(uint32_t n)
         bit >>= 2;
     }
     return res;
+#endif
 }
 
 /* sqrt(n), n < 2^63, to 16 significant bits: cut to 32 bits by an even shift. */
@@ -125,14 +140,15 @@ static int64_t log2_q16(int64_t u)
     if (u < 1)
         u = 1;
     unsigned e = bitlen((uint64_t)u) - 1u;
-    uint64_t m = e >= 31u ? (uint64_t)u >> (e - 31u) : (uint64_t)u << (31u - e);
+    uint32_t m = (uint32_t)(e >= 31u ? (uint64_t)u >> (e - 31u) : (uint64_t)u << (31u - e));
     int64_t frac = 0;
     for (int i = LOG_FRAC - 1; i >= 0; i--) {
-        m = (m * m) >> 31;
-        if (m >= ((uint64_t)1 << 32)) {
-            m >>= 1;
+        uint64_t sq = ((uint64_t)m * m) >> 31; /* in [2^31, 2^33) */
+        if (sq >= ((uint64_t)1 << 32)) {
+            sq >>= 1;
             frac |= (int64_t)1 << i;
         }
+        m = (uint32_t)sq;
     }
     return ((int64_t)e << LOG_FRAC) | frac;
 }
@@ -140,6 +156,15 @@ static int64_t log2_q16(int64_t u)
 static int8_t sat8(int64_t v)
 {
     return (int8_t)(v < -128 ? -128 : v > 127 ? 127 : v);
+}
+
+static int8_t sat8_32(int32_t v)
+{
+#if defined(__ARM_FEATURE_SAT)
+    return (int8_t)__ssat(v, 8);
+#else
+    return (int8_t)(v < -128 ? -128 : v > 127 ? 127 : v);
+#endif
 }
 
 static int64_t clamp(int64_t v, int64_t lo, int64_t hi)
@@ -155,7 +180,7 @@ static int8_t requant(int64_t v, int64_t off, int32_t mult, uint8_t sh, int32_t 
 
 /* ---------------------------------------------------------------- samples */
 
-static int16_t to_sample(float f, int shift)
+static int32_t to_sample(float f, int shift)
 {
     uint32_t b;
     int32_t mag;
@@ -169,32 +194,76 @@ static int16_t to_sample(float f, int shift)
         int e = (int)(ex ? ex : 1u) - 150 + shift;
         if (e >= 0) {
             mag = (e > 15 || man > ((uint32_t)SAMPLE_MAX >> e)) ? SAMPLE_MAX : (int32_t)(man << e);
+        } else if (e < -24) {
+            mag = 0; /* man < 2^24: below half a step */
         } else {
-            unsigned down = -e > 40 ? 40u : (unsigned)-e;
-            uint64_t r = ((uint64_t)man + (((uint64_t)1 << down) >> 1)) >> down;
+            uint32_t r = (man + ((uint32_t)1 << (-e - 1))) >> -e;
             mag = r > SAMPLE_MAX ? SAMPLE_MAX : (int32_t)r;
         }
     }
-    return (int16_t)((b >> 31) ? -mag : mag);
+    return (b >> 31) ? -mag : mag;
+}
+
+#if defined(__ARM_FP) && (__ARM_FP & 4)
+/* With a single-precision FPU the same function in fewer instructions: |f| * 2^shift is exact
+ * (or below half a step, or saturates), truncation and the fraction a - trunc(a) are exact
+ * below 2^23, so rounding half away from zero gives to_sample's value bit for bit. */
+static int32_t to_sample_fpu(float f, float gain)
+{
+    float a = __builtin_fabsf(f) * gain;
+    int32_t mag;
+    if (__builtin_expect(!(a < (float)SAMPLE_MAX), 0)) {
+        mag = a != a ? 0 : SAMPLE_MAX;
+    } else {
+        mag = (int32_t)a;
+        mag += a - (float)mag >= 0.5f;
+    }
+    return f < 0.0f ? -mag : mag;
+}
+#endif
+
+/* Channel ch of the interleaved float window into q (same layout), with its sum and sum of squares. */
+static void convert_channel(const tinyml_ifeat_config *cfg, const float *x, unsigned ch, int16_t *q, int64_t *s1,
+                            int64_t *s2)
+{
+    unsigned c = cfg->channels, end = (unsigned)cfg->window * c;
+    int32_t sum = 0;
+    int64_t squares = 0;
+#if defined(__ARM_FP) && (__ARM_FP & 4)
+    uint32_t bits = (uint32_t)(cfg->sample_shift[ch] + 127) << 23; /* 2^shift, |shift| <= 100 */
+    float gain;
+    memcpy(&gain, &bits, sizeof gain);
+    for (unsigned i = ch; i < end; i += c) {
+        int32_t v = to_sample_fpu(x[i], gain);
+#else
+    int shift = cfg->sample_shift[ch];
+    for (unsigned i = ch; i < end; i += c) {
+        int32_t v = to_sample(x[i], shift);
+#endif
+        q[i] = (int16_t)v;
+        sum += v;
+        squares += (int64_t)(v * v);
+    }
+    *s1 = sum;
+    *s2 = squares;
 }
 
 void tinyml_ifeat_samples(const tinyml_ifeat_config *cfg, const float *x, int16_t *q)
 {
-    unsigned c = cfg->channels;
-    for (unsigned i = 0; i < (unsigned)cfg->window * c; i++)
-        q[i] = to_sample(x[i], cfg->sample_shift[i % c]);
+    int64_t s1, s2;
+    for (unsigned ch = 0; ch < cfg->channels; ch++)
+        convert_channel(cfg, x, ch, q, &s1, &s2);
 }
 
 /* ---------------------------------------------------------------- the FFT */
 
-/* In-place unscaled radix-2 FFT, Q30 twiddles; the caller keeps sum(|re| + |im|) < 2^30. */
-static void fft_q(const tinyml_ifeat_config *cfg, int32_t *re, int32_t *im, int inverse)
+/* In-place unscaled radix-2 FFT of n = T or T/2 points, Q30 twiddles from the T tables; the
+ * caller keeps sum(|re| + |im|) < 2^30. */
+static void fft_q(const tinyml_ifeat_config *cfg, int32_t *re, int32_t *im, unsigned n, int inverse)
 {
-    unsigned t = cfg->window, bits = cfg->log2_window;
-    for (unsigned i = 0; i < t; i++) {
-        unsigned r = 0;
-        for (unsigned b = 0; b < bits; b++)
-            r |= ((i >> b) & 1u) << (bits - 1u - b);
+    unsigned t = cfg->window, down = n == t ? 0u : 1u;
+    for (unsigned i = 0; i < n; i++) {
+        unsigned r = (unsigned)cfg->bitrev[i] >> down;
         if (r > i) {
             int32_t tmp = re[i];
             re[i] = re[r];
@@ -204,21 +273,22 @@ static void fft_q(const tinyml_ifeat_config *cfg, int32_t *re, int32_t *im, int 
             im[r] = tmp;
         }
     }
-    for (unsigned len = 2; len <= t; len <<= 1) {
+    for (unsigned len = 2; len <= n; len <<= 1) {
         unsigned half = len / 2u, step = t / len;
-        for (unsigned j = 0; j < half; j++) {
-            int64_t wr = cfg->cos_q30[j * step];
-            int64_t wi = inverse ? cfg->sin_q30[j * step] : -(int64_t)cfg->sin_q30[j * step];
-            for (unsigned a = j; a < t; a += len) {
+        for (unsigned a = 0; a < n; a += len) { /* j = 0: w = 1, and rshift_round(b * 2^30, 30) == b */
+            int32_t br = re[a + half], bi = im[a + half], ar = re[a], ai = im[a];
+            re[a + half] = ar - br;
+            im[a + half] = ai - bi;
+            re[a] = ar + br;
+            im[a] = ai + bi;
+        }
+        for (unsigned j = 1; j < half; j++) {
+            int32_t wr = cfg->cos_q30[j * step];
+            int32_t wi = inverse ? cfg->sin_q30[j * step] : -cfg->sin_q30[j * step];
+            for (unsigned a = j; a < n; a += len) {
                 unsigned b = a + half;
-                int32_t tr, ti;
-                if (j == 0) { /* w = 1: rshift_round(b * 2^30, 30) == b */
-                    tr = re[b];
-                    ti = im[b];
-                } else {
-                    tr = (int32_t)rshift_round(re[b] * wr - im[b] * wi, 30);
-                    ti = (int32_t)rshift_round(re[b] * wi + im[b] * wr, 30);
-                }
+                int32_t tr = (int32_t)rshift_round((int64_t)re[b] * wr - (int64_t)im[b] * wi, 30);
+                int32_t ti = (int32_t)rshift_round((int64_t)re[b] * wi + (int64_t)im[b] * wr, 30);
                 int32_t ar = re[a], ai = im[a];
                 re[b] = ar - tr;
                 im[b] = ai - ti;
@@ -229,10 +299,43 @@ static void fft_q(const tinyml_ifeat_config *cfg, int32_t *re, int32_t *im, int 
     }
 }
 
-/* Shift making a sum of magnitudes land in [2^29, 2^30) (0 for 0). */
-static int block_shift(int64_t total)
+/* 2X_k for one k from Z_k and Z_{T/2-k} (rfft_q in features_int.py). */
+static void rfft_bin(const tinyml_ifeat_config *cfg, unsigned k, int32_t zr, int32_t zi, int32_t cr, int32_t ci,
+                     int32_t *xr, int32_t *xi)
 {
-    return total > 0 ? 30 - (int)bitlen((uint64_t)total) : 0;
+    unsigned h = cfg->window / 2u;
+    int32_t ar = zr + cr, ai = zi - ci, br = zr - cr, bi = zi + ci;
+    int32_t wr = k < h ? cfg->cos_q30[k] : -((int32_t)1 << 30), wi = k < h ? -cfg->sin_q30[k] : 0;
+    *xr = ar + (int32_t)rshift_round((int64_t)wr * bi + (int64_t)wi * br, 30);
+    *xi = ai - (int32_t)rshift_round((int64_t)wr * br - (int64_t)wi * bi, 30);
+}
+
+/* Twice the spectrum of the real signal x (T values) into bins 0..T/2 of re/im, through a
+ * T/2-point FFT; sum(|x|) < 2^29. x may be re. */
+static void rfft_q(const tinyml_ifeat_config *cfg, const int32_t *x, int32_t *re, int32_t *im)
+{
+    unsigned h = cfg->window / 2u;
+    for (unsigned n = 0; n < h; n++) {
+        int32_t even = x[2u * n], odd = x[2u * n + 1u];
+        re[n] = even;
+        im[n] = odd;
+    }
+    fft_q(cfg, re, im, h, 0);
+    int32_t z0r = re[0], z0i = im[0];
+    rfft_bin(cfg, h, z0r, z0i, z0r, z0i, &re[h], &im[h]);
+    rfft_bin(cfg, 0, z0r, z0i, z0r, z0i, &re[0], &im[0]);
+    for (unsigned k = 1; k <= h / 2u; k++) {
+        int32_t zr = re[k], zi = im[k], cr = re[h - k], ci = im[h - k];
+        rfft_bin(cfg, k, zr, zi, cr, ci, &re[k], &im[k]);
+        if (k != h - k)
+            rfft_bin(cfg, h - k, cr, ci, zr, zi, &re[h - k], &im[h - k]);
+    }
+}
+
+/* Shift making a sum of magnitudes land in [2^(bits-1), 2^bits) (0 for 0). */
+static int block_shift(int64_t total, int bits)
+{
+    return total > 0 ? bits - (int)bitlen((uint64_t)total) : 0;
 }
 
 /* Saturating sums of re^2 + im^2 over bins [edges[b], edges[b+1]), as log2 Q16 or Q30 counts^2
@@ -284,13 +387,14 @@ static void moments(channel_t *ch)
     }
     unsigned lim = (62u - 2u * bitlen(t)) / 4u, b = bitlen((uint64_t)pk);
     unsigned sh = b > lim ? b - lim : 0u;
+    int32_t m16 = (int32_t)mean16, half = sh ? (int32_t)1 << (sh - 1u) : 0;
     int64_t m2 = 0, m3 = 0, m4 = 0;
     for (unsigned n = 0; n < t; n++) {
-        int64_t d = rshift_round((int64_t)ch->x[n] * 16 - mean16, sh);
-        int64_t d2 = d * d;
+        int32_t d = (ch->x[n] * 16 - m16 + half) >> sh; /* rshift_round; |d| <= 2^lim <= 2^14 */
+        int32_t d2 = d * d;
         m2 += d2;
-        m3 += d2 * d;
-        m4 += d2 * d2;
+        m3 += (int64_t)d2 * d;
+        m4 += (int64_t)((uint64_t)(uint32_t)d2 * (uint32_t)d2);
     }
     ch->m2 = m2;
     ch->m3 = m3;
@@ -302,12 +406,10 @@ static void spectrum(const tinyml_ifeat_config *cfg, channel_t *ch)
 {
     if (ch->has_spectrum)
         return;
-    unsigned pre = 15u - cfg->log2_window;
-    for (unsigned n = 0; n < ch->t; n++) {
+    unsigned pre = 14u - cfg->log2_window;
+    for (unsigned n = 0; n < ch->t; n++)
         ch->re[n] = ch->x[n] * (1 << pre);
-        ch->im[n] = 0;
-    }
-    fft_q(cfg, ch->re, ch->im, 0);
+    rfft_q(cfg, ch->re, ch->re, ch->im);
     ch->has_spectrum = 1;
 }
 
@@ -323,12 +425,12 @@ static void envelope_bands(const tinyml_ifeat_config *cfg, const tinyml_ifeat_op
         zi[k] = keep ? ch->im[k] : 0;
         total += (zr[k] < 0 ? -(int64_t)zr[k] : zr[k]) + (zi[k] < 0 ? -(int64_t)zi[k] : zi[k]);
     }
-    int e1 = block_shift(total);
-    for (unsigned k = 0; k < t; k++) {
+    int e1 = block_shift(total, 30);
+    for (unsigned k = op->bin_lo; k <= op->bin_hi; k++) {
         zr[k] = (int32_t)shift_sat(zr[k], e1);
         zi[k] = (int32_t)shift_sat(zi[k], e1);
     }
-    fft_q(cfg, zr, zi, 1);
+    fft_q(cfg, zr, zi, t, 1);
     for (unsigned n = 0; n < t; n++) {
         zr[n] = (int32_t)isqrt((int64_t)zr[n] * zr[n] + (int64_t)zi[n] * zi[n]);
         sum += zr[n];
@@ -339,13 +441,11 @@ static void envelope_bands(const tinyml_ifeat_config *cfg, const tinyml_ifeat_op
         zr[n] = (int32_t)(zr[n] - mean);
         total += zr[n] < 0 ? -(int64_t)zr[n] : zr[n];
     }
-    int e2 = block_shift(total);
-    for (unsigned n = 0; n < t; n++) {
+    int e2 = block_shift(total, 29); /* rfft_q input: sum below 2^29 */
+    for (unsigned n = 0; n < t; n++)
         zr[n] = (int32_t)shift_sat(zr[n], e2);
-        zi[n] = 0;
-    }
-    fft_q(cfg, zr, zi, 0);
-    bands(op, zr, zi, -2 * (14 + e1 + e2) - 2 * (int)cfg->log2_window, out);
+    rfft_q(cfg, zr, zr, zi); /* twice the spectrum: 4x the power */
+    bands(op, zr, zi, -2 * (14 + e1 + e2) - 2 * (int)cfg->log2_window - 2, out);
 }
 
 static void run_op(const tinyml_ifeat_config *cfg, const tinyml_ifeat_op *op, channel_t *ch, int64_t *out)
@@ -471,24 +571,28 @@ void tinyml_ifeat_requant(const tinyml_ifeat_config *cfg, const int64_t *values,
         input[i] = requant(values[i], cfg->off[i], cfg->mult[i], cfg->shift[i], cfg->zero_point);
 }
 
-void tinyml_ifeat_per_window(const tinyml_ifeat_config *cfg, const int16_t *q, int8_t *input)
+void tinyml_ifeat_per_window(const tinyml_ifeat_config *cfg, const float *window, int16_t *q, int8_t *input)
 {
     unsigned t = cfg->window, c = cfg->channels;
     for (unsigned ch = 0; ch < c; ch++) {
-        int64_t s1 = 0, s2 = 0;
-        for (unsigned n = 0; n < t; n++) {
-            s1 += q[n * c + ch];
-            s2 += (int64_t)q[n * c + ch] * q[n * c + ch];
-        }
+        int64_t s1, s2;
+        convert_channel(cfg, window, ch, q, &s1, &s2);
         int64_t sa = isqrt((int64_t)t * s2 - s1 * s1);
         if (sa < 1)
             sa = 1;
-        int64_t r = ratio(cfg->gain, sa, 30);
-        int8_t level = requant(log2_q16(sa), cfg->off[ch], cfg->mult[ch], cfg->shift[ch], cfg->zero_point);
-        for (unsigned n = 0; n < t; n++) {
-            int64_t num = (int64_t)t * q[n * c + ch] - s1;
-            input[n * 2u * c + ch] = sat8(clamp(rshift_round(num * r, cfg->gain_shift), -256, 256) + cfg->zero_point);
-            input[n * 2u * c + c + ch] = level;
+        /* m * 2^lift ~= 2^32 / (input scale * sa), m < 2^31 (shape_multiplier) */
+        int64_t m = shift_sat(ratio(cfg->gain, sa, 30), 32 - (int)cfg->gain_shift);
+        unsigned b = bitlen((uint64_t)m), lift = b > 31u ? b - 31u : 0u;
+        int32_t m31 = (int32_t)(m >> lift), s1_32 = (int32_t)s1, up = (int32_t)1 << lift, zp = cfg->zero_point;
+        int8_t level = requant(log2_q16(sa), cfg->off[ch], cfg->mult[ch], cfg->shift[ch], zp);
+        const int16_t *x = q + ch;
+        int8_t *in = input + ch;
+        for (unsigned n = 0; n < t; n++, x += c, in += 2u * c) {
+            int32_t num = ((int32_t)t * *x - s1_32) * up; /* |num| < 2^28 */
+            /* |v| < 2^27 and |zp| <= 128: clamping v to +-256 first changes nothing */
+            int32_t v = (int32_t)(((int64_t)num * m31 + ((int64_t)1 << 31)) >> 32) + zp;
+            in[0] = sat8_32(v);
+            in[c] = level;
         }
     }
 }
@@ -511,7 +615,6 @@ void tinyml_ifeat_preprocess(const float *window, int8_t *input)
     tinyml_ifeat_requant(&tinyml_ifeat_cfg, values, input);
 #else
     static int16_t q[TINYML_IFEAT_WINDOW * TINYML_IFEAT_CHANNELS];
-    tinyml_ifeat_samples(&tinyml_ifeat_cfg, window, q);
-    tinyml_ifeat_per_window(&tinyml_ifeat_cfg, q, input);
+    tinyml_ifeat_per_window(&tinyml_ifeat_cfg, window, q, input);
 #endif
 }

@@ -60,6 +60,7 @@ typedef struct {
     const int8_t *sample_shift; /* per channel: samples are x * 2^shift, rounded and saturated */
     const int32_t *cos_q30;     /* round(cos(2 pi m / T) * 2^30), m < T/2 */
     const int32_t *sin_q30;
+    const uint16_t *bitrev;     /* the radix-2 input permutation (T a power of two) */
     const tinyml_ifeat_op *ops;
     const int64_t *off;         /* per feature column (per channel for the per_window level) */
     const int32_t *mult;
@@ -82,8 +83,9 @@ int tinyml_ifeat_values(const tinyml_ifeat_config *cfg, const int16_t *q, int64_
 /* Feature values -> int8 model input: clamp(zp + rshift_round(sat32(v - off) * mult, shift)). */
 void tinyml_ifeat_requant(const tinyml_ifeat_config *cfg, const int64_t *values, int8_t *input);
 
-/* per_window: int16 samples -> int8 model input [T, 2C] (shape, then level channels). */
-void tinyml_ifeat_per_window(const tinyml_ifeat_config *cfg, const int16_t *q, int8_t *input);
+/* per_window: a float32 window -> int8 model input [T, 2C] (shape, then level channels);
+ * q: T * C int16 scratch for its samples. */
+void tinyml_ifeat_per_window(const tinyml_ifeat_config *cfg, const float *window, int16_t *q, int8_t *input);
 
 /* Features mode: int64 feature values of one float32 window with the baked config. */
 int tinyml_ifeat_window_values(const float *window, int64_t *values);

@@ -218,17 +218,25 @@ def twiddles_q30(t: int) -> tuple[list[int], list[int]]:
     return c, s
 
 
-def fft_q(re: np.ndarray, im: np.ndarray, *, inverse: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Unscaled radix-2 FFT of int rows [M, T] with Q30 twiddles; t = rshift_round(b * w, 30).
+def bit_reversal(t: int) -> list[int]:
+    """The radix-2 input permutation: index i holds input bit-reversed(i) (identity unless T is a power of two)."""
+    if t & (t - 1):
+        return list(range(t))
+    bits = t.bit_length() - 1
+    return [int(format(i, f"0{bits}b")[::-1], 2) if bits else 0 for i in range(t)]
+
+
+def fft_q(re: np.ndarray, im: np.ndarray, *, inverse: bool = False, table: int | None = None
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Unscaled radix-2 FFT of int rows [M, N] with Q30 twiddles; t = rshift_round(b * w, 30).
+    ``table``: the window T whose twiddle and bit-reversal tables serve (N = T or T/2).
 
     The caller keeps sum(|re| + |im|) below 2^30, which bounds every intermediate below 2^31.
     """
     m, t = re.shape
-    cos_q, sin_q = (np.asarray(v, np.int64) for v in twiddles_q30(t))
-    bits = t.bit_length() - 1
-    rev = np.zeros(t, np.int64)
-    for b in range(bits):
-        rev |= ((np.arange(t) >> b) & 1) << (bits - 1 - b)
+    big = table or t
+    cos_q, sin_q = (np.asarray(v, np.int64)[::big // t] for v in twiddles_q30(big))
+    rev = np.asarray(bit_reversal(big), np.int64)[:t] >> (big // t - 1)
     re, im = np.ascontiguousarray(re.T[rev]), np.ascontiguousarray(im.T[rev])
     length = 2
     while length <= t:
@@ -248,10 +256,31 @@ def fft_q(re: np.ndarray, im: np.ndarray, *, inverse: bool = False) -> tuple[np.
     return re.T, im.T
 
 
-def block_shift(total: np.ndarray) -> np.ndarray:
-    """Per row, the shift that brings a sum of magnitudes into [2^29, 2^30) (0 for an all-zero row)."""
+def rfft_q(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Twice the spectrum of real rows [M, T], bins 0..T/2 ([M, T/2 + 1] each), at half the cost:
+    the T/2-point FFT of z = x[even] + i x[odd], then 2X_k = A - i W^k B with A = Z_k + conj Z_{T/2-k},
+    B = Z_k - conj Z_{T/2-k}, W = e^(-2 pi i / T), the product rounded like a butterfly's.
+    The caller keeps sum(|x|) below 2^29, so |2X| stays below 2^30."""
+    m, t = x.shape
+    h = t // 2
+    zr, zi = fft_q(x[:, 0::2], x[:, 1::2], table=t)
+    k = np.arange(h + 1)
+    ar = zr[:, k % h] + zr[:, (h - k) % h]
+    ai = zi[:, k % h] - zi[:, (h - k) % h]
+    br = zr[:, k % h] - zr[:, (h - k) % h]
+    bi = zi[:, k % h] + zi[:, (h - k) % h]
+    cos_q, sin_q = twiddles_q30(t)
+    wr = np.asarray(cos_q + [-(1 << TWIDDLE_BITS)], np.int64)[k]
+    wi = -np.asarray(sin_q + [0], np.int64)[k]
+    tr = rshift_round(wr * bi + wi * br, TWIDDLE_BITS)
+    ti = rshift_round(wr * br - wi * bi, TWIDDLE_BITS)
+    return ar + tr, ai - ti
+
+
+def block_shift(total: np.ndarray, bits: int = 30) -> np.ndarray:
+    """Per row, the shift that brings a sum of magnitudes into [2^(bits-1), 2^bits) (0 for an all-zero row)."""
     total = np.asarray(total, np.int64)
-    return np.where(total > 0, 30 - bitlen(total), 0)
+    return np.where(total > 0, bits - bitlen(total), 0)
 
 
 def band_powers(re: np.ndarray, im: np.ndarray, edges: list[int]) -> np.ndarray:
@@ -360,11 +389,8 @@ class _Rows:
 
     @property
     def spectrum(self) -> tuple[np.ndarray, np.ndarray]:
-        """FFT of x * 2^(15 - log2 T): |X| stays below 2^30, X / T = X_int / 2^15."""
-        def make():
-            pre = 15 - self.log2t
-            return fft_q(self.x << pre, np.zeros_like(self.x))
-        return self.get("spectrum", make)
+        """Bins 0..T/2 of the spectrum: rfft_q of x * 2^(14 - log2 T), so |X| < 2^30 and X / T = X_int / 2^15."""
+        return self.get("spectrum", lambda: rfft_q(self.x << (14 - self.log2t)))
 
 
 def _rms(r: _Rows, e: dict, lay: Layout) -> np.ndarray:
@@ -425,17 +451,17 @@ def _fft_bands(r: _Rows, e: dict, lay: Layout) -> np.ndarray:
 
 def _envelope_bands(r: _Rows, e: dict, lay: Layout) -> np.ndarray:
     t = r.t
-    re, im = r.spectrum
-    keep = np.zeros(t, bool)
-    keep[lay.bin_lo:lay.bin_hi + 1] = True
-    re, im = np.where(keep, re, 0), np.where(keep, im, 0)
+    sr, si = r.spectrum
+    re, im = np.zeros_like(r.x), np.zeros_like(r.x)
+    re[:, lay.bin_lo:lay.bin_hi + 1] = sr[:, lay.bin_lo:lay.bin_hi + 1]
+    im[:, lay.bin_lo:lay.bin_hi + 1] = si[:, lay.bin_lo:lay.bin_hi + 1]
     e1 = block_shift((np.abs(re) + np.abs(im)).sum(axis=1))[:, None]
     zr, zi = fft_q(shift_sat(re, e1), shift_sat(im, e1), inverse=True)
     env = isqrt(zr * zr + zi * zi)
     d = env - div_round(env.sum(axis=1), t)[:, None]
-    e2 = block_shift(np.abs(d).sum(axis=1))[:, None]
-    er, ei = fft_q(shift_sat(d, e2), np.zeros_like(d))
-    exponent = -2 * (14 + e1[:, 0] + e2[:, 0]) - 2 * r.log2t
+    e2 = block_shift(np.abs(d).sum(axis=1), 29)[:, None]   # rfft_q input: sum below 2^29
+    er, ei = rfft_q(shift_sat(d, e2))                       # twice the spectrum: 4x the power
+    exponent = -2 * (14 + e1[:, 0] + e2[:, 0]) - 2 * r.log2t - 2
     return _band_out(band_powers(er, ei, lay.edges), exponent, e["log"])
 
 
@@ -570,6 +596,9 @@ def per_window_real(q: np.ndarray, shifts: list[int], level_mean: np.ndarray, le
 def per_window_params(t: int, shifts: list[int], level_mean: np.ndarray, level_std: np.ndarray,
                       in_scale: float) -> dict:
     """Constants of ``per_window_int8``: the shape gain G = 2^K / in_scale and the level requant."""
+    if not (math.isfinite(in_scale) and 2.0**-20 <= in_scale <= 2.0**20):
+        raise InputError(f"model input scale {in_scale} is outside what per_window supports (2^-20..2^20)",
+                         "re-run `tinyml quantize` on the run")
     k = 20 - math.floor(math.log2(1.0 / in_scale))
     gain = int(math.floor(2.0 ** k / in_scale + 0.5))
     lm, ls = np.asarray(level_mean, np.float64), np.asarray(level_std, np.float64)
@@ -580,17 +609,30 @@ def per_window_params(t: int, shifts: list[int], level_mean: np.ndarray, level_s
     return {"gain": gain, "gain_shift": k + 30, "level_off": off, "level_mult": mult, "level_shift": shift}
 
 
+def shape_multiplier(sa: np.ndarray, gain: int, gain_shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """(m < 2^31, L) with m * 2^L ~= 2^32 / (input scale * sa): see ``per_window_int8``."""
+    r = ratio(np.full_like(sa, gain), sa, 30)                           # 2^gain_shift / (scale * sa), < 2^52
+    m = shift_sat(r, 32 - gain_shift)
+    lift = np.maximum(bitlen(m) - 31, 0)
+    return m >> lift, lift
+
+
 def per_window_int8(x: np.ndarray, shifts: list[int], level_mean: np.ndarray, level_std: np.ndarray,
                     in_scale: float, zp: int) -> np.ndarray:
-    """int8 model inputs [N, T, 2C] from float32 windows, exactly as the device computes them:
-    shape q = clamp(zp + rshift_round((T x - S1) * ratio(G, T std, 30), K + 30))."""
+    """int8 model inputs [N, T, 2C] from float32 windows, exactly as the device computes them.
+
+    Shape: per window and channel m = 2^32 / (input scale * T std) in fixed point
+    (ratio(G, T std, 30) moved to 2^32), cut to 31 bits by L; then per sample one 32x32-bit
+    multiply: q = clamp(zp + ((T x - S1) * 2^L * m + 2^31) >> 32). |T x - S1| / (T std) <= sqrt(T)
+    keeps (T x - S1) * 2^L below 2^28.
+    """
     q = to_samples(x, shifts)
     n, t, c = q.shape
     check_window(t)
     p = per_window_params(t, shifts, level_mean, level_std, in_scale)
     s1, sa, _ = _window_moments(q)
-    r = ratio(np.full_like(sa, p["gain"]), sa, 30)                      # [N, C]
-    num = t * q - s1[:, None, :]                                         # |num| <= sqrt(T) * sa
-    shape = sat8(np.clip(rshift_round(num * r[:, None, :], p["gain_shift"]), -256, 256) + zp)
+    m, lift = shape_multiplier(sa, p["gain"], p["gain_shift"])          # [N, C]
+    num = (t * q - s1[:, None, :]) << lift[:, None, :]
+    shape = sat8(np.clip((num * m[:, None, :] + (1 << 31)) >> 32, -256, 256) + zp)
     level = requant(log2_q16(sa), p["level_off"], p["level_mult"], p["level_shift"], zp)  # [N, C]
     return np.concatenate([shape, np.broadcast_to(level[:, None, :], shape.shape)], axis=2)
