@@ -287,7 +287,7 @@ def band_powers(re: np.ndarray, im: np.ndarray, edges: list[int]) -> np.ndarray:
     """Saturating sum of re^2 + im^2 over bins [edges[b], edges[b+1])."""
     power = re * re + im * im
     out = []
-    for a, b in zip(edges[:-1], edges[1:]):
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
         e = np.zeros(re.shape[0], np.int64)
         for k in range(a, b):
             e = sat_add(e, power[:, k])
