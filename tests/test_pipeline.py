@@ -111,7 +111,7 @@ def test_until_then_from_after_changing_epochs(project: dict) -> None:
     first = statuses(project["path"], until="quantize")
     assert first == {"data": "skip", "train": "ran", "quantize": "ran", "codegen": "-", "firmware": "-",
                      "validate": "-"}
-    assert json.loads((project["path"].parent / "out/run/model.json").read_text())["epochs_run"] == 2
+    assert json.loads((project["path"].parent / "out/model/model.json").read_text())["epochs_run"] == 2
     rest = statuses(project["path"], start="codegen")
     assert rest == {"data": "-", "train": "-", "quantize": "-", "codegen": "ran", "firmware": "ran",
                     "validate": "ran"}

@@ -306,6 +306,10 @@ class DeviceSession:
 # ---- the validation -----------------------------------------------------------------------
 
 def check_hello(hello: p.Hello, model: ModelInfo) -> None:
+    if hello.arena_bytes == p.ARENA_FAILED:
+        raise CheckFailed("the device could not allocate its tensor arena at boot: every inference would fail",
+                          "re-render the firmware with this tinyml version (it sizes the arena for the chip's "
+                          "kernels) or enlarge kArenaBytes in main/tflm_model.cc")
     if hello.model_hash != model.hash8:
         raise CheckFailed(f"the device runs model {hello.model_hash.hex()}, not {model.hash8.hex()} "
                           f"({model.source_name})", "flash the firmware built for this model")
@@ -317,15 +321,15 @@ def check_hello(hello: p.Hello, model: ModelInfo) -> None:
 def run_validation(session: DeviceSession, model: ModelInfo, tests: ValidationInputs,
                    progress: bool = False) -> tuple[np.ndarray, list[p.Result]]:
     """Send every input; returns the device's whole outputs [N, output_bytes] and the RESULT messages."""
-    from tqdm import tqdm
+    from tinyml.progress import steps
 
     hello = session.hello()
     check_hello(hello, model)
     tests.payload(0, hello.input_bytes)  # fails early when the device takes another input
     results: list[p.Result] = []
     outputs = np.empty((tests.x.shape[0], hello.output_bytes), np.int8)
-    for seq in tqdm(range(tests.x.shape[0]), desc="validating", unit="input", disable=None if progress else True,
-                    leave=False):
+    for seq in steps(range(tests.x.shape[0]), total=tests.x.shape[0], desc="validate", unit="input",
+                     quiet=not progress):
         results.append(session.infer(seq, tests.payload(seq, hello.input_bytes)))
         outputs[seq] = np.frombuffer(session.output(results[-1], hello.output_bytes), np.int8)
     return outputs, results
@@ -407,13 +411,17 @@ def validate(board: Board, model: ModelInfo, tests: ValidationInputs, port: str 
              timeout: float | None = None, progress: bool = False) -> ValidationReport:
     """Validate on a real board at ``port``, or boot ``elf`` on the emulated ``board``."""
     from tinyml.device.link import open_link
+    from tinyml.progress import stage
 
+    stage(f"validate: host reference (TFLM) for {tests.x.shape[0]} inputs", quiet=not progress)
     reference = host_reference(model, tests.x)
     start = time.monotonic()
     wait = timeout or (1.0 if port is None else 3.0)
     if port is not None:
+        stage(f"validate: connecting to {port}", quiet=not progress)
         ctx = open_link(port, board.baud, wait, connect_timeout=2.0)  # a TCP device may be starting
     elif elf is not None:
+        stage(f"validate: booting {elf.name} on the emulated {board.name}", quiet=not progress)
         ctx = emulated_link(board, elf, wait)
     else:
         raise InputError(f"board {board.name} is not emulated and no --port was given",

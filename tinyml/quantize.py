@@ -16,8 +16,9 @@ from tinyml.data import dataset as dataset_io
 from tinyml.errors import CheckFailed, InputError, ToolError
 from tinyml.model import interpreters
 from tinyml.preprocess import Preprocess
+from tinyml.progress import stage
 from tinyml.train import artifacts
-from tinyml.train.fit import evaluate, split_masks
+from tinyml.train.fit import confusion_plot, evaluate, split_masks
 from tinyml.train.zoo import model_kind
 
 REPRESENTATIVE_MAX = 300
@@ -107,6 +108,7 @@ def quantize_run(run_dir: str | Path, data_path: str | Path | None = None,
 
     from tinyml.train.quiet import import_keras
 
+    stage(f"quantize: converting {keras_path} to full int8")
     keras = import_keras()
     try:
         model = keras.models.load_model(keras_path)
@@ -120,6 +122,7 @@ def quantize_run(run_dir: str | Path, data_path: str | Path | None = None,
         x_q = prep.int8_inputs(ds.x[wanted], q.in_scale, q.in_zp).reshape(-1, *q.in_shape)
     else:
         x_q = interpreters.quantize_input(x_all[wanted], q.in_scale, q.in_zp)
+    stage(f"quantize: scoring {int(wanted.sum())} windows with float, int8 LiteRT and int8 TFLM")
     float_out = model.predict(x_all, verbose=0, batch_size=256)
     normal = info.get("normal_class", "")
     threshold = info.get("threshold")
@@ -146,6 +149,8 @@ def quantize_run(run_dir: str | Path, data_path: str | Path | None = None,
     }
     path = artifacts.write_bytes(run_dir / artifacts.MODEL_INT8, tflite)
     artifacts.write_json(run_dir / artifacts.QUANTIZATION_JSON, report)
+    confusion_plot(run_dir, info, [("float", reports["float"]["confusion_matrix"]),
+                                   ("int8 (TFLM)", reports["int8_tflm"]["confusion_matrix"])], splits.evaluated_on)
     if not report["passed"]:
         worst = max(drops, key=drops.get)
         lost = (f"{drops[worst]:.3g} points of accuracy ({round(drops[worst] * n / 100)} of {n} windows)"

@@ -21,16 +21,19 @@ def boards(as_json: bool) -> None:
     rows = []
     for name in list_boards():
         board = load_board(name)
-        rows.append({**board.to_json(), "here": board.capabilities()})
+        missing = board.missing()
+        rows.append({**board.to_json(), "here": {k: why is None for k, why in missing.items()},
+                     "why_not": {k: why for k, why in missing.items() if why is not None}})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'board':<20} {'cpu':<14} {'flash':>9} {'ram':>9}  {'flash via':<9} build emulate flash")
+    click.echo(f"{'board':<20} {'cpu':<14} {'flash':>9} {'ram':>9}  {'flash via':<9} build emulate flash  why not")
     for r in rows:
         here = r["here"]
         marks = "  ".join(f"{'yes' if here[k] else 'no':<5}" for k in ("build", "emulate", "flash"))
+        reasons = "; ".join(f"{k}: {why}" for k, why in r["why_not"].items())
         click.echo(f"{r['name']:<20} {r['cpu']:<14} {_kib(r['flash_bytes']):>9} {_kib(r['ram_bytes']):>9}  "
-                   f"{r['flash_method']:<9} {marks}")
+                   f"{r['flash_method']:<9} {marks} {reasons}".rstrip())
 
 
 @click.group()

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from tinyml.cli.outpath import OUT_FILE
+
 
 @click.group()
 def gateway() -> None:
@@ -48,3 +50,23 @@ def status(db: Path, as_json: bool) -> None:
 
     snap = read(db)
     click.echo(json.dumps(snap, indent=1) if as_json else format_text(snap))
+
+
+@gateway.command()
+@click.option("--db", type=click.Path(path_type=Path), default=Path("gateway.db"), show_default=True)
+@click.option("--out", "out", required=True, type=OUT_FILE, help="Dataset .npz to write.")
+@click.option("--device", help="Only this device's windows.")
+@click.option("--since", help="Only windows received since: unix seconds, an ISO time, or an age (30m, 2h, 7d).")
+@click.option("--label", help="Label every window with this class (default: what the device's model said).")
+@click.option("--append", is_flag=True, help="Append to the dataset at --out (e.g. the training data) instead of "
+                                             "writing a new file.")
+def export(db: Path, out: Path, device: str | None, since: str | None, label: str | None, append: bool) -> None:
+    """Write the evidence windows stored after alerts as a dataset for `tinyml data` and `tinyml train`."""
+    from tinyml.gateway.evidence import export as export_windows
+    from tinyml.gateway.evidence import parse_since
+
+    ds, n = export_windows(db, out, device=device, since=None if since is None else parse_since(since), label=label,
+                           append=append)
+    classes = ", ".join(f"{c} {int((ds.y == i).sum())}" for i, c in enumerate(ds.classes))
+    click.echo(f"exported {n} evidence window(s) of {ds.x.shape[1]} x {ds.x.shape[2]} at {ds.fs:g} Hz to {out}, "
+               f"which holds {ds.n} window(s): {classes}")

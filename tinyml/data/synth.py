@@ -271,3 +271,25 @@ def _assemble(classes: list[str], o: VibrationOptions | TemperatureOptions, make
                          "train, val and test whole recordings", _split_hint(o)) from None
     meta = {"generator": f"tinyml.data.synth.{generator}", "options": asdict(o)}
     return Dataset(x, y, classes, channels, o.fs, split, groups, kind, normal_class, meta)
+
+
+# ---------------------------------------------------------------- single windows (emulated sensors)
+
+SENSOR_CLASSES = {"vibration": VIBRATION_CLASSES, "temperature": TEMPERATURE_CLASSES}
+
+
+def synth_windows(kind: str, condition: str, count: int, window: int, fs: float,
+                  rng: np.random.Generator) -> np.ndarray:
+    """``count`` consecutive windows [count, window, C] of one machine condition, from the same
+    physics as the datasets above: what an emulated device's sensor reads."""
+    classes = SENSOR_CLASSES.get(kind)
+    if classes is None or condition not in classes:
+        raise InputError(f"no {kind} condition {condition!r}",
+                         f"use one of: {', '.join(classes or [])}" if classes else "use vibration or temperature")
+    if kind == "vibration":
+        o = VibrationOptions(window=window, fs=fs)
+        rec = _vibration_recording(condition, count * window, o, rng)
+    else:
+        t = TemperatureOptions(window=window, fs=fs)
+        rec = _temperature_recording(condition, count * window, t, count, rng)
+    return rec.reshape(count, window, rec.shape[1]).astype(np.float32)

@@ -46,6 +46,8 @@ LATENCY_UNIT_NAMES = {0: "cycles", 1: "ticks", 2: "us", 3: "instructions"}
 ERR_BAD_FRAME, ERR_UNKNOWN_TYPE, ERR_BAD_LENGTH, ERR_UNSUPPORTED, ERR_INFERENCE, ERR_MODEL_MISMATCH = range(1, 7)
 
 LABEL_UNDECIDED = 0xFF
+# HELLO.arena_bytes when the device's runtime could not allocate its arena at boot
+ARENA_FAILED = 0xFFFFFFFF
 
 # bad-frame reasons
 BAD_CRC = "crc"

@@ -20,12 +20,13 @@ import tomllib
 
 from tinyml.errors import InputError
 from tinyml.gateway.drift import DriftConfig
+from tinyml.gateway.evidence import EvidenceConfig
 from tinyml.gateway.rules import RuleConfig
 from tinyml.gateway.store import RetentionLimits
 
 PASSWORD_ENV = "TINYML_MQTT_PASSWORD"
 RETENTION_KEYS = {"max_age_days", "max_results", "max_db_mb"}
-TOP_KEYS = {"site", "db", "ports", "http", "baud", "mqtt", "retention", "rules", "drift", "models"}
+TOP_KEYS = {"site", "db", "ports", "http", "baud", "mqtt", "retention", "rules", "drift", "models", "evidence"}
 MQTT_KEYS = {"url", "username", "password", "password_env", "tls", "ca", "cert", "key", "insecure",
              "client_id", "keepalive", "topic_prefix", "protocol"}
 MQTT_PROTOCOLS = ("5", "3.1.1")
@@ -104,6 +105,7 @@ class GatewayConfig:
     rules: RuleConfig = field(default_factory=RuleConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
     models: tuple[ModelRoute, ...] = ()
+    evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
 
     def model_for(self, device: str, model_hash: str) -> ModelInfo:
         for route in self.models:
@@ -332,4 +334,5 @@ def load(config_path: Path | None = None, *, ports: tuple[str, ...] = (), db: Pa
         retention=limits,
         rules=_section(RuleConfig, data.get("rules", {}), "rules", config_path),
         drift=_section(DriftConfig, data.get("drift", {}), "drift", config_path),
+        evidence=_section(EvidenceConfig, data.get("evidence", {}), "evidence", config_path),
         models=_routes(data.get("models", []), base))

@@ -4,7 +4,7 @@ Each stage calls the same library functions as its own CLI command and writes in
 project's run directory (OUT):
 
     OUT/dataset.npz        data       synth or import
-    OUT/run/               train      model.keras, model.json, preprocess.json, metrics.json
+    OUT/model/             train      model.keras, model.json, preprocess.json, metrics.json
                            quantize   model_int8.tflite, quantization.json
     OUT/codegen/           codegen    PREFIX.h, PREFIX.c, PREFIX.codegen.json
     OUT/firmware/          firmware   a firmware project and its build/firmware.elf
@@ -45,7 +45,8 @@ def dataset_path(p: Project) -> Path:
 
 
 def run_dir(p: Project) -> Path:
-    return p.out / "run"
+    """The training run directory inside OUT (not "run": OUT itself defaults to "run")."""
+    return p.out / "model"
 
 
 def firmware_dir(p: Project) -> Path:
@@ -101,7 +102,8 @@ def _train_run(p: Project) -> dict[str, Any]:
     from tinyml.data.dataset import load
     from tinyml.train.fit import train
 
-    result = train(load(dataset_path(p)), p.model, run_dir(p), p.train, p.features, dataset_path=dataset_path(p))
+    options = dataclasses.replace(p.train, quiet=False)  # progress on stderr; not part of the fingerprint
+    result = train(load(dataset_path(p)), p.model, run_dir(p), options, p.features, dataset_path=dataset_path(p))
     figures = {"accuracy": result["accuracy"], "split": result["evaluated_on"]}
     if result.get("auc") is not None:
         figures["auc"] = result["auc"]
@@ -212,7 +214,7 @@ def _validate_run(p: Project) -> dict[str, Any]:
     tests = prepare_inputs(info, dataset_path(p), None if v["split"] == "all" else v["split"], v["limit"])
     size = measure(_elf(p), p.board, int(render.read_manifest(firmware_dir(p)).get("arena_bytes", 0)))
     report = validate(p.board, info, tests, elf=_elf(p), runtime=p.runtime,
-                      sizes=(size.flash_bytes, size.ram_bytes), timeout=v["timeout"])
+                      sizes=(size.flash_bytes, size.ram_bytes), timeout=v["timeout"], progress=True)
     artifacts.write_json(p.out / "validation.json", report.to_json())
     if report.mismatches > v["tolerance"]:
         raise CheckFailed(f"{report.mismatches} output bytes differ from the host reference "

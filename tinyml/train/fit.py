@@ -16,9 +16,11 @@ from tinyml import optioncheck as oc
 from tinyml.data.dataset import SPLITS, Dataset
 from tinyml.errors import InputError
 from tinyml.preprocess import Preprocess
+from tinyml.progress import stage
 from tinyml.train import artifacts, metrics, plots
 from tinyml.train.zoo import ModelKind, model_kind
 
+CONFUSION_PNG, SCORES_PNG = "confusion.png", "scores.png"
 BASELINE_SIZE = 1000  # validation scores kept in model.json for the gateway's drift check
 ANOMALY_LABELS = ["normal", "anomaly"]
 
@@ -102,18 +104,17 @@ def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
 
 
 def _progress_callback(keras: Any, epochs: int, quiet: bool) -> Any:
-    from tqdm import tqdm
+    from tinyml.progress import Steps
 
     class EpochBar(keras.callbacks.Callback):
-        """One bar step per epoch with the latest losses."""
+        """One progress step per epoch with the latest losses (a bar on a terminal, lines in a log)."""
 
         def on_train_begin(self, logs=None):  # noqa: ANN001
-            self.bar = tqdm(total=epochs, unit="epoch", disable=quiet, leave=False, desc="train")
+            self.bar = Steps(epochs, desc="train", unit="epoch", quiet=quiet)
 
         def on_epoch_end(self, epoch, logs=None):  # noqa: ANN001
             logs = logs or {}
-            self.bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k in ("loss", "val_loss", "accuracy")})
-            self.bar.update(1)
+            self.bar.update(1, **{k: float(v) for k, v in logs.items() if k in ("loss", "val_loss", "accuracy")})
 
         def on_train_end(self, logs=None):  # noqa: ANN001
             self.bar.close()
@@ -149,15 +150,16 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
                           arithmetic=opts.arithmetic)
     x_all = prep.apply(ds.x)
 
+    stage(f"train: {model_name} on {int(fit_mask.sum())} windows, up to {opts.epochs} epochs", quiet=opts.quiet)
     keras = import_keras()
     keras.utils.set_random_seed(opts.seed)
     n_classes = len(ds.classes)
     from tinyml.train.zoo import build
 
     model = build(model_name, x_all.shape[1:], n_classes)
-    callbacks = [keras.callbacks.EarlyStopping(monitor=kind.monitor, patience=opts.patience,
-                                               start_from_epoch=kind.warmup_epochs, restore_best_weights=True),
-                 _progress_callback(keras, opts.epochs, opts.quiet)]
+    stopper = keras.callbacks.EarlyStopping(monitor=kind.monitor, patience=opts.patience,
+                                            start_from_epoch=kind.warmup_epochs, restore_best_weights=True)
+    callbacks = [stopper, _progress_callback(keras, opts.epochs, opts.quiet)]
     if kind.task == "classifier":
         history = model.fit(x_all[fit_mask], ds.y[fit_mask], validation_data=(x_all[val_mask], ds.y[val_mask]),
                             epochs=opts.epochs, batch_size=opts.batch_size, verbose=0, callbacks=callbacks,
@@ -167,6 +169,7 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
                             validation_data=(x_all[val_fit_mask], x_all[val_fit_mask]),
                             epochs=opts.epochs, batch_size=opts.batch_size, verbose=0, callbacks=callbacks)
 
+    stage(f"train: evaluating on the {splits.evaluated_on} split and saving to {out_dir}", quiet=opts.quiet)
     outputs = model.predict(x_all, verbose=0, batch_size=256)
     result = evaluate(kind, ds, splits, x_all, outputs, normal)
     info = {
@@ -178,9 +181,15 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
         "parameters": int(model.count_params()), "seed": opts.seed,
         "dataset": str(Path(dataset_path).resolve()) if dataset_path else None,
         "epochs_run": len(history.history["loss"]),
+        "best_epoch": int(stopper.best_epoch) + 1,  # 1-based: the epoch whose weights were restored
         "score_baseline": result.pop("score_baseline"),
     }
     save_run(out_dir, model, prep, info, result, history.history)
+    if kind.task == "anomaly":
+        test = splits.test
+        plots.score_histogram(output_scores(kind.task, x_all, outputs)[test], [ds.classes[k] for k in ds.y[test]],
+                              ds.classes, float(result["threshold"]), out_dir / SCORES_PNG,
+                              f"{model_name} anomaly scores on the {splits.evaluated_on} split")
     return result
 
 
@@ -223,10 +232,17 @@ def save_run(out_dir: Path, model: Any, prep: Preprocess, info: dict, result: di
     prep.save(out_dir)
     artifacts.write_json(out_dir / artifacts.MODEL_JSON, info)
     artifacts.write_json(out_dir / artifacts.METRICS_JSON, result)
-    plots.training_curves({k: [float(v) for v in vals] for k, vals in history.items()}, out_dir / "training.png")
+    plots.training_curves({k: [float(v) for v in vals] for k, vals in history.items()}, out_dir / "training.png",
+                          title=f"{info['model']} on {Path(info['dataset'] or 'data').name}: "
+                                f"{info['epochs_run']} epochs, best {info['best_epoch']}",
+                          best_epoch=info["best_epoch"])
+    confusion_plot(out_dir, info, [("float", result["confusion_matrix"])], result["evaluated_on"])
+
+
+def confusion_plot(out_dir: Path, info: dict, panels: list[tuple[str, list[list[int]]]], split: str) -> Path:
+    """OUT/confusion.png: after training the float model's matrix, after quantize the int8 one beside it."""
     labels = info["classes"] if info["task"] == "classifier" else ANOMALY_LABELS
-    plots.confusion(result["confusion_matrix"], labels, out_dir / "confusion.png",
-                    f"{info['model']} on the {result['evaluated_on']} split")
+    return plots.confusion(panels, labels, out_dir / CONFUSION_PNG, f"{info['model']} on the {split} split")
 
 
 def default_feature_spec(kind: str) -> list[dict]:
