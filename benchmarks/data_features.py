@@ -107,13 +107,23 @@ def m4_figures(x: np.ndarray, fs: float, spec: list[dict], channels: list[str], 
     return {"instructions": ticks * INSTRUCTIONS_PER_TICK, "flash": flash, "ram": ram, "bit_identical": same}
 
 
+def c_float(v: float) -> str:
+    """A float32 value as an exact C constant (infinities and NaN through GCC builtins)."""
+    v = float(v)
+    if v != v:
+        return "__builtin_nanf(\"\")"
+    if v in (float("inf"), float("-inf")):
+        return ("-" if v < 0 else "") + "__builtin_inff()"
+    return v.hex() + "f" if v else "0.0f"
+
+
 def m4_preprocess_figures(x: np.ndarray, expected: np.ndarray, sources: list[Path], headers: dict[str, str],
                           include: str, call: str, tmp: Path) -> dict:
     """Build ``sources`` (with the generated ``headers``) into the preprocessing harness, run it on
     the M4F and check its int8 inputs against ``expected`` [N, bytes]; instructions for one window."""
     for name, text in headers.items():
         (tmp / name).write_text(text)
-    rows = ",\n".join("{" + ", ".join(float(v).hex() + "f" if v else "0.0f" for v in w.ravel()) + "}" for w in x)
+    rows = ",\n".join("{" + ", ".join(map(c_float, w.ravel())) + "}" for w in x)
     (tmp / "bench_windows.h").write_text(
         f'#include "{include}"\n#define BENCH_PREPROCESS {call}\n#define BENCH_INPUT_BYTES {expected.shape[1]}u\n'
         f"#define BENCH_N_WINDOWS {len(x)}u\n"

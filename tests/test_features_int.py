@@ -237,3 +237,64 @@ def test_windows_too_long_or_not_power_of_two_are_refused():
         fi.feature_values(np.zeros((1, 4096, 1), np.int64), 100.0, [{"name": "rms"}])
     with pytest.raises(InputError, match="power-of-two"):
         fi.feature_values(np.zeros((1, 100, 1), np.int64), 100.0, [{"name": "fft_bands", "bands": 4}])
+
+
+# ---- the firmware's compilers and the FPU paths on a Cortex-M4F
+
+@pytest.mark.parametrize("cc,flags", [
+    ("gcc", ["-Wpedantic", "-Wconversion", "-Wdouble-promotion", "-Wshadow"]),
+    ("arm-none-eabi-gcc", ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-Wconversion",
+                           "-Wpedantic"]),
+    ("arm-none-eabi-gcc", ["-mcpu=cortex-m0", "-mthumb", "-Wconversion", "-Wpedantic"]),
+    ("riscv64-unknown-elf-gcc", ["-march=rv32imc", "-mabi=ilp32", "--specs=picolibc.specs", "-Wconversion"]),
+    ("xtensa-lx106-elf-gcc", ["-mlongcalls", "--specs=/usr/lib/xtensa-lx106-elf/picolibc.specs", "-Wconversion"]),
+])
+def test_compiles_warning_free(tmp_path, cc, flags):
+    import shutil
+    import subprocess
+
+    from tinyml.data.features_int_c import int_config_header
+
+    assert shutil.which(cc), f"{cc} is part of the toolchain set"
+    n = len(feature_names(CUSTOM_SPEC, CHANNELS))
+    (tmp_path / "tinyml_features_int_config.h").write_text(int_config_header(**_config("features", CUSTOM_SPEC, n)))
+    src = fi.__file__.replace("tinyml/data/features_int.py", "firmware_templates/common")
+    proc = subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", *flags, f"-I{tmp_path}", f"-I{src}",
+                           "-c", f"{src}/tinyml_features_int.c", "-o", str(tmp_path / "f.o")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_cortex_m4f_fpu_paths_are_bit_identical(tmp_path):
+    """On the M4F the sample conversion and the square root's start use the FPU: the int8 inputs
+    must still be Python's, on adversarial windows and random ones, features and per_window."""
+    import importlib.util
+    import sys
+
+    from tinyml.data.features_int_c import int_config_header
+
+    path = fi.__file__.replace("tinyml/data/features_int.py", "benchmarks/data_features.py")
+    if "data_features_bench" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("data_features_bench", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["data_features_bench"] = module
+        spec.loader.exec_module(module)
+    bench = sys.modules["data_features_bench"]
+    rng = np.random.default_rng(7)
+    halves = (np.arange(64 * 3).reshape(64, 3) - 96) * 0.5 / 4096  # exact halves of a step at shift 12
+    x = np.stack([*adversarial_windows().values(), halves, rng.normal(0, 3, (64, 3)),
+                  rng.normal(0, 1e-3, (64, 3))]).astype(np.float32)
+    n = len(feature_names(CUSTOM_SPEC, CHANNELS))
+    cfg = _config("features", CUSTOM_SPEC, n)
+    want = fi.features_int8(x, FS, CUSTOM_SPEC, SHIFTS, cfg["mean"], cfg["std"], cfg["in_scale"], cfg["zero_point"])
+    src = bench.SRC / "tinyml_features_int.c"
+    (tmp_path / "f").mkdir()
+    got = bench.m4_preprocess_figures(x, want, [src], {"tinyml_features_int_config.h": int_config_header(**cfg)},
+                                      "tinyml_features_int.h", "tinyml_ifeat_preprocess", tmp_path / "f")
+    assert got["bit_identical"]
+    cfg = _config("per_window", None, 3)
+    want = fi.per_window_int8(x, SHIFTS, cfg["mean"], cfg["std"], cfg["in_scale"], cfg["zero_point"]).reshape(len(x), -1)
+    (tmp_path / "p").mkdir()
+    got = bench.m4_preprocess_figures(x, want, [src], {"tinyml_features_int_config.h": int_config_header(**cfg)},
+                                      "tinyml_features_int.h", "tinyml_ifeat_preprocess", tmp_path / "p")
+    assert got["bit_identical"]

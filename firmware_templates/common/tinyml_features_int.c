@@ -1,8 +1,12 @@
 /* Integer features: see tinyml_features_int.h. Every helper has a namesake in
  * tinyml/data/features_int.py with the same rounding, saturation and order of operations. */
 #include <string.h>
-#if defined(__ARM_FEATURE_SAT)
-#include <arm_acle.h>
+
+/* A single-precision FPU: sample conversion and the square root's start use it (same values). */
+#if defined(__ARM_FP) && (__ARM_FP & 4)
+#define SP_FPU 1
+#else
+#define SP_FPU 0
 #endif
 
 #include "tinyml_features_int.h"
@@ -101,7 +105,7 @@ static int64_t sat_add(int64_t a, int64_t b)
  * corrected to the exact floor). */
 static uint32_t isqrt32(uint32_t n)
 {
-#if defined(__ARM_FP) && (__ARM_FP & 4)
+#if SP_FPU
     uint32_t r = (uint32_t)__builtin_sqrtf((float)n);
     if (r > 65535u)
         r = 65535u;
@@ -161,7 +165,7 @@ static int8_t sat8(int64_t v)
 static int8_t sat8_32(int32_t v)
 {
 #if defined(__ARM_FEATURE_SAT)
-    return (int8_t)__ssat(v, 8);
+    return (int8_t)__builtin_arm_ssat((int)v, 8); /* SSAT: the same clamp in one instruction */
 #else
     return (int8_t)(v < -128 ? -128 : v > 127 ? 127 : v);
 #endif
@@ -180,6 +184,7 @@ static int8_t requant(int64_t v, int64_t off, int32_t mult, uint8_t sh, int32_t 
 
 /* ---------------------------------------------------------------- samples */
 
+#if !SP_FPU
 static int32_t to_sample(float f, int shift)
 {
     uint32_t b;
@@ -203,8 +208,9 @@ static int32_t to_sample(float f, int shift)
     }
     return (b >> 31) ? -mag : mag;
 }
+#endif
 
-#if defined(__ARM_FP) && (__ARM_FP & 4)
+#if SP_FPU
 /* With a single-precision FPU the same function in fewer instructions: |f| * 2^shift is exact
  * (or below half a step, or saturates), truncation and the fraction a - trunc(a) are exact
  * below 2^23, so rounding half away from zero gives to_sample's value bit for bit. */
@@ -229,7 +235,7 @@ static void convert_channel(const tinyml_ifeat_config *cfg, const float *x, unsi
     unsigned c = cfg->channels, end = (unsigned)cfg->window * c;
     int32_t sum = 0;
     int64_t squares = 0;
-#if defined(__ARM_FP) && (__ARM_FP & 4)
+#if SP_FPU
     uint32_t bits = (uint32_t)(cfg->sample_shift[ch] + 127) << 23; /* 2^shift, |shift| <= 100 */
     float gain;
     memcpy(&gain, &bits, sizeof gain);
