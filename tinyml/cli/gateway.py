@@ -27,17 +27,25 @@ def gateway() -> None:
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="gateway.toml.")
 @click.option("--site", help="Site name used in MQTT topics tinyml/<site>/<device>/...")
 @click.option("--http", metavar="127.0.0.1:PORT", help="Serve /status and /metrics on loopback.")
+@click.option("--model", "models", multiple=True, type=click.Path(path_type=Path), metavar="RUN",
+              help="Training run whose class names and threshold give results meaning (repeatable; matched by "
+                   "model hash; one alone serves every device). Default: the model of ./tinyml.toml, if any.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every committed batch.")
 def run(ports: tuple[str, ...], db: Path | None, mqtt_url: str | None, config_path: Path | None,
-        site: str | None, http: str | None, verbose: bool) -> None:
+        site: str | None, http: str | None, models: tuple[Path, ...], verbose: bool) -> None:
     """Read device ports, store results in SQLite, run alert and drift rules, forward to MQTT."""
-    from tinyml.gateway.config import load
+    from tinyml.gateway.config import load, project_model
     from tinyml.gateway.service import Gateway
 
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("asyncio").setLevel(logging.WARNING)
-    config = load(config_path, ports=ports, db=db, mqtt_url=mqtt_url, site=site, http=http)
+    if not models and config_path is None:
+        found = project_model(Path.cwd())
+        if found is not None:
+            logging.getLogger("tinyml.gateway").info("class names from %s (the model of ./tinyml.toml)", found)
+            models = (found,)
+    config = load(config_path, ports=ports, db=db, mqtt_url=mqtt_url, site=site, http=http, models=models)
     asyncio.run(Gateway(config).run())
 
 

@@ -42,6 +42,11 @@ class ModelInfo:
     threshold: float | None = None
     score_baseline: tuple[float, ...] = ()
 
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """What each label a device sends means: an anomaly detector's 0/1, a classifier's classes."""
+        return ("normal", "anomaly") if self.task == "anomaly" else self.classes
+
     def class_name(self, label: int) -> str | None:
         if self.task == "anomaly":
             return {0: "normal", 1: "anomaly"}.get(label)
@@ -144,6 +149,36 @@ def read_model_json(path: Path) -> ModelInfo:
         raise InputError(f"{path} has a malformed field: {exc}", "re-run `tinyml train`") from None
 
 
+def route_for_run(path: Path, *, every_device: bool = False) -> ModelRoute:
+    """A route for the devices running RUN's int8 model (matched by HELLO model hash), or for
+    every device when ``every_device``: class names and thresholds straight from a run directory."""
+    import hashlib
+
+    info = read_model_json(path)
+    run_dir = path if path.is_dir() else path.parent
+    tflite = run_dir / "model_int8.tflite"
+    model_hash = hashlib.sha256(tflite.read_bytes()).hexdigest()[:16] if tflite.is_file() else ""
+    if not model_hash and not every_device:
+        raise InputError(f"{run_dir} has no model_int8.tflite to match devices by",
+                         "quantize the run first, or give one --model only (it then serves every device)")
+    return ModelRoute(info, ("*",) if every_device else (), model_hash)
+
+
+def project_model(folder: Path) -> Path | None:
+    """The trained model of FOLDER/tinyml.toml (``tinyml run``'s OUT/model), if there is one."""
+    from tinyml.project.config import PROJECT_FILE, read_project
+
+    if not (folder / PROJECT_FILE).is_file():
+        return None
+    from tinyml.project.stages import run_dir
+
+    try:
+        path = run_dir(read_project(folder))
+    except InputError:
+        return None  # a broken project file is `tinyml run`'s to report, not the gateway's
+    return path if (path / "model.json").is_file() else None
+
+
 def parse_http(value: str) -> tuple[str, int]:
     """``127.0.0.1:PORT`` or ``PORT``; only loopback addresses are accepted."""
     host, _, port = value.rpartition(":")
@@ -222,6 +257,14 @@ def _line_of(path: Path | None, section: str, key: str | None = None) -> str:
     return str(path)
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _type_ok(value: Any, annotation: str) -> bool:
     """A TOML value against a settings field's annotation (``int``, ``float | None``, ``str``)."""
     kinds = {k.strip() for k in annotation.split("|")}
@@ -250,8 +293,8 @@ def _section(cls: type, data: Any, name: str, path: Path | None = None) -> Any:
             wanted = " or ".join(names.get(k.strip(), k.strip()) for k in annotation.split("|")
                                  if k.strip() != "None")
             raise InputError(f"[{name}] {key} = {value!r} at {_line_of(path, name, key)} must be {wanted}",
-                             f"write it without quotes, e.g. {key} = {known[key].default!r}"
-                             if isinstance(value, str) and known[key].default is not None
+                             f"write it without quotes: {key} = {value.strip()}"
+                             if isinstance(value, str) and _is_number(value)
                              else f"see docs/gateway.md for the [{name}] keys")
     try:
         return cls(**data)
@@ -300,8 +343,10 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def load(config_path: Path | None = None, *, ports: tuple[str, ...] = (), db: Path | None = None,
-         mqtt_url: str | None = None, site: str | None = None, http: str | None = None) -> GatewayConfig:
-    """Merge gateway.toml (when given) with command-line options; options win."""
+         mqtt_url: str | None = None, site: str | None = None, http: str | None = None,
+         models: tuple[Path, ...] = ()) -> GatewayConfig:
+    """Merge gateway.toml (when given) with command-line options; options win. ``models`` are
+    run directories whose devices are found by model hash (one alone serves every device)."""
     data = read_toml(config_path) if config_path else {}
     base = config_path.parent if config_path else Path(".")
     all_ports = tuple(ports) or tuple(data.get("ports", ()))
@@ -335,4 +380,5 @@ def load(config_path: Path | None = None, *, ports: tuple[str, ...] = (), db: Pa
         rules=_section(RuleConfig, data.get("rules", {}), "rules", config_path),
         drift=_section(DriftConfig, data.get("drift", {}), "drift", config_path),
         evidence=_section(EvidenceConfig, data.get("evidence", {}), "evidence", config_path),
-        models=_routes(data.get("models", []), base))
+        models=tuple(route_for_run(Path(m), every_device=len(models) == 1) for m in models)
+        + _routes(data.get("models", []), base))

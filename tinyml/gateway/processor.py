@@ -284,8 +284,8 @@ class Processor:
         rebooted = self._boot(rec.device, rec.boot_id, counts) and previous is not None
         fields: dict[str, object] = {"port": rec.port, "board": rec.board, "fw_version": rec.fw_version,
                                      "model_hash": rec.model_hash,
-                                     "classes": json.dumps(list(state.model.classes)) if state.model.classes
-                                     else None}
+                                     "classes": json.dumps(list(state.model.label_names))
+                                     if state.model.label_names else None}
         _mark_seen(seen, rec.device, rec.at, fields)
         self.store.set_port(rec.port, rec.at, device=rec.device)
         payload = {"id": f"status/{rec.device}/{rec.boot_id:08x}", "site": self.config.site, "device": rec.device,
