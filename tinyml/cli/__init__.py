@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "keygen": ("tinyml.cli.sign", "keygen", "Create an Ed25519 signing key pair."),
     "sign": ("tinyml.cli.sign", "sign", "Sign a firmware/model artifact folder."),
     "verify": ("tinyml.cli.sign", "verify", "Verify a signed artifact folder."),
+    "report": ("tinyml.cli.report", "report", "A self-contained HTML report of a run, float vs int8 vs boards."),
     "validate": ("tinyml.cli.validate", "validate", "Run test inputs on a device and compare with the host."),
     "monitor": ("tinyml.cli.device", "monitor", "Print decoded device results from a serial port."),
     "capture": ("tinyml.cli.capture", "capture", "Capture labelled sensor windows from a device into a dataset."),

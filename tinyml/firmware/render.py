@@ -19,6 +19,7 @@ from tinyml import __version__
 from tinyml.errors import InputError
 from tinyml.firmware.boards import Board
 from tinyml.firmware.esp_idf import sdkconfig_values
+from tinyml.outputs import write_atomic
 from tinyml.paths import templates_dir
 
 MANIFEST = "tinyml.json"
@@ -196,7 +197,7 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
     # integer preprocessing runs on every board; the float64 features need soft double
     device_features = pre["integer"] or (pre["mode"] == "features" and bool(board.hardware.get("double_math", True)))
     ctx = {
-        "board": board, "runtime": runtime, "version": __version__,
+        "board": board, "runtime": runtime, "standalone": False, "version": __version__,
         "device_id": device_id or board.name, "pre": pre, "device_features": device_features, "esp_idf": esp_idf,
         "model": {**asdict(model), "prefix": PREFIX, "arena_bytes": arena,
                   "hash_c": ", ".join(f"0x{b:02x}" for b in model.hash8),
@@ -210,18 +211,8 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
     layers.append((family, out))
     for root, dest in layers:
         _render_tree(env, root, dest, ctx)
-    if pre["integer"]:
-        from tinyml.data.features_int_c import int_config_header
-
-        (out / src / "tinyml_features_int_config.h").write_text(int_config_header(
-            mode=pre["mode"], window=pre["window"], channels=pre["channels"], fs=pre["fs"],
-            sample_shift=pre["sample_shift"], mean=pre["mean_values"], std=pre["std_values"],
-            in_scale=model.in_scale, zero_point=model.in_zp, spec=pre["feature_spec"]))
-    elif pre["mode"] == "features":
-        from tinyml.data.features_c import features_c_config
-
-        (out / src / "tinyml_features_config.h").write_text(
-            features_c_config(pre["feature_spec"], pre["channels"], pre["fs"], pre["window"]))
+    if _feature_files(pre):
+        _write_features_config(pre, out / src, model)
     manifest = {
         "board": board.name, "board_file": str(board.source), "template": board.template, "runtime": runtime,
         "builder": board.builder, "codegen_target": target if runtime == "native" else None,
@@ -232,6 +223,62 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
         "tinyml_version": __version__,
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def _write_features_config(pre: dict[str, Any], dest: Path, model: ModelInfo) -> Path:
+    """The baked configuration of the run's feature/preprocessing C (integer or float64)."""
+    if pre["integer"]:
+        from tinyml.data.features_int_c import int_config_header
+
+        return write_atomic(dest / "tinyml_features_int_config.h", int_config_header(
+            mode=pre["mode"], window=pre["window"], channels=pre["channels"], fs=pre["fs"],
+            sample_shift=pre["sample_shift"], mean=pre["mean_values"], std=pre["std_values"],
+            in_scale=model.in_scale, zero_point=model.in_zp, spec=pre["feature_spec"]))
+    from tinyml.data.features_c import features_c_config
+
+    return write_atomic(dest / "tinyml_features_config.h",
+                        features_c_config(pre["feature_spec"], pre["channels"], pre["fs"], pre["window"]))
+
+
+PREPROCESS_FILES = ("tinyml_run.c.j2", "tinyml_run.h")
+FEATURE_FILES = ("tinyml_features.c", "tinyml_features.h")
+INT_FEATURE_FILES = ("tinyml_features_int.c", "tinyml_features_int.h")
+
+
+def _feature_files(pre: dict[str, Any]) -> tuple[str, ...]:
+    """The feature C a run's preprocessing needs: integer runs (features or per_window) the
+    integer one, float64 feature runs the float64 one."""
+    if pre["integer"]:
+        return INT_FEATURE_FILES
+    return FEATURE_FILES if pre["mode"] == "features" else ()
+
+
+def write_preprocess_sources(model: ModelInfo, dest: Path) -> list[Path]:
+    """The run's preprocessing as C for the user's own project, rendered from the same templates
+    firmware projects use: tinyml_run.c (tinyml_preprocess(): raw window -> int8 model input,
+    without the sensor hook and firmware config), tinyml_run.h and, for feature models, the
+    feature extractor (integer runs: tinyml_features_int.*, also for per_window) with its baked
+    configuration."""
+    import jinja2
+
+    if model.run_dir is None:
+        raise InputError(f"{model.tflite} is not in a run directory, so its preprocessing is unknown",
+                         "pass the run directory from `tinyml train` (it holds preprocess.json)")
+    pre = _preprocess_context(model)
+    ctx = {"pre": pre, "standalone": True,
+           "model": {"in_scale_c": _c_float(model.in_scale), "in_zp": model.in_zp}}
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    common = templates_dir() / "common"
+    names = PREPROCESS_FILES + _feature_files(pre)
+    written = []
+    for name in names:
+        text = (common / name).read_text()
+        if name.endswith(".j2"):
+            text, name = env.from_string(text).render(**ctx), name[:-3]
+        written.append(write_atomic(dest / name, text))
+    if _feature_files(pre):
+        written.append(_write_features_config(pre, dest, model))
+    return written
 
 
 def _render_tree(env: Any, root: Path, dest: Path, ctx: dict[str, Any]) -> None:
