@@ -113,7 +113,7 @@ def _preprocess_context(model: ModelInfo) -> dict[str, Any]:
                 "feature_spec": pre.feature_spec, "min_std": repr(MIN_STD), "integer": pre.integer,
                 "sample_shift": pre.sample_shift, "mean_values": pre.mean, "std_values": pre.std,
                 "mean": [repr(float(v)) for v in pre.mean], "std": [repr(float(v)) for v in pre.std]}
-    return {"mode": "raw", "window": model.input_bytes, "channels": ["x"], "mean": ["0.0"], "std": ["1.0"],
+    return {"mode": "raw", "window": model.input_bytes, "channels": ["x"], "fs": 1.0, "mean": ["0.0"], "std": ["1.0"],
             "integer": False}
 
 
