@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := gcc-arm-none-eabi picolibc-arm-none-eabi libnewlib-arm-none-eabi \
 	qemu-system-arm qemu-system-misc gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf \
-	gcc-xtensa-lx106 picolibc-xtensa-lx106-elf mosquitto openocd gcc make cmake \
+	gcc-xtensa-lx106 picolibc-xtensa-lx106-elf mosquitto postgresql openocd gcc make cmake \
 	chromium chromium-driver
 PYTEST_ARGS ?=
 
@@ -34,7 +34,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[train,flash,dev]'
+	$(PY) -m pip install -q -e '.[train,flash,fleet,dev]'
 	@touch $@
 
 demo: setup

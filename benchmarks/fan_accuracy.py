@@ -43,11 +43,14 @@ def per_speed(run: Path, ds) -> dict[str, tuple[float, float]]:  # noqa: ANN001 
 
     test = ds.split == 2
     model = open_model(run)
-    x = model.preprocess().apply(ds.x[test])
+    pre = model.preprocess()
+    x = pre.apply(ds.x[test])
     float_pred = import_keras().models.load_model(model.keras()).predict(x, verbose=0).argmax(1)
     tflite = model.int8().data
     q = interpreters.io_quantization(tflite)
-    int8_pred = interpreters.tflm_run(tflite, interpreters.quantize_input(x, q.in_scale, q.in_zp)).argmax(1)
+    x_q = (pre.int8_inputs(ds.x[test], q.in_scale, q.in_zp).reshape(-1, *q.in_shape) if pre.integer
+           else interpreters.quantize_input(x, q.in_scale, q.in_zp))  # integer runs: the device's own inputs
+    int8_pred = interpreters.tflm_run(tflite, x_q).argmax(1)
     y, groups = ds.y[test], ds.groups[test]
     return {g: (float((float_pred == y)[groups == g].mean()), float((int8_pred == y)[groups == g].mean()))
             for g in sorted(set(groups), key=float)}

@@ -201,3 +201,14 @@ def test_dashboard_assets_and_headers(tmp_path: Path) -> None:
         assert status(http)["devices"] == []
     finally:
         assert gw.stop() == 0
+
+
+@pytest.mark.parametrize(("host", "ok"), [("127.0.0.1:8080", True), ("localhost", True), ("LOCALHOST:1", True),
+                                          ("[::1]:8080", True), ("[::1]", True), ("attacker.example", False),
+                                          ("127.0.0.1.attacker.example:80", False), ("", False)])
+def test_only_loopback_host_headers_are_served(host: str, ok: bool) -> None:
+    from tinyml.gateway.api import loopback_host
+
+    head = f"GET /status HTTP/1.1\r\nAccept: */*\r\nHost: {host}\r\n\r\n".encode()
+    assert loopback_host(head) is ok
+    assert loopback_host(b"GET / HTTP/1.0\r\n\r\n") is False  # no Host header at all

@@ -399,7 +399,8 @@ int tinyml_model_invoke(const int8_t *input, int8_t *output) { (void)input; (voi
 int main(void) { return tinyml_main(); }
 """)
     exe = tmp_path / "app"
-    sources = [main / n for n in ("tinyml_app.c", "tinyml_proto.c", "tinyml_run.c", "tinyml_sensor.c")]
+    sources = [main / n for n in ("tinyml_app.c", "tinyml_capture.c", "tinyml_proto.c", "tinyml_run.c",
+                                  "tinyml_sensor.c")]
     build = subprocess.run(["gcc", "-std=gnu17", *WARNINGS, "-Wno-unused-parameter", "-I", str(main), "-o", str(exe),
                             str(tmp_path / "host_port.c"), *map(str, sources), "-lm"], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
@@ -436,5 +437,6 @@ def test_pico_c_files_compile_for_the_core(renders: dict, serial: str, tmp_path:
     for level in PICO_LEVELS:
         compile_c("cortex-m0plus", sources, level, usb, *PICO_FLAGS, "-I", str(sdk), "-I", str(project / "src"),
                   "-I", str(project / "model"), cwd=tmp_path)
-    compile_c("cortex-m0plus", sources, "-O3", usb, "-DTINYML_RUN_MODE=1", *PICO_FLAGS, "-I", str(sdk),
-              "-I", str(project / "src"), "-I", str(project / "model"), cwd=tmp_path)
+    for mode in ("-DTINYML_RUN_MODE=1", "-DTINYML_EEMBC=1"):
+        compile_c("cortex-m0plus", sources, "-O3", usb, mode, *PICO_FLAGS, "-I", str(sdk), "-I", str(project / "src"),
+                  "-I", str(project / "model"), cwd=tmp_path)

@@ -6,7 +6,8 @@
  * RESULT frame cannot hold (only of the last result: the device keeps one output tensor).
  * Run mode (build with -DTINYML_RUN_MODE=1): read a window from the sensor hook
  * (tinyml_sensor.c), turn it into the model input, infer and send RESULT frames by itself,
- * plus a HEARTBEAT every few seconds.
+ * plus a HEARTBEAT every few seconds; it keeps its last raw windows and streams them on CAPTURE
+ * (tinyml_capture.h).
  * MLPerf Tiny runner commands (build with -DTINYML_EEMBC=1, `make EEMBC=1`): the same line also
  * answers the runner's text commands (tinyml_eembc.h), so its runner can drive this firmware;
  * the line stays clean text (no binary frame, not even the boot HELLO) until the host sends a
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "tinyml_app.h"
+#include "tinyml_capture.h"
 #include "tinyml_config.h"
 #include "tinyml_port.h"
 #include "tinyml_proto.h"
@@ -311,7 +313,12 @@ static int handle(const tinyml_msg_t *msg)
         break;
     case TINYML_MSG_INFER:
 #if TINYML_DEVICE_FEATURES && !TINYML_RUN_MODE
+    {
+        /* ACK(INFER, latency of the preprocessing) precedes the RESULT, whose latency is the model's */
+        uint32_t start = port_latency_counter();
         tinyml_preprocess(window, input);
+        send_ack(TINYML_MSG_INFER, port_latency_counter() - start);
+    }
 #endif
         infer_and_report(msg->u.infer.seq);
         break;
@@ -320,6 +327,9 @@ static int handle(const tinyml_msg_t *msg)
         break;
     case TINYML_MSG_HELLO_REQ:
         send_hello();
+        break;
+    case TINYML_MSG_CAPTURE:
+        tinyml_capture_request(msg->u.capture.mode, msg->u.capture.count);
         break;
     case TINYML_MSG_EXIT:
 #if TINYML_EMULATED
@@ -405,8 +415,10 @@ int tinyml_main(void)
         int code = poll_serial();
         if (code >= 0)
             return code;
-        if (tinyml_run_prepare_input(input) == 0)
-            infer_and_report(seq++);
+        if (tinyml_run_prepare_input(input) == 0) {
+            infer_and_report(seq);
+            tinyml_capture_window(tinyml_run_window(), boot_id, seq++, port_millis());
+        }
         if (port_millis() - last_beat >= TINYML_HEARTBEAT_MS) {
             last_beat = port_millis();
             send_heartbeat();

@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "capture": ("tinyml.cli.capture", "capture", "Capture labelled sensor windows from a device into a dataset."),
     "emulate": ("tinyml.cli.device", "emulate", "Emulated devices (or an ESP32 ROM loader) on ptys/TCP."),
     "gateway": ("tinyml.cli.gateway", "gateway", "Collect, store, analyse and forward device results."),
+    "fleet": ("tinyml.cli.fleet", "fleet", "Store what many gateways forward (MQTT shared subscriptions)."),
     "init": ("tinyml.cli.pipeline", "init", "Write a commented tinyml.toml project file."),
     "run": ("tinyml.cli.pipeline", "run", "Run a tinyml.toml project's stages, skipping unchanged ones."),
 }

@@ -21,9 +21,11 @@ from tinyml.cli.outpath import OUT_DIR, OUT_FILE
               help="Feature spec for mlp/autoencoder: a preset (vibration, temperature) or a JSON file.")
 @click.option("--patience", default=8, show_default=True, help="Early-stopping patience in epochs.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--arithmetic", type=click.Choice(["integer", "float64"]), default="integer", show_default=True,
+              help="Preprocessing arithmetic: integer (fixed point, bit-identical on every board) or float64.")
 @click.option("--force", is_flag=True, help="Replace the run in a non-empty --out directory.")
 def train(data: Path, model_name: str, out_dir: Path, epochs: int, batch_size: int, seed: int,
-          features: str | None, patience: int, quiet: bool, force: bool) -> None:
+          features: str | None, patience: int, quiet: bool, arithmetic: str, force: bool) -> None:
     """Train a model on DATA (.npz) and write RUN_DIR (model, metrics, plots, preprocessing)."""
     from tinyml.data.dataset import load
     from tinyml.rundir import check_folder_for_training
@@ -36,7 +38,8 @@ def train(data: Path, model_name: str, out_dir: Path, epochs: int, batch_size: i
     check_folder_for_training(out_dir, force)
     ds = load(data)
     spec = feature_spec_option(features)
-    options = TrainOptions(epochs=epochs, batch_size=batch_size, seed=seed, patience=patience, quiet=quiet)
+    options = TrainOptions(epochs=epochs, batch_size=batch_size, seed=seed, patience=patience, quiet=quiet,
+                           arithmetic=arithmetic)
     result = train_model(ds, model_name, out_dir, options, spec, dataset_path=data, force=force)
     line = f"{model_name}: accuracy {result['accuracy']:.4f}, macro F1 {result['macro_f1']:.4f}"
     if result.get("auc") is not None:

@@ -45,8 +45,12 @@ def asset(name: str) -> bytes:
     return resources.files("tinyml.gateway").joinpath("dashboard", name).read_bytes()
 
 
-def route(path: str, snap: Callable[[], dict[str, Any]]) -> bytes:
-    """The response bytes for one GET path."""
+Metrics = Callable[[dict[str, Any]], str]
+
+
+def route(path: str, snap: Callable[[], dict[str, Any]], *, metrics: Metrics = format_prometheus) -> bytes:
+    """The response bytes for one GET path; ``metrics`` turns the snapshot into Prometheus text
+    (the gateway's by default; the fleet consumer passes its own)."""
     path = path.split("?", 1)[0]
     if path in ASSETS:
         name, content_type = ASSETS[path]
@@ -54,7 +58,7 @@ def route(path: str, snap: Callable[[], dict[str, Any]]) -> bytes:
     if path == "/status":
         return _response("200 OK", json.dumps(snap(), indent=1).encode(), "application/json")
     if path == "/metrics":
-        return _response("200 OK", format_prometheus(snap()).encode(), "text/plain; version=0.0.4")
+        return _response("200 OK", metrics(snap()).encode(), "text/plain; version=0.0.4")
     return _response("404 Not Found", b'{"error": "not found; try /, /status or /metrics"}\n', "application/json")
 
 
@@ -73,7 +77,7 @@ def loopback_host(head: bytes) -> bool:
 
 
 async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                  snap: Callable[[], dict[str, Any]]) -> None:
+                  snap: Callable[[], dict[str, Any]], metrics: Metrics) -> None:
     try:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT_S)
         method, path, _ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
@@ -83,7 +87,7 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         elif method != "GET":
             body = _response("405 Method Not Allowed", b'{"error": "only GET"}\n', "application/json")
         else:
-            body = await asyncio.to_thread(route, path, snap)
+            body = await asyncio.to_thread(route, path, snap, metrics=metrics)
         writer.write(body)
         await writer.drain()
     except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError,
@@ -93,10 +97,11 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         writer.close()
 
 
-async def serve(host: str, port: int, snap: Callable[[], dict[str, Any]]) -> asyncio.Server:
+async def serve(host: str, port: int, snap: Callable[[], dict[str, Any]], *,
+                metrics: Metrics = format_prometheus) -> asyncio.Server:
     """Start serving; the bound address is logged (port 0 picks a free one)."""
     try:
-        server = await asyncio.start_server(lambda r, w: _handle(r, w, snap), host, port, limit=MAX_REQUEST)
+        server = await asyncio.start_server(lambda r, w: _handle(r, w, snap, metrics), host, port, limit=MAX_REQUEST)
     except OSError as exc:
         raise InputError(f"cannot serve HTTP on {host}:{port}: {exc.strerror}",
                          "pick another --http port (127.0.0.1:0 picks a free one)") from None

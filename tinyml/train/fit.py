@@ -35,6 +35,7 @@ class TrainOptions:
     seed: int = 0
     patience: int = 8
     quiet: bool = False
+    arithmetic: str = "integer"  # preprocessing: "integer" (bit-identical on every device) or "float64"
 
     def check(self) -> None:
         oc.at_least(self, "epochs", 1)
@@ -149,7 +150,8 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
         val_fit_mask = splits.val & (ds.y == normal_idx)
         if not val_fit_mask.any():
             raise InputError("validation split has no normal windows", "re-split the dataset")
-    prep = Preprocess.fit(ds.x[fit_mask], kind.preprocess, ds.channels, ds.fs, feature_spec)
+    prep = Preprocess.fit(ds.x[fit_mask], kind.preprocess, ds.channels, ds.fs, feature_spec,
+                          arithmetic=opts.arithmetic)
     x_all = prep.apply(ds.x)
 
     stage(f"train: {model_name} on {int(fit_mask.sum())} windows, up to {opts.epochs} epochs", quiet=opts.quiet)
@@ -241,7 +243,7 @@ def save_run(out_dir: Path, model: Any, prep: Preprocess, info: dict, result: di
     tmp = out_dir / ".model.tmp.keras"
     model.save(tmp)
     tmp.replace(out_dir / rundir.MODEL_KERAS)
-    prep.save(out_dir / rundir.PREPROCESS_JSON)
+    prep.save(out_dir)
     info = {**info, "wrote": rundir.fingerprints(out_dir, (rundir.MODEL_KERAS, rundir.PREPROCESS_JSON))}
     write_json(out_dir / rundir.MODEL_JSON, info)
     write_json(out_dir / rundir.METRICS_JSON, result)
