@@ -125,7 +125,7 @@ def main() -> None:
     ap.add_argument("--results", type=int, default=30000)
     ap.add_argument("--consumers", default="1,2,4")
     ap.add_argument("--latency-devices", type=int, default=8)
-    ap.add_argument("--latency-rate", type=float, default=50.0, help="results/s per emulated device")
+    ap.add_argument("--latency-rate", type=float, default=20.0, help="results/s per emulated device")
     ap.add_argument("--latency-seconds", type=float, default=15.0)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
