@@ -110,9 +110,11 @@ def _preprocess_context(model: ModelInfo) -> dict[str, Any]:
 
         pre = Preprocess.from_run(model.run_dir)
         return {"mode": pre.mode, "window": pre.window, "channels": pre.channels, "fs": pre.fs,
-                "feature_spec": pre.feature_spec, "min_std": repr(MIN_STD),
+                "feature_spec": pre.feature_spec, "min_std": repr(MIN_STD), "integer": pre.integer,
+                "sample_shift": pre.sample_shift, "mean_values": pre.mean, "std_values": pre.std,
                 "mean": [repr(float(v)) for v in pre.mean], "std": [repr(float(v)) for v in pre.std]}
-    return {"mode": "raw", "window": model.input_bytes, "channels": ["x"], "fs": 1.0, "mean": ["0.0"], "std": ["1.0"]}
+    return {"mode": "raw", "window": model.input_bytes, "channels": ["x"], "fs": 1.0, "mean": ["0.0"], "std": ["1.0"],
+            "integer": False}
 
 
 def codegen_target(board: Board, override: str | None = None) -> str:
@@ -192,7 +194,8 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
     arena = _model_sources(model, runtime, target, model_dir, board)
 
     pre = _preprocess_context(model)
-    device_features = pre["mode"] == "features" and bool(board.hardware.get("double_math", True))
+    # integer preprocessing runs on every board; the float64 features need soft double
+    device_features = pre["integer"] or (pre["mode"] == "features" and bool(board.hardware.get("double_math", True)))
     ctx = {
         "board": board, "runtime": runtime, "standalone": False, "version": __version__,
         "device_id": device_id or board.name, "pre": pre, "device_features": device_features, "esp_idf": esp_idf,
@@ -208,8 +211,8 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
     layers.append((family, out))
     for root, dest in layers:
         _render_tree(env, root, dest, ctx)
-    if pre["mode"] == "features":
-        _write_features_config(pre, out / src)
+    if _feature_files(pre):
+        _write_features_config(pre, out / src, model)
     manifest = {
         "board": board.name, "board_file": str(board.source), "template": board.template, "runtime": runtime,
         "builder": board.builder, "codegen_target": target if runtime == "native" else None,
@@ -222,7 +225,15 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 
 
-def _write_features_config(pre: dict[str, Any], dest: Path) -> Path:
+def _write_features_config(pre: dict[str, Any], dest: Path, model: ModelInfo) -> Path:
+    """The baked configuration of the run's feature/preprocessing C (integer or float64)."""
+    if pre["integer"]:
+        from tinyml.data.features_int_c import int_config_header
+
+        return write_atomic(dest / "tinyml_features_int_config.h", int_config_header(
+            mode=pre["mode"], window=pre["window"], channels=pre["channels"], fs=pre["fs"],
+            sample_shift=pre["sample_shift"], mean=pre["mean_values"], std=pre["std_values"],
+            in_scale=model.in_scale, zero_point=model.in_zp, spec=pre["feature_spec"]))
     from tinyml.data.features_c import features_c_config
 
     return write_atomic(dest / "tinyml_features_config.h",
@@ -231,13 +242,23 @@ def _write_features_config(pre: dict[str, Any], dest: Path) -> Path:
 
 PREPROCESS_FILES = ("tinyml_run.c.j2", "tinyml_run.h")
 FEATURE_FILES = ("tinyml_features.c", "tinyml_features.h")
+INT_FEATURE_FILES = ("tinyml_features_int.c", "tinyml_features_int.h")
+
+
+def _feature_files(pre: dict[str, Any]) -> tuple[str, ...]:
+    """The feature C a run's preprocessing needs: integer runs (features or per_window) the
+    integer one, float64 feature runs the float64 one."""
+    if pre["integer"]:
+        return INT_FEATURE_FILES
+    return FEATURE_FILES if pre["mode"] == "features" else ()
 
 
 def write_preprocess_sources(model: ModelInfo, dest: Path) -> list[Path]:
     """The run's preprocessing as C for the user's own project, rendered from the same templates
     firmware projects use: tinyml_run.c (tinyml_preprocess(): raw window -> int8 model input,
     without the sensor hook and firmware config), tinyml_run.h and, for feature models, the
-    feature extractor with its baked configuration."""
+    feature extractor (integer runs: tinyml_features_int.*, also for per_window) with its baked
+    configuration."""
     import jinja2
 
     if model.run_dir is None:
@@ -248,15 +269,15 @@ def write_preprocess_sources(model: ModelInfo, dest: Path) -> list[Path]:
            "model": {"in_scale_c": _c_float(model.in_scale), "in_zp": model.in_zp}}
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     common = templates_dir() / "common"
-    names = PREPROCESS_FILES + (FEATURE_FILES if pre["mode"] == "features" else ())
+    names = PREPROCESS_FILES + _feature_files(pre)
     written = []
     for name in names:
         text = (common / name).read_text()
         if name.endswith(".j2"):
             text, name = env.from_string(text).render(**ctx), name[:-3]
         written.append(write_atomic(dest / name, text))
-    if pre["mode"] == "features":
-        written.append(_write_features_config(pre, dest))
+    if _feature_files(pre):
+        written.append(_write_features_config(pre, dest, model))
     return written
 
 
@@ -280,10 +301,13 @@ def _render_tree(env: Any, root: Path, dest: Path, ctx: dict[str, Any]) -> None:
 
 
 def _skip(path: Path, ctx: dict[str, Any]) -> bool:
-    """Files only some projects need: the component manifest pulls TFLM in, features run mode."""
+    """Files only some projects need: the component manifest pulls TFLM in, the integer features
+    (tinyml_features_int.*) integer runs, the float64 features (tinyml_features.*) older feature runs."""
     if path.name == "idf_component.yml":
         return ctx["runtime"] != "tflm"
-    return path.name.startswith("tinyml_features") and ctx["pre"]["mode"] != "features"
+    if path.name.startswith("tinyml_features_int"):
+        return not ctx["pre"]["integer"]
+    return path.name.startswith("tinyml_features") and (ctx["pre"]["mode"] != "features" or ctx["pre"]["integer"])
 
 
 def read_manifest(project: str | Path) -> dict[str, Any]:
