@@ -142,6 +142,7 @@ class Int8Model:
     quant: IOQuant
     labels: Labels
     run_dir: Path | None = None
+    origin: str = ""            # the name firmware and generated C credit; default: the run or file name
 
     @property
     def sha256(self) -> str:
@@ -153,7 +154,7 @@ class Int8Model:
 
     @property
     def source_name(self) -> str:
-        return (self.run_dir or self.tflite).name
+        return self.origin or (self.run_dir or self.tflite).name
 
     @property
     def input_bytes(self) -> int:
