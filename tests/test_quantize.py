@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import assert_clean_error, run_cli
+from tests.conftest import assert_clean_error, record_preprocess, run_cli
 from tinyml.data.dataset import Dataset, load
 from tinyml.errors import CheckFailed, InputError
 from tinyml.model import interpreters
@@ -83,6 +83,7 @@ def test_tolerance_exceeded_fails_cleanly(trained_run, run_copy, tmp_path):
 
     ds = load(trained_run.data)
     Preprocess.fit(ds.x[ds.split == 0], "per_window", ds.channels, ds.fs, arithmetic="float64").save(run_copy)
+    record_preprocess(run_copy)
     gain = np.where(np.arange(ds.n) % 2 == 0, 1e30, 1e-30)[:, None, None]
     shifted = np.where((ds.split == 0)[:, None, None], ds.x * gain, ds.x).astype(np.float32)
     bad = Dataset(shifted, ds.y, ds.classes, ds.channels, ds.fs, ds.split, ds.groups, ds.kind).save(tmp_path / "q.npz")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import record_preprocess
 from tinyml.data.features import quantize_features
 from tinyml.errors import InputError
 from tinyml.firmware.boards import load_board
@@ -101,7 +102,7 @@ def run_mode_case(request, trained_run, shared, tmp_path_factory) -> RunModeCase
         train = load(trained_run.data)
         Preprocess.fit(train.x[train.split == 0], "per_window", train.channels, train.fs,
                        arithmetic="float64").save(run_dir)
-        restamp_preprocess(run_dir)  # a deliberate swap: record it, as train and quantize would
+        record_preprocess(run_dir)  # a deliberate swap: record it, as train and quantize would
     project = render_project(load_board("qemu-mps2-an386"), int8_model(run_dir), base / "fw")
     pre = Preprocess.from_run(run_dir)
     assert pre.arithmetic == request.param
@@ -213,14 +214,3 @@ def _data_features_benchmark():
         spec.loader.exec_module(module)
     return sys.modules["data_features_bench"]
 
-
-def restamp_preprocess(run_dir: Path) -> None:
-    """Record a replaced preprocess.json in model.json and quantization.json (tinyml.rundir
-    refuses a preprocess.json the run did not write)."""
-    from tinyml.signing import sha256_file
-
-    digest = sha256_file(run_dir / "preprocess.json")
-    for name, key in (("model.json", "wrote"), ("quantization.json", "made_from")):
-        obj = json.loads((run_dir / name).read_text())
-        obj[key]["preprocess.json"] = digest
-        (run_dir / name).write_text(json.dumps(obj))
