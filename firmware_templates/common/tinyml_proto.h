@@ -28,6 +28,7 @@ extern "C" {
 #define TINYML_PROTO_MAX_INPUT_CHUNK 256u
 #define TINYML_PROTO_MAX_OUTPUT (TINYML_PROTO_MAX_PAYLOAD - 24u)       /* output bytes in a RESULT */
 #define TINYML_PROTO_MAX_OUTPUT_CHUNK (TINYML_PROTO_MAX_PAYLOAD - 8u) /* output bytes in an OUTPUT */
+#define TINYML_PROTO_MAX_REPLAY_VALUES ((TINYML_PROTO_MAX_PAYLOAD - 4u) / 4u) /* float32s in a REPLAY */
 
 enum tinyml_msg_type {
     TINYML_MSG_HELLO = 0x01,
@@ -40,7 +41,8 @@ enum tinyml_msg_type {
     TINYML_MSG_HELLO_REQ = 0x08,
     TINYML_MSG_EXIT = 0x09,
     TINYML_MSG_OUTPUT_REQ = 0x0A,
-    TINYML_MSG_OUTPUT = 0x0B
+    TINYML_MSG_OUTPUT = 0x0B,
+    TINYML_MSG_REPLAY = 0x0E
 };
 
 enum tinyml_latency_unit {
@@ -56,7 +58,8 @@ enum tinyml_error_code {
     TINYML_ERR_BAD_LENGTH = 3,
     TINYML_ERR_UNSUPPORTED = 4,
     TINYML_ERR_INFERENCE = 5,
-    TINYML_ERR_MODEL_MISMATCH = 6
+    TINYML_ERR_MODEL_MISMATCH = 6,
+    TINYML_ERR_SENSOR = 7
 };
 
 #define TINYML_LABEL_UNDECIDED 0xFFu
@@ -102,6 +105,10 @@ typedef struct {
         } error;
         struct {
             uint32_t boot_id, uptime_ms, results, rx_errors;
+            /* Sent (and decoded) only when has_sensor: firmware with a sensor driver. */
+            uint8_t has_sensor;
+            uint32_t sensor_reads, sensor_errors;
+            uint8_t sensor_status;
         } heartbeat;
         struct {
             uint8_t code;
@@ -114,6 +121,11 @@ typedef struct {
             uint16_t len; /* 1..TINYML_PROTO_MAX_OUTPUT_CHUNK */
             const int8_t *data;
         } output;
+        struct {
+            uint32_t offset; /* index of the first value in the current window */
+            uint16_t n;      /* 1..TINYML_PROTO_MAX_REPLAY_VALUES */
+            const uint8_t *values; /* n little-endian float32s (unaligned: copy them out) */
+        } replay;
     } u;
 } tinyml_msg_t;
 

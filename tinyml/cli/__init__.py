@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "verify": ("tinyml.cli.sign", "verify", "Verify a signed artifact folder."),
     "validate": ("tinyml.cli.validate", "validate", "Run test inputs on a device and compare with the host."),
     "monitor": ("tinyml.cli.device", "monitor", "Print decoded device results from a serial port."),
+    "replay": ("tinyml.cli.device", "replay", "Stream recorded windows to a device's replay sensor."),
     "emulate": ("tinyml.cli.device", "emulate", "Emulated devices (or an ESP32 ROM loader) on ptys/TCP."),
     "gateway": ("tinyml.cli.gateway", "gateway", "Collect, store, analyse and forward device results."),
     "init": ("tinyml.cli.pipeline", "init", "Write a commented tinyml.toml project file."),

@@ -146,9 +146,12 @@ def _model_sources(model: ModelInfo, runtime: str, target: str, dest: Path) -> i
 
 
 def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str = "native",
-                   device_id: str = "", target: str | None = None) -> Path:
+                   device_id: str = "", target: str | None = None, *, sensor: str | None = None,
+                   sensor_options: dict[str, str] | None = None) -> Path:
     """Write a complete firmware project for ``board`` running ``model`` into ``out``; ``target``
-    overrides the board's codegen target (see ``codegen_target``)."""
+    overrides the board's codegen target (see ``codegen_target``); ``sensor`` names the driver
+    run mode reads (``firmware_templates/sensors/``), checked against the board and the model
+    before anything is written."""
     if runtime not in RUNTIMES:
         raise InputError(f"unknown runtime {runtime!r}", f"use one of: {', '.join(RUNTIMES)}")
     kernels = codegen_target(board, target)
@@ -159,6 +162,11 @@ def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str
     if not family.is_dir():
         raise InputError(f"board {board.name} names template {board.template!r}, which is not in {templates_dir()}",
                          "fix `template` in the board file or add the template folder")
+    plan = None
+    if sensor is not None:
+        from tinyml.firmware.sensors import load_sensor, plan_sensor
+
+        plan = plan_sensor(load_sensor(sensor), board, _preprocess_context(model), dict(sensor_options or {}))
     out = Path(out)
     existed = out.exists()
     fresh = not existed or not any(out.iterdir())
@@ -166,7 +174,7 @@ def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str
         raise InputError(f"{out} exists and is not a tinyml firmware project; refusing to overwrite it",
                          "pass an empty or new --out directory")
     try:
-        _write_project(board, model, out, runtime, device_id, family, kernels)
+        _write_project(board, model, out, runtime, device_id, family, kernels, plan)
     except BaseException:
         if fresh:  # a half-written project would block the next attempt
             shutil.rmtree(out, ignore_errors=True)
@@ -177,7 +185,7 @@ def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str
 
 
 def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, device_id: str, family: Path,
-                   target: str) -> None:
+                   target: str, plan: Any = None) -> None:
     import jinja2
 
     src = "main" if board.template == "esp-idf" else "src"
@@ -193,6 +201,7 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
     ctx = {
         "board": board, "runtime": runtime, "version": __version__,
         "device_id": device_id or board.name, "pre": pre, "device_features": device_features,
+        "sensor": plan.to_json() if plan is not None else None,
         "model": {**asdict(model), "prefix": PREFIX, "arena_bytes": arena,
                   "hash_c": ", ".join(f"0x{b:02x}" for b in model.hash8),
                   "in_scale_c": _c_float(model.in_scale), **_decision_constants(model)},
@@ -209,6 +218,8 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
 
         (out / src / "tinyml_features_config.h").write_text(
             features_c_config(pre["feature_spec"], pre["channels"], pre["fs"], pre["window"]))
+    if plan is not None:
+        _write_sensor(plan, out / src)
     manifest = {
         "board": board.name, "board_file": str(board.source), "template": board.template, "runtime": runtime,
         "builder": board.builder, "codegen_target": target if runtime == "native" else None,
@@ -216,9 +227,18 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
         "input_bytes": model.input_bytes, "output_bytes": model.output_bytes, "arena_bytes": arena,
         "task": model.task, "device_features": device_features, "flash_bytes": board.flash_bytes,
         "ram_bytes": board.ram_bytes, "stack_bytes": board.stack_bytes, "ram_origin": board.ram_origin,
-        "tinyml_version": __version__,
+        "tinyml_version": __version__, "sensor": plan.to_json() if plan is not None else None,
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def _write_sensor(plan: Any, dest: Path) -> None:
+    """The sampler (in place of the placeholder hook), the driver, its bus file and their constants."""
+    from tinyml.firmware.sensors import sensor_config_header, sensor_sources
+
+    for path in sensor_sources(plan):
+        shutil.copyfile(path, dest / path.name)
+    (dest / "tinyml_sensor_config.h").write_text(sensor_config_header(plan))
 
 
 def _render_tree(env: Any, root: Path, dest: Path, ctx: dict[str, Any]) -> None:
