@@ -80,3 +80,26 @@ def test_boards_cli_bad_board_file(tmp_path: Path) -> None:
     (tmp_path / "boards" / "x.toml").write_text("name = 'x'\n")
     proc = run_cli("boards", env={"TINYML_HOME": str(tmp_path)})
     assert_clean_error(proc, "missing key")
+
+
+def test_boards_say_why_not(tmp_path: Path) -> None:
+    """Without compilers and emulators on PATH, every "no" names what is missing (text and JSON)."""
+    import json
+    import sys
+
+    from tests.conftest import run_cli
+
+    bare = {"PATH": str(Path(sys.executable).parent), "PICO_SDK_PATH": ""}
+    proc = run_cli("boards", "--json", env=bare)
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    an386 = rows["qemu-mps2-an386"]
+    cc = load_board("qemu-mps2-an386").cc
+    assert an386["here"] == {"build": False, "emulate": False, "flash": False}
+    assert an386["why_not"]["build"] == f"compiler {cc} not on PATH"
+    assert an386["why_not"]["emulate"] == "qemu-system-arm not on PATH" == an386["why_not"]["flash"]
+    assert rows["rpi-pico"]["why_not"]["build"] == "PICO_SDK_PATH is not set"
+    assert "flash" not in rows["rpi-pico"]["why_not"]  # a UF2 copy needs no tool
+    text = run_cli("boards", env=bare).stdout
+    line = next(ln for ln in text.splitlines() if ln.startswith("qemu-mps2-an386"))
+    assert f"build: compiler {cc} not on PATH" in line and "emulate: qemu-system-arm not on PATH" in line

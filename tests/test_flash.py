@@ -94,6 +94,11 @@ def test_qemu_board_prints_emulator_command(elves) -> None:
     assert "qemu-system-arm -M mps2-an386" in proc.stdout
     assert f"-kernel {elves['arm']}" in proc.stdout
     assert "tcp:127.0.0.1:6001,server=on,wait=on,nodelay=on" in proc.stdout
+    hint = next(line for line in proc.stdout.splitlines() if "tinyml monitor" in line)
+    command = hint.split("tinyml ", 1)[1].split()
+    assert command == ["monitor", "--port", "socket://127.0.0.1:6001"]
+    usable = run_cli(*command, "--timeout", "1")  # nothing serves 6001: a device error, not a usage error
+    assert usable.returncode not in (0, 2) and "Missing option" not in usable.stderr, usable.stderr
 
 
 def test_qemu_board_refuses_elf_for_another_cpu(elves) -> None:

@@ -111,7 +111,7 @@ def test_until_then_from_after_changing_epochs(project: dict) -> None:
     first = statuses(project["path"], until="quantize")
     assert first == {"data": "skip", "train": "ran", "quantize": "ran", "codegen": "-", "firmware": "-",
                      "validate": "-"}
-    assert json.loads((project["path"].parent / "out/run/model.json").read_text())["epochs_run"] == 2
+    assert json.loads((project["path"].parent / "out/model/model.json").read_text())["epochs_run"] == 2
     rest = statuses(project["path"], start="codegen")
     assert rest == {"data": "-", "train": "-", "quantize": "-", "codegen": "ran", "firmware": "ran",
                     "validate": "ran"}
@@ -188,6 +188,19 @@ def test_init_writes_a_project_that_reads_back(tmp_path: Path) -> None:
     assert_clean_error(proc, "already exists", "--force")
     proc = run_cli("run", "--project", tmp_path / "vib", "--dry-run")
     assert proc.returncode == 0 and "6 stage(s) would run" in proc.stdout, proc.stderr
+
+
+@pytest.mark.slow
+def test_init_project_runs_as_written(tmp_path: Path) -> None:
+    """`tinyml init p && tinyml run --project p`: every stage passes with the written defaults
+    (the default quantize tolerance fits a 92-window test split)."""
+    assert run_cli("init", tmp_path / "p").returncode == 0
+    proc = run_cli("run", "--project", tmp_path / "p")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for stage in ("data", "train", "quantize", "codegen", "firmware", "validate"):
+        assert f"\n{stage}" in proc.stdout and "FAILED" not in proc.stdout
+    report = json.loads(next((tmp_path / "p").rglob("quantization.json")).read_text())
+    assert report["passed"] and "default" in report["tolerance_rule"]
 
 
 def test_init_for_temperature_on_a_real_board_and_for_imported_data(tmp_path: Path) -> None:

@@ -92,6 +92,11 @@ def test_endless_binary_junk_stays_bounded() -> None:
     (p.OutputReq(0, 2**32), "offset=4294967296"),
     (p.OutputReq(-1, 0), "seq=-1"),
     (p.Hello(1, "a" * 200, "b" * 200, "c" * 200, bytes(8), 0, 0, 0, 0, 0), "payload is"),
+    (p.Samples(0, 0, 0, 100.0, 1, 1, 0, 0, "x", b""), "SAMPLES carries 0 bytes"),
+    (p.Samples(0, 0, 0, 100.0, 1, 1, 0, 0, "x", bytes(449)), "SAMPLES carries 449 bytes"),
+    (p.Samples(0, 0, 0, 100.0, 1, 1, 0, 0, "s" * 33, bytes(4)), "sensor name is 33 bytes"),
+    (p.Samples(0, 0, 0, 100.0, 65536, 1, 0, 0, "x", bytes(4)), "samples=65536"),
+    (p.Capture(3, 70000), "count=70000"),
 ])
 def test_unencodable_messages_raise_input_error(msg: p.Message, needle: str) -> None:
     with pytest.raises(InputError, match=needle):
@@ -118,6 +123,9 @@ messages = st.one_of(
     st.builds(p.Infer, u32), st.builds(p.Ack, u8, u32), st.builds(p.Error, u8, text8),
     st.builds(p.Heartbeat, u32, u32, u32, u32), st.just(p.HelloReq()), st.builds(p.Exit, u8),
     st.builds(p.OutputReq, u32, u32), st.builds(p.Output, u32, u32, st.binary(min_size=1, max_size=500)),
+    st.builds(p.Samples, u32, u32, u32, st.floats(width=32, allow_nan=False), st.integers(0, 65535), u8, u8, u32,
+              st.text(max_size=8), st.binary(min_size=1, max_size=448)),
+    st.builds(p.Capture, u8, st.integers(0, 65535)),
 )
 
 

@@ -69,7 +69,7 @@ def harness_fields(msg: p.Message) -> str:
     for name, value in p.message_to_dict(msg).items():
         if name == "type":
             continue
-        if name == "score":
+        if name in ("score", "fs"):
             value = struct.pack("<f", value)[::-1].hex()
         elif name == "output":
             value = ",".join(map(str, value))

@@ -11,9 +11,10 @@ import pytest
 
 from tests.conftest import assert_clean_error, run_cli
 from tinyml.data.dataset import Dataset, load
-from tinyml.errors import InputError
+from tinyml.errors import CheckFailed, InputError
 from tinyml.model import interpreters
 from tinyml.preprocess import Preprocess
+from tinyml.quantize import default_tolerance, quantize_run
 
 
 def test_report_compares_float_litert_and_tflm(trained_run):
@@ -82,10 +83,22 @@ def test_tolerance_exceeded_fails_cleanly(trained_run, run_copy, tmp_path):
     shifted = np.where((ds.split == 0)[:, None, None], ds.x * gain, ds.x).astype(np.float32)
     bad = Dataset(shifted, ds.y, ds.classes, ds.channels, ds.fs, ds.split, ds.groups, ds.kind).save(tmp_path / "q.npz")
     proc = run_cli("quantize", run_copy, "--data", bad, "--tolerance", "1")
-    assert_clean_error(proc, "more than the tolerance")
+    assert_clean_error(proc, "more than the tolerance 1 (set by --tolerance)", "windows)", "raise --tolerance")
     assert proc.returncode == 5
     report = json.loads((run_copy / "quantization.json").read_text())
     assert report["passed"] is False and max(report["drop"].values()) > 1
+    with pytest.raises(CheckFailed) as failed:  # a project names its own key, not the CLI flag
+        quantize_run(run_copy, bad, 1.0, tolerance_key="[quantize] tolerance in p/tinyml.toml")
+    assert "raise [quantize] tolerance in p/tinyml.toml" in failed.value.hint
+
+
+def test_default_tolerance_scales_with_the_evaluated_windows():
+    """1 point, or 2 windows when the split is small (one window of 48 is 2.08 points)."""
+    assert default_tolerance("accuracy", 48)[0] == pytest.approx(200 / 48)
+    assert default_tolerance("accuracy", 92)[0] == pytest.approx(200 / 92)
+    assert default_tolerance("accuracy", 1000)[0] == 1.0
+    assert default_tolerance("auc", 48)[0] == 0.01
+    assert "2 of the 48 evaluated windows" in default_tolerance("accuracy", 48)[1]
 
 
 def test_run_dir_problems(run_copy, tmp_path):

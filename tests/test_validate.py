@@ -273,3 +273,35 @@ def test_validate_bad_inputs(trained_run, shared: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"not a model at all")
     assert_clean_error(run_cli("validate", "--board", "qemu-riscv32", "--model", bad))
+
+
+def test_limit_takes_a_seeded_sample_stratified_by_class() -> None:
+    from tinyml.hil import stratified_sample
+
+    y = np.repeat(np.arange(6), [30, 30, 10, 10, 5, 5])  # stored in class order, as datasets are
+    idx = stratified_sample(y, 18, seed=0)
+    assert len(idx) == 18 and len(set(idx.tolist())) == 18 and (np.diff(idx) > 0).all()
+    counts = np.bincount(y[idx], minlength=6)
+    assert counts.tolist() == [6, 6, 2, 2, 1, 1]  # each class keeps its share
+    assert (stratified_sample(y, 18, seed=0) == idx).all()
+    assert not (stratified_sample(y, 18, seed=1) == idx).all()
+    few = stratified_sample(y, 6, seed=0)
+    assert sorted(y[few].tolist()) == [0, 1, 2, 3, 4, 5]  # every class while n allows
+    assert len(stratified_sample(y, 3, seed=0)) == 3
+    assert len(stratified_sample(y, 89, seed=0)) == 89
+
+
+def test_limit_covers_every_class_and_reports_host_accuracy_beside_the_device(trained_run, tmp_path: Path) -> None:
+    from tinyml.data.dataset import load
+
+    classes = len(load(trained_run.data).classes)
+    proc = run_cli("validate", "--board", "qemu-mps2-an386", "--model", trained_run.run_dir,
+                   "--data", trained_run.data, "--limit", 6, "--report", tmp_path / "r.json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["inputs"] == 6 and "stratified by class" in report["data"]
+    assert report["host_accuracy"] == report["accuracy"]  # zero mismatches: same labels
+    assert "host (TFLM) on the same inputs" in proc.stdout
+    model = resolve_model(trained_run.run_dir)
+    tests = prepare_inputs(model, trained_run.data, "test", 6)
+    assert tests.labels is not None and len(set(tests.labels.tolist())) == classes

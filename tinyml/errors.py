@@ -47,3 +47,13 @@ class CheckFailed(TinymlError):
     """The work ran but its result fails a check the user asked for (tolerance, fit, mismatches)."""
 
     exit_code = 5
+
+
+class OptionError(InputError):
+    """One option has a bad value. It carries the option's key, so the command line names the
+    flag (``--per-class``) and a project file names its key and line (``per_class``)."""
+
+    def __init__(self, key: str, problem: str, hint: str | None = None):
+        super().__init__(f"--{key.replace('_', '-')} {problem}", hint)
+        self.key = key
+        self.problem = problem

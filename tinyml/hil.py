@@ -64,6 +64,7 @@ class ValidationReport:
     mismatched_inputs: int
     max_abs_diff: int
     accuracy: float | None
+    host_accuracy: float | None     # the TFLM host reference's labels on the same inputs
     device_computes_features: bool  # raw windows sent; the device ran the C features itself
     device_labels_agree: float | None  # device's own decision vs the same rule on the reference
     latency_unit: str               # what the device's counter counts (its RESULT's latency_unit)
@@ -95,7 +96,8 @@ class ValidationReport:
             lines.append(f"first difference: input {m['input']}, output byte {i}: device {m['device'][i]}, "
                          f"reference {m['reference'][i]}")
         if self.accuracy is not None:
-            lines.append(f"on-device accuracy: {self.accuracy:.4f}")
+            host = "" if self.host_accuracy is None else f", host (TFLM) on the same inputs {self.host_accuracy:.4f}"
+            lines.append(f"on-device accuracy: {self.accuracy:.4f}{host}")
         if self.instructions_per_inference is not None:
             lines.append(f"instructions per inference: {self.instructions_per_inference:,.0f}")
         elif self.cycles_per_inference is not None:
@@ -130,9 +132,10 @@ def prepare_inputs(model: ModelInfo, data: str | Path | None, split: str | None,
     from tinyml.data.dataset import load
 
     ds = load(data).subset(split)
-    if limit is not None and ds.n > limit:
-        ds = _head(ds, limit)
     source = f"{Path(data).name} [{split or 'all'}]"
+    if limit is not None and ds.n > limit:
+        source += f", {limit} of {ds.n} windows stratified by class (seed {seed})"
+        ds = _take(ds, stratified_sample(ds.y, limit, seed))
     pre = None
     if model.run_dir is not None and (model.run_dir / "preprocess.json").is_file():
         from tinyml.preprocess import Preprocess
@@ -156,10 +159,33 @@ def prepare_inputs(model: ModelInfo, data: str | Path | None, split: str | None,
     return ValidationInputs(q, _truth(model, ds), source)
 
 
-def _head(ds: Any, n: int) -> Any:
+def stratified_sample(y: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Indices of ``n`` windows drawn (seeded) so that every class keeps its share, each present
+    class at least one window while ``n`` allows; sorted, so the data's order is kept. The
+    first N windows would be the first classes only (datasets are stored in class order)."""
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(y, return_counts=True)
+    share = counts * n / counts.sum()
+    take = np.floor(share).astype(int)
+    if n >= classes.size:
+        take = np.maximum(take, 1)
+    order = np.argsort(-(share - np.floor(share)), kind="stable")  # largest remainders first
+    i = 0
+    while take.sum() < n:
+        c = order[i % classes.size]
+        if take[c] < counts[c]:
+            take[c] += 1
+        i += 1
+    while take.sum() > n:  # the minimum of one per class overshot: trim the largest classes
+        take[int(np.argmax(take))] -= 1
+    picked = [rng.choice(np.flatnonzero(y == c), size=k, replace=False) for c, k in zip(classes, take, strict=True)]
+    return np.sort(np.concatenate(picked))
+
+
+def _take(ds: Any, idx: np.ndarray) -> Any:
     from tinyml.data.dataset import Dataset
 
-    return Dataset(ds.x[:n], ds.y[:n], ds.classes, ds.channels, ds.fs, ds.split[:n], ds.groups[:n],
+    return Dataset(ds.x[idx], ds.y[idx], ds.classes, ds.channels, ds.fs, ds.split[idx], ds.groups[idx],
                    ds.kind, ds.normal_class, ds.meta)
 
 
@@ -274,15 +300,15 @@ def check_hello(hello: p.Hello, model: ModelInfo) -> None:
 def run_validation(session: DeviceSession, model: ModelInfo, tests: ValidationInputs,
                    progress: bool = False) -> tuple[np.ndarray, list[p.Result]]:
     """Send every input; returns the device's whole outputs [N, output_bytes] and the RESULT messages."""
-    from tqdm import tqdm
+    from tinyml.progress import steps
 
     hello = session.hello()
     check_hello(hello, model)
     tests.payload(0, hello.input_bytes)  # fails early when the device takes another input
     results: list[p.Result] = []
     outputs = np.empty((tests.x.shape[0], hello.output_bytes), np.int8)
-    for seq in tqdm(range(tests.x.shape[0]), desc="validating", unit="input", disable=None if progress else True,
-                    leave=False):
+    for seq in steps(range(tests.x.shape[0]), total=tests.x.shape[0], desc="validate", unit="input",
+                     quiet=not progress):
         results.append(session.infer(seq, tests.payload(seq, hello.input_bytes)))
         outputs[seq] = np.frombuffer(session.output(results[-1], hello.output_bytes), np.int8)
     return outputs, results
@@ -316,6 +342,9 @@ def compare(board: Board, runtime: str, model: ModelInfo, tests: ValidationInput
     if tests.labels is not None and not (labels == p.LABEL_UNDECIDED).all():
         accuracy = float((labels == tests.labels).mean())
     host_labels = decide(model, tests.x, reference)
+    host_accuracy = None
+    if tests.labels is not None and not (host_labels == p.LABEL_UNDECIDED).all():
+        host_accuracy = float((host_labels == tests.labels).mean())
     agree = None if (host_labels == p.LABEL_UNDECIDED).all() else float((host_labels == labels).mean())
     latency = float(np.mean([r.latency for r in results]))
     unit = p.LATENCY_UNIT_NAMES.get(results[0].latency_unit, "?")
@@ -325,6 +354,7 @@ def compare(board: Board, runtime: str, model: ModelInfo, tests: ValidationInput
         board=board.name, runtime=runtime, model_sha256=model.sha256, inputs=int(tests.x.shape[0]),
         output_bytes_compared=int(device_out.size), mismatches=int((diff > 0).sum()),
         mismatched_inputs=int(bad_rows.size), max_abs_diff=int(diff.max(initial=0)), accuracy=accuracy,
+        host_accuracy=host_accuracy,
         device_computes_features=bool(session.hello_msg and session.hello_msg.input_bytes != tests.x.shape[1]),
         device_labels_agree=agree, latency_unit=unit, latency_mean=latency,
         **latency_figures(board, results[0].latency_unit, latency),
@@ -354,13 +384,17 @@ def validate(board: Board, model: ModelInfo, tests: ValidationInputs, port: str 
              timeout: float | None = None, progress: bool = False) -> ValidationReport:
     """Validate on a real board at ``port``, or boot ``elf`` on the emulated ``board``."""
     from tinyml.device.link import open_link
+    from tinyml.progress import stage
 
+    stage(f"validate: host reference (TFLM) for {tests.x.shape[0]} inputs", quiet=not progress)
     reference = host_reference(model, tests.x)
     start = time.monotonic()
     wait = timeout or (1.0 if port is None else 3.0)
     if port is not None:
+        stage(f"validate: connecting to {port}", quiet=not progress)
         ctx = open_link(port, board.baud, wait, connect_timeout=2.0)  # a TCP device may be starting
     elif elf is not None:
+        stage(f"validate: booting {elf.name} on the emulated {board.name}", quiet=not progress)
         ctx = emulated_link(board, elf, wait)
     else:
         raise InputError(f"board {board.name} is not emulated and no --port was given",

@@ -36,6 +36,7 @@ METADATA_NAMES = {"model.json", "preprocess.json", "quantization.json", "metrics
                   "flasher_args.json", "report.json", "tinyml.json"}
 METRICS_FILES = ("metrics.json", "quantization.json")
 PRIVATE_HEADER = b"-----BEGIN PRIVATE KEY-----"
+PUBLIC_HEADER = b"-----BEGIN PUBLIC KEY-----"
 
 
 def _crypto():
@@ -91,6 +92,11 @@ def load_private_key(path: Path) -> Any:
     ed25519, serialization = _crypto()
     if not path.is_file():
         raise InputError(f"private key {path} not found", hint="create one with `tinyml keygen --out KEY`")
+    if path.read_bytes()[:64].lstrip().startswith(PUBLIC_HEADER):
+        private = path.with_suffix("") if path.suffix == ".pub" else None
+        raise InputError(f"{path} is a public key; signing needs the private key",
+                         hint=f"pass --key {private}" if private and private.is_file()
+                         else "pass the private KEY written by `tinyml keygen` (not KEY.pub)")
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise InputError(f"private key {path} is readable by others (mode {stat.S_IMODE(mode):o})",
@@ -256,9 +262,12 @@ def verify_folder(folder: Path, keys: list[Path]) -> Verified:
     that changed; InputError when no trusted key is configured.
     """
     manifest_path, sig_path = folder / MANIFEST, folder / SIGNATURE
-    if not manifest_path.is_file() or not sig_path.is_file():
-        raise CheckFailed(f"{folder} is not signed (no {MANIFEST} and {SIGNATURE})",
-                          hint="sign it with `tinyml sign DIR --key KEY`, or pass --allow-unsigned")
+    has_manifest, has_sig = manifest_path.is_file(), sig_path.is_file()
+    if not (has_manifest and has_sig):
+        raise CheckFailed(f"{folder} has {MANIFEST} but no {SIGNATURE}" if has_manifest
+                          else f"{folder} has {SIGNATURE} but no {MANIFEST}" if has_sig
+                          else f"{folder} is not signed (no {MANIFEST} or {SIGNATURE})",
+                          hint=f"sign it with `tinyml sign {folder} --key KEY`")
     if not keys:
         raise InputError("no trusted public key to verify the signature with",
                          hint="pass --pubkey KEY.pub, or put it in ./trusted_keys/ "

@@ -8,7 +8,9 @@
  * (tinyml_sensor.c), turn it into the model input, infer and send RESULT frames by itself,
  * plus a HEARTBEAT every few seconds.
  * MLPerf Tiny runner commands (build with -DTINYML_EEMBC=1, `make EEMBC=1`): the same line also
- * answers the runner's text commands (tinyml_eembc.h), so its runner can drive this firmware. */
+ * answers the runner's text commands (tinyml_eembc.h), so its runner can drive this firmware;
+ * the line stays clean text (no binary frame, not even the boot HELLO) until the host sends a
+ * binary frame itself. */
 #include <string.h>
 
 #include "tinyml_app.h"
@@ -35,8 +37,17 @@ static uint32_t boot_id, results, rx_errors;
 static uint32_t result_seq;
 static uint8_t has_result;
 
+#if TINYML_EEMBC
+/* The MLPerf runner reads the line as text: binary frames only once the host has sent one. */
+static uint8_t host_speaks_binary;
+#else
+#define host_speaks_binary 1
+#endif
+
 static void send(const tinyml_msg_t *msg)
 {
+    if (!host_speaks_binary)
+        return;
     size_t n = tinyml_encode(msg, tx_frame, sizeof tx_frame);
     if (n)
         port_write(tx_frame, n);
@@ -142,6 +153,41 @@ static void infer_and_report(uint32_t seq)
 
 #if TINYML_EEMBC
 #include "tinyml_eembc.h"
+/* The benchmark decides the input format the runner sends (tinyml_eembc.h). */
+#if defined(TINYML_EEMBC_kws01)
+#define EEMBC_MODEL_ID "kws01"
+#define EEMBC_FORMATS TINYML_EEMBC_BYTES
+#elif defined(TINYML_EEMBC_vww01)
+#define EEMBC_MODEL_ID "vww01"
+#define EEMBC_FORMATS TINYML_EEMBC_UINT8
+#elif defined(TINYML_EEMBC_ic01) || (!defined(TINYML_EEMBC_ad01) && !TINYML_TASK_ANOMALY)
+#define EEMBC_MODEL_ID "ic01"
+#define EEMBC_FORMATS TINYML_EEMBC_UINT8
+#else
+#define EEMBC_MODEL_ID "ad01"
+#define EEMBC_FORMATS (TINYML_EEMBC_BYTES | TINYML_EEMBC_FLOAT32)
+#endif
+#if TINYML_DEVICE_FEATURES
+/* Feature models take their raw float32 window, as in validation, and compute features in C. */
+#define EEMBC_BUFFER RX_TENSOR
+#define EEMBC_BUFFER_SIZE RX_BYTES
+#define EEMBC_VALUES RX_BYTES
+#define EEMBC_INPUT ((int8_t *)RX_TENSOR)
+#define EEMBC_ACCEPTS TINYML_EEMBC_BYTES
+#elif EEMBC_FORMATS & TINYML_EEMBC_FLOAT32
+static uint8_t eembc_buffer[4u * TINYML_INPUT_BYTES]; /* the float32 input, kept for the score */
+#define EEMBC_BUFFER eembc_buffer
+#define EEMBC_BUFFER_SIZE sizeof eembc_buffer
+#define EEMBC_VALUES TINYML_INPUT_BYTES
+#define EEMBC_INPUT input
+#define EEMBC_ACCEPTS EEMBC_FORMATS
+#else
+#define EEMBC_BUFFER ((uint8_t *)input)
+#define EEMBC_BUFFER_SIZE sizeof input
+#define EEMBC_VALUES TINYML_INPUT_BYTES
+#define EEMBC_INPUT input
+#define EEMBC_ACCEPTS EEMBC_FORMATS
+#endif
 static tinyml_eembc_t eembc;
 
 static int eembc_infer(void *ctx)
@@ -163,38 +209,60 @@ static void eembc_write(const char *text, size_t len, void *ctx)
 static uint32_t eembc_micros(void *ctx)
 {
     (void)ctx;
-    return port_millis() * 1000u; /* millisecond resolution: the runner's timing mode wants its own timer */
+    return port_micros();
 }
 
-/* What the runner compares: the anomaly score, or every dequantised output to 3 decimals. */
+static float dequantized_output(unsigned i)
+{
+    return (float)((int32_t)output[i] - TINYML_OUTPUT_ZERO_POINT) * TINYML_OUTPUT_SCALE;
+}
+
+/* What the runner compares, computed as the MLPerf Tiny reference firmware does in float32 and
+ * printed as its "%0.3f": the anomaly score, the mean squared difference between the dequantized
+ * output and the input the host sent (the float32 values, or the dequantized int8 input); or
+ * every dequantized output. */
 static void eembc_results(void *ctx)
 {
-    uint8_t label;
-    float score;
     (void)ctx;
-    decide(&label, &score);
 #if TINYML_TASK_ANOMALY
-    tinyml_eembc_print_fixed(&eembc, (int32_t)(score * 1000.0f), 3);
+    float sum = 0.0f;
+    for (unsigned i = 0; i < TINYML_OUTPUT_BYTES; i++) {
+#if TINYML_DEVICE_FEATURES
+        float x = (float)((int32_t)input[i] - TINYML_INPUT_ZERO_POINT) * TINYML_INPUT_SCALE;
+#else
+        float x = tinyml_eembc_input_value(&eembc, i);
+#endif
+        float d = dequantized_output(i) - x;
+        sum += d * d;
+    }
+    tinyml_eembc_print_f3(&eembc, sum / (float)TINYML_OUTPUT_BYTES);
 #else
     for (unsigned i = 0; i < TINYML_OUTPUT_BYTES; i++) {
-        float value = (float)((int32_t)output[i] - TINYML_OUTPUT_ZERO_POINT) / TINYML_OUTPUT_INV_SCALE;
         if (i)
             tinyml_eembc_print(&eembc, ",");
-        tinyml_eembc_print_fixed(&eembc, (int32_t)(value * 1000.0f + (value < 0.0f ? -0.5f : 0.5f)), 3);
+        tinyml_eembc_print_f3(&eembc, dequantized_output(i));
     }
 #endif
 }
 
 static void eembc_start(void)
 {
-    eembc.input = RX_TENSOR;
-    eembc.input_size = RX_BYTES;
+    eembc.buffer = EEMBC_BUFFER;
+    eembc.buffer_size = EEMBC_BUFFER_SIZE;
+    eembc.input = EEMBC_INPUT;
+    eembc.values = EEMBC_VALUES;
+    eembc.formats = EEMBC_ACCEPTS;
+    eembc.input_scale = TINYML_INPUT_SCALE;
+    eembc.input_zero_point = TINYML_INPUT_ZERO_POINT;
+#if EEMBC_ACCEPTS & TINYML_EEMBC_FLOAT32
+    eembc.quantize = tinyml_eembc_quantize;
+#endif
     eembc.infer = eembc_infer;
     eembc.write = eembc_write;
     eembc.micros = eembc_micros;
     eembc.results = eembc_results;
     eembc.name = "tinyml";
-    eembc.model_id = TINYML_TASK_ANOMALY ? "ad01" : "ic01";
+    eembc.model_id = EEMBC_MODEL_ID;
     tinyml_eembc_start(&eembc);
 }
 #endif
@@ -297,6 +365,10 @@ static int poll_serial(void)
         tinyml_eembc_feed(&eembc, (uint8_t)c);
 #endif
         int r = tinyml_decoder_feed(&decoder, (uint8_t)c, &msg);
+#if TINYML_EEMBC
+        if (r == TINYML_FEED_BAD || r == TINYML_FEED_MSG)
+            host_speaks_binary = 1;
+#endif
         if (r == TINYML_FEED_BAD) {
             rx_errors++;
             report_bad_frame(decoder.bad_reason);
@@ -346,7 +418,7 @@ int tinyml_main(void)
     port_init();
     boot_id = port_boot_id();
     tinyml_decoder_init(&decoder);
-    send_hello();
+    send_hello(); /* not in MLPerf mode: the host asks with HELLO_REQ there */
 #if TINYML_EEMBC
     eembc_start();
 #endif

@@ -18,6 +18,8 @@ void port_idle(void);
 uint32_t port_latency_counter(void);
 /* Milliseconds since boot. */
 uint32_t port_millis(void);
+/* Microseconds since boot (wrapping at 2^32), from the finest counter the board has. */
+uint32_t port_micros(void);
 /* A number that differs between boots where the hardware allows it. */
 uint32_t port_boot_id(void);
 /* End the emulator with this exit code; returns on real boards (nothing to end). */

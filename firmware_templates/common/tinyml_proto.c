@@ -273,6 +273,25 @@ static int parse_payload(reader_t *r, tinyml_msg_t *m)
         m->u.output.offset = rd_u32(r);
         m->u.output.data = (const int8_t *)rd_rest(r, TINYML_PROTO_MAX_OUTPUT_CHUNK, &m->u.output.len);
         break;
+    case TINYML_MSG_SAMPLES:
+        m->u.samples.boot_id = rd_u32(r);
+        m->u.samples.window = rd_u32(r);
+        m->u.samples.timestamp_ms = rd_u32(r);
+        m->u.samples.fs = rd_f32(r);
+        m->u.samples.samples = rd_u16(r);
+        m->u.samples.channels = rd_u8(r);
+        m->u.samples.format = rd_u8(r);
+        m->u.samples.offset = rd_u32(r);
+        m->u.samples.sensor = rd_str8(r);
+        if (m->u.samples.sensor.len > TINYML_PROTO_MAX_SENSOR_NAME) {
+            r->ok = 0;
+        }
+        m->u.samples.data = rd_rest(r, TINYML_PROTO_MAX_SAMPLE_BYTES, &m->u.samples.len);
+        break;
+    case TINYML_MSG_CAPTURE:
+        m->u.capture.mode = rd_u8(r);
+        m->u.capture.count = rd_u16(r);
+        break;
     case TINYML_MSG_REPLAY: {
         uint16_t bytes;
         m->u.replay.offset = rd_u32(r);
@@ -428,6 +447,14 @@ static long payload_len(const tinyml_msg_t *m)
             return -1;
         }
         return 8L + m->u.output.len;
+    case TINYML_MSG_SAMPLES:
+        if (m->u.samples.len < 1 || m->u.samples.len > TINYML_PROTO_MAX_SAMPLE_BYTES || !m->u.samples.data ||
+            m->u.samples.sensor.len > TINYML_PROTO_MAX_SENSOR_NAME || (m->u.samples.sensor.len && !m->u.samples.sensor.ptr)) {
+            return -1;
+        }
+        return 25L + m->u.samples.sensor.len + m->u.samples.len;
+    case TINYML_MSG_CAPTURE:
+        return 3;
     case TINYML_MSG_REPLAY:
         if (m->u.replay.n < 1 || m->u.replay.n > TINYML_PROTO_MAX_REPLAY_VALUES || !m->u.replay.values) {
             return -1;
@@ -501,6 +528,22 @@ static void put_payload(encoder_t *e, const tinyml_msg_t *m)
         put_u32(e, m->u.output.seq);
         put_u32(e, m->u.output.offset);
         put_bytes(e, m->u.output.data, m->u.output.len);
+        break;
+    case TINYML_MSG_SAMPLES:
+        put_u32(e, m->u.samples.boot_id);
+        put_u32(e, m->u.samples.window);
+        put_u32(e, m->u.samples.timestamp_ms);
+        put_f32(e, m->u.samples.fs);
+        put_u16(e, m->u.samples.samples);
+        put_u8(e, m->u.samples.channels);
+        put_u8(e, m->u.samples.format);
+        put_u32(e, m->u.samples.offset);
+        put_str8(e, m->u.samples.sensor);
+        put_bytes(e, m->u.samples.data, m->u.samples.len);
+        break;
+    case TINYML_MSG_CAPTURE:
+        put_u8(e, m->u.capture.mode);
+        put_u16(e, m->u.capture.count);
         break;
     case TINYML_MSG_REPLAY:
         put_u32(e, m->u.replay.offset);

@@ -28,6 +28,8 @@ extern "C" {
 #define TINYML_PROTO_MAX_INPUT_CHUNK 256u
 #define TINYML_PROTO_MAX_OUTPUT (TINYML_PROTO_MAX_PAYLOAD - 24u)       /* output bytes in a RESULT */
 #define TINYML_PROTO_MAX_OUTPUT_CHUNK (TINYML_PROTO_MAX_PAYLOAD - 8u) /* output bytes in an OUTPUT */
+#define TINYML_PROTO_MAX_SENSOR_NAME 32u  /* SAMPLES: bytes of the sensor name */
+#define TINYML_PROTO_MAX_SAMPLE_BYTES 448u /* SAMPLES: data bytes per frame (112 f32 values) */
 #define TINYML_PROTO_MAX_REPLAY_VALUES ((TINYML_PROTO_MAX_PAYLOAD - 4u) / 4u) /* float32s in a REPLAY */
 
 enum tinyml_msg_type {
@@ -42,8 +44,14 @@ enum tinyml_msg_type {
     TINYML_MSG_EXIT = 0x09,
     TINYML_MSG_OUTPUT_REQ = 0x0A,
     TINYML_MSG_OUTPUT = 0x0B,
+    TINYML_MSG_SAMPLES = 0x0C,
+    TINYML_MSG_CAPTURE = 0x0D,
     TINYML_MSG_REPLAY = 0x0E
 };
+
+enum tinyml_sample_format { TINYML_SAMPLE_F32 = 0 };
+
+enum tinyml_capture_mode { TINYML_CAPTURE_STOP = 0, TINYML_CAPTURE_STREAM = 1, TINYML_CAPTURE_RECENT = 2 };
 
 enum tinyml_latency_unit {
     TINYML_LATENCY_CYCLES = 0,
@@ -121,6 +129,20 @@ typedef struct {
             uint16_t len; /* 1..TINYML_PROTO_MAX_OUTPUT_CHUNK */
             const int8_t *data;
         } output;
+        struct {
+            uint32_t boot_id, window, timestamp_ms;
+            float fs;
+            uint16_t samples; /* per channel in the whole window */
+            uint8_t channels, format;
+            uint32_t offset;  /* index of the first value of data in the interleaved window */
+            tinyml_str_t sensor; /* at most TINYML_PROTO_MAX_SENSOR_NAME bytes */
+            uint16_t len;     /* data bytes, 1..TINYML_PROTO_MAX_SAMPLE_BYTES */
+            const uint8_t *data;
+        } samples;
+        struct {
+            uint8_t mode; /* enum tinyml_capture_mode */
+            uint16_t count;
+        } capture;
         struct {
             uint32_t offset; /* index of the first value in the current window */
             uint16_t n;      /* 1..TINYML_PROTO_MAX_REPLAY_VALUES */

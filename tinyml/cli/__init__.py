@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "verify": ("tinyml.cli.sign", "verify", "Verify a signed artifact folder."),
     "validate": ("tinyml.cli.validate", "validate", "Run test inputs on a device and compare with the host."),
     "monitor": ("tinyml.cli.device", "monitor", "Print decoded device results from a serial port."),
+    "capture": ("tinyml.cli.capture", "capture", "Capture labelled sensor windows from a device into a dataset."),
     "replay": ("tinyml.cli.device", "replay", "Stream recorded windows to a device's replay sensor."),
     "emulate": ("tinyml.cli.device", "emulate", "Emulated devices (or an ESP32 ROM loader) on ptys/TCP."),
     "gateway": ("tinyml.cli.gateway", "gateway", "Collect, store, analyse and forward device results."),
@@ -70,21 +71,33 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-def _debug_requested(argv: list[str]) -> bool:
-    return "--debug" in argv or os.environ.get("TINYML_DEBUG", "") not in ("", "0")
+def _hoist_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """``--debug`` anywhere before ``--`` moves to the root group, where it is defined."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    found = "--debug" in argv[:end]
+    rest = [a for a in argv[:end] if a != "--debug"] + argv[end:]
+    debug = found or os.environ.get("TINYML_DEBUG", "") not in ("", "0")
+    return (["--debug", *rest] if found else rest), debug
+
+
+def usage_line(exc: click.ClickException) -> str:
+    """A click usage error in tinyml's one-line form, the help command as its hint."""
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "tinyml"
+    return f"error: {message} (hint: see `{command} --help`)"
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line per error, a non-zero exit, a traceback only with --debug."""
-    argv = sys.argv[1:] if argv is None else argv
-    debug = _debug_requested(argv)
+    argv, debug = _hoist_debug(sys.argv[1:] if argv is None else list(argv))
     try:
         rv = cli.main(args=argv, prog_name="tinyml", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(usage_line(exc), err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
@@ -103,6 +116,14 @@ def main(argv: list[str] | None = None) -> None:
             if exc.name and exc.name.split(".")[0] in {"tensorflow", "keras", "matplotlib", "scipy"} else ""
         click.echo(f"error: missing Python module {exc.name!r}{extra}", err=True)
         sys.exit(3)
+    except OSError as exc:  # a path the user gave cannot be read or written: say which, not "internal error"
+        if debug:
+            traceback.print_exc()
+        from tinyml.outputs import os_error
+
+        err = os_error(exc, doing="use")
+        click.echo(f"error: {err.one_line()}", err=True)
+        sys.exit(err.exit_code)
     except Exception as exc:  # noqa: BLE001 - last line of defence: never a bare traceback
         if debug:
             traceback.print_exc()

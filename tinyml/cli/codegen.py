@@ -7,12 +7,14 @@ from pathlib import Path
 
 import click
 
+from tinyml.cli.outpath import OUT_DIR
 from tinyml.codegen import kernels
+from tinyml.outputs import write_atomic
 
 
 @click.command("codegen")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", "out_dir", required=True, type=OUT_DIR,
               help="Folder for NAME.h, NAME.c and NAME.codegen.json.")
 @click.option("--prefix", default="model", show_default=True, help="C identifier prefix and file name.")
 @click.option("--target", default=kernels.PORTABLE, show_default=True,
@@ -38,7 +40,7 @@ def codegen(model: Path, out_dir: Path, prefix: str, target: str, verify_n: int)
             gen.report["verify"] = verify(gen, model.read_bytes(), verify_n, Path(work))
     paths = write(gen, out_dir)
     report = out_dir / f"{prefix}.codegen.json"
-    report.write_text(json.dumps(gen.report, indent=2) + "\n")
+    write_atomic(report, json.dumps(gen.report, indent=2) + "\n")
     r = gen.report
     click.echo(f"wrote {', '.join(str(p) for p in [*paths, report])}")
     click.echo(f"arena {r['arena_bytes']} B, constants {r['weight_bytes']} B, "

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from tinyml.cli.outpath import OUT_FILE
 from tinyml.errors import InputError
 
 
@@ -46,7 +47,7 @@ def synth() -> None:
 
 
 @synth.command("vibration")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Dataset file to write (.npz).")
+@click.option("--out", required=True, type=OUT_FILE, help="Dataset file to write (.npz).")
 @click.option("--per-class", "--windows", "per_class", type=int, default=200, show_default=True,
               help="Windows per class.")
 @click.option("--window", type=int, default=256, show_default=True, help="Samples per window.")
@@ -68,7 +69,7 @@ def synth_vibration_cmd(out: str, per_class: int, window: int, fs: float, rpm: f
 
 
 @synth.command("temperature")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Dataset file to write (.npz).")
+@click.option("--out", required=True, type=OUT_FILE, help="Dataset file to write (.npz).")
 @click.option("--per-class", "--windows", "per_class", type=int, default=150, show_default=True,
               help="Windows per class.")
 @click.option("--window", type=int, default=128, show_default=True, help="Samples per window.")
@@ -87,7 +88,7 @@ def synth_temperature_cmd(out: str, per_class: int, window: int, fs: float, wind
 
 @data.command("import")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Dataset file to write (.npz).")
+@click.option("--out", required=True, type=OUT_FILE, help="Dataset file to write (.npz).")
 @click.option("--columns", help="CSV signal columns, comma-separated (default: every numeric column).")
 @click.option("--time-column", help="CSV column of timestamps in seconds (gives the source rate).")
 @click.option("--label-column", help="CSV column holding the class label.")

@@ -127,6 +127,8 @@ FAULT_HELP = "Faults apply to every device, or only to those given with --fault-
 @click.option("--fault-device", type=int, multiple=True, help="Device index the faults apply to (repeatable).")
 @click.option("--drift-device", type=int, multiple=True, help="Device whose inputs drift (repeatable).")
 @click.option("--drift-after", default="30s", show_default=True, help="When the drift starts.")
+@click.option("--condition", help="What the emulated machine does (a class of its synthetic data, e.g. imbalance); "
+                                  "default: healthy/normal. Needs a run directory.")
 @click.option("--esp-rom", is_flag=True, help="Emulate an ESP32 ROM serial loader instead (for esptool).")
 @click.option("--flash-size", default="4MB", show_default=True, help="--esp-rom: emulated flash size.")
 @click.option("--save", type=click.Path(), help="--esp-rom: flash image file, loaded at start and kept up to date.")
@@ -135,8 +137,8 @@ def emulate(model: str | None, count: int, tcp_port: int | None, pty: bool, rate
             duration: str | None, garbage_every: int, truncate_every: int, bad_crc_every: int,
             reboot_every: str | None, silence_after: str | None, silence_for: str | None,
             disconnect_after: str | None, disconnect_for: str, fault_device: tuple[int, ...],
-            drift_device: tuple[int, ...], drift_after: str, esp_rom: bool, flash_size: str, save: str | None,
-            rom_faults: str | None) -> None:
+            drift_device: tuple[int, ...], drift_after: str, condition: str | None, esp_rom: bool, flash_size: str,
+            save: str | None, rom_faults: str | None) -> None:
     """Emulated devices (or an ESP32 ROM loader) on ptys or TCP ports."""
     if pty == (tcp_port is not None):
         raise InputError("give exactly one of --tcp PORT and --pty", hint="e.g. --tcp 7000")
@@ -169,7 +171,7 @@ def emulate(model: str | None, count: int, tcp_port: int | None, pty: bool, rate
     previous = signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
         fleet = EmulatedFleet(model, count, None if pty else tcp_port, pty, per_second, baud, schedule, seed,
-                              on_exit=exit_codes.append, announce=click.echo)
+                              on_exit=exit_codes.append, announce=click.echo, condition=condition)
         for device, address in zip(fleet.devices, fleet.endpoints, strict=True):
             click.echo(f"{device.device_id} {address}")
         with fleet:

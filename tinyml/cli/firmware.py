@@ -6,6 +6,7 @@ import json
 
 import click
 
+from tinyml.cli.outpath import OUT_DIR
 from tinyml.firmware.boards import list_boards, load_board
 
 
@@ -20,16 +21,19 @@ def boards(as_json: bool) -> None:
     rows = []
     for name in list_boards():
         board = load_board(name)
-        rows.append({**board.to_json(), "here": board.capabilities()})
+        missing = board.missing()
+        rows.append({**board.to_json(), "here": {k: why is None for k, why in missing.items()},
+                     "why_not": {k: why for k, why in missing.items() if why is not None}})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'board':<20} {'cpu':<14} {'flash':>9} {'ram':>9}  {'flash via':<9} build emulate flash")
+    click.echo(f"{'board':<20} {'cpu':<14} {'flash':>9} {'ram':>9}  {'flash via':<9} build emulate flash  why not")
     for r in rows:
         here = r["here"]
         marks = "  ".join(f"{'yes' if here[k] else 'no':<5}" for k in ("build", "emulate", "flash"))
+        reasons = "; ".join(f"{k}: {why}" for k, why in r["why_not"].items())
         click.echo(f"{r['name']:<20} {r['cpu']:<14} {_kib(r['flash_bytes']):>9} {_kib(r['ram_bytes']):>9}  "
-                   f"{r['flash_method']:<9} {marks}")
+                   f"{r['flash_method']:<9} {marks} {reasons}".rstrip())
 
 
 @click.group()
@@ -40,7 +44,7 @@ def firmware() -> None:
 @firmware.command("new")
 @click.option("--board", "board_name", required=True, help="Board name (see `tinyml boards`) or a board .toml.")
 @click.option("--model", required=True, type=click.Path(), help="Run directory from `tinyml train`, or an int8 .tflite.")
-@click.option("--out", required=True, type=click.Path(), help="Project directory to write.")
+@click.option("--out", required=True, type=OUT_DIR, help="Project directory to write.")
 @click.option("--runtime", type=click.Choice(["native", "tflm"]), default="native", show_default=True,
               help="native: C from `tinyml codegen`; tflm: TensorFlow Lite Micro (ESP-IDF boards).")
 @click.option("--target", default=None,

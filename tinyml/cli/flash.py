@@ -94,7 +94,7 @@ def flash(target: Path, board_name: str, port: str | None, baud: int | None, bef
     if report.method == "qemu":
         command = shlex.join(report.command)
         click.echo(f"{report.images[0]} is a valid image for {board.name}; emulator command:\n{command}")
-        click.echo(f"then talk to it with: tinyml monitor socket://127.0.0.1:{tcp_port}")
+        click.echo(f"then talk to it with: tinyml monitor --port socket://127.0.0.1:{tcp_port}")
         if run_emulator:
             raise SystemExit(subprocess.call(report.command))
         return

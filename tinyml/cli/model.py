@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from tinyml.cli.outpath import OUT_DIR
+
 
 def _read_model_file(path: Path) -> bytes:
     from tinyml.errors import InputError
@@ -82,7 +84,7 @@ def export() -> None:
 
 @export.command("c-array")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Directory for NAME.h/.c.")
+@click.option("--out", "out_dir", type=OUT_DIR, required=True, help="Directory for NAME.h/.c.")
 @click.option("--name", default=None, help="C array name (sanitized); default: the file name.")
 def c_array(model: Path, out_dir: Path, name: str | None) -> None:
     """MODEL (.tflite) as a 16-byte aligned const C array with its length."""

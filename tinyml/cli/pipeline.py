@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
+from tinyml.cli.outpath import OUT_DIR
 from tinyml.project.stages import STAGES
 
 STATUS = {"ran": "ran", "skip": "skip", "run": "would run", "failed": "FAILED", "-": "-"}
 
 
 @click.command()
-@click.argument("folder", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.argument("folder", type=OUT_DIR, default=".")
 @click.option("--board", default="qemu-mps2-an386", show_default=True, help="Board name (see `tinyml boards`).")
 @click.option("--data", default="synth-vibration", show_default=True,
               help="synth-vibration, synth-temperature, or a CSV/.mat/.npz file or folder to import.")

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import click
 
+from tinyml.cli.outpath import OUT_DIR, OUT_FILE
+
 
 @click.command()
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("--model", "model_name", default="cnn1d", show_default=True,
               help="cnn1d (raw windows), mlp (features) or autoencoder (features, anomaly).")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Run directory to write.")
+@click.option("--out", "out_dir", type=OUT_DIR, required=True, help="Run directory to write.")
 @click.option("--epochs", default=40, show_default=True, help="Maximum epochs (early stopping may end sooner).")
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--seed", default=0, show_default=True, help="Random seed for a reproducible run.")
@@ -44,7 +46,8 @@ def train(data: Path, model_name: str, out_dir: Path, epochs: int, batch_size: i
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Dataset (.npz); defaults to the one the run was trained on.")
 @click.option("--tolerance", type=float, default=None,
-              help="Allowed int8 loss: points of accuracy (default 1) or AUC for anomaly models (default 0.01).")
+              help="Allowed int8 loss: points of accuracy (default: 1 point or 2 evaluated windows, whichever "
+                   "is larger) or AUC for anomaly models (default 0.01).")
 def quantize(run_dir: Path, data: Path | None, tolerance: float | None) -> None:
     """Full-int8 quantization of RUN_DIR/model.keras with a float-vs-int8 report."""
     from tinyml.quantize import quantize_run
@@ -59,7 +62,7 @@ def quantize(run_dir: Path, data: Path | None, tolerance: float | None) -> None:
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("data", type=click.Path(path_type=Path))
-@click.option("--out", "out_path", type=click.Path(path_type=Path), required=True, help="CSV file to write.")
+@click.option("--out", "out_path", type=OUT_FILE, required=True, help="CSV file to write.")
 @click.option("--split", type=click.Choice(["train", "val", "test", "all"]), default="all", show_default=True)
 @click.option("--runtime", type=click.Choice(["litert", "tflm"]), default="litert", show_default=True,
               help="Interpreter for an int8 .tflite MODEL.")

@@ -14,6 +14,7 @@ import numpy as np
 
 from tinyml.codegen.emit import Generated
 from tinyml.errors import ToolError
+from tinyml.outputs import write_atomic
 
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1"]
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g"]
@@ -21,11 +22,8 @@ SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g"]
 
 def write(gen: Generated, out_dir: Path) -> list[Path]:
     """Write NAME.h and NAME.c into out_dir."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     h, c = out_dir / f"{gen.prefix}.h", out_dir / f"{gen.prefix}.c"
-    h.write_text(gen.header)
-    c.write_text(gen.source)
-    return [h, c]
+    return [write_atomic(h, gen.header), write_atomic(c, gen.source)]
 
 
 def _harness(prefix: str) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyml.errors import InputError
+from tinyml.outputs import atomic_path
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 FORMAT_VERSION = 1
@@ -95,15 +96,25 @@ class Dataset:
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(
-            tmp, x=self.x, y=self.y, classes=np.array(self.classes, dtype=str),
-            channels=np.array(self.channels, dtype=str), fs=np.float64(self.fs), split=self.split,
-            groups=self.groups, kind=np.array(self.kind), normal_class=np.array(self.normal_class),
-            meta=np.array(json.dumps(self.meta)), format_version=np.int64(FORMAT_VERSION))
-        tmp.replace(path)  # atomic: a killed writer never leaves a half file under the real name
+        with atomic_path(path, suffix=".npz") as tmp:  # a killed writer never leaves a half file
+            np.savez_compressed(
+                tmp, x=self.x, y=self.y, classes=np.array(self.classes, dtype=str),
+                channels=np.array(self.channels, dtype=str), fs=np.float64(self.fs), split=self.split,
+                groups=self.groups, kind=np.array(self.kind), normal_class=np.array(self.normal_class),
+                meta=np.array(json.dumps(self.meta)), format_version=np.int64(FORMAT_VERSION))
         return path
+
+
+def check_npz(path: Path, hint: str) -> None:
+    """Refuse a file that is not a zip archive before numpy guesses it is a pickle."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}", hint) from None
+    if not head.startswith(b"PK"):
+        what = "an empty file" if not head else "text" if head.isascii() else "other data"
+        raise InputError(f"{path} is not an .npz archive (it holds {what}, not zip data)", hint)
 
 
 def load(path: str | Path) -> Dataset:
@@ -111,6 +122,9 @@ def load(path: str | Path) -> Dataset:
     path = Path(path)
     if not path.exists():
         raise InputError(f"dataset file not found: {path}", "create one with `tinyml data synth` or `tinyml data import`")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not a dataset file", "pass the .npz written by `tinyml data`")
+    check_npz(path, "create a dataset with `tinyml data synth` or `tinyml data import`")
     try:
         with np.load(path, allow_pickle=False) as z:
             missing = [k for k in ("x", "y", "classes", "fs") if k not in z.files]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyml import optioncheck as oc
 from tinyml.data.dataset import Dataset
 from tinyml.data.io import DATA_SUFFIXES, Recording, read_csv, read_mat, read_npz
 from tinyml.data.split import TEST, TRAIN, VAL, allocate, check_split, split_by_group, split_random
@@ -43,6 +44,15 @@ class ImportOptions:
     normal_class: str = ""
     class_names: dict[str, str] | None = None  # label as found -> class name to store
     seed: int = 0
+
+    def check(self) -> None:
+        oc.at_least(self, "window", 2)
+        oc.at_least(self, "hop", 1)
+        oc.positive(self, "fs")
+        oc.positive(self, "source_fs")
+        oc.one_of(self, "fill", FILL_MODES)
+        oc.one_of(self, "split", SPLIT_MODES)
+        oc.split_fractions(self)
 
 
 def find_sources(paths: list[str | Path]) -> list[tuple[Path, str | None]]:
@@ -97,19 +107,18 @@ def _cut(n: int, window: int, hop: int) -> list[int]:
 
 def import_data(paths: list[str | Path], o: ImportOptions = ImportOptions()) -> Dataset:
     """Read, resample, split and window ``paths`` into a Dataset (see the module docstring)."""
-    if o.window < 2:
-        raise InputError(f"--window must be at least 2 samples, got {o.window}", "e.g. --window 256")
+    o.check()
     hop = o.window if o.hop is None else o.hop
-    if hop < 1:
-        raise InputError(f"--hop must be at least 1 sample, got {hop}", "e.g. --hop 128")
-    if o.fill is not None and o.fill not in FILL_MODES:
-        raise InputError(f"unknown --fill {o.fill!r}", f"use one of: {', '.join(FILL_MODES)}")
     sources = find_sources(paths)
     recs = _read_all(sources, o)
     channels = _channels(recs)
     fs = _target_fs(recs, o)
     for r in recs:
         r.signal = resample(r.signal, r.fs or o.source_fs or fs, fs)
+    longest = max(r.signal.shape[0] for r in recs)  # too short is the first thing to say, before classes
+    if longest < o.window:
+        raise InputError(f"--window {o.window} is longer than the longest recording ({longest} samples at {fs:g} Hz)",
+                         "use a shorter --window, or import longer recordings")
     classes = _classes(recs, o)
     for r in recs:
         r.label = (o.class_names or {}).get(r.label, r.label)
@@ -118,10 +127,6 @@ def import_data(paths: list[str | Path], o: ImportOptions = ImportOptions()) -> 
         raise InputError(f"unknown --split {mode!r}", f"use one of: {', '.join(SPLIT_MODES)}")
     if (o.test_groups or o.val_groups) and mode != "group":
         raise InputError("--test-groups/--val-groups need --split group", "add --split group")
-    longest = max(r.signal.shape[0] for r in recs)
-    if longest < o.window:
-        raise InputError(f"--window {o.window} is longer than the longest recording ({longest} samples at {fs:g} Hz)",
-                         "use a shorter --window")
     pieces = _time_pieces(recs, o, hop) if mode == "time" else [(r, 0, r.signal.shape[0], TRAIN) for r in recs]
     x, y, groups, sp, skipped = _windows(pieces, classes, o.window, hop)
     need_val, need_test = (o.val > 0 or bool(o.val_groups)), (o.test > 0 or bool(o.test_groups))
@@ -179,9 +184,6 @@ def _channels(recs: list[Recording]) -> list[str]:
 
 
 def _target_fs(recs: list[Recording], o: ImportOptions) -> float:
-    for name, v in (("--fs", o.fs), ("--source-fs", o.source_fs)):
-        if v is not None and not (np.isfinite(v) and v > 0):
-            raise InputError(f"{name} must be a positive number of Hz, got {v}", f"e.g. {name} 50")
     rates = {r.fs or o.source_fs or o.fs for r in recs}
     if None in rates:
         raise InputError("sampling rate unknown for some sources (no time column, no fs inside)",

@@ -234,7 +234,8 @@ def read_npz(path: Path, variable: str | None, fill: str | None) -> list[Recordi
     """Raw arrays in an .npz (a signal array, optionally ``fs``)."""
     import zipfile
 
-    from tinyml.data.dataset import is_dataset_file
+    from tinyml.data.dataset import check_npz, is_dataset_file
+    check_npz(path, "save arrays with numpy.savez, or import the data as CSV")
     if is_dataset_file(path):
         raise InputError(f"{path} is already a tinyml dataset", "use it directly, or `tinyml data info` it")
     try:

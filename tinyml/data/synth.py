@@ -12,9 +12,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from tinyml import optioncheck as oc
 from tinyml.data.dataset import Dataset
 from tinyml.data.split import check_split, split_by_group
-from tinyml.errors import InputError
+from tinyml.errors import InputError, OptionError
 
 VIBRATION_CLASSES = ["healthy", "imbalance", "misalignment", "looseness", "bearing_outer", "bearing_inner"]
 TEMPERATURE_CLASSES = ["normal", "step", "runaway", "stuck"]
@@ -37,6 +38,12 @@ class VibrationOptions:
     test: float = 0.15
     seed: int = 0
 
+    def check(self) -> None:
+        _check_common(self)
+        oc.positive(self, "rpm")
+        if not 0 <= self.rpm_spread < 1:
+            raise OptionError("rpm_spread", f"must be a fraction in [0, 1), got {self.rpm_spread}", "e.g. 0.2")
+
 
 @dataclass(frozen=True)
 class TemperatureOptions:
@@ -48,19 +55,33 @@ class TemperatureOptions:
     test: float = 0.15
     seed: int = 0
 
+    def check(self) -> None:
+        _check_common(self)
 
-def _check_common(per_class: int, window: int, fs: float, wpr: int) -> None:
-    if per_class < 1 or window < 8 or wpr < 1:
-        raise InputError(f"synth needs --per-class >= 1, --window >= 8 and >= 1 window per recording "
-                         f"(got {per_class}, {window}, {wpr})", "use the defaults or larger values")
-    if not np.isfinite(fs) or fs <= 0:
-        raise InputError(f"--fs must be a positive number of Hz, got {fs}", "e.g. --fs 2560")
+
+def _check_common(o: VibrationOptions | TemperatureOptions) -> None:
+    oc.at_least(o, "per_class", 1)
+    oc.at_least(o, "window", 8)
+    oc.at_least(o, "windows_per_recording", 1)
+    oc.positive(o, "fs")
+    oc.split_fractions(o)
 
 
 def _recordings(per_class: int, wpr: int) -> list[int]:
     """Window counts of the recordings of one class (the last may be shorter)."""
     full, rest = divmod(per_class, wpr)
     return [wpr] * full + ([rest] if rest else [])
+
+
+def _split_hint(o: VibrationOptions | TemperatureOptions) -> str:
+    """What to change, in synth's own flags, when the recordings of a class cannot fill every split."""
+    need = 1 + (o.val > 0) + (o.test > 0)  # whole recordings: one per side at least
+    wpr = o.windows_per_recording
+    hint = (f"each split takes whole recordings of --windows-per-recording {wpr} windows: "
+            f"use --per-class {(need - 1) * wpr + 1} or more")
+    if o.per_class >= need:
+        hint += f", or --windows-per-recording {(o.per_class - 1) // (need - 1)}"
+    return hint + ", or --val 0 --test 0"
 
 
 # ---------------------------------------------------------------- vibration
@@ -160,7 +181,7 @@ def _vibration_recording(cls: str, n: int, o: VibrationOptions, rng: np.random.G
 
 def synth_vibration(o: VibrationOptions = VibrationOptions()) -> Dataset:
     """Windows of 3-axis accelerometer data for six machine conditions (see ``_vibration_recording``)."""
-    _check_common(o.per_class, o.window, o.fs, o.windows_per_recording)
+    o.check()
     if o.rpm <= 0 or not 0 <= o.rpm_spread < 1 or o.rpm / 60 * (1 + o.rpm_spread) * BPFI_ORDER * 2 > o.fs / 2:
         raise InputError(f"--rpm {o.rpm} does not fit --fs {o.fs}: bearing fault harmonics would alias",
                          "lower --rpm or raise --fs (fs should exceed about 20x the shaft frequency)")
@@ -221,7 +242,7 @@ def _temperature_recording(cls: str, n: int, o: TemperatureOptions, windows: int
 
 def synth_temperature(o: TemperatureOptions = TemperatureOptions()) -> Dataset:
     """Windows of machine temperature, normal and three anomaly kinds (normal_class "normal")."""
-    _check_common(o.per_class, o.window, o.fs, o.windows_per_recording)
+    o.check()
     return _assemble(TEMPERATURE_CLASSES, o,
                      lambda cls, n, rng: _temperature_recording(cls, n, o, n // o.window, rng),
                      ["temp"], "temperature", "normal", "temperature")
@@ -241,7 +262,34 @@ def _assemble(classes: list[str], o: VibrationOptions | TemperatureOptions, make
             ys += [ci] * count
             gs += [f"{cls}-{ri:03d}"] * count
     x, y, groups = np.concatenate(xs).astype(np.float32), np.array(ys), np.array(gs)
-    split = split_by_group(groups, y, o.val, o.test, o.seed)
-    check_split(split, o.val > 0, o.test > 0)
+    try:
+        split = split_by_group(groups, y, o.val, o.test, o.seed)
+        check_split(split, o.val > 0, o.test > 0)
+    except InputError:
+        have = len(_recordings(o.per_class, o.windows_per_recording))
+        raise InputError(f"--per-class {o.per_class} makes {have} recording(s) per class, too few to give "
+                         "train, val and test whole recordings", _split_hint(o)) from None
     meta = {"generator": f"tinyml.data.synth.{generator}", "options": asdict(o)}
     return Dataset(x, y, classes, channels, o.fs, split, groups, kind, normal_class, meta)
+
+
+# ---------------------------------------------------------------- single windows (emulated sensors)
+
+SENSOR_CLASSES = {"vibration": VIBRATION_CLASSES, "temperature": TEMPERATURE_CLASSES}
+
+
+def synth_windows(kind: str, condition: str, count: int, window: int, fs: float,
+                  rng: np.random.Generator) -> np.ndarray:
+    """``count`` consecutive windows [count, window, C] of one machine condition, from the same
+    physics as the datasets above: what an emulated device's sensor reads."""
+    classes = SENSOR_CLASSES.get(kind)
+    if classes is None or condition not in classes:
+        raise InputError(f"no {kind} condition {condition!r}",
+                         f"use one of: {', '.join(classes or [])}" if classes else "use vibration or temperature")
+    if kind == "vibration":
+        o = VibrationOptions(window=window, fs=fs)
+        rec = _vibration_recording(condition, count * window, o, rng)
+    else:
+        t = TemperatureOptions(window=window, fs=fs)
+        rec = _temperature_recording(condition, count * window, t, count, rng)
+    return rec.reshape(count, window, rec.shape[1]).astype(np.float32)

@@ -58,6 +58,37 @@ def _load_run(path: Path) -> tuple[bytes, ModelInfo, Path | None]:
     return path.read_bytes(), ModelInfo(), None
 
 
+@dataclass(frozen=True)
+class SensorSpec:
+    """The emulated sensor behind a run's model: which physics, window length, rate and channels."""
+
+    kind: str  # "vibration" or "temperature" (tinyml.data.synth)
+    window: int
+    fs: float
+    channels: int
+
+    @property
+    def name(self) -> str:
+        return f"synth-{self.kind}"
+
+
+def sensor_spec(run_dir: Path | None) -> SensorSpec | None:
+    """The sensor a run was trained for, when the synthetic generators can play it (3 axes of
+    vibration or 1 temperature channel); None otherwise."""
+    if run_dir is None:
+        return None
+    from tinyml.preprocess import Preprocess
+
+    pre = Preprocess.from_run(run_dir)
+    kind = {3: "vibration", 1: "temperature"}.get(len(pre.channels))
+    return SensorSpec(kind, pre.window, pre.fs, len(pre.channels)) if kind else None
+
+
+def drift_windows(windows: np.ndarray) -> np.ndarray:
+    """The drifted sensor: louder and shifted (a loosened mount, a failing bearing, a miscalibration)."""
+    return (windows * 1.8 + 0.5 * np.std(windows, axis=(0, 1), keepdims=True)).astype(np.float32)
+
+
 def _synthetic_windows(run_dir: Path, count: int, seed: int) -> np.ndarray:
     """Raw sensor windows shaped like the run's training data, from the data package's generators."""
     from tinyml.data import synth
@@ -93,28 +124,52 @@ class DeviceModel:
         self._interpreter = interpreters.tflm_interpreter(self.tflite, self.arena_bytes)
         self.input_bytes = int(np.prod(self.quant.in_shape))
         self.output_bytes = int(np.prod(self.quant.out_shape))
+        self.sensor = sensor_spec(run_dir)
+        self._pre = None
+        if run_dir is not None:
+            from tinyml.preprocess import Preprocess
+
+            self._pre = Preprocess.from_run(run_dir)
+        # the raw windows behind the pools' results (None without a sensor): what capture sends
+        self.normal_windows: np.ndarray | None = None
+        self.drifted_windows: np.ndarray | None = None
         normal, drifted = self._pool_inputs(run_dir, seed, pool_size)
         self.normal_pool = [self.infer(x.tobytes()) for x in normal]
         self.drifted_pool = [self.infer(x.tobytes()) for x in drifted]
 
-    def _pool_inputs(self, run_dir: Path | None, seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """int8 inputs for the normal and the drifted pool (drift: a louder, shifted sensor)."""
+    def _quantize(self, windows: np.ndarray) -> np.ndarray:
         from tinyml.model.interpreters import quantize_input
 
         q = self.quant
-        if run_dir is not None:
-            from tinyml.preprocess import Preprocess
+        assert self._pre is not None
+        return quantize_input(self._pre.apply(windows), q.in_scale, q.in_zp).reshape(-1, *q.in_shape)
 
-            pre = Preprocess.from_run(run_dir)
+    def _pool_inputs(self, run_dir: Path | None, seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """int8 inputs for the normal and the drifted pool (drift: a louder, shifted sensor)."""
+        q = self.quant
+        if run_dir is not None:
             windows = _synthetic_windows(run_dir, n, seed)
-            drifted = windows * 1.8 + 0.5 * np.std(windows, axis=(0, 1), keepdims=True)
-            return (quantize_input(pre.apply(windows), q.in_scale, q.in_zp).reshape(-1, *q.in_shape),
-                    quantize_input(pre.apply(drifted), q.in_scale, q.in_zp).reshape(-1, *q.in_shape))
+            drifted = drift_windows(windows)
+            if self.sensor is not None:
+                self.normal_windows, self.drifted_windows = windows.astype(np.float32), drifted
+            return self._quantize(windows), self._quantize(drifted)
         rng = np.random.default_rng(seed)
         shape = (n, *q.in_shape)
         normal = np.clip(np.round(rng.normal(q.in_zp, 20, shape)), -128, 127).astype(np.int8)
         drifted = np.clip(np.round(rng.normal(q.in_zp + 30, 40, shape)), -128, 127).astype(np.int8)
         return normal, drifted
+
+    def fresh(self, condition: str, drifted: bool, rng: np.random.Generator) -> tuple[np.ndarray, Outcome]:
+        """A new window of the machine in ``condition`` read by the emulated sensor, and the result
+        the model gives for it (TFLM on the exact window: capture streams both)."""
+        from tinyml.data.synth import synth_windows
+
+        assert self.sensor is not None
+        s = self.sensor
+        window = synth_windows(s.kind, condition, 1, s.window, s.fs, rng)
+        if drifted:
+            window = drift_windows(window)
+        return window[0], self.infer(self._quantize(window)[0].tobytes())
 
     def infer(self, input_bytes: bytes) -> Outcome:
         """Run TFLM on one raw int8 input tensor, as the device would after INPUT/INFER."""

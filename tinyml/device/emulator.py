@@ -24,17 +24,22 @@ import socket
 import threading
 import time
 import tty
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from tinyml import __version__
 from tinyml.device import protocol as p
 from tinyml.device.background import BackgroundService
 from tinyml.device.emulated_model import DeviceModel, Outcome
+from tinyml.device.windows import window_chunks
 from tinyml.errors import InputError
 
 HEARTBEAT_S = 5.0
+RING_WINDOWS = 16  # recent raw windows a device keeps for CAPTURE mode 2 (firmware: TINYML_CAPTURE_WINDOWS)
 TICK_S = 0.005
 LINE_RATE_BATCH = 1 << 20  # "as fast as the line allows": the line budget is the only limit
 
@@ -78,7 +83,7 @@ class EmulatedDevice:
     """One device's protocol behaviour; the fleet gives it bytes and asks for due output."""
 
     def __init__(self, index: int, model: DeviceModel, rate: float, baud: int, faults: Faults,
-                 seed: int, start: float):
+                 seed: int, start: float, condition: str | None = None):
         self.index = index
         self.device_id = f"emu-{index:03d}"
         self.model = model
@@ -86,6 +91,8 @@ class EmulatedDevice:
         self.line_bytes_per_s = baud / 10.0
         self.faults = faults
         self.rng = random.Random(seed * 1000 + index)
+        self.np_rng = np.random.default_rng(seed * 1000 + index)
+        self.condition = condition or default_condition(model)
         self.fleet_start = start
         self.stats = DeviceStats()
         self.decoder = p.Decoder()
@@ -103,6 +110,10 @@ class EmulatedDevice:
         self.line_budget = 0.0
         self.last_tick = now
         self.next_reboot = now + self.faults.reboot_every if self.faults.reboot_every else None
+        # capture (docs/protocol.md, CAPTURE): the ring of recent raw windows and the stream state
+        self.ring: deque[tuple[int, int, np.ndarray]] = deque(maxlen=RING_WINDOWS)
+        self.streaming = False
+        self.stream_left = 0  # windows still to stream; 0 = until stopped
 
     # ---- messages ----
     def hello(self) -> p.Hello:
@@ -156,6 +167,8 @@ class EmulatedDevice:
             return p.encode(self._result(msg.seq, self.model.infer(bytes(self.input)), now))
         if isinstance(msg, p.OutputReq):
             return p.encode(self._output(msg))
+        if isinstance(msg, p.Capture):
+            return self._capture(msg)
         if isinstance(msg, p.Exit):
             self.exit_code = msg.code
             return b""
@@ -168,6 +181,27 @@ class EmulatedDevice:
         if req.offset >= len(output):
             return p.Error(p.ERR_BAD_LENGTH, f"offset {req.offset} outside the {len(output)}-byte output tensor")
         return p.Output(req.seq, req.offset, output[req.offset:req.offset + p.MAX_OUTPUT_CHUNK])
+
+    def _capture(self, msg: p.Capture) -> bytes:
+        if self.model.sensor is None:
+            return p.encode(p.Error(p.ERR_UNSUPPORTED, "no sensor: emulate a training run directory to capture"))
+        if msg.mode == p.CAPTURE_STOP:
+            self.streaming = False
+            return p.encode(p.Ack(p.Capture.TYPE, 0))
+        if msg.mode == p.CAPTURE_STREAM:
+            self.streaming, self.stream_left = True, msg.count
+            return p.encode(p.Ack(p.Capture.TYPE, 0))
+        if msg.mode == p.CAPTURE_RECENT:
+            recent = list(self.ring)[-msg.count:] if msg.count else list(self.ring)
+            return p.encode(p.Ack(p.Capture.TYPE, len(recent))) + b"".join(
+                self._samples(window, ts, values) for window, ts, values in recent)
+        return p.encode(p.Error(p.ERR_BAD_LENGTH, f"unknown capture mode {msg.mode}"))
+
+    def _samples(self, window: int, timestamp_ms: int, values: np.ndarray) -> bytes:
+        s = self.model.sensor
+        assert s is not None
+        return b"".join(p.encode(m) for m in window_chunks(boot_id=self.boot_id, window=window, timestamp_ms=timestamp_ms,
+                                                           fs=s.fs, sensor=s.name, values=values))
 
     # ---- run mode ----
     def silent(self, now: float) -> bool:
@@ -206,8 +240,22 @@ class EmulatedDevice:
     def _next_result_frame(self, now: float) -> bytes:
         f = self.faults
         drifted = f.drift_after is not None and now - self.fleet_start >= f.drift_after
-        pool = self.model.drifted_pool if drifted else self.model.normal_pool
-        frame = p.encode(self._result(self.seq, self.rng.choice(pool), now))
+        m = self.model
+        if self.streaming:  # a fresh window of the machine's condition, and its exact result
+            values, outcome = m.fresh(self.condition, drifted, self.np_rng)
+        else:  # a precomputed result, and the window behind it when the model has a sensor
+            pool, windows = (m.drifted_pool, m.drifted_windows) if drifted else (m.normal_pool, m.normal_windows)
+            i = self.rng.randrange(len(pool))
+            outcome, values = pool[i], None if windows is None else windows[i]
+        result = self._result(self.seq, outcome, now)
+        frame = p.encode(result)
+        samples = b""
+        if values is not None:
+            self.ring.append((self.seq, result.timestamp_ms, values))
+            if self.streaming:
+                samples = self._samples(self.seq, result.timestamp_ms, values)
+                self.stream_left -= 1
+                self.streaming = self.stream_left != 0
         self.seq = (self.seq + 1) & 0xFFFFFFFF
         self.stats.results += 1
         n = self.seq  # the Nth run-mode result since boot
@@ -222,7 +270,25 @@ class EmulatedDevice:
         if f.garbage_every and n % f.garbage_every == 0:
             self.stats.garbage += 1
             frame += bytes(self.rng.randrange(0x80, 0x100) for _ in range(self.rng.randint(4, 40)))
-        return frame
+        return frame + samples
+
+
+def default_condition(model: DeviceModel) -> str:
+    """The healthy state of the emulated machine: the first class of its synthetic data."""
+    from tinyml.data.synth import SENSOR_CLASSES
+
+    return SENSOR_CLASSES[model.sensor.kind][0] if model.sensor is not None else ""
+
+
+def check_condition(model: DeviceModel, condition: str) -> None:
+    from tinyml.data.synth import SENSOR_CLASSES
+
+    if model.sensor is None:
+        raise InputError(f"--condition {condition} needs an emulated sensor",
+                         hint="emulate a training run directory of 3-axis vibration or 1-channel temperature data")
+    classes = SENSOR_CLASSES[model.sensor.kind]
+    if condition not in classes:
+        raise InputError(f"no {model.sensor.kind} condition {condition!r}", hint=f"use one of: {', '.join(classes)}")
 
 
 class Endpoint:
@@ -321,7 +387,7 @@ class EmulatedFleet(BackgroundService):
     def __init__(self, model: str | Path | DeviceModel, count: int = 1, tcp_port: int | None = 0,
                  pty: bool = False, rate: float = 1.0, baud: int = 115200, faults: dict[int, Faults] | None = None,
                  seed: int = 0, on_exit: Callable[[int], None] | None = None,
-                 announce: Callable[[str], None] | None = None):
+                 announce: Callable[[str], None] | None = None, condition: str | None = None):
         if count < 1 or count > 1024:
             raise InputError(f"--count must be between 1 and 1024, got {count}", hint="e.g. --count 4")
         if rate < 0:
@@ -337,6 +403,8 @@ class EmulatedFleet(BackgroundService):
             raise InputError(f"fault schedule for device {unknown[0]}, but only {count} devices exist",
                              hint=f"device indexes run from 0 to {count - 1}")
         self.model = model if isinstance(model, DeviceModel) else DeviceModel(model, seed)
+        if condition is not None:
+            check_condition(self.model, condition)
         self.start_time = time.monotonic()
         self.on_exit = on_exit
         self.announce = announce
@@ -347,7 +415,7 @@ class EmulatedFleet(BackgroundService):
         try:
             for i in range(count):
                 device = EmulatedDevice(i, self.model, rate, baud, (faults or {}).get(i, Faults()), seed,
-                                        self.start_time)
+                                        self.start_time, condition)
                 self.slots.append(_Slot(device, Endpoint(None if pty else (tcp_port + i if tcp_port else 0))))
         except BaseException:
             self.close_endpoints()
@@ -372,6 +440,12 @@ class EmulatedFleet(BackgroundService):
         """Replace a device's fault schedule while running (times stay relative to the fleet start)."""
         with self._lock:
             self.slots[index].device.faults = faults
+
+    def set_condition(self, index: int, condition: str) -> None:
+        """Change what device ``index``'s machine does (a class of the synthetic data), e.g. "imbalance"."""
+        check_condition(self.model, condition)
+        with self._lock:
+            self.slots[index].device.condition = condition
 
     # ---- the serving loop ----
     def _run(self) -> None:

@@ -28,6 +28,15 @@ MAX_ENCODED = MAX_BODY + MAX_BODY // 254 + 1
 MAX_INPUT_CHUNK = 256
 MAX_OUTPUT = MAX_PAYLOAD - 24  # RESULT output bytes per frame; larger tensors send their head
 MAX_OUTPUT_CHUNK = MAX_PAYLOAD - 8  # OUTPUT data bytes per frame: the tail after the RESULT head
+MAX_SENSOR_NAME = 32  # SAMPLES: bytes of the sensor name
+MAX_SAMPLE_BYTES = 448  # SAMPLES data bytes per frame: 112 f32 values; header 25 + 32 + 448 <= 508
+
+# SAMPLES sample formats
+SAMPLE_F32 = 0
+SAMPLE_FORMATS = {SAMPLE_F32: ("f32", 4)}
+
+# CAPTURE modes
+CAPTURE_STOP, CAPTURE_STREAM, CAPTURE_RECENT = 0, 1, 2
 
 # latency_unit values
 LATENCY_CYCLES, LATENCY_TICKS, LATENCY_US, LATENCY_INSTRUCTIONS = 0, 1, 2, 3
@@ -394,6 +403,62 @@ class Output:
 
 
 @dataclass(frozen=True, slots=True)
+class Samples:
+    """One chunk of a raw sensor window (device -> host): the values ``offset`` onwards of the
+    channel-interleaved window ``window`` (the run-mode seq of the result computed from it)."""
+
+    TYPE: ClassVar[int] = 0x0C
+    boot_id: int
+    window: int
+    timestamp_ms: int
+    fs: float
+    samples: int
+    channels: int
+    format: int
+    offset: int
+    sensor: str
+    data: bytes
+
+    def payload(self) -> bytes:
+        if not 1 <= len(self.data) <= MAX_SAMPLE_BYTES:
+            raise InputError(f"SAMPLES carries {len(self.data)} bytes, the protocol allows 1 to {MAX_SAMPLE_BYTES}",
+                             hint=f"split the window into chunks of at most {MAX_SAMPLE_BYTES} bytes")
+        sensor = _str8(self.sensor, "sensor")
+        if len(sensor) - 1 > MAX_SENSOR_NAME:
+            raise InputError(f"sensor name is {len(sensor) - 1} bytes long, SAMPLES allows {MAX_SENSOR_NAME}",
+                             hint="shorten the sensor name")
+        return struct.pack("<IIIfHBBI", _u(self.boot_id, 32, "boot_id"), _u(self.window, 32, "window"),
+                           _u(self.timestamp_ms, 32, "timestamp_ms"), self.fs, _u(self.samples, 16, "samples"),
+                           _u(self.channels, 8, "channels"), _u(self.format, 8, "format"),
+                           _u(self.offset, 32, "offset")) + sensor + bytes(self.data)
+
+    @classmethod
+    def parse(cls, r: _Reader) -> Samples:
+        head = r.unpack("IIIfHBBI")
+        sensor = r.take(r.unpack("B")[0])
+        if len(sensor) > MAX_SENSOR_NAME:
+            raise ValueError("sensor name too long")
+        return cls(*head, sensor.decode("utf-8", errors="replace"), r.rest(MAX_SAMPLE_BYTES))
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    """Host -> device: stop (mode 0), stream the next ``count`` windows as they are read (mode 1,
+    0 = until stopped) or send the last ``count`` windows the device keeps (mode 2, 0 = all)."""
+
+    TYPE: ClassVar[int] = 0x0D
+    mode: int
+    count: int
+
+    def payload(self) -> bytes:
+        return struct.pack("<BH", _u(self.mode, 8, "mode"), _u(self.count, 16, "count"))
+
+    @classmethod
+    def parse(cls, r: _Reader) -> Capture:
+        return cls(*r.unpack("BH"))
+
+
+@dataclass(frozen=True, slots=True)
 class Replay:
     """Raw sensor samples for a device whose sensor is ``replay``: ``data`` holds float32
     little-endian values (window x channels, interleaved, training units) starting at value
@@ -428,14 +493,14 @@ class Replay:
 
 
 Message = (Hello | Result | Input | Infer | Ack | Error | Heartbeat | HelloReq | Exit | OutputReq | Output
-           | Replay)
+           | Samples | Capture | Replay)
 MESSAGE_TYPES: dict[int, type] = {cls.TYPE: cls for cls in
                                   (Hello, Result, Input, Infer, Ack, Error, Heartbeat, HelloReq, Exit,
-                                   OutputReq, Output, Replay)}
+                                   OutputReq, Output, Samples, Capture, Replay)}
 MESSAGE_NAMES: dict[str, type] = {"HELLO": Hello, "RESULT": Result, "INPUT": Input, "INFER": Infer,
                                   "ACK": Ack, "ERROR": Error, "HEARTBEAT": Heartbeat,
                                   "HELLO_REQ": HelloReq, "EXIT": Exit, "OUTPUT_REQ": OutputReq,
-                                  "OUTPUT": Output, "REPLAY": Replay}
+                                  "OUTPUT": Output, "SAMPLES": Samples, "CAPTURE": Capture, "REPLAY": Replay}
 _NAME_OF = {cls: name for name, cls in MESSAGE_NAMES.items()}
 
 

@@ -72,14 +72,24 @@ class Board:
 
     def capabilities(self) -> dict[str, bool]:
         """What this machine can do with the board right now: build, emulate, flash."""
+        return {k: why is None for k, why in self.missing().items()}
+
+    def missing(self) -> dict[str, str | None]:
+        """For build, emulate and flash: None when this machine can, else what it lacks."""
         if self.builder == "make":
-            build = shutil.which(self.cc) is not None
+            build = None if shutil.which(self.cc) else f"compiler {self.cc} not on PATH"
         elif self.builder == "idf.py":
-            build = shutil.which("idf.py") is not None
+            build = None if shutil.which("idf.py") else "idf.py not on PATH (install and export ESP-IDF)"
         else:  # pico-sdk
-            build = bool(os.environ.get("PICO_SDK_PATH")) and shutil.which("cmake") is not None
-        emulate = bool(self.emulator_command) and shutil.which(self.emulator_command[0]) is not None
-        return {"build": build, "emulate": emulate, "flash": _flash_tool_present(self.flash_method) or emulate}
+            build = ("PICO_SDK_PATH is not set" if not os.environ.get("PICO_SDK_PATH")
+                     else None if shutil.which("cmake") else "cmake not on PATH")
+        if not self.emulator_command:
+            emulate = "real hardware only (no emulator)"
+        else:
+            emulate = None if shutil.which(self.emulator_command[0]) else f"{self.emulator_command[0]} not on PATH"
+        flash = (None if emulate is None else emulate if self.flash_method == "qemu"
+                 else _flash_tool_missing(self.flash_method))
+        return {"build": build, "emulate": emulate, "flash": flash}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -93,16 +103,17 @@ class Board:
         }
 
 
-def _flash_tool_present(method: str) -> bool:
+def _flash_tool_missing(method: str) -> str | None:
+    """None when the flash method's tool is here, else what is missing."""
     if method == "esptool":
-        return importlib.util.find_spec("esptool") is not None
+        return None if importlib.util.find_spec("esptool") else "Python package esptool not installed"
     if method == "uf2":
-        return True  # copying a file onto the BOOTSEL drive needs no tool
+        return None  # copying a file onto the BOOTSEL drive needs no tool
     if method == "openocd":
-        return shutil.which("openocd") is not None
+        return None if shutil.which("openocd") else "openocd not on PATH"
     if method == "pyocd":
-        return shutil.which("pyocd") is not None or importlib.util.find_spec("pyocd") is not None
-    return False
+        return None if shutil.which("pyocd") or importlib.util.find_spec("pyocd") else "pyocd not installed"
+    return f"no flash tool for method {method!r}"
 
 
 def list_boards() -> list[str]:

@@ -204,7 +204,8 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
         "sensor": plan.to_json() if plan is not None else None,
         "model": {**asdict(model), "prefix": PREFIX, "arena_bytes": arena,
                   "hash_c": ", ".join(f"0x{b:02x}" for b in model.hash8),
-                  "in_scale_c": _c_float(model.in_scale), **_decision_constants(model)},
+                  "in_scale_c": _c_float(model.in_scale), "out_scale_c": _c_float(model.out_scale),
+                  **_decision_constants(model)},
     }
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     layers = [(templates_dir() / "common", out / src)]

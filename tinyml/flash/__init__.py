@@ -101,6 +101,9 @@ def signature_gate(target: Path, images: list[Path], board: Board, options: Flas
                               hint=f"flash it with --board {signed_board}")
     except TinymlError as exc:
         if not options.allow_unsigned:
+            if "--allow-unsigned" not in (exc.hint or ""):
+                exc.hint = f"{exc.hint}; or pass --allow-unsigned to flash it anyway" if exc.hint \
+                    else "pass --allow-unsigned to flash it anyway"
             raise
         warn(f"warning: {exc.message}; flashing anyway (--allow-unsigned)")
 

@@ -200,17 +200,62 @@ def _redact_url(url: str) -> str:
     return url.replace(f":{parts.password}@", ":***@", 1)
 
 
-def _section(cls: type, data: Any, name: str) -> Any:
+def _line_of(path: Path | None, section: str, key: str | None = None) -> str:
+    """``path:line`` of ``key`` in ``[section]`` (or of the section header), for error messages."""
+    if path is None:
+        return "the configuration"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return str(path)
+    inside = False
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if text.startswith("["):
+            inside = text.strip("[] ") == section
+            if inside and key is None:
+                return f"{path}:{number}"
+        elif inside and key is not None and text.split("=", 1)[0].strip().strip('"') == key:
+            return f"{path}:{number}"
+    return str(path)
+
+
+def _type_ok(value: Any, annotation: str) -> bool:
+    """A TOML value against a settings field's annotation (``int``, ``float | None``, ``str``)."""
+    kinds = {k.strip() for k in annotation.split("|")}
+    if isinstance(value, bool):
+        return "bool" in kinds
+    if isinstance(value, int):
+        return bool(kinds & {"int", "float"})
+    if isinstance(value, float):
+        return "float" in kinds
+    return type(value).__name__ in kinds
+
+
+def _section(cls: type, data: Any, name: str, path: Path | None = None) -> Any:
+    """A settings dataclass from one TOML table; a wrong key, type or value names its line."""
     if not isinstance(data, dict):
         raise InputError(f"[{name}] must be a table", f"see docs/gateway.md for the [{name}] keys")
-    known = {f.name for f in fields(cls)}
-    unknown = set(data) - known
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(data) - set(known)
     if unknown:
-        raise InputError(f"unknown [{name}] keys {sorted(unknown)}", f"known keys: {sorted(known)}")
+        raise InputError(f"unknown [{name}] keys {sorted(unknown)} ({_line_of(path, name, sorted(unknown)[0])})",
+                         f"known keys: {sorted(known)}")
+    for key, value in data.items():
+        annotation = str(known[key].type)
+        if not _type_ok(value, annotation):
+            names = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
+            wanted = " or ".join(names.get(k.strip(), k.strip()) for k in annotation.split("|")
+                                 if k.strip() != "None")
+            raise InputError(f"[{name}] {key} = {value!r} at {_line_of(path, name, key)} must be {wanted}",
+                             f"write it without quotes, e.g. {key} = {known[key].default!r}"
+                             if isinstance(value, str) and known[key].default is not None
+                             else f"see docs/gateway.md for the [{name}] keys")
     try:
         return cls(**data)
     except (TypeError, ValueError) as exc:
-        raise InputError(f"bad [{name}] settings: {exc}", f"see docs/gateway.md for the [{name}] keys") from None
+        raise InputError(f"bad [{name}] settings at {_line_of(path, name)}: {exc}",
+                         f"see docs/gateway.md for the [{name}] keys") from None
 
 
 def _routes(items: Any, base: Path) -> tuple[ModelRoute, ...]:
@@ -285,6 +330,6 @@ def load(config_path: Path | None = None, *, ports: tuple[str, ...] = (), db: Pa
         http=parse_http(str(http_value)) if http_value else None, baud=baud,
         mqtt=parse_mqtt_url(url, {k: v for k, v in mqtt_section.items() if k != "url"}) if url else None,
         retention=limits,
-        rules=_section(RuleConfig, data.get("rules", {}), "rules"),
-        drift=_section(DriftConfig, data.get("drift", {}), "drift"),
+        rules=_section(RuleConfig, data.get("rules", {}), "rules", config_path),
+        drift=_section(DriftConfig, data.get("drift", {}), "drift", config_path),
         models=_routes(data.get("models", []), base))

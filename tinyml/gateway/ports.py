@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import serial
 
 from tinyml.device import protocol
+from tinyml.device.link import _open_error
 from tinyml.errors import InputError
 from tinyml.gateway.ingest import LineState, PortState, Record
 
@@ -30,6 +31,7 @@ READ_SIZE = 4096  # small reads keep the bounded queue (in reads) small in recor
 # fills, so a buffer of one read would cost two epoll_ctl calls per read at line rate.
 SOCKET_BUFFER = 64 * 1024
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.2, 5.0
+REMIND_S = 30.0  # how often a port that stays unavailable is mentioned again
 
 
 class Connection:
@@ -121,19 +123,43 @@ async def open_port(url: str, baud: int) -> Connection:
     return SerialConnection(port)
 
 
+def waiting_for(url: str, exc: Exception) -> str:
+    """Why a port did not open, as what the gateway now waits for: a device that is missing
+    is not one that another program holds, and neither is a TCP endpoint nobody serves yet."""
+    if url.startswith("socket://"):
+        parts = urlsplit(url)
+        if isinstance(exc, ConnectionRefusedError):
+            return f"nothing listens on {parts.hostname}:{parts.port} yet; waiting for a device server there"
+        return f"cannot connect to {parts.hostname}:{parts.port} ({' '.join(str(exc).split())}); waiting for it"
+    err = _open_error(url, exc)
+    if "not found" in err.message:
+        return f"{url} does not exist; waiting for the device to be plugged in (list ports with `tinyml ports`)"
+    if "busy" in err.message:
+        return f"{err.message}; waiting for it to be released"
+    return f"{err.message}; retrying ({err.hint})"
+
+
 async def read_port(url: str, baud: int, emit: Callable[[list[Record]], Awaitable[None]], stop: asyncio.Event) -> None:
-    """Read one port forever: decode, emit records, reconnect with backoff when it goes away."""
+    """Read one port forever: decode, emit records, reconnect with backoff when it goes away.
+
+    While a port cannot be opened the log says why and what it waits for, again whenever the
+    reason changes and every REMIND_S, so a gateway waiting for a device never looks hung."""
     backoff = BACKOFF_MIN_S
     last_error: str | None = None
+    since = reminded = 0.0
     while not stop.is_set():
         try:
             conn = await open_port(url, baud)
         except (OSError, serial.SerialException) as exc:
-            error = " ".join(str(exc).split()) or type(exc).__name__
+            error = waiting_for(url, exc)
+            now = time.monotonic()
             if error != last_error:
-                log.warning("port %s unavailable (%s); retrying", url, error)
+                log.warning("port %s: %s", url, error)
                 await emit([PortState(url, False, error, time.time())])
-                last_error = error
+                last_error, since, reminded = error, now, now
+            elif now - reminded >= REMIND_S:
+                log.warning("port %s: still waiting after %.0f s: %s", url, now - since, error)
+                reminded = now
             await _sleep_or_stop(stop, backoff)
             backoff = min(backoff * 2, BACKOFF_MAX_S)
             continue

@@ -18,7 +18,7 @@ from typing import Any
 
 import tomllib
 
-from tinyml.errors import InputError
+from tinyml.errors import InputError, OptionError
 
 PROJECT_FILE = "tinyml.toml"
 SECTIONS = ("project", "data", "train", "quantize", "codegen", "firmware", "sensor", "validate", "sign")
@@ -136,6 +136,15 @@ def _section(f: _File, name: str, table: Any, keys: dict[str, Any]) -> dict[str,
     return out
 
 
+def _checked(f: _File, section: str, options: Any) -> Any:
+    """Options that pass their own value checks (the ones the CLI applies), errors at the key's line."""
+    try:
+        options.check()
+    except OptionError as exc:
+        raise f.error(section, exc.key, f"[{section}] {exc.key} {exc.problem}", exc.hint or "") from None
+    return options
+
+
 def _choice(f: _File, section: str, key: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
     if value not in choices:
         raise f.error(section, key, f"[{section}] {key} {value!r} is not one of {', '.join(choices)}",
@@ -182,6 +191,8 @@ def _build(f: _File, raw: dict[str, Any], base: Path) -> Project:
     data = _data(f, raw["data"], base)
     train = _train(f, raw["train"], base)
     quantize = _section(f, "quantize", raw.get("quantize", {}), {"tolerance": float})
+    if quantize.get("tolerance", 0) < 0:
+        raise f.error("quantize", "tolerance", "[quantize] tolerance cannot be negative", "e.g. tolerance = 2")
     codegen = _codegen(f, raw.get("codegen", {}))
     firmware = _firmware(f, raw.get("firmware"), base)
     sensor = _sensor(f, raw.get("sensor"), firmware)
@@ -209,7 +220,7 @@ def _data(f: _File, table: Any, base: Path) -> dict[str, Any]:
         cls = VibrationOptions if _choice(f, "data", "synth", kind, SYNTH_KINDS) == "vibration" else TemperatureOptions
         options = _section(f, "data", table, {"synth": str, **_keys_of(cls)})
         options.pop("synth")
-        return {"synth": kind, "import_paths": (), "data": cls(**options)}
+        return {"synth": kind, "import_paths": (), "data": _checked(f, "data", cls(**options))}
     options = _section(f, "data", table, {"import": list[str], **_keys_of(ImportOptions)})
     paths = tuple(_relative(base, p) for p in options.pop("import"))
     if not paths:
@@ -218,7 +229,7 @@ def _data(f: _File, table: Any, base: Path) -> dict[str, Any]:
         if not p.exists():
             raise f.error("data", "import", f"[data] import: no such file or folder {p}",
                           "paths are relative to the project file")
-    return {"synth": None, "import_paths": paths, "data": ImportOptions(**options)}
+    return {"synth": None, "import_paths": paths, "data": _checked(f, "data", ImportOptions(**options))}
 
 
 def _train(f: _File, table: Any, base: Path) -> dict[str, Any]:
@@ -231,10 +242,8 @@ def _train(f: _File, table: Any, base: Path) -> dict[str, Any]:
     features = options.pop("features", None)
     if features is not None and features not in PRESETS:
         features = str(_relative(base, features))
-    for key in ("epochs", "batch_size"):
-        if options.get(key, 1) < 1:
-            raise f.error("train", key, f"[train] {key} must be at least 1", f"e.g. {key} = 30")
-    return {"model": model, "features": feature_spec_option(features), "train": TrainOptions(**options, quiet=True)}
+    return {"model": model, "features": feature_spec_option(features),
+            "train": _checked(f, "train", TrainOptions(**options, quiet=True))}
 
 
 def _codegen(f: _File, table: Any) -> dict[str, str]:

@@ -4,7 +4,7 @@ Each stage calls the same library functions as its own CLI command and writes in
 project's run directory (OUT):
 
     OUT/dataset.npz        data       synth or import
-    OUT/run/               train      model.keras, model.json, preprocess.json, metrics.json
+    OUT/model/             train      model.keras, model.json, preprocess.json, metrics.json
                            quantize   model_int8.tflite, quantization.json
     OUT/codegen/           codegen    PREFIX.h, PREFIX.c, PREFIX.codegen.json
     OUT/firmware/          firmware   a firmware project and its build/firmware.elf
@@ -45,7 +45,8 @@ def dataset_path(p: Project) -> Path:
 
 
 def run_dir(p: Project) -> Path:
-    return p.out / "run"
+    """The training run directory inside OUT (not "run": OUT itself defaults to "run")."""
+    return p.out / "model"
 
 
 def firmware_dir(p: Project) -> Path:
@@ -101,7 +102,8 @@ def _train_run(p: Project) -> dict[str, Any]:
     from tinyml.data.dataset import load
     from tinyml.train.fit import train
 
-    result = train(load(dataset_path(p)), p.model, run_dir(p), p.train, p.features, dataset_path=dataset_path(p))
+    options = dataclasses.replace(p.train, quiet=False)  # progress on stderr; not part of the fingerprint
+    result = train(load(dataset_path(p)), p.model, run_dir(p), options, p.features, dataset_path=dataset_path(p))
     figures = {"accuracy": result["accuracy"], "split": result["evaluated_on"]}
     if result.get("auc") is not None:
         figures["auc"] = result["auc"]
@@ -127,7 +129,7 @@ TRAIN = Stage(
 def _quantize_run(p: Project) -> dict[str, Any]:
     from tinyml.quantize import quantize_run
 
-    r = quantize_run(run_dir(p), dataset_path(p), p.tolerance).report
+    r = quantize_run(run_dir(p), dataset_path(p), p.tolerance, tolerance_key=f"[quantize] tolerance in {p.path}").report
     m = r["metric"]
     return {"metric": m, "float": r["float"][m], "int8": r["int8_tflm"][m], "bytes": r["tflite_bytes"]}
 
@@ -215,17 +217,20 @@ def _validate_run(p: Project) -> dict[str, Any]:
     tests = prepare_inputs(info, dataset_path(p), None if v["split"] == "all" else v["split"], v["limit"])
     size = measure(_elf(p), p.board, int(render.read_manifest(firmware_dir(p)).get("arena_bytes", 0)))
     report = validate(p.board, info, tests, elf=_elf(p), runtime=p.runtime,
-                      sizes=(size.flash_bytes, size.ram_bytes), timeout=v["timeout"])
+                      sizes=(size.flash_bytes, size.ram_bytes), timeout=v["timeout"], progress=True)
     artifacts.write_json(p.out / "validation.json", report.to_json())
     if report.mismatches > v["tolerance"]:
         raise CheckFailed(f"{report.mismatches} output bytes differ from the host reference "
                           f"(tolerance {v['tolerance']})", f"{p.out / 'validation.json'} shows where; "
                           "a difference is a code generator or firmware bug")
-    return {"mismatches": report.mismatches, "inputs": report.inputs, "accuracy": report.accuracy}
+    return {"mismatches": report.mismatches, "inputs": report.inputs, "accuracy": report.accuracy,
+            "host_accuracy": report.host_accuracy}
 
 
 def _validate_figure(f: dict[str, Any]) -> str:
     accuracy = "" if f["accuracy"] is None else f", device accuracy {f['accuracy']:.3f}"
+    if f["accuracy"] is not None and f.get("host_accuracy") is not None:
+        accuracy += f" (host {f['host_accuracy']:.3f})"
     return f"{f['mismatches']} mismatches on {f['inputs']} inputs{accuracy}"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,15 +69,27 @@ def exclusive(out: Path) -> Iterator[None]:
     """One `tinyml run` per run directory at a time: two would overwrite each other's files.
 
     The lock is an advisory ``flock`` that the OS drops when the process ends, so a killed
-    run never leaves the directory locked.
+    run never leaves the directory locked; the lock file itself is removed when the run
+    ends, so a finished or failed run leaves nothing behind. A run that locked a file
+    another run has just removed sees that the path no longer names it, and is refused.
     """
     import fcntl
 
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / LOCK_FILE, "w") as handle:
+    path = out / LOCK_FILE
+    busy = InputError(f"another `tinyml run` is working in {out}",
+                      "wait for it to finish, or give this project another [project] out")
+    with open(path, "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise InputError(f"another `tinyml run` is working in {out}",
-                             "wait for it to finish, or give this project another [project] out") from None
-        yield
+            raise busy from None
+        try:
+            if os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino:
+                raise busy
+        except FileNotFoundError:
+            raise busy from None
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from tinyml.errors import InputError
+from tinyml.outputs import write_atomic
 from tinyml.project.config import PROJECT_FILE, read_project
 
 DEFAULT_BOARD = "qemu-mps2-an386"
@@ -66,7 +67,8 @@ seed = 0
 # features = "vibration"     # mlp/autoencoder: a feature preset or a JSON feature spec file
 
 [quantize]
-tolerance = 1.0              # points of accuracy (AUC for anomaly models) int8 may lose
+# tolerance = 2.0            # points of accuracy (AUC for anomaly models) int8 may lose; default:
+                             # 1 point or 2 test windows, whichever is larger (0.01 AUC)
 
 [codegen]
 target = "portable"          # kernel set for OUT/codegen: portable or cortex-m4-dsp
@@ -90,7 +92,6 @@ def write_project(folder: Path, board: str, data: str, force: bool = False) -> P
     if path.exists() and not force:
         raise InputError(f"{path} already exists", "edit it, or pass --force to replace it")
     text = project_text(folder.resolve().name or "tinyml", board, data, folder, board_obj.emulated)
-    folder.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    write_atomic(path, text)
     read_project(path)
     return path

@@ -7,10 +7,10 @@ half-written artifact under the real name.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from tinyml.errors import InputError
+from tinyml.outputs import write_atomic
 
 MODEL_KERAS = "model.keras"
 MODEL_INT8 = "model_int8.tflite"
@@ -21,12 +21,7 @@ QUANTIZATION_JSON = "quantization.json"
 
 
 def write_bytes(path: Path, data: bytes) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return path
+    return write_atomic(path, data)
 
 
 def write_json(path: Path, obj: dict) -> Path:

@@ -12,9 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from tinyml import optioncheck as oc
 from tinyml.data.dataset import SPLITS, Dataset
 from tinyml.errors import InputError
 from tinyml.preprocess import Preprocess
+from tinyml.progress import stage
 from tinyml.train import artifacts, metrics, plots
 from tinyml.train.zoo import ModelKind, model_kind
 
@@ -29,6 +31,11 @@ class TrainOptions:
     seed: int = 0
     patience: int = 8
     quiet: bool = False
+
+    def check(self) -> None:
+        oc.at_least(self, "epochs", 1)
+        oc.at_least(self, "batch_size", 1)
+        oc.at_least(self, "patience", 0)
 
 
 @dataclass(frozen=True)
@@ -95,18 +102,17 @@ def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
 
 
 def _progress_callback(keras: Any, epochs: int, quiet: bool) -> Any:
-    from tqdm import tqdm
+    from tinyml.progress import Steps
 
     class EpochBar(keras.callbacks.Callback):
-        """One bar step per epoch with the latest losses."""
+        """One progress step per epoch with the latest losses (a bar on a terminal, lines in a log)."""
 
         def on_train_begin(self, logs=None):  # noqa: ANN001
-            self.bar = tqdm(total=epochs, unit="epoch", disable=quiet, leave=False, desc="train")
+            self.bar = Steps(epochs, desc="train", unit="epoch", quiet=quiet)
 
         def on_epoch_end(self, epoch, logs=None):  # noqa: ANN001
             logs = logs or {}
-            self.bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k in ("loss", "val_loss", "accuracy")})
-            self.bar.update(1)
+            self.bar.update(1, **{k: float(v) for k, v in logs.items() if k in ("loss", "val_loss", "accuracy")})
 
         def on_train_end(self, logs=None):  # noqa: ANN001
             self.bar.close()
@@ -121,9 +127,7 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
     from tinyml.train.quiet import import_keras
 
     kind = model_kind(model_name)
-    if opts.epochs < 1 or opts.batch_size < 1 or opts.patience < 0:
-        raise InputError("--epochs and --batch-size must be at least 1 and --patience at least 0",
-                         "e.g. --epochs 30 --batch-size 32 --patience 8")
+    opts.check()
     splits = split_masks(ds)
     normal = check_labels(ds, kind, splits)
     if kind.preprocess == "features" and feature_spec is None:
@@ -143,6 +147,7 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
     prep = Preprocess.fit(ds.x[fit_mask], kind.preprocess, ds.channels, ds.fs, feature_spec)
     x_all = prep.apply(ds.x)
 
+    stage(f"train: {model_name} on {int(fit_mask.sum())} windows, up to {opts.epochs} epochs", quiet=opts.quiet)
     keras = import_keras()
     keras.utils.set_random_seed(opts.seed)
     n_classes = len(ds.classes)
@@ -161,6 +166,7 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
                             validation_data=(x_all[val_fit_mask], x_all[val_fit_mask]),
                             epochs=opts.epochs, batch_size=opts.batch_size, verbose=0, callbacks=callbacks)
 
+    stage(f"train: evaluating on the {splits.evaluated_on} split and saving to {out_dir}", quiet=opts.quiet)
     outputs = model.predict(x_all, verbose=0, batch_size=256)
     result = evaluate(kind, ds, splits, x_all, outputs, normal)
     info = {

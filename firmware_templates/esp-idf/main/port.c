@@ -38,6 +38,11 @@ uint32_t port_millis(void)
     return (uint32_t)(esp_timer_get_time() / 1000);
 }
 
+uint32_t port_micros(void)
+{
+    return (uint32_t)esp_timer_get_time();
+}
+
 uint32_t port_boot_id(void)
 {
     return esp_random();

@@ -69,6 +69,18 @@ uint32_t port_millis(void)
     return ms;
 }
 
+uint32_t port_micros(void)
+{
+    /* 40 CCOUNT ticks per microsecond, accumulated so CCOUNT's wrap is harmless. */
+    static uint32_t last, us, rest;
+    uint32_t now = port_latency_counter();
+    rest += now - last;
+    last = now;
+    us += rest / 40u;
+    rest %= 40u;
+    return us;
+}
+
 void port_exit(int code)
 {
     simcall(SYS_EXIT, code, 0, 0);

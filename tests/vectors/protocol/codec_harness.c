@@ -121,6 +121,24 @@ static void print_fields(const tinyml_msg_t *m)
         printf(";data=");
         hex(m->u.output.data, m->u.output.len);
         break;
+    case TINYML_MSG_SAMPLES:
+        field_u("boot_id", m->u.samples.boot_id);
+        field_u("window", m->u.samples.window);
+        field_u("timestamp_ms", m->u.samples.timestamp_ms);
+        memcpy(&bits, &m->u.samples.fs, 4);
+        printf(";fs=%08lx", (unsigned long)bits);
+        field_u("samples", m->u.samples.samples);
+        field_u("channels", m->u.samples.channels);
+        field_u("format", m->u.samples.format);
+        field_u("offset", m->u.samples.offset);
+        field_str("sensor", m->u.samples.sensor);
+        printf(";data=");
+        hex(m->u.samples.data, m->u.samples.len);
+        break;
+    case TINYML_MSG_CAPTURE:
+        field_u("mode", m->u.capture.mode);
+        field_u("count", m->u.capture.count);
+        break;
     case TINYML_MSG_REPLAY:
         field_u("offset", m->u.replay.offset);
         printf(";data=");

@@ -55,6 +55,24 @@ int main(void)
     m.u.output.data = NULL;
     m.u.output.len = 4;
     failures += refused("OUTPUT without data", &m);
+    m.type = TINYML_MSG_SAMPLES;
+    m.u.samples.data = (const uint8_t *)big;
+    m.u.samples.len = 0;
+    failures += refused("empty SAMPLES", &m);
+    m.u.samples.len = TINYML_PROTO_MAX_SAMPLE_BYTES + 1;
+    failures += refused("SAMPLES over 448 bytes", &m);
+    m.u.samples.len = TINYML_PROTO_MAX_SAMPLE_BYTES;
+    m.u.samples.sensor.ptr = (const char *)data;
+    m.u.samples.sensor.len = TINYML_PROTO_MAX_SENSOR_NAME + 1;
+    failures += refused("SAMPLES sensor name over 32 bytes", &m);
+    m.u.samples.sensor.len = TINYML_PROTO_MAX_SENSOR_NAME; /* the largest SAMPLES fits */
+    if (tinyml_encode(&m, buf, sizeof buf) == 0) {
+        printf("refused: SAMPLES with 448 bytes and a 32-byte sensor name\n");
+        failures++;
+    }
+    m.u.samples.data = NULL;
+    m.u.samples.len = 4;
+    failures += refused("SAMPLES without data", &m);
     m.type = TINYML_MSG_HELLO;
     m.u.hello.board.len = 200;
     m.u.hello.board.ptr = (const char *)data;

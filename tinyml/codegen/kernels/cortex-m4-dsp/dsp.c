@@ -79,13 +79,14 @@ static void tml_dsp_matvec(const int8_t *x, int32_t depth, const int32_t *w, int
 {
     const int32_t groups = depth >> 2, tail = depth & 3;
     const int32_t row_words = 2 * (groups + (tail != 0));
+    const int32_t whole = rows - rows % 4; /* a fixed tail start: see portable/fully_connected.c */
     uint32_t last = 0; /* the partial last group of inputs, zero-filled like the weights */
     int32_t xe, xo, u, i, acc[4];
     for (i = 0; i < tail; ++i)
         last |= (uint32_t)(uint8_t)x[4 * groups + i] << (8 * i);
     xe = __sxtb16(last);
     xo = tml_sxtb16_ror8(last);
-    for (u = 0; u + 4 <= rows; u += 4, w += 4 * row_words) {
+    for (u = 0; u < whole; u += 4, w += 4 * row_words) {
         acc[0] = o->bias[u];
         acc[1] = o->bias[u + 1];
         acc[2] = o->bias[u + 2];
@@ -95,7 +96,7 @@ static void tml_dsp_matvec(const int8_t *x, int32_t depth, const int32_t *w, int
             acc[i] = __smlad(w[8 * groups + 2 * i + 1], xo, __smlad(w[8 * groups + 2 * i], xe, acc[i]));
         tml_requant_n(acc, 4, u, o, y + u);
     }
-    for (; u < rows; ++u, w += row_words) {
+    for (u = whole; u < rows; ++u, w += row_words) {
         acc[0] = o->bias[u];
         for (i = 0; i < groups; ++i) {
             const uint32_t v = tml_load4(x + 4 * i);

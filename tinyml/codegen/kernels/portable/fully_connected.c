@@ -29,16 +29,20 @@ static void tml_fully_connected(const tml_fully_connected_params *p, const int8_
                                 const int8_t *weights, const int32_t *bias, const int32_t *requant, int8_t *output)
 {
     const int32_t depth = p->accum_depth, units = p->out_depth, step = p->requant_step;
+    /* The tail starts at a bound computed once, not where the 4-wide loop stopped: GCC's -O3
+     * otherwise unrolls the (dead) tail from an unknown start and warns of overflow in u * depth
+     * (-Waggressive-loop-optimizations). */
+    const int32_t whole = units - units % 4;
     int32_t b, u, acc[4];
     for (b = 0; b < p->batches; ++b) {
         const int8_t *x = input + b * depth;
         int8_t *y = output + b * units;
-        for (u = 0; u + 4 <= units; u += 4) {
+        for (u = 0; u < whole; u += 4) {
             memcpy(acc, bias + u, sizeof acc);
             tml_dot4(x, weights + u * depth, 0, depth, depth, acc);
             tml_fc_out(acc, 4, requant + u * step, p, y + u);
         }
-        for (; u < units; ++u) {
+        for (u = whole; u < units; ++u) {
             acc[0] = tml_dot1(x, weights + u * depth, depth, 0, bias[u]);
             tml_fc_out(acc, 1, requant + u * step, p, y + u);
         }
