@@ -3,6 +3,7 @@
  * protocol is bit-banged here. Registers: +0 read SCL (bit0) and SDA (bit1), +0 write sets,
  * +4 write clears. A set line is released (pulled up); the slave drives SDA low for ACK.
  * TINYML_BUS_DELAY_LOOPS paces the half clock period (about 100 kHz on a 25 MHz core). */
+#define TINYML_BUS_KIND_I2C
 #include "tinyml_bus.h"
 #include "tinyml_sensor_config.h"
 
@@ -127,12 +128,4 @@ int tinyml_i2c_write_read(uint8_t addr, const uint8_t *w, size_t wlen, uint8_t *
                 return finish(TINYML_BUS_ERROR);
     }
     return finish(TINYML_BUS_OK);
-}
-
-int tinyml_spi_transfer(const uint8_t *tx, uint8_t *rx, size_t len)
-{
-    (void)tx;
-    (void)rx;
-    (void)len;
-    return TINYML_BUS_ERROR; /* the SBCon is I2C only */
 }

@@ -29,4 +29,34 @@ int tinyml_i2c_write_read(uint8_t addr, const uint8_t *w, size_t wlen, uint8_t *
  * bytes of tx and store what comes back in rx. Returns enum tinyml_bus_status. */
 int tinyml_spi_transfer(const uint8_t *tx, uint8_t *rx, size_t len);
 
+/* A bus file serves one kind: it defines TINYML_BUS_KIND_I2C or TINYML_BUS_KIND_SPI (or
+ * TINYML_BUS_KIND_NONE: no external bus) before including this header, which then defines the
+ * calls of the other kind as "not this bus" (one project compiles exactly one bus file). */
+#if defined(TINYML_BUS_KIND_I2C) || defined(TINYML_BUS_KIND_NONE)
+int tinyml_spi_transfer(const uint8_t *tx, uint8_t *rx, size_t len)
+{
+    (void)tx;
+    (void)rx;
+    (void)len;
+    return TINYML_BUS_ERROR;
+}
+#endif
+#if defined(TINYML_BUS_KIND_SPI) || defined(TINYML_BUS_KIND_NONE)
+int tinyml_i2c_write_read(uint8_t addr, const uint8_t *w, size_t wlen, uint8_t *r, size_t rlen)
+{
+    (void)addr;
+    (void)w;
+    (void)wlen;
+    (void)r;
+    (void)rlen;
+    return TINYML_BUS_ERROR;
+}
+#endif
+#ifdef TINYML_BUS_KIND_NONE
+int tinyml_bus_init(void)
+{
+    return TINYML_BUS_OK;
+}
+#endif
+
 #endif

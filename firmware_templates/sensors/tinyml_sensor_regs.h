@@ -88,6 +88,36 @@ static inline int regs_identity(char *message, unsigned cap)
     return TINYML_SENSOR_OK;
 }
 
+/* Write a (register, value) table in order, reading each back: a value the chip did not keep
+ * means it refused the rate or range (or is another chip). Describes failures in message. */
+static inline int regs_configure(const uint8_t (*table)[2], unsigned n, char *message, unsigned cap)
+{
+    for (unsigned i = 0; i < n; i++) {
+        uint8_t back = 0;
+        int st = regs_write(table[i][0], table[i][1]);
+        if (st == TINYML_SENSOR_OK)
+            st = regs_read(table[i][0], &back, 1, 0);
+        if (st != TINYML_SENSOR_OK) {
+            tinyml_sensor_describe(message, cap, TINYML_SENSOR_NAME ": configuration write failed at register ",
+                                   table[i][0], 2, "");
+            return st;
+        }
+        if (back != table[i][1]) {
+            tinyml_sensor_describe(message, cap, TINYML_SENSOR_NAME ": the chip did not take the rate or range "
+                                   "(register ", table[i][0], 2, ")");
+            return TINYML_SENSOR_BAD_RATE;
+        }
+    }
+    return TINYML_SENSOR_OK;
+}
+
+/* Report `why` with a fixed message (returns why, negative for sensor_driver_read). */
+static inline int regs_fail(int why, char *message, unsigned cap, const char *text)
+{
+    tinyml_sensor_describe(message, cap, text, 0, 0, "");
+    return -why;
+}
+
 /* Little- and big-endian signed 16-bit values. */
 static inline int16_t regs_le16(const uint8_t *b)
 {

@@ -65,15 +65,19 @@ def replay_dataset(link: Any, model: ModelInfo, data: str | Path, *, split: str 
                    limit: int | None = None, timeout: float = 10.0) -> ReplayReport:
     """Replay a dataset's windows and compare each device output with the host pipeline's."""
     from tinyml.data.dataset import load
-    from tinyml.hil import decide, host_reference, prepare_inputs
+    from tinyml.hil import decide, host_reference, prepare_inputs, stratified_sample
 
     hello = link.request(p.HelloReq(), p.Hello, timeout)
     if hello.model_hash != model.hash8:
         raise InputError(f"the device on {link.name} runs model {hello.model_hash.hex()}, not {model.hash8.hex()}",
                          "flash the firmware built for this model")
-    inputs = prepare_inputs(model, data, split, limit)
+    inputs = prepare_inputs(model, data, split, limit)  # --limit: the same seeded class-stratified pick
     ds = load(data).subset(split)
-    windows = ds.x[:inputs.x.shape[0]]
+    keep = stratified_sample(ds.y, limit, 0) if limit is not None and ds.n > limit else np.arange(ds.n)
+    windows = ds.x[keep]
+    if windows.shape[0] != inputs.x.shape[0]:
+        raise InputError(f"picked {windows.shape[0]} windows to replay but {inputs.x.shape[0]} host inputs",
+                         "report this: the replay and validation window picks disagree")
     host = host_reference(model, inputs.x)
     report = ReplayReport(host_labels=[int(v) for v in decide(model, inputs.x, host)])
     for i, window in enumerate(windows):
