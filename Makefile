@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := gcc-arm-none-eabi picolibc-arm-none-eabi libnewlib-arm-none-eabi \
 	qemu-system-arm qemu-system-misc gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf \
-	gcc-xtensa-lx106 picolibc-xtensa-lx106-elf mosquitto openocd gcc make
+	gcc-xtensa-lx106 picolibc-xtensa-lx106-elf mosquitto openocd gcc make cmake
 PYTEST_ARGS ?=
 
 .PHONY: setup system-packages venv demo test lint clean

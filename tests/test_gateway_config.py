@@ -19,7 +19,7 @@ PORT = ["--port", "socket://127.0.0.1:9"]
 @pytest.mark.parametrize("text, needle", [
     ("site = 'a'\n[rules\n", "not valid toml"),
     ("colour = 'red'\n", "unknown keys"),
-    ("[rules]\nanomaly_k = 9\n", "bad [rules]"),
+    ("[rules]\nanomaly_k = 60\n", "bad [rules]"),
     ("[rules]\nanomaly_kk = 2\n", "unknown [rules] keys"),
     ("[drift]\nmethod = 'chi2'\n", "bad [drift]"),
     ("[mqtt]\nurl = 'http://x'\n", "bad mqtt url"),
@@ -44,7 +44,7 @@ def test_bad_config_files_are_refused_with_one_line(tmp_path, text, needle):
 
 def test_a_bad_config_file_stops_the_command_with_one_line(tmp_path):
     cfg = tmp_path / "gateway.toml"
-    cfg.write_text("[rules]\nanomaly_k = 9\n")
+    cfg.write_text("[rules]\nanomaly_k = 60\n")
     proc = run_cli("gateway", "run", *PORT, "--db", str(tmp_path / "g.db"), "--config", str(cfg), timeout=60)
     assert_clean_error(proc, "bad [rules]")
     assert not (tmp_path / "g.db").exists()  # refused before touching anything

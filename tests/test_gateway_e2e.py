@@ -153,7 +153,7 @@ def _anomaly_burst(seq: int) -> tuple[int, float]:
 
 def test_alerts_fire_and_clear_end_to_end_and_silent_devices_are_flagged(tmp_path, broker, subscriber):
     cfg = tmp_path / "gateway.toml"
-    cfg.write_text("site = 'lab'\n[rules]\nanomaly_k = 4\nanomaly_n = 6\nanomaly_clear_k = 1\n"
+    cfg.write_text("site = 'lab'\n[rules]\nanomaly_k = 4\nanomaly_n = 6\nanomaly_clear_k = 1\nanomaly_clear_seconds = 0\n"
                    "silent_seconds = 2\n")
     dev = ScriptedDevice("fan-1", rate=50, outcome=_anomaly_burst, hold_until_connected=True).start()
     gw = GatewayProcess(tmp_path, [dev.url], "--mqtt", broker.url, "--config", str(cfg))

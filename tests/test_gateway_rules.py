@@ -32,6 +32,52 @@ def test_k_of_n_without_hysteresis_band_would_flap_but_does_not():
     assert states(out) == [(2, True)]
 
 
+def _transitions(p: float, seconds: float, rate: float = 20.0, seed: int = 0) -> list[tuple[float, bool]]:
+    """(time, firing) of every anomaly-rule transition on a stationary stream with anomaly share p."""
+    rules = DeviceRules(RuleConfig(silent_seconds=None, error_rate=None))
+    rng = random.Random(seed)
+    out = []
+    for i in range(int(seconds * rate)):
+        now = i / rate
+        out += [(now, t.firing) for t in rules.on_result(rng.random() < p, 0.0, now)]
+    return out
+
+
+@pytest.mark.parametrize("p", [0.02, 0.1, 0.2, 0.25, 0.3, 0.5, 0.9])
+def test_default_anomaly_rule_does_not_flap_on_a_stationary_stream(p):
+    """30 minutes at 20 results/s with a steady anomaly share: at most one transition (it fires
+    for a high share and then stays), never fire-and-clear."""
+    changes = _transitions(p, seconds=1800)
+    assert len(changes) <= 1, changes[:6]
+    if p >= 0.5:
+        assert changes and changes[0][1] and changes[0][0] < 5  # a real anomaly share is still flagged fast
+
+
+def test_default_anomaly_rule_fires_on_a_burst_and_clears_after_a_calm_hold():
+    rules = DeviceRules(RuleConfig(silent_seconds=None, error_rate=None))
+    rng = random.Random(3)
+    events = []
+    for i in range(20 * 120):  # 2 minutes at 20/s: normal, a 20 s burst at 80 %, normal again
+        now = i / 20
+        p = 0.8 if 30 <= now < 50 else 0.03
+        events += [(now, t.firing) for t in rules.on_result(rng.random() < p, 0.0, now)]
+    assert [firing for _, firing in events] == [True, False]
+    fired, cleared = events[0][0], events[1][0]
+    assert 30 < fired < 32
+    assert cleared >= 50 + 10  # the window drains, then the calm is held for anomaly_clear_seconds
+
+
+def test_a_short_lull_keeps_the_alert_open():
+    rule = AnomalyKofN(k=2, n=3, clear_k=0, clear_seconds=10)
+    assert rule.observe(True, 0) is None
+    assert rule.observe(True, 1).firing
+    assert all(rule.observe(False, t) is None for t in range(2, 13))  # calm (0 of 3) since t=4: not 10 s yet
+    assert rule.observe(True, 13) is None  # one anomaly restarts the calm clock
+    assert all(rule.observe(False, t) is None for t in range(14, 26))  # calm again since t=16
+    cleared = rule.observe(False, 26)
+    assert cleared is not None and not cleared.firing
+
+
 def test_score_above_needs_duration_and_clears_below_lower_level():
     rule = ScoreAbove(threshold=1.0, clear=0.8, seconds=5)
     t = 0.0
@@ -78,7 +124,8 @@ def test_device_rules_use_model_threshold_and_can_be_restored():
     assert restored.on_result(False, 0.9, 0.0) == []  # already open in the store: no second alert
 
 
-@pytest.mark.parametrize("bad", [dict(anomaly_k=6), dict(anomaly_clear_k=3), dict(error_clear_rate=0.5),
+@pytest.mark.parametrize("bad", [dict(anomaly_k=60), dict(anomaly_clear_k=30), dict(anomaly_clear_seconds=-1),
+                                 dict(error_clear_rate=0.5),
                                  dict(score_threshold=1.0, score_clear=2.0)])
 def test_rule_config_refuses_inconsistent_thresholds(bad):
     with pytest.raises(ValueError):

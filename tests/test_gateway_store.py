@@ -78,7 +78,8 @@ def test_gaps_reboots_and_bad_frames_are_counted(tmp_path):
 
 def test_alerts_fire_and_clear_into_store_and_outbox_and_survive_restart(tmp_path):
     db = tmp_path / "g.db"
-    cfg = config(rules=RuleConfig(anomaly_k=2, anomaly_n=3, anomaly_clear_k=0, silent_seconds=5))
+    cfg = config(rules=RuleConfig(anomaly_k=2, anomaly_n=3, anomaly_clear_k=0, anomaly_clear_seconds=0,
+                                  silent_seconds=5))
     store = Store(db)
     proc = Processor(store, cfg)
     line = LineState("p1")

@@ -22,24 +22,38 @@ def _rows(path):
 def scored(trained_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("predict")
     paths = {"keras": out / "float.csv", "tflite": out / "int8.csv"}
+    paths["stdout"] = {}
     for model, path in ((trained_run.run_dir, paths["keras"]),
                         (trained_run.run_dir / "model_int8.tflite", paths["tflite"])):
         proc = run_cli("predict", model, trained_run.data, "--out", path)
         assert proc.returncode == 0, proc.stderr
+        paths["stdout"][path.name] = proc.stdout
     return paths
 
 
 def test_one_row_per_window_with_class_scores(scored, trained_run):
     ds = load(trained_run.data)
-    for path in scored.values():
+    split_names = {0: "train", 1: "val", 2: "test"}
+    for path in (scored["keras"], scored["tflite"]):
         rows = _rows(path)
         assert len(rows) == ds.n
-        assert list(rows[0]) == ["label", "pred", "healthy", "imbalance", "bearing_outer"]
-        for row, y in zip(rows, ds.y, strict=True):
+        assert list(rows[0]) == ["window", "split", "group", "label", "pred", "healthy", "imbalance", "bearing_outer"]
+        for i, (row, y) in enumerate(zip(rows, ds.y, strict=True)):
             scores = np.array([float(row[c]) for c in ds.classes])
+            assert int(row["window"]) == i and row["split"] == split_names[int(ds.split[i])]
+            assert row["group"] == str(ds.groups[i])
             assert row["label"] == ds.classes[y]
             assert row["pred"] == ds.classes[int(scores.argmax())]
             assert scores.sum() == pytest.approx(1.0, abs=0.02)
+
+
+def test_summary_names_the_runtime_and_the_accuracy(scored):
+    for name, runtime in (("float.csv", "float Keras"), ("int8.csv", "int8 LiteRT")):
+        out = scored["stdout"][name]
+        rows = _rows(scored["keras" if name == "float.csv" else "tflite"])
+        accuracy = np.mean([r["label"] == r["pred"] for r in rows])
+        assert f"scored by {runtime}" in out
+        assert f"accuracy {accuracy:.4f} on {len(rows)} labelled windows" in out
 
 
 def test_float_and_int8_predictions_agree(scored):
@@ -51,13 +65,19 @@ def test_float_and_int8_predictions_agree(scored):
 def test_split_and_unlabeled_data(trained_run, tmp_path):
     ds = load(trained_run.data)
     out = tmp_path / "test.csv"
-    assert run_cli("predict", trained_run.run_dir, trained_run.data, "--split", "test", "--out", out).returncode == 0
-    assert len(_rows(out)) == ds.subset("test").n
+    proc = run_cli("predict", trained_run.run_dir / "model_int8.tflite", trained_run.data, "--split", "test",
+                   "--runtime", "tflm", "--out", out)
+    assert proc.returncode == 0 and "scored by int8 TFLM" in proc.stdout, proc.stderr
+    rows = _rows(out)
+    assert len(rows) == ds.subset("test").n
+    assert [int(r["window"]) for r in rows] == np.flatnonzero(ds.split == 2).tolist()
+    assert {r["split"] for r in rows} == {"test"}
     unlabeled = Dataset(ds.x[:5], -np.ones(5, int), ds.classes, ds.channels, ds.fs, ds.split[:5],
                         ds.groups[:5], ds.kind).save(tmp_path / "u.npz")
     proc = run_cli("predict", trained_run.run_dir / "model_int8.tflite", unlabeled, "--out", out)
     assert proc.returncode == 0, proc.stderr
-    assert list(_rows(out)[0])[:2] == ["pred", "healthy"]
+    assert list(_rows(out)[0])[:5] == ["window", "split", "group", "pred", "healthy"]
+    assert "accuracy" not in proc.stdout
 
 
 def test_bad_inputs(trained_run, tmp_path):

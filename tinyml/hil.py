@@ -289,6 +289,10 @@ class DeviceSession:
 # ---- the validation -----------------------------------------------------------------------
 
 def check_hello(hello: p.Hello, model: ModelInfo) -> None:
+    if hello.arena_bytes == p.ARENA_FAILED:
+        raise CheckFailed("the device could not allocate its tensor arena at boot: every inference would fail",
+                          "re-render the firmware with this tinyml version (it sizes the arena for the chip's "
+                          "kernels) or enlarge kArenaBytes in main/tflm_model.cc")
     if hello.model_hash != model.hash8:
         raise CheckFailed(f"the device runs model {hello.model_hash.hex()}, not {model.hash8.hex()} "
                           f"({model.source_name})", "flash the firmware built for this model")

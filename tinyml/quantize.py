@@ -18,7 +18,7 @@ from tinyml.model import interpreters
 from tinyml.preprocess import Preprocess
 from tinyml.progress import stage
 from tinyml.train import artifacts
-from tinyml.train.fit import evaluate, split_masks
+from tinyml.train.fit import confusion_plot, evaluate, split_masks
 from tinyml.train.zoo import model_kind
 
 REPRESENTATIVE_MAX = 300
@@ -146,6 +146,8 @@ def quantize_run(run_dir: str | Path, data_path: str | Path | None = None,
     }
     path = artifacts.write_bytes(run_dir / artifacts.MODEL_INT8, tflite)
     artifacts.write_json(run_dir / artifacts.QUANTIZATION_JSON, report)
+    confusion_plot(run_dir, info, [("float", reports["float"]["confusion_matrix"]),
+                                   ("int8 (TFLM)", reports["int8_tflm"]["confusion_matrix"])], splits.evaluated_on)
     if not report["passed"]:
         worst = max(drops, key=drops.get)
         lost = (f"{drops[worst]:.3g} points of accuracy ({round(drops[worst] * n / 100)} of {n} windows)"

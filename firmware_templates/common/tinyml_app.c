@@ -33,6 +33,9 @@ static int8_t output[TINYML_OUTPUT_BYTES];
 static uint8_t tx_frame[TINYML_PROTO_MAX_FRAME];
 static tinyml_decoder_t decoder;
 static uint32_t boot_id, results, rx_errors;
+/* HELLO's arena_bytes: the arena, or TINYML_HELLO_ARENA_FAILED when the runtime could not
+ * allocate its tensors at boot (every INFER then fails). */
+static uint32_t hello_arena = TINYML_ARENA_BYTES;
 /* The seq of the result whose output the output tensor holds (valid while has_result). */
 static uint32_t result_seq;
 static uint8_t has_result;
@@ -67,7 +70,7 @@ static void send_hello(void)
     m.u.hello.fw_version = str(TINYML_FW_VERSION);
     m.u.hello.device_id = str(TINYML_DEVICE_ID);
     memcpy(m.u.hello.model_hash, tinyml_model_hash, 8);
-    m.u.hello.arena_bytes = TINYML_ARENA_BYTES;
+    m.u.hello.arena_bytes = hello_arena;
     m.u.hello.input_bytes = RX_BYTES;
     m.u.hello.output_bytes = TINYML_OUTPUT_BYTES;
     m.u.hello.boot_id = boot_id;
@@ -83,6 +86,7 @@ static void send_error(uint8_t code, const char *text)
     send(&m);
 }
 
+#if !TINYML_RUN_MODE /* run mode takes no INPUT, so acknowledges nothing */
 static void send_ack(uint8_t for_type, uint32_t value)
 {
     tinyml_msg_t m = {.type = TINYML_MSG_ACK};
@@ -90,6 +94,7 @@ static void send_ack(uint8_t for_type, uint32_t value)
     m.u.ack.value = value;
     send(&m);
 }
+#endif
 
 /* Label and score as docs/protocol.md defines them for the model's task. Integer arithmetic
  * plus one int-to-float conversion and one division: some cores' libgcc (Xtensa lx106) lack
@@ -418,6 +423,8 @@ int tinyml_main(void)
     port_init();
     boot_id = port_boot_id();
     tinyml_decoder_init(&decoder);
+    if (tinyml_model_init() != 0)
+        hello_arena = TINYML_HELLO_ARENA_FAILED;
     send_hello(); /* not in MLPerf mode: the host asks with HELLO_REQ there */
 #if TINYML_EEMBC
     eembc_start();

@@ -71,6 +71,8 @@ enum tinyml_error_code {
 };
 
 #define TINYML_LABEL_UNDECIDED 0xFFu
+/* HELLO.arena_bytes when the runtime could not allocate its arena at boot (INFER will fail). */
+#define TINYML_HELLO_ARENA_FAILED 0xFFFFFFFFu
 
 /* A str8 field: not NUL-terminated. */
 typedef struct {

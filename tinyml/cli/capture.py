@@ -8,13 +8,14 @@ from pathlib import Path
 
 import click
 
+from tinyml.cli.outpath import OUT_FILE
 from tinyml.errors import InputError
 
 
 @click.command()
 @click.option("--port", required=True, help="Serial port, pty or socket://HOST:PORT of the device.")
 @click.option("--label", required=True, help="Class name of everything captured now, e.g. healthy.")
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+@click.option("--out", "out", required=True, type=OUT_FILE,
               help="Dataset .npz to create or append to.")
 @click.option("--seconds", type=float, help="Capture for this long ...")
 @click.option("--windows", type=int, help="... or this many windows.")

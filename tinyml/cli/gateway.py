@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from tinyml.cli.outpath import OUT_FILE
+
 
 @click.group()
 def gateway() -> None:
@@ -25,17 +27,25 @@ def gateway() -> None:
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="gateway.toml.")
 @click.option("--site", help="Site name used in MQTT topics tinyml/<site>/<device>/...")
 @click.option("--http", metavar="127.0.0.1:PORT", help="Serve /status and /metrics on loopback.")
+@click.option("--model", "models", multiple=True, type=click.Path(path_type=Path), metavar="RUN",
+              help="Training run whose class names and threshold give results meaning (repeatable; matched by "
+                   "model hash; one alone serves every device). Default: the model of ./tinyml.toml, if any.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every committed batch.")
 def run(ports: tuple[str, ...], db: Path | None, mqtt_url: str | None, config_path: Path | None,
-        site: str | None, http: str | None, verbose: bool) -> None:
+        site: str | None, http: str | None, models: tuple[Path, ...], verbose: bool) -> None:
     """Read device ports, store results in SQLite, run alert and drift rules, forward to MQTT."""
-    from tinyml.gateway.config import load
+    from tinyml.gateway.config import load, project_model
     from tinyml.gateway.service import Gateway
 
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("asyncio").setLevel(logging.WARNING)
-    config = load(config_path, ports=ports, db=db, mqtt_url=mqtt_url, site=site, http=http)
+    if not models and config_path is None:
+        found = project_model(Path.cwd())
+        if found is not None:
+            logging.getLogger("tinyml.gateway").info("class names from %s (the model of ./tinyml.toml)", found)
+            models = (found,)
+    config = load(config_path, ports=ports, db=db, mqtt_url=mqtt_url, site=site, http=http, models=models)
     asyncio.run(Gateway(config).run())
 
 
@@ -48,3 +58,23 @@ def status(db: Path, as_json: bool) -> None:
 
     snap = read(db)
     click.echo(json.dumps(snap, indent=1) if as_json else format_text(snap))
+
+
+@gateway.command()
+@click.option("--db", type=click.Path(path_type=Path), default=Path("gateway.db"), show_default=True)
+@click.option("--out", "out", required=True, type=OUT_FILE, help="Dataset .npz to write.")
+@click.option("--device", help="Only this device's windows.")
+@click.option("--since", help="Only windows received since: unix seconds, an ISO time, or an age (30m, 2h, 7d).")
+@click.option("--label", help="Label every window with this class (default: what the device's model said).")
+@click.option("--append", is_flag=True, help="Append to the dataset at --out (e.g. the training data) instead of "
+                                             "writing a new file.")
+def export(db: Path, out: Path, device: str | None, since: str | None, label: str | None, append: bool) -> None:
+    """Write the evidence windows stored after alerts as a dataset for `tinyml data` and `tinyml train`."""
+    from tinyml.gateway.evidence import export as export_windows
+    from tinyml.gateway.evidence import parse_since
+
+    ds, n = export_windows(db, out, device=device, since=None if since is None else parse_since(since), label=label,
+                           append=append)
+    classes = ", ".join(f"{c} {int((ds.y == i).sum())}" for i, c in enumerate(ds.classes))
+    click.echo(f"exported {n} evidence window(s) of {ds.x.shape[1]} x {ds.x.shape[2]} at {ds.fs:g} Hz to {out}, "
+               f"which holds {ds.n} window(s): {classes}")

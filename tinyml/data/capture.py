@@ -79,10 +79,12 @@ def default_channels(n: int) -> list[str]:
 
 
 def append_windows(path: Path, windows: np.ndarray, origins: list[WindowOrigin], *, label: str, session: str,
-                   channels: list[str] | None = None, kind: str | None = None, labels: list[str] | None = None,
-                   existing: Dataset | None = None) -> Dataset:
-    """Add ``windows`` [N, T, C] of class ``label`` (or per-window ``labels``) to the dataset at
-    ``path`` (created when missing) and write it atomically; returns the saved dataset."""
+                   channels: list[str] | None = None, kind: str | None = None, labels: list[str | None] | None = None,
+                   sessions: list[str] | None = None, existing: Dataset | None = None, replace: bool = False,
+                   extra: dict | None = None) -> Dataset:
+    """Add ``windows`` [N, T, C] of class ``label`` (or per-window ``labels``; per-window
+    ``sessions`` too; a label None leaves the window unlabeled, y = -1) to the dataset at ``path`` (created when missing, or anew with ``replace``)
+    and write it atomically; returns the saved dataset. ``extra`` goes into ``meta`` as is."""
     windows = np.asarray(windows, np.float32)
     if windows.ndim != 3 or not len(windows):
         raise InputError("no complete windows to save", "capture for longer (--seconds) or more windows (--windows)")
@@ -95,7 +97,7 @@ def append_windows(path: Path, windows: np.ndarray, origins: list[WindowOrigin],
                          f"{next(o.fs for o in origins if not same_rate(o.fs, fs)):g} Hz",
                          "export or capture each rate into its own file")
     labels = labels or [label] * n
-    ds = existing if existing is not None else (load(path) if Path(path).exists() else None)
+    ds = existing if existing is not None else (load(path) if Path(path).exists() and not replace else None)
     if ds is not None:
         check_compatible(ds, fs=fs, samples=samples, channels=nch, path=path, channel_names=channels)
         base = ds
@@ -106,11 +108,17 @@ def append_windows(path: Path, windows: np.ndarray, origins: list[WindowOrigin],
         base = None
     classes = list(base.classes) if base else []
     for name in labels:
-        if name not in classes:
+        if name is not None and name not in classes:
             classes.append(name)
-    y_new = np.array([classes.index(name) for name in labels], np.int64)
-    split_new = np.array([block_split(i) for i in range(n)], np.int8)
-    groups_new = np.array([f"{session}-b{i // BLOCK:04d}" for i in range(n)])
+    y_new = np.array([-1 if name is None else classes.index(name) for name in labels], np.int64)
+    sessions = sessions or [session] * n
+    index_in_session: list[int] = []
+    seen: dict[str, int] = {}
+    for s in sessions:
+        index_in_session.append(seen.get(s, 0))
+        seen[s] = index_in_session[-1] + 1
+    split_new = np.array([block_split(i) for i in index_in_session], np.int8)
+    groups_new = np.array([f"{s}-b{i // BLOCK:04d}" for s, i in zip(sessions, index_in_session, strict=True)])
     meta = dict(base.meta) if base else {"generator": "tinyml capture"}
     old_n = base.n if base else 0
     prov = {k: list(v) for k, v in meta.get("provenance", {}).items()} if base else {}
@@ -120,6 +128,7 @@ def append_windows(path: Path, windows: np.ndarray, origins: list[WindowOrigin],
         column += [asdict(o)[field] for o in origins]
         prov[field] = column
     meta["provenance"] = prov
+    meta.update(extra or {})
     meta["captures"] = [*meta.get("captures", []), {
         "session": session, "label": label if len(set(labels)) == 1 else "mixed", "windows": n,
         "devices": sorted({o.device for o in origins}), "source": origins[0].source,

@@ -76,11 +76,7 @@ Progress = Callable[[Captured], None]
 
 def _existing(req: CaptureRequest) -> Dataset | None:
     """The dataset to append to, read before capturing so a bad file fails at once."""
-    if req.out.exists():
-        return load(req.out)
-    if not req.out.parent.is_dir():
-        raise InputError(f"folder {req.out.parent} does not exist", "create it or choose another --out")
-    return None
+    return load(req.out) if req.out.exists() else None
 
 
 def _session(req: CaptureRequest, device: str) -> str:
@@ -123,7 +119,7 @@ def collect_protocol(link: Link, req: CaptureRequest, got: Captured, existing: D
                      match=lambda m: isinstance(m, p.Ack) and m.for_type == p.Capture.TYPE)
     except DeviceError as exc:
         raise DeviceError(f"{got.device} cannot stream samples: {exc.message}",
-                          "flash run-mode firmware with a sensor (tinyml firmware new --run-mode), or emulate "
+                          "flash run-mode firmware with a sensor (make MODE=run), or emulate "
                           "a training run directory") from None
     try:
         _receive_windows(link, req, got, existing, hello.boot_id, progress)

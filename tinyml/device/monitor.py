@@ -175,7 +175,9 @@ def format_record(record: Record) -> str:
         return f"{dev} | {record['line']}"
     if kind == "hello":
         return (f"{dev} hello: board={record['board']} fw={record['fw_version']} model={record['model_hash']} "
-                f"boot={record['boot_id']:08x}")
+                f"boot={record['boot_id']:08x}"
+                + (" ARENA ALLOCATION FAILED: inferences will fail" if record.get("arena_bytes") == p.ARENA_FAILED
+                   else ""))
     if kind == "heartbeat":
         line = f"{dev} heartbeat: uptime={record['uptime_ms'] / 1000:.1f}s results={record['results']} rx_errors={record['rx_errors']}"
         if "sensor_status" in record:

@@ -52,6 +52,8 @@ SENSOR_STATUS_NAMES = {0: "ok", 1: "no answer (NACK)", 2: "wrong identity", 3: "
 MAX_REPLAY_VALUES = (MAX_PAYLOAD - 4) // 4  # float32 values in one REPLAY frame
 
 LABEL_UNDECIDED = 0xFF
+# HELLO.arena_bytes when the device's runtime could not allocate its arena at boot
+ARENA_FAILED = 0xFFFFFFFF
 
 # bad-frame reasons
 BAD_CRC = "crc"

@@ -18,6 +18,7 @@ from typing import Any
 from tinyml import __version__
 from tinyml.errors import InputError
 from tinyml.firmware.boards import Board
+from tinyml.firmware.esp_idf import sdkconfig_values
 from tinyml.paths import templates_dir
 
 MANIFEST = "tinyml.json"
@@ -131,7 +132,7 @@ def codegen_target(board: Board, override: str | None = None) -> str:
     return target
 
 
-def _model_sources(model: ModelInfo, runtime: str, target: str, dest: Path) -> int:
+def _model_sources(model: ModelInfo, runtime: str, target: str, dest: Path, board: Board) -> int:
     """Write the model's C into ``dest``; returns the arena bytes the runtime needs."""
     if runtime == "native":
         from tinyml.codegen import generate
@@ -142,7 +143,7 @@ def _model_sources(model: ModelInfo, runtime: str, target: str, dest: Path) -> i
         return gen.arena_bytes
     from tinyml.firmware.tflm import write_tflm_sources
 
-    return write_tflm_sources(model.tflite_bytes, dest)
+    return write_tflm_sources(model.tflite_bytes, dest, idf_target=str(board.idf_target))
 
 
 def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str = "native",
@@ -188,19 +189,20 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
                    target: str, plan: Any = None) -> None:
     import jinja2
 
+    esp_idf = sdkconfig_values(board) if board.template == "esp-idf" else None  # a bad board file stops us here
     src = "main" if board.template == "esp-idf" else "src"
     model_dir = out / ("main" if board.template == "esp-idf" else "model")
     for sub in ("build", src, model_dir.name):
         if (out / sub).is_dir() and (out / MANIFEST).is_file():
             shutil.rmtree(out / sub)
     model_dir.mkdir(parents=True, exist_ok=True)
-    arena = _model_sources(model, runtime, target, model_dir)
+    arena = _model_sources(model, runtime, target, model_dir, board)
 
     pre = _preprocess_context(model)
     device_features = pre["mode"] == "features" and bool(board.hardware.get("double_math", True))
     ctx = {
         "board": board, "runtime": runtime, "version": __version__,
-        "device_id": device_id or board.name, "pre": pre, "device_features": device_features,
+        "device_id": device_id or board.name, "pre": pre, "device_features": device_features, "esp_idf": esp_idf,
         "sensor": plan.to_json() if plan is not None else None,
         "model": {**asdict(model), "prefix": PREFIX, "arena_bytes": arena,
                   "hash_c": ", ".join(f"0x{b:02x}" for b in model.hash8),

@@ -20,12 +20,13 @@ import tomllib
 
 from tinyml.errors import InputError
 from tinyml.gateway.drift import DriftConfig
+from tinyml.gateway.evidence import EvidenceConfig
 from tinyml.gateway.rules import RuleConfig
 from tinyml.gateway.store import RetentionLimits
 
 PASSWORD_ENV = "TINYML_MQTT_PASSWORD"
 RETENTION_KEYS = {"max_age_days", "max_results", "max_db_mb"}
-TOP_KEYS = {"site", "db", "ports", "http", "baud", "mqtt", "retention", "rules", "drift", "models"}
+TOP_KEYS = {"site", "db", "ports", "http", "baud", "mqtt", "retention", "rules", "drift", "models", "evidence"}
 MQTT_KEYS = {"url", "username", "password", "password_env", "tls", "ca", "cert", "key", "insecure",
              "client_id", "keepalive", "topic_prefix", "protocol"}
 MQTT_PROTOCOLS = ("5", "3.1.1")
@@ -40,6 +41,11 @@ class ModelInfo:
     normal_class: str = ""
     threshold: float | None = None
     score_baseline: tuple[float, ...] = ()
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """What each label a device sends means: an anomaly detector's 0/1, a classifier's classes."""
+        return ("normal", "anomaly") if self.task == "anomaly" else self.classes
 
     def class_name(self, label: int) -> str | None:
         if self.task == "anomaly":
@@ -104,6 +110,7 @@ class GatewayConfig:
     rules: RuleConfig = field(default_factory=RuleConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
     models: tuple[ModelRoute, ...] = ()
+    evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
 
     def model_for(self, device: str, model_hash: str) -> ModelInfo:
         for route in self.models:
@@ -140,6 +147,36 @@ def read_model_json(path: Path) -> ModelInfo:
                          score_baseline=tuple(float(s) for s in data.get("score_baseline") or []))
     except (TypeError, ValueError) as exc:
         raise InputError(f"{path} has a malformed field: {exc}", "re-run `tinyml train`") from None
+
+
+def route_for_run(path: Path, *, every_device: bool = False) -> ModelRoute:
+    """A route for the devices running RUN's int8 model (matched by HELLO model hash), or for
+    every device when ``every_device``: class names and thresholds straight from a run directory."""
+    import hashlib
+
+    info = read_model_json(path)
+    run_dir = path if path.is_dir() else path.parent
+    tflite = run_dir / "model_int8.tflite"
+    model_hash = hashlib.sha256(tflite.read_bytes()).hexdigest()[:16] if tflite.is_file() else ""
+    if not model_hash and not every_device:
+        raise InputError(f"{run_dir} has no model_int8.tflite to match devices by",
+                         "quantize the run first, or give one --model only (it then serves every device)")
+    return ModelRoute(info, ("*",) if every_device else (), model_hash)
+
+
+def project_model(folder: Path) -> Path | None:
+    """The trained model of FOLDER/tinyml.toml (``tinyml run``'s OUT/model), if there is one."""
+    from tinyml.project.config import PROJECT_FILE, read_project
+
+    if not (folder / PROJECT_FILE).is_file():
+        return None
+    from tinyml.project.stages import run_dir
+
+    try:
+        path = run_dir(read_project(folder))
+    except InputError:
+        return None  # a broken project file is `tinyml run`'s to report, not the gateway's
+    return path if (path / "model.json").is_file() else None
 
 
 def parse_http(value: str) -> tuple[str, int]:
@@ -220,6 +257,14 @@ def _line_of(path: Path | None, section: str, key: str | None = None) -> str:
     return str(path)
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _type_ok(value: Any, annotation: str) -> bool:
     """A TOML value against a settings field's annotation (``int``, ``float | None``, ``str``)."""
     kinds = {k.strip() for k in annotation.split("|")}
@@ -248,8 +293,8 @@ def _section(cls: type, data: Any, name: str, path: Path | None = None) -> Any:
             wanted = " or ".join(names.get(k.strip(), k.strip()) for k in annotation.split("|")
                                  if k.strip() != "None")
             raise InputError(f"[{name}] {key} = {value!r} at {_line_of(path, name, key)} must be {wanted}",
-                             f"write it without quotes, e.g. {key} = {known[key].default!r}"
-                             if isinstance(value, str) and known[key].default is not None
+                             f"write it without quotes: {key} = {value.strip()}"
+                             if isinstance(value, str) and _is_number(value)
                              else f"see docs/gateway.md for the [{name}] keys")
     try:
         return cls(**data)
@@ -298,8 +343,10 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def load(config_path: Path | None = None, *, ports: tuple[str, ...] = (), db: Path | None = None,
-         mqtt_url: str | None = None, site: str | None = None, http: str | None = None) -> GatewayConfig:
-    """Merge gateway.toml (when given) with command-line options; options win."""
+         mqtt_url: str | None = None, site: str | None = None, http: str | None = None,
+         models: tuple[Path, ...] = ()) -> GatewayConfig:
+    """Merge gateway.toml (when given) with command-line options; options win. ``models`` are
+    run directories whose devices are found by model hash (one alone serves every device)."""
     data = read_toml(config_path) if config_path else {}
     base = config_path.parent if config_path else Path(".")
     all_ports = tuple(ports) or tuple(data.get("ports", ()))
@@ -332,4 +379,6 @@ def load(config_path: Path | None = None, *, ports: tuple[str, ...] = (), db: Pa
         retention=limits,
         rules=_section(RuleConfig, data.get("rules", {}), "rules", config_path),
         drift=_section(DriftConfig, data.get("drift", {}), "drift", config_path),
-        models=_routes(data.get("models", []), base))
+        evidence=_section(EvidenceConfig, data.get("evidence", {}), "evidence", config_path),
+        models=tuple(route_for_run(Path(m), every_device=len(models) == 1) for m in models)
+        + _routes(data.get("models", []), base))

@@ -12,6 +12,8 @@ from collections import deque
 from dataclasses import dataclass
 
 from tinyml.device import protocol
+from tinyml.device.windows import RawWindow, WindowAssembler
+from tinyml.errors import DeviceError
 
 MAX_PENDING = 1024  # results held per line while the device has not said HELLO
 HELLO_RETRY_S = 2.0
@@ -38,6 +40,16 @@ class ResultsRecord:
     port: str
     device: str
     results: list[protocol.Result]
+    at: float
+
+
+@dataclass(frozen=True)
+class WindowRecord:
+    """A complete raw window (SAMPLES) from an identified device: evidence the gateway asked for."""
+
+    port: str
+    device: str
+    window: RawWindow
     at: float
 
 
@@ -84,7 +96,7 @@ class Retention:
     at: float
 
 
-Record = Identified | ResultsRecord | HeartbeatRecord | LineCounts | PortState | Tick | Retention
+Record = Identified | ResultsRecord | WindowRecord | HeartbeatRecord | LineCounts | PortState | Tick | Retention
 
 
 def batch_size(records: list[Record]) -> int:
@@ -102,6 +114,7 @@ class LineState:
         self.device: str | None = None
         self.pending: deque[protocol.Result] = deque()
         self.hello_asked_at: float | None = None
+        self.windows = WindowAssembler(port)
 
     def wants_hello(self, now: float) -> bool:
         """True when the gateway should (re)send HELLO_REQ: unidentified and not asked lately."""
@@ -147,6 +160,13 @@ class LineState:
                         self.pending.popleft()
                         dropped += 1
                     self.pending.append(event)
+            elif cls is protocol.Samples and self.device is not None:
+                try:
+                    window = self.windows.feed(event)
+                except DeviceError:  # a cut or malformed window is dropped; the next one is read
+                    window = None
+                if window is not None:
+                    out.append(WindowRecord(self.port, self.device, window, now))
             elif cls is protocol.Heartbeat and self.device is not None:
                 out.append(HeartbeatRecord(self.port, self.device, event, now))
             elif cls is protocol.Error:

@@ -139,8 +139,10 @@ def waiting_for(url: str, exc: Exception) -> str:
     return f"{err.message}; retrying ({err.hint})"
 
 
-async def read_port(url: str, baud: int, emit: Callable[[list[Record]], Awaitable[None]], stop: asyncio.Event) -> None:
+async def read_port(url: str, baud: int, emit: Callable[[list[Record]], Awaitable[None]], stop: asyncio.Event,
+                    writers: dict[str, Connection] | None = None) -> None:
     """Read one port forever: decode, emit records, reconnect with backoff when it goes away.
+    While connected, the connection is in ``writers[url]`` (the gateway sends requests through it).
 
     While a port cannot be opened the log says why and what it waits for, again whenever the
     reason changes and every REMIND_S, so a gateway waiting for a device never looks hung."""
@@ -168,6 +170,8 @@ async def read_port(url: str, baud: int, emit: Callable[[list[Record]], Awaitabl
         await emit([PortState(url, True, None, time.time())])
         reason = "closed"
         line = LineState(url)
+        if writers is not None:
+            writers[url] = conn
         try:
             while not stop.is_set():
                 now = time.time()
@@ -188,6 +192,8 @@ async def read_port(url: str, baud: int, emit: Callable[[list[Record]], Awaitabl
             reason = f"internal error {type(exc).__name__}: {exc}"
             log.error("port %s: %s", url, reason)
         finally:
+            if writers is not None and writers.get(url) is conn:
+                del writers[url]
             conn.close()
         if not stop.is_set():
             log.warning("port %s disconnected (%s); reconnecting", url, reason)

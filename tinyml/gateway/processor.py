@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from tinyml.device.protocol import LATENCY_UNIT_NAMES, MAX_OUTPUT, Result
+from tinyml.device.windows import RawWindow
 from tinyml.gateway.config import GatewayConfig, ModelInfo
 from tinyml.gateway.drift import DriftMonitor
+from tinyml.gateway.evidence import HOUR_S, RESPONSE_S
 from tinyml.gateway.ingest import (
     HeartbeatRecord,
     Identified,
@@ -29,6 +31,7 @@ from tinyml.gateway.ingest import (
     ResultsRecord,
     Retention,
     Tick,
+    WindowRecord,
 )
 from tinyml.gateway.rules import DeviceRules, Transition
 from tinyml.gateway.store import Store
@@ -104,6 +107,8 @@ class DeviceState:
     bound_boot: int | None = None
     seq_bound: int | None = None
     labels: dict[int, tuple[bool | None, str]] = field(default_factory=dict)  # label -> (anomaly, class JSON)
+    port: str = ""  # where the device was last identified: evidence requests go there
+    evidence_request: tuple[int, float] | None = None  # (request id, when) of the last evidence request
 
     def meaning(self, label: int) -> tuple[bool | None, str]:
         """Whether a label is an anomaly and its class name as JSON, worked out once per label."""
@@ -128,6 +133,8 @@ class BatchOutcome:
     enqueued: int = 0
     retained_deleted: int = 0
     transitions: list[tuple[str, Transition]] = field(default_factory=list)
+    evidence_requests: list[tuple[str, str, int]] = field(default_factory=list)  # (device, port, windows) to ask
+    evidence_stored: int = 0
 
 
 class Processor:
@@ -153,6 +160,7 @@ class Processor:
             device = row["device"]
             state = self._new_state(device, row["model_hash"] or "")
             state.boot_id, state.last_seq = row["boot_id"], row["last_seq"]
+            state.port = row["port"] or ""
             if state.rules.silent is not None:
                 state.rules.silent.last_seen = row["last_seen"]
             drift = state.drift
@@ -173,6 +181,7 @@ class Processor:
             if state is not None:  # same device, new model: keep identity and open alerts, restart the analysis
                 fresh.boot_id, fresh.last_seq = state.boot_id, state.last_seq
                 fresh.bound_boot, fresh.seq_bound = state.bound_boot, state.seq_bound
+                fresh.port, fresh.evidence_request = state.port, state.evidence_request
                 for open_device, rule in self.store.open_alerts():
                     if open_device == device:
                         _restore_firing(fresh, rule)
@@ -208,6 +217,8 @@ class Processor:
                         _mark_seen(seen, rec.device, rec.at)
                 elif isinstance(rec, Identified):
                     self._hello(rec, out, counts, seen)
+                elif isinstance(rec, WindowRecord):
+                    self._evidence_window(rec.device, rec.window, rec.at, out)
                 elif isinstance(rec, HeartbeatRecord):
                     self._boot(rec.device, rec.heartbeat.boot_id, counts)
                     self._transitions(rec.device, self._state(rec.device).rules.on_frames(0, 0, rec.at),
@@ -224,6 +235,8 @@ class Processor:
                     self._flush_results()
                     out.retained_deleted += self.store.delete_expired(rec.at, self.config.retention)
             self._flush_results()
+            if out.evidence_stored:
+                self.store.cap_evidence(self.config.evidence.max_bytes)
             self.store.enqueue(self.outbox)
             self.outbox.clear()
             for device, (at, fields) in seen.items():  # every record that counts for a device marks it seen
@@ -266,12 +279,13 @@ class Processor:
     def _hello(self, rec: Identified, out: BatchOutcome, counts: defaultdict[str, Counter[str]],
                seen: Seen) -> None:
         state = self._state(rec.device, rec.model_hash)
+        state.port = rec.port
         previous = state.boot_id
         rebooted = self._boot(rec.device, rec.boot_id, counts) and previous is not None
         fields: dict[str, object] = {"port": rec.port, "board": rec.board, "fw_version": rec.fw_version,
                                      "model_hash": rec.model_hash,
-                                     "classes": json.dumps(list(state.model.classes)) if state.model.classes
-                                     else None}
+                                     "classes": json.dumps(list(state.model.label_names))
+                                     if state.model.label_names else None}
         _mark_seen(seen, rec.device, rec.at, fields)
         self.store.set_port(rec.port, rec.at, device=rec.device)
         payload = {"id": f"status/{rec.device}/{rec.boot_id:08x}", "site": self.config.site, "device": rec.device,
@@ -334,11 +348,38 @@ class Processor:
                 alert_id = self.store.close_alert(device, t.rule, now)
                 if alert_id is None:
                     continue
+            if t.firing:
+                self._request_evidence(device, alert_id, t.rule, now, out)
             state = "firing" if t.firing else "cleared"
             payload = {"id": f"alert/{alert_id}/{state}", "site": self.config.site, "device": device,
                        "rule": t.rule, "state": state, "value": t.value, "message": t.message, "at": now}
             self._enqueue(device, "alert", str(payload["id"]), _encode(payload), now, out)
             out.transitions.append((device, t))
+
+    def _request_evidence(self, device: str, alert_id: int, rule: str, now: float, out: BatchOutcome) -> None:
+        """Ask the device for its recent raw windows, within the budget per device and hour."""
+        cfg = self.config.evidence
+        state = self.devices.get(device)
+        if not cfg.enabled or state is None or not state.port:
+            return
+        if self.store.evidence_requests_since(device, now - HOUR_S) >= cfg.per_device_per_hour:
+            return
+        request_id = self.store.add_evidence_request(device, alert_id, rule, now, cfg.windows)
+        state.evidence_request = (request_id, now)
+        out.evidence_requests.append((device, state.port, cfg.windows))
+
+    def _evidence_window(self, device: str, window: RawWindow, at: float, out: BatchOutcome) -> None:
+        """Store a raw window the device sent after an evidence request (others are not ours)."""
+        state = self.devices.get(device)
+        request = state.evidence_request if state is not None else None
+        if request is None or at - request[1] > RESPONSE_S:
+            return
+        self._flush_results()  # the result of this window may wait in the batch: link to it
+        samples, channels = window.values.shape
+        if self.store.add_evidence_window(request[0], device, window.boot_id, window.window, window.timestamp_ms, at,
+                                          window.fs, samples, channels, window.sensor,
+                                          window.values.astype("<f4").tobytes()):
+            out.evidence_stored += 1
 
     def _enqueue(self, device: str, kind: str, msg_id: str, payload: str, now: float, out: BatchOutcome) -> None:
         if self.config.mqtt is None:  # no broker configured: nothing would ever drain the outbox

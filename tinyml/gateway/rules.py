@@ -26,9 +26,13 @@ class Transition:
 class RuleConfig:
     """Thresholds of the alert rules (gateway.toml ``[rules]``). ``None`` turns a rule off."""
 
-    anomaly_k: int = 3
-    anomaly_n: int = 5
-    anomaly_clear_k: int = 1
+    # Fire at 40 % anomalies, clear at 10 % held for 10 s: over 50 results the count's noise is at
+    # most 3.5, so the 15-result gap leaves a stationary stream one side or the other, never both,
+    # and a device streaming 20 results/s with a steady anomaly share does not flap.
+    anomaly_k: int = 20
+    anomaly_n: int = 50
+    anomaly_clear_k: int = 5
+    anomaly_clear_seconds: float = 10.0
     score_threshold: float | None = None
     score_clear: float | None = None
     score_seconds: float = 10.0
@@ -43,6 +47,8 @@ class RuleConfig:
             raise ValueError("need 0 < anomaly_k <= anomaly_n")
         if not 0 <= self.anomaly_clear_k < self.anomaly_k:
             raise ValueError("need 0 <= anomaly_clear_k < anomaly_k")
+        if self.anomaly_clear_seconds < 0:
+            raise ValueError("need anomaly_clear_seconds >= 0")
         if self.score_clear is not None and self.score_threshold is not None \
                 and self.score_clear > self.score_threshold:
             raise ValueError("need score_clear <= score_threshold")
@@ -51,26 +57,39 @@ class RuleConfig:
 
 
 class AnomalyKofN:
-    """Fires when at least k of the last n results are anomalies; clears at clear_k or fewer."""
+    """Fires when at least k of the last n results are anomalies; clears when clear_k or fewer
+    have been for ``clear_seconds`` (a lull shorter than that keeps the alert open)."""
 
     name = "anomalies"
 
-    def __init__(self, k: int, n: int, clear_k: int):
-        self.k, self.clear_k = k, clear_k
+    def __init__(self, k: int, n: int, clear_k: int, clear_seconds: float = 0.0):
+        self.k, self.clear_k, self.clear_seconds = k, clear_k, clear_seconds
         self.window: deque[bool] = deque(maxlen=n)
+        self.count = 0
+        self.calm_since: float | None = None
         self.firing = False
 
-    def observe(self, anomalous: bool) -> Transition | None:
-        self.window.append(anomalous)
-        count = sum(self.window)
-        n = self.window.maxlen
-        if not self.firing and count >= self.k:
-            self.firing = True
-            return Transition(self.name, True, count, f"{count} of the last {n} results are anomalies")
-        if self.firing and count <= self.clear_k:
-            self.firing = False
-            return Transition(self.name, False, count, f"{count} of the last {n} results are anomalies")
-        return None
+    def observe(self, anomalous: bool, now: float = 0.0) -> Transition | None:
+        window = self.window
+        if len(window) == window.maxlen:
+            self.count -= window[0]
+        window.append(anomalous)
+        self.count += anomalous
+        count, n = self.count, window.maxlen
+        if not self.firing:
+            if count >= self.k:
+                self.firing, self.calm_since = True, None
+                return Transition(self.name, True, count, f"{count} of the last {n} results are anomalies")
+            return None
+        if count > self.clear_k:
+            self.calm_since = None
+            return None
+        if self.calm_since is None:
+            self.calm_since = now
+        if now - self.calm_since < self.clear_seconds:
+            return None
+        self.firing, self.calm_since = False, None
+        return Transition(self.name, False, count, f"{count} of the last {n} results are anomalies")
 
 
 class ScoreAbove:
@@ -155,7 +174,8 @@ class DeviceRules:
     """All alert rules of one device, built from one RuleConfig."""
 
     def __init__(self, config: RuleConfig, score_threshold: float | None = None):
-        self.anomalies = AnomalyKofN(config.anomaly_k, config.anomaly_n, config.anomaly_clear_k)
+        self.anomalies = AnomalyKofN(config.anomaly_k, config.anomaly_n, config.anomaly_clear_k,
+                                     config.anomaly_clear_seconds)
         threshold = config.score_threshold if config.score_threshold is not None else score_threshold
         self.score = None if threshold is None else ScoreAbove(
             threshold, config.score_clear if config.score_clear is not None else 0.9 * threshold,
@@ -173,7 +193,7 @@ class DeviceRules:
     def on_result(self, anomalous: bool | None, score: float, now: float) -> list[Transition]:
         out = [self.silent.seen(now) if self.silent else None]
         if anomalous is not None:
-            out.append(self.anomalies.observe(anomalous))
+            out.append(self.anomalies.observe(anomalous, now))
         if self.score is not None:
             out.append(self.score.observe(score, now))
         return [t for t in out if t is not None]

@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 
+from tinyml.device import protocol
 from tinyml.errors import ToolError
 from tinyml.gateway import api, ports
 from tinyml.gateway.config import GatewayConfig
@@ -22,7 +23,7 @@ from tinyml.gateway.forward import Forwarder
 from tinyml.gateway.ingest import Record, Retention, Tick, batch_size
 from tinyml.gateway.processor import Processor
 from tinyml.gateway.status import snapshot
-from tinyml.gateway.store import Store, connect
+from tinyml.gateway.store import SCHEMA_VERSION, Store, connect
 
 log = logging.getLogger("tinyml.gateway")
 QUEUE_SIZE = 256  # reads (lists of records) not yet committed; bounds memory and shutdown time
@@ -40,6 +41,7 @@ class Gateway:
         self.store = Store(config.db)
         self.processor = Processor(self.store, config)
         self.committed = self.store.result_count()
+        self.writers: dict[str, ports.Connection] = {}  # connected ports, for evidence requests
         self.store.mark_ports_down(time.time())
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -62,9 +64,12 @@ class Gateway:
         if self.config.mqtt is not None:
             forwarder = Forwarder(self.config.mqtt, self.config.db, self.config.site)
             forwarder.start()
+        if self.store.migrated_from:
+            log.info("database %s migrated from schema %s to %s", self.config.db, self.store.migrated_from,
+                     SCHEMA_VERSION)
         log.info("gateway: site %s, db %s, %d port(s), %d result(s) stored", self.config.site,
                  self.config.db, len(self.config.ports), self.committed)
-        tasks = [asyncio.create_task(ports.read_port(p, self.config.baud, queue.put, stop)) for p in self.config.ports]
+        tasks = [asyncio.create_task(ports.read_port(p, self.config.baud, queue.put, stop, self.writers)) for p in self.config.ports]
         tasks.append(asyncio.create_task(self._clock(queue, stop)))
         written = asyncio.Event()  # the writer has committed everything read before the stop
         forward_task = asyncio.create_task(forwarder.run(written)) if forwarder else None
@@ -95,6 +100,20 @@ class Gateway:
                             "check free disk space and the database file; everything acknowledged "
                             "before this is stored") from exc
         log.info("gateway stopped: %d result(s) stored", self.committed)
+
+    def _ask_for_evidence(self, requests: list[tuple[str, str, int]]) -> None:
+        """CAPTURE mode 2 to each device an alert fired for: it answers with its recent raw windows."""
+        for device, port, windows in requests:
+            conn = self.writers.get(port)
+            if conn is None:
+                log.warning("evidence for %s not requested: port %s is not connected", device, port)
+                continue
+            try:
+                conn.write(protocol.encode(protocol.Capture(protocol.CAPTURE_RECENT, windows)))
+            except OSError as exc:
+                log.warning("evidence request to %s on %s failed: %s", device, port, exc)
+                continue
+            log.info("asked %s for its last %d raw window(s) as evidence", device, windows)
 
     async def _clock(self, queue: asyncio.Queue[list[Record]], stop: asyncio.Event) -> None:
         last_retention = 0.0
@@ -133,5 +152,8 @@ class Gateway:
                 level = logging.WARNING if t.firing else logging.INFO
                 log.log(level, "alert %s %s on %s: %s", t.rule, "FIRING" if t.firing else "cleared", device,
                         t.message)
+            self._ask_for_evidence(outcome.evidence_requests)
+            if outcome.evidence_stored:
+                log.info("stored %d evidence window(s)", outcome.evidence_stored)
             if forwarder and outcome.enqueued:
                 forwarder.wake()

@@ -19,10 +19,23 @@ from pathlib import Path
 
 from tinyml.errors import InputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 added evidence_requests and evidence_windows (see _migrate)
 DEVICE_COUNTERS = ("results", "duplicates", "missing", "reboots", "frames", "bad_frames",
                    "text_lines", "device_errors")
 PORT_COUNTERS = ("connects", "frames", "bad_frames", "text_lines", "unidentified")
+
+EVIDENCE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS evidence_requests (
+    id INTEGER PRIMARY KEY, device TEXT NOT NULL, alert_id INTEGER, rule TEXT, requested_at REAL NOT NULL,
+    windows_asked INTEGER NOT NULL, windows_received INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS evidence_requests_by_device ON evidence_requests (device, requested_at);
+CREATE TABLE IF NOT EXISTS evidence_windows (
+    id INTEGER PRIMARY KEY, request_id INTEGER, device TEXT NOT NULL, boot_id INTEGER NOT NULL,
+    window INTEGER NOT NULL, device_ms INTEGER, received_at REAL NOT NULL, fs REAL NOT NULL,
+    samples INTEGER NOT NULL, channels INTEGER NOT NULL, sensor TEXT, data BLOB NOT NULL,
+    result_id INTEGER, UNIQUE (device, boot_id, window));
+CREATE INDEX IF NOT EXISTS evidence_windows_by_time ON evidence_windows (received_at);
+"""
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,7 +59,9 @@ CREATE INDEX IF NOT EXISTS alerts_open ON alerts (cleared_at);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, topic TEXT NOT NULL,
     msg_id TEXT NOT NULL, payload TEXT NOT NULL, created_at REAL NOT NULL);
-"""
+""" + EVIDENCE_SCHEMA
+
+
 # A result row, in this order: device, boot_id, seq, received_at, device_ms, latency,
 # latency_unit, label, anomaly, score, output (the writer builds these tuples directly).
 _RESULT_VALUES = ("(device, boot_id, seq, received_at, device_ms, latency, latency_unit, label, anomaly,"
@@ -113,8 +128,13 @@ def _unusable(path: Path, exc: Exception) -> InputError:
                       "the file is corrupt or not a gateway database; move it away and start with a new --db")
 
 
+MIGRATABLE = ("1", str(SCHEMA_VERSION))  # schemas this gateway opens (older ones are migrated)
+
+
 class Store:
     """One writer connection. Callers group their writes in ``transaction()``."""
+
+    migrated_from: str | None = None
 
     def __init__(self, path: Path, check: bool = True):
         """``check`` runs SQLite's quick_check (reads the whole file): once per start is enough."""
@@ -125,19 +145,31 @@ class Store:
             if tables and "meta" not in tables:
                 raise InputError(f"database {self.path} belongs to something else (tables: "
                                  f"{', '.join(sorted(tables)[:5])})", "give the gateway its own --db file")
-            self.conn.executescript(SCHEMA)
-            version = self.conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if version is None:
-                self.conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            elif version[0] != str(SCHEMA_VERSION):
+            version = self.conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone() \
+                if tables else None
+            if version is not None and version[0] not in MIGRATABLE:
                 raise InputError(f"database {self.path} has schema {version[0]}, this gateway "
-                                 f"needs {SCHEMA_VERSION}", "use a new --db file")
+                                 f"needs {SCHEMA_VERSION}", "use a new --db file, or the tinyml that wrote it")
+            self._migrate(None if version is None else version[0])
             verdict = self.conn.execute("PRAGMA quick_check").fetchone()[0] if check else "ok"
         except sqlite3.DatabaseError as exc:
             raise _unusable(self.path, exc) from None
         if verdict != "ok":
             raise InputError(f"database {self.path} is corrupt: {verdict}",
                              "move it away and start with a new --db")
+
+    def _migrate(self, version: str | None) -> None:
+        """Create the schema, or bring an older one up to date, in one transaction: a crash
+        midway leaves the old schema and its data as they were. Every step only adds tables
+        and indexes, so the older data needs no rewriting."""
+        with self.transaction():
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    self.conn.execute(statement)
+            self.conn.execute("INSERT INTO meta VALUES ('schema', ?) ON CONFLICT (key) DO UPDATE SET value = "
+                              "excluded.value", (str(SCHEMA_VERSION),))
+        if version is not None and version != str(SCHEMA_VERSION):
+            self.migrated_from: str | None = version
 
     def close(self) -> None:
         self.conn.close()
@@ -275,6 +307,8 @@ class Store:
             deleted += self.conn.execute("DELETE FROM results WHERE received_at < ?",
                                          (now - limits.max_age_s,)).rowcount
             self.conn.execute("DELETE FROM alerts WHERE cleared_at < ?", (now - limits.max_age_s,))
+            self.conn.execute("DELETE FROM evidence_windows WHERE received_at < ?", (now - limits.max_age_s,))
+            self.conn.execute("DELETE FROM evidence_requests WHERE requested_at < ?", (now - limits.max_age_s,))
         if limits.max_results is not None:
             deleted += self._delete_oldest_beyond(limits.max_results)
         if limits.max_bytes is not None:
@@ -285,6 +319,39 @@ class Store:
                     break
                 deleted += self._delete_oldest_beyond(int(total * min(limits.max_bytes / used, 0.9)))
         return deleted
+
+    # --- evidence windows (inside a transaction) --------------------------------------------
+    def evidence_requests_since(self, device: str, since: float) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM evidence_requests WHERE device = ? AND requested_at >= ?",
+                                     (device, since)).fetchone()[0])
+
+    def add_evidence_request(self, device: str, alert_id: int, rule: str, now: float, windows: int) -> int:
+        cur = self.conn.execute("INSERT INTO evidence_requests (device, alert_id, rule, requested_at, windows_asked) "
+                                "VALUES (?,?,?,?,?)", (device, alert_id, rule, now, windows))
+        return int(cur.lastrowid)
+
+    def add_evidence_window(self, request_id: int, device: str, boot_id: int, window: int, device_ms: int,
+                            received_at: float, fs: float, samples: int, channels: int, sensor: str,
+                            data: bytes) -> bool:
+        """Store one raw window, linked to its request and to the result computed from it
+        (same device, boot and seq) when that is stored; False when it is stored already."""
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO evidence_windows (request_id, device, boot_id, window, device_ms, received_at, fs, "
+            "samples, channels, sensor, data, result_id) VALUES (?,?,?,?,?,?,?,?,?,?,?, (SELECT id FROM results "
+            "WHERE device = ?2 AND boot_id = ?3 AND seq = ?4))",
+            (request_id, device, boot_id, window, device_ms, received_at, fs, samples, channels, sensor, data))
+        if cur.rowcount != 1:
+            return False
+        self.conn.execute("UPDATE evidence_requests SET windows_received = windows_received + 1 WHERE id = ?",
+                          (request_id,))
+        return True
+
+    def cap_evidence(self, max_bytes: int) -> int:
+        """Delete the oldest evidence windows until the samples of the rest fit in ``max_bytes``."""
+        return self.conn.execute(
+            "DELETE FROM evidence_windows WHERE id <= (SELECT id FROM (SELECT id, sum(length(data)) OVER "
+            "(ORDER BY id DESC) AS newer FROM evidence_windows) WHERE newer > ? ORDER BY id DESC LIMIT 1)",
+            (max_bytes,)).rowcount
 
     def _delete_oldest_beyond(self, keep: int) -> int:
         return self.conn.execute("DELETE FROM results WHERE id <= (SELECT id FROM results ORDER BY id DESC "

@@ -20,6 +20,7 @@ from tinyml.progress import stage
 from tinyml.train import artifacts, metrics, plots
 from tinyml.train.zoo import ModelKind, model_kind
 
+CONFUSION_PNG, SCORES_PNG = "confusion.png", "scores.png"
 BASELINE_SIZE = 1000  # validation scores kept in model.json for the gateway's drift check
 ANOMALY_LABELS = ["normal", "anomaly"]
 
@@ -154,9 +155,9 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
     from tinyml.train.zoo import build
 
     model = build(model_name, x_all.shape[1:], n_classes)
-    callbacks = [keras.callbacks.EarlyStopping(monitor=kind.monitor, patience=opts.patience,
-                                               start_from_epoch=kind.warmup_epochs, restore_best_weights=True),
-                 _progress_callback(keras, opts.epochs, opts.quiet)]
+    stopper = keras.callbacks.EarlyStopping(monitor=kind.monitor, patience=opts.patience,
+                                            start_from_epoch=kind.warmup_epochs, restore_best_weights=True)
+    callbacks = [stopper, _progress_callback(keras, opts.epochs, opts.quiet)]
     if kind.task == "classifier":
         history = model.fit(x_all[fit_mask], ds.y[fit_mask], validation_data=(x_all[val_mask], ds.y[val_mask]),
                             epochs=opts.epochs, batch_size=opts.batch_size, verbose=0, callbacks=callbacks,
@@ -178,9 +179,15 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
         "parameters": int(model.count_params()), "seed": opts.seed,
         "dataset": str(Path(dataset_path).resolve()) if dataset_path else None,
         "epochs_run": len(history.history["loss"]),
+        "best_epoch": int(stopper.best_epoch) + 1,  # 1-based: the epoch whose weights were restored
         "score_baseline": result.pop("score_baseline"),
     }
     save_run(out_dir, model, prep, info, result, history.history)
+    if kind.task == "anomaly":
+        test = splits.test
+        plots.score_histogram(output_scores(kind.task, x_all, outputs)[test], [ds.classes[k] for k in ds.y[test]],
+                              ds.classes, float(result["threshold"]), out_dir / SCORES_PNG,
+                              f"{model_name} anomaly scores on the {splits.evaluated_on} split")
     return result
 
 
@@ -223,10 +230,17 @@ def save_run(out_dir: Path, model: Any, prep: Preprocess, info: dict, result: di
     prep.save(out_dir)
     artifacts.write_json(out_dir / artifacts.MODEL_JSON, info)
     artifacts.write_json(out_dir / artifacts.METRICS_JSON, result)
-    plots.training_curves({k: [float(v) for v in vals] for k, vals in history.items()}, out_dir / "training.png")
+    plots.training_curves({k: [float(v) for v in vals] for k, vals in history.items()}, out_dir / "training.png",
+                          title=f"{info['model']} on {Path(info['dataset'] or 'data').name}: "
+                                f"{info['epochs_run']} epochs, best {info['best_epoch']}",
+                          best_epoch=info["best_epoch"])
+    confusion_plot(out_dir, info, [("float", result["confusion_matrix"])], result["evaluated_on"])
+
+
+def confusion_plot(out_dir: Path, info: dict, panels: list[tuple[str, list[list[int]]]], split: str) -> Path:
+    """OUT/confusion.png: after training the float model's matrix, after quantize the int8 one beside it."""
     labels = info["classes"] if info["task"] == "classifier" else ANOMALY_LABELS
-    plots.confusion(result["confusion_matrix"], labels, out_dir / "confusion.png",
-                    f"{info['model']} on the {result['evaluated_on']} split")
+    return plots.confusion(panels, labels, out_dir / CONFUSION_PNG, f"{info['model']} on the {split} split")
 
 
 def default_feature_spec(kind: str) -> list[dict]:

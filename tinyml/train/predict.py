@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from tinyml.data import dataset as dataset_io
+from tinyml.data.dataset import SPLITS
 from tinyml.errors import InputError
 from tinyml.model import interpreters
 from tinyml.preprocess import Preprocess
-from tinyml.train import artifacts
+from tinyml.train import artifacts, metrics
 from tinyml.train.fit import output_scores
 
 
@@ -46,31 +47,60 @@ def resolve_model_file(model: Path) -> tuple[Path, Path]:
     return run_dir, path
 
 
-def predict_file(model: Path, data: Path, out_path: Path, split: str = "all", runtime: str = "litert") -> int:
-    """Write the scores CSV; returns the number of windows scored."""
+RUNTIME_NAMES = {"keras": "float Keras", "litert": "int8 LiteRT", "tflm": "int8 TFLM"}
+
+
+def predict_file(model: Path, data: Path, out_path: Path, split: str = "all", runtime: str = "litert") -> dict:
+    """Write the scores CSV (window index, split, group, label, prediction, scores) and return
+    a summary: windows scored, which runtime scored them and, for labelled data, accuracy (and
+    AUC for anomaly models)."""
     run_dir, model_file = resolve_model_file(Path(model))
     info = artifacts.read_model_info(run_dir)
-    ds = dataset_io.load(data).subset(split)
+    full = dataset_io.load(data)
+    ds = full.subset(split)
+    index = np.arange(full.n) if split == "all" else np.flatnonzero(full.split == SPLITS[split])
     inputs = Preprocess.from_run(run_dir).apply(ds.x)
     outputs = model_outputs(model_file, inputs, runtime)
     classes = list(info["classes"])
     if ds.classes != classes:
         raise InputError(f"dataset classes {ds.classes} differ from the model's {classes}",
                          "score data imported with the same classes as the training data")
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    labeled = bool((ds.y >= 0).any())
+    split_names = {code: name for name, code in SPLITS.items()}
+    labeled = ds.y >= 0
+    head = ["window", "split", "group"] + (["label"] if labeled.any() else [])
     if info["task"] == "classifier":
-        w.writerow((["label"] if labeled else []) + ["pred"] + classes)
-        for y, row in zip(ds.y, outputs, strict=True):
-            w.writerow(([classes[y] if y >= 0 else ""] if labeled else [])
-                       + [classes[int(row.argmax())]] + [f"{v:.6f}" for v in row])
+        preds = outputs.argmax(axis=1)
+        pred_names = [classes[int(k)] for k in preds]
+        extra_head, extra = classes, [[f"{v:.6f}" for v in row] for row in outputs]
+        correct = preds == ds.y
+        summary: dict = {}
     else:
         scores = output_scores("anomaly", inputs, outputs)
         threshold = float(info["threshold"])
-        w.writerow((["label"] if labeled else []) + ["pred", "anomaly_score"])
-        for y, s in zip(ds.y, scores, strict=True):
-            pred = "anomaly" if s > threshold else info["normal_class"]
-            w.writerow(([classes[y] if y >= 0 else ""] if labeled else []) + [pred, f"{s:.6g}"])
+        is_anomaly = ds.y != classes.index(info["normal_class"])
+        pred_names = ["anomaly" if s > threshold else info["normal_class"] for s in scores]
+        extra_head, extra = ["anomaly_score"], [[f"{s:.6g}"] for s in scores]
+        correct = (scores > threshold) == is_anomaly
+        summary = {"auc": metrics.roc_auc(scores[labeled], is_anomaly[labeled]) if labeled.any() else None}
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(head + ["pred"] + extra_head)
+    for i in range(ds.n):
+        label = ([classes[ds.y[i]] if labeled[i] else ""] if labeled.any() else [])
+        w.writerow([int(index[i]), split_names.get(int(ds.split[i]), str(ds.split[i])), str(ds.groups[i]),
+                    *label, pred_names[i], *extra[i]])
     artifacts.write_bytes(Path(out_path), buf.getvalue().encode())
-    return ds.n
+    kind = "keras" if model_file.suffix == ".keras" else runtime
+    return {"windows": ds.n, "labeled": int(labeled.sum()), "runtime": RUNTIME_NAMES[kind],
+            "model": str(model_file), "task": info["task"],
+            "accuracy": float(correct[labeled].mean()) if labeled.any() else None, **summary}
+
+
+def format_summary(summary: dict, out_path: Path) -> str:
+    """One line: how many windows, scored by what, and how well where labels say."""
+    line = f"{summary['windows']} windows scored by {summary['runtime']} ({summary['model']}) -> {out_path}"
+    if summary["accuracy"] is not None:
+        line += f"; accuracy {summary['accuracy']:.4f} on {summary['labeled']} labelled windows"
+    if summary.get("auc") is not None:
+        line += f", AUC {summary['auc']:.4f}"
+    return line
