@@ -86,7 +86,7 @@ static void send_error(uint8_t code, const char *text)
     send(&m);
 }
 
-#if !TINYML_RUN_MODE /* run mode takes no INPUT, so acknowledges nothing */
+#if !TINYML_RUN_MODE || TINYML_SENSOR_REPLAY /* run mode acknowledges only REPLAY chunks */
 static void send_ack(uint8_t for_type, uint32_t value)
 {
     tinyml_msg_t m = {.type = TINYML_MSG_ACK};
