@@ -6,7 +6,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := gcc-arm-none-eabi picolibc-arm-none-eabi libnewlib-arm-none-eabi \
 	qemu-system-arm qemu-system-misc gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf \
-	gcc-xtensa-lx106 picolibc-xtensa-lx106-elf mosquitto openocd gcc make cmake
+<<<<<<< HEAD
+	gcc-xtensa-lx106 picolibc-xtensa-lx106-elf mosquitto postgresql openocd gcc make
+=======
+	gcc-xtensa-lx106 picolibc-xtensa-lx106-elf mosquitto openocd gcc make cmake \
+	chromium chromium-driver
+>>>>>>> main
 PYTEST_ARGS ?=
 
 .PHONY: setup system-packages venv demo test lint clean
@@ -33,7 +38,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[train,flash,dev]'
+	$(PY) -m pip install -q -e '.[train,flash,fleet,dev]'
 	@touch $@
 
 demo: setup

@@ -8,6 +8,7 @@ alert, drift and loss checks need.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import socket
@@ -177,11 +178,20 @@ class ScriptedDevice:
             time.sleep(1.0 / self.rate)
 
     def stop(self) -> None:
+        """Stop sending and hang up: the gateway sees the connection end and the port refuse."""
         self.stopping.set()
         with self.lock:
             if self.conn:
-                self.conn.close()
+                _hang_up(self.conn)
                 self.conn = None
         if self.server:
-            self.server.close()
+            _hang_up(self.server)
         self.close_pty()
+
+
+def _hang_up(sock: socket.socket) -> None:
+    """shutdown before close: a plain close leaves the socket open while another thread is still
+    blocked in its recv or accept, so the peer would see no end and new connections would queue."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()

@@ -53,6 +53,42 @@ def test_bytes_round_trip_and_alignment(exported, shared, tmp_path):
     assert run.stdout == (shared / "models/vib_cnn_int8.tflite").read_bytes()
 
 
+FACTS = r"""
+#include <stdio.h>
+#include "vib_cnn_1.h"
+int main(void) {
+    int in_dims[] = VIB_CNN_1_INPUT_DIMS, out_dims[] = VIB_CNN_1_OUTPUT_DIMS;
+    printf("%d %d %d %d %d %d %d\n", VIB_CNN_1_INPUT_RANK, in_dims[0], in_dims[1], VIB_CNN_1_INPUT_SIZE,
+           VIB_CNN_1_OUTPUT_RANK, out_dims[0], VIB_CNN_1_OUTPUT_SIZE);
+    printf("%.9g %d %.9g %d %d\n", (double)VIB_CNN_1_INPUT_SCALE, VIB_CNN_1_INPUT_ZERO_POINT,
+           (double)VIB_CNN_1_OUTPUT_SCALE, VIB_CNN_1_OUTPUT_ZERO_POINT, VIB_CNN_1_ARENA_BYTES);
+    return 0;
+}
+"""
+
+
+def test_header_gives_shapes_quantization_and_arena(exported, shared, tmp_path):
+    """The macros, compiled, equal what the interpreters read from the model; the arena runs it."""
+    import numpy as np
+
+    from tinyml.model.interpreters import io_quantization, tflm_run
+
+    (tmp_path / "facts.c").write_text(FACTS)
+    exe = tmp_path / "facts"
+    build = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", exported, tmp_path / "facts.c",
+                            "-o", exe], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    shape_line, quant_line = subprocess.run([exe], capture_output=True, text=True, check=True).stdout.splitlines()
+    data = (shared / "models/vib_cnn_int8.tflite").read_bytes()
+    q = io_quantization(data)
+    assert shape_line.split() == [str(v) for v in (2, *q.in_shape, int(np.prod(q.in_shape)), 1, *q.out_shape,
+                                                   int(np.prod(q.out_shape)))]
+    in_scale, in_zp, out_scale, out_zp, arena = quant_line.split()
+    assert np.float32(float(in_scale)) == np.float32(q.in_scale) and int(in_zp) == q.in_zp
+    assert np.float32(float(out_scale)) == np.float32(q.out_scale) and int(out_zp) == q.out_zp
+    tflm_run(data, np.zeros((1, *q.in_shape), np.int8), arena_size=int(arena))  # the arena is enough
+
+
 @pytest.mark.parametrize(("given", "expected"), [
     ("model", "model"), ("my model.v2", "my_model_v2"), ("3axis", "model_3axis"), ("int", "int_model"),
     ("__x", "x"), ("é-net", "net"),

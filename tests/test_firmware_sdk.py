@@ -333,6 +333,42 @@ def test_s3_arena_holds_esp_nn_conv_scratch(vib_cnn: Path, renders: dict) -> Non
     assert f'espressif/esp-nn: "{esp_nn.ESP_NN_VERSIONS}"' in yml and 'idf: ">=5.1"' in yml
 
 
+# Shapes worked by hand through esp-nn's S3 size functions, 1.1.1 and 1.2.3 (the larger of the
+# two): (in_h, in_w, in_c, k_h, k_w, out_h, out_w, out_c, (pad_h, pad_w, after_h, after_w)) -> bytes.
+CONV_CASES = [
+    ((8, 8, 12, 1, 1, 8, 8, 16, (0, 0, 0, 0)), 1600),      # 1x1: 8-padded input, filter, transpose buffer
+    ((28, 28, 1, 5, 5, 28, 28, 8, (2, 2, 4, 4)), 416),     # 1.2.3's im2col path (short filter rows)
+    ((1, 64, 8, 1, 5, 1, 32, 16, (0, 1, 0, 4)), 3248),     # vib_cnn's second conv
+]
+DEPTHWISE_CASES = [  # (..., channel multiplier instead of out_c)
+    ((16, 16, 16, 3, 3, 16, 16, 1, (1, 1, 2, 2)), 5344),   # 3x3, channels % 16 == 0, padded input copy
+    ((8, 8, 8, 3, 3, 6, 6, 1, (0, 0, 0, 0)), 1200),        # 8 channels: int16 filter and input
+    ((10, 10, 5, 3, 3, 10, 10, 1, (1, 1, 2, 2)), 2656),    # 5 channels padded to 8, aligned sub-buffers
+    ((8, 8, 3, 3, 3, 6, 6, 4, (0, 0, 0, 0)), 632),         # multiplier 4
+]
+
+
+@pytest.mark.parametrize(("shape", "esp_nn_bytes"), CONV_CASES)
+def test_conv_scratch_bound_covers_esp_nn(shape: tuple, esp_nn_bytes: int) -> None:
+    in_h, in_w, in_c, k_h, k_w, out_h, out_w, out_c, pad = shape
+    assert esp_nn._conv_s3(in_h, in_w, in_c, k_h, k_w, out_h, out_w, out_c, pad) >= esp_nn_bytes
+
+
+@pytest.mark.parametrize(("shape", "esp_nn_bytes"), DEPTHWISE_CASES)
+def test_depthwise_scratch_bound_covers_esp_nn(shape: tuple, esp_nn_bytes: int) -> None:
+    in_h, in_w, in_c, k_h, k_w, out_h, out_w, mult, pad = shape
+    assert esp_nn._depthwise_s3(in_h, in_w, in_c, mult, k_h, k_w, out_h, out_w, pad) >= esp_nn_bytes
+
+
+def test_depthwise_model_asks_scratch_on_the_s3_only() -> None:
+    from tests.codegen_models import build
+
+    tflite, _ = build("depthwise")  # 8x8x3, multiplier 2, 3x3 SAME: esp-nn's fallback asks 32 bytes
+    s3 = [r for r in esp_nn.scratch_requests(tflite, "esp32s3") if r.opcode == "DEPTHWISE_CONV_2D"]
+    assert len(s3) == 1 and s3[0].nbytes >= 32
+    assert not [r for r in esp_nn.scratch_requests(tflite, "esp32") if r.opcode == "DEPTHWISE_CONV_2D"]
+
+
 def _frames(data: bytes) -> list[p.Message]:
     decoder = p.Decoder()
     return [m for m in decoder.feed(data) if not isinstance(m, (p.Text, p.BadFrame))]
@@ -362,7 +398,8 @@ int tinyml_model_invoke(const int8_t *input, int8_t *output) { (void)input; (voi
 int main(void) { return tinyml_main(); }
 """)
     exe = tmp_path / "app"
-    sources = [main / n for n in ("tinyml_app.c", "tinyml_proto.c", "tinyml_run.c", "tinyml_sensor.c")]
+    sources = [main / n for n in ("tinyml_app.c", "tinyml_capture.c", "tinyml_proto.c", "tinyml_run.c",
+                                  "tinyml_sensor.c")]
     build = subprocess.run(["gcc", "-std=gnu17", *WARNINGS, "-Wno-unused-parameter", "-I", str(main), "-o", str(exe),
                             str(tmp_path / "host_port.c"), *map(str, sources), "-lm"], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr

@@ -22,7 +22,7 @@ TINY: dict[str, dict] = {
     "firmware": {"board": "qemu-mps2-an386"},
     "validate": {"limit": 4},
 }
-ALL = ["data", "train", "quantize", "codegen", "firmware", "validate"]
+ALL = ["data", "train", "quantize", "codegen", "firmware", "validate", "report"]
 
 
 def toml_text(sections: dict[str, dict]) -> str:
@@ -49,7 +49,7 @@ def ran(result: dict[str, str]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The tiny project after its first run through the CLI (all six stages)."""
+    """The tiny project after its first run through the CLI (all seven stages)."""
     folder = tmp_path_factory.mktemp("pipeline")
     sections = json.loads(json.dumps(TINY))
     path = write(folder, sections)
@@ -69,12 +69,14 @@ def test_first_run_runs_every_stage_and_validates_with_zero_mismatches(project: 
     state = json.loads((out / STATE_FILE).read_text())
     assert set(state["stages"]) == set(ALL)
     assert "0 mismatches on 4 inputs" in project["first"]
+    page = (out / "report.html").read_text()  # the last stage: the run as one page (tests/test_report.py)
+    assert "qemu-mps2-an386" in page and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
 
 
 def test_second_run_skips_everything(project: dict) -> None:
     proc = run_cli("run", "--project", project["path"])
     assert proc.returncode == 0, proc.stderr
-    assert "0 ran, 6 skipped" in proc.stdout
+    assert "0 ran, 7 skipped" in proc.stdout
     assert all(line.split()[1] == "skip" for line in proc.stdout.splitlines()[2:-1]), proc.stdout
     assert "0 mismatches" in proc.stdout  # the figures of the last real run are shown for skipped stages
 
@@ -82,13 +84,13 @@ def test_second_run_skips_everything(project: dict) -> None:
 def test_changing_validate_limit_reruns_only_validate(project: dict) -> None:
     project["sections"]["validate"]["limit"] = 3
     write(project["path"].parent, project["sections"])
-    assert ran(statuses(project["path"])) == ["validate"]
+    assert ran(statuses(project["path"])) == ["validate", "report"]
 
 
 def test_changing_codegen_target_reruns_codegen_and_the_firmware_built_with_it(project: dict) -> None:
     project["sections"]["codegen"] = {"target": "cortex-m4-dsp"}
     write(project["path"].parent, project["sections"])
-    assert ran(statuses(project["path"])) == ["codegen", "firmware", "validate"]
+    assert ran(statuses(project["path"])) == ["codegen", "firmware", "validate", "report"]
     report = json.loads((project["path"].parent / "out/codegen/model.codegen.json").read_text())
     assert report["target"] == "cortex-m4-dsp"
     manifest = json.loads((project["path"].parent / "out/firmware/tinyml.json").read_text())
@@ -102,7 +104,7 @@ def test_dry_run_after_changing_epochs_plans_train_onwards_and_runs_nothing(proj
     state = (project["path"].parent / "out" / STATE_FILE).read_text()
     proc = run_cli("run", "--project", project["path"], "--dry-run")
     assert proc.returncode == 0, proc.stderr
-    assert "5 stage(s) would run, 1 unchanged" in proc.stdout
+    assert "6 stage(s) would run, 1 unchanged" in proc.stdout
     assert (project["path"].parent / "out" / STATE_FILE).read_text() == state
 
 
@@ -110,17 +112,17 @@ def test_until_then_from_after_changing_epochs(project: dict) -> None:
     """Epochs changed (previous test): data is kept, train and everything after it run again."""
     first = statuses(project["path"], until="quantize")
     assert first == {"data": "skip", "train": "ran", "quantize": "ran", "codegen": "-", "firmware": "-",
-                     "validate": "-"}
+                     "validate": "-", "report": "-"}
     assert json.loads((project["path"].parent / "out/model/model.json").read_text())["epochs_run"] == 2
     rest = statuses(project["path"], start="codegen")
     assert rest == {"data": "-", "train": "-", "quantize": "-", "codegen": "ran", "firmware": "ran",
-                    "validate": "ran"}
+                    "validate": "ran", "report": "ran"}
     assert json.loads((project["path"].parent / "out/validation.json").read_text())["mismatches"] == 0
     assert ran(statuses(project["path"])) == []
 
 
 def test_force_reruns_the_chosen_stages(project: dict) -> None:
-    assert ran(statuses(project["path"], start="firmware", force=True)) == ["firmware", "validate"]
+    assert ran(statuses(project["path"], start="firmware", force=True)) == ["firmware", "validate", "report"]
     assert ran(statuses(project["path"], start="firmware", until="firmware", force=True)) == ["firmware"]
     # the rebuilt ELF is byte-identical, so validate (which reads it) stays skipped
     assert ran(statuses(project["path"])) == []
@@ -187,7 +189,7 @@ def test_init_writes_a_project_that_reads_back(tmp_path: Path) -> None:
     proc = run_cli("init", tmp_path / "vib")
     assert_clean_error(proc, "already exists", "--force")
     proc = run_cli("run", "--project", tmp_path / "vib", "--dry-run")
-    assert proc.returncode == 0 and "6 stage(s) would run" in proc.stdout, proc.stderr
+    assert proc.returncode == 0 and "7 stage(s) would run" in proc.stdout, proc.stderr
 
 
 @pytest.mark.slow

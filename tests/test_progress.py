@@ -64,3 +64,17 @@ def test_train_and_quantize_say_what_they_do_in_a_log(tmp_path: Path):
     proc = run_cli("quantize", tmp_path / "run", "--tolerance", "100")
     assert proc.returncode == 0, proc.stderr
     assert "quantize: converting" in proc.stderr and "quantize: scoring" in proc.stderr
+
+
+def test_tinyml_run_names_each_stage_and_keeps_one_run_level(tmp_path: Path):
+    assert run_cli("init", tmp_path).returncode == 0
+    toml = tmp_path / "tinyml.toml"
+    text = toml.read_text().replace("per_class = 100", "per_class = 24", 1)
+    toml.write_text(text.replace("\nepochs = ", "\nepochs = 2  # was ", 1))
+    proc = run_cli("run", "--project", toml, "--until", "quantize", "--force")
+    assert proc.returncode in (0, 5), proc.stderr  # 5: two epochs may lose the int8 tolerance
+    for name in ("data", "train", "quantize"):
+        assert f"{name}: starting ..." in proc.stderr
+    assert "train: 2/2 epochs" in proc.stderr and "\r" not in proc.stderr
+    assert (tmp_path / "run" / "model" / "model.json").is_file()
+    assert not (tmp_path / "run" / "run").exists()

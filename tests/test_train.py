@@ -12,7 +12,8 @@ from tinyml.data.dataset import Dataset
 from tinyml.train import metrics
 from tinyml.train.fit import class_weights
 
-RUN_FILES = ["model.keras", "metrics.json", "training.png", "confusion.png", "preprocess.json", "model.json"]
+RUN_FILES = ["model.keras", "metrics.json", "history.json", "training.png", "confusion.png", "preprocess.json",
+             "model.json"]
 
 
 def test_run_dir_holds_every_artifact(trained_run):
@@ -39,6 +40,14 @@ def test_metrics_json_is_consistent(trained_run):
     assert cm.shape == (3, 3) and cm.sum() == m["n"]
     assert m["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
     assert set(m["per_class"]) == {"healthy", "imbalance", "bearing_outer"}
+
+
+def test_history_json_names_the_kept_epoch(trained_run):
+    """cnn1d early stopping watches val_accuracy from epoch 15; with 12 epochs the last one is kept."""
+    h = json.loads((trained_run.run_dir / "history.json").read_text())
+    info = json.loads((trained_run.run_dir / "model.json").read_text())
+    assert h["monitor"] == "val_accuracy" and len(h["epochs"]["loss"]) == info["epochs_run"] == 12
+    assert h["kept_epoch"] == 12 and set(h["epochs"]) >= {"loss", "val_loss", "accuracy", "val_accuracy"}
 
 
 def test_preprocess_standardises_training_windows(trained_run):

@@ -43,6 +43,11 @@ def test_autoencoder_separates_faults_from_healthy(ae_run):
     assert np.array(m["confusion_matrix"]).shape == (2, 2)
     baseline = np.array(info["score_baseline"])
     assert baseline.size > 0 and np.median(baseline) < info["threshold"]  # healthy validation scores
+    hist = m["score_histogram"]  # per class, over shared bins reaching past the threshold
+    assert sum(map(sum, hist["counts"].values())) == m["n"] and hist["edges"][-1] > m["threshold"]
+    h = json.loads((ae_run / "history.json").read_text())
+    best = int(np.argmin(h["epochs"]["val_loss"])) + 1  # val_loss is watched from the first epoch
+    assert h["monitor"] == "val_loss" and h["kept_epoch"] == best
 
 
 def test_autoencoder_int8_keeps_the_auc(ae_run):

@@ -87,17 +87,24 @@ def step_validate(ctx: DemoContext) -> str:
 
     from tinyml.firmware.boards import load_board
     from tinyml.firmware.build import ELF_NAME, measure
-    from tinyml.firmware.render import resolve_model
+    from tinyml.firmware.render import read_manifest, resolve_model
     from tinyml.hil import prepare_inputs, validate
 
     board, model = load_board("qemu-mps2-an386"), resolve_model(ctx.run_dir)
     elf = ctx.artifacts["firmware"] / ELF_NAME
-    size = measure(elf, board, 0)
+    size = measure(elf, board, int(read_manifest(ctx.artifacts["firmware"]).get("arena_bytes", 0)))
     report = validate(board, model, prepare_inputs(model, ctx.artifacts["data"], "test", 60), elf=elf,
-                      sizes=(size.flash_bytes, size.ram_bytes))
+                      sizes=(size.flash_bytes, size.ram_bytes, size.arena_bytes))
     (ctx.out / "validation.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
     print("\n".join("            " + line for line in report.summary()), flush=True)
     return f"{report.inputs} test windows on emulated Cortex-M4F, {report.mismatches} mismatches; {ctx.out / 'validation.json'}"
+
+
+def step_report(ctx: DemoContext) -> str:
+    from tinyml.report import REPORT_NAME, write_report
+
+    path = write_report(ctx.run_dir, ctx.out / REPORT_NAME, validations=[ctx.out / "validation.json"])
+    return f"the run on one page: {path.resolve()}"
 
 
 def step_gateway(ctx: DemoContext) -> str:
@@ -143,7 +150,7 @@ def step_sensor(ctx: DemoContext) -> str:
 STEPS: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("data", step_data), ("train", step_train), ("quantize", step_quantize),
     ("inspect", step_inspect), ("export", step_export), ("firmware", step_firmware), ("validate", step_validate),
-    ("gateway", step_gateway), ("sensor", step_sensor),
+    ("report", step_report), ("gateway", step_gateway), ("sensor", step_sensor),
 ]
 
 

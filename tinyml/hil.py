@@ -81,6 +81,9 @@ class ValidationReport:
     seconds: float
     data: str
     first_mismatches: list[dict[str, Any]] = field(default_factory=list)  # input, first_byte, device, reference
+    # rows: true label, columns: the device's label (class index, or 0 normal / 1 anomaly); None without labels
+    confusion_matrix: list[list[int]] | None = None
+    arena_bytes: int | None = None  # the firmware's tensor arena, when it was built here
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -337,14 +340,15 @@ def latency_figures(board: Board, unit_code: int, mean: float) -> dict[str, floa
 
 def compare(board: Board, runtime: str, model: ModelInfo, tests: ValidationInputs, device_out: np.ndarray,
             results: list[p.Result], reference: np.ndarray, session: DeviceSession, seconds: float,
-            sizes: tuple[int, int] | None) -> ValidationReport:
+            sizes: tuple[int, ...] | None) -> ValidationReport:
     """Byte-for-byte comparison of the whole outputs, accuracy and latency figures."""
     diff = np.abs(device_out.astype(np.int16) - reference.astype(np.int16))
     bad_rows = np.flatnonzero(diff.max(axis=1) > 0)
     labels = np.array([r.label for r in results])
-    accuracy = None
+    accuracy, confusion = None, None
     if tests.labels is not None and not (labels == p.LABEL_UNDECIDED).all():
         accuracy = float((labels == tests.labels).mean())
+        confusion = device_confusion(model, tests.labels, labels)
     host_labels = decide(model, tests.x, reference)
     host_accuracy = None
     if tests.labels is not None and not (host_labels == p.LABEL_UNDECIDED).all():
@@ -364,7 +368,17 @@ def compare(board: Board, runtime: str, model: ModelInfo, tests: ValidationInput
         **latency_figures(board, results[0].latency_unit, latency),
         flash_bytes=sizes[0] if sizes else None, ram_bytes=sizes[1] if sizes else None,
         bad_frames=int(session.link.decoder.bad_frames), device_rx_errors=session.device_rx_errors,
-        retries=session.retries, seconds=seconds, data=tests.source, first_mismatches=first)
+        retries=session.retries, seconds=seconds, data=tests.source, first_mismatches=first,
+        confusion_matrix=confusion, arena_bytes=sizes[2] if sizes and len(sizes) > 2 else None)
+
+
+def device_confusion(model: ModelInfo, truth: np.ndarray, labels: np.ndarray) -> list[list[int]]:
+    """Counts of (true label, device label); undecided answers are left out."""
+    from tinyml.train.metrics import confusion_matrix
+
+    n = 2 if model.task == "anomaly" else max(model.output_bytes, 2)  # one sigmoid byte: two classes
+    decided = (labels >= 0) & (labels < n) & (truth >= 0) & (truth < n)
+    return confusion_matrix(truth[decided], labels[decided], n).tolist()
 
 
 @contextmanager
@@ -384,7 +398,7 @@ def emulated_link(board: Board, elf: Path, timeout: float) -> Iterator[Any]:
 
 
 def validate(board: Board, model: ModelInfo, tests: ValidationInputs, port: str | None = None,
-             elf: Path | None = None, runtime: str = "native", sizes: tuple[int, int] | None = None,
+             elf: Path | None = None, runtime: str = "native", sizes: tuple[int, ...] | None = None,
              timeout: float | None = None, progress: bool = False) -> ValidationReport:
     """Validate on a real board at ``port``, or boot ``elf`` on the emulated ``board``."""
     from tinyml.device.link import open_link

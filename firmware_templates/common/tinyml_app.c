@@ -6,7 +6,8 @@
  * RESULT frame cannot hold (only of the last result: the device keeps one output tensor).
  * Run mode (build with -DTINYML_RUN_MODE=1): read a window from the sensor hook
  * (tinyml_sensor.c), turn it into the model input, infer and send RESULT frames by itself,
- * plus a HEARTBEAT every few seconds.
+ * plus a HEARTBEAT every few seconds; it keeps its last raw windows and streams them on CAPTURE
+ * (tinyml_capture.h).
  * MLPerf Tiny runner commands (build with -DTINYML_EEMBC=1, `make EEMBC=1`): the same line also
  * answers the runner's text commands (tinyml_eembc.h), so its runner can drive this firmware;
  * the line stays clean text (no binary frame, not even the boot HELLO) until the host sends a
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "tinyml_app.h"
+#include "tinyml_capture.h"
 #include "tinyml_config.h"
 #include "tinyml_port.h"
 #include "tinyml_proto.h"
@@ -321,6 +323,9 @@ static int handle(const tinyml_msg_t *msg)
     case TINYML_MSG_HELLO_REQ:
         send_hello();
         break;
+    case TINYML_MSG_CAPTURE:
+        tinyml_capture_request(msg->u.capture.mode, msg->u.capture.count);
+        break;
     case TINYML_MSG_REPLAY:
 #if TINYML_RUN_MODE && TINYML_SENSOR_REPLAY
     {
@@ -435,11 +440,14 @@ int tinyml_main(void)
         int code = poll_serial();
         if (code >= 0)
             return code;
-        if (tinyml_run_prepare_input(input) == 0)
-            infer_and_report(seq++);
+        if (tinyml_run_prepare_input(input) == 0) {
+            infer_and_report(seq);
+            tinyml_capture_window(tinyml_run_window(), boot_id, seq++, port_millis());
+        }
 #if TINYML_RUN_IDLE
-        else
+        else {
             port_idle(); /* until a byte arrives or the next millisecond tick */
+        }
 #endif
         report_sensor();
         if (port_millis() - last_beat >= TINYML_HEARTBEAT_MS) {

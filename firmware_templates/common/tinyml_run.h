@@ -31,4 +31,7 @@ void tinyml_preprocess(const float *samples, int8_t *input);
 /* Read a window from the sensor and preprocess it into `input`; 0 when an input is ready. */
 int tinyml_run_prepare_input(int8_t *input);
 
+/* The raw window the last successful tinyml_run_prepare_input() read (for capture). */
+const float *tinyml_run_window(void);
+
 #endif

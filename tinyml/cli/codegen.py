@@ -21,7 +21,10 @@ from tinyml.outputs import write_atomic
               type=click.Choice(kernels.targets()), help="Kernel variant set.")
 @click.option("--verify", "verify_n", type=click.IntRange(min=0), default=0, show_default=True,
               help="Compile on the host and compare N random inputs with TFLM (and LiteRT).")
-def codegen(model: Path, out_dir: Path, prefix: str, target: str, verify_n: int) -> None:
+@click.option("--preprocess", "run_dir", type=click.Path(file_okay=False, path_type=Path), metavar="RUN",
+              help="Also write RUN's preprocessing (raw window -> int8 input) as C: tinyml_run.c/.h "
+                   "(+ the feature extractor for feature models). MODEL must be RUN's model_int8.tflite.")
+def codegen(model: Path, out_dir: Path, prefix: str, target: str, verify_n: int, run_dir: Path | None) -> None:
     """Generate dependency-free C99 from an int8 .tflite, bit-exact with TFLM."""
     from tinyml.codegen import generate
     from tinyml.codegen.host import write
@@ -30,6 +33,7 @@ def codegen(model: Path, out_dir: Path, prefix: str, target: str, verify_n: int)
     if verify_n and target != kernels.PORTABLE:
         raise InputError(f"--verify compiles for this computer, and target {target} is for another CPU",
                          hint="verify with --target portable: every target gives the same output bytes")
+    pre_model = _preprocess_model(model, run_dir) if run_dir is not None else None
     gen = generate(model, prefix=prefix, target=target, origin=model.name)
     if verify_n:
         import tempfile
@@ -39,6 +43,10 @@ def codegen(model: Path, out_dir: Path, prefix: str, target: str, verify_n: int)
         with tempfile.TemporaryDirectory(prefix="tinyml-verify-") as work:
             gen.report["verify"] = verify(gen, model.read_bytes(), verify_n, Path(work))
     paths = write(gen, out_dir)
+    if pre_model is not None:
+        from tinyml.firmware.render import write_preprocess_sources
+
+        paths += write_preprocess_sources(pre_model, out_dir)
     report = out_dir / f"{prefix}.codegen.json"
     write_atomic(report, json.dumps(gen.report, indent=2) + "\n")
     r = gen.report
@@ -55,3 +63,15 @@ def codegen(model: Path, out_dir: Path, prefix: str, target: str, verify_n: int)
 
             raise CheckFailed(f"generated C differs from TFLM in {v['tflm_mismatches']} output bytes",
                               hint="this is a code generator bug; report it with the model")
+
+
+def _preprocess_model(model: Path, run_dir: Path):  # noqa: ANN202 - tinyml.firmware.render.ModelInfo
+    """RUN as a model record, refused when MODEL is not its int8 model (other input scales)."""
+    from tinyml.errors import InputError
+    from tinyml.firmware.render import resolve_model
+
+    info = resolve_model(run_dir)
+    if not model.is_file() or model.read_bytes() != info.tflite_bytes:
+        raise InputError(f"{model} is not {info.tflite}, so RUN's preprocessing would quantize for another model",
+                         f"generate from it: tinyml codegen {info.tflite} --preprocess {run_dir} ...")
+    return info

@@ -54,7 +54,7 @@ def validate(board_name: str, model: str, data: str | None, split: str, limit: i
             project = Path(firmware_dir or Path(tmp) / board.name)
             render_project(board, info, project, runtime, target=target)
             size = build_project(project)
-            elf, sizes = project / ELF_NAME, (size.flash_bytes, size.ram_bytes)
+            elf, sizes = project / ELF_NAME, (size.flash_bytes, size.ram_bytes, size.arena_bytes)
             kernels = f", {read_manifest(project)['codegen_target']} kernels" if runtime == "native" else ""
             click.echo(f"built firmware for {board.name}{kernels}: flash {size.flash_bytes:,} B, "
                        f"static RAM {size.ram_bytes:,} B", err=True)

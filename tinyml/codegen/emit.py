@@ -170,6 +170,8 @@ enum {{
 }};
 #define {prefix}_input_scale {_float(qi.scales[0])}
 #define {prefix}_output_scale {_float(qo.scales[0])}
+#define {prefix}_input_dims {{{", ".join(str(d) for d in tin.shape)}}}   /* initializer for an int array */
+#define {prefix}_output_dims {{{", ".join(str(d) for d in tout.shape)}}}
 
 /* Runs the model once. input and output must not overlap. Returns 0. Not reentrant. */
 int {prefix}_invoke(const int8_t *input, int8_t *output);

@@ -19,6 +19,7 @@ from tinyml import __version__
 from tinyml.errors import InputError
 from tinyml.firmware.boards import Board
 from tinyml.firmware.esp_idf import sdkconfig_values
+from tinyml.outputs import write_atomic
 from tinyml.paths import templates_dir
 
 MANIFEST = "tinyml.json"
@@ -111,7 +112,7 @@ def _preprocess_context(model: ModelInfo) -> dict[str, Any]:
         return {"mode": pre.mode, "window": pre.window, "channels": pre.channels, "fs": pre.fs,
                 "feature_spec": pre.feature_spec, "min_std": repr(MIN_STD),
                 "mean": [repr(float(v)) for v in pre.mean], "std": [repr(float(v)) for v in pre.std]}
-    return {"mode": "raw", "window": model.input_bytes, "channels": ["x"], "mean": ["0.0"], "std": ["1.0"]}
+    return {"mode": "raw", "window": model.input_bytes, "channels": ["x"], "fs": 1.0, "mean": ["0.0"], "std": ["1.0"]}
 
 
 def codegen_target(board: Board, override: str | None = None) -> str:
@@ -201,7 +202,7 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
     pre = _preprocess_context(model)
     device_features = pre["mode"] == "features" and bool(board.hardware.get("double_math", True))
     ctx = {
-        "board": board, "runtime": runtime, "version": __version__,
+        "board": board, "runtime": runtime, "standalone": False, "version": __version__,
         "device_id": device_id or board.name, "pre": pre, "device_features": device_features, "esp_idf": esp_idf,
         "sensor": plan.to_json() if plan is not None else None,
         "model": {**asdict(model), "prefix": PREFIX, "arena_bytes": arena,
@@ -217,10 +218,7 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
     for root, dest in layers:
         _render_tree(env, root, dest, ctx)
     if pre["mode"] == "features":
-        from tinyml.data.features_c import features_c_config
-
-        (out / src / "tinyml_features_config.h").write_text(
-            features_c_config(pre["feature_spec"], pre["channels"], pre["fs"], pre["window"]))
+        _write_features_config(pre, out / src)
     if plan is not None:
         _write_sensor(plan, out / src)
     manifest = {
@@ -242,6 +240,44 @@ def _write_sensor(plan: Any, dest: Path) -> None:
     for path in sensor_sources(plan):
         shutil.copyfile(path, dest / path.name)
     (dest / "tinyml_sensor_config.h").write_text(sensor_config_header(plan))
+
+
+def _write_features_config(pre: dict[str, Any], dest: Path) -> Path:
+    from tinyml.data.features_c import features_c_config
+
+    return write_atomic(dest / "tinyml_features_config.h",
+                        features_c_config(pre["feature_spec"], pre["channels"], pre["fs"], pre["window"]))
+
+
+PREPROCESS_FILES = ("tinyml_run.c.j2", "tinyml_run.h")
+FEATURE_FILES = ("tinyml_features.c", "tinyml_features.h")
+
+
+def write_preprocess_sources(model: ModelInfo, dest: Path) -> list[Path]:
+    """The run's preprocessing as C for the user's own project, rendered from the same templates
+    firmware projects use: tinyml_run.c (tinyml_preprocess(): raw window -> int8 model input,
+    without the sensor hook and firmware config), tinyml_run.h and, for feature models, the
+    feature extractor with its baked configuration."""
+    import jinja2
+
+    if model.run_dir is None:
+        raise InputError(f"{model.tflite} is not in a run directory, so its preprocessing is unknown",
+                         "pass the run directory from `tinyml train` (it holds preprocess.json)")
+    pre = _preprocess_context(model)
+    ctx = {"pre": pre, "standalone": True,
+           "model": {"in_scale_c": _c_float(model.in_scale), "in_zp": model.in_zp}}
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    common = templates_dir() / "common"
+    names = PREPROCESS_FILES + (FEATURE_FILES if pre["mode"] == "features" else ())
+    written = []
+    for name in names:
+        text = (common / name).read_text()
+        if name.endswith(".j2"):
+            text, name = env.from_string(text).render(**ctx), name[:-3]
+        written.append(write_atomic(dest / name, text))
+    if pre["mode"] == "features":
+        written.append(_write_features_config(pre, dest))
+    return written
 
 
 def _render_tree(env: Any, root: Path, dest: Path, ctx: dict[str, Any]) -> None:

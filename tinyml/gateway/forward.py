@@ -26,7 +26,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tinyml.gateway.config import MqttConfig
-from tinyml.gateway.mqtt_client import LeanAckClient
+from tinyml.gateway.mqtt_client import LeanAckClient, apply_credentials
 from tinyml.gateway.store import Store
 
 log = logging.getLogger("tinyml.gateway")
@@ -70,12 +70,7 @@ class Forwarder:
         cfg = self.cfg
         client = LeanAckClient(CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
                                protocol=mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311)
-        if cfg.username is not None:
-            client.username_pw_set(cfg.username, cfg.password)
-        if cfg.tls:
-            client.tls_set(ca_certs=cfg.ca, certfile=cfg.cert, keyfile=cfg.key,
-                           cert_reqs=ssl.CERT_NONE if cfg.insecure else ssl.CERT_REQUIRED)
-            client.tls_insecure_set(cfg.insecure)
+        apply_credentials(client, cfg)
         # No paho limit: the forwarder bounds what is in flight itself, and with a limit paho
         # scans every queued message on each PUBACK (quadratic in the window).
         client.max_inflight_messages_set(0)

@@ -13,11 +13,14 @@ used only where they exist with the expected shape (``fast_acks`` says whether).
 from __future__ import annotations
 
 import inspect
+import ssl
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+
+from tinyml.gateway.config import MqttConfig
 
 _NO_PROPERTIES = Properties(PacketTypes.PUBACK)
 # The successful PUBACK reason codes; callbacks only read them, so one object each is shared.
@@ -54,3 +57,14 @@ class LeanAckClient(mqtt.Client):
             if mid in self._out_messages:  # informed once per message, as paho's own path does
                 return self._do_on_publish(mid, reason, _NO_PROPERTIES)
         return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+
+def apply_credentials(client: mqtt.Client, cfg: MqttConfig) -> None:
+    """User, password and TLS from the settings: the gateway's forwarder and the fleet consumer
+    connect the same way."""
+    if cfg.username is not None:
+        client.username_pw_set(cfg.username, cfg.password)
+    if cfg.tls:
+        client.tls_set(ca_certs=cfg.ca, certfile=cfg.cert, keyfile=cfg.key,
+                       cert_reqs=ssl.CERT_NONE if cfg.insecure else ssl.CERT_REQUIRED)
+        client.tls_insecure_set(cfg.insecure)

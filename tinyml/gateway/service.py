@@ -43,6 +43,24 @@ class Gateway:
         self.committed = self.store.result_count()
         self.writers: dict[str, ports.Connection] = {}  # connected ports, for evidence requests
         self.store.mark_ports_down(time.time())
+        self.started_at = time.time()
+        self.forwarder: Forwarder | None = None
+
+    def live(self, snap: dict) -> dict:
+        """The stored snapshot plus what only the running gateway knows: each device's drift
+        statistic, the MQTT broker connection and when this process started (a restart shows)."""
+        snap["gateway"] = {"site": self.config.site, "started_at": self.started_at, "running": True}
+        fwd = self.forwarder
+        snap["mqtt"] = None if fwd is None else {
+            "broker": fwd.cfg.redacted(), "connected": fwd.connected.is_set(), "published": fwd.published,
+            "rejected": fwd.rejected}
+        for d in snap["devices"]:
+            state = self.processor.devices.get(d["device"])  # read across threads: plain attribute reads
+            drift = state.drift if state is not None else None
+            d["drift"] = None if drift is None else {
+                "method": drift.config.method, "value": drift.value, "firing": drift.firing,
+                "threshold": drift.config.threshold}
+        return snap
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
@@ -58,11 +76,12 @@ class Gateway:
 
             def snap() -> dict:
                 with lock:
-                    return snapshot(reader)
+                    stored = snapshot(reader)
+                return self.live(stored)
             server = await api.serve(*self.config.http, snap)
         forwarder = None
         if self.config.mqtt is not None:
-            forwarder = Forwarder(self.config.mqtt, self.config.db, self.config.site)
+            forwarder = self.forwarder = Forwarder(self.config.mqtt, self.config.db, self.config.site)
             forwarder.start()
         if self.store.migrated_from:
             log.info("database %s migrated from schema %s to %s", self.config.db, self.store.migrated_from,

@@ -20,6 +20,9 @@ from tinyml.gateway.store import DEVICE_COUNTERS, connect
 
 ROLLING = 1000  # results per device the rolling aggregates cover
 RATE_WINDOW_S = 60.0
+SPARKLINE = 60  # latest scores per device in the snapshot, for the dashboard's sparkline
+RECENT_ALERTS = 20  # latest alerts, open or cleared
+ONLINE_S = 10.0  # a device heard from within this many seconds is online, else silent
 
 
 def _percentiles(values: list[float], qs: tuple[int, ...] = (50, 95, 99)) -> dict[str, float | None]:
@@ -41,11 +44,19 @@ def _device(conn: sqlite3.Connection, row: sqlite3.Row, now: float) -> dict[str,
     in_window = [r[5] for r in recent if r[5] >= now - RATE_WINDOW_S]
     span = max(now - min(in_window), 1.0) if in_window else RATE_WINDOW_S
     frames, bad = row["frames"], row["bad_frames"]
+    since = None if row["last_seen"] is None else now - row["last_seen"]
+    last = None
+    if recent:
+        label, anomaly, score, _, _, at = recent[0]
+        last = {"label": label, "class": classes[label] if 0 <= label < len(classes) else None,
+                "anomaly": None if anomaly is None else bool(anomaly), "score": score, "at": at}
     return {
         "device": device, "port": row["port"], "board": row["board"], "fw_version": row["fw_version"],
         "model_hash": row["model_hash"], "boot_id": row["boot_id"], "last_seq": row["last_seq"],
         "first_seen": row["first_seen"], "last_seen": row["last_seen"],
-        "seconds_since_seen": None if row["last_seen"] is None else round(now - row["last_seen"], 3),
+        "seconds_since_seen": None if since is None else round(since, 3),
+        "state": "unknown" if since is None else "online" if since <= ONLINE_S else "silent",
+        "last": last, "scores": [r[2] for r in recent[:SPARKLINE]][::-1],
         **{c: row[c] for c in DEVICE_COUNTERS},
         "results_per_s": round(len(in_window) / span, 3),
         "frame_error_rate": round(bad / (frames + bad), 6) if frames + bad else 0.0,
@@ -66,12 +77,15 @@ def snapshot(conn: sqlite3.Connection, now: float | None = None) -> dict[str, An
         ports = [dict(r) for r in conn.execute("SELECT * FROM ports ORDER BY port")]
         alerts = [dict(r) for r in conn.execute("SELECT id, device, rule, value, message, fired_at FROM alerts "
                                                 "WHERE cleared_at IS NULL ORDER BY id")]
+        recent_alerts = [dict(r) for r in conn.execute(
+            "SELECT id, device, rule, value, message, fired_at, cleared_at FROM alerts ORDER BY id DESC LIMIT ?",
+            (RECENT_ALERTS,))]
         outbox = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
         results = conn.execute("SELECT count(*) FROM results").fetchone()[0]
     finally:
         conn.row_factory = None
     return {"at": now, "results": results, "outbox": outbox, "devices": devices, "ports": ports,
-            "alerts": alerts}
+            "alerts": alerts, "recent_alerts": recent_alerts}
 
 
 def read(db: Path) -> dict[str, Any]:
@@ -139,6 +153,12 @@ def format_prometheus(snap: dict[str, Any]) -> str:
     out.append("# TYPE tinyml_gateway_alert_firing gauge")
     out += [f'tinyml_gateway_alert_firing{{device="{_label(a["device"])}",rule="{a["rule"]}"}} 1'
             for a in snap["alerts"]]
+    out.append("# TYPE tinyml_gateway_device_drift gauge")  # only a running gateway knows it
+    out += [f'tinyml_gateway_device_drift{{device="{_label(d["device"])}",method="{d["drift"]["method"]}"}} '
+            f'{d["drift"]["value"]}' for d in snap["devices"] if (d.get("drift") or {}).get("value") is not None]
+    if snap.get("mqtt") is not None:
+        out += ["# TYPE tinyml_gateway_mqtt_connected gauge",
+                f"tinyml_gateway_mqtt_connected {int(snap['mqtt']['connected'])}"]
     out.append("# TYPE tinyml_gateway_port_connected gauge")
     out += [f'tinyml_gateway_port_connected{{port="{_label(p["port"])}"}} {p["connected"]}' for p in snap["ports"]]
     return "\n".join(out) + "\n"

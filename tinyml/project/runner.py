@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tinyml import progress
 from tinyml.errors import InputError
 from tinyml.project.config import Project
 from tinyml.project.stages import STAGES, Stage, enabled
@@ -98,6 +99,7 @@ def _one(p: Project, stage: Stage, records: dict[str, Any], force: bool, dry_run
         return StageResult(stage.name, "run")
     records.pop(stage.name, None)
     save_state(p.out, records)
+    progress.stage(f"{stage.name}: starting")  # on stderr; the stage's own progress follows
     start = time.monotonic()
     figures = stage.run(p)
     seconds = time.monotonic() - start

@@ -10,6 +10,7 @@ project's run directory (OUT):
     OUT/firmware/          firmware   a firmware project and its build/firmware.elf
     OUT/validation.json    validate   device outputs against the TFLM host reference
     OUT/firmware/tinyml-manifest.json + .sig   sign
+    OUT/report.html        report     the run as one self-contained HTML page
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from tinyml.firmware import render
 from tinyml.project.config import Project
 from tinyml.train import artifacts
 
-STAGES = ("data", "train", "quantize", "codegen", "firmware", "validate", "sign")
+STAGES = ("data", "train", "quantize", "codegen", "firmware", "validate", "sign", "report")
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,8 @@ def _validate_run(p: Project) -> dict[str, Any]:
     tests = prepare_inputs(info, dataset_path(p), None if v["split"] == "all" else v["split"], v["limit"])
     size = measure(_elf(p), p.board, int(render.read_manifest(firmware_dir(p)).get("arena_bytes", 0)))
     report = validate(p.board, info, tests, elf=_elf(p), runtime=p.runtime,
-                      sizes=(size.flash_bytes, size.ram_bytes), timeout=v["timeout"], progress=True)
+                      sizes=(size.flash_bytes, size.ram_bytes, size.arena_bytes), timeout=v["timeout"],
+                      progress=True)
     artifacts.write_json(p.out / "validation.json", report.to_json())
     if report.mismatches > v["tolerance"]:
         raise CheckFailed(f"{report.mismatches} output bytes differ from the host reference "
@@ -269,6 +271,38 @@ SIGN = Stage(
 )
 
 
+# ---- report ------------------------------------------------------------------------------
+
+def report_path(p: Project) -> Path:
+    return p.out / "report.html"
+
+
+def _report_inputs(p: Project) -> list[Path]:
+    """What the page shows: the run's JSON and model, the dataset and the validation report."""
+    run = run_dir(p)
+    required = [run / n for n in (artifacts.MODEL_JSON, artifacts.METRICS_JSON, artifacts.QUANTIZATION_JSON,
+                                  artifacts.PREPROCESS_JSON, artifacts.MODEL_INT8)] + [dataset_path(p)]
+    optional = [run / artifacts.HISTORY_JSON, *([p.out / "validation.json"] if p.validate is not None else [])]
+    return required + [path for path in optional if path.is_file()]
+
+
+def _report_run(p: Project) -> dict[str, Any]:
+    from tinyml.report import write_report
+
+    path = write_report(p.out, report_path(p))
+    return {"path": str(path), "bytes": path.stat().st_size}
+
+
+REPORT = Stage(
+    "report",
+    settings=lambda p: {},
+    inputs=_report_inputs,
+    outputs=lambda p: [report_path(p)],
+    run=_report_run,
+    figure=lambda f: f"{f['path']} ({f['bytes'] / 1024:.0f} KiB)",
+)
+
+
 def enabled(p: Project) -> list[Stage]:
     """The stages this project configures, in pipeline order."""
     stages = [DATA, TRAIN, QUANTIZE, CODEGEN]
@@ -278,4 +312,5 @@ def enabled(p: Project) -> list[Stage]:
         stages.append(VALIDATE)
     if p.sign_key is not None:
         stages.append(SIGN)
+    stages.append(REPORT)
     return stages

@@ -18,6 +18,7 @@ MODEL_JSON = "model.json"
 PREPROCESS_JSON = "preprocess.json"
 METRICS_JSON = "metrics.json"
 QUANTIZATION_JSON = "quantization.json"
+HISTORY_JSON = "history.json"
 
 
 def write_bytes(path: Path, data: bytes) -> Path:

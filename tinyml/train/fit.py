@@ -179,10 +179,12 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
         "parameters": int(model.count_params()), "seed": opts.seed,
         "dataset": str(Path(dataset_path).resolve()) if dataset_path else None,
         "epochs_run": len(history.history["loss"]),
-        "best_epoch": int(stopper.best_epoch) + 1,  # 1-based: the epoch whose weights were restored
+        # 1-based: the epoch whose weights were restored; the last one when early stopping never
+        # started watching (fewer epochs than its warm-up), as then nothing is restored
+        "best_epoch": int(stopper.best_epoch) + 1 if stopper.best_weights is not None else len(history.history["loss"]),
         "score_baseline": result.pop("score_baseline"),
     }
-    save_run(out_dir, model, prep, info, result, history.history)
+    save_run(out_dir, model, prep, info, result, history.history, kind.monitor)
     if kind.task == "anomaly":
         test = splits.test
         plots.score_histogram(output_scores(kind.task, x_all, outputs)[test], [ds.classes[k] for k in ds.y[test]],
@@ -208,6 +210,7 @@ def evaluate(kind: ModelKind, ds: Dataset, splits: Splits, x_all: np.ndarray, ou
                                                 (scores[test] > threshold).astype(int), ANOMALY_LABELS)
         report["auc"] = metrics.roc_auc(scores[test], is_anomaly[test])
         report["threshold"] = threshold
+        report["score_histogram"] = metrics.score_histogram(scores[test], ds.y[test], ds.classes, threshold)
         baseline = scores[splits.val & ~is_anomaly][:BASELINE_SIZE]
     report["evaluated_on"] = splits.evaluated_on
     report["score_baseline"] = [round(float(s), 6) for s in baseline]
@@ -222,7 +225,9 @@ def output_scores(task: str, inputs: np.ndarray, outputs: np.ndarray) -> np.ndar
 
 
 def save_run(out_dir: Path, model: Any, prep: Preprocess, info: dict, result: dict,
-             history: dict[str, list[float]]) -> None:
+             history: dict[str, list[float]], monitor: str) -> None:
+    """``history``: Keras's per-epoch values; history.json keeps them with the kept epoch and
+    what early stopping watched (``monitor``), for the report's training curves."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / ".model.tmp.keras"
     model.save(tmp)
@@ -230,7 +235,10 @@ def save_run(out_dir: Path, model: Any, prep: Preprocess, info: dict, result: di
     prep.save(out_dir)
     artifacts.write_json(out_dir / artifacts.MODEL_JSON, info)
     artifacts.write_json(out_dir / artifacts.METRICS_JSON, result)
-    plots.training_curves({k: [float(v) for v in vals] for k, vals in history.items()}, out_dir / "training.png",
+    epochs = {k: [float(v) for v in vals] for k, vals in history.items()}
+    artifacts.write_json(out_dir / artifacts.HISTORY_JSON, {"epochs": epochs, "kept_epoch": info["best_epoch"],
+                                                            "monitor": monitor})
+    plots.training_curves(epochs, out_dir / "training.png",
                           title=f"{info['model']} on {Path(info['dataset'] or 'data').name}: "
                                 f"{info['epochs_run']} epochs, best {info['best_epoch']}",
                           best_epoch=info["best_epoch"])

@@ -51,6 +51,19 @@ def roc_auc(scores: np.ndarray, is_anomaly: np.ndarray) -> float | None:
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+def score_histogram(scores: np.ndarray, labels: np.ndarray, classes: list[str], threshold: float,
+                    bins: int = 30) -> dict:
+    """Anomaly scores counted per class over shared bins from 0 to past the threshold and most
+    scores (the last bin holds everything above), so a report can draw them without the data."""
+    scores = np.asarray(scores, np.float64)
+    top = max(float(np.percentile(scores, 98)) if scores.size else 0.0, 2.0 * threshold, 1e-9)
+    edges = np.linspace(0.0, top, bins + 1)
+    clipped = np.clip(scores, 0.0, top)
+    counts = {name: np.histogram(clipped[np.asarray(labels) == i], edges)[0].tolist()
+              for i, name in enumerate(classes) if (np.asarray(labels) == i).any()}
+    return {"edges": [round(float(e), 6) for e in edges], "counts": counts}
+
+
 def pick_threshold(normal_scores: np.ndarray, anomaly_scores: np.ndarray) -> float:
     """The score threshold for 'anomaly': best balanced accuracy on validation data when it has
     anomalies, otherwise just above the 99th percentile of normal scores."""

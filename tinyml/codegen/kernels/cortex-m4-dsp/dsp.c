@@ -79,7 +79,7 @@ static void tml_dsp_matvec(const int8_t *x, int32_t depth, const int32_t *w, int
 {
     const int32_t groups = depth >> 2, tail = depth & 3;
     const int32_t row_words = 2 * (groups + (tail != 0));
-    const int32_t whole = rows - rows % 4; /* a fixed tail start: see portable/fully_connected.c */
+    const int32_t whole = rows & ~3; /* a fixed tail start: see portable/fully_connected.c */
     uint32_t last = 0; /* the partial last group of inputs, zero-filled like the weights */
     int32_t xe, xo, u, i, acc[4];
     for (i = 0; i < tail; ++i)

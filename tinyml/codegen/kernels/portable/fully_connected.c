@@ -32,7 +32,7 @@ static void tml_fully_connected(const tml_fully_connected_params *p, const int8_
     /* The tail starts at a bound computed once, not where the 4-wide loop stopped: GCC's -O3
      * otherwise unrolls the (dead) tail from an unknown start and warns of overflow in u * depth
      * (-Waggressive-loop-optimizations). */
-    const int32_t whole = units - units % 4;
+    const int32_t whole = units & ~3; /* units >= 0 */
     int32_t b, u, acc[4];
     for (b = 0; b < p->batches; ++b) {
         const int8_t *x = input + b * depth;
