@@ -6,12 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := gcc-arm-none-eabi picolibc-arm-none-eabi libnewlib-arm-none-eabi \
 	qemu-system-arm qemu-system-misc gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf \
-<<<<<<< HEAD
-	gcc-xtensa-lx106 picolibc-xtensa-lx106-elf mosquitto postgresql openocd gcc make
-=======
-	gcc-xtensa-lx106 picolibc-xtensa-lx106-elf mosquitto openocd gcc make cmake \
+	gcc-xtensa-lx106 picolibc-xtensa-lx106-elf mosquitto postgresql openocd gcc make cmake \
 	chromium chromium-driver
->>>>>>> main
 PYTEST_ARGS ?=
 
 .PHONY: setup system-packages venv demo test lint clean

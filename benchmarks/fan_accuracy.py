@@ -42,11 +42,14 @@ def per_speed(run: Path, ds) -> dict[str, tuple[float, float]]:  # noqa: ANN001 
     from tinyml.train.quiet import import_keras
 
     test = ds.split == 2
-    x = Preprocess.from_run(run).apply(ds.x[test])
+    pre = Preprocess.from_run(run)
+    x = pre.apply(ds.x[test])
     float_pred = import_keras().models.load_model(run / "model.keras").predict(x, verbose=0).argmax(1)
     tflite = (run / "model_int8.tflite").read_bytes()
     q = interpreters.io_quantization(tflite)
-    int8_pred = interpreters.tflm_run(tflite, interpreters.quantize_input(x, q.in_scale, q.in_zp)).argmax(1)
+    x_q = (pre.int8_inputs(ds.x[test], q.in_scale, q.in_zp).reshape(-1, *q.in_shape) if pre.integer
+           else interpreters.quantize_input(x, q.in_scale, q.in_zp))  # integer runs: the device's own inputs
+    int8_pred = interpreters.tflm_run(tflite, x_q).argmax(1)
     y, groups = ds.y[test], ds.groups[test]
     return {g: (float((float_pred == y)[groups == g].mean()), float((int8_pred == y)[groups == g].mean()))
             for g in sorted(set(groups), key=float)}

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.conftest import assert_clean_error, run_cli
 from tinyml.data.dataset import load
@@ -55,27 +56,36 @@ def _check_run(run_dir: Path, data: Path, tmp_path: Path, extra: set[str]) -> No
     q = io_quantization(tflite)
     n_in, n_out = int(np.prod(q.in_shape)), int(np.prod(q.out_shape))
     got = np.frombuffer(run.stdout, np.int8).reshape(len(windows), n_in + n_out)
-    want_in = quantize_features(pre.apply(windows).reshape(len(windows), -1), np.zeros(n_in), np.ones(n_in),
-                                q.in_scale, q.in_zp)
+    if pre.integer:  # the device's own int8 inputs, bit for bit
+        want_in = pre.int8_inputs(windows, q.in_scale, q.in_zp)
+    else:
+        want_in = quantize_features(pre.apply(windows).reshape(len(windows), -1), np.zeros(n_in), np.ones(n_in),
+                                    q.in_scale, q.in_zp)
     assert np.array_equal(got[:, :n_in], want_in), f"{np.count_nonzero(got[:, :n_in] != want_in)} inputs differ"
     want_out = tflm_run(tflite, want_in.reshape(len(windows), *q.in_shape)).reshape(len(windows), -1)
     assert np.array_equal(got[:, n_in:], want_out)
 
 
+INT_FILES = {"tinyml_features_int.c", "tinyml_features_int.h", "tinyml_features_int_config.h"}
+
+
 def test_per_window_preprocess_c_matches_python_and_tflm(trained_run, tmp_path: Path):
-    _check_run(trained_run.run_dir, trained_run.data, tmp_path, set())
+    """Integer per_window (the default): the integer feature C and its configuration come along."""
+    _check_run(trained_run.run_dir, trained_run.data, tmp_path, INT_FILES)
 
 
-def test_feature_preprocess_c_matches_python_and_tflm(trained_run, tmp_path: Path):
+@pytest.mark.parametrize(("arithmetic", "files"), [
+    ("integer", INT_FILES), ("float64", {"tinyml_features.c", "tinyml_features.h", "tinyml_features_config.h"})])
+def test_feature_preprocess_c_matches_python_and_tflm(trained_run, tmp_path: Path, arithmetic: str, files: set[str]):
     """An mlp on features: the feature extractor and its baked configuration come along."""
     from tinyml.quantize import quantize_run
     from tinyml.train.fit import TrainOptions, train
 
     run = tmp_path / "mlp"
-    train(load(trained_run.data), "mlp", run, TrainOptions(epochs=3, quiet=True), dataset_path=trained_run.data)
+    train(load(trained_run.data), "mlp", run, TrainOptions(epochs=3, quiet=True, arithmetic=arithmetic),
+          dataset_path=trained_run.data)
     quantize_run(run, tolerance=100.0)
-    _check_run(run, trained_run.data, tmp_path, {"tinyml_features.c", "tinyml_features.h",
-                                                 "tinyml_features_config.h"})
+    _check_run(run, trained_run.data, tmp_path, files)
 
 
 def test_preprocess_refuses_another_runs_model(trained_run, shared, tmp_path: Path):

@@ -436,5 +436,6 @@ def test_pico_c_files_compile_for_the_core(renders: dict, serial: str, tmp_path:
     for level in PICO_LEVELS:
         compile_c("cortex-m0plus", sources, level, usb, *PICO_FLAGS, "-I", str(sdk), "-I", str(project / "src"),
                   "-I", str(project / "model"), cwd=tmp_path)
-    compile_c("cortex-m0plus", sources, "-O3", usb, "-DTINYML_RUN_MODE=1", *PICO_FLAGS, "-I", str(sdk),
-              "-I", str(project / "src"), "-I", str(project / "model"), cwd=tmp_path)
+    for mode in ("-DTINYML_RUN_MODE=1", "-DTINYML_EEMBC=1"):
+        compile_c("cortex-m0plus", sources, "-O3", usb, mode, *PICO_FLAGS, "-I", str(sdk), "-I", str(project / "src"),
+                  "-I", str(project / "model"), cwd=tmp_path)

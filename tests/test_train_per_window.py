@@ -31,13 +31,14 @@ def test_shape_channels_are_standardised_within_each_window_and_levels_are_log_s
                                rtol=1e-5)
 
 
-def test_a_louder_window_has_the_same_shape_and_a_shifted_level():
+@pytest.mark.parametrize(("arithmetic", "gain", "atol"), [("float64", 8.0, 1e-5), ("integer", 2.0, 0.02)])
+def test_a_louder_window_has_the_same_shape_and_a_shifted_level(arithmetic: str, gain: float, atol: float):
     x = np.random.default_rng(1).normal(0, 1, (4, 32, 2)).astype(np.float32)
-    pre = Preprocess.fit(x, "per_window", ["a", "b"], 100.0)
-    quiet, loud = pre.apply(x), pre.apply(x * np.float32(8.0))
-    np.testing.assert_allclose(loud[..., :2], quiet[..., :2], atol=1e-5)
-    np.testing.assert_allclose(loud[..., 2:] - quiet[..., 2:], np.broadcast_to(np.log(8.0) / pre.std, (4, 32, 2)),
-                               rtol=1e-4)
+    pre = Preprocess.fit(x, "per_window", ["a", "b"], 100.0, arithmetic=arithmetic)
+    quiet, loud = pre.apply(x), pre.apply(x * np.float32(gain))  # (integer: within the sample headroom)
+    np.testing.assert_allclose(loud[..., :2], quiet[..., :2], atol=atol)
+    np.testing.assert_allclose(loud[..., 2:] - quiet[..., 2:], np.broadcast_to(np.log(gain) / pre.std, (4, 32, 2)),
+                               rtol=1e-4, atol=atol)
 
 
 def test_a_flat_channel_gives_finite_inputs():
@@ -62,10 +63,17 @@ def _c_preprocess(project: Path, tmp: Path) -> ctypes.CDLL:
     lib = tmp / "librun.so"
     src = project / "src"
     proc = subprocess.run(["gcc", "-std=gnu11", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror", "-shared",
-                           "-fPIC", f"-I{src}", f"-I{project / 'model'}", str(src / "tinyml_run.c"),
-                           str(src / "tinyml_sensor.c"), "-o", str(lib), "-lm"], capture_output=True, text=True)
+                           "-fPIC", f"-I{src}", f"-I{project / 'model'}", *_run_sources(project), "-o", str(lib), "-lm"],
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     return ctypes.CDLL(str(lib))
+
+
+def _run_sources(project: Path) -> list[str]:
+    """The run-mode preprocessing's C files (with the integer features when the run uses them)."""
+    src = project / "src"
+    return [str(p) for p in (src / "tinyml_run.c", src / "tinyml_sensor.c", src / "tinyml_features_int.c")
+            if p.is_file()]
 
 
 @dataclass(frozen=True)
@@ -75,15 +83,26 @@ class RunModeCase:
     expected: np.ndarray    # Python's int8 model inputs [N, T * 2C], rounded as the C rounds
 
 
-@pytest.fixture(scope="module")
-def run_mode_case(trained_run, shared, tmp_path_factory) -> RunModeCase:
-    """Real fan windows, synthetic ones at 1, 1e-3 and 1e3 times their level, and a flat one."""
+@pytest.fixture(scope="module", params=["integer", "float64"])
+def run_mode_case(request, trained_run, shared, tmp_path_factory) -> RunModeCase:
+    """Real fan windows, synthetic ones at 1, 1e-3 and 1e3 times their level, and a flat one; for
+    the trained run (integer per_window) and a float64 copy of it (as runs trained before)."""
+    import shutil
+
     from tinyml.data.dataset import load
     from tinyml.data.importer import ImportOptions, import_data
 
-    project = render_project(load_board("qemu-mps2-an386"), resolve_model(trained_run.run_dir),
-                             tmp_path_factory.mktemp("per_window") / "fw")
-    pre = Preprocess.from_run(trained_run.run_dir)
+    base = tmp_path_factory.mktemp("per_window")
+    run_dir = trained_run.run_dir
+    if request.param == "float64":
+        run_dir = base / "float_run"
+        shutil.copytree(trained_run.run_dir, run_dir)
+        train = load(trained_run.data)
+        Preprocess.fit(train.x[train.split == 0], "per_window", train.channels, train.fs,
+                       arithmetic="float64").save(run_dir)
+    project = render_project(load_board("qemu-mps2-an386"), resolve_model(run_dir), base / "fw")
+    pre = Preprocess.from_run(run_dir)
+    assert pre.arithmetic == request.param
     fan = import_data([shared / "datasets/fan-imbalance/accelerometer.csv"],
                       ImportOptions(columns=["x", "y", "z"], label_column="Sensor Configuration",
                                     group_column="Rotation Speed Percentage", fs=50.0, window=pre.window))
@@ -91,10 +110,13 @@ def run_mode_case(trained_run, shared, tmp_path_factory) -> RunModeCase:
     flat = np.full((1, pre.window, 3), 0.5, np.float32)
     windows = np.concatenate([fan.x[::6], synthetic, synthetic * np.float32(1e-3), synthetic * np.float32(1e3),
                               flat]).astype(np.float32)
-    q = io_quantization((trained_run.run_dir / "model_int8.tflite").read_bytes())
+    q = io_quantization((run_dir / "model_int8.tflite").read_bytes())
     width = int(np.prod(q.in_shape))
-    expected = quantize_features(pre.apply(windows).reshape(len(windows), -1), np.zeros(width), np.ones(width),
-                                 q.in_scale, q.in_zp)
+    if pre.integer:
+        expected = pre.int8_inputs(windows, q.in_scale, q.in_zp)
+    else:
+        expected = quantize_features(pre.apply(windows).reshape(len(windows), -1), np.zeros(width), np.ones(width),
+                                     q.in_scale, q.in_zp)
     assert len(np.unique(expected)) > 100  # the comparison spans the int8 range
     return RunModeCase(project, windows, expected)
 
@@ -109,7 +131,7 @@ def test_firmware_preprocessing_on_the_host_matches_python_bit_for_bit(run_mode_
 
 
 def test_firmware_preprocessing_on_cortex_m4_matches_python_bit_for_bit(run_mode_case, tmp_path: Path):
-    """Double arithmetic in software and picolibc's log, on the firmware's own target."""
+    """On the firmware's own target: integers, or (float64 runs) doubles in software and picolibc's log."""
     pick = np.r_[0:4, -8:0]  # fan windows, the loudest and quietest synthetic ones, the flat one
     got, instructions = m4_preprocess(run_mode_case.project, run_mode_case.windows[pick], tmp_path)
     want = run_mode_case.expected[pick]
@@ -165,7 +187,7 @@ def m4_preprocess(project: Path, windows: np.ndarray, tmp: Path) -> tuple[np.nda
     src, elf = project / "src", tmp / "preprocess.elf"
     proc = subprocess.run(["arm-none-eabi-gcc", *bench.M4F, "-std=gnu11", "-O2", "-ffp-contract=off",
                            f"-I{src}", f"-I{project / 'model'}", f"-I{tmp}", *bench.PICOLIBC, str(tmp / "main.c"),
-                           str(src / "tinyml_run.c"), str(src / "tinyml_sensor.c"), "-lm", "-o", str(elf)],
+                           *_run_sources(project), "-lm", "-o", str(elf)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     run = subprocess.run([*bench.QEMU, "-kernel", str(elf)], capture_output=True, text=True, timeout=300)

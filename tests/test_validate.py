@@ -59,6 +59,7 @@ def test_trained_cnn1d_matches_tflm_on_emulated_board(board_name: str, trained_r
     assert report.device_labels_agree == 1.0  # device argmax == argmax of the reference
     assert report.instructions_per_inference and report.instructions_per_inference > 10_000
     assert report.flash_bytes == sizes[0] and report.bad_frames == 0
+    assert report.device_computes_features  # raw windows went in: the integer per_window ran on the device
     # QEMU's xtensa sim rarely garbles a byte into the guest (1 in dozens of runs, seen in CI; twice
     # in one run on a loaded machine): the device reports it, the host resends; any retry must be
     # explained that way.
@@ -80,26 +81,38 @@ def test_feat_ae_matches_tflm_on_emulated_board(board_name: str, shared: Path, t
     assert report.accuracy is None  # no labels, no threshold
 
 
-@pytest.fixture(scope="module")
-def feature_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A small temperature autoencoder on the default feature spec (16 features of 128 samples)."""
+def _feature_run(base: Path, arithmetic: str) -> tuple[Path, Path]:
     from tinyml.data.synth import TemperatureOptions, synth_temperature
     from tinyml.quantize import quantize_run
     from tinyml.train.fit import TrainOptions, train
 
-    base = tmp_path_factory.mktemp("feature_run")
     ds = synth_temperature(TemperatureOptions(per_class=40, seed=2))
     data = ds.save(base / "temperature.npz")
-    train(ds, "autoencoder", base / "run", TrainOptions(epochs=5, quiet=True), dataset_path=data)
+    train(ds, "autoencoder", base / "run", TrainOptions(epochs=5, quiet=True, arithmetic=arithmetic),
+          dataset_path=data)
     quantize_run(base / "run", tolerance=100.0)
     return base / "run", data
 
 
-@pytest.mark.parametrize(("board_name", "on_device"),
-                         [("qemu-mps2-an386", True), ("qemu-riscv32", True), ("qemu-xtensa-lx106", False)])
-def test_feature_model_with_features_computed_on_device(board_name: str, on_device: bool, feature_run,
-                                                        tmp_path: Path) -> None:
-    run_dir, data = feature_run
+@pytest.fixture(scope="module")
+def feature_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A small temperature autoencoder on the default feature spec (16 features of 128 samples),
+    integer preprocessing (the default)."""
+    return _feature_run(tmp_path_factory.mktemp("feature_run"), "integer")
+
+
+@pytest.fixture(scope="module")
+def float_feature_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The same with float64 features, as runs trained before integer preprocessing."""
+    return _feature_run(tmp_path_factory.mktemp("float_feature_run"), "float64")
+
+
+@pytest.mark.parametrize(("board_name", "arithmetic", "on_device"),
+                         [(b, "integer", True) for b in EMULATED]
+                         + [("qemu-mps2-an386", "float64", True), ("qemu-xtensa-lx106", "float64", False)])
+def test_feature_model_with_features_computed_on_device(board_name: str, arithmetic: str, on_device: bool,
+                                                        request, tmp_path: Path) -> None:
+    run_dir, data = request.getfixturevalue("feature_run" if arithmetic == "integer" else "float_feature_run")
     model = resolve_model(run_dir)
     elf, sizes = _firmware(run_dir, board_name, tmp_path / "fw")
     tests = prepare_inputs(model, data, "test", 12)
@@ -108,6 +121,9 @@ def test_feature_model_with_features_computed_on_device(board_name: str, on_devi
     # raw float32 windows went in, the device's C features fed the model: still zero mismatches
     assert report.device_computes_features is on_device
     assert report.mismatches == 0, report.first_mismatches
+    if on_device:  # the device reports its preprocessing's latency beside the model's
+        assert report.preprocess_latency_mean and report.preprocess_latency_mean > 0
+        assert report.instructions_with_preprocessing > report.instructions_per_inference
     assert report.accuracy is not None and report.device_labels_agree is not None
     assert model.threshold is not None
 

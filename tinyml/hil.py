@@ -73,6 +73,8 @@ class ValidationReport:
     cycles_per_inference: float | None
     ticks_per_inference: float | None
     latency_us_per_inference: float | None
+    preprocess_latency_mean: float | None   # devices computing the preprocessing: its mean, same unit
+    instructions_with_preprocessing: float | None  # preprocessing + model, emulated boards
     flash_bytes: int | None
     ram_bytes: int | None
     bad_frames: int                 # garbled frames the host received
@@ -111,6 +113,12 @@ class ValidationReport:
             lines.append(f"latency per inference: {self.latency_us_per_inference:,.1f} µs")
         else:
             lines.append(f"latency per inference: {self.latency_mean:,.1f} (unknown unit)")
+        if self.instructions_with_preprocessing is not None:
+            lines.append(f"instructions with the on-device preprocessing: {self.instructions_with_preprocessing:,.0f} "
+                         "(model alone above)")
+        elif self.preprocess_latency_mean is not None:
+            lines.append(f"on-device preprocessing: {self.preprocess_latency_mean:,.1f} {self.latency_unit} "
+                         "more per inference")
         if self.flash_bytes is not None:
             lines.append(f"flash {self.flash_bytes:,} B, static RAM {self.ram_bytes:,} B")
         lines.append(f"line: {self.bad_frames} bad frames received, {self.device_rx_errors} reported by the device, "
@@ -144,6 +152,10 @@ def prepare_inputs(model: ModelInfo, data: str | Path | None, split: str | None,
         from tinyml.preprocess import Preprocess
 
         pre = Preprocess.from_run(model.run_dir)
+    raw = ds.x.reshape(ds.n, -1).astype(np.float32)
+    if pre is not None and pre.integer:  # the device computes these from raw windows, in integers
+        q = pre.int8_inputs(ds.x, model.in_scale, model.in_zp)
+        return ValidationInputs(q, _truth(model, ds), source, raw)
     if pre is not None and pre.mode == "features":
         # quantized exactly as the device's C does it (tinyml_features_quantize), not half-to-even
         from tinyml.data.features import quantize_features
@@ -152,7 +164,7 @@ def prepare_inputs(model: ModelInfo, data: str | Path | None, split: str | None,
         pre.apply(ds.x)  # checks the window shape with a clear message
         feats = compute_feature_matrix(ds.x, pre.feature_spec, pre.fs)
         q = quantize_features(feats, pre.mean, pre.std, model.in_scale, model.in_zp)
-        return ValidationInputs(q, _truth(model, ds), source, ds.x.reshape(ds.n, -1).astype(np.float32))
+        return ValidationInputs(q, _truth(model, ds), source, raw)
     x = pre.apply(ds.x) if pre is not None else ds.x
     flat = x.reshape(x.shape[0], -1)
     if flat.shape[1] != model.input_bytes:
@@ -234,6 +246,7 @@ class DeviceSession:
         self.retries = 0
         self.device_rx_errors = 0
         self.hello_msg: p.Hello | None = None
+        self.preprocess_latency: dict[int, int] = {}  # seq -> the device's ACK(INFER) value
 
     def _exchange(self, msg: p.Message, accept: Callable[[p.Message], bool], what: str,
                   unanswered_hint: str = "check the device runs the tinyml validation firmware at this baud rate"
@@ -279,8 +292,12 @@ class DeviceSession:
             self._exchange(p.Input(off, x[off:end]),
                            lambda m, e=end: isinstance(m, p.Ack) and m.for_type == p.Input.TYPE and m.value == e,
                            "ACK")
-        return self._exchange(p.Infer(seq), lambda m: isinstance(m, p.Result) and m.seq == seq,
-                              "RESULT")  # type: ignore[return-value]
+        def accept(m: p.Message) -> bool:
+            if isinstance(m, p.Ack) and m.for_type == p.Infer.TYPE:  # preprocessing latency, before RESULT
+                self.preprocess_latency[seq] = m.value
+            return isinstance(m, p.Result) and m.seq == seq
+
+        return self._exchange(p.Infer(seq), accept, "RESULT")  # type: ignore[return-value]
 
     def output(self, result: p.Result, output_bytes: int) -> bytes:
         """The whole raw output of ``result``: its head plus OUTPUT chunks for the rest."""
@@ -355,6 +372,12 @@ def compare(board: Board, runtime: str, model: ModelInfo, tests: ValidationInput
         host_accuracy = float((host_labels == tests.labels).mean())
     agree = None if (host_labels == p.LABEL_UNDECIDED).all() else float((host_labels == labels).mean())
     latency = float(np.mean([r.latency for r in results]))
+    pre = [session.preprocess_latency[r.seq] for r in results if r.seq in session.preprocess_latency]
+    pre_mean = float(np.mean(pre)) if pre and len(pre) == len(results) else None
+    model_figures = latency_figures(board, results[0].latency_unit, latency)
+    with_pre = None
+    if pre_mean is not None and model_figures["instructions_per_inference"] is not None:
+        with_pre = latency_figures(board, results[0].latency_unit, latency + pre_mean)["instructions_per_inference"]
     unit = p.LATENCY_UNIT_NAMES.get(results[0].latency_unit, "?")
     first = [{"input": int(i), "first_byte": int(np.argmax(diff[i] > 0)), "device": device_out[i].tolist(),
               "reference": reference[i].tolist()} for i in bad_rows[:3]]
@@ -365,7 +388,7 @@ def compare(board: Board, runtime: str, model: ModelInfo, tests: ValidationInput
         host_accuracy=host_accuracy,
         device_computes_features=bool(session.hello_msg and session.hello_msg.input_bytes != tests.x.shape[1]),
         device_labels_agree=agree, latency_unit=unit, latency_mean=latency,
-        **latency_figures(board, results[0].latency_unit, latency),
+        **model_figures, preprocess_latency_mean=pre_mean, instructions_with_preprocessing=with_pre,
         flash_bytes=sizes[0] if sizes else None, ram_bytes=sizes[1] if sizes else None,
         bad_frames=int(session.link.decoder.bad_frames), device_rx_errors=session.device_rx_errors,
         retries=session.retries, seconds=seconds, data=tests.source, first_mismatches=first,

@@ -118,7 +118,10 @@ def quantize_run(run_dir: str | Path, data_path: str | Path | None = None,
 
     q = interpreters.io_quantization(tflite)
     wanted = splits.val | splits.test
-    x_q = interpreters.quantize_input(x_all[wanted], q.in_scale, q.in_zp)
+    if prep.integer:  # the device's own int8 inputs, computed from the raw windows
+        x_q = prep.int8_inputs(ds.x[wanted], q.in_scale, q.in_zp).reshape(-1, *q.in_shape)
+    else:
+        x_q = interpreters.quantize_input(x_all[wanted], q.in_scale, q.in_zp)
     stage(f"quantize: scoring {int(wanted.sum())} windows with float, int8 LiteRT and int8 TFLM")
     float_out = model.predict(x_all, verbose=0, batch_size=256)
     normal = info.get("normal_class", "")

@@ -313,7 +313,12 @@ static int handle(const tinyml_msg_t *msg)
         break;
     case TINYML_MSG_INFER:
 #if TINYML_DEVICE_FEATURES && !TINYML_RUN_MODE
+    {
+        /* ACK(INFER, latency of the preprocessing) precedes the RESULT, whose latency is the model's */
+        uint32_t start = port_latency_counter();
         tinyml_preprocess(window, input);
+        send_ack(TINYML_MSG_INFER, port_latency_counter() - start);
+    }
 #endif
         infer_and_report(msg->u.infer.seq);
         break;

@@ -21,8 +21,10 @@ from tinyml.cli.outpath import OUT_DIR, OUT_FILE
               help="Feature spec for mlp/autoencoder: a preset (vibration, temperature) or a JSON file.")
 @click.option("--patience", default=8, show_default=True, help="Early-stopping patience in epochs.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--arithmetic", type=click.Choice(["integer", "float64"]), default="integer", show_default=True,
+              help="Preprocessing arithmetic: integer (fixed point, bit-identical on every board) or float64.")
 def train(data: Path, model_name: str, out_dir: Path, epochs: int, batch_size: int, seed: int,
-          features: str | None, patience: int, quiet: bool) -> None:
+          features: str | None, patience: int, quiet: bool, arithmetic: str) -> None:
     """Train a model on DATA (.npz) and write RUN_DIR (model, metrics, plots, preprocessing)."""
     from tinyml.data.dataset import load
     from tinyml.train.fit import TrainOptions
@@ -33,7 +35,8 @@ def train(data: Path, model_name: str, out_dir: Path, epochs: int, batch_size: i
     model_kind(model_name)  # reject a bad name before loading anything
     ds = load(data)
     spec = feature_spec_option(features)
-    result = train_model(ds, model_name, out_dir, TrainOptions(epochs, batch_size, seed, patience, quiet),
+    result = train_model(ds, model_name, out_dir, TrainOptions(epochs, batch_size, seed, patience, quiet,
+                                                                   arithmetic),
                          spec, dataset_path=data)
     line = f"{model_name}: accuracy {result['accuracy']:.4f}, macro F1 {result['macro_f1']:.4f}"
     if result.get("auc") is not None:

@@ -142,6 +142,8 @@ class DeviceModel:
 
         q = self.quant
         assert self._pre is not None
+        if self._pre.integer:  # the device's own int8 inputs
+            return self._pre.int8_inputs(windows, q.in_scale, q.in_zp).reshape(-1, *q.in_shape)
         return quantize_input(self._pre.apply(windows), q.in_scale, q.in_zp).reshape(-1, *q.in_shape)
 
     def _pool_inputs(self, run_dir: Path | None, seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:

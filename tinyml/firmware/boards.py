@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,6 +208,9 @@ def _parse(data: dict, path: Path) -> Board:
     ipt = lat.get("instructions_per_tick", (int, float), None)
     buses = top.sub("buses", required=False)
     for bus_name in buses.table:
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,15}", bus_name):  # it reaches C strings and comments
+            raise InputError(f"board file {path}: bus name {bus_name!r} is not a plain name",
+                             "use lower-case letters, digits and '_', e.g. [buses.i2c0]")
         bus = buses.sub(bus_name)
         if bus.get("kind", str) not in ("i2c", "spi"):
             raise InputError(f"board file {path}: buses.{bus_name}.kind must be \"i2c\" or \"spi\"",

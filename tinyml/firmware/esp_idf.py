@@ -29,6 +29,6 @@ def sdkconfig_values(board: Board) -> dict[str, Any]:
         raise InputError(f"board file {board.source}: toolchain.idf_target {board.idf_target!r} is unknown here",
                          f"use one of: {', '.join(CPU_MHZ)}")
     if not isinstance(clock, int) or clock % 1_000_000 or clock // 1_000_000 not in allowed:
-        raise InputError(f"board file {board.source}: hardware.clock_hz {clock!r} is not a {board.idf_target} "
-                         f"CPU clock", f"use one of {', '.join(f'{m}000000' for m in allowed)}")
+        raise InputError(f"board file {board.source}: hardware.clock_hz {clock!r} is not a CPU clock the "
+                         f"{board.idf_target} offers", f"use one of {', '.join(f'{m}000000' for m in allowed)}")
     return {"flash_size": f"{mb}MB", "cpu_mhz": clock // 1_000_000}

@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tinyml import __version__
+from tinyml.codegen.c_text import c_comment, c_string
 from tinyml.errors import InputError
 from tinyml.firmware.boards import Board
 from tinyml.firmware.esp_idf import sdkconfig_values
@@ -25,6 +27,7 @@ from tinyml.paths import templates_dir
 MANIFEST = "tinyml.json"
 RUNTIMES = ("native", "tflm")
 PREFIX = "model"
+_TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
 @dataclass(frozen=True)
@@ -110,9 +113,11 @@ def _preprocess_context(model: ModelInfo) -> dict[str, Any]:
 
         pre = Preprocess.from_run(model.run_dir)
         return {"mode": pre.mode, "window": pre.window, "channels": pre.channels, "fs": pre.fs,
-                "feature_spec": pre.feature_spec, "min_std": repr(MIN_STD),
+                "feature_spec": pre.feature_spec, "min_std": repr(MIN_STD), "integer": pre.integer,
+                "sample_shift": pre.sample_shift, "mean_values": pre.mean, "std_values": pre.std,
                 "mean": [repr(float(v)) for v in pre.mean], "std": [repr(float(v)) for v in pre.std]}
-    return {"mode": "raw", "window": model.input_bytes, "channels": ["x"], "fs": 1.0, "mean": ["0.0"], "std": ["1.0"]}
+    return {"mode": "raw", "window": model.input_bytes, "channels": ["x"], "fs": 1.0, "mean": ["0.0"], "std": ["1.0"],
+            "integer": False}
 
 
 def codegen_target(board: Board, override: str | None = None) -> str:
@@ -160,10 +165,7 @@ def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str
     if runtime == "tflm" and board.template != "esp-idf":
         raise InputError(f"runtime 'tflm' needs ESP-IDF's esp-tflite-micro component; {board.name} "
                          f"uses the {board.template} template", "use --runtime native on this board")
-    family = templates_dir() / board.template
-    if not family.is_dir():
-        raise InputError(f"board {board.name} names template {board.template!r}, which is not in {templates_dir()}",
-                         "fix `template` in the board file or add the template folder")
+    family = template_family(board)
     plan = None
     if sensor is not None:
         from tinyml.firmware.sensors import load_sensor, plan_sensor
@@ -186,21 +188,71 @@ def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str
     return out
 
 
+def template_family(board: Board) -> Path:
+    """The board's template folder, confined to the templates folder: a board file is data and
+    must not pick templates (which run code at render time) from anywhere else."""
+    root = templates_dir().resolve()
+    name = str(board.template)
+    family = (root / name).resolve()
+    if not _TEMPLATE_NAME.match(name) or family.parent != root:
+        raise InputError(f"board file {board.source}: template {name!r} is not a folder name in {root}",
+                         "set `template` to one of the template folders, e.g. \"baremetal-cortex-m\"")
+    if not family.is_dir():
+        raise InputError(f"board {board.name} names template {name!r}, which is not in {root}",
+                         "fix `template` in the board file or add the template folder")
+    return family
+
+
+def jinja_env() -> Any:
+    """A sandboxed Jinja environment (templates cannot reach Python internals) with the C escapes:
+    ``c_string`` for text in string literals, ``c_comment`` for text in comments."""
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
+    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters.update(c_string=c_string, c_comment=c_comment)
+    return env
+
+
+def _clear_subdir(path: Path) -> None:
+    """Remove a previous render's folder; a symlink is removed itself, never followed."""
+    if path.is_symlink():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
+def _check_inside(out: Path, target: Path) -> None:
+    """Refuse to write through a symlinked folder inside ``out`` (it could point anywhere)."""
+    probe = target.parent
+    while probe != out and out in probe.parents:
+        if probe.is_symlink():
+            raise InputError(f"{probe} is a symlink inside the project; refusing to write through it",
+                             "remove the link or render into a new --out directory")
+        probe = probe.parent
+
+
+def _write_file(out: Path, target: Path, data: bytes) -> None:
+    """Write atomically by rename: a symlink at ``target`` is replaced, not followed."""
+    _check_inside(out, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, data)
+
+
 def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, device_id: str, family: Path,
                    target: str, plan: Any = None) -> None:
-    import jinja2
-
     esp_idf = sdkconfig_values(board) if board.template == "esp-idf" else None  # a bad board file stops us here
     src = "main" if board.template == "esp-idf" else "src"
     model_dir = out / ("main" if board.template == "esp-idf" else "model")
-    for sub in ("build", src, model_dir.name):
-        if (out / sub).is_dir() and (out / MANIFEST).is_file():
-            shutil.rmtree(out / sub)
+    if (out / MANIFEST).is_file() or (out / MANIFEST).is_symlink():
+        for sub in ("build", src, model_dir.name):
+            _clear_subdir(out / sub)
     model_dir.mkdir(parents=True, exist_ok=True)
     arena = _model_sources(model, runtime, target, model_dir, board)
 
     pre = _preprocess_context(model)
-    device_features = pre["mode"] == "features" and bool(board.hardware.get("double_math", True))
+    # integer preprocessing runs on every board; the float64 features need soft double
+    device_features = pre["integer"] or (pre["mode"] == "features" and bool(board.hardware.get("double_math", True)))
     ctx = {
         "board": board, "runtime": runtime, "standalone": False, "version": __version__,
         "device_id": device_id or board.name, "pre": pre, "device_features": device_features, "esp_idf": esp_idf,
@@ -210,17 +262,17 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
                   "in_scale_c": _c_float(model.in_scale), "out_scale_c": _c_float(model.out_scale),
                   **_decision_constants(model)},
     }
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env = jinja_env()
     layers = [(templates_dir() / "common", out / src)]
     if board.builder == "make":
         layers.append((templates_dir() / "baremetal-common", out))
     layers.append((family, out))
     for root, dest in layers:
-        _render_tree(env, root, dest, ctx)
-    if pre["mode"] == "features":
-        _write_features_config(pre, out / src)
+        _render_tree(env, root, dest, ctx, out=out)
+    if _feature_files(pre):
+        _write_features_config(pre, out / src, model)
     if plan is not None:
-        _write_sensor(plan, out / src)
+        _write_sensor(plan, out, out / src)
     manifest = {
         "board": board.name, "board_file": str(board.source), "template": board.template, "runtime": runtime,
         "builder": board.builder, "codegen_target": target if runtime == "native" else None,
@@ -230,19 +282,27 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
         "ram_bytes": board.ram_bytes, "stack_bytes": board.stack_bytes, "ram_origin": board.ram_origin,
         "tinyml_version": __version__, "sensor": plan.to_json() if plan is not None else None,
     }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    _write_file(out, out / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
 
 
-def _write_sensor(plan: Any, dest: Path) -> None:
+def _write_sensor(plan: Any, out: Path, dest: Path) -> None:
     """The sampler (in place of the placeholder hook), the driver, its bus file and their constants."""
     from tinyml.firmware.sensors import sensor_config_header, sensor_sources
 
     for path in sensor_sources(plan):
-        shutil.copyfile(path, dest / path.name)
-    (dest / "tinyml_sensor_config.h").write_text(sensor_config_header(plan))
+        _write_file(out, dest / path.name, path.read_bytes())
+    _write_file(out, dest / "tinyml_sensor_config.h", sensor_config_header(plan).encode())
 
 
-def _write_features_config(pre: dict[str, Any], dest: Path) -> Path:
+def _write_features_config(pre: dict[str, Any], dest: Path, model: ModelInfo) -> Path:
+    """The baked configuration of the run's feature/preprocessing C (integer or float64)."""
+    if pre["integer"]:
+        from tinyml.data.features_int_c import int_config_header
+
+        return write_atomic(dest / "tinyml_features_int_config.h", int_config_header(
+            mode=pre["mode"], window=pre["window"], channels=pre["channels"], fs=pre["fs"],
+            sample_shift=pre["sample_shift"], mean=pre["mean_values"], std=pre["std_values"],
+            in_scale=model.in_scale, zero_point=model.in_zp, spec=pre["feature_spec"]))
     from tinyml.data.features_c import features_c_config
 
     return write_atomic(dest / "tinyml_features_config.h",
@@ -251,36 +311,44 @@ def _write_features_config(pre: dict[str, Any], dest: Path) -> Path:
 
 PREPROCESS_FILES = ("tinyml_run.c.j2", "tinyml_run.h")
 FEATURE_FILES = ("tinyml_features.c", "tinyml_features.h")
+INT_FEATURE_FILES = ("tinyml_features_int.c", "tinyml_features_int.h")
+
+
+def _feature_files(pre: dict[str, Any]) -> tuple[str, ...]:
+    """The feature C a run's preprocessing needs: integer runs (features or per_window) the
+    integer one, float64 feature runs the float64 one."""
+    if pre["integer"]:
+        return INT_FEATURE_FILES
+    return FEATURE_FILES if pre["mode"] == "features" else ()
 
 
 def write_preprocess_sources(model: ModelInfo, dest: Path) -> list[Path]:
     """The run's preprocessing as C for the user's own project, rendered from the same templates
     firmware projects use: tinyml_run.c (tinyml_preprocess(): raw window -> int8 model input,
     without the sensor hook and firmware config), tinyml_run.h and, for feature models, the
-    feature extractor with its baked configuration."""
-    import jinja2
-
+    feature extractor (integer runs: tinyml_features_int.*, also for per_window) with its baked
+    configuration."""
     if model.run_dir is None:
         raise InputError(f"{model.tflite} is not in a run directory, so its preprocessing is unknown",
                          "pass the run directory from `tinyml train` (it holds preprocess.json)")
     pre = _preprocess_context(model)
     ctx = {"pre": pre, "standalone": True,
            "model": {"in_scale_c": _c_float(model.in_scale), "in_zp": model.in_zp}}
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env = jinja_env()
     common = templates_dir() / "common"
-    names = PREPROCESS_FILES + (FEATURE_FILES if pre["mode"] == "features" else ())
+    names = PREPROCESS_FILES + _feature_files(pre)
     written = []
     for name in names:
         text = (common / name).read_text()
         if name.endswith(".j2"):
             text, name = env.from_string(text).render(**ctx), name[:-3]
         written.append(write_atomic(dest / name, text))
-    if pre["mode"] == "features":
-        written.append(_write_features_config(pre, dest))
+    if _feature_files(pre):
+        written.append(_write_features_config(pre, dest, model))
     return written
 
 
-def _render_tree(env: Any, root: Path, dest: Path, ctx: dict[str, Any]) -> None:
+def _render_tree(env: Any, root: Path, dest: Path, ctx: dict[str, Any], *, out: Path) -> None:
     import jinja2
 
     for path in sorted(root.rglob("*")):
@@ -288,22 +356,25 @@ def _render_tree(env: Any, root: Path, dest: Path, ctx: dict[str, Any]) -> None:
             continue
         rel = path.relative_to(root)
         target = dest / (str(rel)[:-3] if path.suffix == ".j2" else rel)
-        target.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".j2":
             try:
-                target.write_text(env.from_string(path.read_text()).render(**ctx))
+                data = env.from_string(path.read_text()).render(**ctx).encode()
             except (jinja2.TemplateError, TypeError, ValueError) as exc:  # a missing/ill-typed board value
                 raise InputError(f"template {path} failed to render: {exc}",
                                  "check the board file has every key this template uses (docs/boards.md)") from exc
         else:
-            shutil.copyfile(path, target)
+            data = path.read_bytes()
+        _write_file(out, target, data)
 
 
 def _skip(path: Path, ctx: dict[str, Any]) -> bool:
-    """Files only some projects need: the component manifest pulls TFLM in, features run mode."""
+    """Files only some projects need: the component manifest pulls TFLM in, the integer features
+    (tinyml_features_int.*) integer runs, the float64 features (tinyml_features.*) older feature runs."""
     if path.name == "idf_component.yml":
         return ctx["runtime"] != "tflm"
-    return path.name.startswith("tinyml_features") and ctx["pre"]["mode"] != "features"
+    if path.name.startswith("tinyml_features_int"):
+        return not ctx["pre"]["integer"]
+    return path.name.startswith("tinyml_features") and (ctx["pre"]["mode"] != "features" or ctx["pre"]["integer"])
 
 
 def read_manifest(project: str | Path) -> dict[str, Any]:

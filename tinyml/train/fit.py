@@ -32,6 +32,7 @@ class TrainOptions:
     seed: int = 0
     patience: int = 8
     quiet: bool = False
+    arithmetic: str = "integer"  # preprocessing: "integer" (bit-identical on every device) or "float64"
 
     def check(self) -> None:
         oc.at_least(self, "epochs", 1)
@@ -145,7 +146,8 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
         val_fit_mask = splits.val & (ds.y == normal_idx)
         if not val_fit_mask.any():
             raise InputError("validation split has no normal windows", "re-split the dataset")
-    prep = Preprocess.fit(ds.x[fit_mask], kind.preprocess, ds.channels, ds.fs, feature_spec)
+    prep = Preprocess.fit(ds.x[fit_mask], kind.preprocess, ds.channels, ds.fs, feature_spec,
+                          arithmetic=opts.arithmetic)
     x_all = prep.apply(ds.x)
 
     stage(f"train: {model_name} on {int(fit_mask.sum())} windows, up to {opts.epochs} epochs", quiet=opts.quiet)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +18,17 @@ from tinyml.train import artifacts, metrics
 from tinyml.train.fit import output_scores
 
 
-def model_outputs(model_path: Path, inputs: np.ndarray, runtime: str = "litert") -> np.ndarray:
-    """Float outputs of a .keras model, or dequantized outputs of an int8 .tflite."""
+def model_outputs(model_path: Path, inputs: np.ndarray, runtime: str = "litert", *,
+                  int8_inputs: Callable[[float, int], np.ndarray] | None = None) -> np.ndarray:
+    """Float outputs of a .keras model, or dequantized outputs of an int8 .tflite; ``int8_inputs``
+    (scale, zero point) gives an integer-preprocessing run's own int8 inputs, as the device computes them."""
     if model_path.suffix == ".tflite":
         tfl = model_path.read_bytes()
         q = interpreters.io_quantization(tfl)
         run = interpreters.tflm_run if runtime == "tflm" else interpreters.litert_run
-        out = run(tfl, interpreters.quantize_input(inputs, q.in_scale, q.in_zp))
+        x_q = (int8_inputs(q.in_scale, q.in_zp).reshape(-1, *q.in_shape) if int8_inputs is not None
+               else interpreters.quantize_input(inputs, q.in_scale, q.in_zp))
+        out = run(tfl, x_q)
         return interpreters.dequantize(out, q.out_scale, q.out_zp)
     from tinyml.train.quiet import import_keras
 
@@ -59,8 +64,10 @@ def predict_file(model: Path, data: Path, out_path: Path, split: str = "all", ru
     full = dataset_io.load(data)
     ds = full.subset(split)
     index = np.arange(full.n) if split == "all" else np.flatnonzero(full.split == SPLITS[split])
-    inputs = Preprocess.from_run(run_dir).apply(ds.x)
-    outputs = model_outputs(model_file, inputs, runtime)
+    pre = Preprocess.from_run(run_dir)
+    inputs = pre.apply(ds.x)
+    int8 = (lambda scale, zp: pre.int8_inputs(ds.x, scale, zp)) if pre.integer else None
+    outputs = model_outputs(model_file, inputs, runtime, int8_inputs=int8)
     classes = list(info["classes"])
     if ds.classes != classes:
         raise InputError(f"dataset classes {ds.classes} differ from the model's {classes}",
