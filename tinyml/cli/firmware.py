@@ -48,7 +48,7 @@ def firmware() -> None:
 @click.option("--runtime", type=click.Choice(["native", "tflm"]), default="native", show_default=True,
               help="native: C from `tinyml codegen`; tflm: TensorFlow Lite Micro (ESP-IDF boards).")
 @click.option("--target", default=None,
-              help="Codegen kernels (portable, cortex-m4-dsp); default: the board's codegen_target.")
+              help="Codegen kernels (portable, cortex-m4-dsp); default: the fastest that fits the board's flash.")
 def firmware_new(board_name: str, model: str, out: str, runtime: str, target: str | None) -> None:
     """Render a plain firmware project (Makefile or ESP-IDF) that runs MODEL on BOARD."""
     from tinyml.firmware.render import read_manifest, render_project, resolve_model
@@ -56,7 +56,8 @@ def firmware_new(board_name: str, model: str, out: str, runtime: str, target: st
     board = load_board(board_name)
     path = render_project(board, resolve_model(model), out, runtime, target=target)
     how = "idf.py build" if board.builder == "idf.py" else f"tinyml build {path}"
-    kernels = f", {read_manifest(path)['codegen_target']} kernels" if runtime == "native" else ""
+    manifest = read_manifest(path)
+    kernels = f", {manifest['codegen_target']} kernels: {manifest['codegen_choice']}" if runtime == "native" else ""
     click.echo(f"firmware project for {board.name} ({runtime}{kernels}) written to {path}; build it with `{how}`")
 
 
