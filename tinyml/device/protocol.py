@@ -567,16 +567,26 @@ class Decoder:
         bytes long) or when it outgrows the largest frame. This is safe because a v1 frame's
         second byte is always 0x01 (the version after the COBS code byte), so no frame starts
         with two printable bytes. The C decoder cuts at the same places, byte by byte.
+
+        Linear in the buffer: the printable run is measured once (a cut never ends past it, so
+        what follows a cut is still printable up to the same end), each newline search stops a
+        frame's length ahead, and the delivered prefix is dropped once (issue 16: a text flood
+        used to re-scan the whole run at every cut).
         """
-        while self._buf:
-            printable = _PRINTABLE_RUN.match(self._buf).end()
-            cut = self._buf.find(b"\n", 1, printable) + 1
-            if not 0 < cut <= MAX_ENCODED + 1:
-                cut = MAX_ENCODED + 1 if printable > MAX_ENCODED else 0
-            if not cut:
+        run_end = _PRINTABLE_RUN.match(self._buf).end()
+        pos = 0
+        while pos < len(self._buf):
+            newline = self._buf.find(b"\n", pos + 1, min(run_end, pos + MAX_ENCODED + 1))
+            if newline >= 0:
+                cut = newline + 1 - pos
+            elif run_end - pos > MAX_ENCODED:
+                cut = MAX_ENCODED + 1
+            else:
                 break
-            self._judge(bytes(self._buf[:cut]), events)
-            del self._buf[:cut]
+            self._judge(bytes(self._buf[pos:pos + cut]), events)
+            pos += cut
+        if pos:
+            del self._buf[:pos]
         if len(self._buf) > MAX_ENCODED:
             self._judge(bytes(self._buf), events)
             self._buf.clear()
