@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -132,9 +133,12 @@ def test_resampling_to_a_common_rate_keeps_frequencies(tmp_path):
 def test_time_gaps_and_resets_start_new_recordings(tmp_path):
     t = np.concatenate([np.arange(100), 500 + np.arange(100), np.arange(100)]) * 0.1  # gap, then back to 0
     rows = [[f"{ti:.1f}", i, "a" if i < 150 else "b"] for i, ti in enumerate(t)]
-    ds = import_data([write_csv(tmp_path / "t.csv", ["time", "i", "label"], rows)],
-                     ImportOptions(columns=["i"], time_column="time", label_column="label", window=20, hop=10,
-                                   split="random", val=0.1, test=0.1))
+    path = write_csv(tmp_path / "t.csv", ["time", "i", "label"], rows)
+    opts = ImportOptions(columns=["i"], time_column="time", label_column="label", window=20, hop=10,
+                         split="random", val=0.1, test=0.1)
+    with pytest.raises(InputError, match=r"1 clock fault\(s\): backwards at line 202 \(59.9 s back\)"):
+        import_data([path], opts)  # a clock reset is refused by default
+    ds = import_data([path], replace(opts, on_backwards="split"))
     assert ds.fs == pytest.approx(10.0)
     assert np.all(np.diff(ds.x[:, :, 0], axis=1) == 1)  # no window spans the gap or the reset
     assert ds.n == 9 + 4 + 4 + 9  # runs of 100, 50 (label a->b), 50 and 100 rows

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import chromium, console_errors
 from tests.mosquitto import Broker, Gate, free_port
 from tests.test_gateway_e2e import GatewayProcess, query, wait_until
 from tinyml.device.emulator import EmulatedFleet
@@ -247,6 +248,19 @@ def test_bad_input_is_counted_logged_once_and_never_stops_the_consumer(tmp_path)
         port = int(text.split("HTTP dashboard on http://127.0.0.1:")[1].split("/")[0])
         snap = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=10))
         assert snap["results"] == len(good) and len(snap["rejected"]) == 5
+        assert snap["devices"][0]["last"]["label"] in (0, 1) and snap["mqtt"]["connected"]
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read().decode()
+        assert "/dashboard.js" in page  # the gateway's dashboard page, fed by the fleet's /status
+        with chromium() as driver:
+            driver.get(f"http://127.0.0.1:{port}/")
+            rows = ("return [...document.querySelectorAll('#devices tbody tr')].map(r => "
+                    "Object.fromEntries([...r.cells].map(c => [c.dataset.field, c.textContent])))")
+            wait_until(lambda: [r["device"] for r in driver.execute_script(rows)] == ["s1/dev-1"], 30,
+                       "the fleet's device row on the dashboard")
+            shown = driver.execute_script(rows)[0]
+            assert shown["results"] == "20" and shown["missing"] == "-" and shown["last_score"] != "-"
+            assert driver.find_element("id", "link").get_attribute("data-state") == "live"
+            assert console_errors(driver) == []
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
         assert 'tinyml_fleet_rejected_total{source="site s1",reason="not_json"} 3' in metrics
         assert 'tinyml_fleet_device_results_total{site="s1",device="dev-1"} 20' in metrics

@@ -139,7 +139,7 @@ def test_emulated_fleet_alert_evidence_export_and_retrain(tmp_path: Path, traine
     model = DeviceModel(trained_run.run_dir)
     cfg = tmp_path / "gateway.toml"
     cfg.write_text(f"[[models]]\nrun = '{trained_run.run_dir}'\ndevices = ['emu-*']\n"
-                   "[rules]\nanomaly_k = 3\nanomaly_n = 5\nsilent_seconds = 60\n"
+                   "[rules]\nanomaly_k = 3\nanomaly_n = 5\nanomaly_clear_k = 1\nsilent_seconds = 60\n"
                    "[evidence]\nwindows = 6\nper_device_per_hour = 1\n")
     with EmulatedFleet(model, count=2, tcp_port=0, rate=20, seed=4) as fleet:
         gw = GatewayProcess(tmp_path, fleet.endpoints, "--config", str(cfg))
@@ -160,6 +160,8 @@ def test_emulated_fleet_alert_evidence_export_and_retrain(tmp_path: Path, traine
         values = np.frombuffer(data, "<f4").reshape(1, samples_, channels)
         again = model.infer(model._quantize(values)[0].tobytes())
         assert bytes(v & 0xFF for v in again.output) == output  # the very window behind that result
+    status = run_cli("gateway", "status", "--db", gw.db)
+    assert status.returncode == 0 and "evidence: 12 raw window(s) from 2 request(s)" in status.stdout
     proc = run_cli("gateway", "export", "--db", gw.db, "--out", tmp_path / "w.npz", "--device", "emu-000")
     assert proc.returncode == 0, proc.stderr
     assert "exported 6 evidence window(s) of 256 x 3 at 2560 Hz" in proc.stdout

@@ -90,7 +90,16 @@ def synth_temperature_cmd(out: str, per_class: int, window: int, fs: float, wind
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--out", required=True, type=OUT_FILE, help="Dataset file to write (.npz).")
 @click.option("--columns", help="CSV signal columns, comma-separated (default: every numeric column).")
-@click.option("--time-column", help="CSV column of timestamps in seconds (gives the source rate).")
+@click.option("--time-column", help="CSV column of timestamps: numbers (s or ms) or ISO 8601 dates and times "
+                                   "(gives the source rate, splits at gaps; see docs/series.md).")
+@click.option("--time-format", help="How to read --time-column: s, ms, or a strptime pattern like '%d.%m.%Y %H:%M'.")
+@click.option("--on-backwards", type=click.Choice(["refuse", "drop", "sort", "split"]), default="refuse",
+              show_default=True, help="Duplicated or backwards times: refuse the file, drop those rows, sort the "
+                                      "rows by time, or start a new recording at each.")
+@click.option("--max-gap", type=float, help="Seconds between samples that split a recording "
+                                            "(default: 2.5 times the median step).")
+@click.option("--resample", "resample_method", type=click.Choice(["linear", "previous"]), default="linear",
+              show_default=True, help="How irregular timestamps go onto the regular grid.")
 @click.option("--label-column", help="CSV column holding the class label.")
 @click.option("--group-column", help="CSV column naming the recording/group (e.g. a speed level).")
 @click.option("--label", help="Label for files that get none from a column or a PATH/<label>/ folder.")
@@ -119,12 +128,14 @@ def import_cmd(paths: tuple[str, ...], out: str, columns: str | None, time_colum
                label_column: str | None, group_column: str | None, label: str | None, variable: str | None,
                fs: float | None, source_fs: float | None, window: int, hop: int | None, split_mode: str | None,
                val: float, test: float, test_groups: str | None, val_groups: str | None, fill: str | None,
-               kind: str, normal_class: str, class_names: str | None, seed: int) -> None:
+               kind: str, normal_class: str, class_names: str | None, seed: int, time_format: str | None,
+               on_backwards: str, max_gap: float | None, resample_method: str) -> None:
     """Import CSV, .mat and .npz recordings (files, or folders laid out as PATH/<label>/<files>)."""
     from tinyml.data.importer import ImportOptions, import_data
     opts = ImportOptions(_csv_list(columns), time_column, label_column, group_column, label, variable, fs,
                          source_fs, window, hop, split_mode, val, test, _csv_list(test_groups),
-                         _csv_list(val_groups), fill, kind, normal_class, _mapping(class_names), seed)
+                         _csv_list(val_groups), fill, kind, normal_class, _mapping(class_names), seed,
+                         time_format, on_backwards, max_gap, resample_method)
     ds = import_data(list(paths), opts)
     _report(ds, str(ds.save(out)))
     skipped = ds.meta.get("skipped_short_recordings", 0)

@@ -11,6 +11,8 @@ Keys (all arrays; scalars are 0-d arrays):
   kind      str     []         "vibration", "temperature" or "generic"
   normal_class str  []         name of the normal class ("" when not an anomaly dataset)
   meta      str     []         JSON with provenance (generator and seed, source files, options)
+  times     float64 [N]        optional: start time of each window, seconds since the epoch (NaN: unknown);
+                               present when the source had a time column
 
 Only this module reads and writes the format, so every stage agrees on it.
 """
@@ -43,8 +45,11 @@ class Dataset:
     kind: str = "generic"
     normal_class: str = ""
     meta: dict = field(default_factory=dict)
+    times: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.times is not None:
+            self.times = np.asarray(self.times, dtype=np.float64)
         self.x = np.asarray(self.x, dtype=np.float32)
         self.y = np.asarray(self.y, dtype=np.int64)
         self.split = np.asarray(self.split, dtype=np.int8)
@@ -63,7 +68,8 @@ class Dataset:
         n, _, c = self.x.shape
         if n == 0:
             raise InputError("dataset has no windows", "check --window/--hop against the recording length")
-        for name, arr in (("y", self.y), ("split", self.split), ("groups", self.groups)):
+        fields = (("y", self.y), ("split", self.split), ("groups", self.groups))
+        for name, arr in fields + ((("times", self.times),) if self.times is not None else ()):
             if arr.shape != (n,):
                 raise InputError(f"dataset field {name!r} has shape {arr.shape}, expected ({n},)",
                                  "the file is inconsistent; recreate it")
@@ -92,7 +98,8 @@ class Dataset:
             raise InputError(f"dataset has no windows in the {which!r} split",
                              "re-import with a split that leaves windows on every side")
         return Dataset(self.x[mask], self.y[mask], self.classes, self.channels, self.fs,
-                       self.split[mask], self.groups[mask], self.kind, self.normal_class, self.meta)
+                       self.split[mask], self.groups[mask], self.kind, self.normal_class, self.meta,
+                       None if self.times is None else self.times[mask])
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -101,7 +108,8 @@ class Dataset:
                 tmp, x=self.x, y=self.y, classes=np.array(self.classes, dtype=str),
                 channels=np.array(self.channels, dtype=str), fs=np.float64(self.fs), split=self.split,
                 groups=self.groups, kind=np.array(self.kind), normal_class=np.array(self.normal_class),
-                meta=np.array(json.dumps(self.meta)), format_version=np.int64(FORMAT_VERSION))
+                meta=np.array(json.dumps(self.meta)), format_version=np.int64(FORMAT_VERSION),
+                **({} if self.times is None else {"times": self.times}))
         return path
 
 
@@ -143,6 +151,7 @@ def load(path: str | Path) -> Dataset:
                 kind=str(z["kind"]) if "kind" in z.files else "generic",
                 normal_class=str(z["normal_class"]) if "normal_class" in z.files else "",
                 meta=json.loads(str(z["meta"])) if "meta" in z.files else {},
+                times=z["times"] if "times" in z.files else None,
             )
     except InputError:
         raise

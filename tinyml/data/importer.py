@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyml import optioncheck as oc
+from tinyml.data import series
 from tinyml.data.dataset import Dataset
 from tinyml.data.io import DATA_SUFFIXES, Recording, read_csv, read_mat, read_npz
 from tinyml.data.split import TEST, TRAIN, VAL, allocate, check_split, split_by_group, split_random
@@ -44,6 +45,10 @@ class ImportOptions:
     normal_class: str = ""
     class_names: dict[str, str] | None = None  # label as found -> class name to store
     seed: int = 0
+    time_format: str | None = None      # s, ms or a strptime pattern (default: numbers or ISO 8601)
+    on_backwards: str = "refuse"        # clock faults: refuse, drop, sort or split
+    max_gap: float | None = None        # seconds; longer steps split the recording
+    resample: str = "linear"            # how irregular times go onto the grid: linear or previous
 
     def check(self) -> None:
         oc.at_least(self, "window", 2)
@@ -53,6 +58,11 @@ class ImportOptions:
         oc.one_of(self, "fill", FILL_MODES)
         oc.one_of(self, "split", SPLIT_MODES)
         oc.split_fractions(self)
+        oc.one_of(self, "on_backwards", series.ON_BACKWARDS)
+        oc.one_of(self, "resample", series.RESAMPLE_METHODS)
+        oc.positive(self, "max_gap")
+        if (self.time_format or self.max_gap) and not self.time_column:
+            raise InputError("--time-format/--max-gap need --time-column", "name the CSV column of timestamps")
 
 
 def find_sources(paths: list[str | Path]) -> list[tuple[Path, str | None]]:
@@ -81,7 +91,8 @@ def find_sources(paths: list[str | Path]) -> list[tuple[Path, str | None]]:
 def _read(path: Path, o: ImportOptions) -> list[Recording]:
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return read_csv(path, o.columns, o.time_column, o.label_column, o.group_column, o.fill)
+        return read_csv(path, o.columns, o.time_column, o.label_column, o.group_column, o.fill,
+                        timing=series.TimeOptions(o.time_format, o.on_backwards, o.max_gap, o.resample))
     if o.columns or o.label_column or o.group_column or o.time_column:
         raise InputError(f"{path}: --columns/--label-column/--group-column/--time-column apply to CSV files only",
                          "use --variable for .mat/.npz arrays and folders or --label for labels")
@@ -128,7 +139,7 @@ def import_data(paths: list[str | Path], o: ImportOptions = ImportOptions()) -> 
     if (o.test_groups or o.val_groups) and mode != "group":
         raise InputError("--test-groups/--val-groups need --split group", "add --split group")
     pieces = _time_pieces(recs, o, hop) if mode == "time" else [(r, 0, r.signal.shape[0], TRAIN) for r in recs]
-    x, y, groups, sp, skipped = _windows(pieces, classes, o.window, hop)
+    x, y, groups, sp, skipped, times = _windows(pieces, classes, o.window, hop, fs)
     need_val, need_test = (o.val > 0 or bool(o.val_groups)), (o.test > 0 or bool(o.test_groups))
     if mode == "group":
         split = split_by_group(groups, y, o.val, o.test, o.seed, o.test_groups, o.val_groups)
@@ -140,7 +151,11 @@ def import_data(paths: list[str | Path], o: ImportOptions = ImportOptions()) -> 
     meta = {"importer": "tinyml.data.importer", "sources": [str(p) for p, _ in sources],
             "options": asdict(o) | {"split": mode, "hop": hop}, "skipped_short_recordings": skipped,
             "source_fs": sorted({r.fs or o.source_fs or fs for r in recs})}
-    return Dataset(x, y, classes, channels, fs, split, groups, o.kind, o.normal_class, meta)
+    timed = [r for r in recs if r.timing is not None]
+    if timed:
+        meta["recordings"] = [{"source": r.source, "label": r.label, "group": r.group, **r.timing} for r in timed]
+    return Dataset(x, y, classes, channels, fs, split, groups, o.kind, o.normal_class, meta,
+                   times if timed else None)
 
 
 def _read_all(sources: list[tuple[Path, str | None]], o: ImportOptions) -> list[Recording]:
@@ -157,9 +172,11 @@ def _read_all(sources: list[tuple[Path, str | None]], o: ImportOptions) -> list[
     return recs
 
 
-def _windows(pieces: list[tuple[Recording, int, int, int]], classes: list[str], window: int, hop: int):
-    """Windows cut inside each piece [a, b) of one recording: x, y, groups, split codes, pieces too short."""
-    xs, ys, gs, sp = [], [], [], []
+def _windows(pieces: list[tuple[Recording, int, int, int]], classes: list[str], window: int, hop: int,
+             fs: float):
+    """Windows cut inside each piece [a, b) of one recording: x, y, groups, split codes, pieces too short,
+    start times (NaN where the recording had no time column)."""
+    xs, ys, gs, sp, ts = [], [], [], [], []
     skipped = 0
     for r, a, b, code in pieces:
         starts = _cut(b - a, window, hop)
@@ -168,10 +185,11 @@ def _windows(pieces: list[tuple[Recording, int, int, int]], classes: list[str], 
         ys += [classes.index(r.label)] * len(starts)
         gs += [r.group] * len(starts)
         sp += [code] * len(starts)
+        ts += [(r.t0 if r.t0 is not None else np.nan) + (a + s) / fs for s in starts]
     if not xs:
         raise InputError(f"no recording piece is as long as --window {window}", "use a shorter --window")
     return (np.stack(xs), np.array(ys, dtype=np.int64), np.array(gs, dtype=str), np.array(sp, dtype=np.int8),
-            skipped)
+            skipped, np.array(ts, dtype=np.float64))
 
 
 def _channels(recs: list[Recording]) -> list[str]:

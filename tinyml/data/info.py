@@ -41,4 +41,25 @@ def format_summary(info: dict) -> str:
     lines.append("channels:      mean        std        min        max")
     for ch, s in info["channel_stats"].items():
         lines.append(f"  {ch:<8} {s['mean']:>10.4g} {s['std']:>10.4g} {s['min']:>10.4g} {s['max']:>10.4g}")
-    return "\n".join(lines)
+    return "\n".join(lines + _recordings(info["meta"].get("recordings", [])))
+
+
+def _recordings(recs: list[dict]) -> list[str]:
+    """Each timestamped recording's span, the gap before it and the clock faults found in its rows."""
+    if not recs:
+        return []
+    gaps = sum(r["gap_before_s"] is not None for r in recs)
+    faults = sum(len(r["clock_faults"]) for r in recs)
+    lines = [f"recordings (time column): {len(recs)}, {gaps} split at gaps, {faults} clock fault(s)"]
+    for r in recs:
+        where = f"{r['source']} lines {r['first_line']}-{r['last_line']}"
+        text = f"  {r['start']} to {r['end']}: {r['samples']} samples ({where}"
+        text += f", label {r['label']})" if r.get("label") is not None else ")"
+        if r["gap_before_s"] is not None:
+            text += f", after a gap of {r['gap_before_s']:g} s"
+        if r["resampled"]:
+            text += ", resampled onto the grid"
+        lines.append(text)
+        lines += [f"    clock fault: {f['kind']} at line {f['line']}"
+                  + (f" ({f['seconds']:g} s back)" if f["kind"] == "backwards" else "") for f in r["clock_faults"]]
+    return lines

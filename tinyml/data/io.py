@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import fnmatch
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyml.data import series
+from tinyml.data.timestamps import iso, parse_times
 from tinyml.errors import InputError
 
 DATA_SUFFIXES = (".csv", ".mat", ".npz")
@@ -30,6 +33,8 @@ class Recording:
     label: str | None = None
     group: str | None = None    # None: the source file is the group
     fs: float | None = None     # None: unknown, the caller's --source-fs/--fs applies
+    t0: float | None = None     # time of the first sample (s since the epoch) when a time column gave it
+    timing: dict | None = None  # span, lines, the gap before it and clock faults (for `data info`)
 
 
 def _missing(cell: str) -> bool:
@@ -66,7 +71,8 @@ def _fill_or_fail(values: np.ndarray, names: list[str], source: str, fill: str |
 
 
 def read_csv(path: Path, columns: list[str] | None, time_column: str | None, label_column: str | None,
-             group_column: str | None, fill: str | None) -> list[Recording]:
+             group_column: str | None, fill: str | None, *,
+             timing: series.TimeOptions | None = None) -> list[Recording]:
     """Rows of a CSV with a header line, cut into recordings by label/group runs and time gaps."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
@@ -94,22 +100,71 @@ def read_csv(path: Path, columns: list[str] | None, time_column: str | None, lab
         columns = [h for h in header if h not in special and _numeric_column(body, header.index(h))]
         if not columns:
             raise InputError(f"{path}: no numeric signal columns", "choose them with --columns a,b,c")
-    values = _numeric(body, header, columns + ([time_column] if time_column else []), path)
-    signal, t = (values[:, :-1], values[:, -1]) if time_column else (values, None)
-    if t is not None and not np.all(np.isfinite(t)):
-        r = int(np.flatnonzero(~np.isfinite(t))[0])
-        raise InputError(f"{path}: missing or non-finite time at line {r + 2}, column {time_column!r}",
-                         "fix the time column")
+    signal = _numeric(body, header, columns, path)
     labels = [row[header.index(label_column)].strip() for row in body] if label_column else None
     groups = [row[header.index(group_column)].strip() for row in body] if group_column else None
-    cuts = _run_starts(labels, groups, t, len(body))
+    if time_column:
+        return _timed(path, body, header.index(time_column), time_column, signal, columns, labels, groups,
+                      fill, timing or series.TimeOptions())
+    cuts = _run_starts(labels, groups, len(body))
     out = []
     for a, b in zip(cuts, cuts[1:] + [len(body)], strict=True):
         seg = _fill_or_fail(signal[a:b], columns, str(path), fill, lambda r, a=a: f"line {a + r + 2}")
-        fs = _fs_from_time(t[a:b], path, a) if t is not None else None
         out.append(Recording(seg, list(columns), str(path), labels[a] if labels else None,
-                             groups[a] if groups else None, fs))
+                             groups[a] if groups else None))
     return out
+
+
+def _timed(path: Path, body: list[list[str]], ti: int, name: str, signal: np.ndarray, columns: list[str],
+           labels: list[str] | None, groups: list[str] | None, fill: str | None,
+           o: series.TimeOptions) -> list[Recording]:
+    """Recordings of a timestamped CSV: runs of label/group, clock faults handled, split at gaps, on a grid."""
+    where = f"{path}, column {name!r}"
+    t = parse_times([row[ti] for row in body], fmt=o.time_format, where=where)
+    if not np.all(np.isfinite(t)):
+        r = int(np.flatnonzero(~np.isfinite(t))[0])
+        raise InputError(f"{path}: missing or non-finite time at line {r + 2}, column {name!r}",
+                         "fix the time column")
+    runs = []  # (row indices in time order) per run of one label and group
+    cuts = _run_starts(labels, groups, len(body))
+    for a, b in zip(cuts, cuts[1:] + [len(body)], strict=True):
+        faults = series.clock_faults(t[a:b], a + 2)
+        keep, breaks = series.order(t[a:b], faults, on_backwards=o.on_backwards, where=str(path))
+        for k, (p, q) in enumerate(zip([0, *breaks], [*breaks, len(keep)], strict=True)):
+            runs.append((a + keep[p:q], faults if k == 0 else []))
+    step = _step(t, runs, path)
+    if step is None:  # one row per recording: nothing to say about the rate (the caller's --fs applies)
+        return [Recording(signal[rows], list(columns), str(path), labels[rows[0]] if labels else None,
+                          groups[rows[0]] if groups else None, None, float(t[rows[0]])) for rows, _ in runs]
+    max_gap = o.max_gap if o.max_gap is not None else series.DEFAULT_MAX_GAP_STEPS * step
+    out = []
+    for rows, faults in runs:
+        tr = t[rows]
+        cuts = [0, *series.gaps(tr, max_gap).tolist(), len(rows)]
+        firsts = [int(rows[p]) + 2 for p in cuts[:-1]]
+        for k, (p, q) in enumerate(itertools.pairwise(cuts)):
+            idx = rows[p:q]
+            seg = _fill_or_fail(signal[idx], columns, str(path), fill, lambda r, idx=idx: f"line {int(idx[r]) + 2}")
+            seg, moved = series.to_grid(tr[p:q], seg, step=step, method=o.resample)
+            mine = [vars(f) for f in faults  # each fault goes with the piece its line falls in
+                    if (k == 0 or f.line >= firsts[k]) and (k + 1 == len(firsts) or f.line < firsts[k + 1])]
+            info = {"start": iso(tr[p]), "end": iso(tr[q - 1] + step), "first_line": int(idx[0]) + 2,
+                    "last_line": int(idx[-1]) + 2, "samples": int(seg.shape[0]), "resampled": moved,
+                    "gap_before_s": float(tr[p] - tr[p - 1]) if k else None, "clock_faults": mine}
+            out.append(Recording(seg, list(columns), str(path), labels[idx[0]] if labels else None,
+                                 groups[idx[0]] if groups else None, 1.0 / step, float(tr[p]), info))
+    return out
+
+
+def _step(t: np.ndarray, runs: list[tuple[np.ndarray, list]], path: Path) -> float | None:
+    """The grid step: the median step between consecutive times in every run."""
+    dt = np.concatenate([np.diff(t[rows]) for rows, _ in runs])
+    dt = dt[dt > 0]
+    if all(len(rows) < 2 for rows, _ in runs):
+        return None
+    if not dt.size:
+        raise InputError(f"{path}: the time column never increases", "check --time-column, or drop it and pass --fs")
+    return float(np.median(dt))
 
 
 def _numeric_column(body: list[list[str]], i: int) -> bool:
@@ -127,6 +182,12 @@ def _numeric_column(body: list[list[str]], i: int) -> bool:
 def _numeric(body: list[list[str]], header: list[str], names: list[str], path: Path) -> np.ndarray:
     idx = [header.index(n) for n in names]
     out = np.empty((len(body), len(idx)))
+    try:  # the fast path: numpy converts whole columns; the loop below only runs to name a bad cell
+        for j, i in enumerate(idx):
+            out[:, j] = np.array([row[i] for row in body], dtype=np.float64)
+        return out
+    except ValueError:
+        pass
     for r, row in enumerate(body):
         for j, i in enumerate(idx):
             cell = row[i]
@@ -143,28 +204,10 @@ def _numeric(body: list[list[str]], header: list[str], names: list[str], path: P
     return out
 
 
-def _run_starts(labels: list[str] | None, groups: list[str] | None, t: np.ndarray | None, n: int) -> list[int]:
-    """Row indices where a new recording starts: label or group changes, time goes back or jumps."""
-    starts = [0]
-    dt = np.diff(t) if t is not None and n > 2 else None
-    typical = float(np.median(dt[dt > 0])) if dt is not None and np.any(dt > 0) else None
-    for i in range(1, n):
-        new = (labels is not None and labels[i] != labels[i - 1]) or (groups is not None and groups[i] != groups[i - 1])
-        if not new and typical is not None:
-            new = dt[i - 1] <= 0 or dt[i - 1] > 1.5 * typical
-        if new:
-            starts.append(i)
-    return starts
-
-
-def _fs_from_time(t: np.ndarray, path: Path, first: int) -> float | None:
-    if len(t) < 2:
-        return None
-    dt = float(np.median(np.diff(t)))
-    if not dt > 0:
-        raise InputError(f"{path}: the time column does not increase (from line {first + 2})",
-                         "sort the rows by time, or drop --time-column and pass --fs")
-    return 1.0 / dt
+def _run_starts(labels: list[str] | None, groups: list[str] | None, n: int) -> list[int]:
+    """Row indices where a new recording starts: the label or the group changes."""
+    return [0] + [i for i in range(1, n) if (labels is not None and labels[i] != labels[i - 1])
+                  or (groups is not None and groups[i] != groups[i - 1])]
 
 
 def _orient(arr: np.ndarray) -> np.ndarray:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tinyml import __version__
+from tinyml.codegen.c_text import c_comment, c_string
 from tinyml.errors import InputError
 from tinyml.firmware.boards import Board
 from tinyml.firmware.esp_idf import sdkconfig_values
@@ -25,6 +27,7 @@ from tinyml.paths import templates_dir
 MANIFEST = "tinyml.json"
 RUNTIMES = ("native", "tflm")
 PREFIX = "model"
+_TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
 @dataclass(frozen=True)
@@ -159,10 +162,7 @@ def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str
     if runtime == "tflm" and board.template != "esp-idf":
         raise InputError(f"runtime 'tflm' needs ESP-IDF's esp-tflite-micro component; {board.name} "
                          f"uses the {board.template} template", "use --runtime native on this board")
-    family = templates_dir() / board.template
-    if not family.is_dir():
-        raise InputError(f"board {board.name} names template {board.template!r}, which is not in {templates_dir()}",
-                         "fix `template` in the board file or add the template folder")
+    family = template_family(board)
     out = Path(out)
     existed = out.exists()
     fresh = not existed or not any(out.iterdir())
@@ -180,16 +180,65 @@ def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str
     return out
 
 
+def template_family(board: Board) -> Path:
+    """The board's template folder, confined to the templates folder: a board file is data and
+    must not pick templates (which run code at render time) from anywhere else."""
+    root = templates_dir().resolve()
+    name = str(board.template)
+    family = (root / name).resolve()
+    if not _TEMPLATE_NAME.match(name) or family.parent != root:
+        raise InputError(f"board file {board.source}: template {name!r} is not a folder name in {root}",
+                         "set `template` to one of the template folders, e.g. \"baremetal-cortex-m\"")
+    if not family.is_dir():
+        raise InputError(f"board {board.name} names template {name!r}, which is not in {root}",
+                         "fix `template` in the board file or add the template folder")
+    return family
+
+
+def jinja_env() -> Any:
+    """A sandboxed Jinja environment (templates cannot reach Python internals) with the C escapes:
+    ``c_string`` for text in string literals, ``c_comment`` for text in comments."""
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
+    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters.update(c_string=c_string, c_comment=c_comment)
+    return env
+
+
+def _clear_subdir(path: Path) -> None:
+    """Remove a previous render's folder; a symlink is removed itself, never followed."""
+    if path.is_symlink():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
+def _check_inside(out: Path, target: Path) -> None:
+    """Refuse to write through a symlinked folder inside ``out`` (it could point anywhere)."""
+    probe = target.parent
+    while probe != out and out in probe.parents:
+        if probe.is_symlink():
+            raise InputError(f"{probe} is a symlink inside the project; refusing to write through it",
+                             "remove the link or render into a new --out directory")
+        probe = probe.parent
+
+
+def _write_file(out: Path, target: Path, data: bytes) -> None:
+    """Write atomically by rename: a symlink at ``target`` is replaced, not followed."""
+    _check_inside(out, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, data)
+
+
 def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, device_id: str, family: Path,
                    target: str) -> None:
-    import jinja2
-
     esp_idf = sdkconfig_values(board) if board.template == "esp-idf" else None  # a bad board file stops us here
     src = "main" if board.template == "esp-idf" else "src"
     model_dir = out / ("main" if board.template == "esp-idf" else "model")
-    for sub in ("build", src, model_dir.name):
-        if (out / sub).is_dir() and (out / MANIFEST).is_file():
-            shutil.rmtree(out / sub)
+    if (out / MANIFEST).is_file() or (out / MANIFEST).is_symlink():
+        for sub in ("build", src, model_dir.name):
+            _clear_subdir(out / sub)
     model_dir.mkdir(parents=True, exist_ok=True)
     arena = _model_sources(model, runtime, target, model_dir, board)
 
@@ -204,13 +253,13 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
                   "in_scale_c": _c_float(model.in_scale), "out_scale_c": _c_float(model.out_scale),
                   **_decision_constants(model)},
     }
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env = jinja_env()
     layers = [(templates_dir() / "common", out / src)]
     if board.builder == "make":
         layers.append((templates_dir() / "baremetal-common", out))
     layers.append((family, out))
     for root, dest in layers:
-        _render_tree(env, root, dest, ctx)
+        _render_tree(env, root, dest, ctx, out=out)
     if _feature_files(pre):
         _write_features_config(pre, out / src, model)
     manifest = {
@@ -222,7 +271,7 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
         "ram_bytes": board.ram_bytes, "stack_bytes": board.stack_bytes, "ram_origin": board.ram_origin,
         "tinyml_version": __version__,
     }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    _write_file(out, out / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
 
 
 def _write_features_config(pre: dict[str, Any], dest: Path, model: ModelInfo) -> Path:
@@ -259,15 +308,13 @@ def write_preprocess_sources(model: ModelInfo, dest: Path) -> list[Path]:
     without the sensor hook and firmware config), tinyml_run.h and, for feature models, the
     feature extractor (integer runs: tinyml_features_int.*, also for per_window) with its baked
     configuration."""
-    import jinja2
-
     if model.run_dir is None:
         raise InputError(f"{model.tflite} is not in a run directory, so its preprocessing is unknown",
                          "pass the run directory from `tinyml train` (it holds preprocess.json)")
     pre = _preprocess_context(model)
     ctx = {"pre": pre, "standalone": True,
            "model": {"in_scale_c": _c_float(model.in_scale), "in_zp": model.in_zp}}
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env = jinja_env()
     common = templates_dir() / "common"
     names = PREPROCESS_FILES + _feature_files(pre)
     written = []
@@ -281,7 +328,7 @@ def write_preprocess_sources(model: ModelInfo, dest: Path) -> list[Path]:
     return written
 
 
-def _render_tree(env: Any, root: Path, dest: Path, ctx: dict[str, Any]) -> None:
+def _render_tree(env: Any, root: Path, dest: Path, ctx: dict[str, Any], *, out: Path) -> None:
     import jinja2
 
     for path in sorted(root.rglob("*")):
@@ -289,15 +336,15 @@ def _render_tree(env: Any, root: Path, dest: Path, ctx: dict[str, Any]) -> None:
             continue
         rel = path.relative_to(root)
         target = dest / (str(rel)[:-3] if path.suffix == ".j2" else rel)
-        target.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".j2":
             try:
-                target.write_text(env.from_string(path.read_text()).render(**ctx))
+                data = env.from_string(path.read_text()).render(**ctx).encode()
             except (jinja2.TemplateError, TypeError, ValueError) as exc:  # a missing/ill-typed board value
                 raise InputError(f"template {path} failed to render: {exc}",
                                  "check the board file has every key this template uses (docs/boards.md)") from exc
         else:
-            shutil.copyfile(path, target)
+            data = path.read_bytes()
+        _write_file(out, target, data)
 
 
 def _skip(path: Path, ctx: dict[str, Any]) -> bool:

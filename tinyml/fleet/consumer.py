@@ -233,12 +233,15 @@ class Consumer:
         server = None
         if self.config.http is not None:
             reader = FleetStore(self.config.db, consumer=self.config.consumer, readonly=True)
+            started = time.time()
             lock = threading.Lock()
 
             def snap() -> dict:
                 with lock:
-                    try:
-                        return snapshot(reader)
+                    try:  # plus what the gateway's dashboard page shows in its header
+                        return {**snapshot(reader), "kind": "fleet",
+                                "gateway": {"site": f"fleet, group {self.config.group}", "started_at": started},
+                                "mqtt": {"broker": self.config.mqtt.redacted(), "connected": self.connected.is_set()}}
                     except Exception:
                         reader.reconnect()  # a PostgreSQL restart ends the reader's session too
                         raise

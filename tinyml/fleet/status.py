@@ -75,7 +75,10 @@ def snapshot(store: FleetStore, now: float | None = None) -> dict[str, Any]:
         entry(a["site"], a["device"])["alerts_open"] += 1
     for key, drift in _drift(store).items():
         entry(*key)["drift"] = drift
-    for d in devices.values():
+    for d in devices.values():  # "last" and "scores" as the gateway's snapshot has them, for its dashboard page
+        d["last"] = None if d["last_received_at"] is None else {
+            "label": d["last_label"], "class": d["last_class"], "score": d["last_score"]}
+        d["scores"] = []
         d["anomaly_rate"] = round(d["anomalies"] / d["results"], 6) if d["results"] else None
         d["seconds_since_result"] = None if d["last_received_at"] is None else round(now - d["last_received_at"], 3)
     sites: dict[str, dict[str, Any]] = {}

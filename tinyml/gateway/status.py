@@ -68,6 +68,15 @@ def _device(conn: sqlite3.Connection, row: sqlite3.Row, now: float) -> dict[str,
     }
 
 
+def _evidence(conn: sqlite3.Connection) -> dict[str, int]:
+    """Evidence windows kept (docs/gateway.md); zeros for a database from before them (schema 1)."""
+    if conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'evidence_windows'").fetchone()[0] == 0:
+        return {"windows": 0, "requests": 0, "bytes": 0}
+    windows, size = conn.execute("SELECT count(*), coalesce(sum(length(data)), 0) FROM evidence_windows").fetchone()
+    requests = conn.execute("SELECT count(*) FROM evidence_requests").fetchone()[0]
+    return {"windows": int(windows), "requests": int(requests), "bytes": int(size)}
+
+
 def snapshot(conn: sqlite3.Connection, now: float | None = None) -> dict[str, Any]:
     """Everything `gateway status` shows, as JSON-ready data."""
     now = time.time() if now is None else now
@@ -82,10 +91,11 @@ def snapshot(conn: sqlite3.Connection, now: float | None = None) -> dict[str, An
             (RECENT_ALERTS,))]
         outbox = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
         results = conn.execute("SELECT count(*) FROM results").fetchone()[0]
+        evidence = _evidence(conn)
     finally:
         conn.row_factory = None
     return {"at": now, "results": results, "outbox": outbox, "devices": devices, "ports": ports,
-            "alerts": alerts, "recent_alerts": recent_alerts}
+            "alerts": alerts, "recent_alerts": recent_alerts, "evidence": evidence}
 
 
 def read(db: Path) -> dict[str, Any]:
@@ -121,6 +131,10 @@ def format_text(snap: dict[str, Any]) -> str:
             lines.append(f"  {'':<16} last {d['window']}: " + ", ".join(f"{name} {n}" for name, n in top))
     for a in snap["alerts"]:
         lines.append(f"  ALERT {a['device']} {a['rule']}: {a['message']}")
+    ev = snap.get("evidence") or {}
+    if ev.get("windows"):
+        lines.append(f"  evidence: {ev['windows']} raw window(s) from {ev['requests']} request(s), "
+                     f"{ev['bytes'] / 1e6:.2f} MB (`tinyml gateway export`)")
     for p in snap["ports"]:
         state = "connected" if p["connected"] else f"down ({p['last_error'] or 'closed'})"
         lines.append(f"  port {p['port']}: {state}, {p['connects']} connect(s), {p['bad_frames']} bad frame(s)")
@@ -135,7 +149,9 @@ def format_prometheus(snap: dict[str, Any]) -> str:
     """Prometheus text exposition format (version 0.0.4)."""
     out = ["# TYPE tinyml_gateway_results_stored gauge", f"tinyml_gateway_results_stored {snap['results']}",
            "# TYPE tinyml_gateway_outbox_depth gauge", f"tinyml_gateway_outbox_depth {snap['outbox']}",
-           "# TYPE tinyml_gateway_alerts_open gauge", f"tinyml_gateway_alerts_open {len(snap['alerts'])}"]
+           "# TYPE tinyml_gateway_alerts_open gauge", f"tinyml_gateway_alerts_open {len(snap['alerts'])}",
+           "# TYPE tinyml_gateway_evidence_windows_stored gauge",
+           f"tinyml_gateway_evidence_windows_stored {(snap.get('evidence') or {}).get('windows', 0)}"]
     for counter in DEVICE_COUNTERS:
         out.append(f"# TYPE tinyml_gateway_device_{counter}_total counter")
         out += [f'tinyml_gateway_device_{counter}_total{{device="{_label(d["device"])}"}} {d[counter]}'

@@ -155,6 +155,20 @@ def _relative(base: Path, value: str) -> Path:
     return path if path.is_absolute() else base / path
 
 
+def _project_out(f: _File, base: Path, value: str) -> Path:
+    """``[project] out`` as a folder inside the project: a shared project file must not make
+    ``tinyml run`` write or replace files elsewhere (``..``, absolute paths, ``~``, symlinks out)."""
+    rel = Path(value)
+    if value.startswith("~") or rel.is_absolute() or ".." in rel.parts or not value.strip():
+        raise f.error("project", "out", f"[project] out {value!r} is not a folder inside the project",
+                      'use a relative path without "..", e.g. out = "run"')
+    out = (base / rel).resolve()
+    if not out.is_relative_to(base.resolve()):
+        raise f.error("project", "out", f"[project] out {value!r} resolves to {out}, outside the project {base}",
+                      "remove the symlink or pick another folder name")
+    return out
+
+
 def read_project(path: str | Path) -> Project:
     """Read and check ``path`` (a tinyml.toml, or a folder holding one) completely."""
     path = Path(path)
@@ -195,7 +209,7 @@ def _build(f: _File, raw: dict[str, Any], base: Path) -> Project:
     firmware = _firmware(f, raw.get("firmware"), base)
     validate = _validate(f, raw.get("validate"), firmware)
     sign = _sign(f, raw.get("sign"), base, firmware)
-    out = _relative(base, project.get("out", "run")).resolve()
+    out = _project_out(f, base, project.get("out", "run"))
     if out.exists() and not out.is_dir():
         raise f.error("project", "out", f"[project] out {out} is a file, not a folder", "name a run directory")
     return Project(path=f.path, name=project["name"], out=out,

@@ -2,6 +2,8 @@
 // Every value from the gateway is set as text (textContent), never parsed as HTML, so device
 // ids, class names and alert messages cannot inject markup. When the gateway is unreachable
 // (stopped, restarting) the page says so and keeps polling; it recovers by itself.
+// `tinyml fleet run` serves this page too: its /status names devices by site and has no
+// ports, outbox, missing or frame counts, which show as "-".
 "use strict";
 
 const POLL_MS = 1000;
@@ -59,7 +61,7 @@ function render(snap) {
   const now = snap.at;
   document.getElementById("site").textContent = snap.gateway ? `site ${snap.gateway.site}` : "";
   document.getElementById("results").textContent = snap.results;
-  document.getElementById("outbox").textContent = snap.outbox;
+  document.getElementById("outbox").textContent = snap.outbox ?? "-";
   const broker = document.getElementById("broker");
   if (!snap.mqtt) {
     broker.textContent = "not configured";
@@ -72,10 +74,11 @@ function render(snap) {
     snap.gateway ? new Date(snap.gateway.started_at * 1000).toLocaleTimeString() : "-";
   document.getElementById("updated").textContent = new Date(now * 1000).toLocaleTimeString();
 
+  const name = (x) => (x.site ? `${x.site}/${x.device}` : x.device);  // fleet rows carry their site
   fill("devices", snap.devices, (tr, d) => {
     tr.dataset.device = d.device;
     tr.dataset.state = d.state;
-    cell(tr, d.device, "device");
+    cell(tr, name(d), "device");
     cell(tr, d.state, "state").className = `state-${d.state}`;
     cell(tr, d.board || "-", "board");
     cell(tr, d.last ? (d.last.class ?? `label ${d.last.label}`) : "-", "last_class");
@@ -83,18 +86,19 @@ function render(snap) {
     cell(tr, "", "scores").appendChild(sparkline(d.scores || []));
     cell(tr, d.last ? num(d.last.score, 4) : "-", "last_score", true);
     cell(tr, d.results, "results", true);
-    cell(tr, d.missing, "missing", true);
-    cell(tr, d.reboots, "reboots", true);
-    cell(tr, `${d.bad_frames} (${(100 * d.frame_error_rate).toFixed(1)} %)`, "bad_frames", true);
+    cell(tr, d.missing ?? "-", "missing", true);
+    cell(tr, d.reboots ?? "-", "reboots", true);
+    cell(tr, d.bad_frames === undefined ? "-" : `${d.bad_frames} (${(100 * d.frame_error_rate).toFixed(1)} %)`,
+         "bad_frames", true);
     const drift = d.drift;
-    const td = cell(tr, drift && drift.value !== null ? `${drift.method.toUpperCase()} ${num(drift.value, 3)}` : "-",
-                    "drift", true);
-    if (drift && drift.firing) td.classList.add("firing");
+    const td = cell(tr, drift && drift.value !== null ? `${(drift.method || "drift").toUpperCase()} ${num(drift.value, 3)}`
+                    : "-", "drift", true);
+    if (drift && (drift.firing || drift.state === "firing")) td.classList.add("firing");
   });
   fill("alerts", snap.alerts, (tr, a) => {
     tr.dataset.device = a.device;
     tr.dataset.rule = a.rule;
-    cell(tr, a.device, "device");
+    cell(tr, name(a), "device");
     cell(tr, a.rule, "rule").className = "firing";
     cell(tr, a.message || "", "message");
     cell(tr, ago(a.fired_at, now), "since");
@@ -109,7 +113,7 @@ function render(snap) {
     cell(tr, a.cleared_at === null ? "-" : ago(a.cleared_at, now), "cleared");
     cell(tr, a.message || "", "message");
   });
-  fill("ports", snap.ports, (tr, p) => {
+  fill("ports", snap.ports || [], (tr, p) => {
     tr.dataset.port = p.port;
     tr.dataset.state = p.connected ? "connected" : "down";
     cell(tr, p.port, "port");

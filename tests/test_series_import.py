@@ -1,0 +1,155 @@
+"""Timestamped CSVs as loggers write them: time formats, clock faults, gaps, irregular sampling, `data info`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import assert_clean_error, run_cli
+from tinyml.data.dataset import load
+from tinyml.data.importer import ImportOptions, import_data
+from tinyml.data.timestamps import parse_times
+from tinyml.errors import InputError
+
+START = dt.datetime(2013, 12, 2, 21, 15, tzinfo=dt.timezone.utc)
+
+
+def log_csv(path: Path, times: list[str], values: list[float] | None = None) -> Path:
+    values = values if values is not None else list(range(len(times)))
+    path.write_text("timestamp,value\n" + "".join(f"{t},{v}\n" for t, v in zip(times, values, strict=True)))
+    return path
+
+
+def five_minutes(n: int, fmt: str = "%Y-%m-%d %H:%M:%S") -> list[str]:
+    return [(START + dt.timedelta(minutes=5 * i)).strftime(fmt) for i in range(n)]
+
+
+def opts(**kw) -> ImportOptions:
+    base = {"time_column": "timestamp", "label": "normal", "normal_class": "normal", "kind": "temperature",
+            "window": 24, "split": "time", "val": 0.0, "test": 0.0}
+    return ImportOptions(**(base | kw))
+
+
+@pytest.mark.parametrize("fmt", ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ",
+                                 "%Y-%m-%dT%H:%M:%S.000+00:00", "%Y-%m-%d %H:%M"])
+def test_the_issue_log_imports_in_every_common_format(tmp_path, fmt):
+    ds = import_data([log_csv(tmp_path / "log.csv", five_minutes(240, fmt))], opts())
+    assert ds.fs == pytest.approx(1 / 300) and ds.n == 10
+    assert ds.times[0] == START.timestamp() and np.all(np.diff(ds.times) == 24 * 300)
+    assert ds.x[1, 0, 0] == 24  # exact values: a regular series is not resampled
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.datetimes(min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2200, 1, 1)),
+       st.sampled_from(["", "Z", "+05:30", "-0800"]), st.booleans())
+def test_vectorised_iso_parsing_agrees_with_datetime(when, zone, space):
+    text = when.isoformat(sep=" " if space else "T", timespec="microseconds" if when.microsecond else "seconds")
+    got = parse_times([text + zone, text + zone], where="x")[0]
+    aware = dt.datetime.fromisoformat((text + zone).replace("Z", "+00:00"))
+    expect = aware.timestamp() if zone else aware.replace(tzinfo=dt.timezone.utc).timestamp()
+    assert got == pytest.approx(expect, abs=1e-6)
+
+
+def test_numeric_seconds_milliseconds_and_explicit_formats():
+    assert list(parse_times(["0", "1.5"])) == [0.0, 1.5]
+    assert list(parse_times(["1386018900000"])) == [1386018900.0]  # epoch ms found by size
+    assert list(parse_times(["0", "250"], fmt="ms")) == [0.0, 0.25]
+    got = parse_times(["02.12.2013 21:15", "02.12.2013 21:20"], fmt="%d.%m.%Y %H:%M")
+    assert list(got) == [START.timestamp(), START.timestamp() + 300]
+
+
+def test_bad_timestamps_name_the_line_and_the_format_tried(tmp_path):
+    times = five_minutes(50)
+    times[30] = "2013-12-02 25:00:00"
+    with pytest.raises(InputError, match=r"cannot read time '2013-12-02 25:00:00' at line 32 \(tried .*ISO 8601"):
+        import_data([log_csv(tmp_path / "a.csv", times)], opts())
+    with pytest.raises(InputError, match=r"at line 2 with --time-format '%d.%m.%Y'"):
+        import_data([log_csv(tmp_path / "b.csv", five_minutes(50))], opts(time_format="%d.%m.%Y"))
+    mixed = five_minutes(50, "%Y-%m-%dT%H:%M:%S")
+    mixed[10] += "+01:00"
+    with pytest.raises(InputError, match="mixed time zones: line 2 .* has none, line 12 .* has one"):
+        import_data([log_csv(tmp_path / "c.csv", mixed)], opts())
+
+
+def test_zones_are_converted_to_utc_so_a_dst_change_is_no_fault(tmp_path):
+    local = [(START + dt.timedelta(minutes=5 * i)).astimezone(dt.timezone(dt.timedelta(hours=1 if i < 60 else 2)))
+             .isoformat() for i in range(120)]
+    ds = import_data([log_csv(tmp_path / "dst.csv", local)], opts())
+    assert ds.n == 5 and ds.meta["recordings"][0]["clock_faults"] == []
+
+
+def test_clock_faults_are_refused_by_default_and_handled_on_request(tmp_path):
+    times = five_minutes(200)
+    times[50] = times[49]                         # duplicate at line 52
+    times[120:] = five_minutes(200)[100:180]      # clock set back 20 samples at line 122
+    path = log_csv(tmp_path / "faults.csv", times, [float(i) for i in range(200)])
+    with pytest.raises(InputError, match=r"2 clock fault\(s\): duplicate at line 52, backwards at line 122 "
+                                         r"\(5700 s back\)") as err:
+        import_data([path], opts())
+    assert "--on-backwards drop|sort|split" in err.value.hint
+    dropped = import_data([path], opts(on_backwards="drop"))
+    # the duplicate and the repeated stretch dropped; the time lost at line 52 interpolated: 180 grid points
+    assert [r["samples"] for r in dropped.meta["recordings"]] == [180]
+    assert dropped.x[:, :, 0].ravel()[120] == 140.0  # after the repeat: the row logged 20 rows later
+    ordered = import_data([path], opts(on_backwards="sort"))  # one timeline; the first of equal times kept
+    assert [r["samples"] for r in ordered.meta["recordings"]] == [180]
+    assert ordered.x[:, :, 0].ravel()[100] == 100.0
+    split = import_data([path], opts(on_backwards="split"))
+    assert len(split.meta["recordings"]) == 3
+    faults = [f for r in split.meta["recordings"] for f in r["clock_faults"]]
+    assert [(f["line"], f["kind"]) for f in faults] == [(52, "duplicate"), (122, "backwards")]
+
+
+def test_gaps_split_recordings_and_no_window_spans_one(tmp_path):
+    all_times = five_minutes(300)
+    keep = [i for i in range(300) if not 100 <= i < 130 and i != 200]  # a 2.5 h gap and one lost sample
+    path = log_csv(tmp_path / "gaps.csv", [all_times[i] for i in keep], [float(i) for i in keep])
+    ds = import_data([path], opts(window=12, hop=6))
+    recs = ds.meta["recordings"]
+    assert [r["samples"] for r in recs] == [100, 170] and recs[1]["gap_before_s"] == 31 * 300
+    assert recs[1]["resampled"]  # the lost sample at index 200 is interpolated (a step of 2 < 2.5 grid steps)
+    assert np.allclose(np.diff(ds.x[:, :, 0], axis=1), 1.0)  # window values follow the grid: no gap inside
+    assert np.allclose(ds.times, START.timestamp() + ds.x[:, 0, 0] * 300)
+    small = import_data([path], opts(window=12, hop=6, max_gap=400))
+    assert len(small.meta["recordings"]) == 3
+
+
+def test_irregular_sampling_goes_onto_the_grid_by_the_stated_method(tmp_path):
+    rng = np.random.default_rng(0)
+    t = np.cumsum(rng.uniform(50, 70, 500))  # about one a minute, jittered
+    times = [(START + dt.timedelta(seconds=float(s))).isoformat() for s in t]
+    path = log_csv(tmp_path / "jitter.csv", times, list(2.0 * t))  # value = 2 * seconds: linear is exact
+    ds = import_data([path], opts(window=20))
+    step = 1 / ds.fs
+    assert 55 < step < 65 and ds.meta["recordings"][0]["resampled"]
+    grid = (ds.times[:, None] - START.timestamp()) + np.arange(20) * step
+    assert np.allclose(ds.x[:, :, 0], 2 * grid, rtol=1e-5)
+    held = import_data([path], opts(window=20, resample="previous"))
+    held_values = held.x[:, :, 0].ravel().astype(np.float64)
+    assert np.all(held_values <= 2 * grid.ravel() + 0.01)  # sample-and-hold never looks ahead
+    assert np.all(np.min(np.abs(held_values[:, None] - 2 * t[None, :]), axis=1) < 0.01)  # only logged values
+
+
+def test_data_info_reports_spans_gaps_and_clock_faults(tmp_path):
+    times = five_minutes(300)
+    times = times[:100] + times[130:]
+    times.insert(200, times[199])
+    path = log_csv(tmp_path / "log.csv", times, [70.0] * len(times))
+    out = tmp_path / "m.npz"
+    refused = run_cli("data", "import", path, "--time-column", "timestamp", "--label", "normal", "--normal-class",
+                      "normal", "--kind", "temperature", "--window", "24", "--out", out)
+    assert_clean_error(refused, "duplicate at line 202", "--on-backwards")
+    assert not out.exists()
+    ok = run_cli("data", "import", path, "--time-column", "timestamp", "--label", "normal", "--normal-class",
+                 "normal", "--kind", "temperature", "--window", "24", "--on-backwards", "drop", "--out", out)
+    assert ok.returncode == 0, ok.stderr
+    info = run_cli("data", "info", out)
+    assert "recordings (time column): 2, 1 split at gaps, 1 clock fault(s)" in info.stdout
+    assert "2013-12-02T21:15:00 to 2013-12-03T05:35:00: 100 samples" in info.stdout
+    assert "after a gap of 9300 s" in info.stdout and "clock fault: duplicate at line 202" in info.stdout
+    assert load(out).times is not None

@@ -1,0 +1,89 @@
+"""A timestamped series made regular: clock faults found and handled, gaps split, samples put on a grid.
+
+Rules (each stated in docs/series.md):
+- A duplicated time (equal to the one before) or a backwards time (earlier than the latest so far) is a
+  clock fault. By default a file with one is refused, naming the lines; ``drop`` keeps only rows later than
+  every row before them, ``sort`` orders the rows by time (stable) and keeps the first of equal times,
+  ``split`` starts a new recording at each fault (a logger whose clock was reset).
+- The grid step is the median step between consecutive times. A step longer than ``max_gap`` (default
+  2.5 grid steps) is a gap: the recording ends before it and a new one starts after it, so no window spans it.
+- Inside a recording, samples off the grid are interpolated onto it (``linear`` or ``previous``, i.e.
+  sample-and-hold); an already regular series is kept exactly as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinyml.errors import InputError
+
+ON_BACKWARDS = ("refuse", "drop", "sort", "split")
+RESAMPLE_METHODS = ("linear", "previous")
+DEFAULT_MAX_GAP_STEPS = 2.5
+SHOWN = 5  # faults named in one error line
+
+
+@dataclass(frozen=True)
+class ClockFault:
+    line: int
+    kind: str       # "duplicate" or "backwards"
+    seconds: float  # how far back (0 for a duplicate)
+
+
+@dataclass(frozen=True)
+class TimeOptions:
+    """How ``--time-column`` values are read and made regular (see the module docstring)."""
+    time_format: str | None = None
+    on_backwards: str = "refuse"
+    max_gap: float | None = None      # seconds; default DEFAULT_MAX_GAP_STEPS grid steps
+    resample: str = "linear"
+
+
+def clock_faults(t: np.ndarray, first_line: int) -> list[ClockFault]:
+    """Each row whose time is not later than the row before it (where the clock stood still or jumped back)."""
+    step = np.diff(t)
+    return [ClockFault(first_line + int(i) + 1, "duplicate" if step[i] == 0 else "backwards", float(-step[i]))
+            for i in np.flatnonzero(step <= 0)]
+
+
+def describe_faults(faults: list[ClockFault]) -> str:
+    parts = [f"{f.kind} at line {f.line}" + (f" ({f.seconds:g} s back)" if f.kind == "backwards" else "")
+             for f in faults[:SHOWN]]
+    return ", ".join(parts) + (f" and {len(faults) - SHOWN} more" if len(faults) > SHOWN else "")
+
+
+def order(t: np.ndarray, faults: list[ClockFault], *, on_backwards: str, where: str) -> tuple[np.ndarray, list[int]]:
+    """Row indices to keep, in time order, and the row indices where ``split`` starts new recordings."""
+    rows = np.arange(len(t))
+    if not faults:
+        return rows, []
+    if on_backwards == "refuse":
+        raise InputError(f"{where}: {len(faults)} clock fault(s): {describe_faults(faults)}",
+                         "fix the logger's clock, or pass --on-backwards drop|sort|split")
+    if on_backwards == "drop":
+        latest = np.concatenate([[-np.inf], np.maximum.accumulate(t)[:-1]])
+        return rows[t > latest], []
+    if on_backwards == "sort":
+        idx = np.argsort(t, kind="stable")
+        keep = np.concatenate([[True], np.diff(t[idx]) > 0])
+        return idx[keep], []
+    return rows, [int(i) for i in np.flatnonzero(np.diff(t) <= 0) + 1]
+
+
+def gaps(t: np.ndarray, max_gap: float) -> np.ndarray:
+    """Indices i where the step t[i] - t[i-1] is longer than ``max_gap``."""
+    return np.flatnonzero(np.diff(t) > max_gap) + 1
+
+
+def to_grid(t: np.ndarray, values: np.ndarray, *, step: float, method: str) -> tuple[np.ndarray, bool]:
+    """``values`` sampled at ``t`` on the grid t[0] + k*step, and whether anything had to move."""
+    n = int(np.floor((t[-1] - t[0]) / step + 1e-6)) + 1
+    if n == len(t) and np.allclose(np.diff(t), step, rtol=1e-6, atol=0):
+        return values, False
+    grid = t[0] + np.arange(n) * step
+    if method == "previous":
+        idx = np.clip(np.searchsorted(t, grid + step * 1e-6, side="right") - 1, 0, len(t) - 1)
+        return values[idx], True
+    return np.stack([np.interp(grid, t, values[:, c]) for c in range(values.shape[1])], axis=1), True
