@@ -125,6 +125,10 @@ def test_parse_accepts_what_gateways_publish_and_rejects_the_rest():
         assert isinstance(got, Rejected) and got.reason == reason, (reason, got)
     assert parse("tinyml/other-site/fan_7/result", payload.encode()).reason == "invalid"  # site differs
     assert parse(topic, b"[1, 2]").reason == "not_json"
+    # values a database would refuse (a poison message would be redelivered forever)
+    for field in ({"label": 2**31}, {"class": "a\x00b"}, {"latency": 2**63}, {"received_at": True}):
+        assert parse(topic, json.dumps({**body, **field}).encode()).reason == "invalid", field
+    assert parse("tinyml/plant-1/a_b/result", json.dumps({**body, "device": "a\x00b"}).encode()).reason == "invalid"
     assert parse("tinyml/plant-1/_gateway/status", b'{"state": "offline"}').state == "offline"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import numpy as np
@@ -153,3 +154,48 @@ def test_data_info_reports_spans_gaps_and_clock_faults(tmp_path):
     assert "2013-12-02T21:15:00 to 2013-12-03T05:35:00: 100 samples" in info.stdout
     assert "after a gap of 9300 s" in info.stdout and "clock fault: duplicate at line 202" in info.stdout
     assert load(out).times is not None
+
+
+def labelled_log(tmp_path: Path) -> Path:
+    return log_csv(tmp_path / "machine_temperature_system_failure.csv", five_minutes(288), [70.0] * 288)
+
+
+def at(minutes: float) -> str:
+    return (START + dt.timedelta(minutes=minutes)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def test_interval_labels_from_csv_json_and_nab(tmp_path):
+    data = labelled_log(tmp_path)  # one day, 12 windows of 2 h
+    (tmp_path / "iv.csv").write_text(f"start,end,label\n{at(240)},{at(480)},overheat\n{at(900)},{at(1000)},stuck\n")
+    ds = import_data([data], opts(label=None, labels=str(tmp_path / "iv.csv"), normal_class=""))
+    assert ds.classes == ["normal", "overheat", "stuck"] and ds.normal_class == "normal"
+    # windows of 120 min: [240, 360) and [360, 480) are overheat; [840, 960) is 60 min inside stuck (half)
+    assert list(ds.y) == [0, 0, 1, 1, 0, 0, 0, 2, 0, 0, 0, 0]
+    (tmp_path / "iv.json").write_text(json.dumps([{"start": at(240), "end": at(480), "label": "overheat"}]))
+    unl = import_data([data], opts(label=None, labels=str(tmp_path / "iv.json"), unlabelled_as="none"))
+    assert list(unl.y) == [-1, -1, 1, 1] + [-1] * 8
+    nab = {"realKnownCause/machine_temperature_system_failure.csv": [[at(0) + ".000000", at(130) + ".000000"]],
+           "realKnownCause/other.csv": [["2000-01-01 00:00:00.000000", "2000-01-02 00:00:00.000000"]]}
+    (tmp_path / "combined_windows.json").write_text(json.dumps(nab))
+    ds = import_data([data], opts(label=None, labels=str(tmp_path / "combined_windows.json")))
+    assert ds.classes == ["normal", "anomaly"] and list(ds.y) == [1] + [0] * 11
+
+
+def test_bad_interval_files_are_one_line_errors(tmp_path):
+    data = labelled_log(tmp_path)
+    outside = tmp_path / "outside.csv"
+    outside.write_text("start,end,label\n2020-01-01 00:00:00,2020-01-02 00:00:00,fault\n")
+    with pytest.raises(InputError, match="line 2 .* lies outside the data") as err:
+        import_data([data], opts(label=None, labels=str(outside)))
+    assert "time zone" in err.value.hint
+    overlap = tmp_path / "overlap.csv"
+    overlap.write_text(f"start,end,label\n{at(0)},{at(100)},a\n{at(50)},{at(200)},b\n")
+    with pytest.raises(InputError, match="line 2 .* overlaps line 3"):
+        import_data([data], opts(label=None, labels=str(overlap)))
+    backwards = tmp_path / "backwards.csv"
+    backwards.write_text(f"start,end,label\n{at(100)},{at(50)},a\n")
+    with pytest.raises(InputError, match="ends .* before it starts"):
+        import_data([data], opts(label=None, labels=str(backwards)))
+    proc = run_cli("data", "import", data, "--time-column", "timestamp", "--window", "24", "--labels", overlap,
+                   "--out", tmp_path / "x.npz")
+    assert_clean_error(proc, "overlaps", "disjoint")

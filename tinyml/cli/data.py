@@ -100,6 +100,10 @@ def synth_temperature_cmd(out: str, per_class: int, window: int, fs: float, wind
                                             "(default: 2.5 times the median step).")
 @click.option("--resample", "resample_method", type=click.Choice(["linear", "previous"]), default="linear",
               show_default=True, help="How irregular timestamps go onto the regular grid.")
+@click.option("--labels", "labels_file", type=click.Path(dir_okay=False),
+              help="Label windows by time interval: a start,end,label CSV/JSON, or NAB's combined_windows.json.")
+@click.option("--unlabelled-as", type=click.Choice(["normal", "none"]), default="normal", show_default=True,
+              help="Windows in no --labels interval: the normal class, or unlabelled.")
 @click.option("--label-column", help="CSV column holding the class label.")
 @click.option("--group-column", help="CSV column naming the recording/group (e.g. a speed level).")
 @click.option("--label", help="Label for files that get none from a column or a PATH/<label>/ folder.")
@@ -129,13 +133,14 @@ def import_cmd(paths: tuple[str, ...], out: str, columns: str | None, time_colum
                fs: float | None, source_fs: float | None, window: int, hop: int | None, split_mode: str | None,
                val: float, test: float, test_groups: str | None, val_groups: str | None, fill: str | None,
                kind: str, normal_class: str, class_names: str | None, seed: int, time_format: str | None,
-               on_backwards: str, max_gap: float | None, resample_method: str) -> None:
+               on_backwards: str, max_gap: float | None, resample_method: str, labels_file: str | None,
+               unlabelled_as: str) -> None:
     """Import CSV, .mat and .npz recordings (files, or folders laid out as PATH/<label>/<files>)."""
     from tinyml.data.importer import ImportOptions, import_data
     opts = ImportOptions(_csv_list(columns), time_column, label_column, group_column, label, variable, fs,
                          source_fs, window, hop, split_mode, val, test, _csv_list(test_groups),
                          _csv_list(val_groups), fill, kind, normal_class, _mapping(class_names), seed,
-                         time_format, on_backwards, max_gap, resample_method)
+                         time_format, on_backwards, max_gap, resample_method, labels_file, unlabelled_as)
     ds = import_data(list(paths), opts)
     _report(ds, str(ds.save(out)))
     skipped = ds.meta.get("skipped_short_recordings", 0)

@@ -49,6 +49,8 @@ class ImportOptions:
     on_backwards: str = "refuse"        # clock faults: refuse, drop, sort or split
     max_gap: float | None = None        # seconds; longer steps split the recording
     resample: str = "linear"            # how irregular times go onto the grid: linear or previous
+    labels: str | None = None           # interval file (start,end,label CSV/JSON, or NAB combined_windows.json)
+    unlabelled_as: str = "normal"       # windows in no interval: the normal class, or "none" (unlabelled, -1)
 
     def check(self) -> None:
         oc.at_least(self, "window", 2)
@@ -61,6 +63,12 @@ class ImportOptions:
         oc.one_of(self, "on_backwards", series.ON_BACKWARDS)
         oc.one_of(self, "resample", series.RESAMPLE_METHODS)
         oc.positive(self, "max_gap")
+        oc.one_of(self, "unlabelled_as", ("normal", "none"))
+        if self.labels and not self.time_column:
+            raise InputError("--labels needs --time-column", "name the CSV column of timestamps")
+        if self.labels and (self.label_column or self.label):
+            raise InputError("--labels gives the labels; --label/--label-column would contradict it",
+                             "drop --label/--label-column")
         if (self.time_format or self.max_gap) and not self.time_column:
             raise InputError("--time-format/--max-gap need --time-column", "name the CSV column of timestamps")
 
@@ -130,7 +138,7 @@ def import_data(paths: list[str | Path], o: ImportOptions = ImportOptions()) -> 
     if longest < o.window:
         raise InputError(f"--window {o.window} is longer than the longest recording ({longest} samples at {fs:g} Hz)",
                          "use a shorter --window, or import longer recordings")
-    classes = _classes(recs, o)
+    classes = _classes(recs, o) if not o.labels else [recs[0].label]
     for r in recs:
         r.label = (o.class_names or {}).get(r.label, r.label)
     mode = o.split or ("group" if o.group_column or len(sources) > 1 else "time")
@@ -139,7 +147,10 @@ def import_data(paths: list[str | Path], o: ImportOptions = ImportOptions()) -> 
     if (o.test_groups or o.val_groups) and mode != "group":
         raise InputError("--test-groups/--val-groups need --split group", "add --split group")
     pieces = _time_pieces(recs, o, hop) if mode == "time" else [(r, 0, r.signal.shape[0], TRAIN) for r in recs]
-    x, y, groups, sp, skipped, times = _windows(pieces, classes, o.window, hop, fs)
+    x, y, groups, sp, skipped, times, sources_of = _windows(pieces, classes, o.window, hop, fs)
+    normal_class = o.normal_class
+    if o.labels:
+        classes, y, normal_class = _interval_labels(o, times, sources_of, o.window / fs)
     need_val, need_test = (o.val > 0 or bool(o.val_groups)), (o.test > 0 or bool(o.test_groups))
     if mode == "group":
         split = split_by_group(groups, y, o.val, o.test, o.seed, o.test_groups, o.val_groups)
@@ -154,7 +165,7 @@ def import_data(paths: list[str | Path], o: ImportOptions = ImportOptions()) -> 
     timed = [r for r in recs if r.timing is not None]
     if timed:
         meta["recordings"] = [{"source": r.source, "label": r.label, "group": r.group, **r.timing} for r in timed]
-    return Dataset(x, y, classes, channels, fs, split, groups, o.kind, o.normal_class, meta,
+    return Dataset(x, y, classes, channels, fs, split, groups, o.kind, normal_class, meta,
                    times if timed else None)
 
 
@@ -164,6 +175,8 @@ def _read_all(sources: list[tuple[Path, str | None]], o: ImportOptions) -> list[
     for path, folder_label in sources:
         for r in _read(path, o):
             r.label = r.label if r.label is not None else folder_label if folder_label is not None else o.label
+            if o.labels:  # every window starts normal; the intervals label the rest after cutting
+                r.label = o.normal_class or "normal"
             if r.label is None:
                 raise InputError(f"{path}: no label for its samples",
                                  "use --label-column, lay files out as PATH/<label>/<files>, or pass --label NAME")
@@ -176,7 +189,7 @@ def _windows(pieces: list[tuple[Recording, int, int, int]], classes: list[str], 
              fs: float):
     """Windows cut inside each piece [a, b) of one recording: x, y, groups, split codes, pieces too short,
     start times (NaN where the recording had no time column)."""
-    xs, ys, gs, sp, ts = [], [], [], [], []
+    xs, ys, gs, sp, ts, src = [], [], [], [], [], []
     skipped = 0
     for r, a, b, code in pieces:
         starts = _cut(b - a, window, hop)
@@ -186,10 +199,23 @@ def _windows(pieces: list[tuple[Recording, int, int, int]], classes: list[str], 
         gs += [r.group] * len(starts)
         sp += [code] * len(starts)
         ts += [(r.t0 if r.t0 is not None else np.nan) + (a + s) / fs for s in starts]
+        src += [r.source] * len(starts)
     if not xs:
         raise InputError(f"no recording piece is as long as --window {window}", "use a shorter --window")
     return (np.stack(xs), np.array(ys, dtype=np.int64), np.array(gs, dtype=str), np.array(sp, dtype=np.int8),
-            skipped, np.array(ts, dtype=np.float64))
+            skipped, np.array(ts, dtype=np.float64), np.array(src, dtype=str))
+
+
+def _interval_labels(o: ImportOptions, times: np.ndarray, sources: np.ndarray, seconds: float):
+    """Classes (normal first), window labels and the normal class name from ``--labels`` intervals."""
+    from tinyml.data.intervals import label_windows, read_intervals
+    found = label_windows(read_intervals(o.labels, time_format=o.time_format), starts=times, seconds=seconds,
+                          sources=sources, where=str(o.labels))
+    normal = o.normal_class or "normal"
+    classes = [normal] + sorted({str(f) for f in found} - {"", normal})
+    unlabelled = 0 if o.unlabelled_as == "normal" else -1
+    y = np.array([classes.index(f) if f else unlabelled for f in found], dtype=np.int64)
+    return classes, y, normal
 
 
 def _channels(recs: list[Recording]) -> list[str]:
