@@ -7,7 +7,8 @@ are stopped, then the consumers (`tinyml fleet run` child processes, one group) 
 drain them: the input is then faster than any gateway (the whole backlog is there at once),
 and the figure is what the consumers and PostgreSQL sustain. Rate = results / (last commit -
 first commit), from PostgreSQL's commit timestamps (``track_commit_timestamp``). CPU per
-result = the consumers' CPU time (/proc, after start-up) / results.
+result = the consumers' CPU time (/proc, after start-up) / results; likewise PostgreSQL's
+(postmaster and backends) and Mosquitto's while the backlog drains.
 
 Latency: emulated devices -> `tinyml gateway run` -> Mosquitto -> one consumer -> PostgreSQL,
 per row commit time minus the gateway's ``received_at`` (the frame's arrival on the serial
@@ -41,6 +42,20 @@ COMMITTED = "extract(epoch from pg_xact_commit_timestamp(xmin))"
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu(pg: LocalPostgres) -> float:
+    """CPU seconds of the cluster: the postmaster and its children (the consumers' backends)."""
+    root = int((pg.data / "postmaster.pid").read_text().split()[0])
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, ppid = int(stat.parent.name), int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if root in (pid, ppid):
+                total += cpu_seconds(pid)
+        except (OSError, ValueError):
+            continue
+    return total
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:
@@ -84,17 +99,18 @@ def throughput(work: Path, broker: LocalBroker, pg: LocalPostgres, n: int, resul
     publish_rate = results / (time.monotonic() - t0)
     pub.close()
     consumers = Consumers(work, broker, db, pg.env(), n, tag)
-    cpu0 = consumers.cpu()
+    cpu0, pg0, mq0 = consumers.cpu(), postgres_cpu(pg), cpu_seconds(broker.proc.pid)
 
     def stored() -> int:
         return pg.sql("SELECT count(*) FROM results", database=database)[0][0]
 
     wait_for(lambda: stored() >= results, 900, "backlog stored")
-    cpu = consumers.cpu() - cpu0
+    cpu, pg_cpu = consumers.cpu() - cpu0, postgres_cpu(pg) - pg0
+    mq_cpu = cpu_seconds(broker.proc.pid) - mq0
     consumers.stop()
     first, last = pg.sql(f"SELECT min({COMMITTED}), max({COMMITTED}) FROM results", database=database)[0]
     return {"consumers": n, "publish_rate": publish_rate, "rate": results / max(last - first, 1e-9),
-            "cpu_us": cpu * 1e6 / results}
+            "cpu_us": cpu * 1e6 / results, "pg_us": pg_cpu * 1e6 / results, "broker_us": mq_cpu * 1e6 / results}
 
 
 def latency(work: Path, broker: LocalBroker, pg: LocalPostgres, devices: int, rate: float, seconds: float) -> np.ndarray:
@@ -136,8 +152,9 @@ def main() -> None:
               f"synchronous_commit on; {args.results} results per run")
         for n in (int(x) for x in args.consumers.split(",")):
             r = throughput(work, broker, pg, n, args.results)
-            print(f"{n} consumer(s): {r['rate']:8.0f} results/s committed, {r['cpu_us']:5.0f} us consumer CPU "
-                  f"per result (publisher queued {r['publish_rate']:.0f} results/s)", flush=True)
+            print(f"{n} consumer(s): {r['rate']:6.0f} results/s committed; CPU per result: consumers "
+                  f"{r['cpu_us']:.0f} us, PostgreSQL {r['pg_us']:.0f} us, Mosquitto {r['broker_us']:.0f} us "
+                  f"(sending the backlog); publisher queued {r['publish_rate']:.0f} results/s", flush=True)
         lat = latency(work, broker, pg, args.latency_devices, args.latency_rate, args.latency_seconds)
         p50, p95 = np.percentile(lat, [50, 95])
         print(f"device frame -> committed fleet row ({args.latency_devices} devices x {args.latency_rate:g}/s, "

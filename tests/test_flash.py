@@ -44,6 +44,22 @@ def test_openocd_command_line_for_elf_and_bin(tmp_path: Path) -> None:
         ocd.openocd_argv(binary, "i.cfg", "t.cfg", None)
 
 
+@pytest.mark.parametrize("name", ["fw} ; shutdown ; {x.elf", "fw[exec touch pwned].elf", "fw$x.elf", 'f"w.elf',
+                                  "fw\\.elf", "fw\n.elf"])
+def test_openocd_refuses_image_names_tcl_would_interpret(tmp_path: Path, name: str) -> None:
+    with pytest.raises(InputError, match="OpenOCD's Tcl would interpret"):
+        ocd.openocd_argv(tmp_path / name, "i.cfg", "t.cfg", 0x08000000)
+
+
+def test_openocd_program_word_stays_one_word(tmp_path: Path) -> None:
+    """The real OpenOCD parses the command: a name with spaces (and Tcl words) stays one path."""
+    image = tmp_path / "my fw v2+1 exit.elf"
+    image.write_bytes(b"x")
+    program = ocd.openocd_argv(image, "i.cfg", "t.cfg", None)[-1].replace("program", "puts", 1).split(" verify")[0]
+    proc = subprocess.run(["openocd", "-c", program, "-c", "shutdown"], capture_output=True, text=True, timeout=30)
+    assert str(image) in proc.stderr + proc.stdout
+
+
 def test_openocd_without_probe_is_a_clean_error(tmp_path: Path, elves) -> None:
     fw = tmp_path / "fw"
     (fw / "build").mkdir(parents=True)

@@ -64,6 +64,7 @@ def test_train_and_quantize_say_what_they_do_in_a_log(tmp_path: Path):
     proc = run_cli("quantize", tmp_path / "run", "--tolerance", "100")
     assert proc.returncode == 0, proc.stderr
     assert "quantize: converting" in proc.stderr and "quantize: scoring" in proc.stderr
+    assert "quantize: 3/3 models" in proc.stderr
 
 
 def test_tinyml_run_names_each_stage_and_keeps_one_run_level(tmp_path: Path):

@@ -184,23 +184,65 @@ def test_image_outside_the_signature_is_refused(signed: Path, keys) -> None:
     assert_clean_error(proc, "other.elf is not covered by the signature")
 
 
-def test_project_trusted_keys_folder_and_toml(signed: Path, keys, tmp_path: Path) -> None:
+@pytest.fixture(autouse=True)
+def user_config(tmp_path: Path, monkeypatch) -> Path:
+    """Each test gets an empty user config dir, so the tester's own trusted keys never leak in."""
+    home = tmp_path / "xdg-config"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    return home
+
+
+def test_trusted_keys_come_from_the_user_config_dir_never_the_current_folder(signed: Path, keys, tmp_path: Path,
+                                                                             user_config: Path) -> None:
     project = tmp_path / "project"
-    project.mkdir()
-    assert_clean_error(flash_qemu(signed, cwd=project), "no trusted public key")
-    (project / "trusted_keys").mkdir()
-    (project / "trusted_keys" / "stranger.pub").write_bytes(keys["stranger.pub"].read_bytes())
-    assert_clean_error(flash_qemu(signed, cwd=project), "which is not a trusted key")
+    (project / "trusted_keys").mkdir(parents=True)
+    (project / "trusted_keys" / "release.pub").write_bytes(keys["release.pub"].read_bytes())
     (project / "tinyml.toml").write_text(f'[sign]\ntrusted_keys = ["{keys["release.pub"]}"]\n')
+    # a folder that brings its own key is not trusted by it
+    assert_clean_error(flash_qemu(signed, cwd=project), "no trusted public key", "tinyml/trusted_keys")
+    assert_clean_error(run_cli("verify", signed, cwd=project), "no trusted public key")
+    mine = user_config / "tinyml" / "trusted_keys"
+    mine.mkdir(parents=True)
+    (mine / "stranger.pub").write_bytes(keys["stranger.pub"].read_bytes())
+    assert_clean_error(flash_qemu(signed, cwd=project), "which is not a trusted key")
+    (mine / "release.pub").write_bytes(keys["release.pub"].read_bytes())
     proc = flash_qemu(signed, cwd=project)
     assert proc.returncode == 0, proc.stderr
     verified = run_cli("verify", signed, cwd=project)
-    assert verified.returncode == 0 and str(keys["release.pub"]) in verified.stdout
+    assert verified.returncode == 0 and str(mine / "release.pub") in verified.stdout
 
 
-def test_bad_trusted_keys_config_is_a_clean_error(signed: Path, tmp_path: Path) -> None:
-    (tmp_path / "tinyml.toml").write_text("[sign]\ntrusted_keys = 'one.pub'\n")
-    assert_clean_error(run_cli("verify", signed, cwd=tmp_path), "must be a list")
+def test_project_file_naming_trusted_keys_is_refused(tmp_path: Path) -> None:
+    from tinyml.errors import InputError
+    from tinyml.project.config import read_project
+
+    (tmp_path / "tinyml.toml").write_text('[project]\nname = "p"\n[data]\nsynth = "vibration"\n'
+                                          '[train]\nmodel = "cnn1d"\n[sign]\ntrusted_keys = ["k.pub"]\n')
+    with pytest.raises(InputError, match="trusted_keys is not read"):
+        read_project(tmp_path)
+
+
+def test_files_added_after_signing_are_listed_and_refused(signed: Path, keys) -> None:
+    extra = signed / "build" / "evil.bin"
+    extra.write_bytes(b"\x00" * 64)
+    assert_clean_error(run_cli("verify", signed, "--pubkey", keys["release.pub"]),
+                       "added after signing", "build/evil.bin")
+    assert_clean_error(flash_qemu(signed, "--pubkey", keys["release.pub"]), "added after signing", "build/evil.bin")
+    # naming the signed image flashes just it
+    named = flash_qemu(signed / "build" / "firmware.elf", "--pubkey", keys["release.pub"])
+    assert named.returncode == 0, named.stderr
+
+
+def test_flasher_args_added_after_signing_cannot_choose_offsets(tmp_path: Path, keys) -> None:
+    art = tmp_path / "esp"
+    (art / "build").mkdir(parents=True)
+    (art / "build" / "app.bin").write_bytes(b"\xe9" + bytes(4095))
+    signing.sign_folder(art, keys["release"], board="esp32-devkitc")
+    (art / "build" / "flasher_args.json").write_text(json.dumps({"flash_files": {"0x1000": "app.bin"}}))
+    flash = ("--board", "esp32-devkitc", "--pubkey", keys["release.pub"], "--port", "/dev/null")
+    assert_clean_error(run_cli("flash", art, *flash), "added after signing", "flasher_args.json")
+    assert_clean_error(run_cli("flash", art / "build" / "flasher_args.json", *flash),
+                       "flasher_args.json is not covered by the signature")
 
 
 def test_private_key_given_as_pubkey_is_refused(signed: Path, keys) -> None:

@@ -16,7 +16,7 @@ from tinyml.data import dataset as dataset_io
 from tinyml.errors import CheckFailed, InputError, ToolError
 from tinyml.model import interpreters
 from tinyml.preprocess import Preprocess
-from tinyml.progress import stage
+from tinyml.progress import Steps, stage
 from tinyml.train import artifacts
 from tinyml.train.fit import confusion_plot, evaluate, split_masks
 from tinyml.train.zoo import model_kind
@@ -123,14 +123,17 @@ def quantize_run(run_dir: str | Path, data_path: str | Path | None = None,
     else:
         x_q = interpreters.quantize_input(x_all[wanted], q.in_scale, q.in_zp)
     stage(f"quantize: scoring {int(wanted.sum())} windows with float, int8 LiteRT and int8 TFLM")
-    float_out = model.predict(x_all, verbose=0, batch_size=256)
-    normal = info.get("normal_class", "")
-    threshold = info.get("threshold")
-    reports = {"float": evaluate(kind, ds, splits, x_all, float_out, normal, threshold)}
-    for name, run in (("int8_litert", interpreters.litert_run), ("int8_tflm", interpreters.tflm_run)):
-        out = np.zeros_like(float_out)
-        out[wanted] = interpreters.dequantize(run(tflite, x_q), q.out_scale, q.out_zp)
-        reports[name] = evaluate(kind, ds, splits, x_all, out, normal, threshold)
+    with Steps(3, desc="quantize", unit="model") as bar:
+        float_out = model.predict(x_all, verbose=0, batch_size=256)
+        normal = info.get("normal_class", "")
+        threshold = info.get("threshold")
+        reports = {"float": evaluate(kind, ds, splits, x_all, float_out, normal, threshold)}
+        bar.update()
+        for name, run in (("int8_litert", interpreters.litert_run), ("int8_tflm", interpreters.tflm_run)):
+            out = np.zeros_like(float_out)
+            out[wanted] = interpreters.dequantize(run(tflite, x_q), q.out_scale, q.out_zp)
+            reports[name] = evaluate(kind, ds, splits, x_all, out, normal, threshold)
+            bar.update()
     for r in reports.values():
         r.pop("score_baseline")
 

@@ -6,8 +6,12 @@ version, model metrics) and ``tinyml-manifest.sig`` (Ed25519 signature of the ma
 exact bytes). ``verify_folder`` checks the signature against trusted public keys and
 every listed file against its hash, naming the first file that changed.
 
-Trusted keys: given explicitly (``--pubkey``), or the project's: every ``*.pub`` in
-``./trusted_keys/`` and the files listed under ``[sign] trusted_keys`` in ``./tinyml.toml``.
+Trusted keys: given explicitly (``--pubkey``), or the user's: every ``*.pub`` in
+``$XDG_CONFIG_HOME/tinyml/trusted_keys/`` (default ``~/.config/tinyml/trusted_keys/``). Never
+keys from the current folder: a folder someone hands you must not bring the key that vouches for it.
+
+Files of a signable kind (model, firmware, metadata such as ``flasher_args.json``) present but not in
+the manifest are reported by ``verify_folder`` as ``added``: the caller refuses or ignores them.
 """
 
 from __future__ import annotations
@@ -21,8 +25,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from tinyml import __version__
 from tinyml.errors import CheckFailed, InputError
@@ -128,21 +130,15 @@ def load_public_key(path: Path) -> Any:
     return key
 
 
-def project_trusted_keys(project: Path) -> list[Path]:
-    """The project's trusted public keys: ``trusted_keys/*.pub`` and ``[sign] trusted_keys``."""
-    keys = sorted((project / "trusted_keys").glob("*.pub"))
-    config = project / "tinyml.toml"
-    if config.is_file():
-        try:
-            data = tomllib.loads(config.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"{config} is not valid TOML: {exc}", hint="fix the syntax") from exc
-        listed = data.get("sign", {}).get("trusted_keys", [])
-        if not isinstance(listed, list) or not all(isinstance(p, str) for p in listed):
-            raise InputError(f"{config}: [sign] trusted_keys must be a list of paths",
-                             hint='write trusted_keys = ["keys/release.pub"]')
-        keys += [(project / p) for p in listed]
-    return keys
+def trusted_keys_dir() -> Path:
+    """The user's trusted public keys folder (XDG config dir, outside any project)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "tinyml" / "trusted_keys"
+
+
+def user_trusted_keys() -> list[Path]:
+    """Every ``*.pub`` in :func:`trusted_keys_dir`."""
+    return sorted(trusted_keys_dir().glob("*.pub"))
 
 
 def file_kind(path: Path) -> str | None:
@@ -237,6 +233,7 @@ class Verified:
     folder: Path
     manifest: dict[str, Any]
     key: Path
+    added: tuple[str, ...] = ()     # signable files present but not signed (added after signing)
 
     def covers(self, path: Path) -> bool:
         try:
@@ -270,8 +267,7 @@ def verify_folder(folder: Path, keys: list[Path]) -> Verified:
                           hint=f"sign it with `tinyml sign {folder} --key KEY`")
     if not keys:
         raise InputError("no trusted public key to verify the signature with",
-                         hint="pass --pubkey KEY.pub, or put it in ./trusted_keys/ "
-                              "or [sign] trusted_keys in tinyml.toml")
+                         hint=f"pass --pubkey KEY.pub, or copy it into {trusted_keys_dir()}/")
     body = manifest_path.read_bytes()
     try:
         signature = base64.b64decode(sig_path.read_text().strip(), validate=True)
@@ -288,7 +284,8 @@ def verify_folder(folder: Path, keys: list[Path]) -> Verified:
         if sha256_file(path) != entry["sha256"]:
             raise CheckFailed(f"signed file {rel} has changed since it was signed",
                               hint="rebuild and re-sign, or restore the signed file")
-    return Verified(folder, manifest, signer)
+    added = tuple(rel for rel in collect_files(folder) if rel not in manifest["files"])
+    return Verified(folder, manifest, signer, added)
 
 
 def _signature_failure(folder: Path, body: bytes, keys: list[Path]) -> CheckFailed:
@@ -302,7 +299,7 @@ def _signature_failure(folder: Path, body: bytes, keys: list[Path]) -> CheckFail
         return CheckFailed(f"{MANIFEST} in {folder} was changed after it was signed by {trusted[claimed]}",
                            hint="re-sign the folder with `tinyml sign`")
     return CheckFailed(f"{folder} is signed by key {claimed or 'unknown'}, which is not a trusted key",
-                       hint="pass the signer's public key with --pubkey or add it to trusted_keys/")
+                       hint=f"pass the signer's public key with --pubkey or copy it into {trusted_keys_dir()}/")
 
 
 def _trusted_signer(body: bytes, signature: bytes, keys: list[Path]) -> Path | None:

@@ -7,13 +7,14 @@ from pathlib import Path
 import click
 
 from tinyml import signing
+from tinyml.errors import CheckFailed
 
-PUBKEY_HELP = "Trusted public key (repeatable); default: ./trusted_keys/*.pub and [sign] in ./tinyml.toml."
+PUBKEY_HELP = "Trusted public key (repeatable); default: *.pub in $XDG_CONFIG_HOME/tinyml/trusted_keys/."
 
 
 def trusted_keys(pubkeys: tuple[Path, ...]) -> list[Path]:
-    """The keys given on the command line, else the project's configured trusted keys."""
-    return list(pubkeys) if pubkeys else signing.project_trusted_keys(Path.cwd())
+    """The keys given on the command line, else the user's (never the current folder's)."""
+    return list(pubkeys) if pubkeys else signing.user_trusted_keys()
 
 
 @click.command()
@@ -42,5 +43,9 @@ def sign(folder: Path, key: Path, board: str | None) -> None:
 def verify(folder: Path, pubkeys: tuple[Path, ...]) -> None:
     """Verify FOLDER's signature and that no signed file changed."""
     result = signing.verify_folder(folder, trusted_keys(pubkeys))
+    if result.added:
+        raise CheckFailed(f"{len(result.added)} file(s) in {folder} were added after signing and are not "
+                          f"covered: {', '.join(result.added)}",
+                          hint="remove them or re-sign; `tinyml flash FILE` flashes only the signed files you name")
     click.echo(f"ok: {len(result.manifest['files'])} files match, signed by {result.key} "
                f"(key id {result.manifest['key_id']})")

@@ -83,14 +83,19 @@ def find_flasher_args(target: Path) -> Path | None:
 
 def signature_gate(target: Path, images: list[Path], board: Board, options: FlashOptions,
                    warn: Callable[[str], None]) -> None:
-    """Refuse unsigned, foreign-signed or tampered artifacts unless --allow-unsigned."""
+    """Refuse unsigned, foreign-signed or tampered artifacts unless --allow-unsigned. ``images`` are
+    every file that decides what is written where (images and flasher_args.json): each must be signed.
+    A folder with signable files added after signing is refused: only named files skip them."""
     try:
         folder = signing.find_signed_folder(target)
         if folder is None:
             raise CheckFailed(f"{target} is not signed (no {signing.MANIFEST} beside it)",
                               hint="sign it with `tinyml sign DIR --key KEY`, or pass --allow-unsigned")
-        keys = options.pubkeys or signing.project_trusted_keys(Path.cwd())
+        keys = options.pubkeys or signing.user_trusted_keys()
         verified = signing.verify_folder(folder, keys)
+        if target.is_dir() and verified.added:
+            raise CheckFailed(f"{folder} holds file(s) added after signing: {', '.join(verified.added)}",
+                              hint="remove them or re-sign, or name the signed image to flash")
         for image in images:
             if not verified.covers(image):
                 raise CheckFailed(f"{image.name} is not covered by the signature of {folder}",
@@ -183,7 +188,7 @@ def _flash_esp(target: Path, board: Board, options: FlashOptions, progress: Prog
         raise InputError(f"the image ends at {image.end():#x}, beyond {board.name}'s "
                          f"{board.flash_bytes // 1024} KiB flash", hint="shrink the app or use a bigger board")
     paths = [r.path for r in image.regions]
-    signature_gate(target, paths, board, options, echo)
+    signature_gate(target, paths + ([args] if args is not None else []), board, options, echo)
     opts = esp.EspOptions(
         port=resolve_port(options.port, board), chip=chip,
         baud=options.baud or _board_baud(board),

@@ -8,6 +8,7 @@ shown live, and the usual failures (no probe, wrong target, no tool) become one-
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -21,6 +22,20 @@ NO_PROBE_PATTERNS = ("open failed", "no connected debug probes", "no device foun
                      "could not find", "error connecting dp")
 
 
+# characters that are inert inside a Tcl brace word: no braces, brackets, $, backslash, quotes, ;
+_TCL_SAFE_PATH = re.compile(r"^[A-Za-z0-9 ._/+@%,=:~-]+$")
+
+
+def tcl_path(image: Path) -> str:
+    """``image`` as an absolute path for an OpenOCD (Tcl) command, refusing names that could end the
+    brace quoting and run commands (``}; exec ...``, ``[...]``); such a name is refused, not rewritten."""
+    path = str(image.absolute())
+    if not _TCL_SAFE_PATH.match(path):
+        raise InputError(f"the image path {path!r} has characters OpenOCD's Tcl would interpret",
+                         hint="rename or copy the image to a path of letters, digits, spaces and ._/+@%,=:~-")
+    return path
+
+
 def _needs_address(image: Path) -> bool:
     return image.suffix == ".bin"
 
@@ -31,7 +46,7 @@ def openocd_argv(image: Path, interface: str, target: str, address: int | None,
     if _needs_address(image) and address is None:
         raise InputError(f"{image.name} is a raw binary and the board has no flash_origin",
                          hint="flash the .elf, or add memory.flash_origin to the board file")
-    program = f"program {{{image}}} verify reset exit"
+    program = f"program {{{tcl_path(image)}}} verify reset exit"
     if _needs_address(image):
         program += f" {address:#x}"
     return [openocd, "-f", interface, "-f", target, "-c", program]
@@ -58,7 +73,7 @@ def pyocd_argv(image: Path, target: str, address: int | None, probe: str | None 
         argv += ["-u", probe]
     if _needs_address(image):
         argv += ["--base-address", f"{address:#x}"]
-    return argv + [str(image)]
+    return argv + [str(image.absolute())]  # absolute: a name starting with "-" is not an option
 
 
 def check_run(run: ToolRun, tool: str) -> None:

@@ -84,19 +84,26 @@ class _Invalid(ValueError):
     pass
 
 
-def _get(payload: dict[str, Any], key: str, kind: type | tuple[type, ...], optional: bool = False) -> Any:
+def _get(payload: dict[str, Any], key: str, kind: type, optional: bool = False, bits: int = 64) -> Any:
+    """One field of ``kind`` (str, int or float). Whatever passes fits its column in both
+    databases: integers within ``bits`` (signed), strings without NUL (PostgreSQL text cannot
+    hold one), finite numbers except the score. A value a database would refuse must be
+    rejected here: a batch the store cannot commit would be redelivered forever."""
     value = payload.get(key)
     if value is None and optional:
         return None
-    number = kind in (float, int) or (isinstance(kind, tuple) and float in kind)
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise _Invalid(f"{key} must be {getattr(kind, '__name__', kind)}, not a boolean")
+    if isinstance(value, bool):
+        raise _Invalid(f"{key} must be {kind.__name__}, not a boolean")
     if kind is float and isinstance(value, int):
         value = float(value)
     if not isinstance(value, kind):
-        raise _Invalid(f"{key} missing or not {getattr(kind, '__name__', 'the right type')}")
-    if number and isinstance(value, float) and not math.isfinite(value) and key != "score":
+        raise _Invalid(f"{key} missing or not {kind.__name__}")
+    if kind is int and not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+        raise _Invalid(f"{key} out of range")
+    if kind is float and not math.isfinite(value) and key != "score":
         raise _Invalid(f"{key} is not finite")
+    if kind is str and "\x00" in value:
+        raise _Invalid(f"{key} contains a NUL character")
     return value
 
 
@@ -111,7 +118,7 @@ def _result(site: str, device: str, p: dict[str, Any]) -> Result:
     if anomaly is not None and not isinstance(anomaly, bool):
         raise _Invalid("anomaly must be true, false or null")
     return Result(site, device, msg_id, boot_id, seq, _get(p, "device_ms", int, True), _get(p, "received_at", float),
-                  _get(p, "label", int), _get(p, "class", str, True), anomaly, _get(p, "score", float),
+                  _get(p, "label", int, bits=32), _get(p, "class", str, True), anomaly, _get(p, "score", float),
                   _get(p, "latency", int, True), _get(p, "latency_unit", str, True))
 
 
@@ -120,6 +127,8 @@ def _alert(site: str, device: str, p: dict[str, Any]) -> Alert:
     match = _ALERT_ID.fullmatch(msg_id)
     if match is None or match.group(2) != p.get("state"):
         raise _Invalid(f"alert id {msg_id[:80]!r} is not alert/<n>/<state> of this alert")
+    if len(match.group(1)) > 18:
+        raise _Invalid("alert row id out of range")
     return Alert(site, device, msg_id, int(match.group(1)), _get(p, "rule", str), match.group(2),
                  _get(p, "value", float, True), _get(p, "message", str, True) or "", _get(p, "at", float))
 

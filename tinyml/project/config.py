@@ -316,8 +316,13 @@ def _sign(f: _File, table: Any, base: Path, firmware: dict[str, Any]) -> Path | 
     if table is None:
         return None
     options = _section(f, "sign", table, {"key": str, "trusted_keys": list[str]})
+    if "trusted_keys" in options:
+        from tinyml.signing import trusted_keys_dir
+
+        raise f.error("sign", "trusted_keys", "[sign] trusted_keys is not read: a project must not choose "
+                      "the keys that vouch for it", f"copy the .pub into {trusted_keys_dir()}/ or pass --pubkey")
     if "key" not in options:
-        return None  # only trusted_keys: read by `tinyml verify` and `tinyml flash`
+        return None
     if not firmware:
         raise f.error("sign", "key", "[sign] key signs the firmware, and there is no [firmware] section",
                       "add [firmware], or drop key from [sign]")
