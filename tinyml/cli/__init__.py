@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "validate": ("tinyml.cli.validate", "validate", "Run test inputs on a device and compare with the host."),
     "monitor": ("tinyml.cli.device", "monitor", "Print decoded device results from a serial port."),
     "capture": ("tinyml.cli.capture", "capture", "Capture labelled sensor windows from a device into a dataset."),
+    "replay": ("tinyml.cli.device", "replay", "Stream recorded windows to a device's replay sensor."),
     "emulate": ("tinyml.cli.device", "emulate", "Emulated devices (or an ESP32 ROM loader) on ptys/TCP."),
     "gateway": ("tinyml.cli.gateway", "gateway", "Collect, store, analyse and forward device results."),
     "fleet": ("tinyml.cli.fleet", "fleet", "Store what many gateways forward (MQTT shared subscriptions)."),
