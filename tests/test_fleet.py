@@ -315,9 +315,9 @@ def test_postgres_outage_stops_acknowledgements_and_loses_nothing(tmp_path, pg, 
         pg.start() if not (pg.data / "postmaster.pid").exists() else None
 
 
-def _fleet_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tinyml", "fleet", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=60)
+def _fleet_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tinyml", "fleet", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
 
 
 @needs_pg
@@ -325,7 +325,7 @@ def test_wrong_credentials_give_one_line_and_secrets_stay_out_of_argv_and_logs(t
     broker = Broker(tmp_path, port=free_port(), users={"fleet": "mqtt-secret-1"}).start()
     try:
         url = f"mqtt://fleet@127.0.0.1:{broker.port}"
-        for args, env, words in [
+        cases = [
             (["--mqtt", url, "--db", pgdb], {"PGPASSWORD": "wrong-pg-secret", "TINYML_MQTT_PASSWORD": "mqtt-secret-1"},
              "PostgreSQL at"),
             (["--mqtt", url, "--db", str(tmp_path / "f.db")], {"TINYML_MQTT_PASSWORD": "wrong-mqtt-secret"},
@@ -333,13 +333,15 @@ def test_wrong_credentials_give_one_line_and_secrets_stay_out_of_argv_and_logs(t
             (["--mqtt", f"mqtt://fleet:mqtt-secret-1@127.0.0.1:{broker.port}", "--db", str(tmp_path / "f.db")], {},
              "carries a password"),
             (["--mqtt", url, "--db", pgdb.replace("tinyml@", f"tinyml:{pg.password}@")], {}, "carries a password"),
-        ]:
-            out = _fleet_cli("run", *args, env=env)
-            lines = out.stderr.strip().splitlines()
-            assert out.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], \
-                out.stderr
-            assert not any(w in out.stderr for w in ("wrong-pg-secret", "mqtt-secret-1", "wrong-mqtt-secret",
-                                                      pg.password)), out.stderr
+        ]
+        runs = [(_fleet_cli("run", *args, env=env), words) for args, env, words in cases]  # in parallel
+        for proc, words in runs:
+            _, stderr = proc.communicate(timeout=120)
+            lines = stderr.strip().splitlines()
+            assert proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], \
+                stderr
+            assert not any(w in stderr for w in ("wrong-pg-secret", "mqtt-secret-1", "wrong-mqtt-secret",
+                                                  pg.password)), stderr
         # right credentials from a file and the environment: runs, and logs no secret
         pwfile = tmp_path / "mqtt-password"
         pwfile.write_text("mqtt-secret-1\n")
@@ -352,7 +354,8 @@ def test_wrong_credentials_give_one_line_and_secrets_stay_out_of_argv_and_logs(t
     finally:
         broker.stop()
     bad = _fleet_cli("status", "--db", str(tmp_path / "missing.db"))
-    assert bad.returncode == 2 and bad.stderr.startswith("error: no fleet database")
+    _, stderr = bad.communicate(timeout=120)
+    assert bad.returncode == 2 and stderr.startswith("error: no fleet database")
 
 
 def test_tools_are_installed():
