@@ -153,9 +153,12 @@ def _model_sources(model: ModelInfo, runtime: str, target: str, dest: Path, boar
 
 
 def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str = "native",
-                   device_id: str = "", target: str | None = None) -> Path:
+                   device_id: str = "", target: str | None = None, *, sensor: str | None = None,
+                   sensor_options: dict[str, str] | None = None) -> Path:
     """Write a complete firmware project for ``board`` running ``model`` into ``out``; ``target``
-    overrides the board's codegen target (see ``codegen_target``)."""
+    overrides the board's codegen target (see ``codegen_target``); ``sensor`` names the driver
+    run mode reads (``firmware_templates/sensors/``), checked against the board and the model
+    before anything is written."""
     if runtime not in RUNTIMES:
         raise InputError(f"unknown runtime {runtime!r}", f"use one of: {', '.join(RUNTIMES)}")
     kernels = codegen_target(board, target)
@@ -163,6 +166,11 @@ def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str
         raise InputError(f"runtime 'tflm' needs ESP-IDF's esp-tflite-micro component; {board.name} "
                          f"uses the {board.template} template", "use --runtime native on this board")
     family = template_family(board)
+    plan = None
+    if sensor is not None:
+        from tinyml.firmware.sensors import load_sensor, plan_sensor
+
+        plan = plan_sensor(load_sensor(sensor), board, _preprocess_context(model), dict(sensor_options or {}))
     out = Path(out)
     existed = out.exists()
     fresh = not existed or not any(out.iterdir())
@@ -170,7 +178,7 @@ def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str
         raise InputError(f"{out} exists and is not a tinyml firmware project; refusing to overwrite it",
                          "pass an empty or new --out directory")
     try:
-        _write_project(board, model, out, runtime, device_id, family, kernels)
+        _write_project(board, model, out, runtime, device_id, family, kernels, plan)
     except BaseException:
         if fresh:  # a half-written project would block the next attempt
             shutil.rmtree(out, ignore_errors=True)
@@ -232,7 +240,7 @@ def _write_file(out: Path, target: Path, data: bytes) -> None:
 
 
 def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, device_id: str, family: Path,
-                   target: str) -> None:
+                   target: str, plan: Any = None) -> None:
     esp_idf = sdkconfig_values(board) if board.template == "esp-idf" else None  # a bad board file stops us here
     src = "main" if board.template == "esp-idf" else "src"
     model_dir = out / ("main" if board.template == "esp-idf" else "model")
@@ -248,6 +256,7 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
     ctx = {
         "board": board, "runtime": runtime, "standalone": False, "version": __version__,
         "device_id": device_id or board.name, "pre": pre, "device_features": device_features, "esp_idf": esp_idf,
+        "sensor": plan.to_json() if plan is not None else None,
         "model": {**asdict(model), "prefix": PREFIX, "arena_bytes": arena,
                   "hash_c": ", ".join(f"0x{b:02x}" for b in model.hash8),
                   "in_scale_c": _c_float(model.in_scale), "out_scale_c": _c_float(model.out_scale),
@@ -262,6 +271,8 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
         _render_tree(env, root, dest, ctx, out=out)
     if _feature_files(pre):
         _write_features_config(pre, out / src, model)
+    if plan is not None:
+        _write_sensor(plan, out, out / src)
     manifest = {
         "board": board.name, "board_file": str(board.source), "template": board.template, "runtime": runtime,
         "builder": board.builder, "codegen_target": target if runtime == "native" else None,
@@ -269,9 +280,18 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
         "input_bytes": model.input_bytes, "output_bytes": model.output_bytes, "arena_bytes": arena,
         "task": model.task, "device_features": device_features, "flash_bytes": board.flash_bytes,
         "ram_bytes": board.ram_bytes, "stack_bytes": board.stack_bytes, "ram_origin": board.ram_origin,
-        "tinyml_version": __version__,
+        "tinyml_version": __version__, "sensor": plan.to_json() if plan is not None else None,
     }
     _write_file(out, out / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+
+
+def _write_sensor(plan: Any, out: Path, dest: Path) -> None:
+    """The sampler (in place of the placeholder hook), the driver, its bus file and their constants."""
+    from tinyml.firmware.sensors import sensor_config_header, sensor_sources
+
+    for path in sensor_sources(plan):
+        _write_file(out, dest / path.name, path.read_bytes())
+    _write_file(out, dest / "tinyml_sensor_config.h", sensor_config_header(plan).encode())
 
 
 def _write_features_config(pre: dict[str, Any], dest: Path, model: ModelInfo) -> Path:
