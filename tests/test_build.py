@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from tests.conftest import assert_clean_error, run_cli
 from tinyml.firmware.boards import load_board
-from tinyml.firmware.build import build_project, elf_sections
+from tinyml.firmware.build import build_project, describe_sections, elf_sections, map_sections
 from tinyml.firmware.render import render_project
 from tinyml.rundir import int8_model
 
@@ -44,7 +45,7 @@ def test_size_report_agrees_with_binutils(an386_project: Path) -> None:
 
 def test_flash_limit_override_fails_with_numbers(an386_project: Path) -> None:
     proc = run_cli("build", an386_project, "--flash-limit", "4000")
-    assert_clean_error(proc, "does not fit", "of 4,000 B")
+    assert_clean_error(proc, "does not fit", "of 4,000 B", "sections .text ", ".stack 8,192 B")
     assert proc.returncode == 5
 
 
@@ -58,8 +59,20 @@ def test_model_too_big_for_board_fails_at_link(shared: Path, tmp_path: Path) -> 
                    "--out", out)
     assert proc.returncode == 0, proc.stderr
     proc = run_cli("build", out)
-    assert_clean_error(proc, "does not fit tiny-m4", "region FLASH by", "flash 65,536 B")
+    assert_clean_error(proc, "does not fit tiny-m4", "region FLASH by", "flash 65,536 B", "--target portable")
     assert proc.returncode == 5
+    # no ELF was linked: the sizes come from the linker map, and .text is what outgrew the flash
+    text = int(re.search(r"sections \.text ([\d,]+) B", proc.stderr).group(1).replace(",", ""))
+    assert text > 65_536 and ".stack 8,192 B" in proc.stderr
+
+
+def test_map_sections_reads_wrapped_names_and_skips_debug() -> None:
+    text = (".text           0x00000000    0x8450c\n *(.vectors)\n"
+            ".iplt           0x0008450c        0x0\n"
+            ".a_very_long_section_name\n                0x20000000       0x40\n"
+            ".debug_info     0x00000000     0x5c94\n")
+    assert map_sections(text) == [(".text", 0x8450C), (".a_very_long_section_name", 0x40)]
+    assert describe_sections([(".text", 1234), (".bss", 8)]) == "sections .text 1,234 B, .bss 8 B"
 
 
 def test_missing_toolchain_is_a_tool_error(an386_project: Path, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from tests.test_gateway_e2e import GatewayProcess, query, wait_until
 from tinyml.device.emulator import EmulatedFleet
 from tinyml.fleet.localpg import LocalPostgres, pg_bin
 from tinyml.fleet.messages import MAX_PAYLOAD, Rejected, Result, parse
+from tinyml.fleet.store import FleetStore
 from tinyml.fleet.synthetic import Publisher, result_message
 from tinyml.gateway.broker import mosquitto_path
 
@@ -277,6 +279,38 @@ def test_bad_input_is_counted_logged_once_and_never_stops_the_consumer(tmp_path)
         broker.stop()
 
 
+def test_a_message_the_database_refuses_is_isolated_rejected_and_acknowledged(tmp_path):
+    """A value the checks let through but the database refuses (here a trigger refuses one
+    device) must not fail its whole batch forever: the batch is halved until the message
+    stands alone, that message is stored as a rejection, everything else as usual."""
+    broker = Broker(tmp_path, port=free_port()).start()
+    db = tmp_path / "fleet.db"
+    FleetStore(str(db)).close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TRIGGER poison BEFORE INSERT ON results WHEN NEW.device = 'dev-bad' "
+                     "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END")
+    consumer = FleetProcess(tmp_path, broker.url, str(db), "poison")
+    pub = None
+    try:
+        wait_until(consumer.connected, 60, "consumer connected")
+        pub = Publisher("127.0.0.1", broker.port)
+        messages = [result_message("s1", f"dev-{d}", 3, seq) for seq in range(50) for d in ("a", "bad", "b")]
+        for m in messages:
+            pub.publish(*m)
+        assert pub.wait_acked(len(messages))
+        wait_until(lambda: query(db, "SELECT count FROM rejects WHERE reason = 'refused'") == [(50,)], 60,
+                   "refused results counted")
+        assert len(fleet_rows(str(db), {})) == 100
+        assert consumer.text().count("rejected refused message") == 1 and consumer.proc.poll() is None
+        assert consumer.stop() == 0
+    finally:
+        if pub:
+            pub.close()
+        if consumer.proc.poll() is None:
+            consumer.kill()
+        broker.stop()
+
+
 @needs_pg
 def test_postgres_outage_stops_acknowledgements_and_loses_nothing(tmp_path, pg, pgdb):
     """PostgreSQL stops mid-stream: the consumer stops acknowledging, so the broker keeps what
@@ -315,9 +349,9 @@ def test_postgres_outage_stops_acknowledgements_and_loses_nothing(tmp_path, pg, 
         pg.start() if not (pg.data / "postmaster.pid").exists() else None
 
 
-def _fleet_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tinyml", "fleet", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=60)
+def _fleet_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tinyml", "fleet", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
 
 
 @needs_pg
@@ -325,7 +359,7 @@ def test_wrong_credentials_give_one_line_and_secrets_stay_out_of_argv_and_logs(t
     broker = Broker(tmp_path, port=free_port(), users={"fleet": "mqtt-secret-1"}).start()
     try:
         url = f"mqtt://fleet@127.0.0.1:{broker.port}"
-        for args, env, words in [
+        cases = [
             (["--mqtt", url, "--db", pgdb], {"PGPASSWORD": "wrong-pg-secret", "TINYML_MQTT_PASSWORD": "mqtt-secret-1"},
              "PostgreSQL at"),
             (["--mqtt", url, "--db", str(tmp_path / "f.db")], {"TINYML_MQTT_PASSWORD": "wrong-mqtt-secret"},
@@ -333,13 +367,15 @@ def test_wrong_credentials_give_one_line_and_secrets_stay_out_of_argv_and_logs(t
             (["--mqtt", f"mqtt://fleet:mqtt-secret-1@127.0.0.1:{broker.port}", "--db", str(tmp_path / "f.db")], {},
              "carries a password"),
             (["--mqtt", url, "--db", pgdb.replace("tinyml@", f"tinyml:{pg.password}@")], {}, "carries a password"),
-        ]:
-            out = _fleet_cli("run", *args, env=env)
-            lines = out.stderr.strip().splitlines()
-            assert out.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], \
-                out.stderr
-            assert not any(w in out.stderr for w in ("wrong-pg-secret", "mqtt-secret-1", "wrong-mqtt-secret",
-                                                      pg.password)), out.stderr
+        ]
+        runs = [(_fleet_cli("run", *args, env=env), words) for args, env, words in cases]  # in parallel
+        for proc, words in runs:
+            _, stderr = proc.communicate(timeout=120)
+            lines = stderr.strip().splitlines()
+            assert proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], \
+                stderr
+            assert not any(w in stderr for w in ("wrong-pg-secret", "mqtt-secret-1", "wrong-mqtt-secret",
+                                                  pg.password)), stderr
         # right credentials from a file and the environment: runs, and logs no secret
         pwfile = tmp_path / "mqtt-password"
         pwfile.write_text("mqtt-secret-1\n")
@@ -352,7 +388,8 @@ def test_wrong_credentials_give_one_line_and_secrets_stay_out_of_argv_and_logs(t
     finally:
         broker.stop()
     bad = _fleet_cli("status", "--db", str(tmp_path / "missing.db"))
-    assert bad.returncode == 2 and bad.stderr.startswith("error: no fleet database")
+    _, stderr = bad.communicate(timeout=120)
+    assert bad.returncode == 2 and stderr.startswith("error: no fleet database")
 
 
 def test_tools_are_installed():

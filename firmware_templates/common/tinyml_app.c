@@ -19,10 +19,10 @@
 #include "tinyml_config.h"
 #include "tinyml_port.h"
 #include "tinyml_proto.h"
+#include "tinyml_run.h"
 
 static int8_t input[TINYML_INPUT_BYTES];
 #if TINYML_DEVICE_FEATURES
-#include "tinyml_run.h"
 /* INPUT fills a raw window; INFER turns it into features and the model input. */
 static float window[TINYML_WINDOW_VALUES];
 #define RX_TENSOR ((uint8_t *)window)
@@ -88,7 +88,7 @@ static void send_error(uint8_t code, const char *text)
     send(&m);
 }
 
-#if !TINYML_RUN_MODE /* run mode takes no INPUT, so acknowledges nothing */
+#if !TINYML_RUN_MODE || TINYML_SENSOR_REPLAY /* run mode acknowledges only REPLAY chunks */
 static void send_ack(uint8_t for_type, uint32_t value)
 {
     tinyml_msg_t m = {.type = TINYML_MSG_ACK};
@@ -331,6 +331,20 @@ static int handle(const tinyml_msg_t *msg)
     case TINYML_MSG_CAPTURE:
         tinyml_capture_request(msg->u.capture.mode, msg->u.capture.count);
         break;
+    case TINYML_MSG_REPLAY:
+#if TINYML_RUN_MODE && TINYML_SENSOR_REPLAY
+    {
+        long filled = tinyml_replay_push(msg->u.replay.offset, msg->u.replay.values, msg->u.replay.n);
+        if (filled < 0)
+            send_error(TINYML_ERR_BAD_LENGTH, "replay chunk does not continue the window");
+        else
+            send_ack(TINYML_MSG_REPLAY, (uint32_t)filled);
+        break;
+    }
+#else
+        send_error(TINYML_ERR_UNSUPPORTED, "no replay sensor: render with --sensor replay and build MODE=run");
+        break;
+#endif
     case TINYML_MSG_EXIT:
 #if TINYML_EMULATED
         return msg->u.exit.code;
@@ -382,9 +396,6 @@ static int poll_serial(void)
     return -1;
 }
 
-#if TINYML_RUN_MODE && !TINYML_DEVICE_FEATURES
-#include "tinyml_run.h"
-#endif
 #if TINYML_RUN_MODE
 
 static void send_heartbeat(void)
@@ -394,7 +405,26 @@ static void send_heartbeat(void)
     m.u.heartbeat.uptime_ms = port_millis();
     m.u.heartbeat.results = results;
     m.u.heartbeat.rx_errors = rx_errors;
+#if TINYML_SENSOR
+    tinyml_sensor_stats_t stats;
+    (void)tinyml_sensor_poll_error(&stats);
+    m.u.heartbeat.has_sensor = 1;
+    m.u.heartbeat.sensor_reads = stats.reads;
+    m.u.heartbeat.sensor_errors = stats.errors;
+    m.u.heartbeat.sensor_status = stats.status;
+#endif
     send(&m);
+}
+
+/* A sensor that enters a failing status says so once in an ERROR frame (HEARTBEAT counts on). */
+static void report_sensor(void)
+{
+#if TINYML_SENSOR
+    tinyml_sensor_stats_t stats;
+    const char *why = tinyml_sensor_poll_error(&stats);
+    if (why)
+        send_error(TINYML_ERR_SENSOR, why);
+#endif
 }
 #endif
 
@@ -419,6 +449,12 @@ int tinyml_main(void)
             infer_and_report(seq);
             tinyml_capture_window(tinyml_run_window(), boot_id, seq++, port_millis());
         }
+#if TINYML_RUN_IDLE
+        else {
+            port_idle(); /* until a byte arrives or the next millisecond tick */
+        }
+#endif
+        report_sensor();
         if (port_millis() - last_beat >= TINYML_HEARTBEAT_MS) {
             last_beat = port_millis();
             send_heartbeat();

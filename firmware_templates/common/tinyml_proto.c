@@ -252,6 +252,12 @@ static int parse_payload(reader_t *r, tinyml_msg_t *m)
         m->u.heartbeat.uptime_ms = rd_u32(r);
         m->u.heartbeat.results = rd_u32(r);
         m->u.heartbeat.rx_errors = rd_u32(r);
+        if (r->ok && r->left) { /* the sensor counters of firmware with a sensor driver */
+            m->u.heartbeat.has_sensor = 1;
+            m->u.heartbeat.sensor_reads = rd_u32(r);
+            m->u.heartbeat.sensor_errors = rd_u32(r);
+            m->u.heartbeat.sensor_status = rd_u8(r);
+        }
         break;
     case TINYML_MSG_HELLO_REQ:
         break;
@@ -286,6 +292,16 @@ static int parse_payload(reader_t *r, tinyml_msg_t *m)
         m->u.capture.mode = rd_u8(r);
         m->u.capture.count = rd_u16(r);
         break;
+    case TINYML_MSG_REPLAY: {
+        uint16_t bytes;
+        m->u.replay.offset = rd_u32(r);
+        m->u.replay.values = rd_rest(r, 4u * TINYML_PROTO_MAX_REPLAY_VALUES, &bytes);
+        if (bytes % 4u) {
+            r->ok = 0;
+        }
+        m->u.replay.n = (uint16_t)(bytes / 4u);
+        break;
+    }
     default:
         return TINYML_BAD_UNKNOWN_TYPE;
     }
@@ -419,7 +435,7 @@ static long payload_len(const tinyml_msg_t *m)
     case TINYML_MSG_ERROR:
         return (m->u.error.message.len && !m->u.error.message.ptr) ? -1 : 2L + m->u.error.message.len;
     case TINYML_MSG_HEARTBEAT:
-        return 16;
+        return m->u.heartbeat.has_sensor ? 25 : 16;
     case TINYML_MSG_HELLO_REQ:
         return 0;
     case TINYML_MSG_EXIT:
@@ -439,6 +455,11 @@ static long payload_len(const tinyml_msg_t *m)
         return 25L + m->u.samples.sensor.len + m->u.samples.len;
     case TINYML_MSG_CAPTURE:
         return 3;
+    case TINYML_MSG_REPLAY:
+        if (m->u.replay.n < 1 || m->u.replay.n > TINYML_PROTO_MAX_REPLAY_VALUES || !m->u.replay.values) {
+            return -1;
+        }
+        return 4L + 4L * m->u.replay.n;
     default:
         return -1;
     }
@@ -490,6 +511,11 @@ static void put_payload(encoder_t *e, const tinyml_msg_t *m)
         put_u32(e, m->u.heartbeat.uptime_ms);
         put_u32(e, m->u.heartbeat.results);
         put_u32(e, m->u.heartbeat.rx_errors);
+        if (m->u.heartbeat.has_sensor) {
+            put_u32(e, m->u.heartbeat.sensor_reads);
+            put_u32(e, m->u.heartbeat.sensor_errors);
+            put_u8(e, m->u.heartbeat.sensor_status);
+        }
         break;
     case TINYML_MSG_EXIT:
         put_u8(e, m->u.exit.code);
@@ -518,6 +544,10 @@ static void put_payload(encoder_t *e, const tinyml_msg_t *m)
     case TINYML_MSG_CAPTURE:
         put_u8(e, m->u.capture.mode);
         put_u16(e, m->u.capture.count);
+        break;
+    case TINYML_MSG_REPLAY:
+        put_u32(e, m->u.replay.offset);
+        put_bytes(e, m->u.replay.values, 4u * m->u.replay.n);
         break;
     default: /* HELLO_REQ: empty */
         break;

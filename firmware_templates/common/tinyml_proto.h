@@ -30,6 +30,7 @@ extern "C" {
 #define TINYML_PROTO_MAX_OUTPUT_CHUNK (TINYML_PROTO_MAX_PAYLOAD - 8u) /* output bytes in an OUTPUT */
 #define TINYML_PROTO_MAX_SENSOR_NAME 32u  /* SAMPLES: bytes of the sensor name */
 #define TINYML_PROTO_MAX_SAMPLE_BYTES 448u /* SAMPLES: data bytes per frame (112 f32 values) */
+#define TINYML_PROTO_MAX_REPLAY_VALUES ((TINYML_PROTO_MAX_PAYLOAD - 4u) / 4u) /* float32s in a REPLAY */
 
 enum tinyml_msg_type {
     TINYML_MSG_HELLO = 0x01,
@@ -44,7 +45,8 @@ enum tinyml_msg_type {
     TINYML_MSG_OUTPUT_REQ = 0x0A,
     TINYML_MSG_OUTPUT = 0x0B,
     TINYML_MSG_SAMPLES = 0x0C,
-    TINYML_MSG_CAPTURE = 0x0D
+    TINYML_MSG_CAPTURE = 0x0D,
+    TINYML_MSG_REPLAY = 0x0E
 };
 
 enum tinyml_sample_format { TINYML_SAMPLE_F32 = 0 };
@@ -64,7 +66,8 @@ enum tinyml_error_code {
     TINYML_ERR_BAD_LENGTH = 3,
     TINYML_ERR_UNSUPPORTED = 4,
     TINYML_ERR_INFERENCE = 5,
-    TINYML_ERR_MODEL_MISMATCH = 6
+    TINYML_ERR_MODEL_MISMATCH = 6,
+    TINYML_ERR_SENSOR = 7
 };
 
 #define TINYML_LABEL_UNDECIDED 0xFFu
@@ -112,6 +115,10 @@ typedef struct {
         } error;
         struct {
             uint32_t boot_id, uptime_ms, results, rx_errors;
+            /* Sent (and decoded) only when has_sensor: firmware with a sensor driver. */
+            uint8_t has_sensor;
+            uint32_t sensor_reads, sensor_errors;
+            uint8_t sensor_status;
         } heartbeat;
         struct {
             uint8_t code;
@@ -138,6 +145,11 @@ typedef struct {
             uint8_t mode; /* enum tinyml_capture_mode */
             uint16_t count;
         } capture;
+        struct {
+            uint32_t offset; /* index of the first value in the current window */
+            uint16_t n;      /* 1..TINYML_PROTO_MAX_REPLAY_VALUES */
+            const uint8_t *values; /* n little-endian float32s (unaligned: copy them out) */
+        } replay;
     } u;
 } tinyml_msg_t;
 

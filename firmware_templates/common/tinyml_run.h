@@ -8,6 +8,22 @@
  * readings; return 0 when a window is ready, non-zero when not yet. Implemented in tinyml_sensor.c. */
 int tinyml_sensor_read(float *samples, unsigned window, unsigned channels);
 
+/* Sensor health, for HEARTBEAT (docs/protocol.md): frames read, failures, current status. */
+typedef struct {
+    uint32_t reads, errors;
+    uint8_t status; /* enum tinyml_sensor_status in tinyml_sensor_driver.h; 0 fine */
+} tinyml_sensor_stats_t;
+
+/* Only in projects rendered with a sensor (TINYML_SENSOR in tinyml_config.h), by the sampler
+ * (firmware_templates/sensors/tinyml_sensor.c): fill `stats`, and return a message when the
+ * sensor entered a new failing status since the last call (sent as ERROR 7), else NULL. */
+const char *tinyml_sensor_poll_error(tinyml_sensor_stats_t *stats);
+
+/* Only with the replay sensor: values streamed by the host (REPLAY, docs/protocol.md) at
+ * `offset` in the current window (n little-endian float32s); returns offset + n, or -1 when the
+ * chunk does not continue the window (an out-of-order chunk or a window overrun). */
+long tinyml_replay_push(uint32_t offset, const uint8_t *values, unsigned n);
+
 /* Standardise (computing the features first for feature models) and quantize one window of
  * raw samples into the model input. */
 void tinyml_preprocess(const float *samples, int8_t *input);

@@ -73,6 +73,38 @@ def monitor(port: str, baud: int, as_json: bool, count: int, timeout: float, mod
         click.echo(format_record(summary), err=True)
 
 
+@click.command()
+@click.option("--port", required=True, help="Serial port, pty path or socket://HOST:PORT of a replay-sensor device.")
+@click.option("--model", required=True, type=click.Path(), help="Run directory the firmware was rendered from.")
+@click.option("--data", required=True, type=click.Path(), help="Dataset whose windows to stream (.npz).")
+@click.option("--split", default="test", show_default=True, help="train, val, test or all.")
+@click.option("--limit", type=int, default=None, help="Replay at most N windows.")
+@click.option("--baud", type=int, default=115200, show_default=True)
+@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds to wait for each answer.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def replay(port: str, model: str, data: str, split: str, limit: int | None, baud: int, timeout: float,
+           as_json: bool) -> None:
+    """Stream recorded windows to a device's replay sensor; compare its outputs with the host's."""
+    from tinyml.device.link import open_link
+    from tinyml.device.replay import replay_dataset
+    from tinyml.errors import CheckFailed
+    from tinyml.rundir import int8_model
+
+    info = int8_model(model)
+    with open_link(port, baud, timeout, connect_timeout=10.0) as link:
+        report = replay_dataset(link, info, data, split=None if split == "all" else split, limit=limit,
+                                timeout=timeout)
+    if as_json:
+        click.echo(json.dumps(report.to_json()))
+    else:
+        click.echo(f"replayed {report.windows} windows ({report.sent_values} samples): {report.identical} device "
+                   f"outputs identical to the host pipeline, {len(report.mismatched)} different")
+    if report.mismatched:
+        raise CheckFailed(f"{len(report.mismatched)} of {report.windows} replayed windows gave other output bytes "
+                          f"than the host pipeline (first: window {report.mismatched[0]})",
+                          "rebuild the firmware from this run with `tinyml firmware new --sensor replay`")
+
+
 FAULT_HELP = "Faults apply to every device, or only to those given with --fault-device."
 
 

@@ -34,8 +34,12 @@ def gateway() -> None:
 def run(ports: tuple[str, ...], db: Path | None, mqtt_url: str | None, config_path: Path | None,
         site: str | None, http: str | None, models: tuple[Path, ...], verbose: bool) -> None:
     """Read device ports, store results in SQLite, run alert and drift rules, forward to MQTT."""
-    from tinyml.gateway.config import load, project_model
+    from tinyml.gateway.config import load, password_in_url_warning, project_model
     from tinyml.gateway.service import Gateway
+
+    warning = password_in_url_warning(mqtt_url)
+    if warning:
+        click.echo(warning, err=True)
 
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s")

@@ -77,3 +77,52 @@ def predict(model: Path, data: Path, out_path: Path, split: str, runtime: str) -
     from tinyml.train.predict import format_summary, predict_file
 
     click.echo(format_summary(predict_file(model, data, out_path, split, runtime), out_path))
+
+
+@click.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("series", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--out", "out_path", type=OUT_FILE, required=True, help="Events CSV to write.")
+@click.option("--labels", type=click.Path(path_type=Path, dir_okay=False),
+              help="Labelled intervals (start,end,label CSV/JSON or NAB combined_windows.json) to score against.")
+@click.option("--time-column", default="timestamp", show_default=True, help="CSV column of timestamps.")
+@click.option("--columns", help="Signal columns, comma-separated (default: every numeric column).")
+@click.option("--time-format", help="s, ms or a strptime pattern (default: numbers or ISO 8601).")
+@click.option("--on-backwards", type=click.Choice(["refuse", "drop", "sort", "split"]), default="refuse",
+              show_default=True, help="Duplicated or backwards times (docs/series.md).")
+@click.option("--max-gap", type=float, help="Seconds between samples that split the series.")
+@click.option("--hop", type=int, help="Samples between windows (default: the hop of the model's training data).")
+@click.option("--k", "k", type=int, default=2, show_default=True, help="Alarm when K of the last N windows are anomalous.")
+@click.option("--n", "n", type=int, default=3, show_default=True)
+@click.option("--clear-k", type=int, default=0, show_default=True, help="Clear when this many or fewer are.")
+@click.option("--runtime", type=click.Choice(["litert", "tflm"]), default="litert", show_default=True,
+              help="Interpreter for an int8 .tflite MODEL.")
+def detect(model: Path, series: Path, out_path: Path, labels: Path | None, time_column: str, columns: str | None,
+           time_format: str | None, on_backwards: str, max_gap: float | None, hop: int | None, k: int, n: int,
+           clear_k: int, runtime: str) -> None:
+    """Run an anomaly MODEL over a timestamped SERIES as the device would; write alarm events (and scores)."""
+    from tinyml.data.timestamps import iso
+    from tinyml.outputs import write_atomic
+    from tinyml.train.detect import DetectOptions, events_csv, labelled_events
+    from tinyml.train.detect import detect as run_detect
+    from tinyml.train.event_scores import score_events
+
+    cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    opts = DetectOptions(time_column, cols, time_format, on_backwards, max_gap, hop, k, n, clear_k, runtime)
+    intervals = labelled_events(labels, series, time_format=time_format, normal_class="normal") if labels else None
+    events, summary = run_detect(model, series, opts)
+    write_atomic(out_path, events_csv(events))
+    days = summary["span_seconds"] / 86400
+    click.echo(f"{len(events)} alarm event(s) in {summary['windows']} windows (hop {summary['hop']}) over "
+               f"{days:.3g} days of data, rule: {summary['rule']} -> {out_path}")
+    if intervals is not None:
+        s = score_events([e.start for e in events], intervals, span_seconds=summary["span_seconds"])
+        for d in s["detected"]:
+            click.echo(f"  detected {iso(d['start'])}..{iso(d['end'])}: alarm {iso(d['alarm'])}, "
+                       f"lead time {d['lead_s'] / 3600:.3g} h")
+        for m in s["missed"]:
+            click.echo(f"  missed   {iso(m['start'])}..{iso(m['end'])}")
+        click.echo(f"events detected {len(s['detected'])}/{s['events']}, missed {len(s['missed'])}, false alarms "
+                   f"{s['false_alarms']} ({s['false_alarms_per_day']:.3g} per day), NAB score "
+                   f"{s['nab_score']:.1f} (standard profile)" if s["events"] else
+                   f"no labelled events; false alarms {s['false_alarms']} ({s['false_alarms_per_day']:.3g} per day)")

@@ -264,14 +264,16 @@ def read_output(result: p.Result, output_bytes: int, ask: Callable[[p.OutputReq,
 
 ERROR_TEXT = {p.ERR_BAD_FRAME: "bad frame", p.ERR_UNKNOWN_TYPE: "unknown type",
               p.ERR_BAD_LENGTH: "bad length or offset", p.ERR_UNSUPPORTED: "unsupported in this mode",
-              p.ERR_INFERENCE: "inference failed", p.ERR_MODEL_MISMATCH: "model mismatch"}
+              p.ERR_INFERENCE: "inference failed", p.ERR_MODEL_MISMATCH: "model mismatch",
+              p.ERR_SENSOR: "sensor failed"}
 ERROR_HINT = {p.ERR_UNKNOWN_TYPE: "the firmware does not know this command: rebuild it with this tinyml version",
               p.ERR_BAD_LENGTH: "the offset or length does not fit the device's input tensor (INPUT) or output "
                                 "tensor (OUTPUT_REQ): check the model",
               p.ERR_UNSUPPORTED: "this board or firmware mode does not support the command, or the device no "
                                  "longer holds the result asked for",
               p.ERR_INFERENCE: "the device could not run the model: check arena size with `tinyml inspect`",
-              p.ERR_MODEL_MISMATCH: "flash the firmware built for this model"}
+              p.ERR_MODEL_MISMATCH: "flash the firmware built for this model",
+              p.ERR_SENSOR: "check the sensor's wiring, power and address (docs/sensors.md)"}
 
 
 def open_link(port: str, baud: int = 115200, timeout: float = 5.0, connect_timeout: float = 0.0) -> Link:

@@ -179,10 +179,17 @@ def format_record(record: Record) -> str:
                 + (" ARENA ALLOCATION FAILED: inferences will fail" if record.get("arena_bytes") == p.ARENA_FAILED
                    else ""))
     if kind == "heartbeat":
-        return f"{dev} heartbeat: uptime={record['uptime_ms'] / 1000:.1f}s results={record['results']} rx_errors={record['rx_errors']}"
+        line = f"{dev} heartbeat: uptime={record['uptime_ms'] / 1000:.1f}s results={record['results']} rx_errors={record['rx_errors']}"
+        if "sensor_status" in record:
+            status = p.SENSOR_STATUS_NAMES.get(record["sensor_status"], str(record["sensor_status"]))
+            line += f" sensor={status} reads={record['sensor_reads']} sensor_errors={record['sensor_errors']}"
+        return line
     if kind == "reboot":
         return f"{dev} rebooted: boot {record['previous_boot_id']:08x} -> {record['boot_id']:08x}"
     if kind == "error":
+        if record["code"] == p.ERR_SENSOR:
+            return (f"{dev} sensor error: {record['message']} (hint: check the wiring, power and address, and "
+                    "that the sensor named at `tinyml firmware new --sensor` is the one fitted; docs/sensors.md)")
         return f"{dev} device error {record['code']}: {record['message']}"
     if kind == "disconnected":
         return f"{dev} disconnected ({record['reason']}); reconnecting"

@@ -44,6 +44,12 @@ LATENCY_UNIT_NAMES = {0: "cycles", 1: "ticks", 2: "us", 3: "instructions"}
 
 # ERROR codes
 ERR_BAD_FRAME, ERR_UNKNOWN_TYPE, ERR_BAD_LENGTH, ERR_UNSUPPORTED, ERR_INFERENCE, ERR_MODEL_MISMATCH = range(1, 7)
+ERR_SENSOR = 7  # the run-mode sensor failed (no answer, wrong identity, overrun, bus fault)
+
+# HEARTBEAT sensor_status values (firmware_templates/sensors/tinyml_sensor_driver.h)
+SENSOR_STATUS_NAMES = {0: "ok", 1: "no answer (NACK)", 2: "wrong identity", 3: "rate or range refused",
+                       4: "FIFO overrun", 5: "bus error", 6: "not ready"}
+MAX_REPLAY_VALUES = (MAX_PAYLOAD - 4) // 4  # float32 values in one REPLAY frame
 
 LABEL_UNDECIDED = 0xFF
 # HELLO.arena_bytes when the device's runtime could not allocate its arena at boot
@@ -153,6 +159,9 @@ class _Reader:
         if not 1 <= len(self.data) - self.pos <= most:
             raise ValueError("bad data length")
         return self.take(len(self.data) - self.pos)
+
+    def left(self) -> int:
+        return len(self.data) - self.pos
 
     def done(self) -> None:
         if self.pos != len(self.data):
@@ -300,19 +309,37 @@ class Error:
 
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
+    """Device health. Firmware with a sensor driver appends the sensor's counters (25 bytes
+    instead of 16); the sensor fields are None in the short form, which is what firmware without
+    a sensor sends, so hosts from before the sensor fields still read those devices."""
+
     TYPE: ClassVar[int] = 0x07
     boot_id: int
     uptime_ms: int
     results: int
     rx_errors: int
+    sensor_reads: int | None = None
+    sensor_errors: int | None = None
+    sensor_status: int | None = None
 
     def payload(self) -> bytes:
-        return struct.pack("<IIII", _u(self.boot_id, 32, "boot_id"), _u(self.uptime_ms, 32, "uptime_ms"),
+        head = struct.pack("<IIII", _u(self.boot_id, 32, "boot_id"), _u(self.uptime_ms, 32, "uptime_ms"),
                            _u(self.results, 32, "results"), _u(self.rx_errors, 32, "rx_errors"))
+        sensor = (self.sensor_reads, self.sensor_errors, self.sensor_status)
+        if all(v is None for v in sensor):
+            return head
+        if any(v is None for v in sensor):
+            raise InputError("HEARTBEAT sensor fields come together: reads, errors and status",
+                             hint="set all three or none")
+        return head + struct.pack("<IIB", _u(self.sensor_reads, 32, "sensor_reads"),
+                                  _u(self.sensor_errors, 32, "sensor_errors"), _u(self.sensor_status, 8, "sensor_status"))
 
     @classmethod
     def parse(cls, r: _Reader) -> Heartbeat:
-        return cls(*r.unpack("IIII"))
+        head = r.unpack("IIII")
+        if r.left():
+            return cls(*head, *r.unpack("IIB"))
+        return cls(*head)
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,15 +460,49 @@ class Capture:
         return cls(*r.unpack("BH"))
 
 
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """Raw sensor samples for a device whose sensor is ``replay``: ``data`` holds float32
+    little-endian values (window x channels, interleaved, training units) starting at value
+    ``offset`` of the current window; the device ACKs with offset + count and runs the model
+    once a window is complete."""
+
+    TYPE: ClassVar[int] = 0x0E
+    offset: int
+    data: bytes
+
+    @classmethod
+    def of(cls, offset: int, values: Any) -> Replay:
+        return cls(offset, struct.pack(f"<{len(values)}f", *values))
+
+    @property
+    def values(self) -> tuple[float, ...]:
+        return struct.unpack(f"<{len(self.data) // 4}f", self.data)
+
+    def payload(self) -> bytes:
+        if not 4 <= len(self.data) <= 4 * MAX_REPLAY_VALUES or len(self.data) % 4:
+            raise InputError(f"REPLAY carries {len(self.data)} bytes; the protocol allows 1 to {MAX_REPLAY_VALUES} "
+                             "float32 values", hint=f"send a window in chunks of at most {MAX_REPLAY_VALUES} values")
+        return struct.pack("<I", _u(self.offset, 32, "offset")) + bytes(self.data)
+
+    @classmethod
+    def parse(cls, r: _Reader) -> Replay:
+        (offset,) = r.unpack("I")
+        data = r.rest(4 * MAX_REPLAY_VALUES)
+        if len(data) % 4:
+            raise ValueError("REPLAY data is not whole float32 values")
+        return cls(offset, data)
+
+
 Message = (Hello | Result | Input | Infer | Ack | Error | Heartbeat | HelloReq | Exit | OutputReq | Output
-           | Samples | Capture)
+           | Samples | Capture | Replay)
 MESSAGE_TYPES: dict[int, type] = {cls.TYPE: cls for cls in
                                   (Hello, Result, Input, Infer, Ack, Error, Heartbeat, HelloReq, Exit,
-                                   OutputReq, Output, Samples, Capture)}
+                                   OutputReq, Output, Samples, Capture, Replay)}
 MESSAGE_NAMES: dict[str, type] = {"HELLO": Hello, "RESULT": Result, "INPUT": Input, "INFER": Infer,
                                   "ACK": Ack, "ERROR": Error, "HEARTBEAT": Heartbeat,
                                   "HELLO_REQ": HelloReq, "EXIT": Exit, "OUTPUT_REQ": OutputReq,
-                                  "OUTPUT": Output, "SAMPLES": Samples, "CAPTURE": Capture}
+                                  "OUTPUT": Output, "SAMPLES": Samples, "CAPTURE": Capture, "REPLAY": Replay}
 _NAME_OF = {cls: name for name, cls in MESSAGE_NAMES.items()}
 
 
@@ -567,16 +628,26 @@ class Decoder:
         bytes long) or when it outgrows the largest frame. This is safe because a v1 frame's
         second byte is always 0x01 (the version after the COBS code byte), so no frame starts
         with two printable bytes. The C decoder cuts at the same places, byte by byte.
+
+        Linear in the buffer: the printable run is measured once (a cut never ends past it, so
+        what follows a cut is still printable up to the same end), each newline search stops a
+        frame's length ahead, and the delivered prefix is dropped once (issue 16: a text flood
+        used to re-scan the whole run at every cut).
         """
-        while self._buf:
-            printable = _PRINTABLE_RUN.match(self._buf).end()
-            cut = self._buf.find(b"\n", 1, printable) + 1
-            if not 0 < cut <= MAX_ENCODED + 1:
-                cut = MAX_ENCODED + 1 if printable > MAX_ENCODED else 0
-            if not cut:
+        run_end = _PRINTABLE_RUN.match(self._buf).end()
+        pos = 0
+        while pos < len(self._buf):
+            newline = self._buf.find(b"\n", pos + 1, min(run_end, pos + MAX_ENCODED + 1))
+            if newline >= 0:
+                cut = newline + 1 - pos
+            elif run_end - pos > MAX_ENCODED:
+                cut = MAX_ENCODED + 1
+            else:
                 break
-            self._judge(bytes(self._buf[:cut]), events)
-            del self._buf[:cut]
+            self._judge(bytes(self._buf[pos:pos + cut]), events)
+            pos += cut
+        if pos:
+            del self._buf[:pos]
         if len(self._buf) > MAX_ENCODED:
             self._judge(bytes(self._buf), events)
             self._buf.clear()
@@ -608,6 +679,8 @@ def message_to_dict(msg: Message) -> dict[str, Any]:
     out: dict[str, Any] = {"type": type_name(msg)}
     for f in fields(msg):
         value = getattr(msg, f.name)
+        if value is None:  # an optional field left out (HEARTBEAT without a sensor)
+            continue
         out[f.name] = value.hex() if isinstance(value, bytes) else list(value) if isinstance(value, tuple) else value
     return out
 
@@ -619,6 +692,8 @@ def message_from_dict(d: dict[str, Any]) -> Message:
         raise InputError(f"unknown message type {d.get('type')!r}", hint=f"use one of {', '.join(MESSAGE_NAMES)}")
     kwargs = {}
     for f in fields(cls):
+        if f.name not in d and f.default is None:
+            continue
         if f.name not in d:
             raise InputError(f"{d['type']} needs the field {f.name!r}", hint="see docs/protocol.md")
         value = d[f.name]

@@ -41,10 +41,10 @@ def free_tcp_port() -> int:
 class EmulatedBoard:
     """A running emulator for ``board`` booting ``elf``; ``url`` is its serial port."""
 
-    def __init__(self, board: Board, elf: str | Path):
+    def __init__(self, board: Board, elf: str | Path, extra_args: tuple[str, ...] = ()):
         if not board.emulated:
             raise InputError(f"board {board.name!r} is not emulated", "pass --port for a real board")
-        self.board, self.elf = board, Path(elf)
+        self.board, self.elf, self.extra_args = board, Path(elf), tuple(extra_args)
         if not self.elf.is_file():
             raise InputError(f"firmware not found: {self.elf}", "build it first with `tinyml build DIR`")
         exe = board.emulator_command[0]
@@ -64,7 +64,8 @@ class EmulatedBoard:
     def start(self) -> EmulatedBoard:
         self.port = free_tcp_port()
         serial = f"tcp:127.0.0.1:{self.port},server=on,wait=on,nodelay=on"
-        self.proc = subprocess.Popen(self.board.emulator_argv(self.elf, serial), stdin=subprocess.DEVNULL,
+        argv = [*self.board.emulator_argv(self.elf, serial), *self.extra_args]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
                                      preexec_fn=_die_with_parent)
         return self

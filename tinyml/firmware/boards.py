@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,7 @@ class Board:
     emulator_command: tuple[str, ...] = ()
     emulator_package: str = ""
     codegen_target: str = "portable"  # kernels `tinyml codegen` uses for this core (checked at render)
+    buses: dict[str, dict[str, Any]] = field(default_factory=dict)  # [buses.NAME]: sensor buses and pins
     source: Path = field(default=Path(), compare=False)
 
     @property
@@ -98,7 +100,7 @@ class Board:
             "flash_method": self.flash_method, "flash": self.flash, "baud": self.baud,
             "usb_vid_pid": list(self.usb_vid_pid), "latency_unit": self.latency_unit,
             "instructions_per_tick": self.instructions_per_tick, "codegen_target": self.codegen_target,
-            "source": str(self.source),
+            "buses": self.buses, "source": str(self.source),
         }
 
 
@@ -207,6 +209,16 @@ def _parse(data: dict, path: Path) -> Board:
         raise InputError(f"board file {path}: emulated board without [emulator] command",
                          "add emulator.command with {elf} and {serial} placeholders")
     ipt = lat.get("instructions_per_tick", (int, float), None)
+    buses = top.sub("buses", required=False)
+    for bus_name in buses.table:
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,15}", bus_name):  # it reaches C strings and comments
+            raise InputError(f"board file {path}: bus name {bus_name!r} is not a plain name",
+                             "use lower-case letters, digits and '_', e.g. [buses.i2c0]")
+        bus = buses.sub(bus_name)
+        if bus.get("kind", str) not in ("i2c", "spi"):
+            raise InputError(f"board file {path}: buses.{bus_name}.kind must be \"i2c\" or \"spi\"",
+                             "see docs/sensors.md")
+        bus.get("driver", str)
     return Board(
         name=name, description=top.get("description", str, name), family=top.get("family", str),
         cpu=top.get("cpu", str), template=top.get("template", str), emulated=emulated,
@@ -220,5 +232,6 @@ def _parse(data: dict, path: Path) -> Board:
         baud=serial.get("baud", int, 115200), usb_vid_pid=serial.strings("usb_vid_pid"),
         latency_unit=unit, instructions_per_tick=float(ipt) if ipt is not None else None,
         emulator_command=command, emulator_package=emu.get("package", str, ""),
-        codegen_target=tool.get("codegen_target", str, "portable"), source=path,
+        codegen_target=tool.get("codegen_target", str, "portable"),
+        buses={k: dict(v) for k, v in buses.table.items()}, source=path,
     )

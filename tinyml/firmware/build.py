@@ -25,6 +25,10 @@ from tinyml.firmware.render import read_manifest
 BUILD_TIMEOUT_S = 600
 ELF_NAME = "build/firmware.elf"
 _OVERFLOW = re.compile(r"region [`'](\w+)' overflowed by (\d+) bytes")
+MAP_NAME = "build/firmware.map"
+# An output section in a GNU ld map: name at column 0, then address and size (a long name wraps).
+_MAP_SECTION = re.compile(r"^(\.[\w.]+)\s+0x[0-9a-fA-F]+\s+0x([0-9a-fA-F]+)", re.M)
+_NOT_LOADED = (".debug", ".comment", ".ARM.attributes", ".note")
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,26 @@ def elf_sections(data: bytes) -> list[tuple[str, int, int, int, int]]:
 SHT_NOBITS, SHF_ALLOC = 8, 0x2
 
 
+def map_sections(text: str) -> list[tuple[str, int]]:
+    """(name, size) of each non-empty loaded output section in a GNU ld map file.
+
+    The map is written even when the link fails on a region overflow, when no ELF exists:
+    it is the only place that says which section outgrew the board.
+    """
+    return [(name, int(size, 16)) for name, size in _MAP_SECTION.findall(text)
+            if int(size, 16) and not name.startswith(_NOT_LOADED)]
+
+
+def elf_alloc_sections(data: bytes) -> list[tuple[str, int]]:
+    """(name, size) of each non-empty section the firmware loads or reserves at run time."""
+    return [(name, size) for name, _kind, flags, _addr, size in elf_sections(data) if flags & SHF_ALLOC and size]
+
+
+def describe_sections(sections: list[tuple[str, int]]) -> str:
+    """One line for an error message: `sections .text 541,964 B, .bss 2,632 B`."""
+    return "sections " + ", ".join(f"{name} {size:,} B" for name, size in sections) if sections else ""
+
+
 def measure(elf: Path, board: Board, arena_bytes: int, flash_limit: int | None = None) -> SizeReport:
     """Flash and static RAM of a linked firmware, from its section headers."""
     sections = elf_sections(elf.read_bytes())
@@ -128,16 +152,22 @@ def build_project(project: str | Path, flash_limit: int | None = None) -> SizeRe
         overflow = _OVERFLOW.findall(log)
         if overflow:
             parts = ", ".join(f"{region} by {int(n):,} bytes" for region, n in overflow)
+            map_file = project / MAP_NAME
+            sizes = describe_sections(map_sections(map_file.read_text(errors="replace"))) \
+                if map_file.is_file() else ""
             raise CheckFailed(f"firmware does not fit {board.name}: region {parts} "
-                              f"(flash {board.flash_bytes:,} B, RAM {board.ram_bytes:,} B)",
-                              "use a smaller model (fewer units/filters) or a board with more memory")
+                              f"(flash {board.flash_bytes:,} B, RAM {board.ram_bytes:,} B)"
+                              + (f"; {sizes}" if sizes else ""),
+                              "use a smaller model (fewer units/filters), a smaller codegen kernel variant "
+                              "(`tinyml firmware new --target portable`) or a board with more memory")
         tail = " | ".join(line for line in log.strip().splitlines()[-4:])
         raise ToolError(f"build failed: {tail[-600:]}", f"run `make` in {project} to see the full log")
     report = measure(project / ELF_NAME, board, int(manifest.get("arena_bytes", 0)), flash_limit)
     if not report.fits:
+        sizes = describe_sections(elf_alloc_sections((project / ELF_NAME).read_bytes()))
         raise CheckFailed(f"firmware does not fit {board.name}: flash {report.flash_bytes:,} of "
                           f"{report.flash_limit:,} B, RAM {report.ram_bytes:,} + stack {report.stack_bytes:,} of "
-                          f"{report.ram_limit:,} B", "use a smaller model or a board with more memory")
+                          f"{report.ram_limit:,} B; {sizes}", "use a smaller model or a board with more memory")
     return report
 
 

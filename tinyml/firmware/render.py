@@ -75,24 +75,55 @@ def codegen_target(board: Board, override: str | None = None) -> str:
     return target
 
 
-def _model_sources(model: Int8Model, runtime: str, target: str, dest: Path, board: Board) -> int:
-    """Write the model's C into ``dest``; returns the arena bytes the runtime needs."""
-    if runtime == "native":
-        from tinyml.codegen import generate
+# Flash the firmware needs besides the model's constants (start-up, protocol, kernels, libc);
+# measured about 7 KB for ToyCar on Cortex-M4 at -Os, kept generous so a pick never fails to link.
+CODE_RESERVE_BYTES = 16 * 1024
 
-        gen = generate(model.data, prefix=PREFIX, target=target, origin=model.source_name)
+
+def pick_kernels(board: Board, tflite_bytes: bytes, *, named: str | None) -> tuple[Any, str]:
+    """The generated C and a sentence saying why: the kernels the user named, else the fastest
+    variant whose weights plus ``CODE_RESERVE_BYTES`` fit the board's flash. The board's own
+    target is the fast one (the DSP kernels may store weights wider); portable C is the smallest.
+    When nothing fits, the smallest is kept and `tinyml build` refuses it with the section sizes."""
+    from tinyml.codegen import generate
+    from tinyml.codegen.kernels import PORTABLE
+
+    if named:
+        return generate(tflite_bytes, prefix=PREFIX, target=named), "named by --target"
+    budget = board.flash_bytes - CODE_RESERVE_BYTES
+    candidates = list(dict.fromkeys((board.codegen_target, PORTABLE)))  # fastest first
+    skipped: list[str] = []
+    for target in candidates:
+        gen = generate(tflite_bytes, prefix=PREFIX, target=target)
+        weights = int(gen.report["weight_bytes"])
+        if weights <= budget:
+            why = f"fastest that fits {board.flash_bytes:,} B of flash"
+            return gen, why + (f"; {', '.join(skipped)}" if skipped else "")
+        skipped.append(f"{target} needs {weights:,} B of weights + {CODE_RESERVE_BYTES:,} B code")
+    return gen, f"nothing fits {board.flash_bytes:,} B of flash ({'; '.join(skipped)}): kept the smallest"
+
+
+def _model_sources(model: Int8Model, runtime: str, target: str, dest: Path, board: Board,
+                   named: bool) -> tuple[int, str, str]:
+    """Write the model's C into ``dest``; returns the arena bytes the runtime needs, the codegen
+    target used and why it was chosen (native runtime only)."""
+    if runtime == "native":
+        gen, why = pick_kernels(board, model.data, named=target if named else None)
         (dest / f"{PREFIX}.h").write_text(gen.header)
         (dest / f"{PREFIX}.c").write_text(gen.source)
-        return gen.arena_bytes
+        return gen.arena_bytes, gen.target, why
     from tinyml.firmware.tflm import write_tflm_sources
 
-    return write_tflm_sources(model.data, dest, idf_target=str(board.idf_target))
+    return write_tflm_sources(model.data, dest, idf_target=str(board.idf_target)), target, ""
 
 
 def render_project(board: Board, model: Int8Model, out: str | Path, runtime: str = "native",
-                   device_id: str = "", target: str | None = None) -> Path:
+                   device_id: str = "", target: str | None = None, *, sensor: str | None = None,
+                   sensor_options: dict[str, str] | None = None) -> Path:
     """Write a complete firmware project for ``board`` running ``model`` into ``out``; ``target``
-    overrides the board's codegen target (see ``codegen_target``)."""
+    overrides the board's codegen target (see ``codegen_target``); ``sensor`` names the driver
+    run mode reads (``firmware_templates/sensors/``), checked against the board and the model
+    before anything is written."""
     if runtime not in RUNTIMES:
         raise InputError(f"unknown runtime {runtime!r}", f"use one of: {', '.join(RUNTIMES)}")
     kernels = codegen_target(board, target)
@@ -100,6 +131,11 @@ def render_project(board: Board, model: Int8Model, out: str | Path, runtime: str
         raise InputError(f"runtime 'tflm' needs ESP-IDF's esp-tflite-micro component; {board.name} "
                          f"uses the {board.template} template", "use --runtime native on this board")
     family = template_family(board)
+    plan = None
+    if sensor is not None:
+        from tinyml.firmware.sensors import load_sensor, plan_sensor
+
+        plan = plan_sensor(load_sensor(sensor), board, _preprocess_context(model), dict(sensor_options or {}))
     out = Path(out)
     existed = out.exists()
     fresh = not existed or not any(out.iterdir())
@@ -107,7 +143,7 @@ def render_project(board: Board, model: Int8Model, out: str | Path, runtime: str
         raise InputError(f"{out} exists and is not a tinyml firmware project; refusing to overwrite it",
                          "pass an empty or new --out directory")
     try:
-        _write_project(board, model, out, runtime, device_id, family, kernels)
+        _write_project(board, model, out, runtime, device_id, family, kernels, plan, named=target is not None)
     except BaseException:
         if fresh:  # a half-written project would block the next attempt
             shutil.rmtree(out, ignore_errors=True)
@@ -115,6 +151,13 @@ def render_project(board: Board, model: Int8Model, out: str | Path, runtime: str
                 out.mkdir()
         raise
     return out
+
+
+def _template(name: str) -> Path:
+    folder = template_dir(name)
+    if folder is None:
+        raise InputError(f"the {name!r} firmware template folder is missing", "reinstall tinyml, or check TINYML_HOME")
+    return folder
 
 
 def template_family(board: Board) -> Path:
@@ -171,7 +214,7 @@ def _write_file(out: Path, target: Path, data: bytes) -> None:
 
 
 def _write_project(board: Board, model: Int8Model, out: Path, runtime: str, device_id: str, family: Path,
-                   target: str) -> None:
+                   target: str, plan: Any = None, *, named: bool = False) -> None:
     esp_idf = sdkconfig_values(board) if board.template == "esp-idf" else None  # a bad board file stops us here
     src = "main" if board.template == "esp-idf" else "src"
     model_dir = out / ("main" if board.template == "esp-idf" else "model")
@@ -179,7 +222,7 @@ def _write_project(board: Board, model: Int8Model, out: Path, runtime: str, devi
         for sub in ("build", src, model_dir.name):
             _clear_subdir(out / sub)
     model_dir.mkdir(parents=True, exist_ok=True)
-    arena = _model_sources(model, runtime, target, model_dir, board)
+    arena, target, why = _model_sources(model, runtime, target, model_dir, board, named)
 
     pre = _preprocess_context(model)
     # integer preprocessing runs on every board; the float64 features need soft double
@@ -187,6 +230,7 @@ def _write_project(board: Board, model: Int8Model, out: Path, runtime: str, devi
     ctx = {
         "board": board, "runtime": runtime, "standalone": False, "version": __version__,
         "device_id": device_id or board.name, "pre": pre, "device_features": device_features, "esp_idf": esp_idf,
+        "sensor": plan.to_json() if plan is not None else None,
         "model": {"source_name": model.source_name, "sha256": model.sha256, "task": model.task,
                   "classes": list(model.labels.classes), "threshold": model.threshold,
                   "input_bytes": model.input_bytes, "output_bytes": model.output_bytes,
@@ -205,23 +249,28 @@ def _write_project(board: Board, model: Int8Model, out: Path, runtime: str, devi
         _render_tree(env, root, dest, ctx, out=out)
     if _feature_files(pre):
         _write_features_config(pre, out / src, model)
+    if plan is not None:
+        _write_sensor(plan, out, out / src)
     manifest = {
         "board": board.name, "board_file": str(board.source), "template": board.template, "runtime": runtime,
         "builder": board.builder, "codegen_target": target if runtime == "native" else None,
+        "codegen_choice": why if runtime == "native" else None,
         "model": str(model.tflite), "model_sha256": model.sha256,
         "input_bytes": model.input_bytes, "output_bytes": model.output_bytes, "arena_bytes": arena,
         "task": model.task, "device_features": device_features, "flash_bytes": board.flash_bytes,
         "ram_bytes": board.ram_bytes, "stack_bytes": board.stack_bytes, "ram_origin": board.ram_origin,
-        "tinyml_version": __version__,
+        "tinyml_version": __version__, "sensor": plan.to_json() if plan is not None else None,
     }
     _write_file(out, out / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
 
 
-def _template(name: str) -> Path:
-    folder = template_dir(name)
-    if folder is None:
-        raise InputError(f"the {name!r} firmware template folder is missing", "reinstall tinyml, or check TINYML_HOME")
-    return folder
+def _write_sensor(plan: Any, out: Path, dest: Path) -> None:
+    """The sampler (in place of the placeholder hook), the driver, its bus file and their constants."""
+    from tinyml.firmware.sensors import sensor_config_header, sensor_sources
+
+    for path in sensor_sources(plan):
+        _write_file(out, dest / path.name, path.read_bytes())
+    _write_file(out, dest / "tinyml_sensor_config.h", sensor_config_header(plan).encode())
 
 
 def _write_features_config(pre: dict[str, Any], dest: Path, model: Int8Model) -> Path:

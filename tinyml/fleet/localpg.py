@@ -86,7 +86,7 @@ class LocalPostgres:
             self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def cleanup(self) -> None:
-        self.stop()
+        self.stop("immediate")  # the data is thrown away: no checkpoint to wait for
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def url(self, *, user: str | None = None) -> str:

@@ -180,6 +180,16 @@ def parse_mqtt_url(url: str, options: dict[str, Any] | None = None) -> MqttConfi
         raise InputError(f"bad [mqtt] value: {exc}", "check the [mqtt] section") from None
 
 
+def password_in_url_warning(url: str | None, *, option: str = "--mqtt") -> str | None:
+    """A warning when a command-line URL carries a password: any local user can read it in
+    /proc/PID/cmdline and shell history. The URL is not refused (it works), only flagged."""
+    if not url or urlsplit(url).password is None:
+        return None
+    return (f"warning: the password in {option} {_redact_url(url)} is visible to other local users "
+            f"(/proc/PID/cmdline, shell history); set ${PASSWORD_ENV} or put it in a file "
+            "(gateway.toml [mqtt] password, mode 600) instead")
+
+
 def _redact_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:

@@ -9,6 +9,7 @@ and window are reloaded), so a restart neither re-fires nor forgets alerts.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -42,8 +43,19 @@ _TOPIC_UNSAFE = re.compile(r"[/+#\x00-\x1f]")
 
 @lru_cache(maxsize=4096)
 def topic_part(name: str) -> str:
-    """A device id made safe as one MQTT topic level."""
-    return _TOPIC_UNSAFE.sub("_", name) or "_"
+    """A device id made safe as one MQTT topic level. Levels starting with ``_`` are the gateway's
+    own (``_gateway``), so a device's never does: a leading ``_`` is doubled (``_gateway`` ->
+    ``__gateway``), which keeps distinct ids distinct."""
+    part = _TOPIC_UNSAFE.sub("_", name) or "_"
+    return "_" + part if part.startswith("_") else part
+
+
+def status_id(payload: dict[str, object]) -> str:
+    """``status/<device>/<boot>/<content hash>``: a re-published status keeps its id, a status with
+    new content (a new port, a reboot flag) gets a new one, so consumers deduplicating by id lose nothing."""
+    body = _encode({k: v for k, v in sorted(payload.items()) if k != "id"})
+    digest = hashlib.sha256(body.encode()).hexdigest()[:12]
+    return f"status/{payload['device']}/{int(str(payload['boot_id'])):08x}/{digest}"
 
 
 def result_id(device: str, boot_id: int, seq: int) -> str:
@@ -289,10 +301,11 @@ class Processor:
                                      if state.model.label_names else None}
         _mark_seen(seen, rec.device, rec.at, fields)
         self.store.set_port(rec.port, rec.at, device=rec.device)
-        payload = {"id": f"status/{rec.device}/{rec.boot_id:08x}", "site": self.config.site, "device": rec.device,
-                   "state": "online", "board": rec.board, "fw_version": rec.fw_version,
-                   "model_hash": rec.model_hash, "boot_id": rec.boot_id, "rebooted": rebooted,
-                   "port": rec.port, "at": rec.at}
+        payload: dict[str, object] = {
+            "site": self.config.site, "device": rec.device, "state": "online", "board": rec.board,
+            "fw_version": rec.fw_version, "model_hash": rec.model_hash, "boot_id": rec.boot_id,
+            "rebooted": rebooted, "port": rec.port, "at": rec.at}
+        payload = {"id": status_id(payload), **payload}
         self._enqueue(rec.device, "status", str(payload["id"]), _encode(payload), rec.at, out)
 
     def _results(self, rec: ResultsRecord, out: BatchOutcome, counts: defaultdict[str, Counter[str]],

@@ -21,7 +21,7 @@ import tomllib
 from tinyml.errors import InputError, OptionError
 
 PROJECT_FILE = "tinyml.toml"
-SECTIONS = ("project", "data", "train", "quantize", "codegen", "firmware", "validate", "sign")
+SECTIONS = ("project", "data", "train", "quantize", "codegen", "firmware", "sensor", "validate", "sign")
 REQUIRED = ("project", "data", "train")
 SPLITS = ("train", "val", "test", "all")
 SYNTH_KINDS = ("vibration", "temperature")
@@ -46,6 +46,8 @@ class Project:
     runtime: str = "native"
     validate: dict[str, Any] | None = None
     sign_key: Path | None = None
+    sensor: str | None = None              # [sensor] name: the driver run mode reads
+    sensor_options: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def base(self) -> Path:
@@ -207,6 +209,7 @@ def _build(f: _File, raw: dict[str, Any], base: Path) -> Project:
         raise f.error("quantize", "tolerance", "[quantize] tolerance cannot be negative", "e.g. tolerance = 2")
     codegen = _codegen(f, raw.get("codegen", {}))
     firmware = _firmware(f, raw.get("firmware"), base)
+    sensor = _sensor(f, raw.get("sensor"), firmware)
     validate = _validate(f, raw.get("validate"), firmware)
     sign = _sign(f, raw.get("sign"), base, firmware)
     out = _project_out(f, base, project.get("out", "run"))
@@ -214,7 +217,7 @@ def _build(f: _File, raw: dict[str, Any], base: Path) -> Project:
         raise f.error("project", "out", f"[project] out {out} is a file, not a folder", "name a run directory")
     return Project(path=f.path, name=project["name"], out=out,
                    **data, **train, tolerance=quantize.get("tolerance"), codegen=codegen, **firmware,
-                   validate=validate, sign_key=sign)
+                   validate=validate, sign_key=sign, **sensor)
 
 
 def _data(f: _File, table: Any, base: Path) -> dict[str, Any]:
@@ -288,6 +291,27 @@ def _firmware(f: _File, table: Any, base: Path) -> dict[str, Any]:
         raise f.error("firmware", "runtime", f"runtime 'tflm' needs an ESP-IDF board; {board.name} is not one",
                       'use runtime = "native" on this board')
     return {"board": board, "runtime": runtime}
+
+
+def _sensor(f: _File, table: Any, firmware: dict[str, Any]) -> dict[str, Any]:
+    """[sensor]: a driver from firmware_templates/sensors/ and its options (docs/sensors.md)."""
+    from tinyml.firmware.sensors import OPTIONS, load_sensor, parse_options
+
+    if table is None:
+        return {}
+    options = _section(f, "sensor", table, {"name": str, **{k: str | float for k in OPTIONS}})
+    if not firmware:
+        raise f.error("sensor", None, "[sensor] needs a [firmware] section to render the driver into",
+                      'add [firmware] with board = "qemu-mps2-an386"')
+    if "name" not in options:
+        raise f.error("sensor", None, "[sensor] needs a name", 'add name = "tmp105" (see docs/sensors.md)')
+    name = options.pop("name")
+    try:
+        load_sensor(name)
+        parsed = parse_options({k: (f"{v:g}" if isinstance(v, float) else v) for k, v in options.items()})
+    except InputError as exc:
+        raise f.error("sensor", "name", exc.message, exc.hint or "see docs/sensors.md") from None
+    return {"sensor": name, "sensor_options": parsed}
 
 
 def _validate(f: _File, table: Any, firmware: dict[str, Any]) -> dict[str, Any] | None:

@@ -182,6 +182,8 @@ def _firmware_inputs(p: Project) -> list[Path]:
     from tinyml.paths import template_dir
 
     folders = [template_dir(name) for name in ("common", "baremetal-common", p.board.template)]
+    if p.sensor:
+        folders += [template_dir("sensors"), template_dir("buses")]
     templates = sorted(f for d in folders if d is not None for f in d.rglob("*") if f.is_file())
     return [*_model_files(p), p.board.source, *templates]
 
@@ -190,14 +192,15 @@ def _firmware_run(p: Project) -> dict[str, Any]:
     from tinyml.firmware.build import build_project
 
     render.render_project(p.board, rundir.int8_model(run_dir(p)), firmware_dir(p), p.runtime,
-                          target=p.codegen["target"])
+                          target=p.codegen["target"], sensor=p.sensor, sensor_options=p.sensor_options)
     size = build_project(firmware_dir(p))
     return {"board": p.board.name, "flash": size.flash_bytes, "ram": size.ram_bytes, "arena": size.arena_bytes}
 
 
 FIRMWARE = Stage(
     "firmware",
-    settings=lambda p: {"board": p.board.name, "runtime": p.runtime, "codegen_target": p.codegen["target"]},
+    settings=lambda p: {"board": p.board.name, "runtime": p.runtime, "codegen_target": p.codegen["target"],
+                        **({"sensor": p.sensor, "sensor_options": p.sensor_options} if p.sensor else {})},
     inputs=_firmware_inputs,
     outputs=lambda p: [_elf(p), firmware_dir(p) / render.MANIFEST],
     run=_firmware_run,

@@ -12,6 +12,7 @@ import numpy as np
 from tinyml import rundir
 from tinyml.data import dataset as dataset_io
 from tinyml.data.dataset import SPLITS
+from tinyml.data.timestamps import iso
 from tinyml.errors import InputError
 from tinyml.model import interpreters
 from tinyml.outputs import write_atomic
@@ -66,7 +67,8 @@ def predict_file(model: Path, data: Path, out_path: Path, split: str = "all", ru
                          "score data imported with the same classes as the training data")
     split_names = {code: name for name, code in SPLITS.items()}
     labeled = ds.y >= 0
-    head = ["window", "split", "group"] + (["label"] if labeled.any() else [])
+    timed = ds.times is not None
+    head = ["window", "split", "group"] + (["start", "end"] if timed else []) + (["label"] if labeled.any() else [])
     if info["task"] == "classifier":
         preds = outputs.argmax(axis=1)
         pred_names = [classes[int(k)] for k in preds]
@@ -84,10 +86,12 @@ def predict_file(model: Path, data: Path, out_path: Path, split: str = "all", ru
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(head + ["pred"] + extra_head)
-    for i in range(ds.n):
+    seconds = ds.x.shape[1] / ds.fs
+    for i in (np.argsort(ds.times, kind="stable") if timed else range(ds.n)):  # timestamped: in data order
         label = ([classes[ds.y[i]] if labeled[i] else ""] if labeled.any() else [])
+        span = [iso(ds.times[i]), iso(ds.times[i] + seconds)] if timed else []
         w.writerow([int(index[i]), split_names.get(int(ds.split[i]), str(ds.split[i])), str(ds.groups[i]),
-                    *label, pred_names[i], *extra[i]])
+                    *span, *label, pred_names[i], *extra[i]])
     write_atomic(Path(out_path), buf.getvalue().encode())
     kind = "keras" if model_file.suffix == ".keras" else runtime
     return {"windows": ds.n, "labeled": int(labeled.sum()), "runtime": RUNTIME_NAMES[kind],

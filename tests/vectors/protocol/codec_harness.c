@@ -102,6 +102,11 @@ static void print_fields(const tinyml_msg_t *m)
         field_u("uptime_ms", m->u.heartbeat.uptime_ms);
         field_u("results", m->u.heartbeat.results);
         field_u("rx_errors", m->u.heartbeat.rx_errors);
+        if (m->u.heartbeat.has_sensor) {
+            field_u("sensor_reads", m->u.heartbeat.sensor_reads);
+            field_u("sensor_errors", m->u.heartbeat.sensor_errors);
+            field_u("sensor_status", m->u.heartbeat.sensor_status);
+        }
         break;
     case TINYML_MSG_EXIT:
         field_u("code", m->u.exit.code);
@@ -133,6 +138,11 @@ static void print_fields(const tinyml_msg_t *m)
     case TINYML_MSG_CAPTURE:
         field_u("mode", m->u.capture.mode);
         field_u("count", m->u.capture.count);
+        break;
+    case TINYML_MSG_REPLAY:
+        field_u("offset", m->u.replay.offset);
+        printf(";data=");
+        hex(m->u.replay.values, 4u * m->u.replay.n);
         break;
     default:
         break;

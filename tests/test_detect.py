@@ -1,0 +1,92 @@
+"""`tinyml detect` over a long timestamped series, event-level scores, and predict's window times."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import assert_clean_error, run_cli
+from tinyml.train.event_scores import score_events
+
+START = dt.datetime(2014, 1, 1)
+
+
+def sig(y: float) -> float:
+    return 2 / (1 + math.exp(5 * y)) - 1
+
+
+def test_event_scores_follow_the_nab_standard_profile():
+    intervals = [(0.0, 100.0), (200.0, 300.0), (1000.0, 1100.0)]
+    s = score_events([10.0, 50.0, 250.0, 500.0, 2000.0], intervals, span_seconds=2 * 86400)
+    assert [d["lead_s"] for d in s["detected"]] == [90.0, 50.0]  # the first alarm per interval counts
+    assert s["missed"] == [{"start": 1000.0, "end": 1100.0}]
+    assert s["false_alarms"] == 2 and s["false_alarms_per_day"] == 1.0
+    raw = sig(-0.9) + sig(-0.5) - 1.0 + 0.11 * sig(2.0) + 0.11 * sig(9.0)
+    assert s["nab_raw"] == pytest.approx(raw)
+    null, perfect = -3.0, 3 * sig(-1.0)
+    assert s["nab_score"] == pytest.approx(100 * (raw - null) / (perfect - null))
+    assert score_events([0.0, 200.0, 1000.0], intervals, span_seconds=86400)["nab_score"] == pytest.approx(100.0)
+    assert score_events([], intervals, span_seconds=86400)["nab_score"] == pytest.approx(0.0)
+    early_fp = score_events([-50.0], intervals, span_seconds=86400)
+    assert early_fp["nab_raw"] == pytest.approx(-3.0 - 0.11)  # no interval before it: the full A_FP
+
+
+def write_series(path: Path, start: dt.datetime, days: int, events: list[tuple[float, float, str]],
+                 seed: int) -> list[tuple[dt.datetime, dt.datetime]]:
+    """A 5-minute temperature log with a daily cycle and injected step/runaway/stuck events."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(days * 288) * 300.0
+    v = 60 + 5 * np.sin(2 * np.pi * t / 86400) + rng.normal(0, 0.3, t.size)
+    for a, b, kind in events:
+        i, j = int(a * 288), int(b * 288)
+        v[i:j] = {"step": v[i:j] + 8, "runaway": v[i:j] + np.linspace(0, 15, j - i), "stuck": v[i]}[kind]
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["timestamp", "value"])
+        w.writerows([(start + dt.timedelta(seconds=s)).strftime("%Y-%m-%d %H:%M:%S"), f"{x:.3f}"]
+                     for s, x in zip(t, v, strict=True))
+    return [(start + dt.timedelta(days=a), start + dt.timedelta(days=b)) for a, b, _ in events]
+
+
+def write_labels(path: Path, spans: list[tuple[dt.datetime, dt.datetime]]) -> Path:
+    path.write_text("start,end,label\n" + "".join(f"{a.isoformat(sep=' ')},{b.isoformat(sep=' ')},anomaly\n"
+                                                  for a, b in spans))
+    return path
+
+
+def test_detect_finds_injected_events_with_lead_times(tmp_path):
+    train_spans = write_series(tmp_path / "train.csv", START - dt.timedelta(days=7), 7, [(5.0, 5.3, "step")], 1)
+    data = tmp_path / "train.npz"
+    ok = run_cli("data", "import", tmp_path / "train.csv", "--time-column", "timestamp", "--labels",
+                 write_labels(tmp_path / "train_labels.csv", train_spans), "--kind", "temperature", "--window", "24",
+                 "--hop", "6", "--out", data)
+    assert ok.returncode == 0, ok.stderr
+    run = tmp_path / "run"
+    ok = run_cli("train", data, "--model", "autoencoder", "--out", run, "--seed", "0", "--quiet", "--epochs", "30")
+    assert ok.returncode == 0, ok.stderr
+    scored = tmp_path / "scores.csv"
+    ok = run_cli("predict", run, data, "--out", scored)
+    assert ok.returncode == 0, ok.stderr
+    rows = list(csv.DictReader(scored.read_text().splitlines()))
+    starts = [r["start"] for r in rows]
+    assert starts == sorted(starts) and rows[0]["start"] == "2013-12-25T00:00:00"  # data order, not split order
+    assert rows[1]["start"] == "2013-12-25T00:30:00" and rows[0]["end"] == "2013-12-25T02:00:00"
+
+    spans = write_series(tmp_path / "test.csv", START, 7, [(2.0, 2.25, "step"), (4.0, 4.4, "runaway")], 2)
+    labels = write_labels(tmp_path / "test_labels.csv", spans)
+    events = tmp_path / "events.csv"
+    det = run_cli("detect", run, tmp_path / "test.csv", "--labels", labels, "--out", events)
+    assert det.returncode == 0, det.stderr
+    assert "events detected 2/2, missed 0" in det.stdout and "NAB score" in det.stdout
+    assert "lead time" in det.stdout
+    alarms = [r["start"] for r in csv.DictReader(events.read_text().splitlines())]
+    for a, b in spans:  # an alarm inside every injected event
+        assert any(a.isoformat() <= x <= b.isoformat() for x in alarms)
+    bad = run_cli("detect", run, tmp_path / "test.csv", "--time-column", "when", "--out", tmp_path / "e2.csv")
+    assert_clean_error(bad, "unknown column 'when'")
+    assert not (tmp_path / "e2.csv").exists()

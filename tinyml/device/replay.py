@@ -1,0 +1,93 @@
+"""Hardware-in-the-loop replay: recorded windows streamed to a device's ``replay`` sensor.
+
+A firmware rendered with ``--sensor replay`` and built in run mode reads its windows from
+REPLAY frames (docs/protocol.md) instead of a chip, then does what it does with a real
+sensor: its own C preprocessing, the model, the decision, a RESULT frame. The host sends one
+window at a time (stop-and-wait on the ACKs), waits for its RESULT and compares the device's
+whole raw output with the host pipeline's for the same samples (preprocess.json, then the
+TFLM interpreter): the same bytes, or a report of where they differ.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinyml.device import protocol as p
+from tinyml.errors import DeviceError, InputError
+from tinyml.rundir import Int8Model
+
+
+@dataclass
+class ReplayReport:
+    windows: int = 0
+    identical: int = 0
+    mismatched: list[int] = field(default_factory=list)   # window indices whose output bytes differ
+    device_labels: list[int] = field(default_factory=list)
+    host_labels: list[int] = field(default_factory=list)
+    sent_values: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"windows": self.windows, "identical": self.identical, "mismatched": self.mismatched,
+                "device_labels": self.device_labels, "host_labels": self.host_labels,
+                "sent_values": self.sent_values}
+
+
+def replay_window(link: Any, window: np.ndarray, *, timeout: float = 10.0) -> p.Result:
+    """Send one window (time x channels, training units) and return the RESULT it produced."""
+    values = np.ascontiguousarray(window, dtype="<f4").ravel()
+    link.unsolicited.clear()
+    for start in range(0, values.size, p.MAX_REPLAY_VALUES):
+        chunk = values[start:start + p.MAX_REPLAY_VALUES]
+        end = start + chunk.size
+        link.request(p.Replay(start, chunk.tobytes()), p.Ack, timeout,
+                     match=lambda m, e=end: m.for_type == p.Replay.TYPE and m.value == e)
+    for msg in list(link.unsolicited):
+        if isinstance(msg, p.Result):
+            return msg
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        msg = link.recv(left)
+        if isinstance(msg, p.Result):
+            return msg
+        if isinstance(msg, p.Error):
+            raise DeviceError(f"device on {link.name} reported error {msg.code} after a replayed window: "
+                              f"{msg.message}", "see docs/protocol.md for the error codes")
+    raise DeviceError(f"no RESULT from {link.name} within {timeout:g} s of a complete replayed window",
+                      "is the firmware built in run mode (make MODE=run) with --sensor replay?")
+
+
+def replay_dataset(link: Any, model: Int8Model, data: str | Path, *, split: str | None = "test",
+                   limit: int | None = None, timeout: float = 10.0) -> ReplayReport:
+    """Replay a dataset's windows and compare each device output with the host pipeline's."""
+    from tinyml.data.dataset import load
+    from tinyml.hil import decide, host_reference, prepare_inputs, stratified_sample
+
+    hello = link.request(p.HelloReq(), p.Hello, timeout)
+    if hello.model_hash != model.hash8:
+        raise InputError(f"the device on {link.name} runs model {hello.model_hash.hex()}, not {model.hash8.hex()}",
+                         "flash the firmware built for this model")
+    inputs = prepare_inputs(model, data, split, limit)  # --limit: the same seeded class-stratified pick
+    ds = load(data).subset(split)
+    keep = stratified_sample(ds.y, limit, 0) if limit is not None and ds.n > limit else np.arange(ds.n)
+    windows = ds.x[keep]
+    if windows.shape[0] != inputs.x.shape[0]:
+        raise InputError(f"picked {windows.shape[0]} windows to replay but {inputs.x.shape[0]} host inputs",
+                         "report this: the replay and validation window picks disagree")
+    host = host_reference(model, inputs.x)
+    report = ReplayReport(host_labels=[int(v) for v in decide(model, inputs.x, host)])
+    for i, window in enumerate(windows):
+        result = replay_window(link, window, timeout=timeout)
+        out = np.frombuffer(link.output(result, hello.output_bytes, timeout), dtype=np.int8)
+        report.windows += 1
+        report.sent_values += window.size
+        report.device_labels.append(int(result.label))
+        if np.array_equal(out, host[i].astype(np.int8)):
+            report.identical += 1
+        else:
+            report.mismatched.append(i)
+    return report

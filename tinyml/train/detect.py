@@ -1,0 +1,141 @@
+"""``tinyml detect``: a model run over a long timestamped series as the device runs it, alarms as events.
+
+Sliding windows with the model's hop (the hop its training data was cut with, unless ``--hop``), each scored
+with the run's own preprocessing and threshold; the anomalous/normal stream goes through the gateway's own
+k-of-n rule with hysteresis (``tinyml.gateway.rules.AnomalyKofN``), and each fire..clear is one event, timed
+at the end of the window that decided it (when a device would have sent it). The rule starts afresh in each
+recording (after a gap the device has no state), closing an open event at the end of the recording.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tinyml import rundir
+from tinyml.data import series
+from tinyml.data.importer import resample
+from tinyml.data.io import read_csv
+from tinyml.data.timestamps import iso
+from tinyml.errors import InputError
+from tinyml.gateway.rules import AnomalyKofN
+from tinyml.train.fit import output_scores
+from tinyml.train.predict import model_outputs
+
+
+@dataclass(frozen=True)
+class DetectOptions:
+    time_column: str = "timestamp"
+    columns: list[str] | None = None
+    time_format: str | None = None
+    on_backwards: str = "refuse"
+    max_gap: float | None = None
+    hop: int | None = None
+    k: int = 2                 # fire when k of the last n windows are anomalous ...
+    n: int = 3
+    clear_k: int = 0           # ... clear when clear_k or fewer are
+    runtime: str = "litert"
+
+
+@dataclass(frozen=True)
+class Event:
+    start: float
+    end: float
+    peak_score: float
+    anomalous_windows: int
+
+
+def model_hop(info: dict) -> int:
+    """The hop the model's training windows were cut with (their dataset's meta), else the window."""
+    window = int(info.get("window") or info["input_shape"][0])
+    try:
+        with np.load(info["dataset"], allow_pickle=False) as z:
+            return int(json.loads(str(z["meta"]))["options"]["hop"])
+    except Exception:  # noqa: BLE001 - no dataset, synthetic data or no hop recorded: windows do not overlap
+        return window
+
+
+def detect(model: Path, series_csv: Path, o: DetectOptions = DetectOptions()) -> tuple[list[Event], dict]:
+    """The alarm events over ``series_csv`` and a summary (windows, span, recordings, hop, rule)."""
+    run = rundir.open_model(Path(model), bare=False)  # a run dir (its model.keras) or a .keras/.tflite in one
+    run_dir = run.run_dir
+    info = rundir.read_model_info(run_dir)
+    if info["task"] != "anomaly":
+        raise InputError(f"{run_dir} is a {info['task']}, detect needs an anomaly model",
+                         "train an autoencoder on normal data (`tinyml train --model autoencoder`)")
+    if not 0 < o.k <= o.n or not 0 <= o.clear_k < o.k:
+        raise InputError(f"--k {o.k} --n {o.n} --clear-k {o.clear_k} is no rule", "need 0 <= clear-k < k <= n")
+    window, fs = int(info["window"]), float(info["fs"])
+    hop = o.hop or model_hop(info)
+    recs = read_csv(Path(series_csv), o.columns, o.time_column, None, None, None,
+                    timing=series.TimeOptions(o.time_format, o.on_backwards, o.max_gap))
+    channels = int(info["input_shape"][-1]) if info.get("preprocess") == "raw" else len(info["channels"])
+    if len(recs[0].channels) != channels:
+        raise InputError(f"{series_csv}: {len(recs[0].channels)} signal column(s) ({', '.join(recs[0].channels)}), "
+                         f"the model reads {channels} ({', '.join(info['channels'])})", "pick them with --columns")
+    xs, ends, which = [], [], []
+    for k, r in enumerate(recs):
+        sig = resample(r.signal, r.fs or fs, fs)
+        for s in range(0, sig.shape[0] - window + 1, hop):
+            xs.append(sig[s:s + window])
+            ends.append(r.t0 + (s + window) / fs)
+            which.append(k)
+    if not xs:
+        raise InputError(f"{series_csv}: no recording is as long as the model's window ({window} samples)",
+                         "detect needs longer stretches without gaps")
+    x = np.stack(xs).astype(np.float32)
+    pre = run.preprocess()
+    inputs = pre.apply(x)
+    int8 = (lambda scale, zp: pre.int8_inputs(x, scale, zp)) if pre.integer else None
+    scores = output_scores("anomaly", inputs, model_outputs(run, inputs, o.runtime, int8_inputs=int8))
+    events = _events(scores, float(info["threshold"]), np.array(ends), np.array(which), o)
+    span = sum(r.signal.shape[0] / (r.fs or fs) for r in recs)
+    return events, {"windows": len(xs), "hop": hop, "window": window, "recordings": len(recs),
+                    "span_seconds": span, "start": iso(recs[0].t0), "threshold": float(info["threshold"]),
+                    "rule": f"{o.k} of the last {o.n} windows anomalous, clears at {o.clear_k} or fewer",
+                    "anomalous_windows": int(np.count_nonzero(scores > float(info["threshold"])))}
+
+
+def _events(scores: np.ndarray, threshold: float, ends: np.ndarray, which: np.ndarray,
+            o: DetectOptions) -> list[Event]:
+    out: list[Event] = []
+    rule, opened, peak, count = None, None, 0.0, 0
+    for i, score in enumerate(scores):
+        if i == 0 or which[i] != which[i - 1]:
+            if opened is not None:
+                out.append(Event(opened, float(ends[i - 1]), peak, count))
+            rule, opened = AnomalyKofN(o.k, o.n, o.clear_k), None
+        anomalous = bool(score > threshold)
+        change = rule.observe(anomalous, float(ends[i]))
+        if opened is not None:
+            peak, count = max(peak, float(score)), count + anomalous
+        if change is not None and change.firing:
+            opened, peak, count = float(ends[i]), float(score), int(anomalous)
+        elif change is not None:
+            out.append(Event(opened, float(ends[i]), peak, count))
+            opened = None
+    if opened is not None:
+        out.append(Event(opened, float(ends[-1]), peak, count))
+    return out
+
+
+def events_csv(events: list[Event]) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["event", "start", "end", "duration_s", "peak_score", "anomalous_windows"])
+    for i, e in enumerate(events):
+        w.writerow([i, iso(e.start), iso(e.end), f"{e.end - e.start:g}", f"{e.peak_score:.6g}", e.anomalous_windows])
+    return buf.getvalue().encode()
+
+
+def labelled_events(labels: Path, series_csv: Path, *, time_format: str | None,
+                    normal_class: str) -> list[tuple[float, float]]:
+    """The (start, end) of every labelled interval of this series that is not normal."""
+    from tinyml.data.intervals import applies_to, read_intervals
+    return [(iv.start, iv.end) for iv in read_intervals(labels, time_format=time_format)
+            if iv.label != normal_class and applies_to(iv, str(series_csv))]

@@ -1,0 +1,58 @@
+"""Alarms judged as an operator judges them: per labelled event, not per window.
+
+Detected events with their lead time (the interval's end minus the first alarm inside it), missed events,
+false alarms per day (alarms that start in no interval) and a NAB-style score with NAB's standard profile:
+an alarm at relative position y in an interval (-1 at its start, 0 at its end) earns
+A_TP * sigma(y), sigma(y) = 2 / (1 + e^(5y)) - 1, only the first alarm per interval counts; a missed
+interval costs A_FN; a false alarm costs A_FP * sigma(y) measured from the end of the interval before it
+(the full A_FP when none precedes it). The raw score is normalised as NAB does: 0 for a detector that
+never fires, 100 for one that fires at the start of every interval and nowhere else.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+STANDARD_PROFILE = {"tp": 1.0, "fp": 0.11, "fn": 1.0}
+
+
+def scaled_sigmoid(y: float) -> float:
+    return 2.0 / (1.0 + math.exp(min(5.0 * y, 700.0))) - 1.0
+
+
+def score_events(alarms: np.ndarray, intervals: list[tuple[float, float]], *, span_seconds: float,
+                 profile: dict[str, float] = STANDARD_PROFILE) -> dict:
+    """Scores of alarm start times against labelled (start, end) intervals over ``span_seconds`` of data."""
+    alarms = np.sort(np.asarray(alarms, dtype=np.float64))
+    intervals = sorted(intervals)
+    detected, missed = [], []
+    raw = 0.0
+    inside = np.zeros(len(alarms), bool)
+    for start, end in intervals:
+        hits = (alarms >= start) & (alarms <= end)
+        inside |= hits
+        if hits.any():
+            first = float(alarms[hits][0])
+            detected.append({"start": start, "end": end, "alarm": first, "lead_s": end - first})
+            raw += profile["tp"] * scaled_sigmoid((first - end) / (end - start))
+        else:
+            missed.append({"start": start, "end": end})
+            raw -= profile["fn"]
+    false_alarms = alarms[~inside]
+    for t in false_alarms:
+        before = [(s, e) for s, e in intervals if e < t]
+        if before:
+            s, e = before[-1]
+            raw += profile["fp"] * scaled_sigmoid((t - e) / (e - s))
+        else:
+            raw -= profile["fp"]
+    perfect = profile["tp"] * scaled_sigmoid(-1.0) * len(intervals)
+    null = -profile["fn"] * len(intervals)
+    days = span_seconds / 86400.0
+    return {"events": len(intervals), "detected": detected, "missed": missed,
+            "false_alarms": int(false_alarms.size),
+            "false_alarms_per_day": float(false_alarms.size / days) if days > 0 else None,
+            "nab_raw": raw, "nab_score": 100.0 * (raw - null) / (perfect - null) if intervals else None,
+            "profile": "standard", "weights": dict(profile)}
