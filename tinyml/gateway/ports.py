@@ -195,6 +195,8 @@ async def read_port(url: str, baud: int, emit: Callable[[list[Record]], Awaitabl
         finally:
             if writers is not None and writers.get(url) is conn:
                 del writers[url]
+            if budget is not None:
+                budget.release(url)
             conn.close()
         if not stop.is_set():
             log.warning("port %s disconnected (%s); reconnecting", url, reason)
