@@ -213,14 +213,10 @@ def preprocess_cases(vib, temp, tmp: Path) -> list[tuple[str, str, dict]]:
     template = (templates_dir() / "common" / "tinyml_run.c.j2").read_text()
     d = tmp / "per_window-double"
     d.mkdir()
-    (d / "tinyml_run.c").write_text(jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(template)
-                                    .render(pre=ctx))
-    (d / "sensor.c").write_text('#include "tinyml_run.h"\nint tinyml_sensor_read(float *s, unsigned w, unsigned c)\n'
-                                "{\n    (void)s;\n    (void)w;\n    (void)c;\n    return 1;\n}\n")
-    cfg = f"#include <stdint.h>\n#define TINYML_INPUT_SCALE {float(np.float32(scale)).hex()}f\n#define TINYML_INPUT_ZERO_POINT {zp}\n"
+    (d / "tinyml_run.c").write_text(jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(template).render(
+        pre=ctx, standalone=True, model={"in_scale_c": float(np.float32(scale)).hex() + "f", "in_zp": zp}))
     out.append(("per_window", "double", m4_preprocess_figures(
-        x[:n], want, [d / "tinyml_run.c", d / "sensor.c"], {"tinyml_config.h": cfg}, "tinyml_run.h",
-        "tinyml_preprocess", d)))
+        x[:n], want, [d / "tinyml_run.c"], {}, "tinyml_run.h", "tinyml_preprocess", d)))
     pre = Preprocess.fit(x, "per_window", vib.channels, vib.fs, arithmetic="integer")
     want = pre.int8_inputs(x[:n], scale, zp)
     header = int_config_header(mode="per_window", window=x.shape[1], channels=vib.channels, fs=vib.fs,

@@ -147,10 +147,22 @@ def step_sensor(ctx: DemoContext) -> str:
     return "emulated TMP105 -> run-mode firmware (I2C driver, on-device model) -> gateway alert"
 
 
+def step_evidence(ctx: DemoContext) -> str:
+    """The raw TMP105 windows the firmware sent when the alert fired, exported as a dataset
+    (what a person relabels and retrains on: docs/gateway.md)."""
+    from tinyml.gateway.evidence import export
+
+    out = ctx.out / "sensor" / "evidence.npz"
+    ds, n = export(ctx.out / "sensor" / "gateway" / "gateway.db", out)
+    decided = ", ".join(f"{c} {int((ds.y == i).sum())}" for i, c in enumerate(ds.classes))
+    return (f"{n} evidence window(s) of {ds.x.shape[1]} samples at {ds.fs:g} Hz exported to {out} "
+            f"(the model said: {decided or 'nothing stored'}); relabel with `tinyml gateway export --label`")
+
+
 STEPS: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("data", step_data), ("train", step_train), ("quantize", step_quantize),
     ("inspect", step_inspect), ("export", step_export), ("firmware", step_firmware), ("validate", step_validate),
-    ("report", step_report), ("gateway", step_gateway), ("sensor", step_sensor),
+    ("report", step_report), ("gateway", step_gateway), ("sensor", step_sensor), ("evidence", step_evidence),
 ]
 
 

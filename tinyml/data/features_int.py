@@ -46,7 +46,7 @@ TWIDDLE_BITS = 30             # FFT twiddles in Q30
 WEIGHT_BITS = 30              # least-squares weights are < 2^30
 CAP = (1 << 62) - 1           # saturation bound of int64 sums and feature values
 LOG_FRAC = 16                 # log2 values in Q16
-HEADROOM = 4.0                # sample_shift leaves the training maximum 12 dB below full scale
+HEADROOM = 1.0                # sample_shift: the largest power-of-two gain that keeps the training peak in range
 LN2 = math.log(2.0)
 ARITHMETIC = "integer"        # preprocess.json "arithmetic" of runs using this module
 

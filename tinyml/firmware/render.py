@@ -138,18 +138,46 @@ def codegen_target(board: Board, override: str | None = None) -> str:
     return target
 
 
-def _model_sources(model: ModelInfo, runtime: str, target: str, dest: Path, board: Board) -> int:
-    """Write the model's C into ``dest``; returns the arena bytes the runtime needs."""
-    if runtime == "native":
-        from tinyml.codegen import generate
+# Flash the firmware needs besides the model's constants (start-up, protocol, kernels, libc);
+# measured about 7 KB for ToyCar on Cortex-M4 at -Os, kept generous so a pick never fails to link.
+CODE_RESERVE_BYTES = 16 * 1024
 
-        gen = generate(model.tflite_bytes, prefix=PREFIX, target=target, origin=model.source_name)
+
+def pick_kernels(board: Board, tflite_bytes: bytes, *, named: str | None) -> tuple[Any, str]:
+    """The generated C and a sentence saying why: the kernels the user named, else the fastest
+    variant whose weights plus ``CODE_RESERVE_BYTES`` fit the board's flash. The board's own
+    target is the fast one (the DSP kernels may store weights wider); portable C is the smallest.
+    When nothing fits, the smallest is kept and `tinyml build` refuses it with the section sizes."""
+    from tinyml.codegen import generate
+    from tinyml.codegen.kernels import PORTABLE
+
+    if named:
+        return generate(tflite_bytes, prefix=PREFIX, target=named), "named by --target"
+    budget = board.flash_bytes - CODE_RESERVE_BYTES
+    candidates = list(dict.fromkeys((board.codegen_target, PORTABLE)))  # fastest first
+    skipped: list[str] = []
+    for target in candidates:
+        gen = generate(tflite_bytes, prefix=PREFIX, target=target)
+        weights = int(gen.report["weight_bytes"])
+        if weights <= budget:
+            why = f"fastest that fits {board.flash_bytes:,} B of flash"
+            return gen, why + (f"; {', '.join(skipped)}" if skipped else "")
+        skipped.append(f"{target} needs {weights:,} B of weights + {CODE_RESERVE_BYTES:,} B code")
+    return gen, f"nothing fits {board.flash_bytes:,} B of flash ({'; '.join(skipped)}): kept the smallest"
+
+
+def _model_sources(model: ModelInfo, runtime: str, target: str, dest: Path, board: Board,
+                   named: bool) -> tuple[int, str, str]:
+    """Write the model's C into ``dest``; returns the arena bytes the runtime needs, the codegen
+    target used and why it was chosen (native runtime only)."""
+    if runtime == "native":
+        gen, why = pick_kernels(board, model.tflite_bytes, named=target if named else None)
         (dest / f"{PREFIX}.h").write_text(gen.header)
         (dest / f"{PREFIX}.c").write_text(gen.source)
-        return gen.arena_bytes
+        return gen.arena_bytes, gen.target, why
     from tinyml.firmware.tflm import write_tflm_sources
 
-    return write_tflm_sources(model.tflite_bytes, dest, idf_target=str(board.idf_target))
+    return write_tflm_sources(model.tflite_bytes, dest, idf_target=str(board.idf_target)), target, ""
 
 
 def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str = "native",
@@ -178,7 +206,7 @@ def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str
         raise InputError(f"{out} exists and is not a tinyml firmware project; refusing to overwrite it",
                          "pass an empty or new --out directory")
     try:
-        _write_project(board, model, out, runtime, device_id, family, kernels, plan)
+        _write_project(board, model, out, runtime, device_id, family, kernels, plan, named=target is not None)
     except BaseException:
         if fresh:  # a half-written project would block the next attempt
             shutil.rmtree(out, ignore_errors=True)
@@ -240,7 +268,7 @@ def _write_file(out: Path, target: Path, data: bytes) -> None:
 
 
 def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, device_id: str, family: Path,
-                   target: str, plan: Any = None) -> None:
+                   target: str, plan: Any = None, *, named: bool = False) -> None:
     esp_idf = sdkconfig_values(board) if board.template == "esp-idf" else None  # a bad board file stops us here
     src = "main" if board.template == "esp-idf" else "src"
     model_dir = out / ("main" if board.template == "esp-idf" else "model")
@@ -248,7 +276,7 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
         for sub in ("build", src, model_dir.name):
             _clear_subdir(out / sub)
     model_dir.mkdir(parents=True, exist_ok=True)
-    arena = _model_sources(model, runtime, target, model_dir, board)
+    arena, target, why = _model_sources(model, runtime, target, model_dir, board, named)
 
     pre = _preprocess_context(model)
     # integer preprocessing runs on every board; the float64 features need soft double
@@ -276,6 +304,7 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
     manifest = {
         "board": board.name, "board_file": str(board.source), "template": board.template, "runtime": runtime,
         "builder": board.builder, "codegen_target": target if runtime == "native" else None,
+        "codegen_choice": why if runtime == "native" else None,
         "model": str(model.tflite), "model_sha256": model.sha256,
         "input_bytes": model.input_bytes, "output_bytes": model.output_bytes, "arena_bytes": arena,
         "task": model.task, "device_features": device_features, "flash_bytes": board.flash_bytes,
