@@ -20,13 +20,15 @@ import tomllib
 from tinyml.errors import InputError
 from tinyml.gateway.drift import DriftConfig
 from tinyml.gateway.evidence import EvidenceConfig
+from tinyml.gateway.limits import IdLimits
 from tinyml.gateway.rules import RuleConfig
 from tinyml.gateway.store import RetentionLimits
 from tinyml.rundir import Labels, read_labels
 
 PASSWORD_ENV = "TINYML_MQTT_PASSWORD"
 RETENTION_KEYS = {"max_age_days", "max_results", "max_db_mb"}
-TOP_KEYS = {"site", "db", "ports", "http", "baud", "mqtt", "retention", "rules", "drift", "models", "evidence"}
+TOP_KEYS = {"site", "db", "ports", "http", "baud", "mqtt", "retention", "rules", "drift", "models", "evidence",
+            "limits"}
 MQTT_KEYS = {"url", "username", "password", "password_env", "tls", "ca", "cert", "key", "insecure",
              "client_id", "keepalive", "topic_prefix", "protocol"}
 MQTT_PROTOCOLS = ("5", "3.1.1")
@@ -79,6 +81,7 @@ class GatewayConfig:
     drift: DriftConfig = field(default_factory=DriftConfig)
     models: tuple[ModelRoute, ...] = ()
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
+    limits: IdLimits = field(default_factory=IdLimits)  # device ids per port, in total, new per minute
 
     def model_for(self, device: str, model_hash: str) -> Labels:
         for route in self.models:
@@ -340,5 +343,6 @@ def load(config_path: Path | None = None, *, ports: tuple[str, ...] = (), db: Pa
         rules=_section(RuleConfig, data.get("rules", {}), "rules", config_path),
         drift=_section(DriftConfig, data.get("drift", {}), "drift", config_path),
         evidence=_section(EvidenceConfig, data.get("evidence", {}), "evidence", config_path),
+        limits=_section(IdLimits, data.get("limits", {}), "limits", config_path),
         models=tuple(route_for_run(Path(m), every_device=len(models) == 1) for m in models)
         + _routes(data.get("models", []), base))
