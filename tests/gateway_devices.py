@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from tinyml.device import protocol
+from tinyml.device.endpoints import open_pty, socket_url
 
 Outcome = Callable[[int], tuple[int, float]]  # seq -> (label, score)
 
@@ -64,9 +65,7 @@ class ScriptedDevice:
         return self
 
     def open_pty(self) -> None:
-        master, slave = os.openpty()
-        os.set_blocking(master, False)
-        self.path = os.ttyname(slave)
+        master, slave, self.path = open_pty(blocking=False)
         self.slave = slave
         with self.lock:
             self.master = master
@@ -82,7 +81,7 @@ class ScriptedDevice:
 
     @property
     def url(self) -> str:
-        return self.path if self.pty else f"socket://127.0.0.1:{self.port}"
+        return self.path if self.pty else socket_url(self.port)
 
     def _thread(self, target: Callable, *args: object) -> None:
         t = threading.Thread(target=target, args=args, daemon=True)

@@ -14,10 +14,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from tinyml.device.endpoints import free_tcp_port
 from tinyml.gateway.broker import LocalBroker as Broker
-from tinyml.gateway.broker import free_port, wait_listening
+from tinyml.gateway.broker import wait_listening
 
-__all__ = ["Broker", "Gate", "Subscriber", "free_port", "make_tls_files", "wait_listening"]
+__all__ = ["Broker", "Gate", "Subscriber", "free_tcp_port", "make_tls_files", "wait_listening"]
 
 
 def make_tls_files(folder: Path) -> tuple[Path, Path, Path]:

@@ -65,6 +65,36 @@ def test_malformed_board_files(old: str | None, new: str, message: str, tmp_path
         load_board(str(path))
 
 
+@pytest.mark.parametrize(("board", "old", "new", "message"), [
+    ("qemu-riscv32", 'method = "qemu"', 'method = "qemu"\nbaud = 9600', "unknown key flash.baud"),
+    ("nucleo-f446re", 'interface = "interface/stlink.cfg"\n', "", "missing key flash.interface"),
+    ("esp32-devkitc", 'chip = "esp32"', 'chip = "esp33"', "flash.chip 'esp33' is unknown"),
+    ("esp32-devkitc", "baud = 460800", 'baud = "fast"', "flash.baud must be a baud rate"),
+    ("rpi-pico", "uf2_family = 0xe48bff56", 'uf2_family = "pico"', "flash.uf2_family must be a number"),
+    ("qemu-riscv32", 'uart = "ns16550a"', 'uart = "ns16550"', "hardware.uart 'ns16550' is unknown"),
+    ("qemu-riscv32", "uart_base = 0x10000000\n", "", "missing key hardware.uart_base"),
+    ("qemu-riscv32", "exit_base = 0x00100000\n", "", "missing key hardware.exit_base"),
+    ("qemu-mps2-an386", "clock_hz = 25000000", "clock_hz = 25000000\nclok_hz = 1", "unknown key hardware.clok_hz"),
+])
+def test_flash_and_hardware_are_checked_when_the_board_is_loaded(board: str, old: str, new: str, message: str,
+                                                                 tmp_path: Path) -> None:
+    """Through the registry of flash methods (tinyml/flash/methods.py) and tinyml/firmware/hardware.py."""
+    good = load_board(board).source.read_text()
+    assert old in good
+    path = tmp_path / "mine.toml"
+    path.write_text(good.replace(old, new, 1).replace(f'name = "{board}"', 'name = "mine"'))
+    with pytest.raises(InputError, match=message):
+        load_board(str(path))
+
+
+def test_every_flash_method_has_its_images_and_keys() -> None:
+    from tinyml.flash.methods import METHODS
+
+    assert set(METHODS) == {"qemu", "esptool", "uf2", "openocd", "pyocd"}
+    used = {load_board(name).flash_method for name in list_boards()}
+    assert used <= set(METHODS) and all(m.images for m in METHODS.values())
+
+
 def test_boards_cli() -> None:
     proc = run_cli("boards", "--json")
     assert proc.returncode == 0, proc.stderr

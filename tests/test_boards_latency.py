@@ -12,6 +12,8 @@ from tinyml.firmware.boards import load_board
 from tinyml.firmware.render import render_project
 from tinyml.rundir import int8_model
 
+pytestmark = [pytest.mark.qemu, pytest.mark.cross_compiler]
+
 ITERATIONS = 1_000_000  # two instructions each: decrement, branch
 LOOPS = {
     "cortex-m": 'mov r0, %0\\n1: subs r0, r0, #1\\n bne 1b" ::"r"(N) : "r0", "cc"',

@@ -16,6 +16,8 @@ from tinyml.firmware.build import build_project, describe_sections, elf_sections
 from tinyml.firmware.render import render_project
 from tinyml.rundir import int8_model
 
+pytestmark = [pytest.mark.cross_compiler]
+
 
 @pytest.fixture(scope="module")
 def an386_project(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -21,6 +21,8 @@ from tinyml.firmware.boards import load_board
 from tinyml.firmware.render import render_project
 from tinyml.rundir import int8_model
 
+pytestmark = [pytest.mark.qemu, pytest.mark.cross_compiler]
+
 BOARD = "qemu-mps2-an386"
 # A sensor hook (the user's file in a real project) that delivers window k as k*1000 + i, one
 # window every 20 ms: exactly representable floats, so the host can check every value.

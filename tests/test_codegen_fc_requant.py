@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.cbuild import host_compile
 from tests.conftest import assert_clean_error, run_cli
 from tests.test_codegen_m4 import _load
 from tinyml.codegen import fixedpoint, kernels
@@ -112,9 +113,7 @@ int main(void)
 """
     src, exe = tmp / f"{name}.c", tmp / name
     src.write_text(_kernel_source() + main)
-    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2",
-                    "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-o", str(exe), str(src)],
-                   check=True, capture_output=True, text=True)
+    host_compile([src], exe, extra=["-O2"], sanitize=True)
     out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout
     return np.array([int(v) for v in out.split()])
 

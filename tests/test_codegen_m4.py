@@ -23,6 +23,8 @@ from tinyml.codegen.host import write
 from tinyml.errors import InputError
 from tinyml.model.interpreters import io_quantization, tflm_run
 
+pytestmark = [pytest.mark.cross_compiler]
+
 ROOT = Path(__file__).resolve().parent.parent
 DSP = "cortex-m4-dsp"
 

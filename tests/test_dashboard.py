@@ -22,7 +22,7 @@ import pytest
 
 from tests.browser import ROOT, chromium, console_errors, outside_loopback, requested_urls, save_screenshot
 from tests.gateway_devices import ScriptedDevice
-from tests.mosquitto import Broker, free_port
+from tests.mosquitto import Broker, free_tcp_port
 from tests.test_gateway_e2e import GatewayProcess, wait_until
 
 CLASSES = ["normal", "unbalanced", "bearing <wear> & \"tear\""]
@@ -107,7 +107,7 @@ def test_dashboard_follows_the_gateway_through_alerts_and_a_restart(tmp_path: Pa
                ScriptedDevice("press-3", rate=20, outcome=press)]
     for d in devices:
         d.start()
-    http = free_port()
+    http = free_tcp_port()
     args = ([d.url for d in devices], "--mqtt", broker.url, "--config", str(config), "--http", f"127.0.0.1:{http}")
     gw = GatewayProcess(tmp_path, *args)
     try:
@@ -185,8 +185,8 @@ def test_dashboard_follows_the_gateway_through_alerts_and_a_restart(tmp_path: Pa
 
 def test_dashboard_assets_and_headers(tmp_path: Path) -> None:
     """The page and its two assets come from the gateway with a strict policy; another Host is refused."""
-    http = free_port()
-    gw = GatewayProcess(tmp_path, [f"socket://127.0.0.1:{free_port()}"], "--http", f"127.0.0.1:{http}")
+    http = free_tcp_port()
+    gw = GatewayProcess(tmp_path, [f"socket://127.0.0.1:{free_tcp_port()}"], "--http", f"127.0.0.1:{http}")
     try:
         wait_until(lambda: answers(http), 30, "the gateway's HTTP endpoint")
         for path, kind in (("/", "text/html"), ("/dashboard.js", "text/javascript"), ("/dashboard.css", "text/css")):

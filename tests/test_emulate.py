@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from tests.conftest import assert_clean_error, run_cli
 from tinyml.device import protocol as p
 from tinyml.device.emulated_model import DeviceModel
 from tinyml.device.emulator import EmulatedFleet, Faults
+from tinyml.device.endpoints import listen_tcp
 from tinyml.device.link import Link, open_link
 from tinyml.errors import DeviceError, InputError
 from tinyml.model.interpreters import dequantize, io_quantization, tflm_run
@@ -285,9 +285,7 @@ def test_cli_esp_rom_option_serves_the_rom_loader() -> None:
 
 @pytest.fixture
 def busy_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen(1)
+    with listen_tcp(0) as s:
         yield s.getsockname()[1]
 
 

@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+from tests.cbuild import host_compile
 from tests.conftest import assert_clean_error, run_cli
 from tinyml.export.c_array import c_identifier
 
@@ -35,6 +36,7 @@ def test_names_are_sanitized(exported):
     assert "#ifndef VIB_CNN_1_H_" in header and "extern const unsigned int vib_cnn_1_len;" in header
 
 
+@pytest.mark.cross_compiler
 def test_cross_compiles_without_warnings(exported, tmp_path):
     proc = subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-std=c99", "-Wall", "-Wextra",
                            "-Werror", "-pedantic", "-c", exported / "vib_cnn_1.c", "-o", tmp_path / "m.o"],
@@ -45,9 +47,8 @@ def test_cross_compiles_without_warnings(exported, tmp_path):
 def test_bytes_round_trip_and_alignment(exported, shared, tmp_path):
     (tmp_path / "main.c").write_text(HARNESS.format(name="vib_cnn_1"))
     exe = tmp_path / "dump"
-    build = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", exported, tmp_path / "main.c",
-                            exported / "vib_cnn_1.c", "-o", exe], capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
+    host_compile([tmp_path / "main.c", exported / "vib_cnn_1.c"], exe, includes=[exported],
+                 flags=["-std=c99", "-Wall", "-Wextra", "-Werror"])
     run = subprocess.run([exe], capture_output=True)
     assert run.returncode == 0, "array is not 16-byte aligned"
     assert run.stdout == (shared / "models/vib_cnn_int8.tflite").read_bytes()

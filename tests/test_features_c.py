@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.cbuild import host_compile
 from tinyml.data.features import (
     DEFAULT_TEMPERATURE_SPEC,
     DEFAULT_VIBRATION_SPEC,
@@ -43,9 +44,8 @@ CUSTOM_SPEC = [
 def build_library(tmp: Path, spec: list[dict], channels: list[str], fs: float, window: int) -> ctypes.CDLL:
     (tmp / "tinyml_features_config.h").write_text(features_c_config(spec, channels, fs, window))
     lib = tmp / "libfeatures.so"
-    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-shared", "-fPIC",
-                    f"-I{tmp}", f"-I{SRC}", str(SRC / "tinyml_features.c"), "-o", str(lib), "-lm"],
-                   check=True, capture_output=True, text=True)
+    host_compile([SRC / "tinyml_features.c"], lib, includes=[tmp, SRC], flags=["-std=c99", "-Wall", "-Wextra",
+                 "-Werror", "-O2"], shared=True, libs=["-lm"])
     return ctypes.CDLL(str(lib))
 
 
@@ -148,6 +148,7 @@ def test_quantize_rounds_halves_away_from_zero_and_clamps(tmp_path):
     ("arm-none-eabi-gcc", ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]),
     ("gcc", ["-Wpedantic", "-Wconversion", "-Wdouble-promotion", "-Wshadow"]),
 ])
+@pytest.mark.cross_compiler
 def test_compiles_warning_free(tmp_path, cc, flags):
     assert shutil.which(cc), f"{cc} is part of the toolchain set"
     (tmp_path / "tinyml_features_config.h").write_text(
@@ -159,6 +160,8 @@ def test_compiles_warning_free(tmp_path, cc, flags):
     assert proc.stderr == ""
 
 
+@pytest.mark.qemu
+@pytest.mark.cross_compiler
 def test_cortex_m4_on_qemu_is_bit_identical_to_python(tmp_path, vibration):
     """The firmware's own target: arm-none-eabi-gcc -O2 for a Cortex-M4F, run on QEMU mps2-an386."""
     spec = importlib.util.spec_from_file_location("data_features_bench", BENCH)

@@ -20,6 +20,8 @@ from tinyml.hil import emulated_link, host_reference
 from tinyml.preprocess import Preprocess
 from tinyml.rundir import int8_model
 
+pytestmark = [pytest.mark.qemu, pytest.mark.cross_compiler]
+
 EMULATED = ["qemu-mps2-an386", "qemu-mps3-an547", "qemu-riscv32", "qemu-xtensa-lx106"]
 
 

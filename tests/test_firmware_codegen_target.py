@@ -13,6 +13,8 @@ from tinyml.firmware.boards import load_board
 from tinyml.firmware.render import codegen_target, read_manifest, render_project
 from tinyml.rundir import int8_model
 
+pytestmark = [pytest.mark.qemu, pytest.mark.cross_compiler]
+
 DSP = "cortex-m4-dsp"
 
 

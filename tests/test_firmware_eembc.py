@@ -31,6 +31,8 @@ from tinyml.hil import host_reference
 from tinyml.model.interpreters import quantize_input
 from tinyml.rundir import Int8Model, int8_model
 
+pytestmark = [pytest.mark.qemu, pytest.mark.cross_compiler]
+
 BOARD = "qemu-mps2-an386"
 MAX_BYTES = 31          # the runner's bytes per `db HEX%` line (DUT._max_bytes without a power board)
 AD_SEGMENT, AD_STRIDE = 2560, 512  # ad01's y_labels.csv: bytes_to_send, stride

@@ -27,6 +27,8 @@ from tinyml.firmware.render import render_project
 from tinyml.hil import check_hello
 from tinyml.rundir import int8_model
 
+pytestmark = [pytest.mark.cross_compiler]
+
 ESP_BOARDS = ("esp32-devkitc", "esp32-s3-devkitc-1", "esp32-c3-devkitm-1")
 OPT_LEVELS = ("-O0", "-O1", "-O2", "-O3", "-Os", "-Og")
 ISA_FLAGS = {

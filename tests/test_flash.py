@@ -60,6 +60,7 @@ def test_openocd_program_word_stays_one_word(tmp_path: Path) -> None:
     assert str(image) in proc.stderr + proc.stdout
 
 
+@pytest.mark.cross_compiler
 def test_openocd_without_probe_is_a_clean_error(tmp_path: Path, elves) -> None:
     fw = tmp_path / "fw"
     (fw / "build").mkdir(parents=True)
@@ -80,6 +81,7 @@ def test_pyocd_command_line(tmp_path: Path) -> None:
     assert ocd.pyocd_command()[:2] == [sys.executable, "-m"]  # the venv's pyocd module
 
 
+@pytest.mark.cross_compiler
 def test_pyocd_without_probe_is_a_clean_error(tmp_path: Path, elves) -> None:
     proc = run_cli("flash", elves["arm"], "--board", "nrf52840-dk", "--allow-unsigned", timeout=120)
     assert_clean_error(proc, "pyOCD: no debug probe found")
@@ -95,6 +97,7 @@ def test_hanging_tool_is_killed(tmp_path: Path) -> None:
         run_tool(["sleep", "30"], 1, "coreutils")
 
 
+@pytest.mark.cross_compiler
 def test_board_without_probe_settings_is_refused(tmp_path: Path, elves) -> None:
     with pytest.raises(InputError, match="no OpenOCD interface"):
         ocd.flash_openocd(elves["arm"], {"method": "openocd"}, None)
@@ -104,6 +107,7 @@ def test_board_without_probe_settings_is_refused(tmp_path: Path, elves) -> None:
 
 # --- QEMU boards -----------------------------------------------------------------------------
 
+@pytest.mark.cross_compiler
 def test_qemu_board_prints_emulator_command(elves) -> None:
     proc = run_cli("flash", elves["arm"], "--board", "qemu-mps2-an386", "--allow-unsigned", "--tcp-port", "6001")
     assert proc.returncode == 0, proc.stderr
@@ -117,6 +121,7 @@ def test_qemu_board_prints_emulator_command(elves) -> None:
     assert usable.returncode not in (0, 2) and "Missing option" not in usable.stderr, usable.stderr
 
 
+@pytest.mark.cross_compiler
 def test_qemu_board_refuses_elf_for_another_cpu(elves) -> None:
     proc = run_cli("flash", elves["arm"], "--board", "qemu-riscv32", "--allow-unsigned")
     assert_clean_error(proc, "built for ARM", "qemu-riscv32 emulates RISC-V")
@@ -204,6 +209,8 @@ def test_esp_bad_options_are_clean_errors(tmp_path: Path) -> None:
     assert_clean_error(run_cli("flash", tmp_path / "m.bin", "--board", "no-such-board"), "unknown board")
 
 
+@pytest.mark.qemu
+@pytest.mark.cross_compiler
 def test_qemu_run_starts_the_emulator_and_passes_its_exit_code(tmp_path: Path) -> None:
     """`--run` starts QEMU with its serial on TCP; once a client connects the firmware runs and exits 3."""
     src = tmp_path / "main.c"
@@ -236,6 +243,7 @@ def test_qemu_run_starts_the_emulator_and_passes_its_exit_code(tmp_path: Path) -
     assert "qemu-system-arm" in out
 
 
+@pytest.mark.cross_compiler
 def test_project_built_for_another_board_is_refused(tmp_path: Path, elves) -> None:
     project = tmp_path / "fw"
     (project / "build").mkdir(parents=True)

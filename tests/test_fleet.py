@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser import chromium, console_errors
-from tests.mosquitto import Broker, Gate, free_port
+from tests.mosquitto import Broker, Gate, free_tcp_port
 from tests.test_gateway_e2e import GatewayProcess, query, wait_until
 from tinyml.device.emulator import EmulatedFleet
 from tinyml.fleet.localpg import LocalPostgres, pg_bin
@@ -147,7 +147,7 @@ def _fleet_run(tmp_path: Path, db: str, env: dict[str, str], consumers: int, kil
     gives: the gateways' way in (here a relay) stays shut until the consumers are back."""
     rng = random.Random(14)
     model = Path(__file__).resolve().parents[2] / "shared" / "models" / MODEL
-    broker = Broker(tmp_path, port=free_port(), durable=True).start()
+    broker = Broker(tmp_path, port=free_tcp_port(), durable=True).start()
     gate = Gate(broker.port)
     gate.open = True
     procs: list[FleetProcess] = []
@@ -221,7 +221,7 @@ def test_one_consumer_into_sqlite_survives_sigkills_and_a_broker_restart(tmp_pat
 # --- bad input, outages, credentials -----------------------------------------------------------
 
 def test_bad_input_is_counted_logged_once_and_never_stops_the_consumer(tmp_path):
-    broker = Broker(tmp_path, port=free_port()).start()
+    broker = Broker(tmp_path, port=free_tcp_port()).start()
     db = str(tmp_path / "fleet.db")
     consumer = FleetProcess(tmp_path, broker.url, db, "bad", "--http", "127.0.0.1:0")
     pub = None
@@ -283,7 +283,7 @@ def test_a_message_the_database_refuses_is_isolated_rejected_and_acknowledged(tm
     """A value the checks let through but the database refuses (here a trigger refuses one
     device) must not fail its whole batch forever: the batch is halved until the message
     stands alone, that message is stored as a rejection, everything else as usual."""
-    broker = Broker(tmp_path, port=free_port()).start()
+    broker = Broker(tmp_path, port=free_tcp_port()).start()
     db = tmp_path / "fleet.db"
     FleetStore(str(db)).close()
     with sqlite3.connect(db) as conn:
@@ -316,7 +316,7 @@ def test_postgres_outage_stops_acknowledgements_and_loses_nothing(tmp_path, pg, 
     """PostgreSQL stops mid-stream: the consumer stops acknowledging, so the broker keeps what
     it sent; the consumer is even SIGKILLed during the outage. After the restart every
     published result is stored exactly once."""
-    broker = Broker(tmp_path, port=free_port(), durable=True).start()
+    broker = Broker(tmp_path, port=free_tcp_port(), durable=True).start()
     consumer = FleetProcess(tmp_path, broker.url, pgdb, "outage", env=pg.env())
     pub = None
     try:
@@ -356,7 +356,7 @@ def _fleet_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Pope
 
 @needs_pg
 def test_wrong_credentials_give_one_line_and_secrets_stay_out_of_argv_and_logs(tmp_path, pg, pgdb):
-    broker = Broker(tmp_path, port=free_port(), users={"fleet": "mqtt-secret-1"}).start()
+    broker = Broker(tmp_path, port=free_tcp_port(), users={"fleet": "mqtt-secret-1"}).start()
     try:
         url = f"mqtt://fleet@127.0.0.1:{broker.port}"
         cases = [

@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 
 from tests.gateway_devices import ScriptedDevice
-from tests.mosquitto import Broker, Gate, Subscriber, free_port, make_tls_files
+from tests.mosquitto import Broker, Gate, Subscriber, free_tcp_port, make_tls_files
 from tinyml.device.emulator import EmulatedFleet, Faults
+
+pytestmark = [pytest.mark.mosquitto]
 
 MODEL = "feat_ae_int8.tflite"
 
@@ -105,7 +107,7 @@ def test_fleet_with_garbage_and_drift_over_mqtt_and_http(tmp_path, broker, subsc
     # check, and a long run checks hundreds of times); the drifted device's is near 1
     cfg.write_text("site = 'lab'\n[drift]\nbaseline_n = 100\nwindow = 100\nevery = 10\nthreshold = 0.4\nclear = 0.2\n"
                    "[rules]\nsilent_seconds = 60\n")
-    http = free_port()
+    http = free_tcp_port()
     with EmulatedFleet(model, count=4, tcp_port=0, rate=50, faults=faults, seed=1) as fleet:
         gw = GatewayProcess(tmp_path, fleet.endpoints, "--mqtt", broker.url, "--config", str(cfg),
                             "--http", f"127.0.0.1:{http}")
@@ -223,7 +225,7 @@ def test_sigkill_and_broker_restart_lose_nothing_and_publish_every_id(tmp_path, 
     that claims "nothing lost": a broker that has PUBACKed a message owns it, and one without
     persistence drops what it has not yet delivered when it stops."""
     rng = random.Random(7)
-    broker = Broker(tmp_path, port=free_port(), durable=True).start()
+    broker = Broker(tmp_path, port=free_tcp_port(), durable=True).start()
     sub = Subscriber(broker.port, session="e2e-dedup-subscriber")
     try:
         kills = 14

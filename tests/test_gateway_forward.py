@@ -19,6 +19,8 @@ from tinyml.gateway.mqtt_client import LeanAckClient
 from tinyml.gateway.processor import Processor
 from tinyml.gateway.store import Store
 
+pytestmark = [pytest.mark.mosquitto]
+
 # The gateway may publish everything but the "denied" device's topics (mosquitto then answers
 # with PUBACK 0x87 "not authorized"); everyone may read.
 ACL = "topic deny tinyml/default/denied/#\ntopic write tinyml/#\ntopic read #\n"

@@ -9,13 +9,13 @@ import subprocess
 import sys
 import threading
 import time
-import tty
 from collections.abc import Iterator
 
 import pytest
 import serial
 
 from tinyml.device import protocol as p
+from tinyml.device.endpoints import free_tcp_port, listen_tcp, open_pty
 from tinyml.device.link import _open_error, open_link
 from tinyml.errors import DeviceError, InputError
 
@@ -23,9 +23,7 @@ from tinyml.errors import DeviceError, InputError
 @pytest.fixture
 def pty_pair() -> Iterator[tuple[int, str]]:
     """(master fd, slave path): the master plays the device."""
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    path = os.ttyname(slave)
+    master, slave, path = open_pty()
     yield master, path
     for fd in (master, slave):
         with contextlib.suppress(OSError):
@@ -35,9 +33,7 @@ def pty_pair() -> Iterator[tuple[int, str]]:
 @pytest.fixture
 def tcp_device() -> Iterator[tuple[socket.socket, int]]:
     """(listener, port): a test accepts and plays the device."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
+    listener = listen_tcp(0)
     yield listener, listener.getsockname()[1]
     listener.close()
 
@@ -189,9 +185,7 @@ def test_missing_port_busy_port_and_closed_tcp_port(pty_pair: tuple[int, str]) -
     with open_link(path), pytest.raises(DeviceError, match="is busy") as busy:
         open_link(path)
     assert "close the other program" in busy.value.hint
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        free = s.getsockname()[1]
+    free = free_tcp_port()
     with pytest.raises(DeviceError, match=f"nothing is listening on 127.0.0.1:{free}"):
         open_link(f"socket://127.0.0.1:{free}")
 

@@ -14,6 +14,8 @@ from tinyml.project.config import read_project
 from tinyml.project.runner import run_project
 from tinyml.project.state import STATE_FILE
 
+pytestmark = [pytest.mark.qemu, pytest.mark.cross_compiler]
+
 TINY: dict[str, dict] = {
     "project": {"name": "tiny", "out": "out"},
     "data": {"synth": "vibration", "per_class": 12, "windows_per_recording": 4, "window": 128, "seed": 1},

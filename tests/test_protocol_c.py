@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.cbuild import STRICT, host_compile
 from tinyml.device import protocol as p
 from tinyml.paths import template_dir
 
 VECTORS = Path(__file__).parent / "vectors" / "protocol"
 COMMON = template_dir("common")
-STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 CROSS = {
     "arm-none-eabi-gcc": ["-mcpu=cortex-m4", "-mthumb", "-Os"],
     "riscv64-unknown-elf-gcc": ["--specs=picolibc.specs", "-march=rv32imc", "-misa-spec=2.2", "-mabi=ilp32", "-Os"],
@@ -32,8 +32,7 @@ CROSS = {
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory: pytest.TempPathFactory) -> Path:
     exe = tmp_path_factory.mktemp("proto") / "codec_harness"
-    subprocess.run(["gcc", *STRICT, "-I", str(COMMON), str(VECTORS / "codec_harness.c"),
-                    str(COMMON / "tinyml_proto.c"), "-o", str(exe)], check=True, capture_output=True, text=True)
+    host_compile([VECTORS / "codec_harness.c", COMMON / "tinyml_proto.c"], exe, includes=[COMMON])
     return exe
 
 
@@ -124,6 +123,7 @@ def test_c_and_python_agree_on_corrupted_random_streams(harness: Path) -> None:
 
 
 @pytest.mark.parametrize("compiler", sorted(CROSS))
+@pytest.mark.cross_compiler
 def test_c_codec_compiles_warning_free_for_targets(compiler: str, tmp_path: Path) -> None:
     assert shutil.which(compiler), f"{compiler} is part of the toolchain CI installs"
     proc = subprocess.run([compiler, *STRICT, *CROSS[compiler], "-c", str(COMMON / "tinyml_proto.c"),
@@ -135,9 +135,8 @@ def test_c_codec_compiles_warning_free_for_targets(compiler: str, tmp_path: Path
 def test_c_decoder_is_memory_safe_on_random_input(tmp_path: Path) -> None:
     """Random bytes, near-frames and over-long chunks through the codec under ASan and UBSan."""
     exe = tmp_path / "codec_harness_asan"
-    subprocess.run(["gcc", *STRICT, "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-                    "-I", str(COMMON), str(VECTORS / "codec_harness.c"), str(COMMON / "tinyml_proto.c"),
-                    "-o", str(exe)], check=True, capture_output=True, text=True)
+    host_compile([VECTORS / "codec_harness.c", COMMON / "tinyml_proto.c"], exe, includes=[COMMON],
+                 extra=["-O1", "-g"], sanitize=True)
     rnd = random.Random(99)
     frames = [bytes.fromhex(v["hex"]) for v in json.loads((VECTORS / "messages.json").read_text())]
     streams = [bytes(rnd.randrange(256) for _ in range(rnd.randint(0, 3000))) for _ in range(40)]
@@ -154,9 +153,8 @@ def test_c_decoder_is_memory_safe_on_random_input(tmp_path: Path) -> None:
 
 def test_c_encoder_refuses_what_a_frame_cannot_carry(tmp_path: Path) -> None:
     exe = tmp_path / "encode_limits"
-    subprocess.run(["gcc", *STRICT, "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-I", str(COMMON),
-                    str(VECTORS / "encode_limits.c"), str(COMMON / "tinyml_proto.c"), "-o", str(exe)],
-                   check=True, capture_output=True, text=True)
+    host_compile([VECTORS / "encode_limits.c", COMMON / "tinyml_proto.c"], exe, includes=[COMMON],
+                 sanitize=True)
     proc = subprocess.run([str(exe)], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -176,6 +174,8 @@ EMULATED = {  # compiler flags and emulator command (semihosting console on stde
 
 
 @pytest.mark.parametrize("target", sorted(EMULATED))
+@pytest.mark.qemu
+@pytest.mark.cross_compiler
 def test_c_codec_on_emulated_targets_matches_the_host(target: str, harness: Path, tmp_path: Path) -> None:
     """The same vectors decoded and re-encoded by the codec running on an emulated MCU."""
     streams = [bytes.fromhex(v["hex"]) for name in ("messages.json", "streams.json")

@@ -4,7 +4,6 @@ a clear InputError every time, never a crash, a hang or C that does not compile.
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.cbuild import host_compile
 from tests.codegen_models import convert
 from tests.conftest import assert_clean_error, run_cli
 from tinyml.codegen import generate
@@ -78,9 +78,7 @@ def test_bit_flipped_models_that_generate_still_compile(ae_bytes: bytes, tmp_pat
             continue
         (tmp_path / "m.h").write_text(gen.header)
         (tmp_path / "m.c").write_text(gen.source)
-        proc = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fsyntax-only",
-                               str(tmp_path / "m.c")], capture_output=True, text=True, timeout=60)
-        assert proc.returncode == 0, proc.stderr
+        host_compile([tmp_path / "m.c"])
         compiled += 1
         if compiled == 5:
             break
@@ -224,6 +222,4 @@ def test_mutated_shapes_and_options_fail_cleanly_or_compile(cnn_raw: object, dat
     out = tmp_path_factory.mktemp("mut")
     (out / "m.h").write_text(gen.header)
     (out / "m.c").write_text(gen.source)
-    proc = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fsyntax-only",
-                           str(out / "m.c")], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
+    host_compile([out / "m.c"])

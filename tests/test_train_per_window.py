@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.cbuild import host_compile
 from tests.conftest import record_preprocess
 from tinyml.data.features import quantize_features
 from tinyml.errors import InputError
@@ -64,10 +65,9 @@ def _c_preprocess(project: Path, tmp: Path) -> ctypes.CDLL:
     """The project's run-mode preprocessing compiled for the host with the firmware's FP flags."""
     lib = tmp / "librun.so"
     src = project / "src"
-    proc = subprocess.run(["gcc", "-std=gnu11", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror", "-shared",
-                           "-fPIC", f"-I{src}", f"-I{project / 'model'}", *_run_sources(project), "-o", str(lib), "-lm"],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    host_compile(_run_sources(project), lib, includes=[src, project / "model"],
+                 flags=["-std=gnu11", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror"], shared=True,
+                 libs=["-lm"])
     return ctypes.CDLL(str(lib))
 
 
@@ -133,6 +133,8 @@ def test_firmware_preprocessing_on_the_host_matches_python_bit_for_bit(run_mode_
     assert np.array_equal(got, run_mode_case.expected), f"{np.count_nonzero(got != run_mode_case.expected)} differ"
 
 
+@pytest.mark.qemu
+@pytest.mark.cross_compiler
 def test_firmware_preprocessing_on_cortex_m4_matches_python_bit_for_bit(run_mode_case, tmp_path: Path):
     """On the firmware's own target: integers, or (float64 runs) doubles in software and picolibc's log."""
     pick = np.r_[0:4, -8:0]  # fan windows, the loudest and quietest synthetic ones, the flat one

@@ -184,6 +184,7 @@ def pico_elf(tmp_path_factory) -> tuple[Path, bytes]:
     return elf, flat.read_bytes()
 
 
+@pytest.mark.cross_compiler
 def test_elf_to_uf2_places_load_segments_like_objcopy(pico_elf) -> None:
     elf, flat = pico_elf
     blocks = uf2.parse_uf2(uf2.elf_to_uf2(elf.read_bytes(), RP2040_FAMILY))
@@ -196,6 +197,7 @@ def test_elf_to_uf2_places_load_segments_like_objcopy(pico_elf) -> None:
     assert max(b.address for b in blocks) + 256 >= BASE + len(flat)
 
 
+@pytest.mark.cross_compiler
 def test_elf_to_uf2_refuses_non_elf_and_unlinked(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not a 32-bit little-endian ELF"):
         uf2.elf_to_uf2(b"MZ" * 40, RP2040_FAMILY)
@@ -206,6 +208,7 @@ def test_elf_to_uf2_refuses_non_elf_and_unlinked(tmp_path: Path) -> None:
         uf2.elf_to_uf2((tmp_path / "a.o").read_bytes(), RP2040_FAMILY)
 
 
+@pytest.mark.cross_compiler
 def test_tinyml_flash_prefers_the_elf_for_uf2(tmp_path: Path, pico_elf) -> None:
     elf, flat = pico_elf
     project = tmp_path / "fw"

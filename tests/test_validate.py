@@ -24,6 +24,8 @@ from tinyml.firmware.render import render_project
 from tinyml.hil import ValidationInputs, prepare_inputs, validate
 from tinyml.rundir import int8_model
 
+pytestmark = [pytest.mark.qemu, pytest.mark.cross_compiler]
+
 EMULATED = ["qemu-mps2-an386", "qemu-mps3-an547", "qemu-riscv32", "qemu-xtensa-lx106"]
 
 

@@ -13,6 +13,8 @@ from tinyml.device.emulator import EmulatedFleet
 from tinyml.firmware.boards import load_board
 from tinyml.hil import latency_figures
 
+pytestmark = [pytest.mark.qemu]
+
 KEYS = ("instructions_per_inference", "cycles_per_inference", "ticks_per_inference", "latency_us_per_inference")
 
 

@@ -30,6 +30,8 @@ from tinyml.firmware.render import render_project
 from tinyml.hil import MAX_ATTEMPTS, DeviceSession, ValidationInputs, prepare_inputs, validate
 from tinyml.rundir import Int8Model, int8_model
 
+pytestmark = [pytest.mark.qemu, pytest.mark.cross_compiler]
+
 BOARD = "qemu-mps2-an386"
 OUTPUTS = 640
 TAMPERED_BYTE = 600  # beyond the RESULT head (484 bytes)

@@ -441,3 +441,60 @@ def validate(board: Board, model: Int8Model, tests: ValidationInputs, port: str 
         device_out, results = run_validation(session, model, tests, progress)
     return compare(board, runtime, model, tests, device_out, results, reference, session,
                    time.monotonic() - start, sizes)
+
+
+# ---- render -> build -> validate -> tolerance ------------------------------------------------
+
+def build_firmware(board: Board, model: Int8Model, out: Path, *, runtime: str = "native",
+                   target: str | None = None, **render_options: Any) -> Any:
+    """Render the firmware project for ``model`` into ``out`` and build it; its size report.
+    ``render_options`` go to ``render_project`` (a sensor and its options)."""
+    from tinyml.firmware.build import build_project
+    from tinyml.firmware.render import render_project
+
+    render_project(board, model, out, runtime, target=target, **render_options)
+    return build_project(out)
+
+
+def check_on_device(board: Board, model: Int8Model, tests: ValidationInputs, *, port: str | None = None,
+                    project: Path | None = None, build: bool = True, runtime: str = "native",
+                    target: str | None = None, timeout: float | None = None, tolerance: int = 0,
+                    report_path: Path | None = None, progress: bool = False,
+                    show: Callable[[str], None] = lambda line: None,
+                    log: Callable[[str], None] = lambda line: None) -> ValidationReport:
+    """The one place render, build, validate and the tolerance are wired together.
+
+    With ``port`` the board already runs its firmware. Otherwise the firmware is rendered and
+    built into ``project`` (a temporary folder when None), or, with ``build`` False, ``project``
+    already holds it built. ``log`` gets the build line, ``show`` the report's summary lines;
+    the report is written to ``report_path``; more than ``tolerance`` output bytes different from
+    the host reference raise CheckFailed."""
+    import tempfile
+
+    from tinyml.firmware.build import ELF_NAME, measure
+    from tinyml.firmware.render import read_manifest
+    from tinyml.outputs import write_json
+
+    with tempfile.TemporaryDirectory(prefix="tinyml-fw-") as tmp:
+        elf, sizes = None, None
+        if port is None:
+            folder = Path(project or Path(tmp) / board.name)
+            if build:
+                size = build_firmware(board, model, folder, runtime=runtime, target=target)
+                kernels = f", {read_manifest(folder)['codegen_target']} kernels" if runtime == "native" else ""
+                log(f"built firmware for {board.name}{kernels}: flash {size.flash_bytes:,} B, "
+                    f"static RAM {size.ram_bytes:,} B")
+            else:
+                size = measure(folder / ELF_NAME, board, int(read_manifest(folder).get("arena_bytes", 0)))
+            elf, sizes = folder / ELF_NAME, (size.flash_bytes, size.ram_bytes, size.arena_bytes)
+        report = validate(board, model, tests, port=port, elf=elf, runtime=runtime, sizes=sizes, timeout=timeout,
+                          progress=progress)
+    for line in report.summary():
+        show(line)
+    if report_path is not None:
+        write_json(report_path, report.to_json())
+    if report.mismatches > tolerance:
+        where = f"{report_path} shows where (first_mismatches)" if report_path else "--report FILE shows where"
+        raise CheckFailed(f"{report.mismatches} output bytes differ from the host reference (tolerance {tolerance})",
+                          f"{where}; a difference is a code generator or firmware bug")
+    return report

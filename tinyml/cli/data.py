@@ -63,8 +63,9 @@ def synth_vibration_cmd(out: str, per_class: int, window: int, fs: float, rpm: f
                         windows_per_recording: int, val: float, test: float, seed: int) -> None:
     """3-axis accelerometer: healthy, imbalance, misalignment, looseness, bearing outer/inner race."""
     from tinyml.data.synth import VibrationOptions, synth_vibration
-    ds = synth_vibration(VibrationOptions(per_class, window, fs, rpm, rpm_spread, windows_per_recording,
-                                          val, test, seed))
+    ds = synth_vibration(VibrationOptions(per_class=per_class, window=window, fs=fs, rpm=rpm, rpm_spread=rpm_spread,
+                                          windows_per_recording=windows_per_recording, val=val, test=test,
+                                          seed=seed))
     _report(ds, str(ds.save(out)))
 
 
@@ -82,7 +83,9 @@ def synth_temperature_cmd(out: str, per_class: int, window: int, fs: float, wind
                           val: float, test: float, seed: int) -> None:
     """Machine temperature: normal, step, runaway and stuck-sensor anomalies (normal class: normal)."""
     from tinyml.data.synth import TemperatureOptions, synth_temperature
-    ds = synth_temperature(TemperatureOptions(per_class, window, fs, windows_per_recording, val, test, seed))
+    ds = synth_temperature(TemperatureOptions(per_class=per_class, window=window, fs=fs,
+                                              windows_per_recording=windows_per_recording, val=val, test=test,
+                                              seed=seed))
     _report(ds, str(ds.save(out)))
 
 
@@ -137,10 +140,13 @@ def import_cmd(paths: tuple[str, ...], out: str, columns: str | None, time_colum
                unlabelled_as: str) -> None:
     """Import CSV, .mat and .npz recordings (files, or folders laid out as PATH/<label>/<files>)."""
     from tinyml.data.importer import ImportOptions, import_data
-    opts = ImportOptions(_csv_list(columns), time_column, label_column, group_column, label, variable, fs,
-                         source_fs, window, hop, split_mode, val, test, _csv_list(test_groups),
-                         _csv_list(val_groups), fill, kind, normal_class, _mapping(class_names), seed,
-                         time_format, on_backwards, max_gap, resample_method, labels_file, unlabelled_as)
+    opts = ImportOptions(columns=_csv_list(columns), time_column=time_column, label_column=label_column,
+                         group_column=group_column, label=label, variable=variable, fs=fs, source_fs=source_fs,
+                         window=window, hop=hop, split=split_mode, val=val, test=test,
+                         test_groups=_csv_list(test_groups), val_groups=_csv_list(val_groups), fill=fill, kind=kind,
+                         normal_class=normal_class, class_names=_mapping(class_names), seed=seed,
+                         time_format=time_format, on_backwards=on_backwards, max_gap=max_gap,
+                         resample=resample_method, labels=labels_file, unlabelled_as=unlabelled_as)
     ds = import_data(list(paths), opts)
     _report(ds, str(ds.save(out)))
     skipped = ds.meta.get("skipped_short_recordings", 0)

@@ -153,11 +153,12 @@ def emulate(model: str | None, count: int, tcp_port: int | None, pty: bool, rate
         raise InputError("--model is required", hint="pass an int8 .tflite or a run directory (or use --esp-rom)")
     from tinyml.device.emulator import EmulatedFleet, Faults
 
-    faults = Faults(garbage_every, truncate_every, bad_crc_every, parse_seconds(reboot_every, "--reboot-every") or 0.0,
-                    parse_seconds(silence_after, "--silence-after") or 0.0,
-                    parse_seconds(silence_for, "--silence-for") or 0.0,
-                    parse_seconds(disconnect_after, "--disconnect-after") or 0.0,
-                    parse_seconds(disconnect_for, "--disconnect-for") or 0.0)
+    faults = Faults(garbage_every=garbage_every, truncate_every=truncate_every, bad_crc_every=bad_crc_every,
+                    reboot_every=parse_seconds(reboot_every, "--reboot-every") or 0.0,
+                    silence_after=parse_seconds(silence_after, "--silence-after") or 0.0,
+                    silence_for=parse_seconds(silence_for, "--silence-for") or 0.0,
+                    disconnect_after=parse_seconds(disconnect_after, "--disconnect-after") or 0.0,
+                    disconnect_for=parse_seconds(disconnect_for, "--disconnect-for") or 0.0)
     targets = set(fault_device) if fault_device else set(range(count))
     drift_at = parse_seconds(drift_after, "--drift-after")
     for index in (*targets, *drift_device):
@@ -171,8 +172,9 @@ def emulate(model: str | None, count: int, tcp_port: int | None, pty: bool, rate
     done = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
-        fleet = EmulatedFleet(model, count, None if pty else tcp_port, pty, per_second, baud, schedule, seed,
-                              on_exit=exit_codes.append, announce=click.echo, condition=condition)
+        fleet = EmulatedFleet(model, count=count, tcp_port=None if pty else tcp_port, pty=pty, rate=per_second,
+                              baud=baud, faults=schedule, seed=seed, on_exit=exit_codes.append, announce=click.echo,
+                              condition=condition)
         for device, address in zip(fleet.devices, fleet.endpoints, strict=True):
             click.echo(f"{device.device_id} {address}")
         with fleet:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import tempfile
 from pathlib import Path
 
 import click
 
-from tinyml.errors import CheckFailed, InputError
+from tinyml.errors import InputError
 
 
 @click.command()
@@ -34,10 +32,7 @@ def validate(board_name: str, model: str, data: str | None, split: str, limit: i
              report_path: str | None) -> None:
     """Run test inputs on a device and compare its outputs with the TFLM host reference."""
     from tinyml.firmware.boards import load_board
-    from tinyml.firmware.build import ELF_NAME, build_project
-    from tinyml.firmware.render import read_manifest, render_project
-    from tinyml.hil import prepare_inputs
-    from tinyml.hil import validate as run
+    from tinyml.hil import check_on_device, prepare_inputs
     from tinyml.rundir import int8_model
 
     if port is not None and target is not None:
@@ -49,24 +44,7 @@ def validate(board_name: str, model: str, data: str | None, split: str, limit: i
                          "flash it (`tinyml flash`), then pass --port /dev/ttyUSB0 (see `tinyml ports`)")
     info = int8_model(model)
     tests = prepare_inputs(info, data, None if split == "all" else split, limit)
-    with tempfile.TemporaryDirectory(prefix="tinyml-fw-") as tmp:
-        elf, sizes = None, None
-        if port is None:
-            project = Path(firmware_dir or Path(tmp) / board.name)
-            render_project(board, info, project, runtime, target=target)
-            size = build_project(project)
-            elf, sizes = project / ELF_NAME, (size.flash_bytes, size.ram_bytes, size.arena_bytes)
-            kernels = f", {read_manifest(project)['codegen_target']} kernels" if runtime == "native" else ""
-            click.echo(f"built firmware for {board.name}{kernels}: flash {size.flash_bytes:,} B, "
-                       f"static RAM {size.ram_bytes:,} B", err=True)
-        report = run(board, info, tests, port=port, elf=elf, runtime=runtime, sizes=sizes, timeout=timeout,
-                     progress=True)
-    for line in report.summary():
-        click.echo(line)
-    if report_path:
-        Path(report_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(report_path).write_text(json.dumps(report.to_json(), indent=2) + "\n")
-    if report.mismatches > tolerance:
-        raise CheckFailed(f"{report.mismatches} output bytes differ from the host reference "
-                          f"(tolerance {tolerance})", "the report's first_mismatches shows where; "
-                          "a difference is a code generator or firmware bug")
+    check_on_device(board, info, tests, port=port, project=Path(firmware_dir) if firmware_dir else None,
+                    runtime=runtime, target=target, timeout=timeout, tolerance=tolerance,
+                    report_path=Path(report_path) if report_path else None, progress=True,
+                    show=click.echo, log=lambda line: click.echo(line, err=True))

@@ -23,7 +23,7 @@ SPLIT_MODES = ("group", "time", "random")
 FILL_MODES = ("linear", "previous", "zero")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ImportOptions:
     columns: list[str] | None = None
     time_column: str | None = None

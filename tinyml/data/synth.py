@@ -26,7 +26,7 @@ BPFO_ORDER = BALLS / 2 * (1 - BALL_PITCH_RATIO)  # ~3.59 x shaft speed
 BPFI_ORDER = BALLS / 2 * (1 + BALL_PITCH_RATIO)  # ~5.42 x shaft speed
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VibrationOptions:
     per_class: int = 200          # windows per class
     window: int = 256             # samples per window
@@ -45,7 +45,7 @@ class VibrationOptions:
             raise OptionError("rpm_spread", f"must be a fraction in [0, 1), got {self.rpm_spread}", "e.g. 0.2")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TemperatureOptions:
     per_class: int = 150
     window: int = 128             # samples: about two hours at one sample per minute

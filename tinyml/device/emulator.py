@@ -23,7 +23,6 @@ import selectors
 import socket
 import threading
 import time
-import tty
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from tinyml import __version__
 from tinyml.device import protocol as p
 from tinyml.device.background import BackgroundService
 from tinyml.device.emulated_model import DeviceModel, Outcome
+from tinyml.device.endpoints import listen_tcp, open_pty, socket_url
 from tinyml.device.windows import window_chunks
 from tinyml.errors import InputError
 
@@ -44,7 +44,7 @@ TICK_S = 0.005
 LINE_RATE_BATCH = 1 << 20  # "as fast as the line allows": the line budget is the only limit
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Faults:
     """A device's fault schedule; times are seconds since the fleet started, counts are results."""
 
@@ -307,24 +307,13 @@ class Endpoint:
     def open(self) -> None:
         self.generation += 1
         if self.tcp_port is None:
-            self.master, self.slave = os.openpty()
-            tty.setraw(self.slave)
-            os.set_blocking(self.master, False)
-            self.address = os.ttyname(self.slave)
+            self.master, self.slave, self.address = open_pty(blocking=False)
             return
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            listener.bind(("127.0.0.1", self.tcp_port))
-        except OSError as exc:
-            listener.close()
-            raise InputError(f"cannot listen on 127.0.0.1:{self.tcp_port}: {exc.strerror}",
-                             hint="pick a free --tcp port (device i uses PORT+i), or 0 for any") from exc
-        listener.listen(1)
+        listener = listen_tcp(self.tcp_port, hint="pick a free --tcp port (device i uses PORT+i), or 0 for any")
         listener.setblocking(False)
         self.listener = listener
         self.tcp_port = listener.getsockname()[1]
-        self.address = f"socket://127.0.0.1:{self.tcp_port}"
+        self.address = socket_url(self.tcp_port)
 
     def close(self) -> None:
         self.generation += 1
@@ -384,7 +373,7 @@ class EmulatedFleet(BackgroundService):
     comes back after a disconnect (a pty comes back under a new path).
     """
 
-    def __init__(self, model: str | Path | DeviceModel, count: int = 1, tcp_port: int | None = 0,
+    def __init__(self, model: str | Path | DeviceModel, *, count: int = 1, tcp_port: int | None = 0,
                  pty: bool = False, rate: float = 1.0, baud: int = 115200, faults: dict[int, Faults] | None = None,
                  seed: int = 0, on_exit: Callable[[int], None] | None = None,
                  announce: Callable[[str], None] | None = None, condition: str | None = None):

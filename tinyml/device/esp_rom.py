@@ -25,13 +25,13 @@ import socket
 import struct
 import threading
 import time
-import tty
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tinyml.device.background import BackgroundService
+from tinyml.device.endpoints import listen_tcp, open_pty, socket_url
 from tinyml.errors import InputError
 
 SLIP_END, SLIP_ESC, SLIP_ESC_END, SLIP_ESC_ESC = 0xC0, 0xDB, 0xDC, 0xDD
@@ -648,27 +648,17 @@ class EspRomServer(BackgroundService):
         self._listener: socket.socket | None = None
         self._pty_master: int | None = None
         if pty:
-            master, slave = os.openpty()
-            tty.setraw(slave)
-            self.endpoint = os.ttyname(slave)
+            master, slave, self.endpoint = open_pty()
             os.close(slave)  # so only the client holds it: flashers refuse ports others have open
             self._pty_master = master
         else:
             if not 0 <= (tcp_port or 0) <= 65535:
                 raise InputError(f"TCP port {tcp_port} is out of range", hint="use 1-65535, or 0 for any free port")
-            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                listener.bind(("127.0.0.1", tcp_port or 0))
-            except OSError as exc:
-                listener.close()
-                raise InputError(f"cannot listen on 127.0.0.1:{tcp_port}: {exc.strerror}",
-                                 hint="pick a free port, or 0 for any") from exc
-            listener.listen(1)
+            listener = listen_tcp(tcp_port or 0)
             listener.settimeout(0.2)
             self._listener = listener
             self.port = listener.getsockname()[1]
-            self.endpoint = f"socket://127.0.0.1:{self.port}"
+            self.endpoint = socket_url(self.port)
 
     def _close(self) -> None:
         if self._listener is not None:

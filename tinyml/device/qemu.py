@@ -13,12 +13,12 @@ import contextlib
 import ctypes
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 from types import TracebackType
 
+from tinyml.device.endpoints import free_tcp_port, qemu_chardev, socket_url
 from tinyml.errors import InputError, ToolError
 from tinyml.firmware.boards import Board
 
@@ -30,12 +30,6 @@ def _die_with_parent() -> None:
     even by SIGKILL or SIGTERM, where no ``finally`` runs, so no emulator outlives tinyml."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class EmulatedBoard:
@@ -59,11 +53,11 @@ class EmulatedBoard:
     def url(self) -> str:
         """The serial port for ``tinyml.device.link.open_link`` (connect with a retry: QEMU
         listens a few ms after start, and the first connection is the one it serves)."""
-        return f"socket://127.0.0.1:{self.port}"
+        return socket_url(self.port)
 
     def start(self) -> EmulatedBoard:
         self.port = free_tcp_port()
-        serial = f"tcp:127.0.0.1:{self.port},server=on,wait=on,nodelay=on"
+        serial = qemu_chardev(self.port)
         argv = [*self.board.emulator_argv(self.elf, serial), *self.extra_args]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,

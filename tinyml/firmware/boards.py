@@ -21,7 +21,6 @@ from tinyml.paths import boards_dirs
 
 # Protocol latency_unit codes (docs/protocol.md, RESULT.latency_unit).
 LATENCY_UNITS = {"cycles": 0, "ticks": 1, "us": 2, "instructions": 3}
-FLASH_METHODS = {"qemu", "esptool", "uf2", "openocd", "pyocd"}
 BUILDERS = {"make", "idf.py", "pico-sdk"}
 
 
@@ -192,10 +191,12 @@ def _parse(data: dict, path: Path) -> Board:
     if builder not in BUILDERS:
         raise InputError(f"board file {path}: toolchain.builder {builder!r} is unknown",
                          f"use one of: {', '.join(sorted(BUILDERS))}")
-    method = flash.get("method", str)
-    if method not in FLASH_METHODS:
-        raise InputError(f"board file {path}: flash.method {method!r} is unknown",
-                         f"use one of: {', '.join(sorted(FLASH_METHODS))}")
+    from tinyml.firmware.hardware import check_hardware
+    from tinyml.flash.methods import check_flash
+
+    flash.get("method", str)
+    check_flash(flash.table, path)
+    check_hardware(top.sub("hardware", required=False).table, path)
     unit = lat.get("unit", str)
     if unit not in LATENCY_UNITS:
         raise InputError(f"board file {path}: latency.unit {unit!r} is unknown",

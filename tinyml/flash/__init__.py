@@ -15,14 +15,9 @@ from pathlib import Path
 from tinyml import signing
 from tinyml.errors import CheckFailed, InputError, TinymlError
 from tinyml.firmware.boards import Board, list_boards, load_board
+from tinyml.flash.methods import METHODS
 
 ProgressFn = Callable[[str, int, int], None]
-IMAGE_SUFFIXES = {
-    "openocd": (".elf", ".hex", ".bin"),
-    "pyocd": (".elf", ".hex", ".bin"),
-    "uf2": (".uf2", ".elf", ".bin"),
-    "qemu": (".elf",),
-}
 
 
 @dataclass
@@ -150,7 +145,7 @@ def flash(target: Path, board: Board, options: FlashOptions, progress: ProgressF
     check_built_for(target, board)
     if method == "esptool":
         return _flash_esp(target, board, options, progress, echo)
-    image = find_image(target, IMAGE_SUFFIXES[method])
+    image = find_image(target, METHODS[method].images)
     signature_gate(target, [image], board, options, echo)
     address = options.address if options.address is not None else board.flash_origin
     if method == "uf2":

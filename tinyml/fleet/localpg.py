@@ -17,8 +17,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from tinyml.device.endpoints import free_tcp_port
 from tinyml.errors import ToolError
-from tinyml.gateway.broker import free_port, wait_listening
+from tinyml.gateway.broker import wait_listening
 
 SERVICE_USER = "postgres"
 
@@ -37,7 +38,7 @@ class LocalPostgres:
 
     def __init__(self, *, password: str = "fleet-test-password", port: int | None = None):
         self.password = password
-        self.port = port or free_port()
+        self.port = port or free_tcp_port()
         self.user = "tinyml"
         self.database = "fleet"
         self.as_root = os.geteuid() == 0

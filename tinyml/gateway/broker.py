@@ -14,6 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from tinyml.device.endpoints import free_tcp_port
 from tinyml.errors import ToolError
 
 
@@ -23,12 +24,6 @@ def mosquitto_path() -> str:
     if found is None:
         raise ToolError("mosquitto not found", "install it: apt-get install mosquitto")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_listening(port: int, timeout: float = 10.0) -> None:
@@ -53,7 +48,7 @@ class LocalBroker:
         self.receive_maximum = receive_maximum  # 0: none announced
         self.durable = durable
         self.tls = tls  # (ca, cert, key)
-        self.port = port or free_port()
+        self.port = port or free_tcp_port()
         self.users = users
         self.proc: subprocess.Popen | None = None
         self.log = workdir / f"mosquitto-{self.port}.log"

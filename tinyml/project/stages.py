@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from tinyml import rundir, signing
-from tinyml.errors import CheckFailed
 from tinyml.firmware import render
 from tinyml.outputs import write_json
 from tinyml.project.config import Project
@@ -189,11 +188,10 @@ def _firmware_inputs(p: Project) -> list[Path]:
 
 
 def _firmware_run(p: Project) -> dict[str, Any]:
-    from tinyml.firmware.build import build_project
+    from tinyml.hil import build_firmware
 
-    render.render_project(p.board, rundir.int8_model(run_dir(p)), firmware_dir(p), p.runtime,
+    size = build_firmware(p.board, rundir.int8_model(run_dir(p)), firmware_dir(p), runtime=p.runtime,
                           target=p.codegen["target"], sensor=p.sensor, sensor_options=p.sensor_options)
-    size = build_project(firmware_dir(p))
     return {"board": p.board.name, "flash": size.flash_bytes, "ram": size.ram_bytes, "arena": size.arena_bytes}
 
 
@@ -211,21 +209,14 @@ FIRMWARE = Stage(
 # ---- validate ----------------------------------------------------------------------------
 
 def _validate_run(p: Project) -> dict[str, Any]:
-    from tinyml.firmware.build import measure
-    from tinyml.hil import prepare_inputs, validate
+    from tinyml.hil import check_on_device, prepare_inputs
 
     v = p.validate or {}
     info = rundir.int8_model(run_dir(p))
     tests = prepare_inputs(info, dataset_path(p), None if v["split"] == "all" else v["split"], v["limit"])
-    size = measure(_elf(p), p.board, int(render.read_manifest(firmware_dir(p)).get("arena_bytes", 0)))
-    report = validate(p.board, info, tests, elf=_elf(p), runtime=p.runtime,
-                      sizes=(size.flash_bytes, size.ram_bytes, size.arena_bytes), timeout=v["timeout"],
-                      progress=True)
-    write_json(p.out / "validation.json", report.to_json())
-    if report.mismatches > v["tolerance"]:
-        raise CheckFailed(f"{report.mismatches} output bytes differ from the host reference "
-                          f"(tolerance {v['tolerance']})", f"{p.out / 'validation.json'} shows where; "
-                          "a difference is a code generator or firmware bug")
+    report = check_on_device(p.board, info, tests, project=firmware_dir(p), build=False, runtime=p.runtime,
+                             timeout=v["timeout"], tolerance=v["tolerance"], report_path=p.out / "validation.json",
+                             progress=True)
     return {"mismatches": report.mismatches, "inputs": report.inputs, "accuracy": report.accuracy,
             "host_accuracy": report.host_accuracy}
 
