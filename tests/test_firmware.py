@@ -152,7 +152,7 @@ def test_failed_render_leaves_nothing_behind(feat_ae: Path, tmp_path: Path) -> N
                           .replace('uart_base = 0x40004000\n', ""))
     out = tmp_path / "fw"
     proc = run_cli("firmware", "new", "--board", board_file, "--model", feat_ae, "--out", out)
-    assert_clean_error(proc, "port.c.j2 failed to render", "board file has every key")
+    assert_clean_error(proc, "missing key hardware.uart_base")  # refused when the board is loaded
     assert not out.exists()
     proc = run_cli("firmware", "new", "--board", "qemu-mps2-an386", "--model", feat_ae, "--out", out)
     assert proc.returncode == 0, proc.stderr
