@@ -141,3 +141,18 @@ def test_a_second_line_cannot_pose_as_a_connected_device(tmp_path):
     feed(proc, hello("emu-000", 8), line=moved, now=1003.0)
     assert moved.device == "emu-000"
     store.close()
+
+
+def test_limits_are_read_from_gateway_toml(tmp_path):
+    import pytest
+
+    from tinyml.errors import InputError
+    from tinyml.gateway.config import load
+
+    cfg = tmp_path / "gateway.toml"
+    cfg.write_text("[limits]\nper_port = 2\ntotal = 50\nnew_per_min = 5\n")
+    limits = load(cfg, ports=("socket://127.0.0.1:1",)).limits
+    assert (limits.per_port, limits.total, limits.new_per_min) == (2, 50, 5)
+    cfg.write_text("[limits]\nper_port = 0\n")
+    with pytest.raises(InputError, match="per_port must be at least 1"):
+        load(cfg, ports=("socket://127.0.0.1:1",))

@@ -1,6 +1,6 @@
 """How many device ids the gateway accepts, from where and how fast (issue 16, part 2).
 
-Device ids come from HELLO frames, which any serial line can send. Without limits one line
+Set in gateway.toml ``[limits]`` (per_port, total, new_per_min). Device ids come from HELLO frames, which any serial line can send. Without limits one line
 sending 20,000 HELLOs with distinct ids created 20,000 device rows and 88 MB of state. The
 budget below is shared by every port: a HELLO whose id is new is admitted only while its port
 holds fewer than ``per_port`` ids, the gateway fewer than ``total``, and fewer than ``new_per_min``
@@ -25,6 +25,11 @@ class IdLimits:
     per_port: int = 16       # distinct ids one port may bring in this gateway's lifetime
     total: int = 4096        # ids the gateway tracks (known from the database included)
     new_per_min: int = 120   # new ids per minute, all ports together
+
+    def __post_init__(self) -> None:
+        for name in ("per_port", "total", "new_per_min"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
 
 
 class IdBudget:

@@ -41,7 +41,7 @@ class Gateway:
         self.config = config
         self.store = Store(config.db)
         self.processor = Processor(self.store, config)
-        self.budget = IdBudget(known=self.processor.devices)  # device ids: per port, total, rate (issue 16)
+        self.budget = IdBudget(config.limits, known=self.processor.devices)  # device ids: per port, total, rate (issue 16)
         self.committed = self.store.result_count()
         self.writers: dict[str, ports.Connection] = {}  # connected ports, for evidence requests
         self.store.mark_ports_down(time.time())
