@@ -10,7 +10,8 @@ import pytest
 from tests.conftest import assert_clean_error, run_cli
 from tinyml.errors import InputError
 from tinyml.firmware.boards import load_board
-from tinyml.firmware.render import codegen_target, read_manifest, render_project, resolve_model
+from tinyml.firmware.render import codegen_target, read_manifest, render_project
+from tinyml.rundir import int8_model
 
 DSP = "cortex-m4-dsp"
 
@@ -47,7 +48,7 @@ def test_firmware_new_target_option_and_manifest(tmp_path: Path, shared: Path) -
     assert proc.returncode == 0, proc.stderr
     assert DSP in proc.stdout and read_manifest(tmp_path / "dsp")["codegen_target"] == DSP
     assert "__smlad" in (tmp_path / "dsp" / "model" / "model.c").read_text()
-    render_project(load_board("qemu-mps2-an386"), resolve_model(model), tmp_path / "portable", target="portable")
+    render_project(load_board("qemu-mps2-an386"), int8_model(model), tmp_path / "portable", target="portable")
     assert read_manifest(tmp_path / "portable")["codegen_target"] == "portable"
     assert "__smlad" not in (tmp_path / "portable" / "model" / "model.c").read_text()
     bad = run_cli("firmware", "new", "--board", "qemu-riscv32", "--model", model, "--out", tmp_path / "rv",

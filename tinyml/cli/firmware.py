@@ -56,13 +56,14 @@ def firmware_new(board_name: str, model: str, out: str, runtime: str, target: st
                  sensor_options: tuple[str, ...]) -> None:
     """Render a plain firmware project (Makefile or ESP-IDF) that runs MODEL on BOARD."""
     from tinyml.errors import InputError
-    from tinyml.firmware.render import read_manifest, render_project, resolve_model
+    from tinyml.firmware.render import read_manifest, render_project
     from tinyml.firmware.sensors import parse_options
+    from tinyml.rundir import int8_model
 
     if sensor_options and sensor is None:
         raise InputError("--sensor-option needs --sensor", "name the sensor, e.g. --sensor tmp105")
     board = load_board(board_name)
-    path = render_project(board, resolve_model(model), out, runtime, target=target, sensor=sensor,
+    path = render_project(board, int8_model(model), out, runtime, target=target, sensor=sensor,
                           sensor_options=parse_options(sensor_options))
     how = "idf.py build" if board.builder == "idf.py" else f"tinyml build {path}"
     manifest = read_manifest(path)

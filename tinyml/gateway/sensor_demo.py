@@ -22,9 +22,10 @@ from tinyml.device.qemu import EmulatedBoard
 from tinyml.device.qmp import Qmp
 from tinyml.errors import DeviceError
 from tinyml.firmware.boards import load_board
-from tinyml.gateway.config import GatewayConfig, ModelRoute, read_model_json
+from tinyml.gateway.config import GatewayConfig, ModelRoute
 from tinyml.gateway.rules import RuleConfig
 from tinyml.gateway.service import Gateway
+from tinyml.rundir import read_labels
 
 BOARD = "qemu-mps2-an386"
 
@@ -62,7 +63,7 @@ def temperature_alert(run_dir: Path, elf: Path, workdir: Path, *, timeout: float
         sock = Path(tmp) / "qmp"
         with EmulatedBoard(load_board(BOARD), elf, i2c_device_args(sock)) as emu:
             config = GatewayConfig(ports=(emu.url,), db=db, site="demo", rules=rules,
-                                   models=(ModelRoute(read_model_json(run_dir), ("*",)),))
+                                   models=(ModelRoute(read_labels(run_dir), ("*",)),))
             gateway = threading.Thread(target=asyncio.run, args=(_run_until(Gateway(config), done),), daemon=True)
             gateway.start()
             driver = None
