@@ -62,3 +62,11 @@ def test_firmware_new_tflm_refuses_dilated_models(dilated: Path, tmp_path: Path)
                    "--runtime", "tflm")
     assert_clean_error(proc, "SPACE_TO_BATCH_ND", "--runtime native")
     assert not (tmp_path / "fw").exists()
+
+
+def test_inspect_warns_that_tflm_computes_dilated_models_wrongly(dilated: Path, shared: Path) -> None:
+    proc = run_cli("inspect", dilated, "--no-arena", "--no-codegen")
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: TFLM computes this model wrongly" in proc.stdout and "SPACE_TO_BATCH_ND (op" in proc.stdout
+    plain = run_cli("inspect", shared / "models" / "vib_cnn_int8.tflite", "--no-arena", "--no-codegen")
+    assert plain.returncode == 0 and "wrongly" not in plain.stdout
