@@ -4,14 +4,15 @@ For each reference model in the shared models folder, generate C with `tinyml co
 build it into a bare-metal firmware (benchmarks/m4: own start-up, no libc start-up code,
 picolibc only for memcpy/memset), run it under QEMU with an exact instruction-counting TCG
 plugin, check its output against TFLM's for the fixed input, and print instructions per
-inference, flash and RAM beside TFLM's figures from the models' README.
+inference, flash and RAM beside TFLM's figures from the models' README, as a markdown table
+(the one in docs/benchmarks.md).
 
 Instructions per inference are counted the way the README describes for TFLM: the plugin
 snapshots its counter at each `bench_mark()`; the harness runs loops of N and M inferences
 (each refilling the input) and the same loops without the inference, so
 per inference = ((loop N - loop M) - (empty N - empty M)) / (N - M), exactly.
 
-    .venv/bin/python benchmarks/codegen_m4.py [--models DIR] [--markdown]
+    .venv/bin/python benchmarks/codegen_m4.py [--models DIR] [--variants TARGET:OPT,...] [--keep DIR]
 
 The functions are importable (tests/test_codegen_m4*.py use them).
 """

@@ -40,9 +40,9 @@ from tinyml.data.features import (  # noqa: E402
 )
 from tinyml.data.features_c import features_c_config  # noqa: E402
 from tinyml.data.synth import synth_temperature, synth_vibration  # noqa: E402
-from tinyml.paths import shared_dir, templates_dir  # noqa: E402
+from tinyml.paths import shared_dir, template_dir  # noqa: E402
 
-SRC = templates_dir() / "common"
+SRC = template_dir("common")
 HARNESS = Path(__file__).resolve().parent / "features_m4"
 M4F = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]
 PICOLIBC = ["--specs=picolibc.specs", "--crt0=semihost", "--oslib=semihost",
@@ -210,7 +210,7 @@ def preprocess_cases(vib, temp, tmp: Path) -> list[tuple[str, str, dict]]:
     want = quantize_features(pre.apply(x[:n]).reshape(n, -1), np.zeros(width), np.ones(width), scale, zp)
     ctx = {"mode": "per_window", "integer": False, "window": x.shape[1], "channels": vib.channels,
            "min_std": repr(MIN_STD), "mean": [repr(float(v)) for v in pre.mean], "std": [repr(float(v)) for v in pre.std]}
-    template = (templates_dir() / "common" / "tinyml_run.c.j2").read_text()
+    template = (template_dir("common") / "tinyml_run.c.j2").read_text()
     d = tmp / "per_window-double"
     d.mkdir()
     (d / "tinyml_run.c").write_text(jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(template).render(

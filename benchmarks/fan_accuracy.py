@@ -38,14 +38,15 @@ def fan_dataset(out: Path) -> Path:
 def per_speed(run: Path, ds) -> dict[str, tuple[float, float]]:  # noqa: ANN001 - a tinyml Dataset
     """Float and TFLM int8 accuracy of a quantized run on each held-out speed."""
     from tinyml.model import interpreters
-    from tinyml.preprocess import Preprocess
+    from tinyml.rundir import open_model
     from tinyml.train.quiet import import_keras
 
     test = ds.split == 2
-    pre = Preprocess.from_run(run)
+    model = open_model(run)
+    pre = model.preprocess()
     x = pre.apply(ds.x[test])
-    float_pred = import_keras().models.load_model(run / "model.keras").predict(x, verbose=0).argmax(1)
-    tflite = (run / "model_int8.tflite").read_bytes()
+    float_pred = import_keras().models.load_model(model.keras()).predict(x, verbose=0).argmax(1)
+    tflite = model.int8().data
     q = interpreters.io_quantization(tflite)
     x_q = (pre.int8_inputs(ds.x[test], q.in_scale, q.in_zp).reshape(-1, *q.in_shape) if pre.integer
            else interpreters.quantize_input(x, q.in_scale, q.in_zp))  # integer runs: the device's own inputs

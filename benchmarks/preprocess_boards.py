@@ -24,9 +24,10 @@ sys.path.insert(0, str(ROOT))
 from tinyml.data.synth import VibrationOptions, synth_vibration  # noqa: E402
 from tinyml.firmware.boards import load_board  # noqa: E402
 from tinyml.firmware.build import ELF_NAME, build_project  # noqa: E402
-from tinyml.firmware.render import render_project, resolve_model  # noqa: E402
+from tinyml.firmware.render import render_project  # noqa: E402
 from tinyml.hil import prepare_inputs, validate  # noqa: E402
 from tinyml.quantize import quantize_run  # noqa: E402
+from tinyml.rundir import int8_model  # noqa: E402
 from tinyml.train.fit import TrainOptions, train  # noqa: E402
 
 BOARDS = ["qemu-mps2-an386", "qemu-mps3-an547", "qemu-riscv32", "qemu-xtensa-lx106"]
@@ -45,7 +46,7 @@ def main() -> None:
             run = tmp / model_name
             train(ds, model_name, run, TrainOptions(epochs=3, quiet=True), dataset_path=data)
             quantize_run(run, tolerance=100.0)
-            model = resolve_model(run)
+            model = int8_model(run)
             tests = prepare_inputs(model, data, "test", 6)
             for board_name in BOARDS:
                 board = load_board(board_name)

@@ -23,9 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from tinyml.data.synth import TEMPERATURE_CLASSES, TemperatureOptions, synth_temperature  # noqa: E402
 from tinyml.model import interpreters  # noqa: E402
-from tinyml.preprocess import Preprocess  # noqa: E402
 from tinyml.quantize import quantize_run  # noqa: E402
-from tinyml.train import artifacts  # noqa: E402
+from tinyml.rundir import int8_model, open_model  # noqa: E402
 from tinyml.train.fit import TrainOptions, output_scores, train  # noqa: E402
 
 KINDS = TEMPERATURE_CLASSES[1:]
@@ -33,13 +32,13 @@ KINDS = TEMPERATURE_CLASSES[1:]
 
 def kind_recall(run: Path, ds_x: np.ndarray, ds_y: np.ndarray) -> dict[str, float]:
     """Share of each class flagged as anomalous by the TFLM int8 model at the saved threshold."""
-    tflite = (run / artifacts.MODEL_INT8).read_bytes()
-    q = interpreters.io_quantization(tflite)
-    inputs = Preprocess.from_run(run).apply(ds_x)
+    model = int8_model(run)
+    tflite, q = model.data, model.quant
+    inputs = open_model(run).preprocess().apply(ds_x)
     out = interpreters.dequantize(interpreters.tflm_run(tflite, interpreters.quantize_input(inputs, q.in_scale,
                                                                                               q.in_zp)),
                                   q.out_scale, q.out_zp)
-    flagged = output_scores("anomaly", inputs, out) > artifacts.read_model_info(run)["threshold"]
+    flagged = output_scores("anomaly", inputs, out) > model.threshold
     return {c: float(flagged[ds_y == i].mean()) for i, c in enumerate(TEMPERATURE_CLASSES)}
 
 

@@ -19,9 +19,10 @@ from pathlib import Path
 
 from tinyml.firmware.boards import load_board
 from tinyml.firmware.build import ELF_NAME, build_project
-from tinyml.firmware.render import read_manifest, render_project, resolve_model
+from tinyml.firmware.render import read_manifest, render_project
 from tinyml.hil import prepare_inputs, validate
 from tinyml.paths import shared_dir
+from tinyml.rundir import int8_model
 
 
 def _load() -> str:
@@ -44,7 +45,7 @@ def main() -> None:
     print(f"{'model':<22} {'kernels':<14} {'build s':>8} {'validate s':>11} {'runs s':<22} {'inputs/s':>9} "
           f"{'ms/input':>9} {'instr/inference':>16} {'mismatches':>11} {'load before':>15} {'load after':>15}")
     for path in models:
-        model = resolve_model(path)
+        model = int8_model(path)
         tests = prepare_inputs(model, None, None, args.inputs)
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()

@@ -70,3 +70,18 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
     train(ds, "cnn1d", run_dir, TrainOptions(epochs=12, quiet=True), dataset_path=data)
     quantize_run(run_dir, tolerance=100.0)  # the fixture provides artifacts; accuracy is tested elsewhere
     return TrainedRun(run_dir, data)
+
+
+def record_preprocess(run_dir: Path) -> None:
+    """After a test swaps a run's preprocess.json on purpose, record it in model.json and
+    quantization.json as train and quantize would (tinyml.rundir refuses unrecorded files)."""
+    import json
+
+    from tinyml.signing import sha256_file
+
+    digest = sha256_file(run_dir / "preprocess.json")
+    for name, key in (("model.json", "wrote"), ("quantization.json", "made_from")):
+        if (run_dir / name).is_file():
+            obj = json.loads((run_dir / name).read_text())
+            obj.setdefault(key, {})["preprocess.json"] = digest
+            (run_dir / name).write_text(json.dumps(obj))

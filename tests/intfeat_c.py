@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from tinyml.data.features_int_c import int_config_header
-from tinyml.paths import templates_dir
+from tinyml.paths import template_dir
 
-SRC = templates_dir() / "common"
+SRC = template_dir("common")
 
 
 class IntFeaturesLib:

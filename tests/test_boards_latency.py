@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tinyml.firmware.boards import load_board
-from tinyml.firmware.render import render_project, resolve_model
+from tinyml.firmware.render import render_project
+from tinyml.rundir import int8_model
 
 ITERATIONS = 1_000_000  # two instructions each: decrement, branch
 LOOPS = {
@@ -43,7 +44,7 @@ int tinyml_main(void)
 @pytest.mark.parametrize("board_name", ["qemu-mps2-an386", "qemu-mps3-an547", "qemu-riscv32", "qemu-xtensa-lx106"])
 def test_instructions_per_tick(board_name: str, shared: Path, tmp_path: Path) -> None:
     board = load_board(board_name)
-    out = render_project(board, resolve_model(shared / "models" / "feat_ae_int8.tflite"), tmp_path / "fw")
+    out = render_project(board, int8_model(shared / "models" / "feat_ae_int8.tflite"), tmp_path / "fw")
     for name in ("tinyml_app.c", "tinyml_run.c", "tinyml_sensor.c"):
         (out / "src" / name).unlink()
     (out / "src" / "calibrate.c").write_text(CALIBRATION_C % {"n": ITERATIONS, "loop": LOOPS[board.family]})

@@ -13,13 +13,14 @@ import pytest
 from tests.conftest import assert_clean_error, run_cli
 from tinyml.firmware.boards import load_board
 from tinyml.firmware.build import build_project, describe_sections, elf_sections, map_sections
-from tinyml.firmware.render import render_project, resolve_model
+from tinyml.firmware.render import render_project
+from tinyml.rundir import int8_model
 
 
 @pytest.fixture(scope="module")
 def an386_project(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("build") / "fw"
-    render_project(load_board("qemu-mps2-an386"), resolve_model(shared / "models" / "vib_cnn_int8.tflite"), out)
+    render_project(load_board("qemu-mps2-an386"), int8_model(shared / "models" / "vib_cnn_int8.tflite"), out)
     return out
 
 
@@ -89,7 +90,7 @@ def test_missing_toolchain_is_a_tool_error(an386_project: Path, tmp_path: Path) 
 ])
 def test_sdk_projects_need_their_sdk(board_name: str, env: dict, needles: tuple[str, ...], shared: Path,
                                      tmp_path: Path) -> None:
-    out = render_project(load_board(board_name), resolve_model(shared / "models" / "feat_ae_int8.tflite"),
+    out = render_project(load_board(board_name), int8_model(shared / "models" / "feat_ae_int8.tflite"),
                          tmp_path / "fw")
     proc = run_cli("build", out, env=env)
     assert_clean_error(proc, *needles)
@@ -99,7 +100,7 @@ def test_sdk_projects_need_their_sdk(board_name: str, env: dict, needles: tuple[
 @pytest.mark.parametrize("board_name", ["nucleo-f446re", "nrf52840-dk"])
 def test_real_cortex_m_boards_build_and_fit(board_name: str, shared: Path, tmp_path: Path) -> None:
     board = load_board(board_name)
-    out = render_project(board, resolve_model(shared / "models" / "vib_cnn_int8.tflite"), tmp_path / "fw")
+    out = render_project(board, int8_model(shared / "models" / "vib_cnn_int8.tflite"), tmp_path / "fw")
     report = build_project(out)
     assert report.fits and report.flash_limit == board.flash_bytes and report.ram_limit == board.ram_bytes
     vectors = subprocess.run(["arm-none-eabi-objdump", "-h", str(out / "build" / "firmware.elf")],

@@ -18,7 +18,8 @@ from tinyml.device.link import open_link
 from tinyml.device.qemu import EmulatedBoard
 from tinyml.device.windows import WindowAssembler
 from tinyml.firmware.boards import load_board
-from tinyml.firmware.render import render_project, resolve_model
+from tinyml.firmware.render import render_project
+from tinyml.rundir import int8_model
 
 BOARD = "qemu-mps2-an386"
 # A sensor hook (the user's file in a real project) that delivers window k as k*1000 + i, one
@@ -48,7 +49,7 @@ def expected(k: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def run_mode_elf(trained_run, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("fw") / "fw"
-    render_project(load_board(BOARD), resolve_model(trained_run.run_dir), out)
+    render_project(load_board(BOARD), int8_model(trained_run.run_dir), out)
     (out / "src" / "tinyml_sensor.c").write_text(HOOK)
     build = subprocess.run(["make", "-s", "MODE=run"], cwd=out, capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr
@@ -102,7 +103,7 @@ def test_firmware_streams_and_keeps_raw_windows(run_mode_elf: Path, tmp_path: Pa
 
 def test_validation_firmware_refuses_capture(trained_run, tmp_path: Path) -> None:
     out = tmp_path / "fw"
-    render_project(load_board(BOARD), resolve_model(trained_run.run_dir), out)
+    render_project(load_board(BOARD), int8_model(trained_run.run_dir), out)
     build = subprocess.run(["make", "-s"], cwd=out, capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr
     with EmulatedBoard(load_board(BOARD), out / "build" / "firmware.elf") as emu, \

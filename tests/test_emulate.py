@@ -21,6 +21,7 @@ from tinyml.device.emulator import EmulatedFleet, Faults
 from tinyml.device.link import Link, open_link
 from tinyml.errors import DeviceError, InputError
 from tinyml.model.interpreters import dequantize, io_quantization, tflm_run
+from tinyml.signing import sha256_file
 
 
 @pytest.fixture(scope="module")
@@ -298,7 +299,7 @@ def test_cli_bad_inputs(tmp_path: Path, shared: Path, busy_port: int) -> None:
         (["--tcp", "0"], "--model is required"),
         (["--model", str(tmp_path / "missing.tflite"), "--tcp", "0"], "model not found"),
         (["--model", str(corrupt), "--tcp", "0"], "not a TensorFlow Lite model"),
-        (["--model", str(tmp_path), "--tcp", "0"], "has no model_int8.tflite"),
+        (["--model", str(tmp_path), "--tcp", "0"], "not a tinyml run directory"),
         (["--model", model, "--tcp", str(busy_port)], f"cannot listen on 127.0.0.1:{busy_port}"),
         (["--model", model], "exactly one of --tcp PORT and --pty"),
         (["--model", model, "--tcp", "0", "--pty"], "exactly one of"),
@@ -349,6 +350,10 @@ def test_anomaly_run_dir_decides_by_the_threshold(shared: Path, tmp_path: Path) 
     # one temperature channel, 64-sample windows, standardised: the AE's 64 inputs
     (run / "preprocess.json").write_text(json.dumps({"mode": "raw", "window": 64, "channels": ["temp"],
                                                      "fs": 1 / 60, "mean": [40.0], "std": [5.0]}))
+    # what `tinyml quantize` records: the int8 model it wrote and what it was made from
+    (run / "quantization.json").write_text(json.dumps({
+        "wrote": {"model_int8.tflite": sha256_file(run / "model_int8.tflite")},
+        "made_from": {"preprocess.json": sha256_file(run / "preprocess.json")}}))
     model = DeviceModel(run)
     outcomes = model.normal_pool + model.drifted_pool
     assert {o.label for o in outcomes} == {0, 1}  # synthetic temperature windows give both decisions

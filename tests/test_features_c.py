@@ -25,9 +25,9 @@ from tinyml.data.features import (
 )
 from tinyml.data.features_c import features_c_config
 from tinyml.data.synth import TemperatureOptions, VibrationOptions, synth_temperature, synth_vibration
-from tinyml.paths import templates_dir
+from tinyml.paths import template_dir
 
-SRC = templates_dir() / "common"
+SRC = template_dir("common")
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "data_features.py"
 CUSTOM_SPEC = [
     {"name": "mean"}, {"name": "std"}, {"name": "min"}, {"name": "max"}, {"name": "peak"},

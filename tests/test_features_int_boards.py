@@ -15,9 +15,10 @@ import pytest
 from tinyml.device import protocol as p
 from tinyml.firmware.boards import load_board
 from tinyml.firmware.build import ELF_NAME
-from tinyml.firmware.render import render_project, resolve_model
+from tinyml.firmware.render import render_project
 from tinyml.hil import emulated_link, host_reference
 from tinyml.preprocess import Preprocess
+from tinyml.rundir import int8_model
 
 EMULATED = ["qemu-mps2-an386", "qemu-mps3-an547", "qemu-riscv32", "qemu-xtensa-lx106"]
 
@@ -50,7 +51,7 @@ int tinyml_sensor_read(float *samples, unsigned window, unsigned channels)
 
 def run_mode_outputs(board_name: str, run_dir: Path, windows: np.ndarray, out: Path) -> list[p.Result]:
     board = load_board(board_name)
-    render_project(board, resolve_model(run_dir), out)
+    render_project(board, int8_model(run_dir), out)
     (out / "src" / "tinyml_sensor.c").write_text(sensor_source(windows))
     build = subprocess.run(["make", "-s", "-j2", "MODE=run"], cwd=out, capture_output=True, text=True)
     assert build.returncode == 0, build.stderr[-2000:]
@@ -91,7 +92,7 @@ def test_run_mode_links_runs_and_matches_the_host(board_name: str, which: str, t
     windows = load(data).x[[0, 5]].astype(np.float32)
     results = run_mode_outputs(board_name, run_dir, windows, tmp_path / "fw")
     assert len(results) == len(windows), "the run-mode firmware sent no RESULT for each window"
-    model = resolve_model(run_dir)
+    model = int8_model(run_dir)
     reference = host_reference(model, pre.int8_inputs(windows, model.in_scale, model.in_zp))
     for result, ref in zip(results, reference, strict=True):
         n = len(result.output)

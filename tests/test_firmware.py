@@ -12,7 +12,8 @@ import pytest
 
 from tests.conftest import assert_clean_error, run_cli
 from tinyml.firmware.boards import load_board
-from tinyml.firmware.render import render_project, resolve_model
+from tinyml.firmware.render import render_project
+from tinyml.rundir import int8_model
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def test_cli_renders_plain_make_project(feat_ae: Path, tmp_path: Path) -> None:
 
 def test_run_mode_builds_for_trained_run(trained_run, tmp_path: Path) -> None:
     out = tmp_path / "fw"
-    render_project(load_board("qemu-mps2-an386"), resolve_model(trained_run.run_dir), out)
+    render_project(load_board("qemu-mps2-an386"), int8_model(trained_run.run_dir), out)
     run_c = (out / "src" / "tinyml_run.c").read_text()
     assert "#define WINDOW 256u" in run_c and "#define CHANNELS 3u" in run_c
     build = subprocess.run(["make", "-s", "MODE=run"], cwd=out, capture_output=True, text=True)
@@ -65,7 +66,7 @@ def test_run_mode_builds_for_trained_run(trained_run, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("board_name", ["esp32-devkitc", "esp32-s3-devkitc-1", "esp32-c3-devkitm-1"])
 def test_esp_idf_native_project(board_name: str, vib_cnn: Path, tmp_path: Path) -> None:
-    out = render_project(load_board(board_name), resolve_model(vib_cnn), tmp_path / "fw")
+    out = render_project(load_board(board_name), int8_model(vib_cnn), tmp_path / "fw")
     top = (out / "CMakeLists.txt").read_text()
     assert "include($ENV{IDF_PATH}/tools/cmake/project.cmake)" in top and "project(tinyml_app)" in top
     assert "idf_component_register(SRCS ${app_sources}" in (out / "main" / "CMakeLists.txt").read_text()
@@ -113,7 +114,7 @@ def test_esp_idf_tflm_project(vib_cnn: Path, tmp_path: Path) -> None:
 
 
 def test_pico_project_renders(feat_ae: Path, tmp_path: Path) -> None:
-    out = render_project(load_board("rpi-pico"), resolve_model(feat_ae), tmp_path / "fw")
+    out = render_project(load_board("rpi-pico"), int8_model(feat_ae), tmp_path / "fw")
     assert "pico_add_extra_outputs(tinyml_app)" in (out / "CMakeLists.txt").read_text()
     _compile_check("qemu-mps2-an386", [out / "model" / "model.c"], out / "model")
 
@@ -139,8 +140,8 @@ def test_render_bad_requests(feat_ae: Path, tmp_path: Path) -> None:
 
 def test_rerender_replaces_previous_project(feat_ae: Path, vib_cnn: Path, tmp_path: Path) -> None:
     board = load_board("qemu-riscv32")
-    out = render_project(board, resolve_model(feat_ae), tmp_path / "fw")
-    render_project(board, resolve_model(vib_cnn), out)
+    out = render_project(board, int8_model(feat_ae), tmp_path / "fw")
+    render_project(board, int8_model(vib_cnn), out)
     assert "#define TINYML_INPUT_BYTES 768u" in (out / "src" / "tinyml_config.h").read_text()
 
 

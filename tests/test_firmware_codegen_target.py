@@ -10,7 +10,8 @@ import pytest
 from tests.conftest import assert_clean_error, run_cli
 from tinyml.errors import InputError
 from tinyml.firmware.boards import load_board
-from tinyml.firmware.render import codegen_target, read_manifest, render_project, resolve_model
+from tinyml.firmware.render import codegen_target, read_manifest, render_project
+from tinyml.rundir import int8_model
 
 DSP = "cortex-m4-dsp"
 
@@ -47,7 +48,7 @@ def test_firmware_new_target_option_and_manifest(tmp_path: Path, shared: Path) -
     assert proc.returncode == 0, proc.stderr
     assert DSP in proc.stdout and read_manifest(tmp_path / "dsp")["codegen_target"] == DSP
     assert "__smlad" in (tmp_path / "dsp" / "model" / "model.c").read_text()
-    render_project(load_board("qemu-mps2-an386"), resolve_model(model), tmp_path / "portable", target="portable")
+    render_project(load_board("qemu-mps2-an386"), int8_model(model), tmp_path / "portable", target="portable")
     assert read_manifest(tmp_path / "portable")["codegen_target"] == "portable"
     assert "__smlad" not in (tmp_path / "portable" / "model" / "model.c").read_text()
     bad = run_cli("firmware", "new", "--board", "qemu-riscv32", "--model", model, "--out", tmp_path / "rv",
@@ -85,3 +86,26 @@ def test_pipeline_firmware_stage_follows_codegen_target(tmp_path: Path) -> None:
     for target in (DSP, "portable"):
         (tmp_path / "tinyml.toml").write_text(toml.replace(f'target = "{DSP}"', f'target = "{target}"'))
         assert FIRMWARE.settings(read_project(tmp_path / "tinyml.toml"))["codegen_target"] == target
+
+
+def test_firmware_new_picks_the_fastest_kernels_that_fit_the_flash(tmp_path: Path, shared: Path) -> None:
+    """ToyCar's DSP kernels store FULLY_CONNECTED weights as int16 (~535 KB): more than the
+    NUCLEO-F446RE's 512 KB flash, so portable C is picked and said; naming DSP is obeyed and
+    then refused by `tinyml build` with the section sizes."""
+    from tinyml.firmware.build import build_project
+
+    model = shared / "models" / "toycar_ad_int8.tflite"
+    proc = run_cli("firmware", "new", "--board", "nucleo-f446re", "--model", model, "--out", tmp_path / "auto")
+    assert proc.returncode == 0, proc.stderr
+    assert "portable kernels: fastest that fits 524,288 B of flash; cortex-m4-dsp needs" in proc.stdout
+    manifest = read_manifest(tmp_path / "auto")
+    assert manifest["codegen_target"] == "portable" and "fastest" in manifest["codegen_choice"]
+    report = build_project(tmp_path / "auto")
+    assert report.fits and report.flash_bytes <= 524_288
+    named = run_cli("firmware", "new", "--board", "nucleo-f446re", "--model", model, "--out", tmp_path / "dsp",
+                    "--target", DSP)
+    assert named.returncode == 0 and f"{DSP} kernels: named by --target" in named.stdout
+    assert_clean_error(run_cli("build", tmp_path / "dsp"), "does not fit nucleo-f446re", "sections .text ")
+    small = run_cli("firmware", "new", "--board", "nucleo-f446re", "--model", shared / "models" / "vib_cnn_int8.tflite",
+                    "--out", tmp_path / "vib")
+    assert f"{DSP} kernels: fastest that fits" in small.stdout  # small models keep the fast kernels

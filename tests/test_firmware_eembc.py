@@ -26,9 +26,10 @@ from tinyml.device.link import Link, SocketTransport, parse_tcp
 from tinyml.device.qemu import CONNECT_TIMEOUT_S, EmulatedBoard
 from tinyml.firmware.boards import load_board
 from tinyml.firmware.build import ELF_NAME
-from tinyml.firmware.render import ModelInfo, render_project, resolve_model
+from tinyml.firmware.render import render_project
 from tinyml.hil import host_reference
 from tinyml.model.interpreters import quantize_input
+from tinyml.rundir import Int8Model, int8_model
 
 BOARD = "qemu-mps2-an386"
 MAX_BYTES = 31          # the runner's bytes per `db HEX%` line (DUT._max_bytes without a power board)
@@ -37,21 +38,21 @@ RESULTS = re.compile(r"^m-results-\[([^]]+)\]$")  # the runner's own patterns
 LAP = re.compile(r"^m-lap-us-([0-9]+)$")
 
 
-def build(shared: Path, out: Path, model_file: str, eembc: str) -> tuple[ModelInfo, Path]:
-    model = resolve_model(shared / "models" / model_file)
+def build(shared: Path, out: Path, model_file: str, eembc: str) -> tuple[Int8Model, Path]:
+    model = int8_model(shared / "models" / model_file)
     render_project(load_board(BOARD), model, out)
     subprocess.run(["make", "-j2", f"EEMBC={eembc}"], cwd=out, check=True, capture_output=True, timeout=300)
     return model, out / ELF_NAME
 
 
 @pytest.fixture(scope="module")
-def toycar(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[ModelInfo, Path]:
+def toycar(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Int8Model, Path]:
     return build(shared, tmp_path_factory.mktemp("eembc") / "ad01", "toycar_ad_int8.tflite", "1")
 
 
 @pytest.fixture(scope="module", params=["1", "kws01", "vww01"])
 def classifier(request: pytest.FixtureRequest, shared: Path,
-               tmp_path_factory: pytest.TempPathFactory) -> tuple[ModelInfo, Path, str]:
+               tmp_path_factory: pytest.TempPathFactory) -> tuple[Int8Model, Path, str]:
     model, elf = build(shared, tmp_path_factory.mktemp("eembc") / request.param, "vib_cnn_int8.tflite",
                        request.param)
     return model, elf, request.param
@@ -109,7 +110,7 @@ def boot(emu: EmulatedBoard) -> Runner:
     return runner
 
 
-def reference_score(x: np.ndarray, out_q: np.ndarray, model: ModelInfo) -> np.float32:
+def reference_score(x: np.ndarray, out_q: np.ndarray, model: Int8Model) -> np.float32:
     """The MLPerf Tiny reference firmware's ad01 score: mean of (dequantized output - input)^2,
     in float32, summed in order."""
     y = (out_q.astype(np.float32) - np.float32(model.out_zp)) * np.float32(model.out_scale)
@@ -128,7 +129,7 @@ def segments(data: bytes) -> list[bytes]:
     return [data[i:i + AD_SEGMENT] for i in range(0, len(data) - AD_SEGMENT + 1, AD_STRIDE)]
 
 
-def test_ad01_accuracy_run_scores_float32_windows_like_the_host_reference(toycar: tuple[ModelInfo, Path]) -> None:
+def test_ad01_accuracy_run_scores_float32_windows_like_the_host_reference(toycar: tuple[Int8Model, Path]) -> None:
     model, elf = toycar
     with EmulatedBoard(load_board(BOARD), elf) as emu:
         runner = boot(emu)
@@ -151,7 +152,7 @@ def test_ad01_accuracy_run_scores_float32_windows_like_the_host_reference(toycar
         assert len(set(got)) == len(got)  # every window got its own score
 
 
-def test_ad01_int8_input_is_kept(toycar: tuple[ModelInfo, Path], shared: Path) -> None:
+def test_ad01_int8_input_is_kept(toycar: tuple[Int8Model, Path], shared: Path) -> None:
     model, elf = toycar
     x = np.frombuffer((shared / "models" / "toycar_ad_int8.input.bin").read_bytes(), np.int8)[None]
     out = host_reference(model, x)
@@ -163,7 +164,7 @@ def test_ad01_int8_input_is_kept(toycar: tuple[ModelInfo, Path], shared: Path) -
     assert scores == [float(f"{reference_score(x_float, out[0], model):0.3f}")]
 
 
-def test_failed_loads_leave_the_runner_nothing_to_score(toycar: tuple[ModelInfo, Path]) -> None:
+def test_failed_loads_leave_the_runner_nothing_to_score(toycar: tuple[Int8Model, Path]) -> None:
     """After a scored window, loads that fail must not let the next infer report anything the
     runner could take for a result: no m-results (it then stops) and no m-lap-us."""
     model, elf = toycar
@@ -193,7 +194,7 @@ def test_failed_loads_leave_the_runner_nothing_to_score(toycar: tuple[ModelInfo,
         assert runner.infer(1, 0)[0] is not None
 
 
-def test_timestamps_have_microsecond_resolution(toycar: tuple[ModelInfo, Path]) -> None:
+def test_timestamps_have_microsecond_resolution(toycar: tuple[Int8Model, Path]) -> None:
     """m-lap-us- comes from SysTick, not from a millisecond clock times 1000: timestamps are not
     multiples of 1000, and one inference's elapsed time matches its latency in SysTick ticks.
     (The time between two commands is not checked: while the firmware idles in WFI, QEMU's
@@ -216,7 +217,7 @@ def test_timestamps_have_microsecond_resolution(toycar: tuple[ModelInfo, Path]) 
     assert elapsed is not None and elapsed == pytest.approx(result.latency * 1e6 / clock_hz, rel=0.02)
 
 
-def test_classifier_formats_and_scores(classifier: tuple[ModelInfo, Path, str]) -> None:
+def test_classifier_formats_and_scores(classifier: tuple[Int8Model, Path, str]) -> None:
     """kws01 sends int8 features; vww01 and ic01 (EEMBC=1 for a classifier) send uint8 pixels,
     which become pixel - 128. Every output prints as "%0.3f" of the dequantized float32."""
     model, elf, eembc = classifier
@@ -241,7 +242,7 @@ def test_classifier_formats_and_scores(classifier: tuple[ModelInfo, Path, str]) 
     assert got == want
 
 
-def test_help_and_binary_protocol_after_the_host_speaks_it(toycar: tuple[ModelInfo, Path]) -> None:
+def test_help_and_binary_protocol_after_the_host_speaks_it(toycar: tuple[Int8Model, Path]) -> None:
     model, elf = toycar
     with EmulatedBoard(load_board(BOARD), elf) as emu:
         runner = boot(emu)
@@ -257,12 +258,12 @@ def test_help_and_binary_protocol_after_the_host_speaks_it(toycar: tuple[ModelIn
 
 
 def test_unknown_benchmark_is_refused_by_make(shared: Path, tmp_path: Path) -> None:
-    render_project(load_board(BOARD), resolve_model(shared / "models" / "vib_cnn_int8.tflite"), tmp_path / "fw")
+    render_project(load_board(BOARD), int8_model(shared / "models" / "vib_cnn_int8.tflite"), tmp_path / "fw")
     proc = subprocess.run(["make", "EEMBC=sww01"], cwd=tmp_path / "fw", capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "EEMBC=sww01 is not a benchmark" in proc.stderr
 
 
-def test_the_runner_finds_the_emulated_board_by_usb_id(toycar: tuple[ModelInfo, Path],
+def test_the_runner_finds_the_emulated_board_by_usb_id(toycar: tuple[Int8Model, Path],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """tinyml.device.mlperf_runner: the pty it bridges is listed with the reference DUT's VID/PID,
     as the runner's DeviceManager.scan looks for it, and answers the runner's precheck `name%`."""

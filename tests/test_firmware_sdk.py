@@ -23,8 +23,9 @@ from tinyml.device import protocol as p
 from tinyml.errors import CheckFailed, InputError
 from tinyml.firmware import esp_nn
 from tinyml.firmware.boards import load_board
-from tinyml.firmware.render import render_project, resolve_model
+from tinyml.firmware.render import render_project
 from tinyml.hil import check_hello
+from tinyml.rundir import int8_model
 
 ESP_BOARDS = ("esp32-devkitc", "esp32-s3-devkitc-1", "esp32-c3-devkitm-1")
 OPT_LEVELS = ("-O0", "-O1", "-O2", "-O3", "-Os", "-Og")
@@ -169,7 +170,7 @@ def vib_cnn(shared: Path) -> Path:
 def renders(vib_cnn: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
     """Every SDK board with every runtime it takes, rendered once for this module."""
     base = tmp_path_factory.mktemp("sdk_renders")
-    model = resolve_model(vib_cnn)
+    model = int8_model(vib_cnn)
     out = {}
     for board, runtime in [*((b, r) for b in ESP_BOARDS for r in ("native", "tflm")), ("rpi-pico", "native")]:
         out[board, runtime] = render_project(load_board(board), model, base / f"{board}-{runtime}", runtime=runtime)
@@ -260,7 +261,7 @@ def test_bad_esp_board_values_are_refused(vib_cnn: Path, tmp_path: Path) -> None
         board_file = tmp_path / f"bad-{needle}.toml"
         board_file.write_text(source.replace(old, new))
         with pytest.raises(InputError, match=needle):
-            render_project(load_board(board_file), resolve_model(vib_cnn), tmp_path / f"fw-{needle}")
+            render_project(load_board(board_file), int8_model(vib_cnn), tmp_path / f"fw-{needle}")
         assert not (tmp_path / f"fw-{needle}").exists()
 
 
@@ -412,7 +413,7 @@ int main(void) { return tinyml_main(); }
     errors = [m for m in messages if isinstance(m, p.Error)]
     assert [e.code for e in errors] == [p.ERR_INFERENCE]
     with pytest.raises(CheckFailed, match="arena"):
-        check_hello(hellos[0], resolve_model(vib_cnn))
+        check_hello(hellos[0], int8_model(vib_cnn))
 
 
 # ---- Pico SDK ---------------------------------------------------------------------------------

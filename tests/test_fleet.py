@@ -8,6 +8,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from tests.test_gateway_e2e import GatewayProcess, query, wait_until
 from tinyml.device.emulator import EmulatedFleet
 from tinyml.fleet.localpg import LocalPostgres, pg_bin
 from tinyml.fleet.messages import MAX_PAYLOAD, Rejected, Result, parse
+from tinyml.fleet.store import FleetStore
 from tinyml.fleet.synthetic import Publisher, result_message
 from tinyml.gateway.broker import mosquitto_path
 
@@ -269,6 +271,38 @@ def test_bad_input_is_counted_logged_once_and_never_stops_the_consumer(tmp_path)
         assert 'tinyml_fleet_rejected_total{source="site s1",reason="not_json"} 3' in metrics
         assert 'tinyml_fleet_device_results_total{site="s1",device="dev-1"} 20' in metrics
         assert consumer.stop() == 0 and "Traceback" not in consumer.text()
+    finally:
+        if pub:
+            pub.close()
+        if consumer.proc.poll() is None:
+            consumer.kill()
+        broker.stop()
+
+
+def test_a_message_the_database_refuses_is_isolated_rejected_and_acknowledged(tmp_path):
+    """A value the checks let through but the database refuses (here a trigger refuses one
+    device) must not fail its whole batch forever: the batch is halved until the message
+    stands alone, that message is stored as a rejection, everything else as usual."""
+    broker = Broker(tmp_path, port=free_port()).start()
+    db = tmp_path / "fleet.db"
+    FleetStore(str(db)).close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TRIGGER poison BEFORE INSERT ON results WHEN NEW.device = 'dev-bad' "
+                     "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END")
+    consumer = FleetProcess(tmp_path, broker.url, str(db), "poison")
+    pub = None
+    try:
+        wait_until(consumer.connected, 60, "consumer connected")
+        pub = Publisher("127.0.0.1", broker.port)
+        messages = [result_message("s1", f"dev-{d}", 3, seq) for seq in range(50) for d in ("a", "bad", "b")]
+        for m in messages:
+            pub.publish(*m)
+        assert pub.wait_acked(len(messages))
+        wait_until(lambda: query(db, "SELECT count FROM rejects WHERE reason = 'refused'") == [(50,)], 60,
+                   "refused results counted")
+        assert len(fleet_rows(str(db), {})) == 100
+        assert consumer.text().count("rejected refused message") == 1 and consumer.proc.poll() is None
+        assert consumer.stop() == 0
     finally:
         if pub:
             pub.close()

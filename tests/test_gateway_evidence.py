@@ -19,12 +19,13 @@ from tinyml.device.emulated_model import DeviceModel
 from tinyml.device.emulator import EmulatedFleet
 from tinyml.device.windows import window_chunks
 from tinyml.errors import InputError
-from tinyml.gateway.config import GatewayConfig, ModelInfo, ModelRoute
+from tinyml.gateway.config import GatewayConfig, ModelRoute
 from tinyml.gateway.evidence import EvidenceConfig, export, parse_since
 from tinyml.gateway.ingest import LineState
 from tinyml.gateway.processor import Processor
 from tinyml.gateway.rules import RuleConfig
 from tinyml.gateway.store import SCHEMA_VERSION, Store
+from tinyml.rundir import Labels
 
 HASH = bytes(range(8))
 BOOT = 7
@@ -48,7 +49,7 @@ def samples(window: int, fs: float = 100.0, shape: tuple[int, int] = (32, 3)) ->
 def config(**evidence) -> GatewayConfig:
     return GatewayConfig(ports=("p1",), rules=RuleConfig(anomaly_k=3, anomaly_n=5, anomaly_clear_k=1,
                                                          silent_seconds=None, error_rate=None),
-                         models=(ModelRoute(ModelInfo("classifier", ("ok", "bad"), "ok"), ("dev",)),),
+                         models=(ModelRoute(Labels("classifier", ("ok", "bad"), "ok"), ("dev",)),),
                          evidence=EvidenceConfig(**evidence))
 
 

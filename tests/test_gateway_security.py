@@ -69,3 +69,102 @@ def test_gateway_cli_warns_about_a_password_on_the_command_line(tmp_path):
                    "--config", tmp_path / "missing.toml", timeout=60)
     assert "warning: the password in --mqtt" in proc.stderr and "TINYML_MQTT_PASSWORD" in proc.stderr
     assert "s3cret" not in proc.stderr
+
+
+def test_a_hello_flood_creates_a_bounded_number_of_devices(tmp_path):
+    from tinyml.gateway.limits import IdBudget, IdLimits
+
+    store = Store(tmp_path / "g.db")
+    proc = Processor(store, config())
+    budget = IdBudget(IdLimits(per_port=8, total=20, new_per_min=12))
+    flood = b"".join(hello(f"fake-{i}", 1) for i in range(20_000))  # the audit's 20,000 HELLOs on one line
+    feed(proc, flood, line=LineState("p1", budget))
+    assert store.conn.execute("SELECT count(*) FROM devices").fetchone()[0] == 8
+    assert sum(budget.refused.values()) == 20_000 - 8
+    # another port still gets its devices in, up to the rate limit of new ids per minute
+    feed(proc, b"".join(hello(f"b-{i}", 1) for i in range(6)), line=LineState("p2", budget), now=1001.0)
+    assert store.conn.execute("SELECT count(*) FROM devices").fetchone()[0] == 12
+    # a genuine device already known is admitted on its port, whatever the flood did
+    line = LineState("p1", budget)
+    feed(proc, hello("fake-3", 2), line=line, now=1002.0)
+    assert line.device == "fake-3"
+    # after a minute the rate allows new ids again, but the total cap holds
+    for i in range(5):
+        feed(proc, hello(f"c-{i}", 1), line=LineState(f"p{3 + i}", budget), now=1100.0 + i)
+    assert len(budget.known) <= 20 and store.conn.execute("SELECT count(*) FROM devices").fetchone()[0] == 17
+    store.close()
+
+
+def test_status_pages_its_devices_and_keeps_the_default_shape(tmp_path):
+    from tinyml.gateway.api import route
+    from tinyml.gateway.status import snapshot
+
+    store = Store(tmp_path / "g.db")
+    proc = Processor(store, config())
+    for i in range(5):
+        feed(proc, hello(f"d{i}", 1), line=LineState(f"p{i}"))
+
+    def snap(**page):
+        return snapshot(store.conn, now=1001.0, **page)
+
+    def get(path):
+        head, _, body = route(path, snap).partition(b"\r\n\r\n")
+        return head.split(b"\r\n")[0].decode(), json.loads(body)
+
+    status, whole = get("/status")
+    assert status.endswith("200 OK") and [d["device"] for d in whole["devices"]] == [f"d{i}" for i in range(5)]
+    assert {"at", "results", "outbox", "devices", "ports", "alerts", "recent_alerts"} <= set(whole)
+    status, page = get("/status?limit=2&offset=2")
+    assert [d["device"] for d in page["devices"]] == ["d2", "d3"] and page["devices_total"] == 5
+    for bad in ("/status?limit=0", "/status?limit=x", "/status?offset=-1", "/status?limit=100000"):
+        assert get(bad)[0].endswith("400 Bad Request")
+    store.close()
+
+
+def test_a_second_line_cannot_pose_as_a_connected_device(tmp_path):
+    """The audit's spoof: a second line claims emu-000 with the victim's boot id and later sequence
+    numbers. While the victim's port is connected the claim is refused and nothing genuine is dropped."""
+    from tests.test_gateway_store import result
+    from tinyml.gateway.limits import IdBudget
+
+    store = Store(tmp_path / "g.db")
+    proc = Processor(store, config())
+    budget = IdBudget()
+    victim, spoof = LineState("victim", budget), LineState("spoof", budget)
+    feed(proc, hello("emu-000", 7) + result(0, 7), line=victim)
+    feed(proc, hello("emu-000", 7) + b"".join(result(seq, 7) for seq in range(1, 401)), line=spoof, now=1001.0)
+    feed(proc, b"".join(result(seq, 7) for seq in range(1, 401)), line=victim, now=1002.0)
+    assert spoof.device is None and budget.refused and victim.device == "emu-000"
+    assert store.conn.execute("SELECT count(*) FROM results WHERE device='emu-000'").fetchone()[0] == 401
+    budget.release("victim")  # the victim's port went away: the id may move to another port
+    moved = LineState("spoof", budget)
+    feed(proc, hello("emu-000", 8), line=moved, now=1003.0)
+    assert moved.device == "emu-000"
+    store.close()
+
+
+def test_limits_are_read_from_gateway_toml(tmp_path):
+    import pytest
+
+    from tinyml.errors import InputError
+    from tinyml.gateway.config import load
+
+    cfg = tmp_path / "gateway.toml"
+    cfg.write_text("[limits]\nper_port = 2\ntotal = 50\nnew_per_min = 5\n")
+    limits = load(cfg, ports=("socket://127.0.0.1:1",)).limits
+    assert (limits.per_port, limits.total, limits.new_per_min) == (2, 50, 5)
+    cfg.write_text("[limits]\nper_port = 0\n")
+    with pytest.raises(InputError, match="per_port must be at least 1"):
+        load(cfg, ports=("socket://127.0.0.1:1",))
+
+
+def test_status_text_escapes_control_characters_in_device_ids(tmp_path):
+    from tinyml.gateway.status import format_text, snapshot
+
+    store = Store(tmp_path / "g.db")
+    proc = Processor(store, config())
+    feed(proc, hello("evil\n  fake-device  seen 0s\x1b[2J", 1), line=LineState("p1"))
+    text = format_text(snapshot(store.conn, now=1001.0))
+    assert "\x1b" not in text and "evil\\x0a  fake-device" in text
+    assert len([ln for ln in text.splitlines() if "fake-device" in ln]) == 1
+    store.close()

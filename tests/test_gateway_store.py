@@ -13,12 +13,13 @@ from hypothesis import strategies as st
 from tests.conftest import assert_clean_error, run_cli
 from tinyml.device import protocol
 from tinyml.errors import InputError
-from tinyml.gateway.config import GatewayConfig, ModelInfo, ModelRoute, parse_mqtt_url
+from tinyml.gateway.config import GatewayConfig, ModelRoute, parse_mqtt_url
 from tinyml.gateway.drift import DriftConfig
 from tinyml.gateway.ingest import LineState, ResultsRecord, Tick
 from tinyml.gateway.processor import Processor
 from tinyml.gateway.rules import RuleConfig
 from tinyml.gateway.store import RetentionLimits, Store
+from tinyml.rundir import Labels
 
 HASH = bytes(range(8))
 
@@ -127,7 +128,7 @@ def test_drift_state_is_rebuilt_at_restart_without_mixing_baseline_and_window(tm
 
 
 def test_model_json_gives_class_names_and_anomaly_meaning(tmp_path):
-    info = ModelInfo(task="classifier", classes=("normal", "imbalance", "bearing"), normal_class="normal")
+    info = Labels(task="classifier", classes=("normal", "imbalance", "bearing"), normal_class="normal")
     store = Store(tmp_path / "g.db")
     proc = Processor(store, config(models=(ModelRoute(info, ("fan-*",)),)))
     feed(proc, hello("fan-1", 1) + result(0, 1, label=2) + result(1, 1, label=0))

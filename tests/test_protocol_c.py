@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from tinyml.device import protocol as p
-from tinyml.paths import templates_dir
+from tinyml.paths import template_dir
 
 VECTORS = Path(__file__).parent / "vectors" / "protocol"
-COMMON = templates_dir() / "common"
+COMMON = template_dir("common")
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 CROSS = {
     "arm-none-eabi-gcc": ["-mcpu=cortex-m4", "-mthumb", "-Os"],

@@ -17,9 +17,9 @@ import pytest
 
 from tinyml.device import protocol as p
 from tinyml.model.interpreters import quantize_input
-from tinyml.paths import templates_dir
+from tinyml.paths import template_dir
 
-COMMON = templates_dir() / "common"
+COMMON = template_dir("common")
 HARNESS = Path(__file__).parent / "vectors" / "protocol" / "eembc_harness.c"
 BYTES, UINT8, FLOAT32 = 1, 2, 4  # TINYML_EEMBC_* formats
 SCALE, ZERO_POINT = 0.5, -3      # the harness model's input quantization

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import assert_clean_error, run_cli
+from tests.conftest import assert_clean_error, record_preprocess, run_cli
 from tinyml.data.dataset import Dataset, load
 from tinyml.errors import CheckFailed, InputError
 from tinyml.model import interpreters
-from tinyml.preprocess import Preprocess
 from tinyml.quantize import default_tolerance, quantize_run
+from tinyml.rundir import open_model
 
 
 def test_report_compares_float_litert_and_tflm(trained_run):
@@ -33,7 +33,7 @@ def test_int8_model_tracks_the_float_model(trained_run):
 
     run = trained_run.run_dir
     ds = load(trained_run.data).subset("test")
-    x = Preprocess.from_run(run).apply(ds.x)
+    x = open_model(run).preprocess().apply(ds.x)
     tfl = (run / "model_int8.tflite").read_bytes()
     q = interpreters.io_quantization(tfl)
     assert q.in_shape == (256, 6) and q.out_shape == (3,) and q.in_dtype == "int8"
@@ -83,6 +83,7 @@ def test_tolerance_exceeded_fails_cleanly(trained_run, run_copy, tmp_path):
 
     ds = load(trained_run.data)
     Preprocess.fit(ds.x[ds.split == 0], "per_window", ds.channels, ds.fs, arithmetic="float64").save(run_copy)
+    record_preprocess(run_copy)
     gain = np.where(np.arange(ds.n) % 2 == 0, 1e30, 1e-30)[:, None, None]
     shifted = np.where((ds.split == 0)[:, None, None], ds.x * gain, ds.x).astype(np.float32)
     bad = Dataset(shifted, ds.y, ds.classes, ds.channels, ds.fs, ds.split, ds.groups, ds.kind).save(tmp_path / "q.npz")
@@ -91,6 +92,9 @@ def test_tolerance_exceeded_fails_cleanly(trained_run, run_copy, tmp_path):
     assert proc.returncode == 5
     report = json.loads((run_copy / "quantization.json").read_text())
     assert report["passed"] is False and max(report["drop"].values()) > 1
+    assert not (run_copy / "model_int8.tflite").exists()  # a failed quantize leaves no int8 model to use
+    assert_clean_error(run_cli("firmware", "new", "--board", "qemu-mps2-an386", "--model", run_copy, "--out",
+                               tmp_path / "fw"), "the last quantize failed its tolerance")
     with pytest.raises(CheckFailed) as failed:  # a project names its own key, not the CLI flag
         quantize_run(run_copy, bad, 1.0, tolerance_key="[quantize] tolerance in p/tinyml.toml")
     assert "raise [quantize] tolerance in p/tinyml.toml" in failed.value.hint

@@ -12,16 +12,17 @@ import pytest
 
 from tinyml.errors import InputError
 from tinyml.firmware.boards import load_board
-from tinyml.firmware.render import jinja_env, render_project, resolve_model
+from tinyml.firmware.render import jinja_env, render_project
 from tinyml.project.config import read_project
+from tinyml.rundir import Labels, int8_model
 
 HOSTILE = ["imbalance */ #error x", 'quote " here', "back\\slash\\", "new\nline #error y", "tri??/", "/* nest",
            "é ünïcode\x00\x1b[2J"]
 
 
 def _classifier(shared: Path):
-    return dataclasses.replace(resolve_model(shared / "models" / "vib_cnn_int8.tflite"),
-                               task="classifier", classes=HOSTILE, source_name="run */ #error z\n\\")
+    return dataclasses.replace(int8_model(shared / "models" / "vib_cnn_int8.tflite"),
+                               labels=Labels(task="classifier", classes=tuple(HOSTILE)), origin="run */ #error z\n\\")
 
 
 def test_hostile_labels_and_ids_are_escaped_and_the_build_succeeds(shared: Path, tmp_path: Path) -> None:
@@ -48,7 +49,7 @@ def test_board_template_cannot_leave_the_templates_folder(shared: Path, tmp_path
     for template in ("../" * 12 + str(evil).lstrip("/"), str(evil), "common/../../x"):
         with pytest.raises(InputError, match="not a folder name"):
             render_project(dataclasses.replace(board, template=template),
-                           resolve_model(shared / "models" / "feat_ae_int8.tflite"), tmp_path / "fw")
+                           int8_model(shared / "models" / "feat_ae_int8.tflite"), tmp_path / "fw")
     assert not (tmp_path / "pwned").exists()
 
 
@@ -62,7 +63,7 @@ def test_templates_render_in_a_sandbox(tmp_path: Path) -> None:
 
 
 def test_rerender_does_not_follow_symlinks_out_of_the_project(shared: Path, tmp_path: Path) -> None:
-    model, board, out = resolve_model(shared / "models" / "feat_ae_int8.tflite"), load_board("qemu-mps2-an386"), \
+    model, board, out = int8_model(shared / "models" / "feat_ae_int8.tflite"), load_board("qemu-mps2-an386"), \
         tmp_path / "fw"
     render_project(board, model, out)
     victim, victim_dir = tmp_path / "victim.txt", tmp_path / "victim_dir"

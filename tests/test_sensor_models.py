@@ -15,7 +15,7 @@ import pytest
 
 from tinyml.firmware.boards import load_board
 from tinyml.firmware.sensors import load_sensor, plan_sensor, sensor_config_header, sensors_dir
-from tinyml.paths import templates_dir
+from tinyml.paths import template_dir
 
 HERE = Path(__file__).parent / "sensors"
 X = [0.0, 0.35, 0.5, 0.35, 0.0, -0.35, -0.5, -0.35]  # sensor_harness.c signal_at
@@ -34,7 +34,7 @@ def build(tmp: Path, sensor: str, board: str, fs: float, channels: list[str], op
                HERE / "bus_model.c", HERE / f"{chip}_model.c", HERE / "sensor_harness.c"]
     proc = subprocess.run(["gcc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O1", "-g",
                            "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-                           "-I", str(tmp), "-I", str(sensors_dir()), "-I", str(templates_dir() / "common"),
+                           "-I", str(tmp), "-I", str(sensors_dir()), "-I", str(template_dir("common")),
                            "-I", str(HERE), *map(str, sources), "-lm", "-o", str(exe)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -169,7 +169,7 @@ def test_onchip_temperature_drivers_against_register_models(sensor: str, board: 
     proc = subprocess.run(["gcc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O1",
                            "-DTINYML_MMIO(addr)=(*nrf_temp_reg(addr))",
                            "-include", "stdint.h", "-include", str(HERE / "nrf_temp_model.h"),
-                           "-I", str(tmp_path), "-I", str(sensors_dir()), "-I", str(templates_dir() / "common"),
+                           "-I", str(tmp_path), "-I", str(sensors_dir()), "-I", str(template_dir("common")),
                            "-I", str(HERE), "-I", str(HERE / "sdk"), *map(str, sources), "-lm", "-o", str(exe)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -221,6 +221,6 @@ def test_driver_and_bus_compile_for_every_core_they_serve(sensor: str, board_nam
     for source in [f for f in sensor_sources(plan) if f.suffix == ".c"]:
         proc = subprocess.run([board.cc, *board.cflags, "-std=gnu11", "-Os", "-Wall", "-Wextra", "-Werror",
                                "-ffreestanding", "-I", str(tmp_path), "-I", str(sensors_dir()),
-                               "-I", str(templates_dir() / "common"), *sdk, "-c", str(source), "-o", "/dev/null"],
+                               "-I", str(template_dir("common")), *sdk, "-c", str(source), "-o", "/dev/null"],
                               capture_output=True, text=True)
         assert proc.returncode == 0, f"{source.name}:\n{proc.stderr}"

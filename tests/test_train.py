@@ -52,10 +52,10 @@ def test_history_json_names_the_kept_epoch(trained_run):
 
 def test_preprocess_standardises_training_windows(trained_run):
     from tinyml.data.dataset import load
-    from tinyml.preprocess import Preprocess
+    from tinyml.rundir import open_model
 
     ds = load(trained_run.data)
-    prep = Preprocess.from_run(trained_run.run_dir)
+    prep = open_model(trained_run.run_dir).preprocess()
     assert prep.mode == "per_window"
     x = prep.apply(ds.subset("train").x)
     assert x.dtype == np.float32 and x.shape[1:] == (256, 6)

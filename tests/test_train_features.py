@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import assert_clean_error, run_cli
 from tinyml.data.dataset import Dataset, load
-from tinyml.preprocess import Preprocess
+from tinyml.rundir import open_model
 
 SPEC = [{"name": "rms"}, {"name": "kurtosis"}, {"name": "fft_bands", "bands": 8, "log": True}]
 
@@ -77,7 +77,7 @@ def test_mlp_with_a_feature_spec_file(vib_data, tmp_path):
     proc = run_cli("train", vib_data, "--model", "mlp", "--features", spec_file, "--out", run, "--epochs", "5",
                    "--quiet")
     assert proc.returncode == 0, proc.stderr
-    prep = Preprocess.from_run(run)
+    prep = open_model(run).preprocess()
     assert [e["name"] for e in prep.feature_spec] == ["rms", "kurtosis", "fft_bands"]
     x = prep.apply(load(vib_data).x[:4])
     assert x.shape == (4, 3 * (1 + 1 + 8))  # per channel: rms, kurtosis, 8 bands

@@ -12,12 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import record_preprocess
 from tinyml.data.features import quantize_features
 from tinyml.errors import InputError
 from tinyml.firmware.boards import load_board
-from tinyml.firmware.render import render_project, resolve_model
+from tinyml.firmware.render import render_project
 from tinyml.model.interpreters import io_quantization
 from tinyml.preprocess import MIN_STD, Preprocess, per_window_inputs
+from tinyml.rundir import int8_model
 
 
 def test_shape_channels_are_standardised_within_each_window_and_levels_are_log_std():
@@ -53,7 +55,7 @@ def test_an_unknown_mode_in_preprocess_json_is_a_clean_error(tmp_path: Path):
     (tmp_path / "preprocess.json").write_text(json.dumps({"mode": "wavelet", "window": 4, "channels": ["x"],
                                                           "fs": 1.0, "mean": [0.0], "std": [1.0]}))
     with pytest.raises(InputError, match="unknown mode 'wavelet'"):
-        Preprocess.from_run(tmp_path)
+        Preprocess.from_json(json.loads((tmp_path / "preprocess.json").read_text()))
     with pytest.raises(InputError, match="unknown preprocessing mode"):
         Preprocess.fit(np.zeros((2, 4, 1)), "wavelet", ["x"], 1.0)
 
@@ -100,7 +102,8 @@ def run_mode_case(request, trained_run, shared, tmp_path_factory) -> RunModeCase
         train = load(trained_run.data)
         Preprocess.fit(train.x[train.split == 0], "per_window", train.channels, train.fs,
                        arithmetic="float64").save(run_dir)
-    project = render_project(load_board("qemu-mps2-an386"), resolve_model(run_dir), base / "fw")
+        record_preprocess(run_dir)  # a deliberate swap: record it, as train and quantize would
+    project = render_project(load_board("qemu-mps2-an386"), int8_model(run_dir), base / "fw")
     pre = Preprocess.from_run(run_dir)
     assert pre.arithmetic == request.param
     fan = import_data([shared / "datasets/fan-imbalance/accelerometer.csv"],
@@ -210,3 +213,4 @@ def _data_features_benchmark():
         sys.modules["data_features_bench"] = module
         spec.loader.exec_module(module)
     return sys.modules["data_features_bench"]
+

@@ -20,15 +20,16 @@ from tinyml.device.qemu import EmulatedBoard
 from tinyml.errors import CheckFailed
 from tinyml.firmware.boards import load_board
 from tinyml.firmware.build import ELF_NAME, build_project
-from tinyml.firmware.render import render_project, resolve_model
+from tinyml.firmware.render import render_project
 from tinyml.hil import ValidationInputs, prepare_inputs, validate
+from tinyml.rundir import int8_model
 
 EMULATED = ["qemu-mps2-an386", "qemu-mps3-an547", "qemu-riscv32", "qemu-xtensa-lx106"]
 
 
 def _firmware(model_path: Path, board_name: str, out: Path) -> tuple[Path, tuple[int, int]]:
     board = load_board(board_name)
-    render_project(board, resolve_model(model_path), out)
+    render_project(board, int8_model(model_path), out)
     size = build_project(out)
     return out / ELF_NAME, (size.flash_bytes, size.ram_bytes)
 
@@ -49,7 +50,7 @@ def qemu_pids(marker: str) -> list[int]:
 
 @pytest.mark.parametrize("board_name", EMULATED)
 def test_trained_cnn1d_matches_tflm_on_emulated_board(board_name: str, trained_run, tmp_path: Path) -> None:
-    model = resolve_model(trained_run.run_dir)
+    model = int8_model(trained_run.run_dir)
     elf, sizes = _firmware(trained_run.run_dir, board_name, tmp_path / "fw")
     tests = prepare_inputs(model, trained_run.data, "test", 12)
     report = validate(load_board(board_name), model, tests, elf=elf, sizes=sizes)
@@ -70,7 +71,7 @@ def test_trained_cnn1d_matches_tflm_on_emulated_board(board_name: str, trained_r
 @pytest.mark.parametrize("board_name", EMULATED)
 def test_feat_ae_matches_tflm_on_emulated_board(board_name: str, shared: Path, tmp_path: Path) -> None:
     path = shared / "models" / "feat_ae_int8.tflite"
-    model = resolve_model(path)
+    model = int8_model(path)
     elf, sizes = _firmware(path, board_name, tmp_path / "fw")
     fixed = np.fromfile(shared / "models" / "feat_ae_int8.input.bin", np.int8)[None, :]
     random = prepare_inputs(model, None, None, 8, seed=1).x
@@ -113,7 +114,7 @@ def float_feature_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, P
 def test_feature_model_with_features_computed_on_device(board_name: str, arithmetic: str, on_device: bool,
                                                         request, tmp_path: Path) -> None:
     run_dir, data = request.getfixturevalue("feature_run" if arithmetic == "integer" else "float_feature_run")
-    model = resolve_model(run_dir)
+    model = int8_model(run_dir)
     elf, sizes = _firmware(run_dir, board_name, tmp_path / "fw")
     tests = prepare_inputs(model, data, "test", 12)
     assert tests.windows is not None and tests.windows.shape == (12, 128)
@@ -133,7 +134,7 @@ def test_wrong_device_output_is_counted(shared: Path, tmp_path: Path) -> None:
     import re
 
     path = shared / "models" / "feat_ae_int8.tflite"
-    board, model = load_board("qemu-riscv32"), resolve_model(path)
+    board, model = load_board("qemu-riscv32"), int8_model(path)
     out = render_project(board, model, tmp_path / "fw")
     source = (out / "model" / "model.c").read_text()
     tampered, n = re.subn(r"(int32_t model_bias\w*\[\d+\] = \{\s*)(-?\d+)",
@@ -158,7 +159,7 @@ def test_wrong_device_output_is_counted(shared: Path, tmp_path: Path) -> None:
 def test_reference_is_tflm_published_output(shared: Path) -> None:
     from tinyml.hil import host_reference
 
-    model = resolve_model(shared / "models" / "feat_ae_int8.tflite")
+    model = int8_model(shared / "models" / "feat_ae_int8.tflite")
     fixed = np.fromfile(shared / "models" / "feat_ae_int8.input.bin", np.int8)[None, :]
     expected = np.fromfile(shared / "models" / "feat_ae_int8.tflm_output.bin", np.int8)
     assert np.array_equal(host_reference(model, fixed)[0], expected)
@@ -211,7 +212,7 @@ class CorruptingProxy:
 
 def test_garbled_line_is_survived_and_counted(trained_run, tmp_path: Path) -> None:
     board = load_board("qemu-mps2-an386")
-    model = resolve_model(trained_run.run_dir)
+    model = int8_model(trained_run.run_dir)
     elf, _ = _firmware(trained_run.run_dir, board.name, tmp_path / "fw")
     tests = prepare_inputs(model, trained_run.data, "test", 10)
     with EmulatedBoard(board, elf) as emu:
@@ -226,7 +227,7 @@ def test_garbled_line_is_survived_and_counted(trained_run, tmp_path: Path) -> No
 def test_device_running_another_model_is_refused(shared: Path, tmp_path: Path) -> None:
     board = load_board("qemu-riscv32")
     elf, _ = _firmware(shared / "models" / "feat_ae_int8.tflite", board.name, tmp_path / "fw")
-    other = resolve_model(shared / "models" / "vib_cnn_int8.tflite")
+    other = int8_model(shared / "models" / "vib_cnn_int8.tflite")
     with EmulatedBoard(board, elf) as emu, pytest.raises(CheckFailed, match="flash the firmware|runs model"):
         validate(board, other, prepare_inputs(other, None, None, 2), port=emu.url)
 
@@ -318,6 +319,6 @@ def test_limit_covers_every_class_and_reports_host_accuracy_beside_the_device(tr
     assert report["inputs"] == 6 and "stratified by class" in report["data"]
     assert report["host_accuracy"] == report["accuracy"]  # zero mismatches: same labels
     assert "host (TFLM) on the same inputs" in proc.stdout
-    model = resolve_model(trained_run.run_dir)
+    model = int8_model(trained_run.run_dir)
     tests = prepare_inputs(model, trained_run.data, "test", 6)
     assert tests.labels is not None and len(set(tests.labels.tolist())) == classes

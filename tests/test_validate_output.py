@@ -26,8 +26,9 @@ from tinyml.device.qemu import CONNECT_TIMEOUT_S, EmulatedBoard
 from tinyml.errors import DeviceError
 from tinyml.firmware.boards import load_board
 from tinyml.firmware.build import ELF_NAME, build_project
-from tinyml.firmware.render import ModelInfo, render_project, resolve_model
+from tinyml.firmware.render import render_project
 from tinyml.hil import MAX_ATTEMPTS, DeviceSession, ValidationInputs, prepare_inputs, validate
+from tinyml.rundir import Int8Model, int8_model
 
 BOARD = "qemu-mps2-an386"
 OUTPUTS = 640
@@ -35,10 +36,10 @@ TAMPERED_BYTE = 600  # beyond the RESULT head (484 bytes)
 
 
 @pytest.fixture(scope="module")
-def toycar(shared: Path) -> tuple[Path, ModelInfo, ValidationInputs, bytes]:
+def toycar(shared: Path) -> tuple[Path, Int8Model, ValidationInputs, bytes]:
     """The ToyCar model, its fixed input plus seeded random inputs, and TFLM's published output."""
     models = shared / "models"
-    model = resolve_model(models / "toycar_ad_int8.tflite")
+    model = int8_model(models / "toycar_ad_int8.tflite")
     fixed = np.fromfile(models / "toycar_ad_int8.input.bin", np.int8)[None, :]
     tests = ValidationInputs(np.concatenate([fixed, prepare_inputs(model, None, None, 5, seed=3).x]), None,
                              "fixed + random")

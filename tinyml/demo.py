@@ -39,7 +39,7 @@ def step_train(ctx: DemoContext) -> str:
     from tinyml.train.fit import TrainOptions, train
 
     r = train(load(ctx.artifacts["data"]), "cnn1d", ctx.run_dir, TrainOptions(epochs=40, quiet=True),
-              dataset_path=ctx.artifacts["data"])
+              dataset_path=ctx.artifacts["data"], force=True)
     ctx.artifacts["run"] = ctx.run_dir
     return f"cnn1d float accuracy {r['accuracy']:.4f}, macro F1 {r['macro_f1']:.4f} ({r['n']} test windows)"
 
@@ -73,9 +73,10 @@ def step_export(ctx: DemoContext) -> str:
 def step_firmware(ctx: DemoContext) -> str:
     from tinyml.firmware.boards import load_board
     from tinyml.firmware.build import build_project
-    from tinyml.firmware.render import render_project, resolve_model
+    from tinyml.firmware.render import render_project
+    from tinyml.rundir import int8_model
 
-    project = render_project(load_board("qemu-mps2-an386"), resolve_model(ctx.run_dir), ctx.out / "firmware")
+    project = render_project(load_board("qemu-mps2-an386"), int8_model(ctx.run_dir), ctx.out / "firmware")
     size = build_project(project)
     ctx.artifacts["firmware"] = project
     return (f"qemu-mps2-an386 firmware in {project}: flash {size.flash_bytes:,} B, static RAM {size.ram_bytes:,} B "
@@ -87,10 +88,11 @@ def step_validate(ctx: DemoContext) -> str:
 
     from tinyml.firmware.boards import load_board
     from tinyml.firmware.build import ELF_NAME, measure
-    from tinyml.firmware.render import read_manifest, resolve_model
+    from tinyml.firmware.render import read_manifest
     from tinyml.hil import prepare_inputs, validate
+    from tinyml.rundir import int8_model
 
-    board, model = load_board("qemu-mps2-an386"), resolve_model(ctx.run_dir)
+    board, model = load_board("qemu-mps2-an386"), int8_model(ctx.run_dir)
     elf = ctx.artifacts["firmware"] / ELF_NAME
     size = measure(elf, board, int(read_manifest(ctx.artifacts["firmware"]).get("arena_bytes", 0)))
     report = validate(board, model, prepare_inputs(model, ctx.artifacts["data"], "test", 60), elf=elf,
@@ -124,9 +126,10 @@ def step_sensor(ctx: DemoContext) -> str:
     from tinyml.data.synth import TemperatureOptions, synth_temperature
     from tinyml.errors import ToolError
     from tinyml.firmware.boards import load_board
-    from tinyml.firmware.render import render_project, resolve_model
+    from tinyml.firmware.render import render_project
     from tinyml.gateway.sensor_demo import temperature_alert
     from tinyml.quantize import quantize_run
+    from tinyml.rundir import int8_model
     from tinyml.train.fit import TrainOptions, train
 
     base = ctx.out / "sensor"
@@ -136,7 +139,7 @@ def step_sensor(ctx: DemoContext) -> str:
     train(ds, "autoencoder", run_dir, TrainOptions(seed=1, quiet=True), dataset_path=data)
     quantize_run(run_dir, tolerance=0.05)
     # one sample a minute in the data, replayed 180x faster: 3 samples a second from the TMP105
-    project = render_project(load_board("qemu-mps2-an386"), resolve_model(run_dir), base / "firmware",
+    project = render_project(load_board("qemu-mps2-an386"), int8_model(run_dir), base / "firmware",
                              sensor="tmp105", sensor_options={"speedup": "180"})
     build = subprocess.run(["make", "-s", "-j2", "MODE=run"], cwd=project, capture_output=True, text=True)
     if build.returncode != 0:
@@ -147,10 +150,22 @@ def step_sensor(ctx: DemoContext) -> str:
     return "emulated TMP105 -> run-mode firmware (I2C driver, on-device model) -> gateway alert"
 
 
+def step_evidence(ctx: DemoContext) -> str:
+    """The raw TMP105 windows the firmware sent when the alert fired, exported as a dataset
+    (what a person relabels and retrains on: docs/gateway.md)."""
+    from tinyml.gateway.evidence import export
+
+    out = ctx.out / "sensor" / "evidence.npz"
+    ds, n = export(ctx.out / "sensor" / "gateway" / "gateway.db", out)
+    decided = ", ".join(f"{c} {int((ds.y == i).sum())}" for i, c in enumerate(ds.classes))
+    return (f"{n} evidence window(s) of {ds.x.shape[1]} samples at {ds.fs:g} Hz exported to {out} "
+            f"(the model said: {decided or 'nothing stored'}); relabel with `tinyml gateway export --label`")
+
+
 STEPS: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("data", step_data), ("train", step_train), ("quantize", step_quantize),
     ("inspect", step_inspect), ("export", step_export), ("firmware", step_firmware), ("validate", step_validate),
-    ("report", step_report), ("gateway", step_gateway), ("sensor", step_sensor),
+    ("report", step_report), ("gateway", step_gateway), ("sensor", step_sensor), ("evidence", step_evidence),
 ]
 
 

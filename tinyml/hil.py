@@ -26,7 +26,7 @@ from tinyml.device import protocol as p
 from tinyml.device.link import ERROR_HINT, read_output
 from tinyml.errors import CheckFailed, DeviceError, InputError
 from tinyml.firmware.boards import Board
-from tinyml.firmware.render import ModelInfo
+from tinyml.rundir import Int8Model
 
 MAX_ATTEMPTS = 8
 DEFAULT_RANDOM_INPUTS = 20
@@ -128,7 +128,7 @@ class ValidationReport:
 
 # ---- inputs and reference ---------------------------------------------------------------
 
-def prepare_inputs(model: ModelInfo, data: str | Path | None, split: str | None, limit: int | None,
+def prepare_inputs(model: Int8Model, data: str | Path | None, split: str | None, limit: int | None,
                    seed: int = 0) -> ValidationInputs:
     """Model inputs quantised exactly as the host reference receives them."""
     from tinyml.model.interpreters import quantize_input
@@ -147,11 +147,7 @@ def prepare_inputs(model: ModelInfo, data: str | Path | None, split: str | None,
     if limit is not None and ds.n > limit:
         source += f", {limit} of {ds.n} windows stratified by class (seed {seed})"
         ds = _take(ds, stratified_sample(ds.y, limit, seed))
-    pre = None
-    if model.run_dir is not None and (model.run_dir / "preprocess.json").is_file():
-        from tinyml.preprocess import Preprocess
-
-        pre = Preprocess.from_run(model.run_dir)
+    pre = model.preprocess()
     raw = ds.x.reshape(ds.n, -1).astype(np.float32)
     if pre is not None and pre.integer:  # the device computes these from raw windows, in integers
         q = pre.int8_inputs(ds.x, model.in_scale, model.in_zp)
@@ -204,7 +200,7 @@ def _take(ds: Any, idx: np.ndarray) -> Any:
                    ds.kind, ds.normal_class, ds.meta)
 
 
-def _truth(model: ModelInfo, ds: Any) -> np.ndarray | None:
+def _truth(model: Int8Model, ds: Any) -> np.ndarray | None:
     """True labels in the device's terms: class index, or 1 = anomaly / 0 = normal."""
     if ds.y.size == 0 or (ds.y < 0).any():
         return None
@@ -214,16 +210,16 @@ def _truth(model: ModelInfo, ds: Any) -> np.ndarray | None:
     return ds.y.astype(np.int64)
 
 
-def host_reference(model: ModelInfo, inputs: np.ndarray) -> np.ndarray:
+def host_reference(model: Int8Model, inputs: np.ndarray) -> np.ndarray:
     """TFLM Python interpreter outputs [N, output_bytes] for the quantised inputs."""
     from tinyml.model.interpreters import io_quantization, tflm_run
 
-    data = model.tflite_bytes
+    data = model.data
     shape = io_quantization(data).in_shape
     return tflm_run(data, inputs.reshape(inputs.shape[0], *shape)).reshape(inputs.shape[0], -1)
 
 
-def decide(model: ModelInfo, inputs: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+def decide(model: Int8Model, inputs: np.ndarray, outputs: np.ndarray) -> np.ndarray:
     """The decision rule of docs/protocol.md applied on the host (0xFF when undecided)."""
     if model.task == "anomaly":
         if model.threshold is None:
@@ -308,7 +304,7 @@ class DeviceSession:
 
 # ---- the validation -----------------------------------------------------------------------
 
-def check_hello(hello: p.Hello, model: ModelInfo) -> None:
+def check_hello(hello: p.Hello, model: Int8Model) -> None:
     if hello.arena_bytes == p.ARENA_FAILED:
         raise CheckFailed("the device could not allocate its tensor arena at boot: every inference would fail",
                           "re-render the firmware with this tinyml version (it sizes the arena for the chip's "
@@ -321,7 +317,7 @@ def check_hello(hello: p.Hello, model: ModelInfo) -> None:
                           "flash the firmware built for this model")
 
 
-def run_validation(session: DeviceSession, model: ModelInfo, tests: ValidationInputs,
+def run_validation(session: DeviceSession, model: Int8Model, tests: ValidationInputs,
                    progress: bool = False) -> tuple[np.ndarray, list[p.Result]]:
     """Send every input; returns the device's whole outputs [N, output_bytes] and the RESULT messages."""
     from tinyml.progress import steps
@@ -355,7 +351,7 @@ def latency_figures(board: Board, unit_code: int, mean: float) -> dict[str, floa
     return figures
 
 
-def compare(board: Board, runtime: str, model: ModelInfo, tests: ValidationInputs, device_out: np.ndarray,
+def compare(board: Board, runtime: str, model: Int8Model, tests: ValidationInputs, device_out: np.ndarray,
             results: list[p.Result], reference: np.ndarray, session: DeviceSession, seconds: float,
             sizes: tuple[int, ...] | None) -> ValidationReport:
     """Byte-for-byte comparison of the whole outputs, accuracy and latency figures."""
@@ -395,7 +391,7 @@ def compare(board: Board, runtime: str, model: ModelInfo, tests: ValidationInput
         confusion_matrix=confusion, arena_bytes=sizes[2] if sizes and len(sizes) > 2 else None)
 
 
-def device_confusion(model: ModelInfo, truth: np.ndarray, labels: np.ndarray) -> list[list[int]]:
+def device_confusion(model: Int8Model, truth: np.ndarray, labels: np.ndarray) -> list[list[int]]:
     """Counts of (true label, device label); undecided answers are left out."""
     from tinyml.train.metrics import confusion_matrix
 
@@ -420,7 +416,7 @@ def emulated_link(board: Board, elf: Path, timeout: float) -> Iterator[Any]:
                 emu.wait(2.0)
 
 
-def validate(board: Board, model: ModelInfo, tests: ValidationInputs, port: str | None = None,
+def validate(board: Board, model: Int8Model, tests: ValidationInputs, port: str | None = None,
              elf: Path | None = None, runtime: str = "native", sizes: tuple[int, ...] | None = None,
              timeout: float | None = None, progress: bool = False) -> ValidationReport:
     """Validate on a real board at ``port``, or boot ``elf`` on the emulated ``board``."""

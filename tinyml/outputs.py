@@ -9,6 +9,7 @@ interrupted or failed write never leaves half a file under the real name.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -105,3 +106,8 @@ def write_atomic(path: str | Path, data: bytes | str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)
     return path
+
+
+def write_json(path: str | Path, obj: dict) -> Path:
+    """``obj`` as indented JSON, atomically."""
+    return write_atomic(path, json.dumps(obj, indent=2) + "\n")

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyml.errors import InputError
-from tinyml.train.artifacts import PREPROCESS_JSON, read_json, write_json
+from tinyml.outputs import write_json
 
 MIN_STD = 1e-6  # a constant channel must not divide by zero
 MODES = ("per_window", "raw", "features")
@@ -159,9 +159,15 @@ class Preprocess:
 
     @classmethod
     def from_run(cls, run_dir: str | Path) -> Preprocess:
-        return cls.from_json(read_json(Path(run_dir) / PREPROCESS_JSON, "preprocessing constants"))
+        """A run's preprocess.json, checked against its model.json (``tinyml.rundir``)."""
+        from tinyml.rundir import open_model
+
+        return open_model(run_dir, bare=False).preprocess()
 
     def save(self, run_dir: str | Path) -> Path:
+        """Write RUN_DIR/preprocess.json."""
+        from tinyml.rundir import PREPROCESS_JSON
+
         return write_json(Path(run_dir) / PREPROCESS_JSON, self.to_json())
 
 

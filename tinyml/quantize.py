@@ -6,18 +6,20 @@ interpreter (what a device runs). Both must stay within the tolerance of the flo
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tinyml import rundir
 from tinyml.data import dataset as dataset_io
 from tinyml.errors import CheckFailed, InputError, ToolError
 from tinyml.model import interpreters
-from tinyml.preprocess import Preprocess
+from tinyml.outputs import write_atomic, write_json
 from tinyml.progress import Steps, stage
-from tinyml.train import artifacts
+from tinyml.signing import sha256_file
 from tinyml.train.fit import confusion_plot, evaluate, split_masks
 from tinyml.train.zoo import model_kind
 
@@ -90,18 +92,20 @@ def default_tolerance(metric: str, n: int) -> tuple[float, str]:
 
 def quantize_run(run_dir: str | Path, data_path: str | Path | None = None,
                  tolerance: float | None = None, *, tolerance_key: str = "--tolerance") -> QuantizeResult:
-    """Write model_int8.tflite and quantization.json; raise CheckFailed past the tolerance.
+    """Write model_int8.tflite and quantization.json (which records what the model was made
+    from); raise CheckFailed past the tolerance, leaving no model_int8.tflite behind.
     ``tolerance_key`` names the setting in the failure's hint (the CLI flag or the project key)."""
-    run_dir = artifacts.run_dir_of(run_dir)
-    info = artifacts.read_model_info(run_dir)
-    keras_path = run_dir / artifacts.MODEL_KERAS
-    if not keras_path.is_file():
-        raise InputError(f"{run_dir} has no {artifacts.MODEL_KERAS}", "re-run `tinyml train` into this directory")
+    source = rundir.open_model(run_dir, bare=False)
+    run_dir = source.run_dir
+    info = rundir.read_model_info(run_dir)
+    keras_path = source.keras()
+    prep = source.preprocess()
     data_path = Path(data_path or info.get("dataset", ""))
     if not str(data_path) or not data_path.is_file():
         raise InputError(f"training dataset not found: {data_path}", "pass --data DATA.npz (the file used to train)")
+    made_from = {**rundir.fingerprints(run_dir, (rundir.MODEL_KERAS, rundir.PREPROCESS_JSON)),
+                 "dataset": sha256_file(data_path)}
     ds = dataset_io.load(data_path)
-    prep = Preprocess.from_run(run_dir)
     kind = model_kind(info["model"])
     splits = split_masks(ds)
     x_all = prep.apply(ds.x)
@@ -149,9 +153,15 @@ def quantize_run(run_dir: str | Path, data_path: str | Path | None = None,
         "tflite_bytes": len(tflite), "passed": max(drops.values()) <= tol,
         "input_quantization": {"scale": q.in_scale, "zero_point": q.in_zp},
         "output_quantization": {"scale": q.out_scale, "zero_point": q.out_zp},
+        "made_from": made_from,
     }
-    path = artifacts.write_bytes(run_dir / artifacts.MODEL_INT8, tflite)
-    artifacts.write_json(run_dir / artifacts.QUANTIZATION_JSON, report)
+    path = run_dir / rundir.MODEL_INT8
+    path.unlink(missing_ok=True)  # the old one no longer matches the report below
+    if report["passed"]:
+        report["wrote"] = {rundir.MODEL_INT8: hashlib.sha256(tflite).hexdigest()}
+    write_json(run_dir / rundir.QUANTIZATION_JSON, report)
+    if report["passed"]:
+        write_atomic(path, tflite)
     confusion_plot(run_dir, info, [("float", reports["float"]["confusion_matrix"]),
                                    ("int8 (TFLM)", reports["int8_tflm"]["confusion_matrix"])], splits.evaluated_on)
     if not report["passed"]:
@@ -160,5 +170,5 @@ def quantize_run(run_dir: str | Path, data_path: str | Path | None = None,
                 if metric == "accuracy" else f"{drops[worst]:.3g} AUC")
         raise CheckFailed(f"int8 model loses {lost} ({worst}), more than the tolerance {tol:.3g} ({rule})",
                           f"train longer or with more data, or raise {tolerance_key}; the report is in "
-                          f"{run_dir / artifacts.QUANTIZATION_JSON}")
+                          f"{run_dir / rundir.QUANTIZATION_JSON}")
     return QuantizeResult(path, report)

@@ -33,7 +33,10 @@ def codegen(model: Path, out_dir: Path, prefix: str, target: str, verify_n: int,
     if verify_n and target != kernels.PORTABLE:
         raise InputError(f"--verify compiles for this computer, and target {target} is for another CPU",
                          hint="verify with --target portable: every target gives the same output bytes")
+    from tinyml.rundir import open_model
+
     pre_model = _preprocess_model(model, run_dir) if run_dir is not None else None
+    model = open_model(model).tflite_file()  # a run's model_int8.tflite only while it matches the run
     gen = generate(model, prefix=prefix, target=target, origin=model.name)
     if verify_n:
         import tempfile
@@ -59,19 +62,33 @@ def codegen(model: Path, out_dir: Path, prefix: str, target: str, verify_n: int,
         click.echo(f"verify: {v['inputs']} inputs, C vs TFLM {v['tflm_mismatches']} mismatching bytes, "
                    f"LiteRT vs TFLM {v['litert_mismatches']} (max |diff| {v['litert_max_diff']})")
         if v["tflm_mismatches"]:
-            from tinyml.errors import CheckFailed
-
-            raise CheckFailed(f"generated C differs from TFLM in {v['tflm_mismatches']} output bytes",
-                              hint="this is a code generator bug; report it with the model")
+            raise verify_failure(v)
 
 
-def _preprocess_model(model: Path, run_dir: Path):  # noqa: ANN202 - tinyml.firmware.render.ModelInfo
-    """RUN as a model record, refused when MODEL is not its int8 model (other input scales)."""
+def verify_failure(v: dict) -> Exception:
+    """The one-line error for a failed --verify: blame the code generator only for bytes where
+    TFLM and LiteRT agree; where they disagree, say so and name the suspected ops."""
+    from tinyml.errors import CheckFailed
+
+    if v["codegen_mismatches"]:
+        return CheckFailed(f"generated C differs from TFLM and LiteRT, which agree, in {v['codegen_mismatches']} "
+                           "output bytes", hint="this is a code generator bug; report it with the model")
+    ops = ", ".join(v["suspect_ops"]) or "not localized"
+    return CheckFailed(f"generated C differs from TFLM in {v['disputed_mismatches']} output bytes, all where TFLM "
+                       f"and LiteRT disagree with each other (C vs LiteRT: {v['c_vs_litert_mismatches']} bytes, vs its "
+                       f"reference kernels: {v.get('c_vs_litert_ref_mismatches')}); "
+                       f"suspected ops: {ops}",
+                       hint="the interpreters compute this model differently (see docs/codegen.md, "
+                            "'Where TFLM is not the reference'); not a code generator bug on its own")
+
+
+def _preprocess_model(model: Path, run_dir: Path):  # noqa: ANN202 - tinyml.rundir.Int8Model
+    """RUN's int8 model record, refused when MODEL is not its int8 model (other input scales)."""
     from tinyml.errors import InputError
-    from tinyml.firmware.render import resolve_model
+    from tinyml.rundir import int8_model
 
-    info = resolve_model(run_dir)
-    if not model.is_file() or model.read_bytes() != info.tflite_bytes:
+    info = int8_model(run_dir)
+    if not model.is_file() or model.read_bytes() != info.data:
         raise InputError(f"{model} is not {info.tflite}, so RUN's preprocessing would quantize for another model",
                          f"generate from it: tinyml codegen {info.tflite} --preprocess {run_dir} ...")
     return info

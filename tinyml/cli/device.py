@@ -54,13 +54,14 @@ def parse_size(text: str) -> int:
 def monitor(port: str, baud: int, as_json: bool, count: int, timeout: float, model: str | None,
             reconnect: bool) -> None:
     """Print decoded device results from a serial port, live."""
-    from tinyml.device.labels import ModelInfo
     from tinyml.device.monitor import Monitor, format_record
+    from tinyml.rundir import Labels, open_model
 
     def emit(record: dict) -> None:
         click.echo(json.dumps(record) if as_json else format_record(record))
 
-    mon = Monitor(port, baud, timeout, reconnect, ModelInfo.from_model(model))
+    labels = Labels() if model is None else open_model(model, bare=False).labels
+    mon = Monitor(port, baud, timeout, reconnect, labels)
     try:
         mon.run(emit, count)
     except KeyboardInterrupt:
@@ -87,9 +88,9 @@ def replay(port: str, model: str, data: str, split: str, limit: int | None, baud
     from tinyml.device.link import open_link
     from tinyml.device.replay import replay_dataset
     from tinyml.errors import CheckFailed
-    from tinyml.firmware.render import resolve_model
+    from tinyml.rundir import int8_model
 
-    info = resolve_model(model)
+    info = int8_model(model)
     with open_link(port, baud, timeout, connect_timeout=10.0) as link:
         report = replay_dataset(link, info, data, split=None if split == "all" else split, limit=limit,
                                 timeout=timeout)

@@ -48,7 +48,7 @@ def firmware() -> None:
 @click.option("--runtime", type=click.Choice(["native", "tflm"]), default="native", show_default=True,
               help="native: C from `tinyml codegen`; tflm: TensorFlow Lite Micro (ESP-IDF boards).")
 @click.option("--target", default=None,
-              help="Codegen kernels (portable, cortex-m4-dsp); default: the board's codegen_target.")
+              help="Codegen kernels (portable, cortex-m4-dsp); default: the fastest that fits the board's flash.")
 @click.option("--sensor", default=None, help="Sensor driver run mode reads (see docs/sensors.md), e.g. tmp105, replay.")
 @click.option("--sensor-option", "sensor_options", multiple=True, metavar="KEY=VALUE",
               help="Sensor setting: bus, address, range, unit, channels, speedup (repeatable).")
@@ -56,17 +56,18 @@ def firmware_new(board_name: str, model: str, out: str, runtime: str, target: st
                  sensor_options: tuple[str, ...]) -> None:
     """Render a plain firmware project (Makefile or ESP-IDF) that runs MODEL on BOARD."""
     from tinyml.errors import InputError
-    from tinyml.firmware.render import read_manifest, render_project, resolve_model
+    from tinyml.firmware.render import read_manifest, render_project
     from tinyml.firmware.sensors import parse_options
+    from tinyml.rundir import int8_model
 
     if sensor_options and sensor is None:
         raise InputError("--sensor-option needs --sensor", "name the sensor, e.g. --sensor tmp105")
     board = load_board(board_name)
-    path = render_project(board, resolve_model(model), out, runtime, target=target, sensor=sensor,
+    path = render_project(board, int8_model(model), out, runtime, target=target, sensor=sensor,
                           sensor_options=parse_options(sensor_options))
     how = "idf.py build" if board.builder == "idf.py" else f"tinyml build {path}"
     manifest = read_manifest(path)
-    kernels = f", {manifest['codegen_target']} kernels" if runtime == "native" else ""
+    kernels = f", {manifest['codegen_target']} kernels: {manifest['codegen_choice']}" if runtime == "native" else ""
     reads = ""
     if manifest.get("sensor"):
         s = manifest["sensor"]

@@ -11,13 +11,10 @@ from tinyml.cli.outpath import OUT_DIR
 
 
 def _read_model_file(path: Path) -> bytes:
-    from tinyml.errors import InputError
+    """A .tflite as it is, or a run's checked model_int8.tflite (``tinyml.rundir``)."""
+    from tinyml.rundir import open_model
 
-    if path.is_dir():
-        path = path / "model_int8.tflite"
-    if not path.is_file():
-        raise InputError(f"model file not found: {path}", "pass a .tflite file, e.g. RUN_DIR/model_int8.tflite")
-    return path.read_bytes()
+    return open_model(path).tflite_file().read_bytes()
 
 
 def _format(report: dict) -> str:

@@ -35,9 +35,10 @@ def validate(board_name: str, model: str, data: str | None, split: str, limit: i
     """Run test inputs on a device and compare its outputs with the TFLM host reference."""
     from tinyml.firmware.boards import load_board
     from tinyml.firmware.build import ELF_NAME, build_project
-    from tinyml.firmware.render import read_manifest, render_project, resolve_model
+    from tinyml.firmware.render import read_manifest, render_project
     from tinyml.hil import prepare_inputs
     from tinyml.hil import validate as run
+    from tinyml.rundir import int8_model
 
     if port is not None and target is not None:
         raise InputError("--target picks the kernels of the firmware tinyml builds; with --port the board "
@@ -46,7 +47,7 @@ def validate(board_name: str, model: str, data: str | None, split: str, limit: i
     if port is None and not board.emulated:
         raise InputError(f"board {board.name} is not emulated and no --port was given",
                          "flash it (`tinyml flash`), then pass --port /dev/ttyUSB0 (see `tinyml ports`)")
-    info = resolve_model(model)
+    info = int8_model(model)
     tests = prepare_inputs(info, data, None if split == "all" else split, limit)
     with tempfile.TemporaryDirectory(prefix="tinyml-fw-") as tmp:
         elf, sizes = None, None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import fnmatch
+import io
 import itertools
 import math
 from collections.abc import Callable
@@ -76,7 +77,9 @@ def read_csv(path: Path, columns: list[str] | None, time_column: str | None, lab
     """Rows of a CSV with a header line, cut into recordings by label/group runs and time gaps."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.reader(fh))
+            text = fh.read()
+        # no quotes: a plain split is the same parse, several times faster than the csv module
+        rows = [ln.split(",") for ln in text.splitlines()] if '"' not in text else list(csv.reader(io.StringIO(text)))
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not a text CSV file ({exc.reason})", "export the data as UTF-8 CSV") from exc
     except (OSError, csv.Error) as exc:
@@ -90,12 +93,12 @@ def read_csv(path: Path, columns: list[str] | None, time_column: str | None, lab
         if name not in header:
             raise InputError(f"{path}: unknown column {name!r}", f"columns are: {', '.join(header)}")
     body = rows[1:]
-    for i, row in enumerate(body):
-        if len(row) != len(header):
-            if not any(cell.strip() for cell in row):
-                raise InputError(f"{path}: empty line {i + 2}", "remove blank lines from the CSV")
-            raise InputError(f"{path}: line {i + 2} has {len(row)} fields, the header has {len(header)}",
-                             "the file is truncated or malformed; re-export it")
+    bad = next((i for i, row in enumerate(body) if len(row) != len(header)), None)
+    if bad is not None:
+        if not any(cell.strip() for cell in body[bad]):
+            raise InputError(f"{path}: empty line {bad + 2}", "remove blank lines from the CSV")
+        raise InputError(f"{path}: line {bad + 2} has {len(body[bad])} fields, the header has {len(header)}",
+                         "the file is truncated or malformed; re-export it")
     if columns is None:
         columns = [h for h in header if h not in special and _numeric_column(body, header.index(h))]
         if not columns:

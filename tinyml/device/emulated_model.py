@@ -13,16 +13,18 @@ input and output and label = score > threshold (0xFF when no threshold is known)
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tinyml.device.labels import ModelInfo
 from tinyml.device.protocol import LABEL_UNDECIDED
-from tinyml.errors import InputError
+from tinyml.rundir import int8_model
+
+if TYPE_CHECKING:
+    from tinyml.preprocess import Preprocess
 
 POOL_SIZE = 48
 
@@ -42,22 +44,6 @@ class Outcome:
         return bytes(v & 0xFF for v in self.output)
 
 
-def _load_run(path: Path) -> tuple[bytes, ModelInfo, Path | None]:
-    """(tflite bytes, task info, run dir or None) for a .tflite file or a run directory."""
-    from tinyml.train.artifacts import MODEL_INT8, MODEL_JSON
-
-    if not path.exists():
-        raise InputError(f"model not found: {path}", hint="pass a .tflite file or a run directory from `tinyml train`")
-    if path.is_dir():
-        tflite = path / MODEL_INT8
-        if not tflite.is_file():
-            raise InputError(f"{path} has no {MODEL_INT8}", hint=f"run `tinyml quantize {path}` first")
-        return tflite.read_bytes(), ModelInfo.from_run(path), path
-    if (path.parent / MODEL_JSON).is_file() and (path.parent / "preprocess.json").is_file():
-        return path.read_bytes(), ModelInfo.from_run(path.parent), path.parent
-    return path.read_bytes(), ModelInfo(), None
-
-
 @dataclass(frozen=True)
 class SensorSpec:
     """The emulated sensor behind a run's model: which physics, window length, rate and channels."""
@@ -72,14 +58,11 @@ class SensorSpec:
         return f"synth-{self.kind}"
 
 
-def sensor_spec(run_dir: Path | None) -> SensorSpec | None:
-    """The sensor a run was trained for, when the synthetic generators can play it (3 axes of
-    vibration or 1 temperature channel); None otherwise."""
-    if run_dir is None:
+def sensor_spec(pre: Preprocess | None) -> SensorSpec | None:
+    """The sensor a run was trained for (``pre``: its preprocessing), when the synthetic generators
+    can play it (3 axes of vibration or 1 temperature channel); None otherwise."""
+    if pre is None:
         return None
-    from tinyml.preprocess import Preprocess
-
-    pre = Preprocess.from_run(run_dir)
     kind = {3: "vibration", 1: "temperature"}.get(len(pre.channels))
     return SensorSpec(kind, pre.window, pre.fs, len(pre.channels)) if kind else None
 
@@ -89,12 +72,10 @@ def drift_windows(windows: np.ndarray) -> np.ndarray:
     return (windows * 1.8 + 0.5 * np.std(windows, axis=(0, 1), keepdims=True)).astype(np.float32)
 
 
-def _synthetic_windows(run_dir: Path, count: int, seed: int) -> np.ndarray:
+def _synthetic_windows(pre: Preprocess, count: int, seed: int) -> np.ndarray:
     """Raw sensor windows shaped like the run's training data, from the data package's generators."""
     from tinyml.data import synth
-    from tinyml.preprocess import Preprocess
 
-    pre = Preprocess.from_run(run_dir)
     per_class = max(2, count // 4)
     if len(pre.channels) == 3:
         ds = synth.synth_vibration(synth.VibrationOptions(per_class=per_class, window=pre.window, fs=pre.fs,
@@ -116,24 +97,20 @@ class DeviceModel:
         from tinyml.model import interpreters
 
         self.path = Path(model_path)
-        self.tflite, self.info, run_dir = _load_run(self.path)
-        interpreters.check_flatbuffer(self.tflite)
-        self.quant = interpreters.io_quantization(self.tflite)
-        self.model_hash = hashlib.sha256(self.tflite).digest()[:8]
+        self.model = int8_model(self.path)
+        self.tflite, self.info = self.model.data, self.model.labels
+        self.quant = self.model.quant
+        self.model_hash = self.model.hash8
         self.arena_bytes = interpreters.safe_arena_size(self.tflite)
         self._interpreter = interpreters.tflm_interpreter(self.tflite, self.arena_bytes)
         self.input_bytes = int(np.prod(self.quant.in_shape))
         self.output_bytes = int(np.prod(self.quant.out_shape))
-        self.sensor = sensor_spec(run_dir)
-        self._pre = None
-        if run_dir is not None:
-            from tinyml.preprocess import Preprocess
-
-            self._pre = Preprocess.from_run(run_dir)
+        self._pre = self.model.preprocess()  # None for a bare .tflite
+        self.sensor = sensor_spec(self._pre)
         # the raw windows behind the pools' results (None without a sensor): what capture sends
         self.normal_windows: np.ndarray | None = None
         self.drifted_windows: np.ndarray | None = None
-        normal, drifted = self._pool_inputs(run_dir, seed, pool_size)
+        normal, drifted = self._pool_inputs(seed, pool_size)
         self.normal_pool = [self.infer(x.tobytes()) for x in normal]
         self.drifted_pool = [self.infer(x.tobytes()) for x in drifted]
 
@@ -146,11 +123,11 @@ class DeviceModel:
             return self._pre.int8_inputs(windows, q.in_scale, q.in_zp).reshape(-1, *q.in_shape)
         return quantize_input(self._pre.apply(windows), q.in_scale, q.in_zp).reshape(-1, *q.in_shape)
 
-    def _pool_inputs(self, run_dir: Path | None, seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def _pool_inputs(self, seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """int8 inputs for the normal and the drifted pool (drift: a louder, shifted sensor)."""
         q = self.quant
-        if run_dir is not None:
-            windows = _synthetic_windows(run_dir, n, seed)
+        if self._pre is not None:
+            windows = _synthetic_windows(self._pre, n, seed)
             drifted = drift_windows(windows)
             if self.sensor is not None:
                 self.normal_windows, self.drifted_windows = windows.astype(np.float32), drifted
@@ -185,10 +162,7 @@ class DeviceModel:
         out = np.asarray(self._interpreter.get_output(0), np.int8).reshape(-1)
         latency_us = max(1, int((time.perf_counter() - start) * 1e6))
         y = dequantize(out, q.out_scale, q.out_zp)
-        task = self.info.task
-        if task == "unknown":  # a bare .tflite: same-shape output means an autoencoder
-            task = "anomaly" if q.in_shape == q.out_shape else "classifier"
-        if task == "classifier":
+        if self.info.task == "classifier":
             label = int(np.argmax(out))
             score = float(y[label])
         else:

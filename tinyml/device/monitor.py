@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tinyml.device import protocol as p
-from tinyml.device.labels import ModelInfo
 from tinyml.device.link import Link, open_link
 from tinyml.errors import DeviceError, InputError
+from tinyml.rundir import Labels
 
 Record = dict[str, Any]
 HELLO_WAIT_S = 1.0
@@ -50,11 +50,11 @@ def _merge_stats(total: dict[str, Any], stats: dict[str, Any]) -> None:
 
 class Monitor:
     def __init__(self, port: str, baud: int = 115200, timeout: float = 10.0, reconnect: bool = False,
-                 names: ModelInfo | None = None):
+                 names: Labels | None = None):
         if timeout <= 0:
             raise InputError(f"--timeout must be positive, got {timeout}", hint="e.g. --timeout 10")
         self.port, self.baud, self.timeout, self.reconnect = port, baud, timeout, reconnect
-        self.names = names or ModelInfo()
+        self.names = names or Labels()
         self.summary = MonitorSummary()
         self.device = port
         self.boot_id: int | None = None
@@ -150,7 +150,7 @@ class Monitor:
             rebooted = self._boot(event.boot_id)
             record = {"event": "result", "device": self.device, "seq": event.seq, "boot_id": event.boot_id,
                       "timestamp_ms": event.timestamp_ms, "label": event.label,
-                      "label_name": self.names.label_name(event.label), "score": event.score,
+                      "label_name": self.names.class_name(event.label), "score": event.score,
                       "latency": event.latency, "latency_unit": p.LATENCY_UNIT_NAMES.get(event.latency_unit, "?"),
                       "output": list(event.output)}
             if rebooted:

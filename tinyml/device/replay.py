@@ -19,7 +19,7 @@ import numpy as np
 
 from tinyml.device import protocol as p
 from tinyml.errors import DeviceError, InputError
-from tinyml.firmware.render import ModelInfo
+from tinyml.rundir import Int8Model
 
 
 @dataclass
@@ -61,7 +61,7 @@ def replay_window(link: Any, window: np.ndarray, *, timeout: float = 10.0) -> p.
                       "is the firmware built in run mode (make MODE=run) with --sensor replay?")
 
 
-def replay_dataset(link: Any, model: ModelInfo, data: str | Path, *, split: str | None = "test",
+def replay_dataset(link: Any, model: Int8Model, data: str | Path, *, split: str | None = "test",
                    limit: int | None = None, timeout: float = 10.0) -> ReplayReport:
     """Replay a dataset's windows and compare each device output with the host pipeline's."""
     from tinyml.data.dataset import load

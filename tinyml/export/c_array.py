@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyml.errors import InputError
-from tinyml.train.artifacts import write_bytes
+from tinyml.outputs import write_atomic
 
 BYTES_PER_LINE = 12
 C_KEYWORDS = {
@@ -126,14 +126,13 @@ def render(data: bytes, name: str, *, facts: ModelFacts | None = None) -> CArray
 def export_c_array(model_path: str | Path, out_dir: str | Path, name: str | None = None) -> tuple[Path, Path]:
     """Write OUT/NAME.h and OUT/NAME.c for a .tflite file; returns their paths."""
     from tinyml.model.interpreters import check_flatbuffer
+    from tinyml.rundir import open_model
 
-    model_path = Path(model_path)
-    if not model_path.is_file():
-        raise InputError(f"model file not found: {model_path}", "pass a .tflite file, e.g. RUN_DIR/model_int8.tflite")
+    model_path = open_model(model_path).tflite_file()
     data = model_path.read_bytes()
     check_flatbuffer(data)
     arr = render(data, model_path.stem if name is None else name, facts=ModelFacts.of(data))
     out = Path(out_dir)
-    h = write_bytes(out / f"{arr.name}.h", arr.header.encode())
-    c = write_bytes(out / f"{arr.name}.c", arr.source.encode())
+    h = write_atomic(out / f"{arr.name}.h", arr.header.encode())
+    c = write_atomic(out / f"{arr.name}.c", arr.source.encode())
     return h, c

@@ -17,7 +17,7 @@ from typing import Any
 import tomllib
 
 from tinyml.errors import InputError
-from tinyml.paths import boards_dir
+from tinyml.paths import boards_dirs
 
 # Protocol latency_unit codes (docs/protocol.md, RESULT.latency_unit).
 LATENCY_UNITS = {"cycles": 0, "ticks": 1, "us": 2, "instructions": 3}
@@ -118,21 +118,24 @@ def _flash_tool_missing(method: str) -> str | None:
 
 
 def list_boards() -> list[str]:
-    """Names of the boards in ``boards/``, sorted."""
-    folder = boards_dir()
-    return sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
+    """Names of the boards in every boards folder (``TINYML_HOME``'s and the built-in), sorted."""
+    return sorted({p.stem for folder in boards_dirs() for p in folder.glob("*.toml")})
 
 
 def load_board(name_or_path: str | Path) -> Board:
     """Read one board by name (``boards/NAME.toml``) or by path to a ``.toml`` file."""
     text = str(name_or_path)
-    path = Path(text) if text.endswith(".toml") else boards_dir() / f"{text}.toml"
-    if not path.is_file():
-        if text.endswith(".toml"):
+    if text.endswith(".toml"):
+        path = Path(text)
+        if not path.is_file():
             raise InputError(f"board file not found: {path}", "give a path to an existing board .toml")
-        known = ", ".join(list_boards()) or "none"
-        raise InputError(f"unknown board {text!r}; known boards: {known}",
-                         "run `tinyml boards`, or pass a path to your own board .toml")
+    else:
+        found = [d / f"{text}.toml" for d in boards_dirs() if (d / f"{text}.toml").is_file()]
+        if not found or "/" in text or "\\" in text:
+            known = ", ".join(list_boards()) or "none"
+            raise InputError(f"unknown board {text!r}; known boards: {known}",
+                             "run `tinyml boards`, or pass a path to your own board .toml")
+        path = found[0]
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -183,7 +186,7 @@ def _parse(data: dict, path: Path) -> Board:
     mem, tool, lat = top.sub("memory"), top.sub("toolchain"), top.sub("latency")
     flash, serial, emu = top.sub("flash"), top.sub("serial", required=False), top.sub("emulator", required=False)
     name = top.get("name", str)
-    if name != path.stem and path.parent.resolve() == boards_dir().resolve():
+    if name != path.stem and path.parent.resolve() in {d.resolve() for d in boards_dirs()}:
         raise InputError(f"board file {path} declares name {name!r}", f"name it {path.stem!r} or rename the file")
     builder = tool.get("builder", str, "make")
     if builder not in BUILDERS:

@@ -7,12 +7,10 @@ validation need to know: the board, its limits, the model hash and the runtime.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
 import shutil
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,8 @@ from tinyml.errors import InputError
 from tinyml.firmware.boards import Board
 from tinyml.firmware.esp_idf import sdkconfig_values
 from tinyml.outputs import write_atomic
-from tinyml.paths import templates_dir
+from tinyml.paths import template_dir, templates_dirs
+from tinyml.rundir import Int8Model
 
 MANIFEST = "tinyml.json"
 RUNTIMES = ("native", "tflm")
@@ -30,88 +29,26 @@ PREFIX = "model"
 _TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the firmware needs to know about the model, read from a run dir or a .tflite."""
-
-    tflite: Path
-    source_name: str
-    sha256: str
-    input_bytes: int
-    output_bytes: int
-    in_scale: float
-    in_zp: int
-    out_scale: float
-    out_zp: int
-    task: str                      # "classifier" or "anomaly"
-    classes: list[str] = field(default_factory=list)
-    threshold: float | None = None
-    run_dir: Path | None = None
-
-    @property
-    def hash8(self) -> bytes:
-        return bytes.fromhex(self.sha256)[:8]
-
-    @property
-    def tflite_bytes(self) -> bytes:
-        return self.tflite.read_bytes()
-
-
-def resolve_model(model: str | Path) -> ModelInfo:
-    """A run directory (model_int8.tflite + model.json) or a bare int8 .tflite file."""
-    from tinyml.model.interpreters import io_quantization
-    from tinyml.train.artifacts import MODEL_INT8, read_model_info, run_dir_of
-
-    path = Path(model)
-    if not path.exists():
-        raise InputError(f"model not found: {path}", "pass a run directory from `tinyml train` or an int8 .tflite")
-    run_dir = run_dir_of(path) if path.is_dir() else None
-    tflite = path / MODEL_INT8 if run_dir else path
-    if run_dir and not tflite.is_file():
-        raise InputError(f"{run_dir} has no {MODEL_INT8}", "quantize the run first: `tinyml quantize RUN_DIR`")
-    data = tflite.read_bytes()
-    q = io_quantization(data)
-    if (q.in_dtype, q.out_dtype) != ("int8", "int8"):
-        raise InputError(f"{tflite} has {q.in_dtype} input and {q.out_dtype} output; firmware needs int8 both",
-                         "quantize with `tinyml quantize` (full int8)")
-    in_bytes, out_bytes = _count(q.in_shape), _count(q.out_shape)
-    if run_dir:
-        info = read_model_info(run_dir)
-        task, classes, threshold = str(info["task"]), [str(c) for c in info["classes"]], info.get("threshold")
-    else:  # a bare model: an output shaped like its input is an autoencoder
-        task, classes, threshold = ("anomaly" if q.in_shape == q.out_shape else "classifier"), [], None
-    return ModelInfo(tflite=tflite, source_name=(run_dir or tflite).name, sha256=hashlib.sha256(data).hexdigest(),
-                     input_bytes=in_bytes, output_bytes=out_bytes, in_scale=q.in_scale, in_zp=q.in_zp,
-                     out_scale=q.out_scale, out_zp=q.out_zp, task=task, classes=classes,
-                     threshold=None if threshold is None else float(threshold), run_dir=run_dir)
-
-
-def _count(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
-
-
 def _c_float(x: float) -> str:
     return f"{float(x)!r}f"
 
 
-def _decision_constants(model: ModelInfo) -> dict[str, Any]:
+def _decision_constants(model: Int8Model) -> dict[str, Any]:
     """Constants for the firmware's integer scoring (tinyml_app.c ``decide``), folded here."""
-    divisor = float(2**32) * model.output_bytes / (model.in_scale * model.in_scale)
+    q = model.quant
+    divisor = float(2**32) * model.output_bytes / (q.in_scale * q.in_scale)
     threshold_sum = 0 if model.threshold is None else max(0, math.floor(model.threshold * divisor))
-    return {"out_inv_scale_c": _c_float(1.0 / model.out_scale),
-            "out_to_in_q16": round(model.out_scale / model.in_scale * 65536),
+    return {"out_inv_scale_c": _c_float(1.0 / q.out_scale),
+            "out_to_in_q16": round(q.out_scale / q.in_scale * 65536),
             "score_divisor_c": _c_float(divisor), "threshold_sum": min(threshold_sum, 2**64 - 1)}
 
 
-def _preprocess_context(model: ModelInfo) -> dict[str, Any]:
+def _preprocess_context(model: Int8Model) -> dict[str, Any]:
     """Run-mode constants: the run's preprocess.json, or identity scaling for a bare model."""
-    if model.run_dir is not None and (model.run_dir / "preprocess.json").is_file():
-        from tinyml.preprocess import MIN_STD, Preprocess
+    pre = model.preprocess()
+    if pre is not None:
+        from tinyml.preprocess import MIN_STD
 
-        pre = Preprocess.from_run(model.run_dir)
         return {"mode": pre.mode, "window": pre.window, "channels": pre.channels, "fs": pre.fs,
                 "feature_spec": pre.feature_spec, "min_std": repr(MIN_STD), "integer": pre.integer,
                 "sample_shift": pre.sample_shift, "mean_values": pre.mean, "std_values": pre.std,
@@ -138,21 +75,49 @@ def codegen_target(board: Board, override: str | None = None) -> str:
     return target
 
 
-def _model_sources(model: ModelInfo, runtime: str, target: str, dest: Path, board: Board) -> int:
-    """Write the model's C into ``dest``; returns the arena bytes the runtime needs."""
-    if runtime == "native":
-        from tinyml.codegen import generate
+# Flash the firmware needs besides the model's constants (start-up, protocol, kernels, libc);
+# measured about 7 KB for ToyCar on Cortex-M4 at -Os, kept generous so a pick never fails to link.
+CODE_RESERVE_BYTES = 16 * 1024
 
-        gen = generate(model.tflite_bytes, prefix=PREFIX, target=target, origin=model.source_name)
+
+def pick_kernels(board: Board, tflite_bytes: bytes, *, named: str | None) -> tuple[Any, str]:
+    """The generated C and a sentence saying why: the kernels the user named, else the fastest
+    variant whose weights plus ``CODE_RESERVE_BYTES`` fit the board's flash. The board's own
+    target is the fast one (the DSP kernels may store weights wider); portable C is the smallest.
+    When nothing fits, the smallest is kept and `tinyml build` refuses it with the section sizes."""
+    from tinyml.codegen import generate
+    from tinyml.codegen.kernels import PORTABLE
+
+    if named:
+        return generate(tflite_bytes, prefix=PREFIX, target=named), "named by --target"
+    budget = board.flash_bytes - CODE_RESERVE_BYTES
+    candidates = list(dict.fromkeys((board.codegen_target, PORTABLE)))  # fastest first
+    skipped: list[str] = []
+    for target in candidates:
+        gen = generate(tflite_bytes, prefix=PREFIX, target=target)
+        weights = int(gen.report["weight_bytes"])
+        if weights <= budget:
+            why = f"fastest that fits {board.flash_bytes:,} B of flash"
+            return gen, why + (f"; {', '.join(skipped)}" if skipped else "")
+        skipped.append(f"{target} needs {weights:,} B of weights + {CODE_RESERVE_BYTES:,} B code")
+    return gen, f"nothing fits {board.flash_bytes:,} B of flash ({'; '.join(skipped)}): kept the smallest"
+
+
+def _model_sources(model: Int8Model, runtime: str, target: str, dest: Path, board: Board,
+                   named: bool) -> tuple[int, str, str]:
+    """Write the model's C into ``dest``; returns the arena bytes the runtime needs, the codegen
+    target used and why it was chosen (native runtime only)."""
+    if runtime == "native":
+        gen, why = pick_kernels(board, model.data, named=target if named else None)
         (dest / f"{PREFIX}.h").write_text(gen.header)
         (dest / f"{PREFIX}.c").write_text(gen.source)
-        return gen.arena_bytes
+        return gen.arena_bytes, gen.target, why
     from tinyml.firmware.tflm import write_tflm_sources
 
-    return write_tflm_sources(model.tflite_bytes, dest, idf_target=str(board.idf_target))
+    return write_tflm_sources(model.data, dest, idf_target=str(board.idf_target)), target, ""
 
 
-def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str = "native",
+def render_project(board: Board, model: Int8Model, out: str | Path, runtime: str = "native",
                    device_id: str = "", target: str | None = None, *, sensor: str | None = None,
                    sensor_options: dict[str, str] | None = None) -> Path:
     """Write a complete firmware project for ``board`` running ``model`` into ``out``; ``target``
@@ -178,7 +143,7 @@ def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str
         raise InputError(f"{out} exists and is not a tinyml firmware project; refusing to overwrite it",
                          "pass an empty or new --out directory")
     try:
-        _write_project(board, model, out, runtime, device_id, family, kernels, plan)
+        _write_project(board, model, out, runtime, device_id, family, kernels, plan, named=target is not None)
     except BaseException:
         if fresh:  # a half-written project would block the next attempt
             shutil.rmtree(out, ignore_errors=True)
@@ -188,17 +153,26 @@ def render_project(board: Board, model: ModelInfo, out: str | Path, runtime: str
     return out
 
 
+def _template(name: str) -> Path:
+    folder = template_dir(name)
+    if folder is None:
+        raise InputError(f"the {name!r} firmware template folder is missing", "reinstall tinyml, or check TINYML_HOME")
+    return folder
+
+
 def template_family(board: Board) -> Path:
-    """The board's template folder, confined to the templates folder: a board file is data and
-    must not pick templates (which run code at render time) from anywhere else."""
-    root = templates_dir().resolve()
+    """The board's template folder, confined to the templates folders (``TINYML_HOME``'s, then the
+    built-in one): a board file is data and must not pick templates (which run code at render
+    time) from anywhere else."""
+    roots = [d.resolve() for d in templates_dirs()]
+    where = ", ".join(map(str, roots)) or "no firmware_templates folder"
     name = str(board.template)
-    family = (root / name).resolve()
-    if not _TEMPLATE_NAME.match(name) or family.parent != root:
-        raise InputError(f"board file {board.source}: template {name!r} is not a folder name in {root}",
+    if not _TEMPLATE_NAME.match(name) or any((root / name).resolve().parent != root for root in roots):
+        raise InputError(f"board file {board.source}: template {name!r} is not a folder name in {where}",
                          "set `template` to one of the template folders, e.g. \"baremetal-cortex-m\"")
-    if not family.is_dir():
-        raise InputError(f"board {board.name} names template {name!r}, which is not in {root}",
+    family = next((root / name for root in roots if (root / name).is_dir()), None)
+    if family is None:
+        raise InputError(f"board {board.name} names template {name!r}, which is not in {where}",
                          "fix `template` in the board file or add the template folder")
     return family
 
@@ -239,8 +213,8 @@ def _write_file(out: Path, target: Path, data: bytes) -> None:
     write_atomic(target, data)
 
 
-def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, device_id: str, family: Path,
-                   target: str, plan: Any = None) -> None:
+def _write_project(board: Board, model: Int8Model, out: Path, runtime: str, device_id: str, family: Path,
+                   target: str, plan: Any = None, *, named: bool = False) -> None:
     esp_idf = sdkconfig_values(board) if board.template == "esp-idf" else None  # a bad board file stops us here
     src = "main" if board.template == "esp-idf" else "src"
     model_dir = out / ("main" if board.template == "esp-idf" else "model")
@@ -248,7 +222,7 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
         for sub in ("build", src, model_dir.name):
             _clear_subdir(out / sub)
     model_dir.mkdir(parents=True, exist_ok=True)
-    arena = _model_sources(model, runtime, target, model_dir, board)
+    arena, target, why = _model_sources(model, runtime, target, model_dir, board, named)
 
     pre = _preprocess_context(model)
     # integer preprocessing runs on every board; the float64 features need soft double
@@ -257,15 +231,19 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
         "board": board, "runtime": runtime, "standalone": False, "version": __version__,
         "device_id": device_id or board.name, "pre": pre, "device_features": device_features, "esp_idf": esp_idf,
         "sensor": plan.to_json() if plan is not None else None,
-        "model": {**asdict(model), "prefix": PREFIX, "arena_bytes": arena,
+        "model": {"source_name": model.source_name, "sha256": model.sha256, "task": model.task,
+                  "classes": list(model.labels.classes), "threshold": model.threshold,
+                  "input_bytes": model.input_bytes, "output_bytes": model.output_bytes,
+                  "in_scale": model.in_scale, "in_zp": model.in_zp, "out_scale": model.out_scale,
+                  "out_zp": model.out_zp, "prefix": PREFIX, "arena_bytes": arena,
                   "hash_c": ", ".join(f"0x{b:02x}" for b in model.hash8),
                   "in_scale_c": _c_float(model.in_scale), "out_scale_c": _c_float(model.out_scale),
                   **_decision_constants(model)},
     }
     env = jinja_env()
-    layers = [(templates_dir() / "common", out / src)]
+    layers = [(_template("common"), out / src)]
     if board.builder == "make":
-        layers.append((templates_dir() / "baremetal-common", out))
+        layers.append((_template("baremetal-common"), out))
     layers.append((family, out))
     for root, dest in layers:
         _render_tree(env, root, dest, ctx, out=out)
@@ -276,6 +254,7 @@ def _write_project(board: Board, model: ModelInfo, out: Path, runtime: str, devi
     manifest = {
         "board": board.name, "board_file": str(board.source), "template": board.template, "runtime": runtime,
         "builder": board.builder, "codegen_target": target if runtime == "native" else None,
+        "codegen_choice": why if runtime == "native" else None,
         "model": str(model.tflite), "model_sha256": model.sha256,
         "input_bytes": model.input_bytes, "output_bytes": model.output_bytes, "arena_bytes": arena,
         "task": model.task, "device_features": device_features, "flash_bytes": board.flash_bytes,
@@ -294,7 +273,7 @@ def _write_sensor(plan: Any, out: Path, dest: Path) -> None:
     _write_file(out, dest / "tinyml_sensor_config.h", sensor_config_header(plan).encode())
 
 
-def _write_features_config(pre: dict[str, Any], dest: Path, model: ModelInfo) -> Path:
+def _write_features_config(pre: dict[str, Any], dest: Path, model: Int8Model) -> Path:
     """The baked configuration of the run's feature/preprocessing C (integer or float64)."""
     if pre["integer"]:
         from tinyml.data.features_int_c import int_config_header
@@ -322,7 +301,7 @@ def _feature_files(pre: dict[str, Any]) -> tuple[str, ...]:
     return FEATURE_FILES if pre["mode"] == "features" else ()
 
 
-def write_preprocess_sources(model: ModelInfo, dest: Path) -> list[Path]:
+def write_preprocess_sources(model: Int8Model, dest: Path) -> list[Path]:
     """The run's preprocessing as C for the user's own project, rendered from the same templates
     firmware projects use: tinyml_run.c (tinyml_preprocess(): raw window -> int8 model input,
     without the sensor hook and firmware config), tinyml_run.h and, for feature models, the
@@ -335,7 +314,7 @@ def write_preprocess_sources(model: ModelInfo, dest: Path) -> list[Path]:
     ctx = {"pre": pre, "standalone": True,
            "model": {"in_scale_c": _c_float(model.in_scale), "in_zp": model.in_zp}}
     env = jinja_env()
-    common = templates_dir() / "common"
+    common = _template("common")
     names = PREPROCESS_FILES + _feature_files(pre)
     written = []
     for name in names:

@@ -22,7 +22,7 @@ import tomllib
 
 from tinyml.errors import InputError
 from tinyml.firmware.boards import Board
-from tinyml.paths import templates_dir
+from tinyml.paths import builtin_root, template_dir
 
 SAMPLING = ("polled", "fifo", "host")
 RATE_TOLERANCE = 0.005   # a FIFO rate within 0.5 % of the training rate counts as that rate
@@ -32,11 +32,11 @@ _IDENT = re.compile(r"[A-Z][A-Z0-9_]{0,40}")
 
 
 def sensors_dir() -> Path:
-    return templates_dir() / "sensors"
+    return template_dir("sensors") or builtin_root() / "firmware_templates" / "sensors"
 
 
 def buses_dir() -> Path:
-    return templates_dir() / "buses"
+    return template_dir("buses") or builtin_root() / "firmware_templates" / "buses"
 
 
 @dataclass(frozen=True)

@@ -179,6 +179,18 @@ class Consumer:
                 with contextlib.suppress(StoreUnavailable):
                     self.store.reconnect()
                 continue
+            except Exception as exc:  # the database refused a value, not an outage: find the message
+                if all(isinstance(m, Rejected) for m in messages):
+                    raise  # not even a rejection can be stored: the store itself is broken
+                if len(messages) > 1:  # halve the batch until the refused message stands alone
+                    half = len(messages) // 2
+                    return self._commit(messages[:half], stop) and self._commit(messages[half:], stop)
+                refused = messages[0]
+                messages = [Rejected(f"site {refused.site}", "refused",
+                                     f"{type(refused).__name__.lower()} {refused.id[:80]}: "
+                                     f"{' '.join(str(exc).split())[:160]}")]
+                self._log_rejections(messages)
+                continue
             if self.store_down_since is not None:
                 log.info("store %s back after %.1f s", redact(self.config.db), time.monotonic() - self.store_down_since)
                 self.store_down_since = None

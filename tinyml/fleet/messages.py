@@ -73,7 +73,7 @@ class Status:
 @dataclass(frozen=True)
 class Rejected:
     source: str  # "site <name>" when the topic names one, else "unknown site"
-    reason: str  # oversized, not_json, schema_version, topic, invalid
+    reason: str  # oversized, not_json, schema_version, topic, invalid; refused (by the database)
     detail: str
 
 

@@ -51,15 +51,42 @@ Metrics = Callable[[dict[str, Any]], str]
 def route(path: str, snap: Callable[[], dict[str, Any]], *, metrics: Metrics = format_prometheus) -> bytes:
     """The response bytes for one GET path; ``metrics`` turns the snapshot into Prometheus text
     (the gateway's by default; the fleet consumer passes its own)."""
-    path = path.split("?", 1)[0]
+    path, _, query = path.partition("?")
     if path in ASSETS:
         name, content_type = ASSETS[path]
         return _response("200 OK", asset(name), content_type)
     if path == "/status":
-        return _response("200 OK", json.dumps(snap(), indent=1).encode(), "application/json")
+        page = status_page(query)
+        if page is None:
+            return _response("400 Bad Request", b'{"error": "use /status?limit=N&offset=M with 1 <= N <= 1000"}\n',
+                             "application/json")
+        try:
+            body = snap(**page) if page else snap()
+        except TypeError:  # a snapshot source that cannot page (the fleet consumer's)
+            return _response("400 Bad Request", b'{"error": "this /status does not page"}\n', "application/json")
+        return _response("200 OK", json.dumps(body, indent=1).encode(), "application/json")
     if path == "/metrics":
         return _response("200 OK", metrics(snap()).encode(), "text/plain; version=0.0.4")
     return _response("404 Not Found", b'{"error": "not found; try /, /status or /metrics"}\n', "application/json")
+
+
+MAX_PAGE = 1000
+
+
+def status_page(query: str) -> dict[str, int] | None:
+    """``limit``/``offset`` from a /status query ({} when absent: the whole snapshot, the shape the
+    dashboard reads); None when they are malformed or out of range."""
+    fields = dict(part.partition("=")[::2] for part in query.split("&") if part)
+    page = {k: fields[k] for k in ("limit", "offset") if k in fields}
+    if not page:
+        return {}
+    try:
+        out = {k: int(v) for k, v in page.items()}
+    except ValueError:
+        return None
+    out.setdefault("limit", MAX_PAGE)
+    out.setdefault("offset", 0)
+    return out if 1 <= out["limit"] <= MAX_PAGE and out["offset"] >= 0 else None
 
 
 def loopback_host(head: bytes) -> bool:

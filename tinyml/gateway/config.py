@@ -2,14 +2,13 @@
 
 A bad file or value is refused at start with one line that names the key, so a gateway
 never runs half-configured. What a result means (class names, which label is an anomaly,
-the score threshold and the drift baseline) comes from a training run's model.json,
-mapped to devices by device-id glob or by model hash.
+the score threshold and the drift baseline) comes from a training run's model.json
+(``tinyml.rundir.Labels``), mapped to devices by device-id glob or by model hash.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -21,52 +20,23 @@ import tomllib
 from tinyml.errors import InputError
 from tinyml.gateway.drift import DriftConfig
 from tinyml.gateway.evidence import EvidenceConfig
+from tinyml.gateway.limits import IdLimits
 from tinyml.gateway.rules import RuleConfig
 from tinyml.gateway.store import RetentionLimits
+from tinyml.rundir import Labels, read_labels
 
 PASSWORD_ENV = "TINYML_MQTT_PASSWORD"
 RETENTION_KEYS = {"max_age_days", "max_results", "max_db_mb"}
-TOP_KEYS = {"site", "db", "ports", "http", "baud", "mqtt", "retention", "rules", "drift", "models", "evidence"}
+TOP_KEYS = {"site", "db", "ports", "http", "baud", "mqtt", "retention", "rules", "drift", "models", "evidence",
+            "limits"}
 MQTT_KEYS = {"url", "username", "password", "password_env", "tls", "ca", "cert", "key", "insecure",
              "client_id", "keepalive", "topic_prefix", "protocol"}
 MQTT_PROTOCOLS = ("5", "3.1.1")
 
 
 @dataclass(frozen=True)
-class ModelInfo:
-    """What a device's results mean, read from a training run's model.json."""
-
-    task: str = "unknown"
-    classes: tuple[str, ...] = ()
-    normal_class: str = ""
-    threshold: float | None = None
-    score_baseline: tuple[float, ...] = ()
-
-    @property
-    def label_names(self) -> tuple[str, ...]:
-        """What each label a device sends means: an anomaly detector's 0/1, a classifier's classes."""
-        return ("normal", "anomaly") if self.task == "anomaly" else self.classes
-
-    def class_name(self, label: int) -> str | None:
-        if self.task == "anomaly":
-            return {0: "normal", 1: "anomaly"}.get(label)
-        return self.classes[label] if 0 <= label < len(self.classes) else None
-
-    def is_anomaly(self, label: int) -> bool | None:
-        """Anomaly detectors: label 1. Classifiers: any class but the normal one. Unknown
-        models follow the protocol's anomaly convention (label 1). 0xFF: undecided."""
-        if label == 0xFF:
-            return None
-        if self.task == "classifier":
-            if not self.normal_class:
-                return None
-            return self.class_name(label) != self.normal_class
-        return label == 1
-
-
-@dataclass(frozen=True)
 class ModelRoute:
-    info: ModelInfo
+    info: Labels
     devices: tuple[str, ...] = ()
     model_hash: str = ""
 
@@ -111,12 +81,13 @@ class GatewayConfig:
     drift: DriftConfig = field(default_factory=DriftConfig)
     models: tuple[ModelRoute, ...] = ()
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
+    limits: IdLimits = field(default_factory=IdLimits)  # device ids per port, in total, new per minute
 
-    def model_for(self, device: str, model_hash: str) -> ModelInfo:
+    def model_for(self, device: str, model_hash: str) -> Labels:
         for route in self.models:
             if route.matches(device, model_hash):
                 return route.info
-        return ModelInfo()
+        return Labels()
 
 
 def _positive(value: Any, scale: float, kind: type = float) -> Any:
@@ -128,38 +99,19 @@ def _positive(value: Any, scale: float, kind: type = float) -> Any:
     return kind(float(value) * scale)
 
 
-def read_model_json(path: Path) -> ModelInfo:
-    """Read a model.json (or the one in a run directory)."""
-    path = path / "model.json" if path.is_dir() else path
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"model file {path} not found", "point `run` at a training run directory") from None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read {path}: {exc}", "it must be the model.json written by `tinyml train`") from None
-    if not isinstance(data, dict) or data.get("task") not in ("classifier", "anomaly"):
-        raise InputError(f"{path} has no task 'classifier' or 'anomaly'",
-                         "it must be the model.json written by `tinyml train`")
-    try:
-        return ModelInfo(task=data["task"], classes=tuple(str(c) for c in data.get("classes", [])),
-                         normal_class=str(data.get("normal_class") or ""),
-                         threshold=None if data.get("threshold") is None else float(data["threshold"]),
-                         score_baseline=tuple(float(s) for s in data.get("score_baseline") or []))
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{path} has a malformed field: {exc}", "re-run `tinyml train`") from None
-
-
 def route_for_run(path: Path, *, every_device: bool = False) -> ModelRoute:
     """A route for the devices running RUN's int8 model (matched by HELLO model hash), or for
     every device when ``every_device``: class names and thresholds straight from a run directory."""
-    import hashlib
+    from tinyml.rundir import MODEL_INT8, open_model
+    from tinyml.signing import sha256_file
 
-    info = read_model_json(path)
-    run_dir = path if path.is_dir() else path.parent
-    tflite = run_dir / "model_int8.tflite"
-    model_hash = hashlib.sha256(tflite.read_bytes()).hexdigest()[:16] if tflite.is_file() else ""
+    info = read_labels(path)
+    run = open_model(path, bare=False)
+    model_hash = ""
+    if (run.run_dir / MODEL_INT8).is_file():
+        model_hash = sha256_file(run.tflite_file())[:16]  # a stale int8 model is refused, not matched
     if not model_hash and not every_device:
-        raise InputError(f"{run_dir} has no model_int8.tflite to match devices by",
+        raise InputError(f"{run.run_dir} has no {MODEL_INT8} to match devices by",
                          "quantize the run first, or give one --model only (it then serves every device)")
     return ModelRoute(info, ("*",) if every_device else (), model_hash)
 
@@ -167,6 +119,7 @@ def route_for_run(path: Path, *, every_device: bool = False) -> ModelRoute:
 def project_model(folder: Path) -> Path | None:
     """The trained model of FOLDER/tinyml.toml (``tinyml run``'s OUT/model), if there is one."""
     from tinyml.project.config import PROJECT_FILE, read_project
+    from tinyml.rundir import MODEL_JSON
 
     if not (folder / PROJECT_FILE).is_file():
         return None
@@ -176,7 +129,7 @@ def project_model(folder: Path) -> Path | None:
         path = run_dir(read_project(folder))
     except InputError:
         return None  # a broken project file is `tinyml run`'s to report, not the gateway's
-    return path if (path / "model.json").is_file() else None
+    return path if (path / MODEL_JSON).is_file() else None
 
 
 def parse_http(value: str) -> tuple[str, int]:
@@ -331,7 +284,7 @@ def _routes(items: Any, base: Path) -> tuple[ModelRoute, ...]:
             raise InputError("a [[models]] entry needs `devices` or `model_hash`",
                              "say which devices run this model")
         path = Path(item.get("run") or item["model_json"])
-        info = read_model_json(path if path.is_absolute() else base / path)
+        info = read_labels(path if path.is_absolute() else base / path)
         routes.append(ModelRoute(info, tuple(devices), str(item.get("model_hash", ""))))
     return tuple(routes)
 
@@ -390,5 +343,6 @@ def load(config_path: Path | None = None, *, ports: tuple[str, ...] = (), db: Pa
         rules=_section(RuleConfig, data.get("rules", {}), "rules", config_path),
         drift=_section(DriftConfig, data.get("drift", {}), "drift", config_path),
         evidence=_section(EvidenceConfig, data.get("evidence", {}), "evidence", config_path),
+        limits=_section(IdLimits, data.get("limits", {}), "limits", config_path),
         models=tuple(route_for_run(Path(m), every_device=len(models) == 1) for m in models)
         + _routes(data.get("models", []), base))

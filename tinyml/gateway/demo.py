@@ -15,9 +15,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from tinyml.device.emulator import EmulatedFleet
 from tinyml.gateway.broker import LocalBroker
-from tinyml.gateway.config import GatewayConfig, ModelRoute, parse_mqtt_url, read_model_json
+from tinyml.gateway.config import GatewayConfig, ModelRoute, parse_mqtt_url
 from tinyml.gateway.service import Gateway
 from tinyml.gateway.status import format_text, read
+from tinyml.rundir import MODEL_JSON, read_labels
 
 
 def stream_through_gateway(model: Path, workdir: Path, devices: int = 3, seconds: float = 8.0,
@@ -27,7 +28,7 @@ def stream_through_gateway(model: Path, workdir: Path, devices: int = 3, seconds
     workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / "gateway.db"
     run_dir = model.parent
-    routes = (ModelRoute(read_model_json(run_dir), ("emu-*",)),) if (run_dir / "model.json").is_file() else ()
+    routes = (ModelRoute(read_labels(run_dir), ("emu-*",)),) if (run_dir / MODEL_JSON).is_file() else ()
     broker = LocalBroker(workdir).start()
     received: list[str] = []
     lock = threading.Lock()

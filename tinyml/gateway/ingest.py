@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from tinyml.device import protocol
 from tinyml.device.windows import RawWindow, WindowAssembler
 from tinyml.errors import DeviceError
+from tinyml.gateway.limits import IdBudget
 
 MAX_PENDING = 1024  # results held per line while the device has not said HELLO
 HELLO_RETRY_S = 2.0
@@ -108,8 +109,9 @@ class LineState:
     """What one connected port has said so far. Create a new one on every (re)connect:
     another device may have been plugged in."""
 
-    def __init__(self, port: str):
+    def __init__(self, port: str, budget: IdBudget | None = None):
         self.port = port
+        self.budget = budget  # shared limits on device ids (tinyml/gateway/limits.py); None: no limits
         self.decoder = protocol.Decoder()
         self.device: str | None = None
         self.pending: deque[protocol.Result] = deque()
@@ -144,7 +146,10 @@ class LineState:
             frames += 1
             results = None
             if cls is protocol.Hello:
-                self.device = event.device_id or f"port:{self.port}"
+                device = event.device_id or f"port:{self.port}"
+                if self.budget is not None and not self.budget.admit(self.port, device, now):
+                    continue  # refused: no new device state; the line keeps what it had
+                self.device = device
                 out.append(Identified(self.port, self.device, event.board, event.fw_version,
                                       event.model_hash.hex(), event.boot_id, now))
                 if self.pending:

@@ -24,6 +24,7 @@ from tinyml.device import protocol
 from tinyml.device.link import _open_error
 from tinyml.errors import InputError
 from tinyml.gateway.ingest import LineState, PortState, Record
+from tinyml.gateway.limits import IdBudget
 
 log = logging.getLogger("tinyml.gateway")
 READ_SIZE = 4096  # small reads keep the bounded queue (in reads) small in records too
@@ -140,7 +141,7 @@ def waiting_for(url: str, exc: Exception) -> str:
 
 
 async def read_port(url: str, baud: int, emit: Callable[[list[Record]], Awaitable[None]], stop: asyncio.Event,
-                    writers: dict[str, Connection] | None = None) -> None:
+                    writers: dict[str, Connection] | None = None, budget: IdBudget | None = None) -> None:
     """Read one port forever: decode, emit records, reconnect with backoff when it goes away.
     While connected, the connection is in ``writers[url]`` (the gateway sends requests through it).
 
@@ -169,7 +170,7 @@ async def read_port(url: str, baud: int, emit: Callable[[list[Record]], Awaitabl
         log.info("port %s connected", url)
         await emit([PortState(url, True, None, time.time())])
         reason = "closed"
-        line = LineState(url)
+        line = LineState(url, budget)
         if writers is not None:
             writers[url] = conn
         try:
@@ -194,6 +195,8 @@ async def read_port(url: str, baud: int, emit: Callable[[list[Record]], Awaitabl
         finally:
             if writers is not None and writers.get(url) is conn:
                 del writers[url]
+            if budget is not None:
+                budget.release(url)
             conn.close()
         if not stop.is_set():
             log.warning("port %s disconnected (%s); reconnecting", url, reason)

@@ -20,7 +20,7 @@ from functools import lru_cache
 
 from tinyml.device.protocol import LATENCY_UNIT_NAMES, MAX_OUTPUT, Result
 from tinyml.device.windows import RawWindow
-from tinyml.gateway.config import GatewayConfig, ModelInfo
+from tinyml.gateway.config import GatewayConfig
 from tinyml.gateway.drift import DriftMonitor
 from tinyml.gateway.evidence import HOUR_S, RESPONSE_S
 from tinyml.gateway.ingest import (
@@ -36,6 +36,7 @@ from tinyml.gateway.ingest import (
 )
 from tinyml.gateway.rules import DeviceRules, Transition
 from tinyml.gateway.store import Store
+from tinyml.rundir import Labels
 
 _TOPIC_UNSAFE = re.compile(r"[/+#\x00-\x1f]")
 
@@ -108,7 +109,7 @@ def _mark_seen(seen: Seen, device: str, at: float, fields: dict[str, object] | N
 
 @dataclass
 class DeviceState:
-    model: ModelInfo
+    model: Labels
     rules: DeviceRules
     drift: DriftMonitor
     model_hash: str = ""

@@ -1,9 +1,10 @@
-"""The demo's sensor step: an emulated TMP105 -> run-mode firmware -> gateway alert.
+"""The demo's sensor step: an emulated TMP105 -> run-mode firmware -> gateway alert -> evidence.
 
 The firmware (rendered with ``--sensor tmp105``, built with ``make MODE=run``) runs on QEMU's
 mps2-an386 with a TMP105 on its I2C bus and reads it through its own bit-banged I2C driver;
 the host plays a normal temperature into the chip over QMP, then a runaway ramp, while the
-gateway stores the device's RESULT frames and raises the anomaly alert. Everything started
+gateway stores the device's RESULT frames, raises the anomaly alert and asks the firmware for
+its last raw windows (evidence, kept in the database for ``tinyml gateway export``). Everything started
 here is stopped here; the database stays in ``workdir``.
 """
 
@@ -21,9 +22,10 @@ from tinyml.device.qemu import EmulatedBoard
 from tinyml.device.qmp import Qmp
 from tinyml.errors import DeviceError
 from tinyml.firmware.boards import load_board
-from tinyml.gateway.config import GatewayConfig, ModelRoute, read_model_json
+from tinyml.gateway.config import GatewayConfig, ModelRoute
 from tinyml.gateway.rules import RuleConfig
 from tinyml.gateway.service import Gateway
+from tinyml.rundir import read_labels
 
 BOARD = "qemu-mps2-an386"
 
@@ -61,7 +63,7 @@ def temperature_alert(run_dir: Path, elf: Path, workdir: Path, *, timeout: float
         sock = Path(tmp) / "qmp"
         with EmulatedBoard(load_board(BOARD), elf, i2c_device_args(sock)) as emu:
             config = GatewayConfig(ports=(emu.url,), db=db, site="demo", rules=rules,
-                                   models=(ModelRoute(read_model_json(run_dir), ("*",)),))
+                                   models=(ModelRoute(read_labels(run_dir), ("*",)),))
             gateway = threading.Thread(target=asyncio.run, args=(_run_until(Gateway(config), done),), daemon=True)
             gateway.start()
             driver = None
@@ -74,6 +76,9 @@ def temperature_alert(run_dir: Path, elf: Path, workdir: Path, *, timeout: float
                 _wait(db, "SELECT count(*) FROM alerts WHERE rule = 'anomalies'", 1, timeout, "anomaly alert",
                       gateway)
                 ramp_s = time.monotonic() - ramp_at
+                # the alert made the gateway ask the device for its last raw windows (evidence)
+                _wait(db, "SELECT count(*) FROM evidence_windows", 1, 60.0, "evidence windows", gateway)
+                time.sleep(0.5)  # the rest of the ring's windows follow the first within milliseconds
             finally:
                 if driver is not None:
                     driver.stop()
@@ -82,8 +87,10 @@ def temperature_alert(run_dir: Path, elf: Path, workdir: Path, *, timeout: float
                 gateway.join(30)
     results = _count(db, "SELECT count(*) FROM results")
     anomalies = _count(db, "SELECT count(*) FROM results WHERE anomaly = 1")
+    evidence = _count(db, "SELECT count(*) FROM evidence_windows")
     return [f"{results} RESULT frames from the TMP105 read over the firmware's I2C driver, {anomalies} anomalous",
-            f"gateway alert 'anomalies' {ramp_s:.0f} s after the ramp began; database {db}"]
+            f"gateway alert 'anomalies' {ramp_s:.0f} s after the ramp began; database {db}",
+            f"{evidence} raw TMP105 window(s) sent by the firmware as evidence for the alert"]
 
 
 async def _run_until(gateway: Gateway, done: threading.Event) -> None:

@@ -21,6 +21,7 @@ from tinyml.gateway import api, ports
 from tinyml.gateway.config import GatewayConfig
 from tinyml.gateway.forward import Forwarder
 from tinyml.gateway.ingest import Record, Retention, Tick, batch_size
+from tinyml.gateway.limits import IdBudget
 from tinyml.gateway.processor import Processor
 from tinyml.gateway.status import snapshot
 from tinyml.gateway.store import SCHEMA_VERSION, Store, connect
@@ -40,6 +41,7 @@ class Gateway:
         self.config = config
         self.store = Store(config.db)
         self.processor = Processor(self.store, config)
+        self.budget = IdBudget(config.limits, known=self.processor.devices)  # device ids: per port, total, rate (issue 16)
         self.committed = self.store.result_count()
         self.writers: dict[str, ports.Connection] = {}  # connected ports, for evidence requests
         self.store.mark_ports_down(time.time())
@@ -50,6 +52,8 @@ class Gateway:
         """The stored snapshot plus what only the running gateway knows: each device's drift
         statistic, the MQTT broker connection and when this process started (a restart shows)."""
         snap["gateway"] = {"site": self.config.site, "started_at": self.started_at, "running": True}
+        budget = self.budget  # HELLOs refused by the device-id limits, per reason (tinyml/gateway/limits.py)
+        snap["device_ids"] = {"tracked": len(budget.known), "refused": dict(budget.refused)}
         fwd = self.forwarder
         snap["mqtt"] = None if fwd is None else {
             "broker": fwd.cfg.redacted(), "connected": fwd.connected.is_set(), "published": fwd.published,
@@ -74,9 +78,9 @@ class Gateway:
             reader = connect(self.config.db, readonly=True)
             lock = threading.Lock()
 
-            def snap() -> dict:
+            def snap(*, limit: int | None = None, offset: int = 0) -> dict:
                 with lock:
-                    stored = snapshot(reader)
+                    stored = snapshot(reader, limit=limit, offset=offset)
                 return self.live(stored)
             server = await api.serve(*self.config.http, snap)
         forwarder = None
@@ -88,7 +92,8 @@ class Gateway:
                      SCHEMA_VERSION)
         log.info("gateway: site %s, db %s, %d port(s), %d result(s) stored", self.config.site,
                  self.config.db, len(self.config.ports), self.committed)
-        tasks = [asyncio.create_task(ports.read_port(p, self.config.baud, queue.put, stop, self.writers)) for p in self.config.ports]
+        tasks = [asyncio.create_task(ports.read_port(p, self.config.baud, queue.put, stop, self.writers,
+                                                       budget=self.budget)) for p in self.config.ports]
         tasks.append(asyncio.create_task(self._clock(queue, stop)))
         written = asyncio.Event()  # the writer has committed everything read before the stop
         forward_task = asyncio.create_task(forwarder.run(written)) if forwarder else None

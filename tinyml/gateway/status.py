@@ -16,6 +16,7 @@ import numpy as np
 
 from tinyml.device.protocol import LATENCY_UNIT_NAMES
 from tinyml.errors import InputError
+from tinyml.gateway.logsafe import escape_controls
 from tinyml.gateway.store import DEVICE_COUNTERS, connect
 
 ROLLING = 1000  # results per device the rolling aggregates cover
@@ -77,12 +78,16 @@ def _evidence(conn: sqlite3.Connection) -> dict[str, int]:
     return {"windows": int(windows), "requests": int(requests), "bytes": int(size)}
 
 
-def snapshot(conn: sqlite3.Connection, now: float | None = None) -> dict[str, Any]:
-    """Everything `gateway status` shows, as JSON-ready data."""
+def snapshot(conn: sqlite3.Connection, now: float | None = None, *, limit: int | None = None,
+             offset: int = 0) -> dict[str, Any]:
+    """Everything `gateway status` shows, as JSON-ready data. ``limit``/``offset`` page the devices
+    (ordered by id; ``devices_total`` counts them all) so a big fleet is read a page at a time."""
     now = time.time() if now is None else now
     conn.row_factory = sqlite3.Row
     try:
-        devices = [_device(conn, row, now) for row in conn.execute("SELECT * FROM devices ORDER BY device")]
+        page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset)}"
+        devices = [_device(conn, row, now) for row in conn.execute(f"SELECT * FROM devices ORDER BY device{page}")]
+        devices_total = conn.execute("SELECT count(*) FROM devices").fetchone()[0]
         ports = [dict(r) for r in conn.execute("SELECT * FROM ports ORDER BY port")]
         alerts = [dict(r) for r in conn.execute("SELECT id, device, rule, value, message, fired_at FROM alerts "
                                                 "WHERE cleared_at IS NULL ORDER BY id")]
@@ -94,8 +99,8 @@ def snapshot(conn: sqlite3.Connection, now: float | None = None) -> dict[str, An
         evidence = _evidence(conn)
     finally:
         conn.row_factory = None
-    return {"at": now, "results": results, "outbox": outbox, "devices": devices, "ports": ports,
-            "alerts": alerts, "recent_alerts": recent_alerts, "evidence": evidence}
+    return {"at": now, "results": results, "outbox": outbox, "devices": devices, "devices_total": devices_total,
+            "ports": ports, "alerts": alerts, "recent_alerts": recent_alerts, "evidence": evidence}
 
 
 def read(db: Path) -> dict[str, Any]:
@@ -138,7 +143,7 @@ def format_text(snap: dict[str, Any]) -> str:
     for p in snap["ports"]:
         state = "connected" if p["connected"] else f"down ({p['last_error'] or 'closed'})"
         lines.append(f"  port {p['port']}: {state}, {p['connects']} connect(s), {p['bad_frames']} bad frame(s)")
-    return "\n".join(lines)
+    return "\n".join(escape_controls(line) for line in lines)  # device ids cannot forge lines or repaint
 
 
 def _label(value: str) -> str:

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tinyml import signing
+from tinyml import rundir, signing
 from tinyml.errors import CheckFailed
 from tinyml.firmware import render
+from tinyml.outputs import write_json
 from tinyml.project.config import Project
-from tinyml.train import artifacts
 
 STAGES = ("data", "train", "quantize", "codegen", "firmware", "validate", "sign", "report")
 
@@ -55,7 +55,7 @@ def firmware_dir(p: Project) -> Path:
 
 
 def _model_files(p: Project) -> list[Path]:
-    return [run_dir(p) / n for n in (artifacts.MODEL_INT8, artifacts.MODEL_JSON, artifacts.PREPROCESS_JSON)]
+    return [run_dir(p) / n for n in (rundir.MODEL_INT8, rundir.MODEL_JSON, rundir.PREPROCESS_JSON)]
 
 
 def _elf(p: Project) -> Path:
@@ -104,7 +104,8 @@ def _train_run(p: Project) -> dict[str, Any]:
     from tinyml.train.fit import train
 
     options = dataclasses.replace(p.train, quiet=False)  # progress on stderr; not part of the fingerprint
-    result = train(load(dataset_path(p)), p.model, run_dir(p), options, p.features, dataset_path=dataset_path(p))
+    result = train(load(dataset_path(p)), p.model, run_dir(p), options, p.features, dataset_path=dataset_path(p),
+                   force=True)  # the project owns its model folder
     figures = {"accuracy": result["accuracy"], "split": result["evaluated_on"]}
     if result.get("auc") is not None:
         figures["auc"] = result["auc"]
@@ -120,8 +121,8 @@ TRAIN = Stage(
     "train",
     settings=lambda p: {"model": p.model, "features": p.features, "options": dataclasses.asdict(p.train)},
     inputs=lambda p: [dataset_path(p)],
-    outputs=lambda p: [run_dir(p) / n for n in (artifacts.MODEL_KERAS, artifacts.MODEL_JSON,
-                                                artifacts.PREPROCESS_JSON, artifacts.METRICS_JSON)],
+    outputs=lambda p: [run_dir(p) / n for n in (rundir.MODEL_KERAS, rundir.MODEL_JSON,
+                                                rundir.PREPROCESS_JSON, rundir.METRICS_JSON)],
     run=_train_run,
     figure=_train_figure,
 )
@@ -138,9 +139,9 @@ def _quantize_run(p: Project) -> dict[str, Any]:
 QUANTIZE = Stage(
     "quantize",
     settings=lambda p: {"tolerance": p.tolerance},
-    inputs=lambda p: [run_dir(p) / artifacts.MODEL_KERAS, run_dir(p) / artifacts.MODEL_JSON,
-                      run_dir(p) / artifacts.PREPROCESS_JSON, dataset_path(p)],
-    outputs=lambda p: [run_dir(p) / artifacts.MODEL_INT8, run_dir(p) / artifacts.QUANTIZATION_JSON],
+    inputs=lambda p: [run_dir(p) / rundir.MODEL_KERAS, run_dir(p) / rundir.MODEL_JSON,
+                      run_dir(p) / rundir.PREPROCESS_JSON, dataset_path(p)],
+    outputs=lambda p: [run_dir(p) / rundir.MODEL_INT8, run_dir(p) / rundir.QUANTIZATION_JSON],
     run=_quantize_run,
     figure=lambda f: f"int8 {f['metric']} {f['int8']:.3f} (float {f['float']:.3f}), {f['bytes']:,} B",
 )
@@ -157,17 +158,17 @@ def _codegen_run(p: Project) -> dict[str, Any]:
     from tinyml.codegen import generate
     from tinyml.codegen.host import write
 
-    tflite = run_dir(p) / artifacts.MODEL_INT8
-    gen = generate(tflite, prefix=p.codegen["prefix"], target=p.codegen["target"], origin=tflite.name)
+    model = rundir.int8_model(run_dir(p))
+    gen = generate(model.data, prefix=p.codegen["prefix"], target=p.codegen["target"], origin=model.tflite.name)
     write(gen, p.out / "codegen")
-    artifacts.write_json(_codegen_outputs(p)[2], gen.report)
+    write_json(_codegen_outputs(p)[2], gen.report)
     return {"arena": gen.arena_bytes, "weights": int(gen.report["weight_bytes"]), "target": gen.target}
 
 
 CODEGEN = Stage(
     "codegen",
     settings=lambda p: dict(p.codegen),
-    inputs=lambda p: [run_dir(p) / artifacts.MODEL_INT8],
+    inputs=lambda p: [run_dir(p) / rundir.MODEL_INT8],
     outputs=_codegen_outputs,
     run=_codegen_run,
     figure=lambda f: f"arena {f['arena']:,} B, weights {f['weights']:,} B ({f['target']})",
@@ -178,19 +179,19 @@ CODEGEN = Stage(
 
 def _firmware_inputs(p: Project) -> list[Path]:
     """The model, the board file and every template file the project is rendered from."""
-    from tinyml.paths import templates_dir
+    from tinyml.paths import template_dir
 
-    folders = [templates_dir() / name for name in ("common", "baremetal-common", p.board.template)]
+    folders = [template_dir(name) for name in ("common", "baremetal-common", p.board.template)]
     if p.sensor:
-        folders += [templates_dir() / "sensors", templates_dir() / "buses"]
-    templates = sorted(f for d in folders if d.is_dir() for f in d.rglob("*") if f.is_file())
+        folders += [template_dir("sensors"), template_dir("buses")]
+    templates = sorted(f for d in folders if d is not None for f in d.rglob("*") if f.is_file())
     return [*_model_files(p), p.board.source, *templates]
 
 
 def _firmware_run(p: Project) -> dict[str, Any]:
     from tinyml.firmware.build import build_project
 
-    render.render_project(p.board, render.resolve_model(run_dir(p)), firmware_dir(p), p.runtime,
+    render.render_project(p.board, rundir.int8_model(run_dir(p)), firmware_dir(p), p.runtime,
                           target=p.codegen["target"], sensor=p.sensor, sensor_options=p.sensor_options)
     size = build_project(firmware_dir(p))
     return {"board": p.board.name, "flash": size.flash_bytes, "ram": size.ram_bytes, "arena": size.arena_bytes}
@@ -214,13 +215,13 @@ def _validate_run(p: Project) -> dict[str, Any]:
     from tinyml.hil import prepare_inputs, validate
 
     v = p.validate or {}
-    info = render.resolve_model(run_dir(p))
+    info = rundir.int8_model(run_dir(p))
     tests = prepare_inputs(info, dataset_path(p), None if v["split"] == "all" else v["split"], v["limit"])
     size = measure(_elf(p), p.board, int(render.read_manifest(firmware_dir(p)).get("arena_bytes", 0)))
     report = validate(p.board, info, tests, elf=_elf(p), runtime=p.runtime,
                       sizes=(size.flash_bytes, size.ram_bytes, size.arena_bytes), timeout=v["timeout"],
                       progress=True)
-    artifacts.write_json(p.out / "validation.json", report.to_json())
+    write_json(p.out / "validation.json", report.to_json())
     if report.mismatches > v["tolerance"]:
         raise CheckFailed(f"{report.mismatches} output bytes differ from the host reference "
                           f"(tolerance {v['tolerance']})", f"{p.out / 'validation.json'} shows where; "
@@ -280,9 +281,9 @@ def report_path(p: Project) -> Path:
 def _report_inputs(p: Project) -> list[Path]:
     """What the page shows: the run's JSON and model, the dataset and the validation report."""
     run = run_dir(p)
-    required = [run / n for n in (artifacts.MODEL_JSON, artifacts.METRICS_JSON, artifacts.QUANTIZATION_JSON,
-                                  artifacts.PREPROCESS_JSON, artifacts.MODEL_INT8)] + [dataset_path(p)]
-    optional = [run / artifacts.HISTORY_JSON, *([p.out / "validation.json"] if p.validate is not None else [])]
+    required = [run / n for n in (rundir.MODEL_JSON, rundir.METRICS_JSON, rundir.QUANTIZATION_JSON,
+                                  rundir.PREPROCESS_JSON, rundir.MODEL_INT8)] + [dataset_path(p)]
+    optional = [run / rundir.HISTORY_JSON, *([p.out / "validation.json"] if p.validate is not None else [])]
     return required + [path for path in optional if path.is_file()]
 
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from tinyml import __version__
 from tinyml.errors import InputError
+from tinyml.outputs import write_json
 from tinyml.signing import sha256_file
-from tinyml.train.artifacts import write_json
 
 STATE_FILE = ".tinyml-state.json"
 LOCK_FILE = ".tinyml-run.lock"

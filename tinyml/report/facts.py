@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from tinyml import rundir
 from tinyml.errors import InputError
-from tinyml.train import artifacts
 
 EXAMPLE_POINTS = 256  # samples per channel drawn of an example window
 SPECTRUM_POINTS = 128
@@ -42,11 +42,11 @@ class Facts:
 def locate(path: Path) -> tuple[Path, Path | None]:
     """(training run directory, project OUT directory or None) for a run or a project's OUT."""
     path = Path(path)
-    if (path / artifacts.MODEL_JSON).is_file():
+    if (path / rundir.MODEL_JSON).is_file():
         project = path.parent if (path.parent / ".tinyml-state.json").is_file() else None
         return path, project
     for inner in ("model", "run"):  # `tinyml run` writes OUT/model (OUT/run before)
-        if (path / inner / artifacts.MODEL_JSON).is_file():
+        if (path / inner / rundir.MODEL_JSON).is_file():
             return path / inner, path
     raise InputError(f"{path} is neither a training run directory nor a `tinyml run` output folder",
                      "pass the --out of `tinyml train`, or the project's run directory ([project] out)")
@@ -56,30 +56,31 @@ def _optional_json(path: Path, notes: list[str], missing: str) -> dict[str, Any]
     if not path.is_file():
         notes.append(missing)
         return None
-    return artifacts.read_json(path, path.name)
+    return rundir.read_json(path, path.name)
 
 
 def gather(path: Path, validation_paths: list[Path]) -> Facts:
     run, project = locate(path)
     notes: list[str] = []
-    facts = Facts(run, artifacts.read_model_info(run), artifacts.read_json(run / artifacts.METRICS_JSON, "metrics"),
+    facts = Facts(run, rundir.read_model_info(run), rundir.read_json(run / rundir.METRICS_JSON, "metrics"),
                   notes=notes)
-    facts.quantization = _optional_json(run / artifacts.QUANTIZATION_JSON, notes,
+    facts.quantization = _optional_json(run / rundir.QUANTIZATION_JSON, notes,
                                         "no quantization.json: run `tinyml quantize` for the int8 figures")
-    facts.history = _optional_json(run / artifacts.HISTORY_JSON, notes,
+    facts.history = _optional_json(run / rundir.HISTORY_JSON, notes,
                                    "no history.json (trained by an older tinyml): re-train for training curves")
-    facts.preprocess = _optional_json(run / artifacts.PREPROCESS_JSON, notes, "no preprocess.json")
+    facts.preprocess = _optional_json(run / rundir.PREPROCESS_JSON, notes, "no preprocess.json")
     facts.dataset = dataset_facts(_dataset_path(facts.model, project), notes)
-    tflite = run / artifacts.MODEL_INT8
-    model_sha = hashlib.sha256(tflite.read_bytes()).hexdigest() if tflite.is_file() else None
-    if model_sha is not None:
-        facts.ops, facts.plan = model_facts(tflite.read_bytes(), notes)
+    model_sha = None
+    if (run / rundir.MODEL_INT8).is_file():
+        data = rundir.open_model(run).tflite_file().read_bytes()  # a stale int8 model is refused, not shown
+        model_sha = hashlib.sha256(data).hexdigest()
+        facts.ops, facts.plan = model_facts(data, notes)
     found = (project / "validation.json").resolve() if project is not None else None
     paths = [*([found] if found is not None and found.is_file() else []), *(Path(v).resolve() for v in validation_paths)]
     for vpath in dict.fromkeys(paths):  # the project's own validation.json named again counts once
         if not vpath.is_file():
             raise InputError(f"validation report {vpath} not found", "pass a file written by `tinyml validate --report FILE`")
-        report = artifacts.read_json(vpath, "validation report")
+        report = rundir.read_json(vpath, "validation report")
         if "board" not in report or "mismatches" not in report:
             raise InputError(f"{vpath} is not a validation report", "pass a file written by `tinyml validate --report`")
         if report.get("model_sha256") != model_sha:

@@ -17,16 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyml import rundir
 from tinyml.data import series
 from tinyml.data.importer import resample
 from tinyml.data.io import read_csv
 from tinyml.data.timestamps import iso
 from tinyml.errors import InputError
 from tinyml.gateway.rules import AnomalyKofN
-from tinyml.preprocess import Preprocess
-from tinyml.train import artifacts
 from tinyml.train.fit import output_scores
-from tinyml.train.predict import model_outputs, resolve_model_file
+from tinyml.train.predict import model_outputs
 
 
 @dataclass(frozen=True)
@@ -63,8 +62,9 @@ def model_hop(info: dict) -> int:
 
 def detect(model: Path, series_csv: Path, o: DetectOptions = DetectOptions()) -> tuple[list[Event], dict]:
     """The alarm events over ``series_csv`` and a summary (windows, span, recordings, hop, rule)."""
-    run_dir, model_file = resolve_model_file(Path(model))
-    info = artifacts.read_model_info(run_dir)
+    run = rundir.open_model(Path(model), bare=False)  # a run dir (its model.keras) or a .keras/.tflite in one
+    run_dir = run.run_dir
+    info = rundir.read_model_info(run_dir)
     if info["task"] != "anomaly":
         raise InputError(f"{run_dir} is a {info['task']}, detect needs an anomaly model",
                          "train an autoencoder on normal data (`tinyml train --model autoencoder`)")
@@ -89,10 +89,10 @@ def detect(model: Path, series_csv: Path, o: DetectOptions = DetectOptions()) ->
         raise InputError(f"{series_csv}: no recording is as long as the model's window ({window} samples)",
                          "detect needs longer stretches without gaps")
     x = np.stack(xs).astype(np.float32)
-    pre = Preprocess.from_run(run_dir)
+    pre = run.preprocess()
     inputs = pre.apply(x)
     int8 = (lambda scale, zp: pre.int8_inputs(x, scale, zp)) if pre.integer else None
-    scores = output_scores("anomaly", inputs, model_outputs(model_file, inputs, o.runtime, int8_inputs=int8))
+    scores = output_scores("anomaly", inputs, model_outputs(run, inputs, o.runtime, int8_inputs=int8))
     events = _events(scores, float(info["threshold"]), np.array(ends), np.array(which), o)
     span = sum(r.signal.shape[0] / (r.fs or fs) for r in recs)
     return events, {"windows": len(xs), "hop": hop, "window": window, "recordings": len(recs),

@@ -13,19 +13,22 @@ from typing import Any
 import numpy as np
 
 from tinyml import optioncheck as oc
+from tinyml import rundir
 from tinyml.data.dataset import SPLITS, Dataset
 from tinyml.errors import InputError
+from tinyml.outputs import write_json
 from tinyml.preprocess import Preprocess
 from tinyml.progress import stage
-from tinyml.train import artifacts, metrics, plots
+from tinyml.signing import sha256_file
+from tinyml.train import metrics, plots
 from tinyml.train.zoo import ModelKind, model_kind
 
-CONFUSION_PNG, SCORES_PNG = "confusion.png", "scores.png"
+CONFUSION_PNG, SCORES_PNG = rundir.CONFUSION_PNG, rundir.SCORES_PNG
 BASELINE_SIZE = 1000  # validation scores kept in model.json for the gateway's drift check
-ANOMALY_LABELS = ["normal", "anomaly"]
+ANOMALY_LABELS = list(rundir.ANOMALY_LABELS)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainOptions:
     epochs: int = 40
     batch_size: int = 32
@@ -123,9 +126,11 @@ def _progress_callback(keras: Any, epochs: int, quiet: bool) -> Any:
 
 
 def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions = TrainOptions(),
-          feature_spec: list[dict] | None = None, dataset_path: str | Path | None = None) -> dict:
+          feature_spec: list[dict] | None = None, dataset_path: str | Path | None = None, *,
+          force: bool = False) -> dict:
     """Fit, evaluate and save; returns the metrics written to metrics.json. ``dataset_path`` is
-    recorded in model.json so that `tinyml quantize RUN_DIR` finds the data again."""
+    recorded in model.json so that `tinyml quantize RUN_DIR` finds the data again. A non-empty
+    ``out_dir`` is refused unless ``force`` (then the previous run's int8 model is removed)."""
     from tinyml.train.quiet import import_keras
 
     kind = model_kind(model_name)
@@ -135,8 +140,7 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
     if kind.preprocess == "features" and feature_spec is None:
         feature_spec = default_feature_spec(ds.kind)
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"--out {out_dir} is a file, not a directory", "pass a directory for the run")
+    rundir.check_folder_for_training(out_dir, force)
 
     fit_mask = splits.train
     val_mask = splits.val
@@ -180,6 +184,7 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
         "score": "softmax" if kind.task == "classifier" else "mse(input, output)",
         "parameters": int(model.count_params()), "seed": opts.seed,
         "dataset": str(Path(dataset_path).resolve()) if dataset_path else None,
+        "made_from": {"dataset": sha256_file(Path(dataset_path))} if dataset_path else {},
         "epochs_run": len(history.history["loss"]),
         # 1-based: the epoch whose weights were restored; the last one when early stopping never
         # started watching (fewer epochs than its warm-up), as then nothing is restored
@@ -229,18 +234,22 @@ def output_scores(task: str, inputs: np.ndarray, outputs: np.ndarray) -> np.ndar
 def save_run(out_dir: Path, model: Any, prep: Preprocess, info: dict, result: dict,
              history: dict[str, list[float]], monitor: str) -> None:
     """``history``: Keras's per-epoch values; history.json keeps them with the kept epoch and
-    what early stopping watched (``monitor``), for the report's training curves."""
+    what early stopping watched (``monitor``), for the report's training curves. Every file is
+    written atomically; model.json records the model.keras and preprocess.json written with it
+    (``tinyml.rundir`` checks them)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    for name in rundir.QUANTIZE_FILES:  # made from the model this run replaces
+        (out_dir / name).unlink(missing_ok=True)
     tmp = out_dir / ".model.tmp.keras"
     model.save(tmp)
-    tmp.replace(out_dir / artifacts.MODEL_KERAS)
+    tmp.replace(out_dir / rundir.MODEL_KERAS)
     prep.save(out_dir)
-    artifacts.write_json(out_dir / artifacts.MODEL_JSON, info)
-    artifacts.write_json(out_dir / artifacts.METRICS_JSON, result)
+    info = {**info, "wrote": rundir.fingerprints(out_dir, (rundir.MODEL_KERAS, rundir.PREPROCESS_JSON))}
+    write_json(out_dir / rundir.MODEL_JSON, info)
+    write_json(out_dir / rundir.METRICS_JSON, result)
     epochs = {k: [float(v) for v in vals] for k, vals in history.items()}
-    artifacts.write_json(out_dir / artifacts.HISTORY_JSON, {"epochs": epochs, "kept_epoch": info["best_epoch"],
-                                                            "monitor": monitor})
-    plots.training_curves(epochs, out_dir / "training.png",
+    write_json(out_dir / rundir.HISTORY_JSON, {"epochs": epochs, "kept_epoch": info["best_epoch"], "monitor": monitor})
+    plots.training_curves(epochs, out_dir / rundir.TRAINING_PNG,
                           title=f"{info['model']} on {Path(info['dataset'] or 'data').name}: "
                                 f"{info['epochs_run']} epochs, best {info['best_epoch']}",
                           best_epoch=info["best_epoch"])

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyml.train.artifacts import write_bytes
+from tinyml.outputs import write_atomic
 
 
 def _figure_bytes(fig) -> bytes:  # noqa: ANN001 - a matplotlib Figure
@@ -31,7 +31,7 @@ def _pyplot():
 
 def training_curves(history: dict[str, list[float]], path: Path, *, title: str = "",
                     best_epoch: int | None = None) -> Path:
-    return write_bytes(path, _figure_bytes(training_figure(history, title=title, best_epoch=best_epoch)))
+    return write_atomic(path, _figure_bytes(training_figure(history, title=title, best_epoch=best_epoch)))
 
 
 def training_figure(history: dict[str, list[float]], *, title: str = "", best_epoch: int | None = None) -> Any:
@@ -65,7 +65,7 @@ def training_figure(history: dict[str, list[float]], *, title: str = "", best_ep
 
 
 def confusion(panels: list[tuple[str, list[list[int]]]], labels: list[str], path: Path, title: str) -> Path:
-    return write_bytes(path, _figure_bytes(confusion_figure(panels, labels, title)))
+    return write_atomic(path, _figure_bytes(confusion_figure(panels, labels, title)))
 
 
 def confusion_figure(panels: list[tuple[str, list[list[int]]]], labels: list[str], title: str) -> Any:
@@ -94,7 +94,7 @@ def confusion_figure(panels: list[tuple[str, list[list[int]]]], labels: list[str
 
 def score_histogram(scores: np.ndarray, labels: list[str], classes: list[str], threshold: float, path: Path,
                     title: str) -> Path:
-    return write_bytes(path, _figure_bytes(score_figure(scores, labels, classes, threshold, title)))
+    return write_atomic(path, _figure_bytes(score_figure(scores, labels, classes, threshold, title)))
 
 
 def score_figure(scores: np.ndarray, labels: list[str], classes: list[str], threshold: float, title: str) -> Any:

@@ -9,22 +9,24 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyml import rundir
 from tinyml.data import dataset as dataset_io
 from tinyml.data.dataset import SPLITS
 from tinyml.data.timestamps import iso
 from tinyml.errors import InputError
 from tinyml.model import interpreters
-from tinyml.preprocess import Preprocess
-from tinyml.train import artifacts, metrics
+from tinyml.outputs import write_atomic
+from tinyml.train import metrics
 from tinyml.train.fit import output_scores
 
 
-def model_outputs(model_path: Path, inputs: np.ndarray, runtime: str = "litert", *,
+def model_outputs(model: rundir.Model, inputs: np.ndarray, runtime: str = "litert", *,
                   int8_inputs: Callable[[float, int], np.ndarray] | None = None) -> np.ndarray:
-    """Float outputs of a .keras model, or dequantized outputs of an int8 .tflite; ``int8_inputs``
-    (scale, zero point) gives an integer-preprocessing run's own int8 inputs, as the device computes them."""
-    if model_path.suffix == ".tflite":
-        tfl = model_path.read_bytes()
+    """Float outputs of the run's model.keras, or dequantized outputs of the int8 .tflite named;
+    ``int8_inputs`` (scale, zero point) gives an integer-preprocessing run's own int8 inputs, as
+    the device computes them."""
+    if model.file is not None and model.file.suffix == ".tflite":
+        tfl = model.int8().data
         q = interpreters.io_quantization(tfl)
         run = interpreters.tflm_run if runtime == "tflm" else interpreters.litert_run
         x_q = (int8_inputs(q.in_scale, q.in_zp).reshape(-1, *q.in_shape) if int8_inputs is not None
@@ -34,23 +36,12 @@ def model_outputs(model_path: Path, inputs: np.ndarray, runtime: str = "litert",
     from tinyml.train.quiet import import_keras
 
     keras = import_keras()
+    path = model.keras()
     try:
-        model = keras.models.load_model(model_path)
+        net = keras.models.load_model(path)
     except Exception as exc:  # noqa: BLE001 - Keras raises several types for a bad file
-        raise InputError(f"cannot load {model_path}: {str(exc)[:200]}", "re-run `tinyml train`") from exc
-    return np.asarray(model.predict(inputs, verbose=0, batch_size=256))
-
-
-def resolve_model_file(model: Path) -> tuple[Path, Path]:
-    """(run dir, model file): a .tflite or .keras file as given; a run dir (or any other file in it)
-    means its float model.keras."""
-    run_dir = artifacts.run_dir_of(model)
-    if model.is_file() and model.suffix in (".tflite", ".keras"):
-        return run_dir, model
-    path = run_dir / artifacts.MODEL_KERAS
-    if not path.is_file():
-        raise InputError(f"{run_dir} has no {artifacts.MODEL_KERAS}", "re-run `tinyml train` into this directory")
-    return run_dir, path
+        raise InputError(f"cannot load {path}: {str(exc)[:200]}", "re-run `tinyml train`") from exc
+    return np.asarray(net.predict(inputs, verbose=0, batch_size=256))
 
 
 RUNTIME_NAMES = {"keras": "float Keras", "litert": "int8 LiteRT", "tflm": "int8 TFLM"}
@@ -60,15 +51,16 @@ def predict_file(model: Path, data: Path, out_path: Path, split: str = "all", ru
     """Write the scores CSV (window index, split, group, label, prediction, scores) and return
     a summary: windows scored, which runtime scored them and, for labelled data, accuracy (and
     AUC for anomaly models)."""
-    run_dir, model_file = resolve_model_file(Path(model))
-    info = artifacts.read_model_info(run_dir)
+    run = rundir.open_model(model, bare=False)  # a run dir (its model.keras) or a .keras/.tflite in one
+    info = rundir.read_model_info(run.run_dir)
     full = dataset_io.load(data)
     ds = full.subset(split)
     index = np.arange(full.n) if split == "all" else np.flatnonzero(full.split == SPLITS[split])
-    pre = Preprocess.from_run(run_dir)
+    pre = run.preprocess()
     inputs = pre.apply(ds.x)
     int8 = (lambda scale, zp: pre.int8_inputs(ds.x, scale, zp)) if pre.integer else None
-    outputs = model_outputs(model_file, inputs, runtime, int8_inputs=int8)
+    outputs = model_outputs(run, inputs, runtime, int8_inputs=int8)
+    model_file = run.file if run.file is not None and run.file.suffix == ".tflite" else run.keras()
     classes = list(info["classes"])
     if ds.classes != classes:
         raise InputError(f"dataset classes {ds.classes} differ from the model's {classes}",
@@ -100,7 +92,7 @@ def predict_file(model: Path, data: Path, out_path: Path, split: str = "all", ru
         span = [iso(ds.times[i]), iso(ds.times[i] + seconds)] if timed else []
         w.writerow([int(index[i]), split_names.get(int(ds.split[i]), str(ds.split[i])), str(ds.groups[i]),
                     *span, *label, pred_names[i], *extra[i]])
-    artifacts.write_bytes(Path(out_path), buf.getvalue().encode())
+    write_atomic(Path(out_path), buf.getvalue().encode())
     kind = "keras" if model_file.suffix == ".keras" else runtime
     return {"windows": ds.n, "labeled": int(labeled.sum()), "runtime": RUNTIME_NAMES[kind],
             "model": str(model_file), "task": info["task"],
