@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.conftest import assert_clean_error, run_cli
 from tinyml.cli.codegen import verify_failure
@@ -30,11 +31,17 @@ def _dilated_1d_model() -> bytes:
     return convert(model)[0]
 
 
-def test_interpreter_disagreement_is_not_blamed_on_the_generator(tmp_path: Path) -> None:
-    path = tmp_path / "dilated.tflite"
+@pytest.fixture(scope="module")
+def dilated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("dilated") / "dilated.tflite"
     path.write_bytes(_dilated_1d_model())
+    return path
+
+
+def test_interpreter_disagreement_is_not_blamed_on_the_generator(dilated: Path, tmp_path: Path) -> None:
+    path = dilated
     proc = run_cli("codegen", path, "--out", tmp_path / "c", "--verify", "50", timeout=600)
-    assert_clean_error(proc, "TFLM and LiteRT disagree", "suspected ops: SPACE_TO_BATCH_ND (op",
+    assert_clean_error(proc, "TFLM and LiteRT disagree", "vs its reference kernels: 0)", "suspected ops: SPACE_TO_BATCH_ND (op",
                        "BATCH_TO_SPACE_ND (op", "Where TFLM is not the reference")
     assert "this is a code generator bug" not in proc.stderr and proc.returncode == 5
 
@@ -46,3 +53,20 @@ def test_bytes_where_the_interpreters_agree_are_a_generator_bug() -> None:
     err = verify_failure({"codegen_mismatches": 0, "disputed_mismatches": 5, "c_vs_litert_mismatches": 0,
                           "suspect_ops": []})
     assert "suspected ops: not localized" in str(err)
+
+
+
+def test_firmware_new_tflm_refuses_dilated_models(dilated: Path, tmp_path: Path) -> None:
+    """TFLM firmware would compute these models wrongly; `firmware new --runtime tflm` refuses them."""
+    proc = run_cli("firmware", "new", "--board", "esp32-c3-devkitm-1", "--model", dilated, "--out", tmp_path / "fw",
+                   "--runtime", "tflm")
+    assert_clean_error(proc, "SPACE_TO_BATCH_ND", "--runtime native")
+    assert not (tmp_path / "fw").exists()
+
+
+def test_inspect_warns_that_tflm_computes_dilated_models_wrongly(dilated: Path, shared: Path) -> None:
+    proc = run_cli("inspect", dilated, "--no-arena", "--no-codegen")
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: TFLM computes this model wrongly" in proc.stdout and "SPACE_TO_BATCH_ND (op" in proc.stdout
+    plain = run_cli("inspect", shared / "models" / "vib_cnn_int8.tflite", "--no-arena", "--no-codegen")
+    assert plain.returncode == 0 and "wrongly" not in plain.stdout

@@ -156,3 +156,15 @@ def test_limits_are_read_from_gateway_toml(tmp_path):
     cfg.write_text("[limits]\nper_port = 0\n")
     with pytest.raises(InputError, match="per_port must be at least 1"):
         load(cfg, ports=("socket://127.0.0.1:1",))
+
+
+def test_status_text_escapes_control_characters_in_device_ids(tmp_path):
+    from tinyml.gateway.status import format_text, snapshot
+
+    store = Store(tmp_path / "g.db")
+    proc = Processor(store, config())
+    feed(proc, hello("evil\n  fake-device  seen 0s\x1b[2J", 1), line=LineState("p1"))
+    text = format_text(snapshot(store.conn, now=1001.0))
+    assert "\x1b" not in text and "evil\\x0a  fake-device" in text
+    assert len([ln for ln in text.splitlines() if "fake-device" in ln]) == 1
+    store.close()

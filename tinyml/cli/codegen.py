@@ -75,7 +75,8 @@ def verify_failure(v: dict) -> Exception:
                            "output bytes", hint="this is a code generator bug; report it with the model")
     ops = ", ".join(v["suspect_ops"]) or "not localized"
     return CheckFailed(f"generated C differs from TFLM in {v['disputed_mismatches']} output bytes, all where TFLM "
-                       f"and LiteRT disagree with each other (C vs LiteRT: {v['c_vs_litert_mismatches']} bytes); "
+                       f"and LiteRT disagree with each other (C vs LiteRT: {v['c_vs_litert_mismatches']} bytes, vs its "
+                       f"reference kernels: {v.get('c_vs_litert_ref_mismatches')}); "
                        f"suspected ops: {ops}",
                        hint="the interpreters compute this model differently (see docs/codegen.md, "
                             "'Where TFLM is not the reference'); not a code generator bug on its own")

@@ -24,6 +24,9 @@ def _format(report: dict) -> str:
              f"output {report['output']['shape']} {report['output']['dtype']}",
              "ops: " + ", ".join(f"{k} x{v}" for k, v in report["ops"].items())]
     lines.append("TFLM lacks: " + (", ".join(report["tflm_missing_ops"]) or "nothing (all ops supported)"))
+    if report.get("tflm_disputed_ops"):
+        lines.append("warning: TFLM computes this model wrongly (dilated convolution lowered to "
+                     f"{', '.join(report['tflm_disputed_ops'])}; docs/codegen.md): use the native runtime")
     consts = sum(t["bytes"] for t in report["tensors"] if t["constant"])
     lines.append(f"tensors: {len(report['tensors'])} ({consts} bytes of constants)")
     if report["arena"]:
@@ -64,6 +67,9 @@ def inspect(model: Path, board: str | None, as_json: bool, no_arena: bool, no_co
         board_obj = load_board(board)
     data = _read_model_file(model)
     report = describe(data, arena=not no_arena, codegen=not no_codegen)
+    from tinyml.codegen.verify import suspect_ops
+
+    report["tflm_disputed_ops"] = suspect_ops(data)
     if board_obj is not None:
         report["board_fit"] = board_fit(report, board_obj)
     click.echo(json.dumps(report, indent=2) if as_json else _format(report))

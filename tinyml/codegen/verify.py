@@ -16,12 +16,16 @@ from tinyml.codegen.emit import Generated
 
 
 def reference_outputs(tflite: bytes, inputs: np.ndarray, engine: str = "tflm") -> np.ndarray:
-    """TFLM's (or LiteRT's) int8 outputs for flat int8 input rows, flattened per row."""
+    """TFLM's (or LiteRT's, or LiteRT's reference kernels': "litert-ref") int8 outputs for flat
+    int8 input rows, flattened per row."""
     from tinyml.model.interpreters import io_quantization, litert_run, tflm_run
 
     shaped = inputs.reshape(len(inputs), *io_quantization(tflite).in_shape)
-    run = tflm_run if engine == "tflm" else litert_run
-    return np.asarray(run(tflite, shaped)).reshape(len(inputs), -1).astype(np.int8)
+    if engine == "tflm":
+        out = tflm_run(tflite, shaped)
+    else:
+        out = litert_run(tflite, shaped, reference=engine == "litert-ref")
+    return np.asarray(out).reshape(len(inputs), -1).astype(np.int8)
 
 
 def verify(gen: Generated, tflite: bytes, n: int, work: Path, seed: int = 0) -> dict[str, Any]:
@@ -39,7 +43,9 @@ def verify(gen: Generated, tflite: bytes, n: int, work: Path, seed: int = 0) -> 
             "c_vs_litert_mismatches": int((c_out != litert).sum()),
             "codegen_mismatches": int(((c_out != ref) & ~disputed).sum()),
             "disputed_mismatches": int(((c_out != ref) & disputed).sum()),
-            "suspect_ops": suspect_ops(tflite) if disputed.any() else []}
+            "suspect_ops": suspect_ops(tflite) if disputed.any() else [],
+            "c_vs_litert_ref_mismatches": int((c_out != reference_outputs(tflite, inputs, "litert-ref")).sum())
+            if disputed.any() else None}
 
 
 # Operators whose TFLM and LiteRT kernels are seen to disagree: a dilated convolution is lowered

@@ -16,6 +16,7 @@ import numpy as np
 
 from tinyml.device.protocol import LATENCY_UNIT_NAMES
 from tinyml.errors import InputError
+from tinyml.gateway.logsafe import escape_controls
 from tinyml.gateway.store import DEVICE_COUNTERS, connect
 
 ROLLING = 1000  # results per device the rolling aggregates cover
@@ -142,7 +143,7 @@ def format_text(snap: dict[str, Any]) -> str:
     for p in snap["ports"]:
         state = "connected" if p["connected"] else f"down ({p['last_error'] or 'closed'})"
         lines.append(f"  port {p['port']}: {state}, {p['connects']} connect(s), {p['bad_frames']} bad frame(s)")
-    return "\n".join(lines)
+    return "\n".join(escape_controls(line) for line in lines)  # device ids cannot forge lines or repaint
 
 
 def _label(value: str) -> str:

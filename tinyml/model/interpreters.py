@@ -45,13 +45,13 @@ def check_flatbuffer(tflite_bytes: bytes) -> None:
         raise InputError("the .tflite file is truncated", "re-run `tinyml quantize` to recreate it")
 
 
-def _litert(tflite_bytes: bytes):  # noqa: ANN202 - ai_edge_litert Interpreter
+def _litert(tflite_bytes: bytes, *, reference: bool = False):  # noqa: ANN202 - ai_edge_litert Interpreter
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     check_flatbuffer(tflite_bytes)
+    kind = OpResolverType.BUILTIN_REF if reference else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     try:
-        it = Interpreter(model_content=bytes(tflite_bytes),
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        it = Interpreter(model_content=bytes(tflite_bytes), experimental_op_resolver_type=kind)
         it.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise InputError(f"cannot load the .tflite model: {' '.join(str(exc).split())[:300]}",
@@ -96,11 +96,11 @@ def _check_inputs(inputs: np.ndarray, q: IOQuant) -> np.ndarray:
     return arr
 
 
-def litert_run(tflite_bytes: bytes, inputs_int8: np.ndarray) -> np.ndarray:
-    """int8 outputs [N, *out_shape] from LiteRT (no XNNPACK)."""
+def litert_run(tflite_bytes: bytes, inputs_int8: np.ndarray, *, reference: bool = False) -> np.ndarray:
+    """int8 outputs [N, *out_shape] from LiteRT (no XNNPACK); ``reference``: its reference kernels."""
     q = io_quantization(tflite_bytes)
     arr = _check_inputs(inputs_int8, q)
-    it = _litert(tflite_bytes)
+    it = _litert(tflite_bytes, reference=reference)
     i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
     out = np.empty((arr.shape[0], *q.out_shape), np.int8)
     for n in range(arr.shape[0]):
