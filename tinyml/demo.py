@@ -136,7 +136,7 @@ def step_sensor(ctx: DemoContext) -> str:
     ds = synth_temperature(TemperatureOptions(window=32, seed=1))
     data = ds.save(base / "temperature.npz")
     run_dir = base / "run"
-    train(ds, "autoencoder", run_dir, TrainOptions(seed=1, quiet=True), dataset_path=data)
+    train(ds, "autoencoder", run_dir, TrainOptions(seed=1, quiet=True), dataset_path=data, force=True)  # the demo owns it
     quantize_run(run_dir, tolerance=0.05)
     # one sample a minute in the data, replayed 180x faster: 3 samples a second from the TMP105
     project = render_project(load_board("qemu-mps2-an386"), int8_model(run_dir), base / "firmware",
