@@ -47,7 +47,8 @@ def test_predict_scores_every_kind(temp_run, tmp_path):
     proc = run_cli("predict", run / "model_int8.tflite", data, "--split", "test", "--runtime", "tflm", "--out", out)
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.DictReader(out.open()))
-    assert list(rows[0]) == ["label", "pred", "anomaly_score"]
+    assert list(rows[0]) == ["window", "split", "group", "label", "pred", "anomaly_score"]
+    assert {r["split"] for r in rows} == {"test"}
     threshold = json.loads((run / "model.json").read_text())["threshold"]
     flagged: dict[str, list[bool]] = defaultdict(list)
     for r in rows:
