@@ -41,7 +41,7 @@ QEMU_BASE = ("qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "n
              "-icount", "shift=0,align=off,sleep=off")
 LOOP_LONG, LOOP_SHORT = 5, 2
 
-# model stem -> TFLM figures from /work/shared/models/README.md (flash B, RAM B, arena min B,
+# model stem -> TFLM figures from ../shared/models/README.md (beside the checkout) (flash B, RAM B, arena min B,
 # stack B, instructions / inference), for the builds this benchmark compares with.
 TFLM = {
     "vib_cnn_int8": {"ref": (54_600, 5_588, 4_736, 912, 1_083_631),

@@ -1,5 +1,5 @@
 """Print the code generator's planned arena, constant bytes and object sizes for the reference
-models, next to TFLM's smallest working arena (from /work/shared/models/README.md).
+models, next to TFLM's smallest working arena (from ../shared/models/README.md (beside the checkout)).
 
 Usage: .venv/bin/python benchmarks/codegen_sizes.py [MODELS_DIR]
 """

@@ -13,7 +13,7 @@ import pytest
 from tinyml.codegen import figures, generate, host
 from tinyml.codegen.verify import reference_outputs
 
-# smallest arena TFLM accepts, from /work/shared/models/README.md
+# smallest arena TFLM accepts, from ../shared/models/README.md (beside the checkout)
 TFLM_MIN_ARENA = {"vib_cnn_int8": 4736, "feat_ae_int8": 2308, "toycar_ad_int8": 2700}
 
 
