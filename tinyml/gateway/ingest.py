@@ -129,6 +129,7 @@ class LineState:
         self.session_seq: int | None = None  # the last seq accepted in the session
         self.claim: protocol.Hello | None = None  # a keyed device's HELLO, waiting for its AUTH_HELLO
         self.nonce: bytes | None = None  # the challenge sent for ``claim``
+        self.proof: protocol.AuthHello | None = None  # the AUTH_HELLO that established the session
         self.pending: deque[protocol.Result] = deque()
         self.hello_asked_at: float | None = None
         self.outgoing = bytearray()  # frames for the device (HELLO_REQ, AUTH_CHALLENGE)
@@ -251,6 +252,8 @@ class LineState:
         key = identity.key(device)
         proven = False
         if key is not None:
+            if hello == self.proof and self.claim is None:
+                return 0  # the same proof again (a challenge sent twice was answered twice): nothing new
             if type(hello) is protocol.Hello:  # a claim: challenge it, trust nothing until proven
                 if self.claim is None or self.claim.device_id != hello.device_id or self.claim.boot_id != hello.boot_id:
                     self.nonce = auth.new_nonce()
@@ -276,6 +279,7 @@ class LineState:
             return 0  # refused by the id limits (counted and logged there): no new device state
         identity.bind(device, self.port)
         self.claim, self.nonce = None, None
+        self.proof = hello if proven else None
         self.device, self.authenticated = device, proven
         self.session_boot, self.session_seq = (hello.boot_id, None) if proven else (None, None)
         out.append(Identified(self.port, device, hello.board, hello.fw_version, hello.model_hash.hex(),
