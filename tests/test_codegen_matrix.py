@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.codegen_models import MODELS, build
-from tinyml.codegen import generate, host
+from tinyml.codegen import generate, host, semantics
 from tinyml.codegen.figures import C_FLAGS, CROSS
 from tinyml.codegen.verify import reference_outputs
 from tinyml.model.tflite import read_model
@@ -24,9 +24,8 @@ N_RANDOM = 1000
 # kernel and cannot load them, so LiteRT's reference kernels are the reference; their
 # FULLY_CONNECTED rounds differently from TFLM's by at most 2 in a few outputs.
 NOT_IN_TFLM = {"dense_3d", "reshape"}
-# The converter stores batch 1 for SPACE_TO_BATCH_ND's output (its real batch is block_h*block_w);
-# TFLM never resizes, so its dilated-convolution results are wrong. LiteRT resizes; its reference
-# kernels agree with the generated C exactly.
+# TFLM computes SPACE_TO_BATCH_ND wrongly (docs/codegen.md, "Reference semantics"); these dilated
+# convolutions are compared with the op-by-op reference (tests/test_codegen_dilated.py has more).
 TFLM_WRONG = {"conv_dilated", "conv_dilated_valid", "depthwise_dilated"}
 
 
@@ -107,7 +106,7 @@ def test_matrix_model_bit_exact_with_tflm(name: str, matrix: dict, tmp_path: Pat
         _cross_compile(tmp_path / f"{name}.c")
         return
     elif name in TFLM_WRONG:
-        want = _litert_reference(tflite, inputs)
+        want = semantics.reference_outputs(tflite, inputs)
     else:
         want = reference_outputs(tflite, inputs)
     mismatches = int((got != want).sum())
