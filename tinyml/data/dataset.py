@@ -16,6 +16,7 @@ Keys (all arrays; scalars are 0-d arrays):
   rpm       float64 [N]        optional: shaft speed of each window in rpm (NaN: unknown); from
                                `data import --rpm/--rpm-column` or the synthesizer
   meta["bearing"]              optional: the bearing's geometry and defect orders (tinyml/data/bearings.py)
+  meta["rpm_range"]            optional: [low, high] rpm, the machine's operating speed range
 
 Only this module reads and writes the format, so every stage agrees on it.
 """

@@ -275,8 +275,9 @@ def _assemble(classes: list[str], o: VibrationOptions | TemperatureOptions, make
                          "train, val and test whole recordings", _split_hint(o)) from None
     meta = {"generator": f"tinyml.data.synth.{generator}", "options": asdict(o)}
     rpm = np.array(rpms, np.float64)
-    if kind == "vibration":
+    if kind == "vibration":  # the machine: its bearing and operating speed range
         meta["bearing"] = BEARING.to_json()
+        meta["rpm_range"] = [o.rpm * (1 - o.rpm_spread), o.rpm * (1 + o.rpm_spread)]
     return Dataset(x, y, classes, channels, o.fs, split, groups, kind, normal_class, meta,
                    rpm=None if np.isnan(rpm).all() else rpm)
 
