@@ -95,13 +95,16 @@ MODELS: dict[str, Spec] = {
     "conv_groups": Spec(lambda: _seq((6, 6, 4), _L().Conv2D(6, 3, groups=2, padding="same"))),
     "conv1d_cnn": Spec(_vib_like),
     # remainders of the cortex-m4-dsp kernels: depth % 4, rows % 4, odd and even group counts,
-    # patches starting on an odd int16, one-row kernels on 2-D inputs
+    # patches starting on an odd int16, one-row kernels on 2-D inputs, max pools over 4 + 2 channels
     "dense_odd_rows": Spec(lambda: _seq((13,), _L().Dense(6, activation="relu"), _L().Dense(5), _L().Dense(7))),
     "dense_odd_groups_pt": Spec(lambda: _seq((20,), _L().Dense(4), _L().Dense(9)), per_channel=False),
     "conv1d_odd_start": Spec(lambda: _seq((17, 3), _L().Conv1D(5, 3, padding="same", activation="relu"),
                                           _L().Conv1D(6, 5, strides=3))),
     "conv_rows_2d": Spec(lambda: _seq((4, 5, 3), _L().Conv2D(6, (1, 3), padding="same"),
                                       _L().Conv2D(4, (3, 1), strides=(2, 1)))),
+    "maxpool_6ch_relu": Spec(lambda: _seq((7, 9, 6), _L().Conv2D(6, 1), _L().MaxPooling2D((2, 3), strides=(1, 2),
+                                                                                   padding="same"),
+                                          _L().Activation("relu"))),
     "depthwise": Spec(lambda: _seq((8, 8, 3), _L().DepthwiseConv2D(3, depth_multiplier=2, padding="same"))),
     "depthwise_s2_relu6": Spec(lambda: _seq((9, 9, 7), _L().DepthwiseConv2D(3, strides=2, activation="relu6"))),
     "depthwise_dilated": Spec(lambda: _seq((10, 10, 3), _L().DepthwiseConv2D(3, dilation_rate=2,
