@@ -64,6 +64,7 @@ class Subscriber:
                  password: str | None = None, messages: list[tuple[str, dict]] | None = None,
                  ca: Path | None = None, session: str | None = None):
         self.messages: list[tuple[str, dict]] = [] if messages is None else messages
+        self.batches = 0  # .../results messages received (each adds its results to ``messages``)
         self.lock = threading.Lock()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=session or "", protocol=mqtt.MQTTv5)
         if username:
@@ -86,8 +87,13 @@ class Subscriber:
             raise TimeoutError("subscriber did not connect")
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        payload = json.loads(msg.payload)
         with self.lock:
-            self.messages.append((msg.topic, json.loads(msg.payload)))
+            if msg.topic.endswith("/results"):  # a batch ([mqtt] batch): each result as if sent alone
+                self.batches += 1
+                self.messages += [(msg.topic[:-1], r) for r in payload["results"]]
+            else:
+                self.messages.append((msg.topic, payload))
 
     def ids(self, kind: str = "result") -> list[str]:
         with self.lock:
