@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import assert_clean_error, run_cli
+from tinyml.device.endpoints import listen_tcp
 from tinyml.device.qemu import EmulatedBoard
 from tinyml.errors import CheckFailed
 from tinyml.firmware.boards import load_board
@@ -171,7 +172,7 @@ class CorruptingProxy:
     """A TCP proxy between the host and QEMU that flips one byte in every ``every`` bytes."""
 
     def __init__(self, upstream_port: int, every_down: int, every_up: int):
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener = listen_tcp(0)
         self.port = self.listener.getsockname()[1]
         self.upstream_port, self.every = upstream_port, {"down": every_down, "up": every_up}
         self.flipped = {"down": 0, "up": 0}

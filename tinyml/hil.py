@@ -489,14 +489,14 @@ def validate(board: Board, model: Int8Model, tests: ValidationInputs, port: str 
 # ---- render -> build -> validate -> tolerance ------------------------------------------------
 
 def build_firmware(board: Board, model: Int8Model, out: Path, *, runtime: str = "native",
-                   target: str | None = None, **render_options: Any) -> Any:
-    """Render the firmware project for ``model`` into ``out`` and build it; its size report.
-    ``render_options`` go to ``render_project`` (a sensor and its options)."""
+                   target: str | None = None, mode: str = "validate", **render_options: Any) -> Any:
+    """Render the firmware project for ``model`` into ``out`` and build it in ``mode``; its size
+    report. ``render_options`` go to ``render_project`` (a sensor and its options)."""
     from tinyml.firmware.build import build_project
     from tinyml.firmware.render import render_project
 
     render_project(board, model, out, runtime, target=target, **render_options)
-    return build_project(out)
+    return build_project(out, mode=mode)
 
 
 def check_on_device(board: Board, model: Int8Model, tests: ValidationInputs, *, port: str | None = None,
