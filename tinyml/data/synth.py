@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from tinyml import optioncheck as oc
+from tinyml.data.bearings import load_bearing
 from tinyml.data.dataset import Dataset
 from tinyml.data.split import check_split, split_by_group
 from tinyml.errors import InputError, OptionError
@@ -20,10 +21,10 @@ from tinyml.errors import InputError, OptionError
 VIBRATION_CLASSES = ["healthy", "imbalance", "misalignment", "looseness", "bearing_outer", "bearing_inner"]
 TEMPERATURE_CLASSES = ["normal", "step", "runaway", "stuck"]
 
-# Deep-groove ball bearing 6205: 9 balls, ball/pitch diameter ratio 7.94/39.04, 0 deg contact angle.
-BALLS, BALL_PITCH_RATIO = 9, 7.94 / 39.04
-BPFO_ORDER = BALLS / 2 * (1 - BALL_PITCH_RATIO)  # ~3.59 x shaft speed
-BPFI_ORDER = BALLS / 2 * (1 + BALL_PITCH_RATIO)  # ~5.42 x shaft speed
+# The machine's bearing: a deep-groove 6205 (bearings/6205-2RS.toml), BPFO ~3.58 and BPFI ~5.42 x shaft speed.
+BEARING = load_bearing("6205-2RS")
+BPFO_ORDER = BEARING.orders()["bpfo"]
+BPFI_ORDER = BEARING.orders()["bpfi"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,8 +109,9 @@ def _impacts(t: np.ndarray, rate: float, f_n: float, zeta: float,
     return out
 
 
-def _vibration_recording(cls: str, n: int, o: VibrationOptions, rng: np.random.Generator) -> np.ndarray:
-    """One continuous 3-axis recording [n, 3] in g: x, y radial (y vertical, 1 g gravity), z axial.
+def _vibration_recording(cls: str, n: int, o: VibrationOptions, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """One continuous 3-axis recording [n, 3] in g: x, y radial (y vertical, 1 g gravity), z axial,
+    and its shaft speed in rpm.
 
     Physics, per class:
     - every machine: residual unbalance gives a 1x rotating force (x and y 90 deg apart),
@@ -176,7 +178,7 @@ def _vibration_recording(cls: str, n: int, o: VibrationOptions, rng: np.random.G
     for _ in range(rng.poisson(0.1 * n / o.window)):  # dropouts: a few stale reads repeat the last sample
         s = rng.integers(1, n)
         sig[s:s + rng.integers(2, 8)] = sig[s - 1]
-    return sig
+    return sig, f_r * 60.0
 
 
 def synth_vibration(o: VibrationOptions = VibrationOptions()) -> Dataset:
@@ -192,7 +194,7 @@ def synth_vibration(o: VibrationOptions = VibrationOptions()) -> Dataset:
 # ---------------------------------------------------------------- temperature
 
 def _temperature_recording(cls: str, n: int, o: TemperatureOptions, windows: int,
-                           rng: np.random.Generator) -> np.ndarray:
+                           rng: np.random.Generator) -> tuple[np.ndarray, float]:
     """One continuous temperature trace [n, 1] in deg C, an anomaly injected into every window.
 
     Physics: ambient follows a daily sine (2-5 deg C around 18-26 deg C); the machine runs
@@ -237,7 +239,7 @@ def _temperature_recording(cls: str, n: int, o: TemperatureOptions, windows: int
             temp[start:end] += rng.uniform(8.0, 20.0) * ramp
         elif cls == "stuck":
             temp[start:end] = temp[start]
-    return (np.round(temp / 0.0625) * 0.0625)[:, None]
+    return (np.round(temp / 0.0625) * 0.0625)[:, None], float("nan")
 
 
 def synth_temperature(o: TemperatureOptions = TemperatureOptions()) -> Dataset:
@@ -252,14 +254,16 @@ def synth_temperature(o: TemperatureOptions = TemperatureOptions()) -> Dataset:
 
 def _assemble(classes: list[str], o: VibrationOptions | TemperatureOptions, make, channels: list[str],
               kind: str, normal_class: str, generator: str) -> Dataset:
-    """Generate each recording, cut it into consecutive windows, then split by recording."""
+    """Generate each recording (``make`` gives its samples and shaft speed, NaN for none), cut it
+    into consecutive windows, then split by recording."""
     rng = np.random.default_rng(o.seed)
-    xs, ys, gs = [], [], []
+    xs, ys, gs, rpms = [], [], [], []
     for ci, cls in enumerate(classes):
         for ri, count in enumerate(_recordings(o.per_class, o.windows_per_recording)):
-            rec = make(cls, count * o.window, rng)
+            rec, rpm = make(cls, count * o.window, rng)
             xs.append(rec.reshape(count, o.window, rec.shape[1]))
             ys += [ci] * count
+            rpms += [rpm] * count
             gs += [f"{cls}-{ri:03d}"] * count
     x, y, groups = np.concatenate(xs).astype(np.float32), np.array(ys), np.array(gs)
     try:
@@ -270,7 +274,12 @@ def _assemble(classes: list[str], o: VibrationOptions | TemperatureOptions, make
         raise InputError(f"--per-class {o.per_class} makes {have} recording(s) per class, too few to give "
                          "train, val and test whole recordings", _split_hint(o)) from None
     meta = {"generator": f"tinyml.data.synth.{generator}", "options": asdict(o)}
-    return Dataset(x, y, classes, channels, o.fs, split, groups, kind, normal_class, meta)
+    rpm = np.array(rpms, np.float64)
+    if kind == "vibration":  # the machine: its bearing and operating speed range
+        meta["bearing"] = BEARING.to_json()
+        meta["rpm_range"] = [o.rpm * (1 - o.rpm_spread), o.rpm * (1 + o.rpm_spread)]
+    return Dataset(x, y, classes, channels, o.fs, split, groups, kind, normal_class, meta,
+                   rpm=None if np.isnan(rpm).all() else rpm)
 
 
 # ---------------------------------------------------------------- single windows (emulated sensors)
@@ -288,8 +297,8 @@ def synth_windows(kind: str, condition: str, count: int, window: int, fs: float,
                          f"use one of: {', '.join(classes or [])}" if classes else "use vibration or temperature")
     if kind == "vibration":
         o = VibrationOptions(window=window, fs=fs)
-        rec = _vibration_recording(condition, count * window, o, rng)
+        rec, _ = _vibration_recording(condition, count * window, o, rng)
     else:
         t = TemperatureOptions(window=window, fs=fs)
-        rec = _temperature_recording(condition, count * window, t, count, rng)
+        rec, _ = _temperature_recording(condition, count * window, t, count, rng)
     return rec.reshape(count, window, rec.shape[1]).astype(np.float32)

@@ -150,6 +150,11 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
         val_fit_mask = splits.val & (ds.y == normal_idx)
         if not val_fit_mask.any():
             raise InputError("validation split has no normal windows", "re-split the dataset")
+    if feature_spec is not None and any(e["name"] == "bearing" for e in feature_spec):
+        from tinyml.data.features_bearing import resolve
+
+        feature_spec = resolve(feature_spec, ds.x[fit_mask], ds.fs, bearing=ds.meta.get("bearing"),
+                               rpm=None if ds.rpm is None else ds.rpm[fit_mask], rpm_range=ds.meta.get("rpm_range"))
     prep = Preprocess.fit(ds.x[fit_mask], kind.preprocess, ds.channels, ds.fs, feature_spec,
                           arithmetic=opts.arithmetic)
     x_all = prep.apply(ds.x)
