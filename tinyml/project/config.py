@@ -82,7 +82,7 @@ def _type_name(kind: Any) -> str:
     names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
     origin = typing.get_origin(kind)
     if origin is list:
-        return "a list of strings"
+        return "a list of strings" if typing.get_args(kind)[0] is str else "a list of numbers"
     if origin is dict:
         return "a table of strings"
     if origin in (typing.Union, types.UnionType):
@@ -95,7 +95,7 @@ def _matches(value: Any, kind: Any) -> bool:
     if origin in (typing.Union, types.UnionType):
         return any(_matches(value, a) for a in typing.get_args(kind) if a is not type(None))
     if origin is list:
-        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+        return isinstance(value, list) and all(_matches(v, typing.get_args(kind)[0]) for v in value)
     if origin is dict:
         return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
     if isinstance(value, bool):
@@ -108,6 +108,8 @@ def _matches(value: Any, kind: Any) -> bool:
 def _convert(value: Any, kind: Any) -> Any:
     """TOML integers where a number is wanted become floats, so 2560 and 2560.0 fingerprint alike."""
     wanted = set(typing.get_args(kind)) or {kind}
+    if isinstance(value, list) and list[float] in wanted:
+        return [float(v) for v in value]
     if isinstance(value, int) and not isinstance(value, bool) and float in wanted and int not in wanted:
         return float(value)
     return value
