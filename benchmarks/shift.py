@@ -6,7 +6,7 @@ Two synthetic shifts (`tinyml data synth vibration`, six classes, 256-sample win
 - severity: --severities low,medium,high; trained on low and high, tested on medium (the
   issue's split), and trained on low and medium, tested on high (a fault that grew);
 - speed: --speeds 900,1200,1500,1800,2100 rpm; trained on 900, 1500 and 2100, tested on 1200
-  and 1800; and trained on 900-1500, tested on 1800 and 2100 (faster than ever seen).
+  and 1800; and trained on 1500-2100, tested on 900 and 1200 (slower than ever seen).
 Each configuration is trained (in the same run, same data, same seed) and quantized to full
 int8; the figure is the TFLM int8 accuracy on the held-out windows. Today's defaults (`mlp` on
 the default vibration features, `cnn1d` on per-window standardised raw windows) are the
@@ -39,8 +39,8 @@ SCENARIOS = {  # name: (synth options, group column, held-out groups)
     "severity: high held out": (dict(severities=["low", "medium", "high"], per_class=144), "severity", ["high"]),
     "speed: 1200+1800 held out": (dict(speeds=[900, 1200, 1500, 1800, 2100], per_class=160), "speed",
                                   ["1200", "1800"]),
-    "speed: 1800+2100 held out": (dict(speeds=[900, 1200, 1500, 1800, 2100], per_class=160), "speed",
-                                  ["1800", "2100"]),
+    "speed: 900+1200 held out": (dict(speeds=[900, 1200, 1500, 1800, 2100], per_class=160), "speed",
+                                 ["900", "1200"]),
 }
 AUGMENT = dict(augment_gain=3.0, augment_speed=0.25, augment_snr=20.0, augment_resonance=12.0, augment_copies=2)
 CONFIGS = {  # name: (model, feature preset or None, training options beyond the defaults)
