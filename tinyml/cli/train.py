@@ -18,7 +18,7 @@ from tinyml.cli.outpath import OUT_DIR, OUT_FILE
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--seed", default=0, show_default=True, help="Random seed for a reproducible run.")
 @click.option("--features", "features", default=None,
-              help="Feature spec for mlp/autoencoder: a preset (vibration, temperature) or a JSON file.")
+              help="Feature spec for mlp/autoencoder: a preset (vibration, temperature, bearing) or a JSON file.")
 @click.option("--patience", default=8, show_default=True, help="Early-stopping patience in epochs.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--arithmetic", type=click.Choice(["integer", "float64"]), default="integer", show_default=True,

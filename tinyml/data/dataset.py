@@ -13,6 +13,10 @@ Keys (all arrays; scalars are 0-d arrays):
   meta      str     []         JSON with provenance (generator and seed, source files, options)
   times     float64 [N]        optional: start time of each window, seconds since the epoch (NaN: unknown);
                                present when the source had a time column
+  rpm       float64 [N]        optional: shaft speed of each window in rpm (NaN: unknown); from
+                               `data import --rpm/--rpm-column` or the synthesizer
+  meta["bearing"]              optional: the bearing's geometry and defect orders (tinyml/data/bearings.py)
+  meta["rpm_range"]            optional: [low, high] rpm, the machine's operating speed range
   column_names  str [G]        optional: names of per-window group columns (operating conditions such as
   column_values str [N, G]     severity, speed, load), their values; what `tinyml evaluate --by` holds out
 
@@ -48,12 +52,15 @@ class Dataset:
     normal_class: str = ""
     meta: dict = field(default_factory=dict)
     times: np.ndarray | None = None
+    rpm: np.ndarray | None = None
     columns: dict[str, np.ndarray] = field(default_factory=dict)  # group columns: name -> str [N]
 
     def __post_init__(self) -> None:
         self.columns = {str(k): np.asarray(v).astype(str) for k, v in self.columns.items()}
         if self.times is not None:
             self.times = np.asarray(self.times, dtype=np.float64)
+        if self.rpm is not None:
+            self.rpm = np.asarray(self.rpm, dtype=np.float64)
         self.x = np.asarray(self.x, dtype=np.float32)
         self.y = np.asarray(self.y, dtype=np.int64)
         self.split = np.asarray(self.split, dtype=np.int8)
@@ -73,7 +80,8 @@ class Dataset:
         if n == 0:
             raise InputError("dataset has no windows", "check --window/--hop against the recording length")
         fields = (("y", self.y), ("split", self.split), ("groups", self.groups))
-        for name, arr in fields + ((("times", self.times),) if self.times is not None else ()):
+        optional = tuple((k, v) for k, v in (("times", self.times), ("rpm", self.rpm)) if v is not None)
+        for name, arr in fields + optional:
             if arr.shape != (n,):
                 raise InputError(f"dataset field {name!r} has shape {arr.shape}, expected ({n},)",
                                  "the file is inconsistent; recreate it")
@@ -88,6 +96,9 @@ class Dataset:
             bad = int(np.count_nonzero(~np.isfinite(self.x)))
             raise InputError(f"dataset contains {bad} NaN or infinite samples",
                              "clean or interpolate the source data before importing")
+        if self.rpm is not None and not np.all(np.isnan(self.rpm) | (self.rpm > 0)):
+            raise InputError("dataset shaft speeds (rpm) must be positive or NaN (unknown)",
+                             "check --rpm/--rpm-column; a stopped machine has no shaft speed to order-normalise")
         if self.y.size and (self.y.max() >= len(self.classes) or self.y.min() < -1):
             raise InputError("dataset labels point outside the class list", "recreate the file")
         if not np.isfinite(self.fs) or self.fs <= 0:
@@ -113,7 +124,7 @@ class Dataset:
         return Dataset(self.x[index], self.y[index], self.classes, self.channels, self.fs,
                        self.split[index] if split is None else split, self.groups[index], self.kind,
                        self.normal_class, self.meta, None if self.times is None else self.times[index],
-                       {k: v[index] for k, v in self.columns.items()})
+                       None if self.rpm is None else self.rpm[index], {k: v[index] for k, v in self.columns.items()})
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -124,6 +135,7 @@ class Dataset:
                 groups=self.groups, kind=np.array(self.kind), normal_class=np.array(self.normal_class),
                 meta=np.array(json.dumps(self.meta)), format_version=np.int64(FORMAT_VERSION),
                 **({} if self.times is None else {"times": self.times}),
+                **({} if self.rpm is None else {"rpm": self.rpm}),
                 **({"column_names": np.array(list(self.columns), dtype=str),
                     "column_values": np.stack(list(self.columns.values()), axis=1)} if self.columns else {}))
         return path
@@ -168,6 +180,7 @@ def load(path: str | Path) -> Dataset:
                 normal_class=str(z["normal_class"]) if "normal_class" in z.files else "",
                 meta=json.loads(str(z["meta"])) if "meta" in z.files else {},
                 times=z["times"] if "times" in z.files else None,
+                rpm=z["rpm"] if "rpm" in z.files else None,
                 columns=_columns(z),
             )
     except InputError:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from tinyml import optioncheck as oc
+from tinyml.data.bearings import load_bearing
 from tinyml.data.dataset import Dataset
 from tinyml.data.split import check_split, split_by_group
 from tinyml.errors import InputError, OptionError
@@ -21,10 +22,10 @@ from tinyml.errors import InputError, OptionError
 VIBRATION_CLASSES = ["healthy", "imbalance", "misalignment", "looseness", "bearing_outer", "bearing_inner"]
 TEMPERATURE_CLASSES = ["normal", "step", "runaway", "stuck"]
 
-# Deep-groove ball bearing 6205: 9 balls, ball/pitch diameter ratio 7.94/39.04, 0 deg contact angle.
-BALLS, BALL_PITCH_RATIO = 9, 7.94 / 39.04
-BPFO_ORDER = BALLS / 2 * (1 - BALL_PITCH_RATIO)  # ~3.59 x shaft speed
-BPFI_ORDER = BALLS / 2 * (1 + BALL_PITCH_RATIO)  # ~5.42 x shaft speed
+# The machine's bearing: a deep-groove 6205 (bearings/6205-2RS.toml), BPFO ~3.58 and BPFI ~5.42 x shaft speed.
+BEARING = load_bearing("6205-2RS")
+BPFO_ORDER = BEARING.orders()["bpfo"]
+BPFI_ORDER = BEARING.orders()["bpfi"]
 SEVERITY = {"low": 0.4, "medium": 1.0, "high": 2.5}  # fault amplitude factor of each fault-size level
 
 
@@ -73,8 +74,12 @@ class VibrationOptions:
         return {k: v for k, v in (("severity", self.severities), ("speed", self.speeds), ("load", self.loads),
                                   ("resonance", self.resonances), ("noise", self.noise)) if v is not None}
 
-    def max_rpm(self) -> float:
-        return max(self.speeds) * 1.01 if self.speeds else self.rpm * (1 + self.rpm_spread)
+    def rpm_range(self) -> list[float]:
+        """The machine's operating speed range: the speed levels' (with their +-1 %), else rpm +- rpm_spread."""
+        slip = 0.97 if self.loads else 1.0  # full load slows the shaft by up to 3 %
+        if self.speeds:
+            return [min(self.speeds) * 0.99 * slip, max(self.speeds) * 1.01]
+        return [self.rpm * (1 - self.rpm_spread) * slip, self.rpm * (1 + self.rpm_spread)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,8 +172,9 @@ def _conditions(o: VibrationOptions, index: int, rng: np.random.Generator) -> tu
 
 
 def _vibration_recording(cls: str, n: int, o: VibrationOptions, rng: np.random.Generator,
-                         c: Condition = Condition()) -> np.ndarray:
-    """One continuous 3-axis recording [n, 3] in g: x, y radial (y vertical, 1 g gravity), z axial.
+                         c: Condition = Condition()) -> tuple[np.ndarray, float]:
+    """One continuous 3-axis recording [n, 3] in g: x, y radial (y vertical, 1 g gravity), z axial,
+    and its shaft speed in rpm.
 
     Physics, per class:
     - every machine: residual unbalance gives a 1x rotating force (x and y 90 deg apart),
@@ -254,21 +260,21 @@ def _vibration_recording(cls: str, n: int, o: VibrationOptions, rng: np.random.G
     for _ in range(rng.poisson(0.1 * n / o.window)):  # dropouts: a few stale reads repeat the last sample
         s = rng.integers(1, n)
         sig[s:s + rng.integers(2, 8)] = sig[s - 1]
-    return sig
+    return sig, f_r * 60.0
 
 
 def synth_vibration(o: VibrationOptions = VibrationOptions()) -> Dataset:
     """Windows of 3-axis accelerometer data for six machine conditions (see ``_vibration_recording``)."""
     o.check()
-    if o.max_rpm() / 60 * BPFI_ORDER * 2 > o.fs / 2:
+    if o.rpm_range()[1] / 60 * BPFI_ORDER * 2 > o.fs / 2:
         flag = "--speeds" if o.speeds else "--rpm"
         raise InputError(f"{flag} {max(o.speeds) if o.speeds else o.rpm:g} does not fit --fs {o.fs:g}: bearing fault "
                          "harmonics would alias", f"lower {flag} or raise --fs (fs should exceed about 20x the shaft "
                          "frequency)")
 
-    def make(cls: str, index: int, n: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, str]]:
+    def make(cls: str, index: int, n: int, rng: np.random.Generator) -> tuple[np.ndarray, float, dict[str, str]]:
         cond, columns = _conditions(o, index, rng)
-        return _vibration_recording(cls, n, o, rng, cond), columns
+        return (*_vibration_recording(cls, n, o, rng, cond), columns)
 
     return _assemble(VIBRATION_CLASSES, o, make, ["x", "y", "z"], "vibration", "healthy", "vibration")
 
@@ -276,7 +282,7 @@ def synth_vibration(o: VibrationOptions = VibrationOptions()) -> Dataset:
 # ---------------------------------------------------------------- temperature
 
 def _temperature_recording(cls: str, n: int, o: TemperatureOptions, windows: int,
-                           rng: np.random.Generator) -> np.ndarray:
+                           rng: np.random.Generator) -> tuple[np.ndarray, float]:
     """One continuous temperature trace [n, 1] in deg C, an anomaly injected into every window.
 
     Physics: ambient follows a daily sine (2-5 deg C around 18-26 deg C); the machine runs
@@ -321,14 +327,14 @@ def _temperature_recording(cls: str, n: int, o: TemperatureOptions, windows: int
             temp[start:end] += rng.uniform(8.0, 20.0) * ramp
         elif cls == "stuck":
             temp[start:end] = temp[start]
-    return (np.round(temp / 0.0625) * 0.0625)[:, None]
+    return (np.round(temp / 0.0625) * 0.0625)[:, None], float("nan")
 
 
 def synth_temperature(o: TemperatureOptions = TemperatureOptions()) -> Dataset:
     """Windows of machine temperature, normal and three anomaly kinds (normal_class "normal")."""
     o.check()
     return _assemble(TEMPERATURE_CLASSES, o,
-                     lambda cls, index, n, rng: (_temperature_recording(cls, n, o, n // o.window, rng), {}),
+                     lambda cls, index, n, rng: (*_temperature_recording(cls, n, o, n // o.window, rng), {}),
                      ["temp"], "temperature", "normal", "temperature")
 
 
@@ -337,15 +343,17 @@ def synth_temperature(o: TemperatureOptions = TemperatureOptions()) -> Dataset:
 def _assemble(classes: list[str], o: VibrationOptions | TemperatureOptions, make, channels: list[str],
               kind: str, normal_class: str, generator: str) -> Dataset:
     """Generate each recording, cut it into consecutive windows, then split by recording.
-    ``make(cls, index, n, rng)`` gives a recording [n, C] and its group columns {name: value}."""
+    ``make(cls, index, n, rng)`` gives a recording [n, C], its shaft speed (NaN for none) and its
+    group columns {name: value}."""
     rng = np.random.default_rng(o.seed)
-    xs, ys, gs = [], [], []
+    xs, ys, gs, rpms = [], [], [], []
     columns: dict[str, list[str]] = {}
     for ci, cls in enumerate(classes):
         for ri, count in enumerate(_recordings(o.per_class, o.windows_per_recording)):
-            rec, values = make(cls, ri, count * o.window, rng)
+            rec, rpm, values = make(cls, ri, count * o.window, rng)
             xs.append(rec.reshape(count, o.window, rec.shape[1]))
             ys += [ci] * count
+            rpms += [rpm] * count
             gs += [f"{cls}-{ri:03d}"] * count
             for k, v in values.items():
                 columns.setdefault(k, []).extend([v] * count)
@@ -358,8 +366,12 @@ def _assemble(classes: list[str], o: VibrationOptions | TemperatureOptions, make
         raise InputError(f"--per-class {o.per_class} makes {have} recording(s) per class, too few to give "
                          "train, val and test whole recordings", _split_hint(o)) from None
     meta = {"generator": f"tinyml.data.synth.{generator}", "options": asdict(o)}
+    rpm = np.array(rpms, np.float64)
+    if kind == "vibration":  # the machine: its bearing and operating speed range
+        meta["bearing"] = BEARING.to_json()
+        meta["rpm_range"] = o.rpm_range()
     return Dataset(x, y, classes, channels, o.fs, split, groups, kind, normal_class, meta,
-                   columns={k: np.array(v) for k, v in columns.items()})
+                   rpm=None if np.isnan(rpm).all() else rpm, columns={k: np.array(v) for k, v in columns.items()})
 
 
 # ---------------------------------------------------------------- single windows (emulated sensors)
@@ -377,8 +389,8 @@ def synth_windows(kind: str, condition: str, count: int, window: int, fs: float,
                          f"use one of: {', '.join(classes or [])}" if classes else "use vibration or temperature")
     if kind == "vibration":
         o = VibrationOptions(window=window, fs=fs)
-        rec = _vibration_recording(condition, count * window, o, rng)
+        rec, _ = _vibration_recording(condition, count * window, o, rng)
     else:
         t = TemperatureOptions(window=window, fs=fs)
-        rec = _temperature_recording(condition, count * window, t, count, rng)
+        rec, _ = _temperature_recording(condition, count * window, t, count, rng)
     return rec.reshape(count, window, rec.shape[1]).astype(np.float32)

@@ -83,7 +83,8 @@ CODE_RESERVE_BYTES = 16 * 1024
 def pick_kernels(board: Board, tflite_bytes: bytes, *, named: str | None) -> tuple[Any, str]:
     """The generated C and a sentence saying why: the kernels the user named, else the fastest
     variant whose weights plus ``CODE_RESERVE_BYTES`` fit the board's flash. The board's own
-    target is the fast one (the DSP kernels may store weights wider); portable C is the smallest.
+    target is the fast one (the DSP kernels pad weight rows to groups of 4 inputs, so they can be
+    a few bytes larger); portable C is the smallest.
     When nothing fits, the smallest is kept and `tinyml build` refuses it with the section sizes."""
     from tinyml.codegen import generate
     from tinyml.codegen.kernels import PORTABLE

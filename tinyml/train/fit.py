@@ -171,6 +171,11 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
         val_fit_mask = splits.val & (ds.y == normal_idx)
         if not val_fit_mask.any():
             raise InputError("validation split has no normal windows", "re-split the dataset")
+    if feature_spec is not None and any(e["name"] == "bearing" for e in feature_spec):
+        from tinyml.data.features_bearing import resolve
+
+        feature_spec = resolve(feature_spec, ds.x[fit_mask], ds.fs, bearing=ds.meta.get("bearing"),
+                               rpm=None if ds.rpm is None else ds.rpm[fit_mask], rpm_range=ds.meta.get("rpm_range"))
     aug = opts.augmentation()
     x_fit, y_fit = augment(ds.x[fit_mask], ds.y[fit_mask], ds.fs, aug, opts.seed)
     # fitted on the augmented windows too: their range is what the model is meant to take
