@@ -137,9 +137,10 @@ def test_parse_accepts_what_gateways_publish_and_rejects_the_rest():
 # --- end to end ------------------------------------------------------------------------------
 
 def _fleet_run(tmp_path: Path, db: str, env: dict[str, str], consumers: int, kills: int) -> None:
-    """Two gateways (sites a, b) fed by emulated devices -> durable Mosquitto -> ``consumers``
-    fleet consumers in one shared-subscription group -> ``db``. Consumer 0 is SIGKILLed ``kills``
-    times mid-stream and restarted under its client id; the broker is restarted once.
+    """Two gateways (sites a, b; b publishes batches, ``[mqtt] batch``) fed by emulated devices ->
+    durable Mosquitto -> ``consumers`` fleet consumers in one shared-subscription group -> ``db``.
+    Consumer 0 is SIGKILLed ``kills`` times mid-stream and restarted under its client id; the
+    broker is restarted once.
 
     Mosquitto 2.0 restores a session's queued messages after a restart but not its shared
     subscriptions: until the consumers have subscribed again, what gateways publish reaches no
@@ -158,9 +159,11 @@ def _fleet_run(tmp_path: Path, db: str, env: dict[str, str], consumers: int, kil
         wait_until(lambda: all(p.connected() for p in procs), 60, "consumers connected")
         with EmulatedFleet(model, count=3, tcp_port=0, rate=25, seed=1) as fa, \
                 EmulatedFleet(model, count=3, tcp_port=0, rate=25, seed=2) as fb:
+            batched = tmp_path / "batched.toml"  # site b publishes batches ([mqtt] batch), site a one per result
+            batched.write_text("[mqtt]\nbatch = true\n")
             for site, fl in (("a", fa), ("b", fb)):
                 gateways.append(GatewayProcess(tmp_path, fl.endpoints, "--mqtt", f"mqtt://127.0.0.1:{gate.port}",
-                                               "--site", site,
+                                               "--site", site, *(["--config", str(batched)] if site == "b" else []),
                                                db=tmp_path / f"gw-{site}.db", name=f"gw-{site}"))
             wait_until(lambda: all("MQTT connected" in g.text() for g in gateways), 60, "gateways connected")
             for k in range(kills):

@@ -216,10 +216,12 @@ def _acknowledged(log: str) -> int:
     return int(totals[-1]) if totals else -1
 
 
-def test_sigkill_and_broker_restart_lose_nothing_and_publish_every_id(tmp_path, model):
+@pytest.mark.parametrize("batch", [False, True], ids=["per-result", "batched"])
+def test_sigkill_and_broker_restart_lose_nothing_and_publish_every_id(tmp_path, model, batch):
     """Kill the gateway with SIGKILL at random points, and stop the broker mid-stream: every
     acknowledged result is still stored after restart, no row is duplicated, and a
     deduplicating subscriber ends up with exactly the stored ids, each device in order.
+    Batched (``[mqtt] batch``): the same, with every result arriving inside a batch message.
 
     The broker is durable and the subscriber keeps a persistent session, as in a deployment
     that claims "nothing lost": a broker that has PUBACKed a message owns it, and one without
@@ -227,12 +229,15 @@ def test_sigkill_and_broker_restart_lose_nothing_and_publish_every_id(tmp_path, 
     rng = random.Random(7)
     broker = Broker(tmp_path, port=free_tcp_port(), durable=True).start()
     sub = Subscriber(broker.port, session="e2e-dedup-subscriber")
+    cfg = tmp_path / "gateway.toml"
+    cfg.write_text(f"[mqtt]\nbatch = {'true' if batch else 'false'}\n")
     try:
-        kills = 14
+        kills = 10 if batch else 14
         acknowledged: list[int] = []
         with EmulatedFleet(model, count=4, tcp_port=0, rate=100, seed=3) as fleet:
             for i in range(kills):
-                gw = GatewayProcess(tmp_path, fleet.endpoints, "--mqtt", broker.url, name=f"kill{i}")
+                gw = GatewayProcess(tmp_path, fleet.endpoints, "--mqtt", broker.url, "--config", str(cfg),
+                                    name=f"kill{i}")
                 if i == kills // 2:  # the broker stops mid-stream; the gateway keeps storing
                     wait_until(lambda gw=gw: "MQTT connected" in gw.text(), 20, "gateway connected")
                     time.sleep(0.5)
@@ -245,7 +250,8 @@ def test_sigkill_and_broker_restart_lose_nothing_and_publish_every_id(tmp_path, 
                 acknowledged.append(_acknowledged(gw.text()))
                 if i == kills // 2:  # back, with its saved sessions: the subscriber reconnects by itself
                     broker.start()
-            final = GatewayProcess(tmp_path, fleet.endpoints, "--mqtt", broker.url, name="final")
+            final = GatewayProcess(tmp_path, fleet.endpoints, "--mqtt", broker.url, "--config", str(cfg),
+                                   name="final")
             # up (a SIGTERM before its handler is installed would end it with -15) and storing
             wait_until(lambda: "MQTT connected" in final.text() and _acknowledged(final.text()) > max(acknowledged),
                        60, "final gateway connected and storing")
@@ -268,6 +274,8 @@ def test_sigkill_and_broker_restart_lose_nothing_and_publish_every_id(tmp_path, 
             device, boot, seq = msg_id.rsplit("/", 2)
             first.setdefault(f"{device}/{boot}", []).append(int(seq))
         assert all(seqs == sorted(seqs) for seqs in first.values())
+        # batched: every result came inside a .../results message, some of them holding several
+        assert (0 < sub.batches < len(seen)) if batch else sub.batches == 0, (sub.batches, len(seen))
     finally:  # a failed wait or assertion must not leave the broker running
         sub.close()
         broker.stop()

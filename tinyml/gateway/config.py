@@ -30,7 +30,7 @@ RETENTION_KEYS = {"max_age_days", "max_results", "max_db_mb"}
 TOP_KEYS = {"site", "db", "ports", "http", "baud", "mqtt", "retention", "rules", "drift", "models", "evidence",
             "limits"}
 MQTT_KEYS = {"url", "username", "password", "password_env", "tls", "ca", "cert", "key", "insecure",
-             "client_id", "keepalive", "topic_prefix", "protocol"}
+             "client_id", "keepalive", "topic_prefix", "protocol", "batch"}
 MQTT_PROTOCOLS = ("5", "3.1.1")
 
 
@@ -61,6 +61,7 @@ class MqttConfig:
     keepalive: int = 30
     topic_prefix: str = "tinyml"
     protocol: str = "5"  # "3.1.1" for brokers without MQTT 5
+    batch: bool = False  # one .../results message per device per commit (tinyml/gateway/batching.py)
 
     def redacted(self) -> str:
         """The broker address for logs: never the password."""
@@ -170,6 +171,9 @@ def parse_mqtt_url(url: str, options: dict[str, Any] | None = None) -> MqttConfi
     protocol = str(opts.get("protocol", "5"))
     if protocol not in MQTT_PROTOCOLS:
         raise InputError(f"unsupported MQTT protocol {protocol!r}", 'use protocol = "5" or "3.1.1"')
+    batch = opts.get("batch", False)
+    if not isinstance(batch, bool):
+        raise InputError(f"[mqtt] batch = {batch!r} must be true or false", "write batch = true (without quotes)")
     for key in ("ca", "cert", "key"):
         if opts.get(key) and not Path(opts[key]).is_file():
             raise InputError(f"MQTT TLS file {opts[key]} ({key}) not found", "check the [mqtt] section")
@@ -178,7 +182,7 @@ def parse_mqtt_url(url: str, options: dict[str, Any] | None = None) -> MqttConfi
                           ca=opts.get("ca"), cert=opts.get("cert"), key=opts.get("key"),
                           insecure=bool(opts.get("insecure", False)), client_id=str(opts.get("client_id", "")),
                           keepalive=int(opts.get("keepalive", 30)),
-                          topic_prefix=str(opts.get("topic_prefix", "tinyml")), protocol=protocol)
+                          topic_prefix=str(opts.get("topic_prefix", "tinyml")), protocol=protocol, batch=batch)
     except (TypeError, ValueError) as exc:
         raise InputError(f"bad [mqtt] value: {exc}", "check the [mqtt] section") from None
 

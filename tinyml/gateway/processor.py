@@ -20,6 +20,8 @@ from functools import lru_cache
 
 from tinyml.device.protocol import LATENCY_UNIT_NAMES, MAX_OUTPUT, Result
 from tinyml.device.windows import RawWindow
+from tinyml.gateway.batching import KIND as BATCH_KIND
+from tinyml.gateway.batching import ResultBatches
 from tinyml.gateway.config import GatewayConfig
 from tinyml.gateway.drift import DriftMonitor
 from tinyml.gateway.evidence import HOUR_S, RESPONSE_S
@@ -160,6 +162,8 @@ class Processor:
         self.devices: dict[str, DeviceState] = {}
         self.new_results: list[tuple] = []  # the batch's results known to be new, inserted together
         self.outbox: list[tuple[str, str, str, str, float]] = []  # the batch's messages, in order
+        # [mqtt] batch: results become one message per device per commit (tinyml/gateway/batching.py)
+        self.batches = ResultBatches() if config.mqtt is not None and config.mqtt.batch else None
         self._restore()
 
     def _new_state(self, device: str, model_hash: str) -> DeviceState:
@@ -248,6 +252,8 @@ class Processor:
                     self._flush_results()
                     out.retained_deleted += self.store.delete_expired(rec.at, self.config.retention)
             self._flush_results()
+            if self.batches is not None:
+                self.batches.flush_all(self.outbox)
             if out.evidence_stored:
                 self.store.cap_evidence(self.config.evidence.max_bytes)
             self.store.enqueue(self.outbox)
@@ -316,7 +322,8 @@ class Processor:
         state = self._state(device)
         rules, drift = state.rules, state.drift
         forward = self.config.mqtt is not None
-        topic = f"{self.prefix}/{topic_part(device)}/result"
+        batches = self.batches
+        topic = f"{self.prefix}/{topic_part(device)}/{'result' if batches is None else BATCH_KIND}"
         site_json, device_json, at_json = _json_str(self.config.site), _json_str(device), _json_float(at)
         stored = duplicates = missing = 0
         for r in rec.results:
@@ -336,8 +343,12 @@ class Processor:
                     missing += seq - last - 1
                 state.last_seq = seq
             if forward:
-                self.outbox.append((device, topic, result_id(device, r.boot_id, seq),
-                                    _result_json(site_json, device_json, r, at_json, class_json, anomalous), at))
+                payload = _result_json(site_json, device_json, r, at_json, class_json, anomalous)
+                if batches is None:
+                    self.outbox.append((device, topic, result_id(device, r.boot_id, seq), payload, at))
+                else:
+                    batches.add(device, topic, site_json, device_json, result_id(device, r.boot_id, seq), payload,
+                                at, self.outbox)
             transitions = rules.on_result(anomalous, r.score, at)
             drifted = drift.observe(r.score)
             if drifted:
@@ -398,5 +409,7 @@ class Processor:
     def _enqueue(self, device: str, kind: str, msg_id: str, payload: str, now: float, out: BatchOutcome) -> None:
         if self.config.mqtt is None:  # no broker configured: nothing would ever drain the outbox
             return
+        if self.batches is not None:  # the device's results before its alert or status, as they happened
+            self.batches.flush(device, self.outbox)
         self.outbox.append((device, f"{self.prefix}/{topic_part(device)}/{kind}", msg_id, payload, now))
         out.enqueued += 1

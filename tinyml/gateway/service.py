@@ -29,7 +29,6 @@ from tinyml.gateway.store import SCHEMA_VERSION, Store, connect
 log = logging.getLogger("tinyml.gateway")
 QUEUE_SIZE = 256  # reads (lists of records) not yet committed; bounds memory and shutdown time
 BATCH_MAX = 2000  # results (and other records) per transaction
-BATCH_WAIT_S = 0.02
 TICK_S = 1.0
 RETENTION_EVERY_S = 60.0
 
@@ -157,13 +156,11 @@ class Gateway:
             except asyncio.TimeoutError:
                 continue
             batch, size = list(first), batch_size(first)
-            deadline = time.monotonic() + BATCH_WAIT_S
-            while size < BATCH_MAX:
-                if queue.empty():
-                    if time.monotonic() >= deadline or stop.is_set():
-                        break
-                    await asyncio.sleep(0.002)
-                    continue
+            # Group commit, no timer: take what is queued and commit it now. Readers keep
+            # queueing while the commit runs, so the batch interval is the commit's own time:
+            # short at low load (latency), long under load (fewer, larger transactions).
+            await asyncio.sleep(0)  # reads that are ready join this batch
+            while size < BATCH_MAX and not queue.empty():
                 more = queue.get_nowait()
                 batch.extend(more)
                 size += batch_size(more)
