@@ -92,10 +92,12 @@ def test_reference_models_match_tflm_on_the_m4(shared: Path, work: Path, model: 
 # Shapes the reference models do not cover: inputs not a multiple of 4, leftover rows, odd and
 # even numbers of 4-input groups (the assembly core does two per pass), per-tensor scales,
 # relu6, 2-D kernels with 'same' padding and strides (gathered patches), Conv1D with 'same'
-# padding and patches starting on an odd int16 (copied), one-row kernels on 2-D inputs, and a
-# grouped conv (which stays portable on the DSP target).
+# padding and patches starting on an odd int16 (copied), one-row kernels on 2-D inputs, max
+# pools over 3 and 4 + 2 channels with clipped windows (SIMD over 4 channels, the rest one by
+# one), and a grouped conv (which stays portable on the DSP target).
 MATRIX = ["dense_pc", "dense_pt", "dense_relu6_pt", "dense_odd_rows", "dense_odd_groups_pt", "conv_same_relu",
-          "conv_stride_same_odd", "conv1d_cnn", "conv1d_odd_start", "conv_rows_2d", "conv_groups"]
+          "conv_stride_same_odd", "conv1d_cnn", "conv1d_odd_start", "conv_rows_2d", "maxpool_same",
+          "maxpool_6ch_relu", "conv_groups"]
 # Kernels with batches > 1, where TFLM is no reference: a Dense layer on a [4, 7] input (TFLM
 # cannot allocate it) and a dilated conv, which the converter turns into SPACE_TO_BATCH + a
 # 4-batch CONV_2D + BATCH_TO_SPACE and which TFLM gets wrong (see test_codegen_matrix.py).
@@ -131,6 +133,7 @@ def test_dsp_target_equals_portable_with_batches(matrix_models: dict[str, bytes]
 def test_dsp_target_uses_its_kernels_and_keeps_grouped_conv_portable(matrix_models: dict[str, bytes]) -> None:
     assert "conv_dsp" in generate(matrix_models["conv_same_relu"], target=DSP).report["kernels"]
     assert "fully_connected_dsp" in generate(matrix_models["dense_pc"], target=DSP).report["kernels"]
+    assert "max_pool_dsp" in generate(matrix_models["maxpool_same"], target=DSP).report["kernels"]
     grouped = generate(matrix_models["conv_groups"], target=DSP).report["kernels"]
     assert "conv" in grouped and "conv_dsp" not in grouped
 

@@ -19,6 +19,14 @@ def _csv_list(value: str | None) -> list[str] | None:
     return items
 
 
+def _numbers(flag: str, value: str | None) -> list[float] | None:
+    items = _csv_list(value)
+    try:
+        return None if items is None else [float(v) for v in items]
+    except ValueError:
+        raise InputError(f"{flag} {value!r} is not a list of numbers", f"e.g. {flag} 900,1500,2100") from None
+
+
 def _mapping(value: str | None) -> dict[str, str] | None:
     if value is None:
         return None
@@ -83,13 +91,27 @@ def synth() -> None:
 @click.option("--val", type=float, default=0.15, show_default=True, help="Fraction of recordings for validation.")
 @click.option("--test", type=float, default=0.15, show_default=True, help="Fraction of recordings for test.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--severities", help="Fault-size levels, each recording at one: low,medium,high (group column "
+                                   "'severity').")
+@click.option("--speeds", help="Shaft-speed levels in rpm, e.g. 900,1500,2100 (group column 'speed'; replaces "
+                               "--rpm/--rpm-spread).")
+@click.option("--loads", help="Load levels in %% of rated, e.g. 0,50,100 (group column 'load').")
+@click.option("--resonances", help="Housing resonance levels in Hz, e.g. 700,1000 (group column 'resonance').")
+@click.option("--noise", help="Sensor noise levels in g rms, e.g. 0.01,0.05 (group column 'noise').")
 def synth_vibration_cmd(out: str, per_class: int, window: int, fs: float, rpm: float, rpm_spread: float,
-                        windows_per_recording: int, val: float, test: float, seed: int) -> None:
-    """3-axis accelerometer: healthy, imbalance, misalignment, looseness, bearing outer/inner race."""
+                        windows_per_recording: int, val: float, test: float, seed: int, severities: str | None,
+                        speeds: str | None, loads: str | None, resonances: str | None, noise: str | None) -> None:
+    """3-axis accelerometer: healthy, imbalance, misalignment, looseness, bearing outer/inner race.
+
+    Level options give every recording one operating point (severity fastest, then speed, load,
+    resonance, noise) and record it as a group column for `tinyml evaluate --by`."""
     from tinyml.data.synth import VibrationOptions, synth_vibration
     ds = synth_vibration(VibrationOptions(per_class=per_class, window=window, fs=fs, rpm=rpm, rpm_spread=rpm_spread,
                                           windows_per_recording=windows_per_recording, val=val, test=test,
-                                          seed=seed))
+                                          seed=seed, severities=_csv_list(severities),
+                                          speeds=_numbers("--speeds", speeds), loads=_numbers("--loads", loads),
+                                          resonances=_numbers("--resonances", resonances),
+                                          noise=_numbers("--noise", noise)))
     _report(ds, str(ds.save(out)))
 
 

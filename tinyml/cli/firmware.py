@@ -79,12 +79,14 @@ def firmware_new(board_name: str, model: str, out: str, runtime: str, target: st
 @click.command()
 @click.argument("project", type=click.Path())
 @click.option("--flash-limit", type=int, default=None, help="Check against this many flash bytes instead of the board's.")
+@click.option("--mode", type=click.Choice(("validate", "run")), default="validate", show_default=True,
+              help="validate: serves the device protocol; run: reads the sensor (docs/sensors.md).")
 @click.option("--json", "as_json", is_flag=True, help="Print the size report as JSON.")
-def build(project: str, flash_limit: int | None, as_json: bool) -> None:
+def build(project: str, flash_limit: int | None, mode: str, as_json: bool) -> None:
     """Build a firmware project and report flash, static RAM, arena and stack against the board."""
     from tinyml.firmware.build import build_project
 
-    report = build_project(project, flash_limit)
+    report = build_project(project, flash_limit, mode=mode)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
         return

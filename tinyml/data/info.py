@@ -24,7 +24,10 @@ def summarize(ds: Dataset) -> dict:
     return {"kind": ds.kind, "normal_class": ds.normal_class, "windows": ds.n, "window": int(ds.x.shape[1]),
             "channels": list(ds.channels), "shape": list(ds.x.shape), "fs": ds.fs,
             "window_seconds": ds.x.shape[1] / ds.fs, "classes": counts, "groups": int(len(np.unique(ds.groups))),
-            "splits": splits, "channel_stats": stats, "meta": ds.meta, "machine": _machine(ds)}
+            "splits": splits, "channel_stats": stats, "meta": ds.meta,
+            "group_columns": {name: dict(zip(*[a.tolist() for a in np.unique(v, return_counts=True)], strict=True))
+                              for name, v in ds.columns.items()},
+            "machine": _machine(ds)}
 
 
 def _machine(ds: Dataset) -> dict:
@@ -53,6 +56,8 @@ def format_summary(info: dict) -> str:
     for name, s in info["splits"].items():
         per = ", ".join(f"{c} {n}" for c, n in s["per_class"].items())
         lines.append(f"  {name}: {s['windows']} windows, {s['groups']} groups ({per})")
+    for name, levels in info["group_columns"].items():
+        lines.append(f"group column {name}: " + ", ".join(f"{k} ({n} windows)" for k, n in levels.items()))
     lines.append("channels:      mean        std        min        max")
     for ch, s in info["channel_stats"].items():
         lines.append(f"  {ch:<8} {s['mean']:>10.4g} {s['std']:>10.4g} {s['min']:>10.4g} {s['max']:>10.4g}")

@@ -44,6 +44,7 @@ class Project:
     codegen: dict[str, str]
     board: Any = None                      # Board when [firmware] is given
     runtime: str = "native"
+    mode: str = "validate"                 # [firmware] mode: the validation firmware, or run mode
     validate: dict[str, Any] | None = None
     sign_key: Path | None = None
     sensor: str | None = None              # [sensor] name: the driver run mode reads
@@ -111,6 +112,8 @@ def _matches(value: Any, kind: Any) -> bool:
 def _convert(value: Any, kind: Any) -> Any:
     """TOML integers where a number is wanted become floats, so 2560 and 2560.0 fingerprint alike."""
     wanted = set(typing.get_args(kind)) or {kind}
+    if isinstance(value, list) and list[float] in wanted:
+        return [float(v) for v in value]
     if isinstance(value, int) and not isinstance(value, bool) and float in wanted and int not in wanted:
         return float(value)
     return value
@@ -281,11 +284,12 @@ def _codegen(f: _File, table: Any) -> dict[str, str]:
 
 def _firmware(f: _File, table: Any, base: Path) -> dict[str, Any]:
     from tinyml.firmware.boards import load_board
+    from tinyml.firmware.build import MODES
     from tinyml.firmware.render import RUNTIMES
 
     if table is None:
         return {}
-    options = _section(f, "firmware", table, {"board": str, "runtime": str})
+    options = _section(f, "firmware", table, {"board": str, "runtime": str, "mode": str})
     if "board" not in options:
         raise f.error("firmware", None, "[firmware] needs a board", 'add board = "qemu-mps2-an386" (see `tinyml boards`)')
     name = options["board"]
@@ -297,7 +301,11 @@ def _firmware(f: _File, table: Any, base: Path) -> dict[str, Any]:
     if runtime == "tflm" and board.template != "esp-idf":
         raise f.error("firmware", "runtime", f"runtime 'tflm' needs an ESP-IDF board; {board.name} is not one",
                       'use runtime = "native" on this board')
-    return {"board": board, "runtime": runtime}
+    mode = _choice(f, "firmware", "mode", options.get("mode", "validate"), MODES)
+    if mode == "run" and board.builder in ("idf.py", "pico-sdk"):
+        raise f.error("firmware", "mode", f"tinyml builds run mode only for make-built boards; {board.name} "
+                      f"builds with {board.builder}", 'drop mode = "run" and build run mode yourself (docs/sensors.md)')
+    return {"board": board, "runtime": runtime, "mode": mode}
 
 
 def _sensor(f: _File, table: Any, firmware: dict[str, Any]) -> dict[str, Any]:
@@ -330,6 +338,9 @@ def _validate(f: _File, table: Any, firmware: dict[str, Any]) -> dict[str, Any] 
         raise f.error("validate", None, "[validate] needs a [firmware] section to build what it runs",
                       'add [firmware] with board = "qemu-mps2-an386"')
     board = firmware["board"]
+    if firmware["mode"] == "run":
+        raise f.error("validate", None, '[validate] needs the validation firmware; [firmware] mode = "run" builds '
+                      "the run-mode one", 'drop [validate], or mode = "run" (a project builds one of the two)')
     if not board.emulated:
         raise f.error("validate", None, f"board {board.name} is not emulated, so `tinyml run` cannot validate on it",
                       "flash OUT/firmware with `tinyml flash`, then run `tinyml validate --port PORT`; "
