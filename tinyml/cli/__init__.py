@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("tinyml.cli.train", "train", "Train a model (cnn1d, autoencoder, mlp) on a dataset."),
     "quantize": ("tinyml.cli.train", "quantize", "Full-int8 quantization with a float-vs-int8 report."),
     "predict": ("tinyml.cli.train", "predict", "Host inference over a dataset, one row per window."),
+    "evaluate": ("tinyml.cli.train", "evaluate", "Accuracy per held-out group: leave one speed, load or severity out."),
     "detect": ("tinyml.cli.train", "detect", "Alarm events of an anomaly model over a timestamped series."),
     "inspect": ("tinyml.cli.model", "inspect", "Ops, tensors, MACs, arena and board fit of a .tflite."),
     "export": ("tinyml.cli.model", "export", "Export a model (c-array for TensorFlow Lite Micro)."),
