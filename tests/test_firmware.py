@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cbuild import host_compile
 from tests.conftest import assert_clean_error, run_cli
 from tinyml.firmware.boards import load_board
 from tinyml.firmware.render import render_project
@@ -30,10 +31,8 @@ def _compile_check(board_name: str, sources: list[Path], include: Path) -> None:
     """Compile (not link) sources with the board's check compiler, warnings as errors."""
     board = load_board(board_name)
     for src in sources:
-        proc = subprocess.run([board.cc, *board.cflags,
-                               "-std=gnu11", "-Os", "-Wall", "-Werror", "-ffreestanding", "-I", str(include),
-                               "-c", str(src), "-o", "/dev/null"], capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stderr
+        host_compile([src], "/dev/null", obj=True, cc=board.cc, includes=[include],
+                     flags=(*board.cflags, "-std=gnu11", "-Os", "-Wall", "-Werror", "-ffreestanding"))
 
 
 def test_cli_renders_plain_make_project(feat_ae: Path, tmp_path: Path) -> None:
