@@ -156,7 +156,7 @@ def prepare_inputs(model: Int8Model, data: str | Path | None, split: str | None,
     source = f"{Path(data).name} [{split or 'all'}]"
     if limit is not None and ds.n > limit:
         source += f", {limit} of {ds.n} windows stratified by class (seed {seed})"
-        ds = _take(ds, stratified_sample(ds.y, limit, seed))
+        ds = ds.take(stratified_sample(ds.y, limit, seed))
     pre = model.preprocess()
     raw = ds.x.reshape(ds.n, -1).astype(np.float32)
     if pre is not None and pre.integer:  # the device computes these from raw windows, in integers
@@ -201,13 +201,6 @@ def stratified_sample(y: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
         take[int(np.argmax(take))] -= 1
     picked = [rng.choice(np.flatnonzero(y == c), size=k, replace=False) for c, k in zip(classes, take, strict=True)]
     return np.sort(np.concatenate(picked))
-
-
-def _take(ds: Any, idx: np.ndarray) -> Any:
-    from tinyml.data.dataset import Dataset
-
-    return Dataset(ds.x[idx], ds.y[idx], ds.classes, ds.channels, ds.fs, ds.split[idx], ds.groups[idx],
-                   ds.kind, ds.normal_class, ds.meta)
 
 
 def _truth(model: Int8Model, ds: Any) -> np.ndarray | None:

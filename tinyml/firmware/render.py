@@ -261,6 +261,7 @@ def _write_project(board: Board, model: Int8Model, out: Path, runtime: str, devi
         "task": model.task, "device_features": device_features, "flash_bytes": board.flash_bytes,
         "ram_bytes": board.ram_bytes, "stack_bytes": board.stack_bytes, "ram_origin": board.ram_origin,
         "tinyml_version": __version__, "sensor": plan.to_json() if plan is not None else None,
+        "device_id": device_id or board.name, "source_dir": src,
     }
     _write_file(out, out / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
 
