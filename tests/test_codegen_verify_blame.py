@@ -117,10 +117,11 @@ def test_tflm_does_not_pad_space_to_batch_with_the_zero_point(dilated: Path) -> 
 
 
 def test_firmware_new_tflm_refuses_dilated_models(dilated: Path, tmp_path: Path) -> None:
-    """TFLM firmware would compute these models wrongly; `firmware new --runtime tflm` refuses them."""
+    """TFLM firmware would compute these models wrongly; `firmware new --runtime tflm` refuses them, saying why."""
     proc = run_cli("firmware", "new", "--board", "esp32-c3-devkitm-1", "--model", dilated, "--out", tmp_path / "fw",
                    "--runtime", "tflm")
-    assert_clean_error(proc, "SPACE_TO_BATCH_ND", "--runtime native")
+    assert_clean_error(proc, "TFLM firmware would compute this model wrongly: TFLM disagrees with the reference "
+                       "at op 4 SPACE_TO_BATCH_ND", "--runtime native")
     assert not (tmp_path / "fw").exists()
 
 

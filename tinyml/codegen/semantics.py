@@ -176,8 +176,8 @@ def trace(tflite: bytes, inputs: np.ndarray, engines: tuple[str, ...] = COMPARED
     return Trace(np.stack(outputs).astype(np.int8), ordered, kept)
 
 
-def departures(tflite: bytes, n: int = 8, seed: int = 0) -> list[Departure]:
-    """Where TFLM and LiteRT depart from the reference on n random int8 inputs (for `inspect`)."""
+def departures(tflite: bytes, n: int = 8, seed: int = 0, engines: tuple[str, ...] = COMPARED) -> list[Departure]:
+    """Where TFLM and LiteRT (or ``engines``) depart from the reference on n random int8 inputs."""
     from tinyml.codegen.prune import io_tensors
     from tinyml.codegen.shapes import fold
     from tinyml.model.tflite import read_model
@@ -185,7 +185,7 @@ def departures(tflite: bytes, n: int = 8, seed: int = 0) -> list[Departure]:
     model = fold(read_model(tflite))
     size = model.tensors[io_tensors(model)[0]].size
     rng = np.random.default_rng(seed)
-    return trace(tflite, rng.integers(-128, 128, size=(n, size), dtype=np.int8)).departures
+    return trace(tflite, rng.integers(-128, 128, size=(n, size), dtype=np.int8), engines).departures
 
 
 def reference_outputs(tflite: bytes, inputs: np.ndarray) -> np.ndarray:
