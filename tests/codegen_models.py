@@ -94,9 +94,10 @@ MODELS: dict[str, Spec] = {
     "conv_dilated_valid": Spec(lambda: _seq((13, 11, 1), _L().Conv2D(4, 3, dilation_rate=(2, 3)))),
     "conv_groups": Spec(lambda: _seq((6, 6, 4), _L().Conv2D(6, 3, groups=2, padding="same"))),
     "conv1d_cnn": Spec(_vib_like),
-    # remainders of the cortex-m4-dsp kernels: depth % 4, rows % 4, odd and even group counts,
+    # remainders of the cortex-m4-dsp kernels: depth % 4, rows % 4 and % 64, every group count % 4,
     # patches starting on an odd int16, one-row kernels on 2-D inputs, max pools over 4 + 2 channels
-    "dense_odd_rows": Spec(lambda: _seq((13,), _L().Dense(6, activation="relu"), _L().Dense(5), _L().Dense(7))),
+    "dense_odd_rows": Spec(lambda: _seq((13,), _L().Dense(6, activation="relu"), _L().Dense(70), _L().Dense(5),
+                                        _L().Dense(7))),
     "dense_odd_groups_pt": Spec(lambda: _seq((20,), _L().Dense(4), _L().Dense(9)), per_channel=False),
     "conv1d_odd_start": Spec(lambda: _seq((17, 3), _L().Conv1D(5, 3, padding="same", activation="relu"),
                                           _L().Conv1D(6, 5, strides=3))),

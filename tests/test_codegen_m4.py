@@ -89,8 +89,9 @@ def test_reference_models_match_tflm_on_the_m4(shared: Path, work: Path, model: 
     assert got[-1].tobytes() == path.with_suffix(".tflm_output.bin").read_bytes()
 
 
-# Shapes the reference models do not cover: inputs not a multiple of 4, leftover rows, odd and
-# even numbers of 4-input groups (the assembly core does two per pass), per-tensor scales,
+# Shapes the reference models do not cover: inputs not a multiple of 4, leftover rows (of 4
+# and of 64 per assembly call), 1 to 7 groups of 4 inputs (the assembly core does four per
+# pass after groups % 4), per-tensor scales,
 # relu6, 2-D kernels with 'same' padding and strides (gathered patches), Conv1D with 'same'
 # padding and patches starting on an odd int16 (copied), one-row kernels on 2-D inputs, max
 # pools over 3 and 4 + 2 channels with clipped windows (SIMD over 4 channels, the rest one by
