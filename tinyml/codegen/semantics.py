@@ -62,6 +62,7 @@ class Trace:
 
     outputs: np.ndarray                                   # [N, output size] int8
     departures: list[Departure] = field(default_factory=list)
+    values: list[dict[int, np.ndarray]] = field(default_factory=list)  # per input, every tensor (``keep``)
 
     def first(self, engine: str) -> Departure | None:
         return next((d for d in self.departures if d.engine == engine), None)
@@ -115,9 +116,10 @@ def op_model(tflite: bytes, op_index: int, shapes: dict[int, tuple[int, ...]],
     return bytes(builder.Output())
 
 
-def trace(tflite: bytes, inputs: np.ndarray, engines: tuple[str, ...] = COMPARED) -> Trace:
+def trace(tflite: bytes, inputs: np.ndarray, engines: tuple[str, ...] = COMPARED, *, keep: bool = False) -> Trace:
     """Reference outputs for int8 input rows (flat, as the generated C takes them), and where each
-    of ``engines`` departs from the reference, operator by operator on the reference's inputs."""
+    of ``engines`` departs from the reference, operator by operator on the reference's inputs;
+    ``keep``: also every tensor's reference value per input."""
     from tinyml.codegen.prune import io_tensors
     from tinyml.codegen.shapes import fold
     from tinyml.model.tflite import read_model
@@ -144,7 +146,7 @@ def trace(tflite: bytes, inputs: np.ndarray, engines: tuple[str, ...] = COMPARED
         raise InputError(f"inputs of shape {list(rows.shape)} for a model input of {model.tensors[g_in].size} values",
                          "pass one flat int8 row per inference")
     departures: dict[tuple[str, int], Departure] = {}
-    outputs = []
+    outputs, kept = [], []
     for row in rows:
         values: dict[int, np.ndarray] = {g_in: row.reshape(shapes["real"][g_in])}
         for op in ops:
@@ -168,12 +170,14 @@ def trace(tflite: bytes, inputs: np.ndarray, engines: tuple[str, ...] = COMPARED
                     d.values += diff
                     d.detail = d.detail or detail
         outputs.append(values[g_out].reshape(-1))
+        if keep:
+            kept.append(values)
     ordered = sorted(departures.values(), key=lambda d: (d.op_index, d.engine))
-    return Trace(np.stack(outputs).astype(np.int8), ordered)
+    return Trace(np.stack(outputs).astype(np.int8), ordered, kept)
 
 
-def departures(tflite: bytes, n: int = 8, seed: int = 0) -> list[Departure]:
-    """Where TFLM and LiteRT depart from the reference on n random int8 inputs (for `inspect`)."""
+def departures(tflite: bytes, n: int = 8, seed: int = 0, engines: tuple[str, ...] = COMPARED) -> list[Departure]:
+    """Where TFLM and LiteRT (or ``engines``) depart from the reference on n random int8 inputs."""
     from tinyml.codegen.prune import io_tensors
     from tinyml.codegen.shapes import fold
     from tinyml.model.tflite import read_model
@@ -181,7 +185,7 @@ def departures(tflite: bytes, n: int = 8, seed: int = 0) -> list[Departure]:
     model = fold(read_model(tflite))
     size = model.tensors[io_tensors(model)[0]].size
     rng = np.random.default_rng(seed)
-    return trace(tflite, rng.integers(-128, 128, size=(n, size), dtype=np.int8)).departures
+    return trace(tflite, rng.integers(-128, 128, size=(n, size), dtype=np.int8), engines).departures
 
 
 def reference_outputs(tflite: bytes, inputs: np.ndarray) -> np.ndarray:
