@@ -250,6 +250,7 @@ def test_windows_too_long_or_not_power_of_two_are_refused():
     ("riscv64-unknown-elf-gcc", ["-march=rv32imc", "-mabi=ilp32", "--specs=picolibc.specs", "-Wconversion"]),
     ("xtensa-lx106-elf-gcc", ["-mlongcalls", "--specs=/usr/lib/xtensa-lx106-elf/picolibc.specs", "-Wconversion"]),
 ])
+@pytest.mark.cross_compiler
 def test_compiles_warning_free(tmp_path, cc, flags):
     import shutil
 
@@ -263,6 +264,8 @@ def test_compiles_warning_free(tmp_path, cc, flags):
                  flags=("-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", *flags))
 
 
+@pytest.mark.qemu
+@pytest.mark.cross_compiler
 def test_cortex_m4f_fpu_paths_are_bit_identical(tmp_path):
     """On the M4F the sample conversion and the square root's start use the FPU: the int8 inputs
     must still be Python's, on adversarial windows and random ones, features and per_window."""

@@ -212,17 +212,20 @@ def _fleet_run(tmp_path: Path, db: str, env: dict[str, str], consumers: int, kil
         broker.stop()
 
 
+@pytest.mark.mosquitto
 @needs_pg
 def test_two_consumers_into_postgres_survive_sigkills_and_a_broker_restart(tmp_path, pg, pgdb):
     _fleet_run(tmp_path, pgdb, pg.env(), consumers=2, kills=3)
 
 
+@pytest.mark.mosquitto
 def test_one_consumer_into_sqlite_survives_sigkills_and_a_broker_restart(tmp_path):
     _fleet_run(tmp_path, str(tmp_path / "fleet.db"), {}, consumers=1, kills=2)
 
 
 # --- bad input, outages, credentials -----------------------------------------------------------
 
+@pytest.mark.mosquitto
 def test_bad_input_is_counted_logged_once_and_never_stops_the_consumer(tmp_path):
     broker = Broker(tmp_path, port=free_tcp_port()).start()
     db = str(tmp_path / "fleet.db")
@@ -282,6 +285,7 @@ def test_bad_input_is_counted_logged_once_and_never_stops_the_consumer(tmp_path)
         broker.stop()
 
 
+@pytest.mark.mosquitto
 def test_a_message_the_database_refuses_is_isolated_rejected_and_acknowledged(tmp_path):
     """A value the checks let through but the database refuses (here a trigger refuses one
     device) must not fail its whole batch forever: the batch is halved until the message
@@ -314,6 +318,7 @@ def test_a_message_the_database_refuses_is_isolated_rejected_and_acknowledged(tm
         broker.stop()
 
 
+@pytest.mark.mosquitto
 @needs_pg
 def test_postgres_outage_stops_acknowledgements_and_loses_nothing(tmp_path, pg, pgdb):
     """PostgreSQL stops mid-stream: the consumer stops acknowledging, so the broker keeps what
@@ -357,6 +362,7 @@ def _fleet_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Pope
                             stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
 
 
+@pytest.mark.mosquitto
 @needs_pg
 def test_wrong_credentials_give_one_line_and_secrets_stay_out_of_argv_and_logs(tmp_path, pg, pgdb):
     broker = Broker(tmp_path, port=free_tcp_port(), users={"fleet": "mqtt-secret-1"}).start()
@@ -395,6 +401,7 @@ def test_wrong_credentials_give_one_line_and_secrets_stay_out_of_argv_and_logs(t
     assert bad.returncode == 2 and stderr.startswith("error: no fleet database")
 
 
+@pytest.mark.mosquitto
 def test_tools_are_installed():
     """CI installs Mosquitto and PostgreSQL (make setup): the fleet tests must not silently skip there."""
     assert mosquitto_path()

@@ -489,14 +489,15 @@ static void envelope_bands(const tinyml_ifeat_config *cfg, const tinyml_ifeat_op
 enum { P_KMIN, P_KMAX, P_FIXED, P_DEFAULT, P_TOL, P_FLOOR, P_LINES, P_SIDEBAND, P_HEADER };
 #define RAW_HARMONICS 3
 #define FLOOR_MAX 16
+#define SUBHARMONIC_DB 3
 
 static int64_t power_at(const int32_t *re, const int32_t *im, int64_t k)
 {
     return (int64_t)re[k] * re[k] + (int64_t)im[k] * im[k];
 }
 
-/* Shaft frequency in Q16 bins: fixed, or the largest bin in [kmin, kmax], its larger neighbour
- * and Rife's two-bin interpolation. */
+/* Shaft frequency in Q16 bins: fixed, or the largest bin in [kmin, kmax] (or the 1x at half
+ * its bin), its larger neighbour and Rife's two-bin interpolation. */
 static int64_t shaft_q16(const int32_t *prm, const int32_t *re, const int32_t *im)
 {
     if (prm[P_FIXED])
@@ -508,6 +509,12 @@ static int64_t shaft_q16(const int32_t *prm, const int32_t *re, const int32_t *i
             best = p;
             k = i;
         }
+    }
+    int64_t h = k >> 1; /* a range over 2:1 holds the 2x too: prefer a 1x within 9 dB of it */
+    if (h >= prm[P_KMIN]) {
+        int64_t sub = power_at(re, im, h) >= power_at(re, im, h + 1) ? h : h + 1; /* h + 1 <= k */
+        if (power_at(re, im, sub) >= best >> SUBHARMONIC_DB)
+            k = sub;
     }
     int64_t j = power_at(re, im, k - 1) > power_at(re, im, k + 1) ? k - 1 : k;
     int64_t m0 = isqrt(power_at(re, im, j)), m1 = isqrt(power_at(re, im, j + 1));

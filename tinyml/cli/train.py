@@ -162,7 +162,8 @@ def detect(model: Path, series: Path, out_path: Path, labels: Path | None, time_
     from tinyml.train.event_scores import score_events
 
     cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
-    opts = DetectOptions(time_column, cols, time_format, on_backwards, max_gap, hop, k, n, clear_k, runtime)
+    opts = DetectOptions(time_column=time_column, columns=cols, time_format=time_format, on_backwards=on_backwards,
+                         max_gap=max_gap, hop=hop, k=k, n=n, clear_k=clear_k, runtime=runtime)
     intervals = labelled_events(labels, series, time_format=time_format, normal_class="normal") if labels else None
     events, summary = run_detect(model, series, opts)
     write_atomic(out_path, events_csv(events))

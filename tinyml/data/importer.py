@@ -106,7 +106,8 @@ def _read(path: Path, o: ImportOptions) -> list[Recording]:
     if suffix == ".csv":
         columns = o.columns if o.columns is None or not o.rpm_column else [*o.columns, o.rpm_column]
         return read_csv(path, columns, o.time_column, o.label_column, o.group_column, o.fill,
-                        timing=series.TimeOptions(o.time_format, o.on_backwards, o.max_gap, o.resample))
+                        timing=series.TimeOptions(time_format=o.time_format, on_backwards=o.on_backwards,
+                                                  max_gap=o.max_gap, resample=o.resample))
     if o.columns or o.label_column or o.group_column or o.time_column or o.rpm_column:
         raise InputError(f"{path}: --columns/--label-column/--group-column/--time-column/--rpm-column apply to CSV "
                          "files only",

@@ -48,7 +48,7 @@ class ModelRoute:
         return any(fnmatch.fnmatchcase(device, pattern) for pattern in self.devices)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MqttConfig:
     host: str
     port: int
@@ -71,7 +71,7 @@ class MqttConfig:
         return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GatewayConfig:
     ports: tuple[str, ...]
     db: Path = Path("gateway.db")
