@@ -227,3 +227,6 @@ def test_the_key_store_is_mode_600_and_looser_ones_are_refused(tmp_path):
                    "--auth", "required", timeout=60)
     assert_clean_error(proc, "mode 644")
     assert key.hex() not in proc.stdout + proc.stderr
+    proc = run_cli("emulate", "--model", "missing.tflite", "--tcp", "0", "--keys", path, "--duration", "1s", timeout=60)
+    assert_clean_error(proc, "mode 644")  # the emulator reads the same store, as strictly
+    assert key.hex() not in proc.stdout + proc.stderr
