@@ -14,7 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from tinyml.device.endpoints import free_tcp_port
+from tinyml.device.endpoints import free_tcp_port, listen_tcp
 from tinyml.gateway.broker import LocalBroker as Broker
 from tinyml.gateway.broker import wait_listening
 
@@ -122,7 +122,7 @@ class Gate:
 
     def __init__(self, target_port: int):
         self.target_port = target_port
-        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server = listen_tcp(0)
         self.port = self.server.getsockname()[1]
         self.open = False
         self.links: list[socket.socket] = []

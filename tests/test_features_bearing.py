@@ -135,3 +135,14 @@ def test_a_fixed_speed_and_bad_parameters() -> None:
         fi.feature_values(np.zeros((1, 1000, 1), np.int64), FS, entry())
     with pytest.raises(InputError, match="spans no DFT bins"):
         fi.layout(entry(rpm_range=[1000, 1001])[0], 64, FS)
+
+
+def test_a_preprocess_json_whose_spec_no_longer_matches_its_constants_is_refused() -> None:
+    from tinyml.preprocess import Preprocess
+
+    good = {"mode": "features", "window": T, "channels": ["x"], "fs": FS, "feature_spec": entry(),
+            "arithmetic": "integer", "sample_shift": [14]}
+    n = len(fb.names(entry()[0]))
+    Preprocess.from_json({**good, "mean": [0.0] * n, "std": [1.0] * n})
+    with pytest.raises(InputError, match=f"gives {n} values but it standardises {n - 1}"):
+        Preprocess.from_json({**good, "mean": [0.0] * (n - 1), "std": [1.0] * (n - 1)})

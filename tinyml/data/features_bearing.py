@@ -9,8 +9,10 @@ defect or a louder machine does not move it out of the training range).
 Per channel of a window, with the envelope band, the bearing's orders and the speed range
 fixed at training time (``resolve``) and baked into the C:
   1. shaft frequency f in Q16 bins: a fixed speed, or the raw spectrum's 1x peak in the speed
-     range: the largest bin k, its larger neighbour j in {k-1, k}, then Rife's two-bin
-     interpolation for a rectangular window, f = j + |X_j+1| / (|X_j| + |X_j+1|)
+     range: the largest bin k (replaced by the larger of bins k/2, k/2 + 1 when that is in the
+     range and within 9 dB of it: a range over 2:1 also holds a strong 2x), its larger neighbour
+     j in {k-1, k}, then Rife's two-bin interpolation for a rectangular window,
+     f = j + |X_j+1| / (|X_j| + |X_j+1|)
   2. log2 envelope kurtosis in the band (impacts make the envelope spiky; noise gives 1)
   3. the raw spectrum's energy at 1x, 2x, 3x (the two bins around h f) as log2 of its share of
      the total (imbalance, misalignment, looseness), and the 1x energy over f^4 (``unbalance``)
@@ -40,6 +42,7 @@ from tinyml.errors import InputError
 
 RAW_HARMONICS = 3                       # 1x, 2x, 3x in the raw spectrum
 ORDER_KEYS = ("bpfo", "bpfi", "bsf")    # envelope lines, after the shaft's 1x
+SUBHARMONIC_DB = 3                      # a peak at half the largest one's bin within 2^-3 (-9 dB) is the 1x
 SPEED_MARGIN = 0.25                     # the estimate searches the training speeds +-25 %
 BANK_DIVISORS = (1, 1.5, 2, 3, 4, 6, 8)  # band widths fs/2 / d of the filter bank
 KURTOGRAM_WINDOWS = 2000                # training windows scored (a seeded sample of more)
@@ -179,6 +182,9 @@ def shaft_q16(power: np.ndarray, prm: list[int]) -> np.ndarray:
     kmin, kmax = prm[P_KMIN], prm[P_KMAX]
     k = kmin + np.argmax(power[:, kmin:kmax + 1], axis=1)       # the first largest
     rows = np.arange(m)
+    h = k >> 1                     # a range over 2:1 holds the 2x too: prefer a 1x within 9 dB of it
+    sub = np.where(power[rows, h] >= power[rows, h + 1], h, h + 1)   # h + 1 <= k
+    k = np.where((h >= kmin) & (power[rows, sub] >= power[rows, k] >> SUBHARMONIC_DB), sub, k)
     j = np.where(power[rows, k - 1] > power[rows, k + 1], k - 1, k)
     m0, m1 = fi.isqrt(power[rows, j]), fi.isqrt(power[rows, j + 1])
     total = m0 + m1

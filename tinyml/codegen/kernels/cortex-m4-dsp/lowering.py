@@ -80,7 +80,11 @@ def _conv(call: Call) -> Call:
     return _dsp_call(call, "conv_dsp", int(p["out_c"]), params)
 
 
-REWRITES = {"fully_connected": _fully_connected, "conv": _conv}
+def _max_pool(call: Call) -> Call:
+    return Call("max_pool_dsp", dict(call.params), call.args, call.op_index, call.op_name)
+
+
+REWRITES = {"fully_connected": _fully_connected, "conv": _conv, "max_pool": _max_pool}
 
 
 def rewrite(call: Call) -> Call:
