@@ -16,7 +16,7 @@ load-sensitive figure), the backlog (written by devices, not yet delivered) samp
 second with its growth per second over the window, and the load average. ``--runs N``
 repeats and prints the medians. Prints figures; asserts nothing.
 
-    .venv/bin/python benchmarks/gateway_latency.py [--devices 8,32,64,128] [--seconds 20] [--runs 3]
+    .venv/bin/python -m benchmarks.gateway_latency [--devices 8,32,64,128] [--seconds 20] [--runs 3]
         [--config gateway.toml] [--gateway-path DIR]  (DIR: another checkout's tree, e.g. the "before" code)
 """
 
@@ -26,7 +26,6 @@ import argparse
 import multiprocessing as mp
 import os
 import re
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -37,17 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.gateway_throughput import cpu_seconds
 from tinyml.device.emulator import EmulatedFleet
 from tinyml.gateway.broker import LocalBroker
 from tinyml.paths import shared_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 _DEVICE_MS = re.compile(rb'"device_ms":(\d+)')
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def subscribe(port: int, start: float, delivered, ready, conn) -> None:  # noqa: ANN001 - multiprocessing objects
@@ -78,16 +73,6 @@ def subscribe(port: int, start: float, delivered, ready, conn) -> None:  # noqa:
     rx, lat = np.array(received), np.array(latency)
     keep = (rx >= t0) & (rx < t1)
     conn.send(lat[keep] * 1000)
-
-
-def count(db: Path, sql: str) -> int:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    try:
-        return int(conn.execute(sql).fetchone()[0] or 0)
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        conn.close()
 
 
 @dataclass
