@@ -103,13 +103,18 @@ class Dataset:
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        with atomic_path(path, suffix=".npz") as tmp:  # a killed writer never leaves a half file
-            np.savez_compressed(
-                tmp, x=self.x, y=self.y, classes=np.array(self.classes, dtype=str),
-                channels=np.array(self.channels, dtype=str), fs=np.float64(self.fs), split=self.split,
-                groups=self.groups, kind=np.array(self.kind), normal_class=np.array(self.normal_class),
-                meta=np.array(json.dumps(self.meta)), format_version=np.int64(FORMAT_VERSION),
-                **({} if self.times is None else {"times": self.times}))
+        arrays = {"x": self.x, "y": self.y, "classes": np.array(self.classes, dtype=str),
+                  "channels": np.array(self.channels, dtype=str), "fs": np.float64(self.fs), "split": self.split,
+                  "groups": self.groups, "kind": np.array(self.kind), "normal_class": np.array(self.normal_class),
+                  "meta": np.array(json.dumps(self.meta)), "format_version": np.int64(FORMAT_VERSION),
+                  **({} if self.times is None else {"times": self.times})}
+        # what np.savez_compressed writes, at deflate level 1: a million-row import's windows compress in a
+        # quarter of level 6's time, about 5 % larger
+        with atomic_path(path, suffix=".npz") as tmp, \
+                zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:  # never a half file
+            for name, value in arrays.items():
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, np.asanyarray(value), allow_pickle=False)
         return path
 
 
