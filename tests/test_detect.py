@@ -90,3 +90,7 @@ def test_detect_finds_injected_events_with_lead_times(tmp_path):
     bad = run_cli("detect", run, tmp_path / "test.csv", "--time-column", "when", "--out", tmp_path / "e2.csv")
     assert_clean_error(bad, "unknown column 'when'")
     assert not (tmp_path / "e2.csv").exists()
+    outside = write_labels(tmp_path / "outside.csv", [(dt.datetime(2020, 1, 1), dt.datetime(2020, 1, 2))])
+    bad = run_cli("detect", run, tmp_path / "test.csv", "--labels", outside, "--out", tmp_path / "e3.csv")
+    assert_clean_error(bad, "lies outside the series")
+    assert not (tmp_path / "e3.csv").exists()

@@ -23,11 +23,15 @@ import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tinyml.errors import InputError
 from tinyml.outputs import atomic_path
+
+if TYPE_CHECKING:
+    from tinyml.data.features_series import Stream
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 FORMAT_VERSION = 1
@@ -86,6 +90,12 @@ class Dataset:
             raise InputError(f"sampling rate must be positive, got {self.fs}", "pass --fs HZ")
         if set(np.unique(self.split).tolist()) - set(SPLITS.values()):
             raise InputError("dataset split codes must be 0 (train), 1 (val) or 2 (test)", "recreate the file")
+
+    def stream(self) -> Stream | None:
+        """Each window's place in time (start, group) for features with state across windows; None untimed."""
+        from tinyml.data.features_series import Stream
+
+        return None if self.times is None else Stream(self.times, self.groups)
 
     def subset(self, which: str | None) -> Dataset:
         """The windows of one split ("train", "val", "test"), or all of them for None/"all"."""

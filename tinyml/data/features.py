@@ -272,6 +272,11 @@ def _one(p: dict) -> int:
     return 1
 
 
+def _daily_cycle(x: np.ndarray, fs: float, p: dict) -> np.ndarray:
+    raise InputError("the daily_cycle feature is computed in integers only (it keeps state across windows)",
+                     "train with --arithmetic integer")
+
+
 FEATURES: dict[str, Feature] = {
     "rms": Feature(_rms, {}, _one, "root mean square"),
     "peak": Feature(_peak, {}, _one, "largest absolute sample"),
@@ -293,6 +298,10 @@ FEATURES: dict[str, Feature] = {
                             "trailing mean of `width` samples at `points` positions (relative: minus the window mean)"),
     "diff_max": Feature(_diff_max, {}, _one, "largest absolute sample-to-sample change"),
     "flat_fraction": Feature(_flat_fraction, {}, _one, "fraction of repeated samples"),
+    "daily_cycle": Feature(_daily_cycle, {"slots": None, "profile_shift": 2, "baseline_shift": 5, "trend_shift": 3,
+                                          "scale_shift": 5}, lambda p: 4,
+                           "residual after a learned daily cycle, its trend, deviation from the rolling baseline, "
+                           "rolling |residual| (state across windows: tinyml/data/features_series.py)"),
 }
 
 DEFAULT_VIBRATION_SPEC: list[dict] = [
@@ -305,12 +314,20 @@ DEFAULT_TEMPERATURE_SPEC: list[dict] = [
     {"name": "rate_of_change"}, {"name": "diff_max"}, {"name": "flat_fraction"},
     {"name": "rolling_mean", "width": 8, "points": 8, "relative": True}, {"name": "curvature"},
 ]
+# slow signals logged over days: the window features plus the daily cycle and rolling statistics
+TEMPERATURE_SERIES_SPEC: list[dict] = [*DEFAULT_TEMPERATURE_SPEC, {"name": "daily_cycle"}]
 
 
 def _check_param(name: str, key: str, value: object) -> None:
     bad = InputError(f"feature {name!r}: bad value {value!r} for {key!r}", f"see `{name}` in tinyml/data/features.py")
     if key in ("bands", "width", "points"):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4096:
+            raise bad
+    elif key == "slots":
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4096):
+            raise bad
+    elif key.endswith("_shift"):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 16:
             raise bad
     elif key in ("log", "relative"):
         if not isinstance(value, bool):

@@ -36,8 +36,10 @@ class TrainOptions:
     patience: int = 8
     quiet: bool = False
     arithmetic: str = "integer"  # preprocessing: "integer" (bit-identical on every device) or "float64"
+    false_alarms_per_day: float | None = None  # anomaly threshold for this alarm rate on validation data
 
     def check(self) -> None:
+        oc.positive(self, "false_alarms_per_day")
         oc.at_least(self, "epochs", 1)
         oc.at_least(self, "batch_size", 1)
         oc.at_least(self, "patience", 0)
@@ -137,6 +139,12 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
     opts.check()
     splits = split_masks(ds)
     normal = check_labels(ds, kind, splits)
+    if opts.false_alarms_per_day is not None and kind.task != "anomaly":
+        raise InputError("--false-alarms-per-day sets an anomaly threshold; a classifier has none",
+                         "use it with --model autoencoder")
+    if opts.false_alarms_per_day is not None and ds.times is None:
+        raise InputError("--false-alarms-per-day needs window times: the dataset has none",
+                         "import the data with --time-column, or leave the threshold to validation accuracy")
     if kind.preprocess == "features" and feature_spec is None:
         feature_spec = default_feature_spec(ds.kind)
     out_dir = Path(out_dir)
@@ -150,9 +158,13 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
         val_fit_mask = splits.val & (ds.y == normal_idx)
         if not val_fit_mask.any():
             raise InputError("validation split has no normal windows", "re-split the dataset")
+    from tinyml.data.features_series import with_slots
+
+    feature_spec = with_slots(feature_spec, hop_seconds(ds))
+    stream = ds.stream()
     prep = Preprocess.fit(ds.x[fit_mask], kind.preprocess, ds.channels, ds.fs, feature_spec,
-                          arithmetic=opts.arithmetic)
-    x_all = prep.apply(ds.x)
+                          arithmetic=opts.arithmetic, stream=None if stream is None else stream.take(fit_mask))
+    x_all = prep.apply(ds.x, stream=stream)
 
     stage(f"train: {model_name} on {int(fit_mask.sum())} windows, up to {opts.epochs} epochs", quiet=opts.quiet)
     keras = import_keras()
@@ -175,7 +187,11 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
 
     stage(f"train: evaluating on the {splits.evaluated_on} split and saving to {out_dir}", quiet=opts.quiet)
     outputs = model.predict(x_all, verbose=0, batch_size=256)
-    result = evaluate(kind, ds, splits, x_all, outputs, normal)
+    threshold, rule = None, None
+    if opts.false_alarms_per_day is not None:
+        threshold, rule = rate_threshold(ds, kind, splits, output_scores(kind.task, x_all, outputs), normal,
+                                         opts.false_alarms_per_day)
+    result = evaluate(kind, ds, splits, x_all, outputs, normal, threshold)
     info = {
         "model": model_name, "task": kind.task, "classes": list(ds.classes), "normal_class": normal,
         "threshold": result.get("threshold"), "input_shape": list(x_all.shape[1:]),
@@ -190,6 +206,7 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
         # started watching (fewer epochs than its warm-up), as then nothing is restored
         "best_epoch": int(stopper.best_epoch) + 1 if stopper.best_weights is not None else len(history.history["loss"]),
         "score_baseline": result.pop("score_baseline"),
+        **({"threshold_rule": rule} if rule else {}),
     }
     save_run(out_dir, model, prep, info, result, history.history, kind.monitor)
     if kind.task == "anomaly":
@@ -222,6 +239,21 @@ def evaluate(kind: ModelKind, ds: Dataset, splits: Splits, x_all: np.ndarray, ou
     report["evaluated_on"] = splits.evaluated_on
     report["score_baseline"] = [round(float(s), 6) for s in baseline]
     return report
+
+
+def rate_threshold(ds: Dataset, kind: ModelKind, splits: Splits, scores: np.ndarray, normal: str,
+                   per_day: float) -> tuple[float, dict]:
+    """``--false-alarms-per-day``: the threshold that keeps the alarm rule within that rate on the normal
+    validation windows (``tinyml/train/alarm_rate.py``)."""
+    from tinyml.train.alarm_rate import threshold_for_rate
+
+    mask = splits.val & (ds.y == ds.classes.index(normal))
+    return threshold_for_rate(scores[mask], ds.times[mask], ds.groups[mask], hop_s=hop_seconds(ds), per_day=per_day)
+
+
+def hop_seconds(ds: Dataset) -> float:
+    """Seconds between window starts in the dataset's recordings (the import's hop; else the window)."""
+    return int((ds.meta.get("options") or {}).get("hop") or ds.x.shape[1]) / ds.fs
 
 
 def output_scores(task: str, inputs: np.ndarray, outputs: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tinyml.errors import InputError
 
-PRESETS = ("vibration", "temperature")
+PRESETS = ("vibration", "temperature", "temperature-series")
 
 
 def feature_spec_option(value: str | None) -> list[dict] | None:
@@ -17,8 +17,9 @@ def feature_spec_option(value: str | None) -> list[dict] | None:
     from tinyml.data import features
 
     if value in PRESETS:
-        return features.validate_spec(features.DEFAULT_VIBRATION_SPEC if value == "vibration"
-                                      else features.DEFAULT_TEMPERATURE_SPEC)
+        return features.validate_spec({"vibration": features.DEFAULT_VIBRATION_SPEC,
+                                       "temperature": features.DEFAULT_TEMPERATURE_SPEC,
+                                       "temperature-series": features.TEMPERATURE_SERIES_SPEC}[value])
     path = Path(value)
     if not path.is_file():
         raise InputError(f"--features {value!r} is neither a preset nor a file",
