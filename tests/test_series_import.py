@@ -69,6 +69,8 @@ def test_bad_timestamps_name_the_line_and_the_format_tried(tmp_path):
     times[30] = "2013-12-02 25:00:00"
     with pytest.raises(InputError, match=r"cannot read time '2013-12-02 25:00:00' at line 32 \(tried .*ISO 8601"):
         import_data([log_csv(tmp_path / "a.csv", times)], opts())
+    with pytest.raises(InputError, match=r"cannot read time 'now' at line 3"):
+        parse_times(["2013-12-02", "now"], where="x")
     with pytest.raises(InputError, match=r"at line 2 with --time-format '%d.%m.%Y'"):
         import_data([log_csv(tmp_path / "b.csv", five_minutes(50))], opts(time_format="%d.%m.%Y"))
     mixed = five_minutes(50, "%Y-%m-%dT%H:%M:%S")

@@ -77,7 +77,8 @@ def _cut(data: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
     width = max(int(lens.max()), 1)
     padded = np.concatenate([data, np.zeros(width, np.uint8)])
     cells = np.lib.stride_tricks.sliding_window_view(padded, width)[first]  # one row copy per field
-    cells[np.arange(width) >= lens[:, None]] = 0
+    if lens.min() < width:  # fields shorter than the longest: NUL after their end
+        cells[np.arange(width) >= lens[:, None]] = 0
     return cells.view(f"S{width}").ravel()
 
 

@@ -6,14 +6,16 @@ forces ``s``, ``ms`` or a ``strptime`` pattern such as ``%d.%m.%Y %H:%M``. A col
 (taken as written, no zone conversion) or all zoned (converted to UTC, so a daylight-saving offset change
 is no clock fault); a mix of both is refused, because the order of its rows is unknowable.
 
-The common ISO form is decoded from the characters' code points with array arithmetic (a few passes over
-a [rows, width] integer view), which is what keeps a million-row import as fast as pandas.
+A naive ISO column (the usual log) goes through numpy's own datetime64 parser in one call; zoned and
+unusual columns are decoded from the characters' code points with array arithmetic (a few passes over a
+[rows, width] integer view), which is also what names the line of an unreadable time.
 """
 
 from __future__ import annotations
 
 import calendar
 import datetime as dt
+import warnings
 
 import numpy as np
 
@@ -62,6 +64,9 @@ def _numbers(cells: np.ndarray) -> np.ndarray | None:
 
 
 def _iso(cells: np.ndarray, where: str, first_line: int) -> np.ndarray:
+    whole = _numpy_iso(cells)
+    if whole is not None:
+        return whole
     a = np.strings.strip(cells)
     unit = 4 if a.dtype.kind == "U" else 1
     n, width = len(a), a.dtype.itemsize // unit
@@ -80,6 +85,30 @@ def _iso(cells: np.ndarray, where: str, first_line: int) -> np.ndarray:
     if not ok.all():
         seconds = _fallback(a, ~ok, where, first_line, seconds, body, offset_min)
     return seconds
+
+
+def _numpy_iso(cells: np.ndarray) -> np.ndarray | None:
+    """numpy's own ISO 8601 parser over the whole column, for the usual naive ``YYYY-MM-DD…`` log; None
+    (the arithmetic path below, which checks zones and names a bad row) on a zone, a word numpy would read
+    ('now', 'NaT'), spaces or anything it refuses."""
+    if not len(cells) or cells.dtype.kind not in "SU":
+        return None
+    unit = np.uint8 if cells.dtype.kind == "S" else np.uint32
+    width = cells.dtype.itemsize // np.dtype(unit).itemsize
+    if width < 10:
+        return None
+    head = cells.view(unit).reshape(len(cells), width)[:, :5].astype(np.int64) - 48
+    if not (np.all((head[:, :4] >= 0) & (head[:, :4] <= 9)) and np.all(head[:, 4] == ord("-") - 48)):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # numpy warns, then converts, on a zone: that is not for here
+            when = cells.astype("datetime64[us]")
+    except (ValueError, Warning):
+        return None
+    if np.isnat(when).any():
+        return None
+    return when.astype(np.int64) / 1e6
 
 
 def _zones(c: np.ndarray, lens: np.ndarray):
@@ -110,6 +139,8 @@ def _fast_iso(c: np.ndarray, body: np.ndarray, width: int) -> tuple[np.ndarray, 
     n = len(c)
     d = (np.minimum(c, 255) if c.dtype.itemsize > 1 else c).astype(np.int16)
     d -= 48  # characters minus '0': the digits are exactly the values 0..9 (as uint16, <= 9)
+    if width < 16:  # short strings: the fixed positions read as non-digits
+        d = np.concatenate([d, np.full((n, 16 - width), -48, np.int16)], axis=1)
     zero = np.zeros(n, np.int16)
     def col(j: int) -> np.ndarray:
         return d[:, j] if j < width else zero
@@ -167,7 +198,7 @@ def _fallback(a: np.ndarray, todo: np.ndarray, where: str, first_line: int, seco
             value = np.datetime64(cell, "us")
         except ValueError:
             value = np.datetime64("NaT")
-        if np.isnat(value) or not cell:
+        if np.isnat(value) or not cell[:1].isdigit():  # numpy also reads 'now' and 'today'; a log does not
             raise InputError(f"{where}: cannot read time {text(a[i])[:40]!r} at line {first_line + int(i)} "
                              f"(tried {ISO_TRIED})", FORMAT_HINT)
         out[i] = value.astype(np.int64) / 1e6 - offset_min[i] * 60.0
