@@ -37,8 +37,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[train,flash,fleet,dev]'
 	@touch $@
 
+# The pipeline is `tinyml run` of two example projects (artifacts in examples/*/run/, unchanged
+# stages skipped the second time); tinyml.demo then streams their devices through the gateway.
 demo: setup
-	$(PY) -m tinyml.demo
+	$(PY) -m tinyml run --project examples/vibration
+	$(PY) -m tinyml run --project examples/tmp105
+	$(PY) -m tinyml.demo examples/vibration examples/tmp105 demo-out
 
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
@@ -47,4 +51,4 @@ lint: setup
 	$(VENV)/bin/ruff check tinyml tests benchmarks
 
 clean:
-	rm -rf build dist *.egg-info .pytest_cache demo-out
+	rm -rf build dist *.egg-info .pytest_cache demo-out examples/*/run

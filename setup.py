@@ -1,8 +1,8 @@
-"""Build hook: ship the top-level boards/ and firmware_templates/ inside the package.
+"""Build hook: ship the top-level boards/, firmware_templates/ and bearings/ inside the package.
 
 The folders stay at the top of the repository, where users read and extend them; the wheel
-(and so every installed copy) carries them as tinyml/_data/boards and
-tinyml/_data/firmware_templates, which ``tinyml.paths`` falls back to away from a checkout.
+(and so every installed copy) carries them as tinyml/_data/boards,
+tinyml/_data/firmware_templates and tinyml/_data/bearings, which ``tinyml.paths`` falls back to away from a checkout.
 The sdist carries the top-level folders (MANIFEST.in), so a wheel built from it has them too.
 Everything else is in pyproject.toml.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-DATA_DIRS = ("boards", "firmware_templates")
+DATA_DIRS = ("boards", "firmware_templates", "bearings")
 
 
 class BuildPyWithData(build_py):

@@ -94,6 +94,18 @@ MODELS: dict[str, Spec] = {
     "conv_dilated_valid": Spec(lambda: _seq((13, 11, 1), _L().Conv2D(4, 3, dilation_rate=(2, 3)))),
     "conv_groups": Spec(lambda: _seq((6, 6, 4), _L().Conv2D(6, 3, groups=2, padding="same"))),
     "conv1d_cnn": Spec(_vib_like),
+    # remainders of the cortex-m4-dsp kernels: depth % 4, rows % 4 and % 64, every group count % 4,
+    # patches starting on an odd int16, one-row kernels on 2-D inputs, max pools over 4 + 2 channels
+    "dense_odd_rows": Spec(lambda: _seq((13,), _L().Dense(6, activation="relu"), _L().Dense(70), _L().Dense(5),
+                                        _L().Dense(7))),
+    "dense_odd_groups_pt": Spec(lambda: _seq((20,), _L().Dense(4), _L().Dense(9)), per_channel=False),
+    "conv1d_odd_start": Spec(lambda: _seq((17, 3), _L().Conv1D(5, 3, padding="same", activation="relu"),
+                                          _L().Conv1D(6, 5, strides=3))),
+    "conv_rows_2d": Spec(lambda: _seq((4, 5, 3), _L().Conv2D(6, (1, 3), padding="same"),
+                                      _L().Conv2D(4, (3, 1), strides=(2, 1)))),
+    "maxpool_6ch_relu": Spec(lambda: _seq((7, 9, 6), _L().Conv2D(6, 1), _L().MaxPooling2D((2, 3), strides=(1, 2),
+                                                                                   padding="same"),
+                                          _L().Activation("relu"))),
     "depthwise": Spec(lambda: _seq((8, 8, 3), _L().DepthwiseConv2D(3, depth_multiplier=2, padding="same"))),
     "depthwise_s2_relu6": Spec(lambda: _seq((9, 9, 7), _L().DepthwiseConv2D(3, strides=2, activation="relu6"))),
     "depthwise_dilated": Spec(lambda: _seq((10, 10, 3), _L().DepthwiseConv2D(3, dilation_rate=2,
@@ -151,14 +163,43 @@ def convert(model: object, per_channel: bool = True, float_io: bool = False, see
 
 
 def build(name: str, seed: int = 0) -> tuple[bytes, np.ndarray]:
-    """Build, randomly initialise (seeded) and convert one matrix model."""
+    """Build, randomly initialise (seeded) and convert one matrix (or DILATED) model."""
     import keras
 
     keras.utils.set_random_seed(seed)
-    spec = MODELS[name]
+    spec = MODELS[name] if name in MODELS else DILATED[name]
     model = spec.build()
     rng = np.random.default_rng(seed + 1)
     for w in model.weights:  # type: ignore[attr-defined]
         if "bias" in w.path:  # Keras starts biases at zero; make them matter
             w.assign(rng.normal(0.0, 0.3, size=w.shape).astype(np.float32))
     return convert(model, spec.per_channel, spec.float_io, seed)
+
+
+def _dilated(dims: int, depthwise: bool, dilation: int, padding: str) -> Callable[[], object]:
+    """The issue-11 family: a strided conv, then a dilated conv (which the converter lowers to
+    SPACE_TO_BATCH_ND -> conv -> BATCH_TO_SPACE_ND), pooling, a conv, global max pooling, softmax."""
+    def build() -> object:
+        L = _L()
+        if dims == 1:
+            dilated = (L.SeparableConv1D(6, 3, dilation_rate=dilation, padding=padding, activation="relu")
+                       if depthwise else L.Conv1D(6, 3, dilation_rate=dilation, padding=padding, activation="relu"))
+            return _seq((60, 2), L.Conv1D(4, 5, strides=3, padding="same", activation="relu"), dilated,
+                        L.AveragePooling1D(2), L.Conv1D(5, 2, activation="relu"), L.GlobalMaxPooling1D(),
+                        L.Dense(3, activation="softmax"))
+        dilated = (L.DepthwiseConv2D((3, 2), dilation_rate=dilation, padding=padding, activation="relu")
+                   if depthwise else L.Conv2D(5, (2, 3), dilation_rate=dilation, padding=padding, activation="relu"))
+        return _seq((22, 21, 1), L.Conv2D(3, 3, strides=2, padding="same", activation="relu"), dilated,
+                    L.AveragePooling2D(2), L.Conv2D(4, 1, activation="relu"), L.GlobalMaxPooling2D(),
+                    L.Dense(3, activation="softmax"))
+
+    return build
+
+
+# each dilation with 'same' and 'valid'; 1-D and 2-D, regular and depthwise alternate so that every
+# dilation and every padding meets both of each (6 models keep the session's conversions few)
+DILATED: dict[str, Spec] = {
+    f"dil{d}_{pad}_{dims}d_{'dw' if dw else 'conv'}": Spec(_dilated(dims, dw, d, pad))
+    for d, pad, dims, dw in ((2, "same", 1, True), (2, "valid", 2, False), (3, "same", 2, False),
+                             (3, "valid", 1, True), (4, "same", 1, False), (4, "valid", 2, True))
+}

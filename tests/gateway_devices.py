@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from tinyml.device import protocol
-from tinyml.device.endpoints import open_pty, socket_url
+from tinyml.device.endpoints import listen_tcp, open_pty, socket_url
 
 Outcome = Callable[[int], tuple[int, float]]  # seq -> (label, score)
 
@@ -58,7 +58,7 @@ class ScriptedDevice:
         if self.pty:
             self.open_pty()
         else:
-            self.server = socket.create_server(("127.0.0.1", self.port))
+            self.server = listen_tcp(self.port)
             self.port = self.server.getsockname()[1]
             self._thread(self._accept)
         self._thread(self._produce)

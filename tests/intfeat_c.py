@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import ctypes
-import subprocess
 from pathlib import Path
 
 import numpy as np
 
+from tests.cbuild import host_compile
 from tinyml.data.features_int_c import int_config_header
 from tinyml.paths import template_dir
 
@@ -21,9 +21,8 @@ class IntFeaturesLib:
         tmp.mkdir(parents=True, exist_ok=True)
         (tmp / "tinyml_features_int_config.h").write_text(int_config_header(**config))
         lib = tmp / "libifeat.so"
-        subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-shared", "-fPIC", f"-I{tmp}",
-                        f"-I{SRC}", str(SRC / "tinyml_features_int.c"), "-o", str(lib)],
-                       check=True, capture_output=True, text=True)
+        host_compile([SRC / "tinyml_features_int.c"], lib, includes=[tmp, SRC], shared=True,
+                     flags=("-std=c99", "-Wall", "-Wextra", "-Werror", "-O2"))
         self.lib = ctypes.CDLL(str(lib))
 
     def _rows(self, fn, x: np.ndarray, width: int, dtype) -> np.ndarray:

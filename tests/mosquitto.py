@@ -14,7 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from tinyml.device.endpoints import free_tcp_port
+from tinyml.device.endpoints import free_tcp_port, listen_tcp
 from tinyml.gateway.broker import LocalBroker as Broker
 from tinyml.gateway.broker import wait_listening
 
@@ -64,6 +64,7 @@ class Subscriber:
                  password: str | None = None, messages: list[tuple[str, dict]] | None = None,
                  ca: Path | None = None, session: str | None = None):
         self.messages: list[tuple[str, dict]] = [] if messages is None else messages
+        self.batches = 0  # .../results messages received (each adds its results to ``messages``)
         self.lock = threading.Lock()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=session or "", protocol=mqtt.MQTTv5)
         if username:
@@ -86,8 +87,13 @@ class Subscriber:
             raise TimeoutError("subscriber did not connect")
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        payload = json.loads(msg.payload)
         with self.lock:
-            self.messages.append((msg.topic, json.loads(msg.payload)))
+            if msg.topic.endswith("/results"):  # a batch ([mqtt] batch): each result as if sent alone
+                self.batches += 1
+                self.messages += [(msg.topic[:-1], r) for r in payload["results"]]
+            else:
+                self.messages.append((msg.topic, payload))
 
     def ids(self, kind: str = "result") -> list[str]:
         with self.lock:
@@ -116,7 +122,7 @@ class Gate:
 
     def __init__(self, target_port: int):
         self.target_port = target_port
-        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server = listen_tcp(0)
         self.port = self.server.getsockname()[1]
         self.open = False
         self.links: list[socket.socket] = []

@@ -99,6 +99,30 @@ def test_sdk_projects_need_their_sdk(board_name: str, env: dict, needles: tuple[
     assert proc.returncode == 3
 
 
+def test_switching_mode_rebuilds_every_object(shared: Path, tmp_path: Path) -> None:
+    """`make MODE=run` after a validation build must not link the validation objects (and back)."""
+    out = render_project(load_board("qemu-mps2-an386"), int8_model(shared / "models" / "vib_cnn_int8.tflite"),
+                         tmp_path / "fw")
+    elf, app = out / "build" / "firmware.elf", out / "build" / "src" / "tinyml_app.c.o"
+    marker = b"run mode reads the sensor"  # an error string only the run-mode app has
+    build_project(out)
+    validate_app = app.read_bytes()
+    assert marker not in elf.read_bytes()
+    proc = run_cli("build", out, "--mode", "run")
+    assert proc.returncode == 0, proc.stderr
+    assert marker in elf.read_bytes() and app.read_bytes() != validate_app
+    build_project(out, mode="validate")
+    assert marker not in elf.read_bytes() and app.read_bytes() == validate_app
+
+
+def test_run_mode_is_refused_for_sdk_boards(shared: Path, tmp_path: Path) -> None:
+    out = render_project(load_board("esp32-c3-devkitm-1"), int8_model(shared / "models" / "feat_ae_int8.tflite"),
+                         tmp_path / "fw")
+    assert_clean_error(run_cli("build", out, "--mode", "run"), "run mode only for make-built boards",
+                       "TINYML_RUN_MODE")
+    assert_clean_error(run_cli("build", out, "--mode", "sleep"), "--mode")
+
+
 @pytest.mark.parametrize("board_name", ["nucleo-f446re", "nrf52840-dk"])
 def test_real_cortex_m_boards_build_and_fit(board_name: str, shared: Path, tmp_path: Path) -> None:
     board = load_board(board_name)

@@ -25,6 +25,7 @@ from tinyml.data.synth import VibrationOptions, synth_vibration
 from tinyml.device import protocol as p
 from tinyml.device.emulated_model import DeviceModel
 from tinyml.device.emulator import EmulatedFleet
+from tinyml.device.endpoints import listen_tcp, socket_url
 from tinyml.device.link import open_link
 from tinyml.device.windows import CutWindow, WindowAssembler, window_chunks
 from tinyml.errors import DeviceError, InputError
@@ -205,8 +206,8 @@ class ScriptedLine:
     """A TCP device that runs ``script(conn)`` for its first client (HELLO and CAPTURE handled by it)."""
 
     def __init__(self, script: Callable[[socket.socket], None]):
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.url = f"socket://127.0.0.1:{self.server.getsockname()[1]}"
+        self.server = listen_tcp(0)
+        self.url = socket_url(self.server.getsockname()[1])
         self.thread = threading.Thread(target=self._serve, args=(script,), daemon=True)
         self.thread.start()
 

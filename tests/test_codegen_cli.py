@@ -20,10 +20,11 @@ def test_cli_writes_header_source_and_report_and_verifies(shared: Path, tmp_path
     proc = run_cli("codegen", shared / "models" / "vib_cnn_int8.tflite", "--out", out, "--prefix", "vib",
                    "--verify", "200")
     assert proc.returncode == 0, proc.stderr
-    assert "C vs TFLM 0 mismatching bytes" in proc.stdout
+    assert "C vs the reference 0 mismatching bytes (vs TFLM 0," in proc.stdout
     report = json.loads((out / "vib.codegen.json").read_text())
     assert report["arena_bytes"] <= 4736 and report["verify"]["tflm_mismatches"] == 0
-    assert report["verify"]["inputs"] == 200 and "litert_max_diff" in report["verify"]
+    assert report["verify"]["inputs"] == 200 and report["verify"]["reference_mismatches"] == 0
+    assert all(d["engine"] == "litert" for d in report["verify"]["departures"])  # TFLM is the reference here
     kinds = {s["op"] for s in report["steps"] if s["kind"] == "call"}
     assert kinds == {"CONV_2D", "MAX_POOL_2D", "MEAN", "FULLY_CONNECTED", "SOFTMAX"}
     assert sum(1 for s in report["steps"] if s["kind"] == "alias") == 10  # EXPAND_DIMS/RESHAPE in place

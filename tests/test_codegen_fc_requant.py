@@ -43,7 +43,7 @@ def tflm_requant(x: int, m: int, shift: int) -> int:
 
 
 def record_requant(x: int, record: list[int]) -> int:
-    """What tml_fc_out computes, with C's wrap-around of uint32/uint64."""
+    """What tml_requant_out computes, with C's wrap-around of uint32/uint64."""
     m_lo, m_hi, neg, top, k = record
     top = (top - (neg if x < 0 else 0)) % (1 << 32)
     u = (x * m_lo + ((top << 32) | (1 << 31))) % (1 << 64)

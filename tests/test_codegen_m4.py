@@ -89,11 +89,16 @@ def test_reference_models_match_tflm_on_the_m4(shared: Path, work: Path, model: 
     assert got[-1].tobytes() == path.with_suffix(".tflm_output.bin").read_bytes()
 
 
-# Shapes the reference models do not cover: inputs not a multiple of 4, leftover rows,
-# per-tensor scales, relu6, 2-D kernels with 'same' padding and strides (gathered patches),
-# Conv1D with 'same' padding, and a grouped conv (which stays portable on the DSP target).
-MATRIX = ["dense_pc", "dense_pt", "dense_relu6_pt", "conv_same_relu", "conv_stride_same_odd", "conv1d_cnn",
-          "conv_groups"]
+# Shapes the reference models do not cover: inputs not a multiple of 4, leftover rows (of 4
+# and of 64 per assembly call), 1 to 7 groups of 4 inputs (the assembly core does four per
+# pass after groups % 4), per-tensor scales,
+# relu6, 2-D kernels with 'same' padding and strides (gathered patches), Conv1D with 'same'
+# padding and patches starting on an odd int16 (copied), one-row kernels on 2-D inputs, max
+# pools over 3 and 4 + 2 channels with clipped windows (SIMD over 4 channels, the rest one by
+# one), and a grouped conv (which stays portable on the DSP target).
+MATRIX = ["dense_pc", "dense_pt", "dense_relu6_pt", "dense_odd_rows", "dense_odd_groups_pt", "conv_same_relu",
+          "conv_stride_same_odd", "conv1d_cnn", "conv1d_odd_start", "conv_rows_2d", "maxpool_same",
+          "maxpool_6ch_relu", "conv_groups"]
 # Kernels with batches > 1, where TFLM is no reference: a Dense layer on a [4, 7] input (TFLM
 # cannot allocate it) and a dilated conv, which the converter turns into SPACE_TO_BATCH + a
 # 4-batch CONV_2D + BATCH_TO_SPACE and which TFLM gets wrong (see test_codegen_matrix.py).
@@ -108,10 +113,13 @@ def matrix_models() -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("name", MATRIX)
-def test_dsp_target_matches_tflm_on_odd_shapes(matrix_models: dict[str, bytes], work: Path, name: str) -> None:
+def test_dsp_target_matches_portable_and_tflm_on_odd_shapes(matrix_models: dict[str, bytes], work: Path,
+                                                             name: str) -> None:
     tflite = matrix_models[name]
     inputs = _inputs(tflite, seed=7)
-    np.testing.assert_array_equal(_on_device(tflite, name, DSP, "-O2", inputs, work), _tflm(tflite, inputs))
+    dsp = _on_device(tflite, name, DSP, "-O2", inputs, work)
+    np.testing.assert_array_equal(dsp, _on_device(tflite, name, "portable", "-Os", inputs, work))
+    np.testing.assert_array_equal(dsp, _tflm(tflite, inputs))
 
 
 @pytest.mark.parametrize("name", BATCHED)
@@ -126,39 +134,39 @@ def test_dsp_target_equals_portable_with_batches(matrix_models: dict[str, bytes]
 def test_dsp_target_uses_its_kernels_and_keeps_grouped_conv_portable(matrix_models: dict[str, bytes]) -> None:
     assert "conv_dsp" in generate(matrix_models["conv_same_relu"], target=DSP).report["kernels"]
     assert "fully_connected_dsp" in generate(matrix_models["dense_pc"], target=DSP).report["kernels"]
+    assert "max_pool_dsp" in generate(matrix_models["maxpool_same"], target=DSP).report["kernels"]
     grouped = generate(matrix_models["conv_groups"], target=DSP).report["kernels"]
     assert "conv" in grouped and "conv_dsp" not in grouped
 
 
 def _emulate(words: np.ndarray, rows: int, depth: int, x: np.ndarray) -> np.ndarray:
-    """What the C core computes from the word layout: SMLAD on (x0, x2) and (x1, x3) pairs."""
+    """What the C core computes from the packed words: per group of 4 inputs, SXTB16 of a row's
+    word times (x0, x1) and SXTB16 ROR #8 times (x2, x3), rows in interleaved blocks of 4."""
     groups = -(-depth // 4)
     xp = np.zeros(4 * groups, np.int64)
     xp[:depth] = x
-    halves = words.astype("<i4").view("<i2").astype(np.int64).reshape(-1, 2)  # (low, high) per word
+    data = words.astype("<i4").view(np.int8).astype(np.int64)
+    assert len(data) == rows * 4 * groups  # int8 size, rows padded to whole groups
     out = np.zeros(rows, np.int64)
     full = rows - rows % 4
     for r in range(rows):
         for g in range(groups):
-            if r < full:
-                base = (r // 4) * 8 * groups + 8 * g + 2 * (r % 4)
-            else:
-                base = full * 2 * groups + (r - full) * 2 * groups + 2 * g
-            even, odd = halves[base], halves[base + 1]
-            out[r] += even[0] * xp[4 * g] + even[1] * xp[4 * g + 2] + odd[0] * xp[4 * g + 1] + odd[1] * xp[4 * g + 3]
+            word = (r // 4) * 4 * groups + 4 * g + r % 4 if r < full else r * groups + g
+            b0, b1, b2, b3 = data[4 * word:4 * word + 4]
+            out[r] += b0 * xp[4 * g] + b2 * xp[4 * g + 1] + b1 * xp[4 * g + 2] + b3 * xp[4 * g + 3]
     return out
 
 
 @settings(max_examples=40, deadline=None)
 @given(rows=st.integers(1, 11), depth=st.integers(1, 13), offset=st.integers(-127, 128), seed=st.integers(0, 99))
-def test_widened_layout_and_folded_bias_equal_the_plain_product(rows: int, depth: int, offset: int,
-                                                                 seed: int) -> None:
+def test_packed_layout_and_folded_bias_equal_the_plain_product(rows: int, depth: int, offset: int,
+                                                               seed: int) -> None:
     rng = np.random.default_rng(seed)
     w = rng.integers(-127, 128, (rows, depth), dtype=np.int8)
     x = rng.integers(-128, 128, depth, dtype=np.int8)
     bias = rng.integers(-5000, 5000, rows, dtype=np.int32)
-    words = dsp_lowering.widen_rows(w)
-    assert words.dtype == np.int32 and len(words) == 2 * rows * -(-depth // 4)
+    words = dsp_lowering.pack_rows(w)
+    assert words.dtype == np.int32 and words.nbytes == rows * 4 * -(-depth // 4)
     folded = dsp_lowering.fold_input_offset(bias, w, offset)
     expected = w.astype(np.int64) @ (x.astype(np.int64) + offset) + bias
     np.testing.assert_array_equal(_emulate(words, rows, depth, x) + folded, expected)

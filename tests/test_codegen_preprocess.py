@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.cbuild import host_compile
 from tests.conftest import assert_clean_error, run_cli
 from tinyml.data.dataset import load
 from tinyml.data.features import quantize_features
@@ -46,10 +47,8 @@ def _check_run(run_dir: Path, data: Path, tmp_path: Path, extra: set[str]) -> No
     (tmp_path / "main.c").write_text(HARNESS.replace("WINDOW_VALUES", str(values)))
     exe = tmp_path / "pre"
     sources = sorted(out.glob("*.c"))
-    build = subprocess.run(["gcc", "-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror",
-                            f"-I{out}", tmp_path / "main.c", *sources, "-lm", "-o", exe],
-                           capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
+    host_compile([tmp_path / "main.c", *sources], exe, includes=[out], libs=["-lm"],
+                 flags=("-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror"))
     windows = np.ascontiguousarray(load(data).x[::9], dtype=np.float32)
     run = subprocess.run([exe], input=windows.tobytes(), capture_output=True, check=True)
     tflite = (run_dir / "model_int8.tflite").read_bytes()

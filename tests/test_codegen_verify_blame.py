@@ -1,7 +1,9 @@
-"""`codegen --verify` blames the code generator only where TFLM and LiteRT agree (issue 11)."""
+"""Reference semantics (issue 11): `codegen --verify` checks the C against them and names the interpreter
+and the operator that depart from them; `inspect` warns about TFLM; TFLM's two defects, isolated."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,8 @@ import pytest
 
 from tests.conftest import assert_clean_error, run_cli
 from tinyml.cli.codegen import verify_failure
+from tinyml.codegen import generate, semantics
+from tinyml.codegen.verify import reference_outputs, verify
 
 
 def _dilated_1d_model() -> bytes:
@@ -38,35 +42,93 @@ def dilated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_interpreter_disagreement_is_not_blamed_on_the_generator(dilated: Path, tmp_path: Path) -> None:
-    path = dilated
-    proc = run_cli("codegen", path, "--out", tmp_path / "c", "--verify", "50", timeout=600)
-    assert_clean_error(proc, "TFLM and LiteRT disagree", "vs its reference kernels: 0)", "suspected ops: SPACE_TO_BATCH_ND (op",
-                       "BATCH_TO_SPACE_ND (op", "Where TFLM is not the reference")
-    assert "this is a code generator bug" not in proc.stderr and proc.returncode == 5
+def test_verify_passes_on_the_reference_and_names_the_interpreter_and_op(dilated: Path, tmp_path: Path) -> None:
+    proc = run_cli("codegen", dilated, "--out", tmp_path / "c", "--verify", "50", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "C vs the reference 0 mismatching bytes" in proc.stdout
+    assert "note: TFLM disagrees with the reference at op 4 SPACE_TO_BATCH_ND (output shape [1, 1, 18, 8] " \
+           "instead of [2, 1, 18, 8]" in proc.stdout
+    assert "code generator bug" not in proc.stdout + proc.stderr
+    report = json.loads((tmp_path / "c" / "model.codegen.json").read_text())["verify"]
+    assert report["tflm_mismatches"] > 100 and report["reference_mismatches"] == 0
+    assert [(d["engine"], d["op"]) for d in report["departures"]][0] == ("tflm", "SPACE_TO_BATCH_ND")
 
 
-def test_bytes_where_the_interpreters_agree_are_a_generator_bug() -> None:
-    err = verify_failure({"codegen_mismatches": 3, "disputed_mismatches": 5, "c_vs_litert_mismatches": 8,
-                          "suspect_ops": []})
-    assert "which agree, in 3 output bytes" in str(err) and "code generator bug" in err.hint
-    err = verify_failure({"codegen_mismatches": 0, "disputed_mismatches": 5, "c_vs_litert_mismatches": 0,
-                          "suspect_ops": []})
-    assert "suspected ops: not localized" in str(err)
+def _flip_first(values: np.ndarray) -> np.ndarray:
+    out = values.copy()
+    out.flat[0] = -127 if out.flat[0] > 0 else 127
+    return out
 
+
+def test_a_generator_bug_is_named_at_its_op(dilated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lowering made wrong on purpose (DEPTHWISE_CONV_2D's first weight changed): --verify's comparison fails as a
+    generator bug and the traced C names that operator, not the ones downstream of it."""
+    from tinyml.codegen.ops import LOWERINGS, Const
+
+    right = LOWERINGS["DEPTHWISE_CONV_2D"]
+
+    def wrong(g: object) -> list:
+        steps = right(g)
+        for step in steps:
+            step.args = [Const(a.ctype, _flip_first(a.values), a.role)
+                         if isinstance(a, Const) and a.role == "weights" else a for a in step.args]
+        return steps
+
+    monkeypatch.setitem(LOWERINGS, "DEPTHWISE_CONV_2D", wrong)
+    gen = generate(dilated.read_bytes(), prefix="m")
+    v = verify(gen, dilated.read_bytes(), 20, tmp_path)
+    assert v["reference_mismatches"] > 0
+    assert (v["c_first_wrong_op"]["op_index"], v["c_first_wrong_op"]["op"]) == (5, "DEPTHWISE_CONV_2D")
+    err = verify_failure(v)
+    assert "differs from the reference semantics" in str(err) and "code generator bug" in err.hint
+    assert "first at op 5 DEPTHWISE_CONV_2D" in str(err)
+
+
+def test_reference_is_tflm_where_tflm_is_right(shared: Path) -> None:
+    """On a model without SPACE_TO_BATCH_ND the op-by-op reference is TFLM's output exactly."""
+    tflite = (shared / "models" / "vib_cnn_int8.tflite").read_bytes()
+    x = np.random.default_rng(3).integers(-128, 128, size=(30, 768), dtype=np.int8)
+    trace = semantics.trace(tflite, x)
+    assert np.array_equal(trace.outputs, reference_outputs(tflite, x))
+    assert trace.first("tflm") is None
+
+
+def test_tflm_does_not_pad_space_to_batch_with_the_zero_point(dilated: Path) -> None:
+    """The second TFLM defect, isolated: even given the right output shape, its SPACE_TO_BATCH_ND pads
+    with one value that is not the zero point (an uninitialised params field: 0 or 32 in runs here)
+    where the reference pads with the zero point (-128 here)."""
+    from tinyml.codegen.shapes import fold
+    from tinyml.model.interpreters import op_runner
+    from tinyml.model.tflite import read_model
+
+    tflite = dilated.read_bytes()
+    model = fold(read_model(tflite))
+    op = next(o for o in model.operators if o.opcode == "SPACE_TO_BATCH_ND")
+    shapes = {t.index: t.shape for t in model.tensors}
+    consts = {t: model.tensors[t].data for t in op.inputs[1:]}
+    one = semantics.op_model(tflite, op.index, shapes, consts)
+    x = np.full(shapes[op.inputs[0]], 5, np.int8)
+    zp = model.tensors[op.outputs[0]].quant.zero_points[0]
+    tflm, ref = (op_runner(one, e)([x])[0] for e in ("tflm", "litert-ref"))
+    assert tflm.shape == ref.shape and zp != 0
+    padded = ref != 5
+    assert padded.any() and (ref[padded] == zp).all()
+    assert (tflm[~padded] == 5).all() and len(set(tflm[padded].tolist())) == 1 and not (tflm[padded] == zp).all()
 
 
 def test_firmware_new_tflm_refuses_dilated_models(dilated: Path, tmp_path: Path) -> None:
-    """TFLM firmware would compute these models wrongly; `firmware new --runtime tflm` refuses them."""
+    """TFLM firmware would compute these models wrongly; `firmware new --runtime tflm` refuses them, saying why."""
     proc = run_cli("firmware", "new", "--board", "esp32-c3-devkitm-1", "--model", dilated, "--out", tmp_path / "fw",
                    "--runtime", "tflm")
-    assert_clean_error(proc, "SPACE_TO_BATCH_ND", "--runtime native")
+    assert_clean_error(proc, "TFLM firmware would compute this model wrongly: TFLM disagrees with the reference "
+                       "at op 4 SPACE_TO_BATCH_ND", "--runtime native")
     assert not (tmp_path / "fw").exists()
 
 
 def test_inspect_warns_that_tflm_computes_dilated_models_wrongly(dilated: Path, shared: Path) -> None:
     proc = run_cli("inspect", dilated, "--no-arena", "--no-codegen")
     assert proc.returncode == 0, proc.stderr
-    assert "warning: TFLM computes this model wrongly" in proc.stdout and "SPACE_TO_BATCH_ND (op" in proc.stdout
+    assert "warning: TFLM computes this model wrongly: TFLM disagrees with the reference at op 4 SPACE_TO_BATCH_ND" \
+        in proc.stdout
     plain = run_cli("inspect", shared / "models" / "vib_cnn_int8.tflite", "--no-arena", "--no-codegen")
     assert plain.returncode == 0 and "wrongly" not in plain.stdout

@@ -38,10 +38,8 @@ def test_names_are_sanitized(exported):
 
 @pytest.mark.cross_compiler
 def test_cross_compiles_without_warnings(exported, tmp_path):
-    proc = subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-std=c99", "-Wall", "-Wextra",
-                           "-Werror", "-pedantic", "-c", exported / "vib_cnn_1.c", "-o", tmp_path / "m.o"],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    host_compile([exported / "vib_cnn_1.c"], tmp_path / "m.o", obj=True, cc="arm-none-eabi-gcc",
+                 extra=["-mcpu=cortex-m4", "-mthumb"])
 
 
 def test_bytes_round_trip_and_alignment(exported, shared, tmp_path):
@@ -76,9 +74,7 @@ def test_header_gives_shapes_quantization_and_arena(exported, shared, tmp_path):
 
     (tmp_path / "facts.c").write_text(FACTS)
     exe = tmp_path / "facts"
-    build = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", exported, tmp_path / "facts.c",
-                            "-o", exe], capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
+    host_compile([tmp_path / "facts.c"], exe, includes=[exported], flags=("-std=c99", "-Wall", "-Wextra", "-Werror"))
     shape_line, quant_line = subprocess.run([exe], capture_output=True, text=True, check=True).stdout.splitlines()
     data = (shared / "models/vib_cnn_int8.tflite").read_bytes()
     q = io_quantization(data)

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from tests.cbuild import host_compile
 from tests.intfeat_c import IntFeaturesLib
 from tinyml.data import features_int as fi
 from tinyml.data.features import (
@@ -249,9 +250,9 @@ def test_windows_too_long_or_not_power_of_two_are_refused():
     ("riscv64-unknown-elf-gcc", ["-march=rv32imc", "-mabi=ilp32", "--specs=picolibc.specs", "-Wconversion"]),
     ("xtensa-lx106-elf-gcc", ["-mlongcalls", "--specs=/usr/lib/xtensa-lx106-elf/picolibc.specs", "-Wconversion"]),
 ])
+@pytest.mark.cross_compiler
 def test_compiles_warning_free(tmp_path, cc, flags):
     import shutil
-    import subprocess
 
     from tinyml.data.features_int_c import int_config_header
 
@@ -259,12 +260,12 @@ def test_compiles_warning_free(tmp_path, cc, flags):
     n = len(feature_names(CUSTOM_SPEC, CHANNELS))
     (tmp_path / "tinyml_features_int_config.h").write_text(int_config_header(**_config("features", CUSTOM_SPEC, n)))
     src = fi.__file__.replace("tinyml/data/features_int.py", "firmware_templates/common")
-    proc = subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", *flags, f"-I{tmp_path}", f"-I{src}",
-                           "-c", f"{src}/tinyml_features_int.c", "-o", str(tmp_path / "f.o")],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    host_compile([f"{src}/tinyml_features_int.c"], tmp_path / "f.o", obj=True, cc=cc, includes=[tmp_path, src],
+                 flags=("-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", *flags))
 
 
+@pytest.mark.qemu
+@pytest.mark.cross_compiler
 def test_cortex_m4f_fpu_paths_are_bit_identical(tmp_path):
     """On the M4F the sample conversion and the square root's start use the FPU: the int8 inputs
     must still be Python's, on adversarial windows and random ones, features and per_window."""

@@ -91,23 +91,27 @@ def test_pipeline_firmware_stage_follows_codegen_target(tmp_path: Path) -> None:
 
 
 def test_firmware_new_picks_the_fastest_kernels_that_fit_the_flash(tmp_path: Path, shared: Path) -> None:
-    """ToyCar's DSP kernels store FULLY_CONNECTED weights as int16 (~535 KB): more than the
-    NUCLEO-F446RE's 512 KB flash, so portable C is picked and said; naming DSP is obeyed and
-    then refused by `tinyml build` with the section sizes."""
+    """ToyCar's DSP kernels keep its weights at their int8 size (~271 KB), so the NUCLEO-F446RE's
+    512 KB flash takes the fast kernels, and the firmware builds; on a board too small for any
+    variant the smallest is kept, said, and refused by `tinyml build` with the section sizes."""
     from tinyml.firmware.build import build_project
 
     model = shared / "models" / "toycar_ad_int8.tflite"
     proc = run_cli("firmware", "new", "--board", "nucleo-f446re", "--model", model, "--out", tmp_path / "auto")
     assert proc.returncode == 0, proc.stderr
-    assert "portable kernels: fastest that fits 524,288 B of flash; cortex-m4-dsp needs" in proc.stdout
+    assert f"{DSP} kernels: fastest that fits 524,288 B of flash" in proc.stdout
     manifest = read_manifest(tmp_path / "auto")
-    assert manifest["codegen_target"] == "portable" and "fastest" in manifest["codegen_choice"]
+    assert manifest["codegen_target"] == DSP and "fastest" in manifest["codegen_choice"]
     report = build_project(tmp_path / "auto")
     assert report.fits and report.flash_bytes <= 524_288
-    named = run_cli("firmware", "new", "--board", "nucleo-f446re", "--model", model, "--out", tmp_path / "dsp",
-                    "--target", DSP)
-    assert named.returncode == 0 and f"{DSP} kernels: named by --target" in named.stdout
-    assert_clean_error(run_cli("build", tmp_path / "dsp"), "does not fit nucleo-f446re", "sections .text ")
-    small = run_cli("firmware", "new", "--board", "nucleo-f446re", "--model", shared / "models" / "vib_cnn_int8.tflite",
-                    "--out", tmp_path / "vib")
-    assert f"{DSP} kernels: fastest that fits" in small.stdout  # small models keep the fast kernels
+    named = run_cli("firmware", "new", "--board", "nucleo-f446re", "--model", model, "--out", tmp_path / "named",
+                    "--target", "portable")
+    assert named.returncode == 0 and "portable kernels: named by --target" in named.stdout
+    small_board = tmp_path / "small-f4.toml"
+    small_board.write_text(load_board("nucleo-f446re").source.read_text()
+                           .replace('name = "nucleo-f446re"', 'name = "small-f4"')
+                           .replace("flash_bytes = 524288", "flash_bytes = 262144"))
+    tight = run_cli("firmware", "new", "--board", small_board, "--model", model, "--out", tmp_path / "tight")
+    assert tight.returncode == 0, tight.stderr
+    assert f"portable kernels: nothing fits 262,144 B of flash ({DSP} needs" in tight.stdout
+    assert_clean_error(run_cli("build", tmp_path / "tight"), "does not fit small-f4", "sections .text ")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cbuild import host_compile
 from tinyml.codegen import generate
 from tinyml.device import protocol as p
 from tinyml.errors import CheckFailed, InputError
@@ -403,9 +404,8 @@ int main(void) { return tinyml_main(); }
     exe = tmp_path / "app"
     sources = [main / n for n in ("tinyml_app.c", "tinyml_capture.c", "tinyml_proto.c", "tinyml_run.c",
                                   "tinyml_sensor.c")]
-    build = subprocess.run(["gcc", "-std=gnu17", *WARNINGS, "-Wno-unused-parameter", "-I", str(main), "-o", str(exe),
-                            str(tmp_path / "host_port.c"), *map(str, sources), "-lm"], capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
+    host_compile([tmp_path / "host_port.c", *sources], exe, includes=[main], libs=["-lm"],
+                 flags=("-std=gnu17", *WARNINGS, "-Wno-unused-parameter"))
     run = subprocess.run([str(exe)], input=p.encode(p.HelloReq()) + p.encode(p.Infer(1)), capture_output=True,
                          timeout=30)
     assert run.returncode == 0, run.stderr

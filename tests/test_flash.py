@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, assert_clean_error, run_cli
+from tinyml.device.endpoints import free_tcp_port
 from tinyml.errors import InputError, ToolError
 from tinyml.firmware.boards import load_board
 from tinyml.flash import esp, find_image, ocd, qemu
@@ -220,9 +221,7 @@ def test_qemu_run_starts_the_emulator_and_passes_its_exit_code(tmp_path: Path) -
                     "--crt0=semihost", "-Wl,--defsym=__flash=0x0", "-Wl,--defsym=__flash_size=4M",
                     "-Wl,--defsym=__ram=0x20000000", "-Wl,--defsym=__ram_size=4M", str(src), "-o", str(elf)],
                    check=True)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_tcp_port()
     proc = subprocess.Popen([sys.executable, "-m", "tinyml", "flash", str(elf), "--board", "qemu-mps2-an386",
                              "--run", "--allow-unsigned", "--tcp-port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

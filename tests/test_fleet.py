@@ -137,9 +137,10 @@ def test_parse_accepts_what_gateways_publish_and_rejects_the_rest():
 # --- end to end ------------------------------------------------------------------------------
 
 def _fleet_run(tmp_path: Path, db: str, env: dict[str, str], consumers: int, kills: int) -> None:
-    """Two gateways (sites a, b) fed by emulated devices -> durable Mosquitto -> ``consumers``
-    fleet consumers in one shared-subscription group -> ``db``. Consumer 0 is SIGKILLed ``kills``
-    times mid-stream and restarted under its client id; the broker is restarted once.
+    """Two gateways (sites a, b; b publishes batches, ``[mqtt] batch``) fed by emulated devices ->
+    durable Mosquitto -> ``consumers`` fleet consumers in one shared-subscription group -> ``db``.
+    Consumer 0 is SIGKILLed ``kills`` times mid-stream and restarted under its client id; the
+    broker is restarted once.
 
     Mosquitto 2.0 restores a session's queued messages after a restart but not its shared
     subscriptions: until the consumers have subscribed again, what gateways publish reaches no
@@ -158,9 +159,11 @@ def _fleet_run(tmp_path: Path, db: str, env: dict[str, str], consumers: int, kil
         wait_until(lambda: all(p.connected() for p in procs), 60, "consumers connected")
         with EmulatedFleet(model, count=3, tcp_port=0, rate=25, seed=1) as fa, \
                 EmulatedFleet(model, count=3, tcp_port=0, rate=25, seed=2) as fb:
+            batched = tmp_path / "batched.toml"  # site b publishes batches ([mqtt] batch), site a one per result
+            batched.write_text("[mqtt]\nbatch = true\n")
             for site, fl in (("a", fa), ("b", fb)):
                 gateways.append(GatewayProcess(tmp_path, fl.endpoints, "--mqtt", f"mqtt://127.0.0.1:{gate.port}",
-                                               "--site", site,
+                                               "--site", site, *(["--config", str(batched)] if site == "b" else []),
                                                db=tmp_path / f"gw-{site}.db", name=f"gw-{site}"))
             wait_until(lambda: all("MQTT connected" in g.text() for g in gateways), 60, "gateways connected")
             for k in range(kills):
@@ -209,17 +212,20 @@ def _fleet_run(tmp_path: Path, db: str, env: dict[str, str], consumers: int, kil
         broker.stop()
 
 
+@pytest.mark.mosquitto
 @needs_pg
 def test_two_consumers_into_postgres_survive_sigkills_and_a_broker_restart(tmp_path, pg, pgdb):
     _fleet_run(tmp_path, pgdb, pg.env(), consumers=2, kills=3)
 
 
+@pytest.mark.mosquitto
 def test_one_consumer_into_sqlite_survives_sigkills_and_a_broker_restart(tmp_path):
     _fleet_run(tmp_path, str(tmp_path / "fleet.db"), {}, consumers=1, kills=2)
 
 
 # --- bad input, outages, credentials -----------------------------------------------------------
 
+@pytest.mark.mosquitto
 def test_bad_input_is_counted_logged_once_and_never_stops_the_consumer(tmp_path):
     broker = Broker(tmp_path, port=free_tcp_port()).start()
     db = str(tmp_path / "fleet.db")
@@ -279,6 +285,7 @@ def test_bad_input_is_counted_logged_once_and_never_stops_the_consumer(tmp_path)
         broker.stop()
 
 
+@pytest.mark.mosquitto
 def test_a_message_the_database_refuses_is_isolated_rejected_and_acknowledged(tmp_path):
     """A value the checks let through but the database refuses (here a trigger refuses one
     device) must not fail its whole batch forever: the batch is halved until the message
@@ -311,6 +318,7 @@ def test_a_message_the_database_refuses_is_isolated_rejected_and_acknowledged(tm
         broker.stop()
 
 
+@pytest.mark.mosquitto
 @needs_pg
 def test_postgres_outage_stops_acknowledgements_and_loses_nothing(tmp_path, pg, pgdb):
     """PostgreSQL stops mid-stream: the consumer stops acknowledging, so the broker keeps what
@@ -354,6 +362,7 @@ def _fleet_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Pope
                             stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
 
 
+@pytest.mark.mosquitto
 @needs_pg
 def test_wrong_credentials_give_one_line_and_secrets_stay_out_of_argv_and_logs(tmp_path, pg, pgdb):
     broker = Broker(tmp_path, port=free_tcp_port(), users={"fleet": "mqtt-secret-1"}).start()
@@ -392,6 +401,7 @@ def test_wrong_credentials_give_one_line_and_secrets_stay_out_of_argv_and_logs(t
     assert bad.returncode == 2 and stderr.startswith("error: no fleet database")
 
 
+@pytest.mark.mosquitto
 def test_tools_are_installed():
     """CI installs Mosquitto and PostgreSQL (make setup): the fleet tests must not silently skip there."""
     assert mosquitto_path()

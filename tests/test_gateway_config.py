@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 
 import pytest
 
 from tests.conftest import assert_clean_error, run_cli
+from tinyml.device.endpoints import listen_tcp
 from tinyml.errors import InputError
 from tinyml.gateway.config import load, parse_mqtt_url
 
@@ -66,7 +66,7 @@ def test_bad_options_are_refused_with_one_line(tmp_path, args, needle):
 
 
 def test_http_port_in_use_is_a_clear_error(tmp_path):
-    with socket.create_server(("127.0.0.1", 0)) as busy:
+    with listen_tcp(0) as busy:
         port = busy.getsockname()[1]
         proc = run_cli("gateway", "run", *PORT, "--db", str(tmp_path / "g.db"), "--http", f"127.0.0.1:{port}",
                        timeout=60)

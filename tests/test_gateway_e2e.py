@@ -216,10 +216,12 @@ def _acknowledged(log: str) -> int:
     return int(totals[-1]) if totals else -1
 
 
-def test_sigkill_and_broker_restart_lose_nothing_and_publish_every_id(tmp_path, model):
+@pytest.mark.parametrize("batch", [False, True], ids=["per-result", "batched"])
+def test_sigkill_and_broker_restart_lose_nothing_and_publish_every_id(tmp_path, model, batch):
     """Kill the gateway with SIGKILL at random points, and stop the broker mid-stream: every
     acknowledged result is still stored after restart, no row is duplicated, and a
     deduplicating subscriber ends up with exactly the stored ids, each device in order.
+    Batched (``[mqtt] batch``): the same, with every result arriving inside a batch message.
 
     The broker is durable and the subscriber keeps a persistent session, as in a deployment
     that claims "nothing lost": a broker that has PUBACKed a message owns it, and one without
@@ -227,12 +229,15 @@ def test_sigkill_and_broker_restart_lose_nothing_and_publish_every_id(tmp_path, 
     rng = random.Random(7)
     broker = Broker(tmp_path, port=free_tcp_port(), durable=True).start()
     sub = Subscriber(broker.port, session="e2e-dedup-subscriber")
+    cfg = tmp_path / "gateway.toml"
+    cfg.write_text(f"[mqtt]\nbatch = {'true' if batch else 'false'}\n")
     try:
-        kills = 14
+        kills = 10 if batch else 14
         acknowledged: list[int] = []
         with EmulatedFleet(model, count=4, tcp_port=0, rate=100, seed=3) as fleet:
             for i in range(kills):
-                gw = GatewayProcess(tmp_path, fleet.endpoints, "--mqtt", broker.url, name=f"kill{i}")
+                gw = GatewayProcess(tmp_path, fleet.endpoints, "--mqtt", broker.url, "--config", str(cfg),
+                                    name=f"kill{i}")
                 if i == kills // 2:  # the broker stops mid-stream; the gateway keeps storing
                     wait_until(lambda gw=gw: "MQTT connected" in gw.text(), 20, "gateway connected")
                     time.sleep(0.5)
@@ -245,7 +250,8 @@ def test_sigkill_and_broker_restart_lose_nothing_and_publish_every_id(tmp_path, 
                 acknowledged.append(_acknowledged(gw.text()))
                 if i == kills // 2:  # back, with its saved sessions: the subscriber reconnects by itself
                     broker.start()
-            final = GatewayProcess(tmp_path, fleet.endpoints, "--mqtt", broker.url, name="final")
+            final = GatewayProcess(tmp_path, fleet.endpoints, "--mqtt", broker.url, "--config", str(cfg),
+                                   name="final")
             # up (a SIGTERM before its handler is installed would end it with -15) and storing
             wait_until(lambda: "MQTT connected" in final.text() and _acknowledged(final.text()) > max(acknowledged),
                        60, "final gateway connected and storing")
@@ -268,6 +274,8 @@ def test_sigkill_and_broker_restart_lose_nothing_and_publish_every_id(tmp_path, 
             device, boot, seq = msg_id.rsplit("/", 2)
             first.setdefault(f"{device}/{boot}", []).append(int(seq))
         assert all(seqs == sorted(seqs) for seqs in first.values())
+        # batched: every result came inside a .../results message, some of them holding several
+        assert (0 < sub.batches < len(seen)) if batch else sub.batches == 0, (sub.batches, len(seen))
     finally:  # a failed wait or assertion must not leave the broker running
         sub.close()
         broker.stop()
@@ -362,3 +370,48 @@ def test_demo_step_streams_through_a_local_broker_and_summarises(tmp_path, model
     stored = count(tmp_path / "gateway.db", "SELECT count(*) FROM results")
     assert results > 0 and stored > 0 and results >= stored - 40  # the last batch may not be delivered
     assert summary.startswith("2 device(s)") and "emu-000" in summary and "emu-001" in summary
+
+
+def test_authenticated_devices_a_spoofer_and_the_per_port_policy(tmp_path, broker, subscriber, model):
+    """Issue 16, part 1, as a user runs it: emulated devices with keys from a mode-600 key store, the
+    audit's spoofer (device 3 claims emu-000 with its boot id and sequence numbers ahead), an
+    unauthenticated device on an optional port and one on a required port, real Mosquitto."""
+    from tinyml.device.keystore import provision_key, read_keys
+
+    keys = tmp_path / "device-keys.json"
+    for device in ("emu-000", "emu-002"):
+        provision_key(keys, device)
+    faults = {3: Faults(impersonate=0)}
+    http = free_tcp_port()
+    with EmulatedFleet(model, count=5, tcp_port=0, rate=50, faults=faults, seed=4, keys=read_keys(keys)) as fleet:
+        ports = fleet.endpoints
+        cfg = tmp_path / "gateway.toml"
+        cfg.write_text(f"site = 'lab'\n[auth]\nkeys = '{keys.name}'\nmode = 'required'\n"
+                       f"[auth.ports]\n'{ports[1]}' = 'optional'\n")
+        gw = GatewayProcess(tmp_path, ports, "--mqtt", broker.url, "--config", str(cfg), "--http", f"127.0.0.1:{http}")
+        wait_until(lambda: count(gw.db, "SELECT count(*) FROM results WHERE device='emu-000'") >= 300, 40, "results")
+        wait_until(lambda: count(gw.db, "SELECT count(*) FROM results WHERE device='emu-001'") >= 100, 20, "emu-001")
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=5).read().decode()
+        assert gw.stop() == 0
+    by_port = dict(query(gw.db, "SELECT port, count(*) FROM results GROUP BY port"))
+    assert by_port.get(ports[3], 0) == 0 and by_port.get(ports[4], 0) == 0  # the spoofer and the unauthenticated one
+    assert query(gw.db, "SELECT DISTINCT device, port, authenticated FROM results ORDER BY device") == \
+        [("emu-000", ports[0], 1), ("emu-001", ports[1], 0), ("emu-002", ports[2], 1)]
+    # nothing genuine dropped: from the gateway's connect on (results before it had no listener), every
+    # seq of emu-000 is stored, none twice
+    for boot, low, high, n in query(gw.db, "SELECT boot_id, min(seq), max(seq), count(*) FROM results "
+                                           "WHERE device='emu-000' GROUP BY boot_id"):
+        assert n == high - low + 1, boot
+    assert count(gw.db, "SELECT duplicates FROM devices WHERE device='emu-000'") == 0
+    alerts = query(gw.db, "SELECT device, rule FROM alerts ORDER BY device")
+    assert ("emu-000", "identity") in alerts and ("emu-004", "identity") in alerts
+    refused = dict(query(gw.db, "SELECT port, refused FROM ports"))
+    assert refused[ports[3]] > 0 and refused[ports[0]] == refused[ports[1]] == refused[ports[2]] == 0
+    assert re.search(rf'tinyml_gateway_port_refused_total\{{port="{re.escape(ports[3])}"\}} [1-9]', metrics)
+    log = gw.text()
+    assert log.count(f"port {ports[3]}: device id emu-000 refused") == 1  # logged once
+    assert keys.read_text().split('"key": "')[1][:64] not in log  # no secret in the log
+    stored = {f"{d}/{b:08x}/{s}" for d, b, s in query(gw.db, "SELECT device, boot_id, seq FROM results")}
+    assert subscriber.wait_for(lambda: set(subscriber.ids()) >= stored, 15)
+    marks = {(p["device"], p["port"], p["authenticated"]) for p in subscriber.payloads("result")}
+    assert marks == {("emu-000", ports[0], True), ("emu-001", ports[1], False), ("emu-002", ports[2], True)}

@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import pty
-import socket
 
 import serial
 
+from tinyml.device.endpoints import free_tcp_port, open_pty, socket_url
 from tinyml.gateway.ports import open_port, read_port, waiting_for
 
 
@@ -22,19 +21,12 @@ def _failure(url: str) -> Exception:
     raise AssertionError(f"{url} opened")
 
 
-def _closed_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_missing_busy_and_unserved_ports_are_told_apart(tmp_path):
     missing = str(tmp_path / "ttyUSB9")
     text = waiting_for(missing, _failure(missing))
     assert "does not exist" in text and "plugged in" in text
 
-    master, slave = pty.openpty()
-    name = os.ttyname(slave)
+    master, slave, name = open_pty()
     holder = serial.Serial(name, exclusive=True)
     try:
         text = waiting_for(name, _failure(name))
@@ -44,7 +36,7 @@ def test_missing_busy_and_unserved_ports_are_told_apart(tmp_path):
         os.close(master)
         os.close(slave)
 
-    url = f"socket://127.0.0.1:{_closed_tcp_port()}"
+    url = socket_url(free_tcp_port())
     assert "nothing listens on 127.0.0.1" in waiting_for(url, _failure(url))
 
 

@@ -15,7 +15,7 @@ import pytest
 import serial
 
 from tinyml.device import protocol as p
-from tinyml.device.endpoints import free_tcp_port, listen_tcp, open_pty
+from tinyml.device.endpoints import free_tcp_port, listen_tcp, open_pty, socket_url
 from tinyml.device.link import _open_error, open_link
 from tinyml.errors import DeviceError, InputError
 
@@ -97,7 +97,7 @@ def test_tcp_link_survives_garbage_and_counts_it(tcp_device: tuple[socket.socket
             time.sleep(0.5)
 
     threading.Thread(target=device, daemon=True).start()
-    with open_link(f"socket://127.0.0.1:{port}", timeout=2.0) as link:
+    with open_link(socket_url(port), timeout=2.0) as link:
         got = [link.recv(2.0) for _ in frames]
         assert [m.seq for m in got] == list(range(20))
         assert link.stats()["bad_frames"] == 5
@@ -118,7 +118,7 @@ def test_no_answer_is_a_device_error_after_retries(tcp_device: tuple[socket.sock
                 pass
 
     threading.Thread(target=silent_device, daemon=True).start()
-    with open_link(f"socket://127.0.0.1:{port}", timeout=1.0) as link:
+    with open_link(socket_url(port), timeout=1.0) as link:
         start = time.monotonic()
         with pytest.raises(DeviceError, match=r"no ACK from .* within 0.2 s \(3 tries of INPUT\)"):
             link.request(p.Input(0, b"x"), p.Ack, timeout=0.2, retries=2)
@@ -138,7 +138,7 @@ def test_device_error_answer_is_reported(tcp_device: tuple[socket.socket, int]) 
             time.sleep(0.5)
 
     threading.Thread(target=device, daemon=True).start()
-    with open_link(f"socket://127.0.0.1:{port}", timeout=1.0) as link, \
+    with open_link(socket_url(port), timeout=1.0) as link, \
             pytest.raises(DeviceError, match="error 3: offset 900 beyond 768") as info:
         link.request(p.Input(900, b"x"), p.Ack)
     assert "input tensor" in info.value.hint
@@ -233,6 +233,6 @@ def test_request_garbled_on_the_way_is_resent(tcp_device: tuple[socket.socket, i
             time.sleep(0.5)
 
     threading.Thread(target=device, daemon=True).start()
-    with open_link(f"socket://127.0.0.1:{port}", timeout=2.0) as link:
+    with open_link(socket_url(port), timeout=2.0) as link:
         assert link.request(p.Infer(5), p.Result).seq == 5
         assert link.stats()["retries"] == 1

@@ -241,6 +241,9 @@ BAD_PROJECTS = [
     ({"sign": {"key": "missing.key"}}, ("missing.key", "not found")),
     ({"deploy": {"to": "cloud"}}, ("unknown section [deploy]",)),
     ({"project": {"name": "tiny", "out": "tinyml.toml"}}, ("is a file, not a folder",)),
+    ({"firmware": {"board": "qemu-mps2-an386", "mode": "sleep"}}, ("[firmware] mode 'sleep' is not one of",)),
+    ({"firmware": {"board": "qemu-mps2-an386", "mode": "run"}}, ("[validate] needs the validation firmware",)),
+    ({"firmware": {"board": "esp32-c3-devkitm-1", "mode": "run"}}, ("run mode only for make-built boards",)),
 ]
 
 
@@ -297,6 +300,8 @@ def test_examples_read_back(shared: Path) -> None:
     root = Path(__file__).resolve().parent.parent / "examples"
     vib = read_project(root / "vibration" / "tinyml.toml")
     assert vib.board.name == "qemu-mps2-an386" and vib.validate is not None
+    tmp105 = read_project(root / "tmp105" / "tinyml.toml")
+    assert tmp105.mode == "run" and tmp105.sensor == "tmp105" and tmp105.validate is None
     fan = read_project(root / "fan" / "tinyml.toml")
     assert fan.import_paths[0].resolve() == (shared / "datasets/fan-imbalance/accelerometer.csv").resolve()
 

@@ -10,6 +10,7 @@ import pytest
 from serial.tools.list_ports_common import ListPortInfo
 
 from tests.conftest import assert_clean_error, run_cli
+from tinyml.device.endpoints import open_pty
 from tinyml.errors import DeviceError
 from tinyml.flash import board_usb_ids, ports
 
@@ -75,8 +76,7 @@ def test_auto_with_no_candidate_lists_what_there_is() -> None:
 
 
 def test_port_held_by_another_process_names_it(tmp_path: Path) -> None:
-    master, slave = os.openpty()
-    device = os.ttyname(slave)
+    master, slave, device = open_pty()
     holder = subprocess.Popen(["sleep", "30"], stdin=slave)
     os.close(slave)
     try:
@@ -90,9 +90,9 @@ def test_port_held_by_another_process_names_it(tmp_path: Path) -> None:
 
 
 def test_free_pty_is_usable() -> None:
-    master, slave = os.openpty()
+    master, slave, device = open_pty()
     try:
-        ports.check_port_usable(os.ttyname(slave))  # only this process holds it
+        ports.check_port_usable(device)  # only this process holds it
     finally:
         os.close(slave)
         os.close(master)
@@ -121,8 +121,7 @@ def test_ports_command_runs_and_auto_without_board_is_clean() -> None:
 
 def test_flash_to_busy_port_names_the_holder(tmp_path: Path) -> None:
     (tmp_path / "fw.bin").write_bytes(b"\xe9" + bytes(4095))
-    master, slave = os.openpty()
-    device = os.ttyname(slave)
+    master, slave, device = open_pty()
     holder = subprocess.Popen(["sleep", "30"], stdin=slave)
     os.close(slave)  # only the sleeping process holds the port now
     try:

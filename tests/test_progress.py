@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import pty
 import struct
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import termios
 from pathlib import Path
 
 from tests.conftest import run_cli
+from tinyml.device.endpoints import open_pty
 
 LOOP = ("from tinyml.progress import Steps, stage\n"
         "stage('work: starting')\n"
@@ -23,7 +23,7 @@ LOOP = ("from tinyml.progress import Steps, stage\n"
 def _run_on(stderr_is_tty: bool) -> str:
     if not stderr_is_tty:
         return subprocess.run([sys.executable, "-c", LOOP], capture_output=True, text=True, check=True).stderr
-    master, slave = pty.openpty()
+    master, slave, _ = open_pty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a real terminal has a width
     proc = subprocess.Popen([sys.executable, "-c", LOOP], stderr=slave, stdout=subprocess.DEVNULL)
     os.close(slave)

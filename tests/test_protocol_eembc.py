@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.cbuild import host_compile
 from tinyml.device import protocol as p
 from tinyml.model.interpreters import quantize_input
 from tinyml.paths import template_dir
@@ -28,9 +29,8 @@ SCALE, ZERO_POINT = 0.5, -3      # the harness model's input quantization
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory: pytest.TempPathFactory) -> Path:
     exe = tmp_path_factory.mktemp("eembc") / "eembc_harness"
-    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fsanitize=address,undefined",
-                    "-fno-sanitize-recover=all", "-I", str(COMMON), str(HARNESS), str(COMMON / "tinyml_eembc.c"),
-                    str(COMMON / "tinyml_proto.c"), "-o", str(exe)], check=True, capture_output=True, text=True)
+    host_compile([HARNESS, COMMON / "tinyml_eembc.c", COMMON / "tinyml_proto.c"], exe, includes=[COMMON],
+                 sanitize=True)
     return exe
 
 
@@ -202,8 +202,7 @@ def test_float32_quantization_matches_the_host_reference(harness: Path, scale: f
     assert np.array_equal(got, want), [(float(a), int(b), int(c)) for a, b, c in zip(x, got, want, strict=True) if b != c][:5]
 
 
+@pytest.mark.cross_compiler
 def test_compiles_warning_free_for_cortex_m(tmp_path: Path) -> None:
-    proc = subprocess.run(["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic",
-                           "-mcpu=cortex-m4", "-mthumb", "-Os", "-c", str(COMMON / "tinyml_eembc.c"),
-                           "-o", str(tmp_path / "eembc.o")], capture_output=True, text=True)
-    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    host_compile([COMMON / "tinyml_eembc.c"], tmp_path / "eembc.o", obj=True, cc="arm-none-eabi-gcc",
+                 extra=["-mcpu=cortex-m4", "-mthumb", "-Os"], silent=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cbuild import host_compile
 from tinyml.errors import InputError
 from tinyml.firmware.boards import load_board
 from tinyml.firmware.render import jinja_env, render_project
@@ -25,6 +26,7 @@ def _classifier(shared: Path):
                                labels=Labels(task="classifier", classes=tuple(HOSTILE)), origin="run */ #error z\n\\")
 
 
+@pytest.mark.cross_compiler
 def test_hostile_labels_and_ids_are_escaped_and_the_build_succeeds(shared: Path, tmp_path: Path) -> None:
     out = tmp_path / "fw"
     render_project(load_board("qemu-mps2-an386"), _classifier(shared), out, device_id='dev"\\\n#error q')
@@ -37,7 +39,7 @@ def test_hostile_labels_and_ids_are_escaped_and_the_build_succeeds(shared: Path,
     probe = tmp_path / "probe.c"
     probe.write_text('#include <stdio.h>\n#include "tinyml_config.h"\n'
                      'int main(void){fwrite(TINYML_DEVICE_ID,1,sizeof TINYML_DEVICE_ID-1,stdout);return 0;}\n')
-    subprocess.run(["gcc", "-std=c11", "-I", str(out / "src"), "-I", str(out / "model"), str(probe), "-o", str(tmp_path / "probe")], check=True)
+    host_compile([probe], tmp_path / "probe", includes=[out / "src", out / "model"], flags=("-std=c11",))
     assert subprocess.run([str(tmp_path / "probe")], capture_output=True).stdout == b'dev"\\\n#error q'
 
 

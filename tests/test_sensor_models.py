@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.cbuild import host_compile
 from tinyml.firmware.boards import load_board
 from tinyml.firmware.sensors import load_sensor, plan_sensor, sensor_config_header, sensors_dir
 from tinyml.paths import template_dir
 
 HERE = Path(__file__).parent / "sensors"
+GNU11 = ("-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O1")  # the drivers use GNU C as the firmware does
 X = [0.0, 0.35, 0.5, 0.35, 0.0, -0.35, -0.5, -0.35]  # sensor_harness.c signal_at
 
 
@@ -32,12 +34,8 @@ def build(tmp: Path, sensor: str, board: str, fs: float, channels: list[str], op
     exe = tmp / "harness"
     sources = [sensors_dir() / "tinyml_sensor.c", sensors_dir() / f"{plan.sensor.driver}.c",
                HERE / "bus_model.c", HERE / f"{chip}_model.c", HERE / "sensor_harness.c"]
-    proc = subprocess.run(["gcc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O1", "-g",
-                           "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-                           "-I", str(tmp), "-I", str(sensors_dir()), "-I", str(template_dir("common")),
-                           "-I", str(HERE), *map(str, sources), "-lm", "-o", str(exe)],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    host_compile(sources, exe, flags=GNU11, extra=["-g"], sanitize=True, libs=["-lm"],
+                 includes=[tmp, sensors_dir(), template_dir("common"), HERE])
     return exe
 
 
@@ -166,13 +164,10 @@ def test_onchip_temperature_drivers_against_register_models(sensor: str, board: 
     exe = tmp_path / "harness"
     sources = [sensors_dir() / "tinyml_sensor.c", sensors_dir() / f"{plan.sensor.driver}.c",
                HERE / "bus_model.c", HERE / "onchip_model.c", HERE / "sensor_harness.c"]
-    proc = subprocess.run(["gcc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O1",
-                           "-DTINYML_MMIO(addr)=(*nrf_temp_reg(addr))",
-                           "-include", "stdint.h", "-include", str(HERE / "nrf_temp_model.h"),
-                           "-I", str(tmp_path), "-I", str(sensors_dir()), "-I", str(template_dir("common")),
-                           "-I", str(HERE), "-I", str(HERE / "sdk"), *map(str, sources), "-lm", "-o", str(exe)],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    host_compile(sources, exe, flags=GNU11, libs=["-lm"],
+                 extra=["-DTINYML_MMIO(addr)=(*nrf_temp_reg(addr))", "-include", "stdint.h",
+                        "-include", str(HERE / "nrf_temp_model.h")],
+                 includes=[tmp_path, sensors_dir(), template_dir("common"), HERE, HERE / "sdk"])
     out = run(exe, 4, 1, 10, 210)  # 2.1 s at 10 samples/s, the first 0.1 s after start
     assert out["errors"] == [] and out["status"] == 0 and out["reads"] == 20
     assert len(out["windows"]) == 5
@@ -201,6 +196,7 @@ CROSS = [(s, b, bus) for s in ("adxl345", "mpu6050", "lis3dh", "tmp102", "tmp105
                                "esp32-temp") for b, bus in _served(s)]
 
 
+@pytest.mark.cross_compiler
 @pytest.mark.parametrize(("sensor", "board_name", "bus"), CROSS, ids=[f"{s}-{b}-{x}" for s, b, x in CROSS])
 def test_driver_and_bus_compile_for_every_core_they_serve(sensor: str, board_name: str, bus: str,
                                                           tmp_path: Path) -> None:
@@ -217,10 +213,8 @@ def test_driver_and_bus_compile_for_every_core_they_serve(sensor: str, board_nam
     (tmp_path / "tinyml_sensor_config.h").write_text(sensor_config_header(plan))
     from tinyml.firmware.sensors import sensor_sources
 
-    sdk = ["-I", str(HERE / "sdk")] if board.template in SDK_TEMPLATES else []
+    sdk = [HERE / "sdk"] if board.template in SDK_TEMPLATES else []
     for source in [f for f in sensor_sources(plan) if f.suffix == ".c"]:
-        proc = subprocess.run([board.cc, *board.cflags, "-std=gnu11", "-Os", "-Wall", "-Wextra", "-Werror",
-                               "-ffreestanding", "-I", str(tmp_path), "-I", str(sensors_dir()),
-                               "-I", str(template_dir("common")), *sdk, "-c", str(source), "-o", "/dev/null"],
-                              capture_output=True, text=True)
-        assert proc.returncode == 0, f"{source.name}:\n{proc.stderr}"
+        host_compile([source], "/dev/null", obj=True, cc=board.cc, includes=[tmp_path, sensors_dir(),
+                     template_dir("common"), *sdk], flags=(*board.cflags, "-std=gnu11", "-Os", "-Wall", "-Wextra",
+                                                          "-Werror", "-ffreestanding"))

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import assert_clean_error, run_cli
+from tinyml.device.endpoints import listen_tcp
 from tinyml.device.qemu import EmulatedBoard
 from tinyml.errors import CheckFailed
 from tinyml.firmware.boards import load_board
@@ -171,7 +172,7 @@ class CorruptingProxy:
     """A TCP proxy between the host and QEMU that flips one byte in every ``every`` bytes."""
 
     def __init__(self, upstream_port: int, every_down: int, every_up: int):
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener = listen_tcp(0)
         self.port = self.listener.getsockname()[1]
         self.upstream_port, self.every = upstream_port, {"down": every_down, "up": every_up}
         self.flipped = {"down": 0, "up": 0}
@@ -324,3 +325,21 @@ def test_limit_covers_every_class_and_reports_host_accuracy_beside_the_device(tr
     model = int8_model(trained_run.run_dir)
     tests = prepare_inputs(model, trained_run.data, "test", 6)
     assert tests.labels is not None and len(set(tests.labels.tolist())) == classes
+
+
+def test_dilated_model_is_compared_with_the_reference_and_tflm_is_named(tmp_path: Path) -> None:
+    """Native firmware of a model TFLM computes wrongly (issue 11): the device equals the reference
+    semantics; the report says so, counts TFLM's difference and names TFLM's op."""
+    from tests.codegen_models import build
+
+    path = tmp_path / "dilated.tflite"
+    path.write_bytes(build("dil2_same_1d_dw")[0])
+    model = int8_model(path)
+    elf, sizes = _firmware(path, "qemu-mps2-an386", tmp_path / "fw")
+    report = validate(load_board("qemu-mps2-an386"), model, prepare_inputs(model, None, None, 8, seed=2), elf=elf,
+                      sizes=sizes)
+    assert report.mismatches == 0 and report.reference.startswith("reference semantics")
+    assert report.tflm_mismatches and report.departures[0]["op"] == "SPACE_TO_BATCH_ND"
+    text = "\n".join(report.summary())
+    assert "against the host reference (reference semantics" in text
+    assert "TFLM host interpreter: " in text and "TFLM disagrees with the reference at op" in text

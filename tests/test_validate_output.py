@@ -21,6 +21,7 @@ from tests.conftest import run_cli
 from tests.test_validate import CorruptingProxy, qemu_pids
 from tinyml.device import protocol as p
 from tinyml.device.emulator import EmulatedFleet
+from tinyml.device.endpoints import socket_url
 from tinyml.device.link import Link, open_link, read_output
 from tinyml.device.qemu import CONNECT_TIMEOUT_S, EmulatedBoard
 from tinyml.errors import DeviceError
@@ -185,7 +186,7 @@ def test_firmware_without_output_req_gets_a_rebuild_hint(tmp_path: Path) -> None
                         conn.sendall(p.encode(p.Error(p.ERR_BAD_FRAME, "bad frame")))
 
     threading.Thread(target=old_device, daemon=True).start()
-    with listener, open_link(f"socket://127.0.0.1:{listener.getsockname()[1]}", timeout=1.0) as link:
+    with listener, open_link(socket_url(listener.getsockname()[1]), timeout=1.0) as link:
         session = DeviceSession(link, 0.5)
         with pytest.raises(DeviceError, match="no OUTPUT from the device after 8 tries") as exc:
             session.output(head, OUTPUTS)

@@ -25,7 +25,8 @@ import tomllib
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.qemu, pytest.mark.cross_compiler]
-SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "tinyml", "boards", "firmware_templates")
+SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "tinyml", "boards", "firmware_templates",
+           "bearings")
 
 
 def _run(argv: list, cwd: Path, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -81,6 +82,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict:
         tar.extractall(work / "unpacked", filter="data")
     assert any(n.endswith("/boards/qemu-mps2-an386.toml") for n in names)
     assert any(n.endswith("/firmware_templates/common/tinyml_proto.c") for n in names)
+    assert any(n.endswith("/bearings/6205-2RS.toml") for n in names)
     # ... and a wheel built from the sdist carries them inside the package
     (unpacked,) = (work / "unpacked").iterdir()
     _run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation", "-q", "-w", work / "dist"],
@@ -93,6 +95,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict:
                     if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts}
     assert package_data <= set(files), sorted(package_data - set(files))  # kernels, dashboard, ...
     assert "tinyml/_data/firmware_templates/baremetal-common/Makefile.j2" in files
+    assert "tinyml/_data/bearings/6205-2RS.toml" in files
     venv = work / "venv"
     _run([sys.executable, "-m", "venv", venv], work)
     _run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel], work)
@@ -119,6 +122,8 @@ def test_the_installed_package_has_no_training_stack_and_runs_from_the_venv(inst
     assert proc.returncode != 0 and "No module named 'tensorflow'" in proc.stderr
     boards = tinyml(installed, "boards").stdout
     assert "qemu-mps2-an386" in boards and "nucleo-f446re" in boards
+    code = "from tinyml.data.bearings import load_bearing; print(round(load_bearing('6205').orders()['bpfi'], 3))"
+    assert _run([python, "-c", code], installed["home"], installed["env"]).stdout.strip() == "5.415"
 
 
 def test_tinyml_home_adds_a_users_own_board(installed: dict) -> None:

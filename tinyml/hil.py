@@ -64,7 +64,7 @@ class ValidationReport:
     mismatched_inputs: int
     max_abs_diff: int
     accuracy: float | None
-    host_accuracy: float | None     # the TFLM host reference's labels on the same inputs
+    host_accuracy: float | None     # the host reference's labels on the same inputs
     device_computes_features: bool  # raw windows sent; the device ran the C features itself
     device_labels_agree: float | None  # device's own decision vs the same rule on the reference
     latency_unit: str               # what the device's counter counts (its RESULT's latency_unit)
@@ -86,6 +86,9 @@ class ValidationReport:
     # rows: true label, columns: the device's label (class index, or 0 normal / 1 anomaly); None without labels
     confusion_matrix: list[list[int]] | None = None
     arena_bytes: int | None = None  # the firmware's tensor arena, when it was built here
+    reference: str = "TFLM"         # the host computation the device was compared with (HostReference)
+    tflm_mismatches: int | None = None  # device vs the TFLM interpreter, when that is not the reference
+    departures: list[dict[str, Any]] = field(default_factory=list)  # where TFLM departs from the reference
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,14 +97,21 @@ class ValidationReport:
         how = "raw windows, features computed on the device" if self.device_computes_features else "model inputs"
         lines = [f"board {self.board} ({self.runtime}): {self.inputs} inputs from {self.data} ({how})",
                  f"mismatches: {self.mismatches} of {self.output_bytes_compared} output bytes "
-                 f"({self.mismatched_inputs} inputs, max |diff| {self.max_abs_diff}) against the TFLM host reference"]
+                 f"({self.mismatched_inputs} inputs, max |diff| {self.max_abs_diff}) against the host reference "
+                 f"({self.reference})"]
+        if self.departures:
+            from tinyml.codegen.semantics import describe
+
+            lines.append(f"TFLM host interpreter: {self.tflm_mismatches} output bytes differ from the device, "
+                         f"because {describe(self.departures[0])}")
         if self.first_mismatches:
             m = self.first_mismatches[0]
             i = m["first_byte"]
             lines.append(f"first difference: input {m['input']}, output byte {i}: device {m['device'][i]}, "
                          f"reference {m['reference'][i]}")
         if self.accuracy is not None:
-            host = "" if self.host_accuracy is None else f", host (TFLM) on the same inputs {self.host_accuracy:.4f}"
+            host = ("" if self.host_accuracy is None
+                    else f", host ({self.reference}) on the same inputs {self.host_accuracy:.4f}")
             lines.append(f"on-device accuracy: {self.accuracy:.4f}{host}")
         if self.instructions_per_inference is not None:
             lines.append(f"instructions per inference: {self.instructions_per_inference:,.0f}")
@@ -146,7 +156,7 @@ def prepare_inputs(model: Int8Model, data: str | Path | None, split: str | None,
     source = f"{Path(data).name} [{split or 'all'}]"
     if limit is not None and ds.n > limit:
         source += f", {limit} of {ds.n} windows stratified by class (seed {seed})"
-        ds = _take(ds, stratified_sample(ds.y, limit, seed))
+        ds = ds.take(stratified_sample(ds.y, limit, seed))
     pre = model.preprocess()
     if pre is not None and pre.stateful:
         raise InputError("this run's daily_cycle feature keeps state across windows; validate sends windows "
@@ -197,13 +207,6 @@ def stratified_sample(y: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.concatenate(picked))
 
 
-def _take(ds: Any, idx: np.ndarray) -> Any:
-    from tinyml.data.dataset import Dataset
-
-    return Dataset(ds.x[idx], ds.y[idx], ds.classes, ds.channels, ds.fs, ds.split[idx], ds.groups[idx],
-                   ds.kind, ds.normal_class, ds.meta)
-
-
 def _truth(model: Int8Model, ds: Any) -> np.ndarray | None:
     """True labels in the device's terms: class index, or 1 = anomaly / 0 = normal."""
     if ds.y.size == 0 or (ds.y < 0).any():
@@ -221,6 +224,36 @@ def host_reference(model: Int8Model, inputs: np.ndarray) -> np.ndarray:
     data = model.data
     shape = io_quantization(data).in_shape
     return tflm_run(data, inputs.reshape(inputs.shape[0], *shape)).reshape(inputs.shape[0], -1)
+
+
+@dataclass(frozen=True)
+class HostReference:
+    """What the device's outputs are compared with: TFLM's, or for native firmware of a model TFLM
+    computes wrongly, the op-by-op reference semantics (docs/codegen.md), with TFLM's outputs and
+    where TFLM departs beside them."""
+
+    outputs: np.ndarray
+    name: str
+    tflm_outputs: np.ndarray
+    departures: list[dict[str, Any]]
+
+
+def device_reference(model: Int8Model, inputs: np.ndarray, runtime: str) -> HostReference:
+    """TFLM's outputs, unless the device runs generated C and TFLM departs from the reference
+    semantics on the first inputs; then the reference semantics' outputs."""
+    from tinyml.codegen import semantics
+
+    tflm = host_reference(model, inputs)
+    if runtime != "native":  # a TFLM firmware must equal TFLM, right or wrong
+        return HostReference(tflm, "TFLM", tflm, [])
+    try:
+        found = [d.to_json() for d in semantics.trace(model.data, inputs[:8], engines=("tflm",)).departures]
+    except InputError:  # a model the op-by-op reference cannot cut up: TFLM stays the reference
+        found = []
+    if not found:
+        return HostReference(tflm, "TFLM", tflm, [])
+    return HostReference(semantics.reference_outputs(model.data, inputs), "reference semantics, docs/codegen.md",
+                         tflm, found)
 
 
 def decide(model: Int8Model, inputs: np.ndarray, outputs: np.ndarray) -> np.ndarray:
@@ -356,9 +389,10 @@ def latency_figures(board: Board, unit_code: int, mean: float) -> dict[str, floa
 
 
 def compare(board: Board, runtime: str, model: Int8Model, tests: ValidationInputs, device_out: np.ndarray,
-            results: list[p.Result], reference: np.ndarray, session: DeviceSession, seconds: float,
+            results: list[p.Result], host: HostReference, session: DeviceSession, seconds: float,
             sizes: tuple[int, ...] | None) -> ValidationReport:
     """Byte-for-byte comparison of the whole outputs, accuracy and latency figures."""
+    reference = host.outputs
     diff = np.abs(device_out.astype(np.int16) - reference.astype(np.int16))
     bad_rows = np.flatnonzero(diff.max(axis=1) > 0)
     labels = np.array([r.label for r in results])
@@ -392,7 +426,9 @@ def compare(board: Board, runtime: str, model: Int8Model, tests: ValidationInput
         flash_bytes=sizes[0] if sizes else None, ram_bytes=sizes[1] if sizes else None,
         bad_frames=int(session.link.decoder.bad_frames), device_rx_errors=session.device_rx_errors,
         retries=session.retries, seconds=seconds, data=tests.source, first_mismatches=first,
-        confusion_matrix=confusion, arena_bytes=sizes[2] if sizes and len(sizes) > 2 else None)
+        confusion_matrix=confusion, arena_bytes=sizes[2] if sizes and len(sizes) > 2 else None,
+        reference=host.name, departures=host.departures,
+        tflm_mismatches=int((device_out != host.tflm_outputs).sum()) if host.departures else None)
 
 
 def device_confusion(model: Int8Model, truth: np.ndarray, labels: np.ndarray) -> list[list[int]]:
@@ -427,8 +463,8 @@ def validate(board: Board, model: Int8Model, tests: ValidationInputs, port: str 
     from tinyml.device.link import open_link
     from tinyml.progress import stage
 
-    stage(f"validate: host reference (TFLM) for {tests.x.shape[0]} inputs", quiet=not progress)
-    reference = host_reference(model, tests.x)
+    stage(f"validate: host reference for {tests.x.shape[0]} inputs", quiet=not progress)
+    reference = device_reference(model, tests.x, runtime)
     start = time.monotonic()
     wait = timeout or (1.0 if port is None else 3.0)
     if port is not None:
@@ -450,14 +486,14 @@ def validate(board: Board, model: Int8Model, tests: ValidationInputs, port: str 
 # ---- render -> build -> validate -> tolerance ------------------------------------------------
 
 def build_firmware(board: Board, model: Int8Model, out: Path, *, runtime: str = "native",
-                   target: str | None = None, **render_options: Any) -> Any:
-    """Render the firmware project for ``model`` into ``out`` and build it; its size report.
-    ``render_options`` go to ``render_project`` (a sensor and its options)."""
+                   target: str | None = None, mode: str = "validate", **render_options: Any) -> Any:
+    """Render the firmware project for ``model`` into ``out`` and build it in ``mode``; its size
+    report. ``render_options`` go to ``render_project`` (a sensor and its options)."""
     from tinyml.firmware.build import build_project
     from tinyml.firmware.render import render_project
 
     render_project(board, model, out, runtime, target=target, **render_options)
-    return build_project(out)
+    return build_project(out, mode=mode)
 
 
 def check_on_device(board: Board, model: Int8Model, tests: ValidationInputs, *, port: str | None = None,
@@ -499,6 +535,7 @@ def check_on_device(board: Board, model: Int8Model, tests: ValidationInputs, *, 
         write_json(report_path, report.to_json())
     if report.mismatches > tolerance:
         where = f"{report_path} shows where (first_mismatches)" if report_path else "--report FILE shows where"
-        raise CheckFailed(f"{report.mismatches} output bytes differ from the host reference (tolerance {tolerance})",
+        raise CheckFailed(f"{report.mismatches} output bytes differ from the host reference ({report.reference}, "
+                          f"tolerance {tolerance})",
                           f"{where}; a difference is a code generator or firmware bug")
     return report

@@ -1,9 +1,9 @@
 """Where the project's data folders live.
 
-``boards/`` and ``firmware_templates/`` sit at the repository top level so that users can
+``boards/``, ``firmware_templates/`` and ``bearings/`` sit at the repository top level so that users can
 read and extend them without touching Python; the wheel carries a copy inside the package
 (``tinyml/_data/``, put there by the build hook in setup.py). A name is looked up first in
-``TINYML_HOME`` (a user's own boards and templates, which may override built-in ones by name),
+``TINYML_HOME`` (a user's own boards, templates and bearings, which may override built-in ones by name),
 then in the checkout this package runs from, else in the installed copy.
 """
 
@@ -27,17 +27,22 @@ def builtin_root() -> Path:
 
 
 def data_roots() -> list[Path]:
-    """Folders searched for boards/ and firmware_templates/, first match wins."""
+    """Folders searched for boards/, firmware_templates/ and bearings/, first match wins."""
     env = os.environ.get("TINYML_HOME")
     return [*([Path(env)] if env else []), builtin_root()]
 
 
+def data_dirs(name: str) -> list[Path]:
+    """The existing ``name`` folders (boards, firmware_templates, bearings) in search order."""
+    return [root / name for root in data_roots() if (root / name).is_dir()]
+
+
 def boards_dirs() -> list[Path]:
-    return [root / "boards" for root in data_roots() if (root / "boards").is_dir()]
+    return data_dirs("boards")
 
 
 def templates_dirs() -> list[Path]:
-    return [root / "firmware_templates" for root in data_roots() if (root / "firmware_templates").is_dir()]
+    return data_dirs("firmware_templates")
 
 
 def template_dir(name: str) -> Path | None:

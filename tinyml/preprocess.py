@@ -162,6 +162,14 @@ class Preprocess:
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"preprocess.json is incomplete or malformed ({exc})",
                              "re-run `tinyml train` to recreate it") from exc
+        if pre.mode == "features" and pre.feature_spec is not None:
+            from tinyml.data.features import feature_names
+
+            width = len(feature_names(pre.feature_spec, pre.channels))
+            if width != pre.mean.size or width != pre.std.size:
+                raise InputError(f"preprocess.json: its feature spec gives {width} values but it standardises "
+                                 f"{pre.mean.size} (written by another version of the features)",
+                                 "re-run `tinyml train` to recreate it")
         if pre.integer and (pre.sample_shift is None or len(pre.sample_shift) != len(pre.channels)
                             or any(abs(v) > 100 for v in pre.sample_shift)):
             raise InputError("preprocess.json: integer arithmetic needs one sample_shift per channel",

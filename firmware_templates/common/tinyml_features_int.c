@@ -419,20 +419,42 @@ static void spectrum(const tinyml_ifeat_config *cfg, channel_t *ch)
     ch->has_spectrum = 1;
 }
 
-static void envelope_bands(const tinyml_ifeat_config *cfg, const tinyml_ifeat_op *op, channel_t *ch, int64_t *out)
+/* log2(T sum d^4 / (sum d^2)^2) in Q16 of the envelope magnitudes, cut to lim bits so the sums fit. */
+static int64_t envelope_kurtosis(const int32_t *env, unsigned t)
+{
+    int64_t pk = 0, s2 = 0, s4 = 0;
+    for (unsigned n = 0; n < t; n++)
+        if (env[n] > pk)
+            pk = env[n];
+    unsigned lim = (62u - 2u * bitlen(t)) / 4u, b = bitlen((uint64_t)pk);
+    unsigned sh = b > lim ? b - lim : 0u;
+    for (unsigned n = 0; n < t; n++) {
+        int64_t d = rshift_round(env[n], sh);
+        int64_t d2 = d * d;
+        s2 += d2;
+        s4 += d2 * d2;
+    }
+    if (s2 <= 0)
+        return 0;
+    return log2_q16(ratio((int64_t)t * s4, s2 * s2 > 0 ? s2 * s2 : 1, 12)) - ((int64_t)12 << LOG_FRAC);
+}
+
+/* The envelope of bins [lo, hi] and, into wr/wi, twice the spectrum of the de-meaned envelope
+ * (bins 0..T/2); returns the exponent of its power; with kurt, also the envelope's kurtosis. */
+static int envelope_spectrum(const tinyml_ifeat_config *cfg, unsigned lo, unsigned hi, channel_t *ch, int64_t *kurt)
 {
     unsigned t = ch->t;
     int32_t *zr = ch->wr, *zi = ch->wi;
     int64_t total = 0, sum = 0;
     spectrum(cfg, ch);
     for (unsigned k = 0; k < t; k++) {
-        int keep = k >= op->bin_lo && k <= op->bin_hi;
+        int keep = k >= lo && k <= hi;
         zr[k] = keep ? ch->re[k] : 0;
         zi[k] = keep ? ch->im[k] : 0;
         total += (zr[k] < 0 ? -(int64_t)zr[k] : zr[k]) + (zi[k] < 0 ? -(int64_t)zi[k] : zi[k]);
     }
     int e1 = block_shift(total, 30);
-    for (unsigned k = op->bin_lo; k <= op->bin_hi; k++) {
+    for (unsigned k = lo; k <= hi; k++) {
         zr[k] = (int32_t)shift_sat(zr[k], e1);
         zi[k] = (int32_t)shift_sat(zi[k], e1);
     }
@@ -441,6 +463,8 @@ static void envelope_bands(const tinyml_ifeat_config *cfg, const tinyml_ifeat_op
         zr[n] = (int32_t)isqrt((int64_t)zr[n] * zr[n] + (int64_t)zi[n] * zi[n]);
         sum += zr[n];
     }
+    if (kurt)
+        *kurt = envelope_kurtosis(zr, t);
     int64_t mean = div_round(sum, t);
     total = 0;
     for (unsigned n = 0; n < t; n++) {
@@ -451,7 +475,117 @@ static void envelope_bands(const tinyml_ifeat_config *cfg, const tinyml_ifeat_op
     for (unsigned n = 0; n < t; n++)
         zr[n] = (int32_t)shift_sat(zr[n], e2);
     rfft_q(cfg, zr, zr, zi); /* twice the spectrum: 4x the power */
-    bands(op, zr, zi, -2 * (14 + e1 + e2) - 2 * (int)cfg->log2_window - 2, out);
+    return -2 * (14 + e1 + e2) - 2 * (int)cfg->log2_window - 2;
+}
+
+static void envelope_bands(const tinyml_ifeat_config *cfg, const tinyml_ifeat_op *op, channel_t *ch, int64_t *out)
+{
+    int exponent = envelope_spectrum(cfg, op->bin_lo, op->bin_hi, ch, NULL);
+    bands(op, ch->wr, ch->wi, exponent, out);
+}
+
+/* ---------------------------------------------------------------- bearing (features_bearing.py) */
+
+enum { P_KMIN, P_KMAX, P_FIXED, P_DEFAULT, P_TOL, P_FLOOR, P_LINES, P_SIDEBAND, P_HEADER };
+#define RAW_HARMONICS 3
+#define FLOOR_MAX 16
+#define SUBHARMONIC_DB 3
+
+static int64_t power_at(const int32_t *re, const int32_t *im, int64_t k)
+{
+    return (int64_t)re[k] * re[k] + (int64_t)im[k] * im[k];
+}
+
+/* Shaft frequency in Q16 bins: fixed, or the largest bin in [kmin, kmax] (or the 1x at half
+ * its bin), its larger neighbour and Rife's two-bin interpolation. */
+static int64_t shaft_q16(const int32_t *prm, const int32_t *re, const int32_t *im)
+{
+    if (prm[P_FIXED])
+        return prm[P_FIXED];
+    int64_t k = prm[P_KMIN], best = power_at(re, im, k);
+    for (int64_t i = k + 1; i <= prm[P_KMAX]; i++) {
+        int64_t p = power_at(re, im, i);
+        if (p > best) {
+            best = p;
+            k = i;
+        }
+    }
+    int64_t h = k >> 1; /* a range over 2:1 holds the 2x too: prefer a 1x within 9 dB of it */
+    if (h >= prm[P_KMIN]) {
+        int64_t sub = power_at(re, im, h) >= power_at(re, im, h + 1) ? h : h + 1; /* h + 1 <= k */
+        if (power_at(re, im, sub) >= best >> SUBHARMONIC_DB)
+            k = sub;
+    }
+    int64_t j = power_at(re, im, k - 1) > power_at(re, im, k + 1) ? k - 1 : k;
+    int64_t m0 = isqrt(power_at(re, im, j)), m1 = isqrt(power_at(re, im, j + 1));
+    return m0 + m1 > 0 ? j * 65536 + ratio(m1, m0 + m1, 16) : prm[P_DEFAULT];
+}
+
+/* P[c] + P[c+1] (c = floor(pos)), bins outside [1, half] counting 0. */
+static int64_t pair_at(const int32_t *re, const int32_t *im, int64_t half, int64_t pos)
+{
+    int64_t c = pos >> 16, s = 0;
+    for (int64_t k = c; k <= c + 1; k++)
+        if (k >= 1 && k <= half)
+            s = sat_add(s, power_at(re, im, k));
+    return s;
+}
+
+/* Largest bin of [c - a, c + 1 + a], and the lower median of floor_bins bins each side past a
+ * one-bin gap (1 when there are none), bins limited to [1, half]. */
+static void peak_floor(const int32_t *prm, const int32_t *re, const int32_t *im, int64_t half, int64_t pos,
+                       int64_t *peak, int64_t *floor)
+{
+    int64_t c = pos >> 16, a = rshift_round(pos * prm[P_TOL], 32), best = 0, buf[2 * FLOOR_MAX];
+    int64_t r = prm[P_FLOOR];
+    unsigned n = 0;
+    for (int64_t k = c - a; k <= c + 1 + a; k++)
+        if (k >= 1 && k <= half && power_at(re, im, k) > best)
+            best = power_at(re, im, k);
+    *peak = best;
+    for (int64_t i = 0; floor && i < 2 * r; i++) {
+        int64_t k = i < r ? c - a - 1 - r + i : c + a + 3 + (i - r);
+        if (k >= 1 && k <= half) {
+            int64_t v = power_at(re, im, k);
+            unsigned m = n++;
+            while (m > 0 && buf[m - 1u] > v) { /* insertion sort */
+                buf[m] = buf[m - 1u];
+                m--;
+            }
+            buf[m] = v;
+        }
+    }
+    if (floor)
+        *floor = n ? buf[(n - 1u) / 2u] : 1;
+}
+
+static void bearing(const tinyml_ifeat_config *cfg, const tinyml_ifeat_op *op, channel_t *ch, int64_t *out)
+{
+    const int32_t *prm = op->weights;
+    int64_t half = ch->t / 2u, kurt = 0, total = 0, sb = 1, floor_sb = 1;
+    spectrum(cfg, ch);
+    int64_t f = shaft_q16(prm, ch->re, ch->im);
+    (void)envelope_spectrum(cfg, op->bin_lo, op->bin_hi, ch, &kurt);
+    for (int64_t k = 1; k <= half; k++)
+        total = sat_add(total, power_at(ch->re, ch->im, k));
+    unsigned o = 0;
+    out[o++] = kurt;
+    for (int64_t h = 1; h <= RAW_HARMONICS; h++)
+        out[o++] = log2_q16(pair_at(ch->re, ch->im, half, rshift_round(f * (h << 16), 16))) - log2_q16(total);
+    out[o++] = log2_q16(pair_at(ch->re, ch->im, half, f)) - 4 * log2_q16(f);
+    for (int32_t i = 0; i < prm[P_LINES]; i++) {
+        int64_t pos = rshift_round(f * prm[P_HEADER + i], 16), peak, floor;
+        peak_floor(prm, ch->wr, ch->wi, half, pos, &peak, &floor);
+        out[o++] = log2_q16(peak) - log2_q16(floor);
+        if (i == prm[P_SIDEBAND]) {
+            int64_t lo, hi;
+            peak_floor(prm, ch->wr, ch->wi, half, pos - f, &lo, NULL);
+            peak_floor(prm, ch->wr, ch->wi, half, pos + f, &hi, NULL);
+            sb = sat_add(lo, hi);
+            floor_sb = floor;
+        }
+    }
+    out[o] = log2_q16(sb) - log2_q16(floor_sb) - ((int64_t)1 << LOG_FRAC);
 }
 
 static void run_op(const tinyml_ifeat_config *cfg, const tinyml_ifeat_op *op, channel_t *ch, int64_t *out)
@@ -509,6 +643,9 @@ static void run_op(const tinyml_ifeat_config *cfg, const tinyml_ifeat_op *op, ch
     case TINYML_IFEAT_ENVELOPE_BANDS:
         envelope_bands(cfg, op, ch, out);
         break;
+    case TINYML_IFEAT_BEARING:
+        bearing(cfg, op, ch, out);
+        break;
     case TINYML_IFEAT_RATE_OF_CHANGE:
     case TINYML_IFEAT_CURVATURE:
         for (unsigned n = 0; n < t; n++)
@@ -546,7 +683,7 @@ int tinyml_ifeat_values(const tinyml_ifeat_config *cfg, const int16_t *q, int64_
     unsigned t = cfg->window, c = cfg->channels;
     int32_t *row = scratch;
     for (unsigned i = 0; i < cfg->n_ops; i++)
-        if (cfg->ops[i].kind > TINYML_IFEAT_CURVATURE)
+        if (cfg->ops[i].kind > TINYML_IFEAT_BEARING)
             return -1;
     for (unsigned ch = 0; ch < c; ch++) {
         channel_t st = {row, t, 0, 0, 0, 0, 0, 0, 0, scratch + t, scratch + 2u * t, scratch + 3u * t,

@@ -28,7 +28,8 @@ enum tinyml_ifeat_kind {
     TINYML_IFEAT_ROLLING_MEAN,
     TINYML_IFEAT_DIFF_MAX,
     TINYML_IFEAT_FLAT_FRACTION,
-    TINYML_IFEAT_CURVATURE
+    TINYML_IFEAT_CURVATURE,
+    TINYML_IFEAT_BEARING
 };
 
 #define TINYML_IFEAT_MODE_FEATURES 0u
@@ -36,7 +37,8 @@ enum tinyml_ifeat_kind {
 
 /* One spec entry: band features sum bins [edges[b], edges[b+1]) (envelope_bands band-passes
  * to bins [bin_lo, bin_hi] first); rolling_mean reads window ends edges[i] over `width`
- * samples; rate_of_change and curvature sum x[n] * weights[n] >> wshift. */
+ * samples; rate_of_change and curvature sum x[n] * weights[n] >> wshift; bearing reads the
+ * envelope of bins [bin_lo, bin_hi] and its parameter table in weights (features_bearing.py). */
 typedef struct {
     uint8_t kind;
     uint8_t log;

@@ -18,15 +18,18 @@ def _read_model_file(path: Path) -> bytes:
 
 
 def _format(report: dict) -> str:
+    from tinyml.codegen.semantics import describe
+
     lines = [f"model: {report['model_bytes']} bytes, {report['operators']} operators, "
              f"{report['parameters']} parameters, {report['macs']} MACs",
              f"input {report['input']['shape']} {report['input']['dtype']}, "
              f"output {report['output']['shape']} {report['output']['dtype']}",
              "ops: " + ", ".join(f"{k} x{v}" for k, v in report["ops"].items())]
     lines.append("TFLM lacks: " + (", ".join(report["tflm_missing_ops"]) or "nothing (all ops supported)"))
-    if report.get("tflm_disputed_ops"):
-        lines.append("warning: TFLM computes this model wrongly (dilated convolution lowered to "
-                     f"{', '.join(report['tflm_disputed_ops'])}; docs/codegen.md): use the native runtime")
+    for d in report.get("departures") or []:
+        what = "warning: TFLM computes this model wrongly" if d["engine"] == "tflm" else "note"
+        lines.append(f"{what}: {describe(d)}" + ("; use the native runtime (docs/codegen.md)"
+                                                  if d["engine"] == "tflm" else ""))
     consts = sum(t["bytes"] for t in report["tensors"] if t["constant"])
     lines.append(f"tensors: {len(report['tensors'])} ({consts} bytes of constants)")
     if report["arena"]:
@@ -67,9 +70,7 @@ def inspect(model: Path, board: str | None, as_json: bool, no_arena: bool, no_co
         board_obj = load_board(board)
     data = _read_model_file(model)
     report = describe(data, arena=not no_arena, codegen=not no_codegen)
-    from tinyml.codegen.verify import suspect_ops
-
-    report["tflm_disputed_ops"] = suspect_ops(data)
+    report.update(_departures(data))
     if board_obj is not None:
         report["board_fit"] = board_fit(report, board_obj)
     click.echo(json.dumps(report, indent=2) if as_json else _format(report))
@@ -78,6 +79,20 @@ def inspect(model: Path, board: str | None, as_json: bool, no_arena: bool, no_co
         what = "flash" if not fit["fits_flash"] else "RAM"
         raise CheckFailed(f"the model does not fit {fit['board']}'s {what}",
                           "pick a board with more memory or train a smaller model")
+
+
+def _departures(data: bytes) -> dict:
+    """Where TFLM and LiteRT depart from the reference semantics on a few random inputs; nothing
+    for a model the reference cannot run (float I/O, several inputs)."""
+    from tinyml.codegen.semantics import departures
+    from tinyml.errors import InputError
+
+    try:
+        found = [d.to_json() for d in departures(data)]
+    except InputError:
+        return {}
+    return {"departures": found,
+            "tflm_disputed_ops": [f"{d['op']} (op {d['op_index']})" for d in found if d["engine"] == "tflm"]}
 
 
 @click.group()

@@ -18,7 +18,7 @@ from tinyml.cli.outpath import OUT_DIR, OUT_FILE
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--seed", default=0, show_default=True, help="Random seed for a reproducible run.")
 @click.option("--features", "features", default=None,
-              help="Feature spec for mlp/autoencoder: a preset (vibration, temperature) or a JSON file.")
+              help="Feature spec for mlp/autoencoder: a preset (vibration, temperature, bearing) or a JSON file.")
 @click.option("--patience", default=8, show_default=True, help="Early-stopping patience in epochs.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--arithmetic", type=click.Choice(["integer", "float64"]), default="integer", show_default=True,
@@ -27,9 +27,21 @@ from tinyml.cli.outpath import OUT_DIR, OUT_FILE
               help="Anomaly models on timestamped data: pick the threshold so the alarm rule (2 of 3 windows) "
                    "fires at most this often per day on the validation data (default: best balanced accuracy).")
 @click.option("--force", is_flag=True, help="Replace the run in a non-empty --out directory.")
+@click.option("--augment-gain", type=float, default=1.0, show_default=True,
+              help="Augment: scale the vibration by up to this factor either way (1: off).")
+@click.option("--augment-speed", type=float, default=0.0, show_default=True,
+              help="Augment: resample windows by up to this fraction faster or slower (0: off).")
+@click.option("--augment-snr", type=float, default=None, help="Augment: add white noise at this SNR in dB.")
+@click.option("--augment-resonance", type=float, default=0.0, show_default=True,
+              help="Augment: a random resonance raising one band by up to this many dB (0: off).")
+@click.option("--augment-copies", type=int, default=1, show_default=True,
+              help="Augmented copies of each training window (when any --augment-* is on).")
+@click.option("--by", default=None, help="Group column: also retrain leaving out each of its groups in turn and add "
+                                         "the per-group float/int8 accuracy table to metrics.json (slower).")
 def train(data: Path, model_name: str, out_dir: Path, epochs: int, batch_size: int, seed: int,
           features: str | None, patience: int, quiet: bool, arithmetic: str, false_alarms_per_day: float | None,
-          force: bool) -> None:
+          force: bool, augment_gain: float, augment_speed: float, augment_snr: float | None, augment_resonance: float,
+          augment_copies: int, by: str | None) -> None:
     """Train a model on DATA (.npz) and write RUN_DIR (model, metrics, plots, preprocessing)."""
     from tinyml.data.dataset import load
     from tinyml.rundir import check_folder_for_training
@@ -43,12 +55,53 @@ def train(data: Path, model_name: str, out_dir: Path, epochs: int, batch_size: i
     ds = load(data)
     spec = feature_spec_option(features)
     options = TrainOptions(epochs=epochs, batch_size=batch_size, seed=seed, patience=patience, quiet=quiet,
-                           arithmetic=arithmetic, false_alarms_per_day=false_alarms_per_day)
+                           arithmetic=arithmetic, false_alarms_per_day=false_alarms_per_day,
+                           augment_gain=augment_gain, augment_speed=augment_speed, augment_snr=augment_snr,
+                           augment_resonance=augment_resonance, augment_copies=augment_copies, by=by)
     result = train_model(ds, model_name, out_dir, options, spec, dataset_path=data, force=force)
     line = f"{model_name}: accuracy {result['accuracy']:.4f}, macro F1 {result['macro_f1']:.4f}"
     if result.get("auc") is not None:
         line += f", AUC {result['auc']:.4f}, threshold {result['threshold']:.4g}"
     click.echo(f"{line} on the {result['evaluated_on']} split ({result['n']} windows) -> {out_dir}")
+    if "leave_one_group_out" in result:
+        from tinyml.train.shift import format_table
+
+        click.echo(format_table(result["leave_one_group_out"]))
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--by", required=True, help="Group column to hold out, one group at a time (severity, speed, load, "
+                                          "..., or group: the recording groups).")
+@click.option("--no-retrain", is_flag=True, help="Score RUN as trained on each group of --split instead of "
+                                                 "retraining with each group held out.")
+@click.option("--split", type=click.Choice(["train", "val", "test", "all"]), default="test", show_default=True,
+              help="With --no-retrain: the split of DATA to score.")
+@click.option("--epochs", type=int, default=None, help="Epochs per fold (default: the run's own setting).")
+@click.option("--out", "out_path", type=OUT_FILE, default=None, help="Also write the table as JSON.")
+def evaluate(run_dir: Path, data: Path, by: str, no_retrain: bool, split: str, epochs: int | None,
+             out_path: Path | None) -> None:
+    """Accuracy per held-out group of DATA: for each value of --by, retrain RUN's configuration
+    (model, features, options, augmentation) without it and score float and int8 on it."""
+    from tinyml.data.dataset import load
+    from tinyml.errors import InputError
+    from tinyml.outputs import write_json
+    from tinyml.rundir import open_model
+    from tinyml.train import shift
+
+    open_model(run_dir, bare=False)  # a bad run fails before the data is read
+    if epochs is not None and epochs < 1:
+        raise InputError(f"--epochs must be at least 1, got {epochs}", "use 1 or more")
+    ds = load(data)
+    if no_retrain:
+        table = shift.per_group(run_dir, ds, by, split)
+    else:
+        shift.levels(ds, by)
+        table = shift.retrain_like(run_dir, ds, by, epochs=epochs)
+    click.echo(shift.format_table(table))
+    if out_path is not None:
+        write_json(out_path, table)
 
 
 @click.command()
@@ -112,7 +165,8 @@ def detect(model: Path, series: Path, out_path: Path, labels: Path | None, time_
     from tinyml.train.event_scores import score_events
 
     cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
-    opts = DetectOptions(time_column, cols, time_format, on_backwards, max_gap, hop, k, n, clear_k, runtime)
+    opts = DetectOptions(time_column=time_column, columns=cols, time_format=time_format, on_backwards=on_backwards,
+                         max_gap=max_gap, hop=hop, k=k, n=n, clear_k=clear_k, runtime=runtime)
     intervals = labelled_events(labels, series, time_format=time_format, normal_class="normal") if labels else None
     events, summary = run_detect(model, series, opts)
     if intervals is not None:

@@ -30,7 +30,8 @@ from tinyml.errors import InputError
 def validate(board_name: str, model: str, data: str | None, split: str, limit: int | None, port: str | None,
              firmware_dir: str | None, runtime: str, target: str | None, timeout: float | None, tolerance: int,
              report_path: str | None) -> None:
-    """Run test inputs on a device and compare its outputs with the TFLM host reference."""
+    """Run test inputs on a device and compare its outputs with the host reference (TFLM; the
+    reference semantics for native firmware of a model TFLM computes wrongly)."""
     from tinyml.firmware.boards import load_board
     from tinyml.hil import check_on_device, prepare_inputs
     from tinyml.rundir import int8_model

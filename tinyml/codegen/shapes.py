@@ -73,8 +73,10 @@ def _fold_op(op: Operator, tensors: list[Tensor]) -> None:
         _set_shape(tensors, out, _reshape_shape(tensors, op, consts))
         if consts[0] is not None:  # a reshaped constant is a constant
             _set_data(tensors, out, consts[0].reshape(tensors[out].shape))
-    elif name in ("EXPAND_DIMS", "SQUEEZE") and consts[0] is not None:
-        _set_data(tensors, out, consts[0].reshape(tensors[out].shape))
+    elif name in ("EXPAND_DIMS", "SQUEEZE"):
+        _set_shape(tensors, out, _expand_squeeze_shape(name, tensors[ins[0]].shape, consts, o, tensors[out].shape))
+        if consts[0] is not None:
+            _set_data(tensors, out, consts[0].reshape(tensors[out].shape))
     elif name == "FULLY_CONNECTED" and len(ins) > 1 and len(tensors[ins[1]].shape) == 2:
         x, units, depth = tensors[ins[0]], tensors[ins[1]].shape[0], tensors[ins[1]].shape[1]
         if depth and x.size % depth == 0:
@@ -89,6 +91,21 @@ def _fold_op(op: Operator, tensors: list[Tensor]) -> None:
         _set_shape(tensors, out, _space_batch_shape(name, tensors[ins[0]].shape, consts[1], consts[2]))
     elif name in _SAME_SHAPE and ins:
         _set_shape(tensors, out, tensors[ins[0]].shape)
+
+
+def _expand_squeeze_shape(name: str, shape: tuple[int, ...], consts: list[np.ndarray | None], o: dict,
+                          stored: tuple[int, ...]) -> tuple[int, ...]:
+    """EXPAND_DIMS/SQUEEZE of the input's (possibly re-derived) shape; the stored shape if unknown.
+    A SPACE_TO_BATCH_ND on a 3-D tensor makes the batch of a following EXPAND_DIMS a placeholder."""
+    if name == "EXPAND_DIMS":
+        if len(consts) < 2 or consts[1] is None:
+            return stored
+        axis = int(np.asarray(consts[1]).reshape(-1)[0])
+        axis += len(shape) + 1 if axis < 0 else 0
+        return shape[:axis] + (1,) + shape[axis:] if 0 <= axis <= len(shape) else stored
+    dims = {int(d) % len(shape) for d in (o.get("squeezeDims") or [])} if shape else set()
+    squeezed = tuple(d for i, d in enumerate(shape) if not (d == 1 and (not dims or i in dims)))
+    return squeezed if len(squeezed) == len(stored) else stored
 
 
 def _reshape_shape(tensors: list[Tensor], op: Operator, consts: list[np.ndarray | None]) -> tuple[int, ...]:

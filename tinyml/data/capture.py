@@ -138,6 +138,7 @@ def append_windows(path: Path, windows: np.ndarray, origins: list[WindowOrigin],
     else:
         out = Dataset(np.concatenate([base.x, windows]), np.concatenate([base.y, y_new]), classes, base.channels,
                       base.fs, np.concatenate([base.split, split_new]), np.concatenate([base.groups, groups_new]),
-                      base.kind, base.normal_class, meta)
+                      base.kind, base.normal_class, meta,
+                      columns={k: np.concatenate([v, np.full(n, "")]) for k, v in base.columns.items()})
     out.save(path)
     return out

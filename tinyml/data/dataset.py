@@ -13,6 +13,12 @@ Keys (all arrays; scalars are 0-d arrays):
   meta      str     []         JSON with provenance (generator and seed, source files, options)
   times     float64 [N]        optional: start time of each window, seconds since the epoch (NaN: unknown);
                                present when the source had a time column
+  rpm       float64 [N]        optional: shaft speed of each window in rpm (NaN: unknown); from
+                               `data import --rpm/--rpm-column` or the synthesizer
+  meta["bearing"]              optional: the bearing's geometry and defect orders (tinyml/data/bearings.py)
+  meta["rpm_range"]            optional: [low, high] rpm, the machine's operating speed range
+  column_names  str [G]        optional: names of per-window group columns (operating conditions such as
+  column_values str [N, G]     severity, speed, load), their values; what `tinyml evaluate --by` holds out
 
 Only this module reads and writes the format, so every stage agrees on it.
 """
@@ -50,10 +56,15 @@ class Dataset:
     normal_class: str = ""
     meta: dict = field(default_factory=dict)
     times: np.ndarray | None = None
+    rpm: np.ndarray | None = None
+    columns: dict[str, np.ndarray] = field(default_factory=dict)  # group columns: name -> str [N]
 
     def __post_init__(self) -> None:
+        self.columns = {str(k): np.asarray(v).astype(str) for k, v in self.columns.items()}
         if self.times is not None:
             self.times = np.asarray(self.times, dtype=np.float64)
+        if self.rpm is not None:
+            self.rpm = np.asarray(self.rpm, dtype=np.float64)
         self.x = np.asarray(self.x, dtype=np.float32)
         self.y = np.asarray(self.y, dtype=np.int64)
         self.split = np.asarray(self.split, dtype=np.int8)
@@ -73,9 +84,14 @@ class Dataset:
         if n == 0:
             raise InputError("dataset has no windows", "check --window/--hop against the recording length")
         fields = (("y", self.y), ("split", self.split), ("groups", self.groups))
-        for name, arr in fields + ((("times", self.times),) if self.times is not None else ()):
+        optional = tuple((k, v) for k, v in (("times", self.times), ("rpm", self.rpm)) if v is not None)
+        for name, arr in fields + optional:
             if arr.shape != (n,):
                 raise InputError(f"dataset field {name!r} has shape {arr.shape}, expected ({n},)",
+                                 "the file is inconsistent; recreate it")
+        for name, arr in self.columns.items():
+            if arr.shape != (n,) or not name:
+                raise InputError(f"dataset group column {name!r} has shape {arr.shape}, expected ({n},)",
                                  "the file is inconsistent; recreate it")
         if len(self.channels) != c:
             raise InputError(f"dataset has {c} channels but {len(self.channels)} channel names",
@@ -84,6 +100,9 @@ class Dataset:
             bad = int(np.count_nonzero(~np.isfinite(self.x)))
             raise InputError(f"dataset contains {bad} NaN or infinite samples",
                              "clean or interpolate the source data before importing")
+        if self.rpm is not None and not np.all(np.isnan(self.rpm) | (self.rpm > 0)):
+            raise InputError("dataset shaft speeds (rpm) must be positive or NaN (unknown)",
+                             "check --rpm/--rpm-column; a stopped machine has no shaft speed to order-normalise")
         if self.y.size and (self.y.max() >= len(self.classes) or self.y.min() < -1):
             raise InputError("dataset labels point outside the class list", "recreate the file")
         if not np.isfinite(self.fs) or self.fs <= 0:
@@ -107,9 +126,15 @@ class Dataset:
         if not mask.any():
             raise InputError(f"dataset has no windows in the {which!r} split",
                              "re-import with a split that leaves windows on every side")
-        return Dataset(self.x[mask], self.y[mask], self.classes, self.channels, self.fs,
-                       self.split[mask], self.groups[mask], self.kind, self.normal_class, self.meta,
-                       None if self.times is None else self.times[mask])
+        return self.take(mask)
+
+    def take(self, index: np.ndarray, split: np.ndarray | None = None) -> Dataset:
+        """The windows picked by ``index`` (a boolean mask or indices), every per-window field with
+        them; ``split`` replaces their split codes."""
+        return Dataset(self.x[index], self.y[index], self.classes, self.channels, self.fs,
+                       self.split[index] if split is None else split, self.groups[index], self.kind,
+                       self.normal_class, self.meta, None if self.times is None else self.times[index],
+                       None if self.rpm is None else self.rpm[index], {k: v[index] for k, v in self.columns.items()})
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -117,7 +142,10 @@ class Dataset:
                   "channels": np.array(self.channels, dtype=str), "fs": np.float64(self.fs), "split": self.split,
                   "groups": self.groups, "kind": np.array(self.kind), "normal_class": np.array(self.normal_class),
                   "meta": np.array(json.dumps(self.meta)), "format_version": np.int64(FORMAT_VERSION),
-                  **({} if self.times is None else {"times": self.times})}
+                  **({} if self.times is None else {"times": self.times}),
+                  **({} if self.rpm is None else {"rpm": self.rpm}),
+                  **({"column_names": np.array(list(self.columns), dtype=str),
+                      "column_values": np.stack(list(self.columns.values()), axis=1)} if self.columns else {})}
         # what np.savez_compressed writes, at deflate level 1: a million-row import's windows compress in a
         # quarter of level 6's time, about 5 % larger
         with atomic_path(path, suffix=".npz") as tmp, \
@@ -167,12 +195,38 @@ def load(path: str | Path) -> Dataset:
                 normal_class=str(z["normal_class"]) if "normal_class" in z.files else "",
                 meta=json.loads(str(z["meta"])) if "meta" in z.files else {},
                 times=z["times"] if "times" in z.files else None,
+                rpm=z["rpm"] if "rpm" in z.files else None,
+                columns=_columns(z),
             )
     except InputError:
         raise
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError, json.JSONDecodeError) as exc:
         raise InputError(f"cannot read dataset {path}: {' '.join(str(exc).split())}",
                          "the file is truncated or not an .npz; recreate it") from exc
+
+
+def _columns(z: np.lib.npyio.NpzFile) -> dict[str, np.ndarray]:
+    if "column_names" not in z.files:
+        return {}
+    names, values = z["column_names"], z["column_values"]
+    if names.ndim != 1 or values.ndim != 2 or values.shape[1] != names.shape[0]:
+        raise InputError(f"group columns: {names.shape[0] if names.ndim else 0} names but values of shape "
+                         f"{values.shape}", "the file is inconsistent; recreate it")
+    return {str(k): values[:, i] for i, k in enumerate(names)}
+
+
+def group_column(ds: Dataset, name: str) -> np.ndarray:
+    """The per-window values of a group column: one of ``ds.columns``, or the recording groups
+    (``group``, or the column name they were imported from with --group-column)."""
+    if name in ds.columns:
+        return ds.columns[name]
+    imported = (ds.meta.get("options") or {}).get("group_column") if isinstance(ds.meta, dict) else None
+    if name in ("group", imported):
+        return ds.groups
+    known = [*ds.columns, "group", *([imported] if imported else [])]
+    raise InputError(f"dataset has no group column {name!r}",
+                     f"use one of: {', '.join(known)} (`tinyml data synth vibration --severities/--speeds/"
+                     "--loads/--resonances/--noise` records them)")
 
 
 def is_dataset_file(path: str | Path) -> bool:

@@ -277,6 +277,17 @@ def _daily_cycle(x: np.ndarray, fs: float, p: dict) -> np.ndarray:
                      "train with --arithmetic integer")
 
 
+def _integer_only(x: np.ndarray, fs: float, p: dict) -> np.ndarray:
+    raise InputError("the bearing feature is computed in integers only (tinyml/data/features_bearing.py)",
+                     "train with the default integer preprocessing (drop --arithmetic float64)")
+
+
+def _bearing_width(p: dict) -> int:
+    from tinyml.data.features_bearing import width
+
+    return width(p)
+
+
 FEATURES: dict[str, Feature] = {
     "rms": Feature(_rms, {}, _one, "root mean square"),
     "peak": Feature(_peak, {}, _one, "largest absolute sample"),
@@ -302,6 +313,11 @@ FEATURES: dict[str, Feature] = {
                                           "scale_shift": 5}, lambda p: 4,
                            "residual after a learned daily cycle, its trend, deviation from the rolling baseline, "
                            "rolling |residual| (state across windows: tinyml/data/features_series.py)"),
+    "bearing": Feature(_integer_only, {"bearing": None, "orders": None, "rpm": None, "rpm_range": None,
+                                       "band": None, "harmonics": 2, "tolerance": 0.03, "floor_bins": 4},
+                       _bearing_width, "bearing-fault orders, speed- and level-invariant: envelope kurtosis, "
+                       "1x-3x shares, envelope lines at 1x, BPFO, BPFI, BSF harmonics and BPFI sidebands over "
+                       "their noise floor (integer only; tinyml/data/features_bearing.py)"),
 }
 
 DEFAULT_VIBRATION_SPEC: list[dict] = [
@@ -309,6 +325,7 @@ DEFAULT_VIBRATION_SPEC: list[dict] = [
     {"name": "fft_bands", "bands": 16, "log": True},
     {"name": "envelope_bands", "bands": 8, "log": True},
 ]
+BEARING_SPEC: list[dict] = [{"name": "bearing"}]  # band, orders and speed range are fixed when training
 DEFAULT_TEMPERATURE_SPEC: list[dict] = [
     {"name": "mean"}, {"name": "std"}, {"name": "min"}, {"name": "max"},
     {"name": "rate_of_change"}, {"name": "diff_max"}, {"name": "flat_fraction"},
@@ -318,10 +335,32 @@ DEFAULT_TEMPERATURE_SPEC: list[dict] = [
 TEMPERATURE_SERIES_SPEC: list[dict] = [*DEFAULT_TEMPERATURE_SPEC, {"name": "daily_cycle"}]
 
 
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _check_param(name: str, key: str, value: object) -> None:
     bad = InputError(f"feature {name!r}: bad value {value!r} for {key!r}", f"see `{name}` in tinyml/data/features.py")
-    if key in ("bands", "width", "points"):
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4096:
+    limits = {"bands": 4096, "width": 4096, "points": 4096, "harmonics": 4, "floor_bins": 16}
+    if key in limits:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limits[key]:
+            raise bad
+    elif key == "tolerance":
+        if not (_number(value) and 0 <= value <= 0.2):
+            raise bad
+    elif key == "rpm":
+        if value is not None and not (_number(value) and value > 0):
+            raise bad
+    elif key == "bearing":
+        if value is not None and not isinstance(value, str):
+            raise bad
+    elif key == "orders":
+        if value is not None and not (isinstance(value, dict) and {"bpfo", "bpfi", "bsf"} <= set(value)
+                                      and all(_number(v) and 0 < v < 100 for v in value.values())):
+            raise bad
+    elif key == "rpm_range":
+        if value is not None and not (isinstance(value, (list, tuple)) and len(value) == 2
+                                      and all(_number(v) for v in value) and 0 < value[0] < value[1]):
             raise bad
     elif key == "slots":
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4096):
@@ -365,8 +404,9 @@ def validate_spec(spec: object) -> list[dict]:
         full = {"name": name, **feat.params, **{k: v for k, v in entry.items() if k != "name"}}
         for key in feat.params:
             _check_param(name, key, full[key])
-        if "band" in full and full["band"] is not None:
-            full["band"] = [float(v) for v in full["band"]]
+        for key in ("band", "rpm_range"):
+            if full.get(key) is not None:
+                full[key] = [float(v) for v in full[key]]
         out.append(full)
     return out
 

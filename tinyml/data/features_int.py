@@ -306,7 +306,7 @@ class Layout:
     edges: list[int] | None = None        # band bin edges or rolling-mean end positions
     bin_lo: int = 0
     bin_hi: int = 0
-    weights: list[int] | None = None      # least-squares weights (rate_of_change, curvature)
+    weights: list[int] | None = None      # least-squares weights (rate_of_change, curvature); bearing: its parameters
     wshift: int = 0                        # their output shift
 
 
@@ -344,6 +344,11 @@ def layout(entry: dict, t: int, fs: float) -> Layout:
     if name in ("rate_of_change", "curvature"):
         w, sh = lsq_weights(t, name)
         return Layout(weights=w, wshift=sh)
+    if name == "bearing":
+        from tinyml.data.features_bearing import table
+
+        params, k0, k1 = table(entry, t, fs)
+        return Layout(None, k0, k1, weights=params)
     return Layout()
 
 
@@ -451,20 +456,33 @@ def _fft_bands(r: _Rows, e: dict, lay: Layout) -> np.ndarray:
     return _band_out(band_powers(re, im, lay.edges), np.full(r.x.shape[0], -30), e["log"])
 
 
-def _envelope_bands(r: _Rows, e: dict, lay: Layout) -> np.ndarray:
+def envelope_spectrum(r: _Rows, bin_lo: int, bin_hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The envelope of the band of bins [bin_lo, bin_hi] and its spectrum: (re, im of twice the
+    spectrum of the de-meaned envelope, bins 0..T/2; the exponent of its power in counts^2; the
+    envelope magnitudes [M, T]). Block floating point: both FFT inputs are scaled to their bound."""
     t = r.t
     sr, si = r.spectrum
     re, im = np.zeros_like(r.x), np.zeros_like(r.x)
-    re[:, lay.bin_lo:lay.bin_hi + 1] = sr[:, lay.bin_lo:lay.bin_hi + 1]
-    im[:, lay.bin_lo:lay.bin_hi + 1] = si[:, lay.bin_lo:lay.bin_hi + 1]
+    re[:, bin_lo:bin_hi + 1] = sr[:, bin_lo:bin_hi + 1]
+    im[:, bin_lo:bin_hi + 1] = si[:, bin_lo:bin_hi + 1]
     e1 = block_shift((np.abs(re) + np.abs(im)).sum(axis=1))[:, None]
     zr, zi = fft_q(shift_sat(re, e1), shift_sat(im, e1), inverse=True)
     env = isqrt(zr * zr + zi * zi)
     d = env - div_round(env.sum(axis=1), t)[:, None]
     e2 = block_shift(np.abs(d).sum(axis=1), 29)[:, None]   # rfft_q input: sum below 2^29
     er, ei = rfft_q(shift_sat(d, e2))                       # twice the spectrum: 4x the power
-    exponent = -2 * (14 + e1[:, 0] + e2[:, 0]) - 2 * r.log2t - 2
+    return er, ei, -2 * (14 + e1[:, 0] + e2[:, 0]) - 2 * r.log2t - 2, env
+
+
+def _envelope_bands(r: _Rows, e: dict, lay: Layout) -> np.ndarray:
+    er, ei, exponent, _ = envelope_spectrum(r, lay.bin_lo, lay.bin_hi)
     return _band_out(band_powers(er, ei, lay.edges), exponent, e["log"])
+
+
+def _bearing(r: _Rows, e: dict, lay: Layout) -> np.ndarray:
+    from tinyml.data.features_bearing import bearing_values  # it builds on this module
+
+    return bearing_values(r, lay)
 
 
 def _weighted(r: _Rows, e: dict, lay: Layout) -> np.ndarray:
@@ -497,6 +515,7 @@ INT_FEATURES: dict[str, tuple[Callable[[_Rows, dict, Layout], np.ndarray], int, 
     "envelope_bands": (_envelope_bands, 30, 2, True), "rate_of_change": (_weighted, 16, 1, False),
     "rolling_mean": (_rolling_mean, 8, 1, False), "diff_max": (_diff_max, 0, 1, False),
     "flat_fraction": (_flat_fraction, 16, 0, False), "curvature": (_weighted, 8, 1, False),
+    "bearing": (_bearing, LOG_FRAC, 0, False),
     "daily_cycle": (None, 8, 1, False),  # features_series.py, Q8 like mean
 }
 
@@ -505,7 +524,7 @@ def check_window(t: int, spec: list[dict] | None = None) -> None:
     if not 4 <= t <= MAX_WINDOW:
         raise InputError(f"integer features and per_window need windows of 4..{MAX_WINDOW} samples, got {t}",
                          f"use --window up to {MAX_WINDOW}")
-    if spec is not None and t & (t - 1) and any(e["name"] in ("fft_bands", "envelope_bands") for e in spec):
+    if spec is not None and t & (t - 1) and any(e["name"] in ("fft_bands", "envelope_bands", "bearing") for e in spec):
         raise InputError(f"band features need a power-of-two window (the FFT is radix-2), got {t} samples",
                          "use --window 64, 128, 256, 512 ... or drop this feature")
 

@@ -50,7 +50,7 @@ def int_config_header(*, mode: str, window: int, channels: list[str], fs: float,
                 tables.append(f"static const uint16_t {edges}[{len(lay.edges)}] = {{ {_ints(lay.edges)} }};")
             if lay.weights is not None:
                 weights = f"tinyml_ifeat_weights_{i}"
-                tables.append(f"static const int32_t {weights}[{window}] = {{ {_ints(lay.weights)} }};")
+                tables.append(f"static const int32_t {weights}[{len(lay.weights)}] = {{ {_ints(lay.weights)} }};")
             fields = [KIND_IDS[entry["name"]], int(bool(entry.get("log", False))),
                       int(bool(entry.get("relative", False))), lay.wshift, FEATURES[entry["name"]].width(entry),
                       lay.bin_lo, lay.bin_hi, entry.get("width", 0) if entry["name"] == "rolling_mean" else 0]

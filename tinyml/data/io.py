@@ -35,6 +35,7 @@ class Recording:
     fs: float | None = None     # None: unknown, the caller's --source-fs/--fs applies
     t0: float | None = None     # time of the first sample (s since the epoch) when a time column gave it
     timing: dict | None = None  # span, lines, the gap before it and clock faults (for `data info`)
+    speed: np.ndarray | None = None  # [T] shaft speed in rpm per sample (tinyml/data/speed.py)
 
 
 def _missing(cell: str) -> bool:

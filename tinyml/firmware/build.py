@@ -23,6 +23,7 @@ from tinyml.firmware.boards import Board, load_board
 from tinyml.firmware.render import read_manifest
 
 BUILD_TIMEOUT_S = 600
+MODES = ("validate", "run")  # validation firmware (device protocol) or run mode (reads the sensor)
 ELF_NAME = "build/firmware.elf"
 _OVERFLOW = re.compile(r"region [`'](\w+)' overflowed by (\d+) bytes")
 MAP_NAME = "build/firmware.map"
@@ -134,19 +135,25 @@ def _need(tool: str, hint: str) -> None:
         raise ToolError(f"{tool} not found on PATH", hint)
 
 
-def build_project(project: str | Path, flash_limit: int | None = None) -> SizeReport:
-    """Build the project with its own build system and check the result fits the board."""
+def build_project(project: str | Path, flash_limit: int | None = None, *, mode: str = "validate") -> SizeReport:
+    """Build the project with its own build system and check the result fits the board;
+    ``mode`` "run" builds the run-mode firmware (``make MODE=run``, docs/sensors.md)."""
     project = Path(project)
     manifest = read_manifest(project)
     board = load_board(manifest.get("board_file") or manifest["board"])
     builder = manifest.get("builder", board.builder)
+    if mode not in MODES:
+        raise InputError(f"unknown build mode {mode!r}", f"use one of: {', '.join(MODES)}")
+    if mode == "run" and builder in ("idf.py", "pico-sdk"):
+        raise InputError(f"tinyml builds run mode only for make-built boards; {board.name} builds with {builder}",
+                         "add -DTINYML_RUN_MODE=1 to the project's compile definitions and build it yourself")
     if builder == "idf.py":
         return _build_idf(project, board, manifest)
     if builder == "pico-sdk":
         return _build_pico(project, board, manifest, flash_limit)
     _need("make", "apt-get install make")
     _need(board.cc, f"install the toolchain: apt-get install {board.toolchain_package}")
-    proc = _run(["make", "-j2"], project)
+    proc = _run(["make", "-j2", f"MODE={mode}"], project)
     if proc.returncode != 0:
         log = proc.stdout + proc.stderr
         overflow = _OVERFLOW.findall(log)

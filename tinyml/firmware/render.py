@@ -83,7 +83,8 @@ CODE_RESERVE_BYTES = 16 * 1024
 def pick_kernels(board: Board, tflite_bytes: bytes, *, named: str | None) -> tuple[Any, str]:
     """The generated C and a sentence saying why: the kernels the user named, else the fastest
     variant whose weights plus ``CODE_RESERVE_BYTES`` fit the board's flash. The board's own
-    target is the fast one (the DSP kernels may store weights wider); portable C is the smallest.
+    target is the fast one (the DSP kernels pad weight rows to groups of 4 inputs, so they can be
+    a few bytes larger); portable C is the smallest.
     When nothing fits, the smallest is kept and `tinyml build` refuses it with the section sizes."""
     from tinyml.codegen import generate
     from tinyml.codegen.kernels import PORTABLE
@@ -117,6 +118,20 @@ def _model_sources(model: Int8Model, runtime: str, target: str, dest: Path, boar
     return write_tflm_sources(model.data, dest, idf_target=str(board.idf_target)), target, ""
 
 
+def _refuse_what_tflm_computes_wrongly(tflite: bytes) -> None:
+    """TFLM firmware of a model TFLM departs from the reference semantics on would compute wrong
+    results on the device (docs/codegen.md, "Reference semantics")."""
+    from tinyml.codegen.semantics import departures
+
+    try:
+        found = departures(tflite, engines=("tflm",))
+    except InputError:  # a model the op-by-op reference cannot cut up: nothing known against TFLM
+        return
+    if found:
+        raise InputError(f"TFLM firmware would compute this model wrongly: {found[0].describe()}",
+                         "use --runtime native, which computes the reference semantics (docs/codegen.md)")
+
+
 def render_project(board: Board, model: Int8Model, out: str | Path, runtime: str = "native",
                    device_id: str = "", target: str | None = None, *, sensor: str | None = None,
                    sensor_options: dict[str, str] | None = None) -> Path:
@@ -130,6 +145,8 @@ def render_project(board: Board, model: Int8Model, out: str | Path, runtime: str
     if runtime == "tflm" and board.template != "esp-idf":
         raise InputError(f"runtime 'tflm' needs ESP-IDF's esp-tflite-micro component; {board.name} "
                          f"uses the {board.template} template", "use --runtime native on this board")
+    if runtime == "tflm":
+        _refuse_what_tflm_computes_wrongly(model.data)
     family = template_family(board)
     plan = None
     if sensor is not None:
@@ -260,6 +277,7 @@ def _write_project(board: Board, model: Int8Model, out: Path, runtime: str, devi
         "task": model.task, "device_features": device_features, "flash_bytes": board.flash_bytes,
         "ram_bytes": board.ram_bytes, "stack_bytes": board.stack_bytes, "ram_origin": board.ram_origin,
         "tinyml_version": __version__, "sensor": plan.to_json() if plan is not None else None,
+        "device_id": device_id or board.name, "source_dir": src,
     }
     _write_file(out, out / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
 

@@ -29,7 +29,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from tinyml.errors import InputError, ToolError
-from tinyml.fleet.messages import KINDS, Message, Rejected, parse
+from tinyml.fleet.messages import BATCH_KIND, KINDS, Message, Rejected, parse_all
 from tinyml.fleet.status import format_prometheus, snapshot
 from tinyml.fleet.store import FleetStore, StoreUnavailable, redact
 from tinyml.gateway import api
@@ -45,7 +45,7 @@ RETRY_MIN_S, RETRY_MAX_S = 0.2, 5.0
 CONNECT_TIMEOUT_S = 30.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FleetConfig:
     mqtt: MqttConfig
     db: str = "fleet.db"
@@ -59,7 +59,7 @@ class FleetConfig:
         return self.client_id or f"fleet-{self.group}-{socket.gethostname()}"
 
     def filters(self) -> list[str]:
-        return [f"$share/{self.group}/{self.mqtt.topic_prefix}/+/+/{kind}" for kind in KINDS]
+        return [f"$share/{self.group}/{self.mqtt.topic_prefix}/+/+/{kind}" for kind in (*KINDS, BATCH_KIND)]
 
 
 @dataclass
@@ -82,7 +82,7 @@ class Consumer:
             self.store = FleetStore(config.db, consumer=config.consumer)
         except StoreUnavailable as exc:
             raise ToolError(str(exc), "start the database first; once running, outages are waited out") from None
-        self.inbox: queue.Queue[tuple[int, int, int, Message]] = queue.Queue()
+        self.inbox: queue.Queue[tuple[int, int, int, list[Message]]] = queue.Queue()
         self.counters = Counters()
         self.generation = 0  # bumped on every (re)connect: packet ids of an older connection are not acked
         self.connected = threading.Event()
@@ -129,11 +129,11 @@ class Consumer:
         self.connected.clear()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self.inbox.put((self.generation, msg.mid, msg.qos, parse(msg.topic, msg.payload,
-                                                                 prefix=self.config.mqtt.topic_prefix)))
+        self.inbox.put((self.generation, msg.mid, msg.qos, parse_all(msg.topic, msg.payload,
+                                                                     prefix=self.config.mqtt.topic_prefix)))
 
     # --- the writer thread ------------------------------------------------------------------
-    def _take(self, stop: threading.Event) -> list[tuple[int, int, int, Message]]:
+    def _take(self, stop: threading.Event) -> list[tuple[int, int, int, list[Message]]]:
         try:
             batch = [self.inbox.get(timeout=0.2)]
         except queue.Empty:
@@ -152,7 +152,7 @@ class Consumer:
             batch = self._take(stop)
             if not batch:
                 continue
-            messages = [m for _, _, _, m in batch]
+            messages = [m for _, _, _, ms in batch for m in ms]  # a gateway's batch message holds several
             if not self._commit(messages, stop):
                 return  # stopping during an outage: nothing acknowledged, the broker redelivers
             for generation, mid, qos, _ in batch:

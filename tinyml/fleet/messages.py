@@ -2,7 +2,8 @@
 or a rejection with its reason.
 
 The topics and payloads are the gateway's (docs/gateway.md, "MQTT topics and payloads"):
-``<prefix>/<site>/<device>/result|alert|status`` and ``<prefix>/<site>/_gateway/status``.
+``<prefix>/<site>/<device>/result|alert|status`` and ``<prefix>/<site>/_gateway/status``, and
+a gateway's batches (``[mqtt] batch``): ``.../results``, each result inside read as if sent alone.
 Anything else (an oversized payload, bytes that are not a JSON object, an unknown schema
 version ``v``, a topic outside that pattern or naming another site or device than its
 payload, a missing or mistyped field) becomes a ``Rejected`` that the consumer counts,
@@ -20,6 +21,8 @@ from typing import Any
 from tinyml.gateway.processor import topic_part
 
 MAX_PAYLOAD = 16 * 1024  # the gateway's largest message (a result) is a few hundred bytes
+MAX_BATCH_PAYLOAD = 64 * 1024  # a batch of results: the gateway keeps them under 32 KiB
+BATCH_KIND = "results"
 SCHEMA_VERSIONS = (1,)  # payloads without "v" are version 1 (what gateways publish today)
 KINDS = ("result", "alert", "status")
 GATEWAY = "_gateway"
@@ -147,32 +150,64 @@ _PARSERS = {"result": _result, "alert": _alert, "status": _status}
 
 def parse(topic: str, payload: bytes, *, prefix: str = "tinyml") -> Message:
     """One MQTT message -> a record, or why it was rejected (never raises)."""
+    return _parse(topic, payload, prefix, batch=False)[0]
+
+
+def parse_all(topic: str, payload: bytes, *, prefix: str = "tinyml") -> list[Message]:
+    """One MQTT message -> its records: one, or each result of a batch (``.../results``); a bad
+    result in a batch is rejected alone, the others are kept (never raises)."""
+    return _parse(topic, payload, prefix, batch=True)
+
+
+def _parse(topic: str, payload: bytes, prefix: str, *, batch: bool) -> list[Message]:
     levels = topic.split("/")
-    well_formed = len(levels) == 4 and levels[0] == prefix and levels[1] and levels[2] and levels[3] in KINDS
+    kinds = (*KINDS, BATCH_KIND) if batch else KINDS
+    well_formed = len(levels) == 4 and levels[0] == prefix and levels[1] and levels[2] and levels[3] in kinds
     # a bounded set of sources: a flood of random topics must not grow the rejects table
     source = f"site {levels[1]}" if len(levels) == 4 and levels[0] == prefix and levels[1] else "unknown site"
-    if len(payload) > MAX_PAYLOAD:
-        return Rejected(source, "oversized", f"{len(payload)} bytes > {MAX_PAYLOAD}")
+    limit = MAX_BATCH_PAYLOAD if well_formed and levels[3] == BATCH_KIND else MAX_PAYLOAD
+    if len(payload) > limit:
+        return [Rejected(source, "oversized", f"{len(payload)} bytes > {limit}")]
     if not well_formed or (levels[2] == GATEWAY and levels[3] != "status"):
-        return Rejected(source, "topic", f"{topic[:120]!r} is not {prefix}/<site>/<device>/{'|'.join(KINDS)}")
+        return [Rejected(source, "topic", f"{topic[:120]!r} is not {prefix}/<site>/<device>/{'|'.join(kinds)}")]
     try:
         body = json.loads(payload)
     except (UnicodeDecodeError, ValueError) as exc:
-        return Rejected(source, "not_json", str(exc)[:120])
+        return [Rejected(source, "not_json", str(exc)[:120])]
     if not isinstance(body, dict):
-        return Rejected(source, "not_json", f"a JSON {type(body).__name__}, not an object")
+        return [Rejected(source, "not_json", f"a JSON {type(body).__name__}, not an object")]
+    site, device, kind = levels[1], levels[2], levels[3]
+    if kind != BATCH_KIND:
+        return [_checked(source, site, device, kind, body)]
+    items = body.get("results")
+    try:
+        _owner(site, device, body)
+        if not isinstance(items, list):
+            raise _Invalid("results must be a list")
+    except _Invalid as exc:
+        return [Rejected(source, "invalid", f"{kind}: {exc}")]
+    return [_checked(source, site, device, "result", item) if isinstance(item, dict) else
+            Rejected(source, "invalid", f"{kind}: an item is a JSON {type(item).__name__}, not an object")
+            for item in items]
+
+
+def _owner(site: str, device: str, body: dict[str, Any]) -> str:
+    """The device a payload names, checked against its topic's site and device levels."""
+    if "site" in body and body["site"] != site:
+        raise _Invalid(f"payload site {str(body['site'])[:60]!r} differs from the topic's")
+    if device == GATEWAY:
+        return device
+    named = _get(body, "device", str)
+    if topic_part(named) != device:
+        raise _Invalid(f"payload device {named[:60]!r} differs from the topic's")
+    return named
+
+
+def _checked(source: str, site: str, device: str, kind: str, body: dict[str, Any]) -> Message:
     version = body.get("v", 1)
     if version not in SCHEMA_VERSIONS or isinstance(version, bool):
         return Rejected(source, "schema_version", f"v={str(version)[:20]}; this consumer reads {SCHEMA_VERSIONS}")
-    site, device, kind = levels[1], levels[2], levels[3]
     try:
-        if "site" in body and body["site"] != site:
-            raise _Invalid(f"payload site {str(body['site'])[:60]!r} differs from the topic's")
-        if device != GATEWAY:
-            named = _get(body, "device", str)
-            if topic_part(named) != device:
-                raise _Invalid(f"payload device {named[:60]!r} differs from the topic's")
-            device = named
-        return _PARSERS[kind](site, device, body)
+        return _PARSERS[kind](site, _owner(site, device, body), body)
     except _Invalid as exc:
         return Rejected(source, "invalid", f"{kind}: {exc}")

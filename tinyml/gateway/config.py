@@ -20,6 +20,7 @@ import tomllib
 from tinyml.errors import InputError
 from tinyml.gateway.drift import DriftConfig
 from tinyml.gateway.evidence import EvidenceConfig
+from tinyml.gateway.identity import AUTH_MODES, AuthConfig
 from tinyml.gateway.limits import IdLimits
 from tinyml.gateway.rules import RuleConfig
 from tinyml.gateway.store import RetentionLimits
@@ -28,9 +29,10 @@ from tinyml.rundir import Labels, read_labels
 PASSWORD_ENV = "TINYML_MQTT_PASSWORD"
 RETENTION_KEYS = {"max_age_days", "max_results", "max_db_mb"}
 TOP_KEYS = {"site", "db", "ports", "http", "baud", "mqtt", "retention", "rules", "drift", "models", "evidence",
-            "limits"}
+            "limits", "auth"}
+AUTH_KEYS = {"keys", "mode", "ports"}
 MQTT_KEYS = {"url", "username", "password", "password_env", "tls", "ca", "cert", "key", "insecure",
-             "client_id", "keepalive", "topic_prefix", "protocol"}
+             "client_id", "keepalive", "topic_prefix", "protocol", "batch"}
 MQTT_PROTOCOLS = ("5", "3.1.1")
 
 
@@ -46,7 +48,7 @@ class ModelRoute:
         return any(fnmatch.fnmatchcase(device, pattern) for pattern in self.devices)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MqttConfig:
     host: str
     port: int
@@ -61,6 +63,7 @@ class MqttConfig:
     keepalive: int = 30
     topic_prefix: str = "tinyml"
     protocol: str = "5"  # "3.1.1" for brokers without MQTT 5
+    batch: bool = False  # one .../results message per device per commit (tinyml/gateway/batching.py)
 
     def redacted(self) -> str:
         """The broker address for logs: never the password."""
@@ -68,7 +71,7 @@ class MqttConfig:
         return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GatewayConfig:
     ports: tuple[str, ...]
     db: Path = Path("gateway.db")
@@ -82,6 +85,24 @@ class GatewayConfig:
     models: tuple[ModelRoute, ...] = ()
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     limits: IdLimits = field(default_factory=IdLimits)  # device ids per port, in total, new per minute
+    auth: AuthConfig = field(default_factory=AuthConfig)  # key store and per-port policy (identity.py)
+
+    def __post_init__(self) -> None:
+        silent = self.rules.silent_seconds
+        if silent is not None and self.limits.state_expiry_s <= silent:
+            raise InputError(f"[limits] state_expiry_s = {self.limits.state_expiry_s:g} must be longer than "
+                             f"[rules] silent_seconds = {silent:g}",
+                             "an expired device could not be reported silent; raise state_expiry_s")
+        for port, _ in self.auth.ports:
+            if port not in self.ports:
+                raise InputError(f"[auth.ports] names {port!r}, which is not one of the gateway's ports",
+                                 "use the port exactly as in ports = [...] or --port")
+
+    def keys(self) -> dict[str, bytes]:
+        """The device keys of ``[auth] keys`` (none without a key store); refuses a loose or bad file."""
+        from tinyml.device.keystore import read_keys
+
+        return {} if self.auth.keys is None else read_keys(self.auth.keys)
 
     def model_for(self, device: str, model_hash: str) -> Labels:
         for route in self.models:
@@ -170,6 +191,9 @@ def parse_mqtt_url(url: str, options: dict[str, Any] | None = None) -> MqttConfi
     protocol = str(opts.get("protocol", "5"))
     if protocol not in MQTT_PROTOCOLS:
         raise InputError(f"unsupported MQTT protocol {protocol!r}", 'use protocol = "5" or "3.1.1"')
+    batch = opts.get("batch", False)
+    if not isinstance(batch, bool):
+        raise InputError(f"[mqtt] batch = {batch!r} must be true or false", "write batch = true (without quotes)")
     for key in ("ca", "cert", "key"):
         if opts.get(key) and not Path(opts[key]).is_file():
             raise InputError(f"MQTT TLS file {opts[key]} ({key}) not found", "check the [mqtt] section")
@@ -178,7 +202,7 @@ def parse_mqtt_url(url: str, options: dict[str, Any] | None = None) -> MqttConfi
                           ca=opts.get("ca"), cert=opts.get("cert"), key=opts.get("key"),
                           insecure=bool(opts.get("insecure", False)), client_id=str(opts.get("client_id", "")),
                           keepalive=int(opts.get("keepalive", 30)),
-                          topic_prefix=str(opts.get("topic_prefix", "tinyml")), protocol=protocol)
+                          topic_prefix=str(opts.get("topic_prefix", "tinyml")), protocol=protocol, batch=batch)
     except (TypeError, ValueError) as exc:
         raise InputError(f"bad [mqtt] value: {exc}", "check the [mqtt] section") from None
 
@@ -289,6 +313,26 @@ def _routes(items: Any, base: Path) -> tuple[ModelRoute, ...]:
     return tuple(routes)
 
 
+def _auth(data: Any, base: Path, path: Path | None, keys: Path | None, mode: str | None) -> AuthConfig:
+    """``[auth]`` (keys, mode, ports) with the command line's --keys / --auth on top."""
+    if not isinstance(data, dict) or set(data) - AUTH_KEYS:
+        raise InputError(f"bad [auth] section ({_line_of(path, 'auth')})", f"known keys: {', '.join(sorted(AUTH_KEYS))}")
+    ports = data.get("ports", {})
+    if not isinstance(ports, dict) or not all(isinstance(v, str) for v in ports.values()):
+        raise InputError(f"[auth.ports] must map ports to modes ({_line_of(path, 'auth.ports')})",
+                         f'e.g. "/dev/ttyUSB0" = "optional"; modes: {", ".join(AUTH_MODES)}')
+    store = keys or data.get("keys")
+    if store is not None and not isinstance(store, str | Path):
+        raise InputError(f"[auth] keys must be a file name ({_line_of(path, 'auth', 'keys')})",
+                         'e.g. keys = "device-keys.json"')
+    store_path = None if store is None else Path(store) if keys or Path(store).is_absolute() else base / store
+    try:
+        return AuthConfig(store_path, mode or str(data.get("mode", "optional")), tuple(ports.items()))
+    except ValueError as exc:
+        raise InputError(f"bad [auth] settings ({_line_of(path, 'auth')}): {exc}",
+                         'mode = "required" or "optional"; required needs keys = "FILE" (`tinyml provision`)') from None
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
@@ -307,7 +351,7 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 def load(config_path: Path | None = None, *, ports: tuple[str, ...] = (), db: Path | None = None,
          mqtt_url: str | None = None, site: str | None = None, http: str | None = None,
-         models: tuple[Path, ...] = ()) -> GatewayConfig:
+         models: tuple[Path, ...] = (), keys: Path | None = None, auth: str | None = None) -> GatewayConfig:
     """Merge gateway.toml (when given) with command-line options; options win. ``models`` are
     run directories whose devices are found by model hash (one alone serves every device)."""
     data = read_toml(config_path) if config_path else {}
@@ -344,5 +388,6 @@ def load(config_path: Path | None = None, *, ports: tuple[str, ...] = (), db: Pa
         drift=_section(DriftConfig, data.get("drift", {}), "drift", config_path),
         evidence=_section(EvidenceConfig, data.get("evidence", {}), "evidence", config_path),
         limits=_section(IdLimits, data.get("limits", {}), "limits", config_path),
+        auth=_auth(data.get("auth", {}), base, config_path, keys, auth),
         models=tuple(route_for_run(Path(m), every_device=len(models) == 1) for m in models)
         + _routes(data.get("models", []), base))

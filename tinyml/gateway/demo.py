@@ -1,7 +1,7 @@
 """The demo's gateway step: emulated devices -> gateway -> a local Mosquitto, then the status.
 
 Everything it starts (the broker, the device fleet, the gateway loop) it also stops; the
-database stays in ``workdir`` for `tinyml gateway status --db`.
+database, fresh each time, stays in ``workdir`` for `tinyml gateway status --db`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ def stream_through_gateway(model: Path, workdir: Path, devices: int = 3, seconds
     the gateway's status. ``model`` is a .tflite (its folder's model.json gives results meaning)."""
     workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / "gateway.db"
+    db.unlink(missing_ok=True)  # a second demo's devices repeat the first's sequence numbers
     run_dir = model.parent
     routes = (ModelRoute(read_labels(run_dir), ("emu-*",)),) if (run_dir / MODEL_JSON).is_file() else ()
     broker = LocalBroker(workdir).start()

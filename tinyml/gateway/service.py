@@ -20,6 +20,7 @@ from tinyml.errors import ToolError
 from tinyml.gateway import api, ports
 from tinyml.gateway.config import GatewayConfig
 from tinyml.gateway.forward import Forwarder
+from tinyml.gateway.identity import Identity
 from tinyml.gateway.ingest import Record, Retention, Tick, batch_size
 from tinyml.gateway.limits import IdBudget
 from tinyml.gateway.processor import Processor
@@ -29,7 +30,6 @@ from tinyml.gateway.store import SCHEMA_VERSION, Store, connect
 log = logging.getLogger("tinyml.gateway")
 QUEUE_SIZE = 256  # reads (lists of records) not yet committed; bounds memory and shutdown time
 BATCH_MAX = 2000  # results (and other records) per transaction
-BATCH_WAIT_S = 0.02
 TICK_S = 1.0
 RETENTION_EVERY_S = 60.0
 
@@ -42,6 +42,7 @@ class Gateway:
         self.store = Store(config.db)
         self.processor = Processor(self.store, config)
         self.budget = IdBudget(config.limits, known=self.processor.devices)  # device ids: per port, total, rate (issue 16)
+        self.identity = Identity(config.auth, config.keys())  # keys, per-port policy, one port per id (issue 16)
         self.committed = self.store.result_count()
         self.writers: dict[str, ports.Connection] = {}  # connected ports, for evidence requests
         self.store.mark_ports_down(time.time())
@@ -53,7 +54,8 @@ class Gateway:
         statistic, the MQTT broker connection and when this process started (a restart shows)."""
         snap["gateway"] = {"site": self.config.site, "started_at": self.started_at, "running": True}
         budget = self.budget  # HELLOs refused by the device-id limits, per reason (tinyml/gateway/limits.py)
-        snap["device_ids"] = {"tracked": len(budget.known), "refused": dict(budget.refused)}
+        snap["device_ids"] = {"tracked": len(budget.known), "refused": dict(budget.refused),
+                              "identity_refused": dict(self.identity.refused), "states": len(self.processor.devices)}
         fwd = self.forwarder
         snap["mqtt"] = None if fwd is None else {
             "broker": fwd.cfg.redacted(), "connected": fwd.connected.is_set(), "published": fwd.published,
@@ -93,7 +95,8 @@ class Gateway:
         log.info("gateway: site %s, db %s, %d port(s), %d result(s) stored", self.config.site,
                  self.config.db, len(self.config.ports), self.committed)
         tasks = [asyncio.create_task(ports.read_port(p, self.config.baud, queue.put, stop, self.writers,
-                                                       budget=self.budget)) for p in self.config.ports]
+                                                       budget=self.budget, identity=self.identity))
+                 for p in self.config.ports]
         tasks.append(asyncio.create_task(self._clock(queue, stop)))
         written = asyncio.Event()  # the writer has committed everything read before the stop
         forward_task = asyncio.create_task(forwarder.run(written)) if forwarder else None
@@ -157,13 +160,11 @@ class Gateway:
             except asyncio.TimeoutError:
                 continue
             batch, size = list(first), batch_size(first)
-            deadline = time.monotonic() + BATCH_WAIT_S
-            while size < BATCH_MAX:
-                if queue.empty():
-                    if time.monotonic() >= deadline or stop.is_set():
-                        break
-                    await asyncio.sleep(0.002)
-                    continue
+            # Group commit, no timer: take what is queued and commit it now. Readers keep
+            # queueing while the commit runs, so the batch interval is the commit's own time:
+            # short at low load (latency), long under load (fewer, larger transactions).
+            await asyncio.sleep(0)  # reads that are ready join this batch
+            while size < BATCH_MAX and not queue.empty():
                 more = queue.get_nowait()
                 batch.extend(more)
                 size += batch_size(more)
@@ -172,6 +173,8 @@ class Gateway:
             if outcome.stored or outcome.duplicates:
                 log.debug("committed %d result(s), %d duplicate(s); %d stored", outcome.stored,
                           outcome.duplicates, self.committed)
+            if outcome.expired:
+                log.info("dropped the in-memory state of %d idle device(s)", outcome.expired)
             for device, t in outcome.transitions:
                 level = logging.WARNING if t.firing else logging.INFO
                 log.log(level, "alert %s %s on %s: %s", t.rule, "FIRING" if t.firing else "cleared", device,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,3 +159,42 @@ def tflm_run(tflite_bytes: bytes, inputs_int8: np.ndarray, arena_size: int | Non
         m.invoke()
         out[n] = m.get_output(0)[0]
     return out
+
+
+OpRunner = Callable[[list[np.ndarray]], list[np.ndarray]]
+
+
+def op_runner(tflite_bytes: bytes, engine: str) -> OpRunner | None:
+    """A function running a (one-operator) model on a list of input arrays with ``engine``
+    ("tflm", "litert" or "litert-ref"), returning its outputs; None when the engine cannot load it."""
+    try:
+        if engine == "tflm":
+            m = tflm_interpreter(tflite_bytes)
+        else:
+            it = _litert(tflite_bytes, reference=engine == "litert-ref")
+    except InputError:
+        return None
+    if engine == "tflm":
+        from tinyml.model.tflite import read_model
+
+        n_out = len(read_model(tflite_bytes).outputs)
+
+        def run_tflm(args: list[np.ndarray]) -> list[np.ndarray]:
+            for i, a in enumerate(args):
+                m.set_input(a, i)
+            m.invoke()
+            return [np.array(m.get_output(i)) for i in range(n_out)]
+
+        return run_tflm
+    ins, outs = it.get_input_details(), it.get_output_details()
+
+    def run_litert(args: list[np.ndarray]) -> list[np.ndarray]:
+        for d, a in zip(ins, args, strict=True):
+            if tuple(d["shape"]) != a.shape:
+                it.resize_tensor_input(d["index"], list(a.shape))
+                it.allocate_tensors()
+            it.set_tensor(d["index"], a)
+        it.invoke()
+        return [it.get_tensor(o["index"]).copy() for o in outs]
+
+    return run_litert

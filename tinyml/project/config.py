@@ -44,6 +44,7 @@ class Project:
     codegen: dict[str, str]
     board: Any = None                      # Board when [firmware] is given
     runtime: str = "native"
+    mode: str = "validate"                 # [firmware] mode: the validation firmware, or run mode
     validate: dict[str, Any] | None = None
     sign_key: Path | None = None
     sensor: str | None = None              # [sensor] name: the driver run mode reads
@@ -81,10 +82,11 @@ class _File:
 def _type_name(kind: Any) -> str:
     names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
     origin = typing.get_origin(kind)
+    plural = {int: "integers", float: "numbers", bool: "booleans", str: "strings"}
     if origin is list:
-        return "a list of strings"
+        return f"a list of {plural.get((typing.get_args(kind) or (str,))[0], 'values')}"
     if origin is dict:
-        return "a table of strings"
+        return f"a table of {plural.get((typing.get_args(kind) or (str, str))[-1], 'values')}"
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(kind) if a is not type(None))
     return names.get(kind, str(kind))
@@ -95,9 +97,11 @@ def _matches(value: Any, kind: Any) -> bool:
     if origin in (typing.Union, types.UnionType):
         return any(_matches(value, a) for a in typing.get_args(kind) if a is not type(None))
     if origin is list:
-        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+        item = (typing.get_args(kind) or (str,))[0]
+        return isinstance(value, list) and all(_matches(v, item) for v in value)
     if origin is dict:
-        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+        item = (typing.get_args(kind) or (str, str))[-1]
+        return isinstance(value, dict) and all(_matches(v, item) for v in value.values())
     if isinstance(value, bool):
         return kind is bool
     if kind is float:
@@ -108,6 +112,8 @@ def _matches(value: Any, kind: Any) -> bool:
 def _convert(value: Any, kind: Any) -> Any:
     """TOML integers where a number is wanted become floats, so 2560 and 2560.0 fingerprint alike."""
     wanted = set(typing.get_args(kind)) or {kind}
+    if isinstance(value, list) and list[float] in wanted:
+        return [float(v) for v in value]
     if isinstance(value, int) and not isinstance(value, bool) and float in wanted and int not in wanted:
         return float(value)
     return value
@@ -237,6 +243,10 @@ def _data(f: _File, table: Any, base: Path) -> dict[str, Any]:
         return {"synth": kind, "import_paths": (), "data": _checked(f, "data", cls(**options))}
     options = _section(f, "data", table, {"import": list[str], **_keys_of(ImportOptions)})
     paths = tuple(_relative(base, p) for p in options.pop("import"))
+    if str(options.get("bearing", "")).endswith(".toml"):  # a bearing file, like every path, is relative to here
+        options["bearing"] = str(_relative(base, options["bearing"]))
+    if isinstance(options.get("rpm_range"), list):
+        options["rpm_range"] = [float(v) for v in options["rpm_range"]]
     if not paths:
         raise f.error("data", "import", "[data] import lists no files", 'e.g. import = ["recordings/"]')
     for p in paths:
@@ -274,11 +284,12 @@ def _codegen(f: _File, table: Any) -> dict[str, str]:
 
 def _firmware(f: _File, table: Any, base: Path) -> dict[str, Any]:
     from tinyml.firmware.boards import load_board
+    from tinyml.firmware.build import MODES
     from tinyml.firmware.render import RUNTIMES
 
     if table is None:
         return {}
-    options = _section(f, "firmware", table, {"board": str, "runtime": str})
+    options = _section(f, "firmware", table, {"board": str, "runtime": str, "mode": str})
     if "board" not in options:
         raise f.error("firmware", None, "[firmware] needs a board", 'add board = "qemu-mps2-an386" (see `tinyml boards`)')
     name = options["board"]
@@ -290,7 +301,11 @@ def _firmware(f: _File, table: Any, base: Path) -> dict[str, Any]:
     if runtime == "tflm" and board.template != "esp-idf":
         raise f.error("firmware", "runtime", f"runtime 'tflm' needs an ESP-IDF board; {board.name} is not one",
                       'use runtime = "native" on this board')
-    return {"board": board, "runtime": runtime}
+    mode = _choice(f, "firmware", "mode", options.get("mode", "validate"), MODES)
+    if mode == "run" and board.builder in ("idf.py", "pico-sdk"):
+        raise f.error("firmware", "mode", f"tinyml builds run mode only for make-built boards; {board.name} "
+                      f"builds with {board.builder}", 'drop mode = "run" and build run mode yourself (docs/sensors.md)')
+    return {"board": board, "runtime": runtime, "mode": mode}
 
 
 def _sensor(f: _File, table: Any, firmware: dict[str, Any]) -> dict[str, Any]:
@@ -323,6 +338,9 @@ def _validate(f: _File, table: Any, firmware: dict[str, Any]) -> dict[str, Any] 
         raise f.error("validate", None, "[validate] needs a [firmware] section to build what it runs",
                       'add [firmware] with board = "qemu-mps2-an386"')
     board = firmware["board"]
+    if firmware["mode"] == "run":
+        raise f.error("validate", None, '[validate] needs the validation firmware; [firmware] mode = "run" builds '
+                      "the run-mode one", 'drop [validate], or mode = "run" (a project builds one of the two)')
     if not board.emulated:
         raise f.error("validate", None, f"board {board.name} is not emulated, so `tinyml run` cannot validate on it",
                       "flash OUT/firmware with `tinyml flash`, then run `tinyml validate --port PORT`; "

@@ -191,14 +191,15 @@ def _firmware_run(p: Project) -> dict[str, Any]:
     from tinyml.hil import build_firmware
 
     size = build_firmware(p.board, rundir.int8_model(run_dir(p)), firmware_dir(p), runtime=p.runtime,
-                          target=p.codegen["target"], sensor=p.sensor, sensor_options=p.sensor_options)
+                          target=p.codegen["target"], mode=p.mode, sensor=p.sensor, sensor_options=p.sensor_options)
     return {"board": p.board.name, "flash": size.flash_bytes, "ram": size.ram_bytes, "arena": size.arena_bytes}
 
 
 FIRMWARE = Stage(
     "firmware",
     settings=lambda p: {"board": p.board.name, "runtime": p.runtime, "codegen_target": p.codegen["target"],
-                        **({"sensor": p.sensor, "sensor_options": p.sensor_options} if p.sensor else {})},
+                        **({"sensor": p.sensor, "sensor_options": p.sensor_options} if p.sensor else {}),
+                        **({"mode": p.mode} if p.mode != "validate" else {})},
     inputs=_firmware_inputs,
     outputs=lambda p: [_elf(p), firmware_dir(p) / render.MANIFEST],
     run=_firmware_run,

@@ -273,7 +273,11 @@ def _feature_words(spec: dict[str, Any]) -> str:
              "curvature": "curvature",
              "fft_bands": "energy in {bands} equal FFT bands" + (" (log)" if extra.get("log") else ""),
              "envelope_bands": "energy of the envelope spectrum in {bands} bands" + (" (log)" if extra.get("log") else ""),
-             "rolling_mean": "rolling mean of width {width} at {points} points"}
+             "rolling_mean": "rolling mean of width {width} at {points} points",
+             "bearing": "bearing {bearing}: envelope lines at the shaft 1x, BPFO, BPFI and BSF ({harmonics} "
+                        "harmonics) and BPFI sidebands over their noise floor, the envelope's kurtosis in the band "
+                        "{band} Hz, the shaft 1x-3x shares and the unbalance (speed from the 1x peak in {rpm_range} rpm "
+                        "unless fixed at {rpm})"}
     text = words.get(name, name)
     try:
         return text.format(**extra)

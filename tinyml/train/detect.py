@@ -29,7 +29,7 @@ from tinyml.train.fit import output_scores
 from tinyml.train.predict import model_outputs
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DetectOptions:
     time_column: str = "timestamp"
     columns: list[str] | None = None
@@ -74,7 +74,8 @@ def detect(model: Path, series_csv: Path, o: DetectOptions = DetectOptions()) ->
     window, fs = int(info["window"]), float(info["fs"])
     hop = o.hop or model_hop(info)
     recs = read_csv(Path(series_csv), o.columns, o.time_column, None, None, None,
-                    timing=series.TimeOptions(o.time_format, o.on_backwards, o.max_gap))
+                    timing=series.TimeOptions(time_format=o.time_format, on_backwards=o.on_backwards,
+                                              max_gap=o.max_gap))
     channels = int(info["input_shape"][-1]) if info.get("preprocess") == "raw" else len(info["channels"])
     if len(recs[0].channels) != channels:
         raise InputError(f"{series_csv}: {len(recs[0].channels)} signal column(s) ({', '.join(recs[0].channels)}), "

@@ -6,7 +6,7 @@ model.json, metrics.json, training.png and confusion.png (see docs/architecture.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from tinyml.preprocess import Preprocess
 from tinyml.progress import stage
 from tinyml.signing import sha256_file
 from tinyml.train import metrics, plots
+from tinyml.train.augment import Augment, augment
 from tinyml.train.zoo import ModelKind, model_kind
 
 CONFUSION_PNG, SCORES_PNG = rundir.CONFUSION_PNG, rundir.SCORES_PNG
@@ -37,12 +38,28 @@ class TrainOptions:
     quiet: bool = False
     arithmetic: str = "integer"  # preprocessing: "integer" (bit-identical on every device) or "float64"
     false_alarms_per_day: float | None = None  # anomaly threshold for this alarm rate on validation data
+    # augmentation of the training windows (tinyml/train/augment.py); the defaults add nothing
+    augment_gain: float = 1.0
+    augment_speed: float = 0.0
+    augment_snr: float | None = None
+    augment_resonance: float = 0.0
+    augment_copies: int = 1
+    by: str | None = None  # a group column: add a leave-one-group-out table to the metrics
 
     def check(self) -> None:
         oc.positive(self, "false_alarms_per_day")
         oc.at_least(self, "epochs", 1)
         oc.at_least(self, "batch_size", 1)
         oc.at_least(self, "patience", 0)
+        self.augmentation().check()
+
+    def augmentation(self) -> Augment:
+        return Augment(gain=self.augment_gain, speed=self.augment_speed, snr=self.augment_snr,
+                       resonance=self.augment_resonance, copies=self.augment_copies)
+
+    def record(self) -> dict:
+        """The options that shape the model (model.json's ``options``; `tinyml evaluate` retrains with them)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("quiet", "by")}
 
 
 @dataclass(frozen=True)
@@ -149,6 +166,10 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
         feature_spec = default_feature_spec(ds.kind)
     out_dir = Path(out_dir)
     rundir.check_folder_for_training(out_dir, force)
+    if opts.by is not None:
+        from tinyml.train import shift
+
+        shift.levels(ds, opts.by)  # a bad column fails now, not after training
 
     fit_mask = splits.train
     val_mask = splits.val
@@ -158,15 +179,30 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
         val_fit_mask = splits.val & (ds.y == normal_idx)
         if not val_fit_mask.any():
             raise InputError("validation split has no normal windows", "re-split the dataset")
+    if feature_spec is not None and any(e["name"] == "bearing" for e in feature_spec):
+        from tinyml.data.features_bearing import resolve
+
+        feature_spec = resolve(feature_spec, ds.x[fit_mask], ds.fs, bearing=ds.meta.get("bearing"),
+                               rpm=None if ds.rpm is None else ds.rpm[fit_mask], rpm_range=ds.meta.get("rpm_range"))
+    from tinyml.data.features_series import NAME as DAILY_CYCLE
     from tinyml.data.features_series import with_slots
 
     feature_spec = with_slots(feature_spec, hop_seconds(ds))
     stream = ds.stream()
-    prep = Preprocess.fit(ds.x[fit_mask], kind.preprocess, ds.channels, ds.fs, feature_spec,
-                          arithmetic=opts.arithmetic, stream=None if stream is None else stream.take(fit_mask))
+    aug = opts.augmentation()
+    if aug.active and any(e["name"] == DAILY_CYCLE for e in feature_spec or []):
+        raise InputError("augmented copies have no place in time, which the daily_cycle feature needs",
+                         "train without the --augment-* options, or drop daily_cycle from the features")
+    x_fit, y_fit = augment(ds.x[fit_mask], ds.y[fit_mask], ds.fs, aug, opts.seed)
+    # fitted on the augmented windows too: their range is what the model is meant to take
+    prep = Preprocess.fit(x_fit, kind.preprocess, ds.channels, ds.fs, feature_spec, arithmetic=opts.arithmetic,
+                          stream=None if stream is None or aug.active else stream.take(fit_mask))
     x_all = prep.apply(ds.x, stream=stream)
+    x_fit = prep.apply(x_fit) if aug.active else x_all[fit_mask]
 
-    stage(f"train: {model_name} on {int(fit_mask.sum())} windows, up to {opts.epochs} epochs", quiet=opts.quiet)
+    stage(f"train: {model_name} on {len(x_fit)} windows"
+          + (f" ({int(fit_mask.sum())} and {aug.copies} augmented cop{'y' if aug.copies == 1 else 'ies'})"
+             if aug.active else "") + f", up to {opts.epochs} epochs", quiet=opts.quiet)
     keras = import_keras()
     keras.utils.set_random_seed(opts.seed)
     n_classes = len(ds.classes)
@@ -177,11 +213,11 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
                                             start_from_epoch=kind.warmup_epochs, restore_best_weights=True)
     callbacks = [stopper, _progress_callback(keras, opts.epochs, opts.quiet)]
     if kind.task == "classifier":
-        history = model.fit(x_all[fit_mask], ds.y[fit_mask], validation_data=(x_all[val_mask], ds.y[val_mask]),
+        history = model.fit(x_fit, y_fit, validation_data=(x_all[val_mask], ds.y[val_mask]),
                             epochs=opts.epochs, batch_size=opts.batch_size, verbose=0, callbacks=callbacks,
-                            class_weight=class_weights(ds.y[fit_mask], n_classes))
+                            class_weight=class_weights(y_fit, n_classes))
     else:
-        history = model.fit(x_all[fit_mask], x_all[fit_mask],
+        history = model.fit(x_fit, x_fit,
                             validation_data=(x_all[val_fit_mask], x_all[val_fit_mask]),
                             epochs=opts.epochs, batch_size=opts.batch_size, verbose=0, callbacks=callbacks)
 
@@ -198,7 +234,8 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
         "output_shape": list(outputs.shape[1:]), "kind": ds.kind, "fs": ds.fs, "channels": list(ds.channels),
         "window": int(ds.x.shape[1]), "preprocess": kind.preprocess,
         "score": "softmax" if kind.task == "classifier" else "mse(input, output)",
-        "parameters": int(model.count_params()), "seed": opts.seed,
+        "parameters": int(model.count_params()), "seed": opts.seed, "options": opts.record(),
+        "augment": aug.record(),
         "dataset": str(Path(dataset_path).resolve()) if dataset_path else None,
         "made_from": {"dataset": sha256_file(Path(dataset_path))} if dataset_path else {},
         "epochs_run": len(history.history["loss"]),
@@ -214,6 +251,9 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
         plots.score_histogram(output_scores(kind.task, x_all, outputs)[test], [ds.classes[k] for k in ds.y[test]],
                               ds.classes, float(result["threshold"]), out_dir / SCORES_PNG,
                               f"{model_name} anomaly scores on the {splits.evaluated_on} split")
+    if opts.by is not None:
+        result["leave_one_group_out"] = shift.leave_one_group_out(ds, opts.by, model_name, opts, feature_spec)
+        write_json(out_dir / rundir.METRICS_JSON, result)
     return result
 
 

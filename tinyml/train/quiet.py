@@ -45,7 +45,9 @@ def import_keras() -> Any:
     if "keras" not in sys.modules:
         with silenced_fds():
             import keras  # noqa: F401
-            import tensorflow  # noqa: F401
+            import tensorflow
+        # retracing notices: several models trained in one process (`evaluate --by`) are expected
+        tensorflow.get_logger().setLevel("ERROR")
     import keras
 
     return keras

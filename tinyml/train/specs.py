@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tinyml.errors import InputError
 
-PRESETS = ("vibration", "temperature", "temperature-series")
+PRESETS = ("vibration", "temperature", "bearing", "temperature-series")
 
 
 def feature_spec_option(value: str | None) -> list[dict] | None:
@@ -17,7 +17,7 @@ def feature_spec_option(value: str | None) -> list[dict] | None:
     from tinyml.data import features
 
     if value in PRESETS:
-        return features.validate_spec({"vibration": features.DEFAULT_VIBRATION_SPEC,
+        return features.validate_spec({"vibration": features.DEFAULT_VIBRATION_SPEC, "bearing": features.BEARING_SPEC,
                                        "temperature": features.DEFAULT_TEMPERATURE_SPEC,
                                        "temperature-series": features.TEMPERATURE_SERIES_SPEC}[value])
     path = Path(value)

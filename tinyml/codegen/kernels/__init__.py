@@ -73,8 +73,9 @@ def closure(kernels: list[str], target: str) -> list[str]:
     return order
 
 
-def _rewrite(folder: str) -> Any:
-    """``rewrite`` of ``<folder>/lowering.py``, or None when the folder has none."""
+def lowering_module(folder: str) -> Any:
+    """``<folder>/lowering.py`` as a module (a target's lowering may reuse the portable one's
+    helpers), or None when the folder has none."""
     path = KERNEL_DIR / folder / "lowering.py"
     if not path.is_file():
         return None
@@ -82,7 +83,13 @@ def _rewrite(folder: str) -> Any:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.rewrite
+    return module
+
+
+def _rewrite(folder: str) -> Any:
+    """``rewrite`` of ``<folder>/lowering.py``, or None when the folder has none."""
+    module = lowering_module(folder)
+    return module.rewrite if module else None
 
 
 def specialize(steps: list[Any], target: str) -> list[Any]:

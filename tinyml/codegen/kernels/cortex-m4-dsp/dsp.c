@@ -1,15 +1,16 @@
-/* requires: fixedpoint */
-/* The Cortex-M4 DSP core shared by FULLY_CONNECTED and CONV_2D: an int8 vector times int16
- * weight rows, requantized like the portable kernels (bit-exact). Four int8 inputs in a 32-bit
- * word unpack into two int16 pairs (even bytes, odd bytes); one SMLAD multiplies a pair with a
- * pair of weights and accumulates, so each instruction does two MACs.
+/* requires: requant_out */
+/* The Cortex-M4 DSP core shared by FULLY_CONNECTED and CONV_2D: int8 weights, kept at their
+ * int8 size in flash, times an input widened once to int16; one SMLAD does two MACs. Bit-exact
+ * with the portable kernels (same folded bias, same requantization records).
  *
- * Weight layout (lowering.py: widen_rows): per group of 4 inputs a row has the words (w0, w2)
- * and (w1, w3); rows come in blocks of 4 interleaved group by group, leftover rows (rows % 4)
- * follow; every row is zero-padded to a multiple of 4 inputs. The bias already holds
- * bias + input_offset * sum(row), so inputs are used as they are. */
+ * Weight layout (lowering.py: pack_rows): rows zero-padded to whole groups of 4 inputs; per
+ * group a row holds one word with the bytes (w0, w2, w1, w3), so that SXTB16 gives the int16
+ * pair (w0, w1) and SXTB16 ROR #8 the pair (w2, w3), lining up with the widened inputs
+ * (x0, x1) and (x2, x3) read as two words. Rows come in blocks of 4 with their words
+ * interleaved group by group; rows left over (rows % 4) follow one after the other. The bias
+ * holds bias + input_offset * sum(row), so inputs are used as they are. */
 
-static inline uint32_t tml_load4(const int8_t *p)
+static inline uint32_t tml_load4(const void *p)
 {
     /* 4 bytes at any alignment: the M4 does unaligned LDR, memcpy keeps C's aliasing rules */
     uint32_t v;
@@ -25,85 +26,117 @@ static inline int32_t tml_sxtb16_ror8(uint32_t v)
     return r;
 }
 
-/* Where the outputs of one matrix-vector product go, and how they are requantized. */
-typedef struct {
-    const int32_t *bias;
-    const int32_t *mult;
-    const int8_t *shift;
-    int32_t step; /* mult/shift advance: 1 per channel, 0 per tensor */
-    int32_t out_offset, lo, hi;
-} tml_dsp_out;
-
-/* acc[0..3] += the 4 interleaved rows at w times x[0 .. 4 * groups). Out of line so that the
- * compiler keeps all its live values in registers instead of spilling the caller's. */
-__attribute__((noinline)) static void tml_dot_4rows(const int8_t *x, const int32_t *w, int32_t groups,
-                                                    int32_t *acc)
+/* dst = the int8 src[0 .. n) as int16 pairs (x0, x1), (x2, x3), ..., zero-filled to a whole
+ * group of 4 (2 * ceil(n / 4) words). src may lie inside dst at byte offset 4 * ceil(n / 4) or
+ * later: each word is written after the bytes it replaces have been read. */
+static void tml_widen(int32_t *dst, const int8_t *src, int32_t n)
 {
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    const int8_t *end = x + 4 * groups;
-    while (x != end) {
-        const uint32_t v = tml_load4(x);
-        const int32_t xe = __sxtb16(v), xo = tml_sxtb16_ror8(v);
-        x += 4;
-        a0 = __smlad(w[1], xo, __smlad(w[0], xe, a0));
-        a1 = __smlad(w[3], xo, __smlad(w[2], xe, a1));
-        a2 = __smlad(w[5], xo, __smlad(w[4], xe, a2));
-        a3 = __smlad(w[7], xo, __smlad(w[6], xe, a3));
-        w += 8;
+    const int8_t *end = src + (n & ~3);
+    int32_t i, t[4] = {0, 0, 0, 0};
+    while (src != end) {
+        const uint32_t v = tml_load4(src);
+        const uint32_t e = (uint32_t)__sxtb16(v), o = (uint32_t)tml_sxtb16_ror8(v); /* (x0, x2), (x1, x3) */
+        src += 4;
+        dst[0] = (int32_t)((e & 0xFFFFu) | (o << 16));
+        dst[1] = (int32_t)((e >> 16) | (o & 0xFFFF0000u));
+        dst += 2;
     }
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
-}
-
-/* y[i] = requantized acc[i] for the n outputs starting at channel c. Out of line with few live
- * values, so that nothing is spilled per output. */
-__attribute__((noinline)) static void tml_requant_n(const int32_t *acc, int32_t n, int32_t c,
-                                                    const tml_dsp_out *o, int8_t *y)
-{
-    const int32_t *mult = o->mult + c * o->step;
-    const int8_t *shift = o->shift + c * o->step;
-    const int32_t step = o->step, out_offset = o->out_offset, lo = o->lo, hi = o->hi;
-    const int8_t *end = y + n;
-    while (y != end) {
-        *y++ = tml_clamp8(tml_requant(*acc++, *mult, *shift) + out_offset, lo, hi);
-        mult += step;
-        shift += step;
+    if (n & 3) {
+        for (i = 0; i < (n & 3); ++i)
+            t[i] = src[i];
+        dst[0] = (int32_t)(((uint32_t)t[0] & 0xFFFFu) | ((uint32_t)t[1] << 16));
+        dst[1] = (int32_t)((uint32_t)t[2] & 0xFFFFu);
     }
 }
 
-/* y[0 .. rows) = requantized (weights * x[0 .. depth) + bias). */
-static void tml_dsp_matvec(const int8_t *x, int32_t depth, const int32_t *w, int32_t rows,
-                           const tml_dsp_out *o, int8_t *y)
+/* One group of 4 inputs for 4 interleaved rows (x at r0, w at r1, acc in r4-r7): 2 loads,
+ * 8 SXTB16, 8 SMLAD. */
+#define TML_DSP_GROUP                                                                                 \
+    "ldrd r12, lr, [r0], #8\n\t"                                                                      \
+    "ldm r1!, {r8, r9, r10, r11}\n\t"                                                                 \
+    "sxtb16 r3, r8\n\tsmlad r4, r3, r12, r4\n\tsxtb16 r8, r8, ror #8\n\tsmlad r4, r8, lr, r4\n\t"      \
+    "sxtb16 r3, r9\n\tsmlad r5, r3, r12, r5\n\tsxtb16 r9, r9, ror #8\n\tsmlad r5, r9, lr, r5\n\t"      \
+    "sxtb16 r3, r10\n\tsmlad r6, r3, r12, r6\n\tsxtb16 r10, r10, ror #8\n\tsmlad r6, r10, lr, r6\n\t"  \
+    "sxtb16 r3, r11\n\tsmlad r7, r3, r12, r7\n\tsxtb16 r11, r11, ror #8\n\tsmlad r7, r11, lr, r7\n\t"
+
+/* acc[0 .. 4 * blocks) = bias[0 .. 4 * blocks) + the blocks of 4 interleaved rows at w (word
+ * aligned) times the widened x (word aligned) over groups > 0 groups; blocks > 0. In assembly:
+ * the inner loop needs every register (the compiler neither loads four weight words with one
+ * LDM nor unrolls: 24 instructions per group against 18), four groups per pass after the
+ * groups % 4 first; the block loop keeps its state on the stack (sp: x, acc, bias, blocks
+ * left, groups % 4). */
+#define TML_ASM_ARG __attribute__((unused)) /* used by the assembly: r0-r3, then the stack */
+__attribute__((naked, noinline)) static void tml_dot_blocks(TML_ASM_ARG const int32_t *x, TML_ASM_ARG const int32_t *w,
+                                                            TML_ASM_ARG int32_t groups, TML_ASM_ARG int32_t *acc,
+                                                            TML_ASM_ARG const int32_t *bias,
+                                                            TML_ASM_ARG int32_t blocks)
 {
-    const int32_t groups = depth >> 2, tail = depth & 3;
-    const int32_t row_words = 2 * (groups + (tail != 0));
+    __asm__("push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"
+            "sub sp, sp, #20\n\t" /* the two stack arguments are now at sp + 56, sp + 60 */
+            "str r0, [sp]\n\t"
+            "str r3, [sp, #4]\n\t"
+            "ldr r4, [sp, #56]\n\t"
+            "str r4, [sp, #8]\n\t"
+            "ldr r4, [sp, #60]\n\t"
+            "str r4, [sp, #12]\n\t"
+            "and r4, r2, #3\n\t"
+            "str r4, [sp, #16]\n\t"
+            "add r2, r0, r2, lsl #3\n" /* end of x */
+            "1:\n\t"
+            "ldr r3, [sp, #8]\n\t"
+            "ldm r3!, {r4, r5, r6, r7}\n\t"
+            "str r3, [sp, #8]\n\t"
+            "ldr r0, [sp]\n\t"
+            "ldr r3, [sp, #16]\n\t"
+            "lsls r3, r3, #31\n\t" /* Z: no single group first; C: a pair first (GROUP keeps NZCV) */
+            "beq 4f\n\t" TML_DSP_GROUP
+            "4:\n\t"
+            "bcc 5f\n\t" TML_DSP_GROUP TML_DSP_GROUP
+            "5:\n\t"
+            "cmp r0, r2\n\t"
+            "beq 3f\n"
+            "2:\n\t" TML_DSP_GROUP TML_DSP_GROUP TML_DSP_GROUP TML_DSP_GROUP
+            "cmp r0, r2\n\t"
+            "bne 2b\n"
+            "3:\n\t"
+            "ldr r3, [sp, #4]\n\t"
+            "stm r3!, {r4, r5, r6, r7}\n\t"
+            "str r3, [sp, #4]\n\t"
+            "ldr r3, [sp, #12]\n\t"
+            "subs r3, r3, #1\n\t"
+            "str r3, [sp, #12]\n\t"
+            "bne 1b\n\t"
+            "add sp, sp, #20\n\t"
+            "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}");
+}
+
+/* acc + one row at w (word aligned) times the widened x over groups groups */
+static int32_t tml_dot1_s16(const int32_t *x, const int32_t *w, int32_t groups, int32_t acc)
+{
+    int32_t i;
+    for (i = 0; i < groups; ++i) {
+        const uint32_t v = (uint32_t)w[i];
+        acc = __smlad(tml_sxtb16_ror8(v), x[2 * i + 1], __smlad(__sxtb16(v), x[2 * i], acc));
+    }
+    return acc;
+}
+
+/* y[0 .. rows) = requantized (weights * x[0 .. depth) + bias), x widened (tml_widen), w laid
+ * out by pack_rows, q the requantization records (step r->step). */
+static void tml_dsp_matvec(const int32_t *x, int32_t depth, const int32_t *w, int32_t rows, const int32_t *bias,
+                           const int32_t *q, const tml_out_range *r, int8_t *y)
+{
+    enum { CHUNK = 64 }; /* rows per assembly call, then one requantization call for them */
+    const int32_t groups = (depth + 3) >> 2, step = r->step;
     const int32_t whole = rows & ~3; /* a fixed tail start: see portable/fully_connected.c */
-    uint32_t last = 0; /* the partial last group of inputs, zero-filled like the weights */
-    int32_t xe, xo, u, i, acc[4];
-    for (i = 0; i < tail; ++i)
-        last |= (uint32_t)(uint8_t)x[4 * groups + i] << (8 * i);
-    xe = __sxtb16(last);
-    xo = tml_sxtb16_ror8(last);
-    for (u = 0; u < whole; u += 4, w += 4 * row_words) {
-        acc[0] = o->bias[u];
-        acc[1] = o->bias[u + 1];
-        acc[2] = o->bias[u + 2];
-        acc[3] = o->bias[u + 3];
-        tml_dot_4rows(x, w, groups, acc);
-        for (i = 0; tail && i < 4; ++i)
-            acc[i] = __smlad(w[8 * groups + 2 * i + 1], xo, __smlad(w[8 * groups + 2 * i], xe, acc[i]));
-        tml_requant_n(acc, 4, u, o, y + u);
+    int32_t u, n, acc[CHUNK];
+    for (u = 0; u < whole; u += n, w += n * groups) {
+        n = whole - u < CHUNK ? whole - u : CHUNK;
+        tml_dot_blocks(x, w, groups, acc, bias + u, n >> 2);
+        tml_requant_out(acc, n, q + u * step, r, y + u);
     }
-    for (u = whole; u < rows; ++u, w += row_words) {
-        acc[0] = o->bias[u];
-        for (i = 0; i < groups; ++i) {
-            const uint32_t v = tml_load4(x + 4 * i);
-            acc[0] = __smlad(w[2 * i + 1], tml_sxtb16_ror8(v), __smlad(w[2 * i], __sxtb16(v), acc[0]));
-        }
-        if (tail)
-            acc[0] = __smlad(w[2 * groups + 1], xo, __smlad(w[2 * groups], xe, acc[0]));
-        tml_requant_n(acc, 1, u, o, y + u);
+    for (u = whole; u < rows; ++u, w += groups) {
+        acc[0] = tml_dot1_s16(x, w, groups, bias[u]);
+        tml_requant_out(acc, 1, q + u * step, r, y + u);
     }
 }

@@ -1,14 +1,7 @@
+/* requires: noinline */
 /* Dot products of int8 rows with an offset int8 vector, four rows at a time: each input is
  * loaded and offset once for four multiply-accumulates (the TFLM reference kernels reload it
  * for every output channel). */
-
-/* Kept out of line where the compiler allows it: inlined into a kernel's loops, its 13 live
- * values get spilled to the stack. */
-#if defined(__GNUC__)
-#define TML_NOINLINE __attribute__((noinline))
-#else
-#define TML_NOINLINE
-#endif
 
 /* acc[k] += sum_i w[k * stride + i] * (x[i] + offset), for k < 4 and 0 <= i < n, n > 0. The
  * arguments used in the loop come first, in registers; stride and acc, used once, may stay on

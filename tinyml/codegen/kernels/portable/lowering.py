@@ -16,7 +16,7 @@ Doubled, both read hi32(x*M + 2^31) + H - C*[x < 0], then an arithmetic shift ri
 hi32(z) = floor(z / 2^32): for s < 0, M = 2m, H = 2^(r-1), C = 1, k = r; for s >= 0,
 M = m * 2^(l+1), H = C = 0, k = 0. M is split as M_lo + M_hi * 2^32 with M_lo a signed 32-bit
 word, so the kernel needs one 32x32->64 multiply-accumulate and one 32-bit multiply-add. The
-record is (M_lo, M_hi, C, H, k), in that order (tml_fc_out in portable/fully_connected.c).
+record is (M_lo, M_hi, C, H, k), in that order (tml_requant_out in portable/requant_out.c).
 
 The kernel keeps the high word in 32 bits: exact while |x| + 2^(r-1) + 1 < 2^31 for every
 accumulator the layer can produce, which is checked here from the weights and the folded bias.

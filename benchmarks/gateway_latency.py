@@ -1,0 +1,201 @@
+"""Gateway latency from the device's write to a separate MQTT subscriber process, at 8, 32, 64 and
+128 emulated devices on full 115200-baud line rate (issue 20).
+
+Four processes share the machine, as deployed: the emulated devices (this process, one
+thread), `tinyml gateway run` (a child), Mosquitto and a QoS 1 paho subscriber (a child
+process of its own). A result's latency is the subscriber's receive time minus the moment
+the emulator wrote its frame: emulated devices stamp ``device_ms`` with milliseconds since
+the fleet started on the machine's monotonic clock, so the subscriber, on the same clock,
+needs no payload field of the gateway's (the stamp is truncated to whole milliseconds, so a
+latency reads up to 1 ms high). Batched messages (``[mqtt] batch_ms``) carry one
+``device_ms`` per result and count each result.
+
+Per device count and run it prints results offered and delivered per second, p50/p95/p99,
+CPU per process (share of one core and, for the gateway, microseconds per result: the least
+load-sensitive figure), the backlog (written by devices, not yet delivered) sampled every
+second with its growth per second over the window, and the load average. ``--runs N``
+repeats and prints the medians. Prints figures; asserts nothing.
+
+    .venv/bin/python benchmarks/gateway_latency.py [--devices 8,32,64,128] [--seconds 20] [--runs 3]
+        [--config gateway.toml] [--gateway-path DIR]  (DIR: another checkout's tree, e.g. the "before" code)
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import re
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tinyml.device.emulator import EmulatedFleet
+from tinyml.gateway.broker import LocalBroker
+from tinyml.paths import shared_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+_DEVICE_MS = re.compile(rb'"device_ms":(\d+)')
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def subscribe(port: int, start: float, delivered, ready, conn) -> None:  # noqa: ANN001 - multiprocessing objects
+    """The subscriber process: QoS 1 on every result topic; per result (receive time, latency).
+    A regular expression, not json.loads, takes the stamps: the subscriber must not be the bottleneck."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    received: list[float] = []
+    latency: list[float] = []
+
+    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        now = time.monotonic()
+        stamps = _DEVICE_MS.findall(msg.payload)
+        for ms in stamps:
+            received.append(now)
+            latency.append(now - start - int(ms) / 1000)
+        delivered.value += len(stamps)
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.on_message = on_message
+    client.on_connect = lambda c, u, f, rc, p: c.subscribe([("tinyml/+/+/result", 1), ("tinyml/+/+/results", 1)])
+    client.on_subscribe = lambda c, u, mid, rcs, p: ready.set()
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    t0, t1 = conn.recv()  # the measured window, sent when it has ended
+    client.loop_stop()
+    rx, lat = np.array(received), np.array(latency)
+    keep = (rx >= t0) & (rx < t1)
+    conn.send(lat[keep] * 1000)
+
+
+def count(db: Path, sql: str) -> int:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        return int(conn.execute(sql).fetchone()[0] or 0)
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        conn.close()
+
+
+@dataclass
+class Run:
+    devices: int
+    offered: float  # results/s the devices wrote
+    delivered: float  # results/s the subscriber received
+    p50: float
+    p95: float
+    p99: float
+    gw_cpu: float  # share of one core
+    gw_us: float  # gateway CPU per result delivered
+    broker_cpu: float
+    sub_cpu: float
+    emu_cpu: float
+    backlog_max: int  # results written, not yet delivered: the largest of the per-second samples
+    backlog_growth: float  # results/s, slope of a least-squares line through the samples
+    load: float
+
+
+def one_run(devices: int, seconds: float, model: str, config: Path | None, gateway_path: Path | None) -> Run:
+    fleet = EmulatedFleet(model, count=devices, tcp_port=0, rate=float("inf"), baud=115200, seed=1)
+    work = Path(tempfile.mkdtemp(prefix="gw-latency-"))
+    broker = LocalBroker(work).start()
+    ctx = mp.get_context("spawn")
+    delivered, ready = ctx.Value("q", 0, lock=False), ctx.Event()
+    here, there = ctx.Pipe()
+    sub = ctx.Process(target=subscribe, args=(broker.port, fleet.start_time, delivered, ready, there), daemon=True)
+    sub.start()
+    ready.wait(30)
+    fleet.start()
+    db = work / "gateway.db"
+    cmd = [sys.executable, "-m", "tinyml", "gateway", "run", "--db", str(db), "--mqtt", broker.url,
+           *(["--config", str(config)] if config else []), *[x for e in fleet.endpoints for x in ("--port", e)]]
+    env = {**os.environ, "PYTHONPATH": str(gateway_path or ROOT)}
+    gw = subprocess.Popen(cmd, stderr=open(work / "gateway.log", "w"), cwd=work, env=env)  # noqa: SIM115
+    procs = {"gw": gw.pid, "broker": broker.proc.pid, "sub": sub.pid, "emu": os.getpid()}
+    try:
+        time.sleep(5.0)  # start-up, connections, the first backlog drained
+        def produced() -> float:
+            """Results written to a line the gateway reads: those written before it connected
+            (dropped by the emulator, as by a UART nobody reads) do not count, pro rata by bytes."""
+            total = 0.0
+            for d in fleet.devices:
+                s = d.stats
+                total += s.results * s.bytes_sent / max(s.bytes_sent + s.bytes_dropped, 1)
+            return total
+        cpu0 = {k: cpu_seconds(pid) for k, pid in procs.items()}
+        t0, p0, d0 = time.monotonic(), produced(), delivered.value
+        samples: list[tuple[float, int]] = []
+        while time.monotonic() < t0 + seconds:
+            time.sleep(1.0)
+            samples.append((time.monotonic() - t0, produced() - delivered.value))
+        t1, p1, d1 = time.monotonic(), produced(), delivered.value
+        cpu = {k: (cpu_seconds(pid) - cpu0[k]) / (t1 - t0) for k, pid in procs.items()}
+        here.send((t0, t1))
+        lat = here.recv()
+        load = os.getloadavg()[0]
+    finally:
+        fleet.stop()
+        gw.terminate()
+        try:
+            gw.wait(60)
+        except subprocess.TimeoutExpired:
+            gw.kill()
+        sub.kill()
+        broker.stop()
+    span = t1 - t0
+    xs, ys = np.array([s[0] for s in samples]), np.array([s[1] for s in samples], dtype=float)
+    growth = float(np.polyfit(xs, ys, 1)[0]) if len(samples) > 2 else 0.0
+    p50, p95, p99 = np.percentile(lat, [50, 95, 99]) if lat.size else (float("nan"),) * 3
+    return Run(devices, (p1 - p0) / span, (d1 - d0) / span, p50, p95, p99, cpu["gw"],
+               cpu["gw"] * span * 1e6 / max(d1 - d0, 1), cpu["broker"], cpu["sub"], cpu["emu"],
+               int(ys.max()) if ys.size else 0, growth, load)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--devices", default="8,32,64,128", help="comma-separated device counts")
+    ap.add_argument("--seconds", type=float, default=20.0, help="measured window per run")
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--config", type=Path, help="a gateway.toml for the gateway (e.g. [mqtt] batch_ms)")
+    ap.add_argument("--gateway-path", type=Path, help="run the gateway from this source tree (PYTHONPATH)")
+    ap.add_argument("--model", default=str(shared_dir() / "models" / "feat_ae_int8.tflite"))
+    args = ap.parse_args()
+    config = args.config.resolve() if args.config else None
+    print(f"gateway from {args.gateway_path or ROOT}, config {config or '(none)'}; {os.cpu_count()} CPUs")
+    head = ("devices offered/s deliver/s  p50ms  p95ms  p99ms  gwCPU us/res broker  sub  emu "
+            "backlog_max growth/s load")
+    for n in [int(x) for x in args.devices.split(",")]:
+        runs = []
+        print(head)
+        for _ in range(args.runs):
+            r = one_run(n, args.seconds, args.model, config, args.gateway_path)
+            runs.append(r)
+            print(f"{r.devices:7d} {r.offered:9.0f} {r.delivered:9.0f} {r.p50:6.1f} {r.p95:6.1f} {r.p99:6.1f} "
+                  f"{r.gw_cpu:5.0%} {r.gw_us:6.0f} {r.broker_cpu:5.0%} {r.sub_cpu:4.0%} {r.emu_cpu:4.0%} "
+                  f"{r.backlog_max:11d} {r.backlog_growth:8.0f} {r.load:4.1f}", flush=True)
+        if len(runs) > 1:
+            med = {f: statistics.median(getattr(r, f) for r in runs) for f in
+                   ("offered", "delivered", "p50", "p95", "p99", "gw_cpu", "gw_us", "backlog_max", "backlog_growth")}
+            loads = [r.load for r in runs]
+            print(f"median of {len(runs)}: {n} devices, offered {med['offered']:.0f}/s, delivered "
+                  f"{med['delivered']:.0f}/s, p50 {med['p50']:.1f} ms, p95 {med['p95']:.1f} ms, p99 {med['p99']:.1f} ms, "
+                  f"gateway {med['gw_cpu']:.0%} of a core, {med['gw_us']:.0f} us/result, backlog max "
+                  f"{med['backlog_max']:.0f}, growth {med['backlog_growth']:.0f}/s, load {min(loads):.1f}-{max(loads):.1f}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
