@@ -18,6 +18,7 @@ times, false alarms per simulated week, NAB-style score. The same commands a use
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -64,7 +65,8 @@ def one_seed(seed: int, tmp: Path, *, rate: float, epochs: int, features: list[d
     kind_of = {(e.start, e.end): e.kind for e in events}
     found = {k: [d["lead_s"] / 3600 for d in s["detected"] if kind_of[(d["start"], d["end"])] == k]
              for k in EVENT_KINDS}
-    return {"seed": seed, "found": found, "events": s["events"], "detected": len(s["detected"]),
+    rule = json.loads((run / "model.json").read_text())["threshold_rule"]
+    return {"seed": seed, "found": found, "rule": rule, "events": s["events"], "detected": len(s["detected"]),
             "false_alarms": s["false_alarms"], "weeks": summary["span_seconds"] / WEEK,
             "nab": s["nab_score"], "seconds": time.perf_counter() - t0}
 
@@ -87,6 +89,10 @@ def main() -> None:
                   f"({r['false_alarms'] / r['weeks']:.2f} per week), NAB {r['nab']:.1f}; lead times (h) "
                   + ", ".join(f"{k} {' '.join(f'{v:.1f}' for v in r['found'][k]) or '-'}" for k in EVENT_KINDS)
                   + f" ({r['seconds']:.0f} s)", file=sys.stderr, flush=True)
+            t = r["rule"]
+            print(f"  threshold: counted {t['counted_threshold']:.3g}, tail {t['tail_threshold']:.3g} on "
+                  f"{t['validation_days']:.1f} validation days; alarms allowed {t['alarms_allowed']}, raised "
+                  f"{t['alarms_on_validation']}", file=sys.stderr, flush=True)
     if a.markdown:
         print("| seed | events found | " + " | ".join(f"{k} lead (h)" for k in EVENT_KINDS)
               + " | false alarms | per week | NAB score |")

@@ -110,3 +110,12 @@ def test_the_c_builds_for_a_cortex_m4f_without_warnings(tmp_path):
                                "-c", str(src), "-o", str(tmp_path / (src.stem + ".o"))],
                               capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
+
+
+def test_firmware_refuses_a_run_whose_state_it_does_not_carry():
+    from tinyml.data.features_int_c import int_config_header
+
+    spec = validate_spec([{"name": "mean"}, {"name": "daily_cycle", "slots": 48}])
+    with pytest.raises(InputError, match="does not carry yet"):
+        int_config_header(mode="features", window=24, channels=["temp"], fs=1 / 300, sample_shift=[8],
+                          mean=np.zeros(5), std=np.ones(5), in_scale=0.1, zero_point=0, spec=spec)
