@@ -75,8 +75,9 @@ def _cut(data: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
     """The fields data[first:last] as one fixed-width bytes array (NUL padded, which numpy does not show)."""
     lens = last - first
     width = max(int(lens.max()), 1)
-    padded = np.concatenate([data, np.zeros(width, np.uint8)])
-    cells = np.lib.stride_tricks.sliding_window_view(padded, width)[first]  # one row copy per field
+    if int(first.max()) + width > len(data):  # only a longest field at the very end of the file needs room
+        data = np.concatenate([data, np.zeros(width, np.uint8)])
+    cells = np.lib.stride_tricks.sliding_window_view(data, width)[first]  # one row copy per field
     if lens.min() < width:  # fields shorter than the longest: NUL after their end
         cells[np.arange(width) >= lens[:, None]] = 0
     return cells.view(f"S{width}").ravel()
