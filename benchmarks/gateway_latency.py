@@ -16,8 +16,9 @@ load-sensitive figure), the backlog (written by devices, not yet delivered) samp
 second with its growth per second over the window, and the load average. ``--runs N``
 repeats and prints the medians. Prints figures; asserts nothing.
 
-    .venv/bin/python benchmarks/gateway_latency.py [--devices 8,32,64,128] [--seconds 20] [--runs 3]
-        [--config gateway.toml] [--gateway-path DIR]  (DIR: another checkout's tree, e.g. the "before" code)
+    .venv/bin/python -m benchmarks.gateway_latency [--devices 8,32,64,128] [--seconds 20] [--runs 3]
+        [--config gateway.toml] [--gateway-path DIR] [--series]
+    (DIR: another checkout's tree, e.g. the "before" code; --series: the backlog, second by second)
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import argparse
 import multiprocessing as mp
 import os
 import re
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -37,17 +37,13 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.gateway_throughput import cpu_seconds
 from tinyml.device.emulator import EmulatedFleet
 from tinyml.gateway.broker import LocalBroker
 from tinyml.paths import shared_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 _DEVICE_MS = re.compile(rb'"device_ms":(\d+)')
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def subscribe(port: int, start: float, delivered, ready, conn) -> None:  # noqa: ANN001 - multiprocessing objects
@@ -80,16 +76,6 @@ def subscribe(port: int, start: float, delivered, ready, conn) -> None:  # noqa:
     conn.send(lat[keep] * 1000)
 
 
-def count(db: Path, sql: str) -> int:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    try:
-        return int(conn.execute(sql).fetchone()[0] or 0)
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        conn.close()
-
-
 @dataclass
 class Run:
     devices: int
@@ -106,6 +92,7 @@ class Run:
     backlog_max: int  # results written, not yet delivered: the largest of the per-second samples
     backlog_growth: float  # results/s, slope of a least-squares line through the samples
     load: float
+    backlog: list[int]  # the per-second samples
 
 
 def one_run(devices: int, seconds: float, model: str, config: Path | None, gateway_path: Path | None) -> Run:
@@ -161,7 +148,7 @@ def one_run(devices: int, seconds: float, model: str, config: Path | None, gatew
     p50, p95, p99 = np.percentile(lat, [50, 95, 99]) if lat.size else (float("nan"),) * 3
     return Run(devices, (p1 - p0) / span, (d1 - d0) / span, p50, p95, p99, cpu["gw"],
                cpu["gw"] * span * 1e6 / max(d1 - d0, 1), cpu["broker"], cpu["sub"], cpu["emu"],
-               int(ys.max()) if ys.size else 0, growth, load)
+               int(ys.max()) if ys.size else 0, growth, load, [int(y) for y in ys])
 
 
 def main() -> None:
@@ -171,6 +158,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--config", type=Path, help="a gateway.toml for the gateway (e.g. [mqtt] batch_ms)")
     ap.add_argument("--gateway-path", type=Path, help="run the gateway from this source tree (PYTHONPATH)")
+    ap.add_argument("--series", action="store_true", help="print each run's backlog, one sample per second")
     ap.add_argument("--model", default=str(shared_dir() / "models" / "feat_ae_int8.tflite"))
     args = ap.parse_args()
     config = args.config.resolve() if args.config else None
@@ -186,6 +174,8 @@ def main() -> None:
             print(f"{r.devices:7d} {r.offered:9.0f} {r.delivered:9.0f} {r.p50:6.1f} {r.p95:6.1f} {r.p99:6.1f} "
                   f"{r.gw_cpu:5.0%} {r.gw_us:6.0f} {r.broker_cpu:5.0%} {r.sub_cpu:4.0%} {r.emu_cpu:4.0%} "
                   f"{r.backlog_max:11d} {r.backlog_growth:8.0f} {r.load:4.1f}", flush=True)
+            if args.series:
+                print(f"        backlog per second: {' '.join(map(str, r.backlog))}", flush=True)
         if len(runs) > 1:
             med = {f: statistics.median(getattr(r, f) for r in runs) for f in
                    ("offered", "delivered", "p50", "p95", "p99", "gw_cpu", "gw_us", "backlog_max", "backlog_growth")}

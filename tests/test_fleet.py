@@ -13,6 +13,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -80,6 +83,34 @@ class FleetProcess:
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(30)
+
+
+@dataclass
+class Session:
+    broker: Broker
+    consumer: FleetProcess  # a test that restarts the consumer puts the new one here
+    pub: Publisher
+
+
+@contextmanager
+def one_consumer(tmp: Path, db: str, client_id: str, *extra: str, env: dict[str, str] | None = None,
+                 **broker_options: object) -> Iterator[Session]:
+    """A Mosquitto, one fleet consumer connected to it and a publisher; all stopped afterwards."""
+    broker = Broker(tmp, port=free_tcp_port(), **broker_options).start()
+    consumer, pub = FleetProcess(tmp, broker.url, db, client_id, *extra, env=env), None
+    session = None
+    try:
+        wait_until(consumer.connected, 60, "consumer connected")
+        pub = Publisher("127.0.0.1", broker.port)
+        session = Session(broker, consumer, pub)
+        yield session
+    finally:
+        if pub:
+            pub.close()
+        current = session.consumer if session else consumer
+        if current.proc.poll() is None:
+            current.kill()
+        broker.stop()
 
 
 def gateway_ids(db: Path) -> set[str]:
@@ -227,13 +258,9 @@ def test_one_consumer_into_sqlite_survives_sigkills_and_a_broker_restart(tmp_pat
 
 @pytest.mark.mosquitto
 def test_bad_input_is_counted_logged_once_and_never_stops_the_consumer(tmp_path):
-    broker = Broker(tmp_path, port=free_tcp_port()).start()
     db = str(tmp_path / "fleet.db")
-    consumer = FleetProcess(tmp_path, broker.url, db, "bad", "--http", "127.0.0.1:0")
-    pub = None
-    try:
-        wait_until(consumer.connected, 60, "consumer connected")
-        pub = Publisher("127.0.0.1", broker.port)
+    with one_consumer(tmp_path, db, "bad", "--http", "127.0.0.1:0") as session:
+        consumer, pub = session.consumer, session.pub
         good = [result_message("s1", "dev-1", 7, seq) for seq in range(20)]
         topic, _, payload = good[0]
         bad = [(topic, "x", b'{"id": ') for _ in range(3)]
@@ -277,12 +304,6 @@ def test_bad_input_is_counted_logged_once_and_never_stops_the_consumer(tmp_path)
         assert 'tinyml_fleet_rejected_total{source="site s1",reason="not_json"} 3' in metrics
         assert 'tinyml_fleet_device_results_total{site="s1",device="dev-1"} 20' in metrics
         assert consumer.stop() == 0 and "Traceback" not in consumer.text()
-    finally:
-        if pub:
-            pub.close()
-        if consumer.proc.poll() is None:
-            consumer.kill()
-        broker.stop()
 
 
 @pytest.mark.mosquitto
@@ -290,17 +311,13 @@ def test_a_message_the_database_refuses_is_isolated_rejected_and_acknowledged(tm
     """A value the checks let through but the database refuses (here a trigger refuses one
     device) must not fail its whole batch forever: the batch is halved until the message
     stands alone, that message is stored as a rejection, everything else as usual."""
-    broker = Broker(tmp_path, port=free_tcp_port()).start()
     db = tmp_path / "fleet.db"
     FleetStore(str(db)).close()
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TRIGGER poison BEFORE INSERT ON results WHEN NEW.device = 'dev-bad' "
                      "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END")
-    consumer = FleetProcess(tmp_path, broker.url, str(db), "poison")
-    pub = None
-    try:
-        wait_until(consumer.connected, 60, "consumer connected")
-        pub = Publisher("127.0.0.1", broker.port)
+    with one_consumer(tmp_path, str(db), "poison") as session:
+        consumer, pub = session.consumer, session.pub
         messages = [result_message("s1", f"dev-{d}", 3, seq) for seq in range(50) for d in ("a", "bad", "b")]
         for m in messages:
             pub.publish(*m)
@@ -310,12 +327,6 @@ def test_a_message_the_database_refuses_is_isolated_rejected_and_acknowledged(tm
         assert len(fleet_rows(str(db), {})) == 100
         assert consumer.text().count("rejected refused message") == 1 and consumer.proc.poll() is None
         assert consumer.stop() == 0
-    finally:
-        if pub:
-            pub.close()
-        if consumer.proc.poll() is None:
-            consumer.kill()
-        broker.stop()
 
 
 @pytest.mark.mosquitto
@@ -324,37 +335,30 @@ def test_postgres_outage_stops_acknowledgements_and_loses_nothing(tmp_path, pg, 
     """PostgreSQL stops mid-stream: the consumer stops acknowledging, so the broker keeps what
     it sent; the consumer is even SIGKILLed during the outage. After the restart every
     published result is stored exactly once."""
-    broker = Broker(tmp_path, port=free_tcp_port(), durable=True).start()
-    consumer = FleetProcess(tmp_path, broker.url, pgdb, "outage", env=pg.env())
-    pub = None
     try:
-        wait_until(consumer.connected, 60, "consumer connected")
-        pub = Publisher("127.0.0.1", broker.port)
-        messages = [result_message("s1", f"dev-{d}", 1, seq) for seq in range(100) for d in range(4)]
-        for m in messages[:200]:
-            pub.publish(*m)
-        wait_until(lambda: len(fleet_rows(pgdb, pg.env())) == 200, 30, "first half stored")
-        pg.stop()
-        for m in messages[200:]:
-            pub.publish(*m)
-        assert pub.wait_acked(len(messages))  # the broker has them all
-        wait_until(lambda: "not acknowledging" in consumer.text(), 30, "outage noticed")
-        time.sleep(1.0)
-        consumer.kill()  # holding unacknowledged messages in memory only
-        pg.start()
-        consumer = FleetProcess(tmp_path, broker.url, pgdb, "outage", env=pg.env())
-        expected = {("s1", i) for _, i, _ in messages}
-        wait_until(lambda: set(fleet_rows(pgdb, pg.env())) == expected, 60, "everything stored after the outage")
-        rows = fleet_rows(pgdb, pg.env())
-        assert len(rows) == len(expected)
-        assert consumer.stop() == 0
+        with one_consumer(tmp_path, pgdb, "outage", env=pg.env(), durable=True) as session:
+            consumer, pub = session.consumer, session.pub
+            messages = [result_message("s1", f"dev-{d}", 1, seq) for seq in range(100) for d in range(4)]
+            for m in messages[:200]:
+                pub.publish(*m)
+            wait_until(lambda: len(fleet_rows(pgdb, pg.env())) == 200, 30, "first half stored")
+            pg.stop()
+            for m in messages[200:]:
+                pub.publish(*m)
+            assert pub.wait_acked(len(messages))  # the broker has them all
+            wait_until(lambda: "not acknowledging" in consumer.text(), 30, "outage noticed")
+            time.sleep(1.0)
+            consumer.kill()  # holding unacknowledged messages in memory only
+            pg.start()
+            consumer = session.consumer = FleetProcess(tmp_path, session.broker.url, pgdb, "outage", env=pg.env())
+            expected = {("s1", i) for _, i, _ in messages}
+            wait_until(lambda: set(fleet_rows(pgdb, pg.env())) == expected, 60, "everything stored after the outage")
+            rows = fleet_rows(pgdb, pg.env())
+            assert len(rows) == len(expected)
+            assert consumer.stop() == 0
     finally:
-        if pub:
-            pub.close()
-        if consumer.proc.poll() is None:
-            consumer.kill()
-        broker.stop()
-        pg.start() if not (pg.data / "postmaster.pid").exists() else None
+        if not (pg.data / "postmaster.pid").exists():  # a failure during the outage leaves it stopped
+            pg.start()
 
 
 def _fleet_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:

@@ -13,7 +13,9 @@ reference is caught at the operator responsible rather than at the model's outpu
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -75,6 +77,13 @@ def describe(d: dict) -> str:
             f"({d['detail'] or str(d['values']) + ' values'} on {d['inputs']} inputs){why}")
 
 
+@functools.lru_cache(maxsize=4)
+def _unpacked(tflite: bytes) -> Any:
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    return schema.ModelT.InitFromPackedBuf(tflite, 0)
+
+
 def op_model(tflite: bytes, op_index: int, shapes: dict[int, tuple[int, ...]],
              consts: dict[int, np.ndarray]) -> bytes:
     """A model holding only operator ``op_index``: tensors in ``consts`` become constants with those
@@ -83,7 +92,7 @@ def op_model(tflite: bytes, op_index: int, shapes: dict[int, tuple[int, ...]],
     import flatbuffers
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
-    raw = schema.ModelT.InitFromPackedBuf(tflite, 0)
+    raw = _unpacked(tflite)  # read only: what is changed below is copied first
     graph = raw.subgraphs[0]
     op = copy.deepcopy(graph.operators[op_index])
     order = list(dict.fromkeys(int(t) for t in list(op.inputs) + list(op.outputs) if int(t) >= 0))

@@ -31,13 +31,15 @@ def new_nonce() -> bytes:
 
 def mac(key: bytes, msg: Signed) -> bytes:
     """The 8-byte MAC ``msg`` must carry: HMAC-SHA256(key, type | payload without the MAC)[:8]."""
-    body = bytes([msg.TYPE]) + msg.payload()[:-p.MAC_BYTES]
+    body = bytes([msg.TYPE]) + msg.unsigned_payload()
     return hmac.new(key, body, hashlib.sha256).digest()[:p.MAC_BYTES]
 
 
 def sign(key: bytes, msg: Signed) -> Signed:
-    """``msg`` with its MAC filled in (whatever it carried before)."""
-    return dataclasses.replace(msg, mac=mac(key, dataclasses.replace(msg, mac=bytes(p.MAC_BYTES))))
+    """``msg`` with its MAC filled in (whatever it carried before); InputError when a field does not fit."""
+    unsigned = dataclasses.replace(msg, mac=bytes(p.MAC_BYTES))
+    unsigned.payload()  # the field checks, before anything is signed
+    return dataclasses.replace(msg, mac=mac(key, unsigned))
 
 
 def verify(key: bytes, msg: Signed) -> bool:

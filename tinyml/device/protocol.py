@@ -528,7 +528,11 @@ class AuthHello(Hello):
     mac: bytes
 
     def payload(self) -> bytes:
-        return Hello.payload(self) + _fixed(self.nonce, NONCE_BYTES, "nonce") + _fixed(self.mac, MAC_BYTES, "mac")
+        return self.unsigned_payload() + _fixed(self.mac, MAC_BYTES, "mac")
+
+    def unsigned_payload(self) -> bytes:
+        """The payload without the MAC: what the MAC covers (after the type byte)."""
+        return Hello.payload(self) + _fixed(self.nonce, NONCE_BYTES, "nonce")
 
     @classmethod
     def parse(cls, r: _Reader) -> AuthHello:
@@ -550,10 +554,18 @@ class AuthResult(Result):
                              f"{MAX_AUTH_OUTPUT}", hint=f"send the first {MAX_AUTH_OUTPUT} values (docs/protocol.md)")
         return Result.payload(self) + _fixed(self.mac, MAC_BYTES, "mac")
 
+    def unsigned_payload(self) -> bytes:
+        """The payload without the MAC, packed without the field checks of ``payload`` (the gateway
+        computes it for every AUTH_RESULT it checks; a field out of range raises struct.error)."""
+        n = len(self.output)
+        return _layout(f"IIIIBBfH{n}b").pack(self.seq, self.boot_id, self.timestamp_ms, self.latency,
+                                              self.latency_unit, self.label, self.score, n, *self.output)
+
     @classmethod
     def parse(cls, r: _Reader) -> AuthResult:
-        base = Result.parse(r)
-        return cls(*(getattr(base, f.name) for f in fields(Result)), r.take(MAC_BYTES))
+        seq, boot_id, ts, latency, unit, label, score, n = r.unpack("IIIIBBfH")
+        output = r.take(n)
+        return cls(seq, boot_id, ts, latency, unit, label, score, _layout(f"{n}b").unpack(output), r.take(MAC_BYTES))
 
 
 Message = (Hello | Result | Input | Infer | Ack | Error | Heartbeat | HelloReq | Exit | OutputReq | Output
