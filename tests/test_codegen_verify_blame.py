@@ -93,10 +93,11 @@ def test_reference_is_tflm_where_tflm_is_right(shared: Path) -> None:
     assert trace.first("tflm") is None
 
 
-def test_tflm_does_not_pad_space_to_batch_with_the_zero_point(dilated: Path) -> None:
-    """The second TFLM defect, isolated: even given the right output shape, its SPACE_TO_BATCH_ND pads
-    with one value that is not the zero point (an uninitialised params field: 0 or 32 in runs here)
-    where the reference pads with the zero point (-128 here)."""
+def test_space_to_batch_reference_pads_with_the_zero_point(dilated: Path) -> None:
+    """The second TFLM defect, isolated: given the right output shape, TFLM's SPACE_TO_BATCH_ND copies the
+    input cells like the reference but pads with an uninitialised params field (0 or 32 in runs here),
+    where the reference pads with the zero point (-128 here). What TFLM pads with is not asserted: it is
+    whatever memory holds, and may by chance equal the zero point."""
     from tinyml.codegen.shapes import fold
     from tinyml.model.interpreters import op_runner
     from tinyml.model.tflite import read_model
@@ -113,7 +114,7 @@ def test_tflm_does_not_pad_space_to_batch_with_the_zero_point(dilated: Path) -> 
     assert tflm.shape == ref.shape and zp != 0
     padded = ref != 5
     assert padded.any() and (ref[padded] == zp).all()
-    assert (tflm[~padded] == 5).all() and len(set(tflm[padded].tolist())) == 1 and not (tflm[padded] == zp).all()
+    assert (tflm[~padded] == 5).all()
 
 
 def test_firmware_new_tflm_refuses_dilated_models(dilated: Path, tmp_path: Path) -> None:

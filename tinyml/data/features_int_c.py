@@ -41,6 +41,10 @@ def int_config_header(*, mode: str, window: int, channels: list[str], fs: float,
     n_ops = 0
     if mode == "features":
         full = validate_spec(spec)
+        if any(e["name"] == "daily_cycle" for e in full):
+            raise InputError("the daily_cycle feature keeps state across windows, which the run-mode firmware "
+                             "does not carry yet (tinyml_series.c computes it; docs/series.md)",
+                             "train the run for the device with --features temperature")
         off, mult, shift = fi.feature_requant(full, sample_shift, fs, mean, std, in_scale)
         for i, entry in enumerate(full):
             lay = fi.layout(entry, window, fs)
