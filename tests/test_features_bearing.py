@@ -146,3 +146,10 @@ def test_a_preprocess_json_whose_spec_no_longer_matches_its_constants_is_refused
     Preprocess.from_json({**good, "mean": [0.0] * n, "std": [1.0] * n})
     with pytest.raises(InputError, match=f"gives {n} values but it standardises {n - 1}"):
         Preprocess.from_json({**good, "mean": [0.0] * (n - 1), "std": [1.0] * (n - 1)})
+
+
+def test_the_report_says_what_the_preset_fixed() -> None:
+    from tinyml.report.page import _feature_words
+
+    text = _feature_words(entry()[0])
+    assert "bearing 6205-2RS" in text and "600-1200 Hz" in text and "1x peak in 1000-2000 rpm" in text
