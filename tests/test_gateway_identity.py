@@ -21,7 +21,7 @@ from tinyml.errors import InputError
 from tinyml.gateway.identity import AuthConfig, Identity
 from tinyml.gateway.ingest import LineState, PortState, Tick
 from tinyml.gateway.processor import Processor
-from tinyml.gateway.status import format_prometheus, snapshot
+from tinyml.gateway.status import format_prometheus, format_text, snapshot
 from tinyml.gateway.store import SCHEMA_VERSION, Store
 
 KEY = bytes(range(32))
@@ -171,6 +171,7 @@ def test_policy_required_refuses_unauthenticated_devices_and_optional_marks_them
     message = json.loads(rows(store, "SELECT payload FROM outbox WHERE topic LIKE '%/result'")[0][0])
     assert message["port"] == "lenient" and message["authenticated"] is False
     assert rows(store, "SELECT device, authenticated FROM devices") == [("plain-2", 0)]
+    assert "plain-2 (unauthenticated)" in format_text(snapshot(store.conn, now=1001.0))
     connect_keyed(proc, LineState("strict", identity=ident))  # a keyed device is welcome on the strict port
     assert rows(store, "SELECT device, rule FROM alerts") == [("plain-1", "identity")]
     store.close()
