@@ -46,7 +46,7 @@ from tinyml.train.specs import feature_spec_option  # noqa: E402
 WEEK = 7 * 86400.0
 
 
-def one_seed(seed: int, tmp: Path, *, rate: float, epochs: int, features: list[dict] | None) -> dict:
+def one_seed(seed: int, tmp: Path, *, rate: float, epochs: int, features: list[dict] | None, hop: int = 6) -> dict:
     t0 = time.perf_counter()
     times, values, events = synth_series(SeriesOptions(days=56.0, quiet_days=28.0, seed=seed, clock_reset_s=3600.0))
     cut = int(np.searchsorted(times, times[0] + 28 * 86400.0))  # the file is in time order up to the reset
@@ -54,7 +54,7 @@ def one_seed(seed: int, tmp: Path, *, rate: float, epochs: int, features: list[d
     test = write_series(tmp / f"test-{seed}.csv", times[cut:], values[cut:])
     labels = write_intervals(tmp / f"labels-{seed}.csv", events)
     ds = import_data([history], ImportOptions(time_column="timestamp", label="normal", normal_class="normal",
-                                              kind="temperature", window=24, hop=6, split="time"))
+                                              kind="temperature", window=24, hop=hop, split="time"))
     data = ds.save(tmp / f"history-{seed}.npz")
     run = tmp / f"run-{seed}"
     train(ds, "autoencoder", run, TrainOptions(seed=seed, epochs=epochs, quiet=True, false_alarms_per_day=rate),
@@ -78,12 +78,13 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=TrainOptions.epochs)
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--features", default="temperature-series", help="a --features preset or JSON spec file")
+    ap.add_argument("--hop", type=int, default=6, help="samples between windows (6: 30 minutes)")
     a = ap.parse_args()
     spec = feature_spec_option(a.features)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in (int(s) for s in a.seeds.split(",")):
-            r = one_seed(seed, Path(tmp), rate=a.rate, epochs=a.epochs, features=spec)
+            r = one_seed(seed, Path(tmp), rate=a.rate, epochs=a.epochs, features=spec, hop=a.hop)
             rows.append(r)
             print(f"seed {seed}: events {r['detected']}/{r['events']}, false alarms {r['false_alarms']} "
                   f"({r['false_alarms'] / r['weeks']:.2f} per week), NAB {r['nab']:.1f}; lead times (h) "

@@ -99,12 +99,19 @@ def test_windows_are_run_in_time_order_per_group_whatever_order_they_come_in():
 
 @pytest.mark.cross_compiler
 def test_the_c_builds_for_a_cortex_m4f_without_warnings(tmp_path):
+    """tinyml_series.c and the integer features with a daily_cycle entry, as the firmware compiles them."""
     gcc = shutil.which("arm-none-eabi-gcc")
     if gcc is None:
         pytest.skip("arm-none-eabi-gcc not installed")
+    from tinyml.data.features_int_c import int_config_header
+
+    spec = validate_spec([{"name": "mean"}, {"name": "daily_cycle", "slots": 48}])
     (tmp_path / "tinyml_series_config.h").write_text(series_config_header([entry(48)], 2))
+    (tmp_path / "tinyml_features_int_config.h").write_text(int_config_header(
+        mode="features", window=24, channels=["a", "b"], fs=1 / 300, sample_shift=[8, 8], mean=np.zeros(10),
+        std=np.ones(10), in_scale=0.05, zero_point=0, spec=spec))  # the run loop's preprocessing with state
     (tmp_path / "harness.c").write_text(HARNESS)
-    for src in (tmp_path / "harness.c", SRC / "tinyml_series.c"):
+    for src in (tmp_path / "harness.c", SRC / "tinyml_series.c", SRC / "tinyml_features_int.c"):
         proc = subprocess.run([gcc, "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-Os",
                                "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", f"-I{tmp_path}", f"-I{SRC}",
                                "-c", str(src), "-o", str(tmp_path / (src.stem + ".o"))],
@@ -112,10 +119,57 @@ def test_the_c_builds_for_a_cortex_m4f_without_warnings(tmp_path):
         assert proc.returncode == 0, proc.stderr
 
 
-def test_firmware_refuses_a_run_whose_state_it_does_not_carry():
+def test_the_run_loop_carries_the_state_bit_for_bit(tmp_path):
+    """tinyml_ifeat_preprocess called window after window (as the run loop does) against Python's
+    features over the same stream: the daily_cycle columns and the int8 model inputs, bit for bit."""
+    from tests.intfeat_c import IntFeaturesLib
+    from tinyml.data import features_int as fi
+
+    spec = validate_spec([{"name": "mean"}, {"name": "rate_of_change"}, {"name": "daily_cycle", "slots": 8}])
+    rng = np.random.default_rng(1)
+    n, t, fs = 60, 24, 1 / 450.0  # 8 windows of 24 samples make a day
+    k = np.arange(n * t)
+    trace = np.stack([20 + 5 * np.sin(2 * np.pi * k / (8 * t)), 40 + 0.01 * k], axis=1) + rng.normal(0, 0.3, (n * t, 2))
+    x = trace.reshape(n, t, 2).astype(np.float32)
+    shifts = fi.sample_shifts(x)
+    stream = Stream(np.arange(n) * 86400.0 / 8)
+    real = fi.real_features(fi.to_samples(x, shifts), fs, spec, shifts, stream)
+    mean, std = real.mean(axis=0), np.maximum(real.std(axis=0), 1e-6)
+    cfg = {"mode": "features", "window": t, "channels": ["a", "b"], "fs": fs, "sample_shift": shifts,
+           "mean": mean, "std": std, "in_scale": 0.05, "zero_point": -3, "spec": spec}
+    values = IntFeaturesLib(tmp_path / "values", **cfg).values(x, real.shape[1])
+    assert np.array_equal(values, fi.feature_values(fi.to_samples(x, shifts), fs, spec, stream))
+    assert np.any(values[8:, 4:] != 0)  # after a day the state says something
+    inputs = IntFeaturesLib(tmp_path / "inputs", **cfg).preprocess(x, real.shape[1])
+    assert np.array_equal(inputs, fi.features_int8(x, fs, spec, shifts, mean, std, 0.05, -3, stream))
+
+
+@pytest.mark.qemu
+@pytest.mark.cross_compiler
+def test_the_run_loop_state_on_a_cortex_m4f_is_pythons(tmp_path):
+    """The firmware's target (arm-none-eabi-gcc -O2, QEMU mps2-an386): windows in order, int8 inputs as Python's."""
+    import importlib.util
+    import sys
+
+    from tinyml.data import features_int as fi
     from tinyml.data.features_int_c import int_config_header
 
-    spec = validate_spec([{"name": "mean"}, {"name": "daily_cycle", "slots": 48}])
-    with pytest.raises(InputError, match="does not carry yet"):
-        int_config_header(mode="features", window=24, channels=["temp"], fs=1 / 300, sample_shift=[8],
-                          mean=np.zeros(5), std=np.ones(5), in_scale=0.1, zero_point=0, spec=spec)
+    name, path = "data_features_bench", SRC.parents[1] / "benchmarks" / "data_features.py"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    bench = sys.modules[name]
+    spec = validate_spec([{"name": "mean"}, {"name": "std"}, {"name": "daily_cycle", "slots": 4}])
+    k = np.arange(20 * 16)
+    x = (30 + 8 * np.sin(2 * np.pi * k / 64) + 0.02 * k).reshape(20, 16, 1).astype(np.float32)
+    shifts, stream = fi.sample_shifts(x), Stream(np.arange(20) * 21600.0)
+    real = fi.real_features(fi.to_samples(x, shifts), 1 / 1350.0, spec, shifts, stream)
+    cfg = {"mode": "features", "window": 16, "channels": ["t"], "fs": 1 / 1350.0, "sample_shift": shifts,
+           "mean": real.mean(axis=0), "std": np.maximum(real.std(axis=0), 1e-6), "in_scale": 0.05, "zero_point": 4,
+           "spec": spec}
+    want = fi.features_int8(x, cfg["fs"], spec, shifts, cfg["mean"], cfg["std"], 0.05, 4, stream)
+    got = bench.m4_preprocess_figures(x, want, [SRC / "tinyml_features_int.c", SRC / "tinyml_series.c"],
+                                      {"tinyml_features_int_config.h": int_config_header(**cfg)},
+                                      "tinyml_features_int.h", "tinyml_ifeat_preprocess", tmp_path)
+    assert got["bit_identical"]

@@ -314,7 +314,8 @@ FEATURES: dict[str, Feature] = {
                            "residual after a learned daily cycle, its trend, deviation from the rolling baseline, "
                            "rolling |residual| (state across windows: tinyml/data/features_series.py)"),
     "bearing": Feature(_integer_only, {"bearing": None, "orders": None, "rpm": None, "rpm_range": None,
-                                       "band": None, "harmonics": 2, "tolerance": 0.03, "floor_bins": 4},
+                                       "band": None, "harmonics": 2, "tolerance": 0.03, "floor_bins": 4,
+                                       "fitted": []},
                        _bearing_width, "bearing-fault orders, speed- and level-invariant: envelope kurtosis, "
                        "1x-3x shares, envelope lines at 1x, BPFO, BPFI, BSF harmonics and BPFI sidebands over "
                        "their noise floor (integer only; tinyml/data/features_bearing.py)"),
@@ -357,6 +358,9 @@ def _check_param(name: str, key: str, value: object) -> None:
     elif key == "orders":
         if value is not None and not (isinstance(value, dict) and {"bpfo", "bpfi", "bsf"} <= set(value)
                                       and all(_number(v) and 0 < v < 100 for v in value.values())):
+            raise bad
+    elif key == "fitted":
+        if not (isinstance(value, list) and set(value) <= {"bearing", "orders", "rpm_range", "band"}):
             raise bad
     elif key == "rpm_range":
         if value is not None and not (isinstance(value, (list, tuple)) and len(value) == 2

@@ -41,10 +41,6 @@ def int_config_header(*, mode: str, window: int, channels: list[str], fs: float,
     n_ops = 0
     if mode == "features":
         full = validate_spec(spec)
-        if any(e["name"] == "daily_cycle" for e in full):
-            raise InputError("the daily_cycle feature keeps state across windows, which the run-mode firmware "
-                             "does not carry yet (tinyml_series.c computes it; docs/series.md)",
-                             "train the run for the device with --features temperature")
         off, mult, shift = fi.feature_requant(full, sample_shift, fs, mean, std, in_scale)
         for i, entry in enumerate(full):
             lay = fi.layout(entry, window, fs)
@@ -103,7 +99,18 @@ def int_config_header(*, mode: str, window: int, channels: list[str], fs: float,
         "    tinyml_ifeat_off, tinyml_ifeat_mult, tinyml_ifeat_shift,",
         f"    {int(zero_point)}, INT64_C({gain}), {gain_shift}u",
         "};",
+        *(series_part(spec, len(channels)) if mode == "features" else []),
         "",
         "#endif",
         "",
     ])
+
+
+def series_part(spec: list[dict], channels: int) -> list[str]:
+    """A daily_cycle entry's constants and static state (tinyml_series.c), which the run loop carries
+    from window to window; nothing for a spec without one."""
+    if not any(e["name"] == "daily_cycle" for e in validate_spec(spec)):
+        return []
+    from tinyml.data.features_series_c import series_config_header
+
+    return ["", "#define TINYML_IFEAT_SERIES 1", series_config_header(spec, channels)]
