@@ -142,3 +142,34 @@ def test_the_run_loop_carries_the_state_bit_for_bit(tmp_path):
     assert np.any(values[8:, 4:] != 0)  # after a day the state says something
     inputs = IntFeaturesLib(tmp_path / "inputs", **cfg).preprocess(x, real.shape[1])
     assert np.array_equal(inputs, fi.features_int8(x, fs, spec, shifts, mean, std, 0.05, -3, stream))
+
+
+@pytest.mark.qemu
+@pytest.mark.cross_compiler
+def test_the_run_loop_state_on_a_cortex_m4f_is_pythons(tmp_path):
+    """The firmware's target (arm-none-eabi-gcc -O2, QEMU mps2-an386): windows in order, int8 inputs as Python's."""
+    import importlib.util
+    import sys
+
+    from tinyml.data import features_int as fi
+    from tinyml.data.features_int_c import int_config_header
+
+    name, path = "data_features_bench", SRC.parents[1] / "benchmarks" / "data_features.py"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    bench = sys.modules[name]
+    spec = validate_spec([{"name": "mean"}, {"name": "std"}, {"name": "daily_cycle", "slots": 4}])
+    k = np.arange(20 * 16)
+    x = (30 + 8 * np.sin(2 * np.pi * k / 64) + 0.02 * k).reshape(20, 16, 1).astype(np.float32)
+    shifts, stream = fi.sample_shifts(x), Stream(np.arange(20) * 21600.0)
+    real = fi.real_features(fi.to_samples(x, shifts), 1 / 1350.0, spec, shifts, stream)
+    cfg = {"mode": "features", "window": 16, "channels": ["t"], "fs": 1 / 1350.0, "sample_shift": shifts,
+           "mean": real.mean(axis=0), "std": np.maximum(real.std(axis=0), 1e-6), "in_scale": 0.05, "zero_point": 4,
+           "spec": spec}
+    want = fi.features_int8(x, cfg["fs"], spec, shifts, cfg["mean"], cfg["std"], 0.05, 4, stream)
+    got = bench.m4_preprocess_figures(x, want, [SRC / "tinyml_features_int.c", SRC / "tinyml_series.c"],
+                                      {"tinyml_features_int_config.h": int_config_header(**cfg)},
+                                      "tinyml_features_int.h", "tinyml_ifeat_preprocess", tmp_path)
+    assert got["bit_identical"]
