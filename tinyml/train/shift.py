@@ -5,8 +5,8 @@ and machines change speed and load, so the question that matters is how a model 
 severity, speed or load it was not trained on. Leave-one-group-out answers it: for each value
 of a group column (``tinyml data synth vibration --severities/--speeds/...`` records them,
 ``data import --group-column`` gives ``group``), train on the windows of every other value,
-then score the float and the full-int8 model (TFLM, the device's interpreter) on the held-out
-ones. Each fold is a complete `train` + `quantize`, so the figures are what a user would get.
+then score the float and the full-int8 model (TFLM, the device's interpreter, or the reference
+semantics where TFLM computes the model wrongly) on the held-out ones. Each fold is a complete `train` + `quantize`, so the figures are what a user would get.
 
 ``per_group`` is the cheap variant: one trained run scored on each group of a dataset.
 """
@@ -74,7 +74,7 @@ def leave_one_group_out(ds: Dataset, by: str, model_name: str, opts, feature_spe
                         *, work_dir: str | Path | None = None) -> dict:
     """Train and quantize one model per group of ``by`` with that group held out; ``opts`` are
     TrainOptions. Returns the table metrics.json keeps (``format_table`` prints it)."""
-    from tinyml.quantize import quantize_run
+    from tinyml.quantize import int8_key, quantize_run
     from tinyml.train.fit import train
 
     names = levels(ds, by)
@@ -91,7 +91,7 @@ def leave_one_group_out(ds: Dataset, by: str, model_name: str, opts, feature_spe
             q = quantize_run(run, data, tolerance=100.0).report
             metric = q["metric"]
             rows.append({"group": g, "windows": int(q["float"]["n"]), "metric": metric,
-                         "float": q["float"][metric], "int8": q["int8_tflm"][metric],
+                         "float": q["float"][metric], "int8": q[int8_key(q)][metric],
                          "int8_litert": q["int8_litert"][metric]})
     int8 = [r["int8"] for r in rows if r["int8"] is not None]
     return {"by": by, "model": model_name, "metric": rows[0]["metric"], "groups": rows,
@@ -122,7 +122,8 @@ def retrain_like(run_dir: str | Path, ds: Dataset, by: str, *, epochs: int | Non
 
 def per_group(run_dir: str | Path, ds: Dataset, by: str, split: str = "test") -> dict:
     """One trained run scored on each group of ``by`` in ``split`` of ``ds``: float and, when the
-    run is quantized, int8 (TFLM) accuracy. No retraining: the groups may have been seen."""
+    run is quantized, int8 (TFLM, or the reference semantics) accuracy. No retraining: the groups may have been seen."""
+    from tinyml.codegen import semantics
     from tinyml.model import interpreters
     from tinyml.rundir import MODEL_INT8, open_model
     from tinyml.train.quiet import import_keras
@@ -145,7 +146,7 @@ def per_group(run_dir: str | Path, ds: Dataset, by: str, split: str = "test") ->
         q = interpreters.io_quantization(tflite)
         x_q = (pre.int8_inputs(part.x, q.in_scale, q.in_zp).reshape(-1, *q.in_shape) if pre.integer
                else interpreters.quantize_input(pre.apply(part.x), q.in_scale, q.in_zp))
-        int8_pred = interpreters.tflm_run(tflite, x_q).argmax(1)
+        int8_pred = semantics.int8_run(tflite, x_q).outputs.argmax(1)
     rows = []
     labelled = part.y >= 0
     for g in sorted(set(values[labelled].tolist()), key=_order):
