@@ -96,7 +96,7 @@ def leave_one_group_out(ds: Dataset, by: str, model_name: str, opts, feature_spe
     int8 = [r["int8"] for r in rows if r["int8"] is not None]
     return {"by": by, "model": model_name, "metric": rows[0]["metric"], "groups": rows,
             "mean_float": float(np.mean([r["float"] for r in rows])), "mean_int8": float(np.mean(int8)),
-            "worst_int8": float(min(int8))}
+            "worst_int8": float(min(int8)), "int8_scored_by": q["int8_scored_by"]}
 
 
 def retrain_like(run_dir: str | Path, ds: Dataset, by: str, *, epochs: int | None = None) -> dict:
@@ -122,7 +122,8 @@ def retrain_like(run_dir: str | Path, ds: Dataset, by: str, *, epochs: int | Non
 
 def per_group(run_dir: str | Path, ds: Dataset, by: str, split: str = "test") -> dict:
     """One trained run scored on each group of ``by`` in ``split`` of ``ds``: float and, when the
-    run is quantized, int8 (TFLM, or the reference semantics) accuracy. No retraining: the groups may have been seen."""
+    run is quantized, int8 accuracy (TFLM's, or the reference semantics' where TFLM computes the
+    model wrongly; ``int8_scored_by`` says which). No retraining: the groups may have been seen."""
     from tinyml.codegen import semantics
     from tinyml.model import interpreters
     from tinyml.rundir import MODEL_INT8, open_model
@@ -140,13 +141,14 @@ def per_group(run_dir: str | Path, ds: Dataset, by: str, split: str = "test") ->
                          "evaluate on data with the classes the run was trained on")
     pre = model.preprocess()
     float_pred = import_keras().models.load_model(model.keras()).predict(pre.apply(part.x), verbose=0).argmax(1)
-    int8_pred = None
+    int8_pred, scorer = None, None
     if model[MODEL_INT8].is_file():
         tflite = model.int8().data
         q = interpreters.io_quantization(tflite)
         x_q = (pre.int8_inputs(part.x, q.in_scale, q.in_zp).reshape(-1, *q.in_shape) if pre.integer
                else interpreters.quantize_input(pre.apply(part.x), q.in_scale, q.in_zp))
-        int8_pred = semantics.int8_run(tflite, x_q).outputs.argmax(1)
+        scored = semantics.int8_run(tflite, x_q)
+        int8_pred, scorer = scored.outputs.argmax(1), scored.engine
     rows = []
     labelled = part.y >= 0
     for g in sorted(set(values[labelled].tolist()), key=_order):
@@ -159,7 +161,8 @@ def per_group(run_dir: str | Path, ds: Dataset, by: str, split: str = "test") ->
     int8 = [r["int8"] for r in rows if r["int8"] is not None]
     return {"by": by, "model": info["model"], "metric": "accuracy", "split": split, "groups": rows,
             "mean_float": float(np.mean([r["float"] for r in rows])),
-            "mean_int8": float(np.mean(int8)) if int8 else None, "worst_int8": float(min(int8)) if int8 else None}
+            "mean_int8": float(np.mean(int8)) if int8 else None, "worst_int8": float(min(int8)) if int8 else None,
+            "int8_scored_by": scorer}
 
 
 def format_table(t: dict) -> str:
@@ -179,7 +182,10 @@ def format_table(t: dict) -> str:
 
 def markdown_table(t: dict) -> str:
     """The same table in Markdown, for docs and reports."""
-    lines = [f"| {t['by']} held out | windows | float | int8 (TFLM) |", "|---|---:|---:|---:|"]
+    from tinyml.quantize import SCORERS
+
+    lines = [f"| {t['by']} held out | windows | float | int8 ({SCORERS[t.get('int8_scored_by') or 'tflm']}) |",
+             "|---|---:|---:|---:|"]
     lines += [f"| {r['group']} | {r['windows']} | {r['float']:.4f} | "
               f"{'-' if r['int8'] is None else format(r['int8'], '.4f')} |" for r in t["groups"]]
     return "\n".join(lines)
