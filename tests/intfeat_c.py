@@ -21,7 +21,7 @@ class IntFeaturesLib:
         tmp.mkdir(parents=True, exist_ok=True)
         (tmp / "tinyml_features_int_config.h").write_text(int_config_header(**config))
         lib = tmp / "libifeat.so"
-        host_compile([SRC / "tinyml_features_int.c"], lib, includes=[tmp, SRC], shared=True,
+        host_compile([SRC / "tinyml_features_int.c", SRC / "tinyml_series.c"], lib, includes=[tmp, SRC], shared=True,
                      flags=("-std=c99", "-Wall", "-Wextra", "-Werror", "-O2"))
         self.lib = ctypes.CDLL(str(lib))
 

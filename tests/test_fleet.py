@@ -411,3 +411,42 @@ def test_tools_are_installed():
     assert mosquitto_path()
     if os.environ.get("CI"):
         assert _postgres_available()
+
+
+def _schema_1(store: FleetStore) -> None:
+    """Turn a fresh fleet database into what a schema-1 consumer left behind."""
+    with store.transaction() as cur:
+        for column in ("port", "authenticated"):
+            cur.execute(f"ALTER TABLE results DROP COLUMN {column}")
+        cur.execute("UPDATE fleet_meta SET value = '1' WHERE key = 'schema'")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=needs_pg)])
+def test_a_schema_1_fleet_store_migrates_and_records_the_source_of_results(backend, tmp_path, request):
+    """Issue 16: results say which gateway port they came from and whether their device proved its key."""
+    from tinyml.device import protocol
+    from tinyml.gateway.processor import result_payload
+
+    if backend == "sqlite":
+        db = str(tmp_path / "fleet.db")
+    else:  # the store reads the password from the environment, as `fleet run` does
+        db = request.getfixturevalue("pgdb")
+        for name, value in request.getfixturevalue("pg").env().items():
+            request.getfixturevalue("monkeypatch").setenv(name, value)
+    store = FleetStore(db, consumer="c1")
+    store.write([parse("tinyml/s/fan/result", result_message("s", "fan", 7, 0)[2].encode())])
+    _schema_1(store)
+    store.close()
+    store = FleetStore(db, consumer="c1")  # migrated at start
+    r = protocol.Result(1, 7, 10, 5, protocol.LATENCY_US, 0, 0.5, ())
+    messages = [parse("tinyml/s/fan/result", result_payload("s", "fan", r, 1.0, None, False, port="/dev/ttyUSB0",
+                                                             authenticated=True).encode())]
+    assert isinstance(messages[0], Result) and messages[0].authenticated is True
+    store.write(messages)
+    rows = store.query("SELECT seq, port, authenticated FROM results ORDER BY seq")
+    assert [(seq, port, None if auth is None else bool(auth)) for seq, port, auth in rows] == \
+        [(0, None, None), (1, "/dev/ttyUSB0", True)]
+    assert store.query("SELECT value FROM fleet_meta WHERE key = 'schema'") == [("2",)]
+    store.close()
+    bad = json.loads(result_payload("s", "fan", r, 1.0, None, False))
+    assert parse("tinyml/s/fan/result", json.dumps({**bad, "authenticated": "yes"}).encode()).reason == "invalid"

@@ -381,7 +381,7 @@ def test_authenticated_devices_a_spoofer_and_the_per_port_policy(tmp_path, broke
     keys = tmp_path / "device-keys.json"
     for device in ("emu-000", "emu-002"):
         provision_key(keys, device)
-    faults = {3: Faults(impersonate=0)}
+    faults = {2: Faults(reboot_every=2.0), 3: Faults(impersonate=0)}  # a keyed device that reboots, a spoofer
     http = free_tcp_port()
     with EmulatedFleet(model, count=5, tcp_port=0, rate=50, faults=faults, seed=4, keys=read_keys(keys)) as fleet:
         ports = fleet.endpoints
@@ -391,6 +391,7 @@ def test_authenticated_devices_a_spoofer_and_the_per_port_policy(tmp_path, broke
         gw = GatewayProcess(tmp_path, ports, "--mqtt", broker.url, "--config", str(cfg), "--http", f"127.0.0.1:{http}")
         wait_until(lambda: count(gw.db, "SELECT count(*) FROM results WHERE device='emu-000'") >= 300, 40, "results")
         wait_until(lambda: count(gw.db, "SELECT count(*) FROM results WHERE device='emu-001'") >= 100, 20, "emu-001")
+        wait_until(lambda: count(gw.db, "SELECT reboots FROM devices WHERE device='emu-002'") >= 2, 20, "reboots")
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=5).read().decode()
         assert gw.stop() == 0
     by_port = dict(query(gw.db, "SELECT port, count(*) FROM results GROUP BY port"))
@@ -402,6 +403,10 @@ def test_authenticated_devices_a_spoofer_and_the_per_port_policy(tmp_path, broke
     for boot, low, high, n in query(gw.db, "SELECT boot_id, min(seq), max(seq), count(*) FROM results "
                                            "WHERE device='emu-000' GROUP BY boot_id"):
         assert n == high - low + 1, boot
+    # after each reboot a new challenge, and the results sent before the proof were held, not lost
+    boots = query(gw.db, "SELECT boot_id, min(seq), max(seq), count(*) FROM results WHERE device='emu-002' "
+                         "GROUP BY boot_id ORDER BY min(id)")
+    assert len(boots) >= 3 and all(low == 0 and n == high + 1 for _, low, high, n in boots[1:-1])
     assert count(gw.db, "SELECT duplicates FROM devices WHERE device='emu-000'") == 0
     alerts = query(gw.db, "SELECT device, rule FROM alerts ORDER BY device")
     assert ("emu-000", "identity") in alerts and ("emu-004", "identity") in alerts

@@ -19,9 +19,9 @@ from tinyml.device import protocol as p
 from tinyml.device.keystore import provision_key, read_keys
 from tinyml.errors import InputError
 from tinyml.gateway.identity import AuthConfig, Identity
-from tinyml.gateway.ingest import LineState, Tick
+from tinyml.gateway.ingest import LineState, PortState, Tick
 from tinyml.gateway.processor import Processor
-from tinyml.gateway.status import format_prometheus, snapshot
+from tinyml.gateway.status import format_prometheus, format_text, snapshot
 from tinyml.gateway.store import SCHEMA_VERSION, Store
 
 KEY = bytes(range(32))
@@ -94,6 +94,16 @@ def test_the_audits_spoof_fails_and_nothing_genuine_is_dropped(tmp_path, caplog)
     again = LineState("spoof", identity=ident)
     feed(proc, hello("emu-000", 9) + result(0, 9), line=again, now=1004.0)
     assert again.device is None and len(stored(store)) == 401
+    # the alert clears when the refused port goes away, and a restart clears what a crash left open
+    ident.release("spoof")
+    proc.process([PortState("spoof", False, "closed", 1005.0)], 1005.0)
+    assert rows(store, "SELECT rule, cleared_at FROM alerts") == [("identity", 1005.0)]
+    feed(proc, hello("emu-000", 9) + result(0, 9), line=LineState("spoof", identity=ident), now=1006.0)
+    assert rows(store, "SELECT count(*) FROM alerts WHERE cleared_at IS NULL") == [(1,)]
+    Processor(store, config()).close_identity_alerts(1007.0)
+    assert rows(store, "SELECT count(*) FROM alerts WHERE cleared_at IS NULL") == [(0,)]
+    states = [json.loads(m)["state"] for (m,) in rows(store, "SELECT payload FROM outbox WHERE topic LIKE '%/alert'")]
+    assert states == ["firing", "cleared", "firing", "cleared"]
     store.close()
 
 
@@ -161,6 +171,7 @@ def test_policy_required_refuses_unauthenticated_devices_and_optional_marks_them
     message = json.loads(rows(store, "SELECT payload FROM outbox WHERE topic LIKE '%/result'")[0][0])
     assert message["port"] == "lenient" and message["authenticated"] is False
     assert rows(store, "SELECT device, authenticated FROM devices") == [("plain-2", 0)]
+    assert "plain-2 (unauthenticated)" in format_text(snapshot(store.conn, now=1001.0))
     connect_keyed(proc, LineState("strict", identity=ident))  # a keyed device is welcome on the strict port
     assert rows(store, "SELECT device, rule FROM alerts") == [("plain-1", "identity")]
     store.close()
@@ -216,4 +227,7 @@ def test_the_key_store_is_mode_600_and_looser_ones_are_refused(tmp_path):
     proc = run_cli("gateway", "run", "--port", "socket://127.0.0.1:1", "--db", tmp_path / "g.db", "--keys", path,
                    "--auth", "required", timeout=60)
     assert_clean_error(proc, "mode 644")
+    assert key.hex() not in proc.stdout + proc.stderr
+    proc = run_cli("emulate", "--model", "missing.tflite", "--tcp", "0", "--keys", path, "--duration", "1s", timeout=60)
+    assert_clean_error(proc, "mode 644")  # the emulator reads the same store, as strictly
     assert key.hex() not in proc.stdout + proc.stderr

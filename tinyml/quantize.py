@@ -122,7 +122,7 @@ def quantize_run(run_dir: str | Path, data_path: str | Path | None = None,
     ds = dataset_io.load(data_path)
     kind = model_kind(info["model"])
     splits = split_masks(ds)
-    x_all = prep.apply(ds.x)
+    x_all = prep.apply(ds.x, stream=ds.stream())
 
     from tinyml.train.quiet import import_keras
 
@@ -137,7 +137,8 @@ def quantize_run(run_dir: str | Path, data_path: str | Path | None = None,
     q = interpreters.io_quantization(tflite)
     wanted = splits.val | splits.test
     if prep.integer:  # the device's own int8 inputs, computed from the raw windows
-        x_q = prep.int8_inputs(ds.x[wanted], q.in_scale, q.in_zp).reshape(-1, *q.in_shape)
+        x_q = (prep.int8_inputs(ds.x, q.in_scale, q.in_zp, stream=ds.stream())[wanted] if prep.stateful  # state
+               else prep.int8_inputs(ds.x[wanted], q.in_scale, q.in_zp)).reshape(-1, *q.in_shape)
     else:
         x_q = interpreters.quantize_input(x_all[wanted], q.in_scale, q.in_zp)
     from tinyml.codegen import semantics

@@ -673,6 +673,10 @@ static void run_op(const tinyml_ifeat_config *cfg, const tinyml_ifeat_op *op, ch
             v += x[n] == x[n - 1u];
         out[0] = ratio(v, (int64_t)t - 1, 16);
         break;
+    case TINYML_IFEAT_DAILY_CYCLE:
+        for (unsigned i = 0; i < op->count; i++)
+            out[i] = mean_q8(ch);
+        break;
     default:
         break;
     }
@@ -683,7 +687,7 @@ int tinyml_ifeat_values(const tinyml_ifeat_config *cfg, const int16_t *q, int64_
     unsigned t = cfg->window, c = cfg->channels;
     int32_t *row = scratch;
     for (unsigned i = 0; i < cfg->n_ops; i++)
-        if (cfg->ops[i].kind > TINYML_IFEAT_BEARING)
+        if (cfg->ops[i].kind > TINYML_IFEAT_DAILY_CYCLE)
             return -1;
     for (unsigned ch = 0; ch < c; ch++) {
         channel_t st = {row, t, 0, 0, 0, 0, 0, 0, 0, scratch + t, scratch + 2u * t, scratch + 3u * t,
@@ -746,7 +750,23 @@ int tinyml_ifeat_window_values(const float *window, int64_t *values)
     static int16_t q[TINYML_IFEAT_WINDOW * TINYML_IFEAT_CHANNELS];
     static int32_t scratch[TINYML_IFEAT_SCRATCH_FOR(TINYML_IFEAT_WINDOW)];
     tinyml_ifeat_samples(&tinyml_ifeat_cfg, window, q);
-    return tinyml_ifeat_values(&tinyml_ifeat_cfg, q, values, scratch);
+    int rc = tinyml_ifeat_values(&tinyml_ifeat_cfg, q, values, scratch);
+#ifdef TINYML_IFEAT_SERIES
+    /* daily_cycle: its columns hold each channel's window mean; the state carried from the windows
+     * before turns them into residual, trend, deviation and scale (tinyml_series.c) */
+    unsigned base = 0;
+    for (unsigned i = 0; i < tinyml_ifeat_cfg.n_ops; i++) {
+        const tinyml_ifeat_op *op = &tinyml_ifeat_cfg.ops[i];
+        if (op->kind == TINYML_IFEAT_DAILY_CYCLE) {
+            int64_t means[TINYML_IFEAT_CHANNELS];
+            for (unsigned c = 0; c < TINYML_IFEAT_CHANNELS; c++)
+                means[c] = values[base + c * TINYML_SERIES_VALUES];
+            tinyml_series_step(&tinyml_series_cfg, &tinyml_series_st, means, values + base);
+        }
+        base += (unsigned)op->count * TINYML_IFEAT_CHANNELS;
+    }
+#endif
+    return rc;
 }
 #endif
 

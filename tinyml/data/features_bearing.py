@@ -101,7 +101,7 @@ def resolve(spec: list[dict], x_train: np.ndarray, fs: float, *, rpm: np.ndarray
     """Fill every ``bearing`` entry's training-time choices: the bearing's orders (from the entry's
     ``bearing`` name or file, else the dataset's), the speed range the estimate searches (the
     machine's operating range the dataset records, else the training windows' rpm +-SPEED_MARGIN)
-    and the band (kurtogram over the training windows)."""
+    and the band (kurtogram over the training windows); ``fitted`` lists what was chosen here."""
     from tinyml.data.bearings import bearing_from_meta, load_bearing
 
     out = []
@@ -110,12 +110,16 @@ def resolve(spec: list[dict], x_train: np.ndarray, fs: float, *, rpm: np.ndarray
             out.append(entry)
             continue
         e = dict(entry)
+        fitted = list(e.get("fitted") or [])
         if e.get("orders") is None:
             b = load_bearing(e["bearing"]) if e.get("bearing") else bearing_from_meta({"bearing": bearing})
             if b is None:
                 raise InputError("the bearing feature needs the bearing's geometry",
                                  "import with --bearing NAME|FILE, or give \"bearing\": NAME in the feature spec")
+            fitted += ["orders"] if e.get("bearing") else ["bearing", "orders"]
             e["bearing"], e["orders"] = b.name, {k: b.orders()[k] for k in ("ftf", *ORDER_KEYS)}
+        if e.get("rpm") is None and e.get("rpm_range") is None:
+            fitted.append("rpm_range")
         if e.get("rpm") is None and e.get("rpm_range") is None and rpm_range is not None:
             e["rpm_range"] = [float(v) for v in rpm_range]
         elif e.get("rpm") is None and e.get("rpm_range") is None:
@@ -125,13 +129,24 @@ def resolve(spec: list[dict], x_train: np.ndarray, fs: float, *, rpm: np.ndarray
                                  "import with --rpm/--rpm-column, or give \"rpm\" or \"rpm_range\" in the feature spec")
             e["rpm_range"] = [float(known.min()) * (1 - SPEED_MARGIN), float(known.max()) * (1 + SPEED_MARGIN)]
         if e.get("band") is None:
+            fitted.append("band")
             full = {"harmonics": 2, "rpm": None, "rpm_range": None, **e}
             top_hz = (full["rpm"] if full["rpm"] is not None else full["rpm_range"][1]) / 60.0
             bpfi_hz = max(full["orders"][k] for k in ORDER_KEYS) * top_hz
             e["band"], _ = kurtogram(np.asarray(x_train), fs, min_lo=full["harmonics"] * bpfi_hz,
                                      min_width=2 * bpfi_hz)
+        e["fitted"] = sorted(set(fitted))
         out.append(e)
     return out
+
+
+def unresolved(spec: list[dict] | None) -> list[dict] | None:
+    """The spec as given before training: what ``resolve`` chose (listed in ``fitted``) reset, so a
+    retraining on other data (a leave-one-group-out fold) chooses again from its own training windows."""
+    if spec is None:
+        return None
+    return [{**e, **{k: None for k in e.get("fitted") or []}, "fitted": []} if e.get("name") == "bearing" else e
+            for e in spec]
 
 
 def check_resolved(p: dict) -> None:

@@ -309,13 +309,15 @@ def _write_features_config(pre: dict[str, Any], dest: Path, model: Int8Model) ->
 PREPROCESS_FILES = ("tinyml_run.c.j2", "tinyml_run.h")
 FEATURE_FILES = ("tinyml_features.c", "tinyml_features.h")
 INT_FEATURE_FILES = ("tinyml_features_int.c", "tinyml_features_int.h")
+SERIES_FILES = ("tinyml_series.c", "tinyml_series.h")  # the daily_cycle feature's state across windows
 
 
 def _feature_files(pre: dict[str, Any]) -> tuple[str, ...]:
     """The feature C a run's preprocessing needs: integer runs (features or per_window) the
     integer one, float64 feature runs the float64 one."""
     if pre["integer"]:
-        return INT_FEATURE_FILES
+        stateful = any(e.get("name") == "daily_cycle" for e in pre.get("feature_spec") or [])
+        return INT_FEATURE_FILES + (SERIES_FILES if stateful else ())
     return FEATURE_FILES if pre["mode"] == "features" else ()
 
 

@@ -5,8 +5,9 @@ store (tinyml/device/keystore.py) is accepted only from a line that proved the k
 current boot (AUTH_HELLO answering this line's challenge, docs/protocol.md); a device id without
 a key is accepted only where the port's policy is ``optional``, and is marked unauthenticated in
 the store and in MQTT messages. A device id bound to one connected port is refused on another
-port that cannot prove it. Every refusal is counted per reason and logged once per port, device
-and reason; the first one also becomes an ``identity`` alert on the claimed id.
+port that cannot prove it. Every refusal is counted per reason and logged once per port connection,
+device and reason; the first one also becomes an ``identity`` alert on the claimed id (cleared by
+the processor when the port disconnects).
 """
 
 from __future__ import annotations
@@ -74,9 +75,11 @@ class Identity:
         self.bound[device] = port
 
     def release(self, port: str) -> None:
-        """``port`` disconnected: the ids it spoke for may appear on another port now."""
+        """``port`` disconnected: the ids it spoke for may appear on another port now, and its next
+        connection's refusals are logged (and alerted) again."""
         for device in [d for d, p in self.bound.items() if p == port]:
             del self.bound[device]
+        self._logged = {entry for entry in self._logged if entry[0] != port}
 
     def refuse(self, port: str, device: str, reason: str, now: float) -> Refused | None:
         """Count a refusal; log it and return an alert record the first time for this port,

@@ -157,8 +157,7 @@ class LineState:
     def feed(self, data: bytes, now: float) -> list[Record]:
         out: list[Record] = []
         results: list[protocol.Result] | None = None  # the open run of results, if the last record is one
-        # plain RESULTs of an unauthenticated session need no check: the hot path
-        fast = protocol.Result if self.device is not None and not self.authenticated and self.claim is None else None
+        fast = self._unchecked()
         frames = bad = text = errors = dropped = refused = 0
         for event in self.decoder.feed(data):
             cls = type(event)
@@ -193,8 +192,7 @@ class LineState:
             if cls is protocol.Hello or cls is protocol.AuthHello:
                 before = len(out)
                 refused += self._hello(event, now, out)
-                fast = protocol.Result if self.device is not None and not self.authenticated \
-                    and self.claim is None else None
+                fast = self._unchecked()
                 if self.device is not None and len(out) > before and type(out[-1]) is Identified:
                     refused += self._release_pending(now, out)
             elif cls is protocol.Samples and self.device is not None and self.claim is None:
@@ -211,6 +209,11 @@ class LineState:
         if frames or bad or text or errors or dropped or refused:
             out.append(LineCounts(self.port, self.device, frames, bad, text, errors, dropped, now, refused))
         return out
+
+    def _unchecked(self) -> type | None:
+        """The result type stored without a check (the hot path): plain RESULTs of an identified,
+        unauthenticated session; None while every result needs ``_result``."""
+        return protocol.Result if self.device is not None and not self.authenticated and self.claim is None else None
 
     def claimed(self) -> str | None:
         """The device id this line speaks for, or claims to."""

@@ -172,6 +172,7 @@ class Processor:
         self.devices: dict[str, DeviceState] = {}
         self.new_results: list[tuple] = []  # the batch's results known to be new, inserted together
         self.outbox: list[tuple[str, str, str, str, float]] = []  # the batch's messages, in order
+        self.claims: dict[str, set[str]] = {}  # device id -> connected ports refused for claiming it
         # [mqtt] batch: results become one message per device per commit (tinyml/gateway/batching.py)
         self.batches = ResultBatches() if config.mqtt is not None and config.mqtt.batch else None
         self._restore()
@@ -277,6 +278,8 @@ class Processor:
                     self.store.set_port(rec.port, rec.at, connected=int(rec.connected), last_error=rec.error)
                     if rec.connected:
                         port_counts[rec.port]["connects"] += 1
+                    else:
+                        self._release_claims(rec.port, rec.at, out)
                 elif isinstance(rec, Tick):
                     for device, state in self.devices.items():
                         self._transitions(device, state.rules.on_tick(rec.at), rec.at, out)
@@ -421,12 +424,33 @@ class Processor:
 
     def _identity_alert(self, rec: Refused, out: BatchOutcome) -> None:
         """A port that cannot prove a device id claimed it: an ``identity`` alert on that id, once
-        while open (it stays open until someone clears it: a spoof attempt is not a passing state)."""
+        while open; it clears when every port refused for the id has disconnected."""
+        self.claims.setdefault(rec.device, set()).add(rec.port)
         if any(rule == IDENTITY_RULE for _, rule in self.store.open_alerts(rec.device)):
             return
         self._transitions(rec.device, [Transition(IDENTITY_RULE, True, 1.0,
                                                   f"port {rec.port} claimed this device id and was refused: "
                                                   f"{rec.reason}")], rec.at, out)
+
+    def _release_claims(self, port: str, now: float, out: BatchOutcome) -> None:
+        for device in [d for d, ports in self.claims.items() if port in ports]:
+            ports = self.claims[device]
+            ports.discard(port)
+            if not ports:
+                del self.claims[device]
+                self._transitions(device, [Transition(IDENTITY_RULE, False, 0.0, f"port {port} disconnected")], now, out)
+
+    def close_identity_alerts(self, now: float) -> None:
+        """At start no port is connected, so no port claims an id: clear the identity alerts a
+        previous run left open (their messages go out like any other)."""
+        out = BatchOutcome()
+        with self.store.transaction():
+            for device, rule in self.store.open_alerts():
+                if rule == IDENTITY_RULE:
+                    self._transitions(device, [Transition(IDENTITY_RULE, False, 0.0, "the gateway restarted")], now,
+                                      out)
+            self.store.enqueue(self.outbox)
+            self.outbox.clear()
 
     def _request_evidence(self, device: str, alert_id: int, rule: str, now: float, out: BatchOutcome) -> None:
         """Ask the device for its recent raw windows, within the budget per device and hour."""

@@ -46,6 +46,7 @@ class Gateway:
         self.committed = self.store.result_count()
         self.writers: dict[str, ports.Connection] = {}  # connected ports, for evidence requests
         self.store.mark_ports_down(time.time())
+        self.processor.close_identity_alerts(time.time())
         self.started_at = time.time()
         self.forwarder: Forwarder | None = None
 

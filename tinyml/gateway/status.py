@@ -129,7 +129,8 @@ def format_text(snap: dict[str, Any]) -> str:
     for d in snap["devices"]:
         score = d["score"]["p50"]
         anomaly = "-" if d["anomaly_rate"] is None else f"{d['anomaly_rate']:.0%}"
-        lines.append(f"  {d['device']:<16} {d['port'] or '-':<24} seen {_ago(d['seconds_since_seen']):>8}  "
+        auth = {True: "", False: " (unauthenticated)", None: ""}[d.get("authenticated")]
+        lines.append(f"  {d['device'] + auth:<16} {d['port'] or '-':<24} seen {_ago(d['seconds_since_seen']):>8}  "
                      f"{d['results']:>7} results  {d['results_per_s']:6.1f}/s  missing {d['missing']}  "
                      f"reboots {d['reboots']}  bad frames {d['bad_frames']} ({d['frame_error_rate']:.1%})  "
                      f"anomalies {anomaly}  score p50 {'-' if score is None else f'{score:.4g}'}")

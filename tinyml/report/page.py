@@ -276,16 +276,23 @@ def _feature_words(spec: dict[str, Any]) -> str:
              "curvature": "curvature",
              "fft_bands": "energy in {bands} equal FFT bands" + (" (log)" if extra.get("log") else ""),
              "envelope_bands": "energy of the envelope spectrum in {bands} bands" + (" (log)" if extra.get("log") else ""),
-             "rolling_mean": "rolling mean of width {width} at {points} points",
-             "bearing": "bearing {bearing}: envelope lines at the shaft 1x, BPFO, BPFI and BSF ({harmonics} "
-                        "harmonics) and BPFI sidebands over their noise floor, the envelope's kurtosis in the band "
-                        "{band} Hz, the shaft 1x-3x shares and the unbalance (speed from the 1x peak in {rpm_range} rpm "
-                        "unless fixed at {rpm})"}
+             "rolling_mean": "rolling mean of width {width} at {points} points"}
+    if name == "bearing":
+        return _bearing_words(extra)
     text = words.get(name, name)
     try:
         return text.format(**extra)
     except (KeyError, IndexError, ValueError):
         return f"{name} {extra}"
+
+
+def _bearing_words(p: dict[str, Any]) -> str:
+    band, rng = p.get("band") or [0, 0], p.get("rpm_range") or [0, 0]
+    speed = (f"a fixed {p['rpm']:.0f} rpm" if p.get("rpm") else
+             f"estimated on the device from the 1x peak in {rng[0]:.0f}-{rng[1]:.0f} rpm")
+    return (f"bearing {p.get('bearing') or ''}: envelope lines at the shaft 1x, BPFO, BPFI and BSF "
+            f"({p.get('harmonics')} harmonics) and the BPFI sidebands over their noise floor, the envelope's "
+            f"kurtosis in {band[0]:.0f}-{band[1]:.0f} Hz, the shaft's 1x-3x shares and the unbalance; speed {speed}")
 
 
 def preprocessing(facts: Facts) -> str:

@@ -116,7 +116,9 @@ def retrain_like(run_dir: str | Path, ds: Dataset, by: str, *, epochs: int | Non
     if list(model.info.get("classes", [])) != list(ds.classes):
         raise InputError(f"the run's classes {model.info.get('classes')} differ from the data's {ds.classes}",
                          "evaluate on data with the classes the run was trained on")
-    spec = pre.feature_spec if pre.mode == "features" else None
+    from tinyml.data.features_bearing import unresolved
+
+    spec = unresolved(pre.feature_spec) if pre.mode == "features" else None  # each fold chooses from its own data
     return leave_one_group_out(ds, by, str(model.info["model"]), opts, spec)
 
 
