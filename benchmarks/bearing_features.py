@@ -17,7 +17,6 @@ Prints one table (``--markdown`` for docs/benchmarks.md), all on synthetic vibra
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import tempfile
 import time
@@ -28,21 +27,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.data_features import SRC, _input_quantization, m4_preprocess_figures  # noqa: E402
 from tinyml.data import features_bearing as fb  # noqa: E402
 from tinyml.data import features_int as fi  # noqa: E402
 from tinyml.data.features import BEARING_SPEC, DEFAULT_VIBRATION_SPEC, validate_spec  # noqa: E402
 from tinyml.data.features_int_c import int_config_header  # noqa: E402
 from tinyml.data.synth import VibrationOptions, synth_vibration  # noqa: E402
-
-
-def _data_features():
-    """benchmarks/data_features.py (the M4F preprocessing harness), loaded once."""
-    if "data_features_bench" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("data_features_bench", Path(__file__).with_name("data_features.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["data_features_bench"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["data_features_bench"]
 
 
 def resolved_spec(ds) -> list[dict]:
@@ -53,18 +43,17 @@ def resolved_spec(ds) -> list[dict]:
 
 def m4_cost(ds, spec: list[dict], tmp: Path, n: int = 3) -> dict:
     """Instructions per window of the integer preprocessing of ``spec`` on the M4F, checked bit for bit."""
-    bench = _data_features()
     shifts = fi.sample_shifts(ds.x)
     real = fi.real_features(fi.to_samples(ds.x[:64], shifts), ds.fs, spec, shifts)
     mean, std = real.mean(0), np.maximum(real.std(0), 1e-6)
-    scale, zp = bench._input_quantization((real - mean) / std)
+    scale, zp = _input_quantization((real - mean) / std)
     want = fi.features_int8(ds.x[:n], ds.fs, spec, shifts, mean, std, scale, zp)
     header = int_config_header(mode="features", window=ds.x.shape[1], channels=ds.channels, fs=ds.fs,
                                sample_shift=shifts, mean=mean, std=std, in_scale=scale, zero_point=zp, spec=spec)
     tmp.mkdir()
-    return bench.m4_preprocess_figures(ds.x[:n], want, [bench.SRC / "tinyml_features_int.c"],
-                                       {"tinyml_features_int_config.h": header}, "tinyml_features_int.h",
-                                       "tinyml_ifeat_preprocess", tmp)
+    return m4_preprocess_figures(ds.x[:n], want, [SRC / "tinyml_features_int.c"],
+                                 {"tinyml_features_int_config.h": header}, "tinyml_features_int.h",
+                                 "tinyml_ifeat_preprocess", tmp)
 
 
 def speed_errors(ds, spec: list[dict]) -> np.ndarray:

@@ -35,10 +35,12 @@ def gateway() -> None:
 @click.option("--auth", type=click.Choice(["optional", "required"]),
               help="Every port: accept only authenticated devices (required), or also unauthenticated ones, "
                    "marked as such (optional, the default).")
+@click.option("--shards", type=click.IntRange(0, 64), metavar="N",
+              help="Read the ports in N processes feeding the one writer (default 0: in-process; [ingest] shards).")
 @click.option("-v", "--verbose", is_flag=True, help="Log every committed batch.")
 def run(ports: tuple[str, ...], db: Path | None, mqtt_url: str | None, config_path: Path | None,
         site: str | None, http: str | None, models: tuple[Path, ...], keys: Path | None, auth: str | None,
-        verbose: bool) -> None:
+        shards: int | None, verbose: bool) -> None:
     """Read device ports, store results in SQLite, run alert and drift rules, forward to MQTT."""
     from tinyml.gateway.config import load, password_in_url_warning, project_model
     from tinyml.gateway.service import Gateway
@@ -56,7 +58,7 @@ def run(ports: tuple[str, ...], db: Path | None, mqtt_url: str | None, config_pa
             logging.getLogger("tinyml.gateway").info("class names from %s (the model of ./tinyml.toml)", found)
             models = (found,)
     config = load(config_path, ports=ports, db=db, mqtt_url=mqtt_url, site=site, http=http, models=models,
-                  keys=keys, auth=auth)
+                  keys=keys, auth=auth, shards=shards)
     asyncio.run(Gateway(config).run())
 
 

@@ -23,13 +23,14 @@ from tinyml.gateway.evidence import EvidenceConfig
 from tinyml.gateway.identity import AUTH_MODES, AuthConfig
 from tinyml.gateway.limits import IdLimits
 from tinyml.gateway.rules import RuleConfig
+from tinyml.gateway.shards import IngestConfig
 from tinyml.gateway.store import RetentionLimits
 from tinyml.rundir import Labels, read_labels
 
 PASSWORD_ENV = "TINYML_MQTT_PASSWORD"
 RETENTION_KEYS = {"max_age_days", "max_results", "max_db_mb"}
 TOP_KEYS = {"site", "db", "ports", "http", "baud", "mqtt", "retention", "rules", "drift", "models", "evidence",
-            "limits", "auth"}
+            "limits", "auth", "ingest"}
 AUTH_KEYS = {"keys", "mode", "ports"}
 MQTT_KEYS = {"url", "username", "password", "password_env", "tls", "ca", "cert", "key", "insecure",
              "client_id", "keepalive", "topic_prefix", "protocol", "batch"}
@@ -86,6 +87,7 @@ class GatewayConfig:
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     limits: IdLimits = field(default_factory=IdLimits)  # device ids per port, in total, new per minute
     auth: AuthConfig = field(default_factory=AuthConfig)  # key store and per-port policy (identity.py)
+    ingest: IngestConfig = field(default_factory=IngestConfig)  # reader processes (shards.py)
 
     def __post_init__(self) -> None:
         silent = self.rules.silent_seconds
@@ -351,7 +353,8 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 def load(config_path: Path | None = None, *, ports: tuple[str, ...] = (), db: Path | None = None,
          mqtt_url: str | None = None, site: str | None = None, http: str | None = None,
-         models: tuple[Path, ...] = (), keys: Path | None = None, auth: str | None = None) -> GatewayConfig:
+         models: tuple[Path, ...] = (), keys: Path | None = None, auth: str | None = None,
+         shards: int | None = None) -> GatewayConfig:
     """Merge gateway.toml (when given) with command-line options; options win. ``models`` are
     run directories whose devices are found by model hash (one alone serves every device)."""
     data = read_toml(config_path) if config_path else {}
@@ -379,6 +382,9 @@ def load(config_path: Path | None = None, *, ports: tuple[str, ...] = (), db: Pa
                                  max_bytes=_positive(retention.get("max_db_mb"), 1e6, int))
     except (TypeError, ValueError) as exc:
         raise InputError(f"bad number in {config_path}: {exc}", "baud and [retention] take numbers") from None
+    ingest = data.get("ingest", {})
+    if shards is not None and isinstance(ingest, dict):
+        ingest = {**ingest, "shards": shards}
     return GatewayConfig(
         ports=all_ports, db=Path(db or data.get("db", "gateway.db")), site=site_name,
         http=parse_http(str(http_value)) if http_value else None, baud=baud,
@@ -389,5 +395,6 @@ def load(config_path: Path | None = None, *, ports: tuple[str, ...] = (), db: Pa
         evidence=_section(EvidenceConfig, data.get("evidence", {}), "evidence", config_path),
         limits=_section(IdLimits, data.get("limits", {}), "limits", config_path),
         auth=_auth(data.get("auth", {}), base, config_path, keys, auth),
+        ingest=_section(IngestConfig, ingest, "ingest", config_path),
         models=tuple(route_for_run(Path(m), every_device=len(models) == 1) for m in models)
         + _routes(data.get("models", []), base))

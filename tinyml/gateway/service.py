@@ -17,7 +17,7 @@ import time
 
 from tinyml.device import protocol
 from tinyml.errors import ToolError
-from tinyml.gateway import api, ports
+from tinyml.gateway import api, ports, shards
 from tinyml.gateway.config import GatewayConfig
 from tinyml.gateway.forward import Forwarder
 from tinyml.gateway.identity import Identity
@@ -95,13 +95,16 @@ class Gateway:
                      SCHEMA_VERSION)
         log.info("gateway: site %s, db %s, %d port(s), %d result(s) stored", self.config.site,
                  self.config.db, len(self.config.ports), self.committed)
-        tasks = [asyncio.create_task(ports.read_port(p, self.config.baud, queue.put, stop, self.writers,
-                                                       budget=self.budget, identity=self.identity))
-                 for p in self.config.ports]
+        readers = self._shards(queue, stop) if self.config.ingest.shards > 1 else []
+        tasks = [] if readers else [
+            asyncio.create_task(ports.read_port(p, self.config.baud, queue.put, stop, self.writers,
+                                                budget=self.budget, identity=self.identity))
+            for p in self.config.ports]
         tasks.append(asyncio.create_task(self._clock(queue, stop)))
         written = asyncio.Event()  # the writer has committed everything read before the stop
+        read_all = asyncio.Event()  # every reader has stopped and handed over what it read
         forward_task = asyncio.create_task(forwarder.run(written)) if forwarder else None
-        writer = asyncio.create_task(self._write(queue, stop, forwarder))
+        writer = asyncio.create_task(self._write(queue, read_all, forwarder))
         stopping = asyncio.create_task(stop.wait())
         vital = {writer, stopping} | ({forward_task} if forward_task else set())
         await asyncio.wait(vital, return_when=asyncio.FIRST_COMPLETED)
@@ -110,6 +113,8 @@ class Gateway:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._stop_shards(readers, failed is writer)
+        read_all.set()
         stopping.cancel()
         if failed is not writer:  # commit what was read before the stop
             await writer
@@ -128,6 +133,34 @@ class Gateway:
                             "check free disk space and the database file; everything acknowledged "
                             "before this is stored") from exc
         log.info("gateway stopped: %d result(s) stored", self.committed)
+
+    def _shards(self, queue: asyncio.Queue[list[Record]],
+                stop: asyncio.Event) -> list[tuple[shards.Shard, asyncio.Task]]:
+        """Start the reader processes (tinyml/gateway/shards.py); one relay task each."""
+        def known() -> set[str]:
+            return set(self.budget.known) | set(self.processor.devices)
+
+        tasks = []
+        for i, share in enumerate(shards.assign(self.config.ports, self.config.ingest.shards)):
+            shard = shards.Shard(i, share, self.config)
+            shard.start(known())
+            self.writers.update({p: shard.writer(p) for p in share})
+            tasks.append((shard, asyncio.create_task(shards.supervise(shard, queue.put, stop, known))))
+        return tasks
+
+    async def _stop_shards(self, readers: list[tuple[shards.Shard, asyncio.Task]], failed: bool) -> None:
+        """Ask every shard to stop and wait until each has handed over what it read (the writer keeps
+        committing meanwhile); a writer that failed cannot store it, so then the shards are killed."""
+        for shard, _ in readers:
+            shard.send(("stop",))
+        tasks = [t for _, t in readers]
+        if tasks and not failed:
+            await asyncio.wait(tasks, timeout=shards.STOP_S)
+        for shard, task in readers:
+            if not task.done():
+                task.cancel()
+                shard.close(kill=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _ask_for_evidence(self, requests: list[tuple[str, str, int]]) -> None:
         """CAPTURE mode 2 to each device an alert fired for: it answers with its recent raw windows."""
@@ -153,9 +186,9 @@ class Gateway:
                 last_retention = now
             await asyncio.sleep(TICK_S)
 
-    async def _write(self, queue: asyncio.Queue[list[Record]], stop: asyncio.Event,
+    async def _write(self, queue: asyncio.Queue[list[Record]], read_all: asyncio.Event,
                      forwarder: Forwarder | None) -> None:
-        while not (stop.is_set() and queue.empty()):
+        while not (read_all.is_set() and queue.empty()):
             try:
                 first = await asyncio.wait_for(queue.get(), timeout=0.5)
             except asyncio.TimeoutError:
