@@ -61,8 +61,25 @@ def model_hop(info: dict) -> int:
         return window
 
 
+@dataclass(frozen=True)
+class Scored:
+    """Every window of a series as the device scores it: its model inputs, anomaly score, end time and
+    recording (``alarm_events`` turns them into alarms), with the summary ``detect`` reports."""
+    inputs: np.ndarray
+    scores: np.ndarray
+    ends: np.ndarray
+    which: np.ndarray
+    summary: dict
+
+
 def detect(model: Path, series_csv: Path, o: DetectOptions = DetectOptions()) -> tuple[list[Event], dict]:
     """The alarm events over ``series_csv`` and a summary (windows, span, recordings, hop, rule)."""
+    s = score_series(model, series_csv, o)
+    return alarm_events(s.scores, s.summary["threshold"], s.ends, s.which, o), s.summary
+
+
+def score_series(model: Path, series_csv: Path, o: DetectOptions = DetectOptions()) -> Scored:
+    """The windows of ``series_csv`` with the model's hop, scored with its preprocessing and runtime."""
     run = rundir.open_model(Path(model), bare=False)  # a run dir (its model.keras) or a .keras/.tflite in one
     run_dir = run.run_dir
     info = rundir.read_model_info(run_dir)
@@ -101,17 +118,18 @@ def detect(model: Path, series_csv: Path, o: DetectOptions = DetectOptions()) ->
     inputs = pre.apply(x, stream=stream)
     int8 = (lambda scale, zp: pre.int8_inputs(x, scale, zp, stream=stream)) if pre.integer else None
     scores = output_scores("anomaly", inputs, model_outputs(run, inputs, o.runtime, int8_inputs=int8))
-    events = _events(scores, float(info["threshold"]), np.array(ends), np.array(which), o)
     span = sum(r.signal.shape[0] / (r.fs or fs) for r in recs)
     first, last = min(r.t0 for r in recs), max(r.t0 + r.signal.shape[0] / (r.fs or fs) for r in recs)
-    return events, {"windows": len(xs), "hop": hop, "window": window, "recordings": len(recs),
-                    "span_seconds": span, "start": iso(recs[0].t0), "first": first, "last": last, "threshold": float(info["threshold"]),
-                    "rule": f"{o.k} of the last {o.n} windows anomalous, clears at {o.clear_k} or fewer",
-                    "anomalous_windows": int(np.count_nonzero(scores > float(info["threshold"])))}
+    return Scored(inputs, scores, np.array(ends), np.array(which), {
+        "windows": len(xs), "hop": hop, "window": window, "recordings": len(recs), "span_seconds": span,
+        "start": iso(recs[0].t0), "first": first, "last": last, "threshold": float(info["threshold"]),
+        "rule": f"{o.k} of the last {o.n} windows anomalous, clears at {o.clear_k} or fewer",
+        "anomalous_windows": int(np.count_nonzero(scores > float(info["threshold"])))})
 
 
-def _events(scores: np.ndarray, threshold: float, ends: np.ndarray, which: np.ndarray,
-            o: DetectOptions) -> list[Event]:
+def alarm_events(scores: np.ndarray, threshold: float, ends: np.ndarray, which: np.ndarray,
+                 o: DetectOptions) -> list[Event]:
+    """The rule's fire..clear events over scores in file order, afresh in each recording."""
     out: list[Event] = []
     rule, opened, peak, count = None, None, 0.0, 0
     for i, score in enumerate(scores):
