@@ -14,10 +14,14 @@ Per device count and run it prints results offered and delivered per second, p50
 CPU per process (share of one core and, for the gateway, microseconds per result: the least
 load-sensitive figure), the backlog (written by devices, not yet delivered) sampled every
 second with its growth per second over the window, and the load average. ``--runs N``
-repeats and prints the medians. Prints figures; asserts nothing.
+repeats and prints the medians. ``--shards 0,2`` runs every device count once per shard count
+(``gateway run --shards N``, tinyml/gateway/shards.py), interleaved in the same run; with shards the
+gateway's CPU is split into the writer process and the shard processes together, each also per
+result delivered. Prints figures; asserts nothing.
 
-    .venv/bin/python benchmarks/gateway_latency.py [--devices 8,32,64,128] [--seconds 20] [--runs 3]
-        [--config gateway.toml] [--gateway-path DIR]  (DIR: another checkout's tree, e.g. the "before" code)
+    .venv/bin/python -m benchmarks.gateway_latency [--devices 8,32,64,128] [--seconds 20] [--runs 3]
+        [--config gateway.toml] [--gateway-path DIR] [--series] [--shards 0,2]
+    (DIR: another checkout's tree, e.g. the "before" code; --series: the backlog, second by second)
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ import argparse
 import multiprocessing as mp
 import os
 import re
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -37,17 +40,13 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.gateway_throughput import cpu_seconds
 from tinyml.device.emulator import EmulatedFleet
 from tinyml.gateway.broker import LocalBroker
 from tinyml.paths import shared_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 _DEVICE_MS = re.compile(rb'"device_ms":(\d+)')
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def subscribe(port: int, start: float, delivered, ready, conn) -> None:  # noqa: ANN001 - multiprocessing objects
@@ -80,16 +79,6 @@ def subscribe(port: int, start: float, delivered, ready, conn) -> None:  # noqa:
     conn.send(lat[keep] * 1000)
 
 
-def count(db: Path, sql: str) -> int:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    try:
-        return int(conn.execute(sql).fetchone()[0] or 0)
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        conn.close()
-
-
 @dataclass
 class Run:
     devices: int
@@ -98,17 +87,34 @@ class Run:
     p50: float
     p95: float
     p99: float
-    gw_cpu: float  # share of one core
-    gw_us: float  # gateway CPU per result delivered
+    gw_cpu: float  # share of one core: the writer process (the whole gateway without shards)
+    gw_us: float  # the writer's CPU per result delivered
+    shards: int
+    shard_cpu: float  # the shard processes together, share of one core
+    shard_us: float  # their CPU per result delivered
     broker_cpu: float
     sub_cpu: float
     emu_cpu: float
     backlog_max: int  # results written, not yet delivered: the largest of the per-second samples
     backlog_growth: float  # results/s, slope of a least-squares line through the samples
     load: float
+    backlog: list[int]  # the per-second samples
 
 
-def one_run(devices: int, seconds: float, model: str, config: Path | None, gateway_path: Path | None) -> Run:
+def _connected(log: Path, devices: int, timeout: float = 60.0) -> list[int]:
+    """Wait until the gateway has connected every port; the pids of its shards (none in-process)."""
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        text = log.read_text()
+        if len(re.findall(r"port \S+ connected", text)) >= devices:
+            break
+        time.sleep(0.5)
+    return [int(pid) for pid in re.findall(r"shard \d+ \(pid (\d+)\)", text)]
+
+
+def one_run(devices: int, seconds: float, model: str, config: Path | None, gateway_path: Path | None,
+            shards: int = 0) -> Run:
     fleet = EmulatedFleet(model, count=devices, tcp_port=0, rate=float("inf"), baud=115200, seed=1)
     work = Path(tempfile.mkdtemp(prefix="gw-latency-"))
     broker = LocalBroker(work).start()
@@ -121,12 +127,14 @@ def one_run(devices: int, seconds: float, model: str, config: Path | None, gatew
     fleet.start()
     db = work / "gateway.db"
     cmd = [sys.executable, "-m", "tinyml", "gateway", "run", "--db", str(db), "--mqtt", broker.url,
-           *(["--config", str(config)] if config else []), *[x for e in fleet.endpoints for x in ("--port", e)]]
+           *(["--config", str(config)] if config else []), *[x for e in fleet.endpoints for x in ("--port", e)],
+           *(["--shards", str(shards)] if shards else [])]
     env = {**os.environ, "PYTHONPATH": str(gateway_path or ROOT)}
     gw = subprocess.Popen(cmd, stderr=open(work / "gateway.log", "w"), cwd=work, env=env)  # noqa: SIM115
     procs = {"gw": gw.pid, "broker": broker.proc.pid, "sub": sub.pid, "emu": os.getpid()}
     try:
-        time.sleep(5.0)  # start-up, connections, the first backlog drained
+        procs.update({f"shard{i}": pid for i, pid in enumerate(_connected(work / "gateway.log", devices))})
+        time.sleep(5.0)  # the first backlog drained
         def produced() -> float:
             """Results written to a line the gateway reads: those written before it connected
             (dropped by the emulator, as by a UART nobody reads) do not count, pro rata by bytes."""
@@ -159,9 +167,11 @@ def one_run(devices: int, seconds: float, model: str, config: Path | None, gatew
     xs, ys = np.array([s[0] for s in samples]), np.array([s[1] for s in samples], dtype=float)
     growth = float(np.polyfit(xs, ys, 1)[0]) if len(samples) > 2 else 0.0
     p50, p95, p99 = np.percentile(lat, [50, 95, 99]) if lat.size else (float("nan"),) * 3
-    return Run(devices, (p1 - p0) / span, (d1 - d0) / span, p50, p95, p99, cpu["gw"],
-               cpu["gw"] * span * 1e6 / max(d1 - d0, 1), cpu["broker"], cpu["sub"], cpu["emu"],
-               int(ys.max()) if ys.size else 0, growth, load)
+    shard_cpu = sum(v for k, v in cpu.items() if k.startswith("shard"))
+    per_result = span * 1e6 / max(d1 - d0, 1)
+    return Run(devices, (p1 - p0) / span, (d1 - d0) / span, p50, p95, p99, cpu["gw"], cpu["gw"] * per_result,
+               shards, shard_cpu, shard_cpu * per_result, cpu["broker"], cpu["sub"], cpu["emu"],
+               int(ys.max()) if ys.size else 0, growth, load, [int(y) for y in ys])
 
 
 def main() -> None:
@@ -171,28 +181,38 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--config", type=Path, help="a gateway.toml for the gateway (e.g. [mqtt] batch_ms)")
     ap.add_argument("--gateway-path", type=Path, help="run the gateway from this source tree (PYTHONPATH)")
+    ap.add_argument("--shards", default="0", help="comma-separated shard counts, each run per device count")
+    ap.add_argument("--series", action="store_true", help="print each run's backlog, one sample per second")
     ap.add_argument("--model", default=str(shared_dir() / "models" / "feat_ae_int8.tflite"))
     args = ap.parse_args()
     config = args.config.resolve() if args.config else None
     print(f"gateway from {args.gateway_path or ROOT}, config {config or '(none)'}; {os.cpu_count()} CPUs")
-    head = ("devices offered/s deliver/s  p50ms  p95ms  p99ms  gwCPU us/res broker  sub  emu "
+    head = ("devices shards offered/s deliver/s  p50ms  p95ms  p99ms  gwCPU us/res shardCPU us/res broker  sub  emu "
             "backlog_max growth/s load")
     for n in [int(x) for x in args.devices.split(",")]:
-        runs = []
         print(head)
+        by_shards: dict[int, list[Run]] = {int(k): [] for k in args.shards.split(",")}
         for _ in range(args.runs):
-            r = one_run(n, args.seconds, args.model, config, args.gateway_path)
-            runs.append(r)
-            print(f"{r.devices:7d} {r.offered:9.0f} {r.delivered:9.0f} {r.p50:6.1f} {r.p95:6.1f} {r.p99:6.1f} "
-                  f"{r.gw_cpu:5.0%} {r.gw_us:6.0f} {r.broker_cpu:5.0%} {r.sub_cpu:4.0%} {r.emu_cpu:4.0%} "
-                  f"{r.backlog_max:11d} {r.backlog_growth:8.0f} {r.load:4.1f}", flush=True)
-        if len(runs) > 1:
+            for k, runs in by_shards.items():  # interleaved: the machine's other load falls on each
+                r = one_run(n, args.seconds, args.model, config, args.gateway_path, k)
+                runs.append(r)
+                print(f"{r.devices:7d} {r.shards:6d} {r.offered:9.0f} {r.delivered:9.0f} {r.p50:6.1f} {r.p95:6.1f} "
+                      f"{r.p99:6.1f} {r.gw_cpu:5.0%} {r.gw_us:6.0f} {r.shard_cpu:8.0%} {r.shard_us:6.0f} "
+                      f"{r.broker_cpu:5.0%} {r.sub_cpu:4.0%} {r.emu_cpu:4.0%} "
+                      f"{r.backlog_max:11d} {r.backlog_growth:8.0f} {r.load:4.1f}", flush=True)
+                if args.series:
+                    print(f"        backlog per second: {' '.join(map(str, r.backlog))}", flush=True)
+        for k, runs in by_shards.items():
+            if len(runs) < 2:
+                continue
             med = {f: statistics.median(getattr(r, f) for r in runs) for f in
-                   ("offered", "delivered", "p50", "p95", "p99", "gw_cpu", "gw_us", "backlog_max", "backlog_growth")}
+                   ("offered", "delivered", "p50", "p95", "p99", "gw_cpu", "gw_us", "shard_cpu", "shard_us",
+                    "backlog_max", "backlog_growth")}
             loads = [r.load for r in runs]
-            print(f"median of {len(runs)}: {n} devices, offered {med['offered']:.0f}/s, delivered "
-                  f"{med['delivered']:.0f}/s, p50 {med['p50']:.1f} ms, p95 {med['p95']:.1f} ms, p99 {med['p99']:.1f} ms, "
-                  f"gateway {med['gw_cpu']:.0%} of a core, {med['gw_us']:.0f} us/result, backlog max "
+            print(f"median of {len(runs)}: {n} devices, {k} shard(s), offered {med['offered']:.0f}/s, delivered "
+                  f"{med['delivered']:.0f}/s, p50 {med['p50']:.1f} ms, p95 {med['p95']:.1f} ms, "
+                  f"p99 {med['p99']:.1f} ms, writer {med['gw_cpu']:.0%} of a core, {med['gw_us']:.0f} us/result, "
+                  f"shards {med['shard_cpu']:.0%}, {med['shard_us']:.0f} us/result, backlog max "
                   f"{med['backlog_max']:.0f}, growth {med['backlog_growth']:.0f}/s, load {min(loads):.1f}-{max(loads):.1f}",
                   flush=True)
 

@@ -21,7 +21,7 @@ class IntFeaturesLib:
         tmp.mkdir(parents=True, exist_ok=True)
         (tmp / "tinyml_features_int_config.h").write_text(int_config_header(**config))
         lib = tmp / "libifeat.so"
-        host_compile([SRC / "tinyml_features_int.c"], lib, includes=[tmp, SRC], shared=True,
+        host_compile([SRC / "tinyml_features_int.c", SRC / "tinyml_series.c"], lib, includes=[tmp, SRC], shared=True,
                      flags=("-std=c99", "-Wall", "-Wextra", "-Werror", "-O2"))
         self.lib = ctypes.CDLL(str(lib))
 
@@ -41,3 +41,10 @@ class IntFeaturesLib:
     def preprocess(self, x: np.ndarray, input_bytes: int) -> np.ndarray:
         """int8 model inputs [N, input_bytes] of float32 windows [N, T, C]."""
         return self._rows(self.lib.tinyml_ifeat_preprocess, x, input_bytes, np.int8)
+
+
+def m4_bench():  # noqa: ANN201 - the module
+    """benchmarks/data_features.py: its Cortex-M4F preprocessing harness (``m4_preprocess_figures``)."""
+    from benchmarks import data_features
+
+    return data_features

@@ -50,6 +50,7 @@ def test_generated_c_is_dependency_free(shared: Path) -> None:
     assert "vib_arena_bytes = " in gen.header and "int vib_invoke(const int8_t *input, int8_t *output);" in gen.header
 
 
+@pytest.mark.cross_compiler
 def test_figures_report_arena_weights_and_code_size(shared: Path) -> None:
     fig = figures((shared / "models" / "feat_ae_int8.tflite").read_bytes())
     assert fig["arena_bytes"] <= TFLM_MIN_ARENA["feat_ae_int8"]

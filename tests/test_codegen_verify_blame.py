@@ -4,7 +4,6 @@ and the operator that depart from them; `inspect` warns about TFLM; TFLM's two d
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -55,16 +54,34 @@ def test_verify_passes_on_the_reference_and_names_the_interpreter_and_op(dilated
     assert [(d["engine"], d["op"]) for d in report["departures"]][0] == ("tflm", "SPACE_TO_BATCH_ND")
 
 
-def test_a_wrong_c_is_a_generator_bug(dilated: Path, tmp_path: Path) -> None:
-    """C that departs from the reference (one bias changed) fails --verify's comparison as a generator bug."""
+def _flip_first(values: np.ndarray) -> np.ndarray:
+    out = values.copy()
+    out.flat[0] = -127 if out.flat[0] > 0 else 127
+    return out
+
+
+def test_a_generator_bug_is_named_at_its_op(dilated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lowering made wrong on purpose (DEPTHWISE_CONV_2D's first weight changed): --verify's comparison fails as a
+    generator bug and the traced C names that operator, not the ones downstream of it."""
+    from tinyml.codegen.ops import LOWERINGS, Const
+
+    right = LOWERINGS["DEPTHWISE_CONV_2D"]
+
+    def wrong(g: object) -> list:
+        steps = right(g)
+        for step in steps:
+            step.args = [Const(a.ctype, _flip_first(a.values), a.role)
+                         if isinstance(a, Const) and a.role == "weights" else a for a in step.args]
+        return steps
+
+    monkeypatch.setitem(LOWERINGS, "DEPTHWISE_CONV_2D", wrong)
     gen = generate(dilated.read_bytes(), prefix="m")
-    bias = re.search(r"static const int32_t (m_\w+)\[\d+\] = \{\n    (-?\d+)", gen.source)
-    assert bias is not None
-    gen.source = gen.source.replace(bias.group(0), bias.group(0)[:-len(bias.group(2))] + str(int(bias.group(2)) + 999))
     v = verify(gen, dilated.read_bytes(), 20, tmp_path)
     assert v["reference_mismatches"] > 0
+    assert (v["c_first_wrong_op"]["op_index"], v["c_first_wrong_op"]["op"]) == (5, "DEPTHWISE_CONV_2D")
     err = verify_failure(v)
     assert "differs from the reference semantics" in str(err) and "code generator bug" in err.hint
+    assert "first at op 5 DEPTHWISE_CONV_2D" in str(err)
 
 
 def test_reference_is_tflm_where_tflm_is_right(shared: Path) -> None:
@@ -76,10 +93,11 @@ def test_reference_is_tflm_where_tflm_is_right(shared: Path) -> None:
     assert trace.first("tflm") is None
 
 
-def test_tflm_does_not_pad_space_to_batch_with_the_zero_point(dilated: Path) -> None:
-    """The second TFLM defect, isolated: even given the right output shape, its SPACE_TO_BATCH_ND pads
-    with one value that is not the zero point (an uninitialised params field: 0 or 32 in runs here)
-    where the reference pads with the zero point (-128 here)."""
+def test_space_to_batch_reference_pads_with_the_zero_point(dilated: Path) -> None:
+    """The second TFLM defect, isolated: given the right output shape, TFLM's SPACE_TO_BATCH_ND copies the
+    input cells like the reference but pads with an uninitialised params field (0 or 32 in runs here),
+    where the reference pads with the zero point (-128 here). What TFLM pads with is not asserted: it is
+    whatever memory holds, and may by chance equal the zero point."""
     from tinyml.codegen.shapes import fold
     from tinyml.model.interpreters import op_runner
     from tinyml.model.tflite import read_model
@@ -96,14 +114,15 @@ def test_tflm_does_not_pad_space_to_batch_with_the_zero_point(dilated: Path) -> 
     assert tflm.shape == ref.shape and zp != 0
     padded = ref != 5
     assert padded.any() and (ref[padded] == zp).all()
-    assert (tflm[~padded] == 5).all() and len(set(tflm[padded].tolist())) == 1 and not (tflm[padded] == zp).all()
+    assert (tflm[~padded] == 5).all()
 
 
 def test_firmware_new_tflm_refuses_dilated_models(dilated: Path, tmp_path: Path) -> None:
-    """TFLM firmware would compute these models wrongly; `firmware new --runtime tflm` refuses them."""
+    """TFLM firmware would compute these models wrongly; `firmware new --runtime tflm` refuses them, saying why."""
     proc = run_cli("firmware", "new", "--board", "esp32-c3-devkitm-1", "--model", dilated, "--out", tmp_path / "fw",
                    "--runtime", "tflm")
-    assert_clean_error(proc, "SPACE_TO_BATCH_ND", "--runtime native")
+    assert_clean_error(proc, "TFLM firmware would compute this model wrongly: TFLM disagrees with the reference "
+                       "at op 4 SPACE_TO_BATCH_ND", "--runtime native")
     assert not (tmp_path / "fw").exists()
 
 

@@ -90,6 +90,7 @@ def grafana_metrics() -> set[str]:
     return {m for e in exprs for m in re.findall(r"tinyml_gateway_[a-z_]+", e)}
 
 
+@pytest.mark.mosquitto
 def test_dashboard_follows_the_gateway_through_alerts_and_a_restart(tmp_path: Path, broker) -> None:
     model = tmp_path / "model.json"
     model.write_text(json.dumps({"task": "classifier", "classes": CLASSES, "normal_class": "normal"}))

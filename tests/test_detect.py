@@ -90,3 +90,43 @@ def test_detect_finds_injected_events_with_lead_times(tmp_path):
     bad = run_cli("detect", run, tmp_path / "test.csv", "--time-column", "when", "--out", tmp_path / "e2.csv")
     assert_clean_error(bad, "unknown column 'when'")
     assert not (tmp_path / "e2.csv").exists()
+    outside = write_labels(tmp_path / "outside.csv", [(dt.datetime(2020, 1, 1), dt.datetime(2020, 1, 2))])
+    bad = run_cli("detect", run, tmp_path / "test.csv", "--labels", outside, "--out", tmp_path / "e3.csv")
+    assert_clean_error(bad, "lies outside the series")
+    assert not (tmp_path / "e3.csv").exists()
+
+
+@pytest.mark.slow
+def test_a_series_model_keeps_state_and_a_threshold_for_an_alarm_rate(tmp_path):
+    """temperature-series features and --false-alarms-per-day through the commands (few epochs: plumbing)."""
+    import json
+
+    from tinyml.data.synth_series import SeriesOptions, synth_series, write_intervals, write_series
+
+    times, values, events = synth_series(SeriesOptions(days=12.0, quiet_days=8.0, events_per_kind=1, seed=3))
+    cut = int(np.searchsorted(times, times[0] + 8 * 86400.0))
+    write_series(tmp_path / "history.csv", times[:cut], values[:cut])
+    write_series(tmp_path / "test.csv", times[cut:], values[cut:])
+    labels = write_intervals(tmp_path / "labels.csv", events)
+    data, run = tmp_path / "h.npz", tmp_path / "run"
+    ok = run_cli("data", "import", tmp_path / "history.csv", "--time-column", "timestamp", "--label", "normal",
+                 "--normal-class", "normal", "--kind", "temperature", "--window", "24", "--hop", "6", "--split",
+                 "time", "--out", data)
+    assert ok.returncode == 0, ok.stderr
+    ok = run_cli("train", data, "--model", "autoencoder", "--features", "temperature-series", "--epochs", "3",
+                 "--false-alarms-per-day", "0.5", "--quiet", "--out", run)
+    assert ok.returncode == 0, ok.stderr
+    info = json.loads((run / "model.json").read_text())
+    rule = info["threshold_rule"]
+    assert info["threshold"] == max(rule["counted_threshold"], rule["tail_threshold"])
+    assert rule["alarms_on_validation"] <= rule["alarms_allowed"] == int(0.5 * rule["validation_days"])
+    spec = json.loads((run / "preprocess.json").read_text())["feature_spec"]
+    assert spec[-1]["name"] == "daily_cycle" and spec[-1]["slots"] == 48  # 30-minute hops
+    scored = tmp_path / "scores.csv"
+    ok = run_cli("predict", run, data, "--split", "test", "--out", scored)
+    assert ok.returncode == 0, ok.stderr
+    det = run_cli("detect", run, tmp_path / "test.csv", "--labels", labels, "--out", tmp_path / "events.csv")
+    assert det.returncode == 0, det.stderr
+    assert "events detected" in det.stdout and (tmp_path / "events.csv").exists()
+    bad = run_cli("detect", run, tmp_path / "test.csv", "--hop", "3", "--out", tmp_path / "e2.csv")
+    assert_clean_error(bad, "daily_cycle feature counts windows of hop 6")

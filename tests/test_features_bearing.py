@@ -135,3 +135,34 @@ def test_a_fixed_speed_and_bad_parameters() -> None:
         fi.feature_values(np.zeros((1, 1000, 1), np.int64), FS, entry())
     with pytest.raises(InputError, match="spans no DFT bins"):
         fi.layout(entry(rpm_range=[1000, 1001])[0], 64, FS)
+
+
+def test_a_preprocess_json_whose_spec_no_longer_matches_its_constants_is_refused() -> None:
+    from tinyml.preprocess import Preprocess
+
+    good = {"mode": "features", "window": T, "channels": ["x"], "fs": FS, "feature_spec": entry(),
+            "arithmetic": "integer", "sample_shift": [14]}
+    n = len(fb.names(entry()[0]))
+    Preprocess.from_json({**good, "mean": [0.0] * n, "std": [1.0] * n})
+    with pytest.raises(InputError, match=f"gives {n} values but it standardises {n - 1}"):
+        Preprocess.from_json({**good, "mean": [0.0] * (n - 1), "std": [1.0] * (n - 1)})
+
+
+def test_the_report_says_what_the_preset_fixed() -> None:
+    from tinyml.report.page import _feature_words
+
+    text = _feature_words(entry()[0])
+    assert "bearing 6205-2RS" in text and "600-1200 Hz" in text and "1x peak in 1000-2000 rpm" in text
+
+
+def test_a_retraining_chooses_again_what_training_chose() -> None:
+    """Leave-one-group-out folds (tinyml evaluate --by) start from the spec as given: the band,
+    orders and speed range a run chose from all its training data are reset for each fold."""
+    x = np.concatenate([machine(1500, "bpfo", seed=s) for s in range(2)])
+    given = validate_spec([{"name": "bearing", "rpm": 1500.0}])
+    (e,) = fb.resolve(given, x, FS, rpm=None, bearing=load_bearing("6203").to_json())
+    assert e["fitted"] == ["band", "bearing", "orders"] and e["rpm"] == 1500.0
+    (back,) = validate_spec(fb.unresolved([e]))
+    assert back == given[0]
+    (kept,) = fb.unresolved(entry())             # a band and range the user gave stay
+    assert kept["band"] == [600.0, 1200.0] and kept["rpm_range"] == [1000.0, 2000.0] and kept["orders"] is None

@@ -99,18 +99,10 @@ def test_tones_and_impacts_at_any_speed_agree(lib64, seed: int, rpm: float) -> N
 @pytest.mark.cross_compiler
 def test_cortex_m4f_bit_identical(tmp_path) -> None:
     """On the M4F (FPU sample conversion and square-root start) the int8 inputs are Python's."""
-    import importlib.util
-    import sys
-
+    from tests.intfeat_c import m4_bench
     from tinyml.data.features_int_c import int_config_header
 
-    path = fi.__file__.replace("tinyml/data/features_int.py", "benchmarks/data_features.py")
-    if "data_features_bench" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("data_features_bench", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["data_features_bench"] = module
-        spec.loader.exec_module(module)
-    bench = sys.modules["data_features_bench"]
+    bench = m4_bench()
     ds = synth_vibration(VibrationOptions(per_class=1, windows_per_recording=1, window=256, val=0, test=0, seed=5))
     cfg = config(bearing_spec(band=[430.0, 1280.0], rpm_range=[1100.0, 1900.0]), 256, fi.sample_shifts(ds.x))
     x = np.concatenate([ds.x, np.stack([np.resize(w, (256, 3)) for w in adversarial_windows().values()])])

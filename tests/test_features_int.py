@@ -250,6 +250,7 @@ def test_windows_too_long_or_not_power_of_two_are_refused():
     ("riscv64-unknown-elf-gcc", ["-march=rv32imc", "-mabi=ilp32", "--specs=picolibc.specs", "-Wconversion"]),
     ("xtensa-lx106-elf-gcc", ["-mlongcalls", "--specs=/usr/lib/xtensa-lx106-elf/picolibc.specs", "-Wconversion"]),
 ])
+@pytest.mark.cross_compiler
 def test_compiles_warning_free(tmp_path, cc, flags):
     import shutil
 
@@ -263,21 +264,15 @@ def test_compiles_warning_free(tmp_path, cc, flags):
                  flags=("-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", *flags))
 
 
+@pytest.mark.qemu
+@pytest.mark.cross_compiler
 def test_cortex_m4f_fpu_paths_are_bit_identical(tmp_path):
     """On the M4F the sample conversion and the square root's start use the FPU: the int8 inputs
     must still be Python's, on adversarial windows and random ones, features and per_window."""
-    import importlib.util
-    import sys
-
+    from tests.intfeat_c import m4_bench
     from tinyml.data.features_int_c import int_config_header
 
-    path = fi.__file__.replace("tinyml/data/features_int.py", "benchmarks/data_features.py")
-    if "data_features_bench" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("data_features_bench", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["data_features_bench"] = module
-        spec.loader.exec_module(module)
-    bench = sys.modules["data_features_bench"]
+    bench = m4_bench()
     rng = np.random.default_rng(7)
     halves = (np.arange(64 * 3).reshape(64, 3) - 96) * 0.5 / 4096  # exact halves of a step at shift 12
     x = np.stack([*adversarial_windows().values(), halves, rng.normal(0, 3, (64, 3)),

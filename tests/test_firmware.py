@@ -35,6 +35,7 @@ def _compile_check(board_name: str, sources: list[Path], include: Path) -> None:
                      flags=(*board.cflags, "-std=gnu11", "-Os", "-Wall", "-Werror", "-ffreestanding"))
 
 
+@pytest.mark.cross_compiler
 def test_cli_renders_plain_make_project(feat_ae: Path, tmp_path: Path) -> None:
     out = tmp_path / "fw"
     proc = run_cli("firmware", "new", "--board", "qemu-mps2-an386", "--model", feat_ae, "--out", out)
@@ -54,6 +55,7 @@ def test_cli_renders_plain_make_project(feat_ae: Path, tmp_path: Path) -> None:
     assert (out / "build" / "firmware.elf").is_file() and (out / "build" / "firmware.bin").is_file()
 
 
+@pytest.mark.cross_compiler
 def test_run_mode_builds_for_trained_run(trained_run, tmp_path: Path) -> None:
     out = tmp_path / "fw"
     render_project(load_board("qemu-mps2-an386"), int8_model(trained_run.run_dir), out)
@@ -63,6 +65,7 @@ def test_run_mode_builds_for_trained_run(trained_run, tmp_path: Path) -> None:
     assert build.returncode == 0, build.stderr
 
 
+@pytest.mark.cross_compiler
 @pytest.mark.parametrize("board_name", ["esp32-devkitc", "esp32-s3-devkitc-1", "esp32-c3-devkitm-1"])
 def test_esp_idf_native_project(board_name: str, vib_cnn: Path, tmp_path: Path) -> None:
     out = render_project(load_board(board_name), int8_model(vib_cnn), tmp_path / "fw")
@@ -90,6 +93,7 @@ def _balanced(cmake: str) -> bool:
     return depth == 0
 
 
+@pytest.mark.cross_compiler
 def test_esp_idf_tflm_project(vib_cnn: Path, tmp_path: Path) -> None:
     out = tmp_path / "fw"
     proc = run_cli("firmware", "new", "--board", "esp32-c3-devkitm-1", "--model", vib_cnn, "--out", out,
@@ -112,6 +116,7 @@ def test_esp_idf_tflm_project(vib_cnn: Path, tmp_path: Path) -> None:
     _compile_check("esp32-c3-devkitm-1", [out / "main" / "model_data.c"], out / "main")
 
 
+@pytest.mark.cross_compiler
 def test_pico_project_renders(feat_ae: Path, tmp_path: Path) -> None:
     out = render_project(load_board("rpi-pico"), int8_model(feat_ae), tmp_path / "fw")
     assert "pico_add_extra_outputs(tinyml_app)" in (out / "CMakeLists.txt").read_text()

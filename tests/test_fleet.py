@@ -13,6 +13,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -80,6 +83,34 @@ class FleetProcess:
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(30)
+
+
+@dataclass
+class Session:
+    broker: Broker
+    consumer: FleetProcess  # a test that restarts the consumer puts the new one here
+    pub: Publisher
+
+
+@contextmanager
+def one_consumer(tmp: Path, db: str, client_id: str, *extra: str, env: dict[str, str] | None = None,
+                 **broker_options: object) -> Iterator[Session]:
+    """A Mosquitto, one fleet consumer connected to it and a publisher; all stopped afterwards."""
+    broker = Broker(tmp, port=free_tcp_port(), **broker_options).start()
+    consumer, pub = FleetProcess(tmp, broker.url, db, client_id, *extra, env=env), None
+    session = None
+    try:
+        wait_until(consumer.connected, 60, "consumer connected")
+        pub = Publisher("127.0.0.1", broker.port)
+        session = Session(broker, consumer, pub)
+        yield session
+    finally:
+        if pub:
+            pub.close()
+        current = session.consumer if session else consumer
+        if current.proc.poll() is None:
+            current.kill()
+        broker.stop()
 
 
 def gateway_ids(db: Path) -> set[str]:
@@ -212,25 +243,24 @@ def _fleet_run(tmp_path: Path, db: str, env: dict[str, str], consumers: int, kil
         broker.stop()
 
 
+@pytest.mark.mosquitto
 @needs_pg
 def test_two_consumers_into_postgres_survive_sigkills_and_a_broker_restart(tmp_path, pg, pgdb):
     _fleet_run(tmp_path, pgdb, pg.env(), consumers=2, kills=3)
 
 
+@pytest.mark.mosquitto
 def test_one_consumer_into_sqlite_survives_sigkills_and_a_broker_restart(tmp_path):
     _fleet_run(tmp_path, str(tmp_path / "fleet.db"), {}, consumers=1, kills=2)
 
 
 # --- bad input, outages, credentials -----------------------------------------------------------
 
+@pytest.mark.mosquitto
 def test_bad_input_is_counted_logged_once_and_never_stops_the_consumer(tmp_path):
-    broker = Broker(tmp_path, port=free_tcp_port()).start()
     db = str(tmp_path / "fleet.db")
-    consumer = FleetProcess(tmp_path, broker.url, db, "bad", "--http", "127.0.0.1:0")
-    pub = None
-    try:
-        wait_until(consumer.connected, 60, "consumer connected")
-        pub = Publisher("127.0.0.1", broker.port)
+    with one_consumer(tmp_path, db, "bad", "--http", "127.0.0.1:0") as session:
+        consumer, pub = session.consumer, session.pub
         good = [result_message("s1", "dev-1", 7, seq) for seq in range(20)]
         topic, _, payload = good[0]
         bad = [(topic, "x", b'{"id": ') for _ in range(3)]
@@ -274,29 +304,20 @@ def test_bad_input_is_counted_logged_once_and_never_stops_the_consumer(tmp_path)
         assert 'tinyml_fleet_rejected_total{source="site s1",reason="not_json"} 3' in metrics
         assert 'tinyml_fleet_device_results_total{site="s1",device="dev-1"} 20' in metrics
         assert consumer.stop() == 0 and "Traceback" not in consumer.text()
-    finally:
-        if pub:
-            pub.close()
-        if consumer.proc.poll() is None:
-            consumer.kill()
-        broker.stop()
 
 
+@pytest.mark.mosquitto
 def test_a_message_the_database_refuses_is_isolated_rejected_and_acknowledged(tmp_path):
     """A value the checks let through but the database refuses (here a trigger refuses one
     device) must not fail its whole batch forever: the batch is halved until the message
     stands alone, that message is stored as a rejection, everything else as usual."""
-    broker = Broker(tmp_path, port=free_tcp_port()).start()
     db = tmp_path / "fleet.db"
     FleetStore(str(db)).close()
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TRIGGER poison BEFORE INSERT ON results WHEN NEW.device = 'dev-bad' "
                      "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END")
-    consumer = FleetProcess(tmp_path, broker.url, str(db), "poison")
-    pub = None
-    try:
-        wait_until(consumer.connected, 60, "consumer connected")
-        pub = Publisher("127.0.0.1", broker.port)
+    with one_consumer(tmp_path, str(db), "poison") as session:
+        consumer, pub = session.consumer, session.pub
         messages = [result_message("s1", f"dev-{d}", 3, seq) for seq in range(50) for d in ("a", "bad", "b")]
         for m in messages:
             pub.publish(*m)
@@ -306,50 +327,38 @@ def test_a_message_the_database_refuses_is_isolated_rejected_and_acknowledged(tm
         assert len(fleet_rows(str(db), {})) == 100
         assert consumer.text().count("rejected refused message") == 1 and consumer.proc.poll() is None
         assert consumer.stop() == 0
-    finally:
-        if pub:
-            pub.close()
-        if consumer.proc.poll() is None:
-            consumer.kill()
-        broker.stop()
 
 
+@pytest.mark.mosquitto
 @needs_pg
 def test_postgres_outage_stops_acknowledgements_and_loses_nothing(tmp_path, pg, pgdb):
     """PostgreSQL stops mid-stream: the consumer stops acknowledging, so the broker keeps what
     it sent; the consumer is even SIGKILLed during the outage. After the restart every
     published result is stored exactly once."""
-    broker = Broker(tmp_path, port=free_tcp_port(), durable=True).start()
-    consumer = FleetProcess(tmp_path, broker.url, pgdb, "outage", env=pg.env())
-    pub = None
     try:
-        wait_until(consumer.connected, 60, "consumer connected")
-        pub = Publisher("127.0.0.1", broker.port)
-        messages = [result_message("s1", f"dev-{d}", 1, seq) for seq in range(100) for d in range(4)]
-        for m in messages[:200]:
-            pub.publish(*m)
-        wait_until(lambda: len(fleet_rows(pgdb, pg.env())) == 200, 30, "first half stored")
-        pg.stop()
-        for m in messages[200:]:
-            pub.publish(*m)
-        assert pub.wait_acked(len(messages))  # the broker has them all
-        wait_until(lambda: "not acknowledging" in consumer.text(), 30, "outage noticed")
-        time.sleep(1.0)
-        consumer.kill()  # holding unacknowledged messages in memory only
-        pg.start()
-        consumer = FleetProcess(tmp_path, broker.url, pgdb, "outage", env=pg.env())
-        expected = {("s1", i) for _, i, _ in messages}
-        wait_until(lambda: set(fleet_rows(pgdb, pg.env())) == expected, 60, "everything stored after the outage")
-        rows = fleet_rows(pgdb, pg.env())
-        assert len(rows) == len(expected)
-        assert consumer.stop() == 0
+        with one_consumer(tmp_path, pgdb, "outage", env=pg.env(), durable=True) as session:
+            consumer, pub = session.consumer, session.pub
+            messages = [result_message("s1", f"dev-{d}", 1, seq) for seq in range(100) for d in range(4)]
+            for m in messages[:200]:
+                pub.publish(*m)
+            wait_until(lambda: len(fleet_rows(pgdb, pg.env())) == 200, 30, "first half stored")
+            pg.stop()
+            for m in messages[200:]:
+                pub.publish(*m)
+            assert pub.wait_acked(len(messages))  # the broker has them all
+            wait_until(lambda: "not acknowledging" in consumer.text(), 30, "outage noticed")
+            time.sleep(1.0)
+            consumer.kill()  # holding unacknowledged messages in memory only
+            pg.start()
+            consumer = session.consumer = FleetProcess(tmp_path, session.broker.url, pgdb, "outage", env=pg.env())
+            expected = {("s1", i) for _, i, _ in messages}
+            wait_until(lambda: set(fleet_rows(pgdb, pg.env())) == expected, 60, "everything stored after the outage")
+            rows = fleet_rows(pgdb, pg.env())
+            assert len(rows) == len(expected)
+            assert consumer.stop() == 0
     finally:
-        if pub:
-            pub.close()
-        if consumer.proc.poll() is None:
-            consumer.kill()
-        broker.stop()
-        pg.start() if not (pg.data / "postmaster.pid").exists() else None
+        if not (pg.data / "postmaster.pid").exists():  # a failure during the outage leaves it stopped
+            pg.start()
 
 
 def _fleet_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -357,6 +366,7 @@ def _fleet_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Pope
                             stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
 
 
+@pytest.mark.mosquitto
 @needs_pg
 def test_wrong_credentials_give_one_line_and_secrets_stay_out_of_argv_and_logs(tmp_path, pg, pgdb):
     broker = Broker(tmp_path, port=free_tcp_port(), users={"fleet": "mqtt-secret-1"}).start()
@@ -395,8 +405,48 @@ def test_wrong_credentials_give_one_line_and_secrets_stay_out_of_argv_and_logs(t
     assert bad.returncode == 2 and stderr.startswith("error: no fleet database")
 
 
+@pytest.mark.mosquitto
 def test_tools_are_installed():
     """CI installs Mosquitto and PostgreSQL (make setup): the fleet tests must not silently skip there."""
     assert mosquitto_path()
     if os.environ.get("CI"):
         assert _postgres_available()
+
+
+def _schema_1(store: FleetStore) -> None:
+    """Turn a fresh fleet database into what a schema-1 consumer left behind."""
+    with store.transaction() as cur:
+        for column in ("port", "authenticated"):
+            cur.execute(f"ALTER TABLE results DROP COLUMN {column}")
+        cur.execute("UPDATE fleet_meta SET value = '1' WHERE key = 'schema'")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=needs_pg)])
+def test_a_schema_1_fleet_store_migrates_and_records_the_source_of_results(backend, tmp_path, request):
+    """Issue 16: results say which gateway port they came from and whether their device proved its key."""
+    from tinyml.device import protocol
+    from tinyml.gateway.processor import result_payload
+
+    if backend == "sqlite":
+        db = str(tmp_path / "fleet.db")
+    else:  # the store reads the password from the environment, as `fleet run` does
+        db = request.getfixturevalue("pgdb")
+        for name, value in request.getfixturevalue("pg").env().items():
+            request.getfixturevalue("monkeypatch").setenv(name, value)
+    store = FleetStore(db, consumer="c1")
+    store.write([parse("tinyml/s/fan/result", result_message("s", "fan", 7, 0)[2].encode())])
+    _schema_1(store)
+    store.close()
+    store = FleetStore(db, consumer="c1")  # migrated at start
+    r = protocol.Result(1, 7, 10, 5, protocol.LATENCY_US, 0, 0.5, ())
+    messages = [parse("tinyml/s/fan/result", result_payload("s", "fan", r, 1.0, None, False, port="/dev/ttyUSB0",
+                                                             authenticated=True).encode())]
+    assert isinstance(messages[0], Result) and messages[0].authenticated is True
+    store.write(messages)
+    rows = store.query("SELECT seq, port, authenticated FROM results ORDER BY seq")
+    assert [(seq, port, None if auth is None else bool(auth)) for seq, port, auth in rows] == \
+        [(0, None, None), (1, "/dev/ttyUSB0", True)]
+    assert store.query("SELECT value FROM fleet_meta WHERE key = 'schema'") == [("2",)]
+    store.close()
+    bad = json.loads(result_payload("s", "fan", r, 1.0, None, False))
+    assert parse("tinyml/s/fan/result", json.dumps({**bad, "authenticated": "yes"}).encode()).reason == "invalid"

@@ -57,15 +57,18 @@ def test_each_key_is_stored_and_announced_once_however_batches_and_restarts_fall
 
 @given(device=st.text(max_size=20), site=st.text(max_size=10), class_name=st.none() | st.text(max_size=10),
        anomaly=st.sampled_from([True, False, None]), score=st.floats(width=32),
-       received_at=st.floats(0, 4e9), unit=st.integers(0, 255), seq=st.integers(0, 2**32 - 1))
-def test_result_json_is_the_json_of_its_fields(device, site, class_name, anomaly, score, received_at, unit, seq):
+       received_at=st.floats(0, 4e9), unit=st.integers(0, 255), seq=st.integers(0, 2**32 - 1),
+       port=st.text(max_size=10), authenticated=st.booleans())
+def test_result_json_is_the_json_of_its_fields(device, site, class_name, anomaly, score, received_at, unit, seq,
+                                               port, authenticated):
     r = protocol.Result(seq, 0xDEADBEEF, 12, 345, unit, 1, score, (1, 2))
-    text = result_payload(site, device, r, received_at, class_name, anomaly)
+    text = result_payload(site, device, r, received_at, class_name, anomaly, port=port, authenticated=authenticated)
     got = json.loads(text)
     want = {"id": f"{device}/deadbeef/{seq}", "site": site, "device": device, "boot_id": 0xDEADBEEF, "seq": seq,
             "device_ms": 12, "received_at": received_at, "label": 1, "class": class_name, "anomaly": anomaly,
             "score": score, "latency": 345,
-            "latency_unit": protocol.LATENCY_UNIT_NAMES.get(unit, str(unit))}
+            "latency_unit": protocol.LATENCY_UNIT_NAMES.get(unit, str(unit)), "port": port,
+            "authenticated": authenticated}
     if math.isnan(score):
         assert math.isnan(got.pop("score")) and "NaN" in text
         want.pop("score")

@@ -370,3 +370,53 @@ def test_demo_step_streams_through_a_local_broker_and_summarises(tmp_path, model
     stored = count(tmp_path / "gateway.db", "SELECT count(*) FROM results")
     assert results > 0 and stored > 0 and results >= stored - 40  # the last batch may not be delivered
     assert summary.startswith("2 device(s)") and "emu-000" in summary and "emu-001" in summary
+
+
+def test_authenticated_devices_a_spoofer_and_the_per_port_policy(tmp_path, broker, subscriber, model):
+    """Issue 16, part 1, as a user runs it: emulated devices with keys from a mode-600 key store, the
+    audit's spoofer (device 3 claims emu-000 with its boot id and sequence numbers ahead), an
+    unauthenticated device on an optional port and one on a required port, real Mosquitto."""
+    from tinyml.device.keystore import provision_key, read_keys
+
+    keys = tmp_path / "device-keys.json"
+    for device in ("emu-000", "emu-002"):
+        provision_key(keys, device)
+    faults = {2: Faults(reboot_every=2.0), 3: Faults(impersonate=0)}  # a keyed device that reboots, a spoofer
+    http = free_tcp_port()
+    with EmulatedFleet(model, count=5, tcp_port=0, rate=50, faults=faults, seed=4, keys=read_keys(keys)) as fleet:
+        ports = fleet.endpoints
+        cfg = tmp_path / "gateway.toml"
+        cfg.write_text(f"site = 'lab'\n[auth]\nkeys = '{keys.name}'\nmode = 'required'\n"
+                       f"[auth.ports]\n'{ports[1]}' = 'optional'\n")
+        gw = GatewayProcess(tmp_path, ports, "--mqtt", broker.url, "--config", str(cfg), "--http", f"127.0.0.1:{http}")
+        wait_until(lambda: count(gw.db, "SELECT count(*) FROM results WHERE device='emu-000'") >= 300, 40, "results")
+        wait_until(lambda: count(gw.db, "SELECT count(*) FROM results WHERE device='emu-001'") >= 100, 20, "emu-001")
+        wait_until(lambda: count(gw.db, "SELECT reboots FROM devices WHERE device='emu-002'") >= 2, 20, "reboots")
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=5).read().decode()
+        assert gw.stop() == 0
+    by_port = dict(query(gw.db, "SELECT port, count(*) FROM results GROUP BY port"))
+    assert by_port.get(ports[3], 0) == 0 and by_port.get(ports[4], 0) == 0  # the spoofer and the unauthenticated one
+    assert query(gw.db, "SELECT DISTINCT device, port, authenticated FROM results ORDER BY device") == \
+        [("emu-000", ports[0], 1), ("emu-001", ports[1], 0), ("emu-002", ports[2], 1)]
+    # nothing genuine dropped: from the gateway's connect on (results before it had no listener), every
+    # seq of emu-000 is stored, none twice
+    for boot, low, high, n in query(gw.db, "SELECT boot_id, min(seq), max(seq), count(*) FROM results "
+                                           "WHERE device='emu-000' GROUP BY boot_id"):
+        assert n == high - low + 1, boot
+    # after each reboot a new challenge, and the results sent before the proof were held, not lost
+    boots = query(gw.db, "SELECT boot_id, min(seq), max(seq), count(*) FROM results WHERE device='emu-002' "
+                         "GROUP BY boot_id ORDER BY min(id)")
+    assert len(boots) >= 3 and all(low == 0 and n == high + 1 for _, low, high, n in boots[1:-1])
+    assert count(gw.db, "SELECT duplicates FROM devices WHERE device='emu-000'") == 0
+    alerts = query(gw.db, "SELECT device, rule FROM alerts ORDER BY device")
+    assert ("emu-000", "identity") in alerts and ("emu-004", "identity") in alerts
+    refused = dict(query(gw.db, "SELECT port, refused FROM ports"))
+    assert refused[ports[3]] > 0 and refused[ports[0]] == refused[ports[1]] == refused[ports[2]] == 0
+    assert re.search(rf'tinyml_gateway_port_refused_total\{{port="{re.escape(ports[3])}"\}} [1-9]', metrics)
+    log = gw.text()
+    assert log.count(f"port {ports[3]}: device id emu-000 refused") == 1  # logged once
+    assert keys.read_text().split('"key": "')[1][:64] not in log  # no secret in the log
+    stored = {f"{d}/{b:08x}/{s}" for d, b, s in query(gw.db, "SELECT device, boot_id, seq FROM results")}
+    assert subscriber.wait_for(lambda: set(subscriber.ids()) >= stored, 15)
+    marks = {(p["device"], p["port"], p["authenticated"]) for p in subscriber.payloads("result")}
+    assert marks == {("emu-000", ports[0], True), ("emu-001", ports[1], False), ("emu-002", ports[2], True)}

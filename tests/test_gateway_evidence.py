@@ -108,7 +108,7 @@ def test_a_schema_1_database_is_migrated_and_keeps_its_data(tmp_path: Path) -> N
     assert store.conn.execute("SELECT count(*) FROM evidence_windows").fetchone()[0] == 0
     store.conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
     store.close()
-    with pytest.raises(InputError, match="has schema 99, this gateway needs 2"):
+    with pytest.raises(InputError, match=f"has schema 99, this gateway needs {SCHEMA_VERSION}"):
         Store(db)
 
 

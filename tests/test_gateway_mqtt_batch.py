@@ -12,7 +12,7 @@ import pytest
 from tests.test_gateway_store import config, hello, result, rows
 from tinyml.errors import InputError
 from tinyml.fleet.messages import Rejected, parse_all
-from tinyml.gateway.batching import MAX_RESULTS
+from tinyml.gateway.batching import MAX_BYTES, MAX_RESULTS, ResultBatches
 from tinyml.gateway.config import parse_mqtt_url
 from tinyml.gateway.ingest import LineState
 from tinyml.gateway.processor import Processor
@@ -87,3 +87,12 @@ def test_the_fleet_reads_a_batch_as_the_results_inside_and_rejects_only_what_is_
     assert [r.reason for r in parse_all(topic, b'{"site":"lab","device":"fan/1","results":{}}')] == ["invalid"]
     assert [r.reason for r in parse_all("tinyml/lab/other/results", payload.encode())] == ["invalid"]
     assert [r.reason for r in parse_all(topic, b"[]")] == ["not_json"]
+
+
+def test_a_batch_is_cut_by_size_too():
+    batches, outbox = ResultBatches(), []
+    for i in range(7):  # 10 KiB results: a message is closed once it passes 32 KiB
+        batches.add("d", "t/d/results", '"s"', '"d"', f"d/1/{i}", "x" * 10240, 1.0, outbox)
+    batches.flush_all(outbox)
+    assert [row[2] for row in outbox] == ["results/d/1/0/4", "results/d/1/4/3"]
+    assert max(len(row[3]) for row in outbox) < MAX_BYTES + 10240 + 100  # at most one result past the cap

@@ -121,28 +121,6 @@ def test_status_pages_its_devices_and_keeps_the_default_shape(tmp_path):
     store.close()
 
 
-def test_a_second_line_cannot_pose_as_a_connected_device(tmp_path):
-    """The audit's spoof: a second line claims emu-000 with the victim's boot id and later sequence
-    numbers. While the victim's port is connected the claim is refused and nothing genuine is dropped."""
-    from tests.test_gateway_store import result
-    from tinyml.gateway.limits import IdBudget
-
-    store = Store(tmp_path / "g.db")
-    proc = Processor(store, config())
-    budget = IdBudget()
-    victim, spoof = LineState("victim", budget), LineState("spoof", budget)
-    feed(proc, hello("emu-000", 7) + result(0, 7), line=victim)
-    feed(proc, hello("emu-000", 7) + b"".join(result(seq, 7) for seq in range(1, 401)), line=spoof, now=1001.0)
-    feed(proc, b"".join(result(seq, 7) for seq in range(1, 401)), line=victim, now=1002.0)
-    assert spoof.device is None and budget.refused and victim.device == "emu-000"
-    assert store.conn.execute("SELECT count(*) FROM results WHERE device='emu-000'").fetchone()[0] == 401
-    budget.release("victim")  # the victim's port went away: the id may move to another port
-    moved = LineState("spoof", budget)
-    feed(proc, hello("emu-000", 8), line=moved, now=1003.0)
-    assert moved.device == "emu-000"
-    store.close()
-
-
 def test_limits_are_read_from_gateway_toml(tmp_path):
     import pytest
 

@@ -146,6 +146,35 @@ def test_sign_stage_signs_the_firmware_and_verifies(project: dict, tmp_path: Pat
     write(project["path"].parent, project["sections"])
 
 
+def test_firmware_mode_run_builds_the_run_mode_firmware(project: dict, tmp_path: Path) -> None:
+    """`[firmware] mode = "run"` (without [validate]) rebuilds the firmware, and only it of the
+    model's stages, as `make MODE=run`; a second run skips it."""
+    import shutil
+
+    folder = shutil.copytree(project["path"].parent, tmp_path / "copy")
+    sections = {k: v for k, v in json.loads(json.dumps(project["sections"])).items() if k != "validate"}
+    sections["firmware"]["mode"] = "run"
+    path = write(folder, sections)
+    result = statuses(path)
+    assert result["firmware"] == "ran" and "validate" not in result
+    assert {result[s] for s in ("data", "train", "quantize", "codegen")} == {"skip"}
+    assert b"run mode reads the sensor" in (folder / "out" / "firmware" / "build" / "firmware.elf").read_bytes()
+    assert ran(statuses(path)) == []
+
+
+def test_demo_refuses_a_project_without_run_mode_firmware_before_any_step(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    vibration = Path(__file__).resolve().parent.parent / "examples" / "vibration"
+    proc = subprocess.run([sys.executable, "-m", "tinyml.demo", vibration, vibration, tmp_path / "demo"],
+                          capture_output=True, text=True, timeout=120)
+    assert_clean_error(proc, "no run-mode sensor firmware", 'mode = "run"')
+    assert not (tmp_path / "demo").exists()
+    proc = subprocess.run([sys.executable, "-m", "tinyml.demo", "one"], capture_output=True, text=True, timeout=120)
+    assert_clean_error(proc, "expected VIBRATION_PROJECT TMP105_PROJECT")
+
+
 # ---- a failing stage is retried ----------------------------------------------------------------------
 
 def _recordings_csv(path: Path, rows_per_group: int = 200) -> None:

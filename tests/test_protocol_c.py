@@ -72,7 +72,7 @@ def harness_fields(msg: p.Message) -> str:
             value = struct.pack("<f", value)[::-1].hex()
         elif name == "output":
             value = ",".join(map(str, value))
-        elif isinstance(value, str) and name not in ("model_hash", "data"):
+        elif isinstance(value, str) and name not in ("model_hash", "data", "nonce", "mac"):
             value = value.encode().hex()
         parts.append(f"{name}={value}")
     return ";".join(parts)

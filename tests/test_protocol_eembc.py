@@ -202,6 +202,7 @@ def test_float32_quantization_matches_the_host_reference(harness: Path, scale: f
     assert np.array_equal(got, want), [(float(a), int(b), int(c)) for a, b, c in zip(x, got, want, strict=True) if b != c][:5]
 
 
+@pytest.mark.cross_compiler
 def test_compiles_warning_free_for_cortex_m(tmp_path: Path) -> None:
     host_compile([COMMON / "tinyml_eembc.c"], tmp_path / "eembc.o", obj=True, cc="arm-none-eabi-gcc",
                  extra=["-mcpu=cortex-m4", "-mthumb", "-Os"], silent=True)

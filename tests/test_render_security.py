@@ -26,6 +26,7 @@ def _classifier(shared: Path):
                                labels=Labels(task="classifier", classes=tuple(HOSTILE)), origin="run */ #error z\n\\")
 
 
+@pytest.mark.cross_compiler
 def test_hostile_labels_and_ids_are_escaped_and_the_build_succeeds(shared: Path, tmp_path: Path) -> None:
     out = tmp_path / "fw"
     render_project(load_board("qemu-mps2-an386"), _classifier(shared), out, device_id='dev"\\\n#error q')

@@ -196,6 +196,7 @@ CROSS = [(s, b, bus) for s in ("adxl345", "mpu6050", "lis3dh", "tmp102", "tmp105
                                "esp32-temp") for b, bus in _served(s)]
 
 
+@pytest.mark.cross_compiler
 @pytest.mark.parametrize(("sensor", "board_name", "bus"), CROSS, ids=[f"{s}-{b}-{x}" for s, b, x in CROSS])
 def test_driver_and_bus_compile_for_every_core_they_serve(sensor: str, board_name: str, bus: str,
                                                           tmp_path: Path) -> None:

@@ -31,6 +31,8 @@ def _firmware(board: str, run_dir: Path, out: Path) -> Path:
     return out / "build" / "firmware.elf"
 
 
+@pytest.mark.qemu
+@pytest.mark.cross_compiler
 @pytest.mark.parametrize("board", sorted(CORES))
 def test_replayed_windows_give_the_host_pipelines_outputs(board: str, trained_run, tmp_path: Path) -> None:
     if shutil.which(CORES[board]) is None:

@@ -11,7 +11,6 @@ are reported clearly on the device (ERROR 7, HEARTBEAT counters) and on the host
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from tinyml.firmware.boards import load_board
 BOARD = "qemu-mps2-an386"
 SPEEDUP = "180"  # one sample a minute in the training data -> 3 samples a second on the device
 
-pytestmark = pytest.mark.skipif(shutil.which("qemu-system-arm") is None, reason="qemu-system-arm not installed")
+pytestmark = [pytest.mark.qemu, pytest.mark.cross_compiler]
 
 
 @pytest.fixture(scope="module")

@@ -69,6 +69,8 @@ def test_bad_timestamps_name_the_line_and_the_format_tried(tmp_path):
     times[30] = "2013-12-02 25:00:00"
     with pytest.raises(InputError, match=r"cannot read time '2013-12-02 25:00:00' at line 32 \(tried .*ISO 8601"):
         import_data([log_csv(tmp_path / "a.csv", times)], opts())
+    with pytest.raises(InputError, match=r"cannot read time 'now' at line 3"):
+        parse_times(["2013-12-02", "now"], where="x")
     with pytest.raises(InputError, match=r"at line 2 with --time-format '%d.%m.%Y'"):
         import_data([log_csv(tmp_path / "b.csv", five_minutes(50))], opts(time_format="%d.%m.%Y"))
     mixed = five_minutes(50, "%Y-%m-%dT%H:%M:%S")
@@ -199,3 +201,52 @@ def test_bad_interval_files_are_one_line_errors(tmp_path):
     proc = run_cli("data", "import", data, "--time-column", "timestamp", "--window", "24", "--labels", overlap,
                    "--out", tmp_path / "x.npz")
     assert_clean_error(proc, "overlaps", "disjoint")
+
+
+@pytest.mark.parametrize("case", ["unreadable time", "mixed zones", "interval outside", "overlapping labels"])
+def test_bad_series_input_is_one_line_with_a_hint_on_the_command_line(tmp_path, case):
+    times = five_minutes(60, "%Y-%m-%dT%H:%M:%S")
+    labels = None
+    if case == "unreadable time":
+        times[40] = "2013-12-02 21:15:00 o'clock"
+    elif case == "mixed zones":
+        times[20] += "Z"
+    elif case == "interval outside":
+        labels = tmp_path / "l.csv"
+        labels.write_text("start,end,label\n2020-01-01 00:00:00,2020-01-02 00:00:00,fault\n")
+    else:
+        labels = tmp_path / "l.csv"
+        labels.write_text(f"start,end,label\n{times[0]},{times[30]},a\n{times[20]},{times[50]},b\n")
+    args = ["--labels", labels] if labels else ["--label", "normal", "--normal-class", "normal"]
+    out = tmp_path / "m.npz"
+    proc = run_cli("data", "import", log_csv(tmp_path / "log.csv", times), "--time-column", "timestamp",
+                   "--window", "12", *args, "--out", out)
+    needle = {"unreadable time": "at line 42 (tried numbers", "mixed zones": "mixed time zones: line 2",
+              "interval outside": "lies outside the data", "overlapping labels": "overlaps line 3"}[case]
+    assert_clean_error(proc, needle)
+    assert not out.exists()
+
+
+def test_tail_threshold_extrapolates_below_one_window_in_the_span():
+    from tinyml.train.alarm_rate import AlarmRule, alarm_count, tail_threshold, threshold_for_rate
+
+    rng = np.random.default_rng(0)
+    scores = rng.exponential(1.0, 20000)  # log-exponential tail: the Pareto fit is exact in law
+    assert tail_threshold(scores, per_window=0.5) == pytest.approx(np.quantile(scores, 0.5))
+    far = tail_threshold(scores[:2000], per_window=1e-6)
+    assert far > scores.max()  # beyond anything seen, as a rate of one in a million windows must be
+    starts = np.arange(2000) * 1800.0
+    thr, info = threshold_for_rate(scores[:2000], starts, np.zeros(2000), hop_s=1800.0, per_day=1.0)
+    assert info["alarms_allowed"] == 41 and info["alarms_on_validation"] <= 41
+    assert alarm_count(scores[:2000], thr, np.zeros(2000), AlarmRule()) == info["alarms_on_validation"]
+
+
+def test_false_alarm_rate_threshold_needs_an_anomaly_model_on_timestamped_data(tmp_path):
+    ds = import_data([log_csv(tmp_path / "log.csv", five_minutes(240))], opts(val=0.2, test=0.2))
+    plain = tmp_path / "plain.npz"
+    ds.__class__(ds.x, ds.y, ds.classes, ds.channels, ds.fs, ds.split, ds.groups, ds.kind, ds.normal_class,
+                 ds.meta).save(plain)
+    proc = run_cli("train", plain, "--model", "autoencoder", "--false-alarms-per-day", "0.5", "--out", tmp_path / "r")
+    assert_clean_error(proc, "needs window times")
+    proc = run_cli("train", plain, "--model", "autoencoder", "--false-alarms-per-day", "-1", "--out", tmp_path / "r")
+    assert_clean_error(proc, "false-alarms-per-day")

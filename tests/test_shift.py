@@ -204,7 +204,7 @@ def test_train_by_and_evaluate_report_every_held_out_group(tmp_path):
     table = json.loads((run / "metrics.json").read_text())["leave_one_group_out"]
     assert [r["group"] for r in table["groups"]] == ["900", "1500"]
     assert [r["windows"] for r in table["groups"]] == [int((ds.columns["speed"] == g).sum()) for g in ("900", "1500")]
-    assert all(0 <= r["int8"] <= 1 for r in table["groups"])
+    assert all(0 <= r["int8"] <= 1 for r in table["groups"]) and table["int8_scored_by"] == "tflm"
     info = json.loads((run / "model.json").read_text())
     assert info["augment"] == {"gain": 2.0, "speed": 0.0, "snr": 20.0, "resonance": 0.0, "copies": 1}
     assert info["options"]["augment_snr"] == 20.0 and "by" not in info["options"]

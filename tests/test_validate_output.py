@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from tests.conftest import run_cli
 from tests.test_validate import CorruptingProxy, qemu_pids
 from tinyml.device import protocol as p
 from tinyml.device.emulator import EmulatedFleet
-from tinyml.device.endpoints import socket_url
+from tinyml.device.endpoints import listen_tcp, socket_url
 from tinyml.device.link import Link, open_link, read_output
 from tinyml.device.qemu import CONNECT_TIMEOUT_S, EmulatedBoard
 from tinyml.errors import DeviceError
@@ -173,7 +172,7 @@ def test_cli_reports_every_output_byte_compared(toycar, tmp_path: Path) -> None:
 
 def test_firmware_without_output_req_gets_a_rebuild_hint(tmp_path: Path) -> None:
     """Firmware from before OUTPUT_REQ judged it a bad frame (ERROR 1): the host resends, then says why."""
-    listener = socket.create_server(("127.0.0.1", 0))
+    listener = listen_tcp(0)
     head = p.Result(3, 1, 0, 0, p.LATENCY_US, 0, 0.0, (0,) * p.MAX_OUTPUT)
 
     def old_device() -> None:

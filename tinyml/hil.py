@@ -158,6 +158,10 @@ def prepare_inputs(model: Int8Model, data: str | Path | None, split: str | None,
         source += f", {limit} of {ds.n} windows stratified by class (seed {seed})"
         ds = ds.take(stratified_sample(ds.y, limit, seed))
     pre = model.preprocess()
+    if pre is not None and pre.stateful:
+        raise InputError("this run's daily_cycle feature keeps state across windows; validate sends windows "
+                         "one at a time in sampled order", "validate a run without daily_cycle; the state's C "
+                         "twin is checked bit for bit by the tests (docs/series.md)")
     raw = ds.x.reshape(ds.n, -1).astype(np.float32)
     if pre is not None and pre.integer:  # the device computes these from raw windows, in integers
         q = pre.int8_inputs(ds.x, model.in_scale, model.in_zp)

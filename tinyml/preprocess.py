@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyml.data.features_series import Stream
 from tinyml.errors import InputError
 from tinyml.outputs import write_json
 
@@ -53,8 +54,10 @@ class Preprocess:
 
     @classmethod
     def fit(cls, x_train: np.ndarray, mode: str, channels: list[str], fs: float,
-            feature_spec: list[dict] | None = None, *, arithmetic: str = "integer") -> Preprocess:
-        """Fix the normalisation constants (and, in integers, the sample gains) on the training windows."""
+            feature_spec: list[dict] | None = None, *, arithmetic: str = "integer",
+            stream: Stream | None = None) -> Preprocess:
+        """Fix the normalisation constants (and, in integers, the sample gains) on the training windows
+        (``stream``: their times, for features with state across windows)."""
         x_train = np.asarray(x_train, np.float32)
         if arithmetic not in ARITHMETICS:
             raise InputError(f"unknown preprocessing arithmetic {arithmetic!r}",
@@ -75,7 +78,7 @@ class Preprocess:
         elif mode == "per_window":
             values = window_levels(x_train)
         elif mode == "features":
-            values = compute_feature_matrix(x_train, feature_spec, fs, shifts)
+            values = compute_feature_matrix(x_train, feature_spec, fs, shifts, stream)
         else:
             raise InputError(f"unknown preprocessing mode {mode!r}", f"use one of: {', '.join(MODES)}")
         mean = values.mean(axis=0)
@@ -95,7 +98,13 @@ class Preprocess:
                 f"({self.window}, {len(self.channels)})",
                 "window the data the same way as the training data (same --window and channels)")
 
-    def int8_inputs(self, x_windows: np.ndarray, in_scale: float, in_zp: int) -> np.ndarray:
+    @property
+    def stateful(self) -> bool:
+        """True when a window's inputs depend on the windows before it (``features_series.py``)."""
+        return self.mode == "features" and any(e.get("name") == "daily_cycle" for e in self.feature_spec or [])
+
+    def int8_inputs(self, x_windows: np.ndarray, in_scale: float, in_zp: int, *,
+                    stream: Stream | None = None) -> np.ndarray:
         """The model's int8 inputs [N, input values] exactly as the device computes them (integer runs)."""
         from tinyml.data import features_int
 
@@ -106,13 +115,14 @@ class Preprocess:
         self._check_windows(x)
         if self.mode == "features":
             q = features_int.features_int8(x, self.fs, self.feature_spec, self.sample_shift, self.mean, self.std,
-                                           in_scale, in_zp)
+                                           in_scale, in_zp, stream)
         else:
             q = features_int.per_window_int8(x, self.sample_shift, self.mean, self.std, in_scale, in_zp)
         return q.reshape(q.shape[0], -1)
 
-    def apply(self, x_windows: np.ndarray) -> np.ndarray:
-        """Windows [N, T, C] -> float32 model inputs ([N, T, 2C], [N, T, C] or [N, F])."""
+    def apply(self, x_windows: np.ndarray, *, stream: Stream | None = None) -> np.ndarray:
+        """Windows [N, T, C] -> float32 model inputs ([N, T, 2C], [N, T, C] or [N, F]); ``stream`` places them
+        in time for features with state across windows."""
         x = np.asarray(x_windows, np.float32)
         self._check_windows(x)
         if self.mode == "per_window" and self.integer:
@@ -123,7 +133,8 @@ class Preprocess:
         if self.mode == "per_window":
             return per_window_inputs(x, self.mean, self.std)
         if self.mode == "features":
-            x = compute_feature_matrix(x, self.feature_spec, self.fs, self.sample_shift if self.integer else None)
+            x = compute_feature_matrix(x, self.feature_spec, self.fs, self.sample_shift if self.integer else None,
+                                       stream)
         return ((x - self.mean) / self.std).astype(np.float32)
 
     def to_json(self) -> dict:
@@ -151,6 +162,14 @@ class Preprocess:
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"preprocess.json is incomplete or malformed ({exc})",
                              "re-run `tinyml train` to recreate it") from exc
+        if pre.mode == "features" and pre.feature_spec is not None:
+            from tinyml.data.features import feature_names
+
+            width = len(feature_names(pre.feature_spec, pre.channels))
+            if width != pre.mean.size or width != pre.std.size:
+                raise InputError(f"preprocess.json: its feature spec gives {width} values but it standardises "
+                                 f"{pre.mean.size} (written by another version of the features)",
+                                 "re-run `tinyml train` to recreate it")
         if pre.integer and (pre.sample_shift is None or len(pre.sample_shift) != len(pre.channels)
                             or any(abs(v) > 100 for v in pre.sample_shift)):
             raise InputError("preprocess.json: integer arithmetic needs one sample_shift per channel",
@@ -172,7 +191,7 @@ class Preprocess:
 
 
 def compute_feature_matrix(x: np.ndarray, spec: list[dict] | None, fs: float,
-                           sample_shift: list[int] | None = None) -> np.ndarray:
+                           sample_shift: list[int] | None = None, stream: Stream | None = None) -> np.ndarray:
     """Features [N, F] from windows with the data package's feature code (the single source of truth):
     the integer features (in real units) when ``sample_shift`` is given, else the float64 ones."""
     from tinyml.data.features import compute_features
@@ -183,7 +202,7 @@ def compute_feature_matrix(x: np.ndarray, spec: list[dict] | None, fs: float,
         from tinyml.data import features_int
 
         return features_int.real_features(features_int.to_samples(x, sample_shift), fs, spec,
-                                          sample_shift).astype(np.float32)
+                                          sample_shift, stream).astype(np.float32)
     return np.asarray(compute_features(x, fs, spec), np.float32)
 
 

@@ -11,12 +11,18 @@
  * MLPerf Tiny runner commands (build with -DTINYML_EEMBC=1, `make EEMBC=1`): the same line also
  * answers the runner's text commands (tinyml_eembc.h), so its runner can drive this firmware;
  * the line stays clean text (no binary frame, not even the boot HELLO) until the host sends a
- * binary frame itself. */
+ * binary frame itself.
+ * A provisioned device (tinyml_device_key.h, `tinyml provision`) answers AUTH_CHALLENGE with AUTH_HELLO
+ * and sends its run-mode results as AUTH_RESULT, under its key's MAC (docs/protocol.md). */
 #include <string.h>
 
 #include "tinyml_app.h"
 #include "tinyml_capture.h"
 #include "tinyml_config.h"
+#include "tinyml_device_key.h"
+#if TINYML_DEVICE_KEY_SET
+#include "tinyml_auth.h"
+#endif
 #include "tinyml_port.h"
 #include "tinyml_proto.h"
 #include "tinyml_run.h"
@@ -64,9 +70,9 @@ static tinyml_str_t str(const char *s)
     return out;
 }
 
-static void send_hello(void)
+static void send_hello_as(uint8_t type, const uint8_t *nonce)
 {
-    tinyml_msg_t m = {.type = TINYML_MSG_HELLO};
+    tinyml_msg_t m = {.type = type};
     m.u.hello.proto = TINYML_PROTO_VERSION;
     m.u.hello.board = str(TINYML_BOARD);
     m.u.hello.fw_version = str(TINYML_FW_VERSION);
@@ -77,7 +83,21 @@ static void send_hello(void)
     m.u.hello.output_bytes = TINYML_OUTPUT_BYTES;
     m.u.hello.boot_id = boot_id;
     m.u.hello.latency_unit = TINYML_LATENCY_UNIT;
+#if TINYML_DEVICE_KEY_SET
+    if (type == TINYML_MSG_AUTH_HELLO) {
+        memcpy(m.nonce, nonce, TINYML_PROTO_NONCE_BYTES);
+        if (tinyml_auth_sign(&m, tinyml_device_key) != 0)
+            return;
+    }
+#else
+    (void)nonce;
+#endif
     send(&m);
+}
+
+static void send_hello(void)
+{
+    send_hello_as(TINYML_MSG_HELLO, NULL);
 }
 
 static void send_error(uint8_t code, const char *text)
@@ -132,7 +152,9 @@ static void decide(uint8_t *label, float *score)
 #endif
 }
 
-static void infer_and_report(uint32_t seq)
+/* Run the model on the input tensor and send the RESULT; ``sign``: as AUTH_RESULT when the
+ * device has a key (run mode: the results the gateway stores). */
+static void infer_and_report(uint32_t seq, int sign)
 {
     uint32_t start = port_latency_counter();
     int rc = tinyml_model_invoke(input, output);
@@ -155,6 +177,17 @@ static void infer_and_report(uint32_t seq)
     m.u.result.n = TINYML_OUTPUT_BYTES < TINYML_PROTO_MAX_OUTPUT ? TINYML_OUTPUT_BYTES : TINYML_PROTO_MAX_OUTPUT;
     m.u.result.output = output;
     results++;
+#if TINYML_DEVICE_KEY_SET
+    if (sign) {
+        m.type = TINYML_MSG_AUTH_RESULT;
+        if (m.u.result.n > TINYML_PROTO_MAX_AUTH_OUTPUT)
+            m.u.result.n = TINYML_PROTO_MAX_AUTH_OUTPUT;
+        if (tinyml_auth_sign(&m, tinyml_device_key) != 0)
+            return;
+    }
+#else
+    (void)sign;
+#endif
     send(&m);
 }
 
@@ -320,7 +353,7 @@ static int handle(const tinyml_msg_t *msg)
         send_ack(TINYML_MSG_INFER, port_latency_counter() - start);
     }
 #endif
-        infer_and_report(msg->u.infer.seq);
+        infer_and_report(msg->u.infer.seq, 0);
         break;
     case TINYML_MSG_OUTPUT_REQ:
         send_output(msg->u.output_req.seq, msg->u.output_req.offset);
@@ -328,6 +361,11 @@ static int handle(const tinyml_msg_t *msg)
     case TINYML_MSG_HELLO_REQ:
         send_hello();
         break;
+#if TINYML_DEVICE_KEY_SET
+    case TINYML_MSG_AUTH_CHALLENGE:
+        send_hello_as(TINYML_MSG_AUTH_HELLO, msg->nonce);
+        break;
+#endif
     case TINYML_MSG_CAPTURE:
         tinyml_capture_request(msg->u.capture.mode, msg->u.capture.count);
         break;
@@ -446,7 +484,7 @@ int tinyml_main(void)
         if (code >= 0)
             return code;
         if (tinyml_run_prepare_input(input) == 0) {
-            infer_and_report(seq);
+            infer_and_report(seq, 1);
             tinyml_capture_window(tinyml_run_window(), boot_id, seq++, port_millis());
         }
 #if TINYML_RUN_IDLE

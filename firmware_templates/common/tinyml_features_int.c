@@ -489,14 +489,15 @@ static void envelope_bands(const tinyml_ifeat_config *cfg, const tinyml_ifeat_op
 enum { P_KMIN, P_KMAX, P_FIXED, P_DEFAULT, P_TOL, P_FLOOR, P_LINES, P_SIDEBAND, P_HEADER };
 #define RAW_HARMONICS 3
 #define FLOOR_MAX 16
+#define SUBHARMONIC_DB 3
 
 static int64_t power_at(const int32_t *re, const int32_t *im, int64_t k)
 {
     return (int64_t)re[k] * re[k] + (int64_t)im[k] * im[k];
 }
 
-/* Shaft frequency in Q16 bins: fixed, or the largest bin in [kmin, kmax], its larger neighbour
- * and Rife's two-bin interpolation. */
+/* Shaft frequency in Q16 bins: fixed, or the largest bin in [kmin, kmax] (or the 1x at half
+ * its bin), its larger neighbour and Rife's two-bin interpolation. */
 static int64_t shaft_q16(const int32_t *prm, const int32_t *re, const int32_t *im)
 {
     if (prm[P_FIXED])
@@ -508,6 +509,12 @@ static int64_t shaft_q16(const int32_t *prm, const int32_t *re, const int32_t *i
             best = p;
             k = i;
         }
+    }
+    int64_t h = k >> 1; /* a range over 2:1 holds the 2x too: prefer a 1x within 9 dB of it */
+    if (h >= prm[P_KMIN]) {
+        int64_t sub = power_at(re, im, h) >= power_at(re, im, h + 1) ? h : h + 1; /* h + 1 <= k */
+        if (power_at(re, im, sub) >= best >> SUBHARMONIC_DB)
+            k = sub;
     }
     int64_t j = power_at(re, im, k - 1) > power_at(re, im, k + 1) ? k - 1 : k;
     int64_t m0 = isqrt(power_at(re, im, j)), m1 = isqrt(power_at(re, im, j + 1));
@@ -666,6 +673,10 @@ static void run_op(const tinyml_ifeat_config *cfg, const tinyml_ifeat_op *op, ch
             v += x[n] == x[n - 1u];
         out[0] = ratio(v, (int64_t)t - 1, 16);
         break;
+    case TINYML_IFEAT_DAILY_CYCLE:
+        for (unsigned i = 0; i < op->count; i++)
+            out[i] = mean_q8(ch);
+        break;
     default:
         break;
     }
@@ -676,7 +687,7 @@ int tinyml_ifeat_values(const tinyml_ifeat_config *cfg, const int16_t *q, int64_
     unsigned t = cfg->window, c = cfg->channels;
     int32_t *row = scratch;
     for (unsigned i = 0; i < cfg->n_ops; i++)
-        if (cfg->ops[i].kind > TINYML_IFEAT_BEARING)
+        if (cfg->ops[i].kind > TINYML_IFEAT_DAILY_CYCLE)
             return -1;
     for (unsigned ch = 0; ch < c; ch++) {
         channel_t st = {row, t, 0, 0, 0, 0, 0, 0, 0, scratch + t, scratch + 2u * t, scratch + 3u * t,
@@ -739,7 +750,23 @@ int tinyml_ifeat_window_values(const float *window, int64_t *values)
     static int16_t q[TINYML_IFEAT_WINDOW * TINYML_IFEAT_CHANNELS];
     static int32_t scratch[TINYML_IFEAT_SCRATCH_FOR(TINYML_IFEAT_WINDOW)];
     tinyml_ifeat_samples(&tinyml_ifeat_cfg, window, q);
-    return tinyml_ifeat_values(&tinyml_ifeat_cfg, q, values, scratch);
+    int rc = tinyml_ifeat_values(&tinyml_ifeat_cfg, q, values, scratch);
+#ifdef TINYML_IFEAT_SERIES
+    /* daily_cycle: its columns hold each channel's window mean; the state carried from the windows
+     * before turns them into residual, trend, deviation and scale (tinyml_series.c) */
+    unsigned base = 0;
+    for (unsigned i = 0; i < tinyml_ifeat_cfg.n_ops; i++) {
+        const tinyml_ifeat_op *op = &tinyml_ifeat_cfg.ops[i];
+        if (op->kind == TINYML_IFEAT_DAILY_CYCLE) {
+            int64_t means[TINYML_IFEAT_CHANNELS];
+            for (unsigned c = 0; c < TINYML_IFEAT_CHANNELS; c++)
+                means[c] = values[base + c * TINYML_SERIES_VALUES];
+            tinyml_series_step(&tinyml_series_cfg, &tinyml_series_st, means, values + base);
+        }
+        base += (unsigned)op->count * TINYML_IFEAT_CHANNELS;
+    }
+#endif
+    return rc;
 }
 #endif
 

@@ -202,26 +202,36 @@ static const uint8_t *rd_rest(reader_t *r, size_t most, uint16_t *len)
     return take(r, r->left);
 }
 
+static void rd_fixed(reader_t *r, uint8_t *out, size_t n)
+{
+    const uint8_t *p = take(r, n);
+    if (p) {
+        memcpy(out, p, n);
+    }
+}
+
 static int parse_payload(reader_t *r, tinyml_msg_t *m)
 {
-    const uint8_t *p;
     switch (m->type) {
     case TINYML_MSG_HELLO:
+    case TINYML_MSG_AUTH_HELLO:
         m->u.hello.proto = rd_u8(r);
         m->u.hello.board = rd_str8(r);
         m->u.hello.fw_version = rd_str8(r);
         m->u.hello.device_id = rd_str8(r);
-        p = take(r, 8);
-        if (p) {
-            memcpy(m->u.hello.model_hash, p, 8);
-        }
+        rd_fixed(r, m->u.hello.model_hash, 8);
         m->u.hello.arena_bytes = rd_u32(r);
         m->u.hello.input_bytes = rd_u32(r);
         m->u.hello.output_bytes = rd_u32(r);
         m->u.hello.boot_id = rd_u32(r);
         m->u.hello.latency_unit = rd_u8(r);
+        if (m->type == TINYML_MSG_AUTH_HELLO) {
+            rd_fixed(r, m->nonce, TINYML_PROTO_NONCE_BYTES);
+            rd_fixed(r, m->mac, TINYML_PROTO_MAC_BYTES);
+        }
         break;
     case TINYML_MSG_RESULT:
+    case TINYML_MSG_AUTH_RESULT:
         m->u.result.seq = rd_u32(r);
         m->u.result.boot_id = rd_u32(r);
         m->u.result.timestamp_ms = rd_u32(r);
@@ -231,6 +241,12 @@ static int parse_payload(reader_t *r, tinyml_msg_t *m)
         m->u.result.score = rd_f32(r);
         m->u.result.n = rd_u16(r);
         m->u.result.output = (const int8_t *)take(r, m->u.result.n);
+        if (m->type == TINYML_MSG_AUTH_RESULT) {
+            rd_fixed(r, m->mac, TINYML_PROTO_MAC_BYTES);
+        }
+        break;
+    case TINYML_MSG_AUTH_CHALLENGE:
+        rd_fixed(r, m->nonce, TINYML_PROTO_NONCE_BYTES);
         break;
     case TINYML_MSG_INPUT:
         m->u.input.offset = rd_u32(r);
@@ -336,6 +352,7 @@ typedef struct {
     uint16_t crc;
     uint8_t n;
     uint8_t after_full; /* the last block written was a full 0xFF block */
+    uint8_t raw;        /* MAC input: bytes straight to put, no COBS, CRC or MAC */
     uint8_t block[254];
 } encoder_t;
 
@@ -370,6 +387,10 @@ static void put_cobs(encoder_t *e, uint8_t b)
 
 static void put_u8(encoder_t *e, uint8_t b)
 {
+    if (e->raw) {
+        put_raw(e, b);
+        return;
+    }
     e->crc = crc_byte(e->crc, b);
     put_cobs(e, b);
 }
@@ -413,16 +434,22 @@ static long payload_len(const tinyml_msg_t *m)
 {
     switch (m->type) {
     case TINYML_MSG_HELLO:
+    case TINYML_MSG_AUTH_HELLO:
         if ((m->u.hello.board.len && !m->u.hello.board.ptr) || (m->u.hello.fw_version.len && !m->u.hello.fw_version.ptr) ||
             (m->u.hello.device_id.len && !m->u.hello.device_id.ptr)) {
             return -1;
         }
-        return 1L + 1 + m->u.hello.board.len + 1 + m->u.hello.fw_version.len + 1 + m->u.hello.device_id.len + 8 + 17;
+        return 1L + 1 + m->u.hello.board.len + 1 + m->u.hello.fw_version.len + 1 + m->u.hello.device_id.len + 8 + 17 +
+               (m->type == TINYML_MSG_AUTH_HELLO ? 16 : 0);
     case TINYML_MSG_RESULT:
-        if (m->u.result.n > TINYML_PROTO_MAX_OUTPUT || (m->u.result.n && !m->u.result.output)) {
+    case TINYML_MSG_AUTH_RESULT:
+        if (m->u.result.n > (m->type == TINYML_MSG_RESULT ? TINYML_PROTO_MAX_OUTPUT : TINYML_PROTO_MAX_AUTH_OUTPUT) ||
+            (m->u.result.n && !m->u.result.output)) {
             return -1;
         }
-        return 24L + m->u.result.n;
+        return 24L + m->u.result.n + (m->type == TINYML_MSG_AUTH_RESULT ? 8 : 0);
+    case TINYML_MSG_AUTH_CHALLENGE:
+        return 8;
     case TINYML_MSG_INPUT:
         if (m->u.input.len < 1 || m->u.input.len > TINYML_PROTO_MAX_INPUT_CHUNK || !m->u.input.data) {
             return -1;
@@ -469,6 +496,7 @@ static void put_payload(encoder_t *e, const tinyml_msg_t *m)
 {
     switch (m->type) {
     case TINYML_MSG_HELLO:
+    case TINYML_MSG_AUTH_HELLO:
         put_u8(e, m->u.hello.proto);
         put_str8(e, m->u.hello.board);
         put_str8(e, m->u.hello.fw_version);
@@ -479,8 +507,15 @@ static void put_payload(encoder_t *e, const tinyml_msg_t *m)
         put_u32(e, m->u.hello.output_bytes);
         put_u32(e, m->u.hello.boot_id);
         put_u8(e, m->u.hello.latency_unit);
+        if (m->type == TINYML_MSG_AUTH_HELLO) {
+            put_bytes(e, m->nonce, TINYML_PROTO_NONCE_BYTES);
+            if (!e->raw) {
+                put_bytes(e, m->mac, TINYML_PROTO_MAC_BYTES);
+            }
+        }
         break;
     case TINYML_MSG_RESULT:
+    case TINYML_MSG_AUTH_RESULT:
         put_u32(e, m->u.result.seq);
         put_u32(e, m->u.result.boot_id);
         put_u32(e, m->u.result.timestamp_ms);
@@ -490,6 +525,12 @@ static void put_payload(encoder_t *e, const tinyml_msg_t *m)
         put_f32(e, m->u.result.score);
         put_u16(e, m->u.result.n);
         put_bytes(e, m->u.result.output, m->u.result.n);
+        if (m->type == TINYML_MSG_AUTH_RESULT && !e->raw) {
+            put_bytes(e, m->mac, TINYML_PROTO_MAC_BYTES);
+        }
+        break;
+    case TINYML_MSG_AUTH_CHALLENGE:
+        put_bytes(e, m->nonce, TINYML_PROTO_NONCE_BYTES);
         break;
     case TINYML_MSG_INPUT:
         put_u32(e, m->u.input.offset);
@@ -568,6 +609,7 @@ size_t tinyml_encode_putc(const tinyml_msg_t *msg, tinyml_putc_fn putc, void *ct
     e.crc = 0xFFFFu;
     e.n = 0;
     e.after_full = 0;
+    e.raw = 0;
     put_raw(&e, 0);
     put_u8(&e, TINYML_PROTO_VERSION);
     put_u8(&e, msg->type);
@@ -579,6 +621,23 @@ size_t tinyml_encode_putc(const tinyml_msg_t *msg, tinyml_putc_fn putc, void *ct
         flush_block(&e, (uint8_t)(e.n + 1u));
     }
     put_raw(&e, 0);
+    return e.count;
+}
+
+size_t tinyml_mac_input_putc(const tinyml_msg_t *msg, tinyml_putc_fn putc, void *ctx)
+{
+    encoder_t e;
+    long plen = payload_len(msg);
+    if (plen < 0 || plen > (long)TINYML_PROTO_MAX_PAYLOAD || !putc ||
+        (msg->type != TINYML_MSG_AUTH_HELLO && msg->type != TINYML_MSG_AUTH_RESULT)) {
+        return 0;
+    }
+    e.put = putc;
+    e.ctx = ctx;
+    e.count = 0;
+    e.raw = 1;
+    put_u8(&e, msg->type);
+    put_payload(&e, msg);
     return e.count;
 }
 

@@ -31,6 +31,9 @@ extern "C" {
 #define TINYML_PROTO_MAX_SENSOR_NAME 32u  /* SAMPLES: bytes of the sensor name */
 #define TINYML_PROTO_MAX_SAMPLE_BYTES 448u /* SAMPLES: data bytes per frame (112 f32 values) */
 #define TINYML_PROTO_MAX_REPLAY_VALUES ((TINYML_PROTO_MAX_PAYLOAD - 4u) / 4u) /* float32s in a REPLAY */
+#define TINYML_PROTO_MAC_BYTES 8u   /* AUTH_HELLO, AUTH_RESULT: HMAC-SHA256 truncated (tinyml_auth.h) */
+#define TINYML_PROTO_NONCE_BYTES 8u /* AUTH_CHALLENGE, AUTH_HELLO: the host's challenge */
+#define TINYML_PROTO_MAX_AUTH_OUTPUT (TINYML_PROTO_MAX_OUTPUT - TINYML_PROTO_MAC_BYTES) /* output bytes in an AUTH_RESULT */
 
 enum tinyml_msg_type {
     TINYML_MSG_HELLO = 0x01,
@@ -46,7 +49,10 @@ enum tinyml_msg_type {
     TINYML_MSG_OUTPUT = 0x0B,
     TINYML_MSG_SAMPLES = 0x0C,
     TINYML_MSG_CAPTURE = 0x0D,
-    TINYML_MSG_REPLAY = 0x0E
+    TINYML_MSG_REPLAY = 0x0E,
+    TINYML_MSG_AUTH_CHALLENGE = 0x10, /* nonce */
+    TINYML_MSG_AUTH_HELLO = 0x11,     /* u.hello, nonce, mac */
+    TINYML_MSG_AUTH_RESULT = 0x12     /* u.result (n <= TINYML_PROTO_MAX_AUTH_OUTPUT), mac */
 };
 
 enum tinyml_sample_format { TINYML_SAMPLE_F32 = 0 };
@@ -82,6 +88,8 @@ typedef struct {
 
 typedef struct {
     uint8_t type; /* enum tinyml_msg_type */
+    uint8_t nonce[TINYML_PROTO_NONCE_BYTES]; /* AUTH_CHALLENGE, AUTH_HELLO */
+    uint8_t mac[TINYML_PROTO_MAC_BYTES];     /* AUTH_HELLO, AUTH_RESULT (tinyml_auth_sign fills it) */
     union {
         struct {
             uint8_t proto;
@@ -199,6 +207,11 @@ typedef void (*tinyml_putc_fn)(uint8_t byte, void *ctx);
 size_t tinyml_encode_putc(const tinyml_msg_t *msg, tinyml_putc_fn putc, void *ctx);
 
 uint16_t tinyml_crc16(uint16_t crc, const uint8_t *data, size_t len);
+
+/* What the MAC of an AUTH_HELLO or AUTH_RESULT covers, byte by byte through putc: the type, then
+ * the payload without the MAC (no COBS, no CRC). Returns the byte count, or 0 (nothing written)
+ * for a message that cannot be sent or carries no MAC. */
+size_t tinyml_mac_input_putc(const tinyml_msg_t *msg, tinyml_putc_fn putc, void *ctx);
 
 #ifdef __cplusplus
 }

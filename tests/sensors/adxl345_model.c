@@ -12,8 +12,7 @@
 
 #define ADDRESS 0x53u
 static uint8_t regs[64] = {[0x00] = 0xE5, [0x2C] = 0x0A};
-static int16_t fifo[32][3];
-static unsigned count;
+static chip_fifo3_t fifo;
 static chip_clock_t sample_clock = {-1.0, 0};
 static double last_now;
 static int16_t current[3];
@@ -45,26 +44,17 @@ void chip_advance(double now)
         signal_at(sample_clock.produced++, v);
         int16_t s[3] = {raw(v[0]), raw(v[1]), raw(v[2])};
         memcpy(current, s, sizeof s);
-        if ((regs[0x38] >> 6) == 2u) { /* stream */
-            if (count == 32u) {
-                memmove(fifo, fifo + 1, sizeof fifo[0] * 31u);
-                count--;
-                regs[0x30] |= 0x01u; /* overrun */
-            }
-            memcpy(fifo[count++], s, sizeof s);
-        }
+        if ((regs[0x38] >> 6) == 2u && chip_fifo3_push(&fifo, s)) /* stream */
+            regs[0x30] |= 0x01u; /* overrun */
     }
 }
 
 static uint8_t read_reg(uint8_t reg)
 {
     if (reg == 0x39)
-        return (uint8_t)count;
-    if (reg >= 0x32 && reg <= 0x37) {
-        const int16_t *s = count ? fifo[0] : current;
-        uint16_t v = (uint16_t)s[(reg - 0x32) / 2];
-        return (uint8_t)((reg - 0x32) % 2 ? v >> 8 : v);
-    }
+        return (uint8_t)fifo.count;
+    if (reg >= 0x32 && reg <= 0x37)
+        return chip_fifo3_data_byte(&fifo, current, reg - 0x32u);
     return regs[reg & 0x3Fu];
 }
 
@@ -74,10 +64,7 @@ static void read_burst(uint8_t reg, uint8_t *out, size_t n)
         out[i] = read_reg((uint8_t)(reg + i));
     if (reg <= 0x37 && reg + n > 0x32) { /* the data registers were read: pop one entry */
         regs[0x30] &= (uint8_t)~0x01u;
-        if (count) {
-            memmove(fifo, fifo + 1, sizeof fifo[0] * (count - 1u));
-            count--;
-        }
+        chip_fifo3_pop(&fifo);
     }
 }
 
@@ -87,7 +74,7 @@ static void write_reg(uint8_t reg, uint8_t value)
         return; /* read-only */
     regs[reg & 0x3Fu] = value;
     if (reg == 0x38 && (value >> 6) == 0u)
-        count = 0; /* bypass clears the FIFO */
+        fifo.count = 0; /* bypass clears the FIFO */
     chip_advance(last_now);
 }
 
@@ -96,10 +83,7 @@ int chip_i2c(uint8_t addr, const uint8_t *w, size_t wlen, uint8_t *r, size_t rle
     static uint8_t pointer;
     if (addr != ADDRESS)
         return TINYML_BUS_NACK;
-    if (wlen)
-        pointer = w[0];
-    for (size_t i = 1; i < wlen; i++)
-        write_reg((uint8_t)(pointer + i - 1), w[i]);
+    chip_i2c_write_registers(&pointer, w, wlen, write_reg);
     if (rlen)
         read_burst(pointer, r, rlen);
     return TINYML_BUS_OK;

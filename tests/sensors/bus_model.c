@@ -34,6 +34,38 @@ int tinyml_spi_transfer(const uint8_t *tx, uint8_t *rx, size_t len)
     return chip_spi(tx, rx, len);
 }
 
+int chip_fifo3_push(chip_fifo3_t *f, const int16_t s[3])
+{
+    int overrun = f->count == CHIP_FIFO3_DEPTH;
+    if (overrun)
+        chip_fifo3_pop(f);
+    memcpy(f->entry[f->count++], s, sizeof f->entry[0]);
+    return overrun;
+}
+
+void chip_fifo3_pop(chip_fifo3_t *f)
+{
+    if (!f->count)
+        return;
+    memmove(f->entry, f->entry + 1, sizeof f->entry[0] * (f->count - 1u));
+    f->count--;
+}
+
+uint8_t chip_fifo3_data_byte(const chip_fifo3_t *f, const int16_t current[3], unsigned offset)
+{
+    const int16_t *s = f->count ? f->entry[0] : current;
+    uint16_t v = (uint16_t)s[offset / 2u];
+    return (uint8_t)(offset % 2u ? v >> 8 : v);
+}
+
+void chip_i2c_write_registers(uint8_t *pointer, const uint8_t *w, size_t wlen, void (*write_reg)(uint8_t, uint8_t))
+{
+    if (wlen)
+        *pointer = w[0];
+    for (size_t i = 1; i < wlen; i++)
+        write_reg((uint8_t)(*pointer + i - 1), w[i]);
+}
+
 uint32_t port_millis(void)
 {
     return bus_now_ms;

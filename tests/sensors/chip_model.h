@@ -21,6 +21,22 @@ typedef struct {
  * has made by `now`; the caller makes the ones between clock->produced and that. */
 unsigned long chip_due(chip_clock_t *clock, double now, double rate);
 
+/* The 32-entry FIFO of x, y, z samples of the ADXL345 and the LIS3DH: a full one drops its
+ * oldest entry; the data registers show the oldest entry, or the latest sample when empty. */
+#define CHIP_FIFO3_DEPTH 32u
+typedef struct {
+    int16_t entry[CHIP_FIFO3_DEPTH][3];
+    unsigned count;
+} chip_fifo3_t;
+
+int chip_fifo3_push(chip_fifo3_t *f, const int16_t s[3]); /* 1: the oldest entry was dropped */
+void chip_fifo3_pop(chip_fifo3_t *f);                      /* remove the oldest entry, if any */
+uint8_t chip_fifo3_data_byte(const chip_fifo3_t *f, const int16_t current[3], unsigned offset); /* 0..5: x LSB..z MSB */
+
+/* The register-pointer writes most I2C chips take: the first byte selects the register, the
+ * next ones are written to it and the registers after it (auto-increment). */
+void chip_i2c_write_registers(uint8_t *pointer, const uint8_t *w, size_t wlen, void (*write_reg)(uint8_t, uint8_t));
+
 /* Implemented by each chip model. */
 int chip_i2c(uint8_t addr, const uint8_t *w, size_t wlen, uint8_t *r, size_t rlen); /* TINYML_BUS_* */
 int chip_spi(const uint8_t *tx, uint8_t *rx, size_t len);

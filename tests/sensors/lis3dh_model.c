@@ -12,8 +12,7 @@
 
 #define ADDRESS 0x18u
 static uint8_t regs[64] = {[0x0F] = 0x33, [0x20] = 0x07};
-static int16_t fifo[32][3];
-static unsigned count;
+static chip_fifo3_t fifo;
 static chip_clock_t sample_clock = {-1.0, 0};
 static double last_now;
 static int16_t current[3];
@@ -42,25 +41,18 @@ void chip_advance(double now)
         signal_at(sample_clock.produced++, v);
         for (unsigned c = 0; c < 3u; c++)
             current[c] = (int16_t)(lrint(v[c] / digit) * 16); /* 12 bits, left-justified */
-        if ((regs[0x24] & 0x40u) && (regs[0x2E] >> 6) == 2u) {
-            if (count == 32u) {
-                memmove(fifo, fifo + 1, sizeof fifo[0] * 31u);
-                count--;
-            }
-            memcpy(fifo[count++], current, sizeof current);
-        }
+        if ((regs[0x24] & 0x40u) && (regs[0x2E] >> 6) == 2u)
+            chip_fifo3_push(&fifo, current); /* FIFO_SRC_REG shows an overrun while it stays full */
     }
 }
 
 static uint8_t read_reg(uint8_t reg)
 {
+    unsigned count = fifo.count;
     if (reg == 0x2F)
         return (uint8_t)((count == 32u ? 0x40u : 0u) | (count == 0u ? 0x20u : 0u) | (count < 32u ? count : 31u));
-    if (reg >= 0x28 && reg <= 0x2D) {
-        const int16_t *s = count ? fifo[0] : current;
-        uint16_t v = (uint16_t)s[(reg - 0x28) / 2];
-        return (uint8_t)((reg - 0x28) % 2 ? v >> 8 : v);
-    }
+    if (reg >= 0x28 && reg <= 0x2D)
+        return chip_fifo3_data_byte(&fifo, current, reg - 0x28u);
     return regs[reg & 0x3Fu];
 }
 
@@ -70,7 +62,7 @@ static void write_reg(uint8_t reg, uint8_t value)
         return;
     regs[reg & 0x3Fu] = value;
     if (reg == 0x2E && (value >> 6) == 0u)
-        count = 0; /* bypass mode empties the FIFO */
+        fifo.count = 0; /* bypass mode empties the FIFO */
     chip_advance(last_now);
 }
 
@@ -87,10 +79,8 @@ int chip_i2c(uint8_t addr, const uint8_t *w, size_t wlen, uint8_t *r, size_t rle
         write_reg((uint8_t)(pointer + (increment ? i - 1 : 0)), w[i]);
     for (size_t i = 0; i < rlen; i++)
         r[i] = read_reg((uint8_t)(pointer + (increment ? i : 0)));
-    if (rlen && pointer <= 0x2D && pointer + (increment ? rlen : 1) > 0x2D && count) { /* OUT_Z_H read: pop */
-        memmove(fifo, fifo + 1, sizeof fifo[0] * (count - 1u));
-        count--;
-    }
+    if (rlen && pointer <= 0x2D && pointer + (increment ? rlen : 1) > 0x2D) /* OUT_Z_H read: pop */
+        chip_fifo3_pop(&fifo);
     return TINYML_BUS_OK;
 }
 

@@ -101,10 +101,7 @@ int chip_i2c(uint8_t addr, const uint8_t *w, size_t wlen, uint8_t *r, size_t rle
     static uint8_t pointer;
     if (addr != ADDRESS)
         return TINYML_BUS_NACK;
-    if (wlen)
-        pointer = w[0];
-    for (size_t i = 1; i < wlen; i++)
-        write_reg((uint8_t)(pointer + i - 1), w[i]);
+    chip_i2c_write_registers(&pointer, w, wlen, write_reg);
     for (size_t i = 0; i < rlen; i++)
         r[i] = read_reg(pointer == 0x74 ? pointer : (uint8_t)(pointer + i));
     return TINYML_BUS_OK;

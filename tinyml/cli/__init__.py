@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "boards": ("tinyml.cli.firmware", "boards", "List the boards tinyml knows."),
     "firmware": ("tinyml.cli.firmware", "firmware", "Render a firmware project for a board."),
     "build": ("tinyml.cli.firmware", "build", "Build a firmware project and report its size."),
+    "provision": ("tinyml.cli.firmware", "provision", "Give a firmware project's device its own secret key."),
     "flash": ("tinyml.cli.flash", "flash", "Flash a built firmware onto a board."),
     "ports": ("tinyml.cli.flash", "ports", "List serial ports with a board guess."),
     "keygen": ("tinyml.cli.sign", "keygen", "Create an Ed25519 signing key pair."),

@@ -77,7 +77,10 @@ def verify_failure(v: dict) -> Exception:
     """The one-line error for a failed --verify: the C differs from the reference semantics."""
     from tinyml.errors import CheckFailed
 
-    return CheckFailed(f"generated C differs from the reference semantics in {v['reference_mismatches']} output bytes",
+    op = v.get("c_first_wrong_op")
+    where = f", first at op {op['op_index']} {op['op']} ({op['values']} values)" if op else ""
+    return CheckFailed(f"generated C differs from the reference semantics in {v['reference_mismatches']} output bytes"
+                       f"{where}",
                        hint="this is a code generator bug; report it with the model (docs/codegen.md, "
                             "'Reference semantics')")
 

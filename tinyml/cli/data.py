@@ -44,6 +44,30 @@ def _report(ds, out: str) -> None:
                f"channels at {info['fs']:g} Hz, {len(ds.classes)} classes, {info['groups']} groups ({per_split})")
 
 
+def _number(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"{what}: {text!r} is not a number", "e.g. --rpm 1797 or --rpm-range 600:1800") from None
+
+
+def _rpm(value: str | None) -> float | str | dict[str, float] | None:
+    if value is None or value.strip() == "estimate":
+        return None if value is None else "estimate"
+    if "=" in value:
+        return {k: _number(v, "--rpm") for k, v in (_mapping(value) or {}).items()}
+    return _number(value.strip(), "--rpm")
+
+
+def _rpm_range(value: str | None) -> list[float] | None:
+    if value is None:
+        return None
+    parts = value.split(":")
+    if len(parts) != 2:
+        raise InputError(f"--rpm-range {value!r} is not LOW:HIGH", "e.g. --rpm-range 600:1800")
+    return [_number(p.strip(), "--rpm-range") for p in parts]
+
+
 @click.group()
 def data() -> None:
     """Synthesize, import and describe sensor datasets."""
@@ -152,6 +176,12 @@ def synth_temperature_cmd(out: str, per_class: int, window: int, fs: float, wind
               show_default=True)
 @click.option("--normal-class", default="", help="Name of the normal class for anomaly-detection data.")
 @click.option("--class-names", help="Rename labels, e.g. 1=balanced,2=perpendicular,3=opposite.")
+@click.option("--rpm", "rpm_text", help="Shaft speed in rpm: one value, per recording (GROUP=RPM,...: group, "
+                                        "file name or stem), or `estimate` (each recording's 1x peak in --rpm-range).")
+@click.option("--rpm-column", help="CSV column of the shaft speed in rpm (each window gets its mean).")
+@click.option("--rpm-range", "rpm_range_text", help="LOW:HIGH rpm, the machine's speed range: where --rpm estimate "
+                                                   "and the bearing feature's on-device estimate search.")
+@click.option("--bearing", help="The bearing: a name from bearings/ (e.g. 6205-2RS) or your own .toml file.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def import_cmd(paths: tuple[str, ...], out: str, columns: str | None, time_column: str | None,
                label_column: str | None, group_column: str | None, label: str | None, variable: str | None,
@@ -159,7 +189,8 @@ def import_cmd(paths: tuple[str, ...], out: str, columns: str | None, time_colum
                val: float, test: float, test_groups: str | None, val_groups: str | None, fill: str | None,
                kind: str, normal_class: str, class_names: str | None, seed: int, time_format: str | None,
                on_backwards: str, max_gap: float | None, resample_method: str, labels_file: str | None,
-               unlabelled_as: str) -> None:
+               unlabelled_as: str, rpm_text: str | None, rpm_column: str | None, rpm_range_text: str | None,
+               bearing: str | None) -> None:
     """Import CSV, .mat and .npz recordings (files, or folders laid out as PATH/<label>/<files>)."""
     from tinyml.data.importer import ImportOptions, import_data
     opts = ImportOptions(columns=_csv_list(columns), time_column=time_column, label_column=label_column,
@@ -168,7 +199,9 @@ def import_cmd(paths: tuple[str, ...], out: str, columns: str | None, time_colum
                          test_groups=_csv_list(test_groups), val_groups=_csv_list(val_groups), fill=fill, kind=kind,
                          normal_class=normal_class, class_names=_mapping(class_names), seed=seed,
                          time_format=time_format, on_backwards=on_backwards, max_gap=max_gap,
-                         resample=resample_method, labels=labels_file, unlabelled_as=unlabelled_as)
+                         resample=resample_method, labels=labels_file, unlabelled_as=unlabelled_as,
+                         rpm=_rpm(rpm_text), rpm_column=rpm_column, rpm_range=_rpm_range(rpm_range_text),
+                         bearing=bearing)
     ds = import_data(list(paths), opts)
     _report(ds, str(ds.save(out)))
     skipped = ds.meta.get("skipped_short_recordings", 0)

@@ -130,6 +130,8 @@ FAULT_HELP = "Faults apply to every device, or only to those given with --fault-
 @click.option("--drift-after", default="30s", show_default=True, help="When the drift starts.")
 @click.option("--condition", help="What the emulated machine does (a class of its synthetic data, e.g. imbalance); "
                                   "default: healthy/normal. Needs a run directory.")
+@click.option("--keys", type=click.Path(), metavar="FILE",
+              help="Device key store (`tinyml provision`): devices emu-NNN with a key there authenticate.")
 @click.option("--esp-rom", is_flag=True, help="Emulate an ESP32 ROM serial loader instead (for esptool).")
 @click.option("--flash-size", default="4MB", show_default=True, help="--esp-rom: emulated flash size.")
 @click.option("--save", type=click.Path(), help="--esp-rom: flash image file, loaded at start and kept up to date.")
@@ -138,7 +140,8 @@ def emulate(model: str | None, count: int, tcp_port: int | None, pty: bool, rate
             duration: str | None, garbage_every: int, truncate_every: int, bad_crc_every: int,
             reboot_every: str | None, silence_after: str | None, silence_for: str | None,
             disconnect_after: str | None, disconnect_for: str, fault_device: tuple[int, ...],
-            drift_device: tuple[int, ...], drift_after: str, condition: str | None, esp_rom: bool, flash_size: str,
+            drift_device: tuple[int, ...], drift_after: str, condition: str | None, keys: str | None, esp_rom: bool,
+            flash_size: str,
             save: str | None, rom_faults: str | None) -> None:
     """Emulated devices (or an ESP32 ROM loader) on ptys or TCP ports."""
     if pty == (tcp_port is not None):
@@ -152,6 +155,7 @@ def emulate(model: str | None, count: int, tcp_port: int | None, pty: bool, rate
     if model is None:
         raise InputError("--model is required", hint="pass an int8 .tflite or a run directory (or use --esp-rom)")
     from tinyml.device.emulator import EmulatedFleet, Faults
+    from tinyml.device.keystore import read_keys
 
     faults = Faults(garbage_every=garbage_every, truncate_every=truncate_every, bad_crc_every=bad_crc_every,
                     reboot_every=parse_seconds(reboot_every, "--reboot-every") or 0.0,
@@ -174,9 +178,9 @@ def emulate(model: str | None, count: int, tcp_port: int | None, pty: bool, rate
     try:
         fleet = EmulatedFleet(model, count=count, tcp_port=None if pty else tcp_port, pty=pty, rate=per_second,
                               baud=baud, faults=schedule, seed=seed, on_exit=exit_codes.append, announce=click.echo,
-                              condition=condition)
+                              condition=condition, keys=None if keys is None else read_keys(Path(keys)))
         for device, address in zip(fleet.devices, fleet.endpoints, strict=True):
-            click.echo(f"{device.device_id} {address}")
+            click.echo(f"{device.device_id} {address}" + (" (authenticated)" if device.key else ""))
         with fleet:
             click.echo(f"emulating {count} device(s) at {rate} results/s; Ctrl-C stops", err=True)
             while not done.is_set() and not fleet.wait(0.1):

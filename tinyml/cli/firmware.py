@@ -52,8 +52,10 @@ def firmware() -> None:
 @click.option("--sensor", default=None, help="Sensor driver run mode reads (see docs/sensors.md), e.g. tmp105, replay.")
 @click.option("--sensor-option", "sensor_options", multiple=True, metavar="KEY=VALUE",
               help="Sensor setting: bus, address, range, unit, channels, speedup (repeatable).")
+@click.option("--device-id", default="", help="The id the device says in HELLO (default: the board name); "
+                                              "`tinyml provision` gives it a key.")
 def firmware_new(board_name: str, model: str, out: str, runtime: str, target: str | None, sensor: str | None,
-                 sensor_options: tuple[str, ...]) -> None:
+                 sensor_options: tuple[str, ...], device_id: str) -> None:
     """Render a plain firmware project (Makefile or ESP-IDF) that runs MODEL on BOARD."""
     from tinyml.errors import InputError
     from tinyml.firmware.render import read_manifest, render_project
@@ -63,7 +65,7 @@ def firmware_new(board_name: str, model: str, out: str, runtime: str, target: st
     if sensor_options and sensor is None:
         raise InputError("--sensor-option needs --sensor", "name the sensor, e.g. --sensor tmp105")
     board = load_board(board_name)
-    path = render_project(board, int8_model(model), out, runtime, target=target, sensor=sensor,
+    path = render_project(board, int8_model(model), out, runtime, device_id, target=target, sensor=sensor,
                           sensor_options=parse_options(sensor_options))
     how = "idf.py build" if board.builder == "idf.py" else f"tinyml build {path}"
     manifest = read_manifest(path)
@@ -74,6 +76,22 @@ def firmware_new(board_name: str, model: str, out: str, runtime: str, target: st
         reads = f", run mode reads {s['name']} on {s['bus']} at {s['rate_hz']:g} Hz"
     click.echo(f"firmware project for {board.name} ({runtime}{kernels}{reads}) written to {path}; "
                f"build it with `{how}`")
+
+
+@click.command()
+@click.argument("project", type=click.Path())
+@click.option("--keys", required=True, type=click.Path(), metavar="FILE",
+              help="The gateway's device key store (created mode 600 if missing; `gateway run --keys FILE`).")
+@click.option("--rotate", is_flag=True, help="Replace the device's key with a new one (the old one stops working).")
+def provision(project: str, keys: str, rotate: bool) -> None:
+    """Give PROJECT's device its own secret key: written into the project (mode 600) and into the key store."""
+    from tinyml.firmware.provision import provision as run_provision
+
+    done = run_provision(project, keys, rotate=rotate)
+    what = "a new key" if done.new_key else "its existing key"
+    click.echo(f"device {done.device_id}: {what} written to {done.header} (mode 600) and kept in {done.keys}"
+               + ("; build/ removed (built before this key was written)" if done.removed_build else "")
+               + f"; build it with `tinyml build {project}`")
 
 
 @click.command()

@@ -30,9 +30,17 @@ def gateway() -> None:
 @click.option("--model", "models", multiple=True, type=click.Path(path_type=Path), metavar="RUN",
               help="Training run whose class names and threshold give results meaning (repeatable; matched by "
                    "model hash; one alone serves every device). Default: the model of ./tinyml.toml, if any.")
+@click.option("--keys", type=click.Path(path_type=Path), metavar="FILE",
+              help="Device key store (mode 600) written by `tinyml provision`; devices with a key must prove it.")
+@click.option("--auth", type=click.Choice(["optional", "required"]),
+              help="Every port: accept only authenticated devices (required), or also unauthenticated ones, "
+                   "marked as such (optional, the default).")
+@click.option("--shards", type=click.IntRange(0, 64), metavar="N",
+              help="Read the ports in N processes feeding the one writer (default 0: in-process; [ingest] shards).")
 @click.option("-v", "--verbose", is_flag=True, help="Log every committed batch.")
 def run(ports: tuple[str, ...], db: Path | None, mqtt_url: str | None, config_path: Path | None,
-        site: str | None, http: str | None, models: tuple[Path, ...], verbose: bool) -> None:
+        site: str | None, http: str | None, models: tuple[Path, ...], keys: Path | None, auth: str | None,
+        shards: int | None, verbose: bool) -> None:
     """Read device ports, store results in SQLite, run alert and drift rules, forward to MQTT."""
     from tinyml.gateway.config import load, password_in_url_warning, project_model
     from tinyml.gateway.service import Gateway
@@ -49,7 +57,8 @@ def run(ports: tuple[str, ...], db: Path | None, mqtt_url: str | None, config_pa
         if found is not None:
             logging.getLogger("tinyml.gateway").info("class names from %s (the model of ./tinyml.toml)", found)
             models = (found,)
-    config = load(config_path, ports=ports, db=db, mqtt_url=mqtt_url, site=site, http=http, models=models)
+    config = load(config_path, ports=ports, db=db, mqtt_url=mqtt_url, site=site, http=http, models=models,
+                  keys=keys, auth=auth, shards=shards)
     asyncio.run(Gateway(config).run())
 
 

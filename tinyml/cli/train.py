@@ -23,6 +23,9 @@ from tinyml.cli.outpath import OUT_DIR, OUT_FILE
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--arithmetic", type=click.Choice(["integer", "float64"]), default="integer", show_default=True,
               help="Preprocessing arithmetic: integer (fixed point, bit-identical on every board) or float64.")
+@click.option("--false-alarms-per-day", type=float, default=None,
+              help="Anomaly models on timestamped data: pick the threshold so the alarm rule (2 of 3 windows) "
+                   "fires at most this often per day on the validation data (default: best balanced accuracy).")
 @click.option("--force", is_flag=True, help="Replace the run in a non-empty --out directory.")
 @click.option("--augment-gain", type=float, default=1.0, show_default=True,
               help="Augment: scale the vibration by up to this factor either way (1: off).")
@@ -36,9 +39,9 @@ from tinyml.cli.outpath import OUT_DIR, OUT_FILE
 @click.option("--by", default=None, help="Group column: also retrain leaving out each of its groups in turn and add "
                                          "the per-group float/int8 accuracy table to metrics.json (slower).")
 def train(data: Path, model_name: str, out_dir: Path, epochs: int, batch_size: int, seed: int,
-          features: str | None, patience: int, quiet: bool, arithmetic: str, force: bool, augment_gain: float,
-          augment_speed: float, augment_snr: float | None, augment_resonance: float, augment_copies: int,
-          by: str | None) -> None:
+          features: str | None, patience: int, quiet: bool, arithmetic: str, false_alarms_per_day: float | None,
+          force: bool, augment_gain: float, augment_speed: float, augment_snr: float | None, augment_resonance: float,
+          augment_copies: int, by: str | None) -> None:
     """Train a model on DATA (.npz) and write RUN_DIR (model, metrics, plots, preprocessing)."""
     from tinyml.data.dataset import load
     from tinyml.rundir import check_folder_for_training
@@ -52,9 +55,9 @@ def train(data: Path, model_name: str, out_dir: Path, epochs: int, batch_size: i
     ds = load(data)
     spec = feature_spec_option(features)
     options = TrainOptions(epochs=epochs, batch_size=batch_size, seed=seed, patience=patience, quiet=quiet,
-                           arithmetic=arithmetic, augment_gain=augment_gain, augment_speed=augment_speed,
-                           augment_snr=augment_snr, augment_resonance=augment_resonance,
-                           augment_copies=augment_copies, by=by)
+                           arithmetic=arithmetic, false_alarms_per_day=false_alarms_per_day,
+                           augment_gain=augment_gain, augment_speed=augment_speed, augment_snr=augment_snr,
+                           augment_resonance=augment_resonance, augment_copies=augment_copies, by=by)
     result = train_model(ds, model_name, out_dir, options, spec, dataset_path=data, force=force)
     line = f"{model_name}: accuracy {result['accuracy']:.4f}, macro F1 {result['macro_f1']:.4f}"
     if result.get("auc") is not None:
@@ -110,13 +113,14 @@ def evaluate(run_dir: Path, data: Path, by: str, no_retrain: bool, split: str, e
                    "is larger) or AUC for anomaly models (default 0.01).")
 def quantize(run_dir: Path, data: Path | None, tolerance: float | None) -> None:
     """Full-int8 quantization of RUN_DIR/model.keras with a float-vs-int8 report."""
-    from tinyml.quantize import quantize_run
+    from tinyml.quantize import SCORERS, int8_key, quantize_run
 
     res = quantize_run(run_dir, data, tolerance)
     r = res.report
     m = r["metric"]
     click.echo(f"{m}: float {r['float'][m]:.4f}, int8 LiteRT {r['int8_litert'][m]:.4f}, "
-               f"int8 TFLM {r['int8_tflm'][m]:.4f} ({r['tflite_bytes']} bytes) -> {res.tflite_path}")
+               f"int8 {SCORERS[r['int8_scored_by']]} {r[int8_key(r)][m]:.4f} ({r['tflite_bytes']} bytes) "
+               f"-> {res.tflite_path}")
 
 
 @click.command()
@@ -157,14 +161,17 @@ def detect(model: Path, series: Path, out_path: Path, labels: Path | None, time_
     """Run an anomaly MODEL over a timestamped SERIES as the device would; write alarm events (and scores)."""
     from tinyml.data.timestamps import iso
     from tinyml.outputs import write_atomic
-    from tinyml.train.detect import DetectOptions, events_csv, labelled_events
+    from tinyml.train.detect import DetectOptions, check_within, events_csv, labelled_events
     from tinyml.train.detect import detect as run_detect
     from tinyml.train.event_scores import score_events
 
     cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
-    opts = DetectOptions(time_column, cols, time_format, on_backwards, max_gap, hop, k, n, clear_k, runtime)
+    opts = DetectOptions(time_column=time_column, columns=cols, time_format=time_format, on_backwards=on_backwards,
+                         max_gap=max_gap, hop=hop, k=k, n=n, clear_k=clear_k, runtime=runtime)
     intervals = labelled_events(labels, series, time_format=time_format, normal_class="normal") if labels else None
     events, summary = run_detect(model, series, opts)
+    if intervals is not None:
+        check_within(intervals, summary, labels)
     write_atomic(out_path, events_csv(events))
     days = summary["span_seconds"] / 86400
     click.echo(f"{len(events)} alarm event(s) in {summary['windows']} windows (hop {summary['hop']}) over "

@@ -26,10 +26,24 @@ def write(gen: Generated, out_dir: Path) -> list[Path]:
     return [write_atomic(h, gen.header), write_atomic(c, gen.source)]
 
 
-def _harness(prefix: str) -> str:
+# for C generated with trace=True: every tensor a kernel wrote, as int32 op, tensor, n, then n bytes, on stderr
+_TRACE = """void tml_trace(int op, int tensor, const int8_t *data, int32_t n);
+void tml_trace(int op, int tensor, const int8_t *data, int32_t n)
+{
+    int32_t head[3];
+    head[0] = op;
+    head[1] = tensor;
+    head[2] = n;
+    fwrite(head, sizeof head, 1, stderr);
+    fwrite(data, 1, (size_t)n, stderr);
+}
+"""
+
+
+def _harness(prefix: str, trace: bool = False) -> str:
     return f"""#include <stdio.h>
 #include "{prefix}.h"
-int main(void)
+{_TRACE if trace else ""}int main(void)
 {{
     static int8_t in[{prefix}_input_size];
     static int8_t out[{prefix}_output_size];
@@ -51,7 +65,7 @@ def build(gen: Generated, work: Path, sanitize: bool = False, cc: str = "gcc") -
     if shutil.which(cc) is None:
         raise ToolError(f"host compiler {cc!r} not found", hint="install gcc (apt-get install gcc)")
     write(gen, work)
-    (work / "harness.c").write_text(_harness(gen.prefix))
+    (work / "harness.c").write_text(_harness(gen.prefix, bool(gen.report.get("trace"))))
     exe = work / ("harness_asan" if sanitize else "harness")
     cmd = [cc, *STRICT, *(SANITIZE if sanitize else []), "-o", str(exe),
            str(work / "harness.c"), str(work / f"{gen.prefix}.c")]
@@ -70,3 +84,17 @@ def run(exe: Path, inputs: np.ndarray, output_size: int, timeout: float = 300) -
         raise ToolError(f"generated C failed (exit {proc.returncode}): {proc.stderr.decode(errors='replace')[:2000]}",
                         hint="this is a code generator bug; report it with the model")
     return np.frombuffer(proc.stdout, dtype=np.int8).reshape(len(batch), output_size)
+
+
+def run_trace(exe: Path, row: np.ndarray, timeout: float = 60) -> list[tuple[int, int, np.ndarray]]:
+    """(op index, tensor index, bytes) for every tensor a traced build wrote on one input, in order."""
+    proc = subprocess.run([str(exe)], input=np.ascontiguousarray(row, np.int8).tobytes(), capture_output=True,
+                          timeout=timeout)
+    if proc.returncode != 0:
+        raise ToolError(f"generated C failed (exit {proc.returncode})", hint="this is a code generator bug")
+    records, raw, at = [], proc.stderr, 0
+    while at + 12 <= len(raw):
+        op, tensor, n = np.frombuffer(raw, np.int32, 3, at)
+        records.append((int(op), int(tensor), np.frombuffer(raw, np.int8, int(n), at + 12).copy()))
+        at += 12 + int(n)
+    return records

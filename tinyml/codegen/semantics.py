@@ -13,7 +13,9 @@ reference is caught at the operator responsible rather than at the model's outpu
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -62,6 +64,7 @@ class Trace:
 
     outputs: np.ndarray                                   # [N, output size] int8
     departures: list[Departure] = field(default_factory=list)
+    values: list[dict[int, np.ndarray]] = field(default_factory=list)  # per input, every tensor (``keep``)
 
     def first(self, engine: str) -> Departure | None:
         return next((d for d in self.departures if d.engine == engine), None)
@@ -74,6 +77,13 @@ def describe(d: dict) -> str:
             f"({d['detail'] or str(d['values']) + ' values'} on {d['inputs']} inputs){why}")
 
 
+@functools.lru_cache(maxsize=4)
+def _unpacked(tflite: bytes) -> Any:
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    return schema.ModelT.InitFromPackedBuf(tflite, 0)
+
+
 def op_model(tflite: bytes, op_index: int, shapes: dict[int, tuple[int, ...]],
              consts: dict[int, np.ndarray]) -> bytes:
     """A model holding only operator ``op_index``: tensors in ``consts`` become constants with those
@@ -82,7 +92,7 @@ def op_model(tflite: bytes, op_index: int, shapes: dict[int, tuple[int, ...]],
     import flatbuffers
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
-    raw = schema.ModelT.InitFromPackedBuf(tflite, 0)
+    raw = _unpacked(tflite)  # read only: what is changed below is copied first
     graph = raw.subgraphs[0]
     op = copy.deepcopy(graph.operators[op_index])
     order = list(dict.fromkeys(int(t) for t in list(op.inputs) + list(op.outputs) if int(t) >= 0))
@@ -115,9 +125,10 @@ def op_model(tflite: bytes, op_index: int, shapes: dict[int, tuple[int, ...]],
     return bytes(builder.Output())
 
 
-def trace(tflite: bytes, inputs: np.ndarray, engines: tuple[str, ...] = COMPARED) -> Trace:
+def trace(tflite: bytes, inputs: np.ndarray, engines: tuple[str, ...] = COMPARED, *, keep: bool = False) -> Trace:
     """Reference outputs for int8 input rows (flat, as the generated C takes them), and where each
-    of ``engines`` departs from the reference, operator by operator on the reference's inputs."""
+    of ``engines`` departs from the reference, operator by operator on the reference's inputs;
+    ``keep``: also every tensor's reference value per input."""
     from tinyml.codegen.prune import io_tensors
     from tinyml.codegen.shapes import fold
     from tinyml.model.tflite import read_model
@@ -144,7 +155,7 @@ def trace(tflite: bytes, inputs: np.ndarray, engines: tuple[str, ...] = COMPARED
         raise InputError(f"inputs of shape {list(rows.shape)} for a model input of {model.tensors[g_in].size} values",
                          "pass one flat int8 row per inference")
     departures: dict[tuple[str, int], Departure] = {}
-    outputs = []
+    outputs, kept = [], []
     for row in rows:
         values: dict[int, np.ndarray] = {g_in: row.reshape(shapes["real"][g_in])}
         for op in ops:
@@ -168,12 +179,14 @@ def trace(tflite: bytes, inputs: np.ndarray, engines: tuple[str, ...] = COMPARED
                     d.values += diff
                     d.detail = d.detail or detail
         outputs.append(values[g_out].reshape(-1))
+        if keep:
+            kept.append(values)
     ordered = sorted(departures.values(), key=lambda d: (d.op_index, d.engine))
-    return Trace(np.stack(outputs).astype(np.int8), ordered)
+    return Trace(np.stack(outputs).astype(np.int8), ordered, kept)
 
 
-def departures(tflite: bytes, n: int = 8, seed: int = 0) -> list[Departure]:
-    """Where TFLM and LiteRT depart from the reference on n random int8 inputs (for `inspect`)."""
+def departures(tflite: bytes, n: int = 8, seed: int = 0, engines: tuple[str, ...] = COMPARED) -> list[Departure]:
+    """Where TFLM and LiteRT (or ``engines``) depart from the reference on n random int8 inputs."""
     from tinyml.codegen.prune import io_tensors
     from tinyml.codegen.shapes import fold
     from tinyml.model.tflite import read_model
@@ -181,7 +194,7 @@ def departures(tflite: bytes, n: int = 8, seed: int = 0) -> list[Departure]:
     model = fold(read_model(tflite))
     size = model.tensors[io_tensors(model)[0]].size
     rng = np.random.default_rng(seed)
-    return trace(tflite, rng.integers(-128, 128, size=(n, size), dtype=np.int8)).departures
+    return trace(tflite, rng.integers(-128, 128, size=(n, size), dtype=np.int8), engines).departures
 
 
 def reference_outputs(tflite: bytes, inputs: np.ndarray) -> np.ndarray:
@@ -197,3 +210,37 @@ def _differing(got: list[np.ndarray] | None, want: list[np.ndarray]) -> tuple[in
         if g.shape != w.shape:
             return sum(x.size for x in want), f"output shape {list(g.shape)} instead of {list(w.shape)}"
     return sum(int((g != w).sum()) for g, w in zip(got, want, strict=True)), ""
+
+
+def tflm_departures(tflite: bytes, n: int = 4) -> list[Departure]:
+    """Where TFLM departs from the reference, on n random inputs. A model without an operator in
+    ``REFERENCE`` is not traced: the reference of every other operator is TFLM's kernel."""
+    from tinyml.model.tflite import read_model
+
+    if not any(op.opcode in REFERENCE for op in read_model(tflite).operators):
+        return []
+    return departures(tflite, n, engines=("tflm",))
+
+
+@dataclass
+class Int8Run:
+    """The int8 outputs a device should compute, and which interpreter computed them."""
+
+    outputs: np.ndarray                                   # [N, *output shape] int8
+    engine: str                                           # "tflm" or "reference"
+    departures: list[Departure] = field(default_factory=list)  # TFLM's, when it is not the engine
+
+
+def int8_run(tflite: bytes, inputs: np.ndarray, *, departures: list[Departure] | None = None) -> Int8Run:
+    """Run int8 inputs [N, *input shape] through TFLM's whole-model interpreter (fast) when TFLM
+    computes the model as the reference does, else through the reference semantics one operator
+    at a time (``trace``): scoring a model with an interpreter known to compute it wrongly would
+    report another model's accuracy. ``departures``: ``tflm_departures(tflite)``, if known."""
+    from tinyml.model.interpreters import io_quantization, tflm_run
+
+    found = tflm_departures(tflite) if departures is None else departures
+    if not found:
+        return Int8Run(tflm_run(tflite, inputs), "tflm")
+    q = io_quantization(tflite)
+    flat = np.asarray(inputs, np.int8).reshape(len(inputs), -1)
+    return Int8Run(reference_outputs(tflite, flat).reshape(len(inputs), *q.out_shape), "reference", found)

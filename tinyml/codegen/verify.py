@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from tinyml.codegen import host, semantics
-from tinyml.codegen.emit import Generated
+from tinyml.codegen.emit import Generated, generate
 from tinyml.errors import InputError
 
 
@@ -39,9 +39,32 @@ def verify(gen: Generated, tflite: bytes, n: int, work: Path, seed: int = 0) -> 
     trace = semantics.trace(tflite, inputs)
     result: dict[str, Any] = {"inputs": n, "reference_mismatches": int((c_out != trace.outputs).sum()),
                               "departures": [d.to_json() for d in trace.departures]}
+    wrong = np.flatnonzero((c_out != trace.outputs).any(axis=1))
+    if wrong.size:
+        result["c_first_wrong_op"] = first_wrong_op(gen, tflite, inputs[wrong[0]], work / "trace")
     for engine in ("tflm", "litert"):
         try:
             result[f"{engine}_mismatches"] = int((c_out != reference_outputs(tflite, inputs, engine)).sum())
         except InputError:  # e.g. TFLM lacks a kernel the model's shape arithmetic uses
             result[f"{engine}_mismatches"] = None
     return result
+
+
+def first_wrong_op(gen: Generated, tflite: bytes, row: np.ndarray, work: Path) -> dict[str, Any] | None:
+    """The first operator whose output in the C differs from the reference on one input: the C is
+    rebuilt with a trace of every tensor its kernels write and compared tensor by tensor."""
+    from tinyml.model.tflite import read_model
+
+    work.mkdir(parents=True, exist_ok=True)
+    traced = generate(tflite, prefix=gen.prefix, target=gen.target, trace=True)
+    written: dict[tuple[int, int], np.ndarray] = {}
+    for op, tensor, data in host.run_trace(host.build(traced, work), row):
+        written[(op, tensor)] = data  # an op's last write of a tensor is its output
+    want = semantics.trace(tflite, row[None, :], engines=(), keep=True).values[0]
+    ops = read_model(tflite).operators
+    for (op, tensor), data in written.items():
+        ref = want.get(tensor)
+        if ref is not None and ref.dtype == np.int8 and not np.array_equal(ref.reshape(-1), data):
+            return {"op_index": op, "op": ops[op].opcode, "tensor": tensor,
+                    "values": int((ref.reshape(-1) != data).sum()) if ref.size == data.size else int(ref.size)}
+    return None

@@ -29,11 +29,15 @@ import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tinyml.errors import InputError
 from tinyml.outputs import atomic_path
+
+if TYPE_CHECKING:
+    from tinyml.data.features_series import Stream
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 FORMAT_VERSION = 1
@@ -106,6 +110,12 @@ class Dataset:
         if set(np.unique(self.split).tolist()) - set(SPLITS.values()):
             raise InputError("dataset split codes must be 0 (train), 1 (val) or 2 (test)", "recreate the file")
 
+    def stream(self) -> Stream | None:
+        """Each window's place in time (start, group) for features with state across windows; None untimed."""
+        from tinyml.data.features_series import Stream
+
+        return None if self.times is None else Stream(self.times, self.groups)
+
     def subset(self, which: str | None) -> Dataset:
         """The windows of one split ("train", "val", "test"), or all of them for None/"all"."""
         if which in (None, "all"):
@@ -128,16 +138,21 @@ class Dataset:
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        with atomic_path(path, suffix=".npz") as tmp:  # a killed writer never leaves a half file
-            np.savez_compressed(
-                tmp, x=self.x, y=self.y, classes=np.array(self.classes, dtype=str),
-                channels=np.array(self.channels, dtype=str), fs=np.float64(self.fs), split=self.split,
-                groups=self.groups, kind=np.array(self.kind), normal_class=np.array(self.normal_class),
-                meta=np.array(json.dumps(self.meta)), format_version=np.int64(FORMAT_VERSION),
-                **({} if self.times is None else {"times": self.times}),
-                **({} if self.rpm is None else {"rpm": self.rpm}),
-                **({"column_names": np.array(list(self.columns), dtype=str),
-                    "column_values": np.stack(list(self.columns.values()), axis=1)} if self.columns else {}))
+        arrays = {"x": self.x, "y": self.y, "classes": np.array(self.classes, dtype=str),
+                  "channels": np.array(self.channels, dtype=str), "fs": np.float64(self.fs), "split": self.split,
+                  "groups": self.groups, "kind": np.array(self.kind), "normal_class": np.array(self.normal_class),
+                  "meta": np.array(json.dumps(self.meta)), "format_version": np.int64(FORMAT_VERSION),
+                  **({} if self.times is None else {"times": self.times}),
+                  **({} if self.rpm is None else {"rpm": self.rpm}),
+                  **({"column_names": np.array(list(self.columns), dtype=str),
+                      "column_values": np.stack(list(self.columns.values()), axis=1)} if self.columns else {})}
+        # what np.savez_compressed writes, at deflate level 1: a million-row import's windows compress in a
+        # quarter of level 6's time, about 5 % larger
+        with atomic_path(path, suffix=".npz") as tmp, \
+                zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:  # never a half file
+            for name, value in arrays.items():
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, np.asanyarray(value), allow_pickle=False)
         return path
 
 

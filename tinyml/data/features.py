@@ -272,6 +272,11 @@ def _one(p: dict) -> int:
     return 1
 
 
+def _daily_cycle(x: np.ndarray, fs: float, p: dict) -> np.ndarray:
+    raise InputError("the daily_cycle feature is computed in integers only (it keeps state across windows)",
+                     "train with --arithmetic integer")
+
+
 def _integer_only(x: np.ndarray, fs: float, p: dict) -> np.ndarray:
     raise InputError("the bearing feature is computed in integers only (tinyml/data/features_bearing.py)",
                      "train with the default integer preprocessing (drop --arithmetic float64)")
@@ -304,8 +309,13 @@ FEATURES: dict[str, Feature] = {
                             "trailing mean of `width` samples at `points` positions (relative: minus the window mean)"),
     "diff_max": Feature(_diff_max, {}, _one, "largest absolute sample-to-sample change"),
     "flat_fraction": Feature(_flat_fraction, {}, _one, "fraction of repeated samples"),
+    "daily_cycle": Feature(_daily_cycle, {"slots": None, "profile_shift": 2, "baseline_shift": 5, "trend_shift": 3,
+                                          "scale_shift": 5}, lambda p: 4,
+                           "residual after a learned daily cycle, its trend, deviation from the rolling baseline, "
+                           "rolling |residual| (state across windows: tinyml/data/features_series.py)"),
     "bearing": Feature(_integer_only, {"bearing": None, "orders": None, "rpm": None, "rpm_range": None,
-                                       "band": None, "harmonics": 2, "tolerance": 0.03, "floor_bins": 4},
+                                       "band": None, "harmonics": 2, "tolerance": 0.03, "floor_bins": 4,
+                                       "fitted": []},
                        _bearing_width, "bearing-fault orders, speed- and level-invariant: envelope kurtosis, "
                        "1x-3x shares, envelope lines at 1x, BPFO, BPFI, BSF harmonics and BPFI sidebands over "
                        "their noise floor (integer only; tinyml/data/features_bearing.py)"),
@@ -322,6 +332,8 @@ DEFAULT_TEMPERATURE_SPEC: list[dict] = [
     {"name": "rate_of_change"}, {"name": "diff_max"}, {"name": "flat_fraction"},
     {"name": "rolling_mean", "width": 8, "points": 8, "relative": True}, {"name": "curvature"},
 ]
+# slow signals logged over days: the window features plus the daily cycle and rolling statistics
+TEMPERATURE_SERIES_SPEC: list[dict] = [*DEFAULT_TEMPERATURE_SPEC, {"name": "daily_cycle"}]
 
 
 def _number(value: object) -> bool:
@@ -347,9 +359,18 @@ def _check_param(name: str, key: str, value: object) -> None:
         if value is not None and not (isinstance(value, dict) and {"bpfo", "bpfi", "bsf"} <= set(value)
                                       and all(_number(v) and 0 < v < 100 for v in value.values())):
             raise bad
+    elif key == "fitted":
+        if not (isinstance(value, list) and set(value) <= {"bearing", "orders", "rpm_range", "band"}):
+            raise bad
     elif key == "rpm_range":
         if value is not None and not (isinstance(value, (list, tuple)) and len(value) == 2
                                       and all(_number(v) for v in value) and 0 < value[0] < value[1]):
+            raise bad
+    elif key == "slots":
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4096):
+            raise bad
+    elif key.endswith("_shift"):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 16:
             raise bad
     elif key in ("log", "relative"):
         if not isinstance(value, bool):

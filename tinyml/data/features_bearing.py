@@ -9,8 +9,10 @@ defect or a louder machine does not move it out of the training range).
 Per channel of a window, with the envelope band, the bearing's orders and the speed range
 fixed at training time (``resolve``) and baked into the C:
   1. shaft frequency f in Q16 bins: a fixed speed, or the raw spectrum's 1x peak in the speed
-     range: the largest bin k, its larger neighbour j in {k-1, k}, then Rife's two-bin
-     interpolation for a rectangular window, f = j + |X_j+1| / (|X_j| + |X_j+1|)
+     range: the largest bin k (replaced by the larger of bins k/2, k/2 + 1 when that is in the
+     range and within 9 dB of it: a range over 2:1 also holds a strong 2x), its larger neighbour
+     j in {k-1, k}, then Rife's two-bin interpolation for a rectangular window,
+     f = j + |X_j+1| / (|X_j| + |X_j+1|)
   2. log2 envelope kurtosis in the band (impacts make the envelope spiky; noise gives 1)
   3. the raw spectrum's energy at 1x, 2x, 3x (the two bins around h f) as log2 of its share of
      the total (imbalance, misalignment, looseness), and the 1x energy over f^4 (``unbalance``)
@@ -40,6 +42,7 @@ from tinyml.errors import InputError
 
 RAW_HARMONICS = 3                       # 1x, 2x, 3x in the raw spectrum
 ORDER_KEYS = ("bpfo", "bpfi", "bsf")    # envelope lines, after the shaft's 1x
+SUBHARMONIC_DB = 3                      # a peak at half the largest one's bin within 2^-3 (-9 dB) is the 1x
 SPEED_MARGIN = 0.25                     # the estimate searches the training speeds +-25 %
 BANK_DIVISORS = (1, 1.5, 2, 3, 4, 6, 8)  # band widths fs/2 / d of the filter bank
 KURTOGRAM_WINDOWS = 2000                # training windows scored (a seeded sample of more)
@@ -98,7 +101,7 @@ def resolve(spec: list[dict], x_train: np.ndarray, fs: float, *, rpm: np.ndarray
     """Fill every ``bearing`` entry's training-time choices: the bearing's orders (from the entry's
     ``bearing`` name or file, else the dataset's), the speed range the estimate searches (the
     machine's operating range the dataset records, else the training windows' rpm +-SPEED_MARGIN)
-    and the band (kurtogram over the training windows)."""
+    and the band (kurtogram over the training windows); ``fitted`` lists what was chosen here."""
     from tinyml.data.bearings import bearing_from_meta, load_bearing
 
     out = []
@@ -107,12 +110,16 @@ def resolve(spec: list[dict], x_train: np.ndarray, fs: float, *, rpm: np.ndarray
             out.append(entry)
             continue
         e = dict(entry)
+        fitted = list(e.get("fitted") or [])
         if e.get("orders") is None:
             b = load_bearing(e["bearing"]) if e.get("bearing") else bearing_from_meta({"bearing": bearing})
             if b is None:
                 raise InputError("the bearing feature needs the bearing's geometry",
                                  "import with --bearing NAME|FILE, or give \"bearing\": NAME in the feature spec")
+            fitted += ["orders"] if e.get("bearing") else ["bearing", "orders"]
             e["bearing"], e["orders"] = b.name, {k: b.orders()[k] for k in ("ftf", *ORDER_KEYS)}
+        if e.get("rpm") is None and e.get("rpm_range") is None:
+            fitted.append("rpm_range")
         if e.get("rpm") is None and e.get("rpm_range") is None and rpm_range is not None:
             e["rpm_range"] = [float(v) for v in rpm_range]
         elif e.get("rpm") is None and e.get("rpm_range") is None:
@@ -122,13 +129,24 @@ def resolve(spec: list[dict], x_train: np.ndarray, fs: float, *, rpm: np.ndarray
                                  "import with --rpm/--rpm-column, or give \"rpm\" or \"rpm_range\" in the feature spec")
             e["rpm_range"] = [float(known.min()) * (1 - SPEED_MARGIN), float(known.max()) * (1 + SPEED_MARGIN)]
         if e.get("band") is None:
+            fitted.append("band")
             full = {"harmonics": 2, "rpm": None, "rpm_range": None, **e}
             top_hz = (full["rpm"] if full["rpm"] is not None else full["rpm_range"][1]) / 60.0
             bpfi_hz = max(full["orders"][k] for k in ORDER_KEYS) * top_hz
             e["band"], _ = kurtogram(np.asarray(x_train), fs, min_lo=full["harmonics"] * bpfi_hz,
                                      min_width=2 * bpfi_hz)
+        e["fitted"] = sorted(set(fitted))
         out.append(e)
     return out
+
+
+def unresolved(spec: list[dict] | None) -> list[dict] | None:
+    """The spec as given before training: what ``resolve`` chose (listed in ``fitted``) reset, so a
+    retraining on other data (a leave-one-group-out fold) chooses again from its own training windows."""
+    if spec is None:
+        return None
+    return [{**e, **{k: None for k in e.get("fitted") or []}, "fitted": []} if e.get("name") == "bearing" else e
+            for e in spec]
 
 
 def check_resolved(p: dict) -> None:
@@ -179,6 +197,9 @@ def shaft_q16(power: np.ndarray, prm: list[int]) -> np.ndarray:
     kmin, kmax = prm[P_KMIN], prm[P_KMAX]
     k = kmin + np.argmax(power[:, kmin:kmax + 1], axis=1)       # the first largest
     rows = np.arange(m)
+    h = k >> 1                     # a range over 2:1 holds the 2x too: prefer a 1x within 9 dB of it
+    sub = np.where(power[rows, h] >= power[rows, h + 1], h, h + 1)   # h + 1 <= k
+    k = np.where((h >= kmin) & (power[rows, sub] >= power[rows, k] >> SUBHARMONIC_DB), sub, k)
     j = np.where(power[rows, k - 1] > power[rows, k + 1], k - 1, k)
     m0, m1 = fi.isqrt(power[rows, j]), fi.isqrt(power[rows, j + 1])
     total = m0 + m1

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tinyml.data import features_series as series
 from tinyml.data.features import (
     FEATURES,
     envelope_layout,
@@ -38,6 +39,7 @@ from tinyml.data.features import (
     rolling_positions,
     validate_spec,
 )
+from tinyml.data.features_series import Stream
 from tinyml.errors import InputError
 
 SAMPLE_MAX = 32767            # samples saturate symmetrically: |x| <= 32767
@@ -514,6 +516,7 @@ INT_FEATURES: dict[str, tuple[Callable[[_Rows, dict, Layout], np.ndarray], int, 
     "rolling_mean": (_rolling_mean, 8, 1, False), "diff_max": (_diff_max, 0, 1, False),
     "flat_fraction": (_flat_fraction, 16, 0, False), "curvature": (_weighted, 8, 1, False),
     "bearing": (_bearing, LOG_FRAC, 0, False),
+    "daily_cycle": (None, 8, 1, False),  # features_series.py, Q8 like mean
 }
 
 
@@ -526,14 +529,18 @@ def check_window(t: int, spec: list[dict] | None = None) -> None:
                          "use --window 64, 128, 256, 512 ... or drop this feature")
 
 
-def feature_values(q: np.ndarray, fs: float, spec: list[dict]) -> np.ndarray:
-    """int64 features [N, F] of int samples [N, T, C] (columns as ``features.feature_names``)."""
+def feature_values(q: np.ndarray, fs: float, spec: list[dict], stream: Stream | None = None) -> np.ndarray:
+    """int64 features [N, F] of int samples [N, T, C] (columns as ``features.feature_names``); ``stream``
+    places the windows in time for features with state across windows (``features_series.py``)."""
     full = validate_spec(spec)
     n, t, c = q.shape
     check_window(t, full)
     rows = _Rows(np.asarray(q, np.int64).transpose(0, 2, 1).reshape(n * c, t))
     cols = []
     for entry in full:
+        if entry["name"] == series.NAME:
+            cols.append(series.stream_features(q, stream, entry))
+            continue
         fn = INT_FEATURES[entry["name"]][0]
         vals = np.clip(fn(rows, entry, layout(entry, t, fs)), -CAP, CAP)
         cols.append(vals.reshape(n, c * vals.shape[1]))
@@ -558,10 +565,11 @@ def column_maps(spec: list[dict], shifts: list[int], fs: float) -> tuple[np.ndar
     return np.asarray(scale, np.float64), np.asarray(offset, np.float64)
 
 
-def real_features(q: np.ndarray, fs: float, spec: list[dict], shifts: list[int]) -> np.ndarray:
+def real_features(q: np.ndarray, fs: float, spec: list[dict], shifts: list[int],
+                  stream: Stream | None = None) -> np.ndarray:
     """The integer features as float64 in the float path's units (what training standardises)."""
     scale, offset = column_maps(spec, shifts, fs)
-    return feature_values(q, fs, spec).astype(np.float64) * scale + offset
+    return feature_values(q, fs, spec, stream).astype(np.float64) * scale + offset
 
 
 def feature_requant(spec: list[dict], shifts: list[int], fs: float, mean: np.ndarray, std: np.ndarray,
@@ -575,9 +583,9 @@ def feature_requant(spec: list[dict], shifts: list[int], fs: float, mean: np.nda
 
 
 def features_int8(x: np.ndarray, fs: float, spec: list[dict], shifts: list[int], mean: np.ndarray,
-                  std: np.ndarray, in_scale: float, zp: int) -> np.ndarray:
+                  std: np.ndarray, in_scale: float, zp: int, stream: Stream | None = None) -> np.ndarray:
     """The model's int8 inputs [N, F] from float32 windows, exactly as the device computes them."""
-    v = feature_values(to_samples(x, shifts), fs, spec)
+    v = feature_values(to_samples(x, shifts), fs, spec, stream)
     return requant(v, *feature_requant(spec, shifts, fs, mean, std, in_scale), zp)
 
 

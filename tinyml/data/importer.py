@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyml import optioncheck as oc
-from tinyml.data import series
+from tinyml.data import series, speed
 from tinyml.data.dataset import Dataset
 from tinyml.data.io import DATA_SUFFIXES, Recording, read_csv, read_mat, read_npz
 from tinyml.data.split import TEST, TRAIN, VAL, allocate, check_split, split_by_group, split_random
@@ -51,6 +51,10 @@ class ImportOptions:
     resample: str = "linear"            # how irregular times go onto the grid: linear or previous
     labels: str | None = None           # interval file (start,end,label CSV/JSON, or NAB combined_windows.json)
     unlabelled_as: str = "normal"       # windows in no interval: the normal class, or "none" (unlabelled, -1)
+    rpm: float | str | dict[str, float] | None = None  # shaft speed: one value, per recording {group: rpm}, or "estimate"
+    rpm_column: str | None = None       # CSV column of the shaft speed in rpm (a window gets its mean)
+    rpm_range: list[float] | None = None  # [low, high] rpm: the machine's speed range (and the estimate's search)
+    bearing: str | None = None          # bearing name (bearings/NAME.toml) or a .toml file
 
     def check(self) -> None:
         oc.at_least(self, "window", 2)
@@ -71,6 +75,7 @@ class ImportOptions:
                              "drop --label/--label-column")
         if (self.time_format or self.max_gap) and not self.time_column:
             raise InputError("--time-format/--max-gap need --time-column", "name the CSV column of timestamps")
+        speed.check_options(self)
 
 
 def find_sources(paths: list[str | Path]) -> list[tuple[Path, str | None]]:
@@ -99,10 +104,13 @@ def find_sources(paths: list[str | Path]) -> list[tuple[Path, str | None]]:
 def _read(path: Path, o: ImportOptions) -> list[Recording]:
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return read_csv(path, o.columns, o.time_column, o.label_column, o.group_column, o.fill,
-                        timing=series.TimeOptions(o.time_format, o.on_backwards, o.max_gap, o.resample))
-    if o.columns or o.label_column or o.group_column or o.time_column:
-        raise InputError(f"{path}: --columns/--label-column/--group-column/--time-column apply to CSV files only",
+        columns = o.columns if o.columns is None or not o.rpm_column else [*o.columns, o.rpm_column]
+        return read_csv(path, columns, o.time_column, o.label_column, o.group_column, o.fill,
+                        timing=series.TimeOptions(time_format=o.time_format, on_backwards=o.on_backwards,
+                                                  max_gap=o.max_gap, resample=o.resample))
+    if o.columns or o.label_column or o.group_column or o.time_column or o.rpm_column:
+        raise InputError(f"{path}: --columns/--label-column/--group-column/--time-column/--rpm-column apply to CSV "
+                         "files only",
                          "use --variable for .mat/.npz arrays and folders or --label for labels")
     return read_mat(path, o.variable, o.fill) if suffix == ".mat" else read_npz(path, o.variable, o.fill)
 
@@ -130,10 +138,11 @@ def import_data(paths: list[str | Path], o: ImportOptions = ImportOptions()) -> 
     hop = o.window if o.hop is None else o.hop
     sources = find_sources(paths)
     recs = _read_all(sources, o)
-    channels = _channels(recs)
     fs = _target_fs(recs, o)
     for r in recs:
         r.signal = resample(r.signal, r.fs or o.source_fs or fs, fs)
+    has_speed = speed.recording_speeds(recs, o, fs)   # rpm per sample (a --rpm-column leaves the signal)
+    channels = _channels(recs)
     longest = max(r.signal.shape[0] for r in recs)  # too short is the first thing to say, before classes
     if longest < o.window:
         raise InputError(f"--window {o.window} is longer than the longest recording ({longest} samples at {fs:g} Hz)",
@@ -147,7 +156,7 @@ def import_data(paths: list[str | Path], o: ImportOptions = ImportOptions()) -> 
     if (o.test_groups or o.val_groups) and mode != "group":
         raise InputError("--test-groups/--val-groups need --split group", "add --split group")
     pieces = _time_pieces(recs, o, hop) if mode == "time" else [(r, 0, r.signal.shape[0], TRAIN) for r in recs]
-    x, y, groups, sp, skipped, times, sources_of = _windows(pieces, classes, o.window, hop, fs)
+    x, y, groups, sp, skipped, times, sources_of, rpm = _windows(pieces, classes, o.window, hop, fs)
     normal_class = o.normal_class
     if o.labels:
         classes, y, normal_class = _interval_labels(o, times, sources_of, o.window / fs)
@@ -165,8 +174,9 @@ def import_data(paths: list[str | Path], o: ImportOptions = ImportOptions()) -> 
     timed = [r for r in recs if r.timing is not None]
     if timed:
         meta["recordings"] = [{"source": r.source, "label": r.label, "group": r.group, **r.timing} for r in timed]
+    meta |= speed.machine_meta(o, recs)
     return Dataset(x, y, classes, channels, fs, split, groups, o.kind, normal_class, meta,
-                   times if timed else None)
+                   times if timed else None, rpm if has_speed else None)
 
 
 def _read_all(sources: list[tuple[Path, str | None]], o: ImportOptions) -> list[Recording]:
@@ -188,8 +198,8 @@ def _read_all(sources: list[tuple[Path, str | None]], o: ImportOptions) -> list[
 def _windows(pieces: list[tuple[Recording, int, int, int]], classes: list[str], window: int, hop: int,
              fs: float):
     """Windows cut inside each piece [a, b) of one recording: x, y, groups, split codes, pieces too short,
-    start times (NaN where the recording had no time column)."""
-    xs, ys, gs, sp, ts, src = [], [], [], [], [], []
+    start times (NaN where the recording had no time column), mean shaft speeds (NaN without one)."""
+    xs, ys, gs, sp, ts, src, rpm = [], [], [], [], [], [], []
     skipped = 0
     for r, a, b, code in pieces:
         starts = _cut(b - a, window, hop)
@@ -200,10 +210,11 @@ def _windows(pieces: list[tuple[Recording, int, int, int]], classes: list[str], 
         sp += [code] * len(starts)
         ts += [(r.t0 if r.t0 is not None else np.nan) + (a + s) / fs for s in starts]
         src += [r.source] * len(starts)
+        rpm += [float(r.speed[a + s:a + s + window].mean()) if r.speed is not None else np.nan for s in starts]
     if not xs:
         raise InputError(f"no recording piece is as long as --window {window}", "use a shorter --window")
     return (np.stack(xs), np.array(ys, dtype=np.int64), np.array(gs, dtype=str), np.array(sp, dtype=np.int8),
-            skipped, np.array(ts, dtype=np.float64), np.array(src, dtype=str))
+            skipped, np.array(ts, dtype=np.float64), np.array(src, dtype=str), np.array(rpm, dtype=np.float64))
 
 
 def _interval_labels(o: ImportOptions, times: np.ndarray, sources: np.ndarray, seconds: float):

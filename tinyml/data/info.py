@@ -26,7 +26,23 @@ def summarize(ds: Dataset) -> dict:
             "window_seconds": ds.x.shape[1] / ds.fs, "classes": counts, "groups": int(len(np.unique(ds.groups))),
             "splits": splits, "channel_stats": stats, "meta": ds.meta,
             "group_columns": {name: dict(zip(*[a.tolist() for a in np.unique(v, return_counts=True)], strict=True))
-                              for name, v in ds.columns.items()}}
+                              for name, v in ds.columns.items()},
+            "machine": _machine(ds)}
+
+
+def _machine(ds: Dataset) -> dict:
+    """Shaft speed and bearing, when the dataset records them (``tinyml/data/speed.py``)."""
+    out: dict = {}
+    if ds.rpm is not None:
+        known = ds.rpm[np.isfinite(ds.rpm)]
+        out["rpm"] = {"windows": int(known.size), "min": float(known.min()) if known.size else None,
+                      "max": float(known.max()) if known.size else None}
+    if isinstance(ds.meta.get("bearing"), dict):
+        b = ds.meta["bearing"]
+        out["bearing"] = {"name": b.get("name"), "orders": b.get("orders")}
+    if ds.meta.get("rpm_range"):
+        out["rpm_range"] = ds.meta["rpm_range"]
+    return out
 
 
 def format_summary(info: dict) -> str:
@@ -45,6 +61,16 @@ def format_summary(info: dict) -> str:
     lines.append("channels:      mean        std        min        max")
     for ch, s in info["channel_stats"].items():
         lines.append(f"  {ch:<8} {s['mean']:>10.4g} {s['std']:>10.4g} {s['min']:>10.4g} {s['max']:>10.4g}")
+    m = info.get("machine", {})
+    if m.get("rpm"):
+        r = m["rpm"]
+        lines.append(f"shaft speed: {r['windows']} windows known" + (
+            f", {r['min']:.0f}..{r['max']:.0f} rpm" if r["windows"] else ""))
+    if m.get("rpm_range"):
+        lines.append(f"operating range: {m['rpm_range'][0]:.0f}..{m['rpm_range'][1]:.0f} rpm")
+    if m.get("bearing"):
+        orders = ", ".join(f"{k.upper()} {v:.4g}" for k, v in (m["bearing"]["orders"] or {}).items())
+        lines.append(f"bearing: {m['bearing']['name']} ({orders} x shaft speed)")
     return "\n".join(lines + _recordings(info["meta"].get("recordings", [])))
 
 

@@ -7,9 +7,7 @@ group changes (or the time column jumps), so a window can never mix two recordin
 
 from __future__ import annotations
 
-import csv
 import fnmatch
-import io
 import itertools
 import math
 from collections.abc import Callable
@@ -19,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyml.data import series
+from tinyml.data.csvtable import decimals, read_table, text
 from tinyml.data.timestamps import iso, parse_times
 from tinyml.errors import InputError
 
@@ -36,6 +35,7 @@ class Recording:
     fs: float | None = None     # None: unknown, the caller's --source-fs/--fs applies
     t0: float | None = None     # time of the first sample (s since the epoch) when a time column gave it
     timing: dict | None = None  # span, lines, the gap before it and clock faults (for `data info`)
+    speed: np.ndarray | None = None  # [T] shaft speed in rpm per sample (tinyml/data/speed.py)
 
 
 def _missing(cell: str) -> bool:
@@ -75,62 +75,53 @@ def read_csv(path: Path, columns: list[str] | None, time_column: str | None, lab
              group_column: str | None, fill: str | None, *,
              timing: series.TimeOptions | None = None) -> list[Recording]:
     """Rows of a CSV with a header line, cut into recordings by label/group runs and time gaps."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            text = fh.read()
-        # no quotes: a plain split is the same parse, several times faster than the csv module
-        rows = [ln.split(",") for ln in text.splitlines()] if '"' not in text else list(csv.reader(io.StringIO(text)))
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not a text CSV file ({exc.reason})", "export the data as UTF-8 CSV") from exc
-    except (OSError, csv.Error) as exc:
-        raise InputError(f"cannot read {path}: {exc}", "check the file") from exc
-    if len(rows) < 2:
-        raise InputError(f"{path}: no data rows (a CSV needs a header line and at least one row)",
-                         "check the file")
-    header = [h.strip() for h in rows[0]]
+    table = read_table(path)
+    header = table.header
     special = [c for c in (time_column, label_column, group_column) if c]
     for name in special + (columns or []):
         if name not in header:
             raise InputError(f"{path}: unknown column {name!r}", f"columns are: {', '.join(header)}")
-    body = rows[1:]
-    bad = next((i for i, row in enumerate(body) if len(row) != len(header)), None)
-    if bad is not None:
-        if not any(cell.strip() for cell in body[bad]):
-            raise InputError(f"{path}: empty line {bad + 2}", "remove blank lines from the CSV")
-        raise InputError(f"{path}: line {bad + 2} has {len(body[bad])} fields, the header has {len(header)}",
-                         "the file is truncated or malformed; re-export it")
+    column = {name: table.columns[header.index(name)] for name in header}
     if columns is None:
-        columns = [h for h in header if h not in special and _numeric_column(body, header.index(h))]
+        columns = [h for h in header if h not in special and _numeric_column(column[h])]
         if not columns:
             raise InputError(f"{path}: no numeric signal columns", "choose them with --columns a,b,c")
-    signal = _numeric(body, header, columns, path)
-    labels = [row[header.index(label_column)].strip() for row in body] if label_column else None
-    groups = [row[header.index(group_column)].strip() for row in body] if group_column else None
+    signal = np.stack([_numeric(column[name], name, path) for name in columns], axis=1)
+    labels = _names(column[label_column]) if label_column else None
+    groups = _names(column[group_column]) if group_column else None
     if time_column:
-        return _timed(path, body, header.index(time_column), time_column, signal, columns, labels, groups,
+        return _timed(path, column[time_column], time_column, signal, columns, labels, groups,
                       fill, timing or series.TimeOptions())
-    cuts = _run_starts(labels, groups, len(body))
+    cuts = _run_starts(labels, groups, table.rows)
     out = []
-    for a, b in zip(cuts, cuts[1:] + [len(body)], strict=True):
+    for a, b in zip(cuts, cuts[1:] + [table.rows], strict=True):
         seg = _fill_or_fail(signal[a:b], columns, str(path), fill, lambda r, a=a: f"line {a + r + 2}")
         out.append(Recording(seg, list(columns), str(path), labels[a] if labels else None,
                              groups[a] if groups else None))
     return out
 
 
-def _timed(path: Path, body: list[list[str]], ti: int, name: str, signal: np.ndarray, columns: list[str],
+def _names(cells: np.ndarray) -> list[str]:
+    """A label or group column as stripped str (one Python str per distinct value)."""
+    values, inverse = np.unique(cells, return_inverse=True)
+    names = [text(v).strip() for v in values]
+    return [names[i] for i in inverse.tolist()]
+
+
+def _timed(path: Path, cells: np.ndarray, name: str, signal: np.ndarray, columns: list[str],
            labels: list[str] | None, groups: list[str] | None, fill: str | None,
            o: series.TimeOptions) -> list[Recording]:
     """Recordings of a timestamped CSV: runs of label/group, clock faults handled, split at gaps, on a grid."""
     where = f"{path}, column {name!r}"
-    t = parse_times([row[ti] for row in body], fmt=o.time_format, where=where)
+    t = parse_times(cells, fmt=o.time_format, where=where)
+    n = len(t)
     if not np.all(np.isfinite(t)):
         r = int(np.flatnonzero(~np.isfinite(t))[0])
         raise InputError(f"{path}: missing or non-finite time at line {r + 2}, column {name!r}",
                          "fix the time column")
     runs = []  # (row indices in time order) per run of one label and group
-    cuts = _run_starts(labels, groups, len(body))
-    for a, b in zip(cuts, cuts[1:] + [len(body)], strict=True):
+    cuts = _run_starts(labels, groups, n)
+    for a, b in zip(cuts, cuts[1:] + [n], strict=True):
         faults = series.clock_faults(t[a:b], a + 2)
         keep, breaks = series.order(t[a:b], faults, on_backwards=o.on_backwards, where=str(path))
         for k, (p, q) in enumerate(zip([0, *breaks], [*breaks, len(keep)], strict=True)):
@@ -170,10 +161,9 @@ def _step(t: np.ndarray, runs: list[tuple[np.ndarray, list]], path: Path) -> flo
     return float(np.median(dt))
 
 
-def _numeric_column(body: list[list[str]], i: int) -> bool:
-    for row in body[:50]:
-        cell = row[i]
-        if _missing(cell):
+def _numeric_column(cells: np.ndarray) -> bool:
+    for cell in cells[:50]:
+        if _missing(text(cell)):
             continue
         try:
             float(cell)
@@ -182,35 +172,35 @@ def _numeric_column(body: list[list[str]], i: int) -> bool:
     return True
 
 
-def _numeric(body: list[list[str]], header: list[str], names: list[str], path: Path) -> np.ndarray:
-    idx = [header.index(n) for n in names]
-    out = np.empty((len(body), len(idx)))
-    try:  # the fast path: numpy converts whole columns; the loop below only runs to name a bad cell
-        for j, i in enumerate(idx):
-            out[:, j] = np.array([row[i] for row in body], dtype=np.float64)
-        return out
+def _numeric(cells: np.ndarray, name: str, path: Path) -> np.ndarray:
+    """A column as float64: plain decimals by array arithmetic, the rest by numpy's parser; the loop below
+    only runs to name a bad cell (missing values become NaN for ``_fill_or_fail``)."""
+    try:
+        return decimals(cells)
     except ValueError:
         pass
-    for r, row in enumerate(body):
-        for j, i in enumerate(idx):
-            cell = row[i]
-            try:
-                out[r, j] = float(cell)
-            except ValueError:
-                if _missing(cell):
-                    out[r, j] = math.nan
-                    continue
-                raise InputError(f"{path}: non-numeric value {cell.strip()[:20]!r} at line {r + 2}, "
-                                 f"column {names[j]!r}",
-                                 "pick numeric columns with --columns, or name the label with --label-column") \
-                    from None
+    out = np.empty(len(cells))
+    for r, cell in enumerate(cells.tolist()):
+        try:
+            out[r] = float(cell)
+        except ValueError:
+            if _missing(text(cell)):
+                out[r] = math.nan
+                continue
+            raise InputError(f"{path}: non-numeric value {text(cell).strip()[:20]!r} at line {r + 2}, "
+                             f"column {name!r}",
+                             "pick numeric columns with --columns, or name the label with --label-column") from None
     return out
 
 
 def _run_starts(labels: list[str] | None, groups: list[str] | None, n: int) -> list[int]:
     """Row indices where a new recording starts: the label or the group changes."""
-    return [0] + [i for i in range(1, n) if (labels is not None and labels[i] != labels[i - 1])
-                  or (groups is not None and groups[i] != groups[i - 1])]
+    change = np.zeros(max(n - 1, 0), bool)
+    for names in (labels, groups):
+        if names is not None:
+            a = np.array(names, dtype=object)
+            change |= a[1:] != a[:-1]
+    return [0, *(np.flatnonzero(change) + 1).tolist()]
 
 
 def _orient(arr: np.ndarray) -> np.ndarray:

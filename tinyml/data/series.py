@@ -32,7 +32,7 @@ class ClockFault:
     seconds: float  # how far back (0 for a duplicate)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TimeOptions:
     """How ``--time-column`` values are read and made regular (see the module docstring)."""
     time_format: str | None = None

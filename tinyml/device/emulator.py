@@ -11,6 +11,12 @@ Like a UART without flow control, a device never waits for its listener: bytes n
 line rate (``baud`` / 10 bytes per second). One thread serves the whole fleet with a
 selector, and run-mode results come from pools computed at start (see ``emulated_model``),
 so 64 devices at line rate fit on one core.
+
+A device with a key (``keys``, from the key store `tinyml provision` writes) behaves as provisioned
+firmware does: it answers AUTH_CHALLENGE with AUTH_HELLO and sends its run-mode results as
+AUTH_RESULT (docs/protocol.md); the others answer AUTH_CHALLENGE with ERROR 2, as firmware
+without a key does. ``Faults(impersonate=I)`` makes a device the audit's spoofer: it claims device
+I's id and boot id, with sequence numbers ahead of I's, and has no key.
 """
 
 from __future__ import annotations
@@ -24,13 +30,14 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from tinyml import __version__
+from tinyml.device import auth
 from tinyml.device import protocol as p
 from tinyml.device.background import BackgroundService
 from tinyml.device.emulated_model import DeviceModel, Outcome
@@ -57,6 +64,7 @@ class Faults:
     disconnect_after: float = 0.0   # drop the connection and the endpoint ...
     disconnect_for: float = 1.0     # ... for this long, then listen again (a pty gets a new path)
     drift_after: float | None = None  # from then on, inputs come from the drifted distribution
+    impersonate: int | None = None  # claim this device's id and boot, with seqs ahead of its own (a spoofer)
 
     def __post_init__(self) -> None:
         for name, value in self.__dict__.items():
@@ -83,9 +91,11 @@ class EmulatedDevice:
     """One device's protocol behaviour; the fleet gives it bytes and asks for due output."""
 
     def __init__(self, index: int, model: DeviceModel, rate: float, baud: int, faults: Faults,
-                 seed: int, start: float, condition: str | None = None):
+                 seed: int, start: float, condition: str | None = None, key: bytes | None = None):
         self.index = index
         self.device_id = f"emu-{index:03d}"
+        self.key = key  # signs AUTH_HELLO and run-mode AUTH_RESULTs when set
+        self.victim: EmulatedDevice | None = None  # whom this device poses as (Faults.impersonate)
         self.model = model
         self.rate = rate
         self.line_bytes_per_s = baud / 10.0
@@ -118,8 +128,16 @@ class EmulatedDevice:
     # ---- messages ----
     def hello(self) -> p.Hello:
         m = self.model
-        return p.Hello(1, "emulated", f"tinyml-emu {__version__}", self.device_id, m.model_hash,
-                       m.arena_bytes, m.input_bytes, m.output_bytes, self.boot_id, p.LATENCY_US)
+        return p.Hello(1, "emulated", f"tinyml-emu {__version__}", self.claimed_id, m.model_hash,
+                       m.arena_bytes, m.input_bytes, m.output_bytes, self.claimed_boot, p.LATENCY_US)
+
+    @property
+    def claimed_id(self) -> str:
+        return self.victim.device_id if self.victim is not None else self.device_id
+
+    @property
+    def claimed_boot(self) -> int:
+        return self.victim.boot_id if self.victim is not None else self.boot_id
 
     def _uptime_ms(self, now: float) -> int:
         return int((now - self.boot_time) * 1000) & 0xFFFFFFFF
@@ -127,12 +145,12 @@ class EmulatedDevice:
     def _result(self, seq: int, outcome: Outcome, now: float) -> p.Result:
         """The RESULT frame (the output's head); the whole output stays for OUTPUT_REQ, as on a board."""
         self.last_result = (seq, outcome)
-        return p.Result(seq, self.boot_id, self._uptime_ms(now), outcome.latency_us, p.LATENCY_US,
+        return p.Result(seq, self.claimed_boot, self._uptime_ms(now), outcome.latency_us, p.LATENCY_US,
                         outcome.label, outcome.score, outcome.output[:p.MAX_OUTPUT])
 
     def greeting(self) -> bytes:
         """What a host sees on connecting: a boot line and HELLO."""
-        return f"tinyml emulated device {self.device_id} boot {self.boot_id:08x}\n".encode() + p.encode(self.hello())
+        return f"tinyml emulated device {self.claimed_id} boot {self.claimed_boot:08x}\n".encode() + p.encode(self.hello())
 
     # ---- host -> device ----
     def receive(self, data: bytes, now: float) -> bytes:
@@ -156,6 +174,10 @@ class EmulatedDevice:
     def _answer(self, msg: p.Message, now: float) -> bytes:
         if isinstance(msg, p.HelloReq):
             return p.encode(self.hello())
+        if isinstance(msg, p.AuthChallenge):
+            if self.key is None:
+                return p.encode(p.Error(p.ERR_UNKNOWN_TYPE, "unexpected message type"))
+            return p.encode(auth.authenticated_hello(self.key, self.hello(), msg.nonce))
         if isinstance(msg, p.Input):
             end = msg.offset + len(msg.data)
             if end > len(self.input):
@@ -233,7 +255,7 @@ class EmulatedDevice:
                 self.scheduled += max(due, 0)  # the line was full: a device blocked in its UART write skips them
         if now >= self.next_heartbeat:
             self.next_heartbeat = now + HEARTBEAT_S
-            out += p.encode(p.Heartbeat(self.boot_id, self._uptime_ms(now), self.seq,
+            out += p.encode(p.Heartbeat(self.claimed_boot, self._uptime_ms(now), self.seq,
                                         self.stats.rx_errors))
         return bytes(out)
 
@@ -247,8 +269,9 @@ class EmulatedDevice:
             pool, windows = (m.drifted_pool, m.drifted_windows) if drifted else (m.normal_pool, m.normal_windows)
             i = self.rng.randrange(len(pool))
             outcome, values = pool[i], None if windows is None else windows[i]
-        result = self._result(self.seq, outcome, now)
-        frame = p.encode(result)
+        seq = self.seq if self.victim is None else (self.victim.seq + 1 + self.seq) & 0xFFFFFFFF  # ahead of it
+        result = self._result(seq, outcome, now)
+        frame = p.encode(result if self.key is None else auth.authenticated_result(self.key, result))
         samples = b""
         if values is not None:
             self.ring.append((self.seq, result.timestamp_ms, values))
@@ -376,7 +399,8 @@ class EmulatedFleet(BackgroundService):
     def __init__(self, model: str | Path | DeviceModel, *, count: int = 1, tcp_port: int | None = 0,
                  pty: bool = False, rate: float = 1.0, baud: int = 115200, faults: dict[int, Faults] | None = None,
                  seed: int = 0, on_exit: Callable[[int], None] | None = None,
-                 announce: Callable[[str], None] | None = None, condition: str | None = None):
+                 announce: Callable[[str], None] | None = None, condition: str | None = None,
+                 keys: Mapping[str, bytes] | None = None):
         if count < 1 or count > 1024:
             raise InputError(f"--count must be between 1 and 1024, got {count}", hint="e.g. --count 4")
         if rate < 0:
@@ -404,8 +428,15 @@ class EmulatedFleet(BackgroundService):
         try:
             for i in range(count):
                 device = EmulatedDevice(i, self.model, rate, baud, (faults or {}).get(i, Faults()), seed,
-                                        self.start_time, condition)
+                                        self.start_time, condition, key=(keys or {}).get(f"emu-{i:03d}"))
                 self.slots.append(_Slot(device, Endpoint(None if pty else (tcp_port + i if tcp_port else 0))))
+            for device in self.devices:
+                victim = device.faults.impersonate
+                if victim is not None:
+                    if not 0 <= victim < count or victim == device.index:
+                        raise InputError(f"device {device.index} cannot impersonate device {victim}",
+                                         hint=f"name another of the devices 0..{count - 1}")
+                    device.victim = self.devices[victim]
         except BaseException:
             self.close_endpoints()
             raise

@@ -19,11 +19,11 @@ import runpy
 import select
 import sys
 import threading
-import tty
 import types
 from collections.abc import Sequence
 from pathlib import Path
 
+from tinyml.device.endpoints import open_pty
 from tinyml.device.link import SocketTransport, parse_tcp
 from tinyml.device.qemu import CONNECT_TIMEOUT_S, EmulatedBoard
 from tinyml.errors import DeviceError, InputError
@@ -48,9 +48,8 @@ def wait_for_boot(transport: SocketTransport, *, timeout: float = 30.0) -> bytes
 
 def bridge(transport: SocketTransport, stop: threading.Event) -> str:
     """A raw pty whose other end is the emulated UART; returns the path the runner opens."""
-    master, slave = os.openpty()
-    tty.setraw(slave)  # no echo, no line discipline: bytes pass as they are
-    path = os.ttyname(slave)  # the slave fd stays open, so the runner may open and close the path
+    master, _slave, path = open_pty()  # raw: no echo, no line discipline; the slave fd stays open,
+    # so the runner may open and close the path
 
     def device_to_pty() -> None:
         while not stop.is_set():

@@ -30,6 +30,9 @@ MAX_OUTPUT = MAX_PAYLOAD - 24  # RESULT output bytes per frame; larger tensors s
 MAX_OUTPUT_CHUNK = MAX_PAYLOAD - 8  # OUTPUT data bytes per frame: the tail after the RESULT head
 MAX_SENSOR_NAME = 32  # SAMPLES: bytes of the sensor name
 MAX_SAMPLE_BYTES = 448  # SAMPLES data bytes per frame: 112 f32 values; header 25 + 32 + 448 <= 508
+MAC_BYTES = 8  # AUTH_HELLO / AUTH_RESULT: HMAC-SHA256 truncated to 8 bytes (tinyml/device/auth.py)
+NONCE_BYTES = 8  # AUTH_CHALLENGE / AUTH_HELLO: the host's challenge
+MAX_AUTH_OUTPUT = MAX_OUTPUT - MAC_BYTES  # AUTH_RESULT output bytes per frame
 
 # SAMPLES sample formats
 SAMPLE_F32 = 0
@@ -494,15 +497,88 @@ class Replay:
         return cls(offset, data)
 
 
+def _fixed(value: bytes, n: int, name: str) -> bytes:
+    if len(value) != n:
+        raise InputError(f"{name} must be {n} bytes, got {len(value)}", hint="see docs/protocol.md, device authentication")
+    return bytes(value)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthChallenge:
+    """Host -> device: prove your identity for this session; the device answers AUTH_HELLO with ``nonce``."""
+
+    TYPE: ClassVar[int] = 0x10
+    nonce: bytes
+
+    def payload(self) -> bytes:
+        return _fixed(self.nonce, NONCE_BYTES, "nonce")
+
+    @classmethod
+    def parse(cls, r: _Reader) -> AuthChallenge:
+        return cls(r.take(NONCE_BYTES))
+
+
+@dataclass(frozen=True, slots=True)
+class AuthHello(Hello):
+    """HELLO plus the host's challenge and a MAC over both: the device holds its key and this is
+    its current boot (``boot_id``), now. The MAC is the payload's last 8 bytes."""
+
+    TYPE: ClassVar[int] = 0x11
+    nonce: bytes
+    mac: bytes
+
+    def payload(self) -> bytes:
+        return self.unsigned_payload() + _fixed(self.mac, MAC_BYTES, "mac")
+
+    def unsigned_payload(self) -> bytes:
+        """The payload without the MAC: what the MAC covers (after the type byte)."""
+        return Hello.payload(self) + _fixed(self.nonce, NONCE_BYTES, "nonce")
+
+    @classmethod
+    def parse(cls, r: _Reader) -> AuthHello:
+        base = Hello.parse(r)
+        return cls(*(getattr(base, f.name) for f in fields(Hello)), r.take(NONCE_BYTES), r.take(MAC_BYTES))
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResult(Result):
+    """RESULT plus a MAC over it (type, seq, boot_id and everything else): the run-mode result of a
+    device with a key. At most ``MAX_AUTH_OUTPUT`` output bytes; the MAC is the payload's last 8 bytes."""
+
+    TYPE: ClassVar[int] = 0x12
+    mac: bytes
+
+    def payload(self) -> bytes:
+        if len(self.output) > MAX_AUTH_OUTPUT:
+            raise InputError(f"AUTH_RESULT output has {len(self.output)} values, a frame holds at most "
+                             f"{MAX_AUTH_OUTPUT}", hint=f"send the first {MAX_AUTH_OUTPUT} values (docs/protocol.md)")
+        return Result.payload(self) + _fixed(self.mac, MAC_BYTES, "mac")
+
+    def unsigned_payload(self) -> bytes:
+        """The payload without the MAC, packed without the field checks of ``payload`` (the gateway
+        computes it for every AUTH_RESULT it checks; a field out of range raises struct.error)."""
+        n = len(self.output)
+        return _layout(f"IIIIBBfH{n}b").pack(self.seq, self.boot_id, self.timestamp_ms, self.latency,
+                                              self.latency_unit, self.label, self.score, n, *self.output)
+
+    @classmethod
+    def parse(cls, r: _Reader) -> AuthResult:
+        seq, boot_id, ts, latency, unit, label, score, n = r.unpack("IIIIBBfH")
+        output = r.take(n)
+        return cls(seq, boot_id, ts, latency, unit, label, score, _layout(f"{n}b").unpack(output), r.take(MAC_BYTES))
+
+
 Message = (Hello | Result | Input | Infer | Ack | Error | Heartbeat | HelloReq | Exit | OutputReq | Output
-           | Samples | Capture | Replay)
+           | Samples | Capture | Replay | AuthChallenge | AuthHello | AuthResult)
 MESSAGE_TYPES: dict[int, type] = {cls.TYPE: cls for cls in
                                   (Hello, Result, Input, Infer, Ack, Error, Heartbeat, HelloReq, Exit,
-                                   OutputReq, Output, Samples, Capture, Replay)}
+                                   OutputReq, Output, Samples, Capture, Replay, AuthChallenge, AuthHello,
+                                   AuthResult)}
 MESSAGE_NAMES: dict[str, type] = {"HELLO": Hello, "RESULT": Result, "INPUT": Input, "INFER": Infer,
                                   "ACK": Ack, "ERROR": Error, "HEARTBEAT": Heartbeat,
                                   "HELLO_REQ": HelloReq, "EXIT": Exit, "OUTPUT_REQ": OutputReq,
-                                  "OUTPUT": Output, "SAMPLES": Samples, "CAPTURE": Capture, "REPLAY": Replay}
+                                  "OUTPUT": Output, "SAMPLES": Samples, "CAPTURE": Capture, "REPLAY": Replay,
+                                  "AUTH_CHALLENGE": AuthChallenge, "AUTH_HELLO": AuthHello, "AUTH_RESULT": AuthResult}
 _NAME_OF = {cls: name for name, cls in MESSAGE_NAMES.items()}
 
 
@@ -697,7 +773,7 @@ def message_from_dict(d: dict[str, Any]) -> Message:
         if f.name not in d:
             raise InputError(f"{d['type']} needs the field {f.name!r}", hint="see docs/protocol.md")
         value = d[f.name]
-        if f.name in ("model_hash", "data"):
+        if f.name in ("model_hash", "data", "nonce", "mac"):
             value = bytes.fromhex(value)
         elif f.name == "output":
             value = tuple(value)

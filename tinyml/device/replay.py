@@ -65,7 +65,7 @@ def replay_dataset(link: Any, model: Int8Model, data: str | Path, *, split: str 
                    limit: int | None = None, timeout: float = 10.0) -> ReplayReport:
     """Replay a dataset's windows and compare each device output with the host pipeline's."""
     from tinyml.data.dataset import load
-    from tinyml.hil import decide, host_reference, prepare_inputs, stratified_sample
+    from tinyml.hil import decide, device_reference, prepare_inputs, stratified_sample
 
     hello = link.request(p.HelloReq(), p.Hello, timeout)
     if hello.model_hash != model.hash8:
@@ -78,7 +78,7 @@ def replay_dataset(link: Any, model: Int8Model, data: str | Path, *, split: str 
     if windows.shape[0] != inputs.x.shape[0]:
         raise InputError(f"picked {windows.shape[0]} windows to replay but {inputs.x.shape[0]} host inputs",
                          "report this: the replay and validation window picks disagree")
-    host = host_reference(model, inputs.x)
+    host = device_reference(model, inputs.x, "native").outputs  # TFLM firmware of a model TFLM gets wrong is refused
     report = ReplayReport(host_labels=[int(v) for v in decide(model, inputs.x, host)])
     for i, window in enumerate(windows):
         result = replay_window(link, window, timeout=timeout)

@@ -118,6 +118,20 @@ def _model_sources(model: Int8Model, runtime: str, target: str, dest: Path, boar
     return write_tflm_sources(model.data, dest, idf_target=str(board.idf_target)), target, ""
 
 
+def _refuse_what_tflm_computes_wrongly(tflite: bytes) -> None:
+    """TFLM firmware of a model TFLM departs from the reference semantics on would compute wrong
+    results on the device (docs/codegen.md, "Reference semantics")."""
+    from tinyml.codegen.semantics import departures
+
+    try:
+        found = departures(tflite, engines=("tflm",))
+    except InputError:  # a model the op-by-op reference cannot cut up: nothing known against TFLM
+        return
+    if found:
+        raise InputError(f"TFLM firmware would compute this model wrongly: {found[0].describe()}",
+                         "use --runtime native, which computes the reference semantics (docs/codegen.md)")
+
+
 def render_project(board: Board, model: Int8Model, out: str | Path, runtime: str = "native",
                    device_id: str = "", target: str | None = None, *, sensor: str | None = None,
                    sensor_options: dict[str, str] | None = None) -> Path:
@@ -131,6 +145,8 @@ def render_project(board: Board, model: Int8Model, out: str | Path, runtime: str
     if runtime == "tflm" and board.template != "esp-idf":
         raise InputError(f"runtime 'tflm' needs ESP-IDF's esp-tflite-micro component; {board.name} "
                          f"uses the {board.template} template", "use --runtime native on this board")
+    if runtime == "tflm":
+        _refuse_what_tflm_computes_wrongly(model.data)
     family = template_family(board)
     plan = None
     if sensor is not None:
@@ -261,6 +277,7 @@ def _write_project(board: Board, model: Int8Model, out: Path, runtime: str, devi
         "task": model.task, "device_features": device_features, "flash_bytes": board.flash_bytes,
         "ram_bytes": board.ram_bytes, "stack_bytes": board.stack_bytes, "ram_origin": board.ram_origin,
         "tinyml_version": __version__, "sensor": plan.to_json() if plan is not None else None,
+        "device_id": device_id or board.name, "source_dir": src,
     }
     _write_file(out, out / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
 
@@ -292,13 +309,15 @@ def _write_features_config(pre: dict[str, Any], dest: Path, model: Int8Model) ->
 PREPROCESS_FILES = ("tinyml_run.c.j2", "tinyml_run.h")
 FEATURE_FILES = ("tinyml_features.c", "tinyml_features.h")
 INT_FEATURE_FILES = ("tinyml_features_int.c", "tinyml_features_int.h")
+SERIES_FILES = ("tinyml_series.c", "tinyml_series.h")  # the daily_cycle feature's state across windows
 
 
 def _feature_files(pre: dict[str, Any]) -> tuple[str, ...]:
     """The feature C a run's preprocessing needs: integer runs (features or per_window) the
     integer one, float64 feature runs the float64 one."""
     if pre["integer"]:
-        return INT_FEATURE_FILES
+        stateful = any(e.get("name") == "daily_cycle" for e in pre.get("feature_spec") or [])
+        return INT_FEATURE_FILES + (SERIES_FILES if stateful else ())
     return FEATURE_FILES if pre["mode"] == "features" else ()
 
 

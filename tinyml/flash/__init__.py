@@ -20,7 +20,7 @@ from tinyml.flash.methods import METHODS
 ProgressFn = Callable[[str, int, int], None]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FlashOptions:
     port: str | None = None          # serial port, "auto" or None (= auto) for esptool
     baud: int | None = None          # esptool transfer baud; default: the board's [flash] baud

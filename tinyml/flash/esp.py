@@ -121,7 +121,7 @@ def normalise_mode(mode: str, allowed: tuple[str, ...], what: str) -> str:
     return spelled
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EspOptions:
     port: str
     chip: str

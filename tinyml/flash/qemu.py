@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+from tinyml.device.endpoints import qemu_chardev
 from tinyml.errors import InputError
 from tinyml.firmware.boards import Board
 
@@ -16,7 +17,6 @@ ELF_MAGIC = b"\x7fELF"
 # e_machine values of the CPUs our emulators run.
 MACHINES = {40: "ARM", 243: "RISC-V", 94: "Xtensa"}
 EMULATOR_MACHINE = {"qemu-system-arm": 40, "qemu-system-riscv32": 243, "qemu-system-xtensa": 94}
-DEFAULT_SERIAL = "tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on"
 
 
 def elf_machine(path: Path) -> int:
@@ -49,4 +49,4 @@ def check_elf_for_board(path: Path, board: Board) -> None:
 def emulator_command(path: Path, board: Board, tcp_port: int = 5555) -> list[str]:
     """The emulator argv for ``path`` with its serial port on 127.0.0.1:``tcp_port``."""
     check_elf_for_board(path, board)
-    return board.emulator_argv(path.resolve(), DEFAULT_SERIAL.format(port=tcp_port))
+    return board.emulator_argv(path.resolve(), qemu_chardev(tcp_port))

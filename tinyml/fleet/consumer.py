@@ -45,7 +45,7 @@ RETRY_MIN_S, RETRY_MAX_S = 0.2, 5.0
 CONNECT_TIMEOUT_S = 30.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FleetConfig:
     mqtt: MqttConfig
     db: str = "fleet.db"

@@ -45,6 +45,8 @@ class Result:
     score: float
     latency: int | None
     latency_unit: str | None
+    port: str | None = None  # the gateway port it came from (gateways from before issue 16: None)
+    authenticated: bool | None = None  # its device proved its key (docs/security.md); None: not said
 
 
 @dataclass(frozen=True)
@@ -117,12 +119,15 @@ def _result(site: str, device: str, p: dict[str, Any]) -> Result:
         raise _Invalid(f"id {msg_id[:80]!r} is not <device>/<boot_id hex>/<seq> of this result")
     if not (0 <= boot_id < 2**32 and 0 <= seq < 2**63):
         raise _Invalid("boot_id or seq out of range")
-    anomaly = p.get("anomaly")
+    anomaly, authenticated = p.get("anomaly"), p.get("authenticated")
     if anomaly is not None and not isinstance(anomaly, bool):
         raise _Invalid("anomaly must be true, false or null")
+    if authenticated is not None and not isinstance(authenticated, bool):
+        raise _Invalid("authenticated must be true, false or null")
     return Result(site, device, msg_id, boot_id, seq, _get(p, "device_ms", int, True), _get(p, "received_at", float),
                   _get(p, "label", int, bits=32), _get(p, "class", str, True), anomaly, _get(p, "score", float),
-                  _get(p, "latency", int, True), _get(p, "latency_unit", str, True))
+                  _get(p, "latency", int, True), _get(p, "latency_unit", str, True), _get(p, "port", str, True),
+                  authenticated)
 
 
 def _alert(site: str, device: str, p: dict[str, Any]) -> Alert:

@@ -25,7 +25,8 @@ from urllib.parse import parse_qs, urlsplit
 from tinyml.errors import InputError
 from tinyml.fleet.messages import Alert, Message, Rejected, Result, Status
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: results record the gateway port and whether the device was authenticated
+MIGRATABLE = ("1",)  # older schemas brought up to date at start (only nullable columns added)
 ROWS_PER_INSERT = 500  # rows per multi-row INSERT into SQLite (it allows 32766 parameters)
 
 SCHEMA = """
@@ -34,7 +35,7 @@ CREATE TABLE IF NOT EXISTS results (
     site TEXT NOT NULL, id TEXT NOT NULL, device TEXT NOT NULL, boot_id BIGINT NOT NULL, seq BIGINT NOT NULL,
     device_ms BIGINT, received_at DOUBLE PRECISION NOT NULL, stored_at DOUBLE PRECISION NOT NULL,
     label INTEGER NOT NULL, class TEXT, anomaly BOOLEAN, score DOUBLE PRECISION, latency BIGINT,
-    latency_unit TEXT, PRIMARY KEY (site, id));
+    latency_unit TEXT, port TEXT, authenticated BOOLEAN, PRIMARY KEY (site, id));
 CREATE INDEX IF NOT EXISTS results_by_time ON results (received_at);
 CREATE TABLE IF NOT EXISTS alerts (
     site TEXT NOT NULL, id TEXT NOT NULL, device TEXT NOT NULL, alert BIGINT NOT NULL, rule TEXT NOT NULL,
@@ -55,7 +56,9 @@ CREATE TABLE IF NOT EXISTS rejects (
 # column -> PostgreSQL type, for the unnest() bulk insert
 RESULT_COLUMNS = {"site": "text", "id": "text", "device": "text", "boot_id": "bigint", "seq": "bigint",
                   "device_ms": "bigint", "received_at": "float8", "stored_at": "float8", "label": "int",
-                  "class": "text", "anomaly": "bool", "score": "float8", "latency": "bigint", "latency_unit": "text"}
+                  "class": "text", "anomaly": "bool", "score": "float8", "latency": "bigint", "latency_unit": "text",
+                  "port": "text", "authenticated": "bool"}
+ADDED_COLUMNS = (("results", "port", "TEXT"), ("results", "authenticated", "BOOLEAN"))  # by schema 2
 ALERT_COLUMNS = {"site": "text", "id": "text", "device": "text", "alert": "bigint", "rule": "text", "state": "text",
                  "value": "float8", "message": "text", "at": "float8"}
 _LATER = "excluded.{t} >= {table}.{t} OR {table}.{t} IS NULL"
@@ -237,6 +240,14 @@ class FleetStore:
                 cur.execute(statement)
             cur.execute(self._sql("INSERT INTO fleet_meta (key, value) VALUES ('schema', ?) "
                                   "ON CONFLICT (key) DO NOTHING"), (SCHEMA_VERSION,))
+            cur.execute("SELECT value FROM fleet_meta WHERE key = 'schema'")
+            if cur.fetchone()[0] in MIGRATABLE:  # in the same transaction: a crash leaves the old schema
+                for table, column, kind in ADDED_COLUMNS:
+                    if self.postgres:
+                        cur.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
+                    elif column not in {r[1] for r in cur.execute(f"PRAGMA table_info({table})").fetchall()}:
+                        cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                cur.execute(self._sql("UPDATE fleet_meta SET value = ? WHERE key = 'schema'"), (SCHEMA_VERSION,))
         self._check_schema()
 
     def _check_schema(self) -> None:
@@ -270,7 +281,8 @@ class FleetStore:
         with self.transaction() as cur:
             new = self._insert(cur, "results", RESULT_COLUMNS, "site, device, received_at, label, class, score, anomaly",
                                [(r.site, r.id, r.device, r.boot_id, r.seq, r.device_ms, r.received_at, now, r.label,
-                                 r.class_name, r.anomaly, r.score, r.latency, r.latency_unit) for r in results])
+                                 r.class_name, r.anomaly, r.score, r.latency, r.latency_unit, r.port,
+                                 r.authenticated) for r in results])
             out.results = len(new)
             out.duplicates = sum(isinstance(m, Result) for m in messages) - len(new)
             out.alerts = len(self._insert(cur, "alerts", ALERT_COLUMNS, "id",

@@ -20,15 +20,18 @@ import tomllib
 from tinyml.errors import InputError
 from tinyml.gateway.drift import DriftConfig
 from tinyml.gateway.evidence import EvidenceConfig
+from tinyml.gateway.identity import AUTH_MODES, AuthConfig
 from tinyml.gateway.limits import IdLimits
 from tinyml.gateway.rules import RuleConfig
+from tinyml.gateway.shards import IngestConfig
 from tinyml.gateway.store import RetentionLimits
 from tinyml.rundir import Labels, read_labels
 
 PASSWORD_ENV = "TINYML_MQTT_PASSWORD"
 RETENTION_KEYS = {"max_age_days", "max_results", "max_db_mb"}
 TOP_KEYS = {"site", "db", "ports", "http", "baud", "mqtt", "retention", "rules", "drift", "models", "evidence",
-            "limits"}
+            "limits", "auth", "ingest"}
+AUTH_KEYS = {"keys", "mode", "ports"}
 MQTT_KEYS = {"url", "username", "password", "password_env", "tls", "ca", "cert", "key", "insecure",
              "client_id", "keepalive", "topic_prefix", "protocol", "batch"}
 MQTT_PROTOCOLS = ("5", "3.1.1")
@@ -46,7 +49,7 @@ class ModelRoute:
         return any(fnmatch.fnmatchcase(device, pattern) for pattern in self.devices)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MqttConfig:
     host: str
     port: int
@@ -69,7 +72,7 @@ class MqttConfig:
         return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GatewayConfig:
     ports: tuple[str, ...]
     db: Path = Path("gateway.db")
@@ -83,6 +86,25 @@ class GatewayConfig:
     models: tuple[ModelRoute, ...] = ()
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     limits: IdLimits = field(default_factory=IdLimits)  # device ids per port, in total, new per minute
+    auth: AuthConfig = field(default_factory=AuthConfig)  # key store and per-port policy (identity.py)
+    ingest: IngestConfig = field(default_factory=IngestConfig)  # reader processes (shards.py)
+
+    def __post_init__(self) -> None:
+        silent = self.rules.silent_seconds
+        if silent is not None and self.limits.state_expiry_s <= silent:
+            raise InputError(f"[limits] state_expiry_s = {self.limits.state_expiry_s:g} must be longer than "
+                             f"[rules] silent_seconds = {silent:g}",
+                             "an expired device could not be reported silent; raise state_expiry_s")
+        for port, _ in self.auth.ports:
+            if port not in self.ports:
+                raise InputError(f"[auth.ports] names {port!r}, which is not one of the gateway's ports",
+                                 "use the port exactly as in ports = [...] or --port")
+
+    def keys(self) -> dict[str, bytes]:
+        """The device keys of ``[auth] keys`` (none without a key store); refuses a loose or bad file."""
+        from tinyml.device.keystore import read_keys
+
+        return {} if self.auth.keys is None else read_keys(self.auth.keys)
 
     def model_for(self, device: str, model_hash: str) -> Labels:
         for route in self.models:
@@ -293,6 +315,26 @@ def _routes(items: Any, base: Path) -> tuple[ModelRoute, ...]:
     return tuple(routes)
 
 
+def _auth(data: Any, base: Path, path: Path | None, keys: Path | None, mode: str | None) -> AuthConfig:
+    """``[auth]`` (keys, mode, ports) with the command line's --keys / --auth on top."""
+    if not isinstance(data, dict) or set(data) - AUTH_KEYS:
+        raise InputError(f"bad [auth] section ({_line_of(path, 'auth')})", f"known keys: {', '.join(sorted(AUTH_KEYS))}")
+    ports = data.get("ports", {})
+    if not isinstance(ports, dict) or not all(isinstance(v, str) for v in ports.values()):
+        raise InputError(f"[auth.ports] must map ports to modes ({_line_of(path, 'auth.ports')})",
+                         f'e.g. "/dev/ttyUSB0" = "optional"; modes: {", ".join(AUTH_MODES)}')
+    store = keys or data.get("keys")
+    if store is not None and not isinstance(store, str | Path):
+        raise InputError(f"[auth] keys must be a file name ({_line_of(path, 'auth', 'keys')})",
+                         'e.g. keys = "device-keys.json"')
+    store_path = None if store is None else Path(store) if keys or Path(store).is_absolute() else base / store
+    try:
+        return AuthConfig(store_path, mode or str(data.get("mode", "optional")), tuple(ports.items()))
+    except ValueError as exc:
+        raise InputError(f"bad [auth] settings ({_line_of(path, 'auth')}): {exc}",
+                         'mode = "required" or "optional"; required needs keys = "FILE" (`tinyml provision`)') from None
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
@@ -311,7 +353,8 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 def load(config_path: Path | None = None, *, ports: tuple[str, ...] = (), db: Path | None = None,
          mqtt_url: str | None = None, site: str | None = None, http: str | None = None,
-         models: tuple[Path, ...] = ()) -> GatewayConfig:
+         models: tuple[Path, ...] = (), keys: Path | None = None, auth: str | None = None,
+         shards: int | None = None) -> GatewayConfig:
     """Merge gateway.toml (when given) with command-line options; options win. ``models`` are
     run directories whose devices are found by model hash (one alone serves every device)."""
     data = read_toml(config_path) if config_path else {}
@@ -339,6 +382,9 @@ def load(config_path: Path | None = None, *, ports: tuple[str, ...] = (), db: Pa
                                  max_bytes=_positive(retention.get("max_db_mb"), 1e6, int))
     except (TypeError, ValueError) as exc:
         raise InputError(f"bad number in {config_path}: {exc}", "baud and [retention] take numbers") from None
+    ingest = data.get("ingest", {})
+    if shards is not None and isinstance(ingest, dict):
+        ingest = {**ingest, "shards": shards}
     return GatewayConfig(
         ports=all_ports, db=Path(db or data.get("db", "gateway.db")), site=site_name,
         http=parse_http(str(http_value)) if http_value else None, baud=baud,
@@ -348,5 +394,7 @@ def load(config_path: Path | None = None, *, ports: tuple[str, ...] = (), db: Pa
         drift=_section(DriftConfig, data.get("drift", {}), "drift", config_path),
         evidence=_section(EvidenceConfig, data.get("evidence", {}), "evidence", config_path),
         limits=_section(IdLimits, data.get("limits", {}), "limits", config_path),
+        auth=_auth(data.get("auth", {}), base, config_path, keys, auth),
+        ingest=_section(IngestConfig, ingest, "ingest", config_path),
         models=tuple(route_for_run(Path(m), every_device=len(models) == 1) for m in models)
         + _routes(data.get("models", []), base))

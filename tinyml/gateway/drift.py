@@ -54,7 +54,7 @@ def _ks_sorted(base: np.ndarray, recent: Sequence[float]) -> float:
 STATISTICS = {"psi": psi, "ks": ks}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DriftConfig:
     """Drift monitoring settings (gateway.toml ``[drift]``).
 

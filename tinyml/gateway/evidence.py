@@ -28,7 +28,7 @@ HOUR_S = 3600.0
 RESPONSE_S = 60.0  # windows arriving this long after a request still belong to it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EvidenceConfig:
     """gateway.toml ``[evidence]``: how many windows to ask for per alert (0 turns it off), how
     many requests per device and hour, and how many MB of windows to keep (oldest go first)."""

@@ -4,9 +4,9 @@ Set in gateway.toml ``[limits]`` (per_port, total, new_per_min). Device ids come
 sending 20,000 HELLOs with distinct ids created 20,000 device rows and 88 MB of state. The
 budget below is shared by every port: a HELLO whose id is new is admitted only while its port
 holds fewer than ``per_port`` ids, the gateway fewer than ``total``, and fewer than ``new_per_min``
-new ids arrived in the last minute; an id already spoken for by another connected port is
-refused on a second one (until the first disconnects). A refused HELLO is ignored (the line stays unidentified or
-keeps its previous id), counted per reason, and logged once per port and reason.
+new ids arrived in the last minute. A refused HELLO is ignored (the line stays unidentified or
+keeps its previous id), counted per reason, and logged once per port and reason. Which port may
+speak for an id at all (keys, one port per id) is tinyml/gateway/identity.py's concern.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ class IdLimits:
     per_port: int = 16       # distinct ids one port may bring in this gateway's lifetime
     total: int = 4096        # ids the gateway tracks (known from the database included)
     new_per_min: int = 120   # new ids per minute, all ports together
+    state_expiry_s: float = 3600.0  # a device idle this long has its in-memory state dropped (the store keeps it)
 
     def __post_init__(self) -> None:
-        for name in ("per_port", "total", "new_per_min"):
+        for name in ("per_port", "total", "new_per_min", "state_expiry_s"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
 
@@ -42,19 +43,13 @@ class IdBudget:
         self.recent: deque[float] = deque()
         self.refused: Counter[str] = Counter()
         self._logged: set[tuple[str, str]] = set()
-        self.bound: dict[str, str] = {}  # device id -> the connected port that speaks for it
 
     def admit(self, port: str, device: str, now: float) -> bool:
         """True when ``device`` may speak on ``port`` (and records it); False, counted, when refused."""
         seen = self.by_port[port]
-        holder = self.bound.get(device)
-        if holder is not None and holder != port:
-            reason: str | None = f"already connected on port {holder}"  # issue 16: a second line posing as it
-        elif device in seen:
-            self.bound[device] = port
+        if device in seen:
             return True
-        else:
-            reason = self._refusal(seen, device, now)
+        reason = self._refusal(seen, device, now)
         if reason is not None:
             self.refused[reason] += 1
             if (port, reason) not in self._logged:
@@ -66,13 +61,7 @@ class IdBudget:
             self.known.add(device)
             self.recent.append(now)
         seen.add(device)
-        self.bound[device] = port
         return True
-
-    def release(self, port: str) -> None:
-        """``port`` disconnected: the ids it spoke for may appear on another port now."""
-        for device in [d for d, p in self.bound.items() if p == port]:
-            del self.bound[device]
 
     def _refusal(self, seen: set[str], device: str, now: float) -> str | None:
         if len(seen) >= self.limits.per_port:

@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 
 import serial
 
-from tinyml.device import protocol
 from tinyml.device.link import _open_error
 from tinyml.errors import InputError
+from tinyml.gateway.identity import Identity
 from tinyml.gateway.ingest import LineState, PortState, Record
 from tinyml.gateway.limits import IdBudget
 
@@ -141,7 +141,8 @@ def waiting_for(url: str, exc: Exception) -> str:
 
 
 async def read_port(url: str, baud: int, emit: Callable[[list[Record]], Awaitable[None]], stop: asyncio.Event,
-                    writers: dict[str, Connection] | None = None, budget: IdBudget | None = None) -> None:
+                    writers: dict[str, Connection] | None = None, budget: IdBudget | None = None,
+                    identity: Identity | None = None) -> None:
     """Read one port forever: decode, emit records, reconnect with backoff when it goes away.
     While connected, the connection is in ``writers[url]`` (the gateway sends requests through it).
 
@@ -170,21 +171,24 @@ async def read_port(url: str, baud: int, emit: Callable[[list[Record]], Awaitabl
         log.info("port %s connected", url)
         await emit([PortState(url, True, None, time.time())])
         reason = "closed"
-        line = LineState(url, budget)
+        line = LineState(url, budget, identity)
         if writers is not None:
             writers[url] = conn
         try:
             while not stop.is_set():
-                now = time.time()
-                if line.wants_hello(now):
-                    conn.write(protocol.encode(protocol.HelloReq()))
-                # identified lines block in read; unidentified ones wake up to re-ask for HELLO
-                data = await conn.read() if line.device is not None else await _read_or_timeout(conn)
+                line.wants_hello(time.time())
+                if line.outgoing:  # HELLO_REQ, AUTH_CHALLENGE
+                    conn.write(line.take_outgoing())
+                # identified lines block in read; unidentified ones (or unproven claims) wake up to re-ask
+                settled = line.device is not None and line.claim is None
+                data = await conn.read() if settled else await _read_or_timeout(conn)
                 if data is None:
                     continue
                 if not data:
                     break
                 records = line.feed(data, time.time())
+                if line.outgoing:
+                    conn.write(line.take_outgoing())
                 if records:
                     await emit(records)
         except (OSError, serial.SerialException) as exc:
@@ -195,8 +199,8 @@ async def read_port(url: str, baud: int, emit: Callable[[list[Record]], Awaitabl
         finally:
             if writers is not None and writers.get(url) is conn:
                 del writers[url]
-            if budget is not None:
-                budget.release(url)
+            if identity is not None:
+                identity.release(url)
             conn.close()
         if not stop.is_set():
             log.warning("port %s disconnected (%s); reconnecting", url, reason)

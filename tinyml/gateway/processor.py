@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import re
+import sqlite3
 import struct
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from tinyml.gateway.batching import ResultBatches
 from tinyml.gateway.config import GatewayConfig
 from tinyml.gateway.drift import DriftMonitor
 from tinyml.gateway.evidence import HOUR_S, RESPONSE_S
+from tinyml.gateway.identity import Refused
 from tinyml.gateway.ingest import (
     HeartbeatRecord,
     Identified,
@@ -40,6 +42,7 @@ from tinyml.gateway.rules import DeviceRules, Transition
 from tinyml.gateway.store import Store
 from tinyml.rundir import Labels
 
+IDENTITY_RULE = "identity"  # a port claimed a device id it could not prove (tinyml/gateway/identity.py)
 _TOPIC_UNSAFE = re.compile(r"[/+#\x00-\x1f]")
 
 
@@ -81,14 +84,19 @@ def _int8_layout(n: int) -> struct.Struct:
 
 
 def result_payload(site: str, device: str, r: Result, received_at: float, class_name: str | None,
-                   anomaly: bool | None) -> str:
+                   anomaly: bool | None, *, port: str = "", authenticated: bool = False) -> str:
     """The result message's JSON (see ``_result_json``)."""
     return _result_json(_json_str(site), _json_str(device), r, _json_float(received_at), _json_str(class_name),
-                        anomaly)
+                        anomaly, _source_json(port, authenticated))
+
+
+def _source_json(port: str, authenticated: bool) -> str:
+    """The fields every result message ends with: where it came from and whether its device proved its key."""
+    return f'"port":{_json_str(port)},"authenticated":{_JSON_CONST[authenticated]}'
 
 
 def _result_json(site_json: str, device_json: str, r: Result, received_at_json: str, class_json: str,
-                 anomaly: bool | None) -> str:
+                 anomaly: bool | None, source_json: str) -> str:
     """The result message's JSON, written directly from parts encoded once per read: the
     hottest path of the gateway, and building a dict for json to walk costs about three times
     as much. The id is the device's JSON string extended by ``/<boot_id>/<seq>`` (plain ASCII,
@@ -97,7 +105,7 @@ def _result_json(site_json: str, device_json: str, r: Result, received_at_json: 
             f'"device":{device_json},"boot_id":{r.boot_id},"seq":{r.seq},"device_ms":{r.timestamp_ms},'
             f'"received_at":{received_at_json},"label":{r.label},"class":{class_json},'
             f'"anomaly":{_JSON_CONST[anomaly]},"score":{_json_float(r.score)},"latency":{r.latency},'
-            f'"latency_unit":{_UNIT_JSON[r.latency_unit]}}}')
+            f'"latency_unit":{_UNIT_JSON[r.latency_unit]},{source_json}}}')
 
 
 Seen = dict[str, tuple[float, dict[str, object]]]
@@ -123,6 +131,7 @@ class DeviceState:
     seq_bound: int | None = None
     labels: dict[int, tuple[bool | None, str]] = field(default_factory=dict)  # label -> (anomaly, class JSON)
     port: str = ""  # where the device was last identified: evidence requests go there
+    last_seen: float = 0.0  # when a record of this device was last processed (state expiry)
     evidence_request: tuple[int, float] | None = None  # (request id, when) of the last evidence request
 
     def meaning(self, label: int) -> tuple[bool | None, str]:
@@ -150,6 +159,7 @@ class BatchOutcome:
     transitions: list[tuple[str, Transition]] = field(default_factory=list)
     evidence_requests: list[tuple[str, str, int]] = field(default_factory=list)  # (device, port, windows) to ask
     evidence_stored: int = 0
+    expired: int = 0  # device states dropped from memory after idling (rebuilt from the store when heard again)
 
 
 class Processor:
@@ -162,6 +172,7 @@ class Processor:
         self.devices: dict[str, DeviceState] = {}
         self.new_results: list[tuple] = []  # the batch's results known to be new, inserted together
         self.outbox: list[tuple[str, str, str, str, float]] = []  # the batch's messages, in order
+        self.claims: dict[str, set[str]] = {}  # device id -> connected ports refused for claiming it
         # [mqtt] batch: results become one message per device per commit (tinyml/gateway/batching.py)
         self.batches = ResultBatches() if config.mqtt is not None and config.mqtt.batch else None
         self._restore()
@@ -174,34 +185,55 @@ class Processor:
     def _restore(self) -> None:
         open_alerts = self.store.open_alerts()
         for row in self.store.devices():
-            device = row["device"]
-            state = self._new_state(device, row["model_hash"] or "")
-            state.boot_id, state.last_seq = row["boot_id"], row["last_seq"]
-            state.port = row["port"] or ""
-            if state.rules.silent is not None:
-                state.rules.silent.last_seen = row["last_seen"]
-            drift = state.drift
-            if drift.fixed_baseline:
-                drift.recent.extend(self.store.last_scores(device, self.config.drift.window))
-            else:  # the baseline is the first scores; the window only what came after them
-                drift.baseline = self.store.first_scores(device, self.config.drift.baseline_n)
-                drift.recent.extend(self.store.last_scores(device, self.config.drift.window, len(drift.baseline)))
-            self.devices[device] = state
+            self._load(row)
         for device, rule in open_alerts:
             if device in self.devices:
                 _restore_firing(self.devices[device], rule)
 
+    def _load(self, row: sqlite3.Row) -> DeviceState:
+        """A device's in-memory state rebuilt from its stored row and results (at start, and when a
+        device whose state expired is heard from again)."""
+        device = row["device"]
+        state = self._new_state(device, row["model_hash"] or "")
+        state.boot_id, state.last_seq = row["boot_id"], row["last_seq"]
+        state.port = row["port"] or ""
+        if state.rules.silent is not None:
+            state.rules.silent.last_seen = row["last_seen"]
+        drift = state.drift
+        if drift.fixed_baseline:
+            drift.recent.extend(self.store.last_scores(device, self.config.drift.window))
+        else:  # the baseline is the first scores; the window only what came after them
+            drift.baseline = self.store.first_scores(device, self.config.drift.baseline_n)
+            drift.recent.extend(self.store.last_scores(device, self.config.drift.window, len(drift.baseline)))
+        state.last_seen = row["last_seen"] or 0.0
+        self.devices[device] = state
+        return state
+
+    def expire(self, now: float) -> int:
+        """Drop the in-memory state of devices idle for ``[limits] state_expiry_s``; it is rebuilt
+        from the store if they are heard from again. Returns how many were dropped."""
+        horizon = now - self.config.limits.state_expiry_s
+        idle = [d for d, state in self.devices.items() if state.last_seen < horizon]
+        for device in idle:
+            del self.devices[device]
+        return len(idle)
+
     def _state(self, device: str, model_hash: str = "") -> DeviceState:
         state = self.devices.get(device)
+        if state is None:
+            row = self.store.device(device)
+            if row is not None:  # its state expired: rebuild it, open alerts included
+                state = self._load(row)
+                for _, rule in self.store.open_alerts(device):
+                    _restore_firing(state, rule)
         if state is None or (model_hash and model_hash != state.model_hash):
             fresh = self._new_state(device, model_hash or (state.model_hash if state else ""))
             if state is not None:  # same device, new model: keep identity and open alerts, restart the analysis
                 fresh.boot_id, fresh.last_seq = state.boot_id, state.last_seq
                 fresh.bound_boot, fresh.seq_bound = state.bound_boot, state.seq_bound
                 fresh.port, fresh.evidence_request = state.port, state.evidence_request
-                for open_device, rule in self.store.open_alerts():
-                    if open_device == device:
-                        _restore_firing(fresh, rule)
+                for _, rule in self.store.open_alerts(device):
+                    _restore_firing(fresh, rule)
             self.devices[device] = state = fresh
         return state
 
@@ -223,6 +255,7 @@ class Processor:
                     port["bad_frames"] += rec.bad_frames
                     port["text_lines"] += rec.text_lines
                     port["unidentified"] += rec.unidentified
+                    port["refused"] += rec.refused
                     if rec.device is not None:
                         device = counts[rec.device]
                         device["frames"] += rec.frames
@@ -245,9 +278,14 @@ class Processor:
                     self.store.set_port(rec.port, rec.at, connected=int(rec.connected), last_error=rec.error)
                     if rec.connected:
                         port_counts[rec.port]["connects"] += 1
+                    else:
+                        self._release_claims(rec.port, rec.at, out)
                 elif isinstance(rec, Tick):
                     for device, state in self.devices.items():
                         self._transitions(device, state.rules.on_tick(rec.at), rec.at, out)
+                    out.expired += self.expire(rec.at)
+                elif isinstance(rec, Refused):
+                    self._identity_alert(rec, out)
                 elif isinstance(rec, Retention):
                     self._flush_results()
                     out.retained_deleted += self.store.delete_expired(rec.at, self.config.retention)
@@ -260,6 +298,7 @@ class Processor:
             self.outbox.clear()
             for device, (at, fields) in seen.items():  # every record that counts for a device marks it seen
                 state = self.devices[device]
+                state.last_seen = at
                 self.store.update_device(device, at, counts.get(device, {}), boot_id=state.boot_id,
                                          last_seq=state.last_seq, **fields)
             for port, c in port_counts.items():
@@ -302,7 +341,7 @@ class Processor:
         previous = state.boot_id
         rebooted = self._boot(rec.device, rec.boot_id, counts) and previous is not None
         fields: dict[str, object] = {"port": rec.port, "board": rec.board, "fw_version": rec.fw_version,
-                                     "model_hash": rec.model_hash,
+                                     "model_hash": rec.model_hash, "authenticated": int(rec.authenticated),
                                      "classes": json.dumps(list(state.model.label_names))
                                      if state.model.label_names else None}
         _mark_seen(seen, rec.device, rec.at, fields)
@@ -310,7 +349,7 @@ class Processor:
         payload: dict[str, object] = {
             "site": self.config.site, "device": rec.device, "state": "online", "board": rec.board,
             "fw_version": rec.fw_version, "model_hash": rec.model_hash, "boot_id": rec.boot_id,
-            "rebooted": rebooted, "port": rec.port, "at": rec.at}
+            "rebooted": rebooted, "port": rec.port, "authenticated": rec.authenticated, "at": rec.at}
         payload = {"id": status_id(payload), **payload}
         self._enqueue(rec.device, "status", str(payload["id"]), _encode(payload), rec.at, out)
 
@@ -325,6 +364,8 @@ class Processor:
         batches = self.batches
         topic = f"{self.prefix}/{topic_part(device)}/{'result' if batches is None else BATCH_KIND}"
         site_json, device_json, at_json = _json_str(self.config.site), _json_str(device), _json_float(at)
+        port, authenticated = rec.port, int(rec.authenticated)
+        source_json = _source_json(port, rec.authenticated)
         stored = duplicates = missing = 0
         for r in rec.results:
             if r.boot_id != state.boot_id:
@@ -332,7 +373,7 @@ class Processor:
             anomalous, class_json = state.meaning(r.label)
             seq = r.seq
             row = (device, r.boot_id, seq, at, r.timestamp_ms, r.latency, r.latency_unit, r.label, anomalous,
-                   r.score, _int8_layout(len(r.output)).pack(*r.output))
+                   r.score, _int8_layout(len(r.output)).pack(*r.output), port, authenticated)
             if not self._insert(state, row):
                 duplicates += 1
                 continue
@@ -343,7 +384,7 @@ class Processor:
                     missing += seq - last - 1
                 state.last_seq = seq
             if forward:
-                payload = _result_json(site_json, device_json, r, at_json, class_json, anomalous)
+                payload = _result_json(site_json, device_json, r, at_json, class_json, anomalous, source_json)
                 if batches is None:
                     self.outbox.append((device, topic, result_id(device, r.boot_id, seq), payload, at))
                 else:
@@ -381,11 +422,41 @@ class Processor:
             self._enqueue(device, "alert", str(payload["id"]), _encode(payload), now, out)
             out.transitions.append((device, t))
 
+    def _identity_alert(self, rec: Refused, out: BatchOutcome) -> None:
+        """A port that cannot prove a device id claimed it: an ``identity`` alert on that id, once
+        while open; it clears when every port refused for the id has disconnected."""
+        self.claims.setdefault(rec.device, set()).add(rec.port)
+        if any(rule == IDENTITY_RULE for _, rule in self.store.open_alerts(rec.device)):
+            return
+        self._transitions(rec.device, [Transition(IDENTITY_RULE, True, 1.0,
+                                                  f"port {rec.port} claimed this device id and was refused: "
+                                                  f"{rec.reason}")], rec.at, out)
+
+    def _release_claims(self, port: str, now: float, out: BatchOutcome) -> None:
+        for device in [d for d, ports in self.claims.items() if port in ports]:
+            ports = self.claims[device]
+            ports.discard(port)
+            if not ports:
+                del self.claims[device]
+                self._transitions(device, [Transition(IDENTITY_RULE, False, 0.0, f"port {port} disconnected")], now, out)
+
+    def close_identity_alerts(self, now: float) -> None:
+        """At start no port is connected, so no port claims an id: clear the identity alerts a
+        previous run left open (their messages go out like any other)."""
+        out = BatchOutcome()
+        with self.store.transaction():
+            for device, rule in self.store.open_alerts():
+                if rule == IDENTITY_RULE:
+                    self._transitions(device, [Transition(IDENTITY_RULE, False, 0.0, "the gateway restarted")], now,
+                                      out)
+            self.store.enqueue(self.outbox)
+            self.outbox.clear()
+
     def _request_evidence(self, device: str, alert_id: int, rule: str, now: float, out: BatchOutcome) -> None:
         """Ask the device for its recent raw windows, within the budget per device and hour."""
         cfg = self.config.evidence
         state = self.devices.get(device)
-        if not cfg.enabled or state is None or not state.port:
+        if not cfg.enabled or state is None or not state.port or rule == IDENTITY_RULE:
             return
         if self.store.evidence_requests_since(device, now - HOUR_S) >= cfg.per_device_per_hour:
             return

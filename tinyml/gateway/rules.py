@@ -22,7 +22,7 @@ class Transition:
     message: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RuleConfig:
     """Thresholds of the alert rules (gateway.toml ``[rules]``). ``None`` turns a rule off."""
 

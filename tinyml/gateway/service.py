@@ -17,9 +17,10 @@ import time
 
 from tinyml.device import protocol
 from tinyml.errors import ToolError
-from tinyml.gateway import api, ports
+from tinyml.gateway import api, ports, shards
 from tinyml.gateway.config import GatewayConfig
 from tinyml.gateway.forward import Forwarder
+from tinyml.gateway.identity import Identity
 from tinyml.gateway.ingest import Record, Retention, Tick, batch_size
 from tinyml.gateway.limits import IdBudget
 from tinyml.gateway.processor import Processor
@@ -41,9 +42,11 @@ class Gateway:
         self.store = Store(config.db)
         self.processor = Processor(self.store, config)
         self.budget = IdBudget(config.limits, known=self.processor.devices)  # device ids: per port, total, rate (issue 16)
+        self.identity = Identity(config.auth, config.keys())  # keys, per-port policy, one port per id (issue 16)
         self.committed = self.store.result_count()
         self.writers: dict[str, ports.Connection] = {}  # connected ports, for evidence requests
         self.store.mark_ports_down(time.time())
+        self.processor.close_identity_alerts(time.time())
         self.started_at = time.time()
         self.forwarder: Forwarder | None = None
 
@@ -52,7 +55,8 @@ class Gateway:
         statistic, the MQTT broker connection and when this process started (a restart shows)."""
         snap["gateway"] = {"site": self.config.site, "started_at": self.started_at, "running": True}
         budget = self.budget  # HELLOs refused by the device-id limits, per reason (tinyml/gateway/limits.py)
-        snap["device_ids"] = {"tracked": len(budget.known), "refused": dict(budget.refused)}
+        snap["device_ids"] = {"tracked": len(budget.known), "refused": dict(budget.refused),
+                              "identity_refused": dict(self.identity.refused), "states": len(self.processor.devices)}
         fwd = self.forwarder
         snap["mqtt"] = None if fwd is None else {
             "broker": fwd.cfg.redacted(), "connected": fwd.connected.is_set(), "published": fwd.published,
@@ -91,12 +95,16 @@ class Gateway:
                      SCHEMA_VERSION)
         log.info("gateway: site %s, db %s, %d port(s), %d result(s) stored", self.config.site,
                  self.config.db, len(self.config.ports), self.committed)
-        tasks = [asyncio.create_task(ports.read_port(p, self.config.baud, queue.put, stop, self.writers,
-                                                       budget=self.budget)) for p in self.config.ports]
+        readers = self._shards(queue, stop) if self.config.ingest.shards > 1 else []
+        tasks = [] if readers else [
+            asyncio.create_task(ports.read_port(p, self.config.baud, queue.put, stop, self.writers,
+                                                budget=self.budget, identity=self.identity))
+            for p in self.config.ports]
         tasks.append(asyncio.create_task(self._clock(queue, stop)))
         written = asyncio.Event()  # the writer has committed everything read before the stop
+        read_all = asyncio.Event()  # every reader has stopped and handed over what it read
         forward_task = asyncio.create_task(forwarder.run(written)) if forwarder else None
-        writer = asyncio.create_task(self._write(queue, stop, forwarder))
+        writer = asyncio.create_task(self._write(queue, read_all, forwarder))
         stopping = asyncio.create_task(stop.wait())
         vital = {writer, stopping} | ({forward_task} if forward_task else set())
         await asyncio.wait(vital, return_when=asyncio.FIRST_COMPLETED)
@@ -105,6 +113,8 @@ class Gateway:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._stop_shards(readers, failed is writer)
+        read_all.set()
         stopping.cancel()
         if failed is not writer:  # commit what was read before the stop
             await writer
@@ -123,6 +133,34 @@ class Gateway:
                             "check free disk space and the database file; everything acknowledged "
                             "before this is stored") from exc
         log.info("gateway stopped: %d result(s) stored", self.committed)
+
+    def _shards(self, queue: asyncio.Queue[list[Record]],
+                stop: asyncio.Event) -> list[tuple[shards.Shard, asyncio.Task]]:
+        """Start the reader processes (tinyml/gateway/shards.py); one relay task each."""
+        def known() -> set[str]:
+            return set(self.budget.known) | set(self.processor.devices)
+
+        tasks = []
+        for i, share in enumerate(shards.assign(self.config.ports, self.config.ingest.shards)):
+            shard = shards.Shard(i, share, self.config)
+            shard.start(known())
+            self.writers.update({p: shard.writer(p) for p in share})
+            tasks.append((shard, asyncio.create_task(shards.supervise(shard, queue.put, stop, known))))
+        return tasks
+
+    async def _stop_shards(self, readers: list[tuple[shards.Shard, asyncio.Task]], failed: bool) -> None:
+        """Ask every shard to stop and wait until each has handed over what it read (the writer keeps
+        committing meanwhile); a writer that failed cannot store it, so then the shards are killed."""
+        for shard, _ in readers:
+            shard.send(("stop",))
+        tasks = [t for _, t in readers]
+        if tasks and not failed:
+            await asyncio.wait(tasks, timeout=shards.STOP_S)
+        for shard, task in readers:
+            if not task.done():
+                task.cancel()
+                shard.close(kill=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _ask_for_evidence(self, requests: list[tuple[str, str, int]]) -> None:
         """CAPTURE mode 2 to each device an alert fired for: it answers with its recent raw windows."""
@@ -148,9 +186,9 @@ class Gateway:
                 last_retention = now
             await asyncio.sleep(TICK_S)
 
-    async def _write(self, queue: asyncio.Queue[list[Record]], stop: asyncio.Event,
+    async def _write(self, queue: asyncio.Queue[list[Record]], read_all: asyncio.Event,
                      forwarder: Forwarder | None) -> None:
-        while not (stop.is_set() and queue.empty()):
+        while not (read_all.is_set() and queue.empty()):
             try:
                 first = await asyncio.wait_for(queue.get(), timeout=0.5)
             except asyncio.TimeoutError:
@@ -169,6 +207,8 @@ class Gateway:
             if outcome.stored or outcome.duplicates:
                 log.debug("committed %d result(s), %d duplicate(s); %d stored", outcome.stored,
                           outcome.duplicates, self.committed)
+            if outcome.expired:
+                log.info("dropped the in-memory state of %d idle device(s)", outcome.expired)
             for device, t in outcome.transitions:
                 level = logging.WARNING if t.firing else logging.INFO
                 log.log(level, "alert %s %s on %s: %s", t.rule, "FIRING" if t.firing else "cleared", device,

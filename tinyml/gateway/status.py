@@ -55,6 +55,8 @@ def _device(conn: sqlite3.Connection, row: sqlite3.Row, now: float) -> dict[str,
         "device": device, "port": row["port"], "board": row["board"], "fw_version": row["fw_version"],
         "model_hash": row["model_hash"], "boot_id": row["boot_id"], "last_seq": row["last_seq"],
         "first_seen": row["first_seen"], "last_seen": row["last_seen"],
+        # whether the device proved its key at its last HELLO (None: a database from before schema 3)
+        "authenticated": None if dict(row).get("authenticated") is None else bool(row["authenticated"]),
         "seconds_since_seen": None if since is None else round(since, 3),
         "state": "unknown" if since is None else "online" if since <= ONLINE_S else "silent",
         "last": last, "scores": [r[2] for r in recent[:SPARKLINE]][::-1],
@@ -127,7 +129,8 @@ def format_text(snap: dict[str, Any]) -> str:
     for d in snap["devices"]:
         score = d["score"]["p50"]
         anomaly = "-" if d["anomaly_rate"] is None else f"{d['anomaly_rate']:.0%}"
-        lines.append(f"  {d['device']:<16} {d['port'] or '-':<24} seen {_ago(d['seconds_since_seen']):>8}  "
+        auth = {True: "", False: " (unauthenticated)", None: ""}[d.get("authenticated")]
+        lines.append(f"  {d['device'] + auth:<16} {d['port'] or '-':<24} seen {_ago(d['seconds_since_seen']):>8}  "
                      f"{d['results']:>7} results  {d['results_per_s']:6.1f}/s  missing {d['missing']}  "
                      f"reboots {d['reboots']}  bad frames {d['bad_frames']} ({d['frame_error_rate']:.1%})  "
                      f"anomalies {anomaly}  score p50 {'-' if score is None else f'{score:.4g}'}")
@@ -142,7 +145,8 @@ def format_text(snap: dict[str, Any]) -> str:
                      f"{ev['bytes'] / 1e6:.2f} MB (`tinyml gateway export`)")
     for p in snap["ports"]:
         state = "connected" if p["connected"] else f"down ({p['last_error'] or 'closed'})"
-        lines.append(f"  port {p['port']}: {state}, {p['connects']} connect(s), {p['bad_frames']} bad frame(s)")
+        lines.append(f"  port {p['port']}: {state}, {p['connects']} connect(s), {p['bad_frames']} bad frame(s)"
+                     + (f", {p['refused']} refused" if p.get("refused") else ""))
     return "\n".join(escape_controls(line) for line in lines)  # device ids cannot forge lines or repaint
 
 
@@ -180,6 +184,17 @@ def format_prometheus(snap: dict[str, Any]) -> str:
     if snap.get("mqtt") is not None:
         out += ["# TYPE tinyml_gateway_mqtt_connected gauge",
                 f"tinyml_gateway_mqtt_connected {int(snap['mqtt']['connected'])}"]
+    out.append("# TYPE tinyml_gateway_device_authenticated gauge")
+    out += [f'tinyml_gateway_device_authenticated{{device="{_label(d["device"])}"}} {int(d["authenticated"])}'
+            for d in snap["devices"] if d.get("authenticated") is not None]
+    out.append("# TYPE tinyml_gateway_port_refused_total counter")  # claims and results refused (identity)
+    out += [f'tinyml_gateway_port_refused_total{{port="{_label(p["port"])}"}} {p.get("refused", 0)}'
+            for p in snap["ports"]]
+    refusals = {**(snap.get("device_ids") or {}).get("refused", {}),
+                **(snap.get("device_ids") or {}).get("identity_refused", {})}
+    if refusals:  # only a running gateway knows the reasons
+        out.append("# TYPE tinyml_gateway_device_id_refused_total counter")
+        out += [f'tinyml_gateway_device_id_refused_total{{reason="{_label(r)}"}} {n}' for r, n in refusals.items()]
     out.append("# TYPE tinyml_gateway_port_connected gauge")
     out += [f'tinyml_gateway_port_connected{{port="{_label(p["port"])}"}} {p["connected"]}' for p in snap["ports"]]
     return "\n".join(out) + "\n"

@@ -19,10 +19,14 @@ from pathlib import Path
 
 from tinyml.errors import InputError
 
-SCHEMA_VERSION = 2  # 2 added evidence_requests and evidence_windows (see _migrate)
+SCHEMA_VERSION = 3  # 2 added evidence_requests and evidence_windows; 3 the source of results (see _migrate)
 DEVICE_COUNTERS = ("results", "duplicates", "missing", "reboots", "frames", "bad_frames",
                    "text_lines", "device_errors")
-PORT_COUNTERS = ("connects", "frames", "bad_frames", "text_lines", "unidentified")
+PORT_COUNTERS = ("connects", "frames", "bad_frames", "text_lines", "unidentified", "refused")
+# Columns schema 3 added to tables of older databases: where each result came from and whether its
+# device proved its key (issue 16), and the port's refusals. Rows from before say NULL (unknown).
+ADDED_COLUMNS = (("results", "port", "TEXT"), ("results", "authenticated", "INTEGER"),
+                 ("devices", "authenticated", "INTEGER"), ("ports", "refused", "INTEGER NOT NULL DEFAULT 0"))
 
 EVIDENCE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS evidence_requests (
@@ -41,7 +45,7 @@ SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS devices (
     device TEXT PRIMARY KEY, port TEXT, board TEXT, fw_version TEXT, model_hash TEXT, classes TEXT,
-    boot_id INTEGER, last_seq INTEGER, first_seen REAL, last_seen REAL,
+    boot_id INTEGER, last_seq INTEGER, first_seen REAL, last_seen REAL, authenticated INTEGER,
     {", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in DEVICE_COUNTERS)});
 CREATE TABLE IF NOT EXISTS ports (
     port TEXT PRIMARY KEY, connected INTEGER NOT NULL DEFAULT 0, device TEXT, last_error TEXT,
@@ -49,7 +53,8 @@ CREATE TABLE IF NOT EXISTS ports (
 CREATE TABLE IF NOT EXISTS results (
     id INTEGER PRIMARY KEY, device TEXT NOT NULL, boot_id INTEGER NOT NULL, seq INTEGER NOT NULL,
     received_at REAL NOT NULL, device_ms INTEGER, latency INTEGER, latency_unit INTEGER,
-    label INTEGER, anomaly INTEGER, score REAL, output BLOB, UNIQUE (device, boot_id, seq));
+    label INTEGER, anomaly INTEGER, score REAL, output BLOB, port TEXT, authenticated INTEGER,
+    UNIQUE (device, boot_id, seq));
 CREATE INDEX IF NOT EXISTS results_by_time ON results (received_at);
 CREATE INDEX IF NOT EXISTS results_by_device ON results (device, id);
 CREATE TABLE IF NOT EXISTS alerts (
@@ -63,9 +68,9 @@ CREATE TABLE IF NOT EXISTS outbox (
 
 
 # A result row, in this order: device, boot_id, seq, received_at, device_ms, latency,
-# latency_unit, label, anomaly, score, output (the writer builds these tuples directly).
+# latency_unit, label, anomaly, score, output, port, authenticated (the writer builds these tuples directly).
 _RESULT_VALUES = ("(device, boot_id, seq, received_at, device_ms, latency, latency_unit, label, anomaly,"
-                  " score, output) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+                  " score, output, port, authenticated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
 
 
 @dataclass(frozen=True)
@@ -128,7 +133,7 @@ def _unusable(path: Path, exc: Exception) -> InputError:
                       "the file is corrupt or not a gateway database; move it away and start with a new --db")
 
 
-MIGRATABLE = ("1", str(SCHEMA_VERSION))  # schemas this gateway opens (older ones are migrated)
+MIGRATABLE = ("1", "2", str(SCHEMA_VERSION))  # schemas this gateway opens (older ones are migrated)
 
 
 class Store:
@@ -160,12 +165,15 @@ class Store:
 
     def _migrate(self, version: str | None) -> None:
         """Create the schema, or bring an older one up to date, in one transaction: a crash
-        midway leaves the old schema and its data as they were. Every step only adds tables
-        and indexes, so the older data needs no rewriting."""
+        midway leaves the old schema and its data as they were. Every step only adds tables,
+        indexes and nullable columns, so the older data needs no rewriting."""
         with self.transaction():
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self.conn.execute(statement)
+            for table, column, kind in ADDED_COLUMNS:
+                if column not in {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}:
+                    self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             self.conn.execute("INSERT INTO meta VALUES ('schema', ?) ON CONFLICT (key) DO UPDATE SET value = "
                               "excluded.value", (str(SCHEMA_VERSION),))
         if version is not None and version != str(SCHEMA_VERSION):
@@ -261,8 +269,19 @@ class Store:
         finally:
             self.conn.row_factory = None
 
-    def open_alerts(self) -> list[tuple[str, str]]:
-        return self.conn.execute("SELECT device, rule FROM alerts WHERE cleared_at IS NULL").fetchall()
+    def device(self, device: str) -> sqlite3.Row | None:
+        self.conn.row_factory = sqlite3.Row
+        try:
+            return self.conn.execute("SELECT * FROM devices WHERE device = ?", (device,)).fetchone()
+        finally:
+            self.conn.row_factory = None
+
+    def open_alerts(self, device: str | None = None) -> list[tuple[str, str]]:
+        """(device, rule) of the open alerts, of every device or of one."""
+        if device is None:
+            return self.conn.execute("SELECT device, rule FROM alerts WHERE cleared_at IS NULL").fetchall()
+        return self.conn.execute("SELECT device, rule FROM alerts WHERE cleared_at IS NULL AND device = ?",
+                                 (device,)).fetchall()
 
     def first_scores(self, device: str, limit: int) -> list[float]:
         """The device's oldest ``limit`` scores, oldest first."""

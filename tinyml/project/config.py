@@ -82,10 +82,11 @@ class _File:
 def _type_name(kind: Any) -> str:
     names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
     origin = typing.get_origin(kind)
+    plural = {int: "integers", float: "numbers", bool: "booleans", str: "strings"}
     if origin is list:
-        return "a list of strings" if typing.get_args(kind)[0] is str else "a list of numbers"
+        return f"a list of {plural.get((typing.get_args(kind) or (str,))[0], 'values')}"
     if origin is dict:
-        return "a table of strings"
+        return f"a table of {plural.get((typing.get_args(kind) or (str, str))[-1], 'values')}"
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(kind) if a is not type(None))
     return names.get(kind, str(kind))
@@ -96,9 +97,11 @@ def _matches(value: Any, kind: Any) -> bool:
     if origin in (typing.Union, types.UnionType):
         return any(_matches(value, a) for a in typing.get_args(kind) if a is not type(None))
     if origin is list:
-        return isinstance(value, list) and all(_matches(v, typing.get_args(kind)[0]) for v in value)
+        item = (typing.get_args(kind) or (str,))[0]
+        return isinstance(value, list) and all(_matches(v, item) for v in value)
     if origin is dict:
-        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+        item = (typing.get_args(kind) or (str, str))[-1]
+        return isinstance(value, dict) and all(_matches(v, item) for v in value.values())
     if isinstance(value, bool):
         return kind is bool
     if kind is float:
@@ -240,6 +243,10 @@ def _data(f: _File, table: Any, base: Path) -> dict[str, Any]:
         return {"synth": kind, "import_paths": (), "data": _checked(f, "data", cls(**options))}
     options = _section(f, "data", table, {"import": list[str], **_keys_of(ImportOptions)})
     paths = tuple(_relative(base, p) for p in options.pop("import"))
+    if str(options.get("bearing", "")).endswith(".toml"):  # a bearing file, like every path, is relative to here
+        options["bearing"] = str(_relative(base, options["bearing"]))
+    if isinstance(options.get("rpm_range"), list):
+        options["rpm_range"] = [float(v) for v in options["rpm_range"]]
     if not paths:
         raise f.error("data", "import", "[data] import lists no files", 'e.g. import = ["recordings/"]')
     for p in paths:

@@ -10,6 +10,7 @@ import datetime
 from collections.abc import Sequence
 from typing import Any
 
+from tinyml.quantize import SCORERS, int8_key, scored_by
 from tinyml.report import svg
 from tinyml.report.facts import Facts, precision_recall
 from tinyml.report.svg import esc
@@ -146,8 +147,9 @@ def confusions(facts: Facts) -> str:
                              facts.metrics["confusion_matrix"], names, facts.metrics.get("per_class"))]
     q = facts.quantization
     if q is not None:
-        cards.append(_confusion_card("int8, TFLM", "int8", q["int8_tflm"]["confusion_matrix"], names,
-                                     q["int8_tflm"].get("per_class")))
+        device = q[int8_key(q)]
+        cards.append(_confusion_card(f"int8, {SCORERS[scored_by(q)]}", "int8", device["confusion_matrix"],
+                                     names, device.get("per_class")))
     for i, v in enumerate(facts.validations):
         if v.get("confusion_matrix"):
             cards.append(_confusion_card(f"device: {v['board']} ({v['inputs']} inputs)", f"device{i}",
@@ -164,7 +166,8 @@ def anomaly(facts: Facts) -> str:
     cards = []
     sources = [("float", facts.metrics)]
     if facts.quantization is not None:
-        sources.append(("int8 (TFLM)", facts.quantization["int8_tflm"]))
+        q = facts.quantization
+        sources.append((f"int8 ({SCORERS[scored_by(q)]})", q[int8_key(q)]))
     for name, m in sources:
         hist = m.get("score_histogram")
         key = "float" if name == "float" else "int8"
@@ -214,7 +217,7 @@ def comparison(facts: Facts) -> str:
     rows = [row("float (Keras)", "float", facts.metrics)]
     if q is not None:
         rows.append(row("int8 (LiteRT)", "int8_litert", q["int8_litert"], q.get("tflite_bytes")))
-        rows.append(row("int8 (TFLM)", "int8_tflm", q["int8_tflm"], q.get("tflite_bytes"),
+        rows.append(row(f"int8 ({SCORERS[scored_by(q)]})", int8_key(q), q[int8_key(q)], q.get("tflite_bytes"),
                         plan["arena_bytes"] if plan else None))
     for i, v in enumerate(facts.validations):
         limits = v.get("limits") or {}
@@ -273,16 +276,23 @@ def _feature_words(spec: dict[str, Any]) -> str:
              "curvature": "curvature",
              "fft_bands": "energy in {bands} equal FFT bands" + (" (log)" if extra.get("log") else ""),
              "envelope_bands": "energy of the envelope spectrum in {bands} bands" + (" (log)" if extra.get("log") else ""),
-             "rolling_mean": "rolling mean of width {width} at {points} points",
-             "bearing": "bearing {bearing}: envelope lines at the shaft 1x, BPFO, BPFI and BSF ({harmonics} "
-                        "harmonics) and BPFI sidebands over their noise floor, the envelope's kurtosis in the band "
-                        "{band} Hz, the shaft 1x-3x shares and the unbalance (speed from the 1x peak in {rpm_range} rpm "
-                        "unless fixed at {rpm})"}
+             "rolling_mean": "rolling mean of width {width} at {points} points"}
+    if name == "bearing":
+        return _bearing_words(extra)
     text = words.get(name, name)
     try:
         return text.format(**extra)
     except (KeyError, IndexError, ValueError):
         return f"{name} {extra}"
+
+
+def _bearing_words(p: dict[str, Any]) -> str:
+    band, rng = p.get("band") or [0, 0], p.get("rpm_range") or [0, 0]
+    speed = (f"a fixed {p['rpm']:.0f} rpm" if p.get("rpm") else
+             f"estimated on the device from the 1x peak in {rng[0]:.0f}-{rng[1]:.0f} rpm")
+    return (f"bearing {p.get('bearing') or ''}: envelope lines at the shaft 1x, BPFO, BPFI and BSF "
+            f"({p.get('harmonics')} harmonics) and the BPFI sidebands over their noise floor, the envelope's "
+            f"kurtosis in {band[0]:.0f}-{band[1]:.0f} Hz, the shaft's 1x-3x shares and the unbalance; speed {speed}")
 
 
 def preprocessing(facts: Facts) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 
 from tinyml import rundir
 from tinyml.data import series
+from tinyml.data.features_series import Stream
 from tinyml.data.importer import resample
 from tinyml.data.io import read_csv
 from tinyml.data.timestamps import iso
@@ -28,7 +29,7 @@ from tinyml.train.fit import output_scores
 from tinyml.train.predict import model_outputs
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DetectOptions:
     time_column: str = "timestamp"
     columns: list[str] | None = None
@@ -73,7 +74,8 @@ def detect(model: Path, series_csv: Path, o: DetectOptions = DetectOptions()) ->
     window, fs = int(info["window"]), float(info["fs"])
     hop = o.hop or model_hop(info)
     recs = read_csv(Path(series_csv), o.columns, o.time_column, None, None, None,
-                    timing=series.TimeOptions(o.time_format, o.on_backwards, o.max_gap))
+                    timing=series.TimeOptions(time_format=o.time_format, on_backwards=o.on_backwards,
+                                              max_gap=o.max_gap))
     channels = int(info["input_shape"][-1]) if info.get("preprocess") == "raw" else len(info["channels"])
     if len(recs[0].channels) != channels:
         raise InputError(f"{series_csv}: {len(recs[0].channels)} signal column(s) ({', '.join(recs[0].channels)}), "
@@ -90,13 +92,20 @@ def detect(model: Path, series_csv: Path, o: DetectOptions = DetectOptions()) ->
                          "detect needs longer stretches without gaps")
     x = np.stack(xs).astype(np.float32)
     pre = run.preprocess()
-    inputs = pre.apply(x)
-    int8 = (lambda scale, zp: pre.int8_inputs(x, scale, zp)) if pre.integer else None
+    stream = None
+    if pre.stateful:  # one device: state carried across gaps in file order, the slot of the day from the time
+        if hop != model_hop(info):
+            raise InputError(f"--hop {hop}: this run's daily_cycle feature counts windows of hop {model_hop(info)}",
+                             "leave --hop out for this run")
+        stream = Stream(np.array(ends) - window / fs, None, np.arange(len(xs)))
+    inputs = pre.apply(x, stream=stream)
+    int8 = (lambda scale, zp: pre.int8_inputs(x, scale, zp, stream=stream)) if pre.integer else None
     scores = output_scores("anomaly", inputs, model_outputs(run, inputs, o.runtime, int8_inputs=int8))
     events = _events(scores, float(info["threshold"]), np.array(ends), np.array(which), o)
     span = sum(r.signal.shape[0] / (r.fs or fs) for r in recs)
+    first, last = min(r.t0 for r in recs), max(r.t0 + r.signal.shape[0] / (r.fs or fs) for r in recs)
     return events, {"windows": len(xs), "hop": hop, "window": window, "recordings": len(recs),
-                    "span_seconds": span, "start": iso(recs[0].t0), "threshold": float(info["threshold"]),
+                    "span_seconds": span, "start": iso(recs[0].t0), "first": first, "last": last, "threshold": float(info["threshold"]),
                     "rule": f"{o.k} of the last {o.n} windows anomalous, clears at {o.clear_k} or fewer",
                     "anomalous_windows": int(np.count_nonzero(scores > float(info["threshold"])))}
 
@@ -139,3 +148,12 @@ def labelled_events(labels: Path, series_csv: Path, *, time_format: str | None,
     from tinyml.data.intervals import applies_to, read_intervals
     return [(iv.start, iv.end) for iv in read_intervals(labels, time_format=time_format)
             if iv.label != normal_class and applies_to(iv, str(series_csv))]
+
+
+def check_within(intervals: list[tuple[float, float]], summary: dict, labels: Path) -> None:
+    """Refuse labelled intervals that miss the series altogether (a wrong file, day or time zone)."""
+    for start, end in intervals:
+        if end <= summary["first"] or start >= summary["last"]:
+            raise InputError(f"{labels}: the interval {iso(start)} to {iso(end)} lies outside the series "
+                             f"({iso(summary['first'])} to {iso(summary['last'])})",
+                             "check the interval times and their time zone against the series' time column")

@@ -37,6 +37,7 @@ class TrainOptions:
     patience: int = 8
     quiet: bool = False
     arithmetic: str = "integer"  # preprocessing: "integer" (bit-identical on every device) or "float64"
+    false_alarms_per_day: float | None = None  # anomaly threshold for this alarm rate on validation data
     # augmentation of the training windows (tinyml/train/augment.py); the defaults add nothing
     augment_gain: float = 1.0
     augment_speed: float = 0.0
@@ -46,6 +47,7 @@ class TrainOptions:
     by: str | None = None  # a group column: add a leave-one-group-out table to the metrics
 
     def check(self) -> None:
+        oc.positive(self, "false_alarms_per_day")
         oc.at_least(self, "epochs", 1)
         oc.at_least(self, "batch_size", 1)
         oc.at_least(self, "patience", 0)
@@ -154,6 +156,12 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
     opts.check()
     splits = split_masks(ds)
     normal = check_labels(ds, kind, splits)
+    if opts.false_alarms_per_day is not None and kind.task != "anomaly":
+        raise InputError("--false-alarms-per-day sets an anomaly threshold; a classifier has none",
+                         "use it with --model autoencoder")
+    if opts.false_alarms_per_day is not None and ds.times is None:
+        raise InputError("--false-alarms-per-day needs window times: the dataset has none",
+                         "import the data with --time-column, or leave the threshold to validation accuracy")
     if kind.preprocess == "features" and feature_spec is None:
         feature_spec = default_feature_spec(ds.kind)
     out_dir = Path(out_dir)
@@ -176,11 +184,20 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
 
         feature_spec = resolve(feature_spec, ds.x[fit_mask], ds.fs, bearing=ds.meta.get("bearing"),
                                rpm=None if ds.rpm is None else ds.rpm[fit_mask], rpm_range=ds.meta.get("rpm_range"))
+    from tinyml.data.features_series import NAME as DAILY_CYCLE
+    from tinyml.data.features_series import with_slots
+
+    feature_spec = with_slots(feature_spec, hop_seconds(ds))
+    stream = ds.stream()
     aug = opts.augmentation()
+    if aug.active and any(e["name"] == DAILY_CYCLE for e in feature_spec or []):
+        raise InputError("augmented copies have no place in time, which the daily_cycle feature needs",
+                         "train without the --augment-* options, or drop daily_cycle from the features")
     x_fit, y_fit = augment(ds.x[fit_mask], ds.y[fit_mask], ds.fs, aug, opts.seed)
     # fitted on the augmented windows too: their range is what the model is meant to take
-    prep = Preprocess.fit(x_fit, kind.preprocess, ds.channels, ds.fs, feature_spec, arithmetic=opts.arithmetic)
-    x_all = prep.apply(ds.x)
+    prep = Preprocess.fit(x_fit, kind.preprocess, ds.channels, ds.fs, feature_spec, arithmetic=opts.arithmetic,
+                          stream=None if stream is None or aug.active else stream.take(fit_mask))
+    x_all = prep.apply(ds.x, stream=stream)
     x_fit = prep.apply(x_fit) if aug.active else x_all[fit_mask]
 
     stage(f"train: {model_name} on {len(x_fit)} windows"
@@ -206,7 +223,11 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
 
     stage(f"train: evaluating on the {splits.evaluated_on} split and saving to {out_dir}", quiet=opts.quiet)
     outputs = model.predict(x_all, verbose=0, batch_size=256)
-    result = evaluate(kind, ds, splits, x_all, outputs, normal)
+    threshold, rule = None, None
+    if opts.false_alarms_per_day is not None:
+        threshold, rule = rate_threshold(ds, kind, splits, output_scores(kind.task, x_all, outputs), normal,
+                                         opts.false_alarms_per_day)
+    result = evaluate(kind, ds, splits, x_all, outputs, normal, threshold)
     info = {
         "model": model_name, "task": kind.task, "classes": list(ds.classes), "normal_class": normal,
         "threshold": result.get("threshold"), "input_shape": list(x_all.shape[1:]),
@@ -222,6 +243,7 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
         # started watching (fewer epochs than its warm-up), as then nothing is restored
         "best_epoch": int(stopper.best_epoch) + 1 if stopper.best_weights is not None else len(history.history["loss"]),
         "score_baseline": result.pop("score_baseline"),
+        **({"threshold_rule": rule} if rule else {}),
     }
     save_run(out_dir, model, prep, info, result, history.history, kind.monitor)
     if kind.task == "anomaly":
@@ -230,7 +252,11 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
                               ds.classes, float(result["threshold"]), out_dir / SCORES_PNG,
                               f"{model_name} anomaly scores on the {splits.evaluated_on} split")
     if opts.by is not None:
-        result["leave_one_group_out"] = shift.leave_one_group_out(ds, opts.by, model_name, opts, feature_spec)
+        from tinyml.data.features_bearing import unresolved
+
+        # each fold chooses the bearing band, orders and speed range from its own training windows
+        result["leave_one_group_out"] = shift.leave_one_group_out(ds, opts.by, model_name, opts,
+                                                                  unresolved(feature_spec))
         write_json(out_dir / rundir.METRICS_JSON, result)
     return result
 
@@ -257,6 +283,21 @@ def evaluate(kind: ModelKind, ds: Dataset, splits: Splits, x_all: np.ndarray, ou
     report["evaluated_on"] = splits.evaluated_on
     report["score_baseline"] = [round(float(s), 6) for s in baseline]
     return report
+
+
+def rate_threshold(ds: Dataset, kind: ModelKind, splits: Splits, scores: np.ndarray, normal: str,
+                   per_day: float) -> tuple[float, dict]:
+    """``--false-alarms-per-day``: the threshold that keeps the alarm rule within that rate on the normal
+    validation windows (``tinyml/train/alarm_rate.py``)."""
+    from tinyml.train.alarm_rate import threshold_for_rate
+
+    mask = splits.val & (ds.y == ds.classes.index(normal))
+    return threshold_for_rate(scores[mask], ds.times[mask], ds.groups[mask], hop_s=hop_seconds(ds), per_day=per_day)
+
+
+def hop_seconds(ds: Dataset) -> float:
+    """Seconds between window starts in the dataset's recordings (the import's hop; else the window)."""
+    return int((ds.meta.get("options") or {}).get("hop") or ds.x.shape[1]) / ds.fs
 
 
 def output_scores(task: str, inputs: np.ndarray, outputs: np.ndarray) -> np.ndarray:

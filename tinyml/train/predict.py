@@ -57,8 +57,13 @@ def predict_file(model: Path, data: Path, out_path: Path, split: str = "all", ru
     ds = full.subset(split)
     index = np.arange(full.n) if split == "all" else np.flatnonzero(full.split == SPLITS[split])
     pre = run.preprocess()
-    inputs = pre.apply(ds.x)
-    int8 = (lambda scale, zp: pre.int8_inputs(ds.x, scale, zp)) if pre.integer else None
+    if pre.stateful:  # a window's inputs depend on the windows before it: computed over all, then picked
+        stream = full.stream()
+        inputs = pre.apply(full.x, stream=stream)[index]
+        int8 = (lambda scale, zp: pre.int8_inputs(full.x, scale, zp, stream=stream)[index]) if pre.integer else None
+    else:
+        inputs = pre.apply(ds.x)
+        int8 = (lambda scale, zp: pre.int8_inputs(ds.x, scale, zp)) if pre.integer else None
     outputs = model_outputs(run, inputs, runtime, int8_inputs=int8)
     model_file = run.file if run.file is not None and run.file.suffix == ".tflite" else run.keras()
     classes = list(info["classes"])

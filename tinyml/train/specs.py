@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tinyml.errors import InputError
 
-PRESETS = ("vibration", "temperature", "bearing")
+PRESETS = ("vibration", "temperature", "bearing", "temperature-series")
 
 
 def feature_spec_option(value: str | None) -> list[dict] | None:
@@ -18,7 +18,8 @@ def feature_spec_option(value: str | None) -> list[dict] | None:
 
     if value in PRESETS:
         return features.validate_spec({"vibration": features.DEFAULT_VIBRATION_SPEC, "bearing": features.BEARING_SPEC,
-                                       "temperature": features.DEFAULT_TEMPERATURE_SPEC}[value])
+                                       "temperature": features.DEFAULT_TEMPERATURE_SPEC,
+                                       "temperature-series": features.TEMPERATURE_SERIES_SPEC}[value])
     path = Path(value)
     if not path.is_file():
         raise InputError(f"--features {value!r} is neither a preset nor a file",

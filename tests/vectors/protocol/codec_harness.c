@@ -56,6 +56,7 @@ static void print_fields(const tinyml_msg_t *m)
     printf("%u", (unsigned)m->type);
     switch (m->type) {
     case TINYML_MSG_HELLO:
+    case TINYML_MSG_AUTH_HELLO:
         field_u("proto", m->u.hello.proto);
         field_str("board", m->u.hello.board);
         field_str("fw_version", m->u.hello.fw_version);
@@ -67,8 +68,15 @@ static void print_fields(const tinyml_msg_t *m)
         field_u("output_bytes", m->u.hello.output_bytes);
         field_u("boot_id", m->u.hello.boot_id);
         field_u("latency_unit", m->u.hello.latency_unit);
+        if (m->type == TINYML_MSG_AUTH_HELLO) {
+            printf(";nonce=");
+            hex(m->nonce, TINYML_PROTO_NONCE_BYTES);
+            printf(";mac=");
+            hex(m->mac, TINYML_PROTO_MAC_BYTES);
+        }
         break;
     case TINYML_MSG_RESULT:
+    case TINYML_MSG_AUTH_RESULT:
         field_u("seq", m->u.result.seq);
         field_u("boot_id", m->u.result.boot_id);
         field_u("timestamp_ms", m->u.result.timestamp_ms);
@@ -80,6 +88,14 @@ static void print_fields(const tinyml_msg_t *m)
         for (i = 0; i < m->u.result.n; i++) {
             printf(i ? ",%d" : "%d", m->u.result.output[i]);
         }
+        if (m->type == TINYML_MSG_AUTH_RESULT) {
+            printf(";mac=");
+            hex(m->mac, TINYML_PROTO_MAC_BYTES);
+        }
+        break;
+    case TINYML_MSG_AUTH_CHALLENGE:
+        printf(";nonce=");
+        hex(m->nonce, TINYML_PROTO_NONCE_BYTES);
         break;
     case TINYML_MSG_INPUT:
         field_u("offset", m->u.input.offset);

@@ -41,6 +41,14 @@ int main(void)
         printf("refused: RESULT with 484 outputs\n");
         failures++;
     }
+    m.type = TINYML_MSG_AUTH_RESULT; /* the MAC takes 8 of RESULT's output bytes */
+    m.u.result.n = TINYML_PROTO_MAX_AUTH_OUTPUT + 1;
+    failures += refused("AUTH_RESULT over 476 outputs", &m);
+    m.u.result.n = TINYML_PROTO_MAX_AUTH_OUTPUT;
+    if (tinyml_encode(&m, buf, sizeof buf) == 0) {
+        printf("refused: AUTH_RESULT with 476 outputs\n");
+        failures++;
+    }
     m.type = TINYML_MSG_OUTPUT;
     m.u.output.data = big;
     m.u.output.len = 0;

@@ -59,27 +59,54 @@ static void tml_widen(int32_t *dst, const int8_t *src, int32_t n)
     "sxtb16 r3, r10\n\tsmlad r6, r3, r12, r6\n\tsxtb16 r10, r10, ror #8\n\tsmlad r6, r10, lr, r6\n\t"  \
     "sxtb16 r3, r11\n\tsmlad r7, r3, r12, r7\n\tsxtb16 r11, r11, ror #8\n\tsmlad r7, r11, lr, r7\n\t"
 
-/* acc[0..3] += the 4 interleaved rows at w (word aligned) times the widened x (word aligned)
- * over groups > 0 groups. In assembly: every register is needed (the compiler neither loads
- * the four weight words with one LDM nor unrolls; 24 instructions per group against 18), two
- * groups per loop pass. */
-#define TML_ASM_ARG __attribute__((unused)) /* used by the assembly, in r0-r3 */
-__attribute__((naked, noinline)) static void tml_dot4_s16(TML_ASM_ARG const int32_t *x, TML_ASM_ARG const int32_t *w,
-                                                          TML_ASM_ARG int32_t groups, TML_ASM_ARG int32_t *acc)
+/* acc[0 .. 4 * blocks) = bias[0 .. 4 * blocks) + the blocks of 4 interleaved rows at w (word
+ * aligned) times the widened x (word aligned) over groups > 0 groups; blocks > 0. In assembly:
+ * the inner loop needs every register (the compiler neither loads four weight words with one
+ * LDM nor unrolls: 24 instructions per group against 18), four groups per pass after the
+ * groups % 4 first; the block loop keeps its state on the stack (sp: x, acc, bias, blocks
+ * left, groups % 4). */
+#define TML_ASM_ARG __attribute__((unused)) /* used by the assembly: r0-r3, then the stack */
+__attribute__((naked, noinline)) static void tml_dot_blocks(TML_ASM_ARG const int32_t *x, TML_ASM_ARG const int32_t *w,
+                                                            TML_ASM_ARG int32_t groups, TML_ASM_ARG int32_t *acc,
+                                                            TML_ASM_ARG const int32_t *bias,
+                                                            TML_ASM_ARG int32_t blocks)
 {
-    __asm__("push {r3, r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"
-            "ldm r3, {r4, r5, r6, r7}\n\t"
-            "lsls r3, r2, #31\n\t" /* Z: groups even */
-            "add r2, r0, r2, lsl #3\n\t" /* end of x */
-            "beq 2f\n\t" TML_DSP_GROUP
+    __asm__("push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"
+            "sub sp, sp, #20\n\t" /* the two stack arguments are now at sp + 56, sp + 60 */
+            "str r0, [sp]\n\t"
+            "str r3, [sp, #4]\n\t"
+            "ldr r4, [sp, #56]\n\t"
+            "str r4, [sp, #8]\n\t"
+            "ldr r4, [sp, #60]\n\t"
+            "str r4, [sp, #12]\n\t"
+            "and r4, r2, #3\n\t"
+            "str r4, [sp, #16]\n\t"
+            "add r2, r0, r2, lsl #3\n" /* end of x */
+            "1:\n\t"
+            "ldr r3, [sp, #8]\n\t"
+            "ldm r3!, {r4, r5, r6, r7}\n\t"
+            "str r3, [sp, #8]\n\t"
+            "ldr r0, [sp]\n\t"
+            "ldr r3, [sp, #16]\n\t"
+            "lsls r3, r3, #31\n\t" /* Z: no single group first; C: a pair first (GROUP keeps NZCV) */
+            "beq 4f\n\t" TML_DSP_GROUP
+            "4:\n\t"
+            "bcc 5f\n\t" TML_DSP_GROUP TML_DSP_GROUP
+            "5:\n\t"
             "cmp r0, r2\n\t"
             "beq 3f\n"
-            "2:\n\t" TML_DSP_GROUP TML_DSP_GROUP
+            "2:\n\t" TML_DSP_GROUP TML_DSP_GROUP TML_DSP_GROUP TML_DSP_GROUP
             "cmp r0, r2\n\t"
             "bne 2b\n"
             "3:\n\t"
-            "pop {r3}\n\t"
-            "stm r3, {r4, r5, r6, r7}\n\t"
+            "ldr r3, [sp, #4]\n\t"
+            "stm r3!, {r4, r5, r6, r7}\n\t"
+            "str r3, [sp, #4]\n\t"
+            "ldr r3, [sp, #12]\n\t"
+            "subs r3, r3, #1\n\t"
+            "str r3, [sp, #12]\n\t"
+            "bne 1b\n\t"
+            "add sp, sp, #20\n\t"
             "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}");
 }
 
@@ -99,13 +126,14 @@ static int32_t tml_dot1_s16(const int32_t *x, const int32_t *w, int32_t groups, 
 static void tml_dsp_matvec(const int32_t *x, int32_t depth, const int32_t *w, int32_t rows, const int32_t *bias,
                            const int32_t *q, const tml_out_range *r, int8_t *y)
 {
+    enum { CHUNK = 64 }; /* rows per assembly call, then one requantization call for them */
     const int32_t groups = (depth + 3) >> 2, step = r->step;
     const int32_t whole = rows & ~3; /* a fixed tail start: see portable/fully_connected.c */
-    int32_t u, acc[4];
-    for (u = 0; u < whole; u += 4, w += 4 * groups) {
-        memcpy(acc, bias + u, sizeof acc);
-        tml_dot4_s16(x, w, groups, acc);
-        tml_requant_out(acc, 4, q + u * step, r, y + u);
+    int32_t u, n, acc[CHUNK];
+    for (u = 0; u < whole; u += n, w += n * groups) {
+        n = whole - u < CHUNK ? whole - u : CHUNK;
+        tml_dot_blocks(x, w, groups, acc, bias + u, n >> 2);
+        tml_requant_out(acc, n, q + u * step, r, y + u);
     }
     for (u = whole; u < rows; ++u, w += groups) {
         acc[0] = tml_dot1_s16(x, w, groups, bias[u]);

@@ -1,0 +1,112 @@
+"""`tinyml detect` on the project's own synthetic long temperature series (issue 17's target).
+
+Per seed: one machine's 8-week log. Its first 4 weeks (gaps, no events, no labels) are imported and an
+autoencoder trained on them with the threshold picked for a target false-alarm rate per day on the
+validation part; then the next 4 weeks, with two events of each kind (slow drift, step, runaway, stuck sensor), gaps and one clock reset is
+run through `tinyml detect` (``--on-backwards split``) and scored against its labels: events found, lead
+times, false alarms per simulated week, NAB-style score. The same commands a user types:
+
+    tinyml data import history.csv --time-column timestamp --label normal --normal-class normal \\
+        --kind temperature --window 24 --hop 6 --split time --out history.npz
+    tinyml train history.npz --model autoencoder --features temperature-series --false-alarms-per-day 0.1 \
+        --out run
+    tinyml detect run test.csv --labels labels.csv --on-backwards split --out events.csv
+
+    .venv/bin/python benchmarks/series_detect.py [--seeds 0,1,2] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tinyml.data.importer import ImportOptions, import_data  # noqa: E402
+from tinyml.data.synth_series import (  # noqa: E402
+    EVENT_KINDS,
+    SeriesOptions,
+    synth_series,
+    write_intervals,
+    write_series,
+)
+from tinyml.train.detect import DetectOptions, detect, labelled_events  # noqa: E402
+from tinyml.train.event_scores import score_events  # noqa: E402
+from tinyml.train.fit import TrainOptions, train  # noqa: E402
+from tinyml.train.specs import feature_spec_option  # noqa: E402
+
+WEEK = 7 * 86400.0
+
+
+def one_seed(seed: int, tmp: Path, *, rate: float, epochs: int, features: list[dict] | None, hop: int = 6) -> dict:
+    t0 = time.perf_counter()
+    times, values, events = synth_series(SeriesOptions(days=56.0, quiet_days=28.0, seed=seed, clock_reset_s=3600.0))
+    cut = int(np.searchsorted(times, times[0] + 28 * 86400.0))  # the file is in time order up to the reset
+    history = write_series(tmp / f"history-{seed}.csv", times[:cut], values[:cut])
+    test = write_series(tmp / f"test-{seed}.csv", times[cut:], values[cut:])
+    labels = write_intervals(tmp / f"labels-{seed}.csv", events)
+    ds = import_data([history], ImportOptions(time_column="timestamp", label="normal", normal_class="normal",
+                                              kind="temperature", window=24, hop=hop, split="time"))
+    data = ds.save(tmp / f"history-{seed}.npz")
+    run = tmp / f"run-{seed}"
+    train(ds, "autoencoder", run, TrainOptions(seed=seed, epochs=epochs, quiet=True, false_alarms_per_day=rate),
+          features, dataset_path=data)
+    alarms, summary = detect(run, test, DetectOptions(on_backwards="split"))
+    intervals = labelled_events(labels, test, time_format=None, normal_class="normal")
+    s = score_events([a.start for a in alarms], intervals, span_seconds=summary["span_seconds"])
+    kind_of = {(e.start, e.end): e.kind for e in events}
+    found = {k: [d["lead_s"] / 3600 for d in s["detected"] if kind_of[(d["start"], d["end"])] == k]
+             for k in EVENT_KINDS}
+    rule = json.loads((run / "model.json").read_text())["threshold_rule"]
+    return {"seed": seed, "found": found, "rule": rule, "events": s["events"], "detected": len(s["detected"]),
+            "false_alarms": s["false_alarms"], "weeks": summary["span_seconds"] / WEEK,
+            "nab": s["nab_score"], "seconds": time.perf_counter() - t0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--rate", type=float, default=0.1, help="--false-alarms-per-day for training")
+    ap.add_argument("--epochs", type=int, default=TrainOptions.epochs)
+    ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--features", default="temperature-series", help="a --features preset or JSON spec file")
+    ap.add_argument("--hop", type=int, default=6, help="samples between windows (6: 30 minutes)")
+    a = ap.parse_args()
+    spec = feature_spec_option(a.features)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in (int(s) for s in a.seeds.split(",")):
+            r = one_seed(seed, Path(tmp), rate=a.rate, epochs=a.epochs, features=spec, hop=a.hop)
+            rows.append(r)
+            print(f"seed {seed}: events {r['detected']}/{r['events']}, false alarms {r['false_alarms']} "
+                  f"({r['false_alarms'] / r['weeks']:.2f} per week), NAB {r['nab']:.1f}; lead times (h) "
+                  + ", ".join(f"{k} {' '.join(f'{v:.1f}' for v in r['found'][k]) or '-'}" for k in EVENT_KINDS)
+                  + f" ({r['seconds']:.0f} s)", file=sys.stderr, flush=True)
+            t = r["rule"]
+            print(f"  threshold: counted {t['counted_threshold']:.3g}, tail {t['tail_threshold']:.3g} on "
+                  f"{t['validation_days']:.1f} validation days; alarms allowed {t['alarms_allowed']}, raised "
+                  f"{t['alarms_on_validation']}", file=sys.stderr, flush=True)
+    if a.markdown:
+        print("| seed | events found | " + " | ".join(f"{k} lead (h)" for k in EVENT_KINDS)
+              + " | false alarms | per week | NAB score |")
+        print("|---:|---:|" + "---:|" * len(EVENT_KINDS) + "---:|---:|---:|")
+        for r in rows:
+            print(f"| {r['seed']} | {r['detected']}/{r['events']} | "
+                  + " | ".join(", ".join(f"{v:.1f}" for v in r["found"][k]) or "missed" for k in EVENT_KINDS)
+                  + f" | {r['false_alarms']} | {r['false_alarms'] / r['weeks']:.2f} | {r['nab']:.1f} |")
+    found_all = all(r["detected"] == r["events"] for r in rows)
+    worst = max(r["false_alarms"] / r["weeks"] for r in rows)
+    print(f"every event found on every seed: {'yes' if found_all else 'no'}; worst false alarms per week "
+          f"{worst:.2f} (target <= 1); median NAB score {statistics.median(r['nab'] for r in rows):.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+"""``[ingest] shards = N``: N reader processes, each owning a share of the ports, feeding the one writer.
+
+One asyncio process reads, decodes and stores; past about one core of work (docs/benchmarks.md)
+reading and decoding move into shard processes. A shard runs the ports' readers exactly as the
+in-process gateway does (``ports.read_port``: framing, HELLO and per-line state, device
+authentication), so every decision about a line is made where its state lives. What a shard
+reads goes to the writer over a pipe, many records per message: results packed as bytes
+(``pack``), the rare other records pickled beside them. The writer (store, rules, MQTT)
+stays single, so storing once, per-device order and ids are exactly as without shards.
+
+Nothing a shard holds is acknowledged: a result counts only once the writer commits it, so a
+shard or gateway killed with SIGKILL loses only what no one was told was stored, and a
+restarted gateway dedupes what the device sends again. A shard whose pipe closes (the gateway
+died) stops; a shard that dies is started again by the writer, and its ports reconnect.
+
+Cross-port limits live per shard: a device id bound to a port (one port per id) and the
+``[limits]`` budget are each shard's own, so an id on two ports of different shards is not
+refused, and ``total`` and ``new_per_min`` apply per shard (docs/gateway.md).
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import pickle
+import signal
+import struct
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tinyml.device import protocol
+from tinyml.gateway.ingest import PortState, Record, ResultsRecord
+
+if TYPE_CHECKING:
+    from tinyml.gateway.config import GatewayConfig
+
+log = logging.getLogger("tinyml.gateway")
+STOP_S = 10.0  # how long a stopping shard may take to hand over what it read before it is killed
+_HEAD = struct.Struct("<BIIIIBBfH")  # kind (0 RESULT, 1 AUTH_RESULT), the RESULT fields, output length
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    shards: int = 0  # reader processes; 0 or 1: read in the writer's process
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.shards <= 64:
+            raise ValueError("shards must be between 0 and 64")
+
+
+def assign(ports: Iterable[str], shards: int) -> list[tuple[str, ...]]:
+    """Ports dealt round-robin over at most ``shards`` shards (no shard without a port)."""
+    ports = tuple(ports)
+    count = max(1, min(shards, len(ports)))
+    return [ports[i::count] for i in range(count)]
+
+
+def pack(records: list[Record]) -> bytes:
+    """Records as one message: a result costs a struct pack, not a pickled object."""
+    out: list[Any] = []
+    for rec in records:
+        if type(rec) is ResultsRecord:
+            parts = bytearray()
+            for r in rec.results:
+                auth = type(r) is protocol.AuthResult
+                parts += _HEAD.pack(auth, r.seq, r.boot_id, r.timestamp_ms, r.latency, r.latency_unit, r.label,
+                                    r.score, len(r.output))
+                parts += array.array("b", r.output).tobytes()
+                if auth:
+                    parts += r.mac
+            out.append((rec.port, rec.device, rec.at, rec.authenticated, bytes(parts)))
+        else:
+            out.append(rec)
+    return pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unpack(message: bytes) -> list[Record]:
+    records: list[Record] = []
+    for item in pickle.loads(message):  # noqa: S301 - from our own shard process over a private pipe
+        if type(item) is not tuple:
+            records.append(item)
+            continue
+        port, device, at, authenticated, data = item
+        results: list[protocol.Result] = []
+        off, end = 0, len(data)
+        while off < end:
+            auth, seq, boot, ts, lat, unit, label, score, n = _HEAD.unpack_from(data, off)
+            off += _HEAD.size
+            output = tuple(array.array("b", data[off:off + n]))
+            off += n
+            if auth:
+                results.append(protocol.AuthResult(seq, boot, ts, lat, unit, label, score, output,
+                                                   data[off:off + protocol.MAC_BYTES]))
+                off += protocol.MAC_BYTES
+            else:
+                results.append(protocol.Result(seq, boot, ts, lat, unit, label, score, output))
+        records.append(ResultsRecord(port, device, results, at, authenticated))
+    return records
+
+
+class Shard:
+    """The writer's handle on one shard process: start, relay, ask it to write to a port, stop."""
+
+    def __init__(self, index: int, ports: tuple[str, ...], config: GatewayConfig):
+        self.index, self.ports, self.config = index, ports, config
+        self.process: multiprocessing.process.BaseProcess | None = None
+        self.conn: Any = None
+
+    def start(self, known: Iterable[str]) -> None:
+        ctx = multiprocessing.get_context("spawn")  # the writer has threads and an open database: no fork
+        ours, theirs = ctx.Pipe(duplex=True)
+        level = logging.getLogger("tinyml.gateway").getEffectiveLevel()
+        self.process = ctx.Process(target=shard_main, args=(self.config, self.ports, sorted(known), theirs, level),
+                                   name=f"tinyml-shard-{self.index}", daemon=True)
+        self.process.start()
+        theirs.close()
+        self.conn = ours
+        log.info("shard %d (pid %d) reads %d port(s)", self.index, self.process.pid, len(self.ports))
+
+    def send(self, command: tuple) -> None:
+        try:
+            self.conn.send_bytes(pickle.dumps(command))
+        except OSError as exc:  # the shard is gone; the relay notices and restarts it
+            log.warning("shard %d: cannot send %s: %s", self.index, command[0], exc)
+
+    def writer(self, port: str) -> ShardPort:
+        return ShardPort(self, port)
+
+    async def relay(self, put: Callable[[list[Record]], Awaitable[None]]) -> bool:
+        """Pass the shard's records to ``put`` until it finishes (True) or dies (False)."""
+        loop = asyncio.get_running_loop()
+        fd = self.conn.fileno()
+        while True:
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(fd, _resolve, ready)
+            try:
+                await ready
+            finally:
+                loop.remove_reader(fd)
+            try:
+                message = self.conn.recv_bytes()
+            except (EOFError, OSError):
+                return False
+            if not message:  # the end marker: everything read has been sent
+                return True
+            await put(unpack(message))
+
+    def close(self, *, kill: bool = False) -> int | None:
+        if self.process is None:
+            return None
+        if kill and self.process.is_alive():
+            self.process.kill()
+        self.process.join(STOP_S)
+        self.conn.close()
+        return self.process.exitcode
+
+
+@dataclass
+class ShardPort:
+    """A port served by a shard, as the writer sees it: writes (evidence requests) go through the shard."""
+
+    shard: Shard
+    port: str
+
+    def write(self, data: bytes) -> None:
+        self.shard.send(("write", self.port, data))
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def supervise(shard: Shard, put: Callable[[list[Record]], Awaitable[None]], stopping: asyncio.Event,
+                    known: Callable[[], Iterable[str]]) -> None:
+    """Relay one shard for the gateway's lifetime; a shard that dies is reported and started again."""
+    while True:
+        if await shard.relay(put):
+            shard.close()
+            return
+        code = shard.close(kill=True)
+        if stopping.is_set():
+            log.warning("shard %d exited (code %s) while stopping", shard.index, code)
+            return
+        log.warning("shard %d exited (code %s); its ports reconnect in a new shard", shard.index, code)
+        await put([PortState(p, False, f"shard exited (code {code})", time.time()) for p in shard.ports])
+        shard.start(known())
+
+
+# --- the shard process --------------------------------------------------------------------------------------
+
+
+def shard_main(config: GatewayConfig, ports: tuple[str, ...], known: list[str], conn: Any, level: int) -> None:
+    """A shard's process: read ``ports`` until the writer says stop or goes away."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the writer decides
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("asyncio").setLevel(logging.WARNING)
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        asyncio.run(_serve(config, ports, known, conn))
+
+
+async def _serve(config: GatewayConfig, ports: tuple[str, ...], known: list[str], conn: Any) -> None:
+    from tinyml.gateway import ports as port_io
+    from tinyml.gateway.identity import Identity
+    from tinyml.gateway.limits import IdBudget
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    budget = IdBudget(config.limits, known=known)
+    identity = Identity(config.auth, config.keys())
+    writers: dict[str, port_io.Connection] = {}
+    pending: list[Record] = []
+    scheduled = False
+
+    def flush() -> None:
+        nonlocal scheduled
+        scheduled = False
+        if pending:
+            conn.send_bytes(pack(pending))  # blocks while the writer is behind: the readers wait, as in-process
+            pending.clear()
+
+    async def emit(records: list[Record]) -> None:
+        nonlocal scheduled
+        pending.extend(records)
+        if not scheduled:  # every read of this loop iteration joins one message
+            scheduled = True
+            loop.call_soon(flush)
+
+    def command() -> None:
+        try:
+            what = pickle.loads(conn.recv_bytes())  # noqa: S301 - from the writer over a private pipe
+        except (EOFError, OSError):  # the writer is gone (SIGKILL): nothing read here was acknowledged
+            loop.remove_reader(conn.fileno())
+            stop.set()
+            return
+        if what[0] == "stop":
+            stop.set()
+        elif what[0] == "write":
+            target = writers.get(what[1])
+            if target is None:
+                log.warning("evidence for port %s not requested: it is not connected", what[1])
+            else:
+                with contextlib.suppress(OSError):
+                    target.write(what[2])
+
+    loop.add_reader(conn.fileno(), command)
+    tasks = [asyncio.create_task(port_io.read_port(p, config.baud, emit, stop, writers, budget=budget,
+                                                   identity=identity)) for p in ports]
+    await stop.wait()
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    with contextlib.suppress(ValueError, OSError):
+        loop.remove_reader(conn.fileno())
+    flush()
+    conn.send_bytes(b"")  # the end marker
