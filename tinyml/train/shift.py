@@ -180,14 +180,3 @@ def format_table(t: dict) -> str:
     if t["worst_int8"] is not None:
         lines.append(f"  {'worst':<12} {'':>8} {'':>8} {t['worst_int8']:>8.4f}")
     return "\n".join(lines)
-
-
-def markdown_table(t: dict) -> str:
-    """The same table in Markdown, for docs and reports."""
-    from tinyml.quantize import SCORERS
-
-    lines = [f"| {t['by']} held out | windows | float | int8 ({SCORERS[t.get('int8_scored_by') or 'tflm']}) |",
-             "|---|---:|---:|---:|"]
-    lines += [f"| {r['group']} | {r['windows']} | {r['float']:.4f} | "
-              f"{'-' if r['int8'] is None else format(r['int8'], '.4f')} |" for r in t["groups"]]
-    return "\n".join(lines)
