@@ -113,13 +113,14 @@ def evaluate(run_dir: Path, data: Path, by: str, no_retrain: bool, split: str, e
                    "is larger) or AUC for anomaly models (default 0.01).")
 def quantize(run_dir: Path, data: Path | None, tolerance: float | None) -> None:
     """Full-int8 quantization of RUN_DIR/model.keras with a float-vs-int8 report."""
-    from tinyml.quantize import quantize_run
+    from tinyml.quantize import SCORERS, int8_key, quantize_run
 
     res = quantize_run(run_dir, data, tolerance)
     r = res.report
     m = r["metric"]
     click.echo(f"{m}: float {r['float'][m]:.4f}, int8 LiteRT {r['int8_litert'][m]:.4f}, "
-               f"int8 TFLM {r['int8_tflm'][m]:.4f} ({r['tflite_bytes']} bytes) -> {res.tflite_path}")
+               f"int8 {SCORERS[r['int8_scored_by']]} {r[int8_key(r)][m]:.4f} ({r['tflite_bytes']} bytes) "
+               f"-> {res.tflite_path}")
 
 
 @click.command()
