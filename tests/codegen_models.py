@@ -176,20 +176,22 @@ def build(name: str, seed: int = 0) -> tuple[bytes, np.ndarray]:
     return convert(model, spec.per_channel, spec.float_io, seed)
 
 
-def _dilated(dims: int, depthwise: bool, dilation: int, padding: str) -> Callable[[], object]:
+def dilated(dims: int, depthwise: bool, dilation: int, padding: str,
+            input_shape: tuple[int, ...] | None = None) -> Callable[[], object]:
     """The issue-11 family: a strided conv, then a dilated conv (which the converter lowers to
-    SPACE_TO_BATCH_ND -> conv -> BATCH_TO_SPACE_ND), pooling, a conv, global max pooling, softmax."""
+    SPACE_TO_BATCH_ND -> conv -> BATCH_TO_SPACE_ND), pooling, a conv, global max pooling, softmax
+    over 3 classes; ``input_shape`` defaults to (60, 2) for 1-D and (22, 21, 1) for 2-D."""
     def build() -> object:
         L = _L()
         if dims == 1:
             dilated = (L.SeparableConv1D(6, 3, dilation_rate=dilation, padding=padding, activation="relu")
                        if depthwise else L.Conv1D(6, 3, dilation_rate=dilation, padding=padding, activation="relu"))
-            return _seq((60, 2), L.Conv1D(4, 5, strides=3, padding="same", activation="relu"), dilated,
+            return _seq(input_shape or (60, 2), L.Conv1D(4, 5, strides=3, padding="same", activation="relu"), dilated,
                         L.AveragePooling1D(2), L.Conv1D(5, 2, activation="relu"), L.GlobalMaxPooling1D(),
                         L.Dense(3, activation="softmax"))
         dilated = (L.DepthwiseConv2D((3, 2), dilation_rate=dilation, padding=padding, activation="relu")
                    if depthwise else L.Conv2D(5, (2, 3), dilation_rate=dilation, padding=padding, activation="relu"))
-        return _seq((22, 21, 1), L.Conv2D(3, 3, strides=2, padding="same", activation="relu"), dilated,
+        return _seq(input_shape or (22, 21, 1), L.Conv2D(3, 3, strides=2, padding="same", activation="relu"), dilated,
                     L.AveragePooling2D(2), L.Conv2D(4, 1, activation="relu"), L.GlobalMaxPooling2D(),
                     L.Dense(3, activation="softmax"))
 
@@ -199,7 +201,7 @@ def _dilated(dims: int, depthwise: bool, dilation: int, padding: str) -> Callabl
 # each dilation with 'same' and 'valid'; 1-D and 2-D, regular and depthwise alternate so that every
 # dilation and every padding meets both of each (6 models keep the session's conversions few)
 DILATED: dict[str, Spec] = {
-    f"dil{d}_{pad}_{dims}d_{'dw' if dw else 'conv'}": Spec(_dilated(dims, dw, d, pad))
+    f"dil{d}_{pad}_{dims}d_{'dw' if dw else 'conv'}": Spec(dilated(dims, dw, d, pad))
     for d, pad, dims, dw in ((2, "same", 1, True), (2, "valid", 2, False), (3, "same", 2, False),
                              (3, "valid", 1, True), (4, "same", 1, False), (4, "valid", 2, True))
 }

@@ -148,18 +148,11 @@ def test_the_run_loop_carries_the_state_bit_for_bit(tmp_path):
 @pytest.mark.cross_compiler
 def test_the_run_loop_state_on_a_cortex_m4f_is_pythons(tmp_path):
     """The firmware's target (arm-none-eabi-gcc -O2, QEMU mps2-an386): windows in order, int8 inputs as Python's."""
-    import importlib.util
-    import sys
-
+    from tests.intfeat_c import m4_bench
     from tinyml.data import features_int as fi
     from tinyml.data.features_int_c import int_config_header
 
-    name, path = "data_features_bench", SRC.parents[1] / "benchmarks" / "data_features.py"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    bench = sys.modules[name]
+    bench = m4_bench()
     spec = validate_spec([{"name": "mean"}, {"name": "std"}, {"name": "daily_cycle", "slots": 4}])
     k = np.arange(20 * 16)
     x = (30 + 8 * np.sin(2 * np.pi * k / 64) + 0.02 * k).reshape(20, 16, 1).astype(np.float32)

@@ -22,6 +22,7 @@ def test_report_compares_float_litert_and_tflm(trained_run):
     for name in ("float", "int8_litert", "int8_tflm"):
         assert q[name]["n"] > 0 and 0 <= q[name]["accuracy"] <= 1
     assert q["metric"] == "accuracy" and q["tolerance"] == 100.0
+    assert q["int8_scored_by"] == "tflm" and q["departures"] == []  # TFLM computes this model as the reference
     assert q["drop"]["int8_tflm"] == pytest.approx(100 * (q["float"]["accuracy"] - q["int8_tflm"]["accuracy"]))
     assert set(q["largest_class_change"]["int8_tflm"]) == {"class", "recall_change_points"}
     assert q["tflite_bytes"] == (trained_run.run_dir / "model_int8.tflite").stat().st_size
@@ -125,6 +126,61 @@ def test_missing_training_data(run_copy, tmp_path):
 def test_quantize_prints_one_line_without_tensorflow_noise(run_copy):
     proc = run_cli("quantize", run_copy, "--tolerance", "100")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count("\n") == 1 and "int8 TFLM" in proc.stdout
+    assert proc.stdout.count("\n") == 1 and "int8 TFLM" in proc.stdout and "reference" not in proc.stdout
     for noise in ("fully_quantize", "Saved artifact", "XNNPACK", "Statistics for quantized inputs", "absl"):
         assert noise not in proc.stdout + proc.stderr
+
+
+def test_dilated_model_is_scored_with_the_reference_semantics(trained_run, run_copy, tmp_path):
+    """TFLM computes dilated convolutions wrongly (docs/codegen.md, "Reference semantics"), so on
+    such a model the int8 accuracy is the reference semantics', and quantization.json and the
+    printed line say so; TFLM's own outputs differ from those scored."""
+    import keras
+
+    from tests.codegen_models import dilated
+    from tinyml.codegen import semantics
+    from tinyml.signing import sha256_file
+    from tinyml.train.fit import split_masks
+
+    ds = load(trained_run.data)
+    splits = split_masks(ds)
+    pre = open_model(run_copy).preprocess()
+    keras.utils.set_random_seed(0)
+    net = dilated(1, True, 2, "same", input_shape=(256, 6))()
+    net.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    net.fit(pre.apply(ds.x[splits.train]), ds.y[splits.train], epochs=8, batch_size=16, verbose=0)
+    net.save(run_copy / "model.keras")
+    info = json.loads((run_copy / "model.json").read_text())
+    info["wrote"]["model.keras"] = sha256_file(run_copy / "model.keras")
+    (run_copy / "model.json").write_text(json.dumps(info))
+
+    proc = run_cli("quantize", run_copy, "--tolerance", "100")
+    assert proc.returncode == 0, proc.stderr
+    assert "int8 reference semantics" in proc.stdout and "int8 TFLM" not in proc.stdout
+    assert "TFLM computes this model wrongly (TFLM disagrees with the reference at op" in proc.stderr
+    report = json.loads((run_copy / "quantization.json").read_text())
+    assert report["int8_scored_by"] == "reference" and "int8_tflm" not in report
+    assert report["departures"][0]["engine"] == "tflm" and report["departures"][0]["op"] == "SPACE_TO_BATCH_ND"
+    assert report["drop"]["int8_reference"] == pytest.approx(
+        100 * (report["float"]["accuracy"] - report["int8_reference"]["accuracy"]))
+
+    tflite = (run_copy / "model_int8.tflite").read_bytes()
+    q = interpreters.io_quantization(tflite)
+    assert pre.integer  # the device computes its own int8 inputs, as quantize scores them
+    x_q = pre.int8_inputs(ds.x[splits.test], q.in_scale, q.in_zp).reshape(-1, *q.in_shape)
+    reference = semantics.reference_outputs(tflite, x_q.reshape(len(x_q), -1))
+    accuracy = float((reference.argmax(1) == ds.y[splits.test]).mean())
+    assert 0 < report["int8_reference"]["n"] == len(x_q)
+    assert report["int8_reference"]["accuracy"] == pytest.approx(accuracy)
+    assert (interpreters.tflm_run(tflite, x_q).reshape(len(x_q), -1) != reference).any()
+
+    proc = run_cli("predict", run_copy / "model_int8.tflite", trained_run.data, "--out", tmp_path / "s.csv",
+                   "--split", "test", "--runtime", "tflm")  # TFLM as asked, with a warning
+    assert proc.returncode == 0 and "scored by int8 TFLM" in proc.stdout, proc.stderr
+    assert "warning: TFLM computes this model wrongly (TFLM disagrees with the reference at op" in proc.stderr
+
+    proc = run_cli("report", run_copy, "--out", tmp_path / "report.html")
+    assert proc.returncode == 0, proc.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert "int8 (reference semantics)" in page and 'data-key="int8_reference.accuracy"' in page
+    assert "int8 (TFLM)" not in page

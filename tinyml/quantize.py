@@ -1,7 +1,9 @@
 """Full-int8 post-training quantization and the float-vs-int8 report.
 
-The int8 model is checked twice: with LiteRT (fast host runtime) and with the TFLM Python
-interpreter (what a device runs). Both must stay within the tolerance of the float model.
+The int8 model is checked twice: with LiteRT (fast host runtime) and with what a device should
+compute, the TFLM Python interpreter, or, on a model TFLM computes wrongly (dilated convolutions,
+docs/codegen.md "Reference semantics"), the reference semantics. Both must stay within the
+tolerance of the float model.
 """
 
 from __future__ import annotations
@@ -28,6 +30,18 @@ DEFAULT_TOLERANCE = {"accuracy": 1.0, "auc": 0.01}  # accuracy in points, AUC in
 # On a small evaluation split one flipped window is already several points (1 of 48 is 2.08),
 # so by default int8 may also lose this many windows, whichever allows more.
 DEFAULT_TOLERANCE_WINDOWS = 2
+SCORERS = {"tflm": "TFLM", "reference": "reference semantics"}  # who scores the device's int8 model
+
+
+def int8_key(report: dict) -> str:
+    """The key of ``report`` (quantization.json) holding the device's int8 scores: ``int8_tflm``, or
+    ``int8_reference`` when TFLM computes the model wrongly (reports without ``int8_scored_by``
+    predate the choice and were scored by TFLM)."""
+    return f"int8_{scored_by(report)}"
+
+
+def scored_by(report: dict) -> str:
+    return str(report.get("int8_scored_by", "tflm"))
 
 
 @dataclass(frozen=True)
@@ -127,16 +141,26 @@ def quantize_run(run_dir: str | Path, data_path: str | Path | None = None,
                else prep.int8_inputs(ds.x[wanted], q.in_scale, q.in_zp)).reshape(-1, *q.in_shape)
     else:
         x_q = interpreters.quantize_input(x_all[wanted], q.in_scale, q.in_zp)
-    stage(f"quantize: scoring {int(wanted.sum())} windows with float, int8 LiteRT and int8 TFLM")
+    from tinyml.codegen import semantics
+
+    departures = semantics.tflm_departures(tflite)
+    scorer = "reference" if departures else "tflm"
+    device = f"int8_{scorer}"
+    if departures:
+        stage(f"quantize: TFLM computes this model wrongly ({departures[0].describe()}), so int8 is scored with "
+              "the reference semantics (docs/codegen.md)")
+    stage(f"quantize: scoring {int(wanted.sum())} windows with float, int8 LiteRT and int8 {SCORERS[scorer]}")
     with Steps(3, desc="quantize", unit="model") as bar:
         float_out = model.predict(x_all, verbose=0, batch_size=256)
         normal = info.get("normal_class", "")
         threshold = info.get("threshold")
         reports = {"float": evaluate(kind, ds, splits, x_all, float_out, normal, threshold)}
         bar.update()
-        for name, run in (("int8_litert", interpreters.litert_run), ("int8_tflm", interpreters.tflm_run)):
+        runs = {"int8_litert": lambda: interpreters.litert_run(tflite, x_q),
+                device: lambda: semantics.int8_run(tflite, x_q, departures=departures).outputs}
+        for name, run in runs.items():
             out = np.zeros_like(float_out)
-            out[wanted] = interpreters.dequantize(run(tflite, x_q), q.out_scale, q.out_zp)
+            out[wanted] = interpreters.dequantize(run(), q.out_scale, q.out_zp)
             reports[name] = evaluate(kind, ds, splits, x_all, out, normal, threshold)
             bar.update()
     for r in reports.values():
@@ -145,12 +169,13 @@ def quantize_run(run_dir: str | Path, data_path: str | Path | None = None,
     metric = "auc" if kind.task == "anomaly" and reports["float"].get("auc") is not None else "accuracy"
     n = int(reports["float"]["n"])
     tol, rule = default_tolerance(metric, n) if tolerance is None else (float(tolerance), f"set by {tolerance_key}")
-    drops = {name: quality_drop(metric, reports["float"], reports[name]) for name in ("int8_litert", "int8_tflm")}
+    drops = {name: quality_drop(metric, reports["float"], reports[name]) for name in ("int8_litert", device)}
     report = {
-        **reports, "metric": metric, "tolerance": round(tol, 6), "tolerance_rule": rule,
+        **reports, "int8_scored_by": scorer, "departures": [d.to_json() for d in departures],
+        "metric": metric, "tolerance": round(tol, 6), "tolerance_rule": rule,
         "drop": {k: round(v, 6) for k, v in drops.items()},
         "largest_class_change": {name: largest_class_change(reports["float"], reports[name])
-                                 for name in ("int8_litert", "int8_tflm")},
+                                 for name in ("int8_litert", device)},
         "tflite_bytes": len(tflite), "passed": max(drops.values()) <= tol,
         "input_quantization": {"scale": q.in_scale, "zero_point": q.in_zp},
         "output_quantization": {"scale": q.out_scale, "zero_point": q.out_zp},
@@ -164,7 +189,8 @@ def quantize_run(run_dir: str | Path, data_path: str | Path | None = None,
     if report["passed"]:
         write_atomic(path, tflite)
     confusion_plot(run_dir, info, [("float", reports["float"]["confusion_matrix"]),
-                                   ("int8 (TFLM)", reports["int8_tflm"]["confusion_matrix"])], splits.evaluated_on)
+                                   (f"int8 ({SCORERS[scorer]})", reports[device]["confusion_matrix"])],
+                   splits.evaluated_on)
     if not report["passed"]:
         worst = max(drops, key=drops.get)
         lost = (f"{drops[worst]:.3g} points of accuracy ({round(drops[worst] * n / 100)} of {n} windows)"

@@ -113,13 +113,14 @@ def evaluate(run_dir: Path, data: Path, by: str, no_retrain: bool, split: str, e
                    "is larger) or AUC for anomaly models (default 0.01).")
 def quantize(run_dir: Path, data: Path | None, tolerance: float | None) -> None:
     """Full-int8 quantization of RUN_DIR/model.keras with a float-vs-int8 report."""
-    from tinyml.quantize import quantize_run
+    from tinyml.quantize import SCORERS, int8_key, quantize_run
 
     res = quantize_run(run_dir, data, tolerance)
     r = res.report
     m = r["metric"]
     click.echo(f"{m}: float {r['float'][m]:.4f}, int8 LiteRT {r['int8_litert'][m]:.4f}, "
-               f"int8 TFLM {r['int8_tflm'][m]:.4f} ({r['tflite_bytes']} bytes) -> {res.tflite_path}")
+               f"int8 {SCORERS[r['int8_scored_by']]} {r[int8_key(r)][m]:.4f} ({r['tflite_bytes']} bytes) "
+               f"-> {res.tflite_path}")
 
 
 @click.command()
@@ -131,9 +132,12 @@ def quantize(run_dir: Path, data: Path | None, tolerance: float | None) -> None:
               help="Interpreter for an int8 .tflite MODEL.")
 def predict(model: Path, data: Path, out_path: Path, split: str, runtime: str) -> None:
     """Score every window of DATA with MODEL (run dir, model.keras or model_int8.tflite)."""
-    from tinyml.train.predict import format_summary, predict_file
+    from tinyml.train.predict import departure_warning, format_summary, predict_file
 
-    click.echo(format_summary(predict_file(model, data, out_path, split, runtime), out_path))
+    summary = predict_file(model, data, out_path, split, runtime)
+    click.echo(format_summary(summary, out_path))
+    if (warning := departure_warning(summary)) is not None:
+        click.echo(warning, err=True)
 
 
 @click.command()

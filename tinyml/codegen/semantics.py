@@ -210,3 +210,37 @@ def _differing(got: list[np.ndarray] | None, want: list[np.ndarray]) -> tuple[in
         if g.shape != w.shape:
             return sum(x.size for x in want), f"output shape {list(g.shape)} instead of {list(w.shape)}"
     return sum(int((g != w).sum()) for g, w in zip(got, want, strict=True)), ""
+
+
+def tflm_departures(tflite: bytes, n: int = 4) -> list[Departure]:
+    """Where TFLM departs from the reference, on n random inputs. A model without an operator in
+    ``REFERENCE`` is not traced: the reference of every other operator is TFLM's kernel."""
+    from tinyml.model.tflite import read_model
+
+    if not any(op.opcode in REFERENCE for op in read_model(tflite).operators):
+        return []
+    return departures(tflite, n, engines=("tflm",))
+
+
+@dataclass
+class Int8Run:
+    """The int8 outputs a device should compute, and which interpreter computed them."""
+
+    outputs: np.ndarray                                   # [N, *output shape] int8
+    engine: str                                           # "tflm" or "reference"
+    departures: list[Departure] = field(default_factory=list)  # TFLM's, when it is not the engine
+
+
+def int8_run(tflite: bytes, inputs: np.ndarray, *, departures: list[Departure] | None = None) -> Int8Run:
+    """Run int8 inputs [N, *input shape] through TFLM's whole-model interpreter (fast) when TFLM
+    computes the model as the reference does, else through the reference semantics one operator
+    at a time (``trace``): scoring a model with an interpreter known to compute it wrongly would
+    report another model's accuracy. ``departures``: ``tflm_departures(tflite)``, if known."""
+    from tinyml.model.interpreters import io_quantization, tflm_run
+
+    found = tflm_departures(tflite) if departures is None else departures
+    if not found:
+        return Int8Run(tflm_run(tflite, inputs), "tflm")
+    q = io_quantization(tflite)
+    flat = np.asarray(inputs, np.int8).reshape(len(inputs), -1)
+    return Int8Run(reference_outputs(tflite, flat).reshape(len(inputs), *q.out_shape), "reference", found)

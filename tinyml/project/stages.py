@@ -128,11 +128,12 @@ TRAIN = Stage(
 
 
 def _quantize_run(p: Project) -> dict[str, Any]:
-    from tinyml.quantize import quantize_run
+    from tinyml.quantize import SCORERS, int8_key, quantize_run
 
     r = quantize_run(run_dir(p), dataset_path(p), p.tolerance, tolerance_key=f"[quantize] tolerance in {p.path}").report
     m = r["metric"]
-    return {"metric": m, "float": r["float"][m], "int8": r["int8_tflm"][m], "bytes": r["tflite_bytes"]}
+    return {"metric": m, "float": r["float"][m], "int8": r[int8_key(r)][m], "bytes": r["tflite_bytes"],
+            "scored_by": SCORERS[r["int8_scored_by"]]}
 
 
 QUANTIZE = Stage(
@@ -142,7 +143,8 @@ QUANTIZE = Stage(
                       run_dir(p) / rundir.PREPROCESS_JSON, dataset_path(p)],
     outputs=lambda p: [run_dir(p) / rundir.MODEL_INT8, run_dir(p) / rundir.QUANTIZATION_JSON],
     run=_quantize_run,
-    figure=lambda f: f"int8 {f['metric']} {f['int8']:.3f} (float {f['float']:.3f}), {f['bytes']:,} B",
+    figure=lambda f: (f"int8 {f['metric']} {f['int8']:.3f} ({f.get('scored_by', 'TFLM')}; float {f['float']:.3f}), "
+                      f"{f['bytes']:,} B"),
 )
 
 

@@ -10,6 +10,7 @@ import datetime
 from collections.abc import Sequence
 from typing import Any
 
+from tinyml.quantize import SCORERS, int8_key, scored_by
 from tinyml.report import svg
 from tinyml.report.facts import Facts, precision_recall
 from tinyml.report.svg import esc
@@ -146,8 +147,9 @@ def confusions(facts: Facts) -> str:
                              facts.metrics["confusion_matrix"], names, facts.metrics.get("per_class"))]
     q = facts.quantization
     if q is not None:
-        cards.append(_confusion_card("int8, TFLM", "int8", q["int8_tflm"]["confusion_matrix"], names,
-                                     q["int8_tflm"].get("per_class")))
+        device = q[int8_key(q)]
+        cards.append(_confusion_card(f"int8, {SCORERS[scored_by(q)]}", "int8", device["confusion_matrix"],
+                                     names, device.get("per_class")))
     for i, v in enumerate(facts.validations):
         if v.get("confusion_matrix"):
             cards.append(_confusion_card(f"device: {v['board']} ({v['inputs']} inputs)", f"device{i}",
@@ -164,7 +166,8 @@ def anomaly(facts: Facts) -> str:
     cards = []
     sources = [("float", facts.metrics)]
     if facts.quantization is not None:
-        sources.append(("int8 (TFLM)", facts.quantization["int8_tflm"]))
+        q = facts.quantization
+        sources.append((f"int8 ({SCORERS[scored_by(q)]})", q[int8_key(q)]))
     for name, m in sources:
         hist = m.get("score_histogram")
         key = "float" if name == "float" else "int8"
@@ -214,7 +217,7 @@ def comparison(facts: Facts) -> str:
     rows = [row("float (Keras)", "float", facts.metrics)]
     if q is not None:
         rows.append(row("int8 (LiteRT)", "int8_litert", q["int8_litert"], q.get("tflite_bytes")))
-        rows.append(row("int8 (TFLM)", "int8_tflm", q["int8_tflm"], q.get("tflite_bytes"),
+        rows.append(row(f"int8 ({SCORERS[scored_by(q)]})", int8_key(q), q[int8_key(q)], q.get("tflite_bytes"),
                         plan["arena_bytes"] if plan else None))
     for i, v in enumerate(facts.validations):
         limits = v.get("limits") or {}

@@ -5,8 +5,9 @@ and machines change speed and load, so the question that matters is how a model 
 severity, speed or load it was not trained on. Leave-one-group-out answers it: for each value
 of a group column (``tinyml data synth vibration --severities/--speeds/...`` records them,
 ``data import --group-column`` gives ``group``), train on the windows of every other value,
-then score the float and the full-int8 model (TFLM, the device's interpreter) on the held-out
-ones. Each fold is a complete `train` + `quantize`, so the figures are what a user would get.
+then score the float and the full-int8 model (TFLM, the device's interpreter, or the reference
+semantics where TFLM computes the model wrongly) on the held-out ones. Each fold is a complete
+`train` + `quantize`, so the figures are what a user would get.
 
 ``per_group`` is the cheap variant: one trained run scored on each group of a dataset.
 """
@@ -74,7 +75,7 @@ def leave_one_group_out(ds: Dataset, by: str, model_name: str, opts, feature_spe
                         *, work_dir: str | Path | None = None) -> dict:
     """Train and quantize one model per group of ``by`` with that group held out; ``opts`` are
     TrainOptions. Returns the table metrics.json keeps (``format_table`` prints it)."""
-    from tinyml.quantize import quantize_run
+    from tinyml.quantize import int8_key, quantize_run
     from tinyml.train.fit import train
 
     names = levels(ds, by)
@@ -91,12 +92,12 @@ def leave_one_group_out(ds: Dataset, by: str, model_name: str, opts, feature_spe
             q = quantize_run(run, data, tolerance=100.0).report
             metric = q["metric"]
             rows.append({"group": g, "windows": int(q["float"]["n"]), "metric": metric,
-                         "float": q["float"][metric], "int8": q["int8_tflm"][metric],
+                         "float": q["float"][metric], "int8": q[int8_key(q)][metric],
                          "int8_litert": q["int8_litert"][metric]})
     int8 = [r["int8"] for r in rows if r["int8"] is not None]
     return {"by": by, "model": model_name, "metric": rows[0]["metric"], "groups": rows,
             "mean_float": float(np.mean([r["float"] for r in rows])), "mean_int8": float(np.mean(int8)),
-            "worst_int8": float(min(int8))}
+            "worst_int8": float(min(int8)), "int8_scored_by": q["int8_scored_by"]}
 
 
 def retrain_like(run_dir: str | Path, ds: Dataset, by: str, *, epochs: int | None = None) -> dict:
@@ -124,7 +125,9 @@ def retrain_like(run_dir: str | Path, ds: Dataset, by: str, *, epochs: int | Non
 
 def per_group(run_dir: str | Path, ds: Dataset, by: str, split: str = "test") -> dict:
     """One trained run scored on each group of ``by`` in ``split`` of ``ds``: float and, when the
-    run is quantized, int8 (TFLM) accuracy. No retraining: the groups may have been seen."""
+    run is quantized, int8 accuracy (TFLM's, or the reference semantics' where TFLM computes the
+    model wrongly; ``int8_scored_by`` says which). No retraining: the groups may have been seen."""
+    from tinyml.codegen import semantics
     from tinyml.model import interpreters
     from tinyml.rundir import MODEL_INT8, open_model
     from tinyml.train.quiet import import_keras
@@ -141,13 +144,14 @@ def per_group(run_dir: str | Path, ds: Dataset, by: str, split: str = "test") ->
                          "evaluate on data with the classes the run was trained on")
     pre = model.preprocess()
     float_pred = import_keras().models.load_model(model.keras()).predict(pre.apply(part.x), verbose=0).argmax(1)
-    int8_pred = None
+    int8_pred, scorer = None, None
     if model[MODEL_INT8].is_file():
         tflite = model.int8().data
         q = interpreters.io_quantization(tflite)
         x_q = (pre.int8_inputs(part.x, q.in_scale, q.in_zp).reshape(-1, *q.in_shape) if pre.integer
                else interpreters.quantize_input(pre.apply(part.x), q.in_scale, q.in_zp))
-        int8_pred = interpreters.tflm_run(tflite, x_q).argmax(1)
+        scored = semantics.int8_run(tflite, x_q)
+        int8_pred, scorer = scored.outputs.argmax(1), scored.engine
     rows = []
     labelled = part.y >= 0
     for g in sorted(set(values[labelled].tolist()), key=_order):
@@ -160,7 +164,8 @@ def per_group(run_dir: str | Path, ds: Dataset, by: str, split: str = "test") ->
     int8 = [r["int8"] for r in rows if r["int8"] is not None]
     return {"by": by, "model": info["model"], "metric": "accuracy", "split": split, "groups": rows,
             "mean_float": float(np.mean([r["float"] for r in rows])),
-            "mean_int8": float(np.mean(int8)) if int8 else None, "worst_int8": float(min(int8)) if int8 else None}
+            "mean_int8": float(np.mean(int8)) if int8 else None, "worst_int8": float(min(int8)) if int8 else None,
+            "int8_scored_by": scorer}
 
 
 def format_table(t: dict) -> str:
@@ -175,12 +180,4 @@ def format_table(t: dict) -> str:
     lines.append(f"  {'mean':<12} {'':>8} {t['mean_float']:>8.4f} {i8:>8}")
     if t["worst_int8"] is not None:
         lines.append(f"  {'worst':<12} {'':>8} {'':>8} {t['worst_int8']:>8.4f}")
-    return "\n".join(lines)
-
-
-def markdown_table(t: dict) -> str:
-    """The same table in Markdown, for docs and reports."""
-    lines = [f"| {t['by']} held out | windows | float | int8 (TFLM) |", "|---|---:|---:|---:|"]
-    lines += [f"| {r['group']} | {r['windows']} | {r['float']:.4f} | "
-              f"{'-' if r['int8'] is None else format(r['int8'], '.4f')} |" for r in t["groups"]]
     return "\n".join(lines)
