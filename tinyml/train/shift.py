@@ -6,7 +6,8 @@ severity, speed or load it was not trained on. Leave-one-group-out answers it: f
 of a group column (``tinyml data synth vibration --severities/--speeds/...`` records them,
 ``data import --group-column`` gives ``group``), train on the windows of every other value,
 then score the float and the full-int8 model (TFLM, the device's interpreter, or the reference
-semantics where TFLM computes the model wrongly) on the held-out ones. Each fold is a complete `train` + `quantize`, so the figures are what a user would get.
+semantics where TFLM computes the model wrongly) on the held-out ones. Each fold is a complete
+`train` + `quantize`, so the figures are what a user would get.
 
 ``per_group`` is the cheap variant: one trained run scored on each group of a dataset.
 """
