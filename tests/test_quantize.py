@@ -174,6 +174,11 @@ def test_dilated_model_is_scored_with_the_reference_semantics(trained_run, run_c
     assert report["int8_reference"]["accuracy"] == pytest.approx(accuracy)
     assert (interpreters.tflm_run(tflite, x_q).reshape(len(x_q), -1) != reference).any()
 
+    proc = run_cli("predict", run_copy / "model_int8.tflite", trained_run.data, "--out", tmp_path / "s.csv",
+                   "--split", "test", "--runtime", "tflm")  # TFLM as asked, with a warning
+    assert proc.returncode == 0 and "scored by int8 TFLM" in proc.stdout, proc.stderr
+    assert "warning: TFLM computes this model wrongly (TFLM disagrees with the reference at op" in proc.stderr
+
     proc = run_cli("report", run_copy, "--out", tmp_path / "report.html")
     assert proc.returncode == 0, proc.stderr
     page = (tmp_path / "report.html").read_text()
