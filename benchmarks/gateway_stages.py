@@ -33,7 +33,7 @@ from benchmarks.gateway_ingest_cpu import device_stream
 from tinyml.gateway.config import GatewayConfig, parse_mqtt_url
 from tinyml.gateway.drift import DriftConfig, DriftMonitor
 from tinyml.gateway.ingest import LineState, Record, ResultsRecord
-from tinyml.gateway.processor import Processor, _result_json
+from tinyml.gateway.processor import Processor, _result_json, _source_json
 from tinyml.gateway.rules import DeviceRules, RuleConfig
 from tinyml.gateway.shards import pack, unpack
 from tinyml.gateway.store import Store
@@ -84,7 +84,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
     rng = random.Random(1)
-    streams = [device_stream(i, args.results, rng) for i in range(args.devices)]
+    streams = [device_stream(i, args.results, rng, None) for i in range(args.devices)]
     n = args.devices * args.results
     records = decode(streams)
     results = [r for recs in records for rec in recs if type(rec) is ResultsRecord for r in rec.results]
@@ -97,8 +97,9 @@ def main() -> None:
             drift.observe(r.score)
 
     def json_only() -> None:
+        source = _source_json("socket://127.0.0.1:7000", False)
         for r in results:
-            _result_json('"default"', '"dev7"', r, "1764201600.123456", "null", bool(r.label))
+            _result_json('"default"', '"dev7"', r, "1764201600.123456", "null", bool(r.label), source)
 
     packed = [pack(recs) for recs in records]
     pickled = [pickle.dumps(recs, protocol=pickle.HIGHEST_PROTOCOL) for recs in records]
