@@ -17,7 +17,7 @@ second with its growth per second over the window, and the load average. ``--run
 repeats and prints the medians. ``--shards 0,2`` runs every device count once per shard count
 (``gateway run --shards N``, tinyml/gateway/shards.py), interleaved in the same run; with shards the
 gateway's CPU is split into the writer process and the shard processes together, each also per
-result delivered. Prints figures; asserts nothing.
+result stored (committed; more than delivered while MQTT lags behind). Prints figures; asserts nothing.
 
     .venv/bin/python -m benchmarks.gateway_latency [--devices 8,32,64,128] [--seconds 20] [--runs 3]
         [--config gateway.toml] [--gateway-path DIR] [--series] [--shards 0,2]
@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.gateway_throughput import cpu_seconds
+from benchmarks.gateway_throughput import count, cpu_seconds
 from tinyml.device.emulator import EmulatedFleet
 from tinyml.gateway.broker import LocalBroker
 from tinyml.paths import shared_dir
@@ -91,7 +91,9 @@ class Run:
     gw_us: float  # the writer's CPU per result delivered
     shards: int
     shard_cpu: float  # the shard processes together, share of one core
-    shard_us: float  # their CPU per result delivered
+    stored: float  # results/s committed: what shards and writer handled (more than delivered while MQTT lags)
+    gw_us_stored: float  # the writer's CPU per result stored
+    shard_us: float  # the shards' CPU per result stored
     broker_cpu: float
     sub_cpu: float
     emu_cpu: float
@@ -144,12 +146,13 @@ def one_run(devices: int, seconds: float, model: str, config: Path | None, gatew
                 total += s.results * s.bytes_sent / max(s.bytes_sent + s.bytes_dropped, 1)
             return total
         cpu0 = {k: cpu_seconds(pid) for k, pid in procs.items()}
-        t0, p0, d0 = time.monotonic(), produced(), delivered.value
+        stored = "SELECT count(*) FROM results"
+        t0, p0, d0, s0 = time.monotonic(), produced(), delivered.value, count(db, stored)
         samples: list[tuple[float, int]] = []
         while time.monotonic() < t0 + seconds:
             time.sleep(1.0)
             samples.append((time.monotonic() - t0, produced() - delivered.value))
-        t1, p1, d1 = time.monotonic(), produced(), delivered.value
+        t1, p1, d1, s1 = time.monotonic(), produced(), delivered.value, count(db, stored)
         cpu = {k: (cpu_seconds(pid) - cpu0[k]) / (t1 - t0) for k, pid in procs.items()}
         here.send((t0, t1))
         lat = here.recv()
@@ -168,9 +171,10 @@ def one_run(devices: int, seconds: float, model: str, config: Path | None, gatew
     growth = float(np.polyfit(xs, ys, 1)[0]) if len(samples) > 2 else 0.0
     p50, p95, p99 = np.percentile(lat, [50, 95, 99]) if lat.size else (float("nan"),) * 3
     shard_cpu = sum(v for k, v in cpu.items() if k.startswith("shard"))
-    per_result = span * 1e6 / max(d1 - d0, 1)
+    per_result, per_stored = span * 1e6 / max(d1 - d0, 1), span * 1e6 / max(s1 - s0, 1)
     return Run(devices, (p1 - p0) / span, (d1 - d0) / span, p50, p95, p99, cpu["gw"], cpu["gw"] * per_result,
-               shards, shard_cpu, shard_cpu * per_result, cpu["broker"], cpu["sub"], cpu["emu"],
+               shards, shard_cpu, (s1 - s0) / span, cpu["gw"] * per_stored, shard_cpu * per_stored,
+               cpu["broker"], cpu["sub"], cpu["emu"],
                int(ys.max()) if ys.size else 0, growth, load, [int(y) for y in ys])
 
 
@@ -187,8 +191,8 @@ def main() -> None:
     args = ap.parse_args()
     config = args.config.resolve() if args.config else None
     print(f"gateway from {args.gateway_path or ROOT}, config {config or '(none)'}; {os.cpu_count()} CPUs")
-    head = ("devices shards offered/s deliver/s  p50ms  p95ms  p99ms  gwCPU us/res shardCPU us/res broker  sub  emu "
-            "backlog_max growth/s load")
+    head = ("devices shards offered/s deliver/s  p50ms  p95ms  p99ms  gwCPU us/res stored/s gw_us/st shardCPU "
+            "sh_us/st broker  sub  emu backlog_max growth/s load")
     for n in [int(x) for x in args.devices.split(",")]:
         print(head)
         by_shards: dict[int, list[Run]] = {int(k): [] for k in args.shards.split(",")}
@@ -197,7 +201,8 @@ def main() -> None:
                 r = one_run(n, args.seconds, args.model, config, args.gateway_path, k)
                 runs.append(r)
                 print(f"{r.devices:7d} {r.shards:6d} {r.offered:9.0f} {r.delivered:9.0f} {r.p50:6.1f} {r.p95:6.1f} "
-                      f"{r.p99:6.1f} {r.gw_cpu:5.0%} {r.gw_us:6.0f} {r.shard_cpu:8.0%} {r.shard_us:6.0f} "
+                      f"{r.p99:6.1f} {r.gw_cpu:5.0%} {r.gw_us:6.0f} {r.stored:8.0f} {r.gw_us_stored:8.0f} {r.shard_cpu:8.0%} "
+                      f"{r.shard_us:8.0f} "
                       f"{r.broker_cpu:5.0%} {r.sub_cpu:4.0%} {r.emu_cpu:4.0%} "
                       f"{r.backlog_max:11d} {r.backlog_growth:8.0f} {r.load:4.1f}", flush=True)
                 if args.series:
@@ -206,13 +211,15 @@ def main() -> None:
             if len(runs) < 2:
                 continue
             med = {f: statistics.median(getattr(r, f) for r in runs) for f in
-                   ("offered", "delivered", "p50", "p95", "p99", "gw_cpu", "gw_us", "shard_cpu", "shard_us",
+                   ("offered", "delivered", "p50", "p95", "p99", "gw_cpu", "gw_us", "stored", "gw_us_stored", "shard_cpu",
+                    "shard_us",
                     "backlog_max", "backlog_growth")}
             loads = [r.load for r in runs]
             print(f"median of {len(runs)}: {n} devices, {k} shard(s), offered {med['offered']:.0f}/s, delivered "
                   f"{med['delivered']:.0f}/s, p50 {med['p50']:.1f} ms, p95 {med['p95']:.1f} ms, "
                   f"p99 {med['p99']:.1f} ms, writer {med['gw_cpu']:.0%} of a core, {med['gw_us']:.0f} us/result, "
-                  f"shards {med['shard_cpu']:.0%}, {med['shard_us']:.0f} us/result, backlog max "
+                  f"stored {med['stored']:.0f}/s, writer {med['gw_us_stored']:.0f} us/stored, shards {med['shard_cpu']:.0%}, "
+                  f"{med['shard_us']:.0f} us/stored, backlog max "
                   f"{med['backlog_max']:.0f}, growth {med['backlog_growth']:.0f}/s, load {min(loads):.1f}-{max(loads):.1f}",
                   flush=True)
 

@@ -7,7 +7,9 @@ its own, on the same 64 devices' RESULT streams (feat_ae-sized frames, 4 KiB rea
 - store: the writer's transaction without MQTT (results, counters, rules and drift inside);
 - store + outbox: the writer with one outbox row per result, or with ``[mqtt] batch``;
 - commit size: the writer at 8 results per transaction (what a low load gives with group
-  commit) against 2,000.
+  commit) against 2,000;
+- shard pipe (``[ingest] shards``): packing a read's records in the shard and unpacking them
+  in the writer (tinyml/gateway/shards.py), against pickling the record objects as they are.
 
 MQTT publish and PUBACK are `benchmarks/gateway_forward_cpu.py` (per message; ``--batch N``).
 CPU time (process_time), median of ``--runs``; a busy machine disturbs it far less than rates.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import random
 import statistics
 import tempfile
@@ -30,8 +33,9 @@ from benchmarks.gateway_ingest_cpu import device_stream
 from tinyml.gateway.config import GatewayConfig, parse_mqtt_url
 from tinyml.gateway.drift import DriftConfig, DriftMonitor
 from tinyml.gateway.ingest import LineState, Record, ResultsRecord
-from tinyml.gateway.processor import Processor, _result_json
+from tinyml.gateway.processor import Processor, _result_json, _source_json
 from tinyml.gateway.rules import DeviceRules, RuleConfig
+from tinyml.gateway.shards import pack, unpack
 from tinyml.gateway.store import Store
 
 READ = 4096
@@ -80,7 +84,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
     rng = random.Random(1)
-    streams = [device_stream(i, args.results, rng) for i in range(args.devices)]
+    streams = [device_stream(i, args.results, rng, None) for i in range(args.devices)]
     n = args.devices * args.results
     records = decode(streams)
     results = [r for recs in records for rec in recs if type(rec) is ResultsRecord for r in rec.results]
@@ -93,9 +97,12 @@ def main() -> None:
             drift.observe(r.score)
 
     def json_only() -> None:
+        source = _source_json("socket://127.0.0.1:7000", False)
         for r in results:
-            _result_json('"default"', '"dev7"', r, "1764201600.123456", "null", bool(r.label))
+            _result_json('"default"', '"dev7"', r, "1764201600.123456", "null", bool(r.label), source)
 
+    packed = [pack(recs) for recs in records]
+    pickled = [pickle.dumps(recs, protocol=pickle.HIGHEST_PROTOCOL) for recs in records]
     stages: list[tuple[str, Callable[[], object]]] = [
         ("decode", lambda: decode(streams)),
         ("rules and drift", rules_and_drift),
@@ -105,6 +112,10 @@ def main() -> None:
         ("store + outbox, [mqtt] batch, 2000 per commit", lambda: write(records, mqtt, True, 2000)),
         ("store + outbox, one row per result, 8 per commit", lambda: write(records, mqtt, False, 8)),
         ("store + outbox, [mqtt] batch, 8 per commit", lambda: write(records, mqtt, True, 8)),
+        ("shard pipe: pack a read's records (shard)", lambda: [pack(recs) for recs in records]),
+        ("shard pipe: unpack them (writer)", lambda: [unpack(m) for m in packed]),
+        ("shard pipe, not used: pickle.dumps of the record objects", lambda: [pickle.dumps(r) for r in records]),
+        ("shard pipe, not used: pickle.loads of them", lambda: [pickle.loads(m) for m in pickled]),  # noqa: S301
     ]
     print(f"{args.devices} devices x {args.results} results ({len(streams[0]) // (args.results + 1)} B frames), "
           f"load average {os.getloadavg()[0]:.1f}, median of {args.runs} runs, CPU us per result:")

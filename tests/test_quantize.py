@@ -131,7 +131,7 @@ def test_quantize_prints_one_line_without_tensorflow_noise(run_copy):
         assert noise not in proc.stdout + proc.stderr
 
 
-def test_dilated_model_is_scored_with_the_reference_semantics(trained_run, run_copy):
+def test_dilated_model_is_scored_with_the_reference_semantics(trained_run, run_copy, tmp_path):
     """TFLM computes dilated convolutions wrongly (docs/codegen.md, "Reference semantics"), so on
     such a model the int8 accuracy is the reference semantics', and quantization.json and the
     printed line say so; TFLM's own outputs differ from those scored."""
@@ -173,3 +173,14 @@ def test_dilated_model_is_scored_with_the_reference_semantics(trained_run, run_c
     assert 0 < report["int8_reference"]["n"] == len(x_q)
     assert report["int8_reference"]["accuracy"] == pytest.approx(accuracy)
     assert (interpreters.tflm_run(tflite, x_q).reshape(len(x_q), -1) != reference).any()
+
+    proc = run_cli("predict", run_copy / "model_int8.tflite", trained_run.data, "--out", tmp_path / "s.csv",
+                   "--split", "test", "--runtime", "tflm")  # TFLM as asked, with a warning
+    assert proc.returncode == 0 and "scored by int8 TFLM" in proc.stdout, proc.stderr
+    assert "warning: TFLM computes this model wrongly (TFLM disagrees with the reference at op" in proc.stderr
+
+    proc = run_cli("report", run_copy, "--out", tmp_path / "report.html")
+    assert proc.returncode == 0, proc.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert "int8 (reference semantics)" in page and 'data-key="int8_reference.accuracy"' in page
+    assert "int8 (TFLM)" not in page

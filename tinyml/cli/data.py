@@ -95,7 +95,7 @@ def synth() -> None:
                                    "'severity').")
 @click.option("--speeds", help="Shaft-speed levels in rpm, e.g. 900,1500,2100 (group column 'speed'; replaces "
                                "--rpm/--rpm-spread).")
-@click.option("--loads", help="Load levels in %% of rated, e.g. 0,50,100 (group column 'load').")
+@click.option("--loads", help="Load levels in percent of rated, e.g. 0,50,100 (group column 'load').")
 @click.option("--resonances", help="Housing resonance levels in Hz, e.g. 700,1000 (group column 'resonance').")
 @click.option("--noise", help="Sensor noise levels in g rms, e.g. 0.01,0.05 (group column 'noise').")
 def synth_vibration_cmd(out: str, per_class: int, window: int, fs: float, rpm: float, rpm_spread: float,

@@ -132,9 +132,12 @@ def quantize(run_dir: Path, data: Path | None, tolerance: float | None) -> None:
               help="Interpreter for an int8 .tflite MODEL.")
 def predict(model: Path, data: Path, out_path: Path, split: str, runtime: str) -> None:
     """Score every window of DATA with MODEL (run dir, model.keras or model_int8.tflite)."""
-    from tinyml.train.predict import format_summary, predict_file
+    from tinyml.train.predict import departure_warning, format_summary, predict_file
 
-    click.echo(format_summary(predict_file(model, data, out_path, split, runtime), out_path))
+    summary = predict_file(model, data, out_path, split, runtime)
+    click.echo(format_summary(summary, out_path))
+    if (warning := departure_warning(summary)) is not None:
+        click.echo(warning, err=True)
 
 
 @click.command()

@@ -4,6 +4,8 @@ One asyncio loop. Readers put records on a bounded queue (a slow disk slows the 
 never loses records already read); the single writer drains it in batches and commits
 each batch in one transaction in a worker thread, then wakes the forwarder. A record is
 acknowledged (counted in the log, visible in status, sent to MQTT) only after its commit.
+With ``[ingest] shards`` the readers run in processes of their own (shards.py) and relay tasks
+put what they send on the same queue.
 """
 
 from __future__ import annotations

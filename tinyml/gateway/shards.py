@@ -34,13 +34,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tinyml.device import protocol
+from tinyml.gateway import ports
+from tinyml.gateway.identity import Identity
 from tinyml.gateway.ingest import PortState, Record, ResultsRecord
+from tinyml.gateway.limits import IdBudget
 
 if TYPE_CHECKING:
     from tinyml.gateway.config import GatewayConfig
 
 log = logging.getLogger("tinyml.gateway")
 STOP_S = 10.0  # how long a stopping shard may take to hand over what it read before it is killed
+RESTART_S = 1.0  # a shard that dies is started again after this pause (a crash loop stays slow)
 _HEAD = struct.Struct("<BIIIIBBfH")  # kind (0 RESULT, 1 AUTH_RESULT), the RESULT fields, output length
 
 
@@ -53,11 +57,11 @@ class IngestConfig:
             raise ValueError("shards must be between 0 and 64")
 
 
-def assign(ports: Iterable[str], shards: int) -> list[tuple[str, ...]]:
+def assign(urls: Iterable[str], shards: int) -> list[tuple[str, ...]]:
     """Ports dealt round-robin over at most ``shards`` shards (no shard without a port)."""
-    ports = tuple(ports)
-    count = max(1, min(shards, len(ports)))
-    return [ports[i::count] for i in range(count)]
+    urls = tuple(urls)
+    count = max(1, min(shards, len(urls)))
+    return [urls[i::count] for i in range(count)]
 
 
 def pack(records: list[Record]) -> bytes:
@@ -106,8 +110,8 @@ def unpack(message: bytes) -> list[Record]:
 class Shard:
     """The writer's handle on one shard process: start, relay, ask it to write to a port, stop."""
 
-    def __init__(self, index: int, ports: tuple[str, ...], config: GatewayConfig):
-        self.index, self.ports, self.config = index, ports, config
+    def __init__(self, index: int, share: tuple[str, ...], config: GatewayConfig):
+        self.index, self.ports, self.config = index, share, config
         self.process: multiprocessing.process.BaseProcess | None = None
         self.conn: Any = None
 
@@ -160,12 +164,11 @@ class Shard:
         return self.process.exitcode
 
 
-@dataclass
-class ShardPort:
+class ShardPort(ports.Connection):
     """A port served by a shard, as the writer sees it: writes (evidence requests) go through the shard."""
 
-    shard: Shard
-    port: str
+    def __init__(self, shard: Shard, port: str):
+        self.shard, self.port = shard, port
 
     def write(self, data: bytes) -> None:
         self.shard.send(("write", self.port, data))
@@ -189,32 +192,29 @@ async def supervise(shard: Shard, put: Callable[[list[Record]], Awaitable[None]]
             return
         log.warning("shard %d exited (code %s); its ports reconnect in a new shard", shard.index, code)
         await put([PortState(p, False, f"shard exited (code {code})", time.time()) for p in shard.ports])
+        await asyncio.sleep(RESTART_S)
         shard.start(known())
 
 
 # --- the shard process --------------------------------------------------------------------------------------
 
 
-def shard_main(config: GatewayConfig, ports: tuple[str, ...], known: list[str], conn: Any, level: int) -> None:
-    """A shard's process: read ``ports`` until the writer says stop or goes away."""
+def shard_main(config: GatewayConfig, share: tuple[str, ...], known: list[str], conn: Any, level: int) -> None:
+    """A shard's process: read the ports of ``share`` until the writer says stop or goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the writer decides
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("asyncio").setLevel(logging.WARNING)
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-        asyncio.run(_serve(config, ports, known, conn))
+        asyncio.run(_serve(config, share, known, conn))
 
 
-async def _serve(config: GatewayConfig, ports: tuple[str, ...], known: list[str], conn: Any) -> None:
-    from tinyml.gateway import ports as port_io
-    from tinyml.gateway.identity import Identity
-    from tinyml.gateway.limits import IdBudget
-
+async def _serve(config: GatewayConfig, share: tuple[str, ...], known: list[str], conn: Any) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     budget = IdBudget(config.limits, known=known)
     identity = Identity(config.auth, config.keys())
-    writers: dict[str, port_io.Connection] = {}
+    writers: dict[str, ports.Connection] = {}
     pending: list[Record] = []
     scheduled = False
 
@@ -222,7 +222,10 @@ async def _serve(config: GatewayConfig, ports: tuple[str, ...], known: list[str]
         nonlocal scheduled
         scheduled = False
         if pending:
-            conn.send_bytes(pack(pending))  # blocks while the writer is behind: the readers wait, as in-process
+            try:
+                conn.send_bytes(pack(pending))  # blocks while the writer is behind: the readers wait, as in-process
+            except OSError:  # the writer is gone: nothing read here was acknowledged
+                stop.set()
             pending.clear()
 
     async def emit(records: list[Record]) -> None:
@@ -250,8 +253,8 @@ async def _serve(config: GatewayConfig, ports: tuple[str, ...], known: list[str]
                     target.write(what[2])
 
     loop.add_reader(conn.fileno(), command)
-    tasks = [asyncio.create_task(port_io.read_port(p, config.baud, emit, stop, writers, budget=budget,
-                                                   identity=identity)) for p in ports]
+    tasks = [asyncio.create_task(ports.read_port(p, config.baud, emit, stop, writers, budget=budget,
+                                                 identity=identity)) for p in share]
     await stop.wait()
     for t in tasks:
         t.cancel()

@@ -99,6 +99,10 @@ def predict_file(model: Path, data: Path, out_path: Path, split: str = "all", ru
                     *span, *label, pred_names[i], *extra[i]])
     write_atomic(Path(out_path), buf.getvalue().encode())
     kind = "keras" if model_file.suffix == ".keras" else runtime
+    if kind == "tflm":  # scored as asked, but a model TFLM computes wrongly gets a warning
+        from tinyml.codegen import semantics
+
+        summary["tflm_departures"] = [d.to_json() for d in semantics.tflm_departures(run.int8().data)]
     return {"windows": ds.n, "labeled": int(labeled.sum()), "runtime": RUNTIME_NAMES[kind],
             "model": str(model_file), "task": info["task"],
             "accuracy": float(correct[labeled].mean()) if labeled.any() else None, **summary}
@@ -112,3 +116,14 @@ def format_summary(summary: dict, out_path: Path) -> str:
     if summary.get("auc") is not None:
         line += f", AUC {summary['auc']:.4f}"
     return line
+
+
+def departure_warning(summary: dict) -> str | None:
+    """A warning when TFLM scored a model it computes wrongly (docs/codegen.md, "Reference semantics")."""
+    found = summary.get("tflm_departures")
+    if not found:
+        return None
+    from tinyml.codegen.semantics import describe
+
+    return (f"warning: TFLM computes this model wrongly ({describe(found[0])}); these are TFLM's outputs, "
+            "not the reference semantics `tinyml quantize` scores it with")

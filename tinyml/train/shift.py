@@ -6,7 +6,8 @@ severity, speed or load it was not trained on. Leave-one-group-out answers it: f
 of a group column (``tinyml data synth vibration --severities/--speeds/...`` records them,
 ``data import --group-column`` gives ``group``), train on the windows of every other value,
 then score the float and the full-int8 model (TFLM, the device's interpreter, or the reference
-semantics where TFLM computes the model wrongly) on the held-out ones. Each fold is a complete `train` + `quantize`, so the figures are what a user would get.
+semantics where TFLM computes the model wrongly) on the held-out ones. Each fold is a complete
+`train` + `quantize`, so the figures are what a user would get.
 
 ``per_group`` is the cheap variant: one trained run scored on each group of a dataset.
 """
@@ -179,15 +180,4 @@ def format_table(t: dict) -> str:
     lines.append(f"  {'mean':<12} {'':>8} {t['mean_float']:>8.4f} {i8:>8}")
     if t["worst_int8"] is not None:
         lines.append(f"  {'worst':<12} {'':>8} {'':>8} {t['worst_int8']:>8.4f}")
-    return "\n".join(lines)
-
-
-def markdown_table(t: dict) -> str:
-    """The same table in Markdown, for docs and reports."""
-    from tinyml.quantize import SCORERS
-
-    lines = [f"| {t['by']} held out | windows | float | int8 ({SCORERS[t.get('int8_scored_by') or 'tflm']}) |",
-             "|---|---:|---:|---:|"]
-    lines += [f"| {r['group']} | {r['windows']} | {r['float']:.4f} | "
-              f"{'-' if r['int8'] is None else format(r['int8'], '.4f')} |" for r in t["groups"]]
     return "\n".join(lines)
