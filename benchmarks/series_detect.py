@@ -12,7 +12,7 @@ times, false alarms per simulated week, NAB-style score. The same commands a use
         --out run
     tinyml detect run test.csv --labels labels.csv --on-backwards split --out events.csv
 
-    .venv/bin/python benchmarks/series_detect.py [--seeds 0,1,2] [--markdown]
+    .venv/bin/python benchmarks/series_detect.py [--seeds 0,1,2] [--markdown] [--range-margin 1]
 """
 
 from __future__ import annotations
