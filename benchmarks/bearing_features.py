@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.data_features import SRC, _input_quantization, m4_preprocess_figures  # noqa: E402
+from benchmarks.data_features import SRC, _input_quantization, m4_preprocess_figures, print_rows  # noqa: E402
 from tinyml.data import features_bearing as fb  # noqa: E402
 from tinyml.data import features_int as fi  # noqa: E402
 from tinyml.data.features import BEARING_SPEC, DEFAULT_VIBRATION_SPEC, validate_spec  # noqa: E402
@@ -103,13 +103,7 @@ def main() -> None:
         rows.append((f"Python integer bearing features, {window}x3", f"{per * 1e6:.0f} µs/window "
                      f"({len(fb.names(spec[0])) * 3} values; band {spec[0]['band'][0]:.0f}-{spec[0]['band'][1]:.0f} Hz "
                      "from the kurtogram)"))
-    if args.markdown:
-        print("| measurement | result |\n|---|---|")
-        for k, v in rows:
-            print(f"| {k} | {v} |")
-    else:
-        for k, v in rows:
-            print(f"{k:<90} {v}")
+    print_rows(rows, markdown=args.markdown, width=90)
 
 
 if __name__ == "__main__":

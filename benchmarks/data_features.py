@@ -269,13 +269,18 @@ def main() -> None:
         rows.append((f"{case} preprocessing into the int8 input on Cortex-M4F, {arithmetic}",
                      f"{f['instructions']:,} instructions/window (±40){ratio}; .o flash {f['flash']:,} B, "
                      f"RAM {f['ram']:,} B; int8 inputs bit-identical to Python: {'yes' if f['bit_identical'] else 'NO'}"))
-    if args.markdown:
+    print_rows(rows, markdown=args.markdown, width=62)
+
+
+def print_rows(rows: list[tuple[str, str]], *, markdown: bool, width: int) -> None:
+    """Print (measurement, result) rows as a Markdown table for docs/benchmarks.md, or as aligned text."""
+    if markdown:
         print("| measurement | result |\n|---|---|")
         for k, v in rows:
             print(f"| {k} | {v} |")
     else:
         for k, v in rows:
-            print(f"{k:<62} {v}")
+            print(f"{k:<{width}} {v}")
 
 
 if __name__ == "__main__":
