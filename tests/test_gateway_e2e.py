@@ -216,12 +216,14 @@ def _acknowledged(log: str) -> int:
     return int(totals[-1]) if totals else -1
 
 
-@pytest.mark.parametrize("batch", [False, True], ids=["per-result", "batched"])
-def test_sigkill_and_broker_restart_lose_nothing_and_publish_every_id(tmp_path, model, batch):
+@pytest.mark.parametrize("batch,paced", [(False, False), (True, False), (True, True)],
+                         ids=["per-result", "batched", "batched-paced"])
+def test_sigkill_and_broker_restart_lose_nothing_and_publish_every_id(tmp_path, model, batch, paced):
     """Kill the gateway with SIGKILL at random points, and stop the broker mid-stream: every
     acknowledged result is still stored after restart, no row is duplicated, and a
     deduplicating subscriber ends up with exactly the stored ids, each device in order.
     Batched (``[mqtt] batch``): the same, with every result arriving inside a batch message.
+    Paced: the writer holds its commits 50 ms apart (``[ingest]``, busy at 400 results/s).
 
     The broker is durable and the subscriber keeps a persistent session, as in a deployment
     that claims "nothing lost": a broker that has PUBACKed a message owns it, and one without
@@ -230,7 +232,8 @@ def test_sigkill_and_broker_restart_lose_nothing_and_publish_every_id(tmp_path, 
     broker = Broker(tmp_path, port=free_tcp_port(), durable=True).start()
     sub = Subscriber(broker.port, session="e2e-dedup-subscriber")
     cfg = tmp_path / "gateway.toml"
-    cfg.write_text(f"[mqtt]\nbatch = {'true' if batch else 'false'}\n")
+    cfg.write_text(f"[mqtt]\nbatch = {'true' if batch else 'false'}\n"
+                   + ("[ingest]\ncommit_interval_ms = 50\nbusy_rate = 50\n" if paced else ""))
     try:
         kills = 10 if batch else 14
         acknowledged: list[int] = []

@@ -13,9 +13,10 @@ from tests.test_gateway_store import config, hello, result, rows
 from tinyml.errors import InputError
 from tinyml.fleet.messages import Rejected, parse_all
 from tinyml.gateway.batching import MAX_BYTES, MAX_RESULTS, ResultBatches
-from tinyml.gateway.config import parse_mqtt_url
+from tinyml.gateway.config import load, parse_mqtt_url
 from tinyml.gateway.ingest import LineState
 from tinyml.gateway.processor import Processor
+from tinyml.gateway.service import CommitPacer
 from tinyml.gateway.store import Store
 
 
@@ -96,3 +97,21 @@ def test_a_batch_is_cut_by_size_too():
     batches.flush_all(outbox)
     assert [row[2] for row in outbox] == ["results/d/1/0/4", "results/d/1/4/3"]
     assert max(len(row[3]) for row in outbox) < MAX_BYTES + 10240 + 100  # at most one result past the cap
+
+
+def test_the_writer_paces_commits_only_above_its_busy_rate():
+    pacer = CommitPacer(max_s=0.02, busy_rate=1000.0)
+    assert pacer.interval() == 0.0  # nothing measured yet: commit as soon as the writer is free
+    t = pacer.since
+    for results, interval in ((900, 0.0), (1000, 0.0), (2500, 0.01), (4000, 0.02), (9000, 0.02), (500, 0.0)):
+        t += 1.0
+        pacer.committed(results, t)  # one second's results in one commit: the rate is that count
+        assert pacer.interval() == pytest.approx(interval)
+
+
+@pytest.mark.parametrize("key,value", [("commit_interval_ms", -1), ("commit_interval_ms", 5000), ("busy_rate", 0)])
+def test_bad_commit_pacing_is_refused_with_its_line(tmp_path, key, value):
+    cfg = tmp_path / "gateway.toml"
+    cfg.write_text(f"ports = ['socket://127.0.0.1:1']\n[ingest]\n{key} = {value}\n")
+    with pytest.raises(InputError, match=rf"\[ingest\].*{key}"):
+        load(cfg)

@@ -34,6 +34,29 @@ QUEUE_SIZE = 256  # reads (lists of records) not yet committed; bounds memory an
 BATCH_MAX = 2000  # results (and other records) per transaction
 TICK_S = 1.0
 RETENTION_EVERY_S = 60.0
+RATE_SPAN_S = 0.5  # the commit pacer's rate is measured over spans of this length
+
+
+class CommitPacer:
+    """How long the writer leaves between the starts of two commits. Below ``busy_rate`` results/s
+    none: a record waits only for the commit in progress (latency). Above it the interval grows
+    linearly to ``max_s`` at 4x the rate, so a busy gateway commits fewer, larger transactions
+    and its batched MQTT messages hold several results each: per commit and per message the
+    cost is fixed (transaction, fsync, a device row per device, a PUBLISH and its PUBACK)."""
+
+    def __init__(self, *, max_s: float, busy_rate: float):
+        self.max_s, self.busy_rate = max_s, busy_rate
+        self.rate = 0.0  # results/s over the last measured span
+        self.since, self.count = time.monotonic(), 0
+
+    def committed(self, results: int, now: float) -> None:
+        self.count += results
+        if now - self.since >= RATE_SPAN_S:
+            self.rate, self.since, self.count = self.count / (now - self.since), now, 0
+
+    def interval(self) -> float:
+        busy = (self.rate - self.busy_rate) / (3 * self.busy_rate)
+        return self.max_s * min(1.0, max(0.0, busy))
 
 
 class Gateway:
@@ -190,21 +213,28 @@ class Gateway:
 
     async def _write(self, queue: asyncio.Queue[list[Record]], read_all: asyncio.Event,
                      forwarder: Forwarder | None) -> None:
+        ingest = self.config.ingest
+        pacer = CommitPacer(max_s=ingest.commit_interval_ms / 1000, busy_rate=ingest.busy_rate)
+        loop = asyncio.get_running_loop()
+        last_start = 0.0
         while not (read_all.is_set() and queue.empty()):
             try:
                 first = await asyncio.wait_for(queue.get(), timeout=0.5)
             except asyncio.TimeoutError:
                 continue
             batch, size = list(first), batch_size(first)
-            # Group commit, no timer: take what is queued and commit it now. Readers keep
-            # queueing while the commit runs, so the batch interval is the commit's own time:
-            # short at low load (latency), long under load (fewer, larger transactions).
-            await asyncio.sleep(0)  # reads that are ready join this batch
+            # Group commit: take what is queued and commit it. Readers keep queueing while a
+            # commit runs, so the batch interval is at least the commit's own time: short at low
+            # load (latency), longer under load; a busy gateway also paces its commits (CommitPacer).
+            wait = last_start + pacer.interval() - loop.time()
+            await asyncio.sleep(wait if wait > 0 and not read_all.is_set() else 0)  # ready reads join
             while size < BATCH_MAX and not queue.empty():
                 more = queue.get_nowait()
                 batch.extend(more)
                 size += batch_size(more)
+            last_start = loop.time()
             outcome = await asyncio.to_thread(self.processor.process, batch, time.time())
+            pacer.committed(outcome.stored, loop.time())
             self.committed += outcome.stored - outcome.retained_deleted
             if outcome.stored or outcome.duplicates:
                 log.debug("committed %d result(s), %d duplicate(s); %d stored", outcome.stored,

@@ -51,10 +51,18 @@ _HEAD = struct.Struct("<BIIIIBBfH")  # kind (0 RESULT, 1 AUTH_RESULT), the RESUL
 @dataclass(frozen=True)
 class IngestConfig:
     shards: int = 0  # reader processes; 0 or 1: read in the writer's process
+    # The writer's commit pacing (service.CommitPacer): no wait below busy_rate results/s, then a
+    # wait between commits growing to commit_interval_ms at 4x busy_rate; 0 commits when free.
+    commit_interval_ms: float = 20.0
+    busy_rate: float = 1500.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.shards <= 64:
             raise ValueError("shards must be between 0 and 64")
+        if not 0 <= self.commit_interval_ms <= 1000:
+            raise ValueError("commit_interval_ms must be between 0 and 1000")
+        if not self.busy_rate > 0:
+            raise ValueError("busy_rate must be a positive number of results per second")
 
 
 def assign(urls: Iterable[str], shards: int) -> list[tuple[str, ...]]:
