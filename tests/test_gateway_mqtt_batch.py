@@ -1,7 +1,8 @@
 """Batched result messages (``[mqtt] batch = true``, tinyml/gateway/batching.py): each result
 inside a batch is byte for byte the message it would have been alone, a device's messages keep
 the order of its events, batches are bounded, and the fleet consumer reads them back into the
-same records. The kill-and-restart guarantees are tested end to end in test_gateway_e2e.py."""
+same records; the writer's commit pacing and ``[ingest] fsync``. The kill-and-restart
+guarantees of every mode are tested end to end in test_gateway_e2e.py."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tinyml.gateway.batching import MAX_BYTES, MAX_RESULTS, ResultBatches
 from tinyml.gateway.config import load, parse_mqtt_url
 from tinyml.gateway.ingest import LineState
 from tinyml.gateway.processor import Processor
-from tinyml.gateway.service import CommitPacer
+from tinyml.gateway.service import CommitPacer, Gateway
 from tinyml.gateway.store import Store
 
 
@@ -115,3 +116,15 @@ def test_bad_commit_pacing_is_refused_with_its_line(tmp_path, key, value):
     cfg.write_text(f"ports = ['socket://127.0.0.1:1']\n[ingest]\n{key} = {value}\n")
     with pytest.raises(InputError, match=rf"\[ingest\].*{key}"):
         load(cfg)
+
+
+@pytest.mark.parametrize("fsync,level", [(True, 2), (False, 1)])
+def test_fsync_false_commits_without_a_flush_per_commit(tmp_path, fsync, level):
+    cfg = tmp_path / "gateway.toml"
+    db = tmp_path / "g.db"
+    cfg.write_text(f"ports = ['socket://127.0.0.1:1']\ndb = '{db}'\n[ingest]\nfsync = {str(fsync).lower()}\n")
+    gateway = Gateway(load(cfg))
+    try:  # SQLite's synchronous: 2 FULL (a flush per commit), 1 NORMAL (WAL: a flush per checkpoint)
+        assert gateway.store.conn.execute("PRAGMA synchronous").fetchone()[0] == level
+    finally:
+        gateway.store.close()

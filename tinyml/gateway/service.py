@@ -65,6 +65,8 @@ class Gateway:
             ports.check_port(port)
         self.config = config
         self.store = Store(config.db)
+        if not config.ingest.fsync:  # survives a killed process, not a power cut ([ingest] fsync)
+            self.store.conn.execute("PRAGMA synchronous = NORMAL")
         self.processor = Processor(self.store, config)
         self.budget = IdBudget(config.limits, known=self.processor.devices)  # device ids: per port, total, rate (issue 16)
         self.identity = Identity(config.auth, config.keys())  # keys, per-port policy, one port per id (issue 16)
