@@ -261,9 +261,11 @@ def decide(model: Int8Model, inputs: np.ndarray, outputs: np.ndarray) -> np.ndar
     if model.task == "anomaly":
         if model.threshold is None:
             return np.full(outputs.shape[0], p.LABEL_UNDECIDED)
+        from tinyml.train.guard import int8_scores
+
         x = model.in_scale * (inputs.astype(np.float64) - model.in_zp)
         y = model.out_scale * (outputs.astype(np.float64) - model.out_zp)
-        return (((x - y) ** 2).mean(axis=1) > model.threshold).astype(np.int64)
+        return (int8_scores(model, inputs, ((x - y) ** 2).mean(axis=1)) > model.threshold).astype(np.int64)
     if outputs.shape[1] == 1:
         return (model.out_scale * (outputs[:, 0].astype(np.float64) - model.out_zp) >= 0.5).astype(np.int64)
     return outputs.argmax(axis=1)

@@ -125,13 +125,18 @@ static void decide(uint8_t *label, float *score)
 {
 #if TINYML_TASK_ANOMALY
     /* Reconstruction error in input-scale units with a Q16 output/input scale ratio:
-     * score = sum(d^2) * in_scale^2 / (2^32 * n) with d = ((qi - zi) << 16) - ratio * (qo - zo). */
+     * score = sum(d^2) * in_scale^2 / (2^32 * n) with d = ((qi - zi) << 16) - ratio * (qo - zo);
+     * with a guard (tinyml_guard.h), at least threshold * (1 + excess) when an input is outside. */
     uint64_t sum = 0;
     for (unsigned i = 0; i < TINYML_OUTPUT_BYTES; i++) {
         int32_t d = (((int32_t)input[i] - TINYML_INPUT_ZERO_POINT) * 65536) -
                     TINYML_OUTPUT_TO_INPUT_Q16 * ((int32_t)output[i] - TINYML_OUTPUT_ZERO_POINT);
         sum += (uint64_t)((int64_t)d * d);
     }
+#if TINYML_HAS_GUARD
+    sum = tinyml_guard_sum(sum, tinyml_guard_excess(input, tinyml_guard_lo, tinyml_guard_hi, TINYML_INPUT_BYTES),
+                           TINYML_THRESHOLD_SUM, TINYML_GUARD_STEP_SUM);
+#endif
     *score = (float)sum / TINYML_SCORE_DIVISOR;
 #if TINYML_HAS_THRESHOLD
     *label = sum > TINYML_THRESHOLD_SUM ? 1u : 0u;
