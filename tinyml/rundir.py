@@ -199,7 +199,7 @@ class Int8Model:
 
         if self.run_dir is None or self.threshold is None:
             return None
-        return Guard.from_info(read_model_info(self.run_dir))
+        return Guard.from_info(read_json(self.run_dir / MODEL_JSON, "model description"))
 
 
 def _count(shape: tuple[int, ...]) -> int:
