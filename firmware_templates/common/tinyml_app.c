@@ -51,6 +51,7 @@ static uint8_t has_result;
 /* 1 once INPUT or SERIES came after the last INFER: an INFER repeated without them (the host lost its
  * RESULT and asks again) must not preprocess the window twice, which would step state across windows. */
 static uint8_t window_fresh = 1;
+static uint32_t preprocess_latency; /* of the last window preprocessed, ACKed again with a repeated INFER */
 #endif
 
 #if TINYML_EEMBC
@@ -355,12 +356,13 @@ static int handle(const tinyml_msg_t *msg)
     case TINYML_MSG_INFER:
 #if TINYML_DEVICE_FEATURES && !TINYML_RUN_MODE
         if (window_fresh || !has_result || msg->u.infer.seq != result_seq) {
-            /* ACK(INFER, latency of the preprocessing) precedes the RESULT, whose latency is the model's */
             uint32_t start = port_latency_counter();
             tinyml_preprocess(window, input);
-            send_ack(TINYML_MSG_INFER, port_latency_counter() - start);
+            preprocess_latency = port_latency_counter() - start;
             window_fresh = 0;
         }
+        /* ACK(INFER, latency of the preprocessing) precedes the RESULT, whose latency is the model's */
+        send_ack(TINYML_MSG_INFER, preprocess_latency);
 #endif
         infer_and_report(msg->u.infer.seq, 0);
         break;
