@@ -206,3 +206,26 @@ def test_tinyml_run_of_a_temperature_series_project_validates_on_the_device(tmp_
     report = json.loads((tmp_path / "out" / "validation.json").read_text())
     assert report["mismatches"] == 0 and report["inputs"] == 20 and report["series"]["streams"] >= 1
     assert "first 20 of" in report["data"] and "data order" in report["data"]
+
+
+def test_the_device_refuses_a_slot_outside_the_day_and_stateless_firmware_refuses_series(
+        series_run, m4_elf: Path, shared: Path, tmp_path: Path) -> None:
+    """SERIES errors as docs/protocol.md gives them: ERROR 3 for a slot past the day (48 slots), ERROR 4
+    from firmware whose preprocessing keeps no state; the slot inside the day is ACKed."""
+    from tinyml.device import protocol as p
+    from tinyml.errors import DeviceError
+
+    board = load_board("qemu-mps2-an386")
+    with emulated_link(board, m4_elf, 1.0) as link:
+        session = DeviceSession(link, 1.0)
+        session.hello()
+        session.place(p.Series(1, 47))
+        with pytest.raises(DeviceError, match="SERIES with error 3: slot outside the day"):
+            session.place(p.Series(0, 48))
+    bare = shared / "models" / "feat_ae_int8.tflite"  # model inputs go in: no state on the device
+    build_firmware(board, int8_model(bare), tmp_path / "fw")
+    with emulated_link(board, tmp_path / "fw" / ELF_NAME, 1.0) as link:
+        session = DeviceSession(link, 1.0)
+        session.hello()
+        with pytest.raises(DeviceError, match="SERIES with error 4"):
+            session.place(p.Series(1, 0))
