@@ -10,7 +10,7 @@ import os
 import serial
 
 from tinyml.device.endpoints import free_tcp_port, open_pty, socket_url
-from tinyml.gateway.ports import open_port, read_port, waiting_for
+from tinyml.gateway.ports import Intake, open_port, read_port, waiting_for
 
 
 def _failure(url: str) -> Exception:
@@ -42,20 +42,19 @@ def test_missing_busy_and_unserved_ports_are_told_apart(tmp_path):
 
 def test_read_port_logs_what_it_waits_for_once_per_reason(tmp_path, caplog):
     url = str(tmp_path / "ttyUSB9")
-    states = []
-
-    async def emit(records):
-        states.extend(records)
 
     async def main():
         stop = asyncio.Event()
-        task = asyncio.create_task(read_port(url, 115200, emit, stop))
+        intake = Intake()
+        task = asyncio.create_task(read_port(url, 115200, intake, stop))
         await asyncio.sleep(1.0)  # several retries (backoff starts at 0.2 s)
         stop.set()
         await task
+        return intake.take()
 
     with caplog.at_level(logging.WARNING, logger="tinyml.gateway"):
-        asyncio.run(main())
+        states = asyncio.run(main())
     warnings = [r.getMessage() for r in caplog.records if r.name == "tinyml.gateway"]
     assert len(warnings) == 1 and "waiting for the device to be plugged in" in warnings[0], warnings
+    assert [(s.connected, "plugged in" in s.error) for s in states] == [(False, True)]  # one record per reason
     assert len(states) == 1 and not states[0].connected and "does not exist" in states[0].error
