@@ -62,7 +62,7 @@ async def drain(url: str, db: Path) -> float:
     cpu = time.process_time() - t0
     stop.set()
     await task
-    forwarder.close()
+    await forwarder.close()
     return cpu
 
 

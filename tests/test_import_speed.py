@@ -4,6 +4,7 @@ recorded in the dataset (from a column, per recording, or estimated), in tinyml.
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -18,11 +19,12 @@ from tinyml.errors import InputError
 FS = 1000.0
 
 
-def recording(path: Path, rpm: float, n: int = 4000, *, with_speed: bool = False, seed: int = 0) -> Path:
+def recording(path: Path, rpm: float, n: int = 4000, *, with_speed: bool = False, seed: int = 0,
+              fs: float = FS) -> Path:
     """A CSV of x, y with the shaft's 1x (and a stronger 2x) in noise; with_speed adds an rpm column
     that ramps by +-1 % around ``rpm``."""
     rng = np.random.default_rng(seed)
-    t = np.arange(n) / FS
+    t = np.arange(n) / fs
     f = rpm / 60
     x = np.cos(2 * math.pi * f * t) + 1.3 * np.cos(4 * math.pi * f * t + 1) + rng.normal(0, 1, n)
     y = 0.5 * np.sin(2 * math.pi * f * t) + rng.normal(0, 1, n)
@@ -107,3 +109,26 @@ def test_the_same_keys_in_tinyml_toml(tmp_path) -> None:
     (tmp_path / "tinyml.toml").write_text(text.replace("rpm_range = [1200, 1800]", 'rpm_range = ["slow"]'))
     with pytest.raises(InputError, match="rpm_range must be a list of numbers"):
         read_project(tmp_path / "tinyml.toml")
+
+
+@pytest.mark.slow
+def test_tinyml_run_carries_the_speed_keys_into_the_bearing_features(tmp_path) -> None:
+    """The [data] speed keys through a whole `tinyml run` up to training: the bearing file named relative to the
+    project and the machine's speed range reach the trained model's bearing features."""
+    from tinyml.project.config import read_project
+    from tinyml.project.runner import run_project
+
+    for name, rpm, seed in (("a", 1500, 0), ("b", 1200, 1)):
+        recording(tmp_path / f"{name}.csv", rpm, n=24000, with_speed=True, seed=seed, fs=8000)
+    (tmp_path / "mine.toml").write_text("rolling_elements = 9\nball_diameter_mm = 7.94\npitch_diameter_mm = 39.04\n")
+    (tmp_path / "tinyml.toml").write_text(
+        '[project]\nname = "p"\n[data]\nimport = ["a.csv", "b.csv"]\nfs = 8000\nwindow = 1024\nlabel = "run"\n'
+        'normal_class = "run"\nsplit = "random"\nrpm_column = "rpm"\nrpm_range = [1000, 1800]\nbearing = "mine.toml"\n'
+        '[train]\nmodel = "autoencoder"\nepochs = 1\nfeatures = "bearing"\n')
+    result = run_project(read_project(tmp_path / "tinyml.toml"), until="train")
+    assert [r.status for r in result][:2] == ["ran", "ran"]
+    ds = load(tmp_path / "run" / "dataset.npz")
+    assert set(np.round(np.unique(ds.rpm), -2)) == {1200.0, 1500.0} and ds.meta["bearing"]["name"] == "mine"
+    spec = json.loads((tmp_path / "run" / "model" / "preprocess.json").read_text())["feature_spec"][0]
+    assert spec["name"] == "bearing" and spec["bearing"] == "mine" and spec["rpm_range"] == [1000.0, 1800.0]
+    assert spec["orders"]["bpfo"] == pytest.approx(ds.meta["bearing"]["orders"]["bpfo"])

@@ -123,7 +123,7 @@ class Gateway:
         written.set()
         if forward_task:
             await asyncio.gather(forward_task, return_exceptions=True)
-            forwarder.close()
+            await forwarder.close()
         if server:
             server.close()
             await server.wait_closed()
