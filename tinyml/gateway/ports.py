@@ -82,11 +82,20 @@ class Intake:
         await self._room.wait()
         self.add(records)
 
-    def take(self) -> list[Record]:
-        """Everything waiting, oldest first; the ports are read again if they were paused."""
-        records, self.records, self.size = self.records, [], 0
-        self.ready.clear()
-        if not self._room.is_set():
+    def take(self, most: int | None = None) -> list[Record]:
+        """What is waiting, oldest first: everything, or the oldest records up to the first that brings
+        them to ``most`` results (and other records). The ports are read again if they were paused."""
+        records = self.records
+        if most is not None and self.size > most:
+            end = size = 0
+            while size < most:
+                size += batch_size(records[end:end + 1])
+                end += 1
+            records, self.records, self.size = records[:end], records[end:], self.size - size
+        else:
+            self.records, self.size = [], 0
+            self.ready.clear()
+        if not self._room.is_set() and (self.limit is None or self.size < self.limit):
             self._room.set()
             for fd, callback in self._watched.items():
                 self.loop.add_reader(fd, callback)

@@ -30,7 +30,8 @@ from tinyml.gateway.status import snapshot
 from tinyml.gateway.store import SCHEMA_VERSION, Store, connect
 
 log = logging.getLogger("tinyml.gateway")
-BATCH_MAX = 2000  # results (and other records) waiting for the writer before the ports are paused
+BATCH_MAX = 2000  # results (and other records) per transaction
+READ_AHEAD = 4 * BATCH_MAX  # results (and other records) read and not yet committed before the ports pause
 TICK_S = 1.0
 RETENTION_EVERY_S = 60.0
 
@@ -76,7 +77,7 @@ class Gateway:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-        intake = ports.Intake(limit=BATCH_MAX)
+        intake = ports.Intake(limit=READ_AHEAD)
         server = None
         if self.config.http is not None:  # first: a busy port is a start-up error
             reader = connect(self.config.db, readonly=True)
@@ -196,7 +197,7 @@ class Gateway:
             # Group commit, no timer: take what was read and commit it now. The ports keep being
             # read while the commit runs, so the batch interval is the commit's own time: short at
             # low load (latency), long under load (fewer, larger transactions).
-            batch = intake.take()
+            batch = intake.take(BATCH_MAX)
             outcome = await asyncio.to_thread(self.processor.process, batch, time.time())
             self.committed += outcome.stored - outcome.retained_deleted
             if outcome.stored or outcome.duplicates:
