@@ -12,7 +12,7 @@ latency reads up to 1 ms high). Batched messages (``[mqtt] batch_ms``) carry one
 
 Per device count and run it prints results offered and delivered per second, p50/p95/p99,
 CPU per process (share of one core and, for the gateway, microseconds per result: the least
-load-sensitive figure), the backlog (written by devices, not yet delivered) sampled every
+load-sensitive figure; also its main thread alone, the event loop that reads the ports and decodes), the backlog (written by devices, not yet delivered) sampled every
 second with its growth per second over the window, and the load average. ``--runs N``
 repeats and prints the medians. ``--shards 0,2`` runs every device count once per shard count
 (``gateway run --shards N``, tinyml/gateway/shards.py), interleaved in the same run; with shards the
@@ -93,6 +93,8 @@ class Run:
     shard_cpu: float  # the shard processes together, share of one core
     stored: float  # results/s committed: what shards and writer handled (more than delivered while MQTT lags)
     gw_us_stored: float  # the writer's CPU per result stored
+    loop_cpu: float  # the writer process's main thread (event loop: port reads, decode, intake), share of one core
+    loop_us: float  # its CPU per result stored
     shard_us: float  # the shards' CPU per result stored
     broker_cpu: float
     sub_cpu: float
@@ -146,6 +148,7 @@ def one_run(devices: int, seconds: float, model: str, config: Path | None, gatew
                 total += s.results * s.bytes_sent / max(s.bytes_sent + s.bytes_dropped, 1)
             return total
         cpu0 = {k: cpu_seconds(pid) for k, pid in procs.items()}
+        loop0 = cpu_seconds(gw.pid, thread=gw.pid)
         stored = "SELECT count(*) FROM results"
         t0, p0, d0, s0 = time.monotonic(), produced(), delivered.value, count(db, stored)
         samples: list[tuple[float, int]] = []
@@ -154,6 +157,7 @@ def one_run(devices: int, seconds: float, model: str, config: Path | None, gatew
             samples.append((time.monotonic() - t0, produced() - delivered.value))
         t1, p1, d1, s1 = time.monotonic(), produced(), delivered.value, count(db, stored)
         cpu = {k: (cpu_seconds(pid) - cpu0[k]) / (t1 - t0) for k, pid in procs.items()}
+        loop_cpu = (cpu_seconds(gw.pid, thread=gw.pid) - loop0) / (t1 - t0)
         here.send((t0, t1))
         lat = here.recv()
         load = os.getloadavg()[0]
@@ -173,7 +177,8 @@ def one_run(devices: int, seconds: float, model: str, config: Path | None, gatew
     shard_cpu = sum(v for k, v in cpu.items() if k.startswith("shard"))
     per_result, per_stored = span * 1e6 / max(d1 - d0, 1), span * 1e6 / max(s1 - s0, 1)
     return Run(devices, (p1 - p0) / span, (d1 - d0) / span, p50, p95, p99, cpu["gw"], cpu["gw"] * per_result,
-               shards, shard_cpu, (s1 - s0) / span, cpu["gw"] * per_stored, shard_cpu * per_stored,
+               shards, shard_cpu, (s1 - s0) / span, cpu["gw"] * per_stored, loop_cpu, loop_cpu * per_stored,
+               shard_cpu * per_stored,
                cpu["broker"], cpu["sub"], cpu["emu"],
                int(ys.max()) if ys.size else 0, growth, load, [int(y) for y in ys])
 
@@ -191,7 +196,7 @@ def main() -> None:
     args = ap.parse_args()
     config = args.config.resolve() if args.config else None
     print(f"gateway from {args.gateway_path or ROOT}, config {config or '(none)'}; {os.cpu_count()} CPUs")
-    head = ("devices shards offered/s deliver/s  p50ms  p95ms  p99ms  gwCPU us/res stored/s gw_us/st shardCPU "
+    head = ("devices shards offered/s deliver/s  p50ms  p95ms  p99ms  gwCPU us/res stored/s gw_us/st loopCPU lp_us/st shardCPU "
             "sh_us/st broker  sub  emu backlog_max growth/s load")
     for n in [int(x) for x in args.devices.split(",")]:
         print(head)
@@ -201,7 +206,8 @@ def main() -> None:
                 r = one_run(n, args.seconds, args.model, config, args.gateway_path, k)
                 runs.append(r)
                 print(f"{r.devices:7d} {r.shards:6d} {r.offered:9.0f} {r.delivered:9.0f} {r.p50:6.1f} {r.p95:6.1f} "
-                      f"{r.p99:6.1f} {r.gw_cpu:5.0%} {r.gw_us:6.0f} {r.stored:8.0f} {r.gw_us_stored:8.0f} {r.shard_cpu:8.0%} "
+                      f"{r.p99:6.1f} {r.gw_cpu:5.0%} {r.gw_us:6.0f} {r.stored:8.0f} {r.gw_us_stored:8.0f} {r.loop_cpu:7.0%} "
+                      f"{r.loop_us:8.0f} {r.shard_cpu:8.0%} "
                       f"{r.shard_us:8.0f} "
                       f"{r.broker_cpu:5.0%} {r.sub_cpu:4.0%} {r.emu_cpu:4.0%} "
                       f"{r.backlog_max:11d} {r.backlog_growth:8.0f} {r.load:4.1f}", flush=True)
@@ -211,14 +217,16 @@ def main() -> None:
             if len(runs) < 2:
                 continue
             med = {f: statistics.median(getattr(r, f) for r in runs) for f in
-                   ("offered", "delivered", "p50", "p95", "p99", "gw_cpu", "gw_us", "stored", "gw_us_stored", "shard_cpu",
+                   ("offered", "delivered", "p50", "p95", "p99", "gw_cpu", "gw_us", "stored", "gw_us_stored", "loop_cpu",
+                    "loop_us", "shard_cpu",
                     "shard_us",
                     "backlog_max", "backlog_growth")}
             loads = [r.load for r in runs]
             print(f"median of {len(runs)}: {n} devices, {k} shard(s), offered {med['offered']:.0f}/s, delivered "
                   f"{med['delivered']:.0f}/s, p50 {med['p50']:.1f} ms, p95 {med['p95']:.1f} ms, "
                   f"p99 {med['p99']:.1f} ms, writer {med['gw_cpu']:.0%} of a core, {med['gw_us']:.0f} us/result, "
-                  f"stored {med['stored']:.0f}/s, writer {med['gw_us_stored']:.0f} us/stored, shards {med['shard_cpu']:.0%}, "
+                  f"stored {med['stored']:.0f}/s, writer {med['gw_us_stored']:.0f} us/stored, of which its event loop "
+                  f"{med['loop_us']:.0f} us/stored ({med['loop_cpu']:.0%}), shards {med['shard_cpu']:.0%}, "
                   f"{med['shard_us']:.0f} us/stored, backlog max "
                   f"{med['backlog_max']:.0f}, growth {med['backlog_growth']:.0f}/s, load {min(loads):.1f}-{max(loads):.1f}",
                   flush=True)

@@ -33,8 +33,9 @@ from tinyml.paths import shared_dir
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, *, thread: int | None = None) -> float:
+    """CPU time of a process, or of one of its threads (``thread``: its id; a process's main thread has the pid)."""
+    fields = Path(f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

@@ -130,3 +130,78 @@ def test_a_series_model_keeps_state_and_a_threshold_for_an_alarm_rate(tmp_path):
     assert "events detected" in det.stdout and (tmp_path / "events.csv").exists()
     bad = run_cli("detect", run, tmp_path / "test.csv", "--hop", "3", "--out", tmp_path / "e2.csv")
     assert_clean_error(bad, "daily_cycle feature counts windows of hop 6")
+
+
+@pytest.mark.slow
+def test_the_input_guard_through_train_detect_predict_and_the_firmware(tmp_path):
+    """--guard-margin: model.json's envelope, detect and predict fold it into the score (the keras and the int8
+    model alike), the firmware gets its int8 bounds; the same run without the field scores as before."""
+    import json
+    import re
+
+    from tinyml.data.synth_series import SeriesOptions, synth_series, write_series
+    from tinyml.firmware.boards import load_board
+    from tinyml.firmware.render import render_project
+    from tinyml.rundir import int8_model
+    from tinyml.train.detect import DetectOptions, score_series
+
+    times, values, _ = synth_series(SeriesOptions(days=12.0, quiet_days=8.0, events_per_kind=1, seed=5))
+    cut = int(np.searchsorted(times, times[0] + 8 * 86400.0))
+    write_series(tmp_path / "history.csv", times[:cut], values[:cut])
+    test = write_series(tmp_path / "test.csv", times[cut:], values[cut:])
+    data, run = tmp_path / "h.npz", tmp_path / "run"
+    ok = run_cli("data", "import", tmp_path / "history.csv", "--time-column", "timestamp", "--label", "normal",
+                 "--normal-class", "normal", "--kind", "temperature", "--window", "24", "--hop", "6", "--split",
+                 "time", "--out", data)
+    assert ok.returncode == 0, ok.stderr
+    for bad, why in (("-1", "is no margin"), ("nan", "is no margin")):
+        assert_clean_error(run_cli("train", data, "--model", "autoencoder", "--guard-margin", bad, "--out",
+                                   tmp_path / "bad"), why)
+    assert not (tmp_path / "bad").exists()
+    assert_clean_error(run_cli("train", data, "--model", "mlp", "--guard-margin", "1", "--out", tmp_path / "bad"),
+                       "a classifier has no anomaly score")
+    ok = run_cli("train", data, "--model", "autoencoder", "--features", "temperature-series", "--epochs", "3",
+                 "--false-alarms-per-day", "0.5", "--guard-margin", "0.5", "--quiet", "--out", run)
+    assert ok.returncode == 0, ok.stderr
+    info = json.loads((run / "model.json").read_text())
+    guard, threshold = info["guard"], info["threshold"]
+    assert guard["margin_sd"] == 0.5 and len(guard["low"]) == len(guard["high"]) == info["input_shape"][0] == 20
+
+    s = score_series(run, test, DetectOptions())
+    flat = s.inputs.reshape(len(s.inputs), -1)
+    outside = (flat < np.array(guard["low"]) - 1e-6).any(axis=1) | (flat > np.array(guard["high"]) + 1e-6).any(axis=1)
+    assert outside.any() and np.all(s.scores[outside] > threshold)  # the events' windows leave the envelope
+    assert np.array_equal(s.scores[~outside], s.errors[~outside]) and np.all(s.scores >= s.errors)
+    det = run_cli("detect", run, test, "--out", tmp_path / "events.csv")
+    assert det.returncode == 0, det.stderr
+    assert f"{np.count_nonzero((s.scores > threshold) & (s.errors <= threshold))} of them by the input guard" in det.stdout
+
+    ok = run_cli("quantize", run)
+    assert ok.returncode == 0, ok.stderr
+    report, metrics = (json.loads((run / name).read_text()) for name in ("quantization.json", "metrics.json"))
+    assert report["float"]["confusion_matrix"] == metrics["confusion_matrix"]  # quantize folds the guard as train
+    model = int8_model(run)
+    s8 = score_series(run / "model_int8.tflite", test, DetectOptions())
+    assert np.all(s8.scores[s8.scores != s8.errors] > threshold) and np.any(s8.scores != s8.errors)
+    out = render_project(load_board("qemu-mps2-an386"), model, tmp_path / "fw")
+    config = next(out.rglob("tinyml_config.h")).read_text()
+    lo, hi = model.guard().bounds_int8(model.in_scale, model.in_zp)
+    assert "#define TINYML_HAS_GUARD 1" in config
+    assert re.search(r"tinyml_guard_lo\[TINYML_INPUT_BYTES\] = \{ ([-0-9, ]+) \}", config)[1] == ", ".join(map(str, lo))
+    assert re.search(r"tinyml_guard_hi\[TINYML_INPUT_BYTES\] = \{ ([-0-9, ]+) \}", config)[1] == ", ".join(map(str, hi))
+    ok = run_cli("predict", run, data, "--split", "all", "--out", tmp_path / "guarded.csv")
+    assert ok.returncode == 0, ok.stderr
+
+    # the same run as one trained before the guard: no field, the reconstruction error as the score
+    info.pop("guard")
+    (run / "model.json").write_text(json.dumps(info))
+    old = score_series(run, test, DetectOptions())
+    assert np.array_equal(old.scores, s.errors)
+    config = next(render_project(load_board("qemu-mps2-an386"), int8_model(run), tmp_path / "fw0")
+                  .rglob("tinyml_config.h")).read_text()
+    assert "#define TINYML_HAS_GUARD 0" in config and "tinyml_guard_lo" not in config
+    ok = run_cli("predict", run, data, "--split", "all", "--out", tmp_path / "plain.csv")
+    assert ok.returncode == 0, ok.stderr
+    rows = lambda p: list(csv.DictReader(p.open()))  # noqa: E731
+    guarded, plain = rows(tmp_path / "guarded.csv"), rows(tmp_path / "plain.csv")
+    assert all(float(g["anomaly_score"]) >= float(p["anomaly_score"]) for g, p in zip(guarded, plain, strict=True))

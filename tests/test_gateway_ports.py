@@ -9,8 +9,10 @@ import os
 
 import serial
 
-from tinyml.device.endpoints import free_tcp_port, open_pty, socket_url
-from tinyml.gateway.ports import open_port, read_port, waiting_for
+from tinyml.device import protocol
+from tinyml.device.endpoints import free_tcp_port, listen_tcp, open_pty, socket_url
+from tinyml.gateway.ingest import ResultsRecord
+from tinyml.gateway.ports import Intake, open_port, read_port, waiting_for
 
 
 def _failure(url: str) -> Exception:
@@ -42,20 +44,101 @@ def test_missing_busy_and_unserved_ports_are_told_apart(tmp_path):
 
 def test_read_port_logs_what_it_waits_for_once_per_reason(tmp_path, caplog):
     url = str(tmp_path / "ttyUSB9")
-    states = []
-
-    async def emit(records):
-        states.extend(records)
 
     async def main():
         stop = asyncio.Event()
-        task = asyncio.create_task(read_port(url, 115200, emit, stop))
+        intake = Intake()
+        task = asyncio.create_task(read_port(url, 115200, intake, stop))
         await asyncio.sleep(1.0)  # several retries (backoff starts at 0.2 s)
         stop.set()
         await task
+        return intake.take()
 
     with caplog.at_level(logging.WARNING, logger="tinyml.gateway"):
-        asyncio.run(main())
+        states = asyncio.run(main())
     warnings = [r.getMessage() for r in caplog.records if r.name == "tinyml.gateway"]
     assert len(warnings) == 1 and "waiting for the device to be plugged in" in warnings[0], warnings
     assert len(states) == 1 and not states[0].connected and "does not exist" in states[0].error
+
+
+def _frames(device: str, seqs: range) -> bytes:
+    hello = protocol.Hello(1, "b", "1", device, b"\x01" * 8, 1, 2, 3, 7, protocol.LATENCY_US)
+    return protocol.encode(hello) + b"".join(
+        protocol.encode(protocol.Result(s, 7, s, 500, protocol.LATENCY_US, 0, 0.1, (1, 0, -2))) for s in seqs)
+
+
+def _serve(streams: list[bytes], cuts: list[list[int]], intake_limit: int | None, collect) -> dict[str, list[int]]:
+    """Each stream from a TCP server of its own, written in pieces cut at ``cuts`` (pieces of several
+    streams interleaved, so one wake-up finds several ports ready with many frames or part of one),
+    read through ``read_port`` into one intake; ``collect`` takes records from the intake as they come.
+    Returns each port's result seqs in the order they arrived."""
+    servers = [listen_tcp(0) for _ in streams]
+    for s in servers:
+        s.setblocking(False)
+    urls = [socket_url(s.getsockname()[1]) for s in servers]
+    want = sum(len(s) for s in streams)
+
+    async def main() -> dict[str, list[int]]:
+        stop = asyncio.Event()
+        intake = Intake(limit=intake_limit)
+        tasks = [asyncio.create_task(read_port(u, 115200, intake, stop)) for u in urls]
+        loop = asyncio.get_running_loop()
+        conns = [(await loop.sock_accept(s))[0] for s in servers]
+        pieces = [[stream[a:b] for a, b in zip([0, *cut], [*cut, len(stream)], strict=True)]
+                  for stream, cut in zip(streams, cuts, strict=True)]
+        seqs: dict[str, list[int]] = {u: [] for u in urls}
+        for round_ in range(max(len(p) for p in pieces)):
+            for conn, piece in zip(conns, pieces, strict=True):
+                if round_ < len(piece):
+                    await loop.sock_sendall(conn, piece[round_])
+            await asyncio.sleep(0.01)
+            collect(intake, seqs)
+        for _ in range(500):
+            collect(intake, seqs)
+            if sum(len(s) for s in seqs.values()) == want:
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.gather(*tasks)
+        for c in conns:
+            c.close()
+        return seqs
+
+    try:
+        return asyncio.run(main())
+    finally:
+        for s in servers:
+            s.close()
+
+
+def _take_all(intake: Intake, seqs: dict[str, list[int]]) -> None:
+    for rec in intake.take():
+        if isinstance(rec, ResultsRecord):
+            seqs[rec.port] += [r.seq for r in rec.results]
+
+
+def test_many_ports_many_frames_per_read_and_frames_cut_across_reads():
+    counts = [300, 1, 120, 57]
+    streams = [_frames(f"dev{i}", range(n)) for i, n in enumerate(counts)]
+    # one stream whole (hundreds of frames in one read), one cut in every frame, others cut at odd places
+    cuts = [[], list(range(1, len(streams[1]), 7)), [5, 6, 700, 2001, 2002], list(range(50, len(streams[3]), 333))]
+    seqs = _serve(streams, cuts, None, _take_all)
+    assert [seqs[u] for u in sorted(seqs, key=list(seqs).index)] == [list(range(n)) for n in counts]
+
+
+def test_a_full_intake_pauses_reading_until_the_writer_takes_and_loses_nothing():
+    limit, most = 50, 20
+    streams = [_frames(f"dev{i}", range(400)) for i in range(3)]
+    largest = []
+
+    def take_slowly(intake: Intake, seqs: dict[str, list[int]]) -> None:
+        largest.append(intake.size)
+        for rec in intake.take(most):  # a writer that takes a little at a time
+            if isinstance(rec, ResultsRecord):
+                seqs[rec.port] += [r.seq for r in rec.results]
+
+    seqs = _serve(streams, [[] for _ in streams], limit, take_slowly)
+    assert all(s == list(range(400)) for s in seqs.values())
+    # Paused at the limit: what waits is at most the limit plus one port's read (each port's whole
+    # stream, 400 results and 2 other records, fits in one read), never every port's at once.
+    assert limit <= max(largest) < limit + 2 * 402

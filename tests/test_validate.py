@@ -132,6 +132,35 @@ def test_feature_model_with_features_computed_on_device(board_name: str, arithme
     assert model.threshold is not None
 
 
+def test_a_guarded_anomaly_model_labels_on_the_device_as_on_the_host(tmp_path: Path) -> None:
+    """--guard-margin 0: the firmware's decide() folds the input envelope guard into its score. With the threshold
+    raised above every reconstruction error, the guard alone decides: the device's labels are exactly the windows
+    with an input outside its int8 bounds, as the host computes them (tinyml/hil.py)."""
+    from tinyml.data.synth import TemperatureOptions, synth_temperature
+    from tinyml.hil import decide
+    from tinyml.quantize import quantize_run
+    from tinyml.train.fit import TrainOptions, train
+    from tinyml.train.guard import excess_int8
+
+    ds = synth_temperature(TemperatureOptions(per_class=40, seed=2))
+    data = ds.save(tmp_path / "temperature.npz")
+    run = tmp_path / "run"
+    train(ds, "autoencoder", run, TrainOptions(epochs=5, quiet=True, guard_margin=0.0), dataset_path=data)
+    quantize_run(run, tolerance=100.0)
+    info = json.loads((run / "model.json").read_text())
+    (run / "model.json").write_text(json.dumps(info | {"threshold": 1e4}))
+    model = int8_model(run)
+    elf, sizes = _firmware(run, "qemu-mps2-an386", tmp_path / "fw")
+    tests = prepare_inputs(model, data, "test", 40)
+    lo, hi = model.guard().bounds_int8(model.in_scale, model.in_zp)
+    outside = excess_int8(tests.x, lo, hi) > 0
+    assert outside.any() and not outside.all()  # both kinds of window are sent
+    assert np.array_equal(decide(model, tests.x, np.full_like(tests.x, model.out_zp)), outside)
+    report = validate(load_board("qemu-mps2-an386"), model, tests, elf=elf, sizes=sizes)
+    assert report.mismatches == 0, report.first_mismatches
+    assert report.device_labels_agree == 1.0
+
+
 def test_wrong_device_output_is_counted(shared: Path, tmp_path: Path) -> None:
     """A firmware whose weights were tampered with (same model hash) must show mismatches."""
     import re

@@ -6,6 +6,11 @@ protocol (INPUT chunks, then INFER), fetches any output a RESULT frame cannot ho
 TFLM Python interpreter's output for the same input. A device result that differs is a bug
 to show: the report counts every mismatching byte and points at the first one.
 
+A run whose preprocessing keeps state across windows (the ``daily_cycle`` feature) is validated
+over windows in data order, from the start of their stream: before a window the host sends
+SERIES where the device must reset its state (a new stream) or jump to the window's slot of the
+day (a gap), so the device's C computes the state exactly as Python does over the same windows.
+
 The line may be noisy: a frame that arrives garbled (the device answers ERROR 1, or the
 host's decoder counts a bad frame, or nothing comes back) is simply sent again; the
 report counts bad frames and retries, and only gives up after ``MAX_ATTEMPTS``.
@@ -32,21 +37,50 @@ MAX_ATTEMPTS = 8
 DEFAULT_RANDOM_INPUTS = 20
 
 
+@dataclass(frozen=True)
+class SeriesPlaces:
+    """Where each input window sits in its stream, for a preprocessing with state across windows:
+    its slot of the day and whether it starts a stream (Python's state starts afresh there)."""
+
+    slots: np.ndarray        # int [N], each window's slot of the day
+    starts: np.ndarray       # bool [N], True where a new stream (group) begins
+    per_day: int             # slots in a day
+
+    def frame(self, i: int) -> p.Series | None:
+        """The SERIES window ``i`` needs first: a reset where a stream starts, the slot after a gap
+        (the device's own count would go on from the previous window's slot); None otherwise."""
+        slot = int(self.slots[i])
+        if self.starts[i]:
+            return p.Series(1, slot)
+        return None if slot == (int(self.slots[i - 1]) + 1) % self.per_day else p.Series(0, slot)
+
+    def summary(self) -> dict[str, int]:
+        frames = [self.frame(i) for i in range(self.slots.size)]
+        return {"streams": sum(1 for m in frames if m is not None and m.reset),
+                "gaps": sum(1 for m in frames if m is not None and not m.reset), "slots_per_day": self.per_day}
+
+
 @dataclass
 class ValidationInputs:
     """Quantised model inputs [N, input_bytes], the true labels when known, and for feature
-    models the raw windows [N, T*C] (float32) for devices that compute the features."""
+    models the raw windows [N, T*C] (float32) for devices that compute the features; ``series``
+    for a preprocessing with state across windows (windows in data order)."""
 
     x: np.ndarray
     labels: np.ndarray | None
     source: str
     windows: np.ndarray | None = None
+    series: SeriesPlaces | None = None
+
+    def raw(self, device_bytes: int) -> bool:
+        """True when a device whose HELLO says ``device_bytes`` takes raw windows (computes the features)."""
+        return self.windows is not None and device_bytes != self.x.shape[1] and device_bytes == self.windows.shape[1] * 4
 
     def payload(self, i: int, device_bytes: int) -> bytes:
         """What input ``i`` looks like to a device whose HELLO says it takes ``device_bytes``."""
         if device_bytes == self.x.shape[1]:
             return self.x[i].tobytes()
-        if self.windows is not None and device_bytes == self.windows.shape[1] * 4:
+        if self.raw(device_bytes):
             return self.windows[i].astype("<f4").tobytes()
         raise CheckFailed(f"the device takes {device_bytes}-byte inputs; this model's are {self.x.shape[1]} bytes"
                           + ("" if self.windows is None else f" (raw windows {self.windows.shape[1] * 4})"),
@@ -89,6 +123,8 @@ class ValidationReport:
     reference: str = "TFLM"         # the host computation the device was compared with (HostReference)
     tflm_mismatches: int | None = None  # device vs the TFLM interpreter, when that is not the reference
     departures: list[dict[str, Any]] = field(default_factory=list)  # where TFLM departs from the reference
+    # state across windows computed on the device: streams begun (state reset), gaps (slot set), slots a day
+    series: dict[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,6 +135,10 @@ class ValidationReport:
                  f"mismatches: {self.mismatches} of {self.output_bytes_compared} output bytes "
                  f"({self.mismatched_inputs} inputs, max |diff| {self.max_abs_diff}) against the host reference "
                  f"({self.reference})"]
+        if self.series is not None:
+            lines.append(f"state across windows kept by the device: {self.series['streams']} stream(s) begun "
+                         f"(state reset), {self.series['gaps']} gap(s) (slot set), "
+                         f"{self.series['slots_per_day']} slots a day")
         if self.departures:
             from tinyml.codegen.semantics import describe
 
@@ -154,14 +194,12 @@ def prepare_inputs(model: Int8Model, data: str | Path | None, split: str | None,
 
     ds = load(data).subset(split)
     source = f"{Path(data).name} [{split or 'all'}]"
+    pre = model.preprocess()
+    if pre is not None and pre.stateful:
+        return series_inputs(model, pre, ds, source, limit)
     if limit is not None and ds.n > limit:
         source += f", {limit} of {ds.n} windows stratified by class (seed {seed})"
         ds = ds.take(stratified_sample(ds.y, limit, seed))
-    pre = model.preprocess()
-    if pre is not None and pre.stateful:
-        raise InputError("this run's daily_cycle feature keeps state across windows; validate sends windows "
-                         "one at a time in sampled order", "validate a run without daily_cycle; the state's C "
-                         "twin is checked bit for bit by the tests (docs/series.md)")
     raw = ds.x.reshape(ds.n, -1).astype(np.float32)
     if pre is not None and pre.integer:  # the device computes these from raw windows, in integers
         q = pre.int8_inputs(ds.x, model.in_scale, model.in_zp)
@@ -182,6 +220,30 @@ def prepare_inputs(model: Int8Model, data: str | Path | None, split: str | None,
                          "pass the dataset the model was trained on, or a run directory with preprocess.json")
     q = quantize_input(flat, model.in_scale, model.in_zp).astype(np.int8)
     return ValidationInputs(q, _truth(model, ds), source)
+
+
+def series_inputs(model: Int8Model, pre: Any, ds: Any, source: str, limit: int | None) -> ValidationInputs:
+    """Inputs of a run whose features keep state across windows: the windows in data order (by group,
+    then start time, as ``features_series.stream_features`` runs them), the first ``limit`` of them,
+    the int8 inputs Python computes over exactly these windows (state fresh at each stream's first)."""
+    from tinyml.data.features_series import NAME, stream_slots
+
+    if ds.times is None or not np.all(np.isfinite(ds.times)):
+        raise InputError("this run's daily_cycle feature keeps state across windows, so validate needs each "
+                         "window's time", "pass the timestamped dataset the run was trained on "
+                         "(`data import --time-column`)")
+    ds = ds.take(np.lexsort((ds.times, ds.groups)))
+    if limit is not None and ds.n > limit:
+        source += f", the first {limit} of {ds.n} windows in data order (state across windows)"
+        ds = ds.take(np.arange(limit))
+    else:
+        source += ", in data order (state across windows)"
+    q = pre.int8_inputs(ds.x, model.in_scale, model.in_zp, stream=ds.stream())
+    per_day = int(next(e for e in pre.feature_spec if e.get("name") == NAME)["slots"])
+    groups = np.asarray(ds.groups)
+    starts = np.r_[True, groups[1:] != groups[:-1]]
+    places = SeriesPlaces(stream_slots(ds.times, per_day), starts, per_day)
+    return ValidationInputs(q, _truth(model, ds), source, ds.x.reshape(ds.n, -1).astype(np.float32), places)
 
 
 def stratified_sample(y: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
@@ -261,9 +323,11 @@ def decide(model: Int8Model, inputs: np.ndarray, outputs: np.ndarray) -> np.ndar
     if model.task == "anomaly":
         if model.threshold is None:
             return np.full(outputs.shape[0], p.LABEL_UNDECIDED)
+        from tinyml.train.guard import int8_scores
+
         x = model.in_scale * (inputs.astype(np.float64) - model.in_zp)
         y = model.out_scale * (outputs.astype(np.float64) - model.out_zp)
-        return (((x - y) ** 2).mean(axis=1) > model.threshold).astype(np.int64)
+        return (int8_scores(model, inputs, ((x - y) ** 2).mean(axis=1)) > model.threshold).astype(np.int64)
     if outputs.shape[1] == 1:
         return (model.out_scale * (outputs[:, 0].astype(np.float64) - model.out_zp) >= 0.5).astype(np.int64)
     return outputs.argmax(axis=1)
@@ -332,6 +396,12 @@ class DeviceSession:
 
         return self._exchange(p.Infer(seq), accept, "RESULT")  # type: ignore[return-value]
 
+    def place(self, msg: p.Series) -> None:
+        """SERIES, ACKed with its slot: where the next window sits in its stream (idempotent, so resent freely)."""
+        self._exchange(msg, lambda m: isinstance(m, p.Ack) and m.for_type == p.Series.TYPE and m.value == msg.slot,
+                       "ACK of SERIES", "firmware built before SERIES existed cannot place windows in time: "
+                       "rebuild and flash it with this tinyml version")
+
     def output(self, result: p.Result, output_bytes: int) -> bytes:
         """The whole raw output of ``result``: its head plus OUTPUT chunks for the rest."""
         return read_output(result, output_bytes, lambda req, accept: self._exchange(
@@ -364,8 +434,11 @@ def run_validation(session: DeviceSession, model: Int8Model, tests: ValidationIn
     tests.payload(0, hello.input_bytes)  # fails early when the device takes another input
     results: list[p.Result] = []
     outputs = np.empty((tests.x.shape[0], hello.output_bytes), np.int8)
+    places = tests.series if tests.raw(hello.input_bytes) else None  # the device's C keeps the state
     for seq in steps(range(tests.x.shape[0]), total=tests.x.shape[0], desc="validate", unit="input",
                      quiet=not progress):
+        if places is not None and (msg := places.frame(seq)) is not None:
+            session.place(msg)
         results.append(session.infer(seq, tests.payload(seq, hello.input_bytes)))
         outputs[seq] = np.frombuffer(session.output(results[-1], hello.output_bytes), np.int8)
     return outputs, results
@@ -415,12 +488,13 @@ def compare(board: Board, runtime: str, model: Int8Model, tests: ValidationInput
     unit = p.LATENCY_UNIT_NAMES.get(results[0].latency_unit, "?")
     first = [{"input": int(i), "first_byte": int(np.argmax(diff[i] > 0)), "device": device_out[i].tolist(),
               "reference": reference[i].tolist()} for i in bad_rows[:3]]
+    on_device = bool(session.hello_msg and tests.raw(session.hello_msg.input_bytes))
     return ValidationReport(
         board=board.name, runtime=runtime, model_sha256=model.sha256, inputs=int(tests.x.shape[0]),
         output_bytes_compared=int(device_out.size), mismatches=int((diff > 0).sum()),
         mismatched_inputs=int(bad_rows.size), max_abs_diff=int(diff.max(initial=0)), accuracy=accuracy,
         host_accuracy=host_accuracy,
-        device_computes_features=bool(session.hello_msg and session.hello_msg.input_bytes != tests.x.shape[1]),
+        device_computes_features=on_device,
         device_labels_agree=agree, latency_unit=unit, latency_mean=latency,
         **model_figures, preprocess_latency_mean=pre_mean, instructions_with_preprocessing=with_pre,
         flash_bytes=sizes[0] if sizes else None, ram_bytes=sizes[1] if sizes else None,
@@ -428,7 +502,8 @@ def compare(board: Board, runtime: str, model: Int8Model, tests: ValidationInput
         retries=session.retries, seconds=seconds, data=tests.source, first_mismatches=first,
         confusion_matrix=confusion, arena_bytes=sizes[2] if sizes and len(sizes) > 2 else None,
         reference=host.name, departures=host.departures,
-        tflm_mismatches=int((device_out != host.tflm_outputs).sum()) if host.departures else None)
+        tflm_mismatches=int((device_out != host.tflm_outputs).sum()) if host.departures else None,
+        series=tests.series.summary() if on_device and tests.series is not None else None)
 
 
 def device_confusion(model: Int8Model, truth: np.ndarray, labels: np.ndarray) -> list[list[int]]:

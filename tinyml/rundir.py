@@ -32,6 +32,7 @@ from tinyml.signing import sha256_file
 if TYPE_CHECKING:
     from tinyml.model.interpreters import IOQuant
     from tinyml.preprocess import Preprocess
+    from tinyml.train.guard import Guard
 
 MODEL_KERAS = "model.keras"
 MODEL_INT8 = "model_int8.tflite"
@@ -191,6 +192,14 @@ class Int8Model:
     def preprocess(self) -> Preprocess | None:
         """The run's preprocessing, or None for a bare model."""
         return None if self.run_dir is None else open_model(self.run_dir).preprocess()
+
+    def guard(self) -> Guard | None:
+        """The run's input envelope guard (``tinyml.train.guard``), or None (a bare model, a run without one)."""
+        from tinyml.train.guard import Guard
+
+        if self.run_dir is None or self.threshold is None:
+            return None
+        return Guard.from_info(read_json(self.run_dir / MODEL_JSON, "model description"))
 
 
 def _count(shape: tuple[int, ...]) -> int:

@@ -770,6 +770,23 @@ int tinyml_ifeat_window_values(const float *window, int64_t *values)
 }
 #endif
 
+int tinyml_ifeat_series_place(int reset, uint32_t slot)
+{
+#if defined(TINYML_IFEAT_SERIES) && TINYML_IFEAT_MODE == 0
+    if (slot >= tinyml_series_cfg.slots)
+        return -2;
+    if (reset)
+        tinyml_series_reset(&tinyml_series_cfg, &tinyml_series_st, slot);
+    else
+        tinyml_series_st.slot = slot;
+    return 0;
+#else
+    (void)reset;
+    (void)slot;
+    return -1;
+#endif
+}
+
 void tinyml_ifeat_preprocess(const float *window, int8_t *input)
 {
 #if TINYML_IFEAT_MODE == 0

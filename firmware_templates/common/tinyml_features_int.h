@@ -93,6 +93,11 @@ void tinyml_ifeat_per_window(const tinyml_ifeat_config *cfg, const float *window
 /* Features mode: int64 feature values of one float32 window with the baked config. */
 int tinyml_ifeat_window_values(const float *window, int64_t *values);
 
+/* Where the next window sits in its stream, for a daily_cycle feature (state across windows): reset
+ * forgets the state first (a new stream), else it is kept (a gap); slot is the window's slot of the
+ * day. Returns 0, -1 when this preprocessing keeps no state, -2 when slot is not inside the day. */
+int tinyml_ifeat_series_place(int reset, uint32_t slot);
+
 /* One float32 window (T * C, interleaved) -> the model's int8 input, with the baked config. */
 void tinyml_ifeat_preprocess(const float *window, int8_t *input);
 

@@ -308,6 +308,13 @@ static int parse_payload(reader_t *r, tinyml_msg_t *m)
         m->u.capture.mode = rd_u8(r);
         m->u.capture.count = rd_u16(r);
         break;
+    case TINYML_MSG_SERIES:
+        m->u.series.reset = rd_u8(r);
+        m->u.series.slot = rd_u32(r);
+        if (m->u.series.reset > 1u) {
+            r->ok = 0;
+        }
+        break;
     case TINYML_MSG_REPLAY: {
         uint16_t bytes;
         m->u.replay.offset = rd_u32(r);
@@ -482,6 +489,8 @@ static long payload_len(const tinyml_msg_t *m)
         return 25L + m->u.samples.sensor.len + m->u.samples.len;
     case TINYML_MSG_CAPTURE:
         return 3;
+    case TINYML_MSG_SERIES:
+        return m->u.series.reset > 1u ? -1 : 5;
     case TINYML_MSG_REPLAY:
         if (m->u.replay.n < 1 || m->u.replay.n > TINYML_PROTO_MAX_REPLAY_VALUES || !m->u.replay.values) {
             return -1;
@@ -585,6 +594,10 @@ static void put_payload(encoder_t *e, const tinyml_msg_t *m)
     case TINYML_MSG_CAPTURE:
         put_u8(e, m->u.capture.mode);
         put_u16(e, m->u.capture.count);
+        break;
+    case TINYML_MSG_SERIES:
+        put_u8(e, m->u.series.reset);
+        put_u32(e, m->u.series.slot);
         break;
     case TINYML_MSG_REPLAY:
         put_u32(e, m->u.replay.offset);

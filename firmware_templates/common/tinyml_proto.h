@@ -52,7 +52,8 @@ enum tinyml_msg_type {
     TINYML_MSG_REPLAY = 0x0E,
     TINYML_MSG_AUTH_CHALLENGE = 0x10, /* nonce */
     TINYML_MSG_AUTH_HELLO = 0x11,     /* u.hello, nonce, mac */
-    TINYML_MSG_AUTH_RESULT = 0x12     /* u.result (n <= TINYML_PROTO_MAX_AUTH_OUTPUT), mac */
+    TINYML_MSG_AUTH_RESULT = 0x12,    /* u.result (n <= TINYML_PROTO_MAX_AUTH_OUTPUT), mac */
+    TINYML_MSG_SERIES = 0x14          /* u.series: where the next validation window sits in its stream */
 };
 
 enum tinyml_sample_format { TINYML_SAMPLE_F32 = 0 };
@@ -153,6 +154,10 @@ typedef struct {
             uint8_t mode; /* enum tinyml_capture_mode */
             uint16_t count;
         } capture;
+        struct {
+            uint8_t reset; /* 1: forget the state across windows first (a new stream); 0: keep it */
+            uint32_t slot; /* the next window's slot of the day */
+        } series;
         struct {
             uint32_t offset; /* index of the first value in the current window */
             uint16_t n;      /* 1..TINYML_PROTO_MAX_REPLAY_VALUES */

@@ -28,6 +28,11 @@ long tinyml_replay_push(uint32_t offset, const uint8_t *values, unsigned n);
  * raw samples into the model input. */
 void tinyml_preprocess(const float *samples, int8_t *input);
 
+/* For a preprocessing with state across windows (the daily_cycle feature): the next window starts a
+ * new stream (reset 1) or continues after a gap (reset 0), in slot `slot` of the day. Returns 0, -1
+ * when the preprocessing keeps no state, -2 when `slot` is not inside the day. */
+int tinyml_preprocess_place(int reset, uint32_t slot);
+
 /* Read a window from the sensor and preprocess it into `input`; 0 when an input is ready. */
 int tinyml_run_prepare_input(int8_t *input);
 

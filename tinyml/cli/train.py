@@ -26,6 +26,9 @@ from tinyml.cli.outpath import OUT_DIR, OUT_FILE
 @click.option("--false-alarms-per-day", type=float, default=None,
               help="Anomaly models on timestamped data: pick the threshold so the alarm rule (2 of 3 windows) "
                    "fires at most this often per day on the validation data (default: best balanced accuracy).")
+@click.option("--guard-margin", type=float, default=None,
+              help="Anomaly models: also flag a window when any model input lies more than this many training "
+                   "standard deviations beyond its training range (e.g. 1; default: no guard).")
 @click.option("--force", is_flag=True, help="Replace the run in a non-empty --out directory.")
 @click.option("--augment-gain", type=float, default=1.0, show_default=True,
               help="Augment: scale the vibration by up to this factor either way (1: off).")
@@ -40,7 +43,7 @@ from tinyml.cli.outpath import OUT_DIR, OUT_FILE
                                          "the per-group float/int8 accuracy table to metrics.json (slower).")
 def train(data: Path, model_name: str, out_dir: Path, epochs: int, batch_size: int, seed: int,
           features: str | None, patience: int, quiet: bool, arithmetic: str, false_alarms_per_day: float | None,
-          force: bool, augment_gain: float, augment_speed: float, augment_snr: float | None, augment_resonance: float,
+          guard_margin: float | None, force: bool, augment_gain: float, augment_speed: float, augment_snr: float | None, augment_resonance: float,
           augment_copies: int, by: str | None) -> None:
     """Train a model on DATA (.npz) and write RUN_DIR (model, metrics, plots, preprocessing)."""
     from tinyml.data.dataset import load
@@ -52,12 +55,13 @@ def train(data: Path, model_name: str, out_dir: Path, epochs: int, batch_size: i
 
     model_kind(model_name)  # reject a bad name before loading anything
     check_folder_for_training(out_dir, force)
-    ds = load(data)
-    spec = feature_spec_option(features)
     options = TrainOptions(epochs=epochs, batch_size=batch_size, seed=seed, patience=patience, quiet=quiet,
-                           arithmetic=arithmetic, false_alarms_per_day=false_alarms_per_day,
+                           arithmetic=arithmetic, false_alarms_per_day=false_alarms_per_day, guard_margin=guard_margin,
                            augment_gain=augment_gain, augment_speed=augment_speed, augment_snr=augment_snr,
                            augment_resonance=augment_resonance, augment_copies=augment_copies, by=by)
+    options.check()  # a bad option stops here, before the data is loaded
+    ds = load(data)
+    spec = feature_spec_option(features)
     result = train_model(ds, model_name, out_dir, options, spec, dataset_path=data, force=force)
     line = f"{model_name}: accuracy {result['accuracy']:.4f}, macro F1 {result['macro_f1']:.4f}"
     if result.get("auc") is not None:
@@ -178,7 +182,8 @@ def detect(model: Path, series: Path, out_path: Path, labels: Path | None, time_
     write_atomic(out_path, events_csv(events))
     days = summary["span_seconds"] / 86400
     click.echo(f"{len(events)} alarm event(s) in {summary['windows']} windows (hop {summary['hop']}) over "
-               f"{days:.3g} days of data, rule: {summary['rule']} -> {out_path}")
+               f"{days:.3g} days of data, rule: {summary['rule']}; {summary['anomalous_windows']} window(s) above "
+               f"the threshold, {summary['guard_windows']} of them by the input guard alone -> {out_path}")
     if intervals is not None:
         s = score_events([e.start for e in events], intervals, span_seconds=summary["span_seconds"])
         for d in s["detected"]:

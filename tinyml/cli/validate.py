@@ -15,7 +15,9 @@ from tinyml.errors import InputError
 @click.option("--data", type=click.Path(), default=None,
               help="Dataset .npz (tinyml format); without it, seeded random int8 inputs.")
 @click.option("--split", default="test", show_default=True, help="Dataset split to use: train, val, test or all.")
-@click.option("--limit", type=int, default=None, help="Validate at most N inputs.")
+@click.option("--limit", type=int, default=None,
+              help="Validate at most N inputs: a class-stratified sample (the first N in data order for "
+                   "features with state across windows).")
 @click.option("--port", default=None,
               help="Serial port of an already flashed real board (or any pyserial URL, socket://HOST:PORT).")
 @click.option("--firmware", "firmware_dir", type=click.Path(), default=None,

@@ -153,6 +153,7 @@ class DeviceModel:
     def infer(self, input_bytes: bytes) -> Outcome:
         """Run TFLM on one raw int8 input tensor, as the device would after INPUT/INFER."""
         from tinyml.model.interpreters import dequantize
+        from tinyml.train.guard import int8_scores
 
         q = self.quant
         x = np.frombuffer(input_bytes, np.int8).reshape(1, *q.in_shape)
@@ -166,6 +167,7 @@ class DeviceModel:
             label = int(np.argmax(out))
             score = float(y[label])
         else:
-            score = float(np.mean((dequantize(x.reshape(-1), q.in_scale, q.in_zp) - y) ** 2))
+            error = np.mean((dequantize(x.reshape(-1), q.in_scale, q.in_zp) - y) ** 2)
+            score = float(int8_scores(self.model, x.reshape(1, -1), np.array([error]))[0])  # its input guard too
             label = LABEL_UNDECIDED if self.info.threshold is None else int(score > self.info.threshold)
         return Outcome(label, score, tuple(int(v) for v in out), latency_us)

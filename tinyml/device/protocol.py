@@ -497,6 +497,27 @@ class Replay:
         return cls(offset, data)
 
 
+@dataclass(frozen=True, slots=True)
+class Series:
+    """Host -> device, validation of a preprocessing with state across windows (the ``daily_cycle``
+    feature): the next window is in slot ``slot`` of the day; ``reset`` 1 forgets the state first (a new
+    stream), 0 keeps it (a gap). The device ACKs with ``slot``."""
+
+    TYPE: ClassVar[int] = 0x14
+    reset: int
+    slot: int
+
+    def payload(self) -> bytes:
+        return struct.pack("<BI", _u(self.reset, 1, "reset"), _u(self.slot, 32, "slot"))
+
+    @classmethod
+    def parse(cls, r: _Reader) -> Series:
+        reset, slot = r.unpack("BI")
+        if reset > 1:
+            raise ValueError("SERIES reset is 0 or 1")
+        return cls(reset, slot)
+
+
 def _fixed(value: bytes, n: int, name: str) -> bytes:
     if len(value) != n:
         raise InputError(f"{name} must be {n} bytes, got {len(value)}", hint="see docs/protocol.md, device authentication")
@@ -569,16 +590,17 @@ class AuthResult(Result):
 
 
 Message = (Hello | Result | Input | Infer | Ack | Error | Heartbeat | HelloReq | Exit | OutputReq | Output
-           | Samples | Capture | Replay | AuthChallenge | AuthHello | AuthResult)
+           | Samples | Capture | Replay | AuthChallenge | AuthHello | AuthResult | Series)
 MESSAGE_TYPES: dict[int, type] = {cls.TYPE: cls for cls in
                                   (Hello, Result, Input, Infer, Ack, Error, Heartbeat, HelloReq, Exit,
                                    OutputReq, Output, Samples, Capture, Replay, AuthChallenge, AuthHello,
-                                   AuthResult)}
+                                   AuthResult, Series)}
 MESSAGE_NAMES: dict[str, type] = {"HELLO": Hello, "RESULT": Result, "INPUT": Input, "INFER": Infer,
                                   "ACK": Ack, "ERROR": Error, "HEARTBEAT": Heartbeat,
                                   "HELLO_REQ": HelloReq, "EXIT": Exit, "OUTPUT_REQ": OutputReq,
                                   "OUTPUT": Output, "SAMPLES": Samples, "CAPTURE": Capture, "REPLAY": Replay,
-                                  "AUTH_CHALLENGE": AuthChallenge, "AUTH_HELLO": AuthHello, "AUTH_RESULT": AuthResult}
+                                  "AUTH_CHALLENGE": AuthChallenge, "AUTH_HELLO": AuthHello, "AUTH_RESULT": AuthResult,
+                                  "SERIES": Series}
 _NAME_OF = {cls: name for name, cls in MESSAGE_NAMES.items()}
 
 

@@ -72,6 +72,10 @@ def replay_dataset(link: Any, model: Int8Model, data: str | Path, *, split: str 
         raise InputError(f"the device on {link.name} runs model {hello.model_hash.hex()}, not {model.hash8.hex()}",
                          "flash the firmware built for this model")
     inputs = prepare_inputs(model, data, split, limit)  # --limit: the same seeded class-stratified pick
+    if inputs.series is not None:
+        raise InputError("this run's daily_cycle feature keeps state across windows, which a run-mode device "
+                         "counts from its boot; replay cannot place windows in time",
+                         "check it with `tinyml validate` (windows in data order, the state placed by SERIES)")
     ds = load(data).subset(split)
     keep = stratified_sample(ds.y, limit, 0) if limit is not None and ds.n > limit else np.arange(ds.n)
     windows = ds.x[keep]

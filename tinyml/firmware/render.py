@@ -22,6 +22,7 @@ from tinyml.firmware.esp_idf import sdkconfig_values
 from tinyml.outputs import write_atomic
 from tinyml.paths import template_dir, templates_dirs
 from tinyml.rundir import Int8Model
+from tinyml.train.guard import step_sum
 
 MANIFEST = "tinyml.json"
 RUNTIMES = ("native", "tflm")
@@ -38,9 +39,16 @@ def _decision_constants(model: Int8Model) -> dict[str, Any]:
     q = model.quant
     divisor = float(2**32) * model.output_bytes / (q.in_scale * q.in_scale)
     threshold_sum = 0 if model.threshold is None else max(0, math.floor(model.threshold * divisor))
+    threshold_sum = min(threshold_sum, 2**64 - 1)
+    guard = model.guard()
+    lo, hi = (None, None) if guard is None else guard.bounds_int8(q.in_scale, q.in_zp)
     return {"out_inv_scale_c": _c_float(1.0 / q.out_scale),
             "out_to_in_q16": round(q.out_scale / q.in_scale * 65536),
-            "score_divisor_c": _c_float(divisor), "threshold_sum": min(threshold_sum, 2**64 - 1)}
+            "score_divisor_c": _c_float(divisor), "threshold_sum": threshold_sum,
+            "guard_margin": None if guard is None else guard.margin,
+            "guard_lo": None if lo is None else [int(v) for v in lo],
+            "guard_hi": None if hi is None else [int(v) for v in hi],
+            "guard_step_sum": None if guard is None else step_sum(threshold_sum, q.in_scale)}
 
 
 def _preprocess_context(model: Int8Model) -> dict[str, Any]:

@@ -1,10 +1,18 @@
-"""Async byte streams for the gateway's ports: ``socket://host:port`` and serial device paths
-(``/dev/ttyUSB0``, ptys), and the reader loop that reconnects with backoff.
+"""The gateway's ports, ``socket://host:port`` and serial device paths (``/dev/ttyUSB0``, ptys),
+read by callbacks of one event loop, and the ``Intake`` that hands what they read to the writer.
 
-Serial ports are opened with pyserial (which sets the baud rate and raw mode) and then
-watched with the event loop's ``add_reader`` on the file descriptor, so one thread serves
-every port. A port that vanishes (USB unplugged, emulator gone) reads EOF or EIO; the
-reader reports it and keeps retrying with exponential backoff until it is back.
+A connected port's file descriptor is registered with the loop once (``add_reader``). When it is
+readable, its callback reads what is there (up to READ_SIZE, into one buffer per loop), decodes it
+with the line's state and adds the records to the intake; the writer takes everything the intake
+holds at once. So one wake-up of the loop serves every ready port, and a read costs a ``recv`` and
+the decode: no future, task switch or queue hand-over per read (issue 20: that overhead cost
+several times the decode when each read carried one frame).
+
+A task per port does what is rare and slow: opening it, re-asking HELLO, reconnecting with
+backoff. Serial ports are opened with pyserial (which sets the baud rate and raw mode) and read
+from their file descriptor; sockets are plain non-blocking sockets. A port that vanishes (USB
+unplugged, emulator gone) reads EOF or EIO; its task reports it and keeps retrying with
+exponential backoff until it is back.
 """
 
 from __future__ import annotations
@@ -13,9 +21,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import termios
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import serial
@@ -23,21 +32,97 @@ import serial
 from tinyml.device.link import _open_error
 from tinyml.errors import InputError
 from tinyml.gateway.identity import Identity
-from tinyml.gateway.ingest import LineState, PortState, Record
+from tinyml.gateway.ingest import LineState, PortState, Record, batch_size
 from tinyml.gateway.limits import IdBudget
 
 log = logging.getLogger("tinyml.gateway")
-READ_SIZE = 4096  # small reads keep the bounded queue (in reads) small in records too
-# A socket's buffer in user space: asyncio stops and restarts watching the socket each time it
-# fills, so a buffer of one read would cost two epoll_ctl calls per read at line rate.
-SOCKET_BUFFER = 64 * 1024
+READ_SIZE = 64 * 1024  # at most one read per port and wake-up: a large one takes all a busy port has
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.2, 5.0
 REMIND_S = 30.0  # how often a port that stays unavailable is mentioned again
+ASK_EVERY_S = 1.0  # how often a connected port's task looks whether its line should re-ask HELLO
+
+
+class Intake:
+    """Records read and not yet taken, in arrival order, and the ports' read callbacks.
+
+    Without ``flush`` the writer takes what is here (``ready`` says something is) and commits it;
+    once ``limit`` results (and other records) wait, the ports are no longer read until it does (their data waits in
+    the kernel and, on TCP, backs up to the devices), so memory stays bounded and nothing read is
+    dropped. With ``flush`` (a shard process) everything added in one turn of the loop is passed to
+    it as one list at the end of that turn, and ``flush`` may block: the readers then wait."""
+
+    def __init__(self, *, limit: int | None = None, flush: Callable[[list[Record]], None] | None = None):
+        self.loop = asyncio.get_running_loop()
+        self.limit, self.flush = limit, flush
+        self.records: list[Record] = []
+        self.size = 0  # results (and other records) in ``records``
+        self.ready = asyncio.Event()
+        self.buffer = bytearray(READ_SIZE)  # every read of this loop lands here first, then is decoded
+        self._room = asyncio.Event()
+        self._room.set()
+        self._watched: dict[int, Callable[[], None]] = {}
+        self._flushing = False
+
+    def add(self, records: list[Record]) -> None:
+        self.records += records
+        self.size += batch_size(records)
+        if self.flush is not None:
+            if not self._flushing:
+                self._flushing = True
+                self.loop.call_soon(self._flush)
+            return
+        self.ready.set()
+        if self.limit is not None and self.size >= self.limit and self._room.is_set():
+            self._room.clear()
+            for fd in self._watched:
+                self.loop.remove_reader(fd)
+
+    async def put(self, records: list[Record]) -> None:
+        """``add`` for producers that can wait for room (the clock, the shard relays)."""
+        await self._room.wait()
+        self.add(records)
+
+    def take(self, most: int | None = None) -> list[Record]:
+        """What is waiting, oldest first: everything, or the oldest records up to the first that brings
+        them to ``most`` results (and other records). The ports are read again if they were paused."""
+        records = self.records
+        if most is not None and self.size > most:
+            end = size = 0
+            while size < most:
+                size += batch_size(records[end:end + 1])
+                end += 1
+            records, self.records, self.size = records[:end], records[end:], self.size - size
+        else:
+            self.records, self.size = [], 0
+            self.ready.clear()
+        if not self._room.is_set() and (self.limit is None or self.size < self.limit):
+            self._room.set()
+            for fd, callback in self._watched.items():
+                self.loop.add_reader(fd, callback)
+        return records
+
+    def watch(self, fd: int, callback: Callable[[], None]) -> None:
+        self._watched[fd] = callback
+        if self._room.is_set():
+            self.loop.add_reader(fd, callback)
+
+    def unwatch(self, fd: int) -> None:
+        if self._watched.pop(fd, None) is not None:
+            self.loop.remove_reader(fd)
+
+    def _flush(self) -> None:
+        self._flushing = False
+        if self.records and self.flush is not None:
+            self.flush(self.take())
 
 
 class Connection:
-    async def read(self) -> bytes:
-        """Some bytes; b"" at end of stream."""
+    """An open port: its file descriptor, read and written without blocking."""
+
+    fd: int
+
+    def read_into(self, buffer: bytearray) -> int | None:
+        """Bytes read into ``buffer`` (0 at end of stream); None when nothing is waiting."""
         raise NotImplementedError
 
     def write(self, data: bytes) -> None:
@@ -48,37 +133,37 @@ class Connection:
 
 
 class SocketConnection(Connection):
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.reader, self.writer = reader, writer
+    def __init__(self, sock: socket.socket):
+        self.sock, self.fd = sock, sock.fileno()
 
-    async def read(self) -> bytes:
-        return await self.reader.read(READ_SIZE)
+    def read_into(self, buffer: bytearray) -> int | None:
+        try:
+            return self.sock.recv_into(buffer)
+        except BlockingIOError:
+            return None
 
     def write(self, data: bytes) -> None:
-        self.writer.write(data)
+        try:
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(data):
+            log.debug("port fd %d: write would block, dropped %d bytes", self.fd, len(data) - sent)
 
     def close(self) -> None:
-        self.writer.close()
+        self.sock.close()
 
 
 class SerialConnection(Connection):
     def __init__(self, port: serial.Serial):
         self.port = port
         self.fd = port.fileno()
-        self.loop = asyncio.get_running_loop()
 
-    async def read(self) -> bytes:
-        while True:
-            try:
-                return os.read(self.fd, READ_SIZE) or b""
-            except BlockingIOError:
-                pass
-            ready: asyncio.Future[None] = self.loop.create_future()
-            self.loop.add_reader(self.fd, _resolve, ready)
-            try:
-                await ready
-            finally:
-                self.loop.remove_reader(self.fd)
+    def read_into(self, buffer: bytearray) -> int | None:
+        try:
+            return os.readv(self.fd, (buffer,))
+        except BlockingIOError:
+            return None
 
     def write(self, data: bytes) -> None:
         try:
@@ -88,11 +173,6 @@ class SerialConnection(Connection):
 
     def close(self) -> None:
         self.port.close()
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def check_port(url: str) -> None:
@@ -113,8 +193,7 @@ def check_port(url: str) -> None:
 async def open_port(url: str, baud: int) -> Connection:
     if url.startswith("socket://"):
         parts = urlsplit(url)
-        reader, writer = await asyncio.open_connection(parts.hostname, parts.port, limit=SOCKET_BUFFER)
-        return SocketConnection(reader, writer)
+        return SocketConnection(await _connect(str(parts.hostname), int(parts.port or 0)))
     port = serial.Serial(url, baudrate=baud, timeout=0, exclusive=True)
     fd = port.fileno()
     attrs = termios.tcgetattr(fd)
@@ -122,6 +201,25 @@ async def open_port(url: str, baud: int) -> Connection:
     termios.tcsetattr(fd, termios.TCSANOW, attrs)
     os.set_blocking(fd, False)
     return SerialConnection(port)
+
+
+async def _connect(host: str, port: int) -> socket.socket:
+    """A connected non-blocking TCP socket: each address of ``host`` in turn, the last error if none answers."""
+    loop = asyncio.get_running_loop()
+    error: OSError = OSError(f"no address for {host}")
+    for family, kind, proto, _, address in await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, address)
+            return sock
+        except OSError as exc:
+            error = exc
+            sock.close()
+        except BaseException:
+            sock.close()
+            raise
+    raise error
 
 
 def waiting_for(url: str, exc: Exception) -> str:
@@ -140,11 +238,12 @@ def waiting_for(url: str, exc: Exception) -> str:
     return f"{err.message}; retrying ({err.hint})"
 
 
-async def read_port(url: str, baud: int, emit: Callable[[list[Record]], Awaitable[None]], stop: asyncio.Event,
+async def read_port(url: str, baud: int, intake: Intake, stop: asyncio.Event,
                     writers: dict[str, Connection] | None = None, budget: IdBudget | None = None,
                     identity: Identity | None = None) -> None:
-    """Read one port forever: decode, emit records, reconnect with backoff when it goes away.
-    While connected, the connection is in ``writers[url]`` (the gateway sends requests through it).
+    """Keep one port open: while it is connected its reads are decoded into ``intake`` by a
+    callback (``_LineReader``); reconnect with backoff when it goes away. While connected, the
+    connection is in ``writers[url]`` (the gateway sends requests through it).
 
     While a port cannot be opened the log says why and what it waits for, again whenever the
     reason changes and every REMIND_S, so a gateway waiting for a device never looks hung."""
@@ -159,7 +258,7 @@ async def read_port(url: str, baud: int, emit: Callable[[list[Record]], Awaitabl
             now = time.monotonic()
             if error != last_error:
                 log.warning("port %s: %s", url, error)
-                await emit([PortState(url, False, error, time.time())])
+                intake.add([PortState(url, False, error, time.time())])
                 last_error, since, reminded = error, now, now
             elif now - reminded >= REMIND_S:
                 log.warning("port %s: still waiting after %.0f s: %s", url, now - since, error)
@@ -169,51 +268,77 @@ async def read_port(url: str, baud: int, emit: Callable[[list[Record]], Awaitabl
             continue
         backoff, last_error = BACKOFF_MIN_S, None
         log.info("port %s connected", url)
-        await emit([PortState(url, True, None, time.time())])
-        reason = "closed"
-        line = LineState(url, budget, identity)
+        intake.add([PortState(url, True, None, time.time())])
+        reader = _LineReader(conn, LineState(url, budget, identity), intake)
         if writers is not None:
             writers[url] = conn
+        stopping = asyncio.ensure_future(stop.wait())
         try:
-            while not stop.is_set():
-                line.wants_hello(time.time())
-                if line.outgoing:  # HELLO_REQ, AUTH_CHALLENGE
-                    conn.write(line.take_outgoing())
-                # identified lines block in read; unidentified ones (or unproven claims) wake up to re-ask
-                settled = line.device is not None and line.claim is None
-                data = await conn.read() if settled else await _read_or_timeout(conn)
-                if data is None:
-                    continue
-                if not data:
-                    break
-                records = line.feed(data, time.time())
-                if line.outgoing:
-                    conn.write(line.take_outgoing())
-                if records:
-                    await emit(records)
-        except (OSError, serial.SerialException) as exc:
-            reason = " ".join(str(exc).split()) or type(exc).__name__
-        except Exception as exc:  # noqa: BLE001 - a bug on one line must not silence it for good
-            reason = f"internal error {type(exc).__name__}: {exc}"
-            log.error("port %s: %s", url, reason)
+            intake.watch(conn.fd, reader.readable)
+            while not reader.closed.done() and not stopping.done():
+                reader.ask()  # HELLO_REQ, AUTH_CHALLENGE while the line is not settled
+                await asyncio.wait((reader.closed, stopping), timeout=ASK_EVERY_S, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            stopping.cancel()
+            intake.unwatch(conn.fd)
             if writers is not None and writers.get(url) is conn:
                 del writers[url]
             if identity is not None:
                 identity.release(url)
             conn.close()
         if not stop.is_set():
+            reason = reader.closed.result() if reader.closed.done() else "closed"
             log.warning("port %s disconnected (%s); reconnecting", url, reason)
-            await emit([PortState(url, False, reason, time.time())])
+            intake.add([PortState(url, False, reason, time.time())])
             await _sleep_or_stop(stop, BACKOFF_MIN_S)
 
 
-async def _read_or_timeout(conn: Connection) -> bytes | None:
-    """Read with a periodic wake-up (None) so an unidentified line can re-ask for HELLO."""
-    try:
-        return await asyncio.wait_for(conn.read(), timeout=1.0)
-    except asyncio.TimeoutError:
-        return None
+class _LineReader:
+    """A connected port's read callback: what the port has now, decoded by its line state into the
+    intake, and whatever the line must send back (HELLO_REQ, AUTH_CHALLENGE) written."""
+
+    def __init__(self, conn: Connection, line: LineState, intake: Intake):
+        self.conn, self.line, self.intake = conn, line, intake
+        self.closed: asyncio.Future[str] = intake.loop.create_future()  # why the connection ended
+
+    def readable(self) -> None:
+        try:
+            n = self.conn.read_into(self.intake.buffer)
+        except (OSError, serial.SerialException) as exc:
+            self._close(" ".join(str(exc).split()) or type(exc).__name__)
+            return
+        if n is None:
+            return
+        if not n:
+            self._close("closed")
+            return
+        line = self.line
+        try:
+            records = line.feed(memoryview(self.intake.buffer)[:n], time.time())
+        except Exception as exc:  # noqa: BLE001 - a bug on one line must not silence it for good
+            reason = f"internal error {type(exc).__name__}: {exc}"
+            log.error("port %s: %s", line.port, reason)
+            self._close(reason)
+            return
+        if records:
+            self.intake.add(records)
+        self.ask()
+
+    def ask(self) -> None:
+        """Queue HELLO_REQ (or AUTH_CHALLENGE) if the line should re-ask, and send what is queued."""
+        line = self.line
+        if line.device is None or line.claim is not None:
+            line.wants_hello(time.time())
+        if line.outgoing and not self.closed.done():
+            try:
+                self.conn.write(line.take_outgoing())
+            except (OSError, serial.SerialException) as exc:
+                self._close(" ".join(str(exc).split()) or type(exc).__name__)
+
+    def _close(self, reason: str) -> None:
+        self.intake.unwatch(self.conn.fd)  # an ended stream stays readable: no more callbacks
+        if not self.closed.done():
+            self.closed.set_result(reason)
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

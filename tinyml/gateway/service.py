@@ -1,11 +1,11 @@
 """`tinyml gateway run`: port readers -> one batching writer -> outbox -> MQTT, plus HTTP status.
 
-One asyncio loop. Readers put records on a bounded queue (a slow disk slows the readers,
-never loses records already read); the single writer drains it in batches and commits
-each batch in one transaction in a worker thread, then wakes the forwarder. A record is
+One asyncio loop. The ports' read callbacks add records to the intake (ports.py; a slow disk
+pauses the reading, never loses records already read); the single writer takes what it holds
+and commits it in one transaction in a worker thread, then wakes the forwarder. A record is
 acknowledged (counted in the log, visible in status, sent to MQTT) only after its commit.
 With ``[ingest] shards`` the readers run in processes of their own (shards.py) and relay tasks
-put what they send on the same queue.
+put what they send into the same intake.
 """
 
 from __future__ import annotations
@@ -23,15 +23,15 @@ from tinyml.gateway import api, ports, shards
 from tinyml.gateway.config import GatewayConfig
 from tinyml.gateway.forward import Forwarder
 from tinyml.gateway.identity import Identity
-from tinyml.gateway.ingest import Record, Retention, Tick, batch_size
+from tinyml.gateway.ingest import Retention, Tick
 from tinyml.gateway.limits import IdBudget
 from tinyml.gateway.processor import Processor
 from tinyml.gateway.status import snapshot
 from tinyml.gateway.store import SCHEMA_VERSION, Store, connect
 
 log = logging.getLogger("tinyml.gateway")
-QUEUE_SIZE = 256  # reads (lists of records) not yet committed; bounds memory and shutdown time
 BATCH_MAX = 2000  # results (and other records) per transaction
+READ_AHEAD = 4 * BATCH_MAX  # results (and other records) read and not yet committed before the ports pause
 TICK_S = 1.0
 RETENTION_EVERY_S = 60.0
 RATE_SPAN_S = 0.5  # the commit pacer's rate is measured over spans of this length
@@ -102,7 +102,7 @@ class Gateway:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-        queue: asyncio.Queue[list[Record]] = asyncio.Queue(QUEUE_SIZE)
+        intake = ports.Intake(limit=READ_AHEAD)
         server = None
         if self.config.http is not None:  # first: a busy port is a start-up error
             reader = connect(self.config.db, readonly=True)
@@ -122,16 +122,16 @@ class Gateway:
                      SCHEMA_VERSION)
         log.info("gateway: site %s, db %s, %d port(s), %d result(s) stored", self.config.site,
                  self.config.db, len(self.config.ports), self.committed)
-        readers = self._shards(queue, stop) if self.config.ingest.shards > 1 else []
+        readers = self._shards(intake, stop) if self.config.ingest.shards > 1 else []
         tasks = [] if readers else [
-            asyncio.create_task(ports.read_port(p, self.config.baud, queue.put, stop, self.writers,
+            asyncio.create_task(ports.read_port(p, self.config.baud, intake, stop, self.writers,
                                                 budget=self.budget, identity=self.identity))
             for p in self.config.ports]
-        tasks.append(asyncio.create_task(self._clock(queue, stop)))
+        tasks.append(asyncio.create_task(self._clock(intake, stop)))
         written = asyncio.Event()  # the writer has committed everything read before the stop
         read_all = asyncio.Event()  # every reader has stopped and handed over what it read
         forward_task = asyncio.create_task(forwarder.run(written)) if forwarder else None
-        writer = asyncio.create_task(self._write(queue, read_all, forwarder))
+        writer = asyncio.create_task(self._write(intake, read_all, forwarder))
         stopping = asyncio.create_task(stop.wait())
         vital = {writer, stopping} | ({forward_task} if forward_task else set())
         await asyncio.wait(vital, return_when=asyncio.FIRST_COMPLETED)
@@ -161,7 +161,7 @@ class Gateway:
                             "before this is stored") from exc
         log.info("gateway stopped: %d result(s) stored", self.committed)
 
-    def _shards(self, queue: asyncio.Queue[list[Record]],
+    def _shards(self, intake: ports.Intake,
                 stop: asyncio.Event) -> list[tuple[shards.Shard, asyncio.Task]]:
         """Start the reader processes (tinyml/gateway/shards.py); one relay task each."""
         def known() -> set[str]:
@@ -172,7 +172,7 @@ class Gateway:
             shard = shards.Shard(i, share, self.config)
             shard.start(known())
             self.writers.update({p: shard.writer(p) for p in share})
-            tasks.append((shard, asyncio.create_task(shards.supervise(shard, queue.put, stop, known))))
+            tasks.append((shard, asyncio.create_task(shards.supervise(shard, intake.put, stop, known))))
         return tasks
 
     async def _stop_shards(self, readers: list[tuple[shards.Shard, asyncio.Task]], failed: bool) -> None:
@@ -203,37 +203,33 @@ class Gateway:
                 continue
             log.info("asked %s for its last %d raw window(s) as evidence", device, windows)
 
-    async def _clock(self, queue: asyncio.Queue[list[Record]], stop: asyncio.Event) -> None:
+    async def _clock(self, intake: ports.Intake, stop: asyncio.Event) -> None:
         last_retention = 0.0
         while not stop.is_set():
             now = time.time()
-            await queue.put([Tick(now)])
+            await intake.put([Tick(now)])
             if now - last_retention >= RETENTION_EVERY_S:
-                await queue.put([Retention(now)])
+                await intake.put([Retention(now)])
                 last_retention = now
             await asyncio.sleep(TICK_S)
 
-    async def _write(self, queue: asyncio.Queue[list[Record]], read_all: asyncio.Event,
-                     forwarder: Forwarder | None) -> None:
+    async def _write(self, intake: ports.Intake, read_all: asyncio.Event, forwarder: Forwarder | None) -> None:
         ingest = self.config.ingest
         pacer = CommitPacer(max_s=ingest.commit_interval_ms / 1000, busy_rate=ingest.busy_rate)
         loop = asyncio.get_running_loop()
         last_start = 0.0
-        while not (read_all.is_set() and queue.empty()):
+        while not (read_all.is_set() and not intake.records):
             try:
-                first = await asyncio.wait_for(queue.get(), timeout=0.5)
+                await asyncio.wait_for(intake.ready.wait(), timeout=0.5)
             except asyncio.TimeoutError:
                 continue
-            batch, size = list(first), batch_size(first)
-            # Group commit: take what is queued and commit it. Readers keep queueing while a
+            # Group commit: take what was read and commit it. The ports keep being read while a
             # commit runs, so the batch interval is at least the commit's own time: short at low
             # load (latency), longer under load; a busy gateway also paces its commits (CommitPacer).
             wait = last_start + pacer.interval() - loop.time()
-            await asyncio.sleep(wait if wait > 0 and not read_all.is_set() else 0)  # ready reads join
-            while size < BATCH_MAX and not queue.empty():
-                more = queue.get_nowait()
-                batch.extend(more)
-                size += batch_size(more)
+            if wait > 0 and not read_all.is_set():
+                await asyncio.sleep(wait)  # the ports keep being read meanwhile
+            batch = intake.take(BATCH_MAX)
             last_start = loop.time()
             outcome = await asyncio.to_thread(self.processor.process, batch, time.time())
             pacer.committed(outcome.stored, loop.time())

@@ -227,25 +227,14 @@ async def _serve(config: GatewayConfig, share: tuple[str, ...], known: list[str]
     budget = IdBudget(config.limits, known=known)
     identity = Identity(config.auth, config.keys())
     writers: dict[str, ports.Connection] = {}
-    pending: list[Record] = []
-    scheduled = False
 
-    def flush() -> None:
-        nonlocal scheduled
-        scheduled = False
-        if pending:
-            try:
-                conn.send_bytes(pack(pending))  # blocks while the writer is behind: the readers wait, as in-process
-            except OSError:  # the writer is gone: nothing read here was acknowledged
-                stop.set()
-            pending.clear()
+    def send(records: list[Record]) -> None:
+        try:
+            conn.send_bytes(pack(records))  # blocks while the writer is behind: the readers wait, as in-process
+        except OSError:  # the writer is gone: nothing read here was acknowledged
+            stop.set()
 
-    async def emit(records: list[Record]) -> None:
-        nonlocal scheduled
-        pending.extend(records)
-        if not scheduled:  # every read of this loop iteration joins one message
-            scheduled = True
-            loop.call_soon(flush)
+    intake = ports.Intake(flush=send)  # every read of one loop turn joins one message
 
     def command() -> None:
         try:
@@ -265,7 +254,7 @@ async def _serve(config: GatewayConfig, share: tuple[str, ...], known: list[str]
                     target.write(what[2])
 
     loop.add_reader(conn.fileno(), command)
-    tasks = [asyncio.create_task(ports.read_port(p, config.baud, emit, stop, writers, budget=budget,
+    tasks = [asyncio.create_task(ports.read_port(p, config.baud, intake, stop, writers, budget=budget,
                                                  identity=identity)) for p in share]
     await stop.wait()
     for t in tasks:
@@ -273,5 +262,6 @@ async def _serve(config: GatewayConfig, share: tuple[str, ...], known: list[str]
     await asyncio.gather(*tasks, return_exceptions=True)
     with contextlib.suppress(ValueError, OSError):
         loop.remove_reader(conn.fileno())
-    flush()
+    if intake.records:
+        send(intake.take())
     conn.send_bytes(b"")  # the end marker

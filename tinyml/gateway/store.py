@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -134,6 +135,18 @@ def _unusable(path: Path, exc: Exception) -> InputError:
 
 
 MIGRATABLE = ("1", "2", str(SCHEMA_VERSION))  # schemas this gateway opens (older ones are migrated)
+# One lock per database file for the write transactions of this process's connections (the writer's
+# and the forwarder's outbox deletes): a transaction that finds the file locked by another connection
+# waits in SQLite's busy handler, which sleeps 1-100 ms at a time and so held commits back by up to
+# hundreds of ms at line rate (issue 20); a lock wakes the waiter as soon as the other commits.
+_WRITE_LOCKS: dict[Path, threading.RLock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(path: Path) -> threading.RLock:
+    key = path.resolve()
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(key, threading.RLock())
 
 
 class Store:
@@ -145,6 +158,7 @@ class Store:
         """``check`` runs SQLite's quick_check (reads the whole file): once per start is enough."""
         self.path = Path(path)
         self.conn = connect(self.path)
+        self._lock = _write_lock(self.path)
         try:
             tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if tables and "meta" not in tables:
@@ -185,13 +199,14 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT; rolls back when the block raises."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
 
     # --- writes (inside a transaction) ---------------------------------------------------
     def insert_result(self, row: tuple) -> bool:

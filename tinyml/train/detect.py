@@ -1,7 +1,8 @@
 """``tinyml detect``: a model run over a long timestamped series as the device runs it, alarms as events.
 
 Sliding windows with the model's hop (the hop its training data was cut with, unless ``--hop``), each scored
-with the run's own preprocessing and threshold; the anomalous/normal stream goes through the gateway's own
+with the run's own preprocessing, threshold and input guard (``tinyml.train.guard``, when trained with one);
+the anomalous/normal stream goes through the gateway's own
 k-of-n rule with hysteresis (``tinyml.gateway.rules.AnomalyKofN``), and each fire..clear is one event, timed
 at the end of the window that decided it (when a device would have sent it). The rule starts afresh in each
 recording (after a gap the device has no state), closing an open event at the end of the recording.
@@ -26,6 +27,7 @@ from tinyml.data.timestamps import iso
 from tinyml.errors import InputError
 from tinyml.gateway.rules import AnomalyKofN
 from tinyml.train.fit import output_scores
+from tinyml.train.guard import guarded_scores
 from tinyml.train.predict import model_outputs
 
 
@@ -63,10 +65,12 @@ def model_hop(info: dict) -> int:
 
 @dataclass(frozen=True)
 class Scored:
-    """Every window of a series as the device scores it: its model inputs, anomaly score, end time and
-    recording (``alarm_events`` turns them into alarms), with the summary ``detect`` reports."""
+    """Every window of a series as the device scores it: its model inputs, anomaly score (``errors``: the
+    reconstruction error alone, before the guard), end time and recording (``alarm_events`` turns them into
+    alarms), with the summary ``detect`` reports."""
     inputs: np.ndarray
     scores: np.ndarray
+    errors: np.ndarray
     ends: np.ndarray
     which: np.ndarray
     summary: dict
@@ -117,14 +121,17 @@ def score_series(model: Path, series_csv: Path, o: DetectOptions = DetectOptions
         stream = Stream(np.array(ends) - window / fs, None, np.arange(len(xs)))
     inputs = pre.apply(x, stream=stream)
     int8 = (lambda scale, zp: pre.int8_inputs(x, scale, zp, stream=stream)) if pre.integer else None
-    scores = output_scores("anomaly", inputs, model_outputs(run, inputs, o.runtime, int8_inputs=int8))
+    errors = output_scores("anomaly", inputs, model_outputs(run, inputs, o.runtime, int8_inputs=int8))
+    scores = guarded_scores(run, info, inputs, errors, int8)
     span = sum(r.signal.shape[0] / (r.fs or fs) for r in recs)
     first, last = min(r.t0 for r in recs), max(r.t0 + r.signal.shape[0] / (r.fs or fs) for r in recs)
-    return Scored(inputs, scores, np.array(ends), np.array(which), {
+    threshold = float(info["threshold"])
+    return Scored(inputs, scores, errors, np.array(ends), np.array(which), {
         "windows": len(xs), "hop": hop, "window": window, "recordings": len(recs), "span_seconds": span,
-        "start": iso(recs[0].t0), "first": first, "last": last, "threshold": float(info["threshold"]),
+        "start": iso(recs[0].t0), "first": first, "last": last, "threshold": threshold,
         "rule": f"{o.k} of the last {o.n} windows anomalous, clears at {o.clear_k} or fewer",
-        "anomalous_windows": int(np.count_nonzero(scores > float(info["threshold"])))})
+        "anomalous_windows": int(np.count_nonzero(scores > threshold)),
+        "guard_windows": int(np.count_nonzero((scores > threshold) & (errors <= threshold)))})
 
 
 def alarm_events(scores: np.ndarray, threshold: float, ends: np.ndarray, which: np.ndarray,

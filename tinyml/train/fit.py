@@ -22,6 +22,7 @@ from tinyml.progress import stage
 from tinyml.signing import sha256_file
 from tinyml.train import metrics, plots
 from tinyml.train.augment import Augment, augment
+from tinyml.train.guard import Guard, check_margin, fold
 from tinyml.train.zoo import ModelKind, model_kind
 
 CONFUSION_PNG, SCORES_PNG = rundir.CONFUSION_PNG, rundir.SCORES_PNG
@@ -38,6 +39,7 @@ class TrainOptions:
     quiet: bool = False
     arithmetic: str = "integer"  # preprocessing: "integer" (bit-identical on every device) or "float64"
     false_alarms_per_day: float | None = None  # anomaly threshold for this alarm rate on validation data
+    guard_margin: float | None = None  # anomaly: inputs beyond their training range by more SDs score above it
     # augmentation of the training windows (tinyml/train/augment.py); the defaults add nothing
     augment_gain: float = 1.0
     augment_speed: float = 0.0
@@ -48,6 +50,8 @@ class TrainOptions:
 
     def check(self) -> None:
         oc.positive(self, "false_alarms_per_day")
+        if self.guard_margin is not None:
+            check_margin(self.guard_margin)
         oc.at_least(self, "epochs", 1)
         oc.at_least(self, "batch_size", 1)
         oc.at_least(self, "patience", 0)
@@ -154,6 +158,9 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
 
     kind = model_kind(model_name)
     opts.check()
+    if opts.guard_margin is not None and kind.task != "anomaly":
+        raise InputError("--guard-margin bounds an anomaly model's inputs; a classifier has no anomaly score",
+                         "use it with --model autoencoder")
     splits = split_masks(ds)
     normal = check_labels(ds, kind, splits)
     if opts.false_alarms_per_day is not None and kind.task != "anomaly":
@@ -227,7 +234,9 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
     if opts.false_alarms_per_day is not None:
         threshold, rule = rate_threshold(ds, kind, splits, output_scores(kind.task, x_all, outputs), normal,
                                          opts.false_alarms_per_day)
-    result = evaluate(kind, ds, splits, x_all, outputs, normal, threshold)
+    guard = None if opts.guard_margin is None else Guard.fit(x_fit, opts.guard_margin)
+    excess = None if guard is None else guard.excess(x_all)
+    result = evaluate(kind, ds, splits, x_all, outputs, normal, threshold, excess)
     info = {
         "model": model_name, "task": kind.task, "classes": list(ds.classes), "normal_class": normal,
         "threshold": result.get("threshold"), "input_shape": list(x_all.shape[1:]),
@@ -244,11 +253,15 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
         "best_epoch": int(stopper.best_epoch) + 1 if stopper.best_weights is not None else len(history.history["loss"]),
         "score_baseline": result.pop("score_baseline"),
         **({"threshold_rule": rule} if rule else {}),
+        **({"guard": guard.to_json()} if guard else {}),
     }
     save_run(out_dir, model, prep, info, result, history.history, kind.monitor)
     if kind.task == "anomaly":
         test = splits.test
-        plots.score_histogram(output_scores(kind.task, x_all, outputs)[test], [ds.classes[k] for k in ds.y[test]],
+        scores = output_scores(kind.task, x_all, outputs)
+        if excess is not None:
+            scores = fold(scores, excess, float(result["threshold"]))
+        plots.score_histogram(scores[test], [ds.classes[k] for k in ds.y[test]],
                               ds.classes, float(result["threshold"]), out_dir / SCORES_PNG,
                               f"{model_name} anomaly scores on the {splits.evaluated_on} split")
     if opts.by is not None:
@@ -262,9 +275,11 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
 
 
 def evaluate(kind: ModelKind, ds: Dataset, splits: Splits, x_all: np.ndarray, outputs: np.ndarray,
-             normal: str, threshold: float | None = None) -> dict:
+             normal: str, threshold: float | None = None, excess: np.ndarray | None = None) -> dict:
     """Metrics on the evaluation split from model outputs for every window (float or dequantized int8).
-    An anomaly threshold is picked on validation data unless one is given (the deployed one)."""
+    An anomaly threshold is picked on validation data unless one is given (the deployed one); it is picked
+    on the reconstruction errors, then the input guard's ``excess`` per window folds into the scores
+    (``tinyml.train.guard``)."""
     scores = output_scores(kind.task, x_all, outputs)
     test = splits.test
     if kind.task == "classifier":
@@ -274,6 +289,8 @@ def evaluate(kind: ModelKind, ds: Dataset, splits: Splits, x_all: np.ndarray, ou
         is_anomaly = ds.y != ds.classes.index(normal)
         if threshold is None:
             threshold = metrics.pick_threshold(scores[splits.val & ~is_anomaly], scores[splits.val & is_anomaly])
+        if excess is not None:
+            scores = fold(scores, excess, threshold)
         report = metrics.classification_report(is_anomaly[test].astype(int),
                                                 (scores[test] > threshold).astype(int), ANOMALY_LABELS)
         report["auc"] = metrics.roc_auc(scores[test], is_anomaly[test])

@@ -18,6 +18,7 @@ from tinyml.model import interpreters
 from tinyml.outputs import write_atomic
 from tinyml.train import metrics
 from tinyml.train.fit import output_scores
+from tinyml.train.guard import guarded_scores
 
 
 def model_outputs(model: rundir.Model, inputs: np.ndarray, runtime: str = "litert", *,
@@ -81,7 +82,7 @@ def predict_file(model: Path, data: Path, out_path: Path, split: str = "all", ru
         correct = preds == ds.y
         summary: dict = {}
     else:
-        scores = output_scores("anomaly", inputs, outputs)
+        scores = guarded_scores(run, info, inputs, output_scores("anomaly", inputs, outputs), int8)
         threshold = float(info["threshold"])
         is_anomaly = ds.y != classes.index(info["normal_class"])
         pred_names = ["anomaly" if s > threshold else info["normal_class"] for s in scores]

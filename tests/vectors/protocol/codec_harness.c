@@ -155,6 +155,10 @@ static void print_fields(const tinyml_msg_t *m)
         field_u("mode", m->u.capture.mode);
         field_u("count", m->u.capture.count);
         break;
+    case TINYML_MSG_SERIES:
+        field_u("reset", m->u.series.reset);
+        field_u("slot", m->u.series.slot);
+        break;
     case TINYML_MSG_REPLAY:
         field_u("offset", m->u.replay.offset);
         printf(";data=");
