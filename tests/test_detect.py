@@ -178,6 +178,8 @@ def test_the_input_guard_through_train_detect_predict_and_the_firmware(tmp_path)
 
     ok = run_cli("quantize", run)
     assert ok.returncode == 0, ok.stderr
+    report, metrics = (json.loads((run / name).read_text()) for name in ("quantization.json", "metrics.json"))
+    assert report["float"]["confusion_matrix"] == metrics["confusion_matrix"]  # quantize folds the guard as train
     model = int8_model(run)
     s8 = score_series(run / "model_int8.tflite", test, DetectOptions())
     assert np.all(s8.scores[s8.scores != s8.errors] > threshold) and np.any(s8.scores != s8.errors)

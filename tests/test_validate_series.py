@@ -229,3 +229,34 @@ def test_the_device_refuses_a_slot_outside_the_day_and_stateless_firmware_refuse
         session.hello()
         with pytest.raises(DeviceError, match="SERIES with error 4"):
             session.place(p.Series(1, 0))
+
+
+def test_a_guarded_stateful_run_labels_on_the_device_as_on_the_host(tmp_path: Path) -> None:
+    """--guard-margin 0 on a temperature-series run, its threshold raised above every reconstruction error: the
+    input guard alone decides, over the daily_cycle state the device carries; every window of both machines
+    gives the host's label (tinyml/train/guard.py in hil.decide, tinyml_guard.h in the firmware's decide())."""
+    from tinyml.hil import decide
+    from tinyml.train.guard import excess_int8
+
+    data, run = tmp_path / "series.npz", tmp_path / "run"
+    proc = run_cli("data", "import", *write_logs(tmp_path), *IMPORT, "--out", data)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("train", data, "--model", "autoencoder", "--features", "temperature-series", "--epochs", "2",
+                   "--guard-margin", "0", "--quiet", "--out", run)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("quantize", run, "--tolerance", "100")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads((run / "model.json").read_text())
+    (run / "model.json").write_text(json.dumps(info | {"threshold": 1e4}))
+    model = int8_model(run)
+    tests = prepare_inputs(model, data, None, None)
+    outside = excess_int8(tests.x, *model.guard().bounds_int8(model.in_scale, model.in_zp)) > 0
+    assert outside.any() and not outside.all()  # windows on both sides of the envelope are sent
+    assert np.array_equal(decide(model, tests.x, np.full_like(tests.x, model.out_zp)), outside)
+    report_path = tmp_path / "report.json"
+    proc = run_cli("validate", "--board", "qemu-mps2-an386", "--model", run, "--data", data, "--split", "all",
+                   "--firmware", tmp_path / "fw", "--report", report_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(report_path.read_text())
+    assert report["mismatches"] == 0 and report["inputs"] == len(outside)
+    assert report["device_labels_agree"] == 1.0

@@ -23,6 +23,7 @@ from tinyml.outputs import write_atomic, write_json
 from tinyml.progress import Steps, stage
 from tinyml.signing import sha256_file
 from tinyml.train.fit import confusion_plot, evaluate, split_masks
+from tinyml.train.guard import Guard, excess_int8
 from tinyml.train.zoo import model_kind
 
 REPRESENTATIVE_MAX = 300
@@ -154,14 +155,19 @@ def quantize_run(run_dir: str | Path, data_path: str | Path | None = None,
         float_out = model.predict(x_all, verbose=0, batch_size=256)
         normal = info.get("normal_class", "")
         threshold = info.get("threshold")
-        reports = {"float": evaluate(kind, ds, splits, x_all, float_out, normal, threshold)}
+        guard = Guard.from_info(info) if threshold is not None else None
+        excess = excess_q = None
+        if guard is not None:  # as train folds it on the float inputs, as the device does on the int8 ones
+            excess, excess_q = guard.excess(x_all), np.zeros(len(x_all))
+            excess_q[wanted] = excess_int8(x_q, *guard.bounds_int8(q.in_scale, q.in_zp)) * q.in_scale
+        reports = {"float": evaluate(kind, ds, splits, x_all, float_out, normal, threshold, excess)}
         bar.update()
         runs = {"int8_litert": lambda: interpreters.litert_run(tflite, x_q),
                 device: lambda: semantics.int8_run(tflite, x_q, departures=departures).outputs}
         for name, run in runs.items():
             out = np.zeros_like(float_out)
             out[wanted] = interpreters.dequantize(run(), q.out_scale, q.out_zp)
-            reports[name] = evaluate(kind, ds, splits, x_all, out, normal, threshold)
+            reports[name] = evaluate(kind, ds, splits, x_all, out, normal, threshold, excess_q)
             bar.update()
     for r in reports.values():
         r.pop("score_baseline")

@@ -235,7 +235,8 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
         threshold, rule = rate_threshold(ds, kind, splits, output_scores(kind.task, x_all, outputs), normal,
                                          opts.false_alarms_per_day)
     guard = None if opts.guard_margin is None else Guard.fit(x_fit, opts.guard_margin)
-    result = evaluate(kind, ds, splits, x_all, outputs, normal, threshold, guard)
+    excess = None if guard is None else guard.excess(x_all)
+    result = evaluate(kind, ds, splits, x_all, outputs, normal, threshold, excess)
     info = {
         "model": model_name, "task": kind.task, "classes": list(ds.classes), "normal_class": normal,
         "threshold": result.get("threshold"), "input_shape": list(x_all.shape[1:]),
@@ -258,8 +259,8 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
     if kind.task == "anomaly":
         test = splits.test
         scores = output_scores(kind.task, x_all, outputs)
-        if guard is not None:
-            scores = fold(scores, guard.excess(x_all), float(result["threshold"]))
+        if excess is not None:
+            scores = fold(scores, excess, float(result["threshold"]))
         plots.score_histogram(scores[test], [ds.classes[k] for k in ds.y[test]],
                               ds.classes, float(result["threshold"]), out_dir / SCORES_PNG,
                               f"{model_name} anomaly scores on the {splits.evaluated_on} split")
@@ -274,10 +275,11 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
 
 
 def evaluate(kind: ModelKind, ds: Dataset, splits: Splits, x_all: np.ndarray, outputs: np.ndarray,
-             normal: str, threshold: float | None = None, guard: Guard | None = None) -> dict:
+             normal: str, threshold: float | None = None, excess: np.ndarray | None = None) -> dict:
     """Metrics on the evaluation split from model outputs for every window (float or dequantized int8).
     An anomaly threshold is picked on validation data unless one is given (the deployed one); it is picked
-    on the reconstruction errors, then ``guard`` folds into the scores (``tinyml.train.guard``)."""
+    on the reconstruction errors, then the input guard's ``excess`` per window folds into the scores
+    (``tinyml.train.guard``)."""
     scores = output_scores(kind.task, x_all, outputs)
     test = splits.test
     if kind.task == "classifier":
@@ -287,8 +289,8 @@ def evaluate(kind: ModelKind, ds: Dataset, splits: Splits, x_all: np.ndarray, ou
         is_anomaly = ds.y != ds.classes.index(normal)
         if threshold is None:
             threshold = metrics.pick_threshold(scores[splits.val & ~is_anomaly], scores[splits.val & is_anomaly])
-        if guard is not None:
-            scores = fold(scores, guard.excess(x_all), threshold)
+        if excess is not None:
+            scores = fold(scores, excess, threshold)
         report = metrics.classification_report(is_anomaly[test].astype(int),
                                                 (scores[test] > threshold).astype(int), ANOMALY_LABELS)
         report["auc"] = metrics.roc_auc(scores[test], is_anomaly[test])

@@ -44,8 +44,8 @@ class Guard:
         return cls(float(margin), x.min(axis=0) - margin, x.max(axis=0) + margin)
 
     def to_json(self) -> dict:
-        return {"margin_sd": self.margin, "low": [round(float(v), 6) for v in self.low],
-                "high": [round(float(v), 6) for v in self.high]}
+        # full floats (JSON round-trips them): the run's own scores and every reader use the same bounds
+        return {"margin_sd": self.margin, "low": [float(v) for v in self.low], "high": [float(v) for v in self.high]}
 
     @classmethod
     def from_info(cls, info: dict) -> Guard | None:
