@@ -142,6 +142,7 @@ class Gateway:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._stop_shards(readers, failed is writer)
         read_all.set()
+        intake.ready.set()  # the writer commits what is left and ends
         stopping.cancel()
         if failed is not writer:  # commit what was read before the stop
             await writer
@@ -219,9 +220,9 @@ class Gateway:
         loop = asyncio.get_running_loop()
         last_start = 0.0
         while not (read_all.is_set() and not intake.records):
-            try:
-                await asyncio.wait_for(intake.ready.wait(), timeout=0.5)
-            except asyncio.TimeoutError:
+            if not intake.records:  # wait for records, or for the stop (``run`` sets ``ready`` then too)
+                intake.ready.clear()
+                await intake.ready.wait()
                 continue
             # Group commit: take what was read and commit it. The ports keep being read while a
             # commit runs, so the batch interval is at least the commit's own time: short at low
