@@ -115,6 +115,24 @@ def test_error_rate_waits_for_enough_frames_and_has_hysteresis():
     assert cleared and not cleared.firing
 
 
+@pytest.mark.parametrize("window", [1, 7, 100])
+def test_error_rate_counts_the_bad_frames_of_its_window_whatever_the_reads_bring(window):
+    """The share is kept as frames come and go (one call per port read, not a sum over the
+    window); reads of more frames than the window holds included. Checked against the window's own
+    frames, and the alert against the share recomputed from them."""
+    rng = random.Random(window)
+    rule = ErrorRate(rate=0.2, clear_rate=0.1, window=window, min_frames=1)
+    firing = False
+    for _ in range(2000):
+        t = rule.observe(rng.randrange(0, 2 * window + 2), rng.choice([0, 0, 1, 2, window + 3]))
+        share = sum(rule.frames) / len(rule.frames)
+        assert rule.bad == sum(rule.frames)
+        if t is not None:
+            firing = t.firing
+            assert t.value == share and (share > 0.2 if firing else share <= 0.1)
+        assert rule.firing == firing
+
+
 def test_device_rules_use_model_threshold_and_can_be_restored():
     rules = DeviceRules(RuleConfig(score_seconds=0, silent_seconds=None), score_threshold=0.5)
     assert rules.score is not None and rules.score.clear == pytest.approx(0.45)

@@ -77,6 +77,26 @@ def test_gaps_reboots_and_bad_frames_are_counted(tmp_path):
     assert [s["rebooted"] for s in status] == [False, True]
 
 
+def test_device_and_port_counters_add_up_over_batches_with_and_without_hello(tmp_path):
+    """Batches without a HELLO update every device and port row with one statement each: the
+    counters must add up exactly as one batch per device would, for two devices on two ports."""
+    store = Store(tmp_path / "g.db")
+    proc = Processor(store, config())
+    lines = {"p1": LineState("p1"), "p2": LineState("p2")}
+    proc.process(lines["p1"].feed(hello("a", 1) + result(0, 1), 1.0) + lines["p2"].feed(hello("b", 4), 1.0), 1.0)
+    for i in range(1, 4):  # three batches with no HELLO: results, a gap, a bad chunk and a text line
+        records = lines["p1"].feed(result(2 * i, 1) + b"\x00\x13\x37\xff\x00" + b"hi\n", 2.0 + i)
+        records += lines["p2"].feed(result(i, 4), 2.0 + i)
+        proc.process(records, 2.0 + i)
+    devices = rows(store, "SELECT device, results, missing, frames, bad_frames, text_lines, boot_id, last_seq, "
+                          "last_seen FROM devices ORDER BY device")
+    assert devices == [("a", 4, 3, 5, 3, 3, 1, 6, 5.0), ("b", 3, 0, 4, 0, 0, 4, 3, 5.0)]
+    ports = rows(store, "SELECT port, frames, bad_frames, text_lines, unidentified FROM ports ORDER BY port")
+    assert ports == [("p1", 5, 3, 3, 0), ("p2", 4, 0, 0, 0)]
+    with pytest.raises(ValueError, match="unknown ports counters"):
+        store.add_port_counts({"p1": {"frames": 1, "bogus": 1}})
+
+
 def test_alerts_fire_and_clear_into_store_and_outbox_and_survive_restart(tmp_path):
     db = tmp_path / "g.db"
     cfg = config(rules=RuleConfig(anomaly_k=2, anomaly_n=3, anomaly_clear_k=0, anomaly_clear_seconds=0,

@@ -700,9 +700,9 @@ class Decoder:
         self.bytes_in += len(data)
         events: list[Event] = []
         parts = bytes(data).split(b"\x00")
-        last = len(parts) - 1
-        for i, part in enumerate(parts):
-            if i < last and not self._buf and not self._discarding and (not part or _starts_binary(part)):
+        tail = parts.pop()  # after the last delimiter: the start of a chunk still open
+        for part in parts:
+            if not self._buf and not self._discarding and (not part or _starts_binary(part)):
                 # A whole frame (the usual case), or nothing between two delimiters: no early
                 # text cut or length cap can apply.
                 if part:
@@ -711,12 +711,13 @@ class Decoder:
             if not self._discarding:
                 self._buf += part
                 self._check_open_chunk(events)
-            if i == last:
-                break
             if self._buf and not self._discarding:
                 self._judge(bytes(self._buf), events)
             self._buf.clear()
             self._discarding = False
+        if tail and not self._discarding:  # (nothing new to check when a read ends on a delimiter)
+            self._buf += tail
+            self._check_open_chunk(events)
         return events
 
     def _check_open_chunk(self, events: list[Event]) -> None:

@@ -39,10 +39,12 @@ class Identified:
     authenticated: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ResultsRecord:
     """Consecutive results of one identified device from one read, in arrival order: one
-    record per read rather than per result, so the writer looks the device up once."""
+    record per read rather than per result, so the writer looks the device up once. Like
+    ``LineCounts`` it is made for every read, so it is a plain slots class (a frozen
+    dataclass sets each field through ``object.__setattr__``); nothing changes it."""
 
     port: str
     device: str
@@ -69,7 +71,7 @@ class HeartbeatRecord:
     at: float
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LineCounts:
     """Frame counters of one read: good frames, bad frames, text lines, device ERRORs and
     results dropped because the device never identified itself."""

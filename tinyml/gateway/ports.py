@@ -56,7 +56,7 @@ class Intake:
         self.limit, self.flush = limit, flush
         self.records: list[Record] = []
         self.size = 0  # results (and other records) in ``records``
-        self.ready = asyncio.Event()
+        self.ready = asyncio.Event()  # records wait (the gateway also sets it to wake its writer at the stop)
         self.buffer = bytearray(READ_SIZE)  # every read of this loop lands here first, then is decoded
         self._room = asyncio.Event()
         self._room.set()

@@ -296,13 +296,17 @@ class Processor:
                 self.store.cap_evidence(self.config.evidence.max_bytes)
             self.store.enqueue(self.outbox)
             self.outbox.clear()
+            heard = []  # devices seen without new columns (no HELLO in the batch): one statement for all
             for device, (at, fields) in seen.items():  # every record that counts for a device marks it seen
                 state = self.devices[device]
                 state.last_seen = at
-                self.store.update_device(device, at, counts.get(device, {}), boot_id=state.boot_id,
-                                         last_seq=state.last_seq, **fields)
-            for port, c in port_counts.items():
-                self.store.add_port_counts(port, **c)
+                if fields:
+                    self.store.update_device(device, at, counts.get(device, {}), boot_id=state.boot_id,
+                                             last_seq=state.last_seq, **fields)
+                else:
+                    heard.append((device, at, state.boot_id, state.last_seq, counts.get(device, {})))
+            self.store.update_devices(heard)
+            self.store.add_port_counts(port_counts)
         return out
 
     def _flush_results(self) -> None:
@@ -366,14 +370,18 @@ class Processor:
         site_json, device_json, at_json = _json_str(self.config.site), _json_str(device), _json_float(at)
         port, authenticated = rec.port, int(rec.authenticated)
         source_json = _source_json(port, rec.authenticated)
+        meanings = state.labels
+        width, pack = 0, _int8_layout(0).pack  # the output layout, looked up again when the length changes
         stored = duplicates = missing = 0
         for r in rec.results:
             if r.boot_id != state.boot_id:
                 self._boot(device, r.boot_id, counts)
-            anomalous, class_json = state.meaning(r.label)
-            seq = r.seq
+            anomalous, class_json = meanings.get(r.label) or state.meaning(r.label)
+            seq, output = r.seq, r.output
+            if len(output) != width:
+                width, pack = len(output), _int8_layout(len(output)).pack
             row = (device, r.boot_id, seq, at, r.timestamp_ms, r.latency, r.latency_unit, r.label, anomalous,
-                   r.score, _int8_layout(len(r.output)).pack(*r.output), port, authenticated)
+                   r.score, pack(*output), port, authenticated)
             if not self._insert(state, row):
                 duplicates += 1
                 continue

@@ -8,6 +8,7 @@ they are tested with plain sequences.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from dataclasses import dataclass
 
@@ -154,13 +155,19 @@ class ErrorRate:
     def __init__(self, rate: float, clear_rate: float, window: int, min_frames: int):
         self.rate, self.clear_rate, self.min_frames = rate, clear_rate, min_frames
         self.frames: deque[bool] = deque(maxlen=window)  # True = bad
+        self.bad = 0  # bad frames in ``frames``, kept as they come and go (called once per port read)
         self.firing = False
 
     def observe(self, good: int, bad: int) -> Transition | None:
-        self.frames.extend([False] * good + [True] * bad)
-        if len(self.frames) < self.min_frames:
+        frames = self.frames
+        leaving = len(frames) + good + bad - (frames.maxlen or 0)
+        if leaving > 0:  # the oldest frames make room (all of them when more come than the window holds)
+            self.bad -= sum(itertools.islice(frames, leaving))
+        frames.extend([False] * good + [True] * bad)
+        self.bad += min(bad, len(frames))  # the bad ones come last, so they are what stays of the new
+        if len(frames) < self.min_frames:
             return None
-        share = sum(self.frames) / len(self.frames)
+        share = self.bad / len(frames)
         if not self.firing and share > self.rate:
             self.firing = True
             return Transition(self.name, True, share, f"{share:.1%} of recent frames are bad")

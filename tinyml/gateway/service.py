@@ -117,6 +117,7 @@ class Gateway:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._stop_shards(readers, failed is writer)
         read_all.set()
+        intake.ready.set()  # the writer commits what is left and ends
         stopping.cancel()
         if failed is not writer:  # commit what was read before the stop
             await writer
@@ -190,9 +191,9 @@ class Gateway:
 
     async def _write(self, intake: ports.Intake, read_all: asyncio.Event, forwarder: Forwarder | None) -> None:
         while not (read_all.is_set() and not intake.records):
-            try:
-                await asyncio.wait_for(intake.ready.wait(), timeout=0.5)
-            except asyncio.TimeoutError:
+            if not intake.records:  # wait for records, or for the stop (``run`` sets ``ready`` then too)
+                intake.ready.clear()
+                await intake.ready.wait()
                 continue
             # Group commit, no timer: take what was read and commit it now. The ports keep being
             # read while the commit runs, so the batch interval is the commit's own time: short at
