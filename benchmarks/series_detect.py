@@ -12,7 +12,7 @@ times, false alarms per simulated week, NAB-style score. The same commands a use
         --guard-margin 1 --out run
     tinyml detect run test.csv --labels labels.csv --on-backwards split --out events.csv
 
-    .venv/bin/python benchmarks/series_detect.py [--seeds 0,1,2] [--markdown] [--guard-margin 1]
+    .venv/bin/python benchmarks/series_detect.py [--seeds 0,1,2] [--markdown] [--guard-margin 1] [--int8]
 
 With a guard, each seed is scored both ways in the same run: the autoencoder's reconstruction error alone
 (what a run trained without ``--guard-margin`` reports) and the guarded score `tinyml detect` reports.
@@ -41,6 +41,7 @@ from tinyml.data.synth_series import (  # noqa: E402
     write_intervals,
     write_series,
 )
+from tinyml.quantize import quantize_run  # noqa: E402
 from tinyml.train.detect import DetectOptions, alarm_events, labelled_events, score_series  # noqa: E402
 from tinyml.train.event_scores import score_events  # noqa: E402
 from tinyml.train.fit import TrainOptions, train  # noqa: E402
@@ -50,7 +51,7 @@ WEEK = 7 * 86400.0
 
 
 def one_seed(seed: int, tmp: Path, *, rate: float, epochs: int, features: list[dict] | None, hop: int = 6,
-             guard_margin: float | None = None) -> list[dict]:
+             guard_margin: float | None = None, int8: bool = False) -> list[dict]:
     t0 = time.perf_counter()
     times, values, events = synth_series(SeriesOptions(days=56.0, quiet_days=28.0, seed=seed, clock_reset_s=3600.0))
     cut = int(np.searchsorted(times, times[0] + 28 * 86400.0))  # the file is in time order up to the reset
@@ -65,7 +66,10 @@ def one_seed(seed: int, tmp: Path, *, rate: float, epochs: int, features: list[d
                                                   guard_margin=guard_margin),
           features, dataset_path=data)
     o = DetectOptions(on_backwards="split")
-    scored = score_series(run, test, o)
+    model = run
+    if int8:  # the device's model: quantized, scored by LiteRT on the int8 inputs the device computes
+        model = quantize_run(run, tolerance=100.0).tflite_path
+    scored = score_series(model, test, o)
     intervals = labelled_events(labels, test, time_format=None, normal_class="normal")
     kind_of = {(e.start, e.end): e.kind for e in events}
     rule = json.loads((run / "model.json").read_text())["threshold_rule"]
@@ -95,13 +99,14 @@ def main() -> None:
     ap.add_argument("--features", default="temperature-series", help="a --features preset or JSON spec file")
     ap.add_argument("--hop", type=int, default=6, help="samples between windows (6: 30 minutes)")
     ap.add_argument("--guard-margin", type=float, default=None, help="train with this --guard-margin")
+    ap.add_argument("--int8", action="store_true", help="detect with the quantized model (as the device runs it)")
     a = ap.parse_args()
     spec = feature_spec_option(a.features)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in (int(s) for s in a.seeds.split(",")):
             for r in one_seed(seed, Path(tmp), rate=a.rate, epochs=a.epochs, features=spec, hop=a.hop,
-                              guard_margin=a.guard_margin):
+                              guard_margin=a.guard_margin, int8=a.int8):
                 rows.append(r)
                 print(f"seed {seed} ({r['score']}): events {r['detected']}/{r['events']}, false alarms "
                       f"{r['false_alarms']} ({r['false_alarms'] / r['weeks']:.2f} per week), NAB {r['nab']:.1f}; "
