@@ -1,8 +1,8 @@
 """`tinyml detect` on the project's own synthetic long temperature series (issue 17's target).
 
-Per seed: one machine's 8-week log. Its first 4 weeks (gaps, no events, no labels) are imported and an
-autoencoder trained on them with the threshold picked for a target false-alarm rate per day on the
-validation part; then the next 4 weeks, with two events of each kind (slow drift, step, runaway, stuck sensor), gaps and one clock reset is
+Per seed: one machine's log of N + 4 weeks. Its first N weeks (``--history-weeks``, default 4; gaps, no
+events, no labels) are imported and an autoencoder trained on them with the threshold picked for a target
+false-alarm rate per day on the validation part; then the last 4 weeks, with two events of each kind (slow drift, step, runaway, stuck sensor), gaps and one clock reset is
 run through `tinyml detect` (``--on-backwards split``) and scored against its labels: events found, lead
 times, false alarms per simulated week, NAB-style score. The same commands a user types:
 
@@ -12,7 +12,8 @@ times, false alarms per simulated week, NAB-style score. The same commands a use
         --guard-margin 1 --out run
     tinyml detect run test.csv --labels labels.csv --on-backwards split --out events.csv
 
-    .venv/bin/python benchmarks/series_detect.py [--seeds 0,1,2] [--markdown] [--guard-margin 1] [--int8]
+    .venv/bin/python benchmarks/series_detect.py [--seeds 0,1,2] [--markdown] [--guard-margin 1] [--int8] \
+        [--history-weeks 4]
 
 With a guard, each seed is scored both ways in the same run: the autoencoder's reconstruction error alone
 (what a run trained without ``--guard-margin`` reports) and the guarded score `tinyml detect` reports.
@@ -50,18 +51,31 @@ from tinyml.train.specs import feature_spec_option  # noqa: E402
 WEEK = 7 * 86400.0
 
 
-def one_seed(seed: int, tmp: Path, *, rate: float, epochs: int, features: list[dict] | None, hop: int = 6,
-             guard_margin: float | None = None, int8: bool = False) -> list[dict]:
-    t0 = time.perf_counter()
-    times, values, events = synth_series(SeriesOptions(days=56.0, quiet_days=28.0, seed=seed, clock_reset_s=3600.0))
-    cut = int(np.searchsorted(times, times[0] + 28 * 86400.0))  # the file is in time order up to the reset
-    history = write_series(tmp / f"history-{seed}.csv", times[:cut], values[:cut])
+def one_seed(seed: int, tmp: Path, *, history_weeks: list[float], **kw) -> list[dict]:
+    """One log with the longest history asked for; each history length trains on its last N weeks, so every
+    length is scored on the same 4 test weeks."""
+    quiet = 7 * max(history_weeks)
+    times, values, events = synth_series(SeriesOptions(days=quiet + 28.0, quiet_days=quiet, seed=seed,
+                                                       clock_reset_s=3600.0))
+    cut = int(np.searchsorted(times, times[0] + quiet * 86400.0))  # the file is in time order up to the reset
     test = write_series(tmp / f"test-{seed}.csv", times[cut:], values[cut:])
     labels = write_intervals(tmp / f"labels-{seed}.csv", events)
+    rows = []
+    for weeks in history_weeks:
+        first = int(np.searchsorted(times, times[0] + (quiet - 7 * weeks) * 86400.0))
+        history = write_series(tmp / f"history-{seed}-{weeks:g}.csv", times[first:cut], values[first:cut])
+        rows += one_history(seed, tmp, history, test, labels, events, weeks=weeks, **kw)
+    return rows
+
+
+def one_history(seed: int, tmp: Path, history: Path, test: Path, labels: Path, events: list, *, weeks: float,
+                rate: float, epochs: int, features: list[dict] | None, hop: int = 6,
+                guard_margin: float | None = None, int8: bool = False) -> list[dict]:
+    t0 = time.perf_counter()
     ds = import_data([history], ImportOptions(time_column="timestamp", label="normal", normal_class="normal",
                                               kind="temperature", window=24, hop=hop, split="time"))
-    data = ds.save(tmp / f"history-{seed}.npz")
-    run = tmp / f"run-{seed}"
+    data = ds.save(tmp / f"history-{seed}-{weeks:g}.npz")
+    run = tmp / f"run-{seed}-{weeks:g}"
     train(ds, "autoencoder", run, TrainOptions(seed=seed, epochs=epochs, quiet=True, false_alarms_per_day=rate,
                                                   guard_margin=guard_margin),
           features, dataset_path=data)
@@ -83,7 +97,7 @@ def one_seed(seed: int, tmp: Path, *, rate: float, epochs: int, features: list[d
         s = score_events([a.start for a in alarms], intervals, span_seconds=scored.summary["span_seconds"])
         found = {k: [d["lead_s"] / 3600 for d in s["detected"] if kind_of[(d["start"], d["end"])] == k]
                  for k in EVENT_KINDS}
-        rows.append({"seed": seed, "score": name, "found": found, "rule": rule, "events": s["events"],
+        rows.append({"seed": seed, "history_weeks": weeks, "score": name, "found": found, "rule": rule, "events": s["events"],
                      "detected": len(s["detected"]), "false_alarms": s["false_alarms"],
                      "weeks": scored.summary["span_seconds"] / WEEK, "nab": s["nab_score"],
                      "seconds": time.perf_counter() - t0})
@@ -100,37 +114,46 @@ def main() -> None:
     ap.add_argument("--hop", type=int, default=6, help="samples between windows (6: 30 minutes)")
     ap.add_argument("--guard-margin", type=float, default=None, help="train with this --guard-margin")
     ap.add_argument("--int8", action="store_true", help="detect with the quantized model (as the device runs it)")
+    ap.add_argument("--history-weeks", default="4", help="weeks of normal history (no events) the model is "
+                    "trained on, before the 4 test weeks; several (4,8,12): each trains on the last N weeks of "
+                    "the longest, scored on the same test weeks")
     a = ap.parse_args()
     spec = feature_spec_option(a.features)
+    weeks = [float(w) for w in a.history_weeks.split(",")]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in (int(s) for s in a.seeds.split(",")):
             for r in one_seed(seed, Path(tmp), rate=a.rate, epochs=a.epochs, features=spec, hop=a.hop,
-                              guard_margin=a.guard_margin, int8=a.int8):
+                              guard_margin=a.guard_margin, int8=a.int8, history_weeks=weeks):
                 rows.append(r)
-                print(f"seed {seed} ({r['score']}): events {r['detected']}/{r['events']}, false alarms "
+                t = r["rule"]
+                if r["score"] == "autoencoder":
+                    print(f"seed {seed}, {r['history_weeks']:g} weeks of history: threshold counted "
+                          f"{t['counted_threshold']:.3g}, tail {t['tail_threshold']:.3g} on {t['validation_days']:.1f} "
+                          f"validation days; alarms allowed {t['alarms_allowed']}, raised {t['alarms_on_validation']}",
+                          file=sys.stderr, flush=True)
+                print(f"  {r['score']}: events {r['detected']}/{r['events']}, false alarms "
                       f"{r['false_alarms']} ({r['false_alarms'] / r['weeks']:.2f} per week), NAB {r['nab']:.1f}; "
                       "lead times (h) "
                       + ", ".join(f"{k} {' '.join(f'{v:.1f}' for v in r['found'][k]) or '-'}" for k in EVENT_KINDS)
                       + f" ({r['seconds']:.0f} s)", file=sys.stderr, flush=True)
-            t = r["rule"]
-            print(f"  threshold: counted {t['counted_threshold']:.3g}, tail {t['tail_threshold']:.3g} on "
-                  f"{t['validation_days']:.1f} validation days; alarms allowed {t['alarms_allowed']}, raised "
-                  f"{t['alarms_on_validation']}", file=sys.stderr, flush=True)
     if a.markdown:
-        print("| seed | score | events found | " + " | ".join(f"{k} lead (h)" for k in EVENT_KINDS)
+        print("| seed | history (weeks) | score | events found | " + " | ".join(f"{k} lead (h)" for k in EVENT_KINDS)
               + " | false alarms | per week | NAB score |")
-        print("|---:|---|---:|" + "---:|" * len(EVENT_KINDS) + "---:|---:|---:|")
+        print("|---:|---:|---|---:|" + "---:|" * len(EVENT_KINDS) + "---:|---:|---:|")
         for r in rows:
-            print(f"| {r['seed']} | {r['score']} | {r['detected']}/{r['events']} | "
+            print(f"| {r['seed']} | {r['history_weeks']:g} | {r['score']} | {r['detected']}/{r['events']} | "
                   + " | ".join(", ".join(f"{v:.1f}" for v in r["found"][k]) or "missed" for k in EVENT_KINDS)
                   + f" | {r['false_alarms']} | {r['false_alarms'] / r['weeks']:.2f} | {r['nab']:.1f} |")
-    for name in dict.fromkeys(r["score"] for r in rows):
-        mine = [r for r in rows if r["score"] == name]
+    for key in dict.fromkeys((r["history_weeks"], r["score"]) for r in rows):
+        mine = [r for r in rows if (r["history_weeks"], r["score"]) == key]
         found_all = all(r["detected"] == r["events"] for r in mine)
         worst = max(r["false_alarms"] / r["weeks"] for r in mine)
-        print(f"{name}: every event found on every seed: {'yes' if found_all else 'no'}; worst false alarms per "
-              f"week {worst:.2f} (target <= 1); median NAB score {statistics.median(r['nab'] for r in mine):.1f}")
+        print(f"{key[0]:g} weeks of history, {key[1]}: events found {sum(r['detected'] for r in mine)}/"
+              f"{sum(r['events'] for r in mine)}, every event on every seed: {'yes' if found_all else 'no'}; worst "
+              f"false alarms per week {worst:.2f} (target <= 1); median NAB score "
+              f"{statistics.median(r['nab'] for r in mine):.1f}")
+
 
 if __name__ == "__main__":
     main()
