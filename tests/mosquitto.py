@@ -126,6 +126,7 @@ class Gate:
         self.port = self.server.getsockname()[1]
         self.open = False
         self.links: list[socket.socket] = []
+        self.frozen: set[socket.socket] = set()  # links that pass nothing on (a half-open connection)
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -142,10 +143,16 @@ class Gate:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def freeze(self) -> None:
+        """The links open now go silent both ways without closing, as when a broker's host
+        vanishes; new links work."""
+        self.frozen.update(self.links)
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                while src in self.frozen:
+                    time.sleep(0.05)
                 dst.sendall(data)
         except OSError:
             pass

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.mosquitto import Broker, Subscriber, free_tcp_port
+from tests.mosquitto import Broker, Gate, Subscriber, free_tcp_port
 from tinyml.gateway.config import GatewayConfig, parse_mqtt_url
 from tinyml.gateway.forward import Forwarder
 from tinyml.gateway.processor import Processor
@@ -161,3 +161,39 @@ def test_a_broker_restart_with_messages_in_flight_loses_nothing_and_keeps_order(
     for device in ("dev0", "dev1", "dev2"):
         mine = [m for m in first if m.startswith(device + "/")]
         assert mine == sorted(mine) and len(mine) == 2000
+
+
+def test_a_broker_that_goes_silent_is_dropped_after_the_keep_alive_and_nothing_is_lost(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The link to the broker goes silent (writes still succeed, nothing comes back) while
+    messages are in flight: after the keep-alive the forwarder drops it, reconnects and sends
+    them again."""
+    broker = Broker(tmp_path).start()
+    sub = Subscriber(broker.port)
+    gate = Gate(broker.port)
+    gate.open = True
+    db = tmp_path / "gateway.db"
+    Processor(Store(db), GatewayConfig(ports=(), db=db, mqtt=parse_mqtt_url(broker.url)))
+    first = [("dev", f"a{i}") for i in range(50)]
+    later = [("dev", f"b{i}") for i in range(50)]
+    enqueue(db, first)
+
+    async def forward() -> Forwarder:
+        forwarder = Forwarder(parse_mqtt_url(f"mqtt://127.0.0.1:{gate.port}", {"keepalive": 2}), db, "default")
+        async with running(forwarder):
+            await until(forwarder.drained)
+            gate.freeze()
+            enqueue(db, later)
+            forwarder.wake()
+            await until(forwarder.drained, timeout=30)
+        return forwarder
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="tinyml.gateway"):
+            forwarder = asyncio.run(forward())
+        assert sub.wait_for(lambda: set(sub.ids()) >= {m for _, m in first + later})
+    finally:
+        sub.close()
+        gate.close()
+        broker.stop()
+    assert "keep-alive" in caplog.text and forwarder.published >= len(first) + len(later)

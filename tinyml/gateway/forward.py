@@ -168,7 +168,7 @@ class Forwarder:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_MAX_S)
                 continue
-            conn.keep_alive(self.keepalive)
+            conn.keep_alive(self.keepalive, waiting=len(self.inflight) > 0)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(conn.lost.wait(), timeout=1.0)
             if conn.lost.is_set():

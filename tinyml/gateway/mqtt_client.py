@@ -244,12 +244,14 @@ class Connection(asyncio.Protocol):
             self.transport.write(data)
             self.last_out = time.monotonic()
 
-    def keep_alive(self, keepalive: float) -> None:
-        """Ping when nothing was sent for half the keep-alive; drop a broker that has not
-        answered a ping within the keep-alive (the forwarder then reconnects)."""
+    def keep_alive(self, keepalive: float, waiting: bool) -> None:
+        """Ping when nothing was sent for half the keep-alive. Drop the connection when the broker
+        has sent nothing for a whole keep-alive while an answer is due (a ping, or ``waiting``:
+        messages in flight): a healthy broker answers in milliseconds, and a half-open link, whose
+        writes still succeed, would otherwise hold the window until TCP gives up."""
         now = time.monotonic()
-        if self.ping_sent is not None and now - self.ping_sent > keepalive:
-            self.reason = "no answer to a keep-alive ping"
+        if keepalive and (waiting or self.ping_sent is not None) and now - self.last_in > keepalive:
+            self.reason = f"no answer from the broker for {keepalive:g} s (keep-alive)"
             self.abort()
         elif keepalive and now - self.last_out >= keepalive / 2:
             self.write(_PINGREQ)
