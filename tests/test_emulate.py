@@ -138,14 +138,15 @@ def test_silence_then_recovery(vib_model: DeviceModel) -> None:
 
 
 def test_disconnect_refuses_then_comes_back(vib_model: DeviceModel) -> None:
-    with EmulatedFleet(vib_model, rate=20, faults={0: Faults(disconnect_after=0.3, disconnect_for=0.6)}) as fleet:
+    # away for 3 s: the refusal below must come while the device is away, also on a loaded machine
+    with EmulatedFleet(vib_model, rate=20, faults={0: Faults(disconnect_after=0.3, disconnect_for=3.0)}) as fleet:
         with open_link(fleet.endpoints[0], timeout=2) as link:
             assert isinstance(link.recv(1.0), p.Hello)
             with pytest.raises(DeviceError, match="disconnected"):
                 collect(link, 2.0)
         with pytest.raises(DeviceError, match="nothing is listening"):
             open_link(fleet.endpoints[0])
-        with open_link(fleet.endpoints[0], timeout=2, connect_timeout=2.0) as link:
+        with open_link(fleet.endpoints[0], timeout=2, connect_timeout=6.0) as link:
             assert isinstance(link.recv(1.0), p.Hello)
         assert fleet.devices[0].stats.disconnects == 1
 

@@ -340,7 +340,9 @@ class Endpoint:
 
     def close(self) -> None:
         self.generation += 1
-        for sock in (self.client, self.listener):
+        # the listener first: a host that sees its connection close and reconnects at once must be
+        # refused, not land in the closing listener's backlog
+        for sock in (self.listener, self.client):
             if sock is not None:
                 sock.close()
         for fd in (self.master, self.slave):
