@@ -84,9 +84,10 @@ def pack(records: list[Record]) -> bytes:
             parts = bytearray()
             for r in rec.results:
                 auth = type(r) is protocol.AuthResult
+                raw = r.raw_output
                 parts += _HEAD.pack(auth, r.seq, r.boot_id, r.timestamp_ms, r.latency, r.latency_unit, r.label,
-                                    r.score, len(r.output))
-                parts += array.array("b", r.output).tobytes()
+                                    r.score, len(raw))
+                parts += raw
                 if auth:
                     parts += r.mac
             out.append((rec.port, rec.device, rec.at, rec.authenticated, bytes(parts)))
@@ -102,19 +103,19 @@ def unpack(message: bytes) -> list[Record]:
             records.append(item)
             continue
         port, device, at, authenticated, data = item
-        results: list[protocol.Result] = []
+        results: list[protocol.RawResult | protocol.Result] = []
         off, end = 0, len(data)
         while off < end:
             auth, seq, boot, ts, lat, unit, label, score, n = _HEAD.unpack_from(data, off)
             off += _HEAD.size
-            output = tuple(array.array("b", data[off:off + n]))
+            raw = data[off:off + n]
             off += n
             if auth:
-                results.append(protocol.AuthResult(seq, boot, ts, lat, unit, label, score, output,
-                                                   data[off:off + protocol.MAC_BYTES]))
+                results.append(protocol.AuthResult(seq, boot, ts, lat, unit, label, score,
+                                                   tuple(array.array("b", raw)), data[off:off + protocol.MAC_BYTES]))
                 off += protocol.MAC_BYTES
             else:
-                results.append(protocol.Result(seq, boot, ts, lat, unit, label, score, output))
+                results.append(protocol.RawResult(seq, boot, ts, lat, unit, label, score, raw))
         records.append(ResultsRecord(port, device, results, at, authenticated))
     return records
 
