@@ -1,14 +1,14 @@
 """The gateway's per-stage CPU budget per result (issue 20): each stage of `gateway run` timed on
 its own, on the same 64 devices' RESULT streams (feat_ae-sized frames, 4 KiB reads).
 
-- decode: the line state (`LineState.feed`: frames -> records);
+- decode: the line state (`LineState.feed`: frames -> records), also at 1 and 3 frames per read;
 - rules and drift: `DeviceRules.on_result` and `DriftMonitor.observe` for every result;
 - JSON: the result message (`_result_json`) for every result;
 - store: the writer's transaction without MQTT (results, counters, rules and drift inside);
 - store + outbox: the writer with one outbox row per result, or with ``[mqtt] batch``;
 - commit size: the writer at 8 results per transaction (what a low load gives with group
-  commit), at 150 (a paced commit at 64 devices on line rate) and at 2,000, and at 8 without
-  a flush per commit (``[ingest] fsync = false``);
+  commit), at 150 (a paced commit at 64 devices on line rate; also with the records of reads of
+  1 and 3 frames) and at 2,000, and at 8 without a flush per commit (``[ingest] fsync = false``);
 - shard pipe (``[ingest] shards``): packing a read's records in the shard and unpacking them
   in the writer (tinyml/gateway/shards.py), against pickling the record objects as they are.
 
@@ -47,12 +47,19 @@ from tinyml.gateway.store import Store
 READ = 4096
 
 
-def decode(streams: list[bytes]) -> list[list[Record]]:
-    """Each line's reads decoded into records, as the port readers do."""
+def decode(streams: list[bytes], frames_per_read: int = 0) -> list[list[Record]]:
+    """Each line's reads decoded into records, as the port readers do: 4 KiB reads, or reads of
+    ``frames_per_read`` whole frames (what a port read at line rate holds: about one when read as
+    soon as it is readable, two or three when polled every 16-32 ms, ``[ingest] poll_ms``)."""
     out = []
     for i, stream in enumerate(streams):
         line = LineState(f"port{i}")
-        out.append([r for pos in range(0, len(stream), READ) for r in line.feed(stream[pos:pos + READ], 1.0)])
+        if frames_per_read:
+            frames = [b"\x00" + f + b"\x00" for f in stream.split(b"\x00") if f]
+            reads = [b"".join(frames[j:j + frames_per_read]) for j in range(0, len(frames), frames_per_read)]
+        else:
+            reads = [stream[pos:pos + READ] for pos in range(0, len(stream), READ)]
+        out.append([r for data in reads for r in line.feed(data, 1.0)])
     return out
 
 
@@ -85,12 +92,16 @@ def write(proc: Processor, records: list[list[Record]], per_commit: int) -> None
 
 
 def split(records: list[Record], history: int) -> tuple[list[Record], list[Record]]:
-    """A line's records cut after its first ``history`` results (at a read's end)."""
+    """A line's records cut after its first ``history`` results (a read that holds both cut in two)."""
     seen = 0
     for i, rec in enumerate(records):
-        if seen >= history:
-            return records[:i], records[i:]
-        seen += len(rec.results) if type(rec) is ResultsRecord else 0
+        if type(rec) is ResultsRecord:
+            if seen + len(rec.results) > history:
+                k = history - seen
+                head, tail = (ResultsRecord(rec.port, rec.device, part, rec.at, rec.authenticated)
+                              for part in (rec.results[:k], rec.results[k:]))
+                return [*records[:i], head], [tail, *records[i + 1:]]
+            seen += len(rec.results)
     return records, []
 
 
@@ -122,15 +133,24 @@ def main() -> None:
     streams = [device_stream(i, args.results, rng, None) for i in range(args.devices)]
     n = args.devices * args.results
     records = decode(streams)
+    # The writer stages time the same results, after ``history`` stored ones when asked (the devices' streams
+    # then go on: the stored part is written once into a template database the stages copy).
+    longer = ([device_stream(i, args.history + args.results, random.Random(i), None) for i in range(args.devices)]
+              if args.history else streams)
+
+    def after_history(lines: list[list[Record]]) -> tuple[list[list[Record]], list[list[Record]]]:
+        if not args.history:
+            return [], lines
+        stored, rest = zip(*(split(recs, args.history) for recs in lines), strict=True)
+        return list(stored), list(rest)
+
     template = None
-    written = records  # what the writer stages time: the same results, after the history when there is one
-    if args.history:
-        longer = decode([device_stream(i, args.history + args.results, rng, None) for i in range(args.devices)])
-        stored, written = zip(*(split(recs, args.history) for recs in longer), strict=True)
+    stored, written = after_history(decode(longer))
+    if stored:
         proc = writer(None, False, None)
-        write(proc, list(stored), 2000)
+        write(proc, stored, 2000)
         template = proc.store.path
-    n_written = count(list(written))
+    n_written = count(written)
     results = [r for recs in records for rec in recs if type(rec) is ResultsRecord for r in rec.results]
     mqtt = "mqtt://127.0.0.1:1883"
 
@@ -147,13 +167,17 @@ def main() -> None:
 
     packed = [pack(recs) for recs in records]
     pickled = [pickle.dumps(recs, protocol=pickle.HIGHEST_PROTOCOL) for recs in records]
-    def stage(mqtt_url: str | None, batch: bool, per_commit: int,
-              fsync: bool = True) -> tuple[Callable[[Processor], None], Callable[[], Processor]]:
+    def stage(mqtt_url: str | None, batch: bool, per_commit: int, fsync: bool = True,
+              lines: list[list[Record]] | None = None) -> tuple[Callable[[Processor], None], Callable[[], Processor]]:
         """A writer stage: the timed writes, and the untimed opening of their database."""
-        return (lambda proc: write(proc, list(written), per_commit), lambda: writer(mqtt_url, batch, template, fsync))
+        timed = written if lines is None else lines
+        return (lambda proc: write(proc, timed, per_commit), lambda: writer(mqtt_url, batch, template, fsync))
 
+    by_frames = {k: after_history(decode(longer, k))[1] for k in (1, 3)}
     stages: list[tuple[str, Callable[..., object], Callable[[], object] | None]] = [
         ("decode", lambda: decode(streams), None),
+        ("decode, 1 frame per read (ports read when readable)", lambda: decode(streams, 1), None),
+        ("decode, 3 frames per read (ports polled, [ingest] poll_ms)", lambda: decode(streams, 3), None),
         ("rules and drift", rules_and_drift, None),
         ("JSON of the result message", json_only, None),
         ("store, no MQTT (rules, drift, counters inside), 2000 per commit", *stage(None, False, 2000)),
@@ -163,6 +187,8 @@ def main() -> None:
         ("store + outbox, [mqtt] batch, 8 per commit", *stage(mqtt, True, 8)),
         ("store + outbox, [mqtt] batch, 8 per commit, [ingest] fsync = false", *stage(mqtt, True, 8, False)),
         ("store + outbox, [mqtt] batch, 150 per commit (paced, 64 devices)", *stage(mqtt, True, 150)),
+        ("the same, the records of reads of 1 frame", *stage(mqtt, True, 150, lines=by_frames[1])),
+        ("the same, the records of reads of 3 frames", *stage(mqtt, True, 150, lines=by_frames[3])),
         ("shard pipe: pack a read's records (shard)", lambda: [pack(recs) for recs in records], None),
         ("shard pipe: unpack them (writer)", lambda: [unpack(m) for m in packed], None),
         ("shard pipe, not used: pickle.dumps of the record objects", lambda: [pickle.dumps(r) for r in records], None),
