@@ -82,9 +82,20 @@ def _plan(model, windows, times):
     return sends, starts, span_s
 
 
+@pytest.fixture(scope="module")
+def replay_elf(series_run, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+    """Run-mode firmware of the stateful run whose sensor is the host (REPLAY frames), for a Cortex-M4F."""
+    out = tmp_path_factory.mktemp("series_replay") / "fw"
+    assert run_cli("firmware", "new", "--board", "qemu-mps2-an386", "--model", series_run[0], "--out", out,
+                   "--sensor", "replay").returncode == 0
+    build = subprocess.run(["make", "-s", "MODE=run"], cwd=out, capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    return out / "build" / "firmware.elf"
+
+
 @pytest.mark.qemu
 @pytest.mark.cross_compiler
-def test_run_mode_firmware_takes_its_slots_from_time(series_run, tmp_path: Path) -> None:  # noqa: F811
+def test_run_mode_firmware_takes_its_slots_from_time(series_run, replay_elf: Path) -> None:  # noqa: F811
     """Run-mode firmware with the replay sensor on a Cortex-M4F: after TIME, every window's output is TFLM's
     over Python's inputs with slots from the windows' times (a fresh state at the first TIME); the ACK gives
     the slot; slots counted from boot instead would give other outputs."""
@@ -93,17 +104,11 @@ def test_run_mode_firmware_takes_its_slots_from_time(series_run, tmp_path: Path)
     from tinyml.device.replay import replay_window
     from tinyml.firmware.boards import load_board
 
-    run, _ = series_run
-    out = tmp_path / "fw"
-    assert run_cli("firmware", "new", "--board", "qemu-mps2-an386", "--model", run, "--out", out,
-                   "--sensor", "replay").returncode == 0
-    build = subprocess.run(["make", "-s", "MODE=run"], cwd=out, capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
     model, windows, times = _stream(series_run, 40)
     sends, starts, span_s = _plan(model, windows, times)
     slots = 48  # a day of 30-minute hops
     outputs, acks = [], []
-    with EmulatedBoard(load_board("qemu-mps2-an386"), out / "build" / "firmware.elf") as emu, \
+    with EmulatedBoard(load_board("qemu-mps2-an386"), replay_elf) as emu, \
             open_link(emu.url, 115200, timeout=5.0, connect_timeout=10) as link:
         assert isinstance(link.recv(10), p.Hello)
         for window, seconds in zip(windows, sends, strict=True):
@@ -118,6 +123,26 @@ def test_run_mode_firmware_takes_its_slots_from_time(series_run, tmp_path: Path)
     assert acks[0][1] == stream_slots(np.array([starts[0]]), slots)[0] == 22  # 11:02:09 is in slot 22
     counted = _reference(model, windows, np.arange(len(windows)) * 1800.0)[2:]  # as before TIME existed
     assert not np.array_equal(got, counted[:, :got.shape[1]])
+
+
+@pytest.mark.qemu
+@pytest.mark.cross_compiler
+def test_replay_of_a_stateful_run_places_its_windows_in_time(series_run, replay_elf: Path) -> None:  # noqa: F811
+    """`tinyml replay` of the stateful run: both machines' test windows in data order, each stream started by
+    SERIES and each window placed by TIME; every output byte as the host pipeline's, twice on one device."""
+    import json
+
+    from tinyml.device.qemu import EmulatedBoard
+    from tinyml.firmware.boards import load_board
+
+    run, data = series_run
+    with EmulatedBoard(load_board("qemu-mps2-an386"), replay_elf) as emu:
+        for _ in range(2):  # the second pass starts its streams afresh too
+            proc = run_cli("replay", "--port", emu.url, "--model", run, "--data", data, "--split", "test", "--json",
+                           timeout=600)
+            assert proc.returncode == 0, proc.stderr
+            report = json.loads(proc.stdout)
+            assert report["windows"] > 40 and report["identical"] == report["windows"], report["mismatched"]
 
 
 def test_the_emulator_places_windows_as_the_firmware(series_run) -> None:  # noqa: F811

@@ -415,8 +415,8 @@ static int handle(const tinyml_msg_t *msg)
 #endif
         infer_and_report(msg->u.infer.seq, 0);
         break;
-    case TINYML_MSG_SERIES:
-#if TINYML_DEVICE_FEATURES && !TINYML_RUN_MODE
+    case TINYML_MSG_SERIES: /* validation, and run mode with the replay sensor (`tinyml replay` starts streams) */
+#if TINYML_DEVICE_FEATURES && (!TINYML_RUN_MODE || TINYML_SENSOR_REPLAY)
     {
         int rc = tinyml_preprocess_place(msg->u.series.reset, msg->u.series.slot);
         if (rc == -1)
@@ -425,12 +425,14 @@ static int handle(const tinyml_msg_t *msg)
             send_error(TINYML_ERR_BAD_LENGTH, "slot outside the day of the daily_cycle feature");
         else {
             send_ack(TINYML_MSG_SERIES, msg->u.series.slot);
+#if !TINYML_RUN_MODE
             window_fresh = 1;
+#endif
         }
         break;
     }
 #else
-        send_error(TINYML_ERR_UNSUPPORTED, "SERIES places raw validation windows; this build takes none");
+        send_error(TINYML_ERR_UNSUPPORTED, "SERIES places raw validation or replayed windows; this build takes none");
         break;
 #endif
     case TINYML_MSG_TIME:
