@@ -1,14 +1,14 @@
 """The gateway's per-stage CPU budget per result (issue 20): each stage of `gateway run` timed on
 its own, on the same 64 devices' RESULT streams (feat_ae-sized frames, 4 KiB reads).
 
-- decode: the line state (`LineState.feed`: frames -> records);
+- decode: the line state (`LineState.feed`: frames -> records), also at 1 and 3 frames per read;
 - rules and drift: `DeviceRules.on_result` and `DriftMonitor.observe` for every result;
 - JSON: the result message (`_result_json`) for every result;
 - store: the writer's transaction without MQTT (results, counters, rules and drift inside);
 - store + outbox: the writer with one outbox row per result, or with ``[mqtt] batch``;
 - commit size: the writer at 8 results per transaction (what a low load gives with group
-  commit), at 150 (a paced commit at 64 devices on line rate) and at 2,000, and at 8 without
-  a flush per commit (``[ingest] fsync = false``);
+  commit), at 150 (a paced commit at 64 devices on line rate; also with the records of reads of
+  1 and 3 frames) and at 2,000, and at 8 without a flush per commit (``[ingest] fsync = false``);
 - shard pipe (``[ingest] shards``): packing a read's records in the shard and unpacking them
   in the writer (tinyml/gateway/shards.py), against pickling the record objects as they are.
 
@@ -42,12 +42,19 @@ from tinyml.gateway.store import Store
 READ = 4096
 
 
-def decode(streams: list[bytes]) -> list[list[Record]]:
-    """Each line's reads decoded into records, as the port readers do."""
+def decode(streams: list[bytes], frames_per_read: int = 0) -> list[list[Record]]:
+    """Each line's reads decoded into records, as the port readers do: 4 KiB reads, or reads of
+    ``frames_per_read`` whole frames (what a port read at line rate holds: about one when read as
+    soon as it is readable, two or three when polled every 16-32 ms, ``[ingest] poll_ms``)."""
     out = []
     for i, stream in enumerate(streams):
         line = LineState(f"port{i}")
-        out.append([r for pos in range(0, len(stream), READ) for r in line.feed(stream[pos:pos + READ], 1.0)])
+        if frames_per_read:
+            frames = [b"\x00" + f + b"\x00" for f in stream.split(b"\x00") if f]
+            reads = [b"".join(frames[j:j + frames_per_read]) for j in range(0, len(frames), frames_per_read)]
+        else:
+            reads = [stream[pos:pos + READ] for pos in range(0, len(stream), READ)]
+        out.append([r for data in reads for r in line.feed(data, 1.0)])
     return out
 
 
@@ -107,8 +114,11 @@ def main() -> None:
 
     packed = [pack(recs) for recs in records]
     pickled = [pickle.dumps(recs, protocol=pickle.HIGHEST_PROTOCOL) for recs in records]
+    by_frames = {k: decode(streams, k) for k in (1, 3)}
     stages: list[tuple[str, Callable[[], object]]] = [
         ("decode", lambda: decode(streams)),
+        ("decode, 1 frame per read (ports read when readable)", lambda: decode(streams, 1)),
+        ("decode, 3 frames per read (ports polled, [ingest] poll_ms)", lambda: decode(streams, 3)),
         ("rules and drift", rules_and_drift),
         ("JSON of the result message", json_only),
         ("store, no MQTT (rules, drift, counters inside), 2000 per commit", lambda: write(records, None, False, 2000)),
@@ -118,6 +128,8 @@ def main() -> None:
         ("store + outbox, [mqtt] batch, 8 per commit", lambda: write(records, mqtt, True, 8)),
         ("store + outbox, [mqtt] batch, 8 per commit, [ingest] fsync = false", lambda: write(records, mqtt, True, 8, False)),
         ("store + outbox, [mqtt] batch, 150 per commit (paced, 64 devices)", lambda: write(records, mqtt, True, 150)),
+        ("the same, the records of reads of 1 frame", lambda: write(by_frames[1], mqtt, True, 150)),
+        ("the same, the records of reads of 3 frames", lambda: write(by_frames[3], mqtt, True, 150)),
         ("shard pipe: pack a read's records (shard)", lambda: [pack(recs) for recs in records]),
         ("shard pipe: unpack them (writer)", lambda: [unpack(m) for m in packed]),
         ("shard pipe, not used: pickle.dumps of the record objects", lambda: [pickle.dumps(r) for r in records]),

@@ -110,7 +110,8 @@ def test_the_writer_paces_commits_only_above_its_busy_rate():
         assert pacer.interval() == pytest.approx(interval)
 
 
-@pytest.mark.parametrize("key,value", [("commit_interval_ms", -1), ("commit_interval_ms", 5000), ("busy_rate", 0)])
+@pytest.mark.parametrize("key,value", [("commit_interval_ms", -1), ("commit_interval_ms", 5000), ("busy_rate", 0),
+                                       ("poll_ms", -1), ("poll_ms", 5000)])
 def test_bad_commit_pacing_is_refused_with_its_line(tmp_path, key, value):
     cfg = tmp_path / "gateway.toml"
     cfg.write_text(f"ports = ['socket://127.0.0.1:1']\n[ingest]\n{key} = {value}\n")

@@ -26,11 +26,11 @@ KEY = bytes(range(32))
 
 
 def test_records_survive_the_pipe_format():
-    plain = p.Result(2**32 - 1, 7, 123, 456, p.LATENCY_US, 3, 0.125, (-128, 0, 127))
+    plain = p.RawResult(2**32 - 1, 7, 123, 456, p.LATENCY_US, 3, 0.125, b"\x80\x00\x7f")  # as the lines decode it
     keyed = auth.authenticated_result(KEY, p.Result(5, 9, 10, 20, p.LATENCY_CYCLES, 1, -1.5, tuple(range(-4, 4))))
     records = [PortState("socket://h:1", True, None, 1.5),
                Identified("socket://h:1", "fan-1", "b", "1", "ab" * 8, 7, 2.0, False),
-               ResultsRecord("socket://h:1", "fan-1", [plain, p.Result(0, 0, 0, 0, 0, 0, 0.0, ())], 2.5, False),
+               ResultsRecord("socket://h:1", "fan-1", [plain, p.RawResult(0, 0, 0, 0, 0, 0, 0.0, b"")], 2.5, False),
                ResultsRecord("socket://h:2", "fan-2", [keyed], 3.0, True),
                LineCounts("socket://h:1", None, 3, 1, 0, 0, 2, 3.5, 1),
                Refused("socket://h:2", "fan-1", "already connected", 4.0)]

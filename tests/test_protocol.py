@@ -173,3 +173,55 @@ def test_corruption_costs_only_the_frames_it_hits(msgs: list, rnd: random.Random
     for frame in survivors:
         assert frame in decoded
     assert len(decoded) >= len(survivors)
+
+
+# ---- the gateway's raw RESULTs decode exactly as the general decoder's ----
+
+def _frame_of(head: bytes) -> bytes:
+    """A frame around any version/type/payload bytes, with a valid CRC (to reach the layout checks)."""
+    return b"\x00" + p.cobs_encode(head + p.crc16(head).to_bytes(2, "little")) + b"\x00"
+
+
+result_payloads = st.builds(  # RESULT payloads whose output length field may lie, or that are cut short
+    lambda fields, out, lie, cut: (fields + ((len(out) + lie) % 2**16).to_bytes(2, "little") + out)[:cut],
+    st.binary(min_size=22, max_size=22), st.binary(max_size=60), st.sampled_from([0, 0, 1, 2**16 - 1]),
+    st.one_of(st.none(), st.integers(0, 30)))
+pieces = st.one_of(
+    messages.map(p.encode),
+    result_payloads.map(lambda payload: _frame_of(bytes([p.VERSION, p.Result.TYPE]) + payload)),
+    st.binary(min_size=22, max_size=60).map(lambda b: _frame_of(bytes([2, p.Result.TYPE]) + b)),  # other version
+    st.binary(max_size=40),  # junk, half frames, stray delimiters
+    st.text(alphabet="abc \n", max_size=20).map(str.encode),  # debug text
+)
+
+
+def _normal(event: object) -> object:
+    if type(event) is p.RawResult:
+        return p.Result(*event[:7], event.output)
+    return event
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(pieces, max_size=20), st.lists(messages.map(p.encode), max_size=3), st.randoms(use_true_random=False))
+def test_raw_results_are_the_general_decoders_results(stream: list, extra: list, rnd: random.Random) -> None:
+    """``Decoder(raw_results=True)`` on the same reads gives the same events, RESULTs as ``RawResult`` with
+    the same fields and output, and the same counters: valid and lying RESULTs, other versions, corrupted
+    frames (CRC, COBS, zeros inside), junk, text and resynchronisation, whatever the cuts."""
+    frames = [bytearray(piece) for piece in stream + extra]
+    for frame in rnd.sample(frames, len(frames) // 3):  # corrupt some: CRC and COBS errors, cut frames
+        if len(frame) > 2:
+            frame[rnd.randrange(1, len(frame) - 1)] = rnd.choice([0, rnd.randrange(256)])
+    data = b"".join(frames)
+    general, raw = p.Decoder(), p.Decoder(raw_results=True)
+    got_general, got_raw, pos = [], [], 0
+    while pos < len(data):
+        step = rnd.randint(1, 120)
+        got_general += general.feed(data[pos:pos + step])
+        got_raw += raw.feed(data[pos:pos + step])
+        pos += step
+    assert [_normal(e) for e in got_raw] == got_general
+    assert [type(e) for e in got_raw] == [p.RawResult if type(e) is p.Result else type(e) for e in got_general]
+    for e in got_raw:
+        if type(e) is p.RawResult:
+            assert e.raw_output == _normal(e).raw_output and type(e.raw_output) is bytes
+    assert raw.stats() == general.stats()

@@ -49,7 +49,7 @@ class ResultsRecord:
 
     port: str
     device: str
-    results: list[protocol.Result]
+    results: list[protocol.RawResult | protocol.Result]  # RESULTs raw (output as bytes), AUTH_RESULTs whole
     at: float
     authenticated: bool = False
 
@@ -126,7 +126,7 @@ class LineState:
         self.port = port
         self.budget = budget  # shared limits on device ids (tinyml/gateway/limits.py); None: no limits
         self.identity = identity if identity is not None else Identity()  # keys, policy, bindings (shared)
-        self.decoder = protocol.Decoder()
+        self.decoder = protocol.Decoder(raw_results=True)  # the output is stored and forwarded, never read
         self.device: str | None = None
         self.authenticated = False  # the device proved its key for boot ``session_boot``
         self.session_boot: int | None = None
@@ -134,7 +134,7 @@ class LineState:
         self.claim: protocol.Hello | None = None  # a keyed device's HELLO, waiting for its AUTH_HELLO
         self.nonce: bytes | None = None  # the challenge sent for ``claim``
         self.proof: protocol.AuthHello | None = None  # the AUTH_HELLO that established the session
-        self.pending: deque[protocol.Result] = deque()
+        self.pending: deque[protocol.RawResult | protocol.AuthResult] = deque()
         self.hello_asked_at: float | None = None
         self.outgoing = bytearray()  # frames for the device (HELLO_REQ, AUTH_CHALLENGE)
         self.windows = WindowAssembler(port)
@@ -162,7 +162,7 @@ class LineState:
 
     def feed(self, data: bytes, now: float) -> list[Record]:
         out: list[Record] = []
-        results: list[protocol.Result] | None = None  # the open run of results, if the last record is one
+        results: list[protocol.RawResult | protocol.Result] | None = None  # the open run of results, if any
         fast = self._unchecked()
         frames = bad = text = errors = dropped = refused = 0
         for event in self.decoder.feed(data):
@@ -178,7 +178,7 @@ class LineState:
                 text += 1
                 continue
             frames += 1
-            if cls is protocol.Result or cls is protocol.AuthResult:
+            if cls is protocol.RawResult or cls is protocol.AuthResult:
                 verdict = self._result(event)
                 if verdict is None:
                     if results is None:
@@ -221,7 +221,7 @@ class LineState:
     def _unchecked(self) -> type | None:
         """The result type stored without a check (the hot path): plain RESULTs of an identified,
         unauthenticated session; None while every result needs ``_result``."""
-        return protocol.Result if self.device is not None and not self.authenticated and self.claim is None else None
+        return protocol.RawResult if self.device is not None and not self.authenticated and self.claim is None else None
 
     def claimed(self) -> str | None:
         """The device id this line speaks for, or claims to."""
@@ -234,7 +234,7 @@ class LineState:
         if record is not None:
             out.append(record)
 
-    def _result(self, r: protocol.Result) -> str | None:
+    def _result(self, r: protocol.RawResult | protocol.AuthResult) -> str | None:
         """None: store it; "pending": hold it until the device is identified; else why it is refused."""
         if self.claim is not None:  # a keyed device's proof is outstanding
             if type(r) is protocol.AuthResult:
@@ -313,7 +313,7 @@ class LineState:
         """The results held before the device was identified, judged now; returns the refusals."""
         held = list(self.pending)
         self.pending.clear()
-        results: list[protocol.Result] = []
+        results: list[protocol.RawResult | protocol.Result] = []
         refused = 0
         for r in held:
             verdict = self._result(r)

@@ -8,6 +8,11 @@ holds at once. So one wake-up of the loop serves every ready port, and a read co
 the decode: no future, task switch or queue hand-over per read (issue 20: that overhead cost
 several times the decode when each read carried one frame).
 
+Under load (more than ``busy_rate`` results/s) the intake stops waiting for the ports' readiness
+and reads every port once per ``poll_s`` instead (issue 20): at 64 devices on line rate each port
+has a frame every 8 ms, so a wake-up per frame meant a read, a decode call and two writer records
+per result; read every 16 ms a port has two or three frames, for at most ``poll_s`` more latency.
+
 A task per port does what is rare and slow: opening it, re-asking HELLO, reconnecting with
 backoff. Serial ports are opened with pyserial (which sets the baud rate and raw mode) and read
 from their file descriptor; sockets are plain non-blocking sockets. A port that vanishes (USB
@@ -33,7 +38,7 @@ from tinyml.device.link import _open_error
 from tinyml.errors import InputError
 from tinyml.gateway.clock import DeviceClock
 from tinyml.gateway.identity import Identity
-from tinyml.gateway.ingest import LineState, PortState, Record, batch_size
+from tinyml.gateway.ingest import LineState, PortState, Record, ResultsRecord, batch_size
 from tinyml.gateway.limits import IdBudget
 
 log = logging.getLogger("tinyml.gateway")
@@ -41,6 +46,7 @@ READ_SIZE = 64 * 1024  # at most one read per port and wake-up: a large one take
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.2, 5.0
 REMIND_S = 30.0  # how often a port that stays unavailable is mentioned again
 ASK_EVERY_S = 1.0  # how often a connected port's task looks whether its line should re-ask HELLO
+RATE_SPAN_S = 0.5  # the intake's rate, which decides between reading on readiness and polling, over this span
 
 
 class Intake:
@@ -50,23 +56,41 @@ class Intake:
     once ``limit`` results (and other records) wait, the ports are no longer read until it does (their data waits in
     the kernel and, on TCP, backs up to the devices), so memory stays bounded and nothing read is
     dropped. With ``flush`` (a shard process) everything added in one turn of the loop is passed to
-    it as one list at the end of that turn, and ``flush`` may block: the readers then wait."""
+    it as one list at the end of that turn, and ``flush`` may block: the readers then wait.
 
-    def __init__(self, *, limit: int | None = None, flush: Callable[[list[Record]], None] | None = None):
+    With ``poll_s``, while more than ``busy_rate`` results a second are added,
+    the ports are not watched: every port is read once per ``poll_s`` (``polling``)."""
+
+    def __init__(self, *, limit: int | None = None, flush: Callable[[list[Record]], None] | None = None,
+                 poll_s: float = 0.0, busy_rate: float = float("inf")):
         self.loop = asyncio.get_running_loop()
         self.limit, self.flush = limit, flush
+        self.poll_s, self.busy_rate = poll_s, busy_rate
         self.records: list[Record] = []
         self.size = 0  # results (and other records) in ``records``
         self.ready = asyncio.Event()  # records wait (the gateway also sets it to wake its writer at the stop)
         self.buffer = bytearray(READ_SIZE)  # every read of this loop lands here first, then is decoded
+        self.polling = False  # the ports are read every ``poll_s``, not when readable
+        self.results = 0  # results added since the rate was last measured
         self._room = asyncio.Event()
         self._room.set()
         self._watched: dict[int, Callable[[], None]] = {}
         self._flushing = False
+        self._next_poll = 0.0
+        self._poller: asyncio.TimerHandle | None = None
+        if poll_s > 0:
+            self.loop.call_later(RATE_SPAN_S, self._measure, self.loop.time())
 
     def add(self, records: list[Record]) -> None:
         self.records += records
-        self.size += batch_size(records)
+        results = others = 0
+        for r in records:
+            if type(r) is ResultsRecord:
+                results += len(r.results)
+            else:
+                others += 1
+        self.size += results + others  # (``batch_size``, counted with the results alone)
+        self.results += results
         if self.flush is not None:
             if not self._flushing:
                 self._flushing = True
@@ -98,18 +122,48 @@ class Intake:
             self.ready.clear()
         if not self._room.is_set() and (self.limit is None or self.size < self.limit):
             self._room.set()
-            for fd, callback in self._watched.items():
-                self.loop.add_reader(fd, callback)
+            if not self.polling:
+                for fd, callback in self._watched.items():
+                    self.loop.add_reader(fd, callback)
         return records
 
     def watch(self, fd: int, callback: Callable[[], None]) -> None:
         self._watched[fd] = callback
-        if self._room.is_set():
+        if self._room.is_set() and not self.polling:
             self.loop.add_reader(fd, callback)
 
     def unwatch(self, fd: int) -> None:
         if self._watched.pop(fd, None) is not None:
-            self.loop.remove_reader(fd)
+            self.loop.remove_reader(fd)  # (a port not watched now, paused or polled: nothing to remove)
+
+    def _measure(self, since: float) -> None:
+        """Every RATE_SPAN_S: poll the ports while the rate is above ``busy_rate``, else watch them."""
+        now = self.loop.time()
+        polling = self.results >= self.busy_rate * (now - since)
+        self.results = 0
+        self.loop.call_later(RATE_SPAN_S, self._measure, now)
+        if polling == self.polling:
+            return
+        self.polling = polling
+        if polling:
+            self._next_poll = now
+            self._poller = self.loop.call_soon(self._poll)
+        elif self._poller is not None:
+            self._poller.cancel()
+        if self._room.is_set():
+            for fd, callback in self._watched.items():
+                if polling:
+                    self.loop.remove_reader(fd)
+                else:
+                    self.loop.add_reader(fd, callback)
+
+    def _poll(self) -> None:
+        """Read every port once (what each has now, up to READ_SIZE), then again ``poll_s`` later."""
+        if self._room.is_set():
+            for callback in list(self._watched.values()):  # (a callback that meets EOF unwatches its port)
+                callback()
+        self._next_poll = max(self._next_poll + self.poll_s, self.loop.time())
+        self._poller = self.loop.call_at(self._next_poll, self._poll)
 
     def _flush(self) -> None:
         self._flushing = False

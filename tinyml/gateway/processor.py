@@ -14,12 +14,11 @@ import json
 import math
 import re
 import sqlite3
-import struct
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from tinyml.device.protocol import LATENCY_UNIT_NAMES, MAX_OUTPUT, Result
+from tinyml.device.protocol import LATENCY_UNIT_NAMES, Result
 from tinyml.device.windows import RawWindow
 from tinyml.gateway.batching import KIND as BATCH_KIND
 from tinyml.gateway.batching import ResultBatches
@@ -76,11 +75,6 @@ _UNIT_JSON = tuple(_encode(LATENCY_UNIT_NAMES.get(unit, str(unit))) for unit in 
 
 def _json_float(x: float) -> str:
     return repr(x) if math.isfinite(x) else _encode(x)
-
-
-@lru_cache(maxsize=MAX_OUTPUT + 1)
-def _int8_layout(n: int) -> struct.Struct:
-    return struct.Struct(f"{n}b")
 
 
 def result_payload(site: str, device: str, r: Result, received_at: float, class_name: str | None,
@@ -371,17 +365,14 @@ class Processor:
         port, authenticated = rec.port, int(rec.authenticated)
         source_json = _source_json(port, rec.authenticated)
         meanings = state.labels
-        width, pack = 0, _int8_layout(0).pack  # the output layout, looked up again when the length changes
         stored = duplicates = missing = 0
         for r in rec.results:
             if r.boot_id != state.boot_id:
                 self._boot(device, r.boot_id, counts)
             anomalous, class_json = meanings.get(r.label) or state.meaning(r.label)
-            seq, output = r.seq, r.output
-            if len(output) != width:
-                width, pack = len(output), _int8_layout(len(output)).pack
+            seq = r.seq
             row = (device, r.boot_id, seq, at, r.timestamp_ms, r.latency, r.latency_unit, r.label, anomalous,
-                   r.score, pack(*output), port, authenticated)
+                   r.score, r.raw_output, port, authenticated)
             if not self._insert(state, row):
                 duplicates += 1
                 continue

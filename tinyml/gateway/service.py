@@ -103,7 +103,8 @@ class Gateway:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-        intake = ports.Intake(limit=READ_AHEAD)
+        ingest = self.config.ingest
+        intake = ports.Intake(limit=READ_AHEAD, poll_s=ingest.poll_ms / 1000, busy_rate=ingest.busy_rate)
         server = None
         if self.config.http is not None:  # first: a busy port is a start-up error
             reader = connect(self.config.db, readonly=True)
