@@ -113,9 +113,9 @@ def test_run_mode_firmware_takes_its_slots_from_time(series_run, replay_elf: Pat
         assert isinstance(link.recv(10), p.Hello)
         for window, seconds in zip(windows, sends, strict=True):
             if seconds is not None:
-                acks.append((seconds, link.request(p.Time(seconds), p.Ack, 5.0,
+                acks.append((seconds, link.request(p.Time(seconds), p.Ack, 30.0,
                                                    match=lambda m: m.for_type == p.Time.TYPE).value))
-            outputs.append(replay_window(link, window).output)
+            outputs.append(replay_window(link, window, timeout=60.0).output)
     got = np.array(outputs[2:], np.int8)
     want = _reference(model, windows[2:], starts)
     assert np.array_equal(got, want[:, :got.shape[1]])
