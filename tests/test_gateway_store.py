@@ -15,10 +15,11 @@ from tinyml.device import protocol
 from tinyml.errors import InputError
 from tinyml.gateway.config import GatewayConfig, ModelRoute, parse_mqtt_url
 from tinyml.gateway.drift import DriftConfig
-from tinyml.gateway.ingest import LineState, ResultsRecord, Tick
+from tinyml.gateway.ingest import LineState, ResultsRecord, Retention, Tick
 from tinyml.gateway.processor import Processor
 from tinyml.gateway.rules import RuleConfig
-from tinyml.gateway.store import RetentionLimits, Store
+from tinyml.gateway.status import snapshot
+from tinyml.gateway.store import RetentionLimits, Store, connect
 from tinyml.rundir import Labels
 
 HASH = bytes(range(8))
@@ -181,6 +182,60 @@ def test_retention_by_count_age_and_size_keeps_the_newest(tmp_path):
         deleted = store.delete_expired(1200.0, RetentionLimits(None, None, limit))
     assert 1000 < deleted < 3000 and store.used_bytes() <= limit
     assert rows(store, "SELECT max(seq) FROM results") == [(2999,)]  # the newest are kept
+
+
+def test_boots_whose_results_all_expired_are_unlisted_and_listed_again_when_they_send(tmp_path):
+    store = Store(tmp_path / "g.db")
+    proc = Processor(store, config(mqtt=None, retention=RetentionLimits(max_age_s=100.0)))
+    line = LineState("p1")
+    feed(proc, hello("d", 1) + result(0, 1, score=0.5), now=1000.0, line=line)
+    feed(proc, hello("d", 2) + result(0, 2, score=0.25), now=1150.0, line=line)
+    assert proc.process([Retention(1150.0)], 1150.0).retained_deleted == 1
+    assert rows(store, "SELECT device, boot_id FROM boots") == [("d", 2)]
+    feed(proc, result(1, 2, score=0.75), now=1300.0, line=line)
+    assert proc.process([Retention(1300.0)], 1300.0).retained_deleted == 1  # boot 2's first result expired
+    assert rows(store, "SELECT boot_id FROM boots") == [(2,)]
+    feed(proc, result(2, 2, score=0.125), now=1310.0, line=line)
+    assert proc.process([Retention(1500.0)], 1500.0).retained_deleted == 2  # all of boot 2: it is unlisted
+    assert rows(store, "SELECT boot_id FROM boots") == []
+    feed(proc, result(3, 2, score=1.0), now=1510.0, line=line)  # and listed again
+    assert rows(store, "SELECT boot_id FROM boots") == [(2,)]
+    assert store.last_scores("d", 10) == [1.0] and store.first_scores("d", 1) == [1.0]
+
+
+def test_a_schema_3_database_is_migrated_and_reads_each_device_in_the_order_stored(tmp_path):
+    db = tmp_path / "old.db"
+    store = Store(db)
+    proc = Processor(store, config())
+    line = LineState("p1")
+    feed(proc, hello("dev", 1) + b"".join(result(i, 1, label=i % 2, score=i / 8) for i in range(6)), line=line)
+    feed(proc, hello("oth", 9) + result(0, 9) + hello("dev", 2) + b"".join(result(i, 2, score=1 + i) for i in range(4)),
+         now=1001.0, line=line)
+    with store.transaction():  # what a schema-3 gateway left behind
+        store.conn.execute("DROP TABLE boots")
+        store.conn.execute("CREATE INDEX results_by_device ON results (device, id)")
+        store.conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
+    store.close()
+    by_id = "SELECT score FROM results WHERE device = 'dev' ORDER BY id"
+    old = connect(db, readonly=True)  # `gateway status` before a new gateway has opened it
+    before = snapshot(old, now=1002.0)
+    old.close()
+    store = Store(db)
+    assert store.migrated_from == "3"
+    assert rows(store, "SELECT name FROM sqlite_master WHERE name = 'results_by_device'") == []
+    assert rows(store, "SELECT device, boot_id, first_id FROM boots ORDER BY first_id") == \
+        rows(store, "SELECT device, boot_id, min(id) FROM results GROUP BY device, boot_id ORDER BY min(id)")
+    scores = [s for (s,) in rows(store, by_id)]
+    assert scores == [i / 8 for i in range(6)] + [1.0, 2.0, 3.0, 4.0]
+    assert store.first_scores("dev", 7) == scores[:7] and store.last_scores("dev", 5) == scores[-5:]
+    assert store.last_scores("dev", 8, skip_first=5) == scores[5:] and store.last_scores("dev", 3, 9) == scores[9:]
+    after = snapshot(store.conn, now=1002.0)
+    assert before["devices"] == after["devices"]
+    dev = after["devices"][0]
+    assert dev["scores"] == scores and dev["last"]["score"] == 4.0 and dev["window"] == 10
+    feed(Processor(store, config()), result(4, 2, score=5.0), now=1003.0, line=line)  # the restored writer goes on
+    assert store.last_scores("dev", 2) == [4.0, 5.0]
+    store.close()
 
 
 def test_a_failing_batch_commits_nothing(tmp_path):

@@ -7,6 +7,14 @@ static int64_t rshift_round(int64_t a, unsigned sh)
     return sh ? (a + ((int64_t)1 << (sh - 1u))) >> sh : a;
 }
 
+#define DAY_MS 86400000u
+
+uint32_t tinyml_series_slot_ending(uint32_t slots, uint32_t end_ms, uint32_t span_ms)
+{
+    uint64_t start = ((uint64_t)end_ms + DAY_MS - span_ms % DAY_MS) % DAY_MS;
+    return (uint32_t)(((2u * start * slots + DAY_MS) / (2u * (uint64_t)DAY_MS)) % slots);
+}
+
 void tinyml_series_reset(const tinyml_series_config *cfg, tinyml_series_state *st, uint32_t slot)
 {
     for (uint32_t i = 0; i < (uint32_t)cfg->slots * cfg->channels; i++)

@@ -282,7 +282,11 @@ class Processor:
                     self._identity_alert(rec, out)
                 elif isinstance(rec, Retention):
                     self._flush_results()
-                    out.retained_deleted += self.store.delete_expired(rec.at, self.config.retention)
+                    deleted = self.store.delete_expired(rec.at, self.config.retention)
+                    if deleted:  # boots left without results are unlisted: check each device's boot again
+                        for state in self.devices.values():
+                            state.bound_boot = None
+                    out.retained_deleted += deleted
             self._flush_results()
             if self.batches is not None:
                 self.batches.flush_all(self.outbox)
@@ -315,6 +319,8 @@ class Processor:
         if state.bound_boot != boot_id:
             self._flush_results()
             state.bound_boot, state.seq_bound = boot_id, self.store.max_seq(device, boot_id)
+            if state.seq_bound is None:
+                self.store.add_boot(device, boot_id)
         if state.seq_bound is None or seq > state.seq_bound:
             self.new_results.append(row)
             state.seq_bound = seq

@@ -17,7 +17,7 @@ import numpy as np
 from tinyml.device.protocol import LATENCY_UNIT_NAMES
 from tinyml.errors import InputError
 from tinyml.gateway.logsafe import escape_controls
-from tinyml.gateway.store import DEVICE_COUNTERS, connect
+from tinyml.gateway.store import DEVICE_COUNTERS, connect, device_results
 
 ROLLING = 1000  # results per device the rolling aggregates cover
 RATE_WINDOW_S = 60.0
@@ -32,10 +32,14 @@ def _percentiles(values: list[float], qs: tuple[int, ...] = (50, 95, 99)) -> dic
     return {f"p{q}": round(float(v), 6) for q, v in zip(qs, np.percentile(values, qs), strict=True)}
 
 
-def _device(conn: sqlite3.Connection, row: sqlite3.Row, now: float) -> dict[str, Any]:
+def _device(conn: sqlite3.Connection, row: sqlite3.Row, now: float, boots: bool) -> dict[str, Any]:
     device = row["device"]
-    recent = conn.execute("SELECT label, anomaly, score, latency, latency_unit, received_at FROM results "
-                          "WHERE device = ? ORDER BY id DESC LIMIT ?", (device, ROLLING)).fetchall()
+    columns = "label, anomaly, score, latency, latency_unit, received_at"
+    if boots:
+        recent = [tuple(r)[2:] for r in device_results(conn, device, columns, ROLLING, newest_first=True)]
+    else:  # a database from before schema 4 that no gateway has opened since: results are indexed by device
+        recent = conn.execute(f"SELECT {columns} FROM results WHERE device = ? ORDER BY id DESC LIMIT ?",
+                              (device, ROLLING)).fetchall()
     classes = json.loads(row["classes"]) if row["classes"] else []
     counts: dict[str, int] = {}
     for label, *_ in recent:
@@ -88,7 +92,9 @@ def snapshot(conn: sqlite3.Connection, now: float | None = None, *, limit: int |
     conn.row_factory = sqlite3.Row
     try:
         page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset)}"
-        devices = [_device(conn, row, now) for row in conn.execute(f"SELECT * FROM devices ORDER BY device{page}")]
+        boots = conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'boots'").fetchone()[0] > 0
+        devices = [_device(conn, row, now, boots) for row in
+                   conn.execute(f"SELECT * FROM devices ORDER BY device{page}").fetchall()]
         devices_total = conn.execute("SELECT count(*) FROM devices").fetchone()[0]
         ports = [dict(r) for r in conn.execute("SELECT * FROM ports ORDER BY port")]
         alerts = [dict(r) for r in conn.execute("SELECT id, device, rule, value, message, fired_at FROM alerts "

@@ -20,7 +20,9 @@ from pathlib import Path
 
 from tinyml.errors import InputError
 
-SCHEMA_VERSION = 3  # 2 added evidence_requests and evidence_windows; 3 the source of results (see _migrate)
+# 2 added evidence_requests and evidence_windows; 3 the source of results; 4 replaced the index of results
+# by (device, id) with the boots table (see _migrate)
+SCHEMA_VERSION = 4
 DEVICE_COUNTERS = ("results", "duplicates", "missing", "reboots", "frames", "bad_frames",
                    "text_lines", "device_errors")
 PORT_COUNTERS = ("connects", "frames", "bad_frames", "text_lines", "unidentified", "refused")
@@ -57,7 +59,9 @@ CREATE TABLE IF NOT EXISTS results (
     label INTEGER, anomaly INTEGER, score REAL, output BLOB, port TEXT, authenticated INTEGER,
     UNIQUE (device, boot_id, seq));
 CREATE INDEX IF NOT EXISTS results_by_time ON results (received_at);
-CREATE INDEX IF NOT EXISTS results_by_device ON results (device, id);
+CREATE TABLE IF NOT EXISTS boots (
+    device TEXT NOT NULL, boot_id INTEGER NOT NULL, first_id INTEGER NOT NULL, PRIMARY KEY (device, boot_id));
+CREATE INDEX IF NOT EXISTS boots_in_order ON boots (device, first_id);
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY, device TEXT NOT NULL, rule TEXT NOT NULL, value REAL, message TEXT,
     fired_at REAL NOT NULL, cleared_at REAL);
@@ -146,7 +150,7 @@ def _unusable(path: Path, exc: Exception) -> InputError:
                       "the file is corrupt or not a gateway database; move it away and start with a new --db")
 
 
-MIGRATABLE = ("1", "2", str(SCHEMA_VERSION))  # schemas this gateway opens (older ones are migrated)
+MIGRATABLE = ("1", "2", "3", str(SCHEMA_VERSION))  # schemas this gateway opens (older ones are migrated)
 # One lock per database file for the write transactions of this process's connections (the writer's
 # and the forwarder's outbox deletes): a transaction that finds the file locked by another connection
 # waits in SQLite's busy handler, which sleeps 1-100 ms at a time and so held commits back by up to
@@ -159,6 +163,24 @@ def _write_lock(path: Path) -> threading.RLock:
     key = path.resolve()
     with _WRITE_LOCKS_GUARD:
         return _WRITE_LOCKS.setdefault(key, threading.RLock())
+
+
+def device_results(conn: sqlite3.Connection, device: str, columns: str, limit: int, *,
+                   newest_first: bool) -> list[tuple]:
+    """A device's first or last ``limit`` results as (boot_id, seq, *columns) rows, in the order they
+    were made: its boots in the order they were first stored, each boot by seq. That is the order
+    of ``id`` except for a result stored after a later one of its boot (a gap filled late), and it
+    needs no index of results by (device, id), which cost each result another leaf page written per
+    device and commit (issue 20). One query per boot, each on the unique (device, boot_id, seq) index."""
+    order = "DESC" if newest_first else "ASC"
+    rows: list[tuple] = []
+    for (boot_id,) in conn.execute(f"SELECT boot_id FROM boots WHERE device = ? ORDER BY first_id {order}",
+                                   (device,)).fetchall():
+        if len(rows) >= limit:
+            break
+        rows += conn.execute(f"SELECT boot_id, seq, {columns} FROM results WHERE device = ? AND boot_id = ? "
+                             f"ORDER BY seq {order} LIMIT ?", (device, boot_id, limit - len(rows))).fetchall()
+    return rows
 
 
 class Store:
@@ -191,8 +213,9 @@ class Store:
 
     def _migrate(self, version: str | None) -> None:
         """Create the schema, or bring an older one up to date, in one transaction: a crash
-        midway leaves the old schema and its data as they were. Every step only adds tables,
-        indexes and nullable columns, so the older data needs no rewriting."""
+        midway leaves the old schema and its data as they were. Steps 2 and 3 only add tables,
+        indexes and nullable columns; step 4 drops the index of results by (device, id) and lists
+        the boots of the stored results (one pass over the results' unique index)."""
         with self.transaction():
             for statement in SCHEMA.split(";"):
                 if statement.strip():
@@ -200,6 +223,10 @@ class Store:
             for table, column, kind in ADDED_COLUMNS:
                 if column not in {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}:
                     self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            if version is not None and int(version) < 4:
+                self.conn.execute("DROP INDEX IF EXISTS results_by_device")
+                self.conn.execute("INSERT OR IGNORE INTO boots SELECT device, boot_id, min(id) FROM results "
+                                  "GROUP BY device, boot_id")
             self.conn.execute("INSERT INTO meta VALUES ('schema', ?) ON CONFLICT (key) DO UPDATE SET value = "
                               "excluded.value", (str(SCHEMA_VERSION),))
         if version is not None and version != str(SCHEMA_VERSION):
@@ -236,6 +263,11 @@ class Store:
         """The highest stored seq of one boot of a device (None when it has none)."""
         return self.conn.execute("SELECT max(seq) FROM results WHERE device = ? AND boot_id = ?",
                                  (device, boot_id)).fetchone()[0]
+
+    def add_boot(self, device: str, boot_id: int) -> None:
+        """List a boot before its first result is stored (a boot listed already keeps its place)."""
+        self.conn.execute("INSERT OR IGNORE INTO boots VALUES (?, ?, (SELECT coalesce(max(id), 0) + 1 FROM results))",
+                          (device, boot_id))
 
     def update_device(self, device: str, now: float, counts: dict[str, int], **fields: object) -> None:
         """Create the device row if needed, set ``last_seen`` and the given columns and add
@@ -318,18 +350,14 @@ class Store:
 
     def first_scores(self, device: str, limit: int) -> list[float]:
         """The device's oldest ``limit`` scores, oldest first."""
-        rows = self.conn.execute("SELECT score FROM results WHERE device = ? ORDER BY id LIMIT ?",
-                                 (device, limit)).fetchall()
-        return [r[0] for r in rows]
+        return [r[2] for r in device_results(self.conn, device, "score", limit, newest_first=False)]
 
     def last_scores(self, device: str, limit: int, skip_first: int = 0) -> list[float]:
         """The device's newest ``limit`` scores that are not among its ``skip_first`` oldest,
         oldest first."""
-        rows = self.conn.execute(
-            "SELECT score FROM (SELECT id, score FROM results WHERE device = ?1 ORDER BY id DESC LIMIT ?2) "
-            "WHERE ?3 = 0 OR id > (SELECT id FROM results WHERE device = ?1 ORDER BY id LIMIT 1 OFFSET ?3 - 1) "
-            "ORDER BY id", (device, limit, skip_first)).fetchall()
-        return [r[0] for r in rows]
+        oldest = {r[:2] for r in device_results(self.conn, device, "0", skip_first, newest_first=False)}
+        newest = device_results(self.conn, device, "score", limit, newest_first=True)
+        return [r[2] for r in reversed(newest) if r[:2] not in oldest]
 
     def result_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM results").fetchone()[0])
@@ -370,6 +398,9 @@ class Store:
                 if used <= limits.max_bytes or total == 0:
                     break
                 deleted += self._delete_oldest_beyond(int(total * min(limits.max_bytes / used, 0.9)))
+        if deleted:  # a boot none of whose results is left is listed again (at the end) if it sends more
+            self.conn.execute("DELETE FROM boots WHERE NOT EXISTS (SELECT 1 FROM results r WHERE r.device = "
+                              "boots.device AND r.boot_id = boots.boot_id)")
         return deleted
 
     # --- evidence windows (inside a transaction) --------------------------------------------
