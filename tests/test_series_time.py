@@ -14,6 +14,7 @@ import pytest
 
 from tests.cbuild import host_compile
 from tests.conftest import assert_clean_error, run_cli
+from tests.test_validate import EMULATED
 from tests.test_validate_series import series_run  # noqa: F401 - the module's stateful run fixture
 from tinyml.data.dataset import load
 from tinyml.data.features_series import DAY_MS, SeriesState, Stream, slot_ending, stream_slots, window_span_ms
@@ -37,12 +38,13 @@ void slots_ending(uint32_t slots, uint32_t span_ms, const uint32_t *end_ms, uint
 
 def test_the_c_slot_of_a_window_is_pythons(tmp_path: Path) -> None:
     """tinyml_series_slot_ending (gcc) = slot_ending = stream_slots of the start, for whole-second starts,
-    ms-resolution ends, half-slot boundaries, windows longer than a day and the day's last ms."""
+    ms-resolution ends, half-slot boundaries, windows longer than a day, the day's last ms and the most slots the
+    config holds (the C divides in 32 bits: the Xtensa lx106's libgcc has no 64-bit division)."""
     (tmp_path / "h.c").write_text(SLOT_HARNESS)
     lib = ctypes.CDLL(str(host_compile([tmp_path / "h.c", SRC / "tinyml_series.c"], tmp_path / "libslot.so",
                                        includes=[SRC], shared=True, extra=["-O2"])))
     rng = np.random.default_rng(3)
-    for slots, span_ms in ((48, 6_900_000), (24, 0), (7, 86_400_000 + 5), (86400, 999), (1, 12)):
+    for slots, span_ms in ((48, 6_900_000), (24, 0), (7, 86_400_000 + 5), (43200, 999), (65535, 1), (1, 12)):
         ends = np.concatenate([rng.integers(0, DAY_MS, 3000), [0, DAY_MS - 1],
                                (np.arange(2 * slots) * DAY_MS // (2 * slots) + span_ms) % DAY_MS]).astype(np.uint32)
         out = np.zeros(ends.size, np.uint32)
@@ -82,33 +84,37 @@ def _plan(model, windows, times):
     return sends, starts, span_s
 
 
-@pytest.fixture(scope="module")
-def replay_elf(series_run, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
-    """Run-mode firmware of the stateful run whose sensor is the host (REPLAY frames), for a Cortex-M4F."""
-    out = tmp_path_factory.mktemp("series_replay") / "fw"
-    assert run_cli("firmware", "new", "--board", "qemu-mps2-an386", "--model", series_run[0], "--out", out,
-                   "--sensor", "replay").returncode == 0
+def _replay_firmware(run: Path, board: str, out: Path) -> Path:
+    """Run-mode firmware of the stateful run whose sensor is the host (REPLAY frames)."""
+    assert run_cli("firmware", "new", "--board", board, "--model", run, "--out", out, "--sensor", "replay").returncode == 0
     build = subprocess.run(["make", "-s", "MODE=run"], cwd=out, capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
     return out / "build" / "firmware.elf"
 
 
+@pytest.fixture(scope="module")
+def replay_elf(series_run, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+    return _replay_firmware(series_run[0], "qemu-mps2-an386", tmp_path_factory.mktemp("series_replay") / "fw")
+
+
 @pytest.mark.qemu
 @pytest.mark.cross_compiler
-def test_run_mode_firmware_takes_its_slots_from_time(series_run, replay_elf: Path) -> None:  # noqa: F811
-    """Run-mode firmware with the replay sensor on a Cortex-M4F: after TIME, every window's output is TFLM's
-    over Python's inputs with slots from the windows' times (a fresh state at the first TIME); the ACK gives
-    the slot; slots counted from boot instead would give other outputs."""
+@pytest.mark.parametrize("board", EMULATED)
+def test_run_mode_firmware_takes_its_slots_from_time(series_run, board: str, tmp_path: Path) -> None:  # noqa: F811
+    """Run-mode firmware with the replay sensor on the four emulated cores: after TIME, every window's output is
+    TFLM's over Python's inputs with slots from the windows' times (a fresh state at the first TIME); the ACK
+    gives the slot; slots counted from boot instead would give other outputs."""
     from tinyml.device.link import open_link
     from tinyml.device.qemu import EmulatedBoard
     from tinyml.device.replay import replay_window
     from tinyml.firmware.boards import load_board
 
+    elf = _replay_firmware(series_run[0], board, tmp_path / "fw")
     model, windows, times = _stream(series_run, 40)
     sends, starts, span_s = _plan(model, windows, times)
     slots = 48  # a day of 30-minute hops
     outputs, acks = [], []
-    with EmulatedBoard(load_board("qemu-mps2-an386"), replay_elf) as emu, \
+    with EmulatedBoard(load_board(board), elf) as emu, \
             open_link(emu.url, 115200, timeout=5.0, connect_timeout=10) as link:
         assert isinstance(link.recv(10), p.Hello)
         for window, seconds in zip(windows, sends, strict=True):
