@@ -83,7 +83,7 @@ def write(proc: Processor, records: list[list[Record]], per_commit: int) -> None
     for group in zip(*records, strict=False):
         for rec in group:
             pending.append(rec)
-            size += len(rec.results) if type(rec) is ResultsRecord else 1
+            size += len(rec.results) if type(rec) is ResultsRecord else 0  # (reads of one frame: as many records)
             if size >= per_commit:
                 proc.process(pending, 1.0)
                 pending, size = [], 0

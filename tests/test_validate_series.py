@@ -168,7 +168,7 @@ def test_a_garbled_line_does_not_step_the_state_twice(series_run, m4_elf: Path) 
 
 
 def test_stateful_validate_bad_inputs(series_run, tmp_path: Path) -> None:
-    """Windows without times cannot be placed; replay, whose run-mode device counts slots from boot, refuses."""
+    """Windows without times cannot be placed."""
     from tinyml.data.dataset import load
 
     run, data = series_run
@@ -180,13 +180,13 @@ def test_stateful_validate_bad_inputs(series_run, tmp_path: Path) -> None:
     assert not (tmp_path / "fw").exists()
 
 
-def test_replay_refuses_a_stateful_run(series_run, m4_elf: Path) -> None:
-    """A run-mode device counts its slots from boot: replay cannot place windows, and says so (the device
-    here is the validation build, which answers replay's HELLO_REQ as any tinyml firmware does)."""
+def test_replay_of_a_stateful_run_to_a_validation_build_fails_clearly(series_run, m4_elf: Path) -> None:
+    """replay places each window with TIME, which only run-mode firmware takes: the validation build (which
+    answers replay's HELLO_REQ and SERIES as any tinyml firmware does) refuses it with ERROR 4."""
     run, data = series_run
     with EmulatedBoard(load_board("qemu-mps2-an386"), m4_elf) as emu:
         proc = run_cli("replay", "--port", emu.url, "--model", run, "--data", data)
-    assert_clean_error(proc, "replay cannot place windows in time")
+    assert_clean_error(proc, "answered TIME with error 4", "validation takes SERIES")
 
 
 def test_tinyml_run_of_a_temperature_series_project_validates_on_the_device(tmp_path: Path) -> None:

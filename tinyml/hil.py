@@ -54,6 +54,14 @@ class SeriesPlaces:
             return p.Series(1, slot)
         return None if slot == (int(self.slots[i - 1]) + 1) % self.per_day else p.Series(0, slot)
 
+    def time(self, i: int, span_ms: int) -> p.Time:
+        """The TIME that places window ``i`` in its slot on a run-mode device that reads it at once (replay): the
+        slot's own start plus the window's span (``features_series.window_span_ms``), half a slot from either
+        edge of the rounding."""
+        from tinyml.data.features_series import DAY
+
+        return p.Time(round(int(self.slots[i]) * DAY / self.per_day + span_ms / 1000))
+
     def summary(self) -> dict[str, int]:
         frames = [self.frame(i) for i in range(self.slots.size)]
         return {"streams": sum(1 for m in frames if m is not None and m.reset),

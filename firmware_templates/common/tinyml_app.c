@@ -7,7 +7,7 @@
  * Run mode (build with -DTINYML_RUN_MODE=1): read a window from the sensor hook
  * (tinyml_sensor.c), turn it into the model input, infer and send RESULT frames by itself,
  * plus a HEARTBEAT every few seconds; it keeps its last raw windows and streams them on CAPTURE
- * (tinyml_capture.h).
+ * (tinyml_capture.h); the host's TIME places its windows in the day (state across windows).
  * MLPerf Tiny runner commands (build with -DTINYML_EEMBC=1, `make EEMBC=1`): the same line also
  * answers the runner's text commands (tinyml_eembc.h), so its runner can drive this firmware;
  * the line stays clean text (no binary frame, not even the boot HELLO) until the host sends a
@@ -114,13 +114,57 @@ static void send_error(uint8_t code, const char *text)
     send(&m);
 }
 
-#if !TINYML_RUN_MODE || TINYML_SENSOR_REPLAY /* run mode acknowledges only REPLAY chunks */
 static void send_ack(uint8_t for_type, uint32_t value)
 {
     tinyml_msg_t m = {.type = TINYML_MSG_ACK};
     m.u.ack.for_type = for_type;
     m.u.ack.value = value;
     send(&m);
+}
+
+#if TINYML_RUN_MODE
+/* The time of day from the host's TIME frame (docs/protocol.md): time_day_ms into the day when port_millis()
+ * read time_at. Until the first TIME since boot a preprocessing with state across windows counts its slots
+ * from boot (the first window is slot 0); the first TIME starts that state afresh at the next window, and
+ * from then on each window's slot is the one of its start: the moment its last sample was read minus the
+ * window's span, as the training data's timestamps place it (tinyml/data/features_series.py). */
+#define DAY_MS 86400000u
+static uint8_t has_time, time_fresh;
+static uint32_t time_day_ms, time_at;
+
+/* ms into the day now; moves time_at on by whole days, so the ms counter's wrap (49 days) never matters */
+static uint32_t ms_of_day(void)
+{
+    uint32_t elapsed = port_millis() - time_at;
+    while (elapsed >= DAY_MS) {
+        time_at += DAY_MS;
+        elapsed -= DAY_MS;
+    }
+    return (time_day_ms + elapsed) % DAY_MS;
+}
+
+/* ACK(TIME, the slot a window read now gets), or ACK(TIME, 0xFFFFFFFF) when no state needs the time */
+static void set_time(uint32_t seconds)
+{
+    time_day_ms = (seconds % 86400u) * 1000u;
+    time_at = port_millis();
+    if (!has_time)
+        time_fresh = 1;
+    has_time = 1;
+    long slot = tinyml_preprocess_slot_ending(time_day_ms);
+    send_ack(TINYML_MSG_TIME, slot < 0 ? 0xFFFFFFFFu : (uint32_t)slot);
+}
+
+/* Before a window just read is preprocessed: its slot of the day, once the time is known */
+static void place_window(void)
+{
+    if (!has_time)
+        return;
+    long slot = tinyml_preprocess_slot_ending(ms_of_day());
+    if (slot >= 0) {
+        (void)tinyml_preprocess_place(time_fresh, (uint32_t)slot);
+        time_fresh = 0;
+    }
 }
 #endif
 
@@ -371,8 +415,8 @@ static int handle(const tinyml_msg_t *msg)
 #endif
         infer_and_report(msg->u.infer.seq, 0);
         break;
-    case TINYML_MSG_SERIES:
-#if TINYML_DEVICE_FEATURES && !TINYML_RUN_MODE
+    case TINYML_MSG_SERIES: /* validation, and run mode with the replay sensor (`tinyml replay` starts streams) */
+#if TINYML_DEVICE_FEATURES && (!TINYML_RUN_MODE || TINYML_SENSOR_REPLAY)
     {
         int rc = tinyml_preprocess_place(msg->u.series.reset, msg->u.series.slot);
         if (rc == -1)
@@ -381,14 +425,23 @@ static int handle(const tinyml_msg_t *msg)
             send_error(TINYML_ERR_BAD_LENGTH, "slot outside the day of the daily_cycle feature");
         else {
             send_ack(TINYML_MSG_SERIES, msg->u.series.slot);
+#if !TINYML_RUN_MODE
             window_fresh = 1;
+#endif
         }
         break;
     }
 #else
-        send_error(TINYML_ERR_UNSUPPORTED, "SERIES places raw validation windows; this build takes none");
+        send_error(TINYML_ERR_UNSUPPORTED, "SERIES places raw validation or replayed windows; this build takes none");
         break;
 #endif
+    case TINYML_MSG_TIME:
+#if TINYML_RUN_MODE
+        set_time(msg->u.time.seconds);
+#else
+        send_error(TINYML_ERR_UNSUPPORTED, "TIME places run-mode windows in the day; validation takes SERIES");
+#endif
+        break;
     case TINYML_MSG_OUTPUT_REQ:
         send_output(msg->u.output_req.seq, msg->u.output_req.offset);
         break;
@@ -517,7 +570,11 @@ int tinyml_main(void)
         int code = poll_serial();
         if (code >= 0)
             return code;
-        if (tinyml_run_prepare_input(input) == 0) {
+        if (has_time)
+            (void)ms_of_day(); /* keeps time_at within a day of now */
+        if (tinyml_run_read_window() == 0) {
+            place_window();
+            tinyml_preprocess(tinyml_run_window(), input);
             infer_and_report(seq, 1);
             tinyml_capture_window(tinyml_run_window(), boot_id, seq++, port_millis());
         }

@@ -787,6 +787,16 @@ int tinyml_ifeat_series_place(int reset, uint32_t slot)
 #endif
 }
 
+long tinyml_ifeat_series_slot_ending(uint32_t end_ms)
+{
+#if defined(TINYML_IFEAT_SERIES) && TINYML_IFEAT_MODE == 0
+    return (long)tinyml_series_slot_ending(tinyml_series_cfg.slots, end_ms, TINYML_SERIES_SPAN_MS);
+#else
+    (void)end_ms;
+    return -1;
+#endif
+}
+
 void tinyml_ifeat_preprocess(const float *window, int8_t *input)
 {
 #if TINYML_IFEAT_MODE == 0

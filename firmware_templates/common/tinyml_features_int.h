@@ -98,6 +98,10 @@ int tinyml_ifeat_window_values(const float *window, int64_t *values);
  * day. Returns 0, -1 when this preprocessing keeps no state, -2 when slot is not inside the day. */
 int tinyml_ifeat_series_place(int reset, uint32_t slot);
 
+/* The slot of the day of a window whose last sample was read `end_ms` ms into the day (its start is the
+ * window's span before), or -1 when this preprocessing keeps no state. */
+long tinyml_ifeat_series_slot_ending(uint32_t end_ms);
+
 /* One float32 window (T * C, interleaved) -> the model's int8 input, with the baked config. */
 void tinyml_ifeat_preprocess(const float *window, int8_t *input);
 

@@ -315,6 +315,9 @@ static int parse_payload(reader_t *r, tinyml_msg_t *m)
             r->ok = 0;
         }
         break;
+    case TINYML_MSG_TIME:
+        m->u.time.seconds = rd_u32(r);
+        break;
     case TINYML_MSG_REPLAY: {
         uint16_t bytes;
         m->u.replay.offset = rd_u32(r);
@@ -491,6 +494,8 @@ static long payload_len(const tinyml_msg_t *m)
         return 3;
     case TINYML_MSG_SERIES:
         return m->u.series.reset > 1u ? -1 : 5;
+    case TINYML_MSG_TIME:
+        return 4;
     case TINYML_MSG_REPLAY:
         if (m->u.replay.n < 1 || m->u.replay.n > TINYML_PROTO_MAX_REPLAY_VALUES || !m->u.replay.values) {
             return -1;
@@ -598,6 +603,9 @@ static void put_payload(encoder_t *e, const tinyml_msg_t *m)
     case TINYML_MSG_SERIES:
         put_u8(e, m->u.series.reset);
         put_u32(e, m->u.series.slot);
+        break;
+    case TINYML_MSG_TIME:
+        put_u32(e, m->u.time.seconds);
         break;
     case TINYML_MSG_REPLAY:
         put_u32(e, m->u.replay.offset);

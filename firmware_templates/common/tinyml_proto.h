@@ -53,7 +53,8 @@ enum tinyml_msg_type {
     TINYML_MSG_AUTH_CHALLENGE = 0x10, /* nonce */
     TINYML_MSG_AUTH_HELLO = 0x11,     /* u.hello, nonce, mac */
     TINYML_MSG_AUTH_RESULT = 0x12,    /* u.result (n <= TINYML_PROTO_MAX_AUTH_OUTPUT), mac */
-    TINYML_MSG_SERIES = 0x14          /* u.series: where the next validation window sits in its stream */
+    TINYML_MSG_SERIES = 0x14,         /* u.series: where the next validation window sits in its stream */
+    TINYML_MSG_TIME = 0x15            /* u.time: the time now in the data's clock (run mode) */
 };
 
 enum tinyml_sample_format { TINYML_SAMPLE_F32 = 0 };
@@ -158,6 +159,9 @@ typedef struct {
             uint8_t reset; /* 1: forget the state across windows first (a new stream); 0: keep it */
             uint32_t slot; /* the next window's slot of the day */
         } series;
+        struct {
+            uint32_t seconds; /* since the epoch, as the training data's timestamps give them */
+        } time;
         struct {
             uint32_t offset; /* index of the first value in the current window */
             uint16_t n;      /* 1..TINYML_PROTO_MAX_REPLAY_VALUES */

@@ -33,10 +33,15 @@ void tinyml_preprocess(const float *samples, int8_t *input);
  * when the preprocessing keeps no state, -2 when `slot` is not inside the day. */
 int tinyml_preprocess_place(int reset, uint32_t slot);
 
-/* Read a window from the sensor and preprocess it into `input`; 0 when an input is ready. */
-int tinyml_run_prepare_input(int8_t *input);
+/* The slot of the day of a window whose last sample was read `end_ms` ms into the day, for a
+ * preprocessing with state across windows (run mode places each window with it once the host sent
+ * TIME); -1 when the preprocessing keeps no state. */
+long tinyml_preprocess_slot_ending(uint32_t end_ms);
 
-/* The raw window the last successful tinyml_run_prepare_input() read (for capture). */
+/* Read the sensor; 0 when a window is complete (tinyml_run_window() holds it until the next call). */
+int tinyml_run_read_window(void);
+
+/* The raw window the last successful tinyml_run_read_window() read (preprocessing, capture). */
 const float *tinyml_run_window(void);
 
 #endif

@@ -7,6 +7,20 @@ static int64_t rshift_round(int64_t a, unsigned sh)
     return sh ? (a + ((int64_t)1 << (sh - 1u))) >> sh : a;
 }
 
+#define DAY_MS 86400000u
+
+/* start = (end - span) mod day, slot = floor((start * slots + day / 2) / day) mod slots, in 32 bits (some
+ * cores' libgcc, Xtensa lx106, has no 64-bit division): with start = a1 * 10^4 + a0 and a1 * slots =
+ * u * 8640 + v, the quotient is u + (v * 10^4 + a0 * slots + day / 2) / day; slots < 2^16 keeps each
+ * term below 2^31. */
+uint32_t tinyml_series_slot_ending(uint32_t slots, uint32_t end_ms, uint32_t span_ms)
+{
+    uint32_t start = (end_ms % DAY_MS + DAY_MS - span_ms % DAY_MS) % DAY_MS;
+    uint32_t p = start / 10000u * slots;
+    uint32_t rest = p % 8640u * 10000u + start % 10000u * slots + DAY_MS / 2u;
+    return (p / 8640u + rest / DAY_MS) % slots;
+}
+
 void tinyml_series_reset(const tinyml_series_config *cfg, tinyml_series_state *st, uint32_t slot)
 {
     for (uint32_t i = 0; i < (uint32_t)cfg->slots * cfg->channels; i++)

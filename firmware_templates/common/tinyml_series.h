@@ -34,6 +34,11 @@ typedef struct {
 /* Forget everything (a new stream); the next window is in slot `slot`. */
 void tinyml_series_reset(const tinyml_series_config *cfg, tinyml_series_state *st, uint32_t slot);
 
+/* The slot of the day of a window whose last sample was read `end_ms` ms into the day (< 86400000) and
+ * whose first sample `span_ms` before it: round(start * slots / day) mod slots, in integers (the
+ * slot_ending of tinyml/data/features_series.py); slots < 65536, as the config's u16 holds them. */
+uint32_t tinyml_series_slot_ending(uint32_t slots, uint32_t end_ms, uint32_t span_ms);
+
 /* One window: means_q8[channels] in, out[channels * 4] (channel by channel) written; the slot advances. */
 void tinyml_series_step(const tinyml_series_config *cfg, tinyml_series_state *st, const int64_t *means_q8,
                         int64_t *out);

@@ -78,7 +78,9 @@ def monitor(port: str, baud: int, as_json: bool, count: int, timeout: float, mod
 @click.option("--model", required=True, type=click.Path(), help="Run directory the firmware was rendered from.")
 @click.option("--data", required=True, type=click.Path(), help="Dataset whose windows to stream (.npz).")
 @click.option("--split", default="test", show_default=True, help="train, val, test or all.")
-@click.option("--limit", type=int, default=None, help="Replay at most N windows.")
+@click.option("--limit", type=int, default=None,
+              help="Replay at most N windows (class-stratified; the first N in data order for a run with state "
+                   "across windows).")
 @click.option("--baud", type=int, default=115200, show_default=True)
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds to wait for each answer.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")

@@ -99,18 +99,20 @@ def int_config_header(*, mode: str, window: int, channels: list[str], fs: float,
         "    tinyml_ifeat_off, tinyml_ifeat_mult, tinyml_ifeat_shift,",
         f"    {int(zero_point)}, INT64_C({gain}), {gain_shift}u",
         "};",
-        *(series_part(spec, len(channels)) if mode == "features" else []),
+        *(series_part(spec, len(channels), window, fs) if mode == "features" else []),
         "",
         "#endif",
         "",
     ])
 
 
-def series_part(spec: list[dict], channels: int) -> list[str]:
+def series_part(spec: list[dict], channels: int, window: int, fs: float) -> list[str]:
     """A daily_cycle entry's constants and static state (tinyml_series.c), which the run loop carries
     from window to window; nothing for a spec without one."""
     if not any(e["name"] == "daily_cycle" for e in validate_spec(spec)):
         return []
+    from tinyml.data.features_series import window_span_ms
     from tinyml.data.features_series_c import series_config_header
 
-    return ["", "#define TINYML_IFEAT_SERIES 1", series_config_header(spec, channels)]
+    return ["", "#define TINYML_IFEAT_SERIES 1",
+            series_config_header(spec, channels, span_ms=window_span_ms(window, fs))]

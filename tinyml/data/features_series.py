@@ -18,6 +18,9 @@ visit sets it), the baseline 2^-baseline_shift. State is Q16 (m << 8); every upd
 ``x += rshift_round(target - x, shift)`` with ``features_int.rshift_round``, mirrored by
 ``firmware_templates/common/tinyml_series.c``. Each stream (a group of windows, one device) has its own
 state, starting empty at its first window; gaps keep the state (the slot comes from the time).
+
+A run-mode device learns the time from the host's TIME frame and takes each window's start as the moment
+its last sample was read minus ``window_span_ms`` (``slot_ending``, mirrored in tinyml_series.c).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from tinyml.errors import InputError
 NAME = "daily_cycle"
 COLUMNS = ("residual", "trend", "deviation", "scale")
 DAY = 86400.0
+DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True)
@@ -42,10 +46,11 @@ class Stream:
     starts: np.ndarray
     groups: np.ndarray | None = None
     sequence: np.ndarray | None = None
+    state: SeriesState | None = None  # carry this state on (one device's run loop) instead of starting afresh
 
     def take(self, mask: np.ndarray) -> Stream:
         pick = lambda a: None if a is None else np.asarray(a)[mask]  # noqa: E731
-        return Stream(np.asarray(self.starts)[mask], pick(self.groups), pick(self.sequence))
+        return Stream(np.asarray(self.starts)[mask], pick(self.groups), pick(self.sequence), self.state)
 
 
 def with_slots(spec: list[dict] | None, hop_s: float) -> list[dict] | None:
@@ -77,31 +82,61 @@ def stream_slots(starts: np.ndarray, slots: int) -> np.ndarray:
     return (np.floor(np.asarray(starts, np.float64) * slots / DAY + 0.5).astype(np.int64)) % slots
 
 
-def series_values(means_q8: np.ndarray, slots_of: np.ndarray, streams: np.ndarray, entry: dict) -> np.ndarray:
-    """int64 [N, 4C] (channel by channel, COLUMNS within each) for windows given in time order per stream
-    (``streams`` labels them; a new label starts a fresh state)."""
-    from tinyml.data.features_int import rshift_round
+def window_span_ms(window: int, fs: float) -> int:
+    """From a window's first sample to its last, in whole ms: a device's window started this long before the
+    moment its last sample was read."""
+    return int(round((window - 1) * 1000.0 / fs))
 
+
+def slot_ending(end_ms: int, span_ms: int, slots: int) -> int:
+    """The slot of the day (``stream_slots``) of a window whose last sample was read ``end_ms`` into the day,
+    in integers as the device computes it (tinyml_series.c ``tinyml_series_slot_at``)."""
+    start = (end_ms - span_ms) % DAY_MS
+    return (2 * start * slots + DAY_MS) // (2 * DAY_MS) % slots
+
+
+class SeriesState:
+    """One stream's state (empty until its first window): what ``series_values`` carries from window to window,
+    and the emulated device's run loop too."""
+
+    def __init__(self, entry: dict, channels: int):
+        self.shifts = tuple(int(entry[k]) for k in ("profile_shift", "baseline_shift", "trend_shift", "scale_shift"))
+        slots = int(entry["slots"])
+        self.profile, self.seen = np.zeros((slots, channels), np.int64), np.zeros(slots, bool)
+        self.base: np.ndarray | None = None
+        self.trend, self.scale = np.zeros(channels, np.int64), np.zeros(channels, np.int64)
+
+    def step(self, m: np.ndarray, s: int) -> np.ndarray:
+        """int64 [C, 4] of one window's means ``m`` (Q8) [C] in slot ``s``; then the state learns from it."""
+        from tinyml.data.features_int import rshift_round
+
+        ps, bs, ts, ss = self.shifts
+        big = m << 8
+        if self.base is None:
+            self.base = big
+        resid = big - self.profile[s] if self.seen[s] else np.zeros_like(big)
+        self.trend = self.trend + rshift_round(resid - self.trend, ts)
+        self.scale = self.scale + rshift_round(np.abs(resid) - self.scale, ss)
+        out = np.stack([rshift_round(resid, 8), rshift_round(self.trend, 8), rshift_round(big - self.base, 8),
+                        rshift_round(self.scale, 8)], axis=1)
+        self.profile[s] = self.profile[s] + rshift_round(big - self.profile[s], ps) if self.seen[s] else big
+        self.seen[s] = True
+        self.base = self.base + rshift_round(big - self.base, bs)
+        return out
+
+
+def series_values(means_q8: np.ndarray, slots_of: np.ndarray, streams: np.ndarray, entry: dict,
+                  state: SeriesState | None = None) -> np.ndarray:
+    """int64 [N, 4C] (channel by channel, COLUMNS within each) for windows given in time order per stream
+    (``streams`` labels them; a new label starts a fresh state). ``state``: the first stream carries it on
+    (and leaves it as its last window does)."""
     m = np.asarray(means_q8, np.int64)
     n, c = m.shape
-    slots = int(entry["slots"])
     out = np.zeros((n, c, len(COLUMNS)), np.int64)
-    ps, bs, ts, ss = (int(entry[k]) for k in ("profile_shift", "baseline_shift", "trend_shift", "scale_shift"))
-    state = None
     for i in range(n):
-        if state is None or streams[i] != streams[i - 1]:
-            profile, seen = np.zeros((slots, c), np.int64), np.zeros(slots, bool)
-            base, trend, scale = m[i] << 8, np.zeros(c, np.int64), np.zeros(c, np.int64)
-            state = True
-        s, big = int(slots_of[i]), m[i] << 8
-        resid = big - profile[s] if seen[s] else np.zeros(c, np.int64)
-        trend = trend + rshift_round(resid - trend, ts)
-        scale = scale + rshift_round(np.abs(resid) - scale, ss)
-        out[i] = np.stack([rshift_round(resid, 8), rshift_round(trend, 8), rshift_round(big - base, 8),
-                           rshift_round(scale, 8)], axis=1)
-        profile[s] = profile[s] + rshift_round(big - profile[s], ps) if seen[s] else big
-        seen[s] = True
-        base = base + rshift_round(big - base, bs)
+        if i and streams[i] != streams[i - 1] or i == 0 and state is None:
+            state = SeriesState(entry, c)
+        out[i] = state.step(m[i], int(slots_of[i]))
     return out.reshape(n, c * len(COLUMNS))
 
 
@@ -115,7 +150,7 @@ def stream_features(q: np.ndarray, stream: Stream | None, entry: dict) -> np.nda
     groups = np.zeros(len(starts), np.int64) if stream.groups is None else np.asarray(stream.groups)
     order = np.lexsort((starts if stream.sequence is None else np.asarray(stream.sequence), groups))
     values = series_values(window_means_q8(q)[order], stream_slots(starts, int(entry["slots"]))[order],
-                           groups[order], entry)
+                           groups[order], entry, stream.state)
     out = np.empty_like(values)
     out[order] = values
     return out

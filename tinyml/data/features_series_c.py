@@ -8,8 +8,9 @@ from tinyml.data.features_series import NAME
 from tinyml.errors import InputError
 
 
-def series_config_header(spec: list[dict], channels: int) -> str:
-    """The header for the spec's daily_cycle entry over ``channels`` channels."""
+def series_config_header(spec: list[dict], channels: int, *, span_ms: int = 0) -> str:
+    """The header for the spec's daily_cycle entry over ``channels`` channels; ``span_ms``: a window's first to
+    last sample (``features_series.window_span_ms``), which places run-mode windows in the day."""
     entries = [e for e in validate_spec(spec) if e["name"] == NAME]
     if len(entries) != 1 or entries[0]["slots"] is None:
         raise InputError("the feature spec needs exactly one daily_cycle entry with its slots",
@@ -28,6 +29,7 @@ def series_config_header(spec: list[dict], channels: int) -> str:
         "",
         f"#define TINYML_SERIES_CHANNELS {channels}u",
         f"#define TINYML_SERIES_SLOTS {slots}u",
+        f"#define TINYML_SERIES_SPAN_MS {int(span_ms)}u",
         "",
         f"static const tinyml_series_config tinyml_series_cfg = {{ {', '.join(f'{int(v)}u' for v in fields)} }};",
         f"static int64_t tinyml_series_profile[{slots * channels}];",

@@ -9,6 +9,9 @@ the exact bytes a host sent.
 Label and score follow docs/protocol.md: classifiers send the arg-max class and its
 dequantised probability; anomaly detectors send the mean squared error of the dequantised
 input and output and label = score > threshold (0xFF when no threshold is known).
+
+A run whose features keep state across windows (``daily_cycle``) has no pools to draw from: each run-mode
+window is a fresh one, preprocessed with the device's own state (``series``).
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tinyml.device.protocol import LABEL_UNDECIDED
+from tinyml.errors import InputError
 from tinyml.rundir import int8_model
 
 if TYPE_CHECKING:
+    from tinyml.data.features_series import Stream
     from tinyml.preprocess import Preprocess
 
 POOL_SIZE = 48
@@ -67,6 +72,18 @@ def sensor_spec(pre: Preprocess | None) -> SensorSpec | None:
     return SensorSpec(kind, pre.window, pre.fs, len(pre.channels)) if kind else None
 
 
+def series_spec(pre: Preprocess | None) -> tuple[dict, int] | None:
+    """A run's daily_cycle entry and its windows' span in ms (``features_series.window_span_ms``), when its
+    features keep state across windows; None otherwise."""
+    if pre is None or not pre.stateful:
+        return None
+    from tinyml.data.features import validate_spec
+    from tinyml.data.features_series import NAME, window_span_ms
+
+    entry = next(e for e in validate_spec(pre.feature_spec) if e["name"] == NAME)
+    return entry, window_span_ms(pre.window, pre.fs)
+
+
 def drift_windows(windows: np.ndarray) -> np.ndarray:
     """The drifted sensor: louder and shifted (a loosened mount, a failing bearing, a miscalibration)."""
     return (windows * 1.8 + 0.5 * np.std(windows, axis=(0, 1), keepdims=True)).astype(np.float32)
@@ -107,6 +124,10 @@ class DeviceModel:
         self.output_bytes = int(np.prod(self.quant.out_shape))
         self._pre = self.model.preprocess()  # None for a bare .tflite
         self.sensor = sensor_spec(self._pre)
+        self.series = series_spec(self._pre)  # (daily_cycle entry, window span in ms) or None
+        if self.series is not None and self.sensor is None:
+            raise InputError("an emulated device runs a daily_cycle model on synthetic windows of 1 (temperature) "
+                             "or 3 (vibration) channels", "emulate a run trained on such data")
         # the raw windows behind the pools' results (None without a sensor): what capture sends
         self.normal_windows: np.ndarray | None = None
         self.drifted_windows: np.ndarray | None = None
@@ -114,13 +135,17 @@ class DeviceModel:
         self.normal_pool = [self.infer(x.tobytes()) for x in normal]
         self.drifted_pool = [self.infer(x.tobytes()) for x in drifted]
 
-    def _quantize(self, windows: np.ndarray) -> np.ndarray:
+    def _quantize(self, windows: np.ndarray, stream: Stream | None = None) -> np.ndarray:
         from tinyml.model.interpreters import quantize_input
 
         q = self.quant
         assert self._pre is not None
         if self._pre.integer:  # the device's own int8 inputs
-            return self._pre.int8_inputs(windows, q.in_scale, q.in_zp).reshape(-1, *q.in_shape)
+            if stream is None and self.series is not None:  # pools: one stream, a window per slot
+                from tinyml.data.features_series import DAY, Stream
+
+                stream = Stream(np.arange(len(windows)) * DAY / int(self.series[0]["slots"]))
+            return self._pre.int8_inputs(windows, q.in_scale, q.in_zp, stream=stream).reshape(-1, *q.in_shape)
         return quantize_input(self._pre.apply(windows), q.in_scale, q.in_zp).reshape(-1, *q.in_shape)
 
     def _pool_inputs(self, seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -138,9 +163,11 @@ class DeviceModel:
         drifted = np.clip(np.round(rng.normal(q.in_zp + 30, 40, shape)), -128, 127).astype(np.int8)
         return normal, drifted
 
-    def fresh(self, condition: str, drifted: bool, rng: np.random.Generator) -> tuple[np.ndarray, Outcome]:
+    def fresh(self, condition: str, drifted: bool, rng: np.random.Generator,
+              stream: Stream | None = None) -> tuple[np.ndarray, Outcome]:
         """A new window of the machine in ``condition`` read by the emulated sensor, and the result
-        the model gives for it (TFLM on the exact window: capture streams both)."""
+        the model gives for it (TFLM on the exact window: capture streams both); ``stream`` places it
+        for a preprocessing with state across windows (and carries that state on)."""
         from tinyml.data.synth import synth_windows
 
         assert self.sensor is not None
@@ -148,7 +175,7 @@ class DeviceModel:
         window = synth_windows(s.kind, condition, 1, s.window, s.fs, rng)
         if drifted:
             window = drift_windows(window)
-        return window[0], self.infer(self._quantize(window)[0].tobytes())
+        return window[0], self.infer(self._quantize(window, stream)[0].tobytes())
 
     def infer(self, input_bytes: bytes) -> Outcome:
         """Run TFLM on one raw int8 input tensor, as the device would after INPUT/INFER."""

@@ -2,7 +2,7 @@
 
 Each device has its own id and serial endpoint (a TCP port on 127.0.0.1 or a pty), sends
 HELLO when a host connects, RESULT frames at ``rate`` Hz and a HEARTBEAT every few seconds,
-and answers HELLO_REQ, INPUT, INFER, OUTPUT_REQ and EXIT, so `tinyml monitor`, `tinyml
+and answers HELLO_REQ, INPUT, INFER, OUTPUT_REQ, TIME and EXIT, so `tinyml monitor`, `tinyml
 validate` and the gateway work against it as against a board. Faults can be scheduled per device: garbage
 bytes, truncated frames, bad CRCs, reboots, silence, disconnects and input drift.
 
@@ -17,6 +17,10 @@ firmware does: it answers AUTH_CHALLENGE with AUTH_HELLO and sends its run-mode 
 AUTH_RESULT (docs/protocol.md); the others answer AUTH_CHALLENGE with ERROR 2, as firmware
 without a key does. ``Faults(impersonate=I)`` makes a device the audit's spoofer: it claims device
 I's id and boot id, with sequence numbers ahead of I's, and has no key.
+
+A run whose features keep state across windows (``daily_cycle``) is emulated as its run-mode firmware runs
+it (tinyml_app.c): each window fresh, its slot of the day counted from boot until the host's first TIME,
+which starts the state afresh, and from then on the slot of its start (``DayClock``).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyml import __version__
+from tinyml.data.features_series import DAY, DAY_MS, SeriesState, Stream, slot_ending
 from tinyml.device import auth
 from tinyml.device import protocol as p
 from tinyml.device.background import BackgroundService
@@ -124,6 +129,12 @@ class EmulatedDevice:
         self.ring: deque[tuple[int, int, np.ndarray]] = deque(maxlen=RING_WINDOWS)
         self.streaming = False
         self.stream_left = 0  # windows still to stream; 0 = until stopped
+        # state across windows (daily_cycle): as tinyml_app.c, slots counted from boot until the first TIME
+        self.clock: DayClock | None = None
+        self.series = None if self.model.series is None else SeriesState(self.model.series[0], self.model.sensor.channels)
+        self.next_slot = 0
+        self.time_fresh = False
+        self.slots_used: list[int] = []  # the slot of each stateful window since boot (what tests compare)
 
     # ---- messages ----
     def hello(self) -> p.Hello:
@@ -191,6 +202,8 @@ class EmulatedDevice:
             return p.encode(self._output(msg))
         if isinstance(msg, p.Capture):
             return self._capture(msg)
+        if isinstance(msg, p.Time):
+            return p.encode(p.Ack(p.Time.TYPE, self._set_time(msg.seconds, now)))
         if isinstance(msg, p.Exit):
             self.exit_code = msg.code
             return b""
@@ -224,6 +237,30 @@ class EmulatedDevice:
         assert s is not None
         return b"".join(p.encode(m) for m in window_chunks(boot_id=self.boot_id, window=window, timestamp_ms=timestamp_ms,
                                                            fs=s.fs, sensor=s.name, values=values))
+
+    def _set_time(self, seconds: int, now: float) -> int:
+        """Record the time of day (tinyml_app.c ``set_time``); the slot a window read now gets, or NO_SLOT."""
+        if self.model.series is None:
+            return p.NO_SLOT
+        if self.clock is None:
+            self.time_fresh = True
+        self.clock = DayClock(seconds % 86400 * 1000, int(now * 1000))
+        return slot_ending(self.clock.day_ms, self.model.series[1], int(self.model.series[0]["slots"]))
+
+    def _stateful_window(self, drifted: bool, now: float) -> tuple[np.ndarray, Outcome]:
+        """A fresh window in its slot of the day, through the device's state (tinyml_app.c ``place_window``)."""
+        entry, span_ms = self.model.series
+        slots = int(entry["slots"])
+        if self.clock is not None:
+            slot = slot_ending(self.clock.ms_of_day(int(now * 1000)), span_ms, slots)
+            if self.time_fresh:
+                self.series, self.time_fresh = SeriesState(entry, self.model.sensor.channels), False
+        else:
+            slot = self.next_slot
+        self.next_slot = (slot + 1) % slots
+        self.slots_used.append(slot)
+        stream = Stream(np.array([slot * DAY / slots]), state=self.series)
+        return self.model.fresh(self.condition, drifted, self.np_rng, stream)
 
     # ---- run mode ----
     def silent(self, now: float) -> bool:
@@ -263,7 +300,9 @@ class EmulatedDevice:
         f = self.faults
         drifted = f.drift_after is not None and now - self.fleet_start >= f.drift_after
         m = self.model
-        if self.streaming:  # a fresh window of the machine's condition, and its exact result
+        if m.series is not None:  # state across windows: every window fresh, in its slot of the day
+            values, outcome = self._stateful_window(drifted, now)
+        elif self.streaming:  # a fresh window of the machine's condition, and its exact result
             values, outcome = m.fresh(self.condition, drifted, self.np_rng)
         else:  # a precomputed result, and the window behind it when the model has a sensor
             pool, windows = (m.drifted_pool, m.drifted_windows) if drifted else (m.normal_pool, m.normal_windows)
@@ -294,6 +333,17 @@ class EmulatedDevice:
             self.stats.garbage += 1
             frame += bytes(self.rng.randrange(0x80, 0x100) for _ in range(self.rng.randint(4, 40)))
         return frame + samples
+
+
+@dataclass(frozen=True)
+class DayClock:
+    """The time of day a TIME frame gave: ``day_ms`` into the day when the device's ms clock read ``at_ms``."""
+
+    day_ms: int
+    at_ms: int
+
+    def ms_of_day(self, ms: int) -> int:
+        return (self.day_ms + ms - self.at_ms) % DAY_MS
 
 
 def default_condition(model: DeviceModel) -> str:

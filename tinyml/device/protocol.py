@@ -557,6 +557,27 @@ class Series:
         return cls(reset, slot)
 
 
+@dataclass(frozen=True, slots=True)
+class Time:
+    """Host -> device in run mode: the time now in the data's clock, whole seconds since the epoch as the
+    training data's timestamps give them (UTC for zoned logs, local wall time for naive ones). A device whose
+    preprocessing keeps state across windows (``daily_cycle``) takes each later window's slot of the day from
+    it and ACKs with the slot a window read now gets; other run-mode builds ACK 0xFFFFFFFF."""
+
+    TYPE: ClassVar[int] = 0x15
+    seconds: int
+
+    def payload(self) -> bytes:
+        return struct.pack("<I", _u(self.seconds, 32, "seconds"))
+
+    @classmethod
+    def parse(cls, r: _Reader) -> Time:
+        return cls(*r.unpack("I"))
+
+
+NO_SLOT = 0xFFFFFFFF  # ACK(TIME) value of a build without state across windows: the time is not used
+
+
 def _fixed(value: bytes, n: int, name: str) -> bytes:
     if len(value) != n:
         raise InputError(f"{name} must be {n} bytes, got {len(value)}", hint="see docs/protocol.md, device authentication")
@@ -629,17 +650,17 @@ class AuthResult(Result):
 
 
 Message = (Hello | Result | Input | Infer | Ack | Error | Heartbeat | HelloReq | Exit | OutputReq | Output
-           | Samples | Capture | Replay | AuthChallenge | AuthHello | AuthResult | Series)
+           | Samples | Capture | Replay | AuthChallenge | AuthHello | AuthResult | Series | Time)
 MESSAGE_TYPES: dict[int, type] = {cls.TYPE: cls for cls in
                                   (Hello, Result, Input, Infer, Ack, Error, Heartbeat, HelloReq, Exit,
                                    OutputReq, Output, Samples, Capture, Replay, AuthChallenge, AuthHello,
-                                   AuthResult, Series)}
+                                   AuthResult, Series, Time)}
 MESSAGE_NAMES: dict[str, type] = {"HELLO": Hello, "RESULT": Result, "INPUT": Input, "INFER": Infer,
                                   "ACK": Ack, "ERROR": Error, "HEARTBEAT": Heartbeat,
                                   "HELLO_REQ": HelloReq, "EXIT": Exit, "OUTPUT_REQ": OutputReq,
                                   "OUTPUT": Output, "SAMPLES": Samples, "CAPTURE": Capture, "REPLAY": Replay,
                                   "AUTH_CHALLENGE": AuthChallenge, "AUTH_HELLO": AuthHello, "AUTH_RESULT": AuthResult,
-                                  "SERIES": Series}
+                                  "SERIES": Series, "TIME": Time}
 _NAME_OF = {cls: name for name, cls in MESSAGE_NAMES.items()}
 
 

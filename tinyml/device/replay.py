@@ -6,6 +6,10 @@ sensor: its own C preprocessing, the model, the decision, a RESULT frame. The ho
 window at a time (stop-and-wait on the ACKs), waits for its RESULT and compares the device's
 whole raw output with the host pipeline's for the same samples (preprocess.json, then the
 TFLM interpreter): the same bytes, or a report of where they differ.
+
+A run whose features keep state across windows (``daily_cycle``) is replayed as ``validate`` sends it: the
+windows in data order, SERIES with reset where a stream (group) starts, and before each window a TIME that
+places it in its slot of the day, as the device's clock places the windows it reads in the field.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from tinyml.data.features_series import window_span_ms
 from tinyml.device import protocol as p
 from tinyml.errors import DeviceError, InputError
 from tinyml.rundir import Int8Model
@@ -61,6 +66,14 @@ def replay_window(link: Any, window: np.ndarray, *, timeout: float = 10.0) -> p.
                       "is the firmware built in run mode (make MODE=run) with --sensor replay?")
 
 
+def place_window(link: Any, time: p.Time, start: p.Series | None, timeout: float) -> None:
+    """Before a window of a run with state across windows: a new stream (``start``, SERIES with reset), and its
+    time (TIME, which the device ACKs with the slot it will use)."""
+    for frame in (start, time):
+        if frame is not None:
+            link.request(frame, p.Ack, timeout, match=lambda m, t=frame.TYPE: m.for_type == t)
+
+
 def replay_dataset(link: Any, model: Int8Model, data: str | Path, *, split: str | None = "test",
                    limit: int | None = None, timeout: float = 10.0) -> ReplayReport:
     """Replay a dataset's windows and compare each device output with the host pipeline's."""
@@ -72,19 +85,24 @@ def replay_dataset(link: Any, model: Int8Model, data: str | Path, *, split: str 
         raise InputError(f"the device on {link.name} runs model {hello.model_hash.hex()}, not {model.hash8.hex()}",
                          "flash the firmware built for this model")
     inputs = prepare_inputs(model, data, split, limit)  # --limit: the same seeded class-stratified pick
-    if inputs.series is not None:
-        raise InputError("this run's daily_cycle feature keeps state across windows, which a run-mode device "
-                         "counts from its boot; replay cannot place windows in time",
-                         "check it with `tinyml validate` (windows in data order, the state placed by SERIES)")
-    ds = load(data).subset(split)
-    keep = stratified_sample(ds.y, limit, 0) if limit is not None and ds.n > limit else np.arange(ds.n)
-    windows = ds.x[keep]
+    places = inputs.series
+    if places is not None:  # state across windows: the windows in data order, as the inputs were computed
+        pre = model.preprocess()
+        windows = inputs.windows.reshape(-1, pre.window, len(pre.channels))
+        span_ms = window_span_ms(pre.window, pre.fs)
+    else:
+        ds = load(data).subset(split)
+        keep = stratified_sample(ds.y, limit, 0) if limit is not None and ds.n > limit else np.arange(ds.n)
+        windows = ds.x[keep]
     if windows.shape[0] != inputs.x.shape[0]:
         raise InputError(f"picked {windows.shape[0]} windows to replay but {inputs.x.shape[0]} host inputs",
                          "report this: the replay and validation window picks disagree")
     host = device_reference(model, inputs.x, "native").outputs  # TFLM firmware of a model TFLM gets wrong is refused
     report = ReplayReport(host_labels=[int(v) for v in decide(model, inputs.x, host)])
     for i, window in enumerate(windows):
+        if places is not None:
+            place_window(link, places.time(i, span_ms), p.Series(1, int(places.slots[i])) if places.starts[i]
+                         else None, timeout)
         result = replay_window(link, window, timeout=timeout)
         out = np.frombuffer(link.output(result, hello.output_bytes, timeout), dtype=np.int8)
         report.windows += 1

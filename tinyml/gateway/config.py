@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 import tomllib
 
 from tinyml.errors import InputError
+from tinyml.gateway.clock import DevicesConfig, parse_zone
 from tinyml.gateway.drift import DriftConfig
 from tinyml.gateway.evidence import EvidenceConfig
 from tinyml.gateway.identity import AUTH_MODES, AuthConfig
@@ -30,7 +31,7 @@ from tinyml.rundir import Labels, read_labels
 PASSWORD_ENV = "TINYML_MQTT_PASSWORD"
 RETENTION_KEYS = {"max_age_days", "max_results", "max_db_mb"}
 TOP_KEYS = {"site", "db", "ports", "http", "baud", "mqtt", "retention", "rules", "drift", "models", "evidence",
-            "limits", "auth", "ingest"}
+            "limits", "auth", "ingest", "devices"}
 AUTH_KEYS = {"keys", "mode", "ports"}
 MQTT_KEYS = {"url", "username", "password", "password_env", "tls", "ca", "cert", "key", "insecure",
              "client_id", "keepalive", "topic_prefix", "protocol", "batch"}
@@ -88,6 +89,7 @@ class GatewayConfig:
     limits: IdLimits = field(default_factory=IdLimits)  # device ids per port, in total, new per minute
     auth: AuthConfig = field(default_factory=AuthConfig)  # key store and per-port policy (identity.py)
     ingest: IngestConfig = field(default_factory=IngestConfig)  # reader processes (shards.py)
+    devices: DevicesConfig = field(default_factory=DevicesConfig)  # the clock TIME frames give (clock.py)
 
     def __post_init__(self) -> None:
         silent = self.rules.silent_seconds
@@ -335,6 +337,18 @@ def _auth(data: Any, base: Path, path: Path | None, keys: Path | None, mode: str
                          'mode = "required" or "optional"; required needs keys = "FILE" (`tinyml provision`)') from None
 
 
+def _devices(data: Any, path: Path | None) -> DevicesConfig:
+    """``[devices]``, its time zone checked up front."""
+    devices = _section(DevicesConfig, data, "devices", path)
+    try:
+        parse_zone(devices.time_zone)
+    except ValueError as exc:
+        raise InputError(f"[devices] time_zone at {_line_of(path, 'devices', 'time_zone')}: {exc}",
+                         'use the zone the training data\'s timestamps were written in: an IANA name such as '
+                         '"Europe/Berlin", "UTC", or a fixed offset such as "+01:00"') from None
+    return devices
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
@@ -396,5 +410,6 @@ def load(config_path: Path | None = None, *, ports: tuple[str, ...] = (), db: Pa
         limits=_section(IdLimits, data.get("limits", {}), "limits", config_path),
         auth=_auth(data.get("auth", {}), base, config_path, keys, auth),
         ingest=_section(IngestConfig, ingest, "ingest", config_path),
+        devices=_devices(data.get("devices", {}), config_path),
         models=tuple(route_for_run(Path(m), every_device=len(models) == 1) for m in models)
         + _routes(data.get("models", []), base))

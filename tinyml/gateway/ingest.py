@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from tinyml.device import auth, protocol
 from tinyml.device.windows import RawWindow, WindowAssembler
 from tinyml.errors import DeviceError
+from tinyml.gateway.clock import TIME_EVERY_S, DeviceClock
 from tinyml.gateway.identity import Identity, Refused
 from tinyml.gateway.limits import IdBudget
 
@@ -120,7 +121,8 @@ class LineState:
     """What one connected port has said so far. Create a new one on every (re)connect:
     another device may have been plugged in."""
 
-    def __init__(self, port: str, budget: IdBudget | None = None, identity: Identity | None = None):
+    def __init__(self, port: str, budget: IdBudget | None = None, identity: Identity | None = None,
+                 clock: DeviceClock | None = None):
         self.port = port
         self.budget = budget  # shared limits on device ids (tinyml/gateway/limits.py); None: no limits
         self.identity = identity if identity is not None else Identity()  # keys, policy, bindings (shared)
@@ -136,6 +138,8 @@ class LineState:
         self.hello_asked_at: float | None = None
         self.outgoing = bytearray()  # frames for the device (HELLO_REQ, AUTH_CHALLENGE)
         self.windows = WindowAssembler(port)
+        self.clock = clock  # TIME to the device when it identifies and every TIME_EVERY_S (clock.py); None: never
+        self.time_sent_at = 0.0
 
     def wants_hello(self, now: float) -> bool:
         """True when the gateway should (re)ask: unidentified and not asked lately. Queues HELLO_REQ,
@@ -208,6 +212,8 @@ class LineState:
                 out.append(HeartbeatRecord(self.port, self.device, event, now))
             elif cls is protocol.Error:
                 errors += 1
+        if self.clock is not None and self.device is not None and now - self.time_sent_at >= TIME_EVERY_S:
+            self.send_time(now)
         if frames or bad or text or errors or dropped or refused:
             out.append(LineCounts(self.port, self.device, frames, bad, text, errors, dropped, now, refused))
         return out
@@ -289,7 +295,15 @@ class LineState:
         self.session_boot, self.session_seq = (hello.boot_id, None) if proven else (None, None)
         out.append(Identified(self.port, device, hello.board, hello.fw_version, hello.model_hash.hex(),
                               hello.boot_id, now, proven))
+        if self.clock is not None:
+            self.send_time(now)  # a device that (re)booted counts its slots from boot until it gets TIME
         return 0
+
+    def send_time(self, now: float) -> None:
+        """Queue TIME (the data's clock now) for the device."""
+        assert self.clock is not None
+        self.outgoing += self.clock.frame(now)
+        self.time_sent_at = now
 
     def _forget_claim(self) -> None:
         self.claim = self.nonce = None

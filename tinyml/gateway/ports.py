@@ -36,6 +36,7 @@ import serial
 
 from tinyml.device.link import _open_error
 from tinyml.errors import InputError
+from tinyml.gateway.clock import DeviceClock
 from tinyml.gateway.identity import Identity
 from tinyml.gateway.ingest import LineState, PortState, Record, ResultsRecord, batch_size
 from tinyml.gateway.limits import IdBudget
@@ -294,10 +295,11 @@ def waiting_for(url: str, exc: Exception) -> str:
 
 async def read_port(url: str, baud: int, intake: Intake, stop: asyncio.Event,
                     writers: dict[str, Connection] | None = None, budget: IdBudget | None = None,
-                    identity: Identity | None = None) -> None:
+                    identity: Identity | None = None, clock: DeviceClock | None = None) -> None:
     """Keep one port open: while it is connected its reads are decoded into ``intake`` by a
     callback (``_LineReader``); reconnect with backoff when it goes away. While connected, the
-    connection is in ``writers[url]`` (the gateway sends requests through it).
+    connection is in ``writers[url]`` (the gateway sends requests through it). ``clock``: the time
+    the line gives its device (TIME, clock.py).
 
     While a port cannot be opened the log says why and what it waits for, again whenever the
     reason changes and every REMIND_S, so a gateway waiting for a device never looks hung."""
@@ -323,7 +325,7 @@ async def read_port(url: str, baud: int, intake: Intake, stop: asyncio.Event,
         backoff, last_error = BACKOFF_MIN_S, None
         log.info("port %s connected", url)
         intake.add([PortState(url, True, None, time.time())])
-        reader = _LineReader(conn, LineState(url, budget, identity), intake)
+        reader = _LineReader(conn, LineState(url, budget, identity, clock), intake)
         if writers is not None:
             writers[url] = conn
         stopping = asyncio.ensure_future(stop.wait())

@@ -20,6 +20,7 @@ import time
 from tinyml.device import protocol
 from tinyml.errors import ToolError
 from tinyml.gateway import api, ports, shards
+from tinyml.gateway.clock import DeviceClock
 from tinyml.gateway.config import GatewayConfig
 from tinyml.gateway.forward import Forwarder
 from tinyml.gateway.identity import Identity
@@ -126,7 +127,8 @@ class Gateway:
         readers = self._shards(intake, stop) if self.config.ingest.shards > 1 else []
         tasks = [] if readers else [
             asyncio.create_task(ports.read_port(p, self.config.baud, intake, stop, self.writers,
-                                                budget=self.budget, identity=self.identity))
+                                                budget=self.budget, identity=self.identity,
+                                                clock=DeviceClock(self.config.devices)))
             for p in self.config.ports]
         tasks.append(asyncio.create_task(self._clock(intake, stop)))
         written = asyncio.Event()  # the writer has committed everything read before the stop

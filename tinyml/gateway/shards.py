@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from tinyml.device import protocol
 from tinyml.gateway import ports
+from tinyml.gateway.clock import DeviceClock
 from tinyml.gateway.identity import Identity
 from tinyml.gateway.ingest import PortState, Record, ResultsRecord
 from tinyml.gateway.limits import IdBudget
@@ -261,8 +262,9 @@ async def _serve(config: GatewayConfig, share: tuple[str, ...], known: list[str]
                     target.write(what[2])
 
     loop.add_reader(conn.fileno(), command)
+    clock = DeviceClock(config.devices)
     tasks = [asyncio.create_task(ports.read_port(p, config.baud, intake, stop, writers, budget=budget,
-                                                 identity=identity)) for p in share]
+                                                 identity=identity, clock=clock)) for p in share]
     await stop.wait()
     for t in tasks:
         t.cancel()

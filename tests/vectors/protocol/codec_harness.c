@@ -159,6 +159,9 @@ static void print_fields(const tinyml_msg_t *m)
         field_u("reset", m->u.series.reset);
         field_u("slot", m->u.series.slot);
         break;
+    case TINYML_MSG_TIME:
+        field_u("seconds", m->u.time.seconds);
+        break;
     case TINYML_MSG_REPLAY:
         field_u("offset", m->u.replay.offset);
         printf(";data=");

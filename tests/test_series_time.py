@@ -1,0 +1,265 @@
+"""TIME (0x15): a run-mode device places each window of a daily_cycle run in the day from the host's clock,
+as Python's stream_slots places the data's windows. Real firmware on QEMU (the replay sensor), host gcc,
+the emulator and a real gateway."""
+
+from __future__ import annotations
+
+import ctypes
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.cbuild import host_compile
+from tests.conftest import assert_clean_error, run_cli
+from tests.test_validate import EMULATED
+from tests.test_validate_series import series_run  # noqa: F401 - the module's stateful run fixture
+from tinyml.data.dataset import load
+from tinyml.data.features_series import DAY_MS, SeriesState, Stream, slot_ending, stream_slots, window_span_ms
+from tinyml.device import protocol as p
+from tinyml.gateway.clock import DeviceClock, DevicesConfig
+from tinyml.hil import host_reference
+from tinyml.paths import template_dir
+from tinyml.rundir import int8_model
+
+SRC = template_dir("common")
+MIDNIGHT = 1764633600  # 2025-12-02 00:00:00 in the data's clock
+SLOT_HARNESS = r"""
+#include "tinyml_series.h"
+void slots_ending(uint32_t slots, uint32_t span_ms, const uint32_t *end_ms, uint32_t n, uint32_t *out)
+{
+    for (uint32_t i = 0; i < n; i++)
+        out[i] = tinyml_series_slot_ending(slots, end_ms[i], span_ms);
+}
+"""
+
+
+def test_the_c_slot_of_a_window_is_pythons(tmp_path: Path) -> None:
+    """tinyml_series_slot_ending (gcc) = slot_ending = stream_slots of the start, for whole-second starts,
+    ms-resolution ends, half-slot boundaries, windows longer than a day, the day's last ms and the most slots the
+    config holds (the C divides in 32 bits: the Xtensa lx106's libgcc has no 64-bit division)."""
+    (tmp_path / "h.c").write_text(SLOT_HARNESS)
+    lib = ctypes.CDLL(str(host_compile([tmp_path / "h.c", SRC / "tinyml_series.c"], tmp_path / "libslot.so",
+                                       includes=[SRC], shared=True, extra=["-O2"])))
+    rng = np.random.default_rng(3)
+    for slots, span_ms in ((48, 6_900_000), (24, 0), (7, 86_400_000 + 5), (43200, 999), (65535, 1), (1, 12)):
+        ends = np.concatenate([rng.integers(0, DAY_MS, 3000), [0, DAY_MS - 1],
+                               (np.arange(2 * slots) * DAY_MS // (2 * slots) + span_ms) % DAY_MS]).astype(np.uint32)
+        out = np.zeros(ends.size, np.uint32)
+        lib.slots_ending(ctypes.c_uint32(slots), ctypes.c_uint32(span_ms), ends.ctypes.data_as(ctypes.c_void_p),
+                         ctypes.c_uint32(ends.size), out.ctypes.data_as(ctypes.c_void_p))
+        python = [slot_ending(int(e), span_ms, slots) for e in ends]
+        assert out.tolist() == python
+        whole = ends[ends % 1000 == span_ms % 1000]  # starts on whole seconds, as the data's times
+        starts = ((whole.astype(np.int64) - span_ms) % DAY_MS) // 1000
+        assert [slot_ending(int(e), span_ms, slots) for e in whole] == stream_slots(starts, slots).tolist()
+
+
+def _stream(run_data: tuple[Path, Path], n: int):
+    """The first ``n`` windows of the first machine in time order, their start times and the model."""
+    run, data = run_data
+    ds = load(data)
+    first = np.flatnonzero(ds.groups == ds.groups[np.lexsort((ds.times, ds.groups))[0]])
+    order = first[np.argsort(ds.times[first])][:n]
+    return int8_model(run), ds.x[order], ds.times[order]
+
+
+def _reference(model, windows: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    pre = model.preprocess()
+    in_order = Stream(np.asarray(starts, np.float64), sequence=np.arange(len(starts)))  # as read, one stream
+    x = pre.int8_inputs(windows, model.in_scale, model.in_zp, stream=in_order)
+    return host_reference(model, x)
+
+
+def _plan(model, windows, times):
+    """Two windows before any TIME (slots from boot); TIME at 13:07:09 and three windows read at once (one slot,
+    mid-slot); then TIME before each later window, with the window's own time (its gaps included)."""
+    pre = model.preprocess()
+    span_s = window_span_ms(pre.window, pre.fs) // 1000
+    t1 = MIDNIGHT + 13 * 3600 + 7 * 60 + 9
+    starts = np.concatenate([[t1 - span_s] * 3, times[5:]])
+    sends = [None, None, t1, None, None] + [int(t) + span_s for t in times[5:]]
+    return sends, starts, span_s
+
+
+def _replay_firmware(run: Path, board: str, out: Path) -> Path:
+    """Run-mode firmware of the stateful run whose sensor is the host (REPLAY frames)."""
+    assert run_cli("firmware", "new", "--board", board, "--model", run, "--out", out, "--sensor", "replay").returncode == 0
+    build = subprocess.run(["make", "-s", "MODE=run"], cwd=out, capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    return out / "build" / "firmware.elf"
+
+
+@pytest.fixture(scope="module")
+def replay_elf(series_run, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+    return _replay_firmware(series_run[0], "qemu-mps2-an386", tmp_path_factory.mktemp("series_replay") / "fw")
+
+
+@pytest.mark.qemu
+@pytest.mark.cross_compiler
+@pytest.mark.parametrize("board", EMULATED)
+def test_run_mode_firmware_takes_its_slots_from_time(series_run, board: str, tmp_path: Path) -> None:  # noqa: F811
+    """Run-mode firmware with the replay sensor on the four emulated cores: after TIME, every window's output is
+    TFLM's over Python's inputs with slots from the windows' times (a fresh state at the first TIME); the ACK
+    gives the slot; slots counted from boot instead would give other outputs."""
+    from tinyml.device.link import open_link
+    from tinyml.device.qemu import EmulatedBoard
+    from tinyml.device.replay import replay_window
+    from tinyml.firmware.boards import load_board
+
+    elf = _replay_firmware(series_run[0], board, tmp_path / "fw")
+    model, windows, times = _stream(series_run, 40)
+    sends, starts, span_s = _plan(model, windows, times)
+    slots = 48  # a day of 30-minute hops
+    outputs, acks = [], []
+    with EmulatedBoard(load_board(board), elf) as emu, \
+            open_link(emu.url, 115200, timeout=5.0, connect_timeout=10) as link:
+        assert isinstance(link.recv(10), p.Hello)
+        for window, seconds in zip(windows, sends, strict=True):
+            if seconds is not None:
+                acks.append((seconds, link.request(p.Time(seconds), p.Ack, 30.0,
+                                                   match=lambda m: m.for_type == p.Time.TYPE).value))
+            outputs.append(replay_window(link, window, timeout=60.0).output)
+    got = np.array(outputs[2:], np.int8)
+    want = _reference(model, windows[2:], starts)
+    assert np.array_equal(got, want[:, :got.shape[1]])
+    assert all(v == slot_ending(s % 86400 * 1000, span_s * 1000, slots) for s, v in acks)
+    assert acks[0][1] == stream_slots(np.array([starts[0]]), slots)[0] == 22  # 11:02:09 is in slot 22
+    counted = _reference(model, windows, np.arange(len(windows)) * 1800.0)[2:]  # as before TIME existed
+    assert not np.array_equal(got, counted[:, :got.shape[1]])
+
+
+@pytest.mark.qemu
+@pytest.mark.cross_compiler
+def test_replay_of_a_stateful_run_places_its_windows_in_time(series_run, replay_elf: Path) -> None:  # noqa: F811
+    """`tinyml replay` of the stateful run: both machines' test windows in data order, each stream started by
+    SERIES and each window placed by TIME; every output byte as the host pipeline's, twice on one device."""
+    import json
+
+    from tinyml.device.qemu import EmulatedBoard
+    from tinyml.firmware.boards import load_board
+
+    run, data = series_run
+    with EmulatedBoard(load_board("qemu-mps2-an386"), replay_elf) as emu:
+        for _ in range(2):  # the second pass starts its streams afresh too
+            proc = run_cli("replay", "--port", emu.url, "--model", run, "--data", data, "--split", "test", "--json",
+                           timeout=600)
+            assert proc.returncode == 0, proc.stderr
+            report = json.loads(proc.stdout)
+            assert report["windows"] > 40 and report["identical"] == report["windows"], report["mismatched"]
+
+
+def test_the_emulator_places_windows_as_the_firmware(series_run) -> None:  # noqa: F811
+    """An emulated device of the stateful run: slots from boot until TIME, then from its clock (TIME mid-day,
+    windows every 30 emulated minutes across midnight); every RESULT is TFLM's over Python's inputs for the
+    windows it read, placed at those times, the state fresh from the first TIME."""
+    from tinyml.device.emulated_model import DeviceModel
+    from tinyml.device.emulator import EmulatedDevice, Faults
+
+    run, _ = series_run
+    model = DeviceModel(run)
+    entry, span_ms = model.series
+    device = EmulatedDevice(0, model, 0.0, 115200, Faults(), 0, 0.0)
+    for k in range(2):
+        device._next_result_frame(float(k))
+    assert device.slots_used == [0, 1]
+    t1 = MIDNIGHT + 20 * 3600 + 11 * 60 + 17
+    ack = p.Decoder().feed(device.receive(p.encode(p.Time(t1)), 10.0))
+    assert ack == [p.Ack(p.Time.TYPE, slot_ending((t1 % 86400) * 1000, span_ms, 48))]
+    reads = 10.0 + 1800.0 * np.arange(1, 13)  # each window's last sample, on the device's clock
+    frames = [device._next_result_frame(float(now)) for now in reads]
+    starts = t1 + (reads - 10.0) - span_ms / 1000
+    assert device.slots_used[2:] == stream_slots(starts, 48).tolist()
+    assert len(set(device.slots_used[2:])) == 12  # twelve slots, across midnight
+    events = [e for f in frames for e in p.Decoder().feed(f) if isinstance(e, p.Result)]
+    windows = np.stack([values for _, _, values in list(device.ring)[2:]])
+    want = _reference(model.model, windows, starts)
+    assert np.array_equal(np.array([e.output for e in events], np.int8), want[:, :len(events[0].output)])
+
+
+def test_a_stateless_run_acknowledges_time_without_a_slot(shared: Path) -> None:
+    from tinyml.device.emulated_model import DeviceModel
+    from tinyml.device.emulator import EmulatedDevice, Faults
+
+    device = EmulatedDevice(0, DeviceModel(shared / "models" / "feat_ae_int8.tflite"), 0.0, 115200, Faults(), 0, 0.0)
+    assert p.Decoder().feed(device.receive(p.encode(p.Time(MIDNIGHT)), 0.0)) == [p.Ack(p.Time.TYPE, p.NO_SLOT)]
+
+
+def test_the_series_state_steps_as_series_values() -> None:
+    """SeriesState carried on through Stream(state=...) window by window = one series_values over all."""
+    from tinyml.data.features import validate_spec
+    from tinyml.data.features_series import series_values
+
+    e = validate_spec([{"name": "daily_cycle", "slots": 12}])[0]
+    rng = np.random.default_rng(0)
+    m, slots = rng.integers(-2**23, 2**23, (80, 2)), rng.integers(0, 12, 80)
+    state = SeriesState(e, 2)
+    stepwise = np.concatenate([series_values(m[i:i + 1], slots[i:i + 1], np.zeros(1), e, state) for i in range(80)])
+    assert np.array_equal(stepwise, series_values(m, slots, np.zeros(80), e))
+
+
+def test_the_line_sends_time_on_hello_and_every_hour() -> None:
+    """A gateway line queues TIME (the configured zone's wall clock) when its device identifies, again when it
+    says HELLO after a reboot, and once an hour while it talks; nothing before it identifies."""
+    from tinyml.gateway.clock import TIME_EVERY_S
+    from tinyml.gateway.ingest import LineState
+
+    clock = DeviceClock(DevicesConfig(time_zone="+05:30"))
+    line = LineState("socket://127.0.0.1:1", clock=clock)
+    hello = p.Hello(1, "b", "fw", "dev-1", b"\x01" * 8, 1, 2, 3, 7, 2)
+    beat = p.encode(p.Heartbeat(7, 1000, 0, 0))
+    t0 = 1_700_000_000.25
+    line.feed(beat, t0)
+    assert not line.take_outgoing()
+    line.feed(p.encode(hello), t0)
+    assert p.Decoder().feed(line.take_outgoing()) == [p.Time(int(t0) + 19800)]
+    line.feed(beat, t0 + TIME_EVERY_S - 1)
+    assert not line.take_outgoing()
+    line.feed(beat, t0 + TIME_EVERY_S)
+    assert p.Decoder().feed(line.take_outgoing()) == [p.Time(int(t0 + TIME_EVERY_S) + 19800)]
+    line.feed(p.encode(hello), t0 + TIME_EVERY_S + 5)  # rebooted: told at once
+    assert p.Decoder().feed(line.take_outgoing()) == [p.Time(int(t0 + TIME_EVERY_S + 5) + 19800)]
+    berlin = DeviceClock(DevicesConfig(time_zone="Europe/Berlin"))
+    assert berlin.seconds(1_751_328_000.0) == 1_751_328_000 + 7200  # summer time
+    assert berlin.seconds(1_767_225_600.0) == 1_767_225_600 + 3600
+
+
+@pytest.mark.parametrize("value", ["Europe/Berln", "+25:00", "../../etc/passwd", "", "CEST"])
+def test_a_bad_time_zone_is_refused_with_a_hint(tmp_path: Path, value: str) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'ports = ["socket://127.0.0.1:9"]\n\n[devices]\ntime_zone = "{value}"\n')
+    proc = run_cli("gateway", "run", "--config", config, "--db", tmp_path / "gw.db")
+    assert_clean_error(proc, "[devices] time_zone at", "gateway.toml:4", "IANA name")
+    assert not (tmp_path / "gw.db").exists()
+
+
+def test_a_gateway_gives_an_emulated_device_the_time_of_day(series_run, tmp_path: Path) -> None:  # noqa: F811
+    """A real gateway (its own process) against an emulated device of the stateful run: TIME arrives when the
+    device identifies, in the configured zone; the device's windows then take their slots from it."""
+    from tests.test_gateway_e2e import GatewayProcess, count, wait_until
+    from tinyml.device.emulator import EmulatedFleet
+
+    run, _ = series_run
+    config = tmp_path / "gateway.toml"
+    config.write_text('[devices]\ntime_zone = "-03:00"\n')
+    clock = DeviceClock(DevicesConfig(time_zone="-03:00"))
+    with EmulatedFleet(run, count=1, tcp_port=0, rate=5, seed=1) as fleet:
+        device = fleet.devices[0]
+        before = clock.seconds(time.time())
+        gw = GatewayProcess(tmp_path, [fleet.endpoints[0]], "--config", str(config))
+        try:
+            wait_until(lambda: device.clock is not None, 30, "TIME")
+            after = clock.seconds(time.time())
+            placed = len(device.slots_used)  # windows read from here on are placed by the clock
+            wait_until(lambda: len(device.slots_used) >= placed + 3, 30, "windows after TIME")
+            wait_until(lambda: count(gw.db, "SELECT count(*) FROM results WHERE device='emu-000'") > 3, 30, "results")
+        finally:
+            assert gw.stop() == 0
+    day_ms = device.clock.day_ms
+    assert (before % 86400) * 1000 <= day_ms <= (after % 86400) * 1000 or after % 86400 < before % 86400
+    _, span_ms = fleet.model.series
+    within = {slot_ending((day_ms + k * 1000) % DAY_MS, span_ms, 48) for k in range(120)}
+    assert set(device.slots_used[placed:placed + 3]) <= within  # read within two minutes of the TIME
+    assert "Traceback" not in gw.text()
