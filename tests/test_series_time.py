@@ -58,6 +58,66 @@ def test_the_c_slot_of_a_window_is_pythons(tmp_path: Path) -> None:
         assert [slot_ending(int(e), span_ms, slots) for e in whole] == stream_slots(starts, slots).tolist()
 
 
+RUN_HARNESS = r"""
+#include <string.h>
+#include "tinyml_run.h"
+static const int *script;
+static unsigned step, *asked;
+static float value;
+int tinyml_sensor_read(float *samples, unsigned window, unsigned channels)
+{
+    int rc = script[step];
+    asked[step++] = window;
+    for (unsigned k = 0; rc != 1 && k < window * channels; k++, value++)  /* a lost read loses its samples */
+        if (rc == 0)
+            samples[k] = value;
+    return rc;
+}
+/* run the loop over the sensor's answers; each window read (values window x channels) in `out` */
+unsigned read_windows(const int *rcs, unsigned n, unsigned *sizes, float *out, unsigned values, int restart_at)
+{
+    unsigned got = 0;
+    script = rcs, asked = sizes, step = 0, value = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if ((int)i == restart_at)
+            tinyml_run_restart();
+        if (tinyml_run_read_window() == 0)
+            memcpy(out + values * got++, tinyml_run_window(), values * sizeof(float));
+    }
+    return got;
+}
+"""
+
+
+def _run_loop(project: Path, tmp: Path, window: int, rcs: list[int], restart_at: int = -1):
+    """The project's own tinyml_run.c (gcc) over a sensor answering ``rcs`` (0 done, 1 not yet, -1 lost) with
+    consecutive values: what each read asked for and the windows delivered."""
+    (tmp / "h.c").write_text(RUN_HARNESS)
+    src = project / "src"
+    sources = [tmp / "h.c", *(src / n for n in ("tinyml_run.c", "tinyml_features_int.c", "tinyml_series.c",
+                                                "tinyml_features.c") if (src / n).exists())]
+    lib = ctypes.CDLL(str(host_compile(sources, tmp / "librun.so", includes=[src, project / "model"], shared=True,
+                                       libs=["-lm"])))
+    n = len(rcs)
+    sizes, out = np.zeros(n, np.uint32), np.zeros((n, window), np.float32)
+    got = lib.read_windows(np.array(rcs, np.int32).ctypes.data_as(ctypes.c_void_p), ctypes.c_uint32(n),
+                           sizes.ctypes.data_as(ctypes.c_void_p), out.ctypes.data_as(ctypes.c_void_p),
+                           ctypes.c_uint32(window), ctypes.c_int(restart_at))
+    return sizes.tolist(), out[:got]
+
+
+def test_the_run_loop_slides_and_reads_whole_after_a_loss_or_restart(series_run, tmp_path: Path) -> None:  # noqa: F811
+    """The stateful run's tinyml_run.c (host gcc): the first window whole, then six new samples a window (the
+    last 18 kept); a lost read (-1) or tinyml_run_restart() makes the next window whole again."""
+    fw = tmp_path / "fw"
+    assert run_cli("firmware", "new", "--board", "qemu-mps2-an386", "--model", series_run[0], "--out", fw).returncode == 0
+    rcs = [1, 0, 0, 1, 0, -1, 0, 0, 0, 0]
+    sizes, windows = _run_loop(fw, tmp_path, 24, rcs, restart_at=8)
+    assert sizes == [24, 24, 6, 6, 6, 6, 24, 6, 24, 6]
+    starts = [0, 6, 12, 42, 48, 72, 78]  # the sensor's values in order; the lost read's 36..41 in no window
+    assert np.array_equal(windows, [np.arange(s, s + 24) for s in starts])
+
+
 def _stream(run_data: tuple[Path, Path], n: int):
     """The first ``n`` windows of the first machine in time order, their start times and the model."""
     run, data = run_data
