@@ -89,9 +89,9 @@ unsigned read_windows(const int *rcs, unsigned n, unsigned *sizes, float *out, u
 """
 
 
-def _run_loop(project: Path, tmp: Path, window: int, rcs: list[int], restart_at: int = -1):
+def _run_loop(project: Path, tmp: Path, values: int, rcs: list[int], restart_at: int = -1):
     """The project's own tinyml_run.c (gcc) over a sensor answering ``rcs`` (0 done, 1 not yet, -1 lost) with
-    consecutive values: what each read asked for and the windows delivered."""
+    consecutive values: the frames each read asked for and the windows (``values`` each) delivered."""
     (tmp / "h.c").write_text(RUN_HARNESS)
     src = project / "src"
     sources = [tmp / "h.c", *(src / n for n in ("tinyml_run.c", "tinyml_features_int.c", "tinyml_series.c",
@@ -99,10 +99,10 @@ def _run_loop(project: Path, tmp: Path, window: int, rcs: list[int], restart_at:
     lib = ctypes.CDLL(str(host_compile(sources, tmp / "librun.so", includes=[src, project / "model"], shared=True,
                                        libs=["-lm"])))
     n = len(rcs)
-    sizes, out = np.zeros(n, np.uint32), np.zeros((n, window), np.float32)
+    sizes, out = np.zeros(n, np.uint32), np.zeros((n, values), np.float32)
     got = lib.read_windows(np.array(rcs, np.int32).ctypes.data_as(ctypes.c_void_p), ctypes.c_uint32(n),
                            sizes.ctypes.data_as(ctypes.c_void_p), out.ctypes.data_as(ctypes.c_void_p),
-                           ctypes.c_uint32(window), ctypes.c_int(restart_at))
+                           ctypes.c_uint32(values), ctypes.c_int(restart_at))
     return sizes.tolist(), out[:got]
 
 
@@ -116,6 +116,16 @@ def test_the_run_loop_slides_and_reads_whole_after_a_loss_or_restart(series_run,
     assert sizes == [24, 24, 6, 6, 6, 6, 24, 6, 24, 6]
     starts = [0, 6, 12, 42, 48, 72, 78]  # the sensor's values in order; the lost read's 36..41 in no window
     assert np.array_equal(windows, [np.arange(s, s + 24) for s in starts])
+
+
+def test_a_stateless_run_loop_reads_windows_back_to_back(trained_run, tmp_path: Path) -> None:
+    """A run without state (the vibration cnn1d, 256 x 3): every read asks for a whole window, none overlaps."""
+    fw = tmp_path / "fw"
+    assert run_cli("firmware", "new", "--board", "qemu-mps2-an386", "--model", trained_run.run_dir,
+                   "--out", fw).returncode == 0
+    sizes, windows = _run_loop(fw, tmp_path, 768, [0, 0, 1, -1, 0], restart_at=4)
+    assert sizes == [256] * 5
+    assert np.array_equal(windows, [np.arange(s, s + 768) for s in (0, 768, 3 * 768)])
 
 
 def _stream(run_data: tuple[Path, Path], n: int):
