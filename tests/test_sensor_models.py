@@ -43,7 +43,7 @@ def run(exe: Path, window: int, channels: int, step_ms: int, steps: int, *fault:
     proc = subprocess.run([str(exe), str(window), str(channels), str(step_ms), str(steps), *fault],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    out: dict = {"windows": [], "errors": [], "rate": None}
+    out: dict = {"windows": [], "errors": [], "rate": None, "lost": []}
     for line in proc.stdout.splitlines():
         kind, _, rest = line.partition(" ")
         if kind == "WINDOW":
@@ -51,6 +51,8 @@ def run(exe: Path, window: int, channels: int, step_ms: int, steps: int, *fault:
             out["windows"].append((int(values[0]), [float(v) for v in values[1:]]))
         elif kind == "ERROR":
             out["errors"].append(rest)
+        elif kind == "LOST":
+            out["lost"].append(int(rest))
         elif kind == "RATE":
             out["rate"] = float(rest)
         elif kind == "STATS":
@@ -89,6 +91,7 @@ def test_missing_chip_and_wrong_identity_are_reported(case: str, tmp_path: Path)
     exe = build(tmp_path, sensor, board, fs, ["x", "y", "z"], {"bus": bus}, chip)
     absent = run(exe, 16, 3, 10, 250, "absent")   # 2.5 s: the driver retries every second
     assert absent["windows"] == [] and absent["status"] == 1 and absent["errors_count"] == 3
+    assert absent["lost"]  # a sliding run loop reads its next window whole
     spi = bus.startswith("spi")
     assert absent["errors"] == [f"{sensor}: no answer on {bus} (MISO reads 0xff)" if spi
                                 else f"{sensor}: no answer on {bus} at {load_sensor(sensor).i2c_address:#04x} (NACK)"]
@@ -108,6 +111,7 @@ def test_fifo_overrun_restarts_the_window_without_a_gap(case: str, tmp_path: Pat
     assert out["errors"] == [f"{sensor}: FIFO overrun (samples lost)" if sensor != "mpu6050"
                              else f"{sensor}: FIFO overflow (samples lost)"]
     assert out["errors_count"] == 1 and out["status"] == 0    # windows complete again afterwards
+    assert len(out["lost"]) == 1 and 500 + stall <= out["lost"][0] < 500 + stall + 10  # the run loop restarts
     after = [(t, v) for t, v in out["windows"] if t > 500 + stall]
     assert len(after) >= 3
     for _, values in after:  # consecutive samples of the signal: no gap inside a window

@@ -25,6 +25,7 @@ from tinyml.paths import template_dir
 from tinyml.rundir import int8_model
 
 SRC = template_dir("common")
+HOP = 6  # the series run's windows: 24 samples every 6 (2 hours every 30 minutes)
 MIDNIGHT = 1764633600  # 2025-12-02 00:00:00 in the data's clock
 SLOT_HARNESS = r"""
 #include "tinyml_series.h"
@@ -55,6 +56,76 @@ def test_the_c_slot_of_a_window_is_pythons(tmp_path: Path) -> None:
         whole = ends[ends % 1000 == span_ms % 1000]  # starts on whole seconds, as the data's times
         starts = ((whole.astype(np.int64) - span_ms) % DAY_MS) // 1000
         assert [slot_ending(int(e), span_ms, slots) for e in whole] == stream_slots(starts, slots).tolist()
+
+
+RUN_HARNESS = r"""
+#include <string.h>
+#include "tinyml_run.h"
+static const int *script;
+static unsigned step, *asked;
+static float value;
+int tinyml_sensor_read(float *samples, unsigned window, unsigned channels)
+{
+    int rc = script[step];
+    asked[step++] = window;
+    for (unsigned k = 0; rc != 1 && k < window * channels; k++, value++)  /* a lost read loses its samples */
+        if (rc == 0)
+            samples[k] = value;
+    return rc;
+}
+/* run the loop over the sensor's answers; each window read (values window x channels) in `out` */
+unsigned read_windows(const int *rcs, unsigned n, unsigned *sizes, float *out, unsigned values, int restart_at)
+{
+    unsigned got = 0;
+    script = rcs, asked = sizes, step = 0, value = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if ((int)i == restart_at)
+            tinyml_run_restart();
+        if (tinyml_run_read_window() == 0)
+            memcpy(out + values * got++, tinyml_run_window(), values * sizeof(float));
+    }
+    return got;
+}
+"""
+
+
+def _run_loop(project: Path, tmp: Path, values: int, rcs: list[int], restart_at: int = -1):
+    """The project's own tinyml_run.c (gcc) over a sensor answering ``rcs`` (0 done, 1 not yet, -1 lost) with
+    consecutive values: the frames each read asked for and the windows (``values`` each) delivered."""
+    (tmp / "h.c").write_text(RUN_HARNESS)
+    src = project / "src"
+    sources = [tmp / "h.c", *(src / n for n in ("tinyml_run.c", "tinyml_features_int.c", "tinyml_series.c",
+                                                "tinyml_features.c") if (src / n).exists())]
+    lib = ctypes.CDLL(str(host_compile(sources, tmp / "librun.so", includes=[src, project / "model"], shared=True,
+                                       libs=["-lm"])))
+    n = len(rcs)
+    sizes, out = np.zeros(n, np.uint32), np.zeros((n, values), np.float32)
+    got = lib.read_windows(np.array(rcs, np.int32).ctypes.data_as(ctypes.c_void_p), ctypes.c_uint32(n),
+                           sizes.ctypes.data_as(ctypes.c_void_p), out.ctypes.data_as(ctypes.c_void_p),
+                           ctypes.c_uint32(values), ctypes.c_int(restart_at))
+    return sizes.tolist(), out[:got]
+
+
+def test_the_run_loop_slides_and_reads_whole_after_a_loss_or_restart(series_run, tmp_path: Path) -> None:  # noqa: F811
+    """The stateful run's tinyml_run.c (host gcc): the first window whole, then six new samples a window (the
+    last 18 kept); a lost read (-1) or tinyml_run_restart() makes the next window whole again."""
+    fw = tmp_path / "fw"
+    assert run_cli("firmware", "new", "--board", "qemu-mps2-an386", "--model", series_run[0], "--out", fw).returncode == 0
+    rcs = [1, 0, 0, 1, 0, -1, 0, 0, 0, 0]
+    sizes, windows = _run_loop(fw, tmp_path, 24, rcs, restart_at=8)
+    assert sizes == [24, 24, 6, 6, 6, 6, 24, 6, 24, 6]
+    starts = [0, 6, 12, 42, 48, 72, 78]  # the sensor's values in order; the lost read's 36..41 in no window
+    assert np.array_equal(windows, [np.arange(s, s + 24) for s in starts])
+
+
+def test_a_stateless_run_loop_reads_windows_back_to_back(trained_run, tmp_path: Path) -> None:
+    """A run without state (the vibration cnn1d, 256 x 3): every read asks for a whole window, none overlaps."""
+    fw = tmp_path / "fw"
+    assert run_cli("firmware", "new", "--board", "qemu-mps2-an386", "--model", trained_run.run_dir,
+                   "--out", fw).returncode == 0
+    sizes, windows = _run_loop(fw, tmp_path, 768, [0, 0, 1, -1, 0], restart_at=4)
+    assert sizes == [256] * 5
+    assert np.array_equal(windows, [np.arange(s, s + 768) for s in (0, 768, 3 * 768)])
 
 
 def _stream(run_data: tuple[Path, Path], n: int):
@@ -92,6 +163,64 @@ def _replay_firmware(run: Path, board: str, out: Path) -> Path:
     return out / "build" / "firmware.elf"
 
 
+def _slide(link, windows: np.ndarray, i: int) -> tuple[int, ...]:
+    """Window ``i`` as a sliding device reads it: the hop's new samples when it continues the window before,
+    else SERIES (the next window is read whole, the state kept) and the whole window; its output."""
+    from tinyml.device.replay import continues, replay_window
+
+    if continues(windows, i, HOP):
+        return replay_window(link, windows[i][-HOP:], timeout=60.0).output
+    if i:
+        link.request(p.Series(0, 0), p.Ack, 30.0, match=lambda m: m.for_type == p.Series.TYPE)
+    return replay_window(link, windows[i], timeout=60.0).output
+
+
+def _contiguous(run_data: tuple[Path, Path], n: int):
+    """``n`` windows of the first machine that follow each other by one hop, the series they were cut from
+    (the first window, then each window's last hop) and their start times."""
+    model, windows, times = _stream(run_data, 10_000)
+    steps = np.diff(times) == HOP * 300.0
+    k = int(np.flatnonzero(np.convolve(steps, np.ones(n - 1, int), "valid") == n - 1)[0])
+    windows, times = windows[k:k + n], times[k:k + n]
+    series = np.concatenate([windows[0], *(w[-HOP:] for w in windows[1:])])
+    return model, series, windows, times
+
+
+@pytest.mark.qemu
+@pytest.mark.cross_compiler
+@pytest.mark.parametrize("board", ["qemu-mps2-an386", "qemu-riscv32"])
+def test_run_mode_firmware_slides_its_window_by_the_training_hop(series_run, board: str, tmp_path: Path) -> None:  # noqa: F811
+    """A series fed to run-mode firmware as a sensor delivers it (the first window, then six samples at a time,
+    TIME before each window): every output byte is TFLM's over Python's inputs for the windows cut every hop
+    (the training dataset's, which detect cuts), so the state steps once a hop; Python over the same series cut
+    back to back (what a device reading windows without overlap computes) gives other bytes."""
+    from tinyml.device.link import open_link
+    from tinyml.device.qemu import EmulatedBoard
+    from tinyml.device.replay import replay_window
+    from tinyml.firmware.boards import load_board
+
+    elf = _replay_firmware(series_run[0], board, tmp_path / "fw")
+    model, series, windows, times = _contiguous(series_run, 33)
+    every_hop = np.stack([series[s:s + 24] for s in range(0, len(series) - 23, HOP)])
+    assert np.array_equal(every_hop, windows)  # the dataset's windows are this series cut every hop
+    span_s = window_span_ms(24, 1 / 300) // 1000
+    outputs = []
+    with EmulatedBoard(load_board(board), elf) as emu, \
+            open_link(emu.url, 115200, timeout=5.0, connect_timeout=10) as link:
+        assert isinstance(link.recv(10), p.Hello)
+        for i, start in enumerate(times):
+            link.request(p.Time(int(start) + span_s), p.Ack, 30.0, match=lambda m: m.for_type == p.Time.TYPE)
+            chunk = series[:24] if i == 0 else series[24 + (i - 1) * HOP:24 + i * HOP]
+            outputs.append(replay_window(link, chunk, timeout=60.0).output)
+        refused = link.request(p.Replay.of(0, [0.0] * 24), p.Error, match=lambda m: True)  # only a hop is due
+        assert refused.code == p.ERR_BAD_LENGTH
+    got = np.array(outputs, np.int8)
+    want = _reference(model, windows, times)
+    assert np.array_equal(got, want[:, :got.shape[1]])
+    back_to_back = _reference(model, series[:len(series) // 24 * 24].reshape(-1, 24, 1), times[::4])
+    assert not np.array_equal(got[::4], back_to_back[:, :got.shape[1]])
+
+
 @pytest.fixture(scope="module")
 def replay_elf(series_run, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
     return _replay_firmware(series_run[0], "qemu-mps2-an386", tmp_path_factory.mktemp("series_replay") / "fw")
@@ -106,7 +235,6 @@ def test_run_mode_firmware_takes_its_slots_from_time(series_run, board: str, tmp
     gives the slot; slots counted from boot instead would give other outputs."""
     from tinyml.device.link import open_link
     from tinyml.device.qemu import EmulatedBoard
-    from tinyml.device.replay import replay_window
     from tinyml.firmware.boards import load_board
 
     elf = _replay_firmware(series_run[0], board, tmp_path / "fw")
@@ -117,11 +245,11 @@ def test_run_mode_firmware_takes_its_slots_from_time(series_run, board: str, tmp
     with EmulatedBoard(load_board(board), elf) as emu, \
             open_link(emu.url, 115200, timeout=5.0, connect_timeout=10) as link:
         assert isinstance(link.recv(10), p.Hello)
-        for window, seconds in zip(windows, sends, strict=True):
+        for i, seconds in enumerate(sends):
             if seconds is not None:
                 acks.append((seconds, link.request(p.Time(seconds), p.Ack, 30.0,
                                                    match=lambda m: m.for_type == p.Time.TYPE).value))
-            outputs.append(replay_window(link, window, timeout=60.0).output)
+            outputs.append(_slide(link, windows, i))
     got = np.array(outputs[2:], np.int8)
     want = _reference(model, windows[2:], starts)
     assert np.array_equal(got, want[:, :got.shape[1]])
@@ -149,6 +277,7 @@ def test_replay_of_a_stateful_run_places_its_windows_in_time(series_run, replay_
             assert proc.returncode == 0, proc.stderr
             report = json.loads(proc.stdout)
             assert report["windows"] > 40 and report["identical"] == report["windows"], report["mismatched"]
+            assert report["sent_values"] < report["windows"] * 24 // 2  # mostly the hop's new samples
 
 
 def test_the_emulator_places_windows_as_the_firmware(series_run) -> None:  # noqa: F811
@@ -175,6 +304,7 @@ def test_the_emulator_places_windows_as_the_firmware(series_run) -> None:  # noq
     assert len(set(device.slots_used[2:])) == 12  # twelve slots, across midnight
     events = [e for f in frames for e in p.Decoder().feed(f) if isinstance(e, p.Result)]
     windows = np.stack([values for _, _, values in list(device.ring)[2:]])
+    assert np.array_equal(windows[1:, :24 - HOP], windows[:-1, HOP:])  # slid by the hop, as the firmware
     want = _reference(model.model, windows, starts)
     assert np.array_equal(np.array([e.output for e in events], np.int8), want[:, :len(events[0].output)])
 

@@ -427,6 +427,8 @@ static int handle(const tinyml_msg_t *msg)
             send_ack(TINYML_MSG_SERIES, msg->u.series.slot);
 #if !TINYML_RUN_MODE
             window_fresh = 1;
+#else
+            tinyml_run_restart(); /* a new stream, or a gap: the next window is read whole */
 #endif
         }
         break;

@@ -2,8 +2,9 @@
  *
  * Rendered in place of the placeholder hook when a project names a sensor (`tinyml firmware new
  * --sensor NAME`). It keeps the tinyml_sensor_read() contract of tinyml_run.h: deliver `window`
- * frames of `channels` values in the training data's channel order and unit, interleaved, and
- * return non-zero until a window is complete. Polled sensors (temperature) are read once per
+ * frames of `channels` values in the training data's channel order and unit, interleaved (the
+ * model's window, or the hop of a run that slides its window), return 1 until they are complete,
+ * and -1 when frames were lost (the run loop then reads its next window whole). Polled sensors (temperature) are read once per
  * sample period of the board's millisecond clock; FIFO sensors (accelerometers) are paced by
  * their own output data rate and drained whenever called. A failing sensor (no answer, wrong
  * identity, FIFO overrun, bus fault) is counted, reported once per new status through
@@ -70,7 +71,7 @@ int tinyml_sensor_read(float *samples, unsigned window, unsigned channels)
     if (channels != TINYML_SENSOR_CHANNELS)
         return 1; /* rendered for another model: never deliver a mis-shaped window */
     if (!started && ((int32_t)(port_millis() - retry_at) < 0 || start() != 0))
-        return 1;
+        return -1; /* failed: whatever the window held is lost */
     unsigned want = window - filled;
 #if TINYML_SENSOR_POLLED
     if ((int32_t)(port_millis() - due_ms) < 0)
@@ -86,12 +87,13 @@ int tinyml_sensor_read(float *samples, unsigned window, unsigned channels)
         status = TINYML_SENSOR_OVERRUN;
         errors++;
         filled = 0;
-        return 1;
+        return -1;
     }
     if (n < 0) {
-        if (-n != TINYML_SENSOR_NOT_READY)
-            fail(-n);
-        return 1;
+        if (-n == TINYML_SENSOR_NOT_READY)
+            return 1;
+        fail(-n);
+        return -1;
     }
     for (int f = 0; f < n; f++, filled++) {
         for (unsigned c = 0; c < channels; c++)

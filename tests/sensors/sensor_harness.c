@@ -40,11 +40,14 @@ int main(int argc, char **argv)
         bus_now_ms += step;
         if (stall_ms && bus_now_ms >= stall_at && bus_now_ms < stall_at + stall_ms)
             continue; /* the firmware is busy elsewhere: the chip's FIFO fills */
-        if (tinyml_sensor_read(samples, window, channels) == 0) {
+        int rc = tinyml_sensor_read(samples, window, channels);
+        if (rc == 0) {
             printf("WINDOW %u", (unsigned)bus_now_ms);
             for (unsigned k = 0; k < window * channels; k++)
                 printf(" %.9g", samples[k]);
             printf("\n");
+        } else if (rc < 0) {
+            printf("LOST %u\n", (unsigned)bus_now_ms); /* the run loop reads its next window whole */
         }
         const char *why = tinyml_sensor_poll_error(&stats);
         if (why)

@@ -125,6 +125,10 @@ class DeviceModel:
         self._pre = self.model.preprocess()  # None for a bare .tflite
         self.sensor = sensor_spec(self._pre)
         self.series = series_spec(self._pre)  # (daily_cycle entry, window span in ms) or None
+        from tinyml.data.features_series import run_hop
+
+        # samples between run-mode window starts: a stateful run's training hop (its firmware slides), else the window
+        self.hop = None if self._pre is None else run_hop(self._pre.feature_spec, self._pre.window, self._pre.fs)
         if self.series is not None and self.sensor is None:
             raise InputError("an emulated device runs a daily_cycle model on synthetic windows of 1 (temperature) "
                              "or 3 (vibration) channels", "emulate a run trained on such data")
@@ -164,10 +168,11 @@ class DeviceModel:
         return normal, drifted
 
     def fresh(self, condition: str, drifted: bool, rng: np.random.Generator,
-              stream: Stream | None = None) -> tuple[np.ndarray, Outcome]:
+              stream: Stream | None = None, kept: np.ndarray | None = None) -> tuple[np.ndarray, Outcome]:
         """A new window of the machine in ``condition`` read by the emulated sensor, and the result
         the model gives for it (TFLM on the exact window: capture streams both); ``stream`` places it
-        for a preprocessing with state across windows (and carries that state on)."""
+        for a preprocessing with state across windows (and carries that state on); ``kept``: the samples
+        a sliding device keeps from its last window, followed by the fresh window's last ones."""
         from tinyml.data.synth import synth_windows
 
         assert self.sensor is not None
@@ -175,6 +180,8 @@ class DeviceModel:
         window = synth_windows(s.kind, condition, 1, s.window, s.fs, rng)
         if drifted:
             window = drift_windows(window)
+        if kept is not None:
+            window = np.concatenate([kept[None], window[:, len(kept):]], axis=1)
         return window[0], self.infer(self._quantize(window, stream)[0].tobytes())
 
     def infer(self, input_bytes: bytes) -> Outcome:

@@ -19,8 +19,9 @@ without a key does. ``Faults(impersonate=I)`` makes a device the audit's spoofer
 I's id and boot id, with sequence numbers ahead of I's, and has no key.
 
 A run whose features keep state across windows (``daily_cycle``) is emulated as its run-mode firmware runs
-it (tinyml_app.c): each window fresh, its slot of the day counted from boot until the host's first TIME,
-which starts the state afresh, and from then on the slot of its start (``DayClock``).
+it (tinyml_app.c): the window slides by the training hop (the last window's newest samples, then the hop's
+fresh ones; whole after a boot), its slot of the day counted from boot until the host's first TIME, which
+starts the state afresh, and from then on the slot of its start (``DayClock``).
 """
 
 from __future__ import annotations
@@ -135,6 +136,7 @@ class EmulatedDevice:
         self.next_slot = 0
         self.time_fresh = False
         self.slots_used: list[int] = []  # the slot of each stateful window since boot (what tests compare)
+        self.last_window: np.ndarray | None = None  # a sliding device keeps its last window's newest samples
 
     # ---- messages ----
     def hello(self) -> p.Hello:
@@ -248,7 +250,8 @@ class EmulatedDevice:
         return slot_ending(self.clock.day_ms, self.model.series[1], int(self.model.series[0]["slots"]))
 
     def _stateful_window(self, drifted: bool, now: float) -> tuple[np.ndarray, Outcome]:
-        """A fresh window in its slot of the day, through the device's state (tinyml_app.c ``place_window``)."""
+        """The next window (slid by the hop) in its slot of the day, through the device's state (tinyml_app.c
+        ``place_window``)."""
         entry, span_ms = self.model.series
         slots = int(entry["slots"])
         if self.clock is not None:
@@ -260,7 +263,11 @@ class EmulatedDevice:
         self.next_slot = (slot + 1) % slots
         self.slots_used.append(slot)
         stream = Stream(np.array([slot * DAY / slots]), state=self.series)
-        return self.model.fresh(self.condition, drifted, self.np_rng, stream)
+        hop = self.model.hop
+        kept = None if self.last_window is None or hop >= len(self.last_window) else self.last_window[hop:]
+        values, outcome = self.model.fresh(self.condition, drifted, self.np_rng, stream, kept)
+        self.last_window = values
+        return values, outcome
 
     # ---- run mode ----
     def silent(self, now: float) -> bool:
@@ -300,7 +307,7 @@ class EmulatedDevice:
         f = self.faults
         drifted = f.drift_after is not None and now - self.fleet_start >= f.drift_after
         m = self.model
-        if m.series is not None:  # state across windows: every window fresh, in its slot of the day
+        if m.series is not None:  # state across windows: the window slid by the hop, in its slot of the day
             values, outcome = self._stateful_window(drifted, now)
         elif self.streaming:  # a fresh window of the machine's condition, and its exact result
             values, outcome = m.fresh(self.condition, drifted, self.np_rng)

@@ -9,7 +9,10 @@ TFLM interpreter): the same bytes, or a report of where they differ.
 
 A run whose features keep state across windows (``daily_cycle``) is replayed as ``validate`` sends it: the
 windows in data order, SERIES with reset where a stream (group) starts, and before each window a TIME that
-places it in its slot of the day, as the device's clock places the windows it reads in the field.
+places it in its slot of the day, as the device's clock places the windows it reads in the field. Its
+run-mode firmware slides its window by the training hop (tinyml_run.h), so a window that continues the one
+before it by one hop (the same samples overlap) is sent as the hop's new samples only; any other (a gap,
+another stretch) is sent whole after SERIES, which makes the device read it whole, the state kept.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyml.data.features_series import window_span_ms
+from tinyml.data.features_series import run_hop, window_span_ms
 from tinyml.device import protocol as p
 from tinyml.errors import DeviceError, InputError
 from tinyml.rundir import Int8Model
@@ -43,7 +46,8 @@ class ReplayReport:
 
 
 def replay_window(link: Any, window: np.ndarray, *, timeout: float = 10.0) -> p.Result:
-    """Send one window (time x channels, training units) and return the RESULT it produced."""
+    """Send one window (time x channels, training units; a sliding run's hop of new samples) and return the
+    RESULT it produced."""
     values = np.ascontiguousarray(window, dtype="<f4").ravel()
     link.unsolicited.clear()
     for start in range(0, values.size, p.MAX_REPLAY_VALUES):
@@ -67,11 +71,18 @@ def replay_window(link: Any, window: np.ndarray, *, timeout: float = 10.0) -> p.
 
 
 def place_window(link: Any, time: p.Time, start: p.Series | None, timeout: float) -> None:
-    """Before a window of a run with state across windows: a new stream (``start``, SERIES with reset), and its
-    time (TIME, which the device ACKs with the slot it will use)."""
+    """Before a window of a run with state across windows: ``start`` (SERIES: a new stream with reset, or a window
+    a sliding device must read whole), and its time (TIME, which the device ACKs with the slot it will use)."""
     for frame in (start, time):
         if frame is not None:
             link.request(frame, p.Ack, timeout, match=lambda m, t=frame.TYPE: m.for_type == t)
+
+
+def continues(windows: np.ndarray, i: int, hop: int) -> bool:
+    """Window ``i`` is window ``i - 1`` slid by ``hop`` samples (less than the window): a sliding device reads
+    only its last ``hop`` samples."""
+    window = windows.shape[1]
+    return i > 0 and hop < window and np.array_equal(windows[i, :window - hop], windows[i - 1, hop:])
 
 
 def replay_dataset(link: Any, model: Int8Model, data: str | Path, *, split: str | None = "test",
@@ -90,6 +101,7 @@ def replay_dataset(link: Any, model: Int8Model, data: str | Path, *, split: str 
         pre = model.preprocess()
         windows = inputs.windows.reshape(-1, pre.window, len(pre.channels))
         span_ms = window_span_ms(pre.window, pre.fs)
+        hop = run_hop(pre.feature_spec, pre.window, pre.fs)
     else:
         ds = load(data).subset(split)
         keep = stratified_sample(ds.y, limit, 0) if limit is not None and ds.n > limit else np.arange(ds.n)
@@ -101,8 +113,11 @@ def replay_dataset(link: Any, model: Int8Model, data: str | Path, *, split: str 
     report = ReplayReport(host_labels=[int(v) for v in decide(model, inputs.x, host)])
     for i, window in enumerate(windows):
         if places is not None:
-            place_window(link, places.time(i, span_ms), p.Series(1, int(places.slots[i])) if places.starts[i]
-                         else None, timeout)
+            slid = not places.starts[i] and continues(windows, i, hop)
+            start = None if slid or hop == pre.window and not places.starts[i] else \
+                p.Series(int(places.starts[i]), int(places.slots[i]))
+            place_window(link, places.time(i, span_ms), start, timeout)
+            window = window[-hop:] if slid else window
         result = replay_window(link, window, timeout=timeout)
         out = np.frombuffer(link.output(result, hello.output_bytes, timeout), dtype=np.int8)
         report.windows += 1

@@ -55,13 +55,15 @@ def _preprocess_context(model: Int8Model) -> dict[str, Any]:
     """Run-mode constants: the run's preprocess.json, or identity scaling for a bare model."""
     pre = model.preprocess()
     if pre is not None:
+        from tinyml.data.features_series import run_hop
         from tinyml.preprocess import MIN_STD
 
-        return {"mode": pre.mode, "window": pre.window, "channels": pre.channels, "fs": pre.fs,
+        hop = run_hop(pre.feature_spec, pre.window, pre.fs) if pre.integer else pre.window
+        return {"mode": pre.mode, "window": pre.window, "hop": hop, "channels": pre.channels, "fs": pre.fs,
                 "feature_spec": pre.feature_spec, "min_std": repr(MIN_STD), "integer": pre.integer,
                 "sample_shift": pre.sample_shift, "mean_values": pre.mean, "std_values": pre.std,
                 "mean": [repr(float(v)) for v in pre.mean], "std": [repr(float(v)) for v in pre.std]}
-    return {"mode": "raw", "window": model.input_bytes, "channels": ["x"], "fs": 1.0, "mean": ["0.0"], "std": ["1.0"],
+    return {"mode": "raw", "window": model.input_bytes, "hop": model.input_bytes, "channels": ["x"], "fs": 1.0, "mean": ["0.0"], "std": ["1.0"],
             "integer": False}
 
 
