@@ -30,6 +30,7 @@ import argparse
 import multiprocessing as mp
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -170,6 +171,7 @@ def one_run(devices: int, seconds: float, model: str, config: Path | None, gatew
             gw.kill()
         sub.kill()
         broker.stop()
+    shutil.rmtree(work)  # a run's database and logs (kept when it failed, to read)
     span = t1 - t0
     xs, ys = np.array([s[0] for s in samples]), np.array([s[1] for s in samples], dtype=float)
     growth = float(np.polyfit(xs, ys, 1)[0]) if len(samples) > 2 else 0.0
