@@ -24,7 +24,9 @@ import time
 from pathlib import Path
 
 DEVICES = 64
-# name -> (type of device and port, UNIQUE (device, boot_id, seq), other indexes)
+# name -> (type of device and port, UNIQUE (device, boot_id, seq), other indexes); CLUSTERED: the table
+# itself WITHOUT ROWID keyed by (device, boot_id, seq), its id (given by the writer) indexed like the others
+CLUSTERED = "clustered by (device, boot_id, seq), by id, by time"
 VARIANTS = {
     "schema 3: unique, by time, by (device, id)": ("TEXT", True, ("received_at", "device, id")),
     "schema 4: unique, by time": ("TEXT", True, ("received_at",)),
@@ -32,9 +34,10 @@ VARIANTS = {
     "schema 4 with integer device and port keys": ("INTEGER", True, ("received_at",)),
     "by time only (no unique key)": ("TEXT", False, ("received_at",)),
     "no index": ("TEXT", False, ()),
+    CLUSTERED: ("TEXT", False, ("id", "received_at")),
 }
 INSERT = ("INSERT INTO results (device, boot_id, seq, received_at, device_ms, latency, latency_unit, label, anomaly,"
-          " score, output, port, authenticated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
+          " score, output, port, authenticated, id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 
 
 def rows(first: int, n: int, integer_keys: bool, rng: random.Random) -> list[tuple]:
@@ -43,7 +46,7 @@ def rows(first: int, n: int, integer_keys: bool, rng: random.Random) -> list[tup
         d, seq = i % DEVICES, i // DEVICES
         device, port = (d + 1, d + 1) if integer_keys else (f"emu-{d:03d}", f"socket://127.0.0.1:{7000 + d}")
         out.append((device, 7, seq, 1.7e9 + i / 7760, seq * 8, 1000, 1, rng.randrange(2), 0, rng.random(),
-                    rng.randbytes(64), port, 0))
+                    rng.randbytes(64), port, 0, i + 1))
     return out
 
 
@@ -55,10 +58,12 @@ def run(variant: str, prefill: int, n: int, per_commit: int) -> float:
     try:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
-        conn.execute(f"CREATE TABLE results (id INTEGER PRIMARY KEY, device {kind} NOT NULL, boot_id INTEGER NOT NULL,"
-                     " seq INTEGER NOT NULL, received_at REAL NOT NULL, device_ms INTEGER, latency INTEGER,"
-                     f" latency_unit INTEGER, label INTEGER, anomaly INTEGER, score REAL, output BLOB, port {kind},"
-                     f" authenticated INTEGER{', UNIQUE (device, boot_id, seq)' if unique else ''})")
+        clustered = variant == CLUSTERED
+        conn.execute(f"CREATE TABLE results (id INTEGER {'NOT NULL' if clustered else 'PRIMARY KEY'}, device {kind} NOT"
+                     " NULL, boot_id INTEGER NOT NULL, seq INTEGER NOT NULL, received_at REAL NOT NULL, device_ms"
+                     " INTEGER, latency INTEGER, latency_unit INTEGER, label INTEGER, anomaly INTEGER, score REAL,"
+                     f" output BLOB, port {kind}, authenticated INTEGER{', UNIQUE (device, boot_id, seq)' if unique else ''}"
+                     f"{', PRIMARY KEY (device, boot_id, seq)) WITHOUT ROWID' if clustered else ')'}")
         for i, columns in enumerate(indexes):
             conn.execute(f"CREATE INDEX results_{i} ON results ({columns})")
         rng = random.Random(1)
@@ -92,7 +97,7 @@ def main() -> None:
     print(f"{args.per_commit} results per commit after {args.prefill} stored, {DEVICES} devices, load average "
           f"{os.getloadavg()[0]:.1f}, median of {args.rounds} rounds, CPU us per result:")
     for variant, values in times.items():
-        print(f"  {variant:46s} {statistics.median(values):6.1f}  ({', '.join(f'{t:.1f}' for t in values)})")
+        print(f"  {variant:52s} {statistics.median(values):6.1f}  ({', '.join(f'{t:.1f}' for t in values)})")
 
 
 if __name__ == "__main__":

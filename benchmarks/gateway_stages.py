@@ -111,13 +111,16 @@ def count(records: list[list[Record]]) -> int:
 
 def cpu(fn: Callable[..., object], runs: int, results: int,
         setup: Callable[[], object] | None = None) -> tuple[float, list[float]]:
-    """CPU us per result of ``fn``, or of ``fn(setup())`` with the setup not timed."""
+    """CPU us per result of ``fn``, or of ``fn(setup())`` with the setup not timed (a writer's
+    database is deleted after it, untimed too)."""
     times = []
     for _ in range(runs):
         arg = None if setup is None else setup()
         t0 = time.process_time()
         fn() if setup is None else fn(arg)
         times.append((time.process_time() - t0) / results * 1e6)
+        if isinstance(arg, Processor):
+            shutil.rmtree(arg.store.path.parent)
     return statistics.median(times), times
 
 
@@ -197,11 +200,15 @@ def main() -> None:
     print(f"{args.devices} devices x {args.results} results ({len(streams[0]) // (args.results + 1)} B frames, "
           f"writer stages after {args.history} stored per device), "
           f"load average {os.getloadavg()[0]:.1f}, median of {args.runs} runs, CPU us per result:")
-    for name, fn, setup in stages:
-        if args.only and args.only not in name:
-            continue
-        med, times = cpu(fn, args.runs, n if setup is None else n_written, setup)
-        print(f"  {name:66s} {med:6.1f}  ({', '.join(f'{t:.1f}' for t in times)})", flush=True)
+    try:
+        for name, fn, setup in stages:
+            if args.only and args.only not in name:
+                continue
+            med, times = cpu(fn, args.runs, n if setup is None else n_written, setup)
+            print(f"  {name:66s} {med:6.1f}  ({', '.join(f'{t:.1f}' for t in times)})", flush=True)
+    finally:
+        if template is not None:
+            shutil.rmtree(template.parent)
 
 
 if __name__ == "__main__":
