@@ -271,13 +271,14 @@ def test_cli_stops_cleanly_on_sigterm_and_on_duration(shared: Path) -> None:
     assert done.stdout.startswith("emu-000 socket://127.0.0.1:")
 
 
-def test_cli_esp_rom_option_serves_the_rom_loader() -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_cli_esp_rom_option_serves_the_rom_loader(stop: signal.Signals) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "tinyml", "emulate", "--esp-rom", "--tcp", "0",
                              "--flash-size", "2MB"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
         assert "2048 KiB flash" in line and "socket://127.0.0.1:" in line
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         assert proc.wait(10) == 0
     finally:
         proc.kill()

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import re
@@ -151,8 +150,14 @@ def emulate(model: str | None, count: int, tcp_port: int | None, pty: bool, rate
     if esp_rom:
         from tinyml.device.esp_rom import serve
 
-        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a user stops it
-            serve(tcp_port, pty, parse_size(flash_size), Path(save) if save else None, rom_faults, click.echo)
+        stop = threading.Event()  # Ctrl-C (or SIGTERM) is how a user stops it: a flag, not an exception
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            serve(tcp_port, pty, parse_size(flash_size), Path(save) if save else None, rom_faults, click.echo,
+                  stop=stop)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         return
     if model is None:
         raise InputError("--model is required", hint="pass an int8 .tflite or a run directory (or use --esp-rom)")

@@ -734,8 +734,10 @@ class EspRomServer(BackgroundService):
 
 def serve(tcp_port: int | None, pty: bool, flash_size: int = DEFAULT_FLASH_SIZE,
           save: Path | None = None, faults: Faults | str | None = None,
-          announce: Callable[[str], None] = print, chip: str = "esp32") -> None:
-    """Run the emulated ESP32 ROM loader (and the stub esptool starts on it) until interrupted.
+          announce: Callable[[str], None] = print, chip: str = "esp32",
+          stop: threading.Event | None = None) -> None:
+    """Run the emulated ESP32 ROM loader (and the stub esptool starts on it) until ``stop`` is set
+    or interrupted.
 
     This is ``tinyml emulate --esp-rom``.
 
@@ -747,6 +749,8 @@ def serve(tcp_port: int | None, pty: bool, flash_size: int = DEFAULT_FLASH_SIZE,
     faults: a ``Faults`` or its spec string (``"drop:2,corrupt,stall"``) for tests.
     announce: receives one line naming the endpoint to give esptool's ``-p``.
     chip: which ROM to be: esp32 (default), esp32s3 or esp32c3.
+    stop: set by the caller's signal handler: the loader stops without an exception raised at an
+        arbitrary point (a KeyboardInterrupt inside a thread join can leave the join hanging).
     Raises InputError for a bad size, fault spec or busy port.
     """
     parsed = faults if isinstance(faults, Faults) else Faults.parse(faults)
@@ -754,4 +758,5 @@ def serve(tcp_port: int | None, pty: bool, flash_size: int = DEFAULT_FLASH_SIZE,
     with server:
         announce(f"{chip.upper()} ROM loader ({flash_size // 1024} KiB flash) on {server.endpoint}")
         with contextlib.suppress(KeyboardInterrupt):
-            server.wait()
+            while not server.wait(0.2) and not (stop is not None and stop.is_set()):
+                pass
