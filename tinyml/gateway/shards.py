@@ -58,7 +58,7 @@ class IngestConfig:
     busy_rate: float = 1500.0
     # Above busy_rate results/s the ports are read every poll_ms instead of when each is readable
     # (ports.Intake): fewer, larger reads for at most poll_ms more latency; 0 reads on readiness only.
-    poll_ms: float = 16.0
+    poll_ms: float = 24.0
     # false: commits are not flushed to the disk one by one (SQLite WAL, synchronous=NORMAL). A
     # killed gateway still loses nothing; a power cut or kernel crash may lose the last commits,
     # already counted and possibly forwarded. Saves a disk flush per commit (docs/gateway.md).
