@@ -75,3 +75,48 @@ def test_replay_sends_to_a_firmware_without_the_replay_sensor_fail_clearly(train
         proc = run_cli("replay", "--port", emu.url, "--model", trained_run.run_dir, "--data", trained_run.data,
                        "--limit", "1", timeout=120)
     assert_clean_error(proc, "error 4", "no replay sensor")
+
+
+
+HARNESS = r"""
+#include <stdio.h>
+#include <string.h>
+#include "tinyml_bus.h"
+#include "tinyml_port.h"
+#include "tinyml_run.h"
+int tinyml_bus_init(void) { return TINYML_BUS_OK; }
+uint32_t port_millis(void) { return 0; }
+unsigned tinyml_run_frames_due(void) { return 4; }
+int main(void)
+{
+    const float sent[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    float got[8] = {0};
+    /* the host's window arrives before the run loop's first read, which starts the sampler */
+    if (tinyml_replay_push(0, (const uint8_t *)sent, 8) != 8)
+        return 2;
+    for (int i = 0; i < 3; i++)
+        if (tinyml_sensor_read(got, 4, 2) == 0)
+            return memcmp(got, sent, sizeof sent) != 0 ? 3 : 0;
+    return 1; /* never complete: starting the sampler dropped the window */
+}
+"""
+
+
+def test_a_window_pushed_before_the_sampler_starts_is_kept(tmp_path: Path) -> None:
+    """The host may send a window right after HELLO, before the run loop's first read starts the sampler (a
+    race a slow emulated board under load met): starting must not drop a window already acknowledged."""
+    from tests.cbuild import host_compile
+    from tinyml.firmware.sensors import load_sensor, plan_sensor, sensor_config_header, sensors_dir
+    from tinyml.paths import template_dir
+
+    plan = plan_sensor(load_sensor("replay"), load_board("qemu-mps2-an386"),
+                       {"mode": "raw", "window": 4, "channels": ["x", "y"], "fs": 100.0}, {})
+    (tmp_path / "tinyml_sensor_config.h").write_text(sensor_config_header(plan))
+    (tmp_path / "tinyml_config.h").write_text("#define TINYML_WINDOW_VALUES 8u\n")
+    (tmp_path / "harness.c").write_text(HARNESS)
+    exe = tmp_path / "harness"
+    host_compile([sensors_dir() / "tinyml_sensor.c", sensors_dir() / "replay.c", tmp_path / "harness.c"], exe,
+                 flags=("-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O1"), sanitize=True,
+                 includes=[tmp_path, sensors_dir(), template_dir("common")])
+    proc = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, f"exit {proc.returncode}: 1 = the window was dropped, 3 = other values"
