@@ -9,7 +9,7 @@ times, false alarms per simulated week, NAB-style score. The same commands a use
     tinyml data import history.csv --time-column timestamp --label normal --normal-class normal \\
         --kind temperature --window 24 --hop 6 --split time --out history.npz
     tinyml train history.npz --model autoencoder --features temperature-series --false-alarms-per-day 0.1 \
-        --guard-margin 1 --out run
+        --guard-margin 1 [--slope-guard] --out run
     tinyml detect run test.csv --labels labels.csv --on-backwards split --out events.csv
 
     .venv/bin/python benchmarks/series_detect.py [--seeds 0,1,2] [--markdown] [--guard-margin 1] [--int8] \
@@ -17,8 +17,9 @@ times, false alarms per simulated week, NAB-style score. The same commands a use
 
 With a guard, each seed is scored both ways in the same run: the autoencoder's reconstruction error alone
 (what a run trained without ``--guard-margin`` reports) and the guarded score `tinyml detect` reports.
-``--slope-cusum`` adds a third score, offline: the guarded score with ``series_slope.py``'s candidate (the
-thermal lag's drive slope per slot of the day, accumulated) folded in, fitted on the same training windows.
+``--slope-cusum`` trains with ``--slope-guard`` (tinyml/train/slope_guard.py: the thermal lag's drive slope per
+slot of the day, accumulated; it changes nothing else in the run) and adds a third score, what `detect` then
+reports: the guarded score with the slope guard folded in.
 """
 
 from __future__ import annotations
@@ -36,9 +37,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from series_slope import SlopeCusum  # noqa: E402
-
-from tinyml.data.dataset import SPLITS  # noqa: E402
 from tinyml.data.importer import ImportOptions, import_data  # noqa: E402
 from tinyml.data.synth_series import (  # noqa: E402
     EVENT_KINDS,
@@ -51,7 +49,6 @@ from tinyml.quantize import quantize_run  # noqa: E402
 from tinyml.train.detect import DetectOptions, alarm_events, labelled_events, score_series  # noqa: E402
 from tinyml.train.event_scores import score_events  # noqa: E402
 from tinyml.train.fit import TrainOptions, train  # noqa: E402
-from tinyml.train.guard import fold  # noqa: E402
 from tinyml.train.specs import feature_spec_option  # noqa: E402
 
 WEEK = 7 * 86400.0
@@ -83,7 +80,7 @@ def one_history(seed: int, tmp: Path, history: Path, test: Path, labels: Path, e
     data = ds.save(tmp / f"history-{seed}-{weeks:g}.npz")
     run = tmp / f"run-{seed}-{weeks:g}"
     train(ds, "autoencoder", run, TrainOptions(seed=seed, epochs=epochs, quiet=True, false_alarms_per_day=rate,
-                                                  guard_margin=guard_margin),
+                                                  guard_margin=guard_margin, slope_guard=slope_cusum),
           features, dataset_path=data)
     o = DetectOptions(on_backwards="split")
     model = run
@@ -96,12 +93,9 @@ def one_history(seed: int, tmp: Path, history: Path, test: Path, labels: Path, e
     threshold = scored.summary["threshold"]
     variants = [("autoencoder", scored.errors)]
     if guard_margin is not None:
-        variants.append((f"+ guard {guard_margin:g} SD", scored.scores))
+        variants.append((f"+ guard {guard_margin:g} SD", scored.guarded))
     if slope_cusum:
-        train_part = ds.split == SPLITS["train"]
-        detector = SlopeCusum.fit(ds.x[train_part, :, 0], ds.times[train_part], fs=ds.fs, hop=hop)
-        excess = detector.excess(scored.windows[:, :, 0], scored.ends - scored.summary["window"] / ds.fs, scored.which)
-        variants.append(("+ slope CUSUM", fold(scored.scores, excess, threshold)))
+        variants.append(("+ slope CUSUM", scored.scores))
     rows = []
     for name, score in variants:
         alarms = alarm_events(score, threshold, scored.ends, scored.which, o)
@@ -125,7 +119,7 @@ def main() -> None:
     ap.add_argument("--hop", type=int, default=6, help="samples between windows (6: 30 minutes)")
     ap.add_argument("--guard-margin", type=float, default=None, help="train with this --guard-margin")
     ap.add_argument("--int8", action="store_true", help="detect with the quantized model (as the device runs it)")
-    ap.add_argument("--slope-cusum", action="store_true", help="also score series_slope.py's offline candidate")
+    ap.add_argument("--slope-cusum", action="store_true", help="train with --slope-guard and also score it")
     ap.add_argument("--history-weeks", default="4", help="weeks of normal history (no events) the model is "
                     "trained on, before the 4 test weeks; several (4,8,12): each trains on the last N weeks of "
                     "the longest, scored on the same test weeks")
