@@ -3,7 +3,8 @@
  * Rendered in place of the placeholder hook when a project names a sensor (`tinyml firmware new
  * --sensor NAME`). It keeps the tinyml_sensor_read() contract of tinyml_run.h: deliver `window`
  * frames of `channels` values in the training data's channel order and unit, interleaved (the
- * model's window, or the hop of a run that slides its window), return 1 until they are complete,
+ * model's window, the hop of a run that slides its window, or samples a run whose hop is longer
+ * than its window discards), return 1 until they are complete,
  * and -1 when frames were lost (the run loop then reads its next window whole). Polled sensors (temperature) are read once per
  * sample period of the board's millisecond clock; FIFO sensors (accelerometers) are paced by
  * their own output data rate and drained whenever called. A failing sensor (no answer, wrong
