@@ -38,6 +38,17 @@ def test_cobs_matches_the_published_examples(data: bytes, encoded: bytes) -> Non
     assert p.cobs_decode(encoded) == data
 
 
+@pytest.mark.parametrize("size", [0, 1, 252, 253, 254, 255, 508, 509])
+def test_cobs_round_trips_on_both_sides_of_a_full_block(size: int) -> None:
+    """Frames under 254 bytes take a shorter path through the encoder than longer ones."""
+    rnd = random.Random(size)
+    for zeros in (0.0, 0.05, 0.5, 1.0):
+        data = bytes(0 if rnd.random() < zeros else rnd.randrange(1, 256) for _ in range(size))
+        encoded = p.cobs_encode(data)
+        assert b"\x00" not in encoded
+        assert p.cobs_decode(encoded) == data
+
+
 @pytest.mark.parametrize("vector", MESSAGES, ids=[v["name"] for v in MESSAGES])
 def test_golden_message_encodes_and_decodes(vector: dict) -> None:
     msg = p.message_from_dict(vector["message"])
@@ -86,6 +97,10 @@ def test_endless_binary_junk_stays_bounded() -> None:
     (p.Hello(1, "b" * 256, "", "", bytes(8), 0, 0, 0, 0, 0), "board is 256 bytes"),
     (p.Hello(1, "", "", "", bytes(7), 0, 0, 0, 0, 0), "model_hash must be 8 bytes"),
     (p.Result(0, 0, 0, 0, 0, 0, 0.0, (128,)), "int8"),
+    (p.Result(0, 0, 0, 0, 0, 0, 0.0, (5, -129)), "int8"),
+    (p.Result(2**32, 0, 0, 0, 0, 0, 0.0, (1,)), "seq=4294967296"),
+    (p.Result(0, 0, -1, 0, 0, 0, 0.0, (1,)), "timestamp_ms=-1"),
+    (p.Result(0, 0, 0, 0, 0, 256, 0.0, (1,)), "label=256"),
     (p.Result(0, 0, 0, 0, 0, 0, 0.0, (0,) * 485), "at most 484"),
     (p.Output(0, 0, b""), "OUTPUT carries 0 bytes"),
     (p.Output(0, 0, bytes(501)), "OUTPUT carries 501 bytes"),

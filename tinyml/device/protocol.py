@@ -10,6 +10,7 @@ implements the same format; both are checked against ``tests/vectors/protocol/``
 
 from __future__ import annotations
 
+import array
 import binascii
 import re
 import struct
@@ -26,6 +27,7 @@ MAX_PAYLOAD = MAX_BODY - 4
 # COBS adds one code byte per started block of 254 bytes.
 MAX_ENCODED = MAX_BODY + MAX_BODY // 254 + 1
 MAX_INPUT_CHUNK = 256
+_RESULT_HEAD = struct.Struct("<IIIIBBfH")  # a RESULT's fields before its output
 MAX_OUTPUT = MAX_PAYLOAD - 24  # RESULT output bytes per frame; larger tensors send their head
 MAX_OUTPUT_CHUNK = MAX_PAYLOAD - 8  # OUTPUT data bytes per frame: the tail after the RESULT head
 MAX_SENSOR_NAME = 32  # SAMPLES: bytes of the sensor name
@@ -72,8 +74,16 @@ def crc16(data: bytes) -> int:
     return binascii.crc_hqx(data, 0xFFFF)
 
 
+_CODE = tuple(bytes((i,)) for i in range(256))
+
+
 def cobs_encode(data: bytes) -> bytes:
     """Standard COBS: no final empty block after data that ends on a full 254-byte block."""
+    if len(data) < 254:  # every frame but the largest: no full block, so each segment is its length + 1 and itself
+        parts = []
+        for segment in data.split(b"\x00"):
+            parts += (_CODE[len(segment) + 1], segment)
+        return b"".join(parts)
     out = bytearray()
     segments = data.split(b"\x00")
     for i, segment in enumerate(segments):
@@ -236,12 +246,22 @@ class Result:
         if n > MAX_OUTPUT:
             raise InputError(f"RESULT output has {n} values, a frame holds at most {MAX_OUTPUT}",
                              hint=f"send the first {MAX_OUTPUT} values (docs/protocol.md)")
-        if any(not -128 <= v <= 127 for v in self.output):
-            raise InputError("RESULT output values must be int8 (-128..127)", hint="send the raw int8 output tensor")
-        return struct.pack(f"<IIIIBBfH{n}b", _u(self.seq, 32, "seq"), _u(self.boot_id, 32, "boot_id"),
-                           _u(self.timestamp_ms, 32, "timestamp_ms"), _u(self.latency, 32, "latency"),
-                           _u(self.latency_unit, 8, "latency_unit"), _u(self.label, 8, "label"),
-                           self.score, n, *self.output)
+        try:  # (an array of int8 refuses what does not fit)
+            output = array.array("b", self.output).tobytes()
+        except OverflowError:
+            raise InputError("RESULT output values must be int8 (-128..127)",
+                             hint="send the raw int8 output tensor") from None
+        # Emulated fleets encode every result of hundreds of devices (issue 20): the fields go to struct
+        # as they are, and only when one does not fit through the checks that say which one.
+        try:
+            head = _RESULT_HEAD.pack(self.seq, self.boot_id, self.timestamp_ms, self.latency, self.latency_unit,
+                                     self.label, self.score, n)
+        except struct.error:
+            head = _RESULT_HEAD.pack(_u(self.seq, 32, "seq"), _u(self.boot_id, 32, "boot_id"),
+                                     _u(self.timestamp_ms, 32, "timestamp_ms"), _u(self.latency, 32, "latency"),
+                                     _u(self.latency_unit, 8, "latency_unit"), _u(self.label, 8, "label"),
+                                     self.score, n)
+        return head + output
 
     @classmethod
     def parse(cls, r: _Reader) -> Result:
