@@ -2,8 +2,10 @@
 128 emulated devices on full 115200-baud line rate (issue 20).
 
 Four processes share the machine, as deployed: the emulated devices (this process, one
-thread), `tinyml gateway run` (a child), Mosquitto and a QoS 1 paho subscriber (a child
-process of its own). A result's latency is the subscriber's receive time minus the moment
+thread), `tinyml gateway run` (a child), Mosquitto and a QoS 1 subscriber (a child process of
+its own: by default a minimal MQTT 3.1.1 client on a socket that acknowledges every message,
+``--subscriber paho`` paho-mqtt, which costs about three times its CPU: at 256 devices a fifth
+of a core). A result's latency is the subscriber's receive time minus the moment
 the emulator wrote its frame: emulated devices stamp ``device_ms`` with milliseconds since
 the fleet started on the machine's monotonic clock, so the subscriber, on the same clock,
 needs no payload field of the gateway's (the stamp is truncated to whole milliseconds, so a
@@ -20,21 +22,24 @@ gateway's CPU is split into the writer process and the shard processes together,
 result stored (committed; more than delivered while MQTT lags behind). Prints figures; asserts nothing.
 
     .venv/bin/python -m benchmarks.gateway_latency [--devices 8,32,64,128] [--seconds 20] [--runs 3]
-        [--config gateway.toml] [--gateway-path DIR] [--series] [--shards 0,2]
+        [--config gateway.toml] [--gateway-path DIR] [--series] [--shards 0,2] [--subscriber lean|paho]
     (DIR: another checkout's tree, e.g. the "before" code; --series: the backlog, second by second)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import os
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,36 +53,116 @@ from tinyml.paths import shared_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 _DEVICE_MS = re.compile(rb'"device_ms":(\d+)')
+TOPICS = ("tinyml/+/+/result", "tinyml/+/+/results")
 
 
-def subscribe(port: int, start: float, delivered, ready, conn) -> None:  # noqa: ANN001 - multiprocessing objects
+def subscribe(port: int, start: float, delivered, ready, conn, kind: str = "lean") -> None:  # noqa: ANN001 - multiprocessing objects
     """The subscriber process: QoS 1 on every result topic; per result (receive time, latency).
     A regular expression, not json.loads, takes the stamps: the subscriber must not be the bottleneck."""
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
     received: list[float] = []
     latency: list[float] = []
 
-    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        now = time.monotonic()
-        stamps = _DEVICE_MS.findall(msg.payload)
+    def got(now: float, payload: bytes | bytearray, begin: int = 0, end: int | None = None) -> None:
+        stamps = _DEVICE_MS.findall(payload, begin, len(payload) if end is None else end)
         for ms in stamps:
             received.append(now)
             latency.append(now - start - int(ms) / 1000)
         delivered.value += len(stamps)
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    client.on_message = on_message
-    client.on_connect = lambda c, u, f, rc, p: c.subscribe([("tinyml/+/+/result", 1), ("tinyml/+/+/results", 1)])
-    client.on_subscribe = lambda c, u, mid, rcs, p: ready.set()
-    client.connect("127.0.0.1", port)
-    client.loop_start()
+    stop = (_paho if kind == "paho" else _lean)(port, got, ready)
     t0, t1 = conn.recv()  # the measured window, sent when it has ended
-    client.loop_stop()
+    stop()
     rx, lat = np.array(received), np.array(latency)
     keep = (rx >= t0) & (rx < t1)
     conn.send(lat[keep] * 1000)
+
+
+def _paho(port: int, got, ready):  # noqa: ANN001, ANN202 - the callback, a multiprocessing event; returns stop()
+    """paho-mqtt's client on a thread of its own, as a typical consumer runs it."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.on_message = lambda c, u, msg: got(time.monotonic(), msg.payload)
+    client.on_connect = lambda c, u, f, rc, p: c.subscribe([(t, 1) for t in TOPICS])
+    client.on_subscribe = lambda c, u, mid, rcs, p: ready.set()
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client.loop_stop
+
+
+def _lean(port: int, got, ready):  # noqa: ANN001, ANN202 - as _paho
+    """A minimal MQTT 3.1.1 QoS 1 subscriber on a plain socket: each read's PUBLISH packets are parsed
+    in one loop and their PUBACKs written in one send. At 256 devices the broker delivers about
+    10,000 messages/s; paho spent about 20% of a core on them (issue 20), as much as a shard."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    client = b"gw-latency-subscriber"
+    _send_packet(sock, 0x10, b"\x00\x04MQTT\x04\x02\x00\x00" + len(client).to_bytes(2, "big") + client)  # clean, no keep-alive
+    filters = b"".join(len(t).to_bytes(2, "big") + t.encode() + b"\x01" for t in TOPICS)
+    _send_packet(sock, 0x82, b"\x00\x01" + filters)
+
+    def run() -> None:
+        with contextlib.suppress(OSError):  # the socket is shut down at the end
+            receive()
+
+    def receive() -> None:
+        buf = bytearray()
+        while data := sock.recv(1 << 16):
+            now = time.monotonic()
+            buf += data
+            pos, acks = 0, []
+            while True:
+                head = _fixed_header(buf, pos)
+                if head is None:
+                    break
+                kind, body, end = head
+                if kind >> 4 == 3:  # PUBLISH: topic, packet id (QoS 1), payload
+                    at = body + 2 + int.from_bytes(buf[body:body + 2], "big")
+                    if kind & 0x06:
+                        acks.append(b"\x40\x02" + buf[at:at + 2])
+                        at += 2
+                    got(now, buf, at, end)
+                elif kind >> 4 == 9:  # SUBACK
+                    ready.set()
+                pos = end
+            del buf[:pos]
+            if acks:
+                sock.sendall(b"".join(acks))
+
+    reader = threading.Thread(target=run, daemon=True)
+    reader.start()
+
+    def stop() -> None:
+        sock.shutdown(socket.SHUT_RDWR)
+        reader.join()
+        sock.close()
+    return stop
+
+
+def _send_packet(sock: socket.socket, kind: int, body: bytes) -> None:
+    length, n = bytearray(), len(body)
+    while True:
+        n, digit = n >> 7, n & 0x7F
+        length.append(digit | 0x80 if n else digit)
+        if not n:
+            break
+    sock.sendall(bytes([kind]) + length + body)
+
+
+def _fixed_header(buf: bytearray, pos: int) -> tuple[int, int, int] | None:
+    """(packet type and flags, start of the variable header, end of the packet) of the packet at ``pos``,
+    or None while it is incomplete."""
+    length, shift, i = 0, 0, pos + 1
+    while True:
+        if i >= len(buf):
+            return None
+        byte = buf[i]
+        length |= (byte & 0x7F) << shift
+        shift += 7
+        i += 1
+        if byte < 0x80:
+            break
+    return (buf[pos], i, i + length) if i + length <= len(buf) else None
 
 
 @dataclass
@@ -119,14 +204,15 @@ def _connected(log: Path, devices: int, timeout: float = 60.0) -> list[int]:
 
 
 def one_run(devices: int, seconds: float, model: str, config: Path | None, gateway_path: Path | None,
-            shards: int = 0) -> Run:
+            shards: int = 0, subscriber: str = "lean") -> Run:
     fleet = EmulatedFleet(model, count=devices, tcp_port=0, rate=float("inf"), baud=115200, seed=1)
     work = Path(tempfile.mkdtemp(prefix="gw-latency-"))
     broker = LocalBroker(work).start()
     ctx = mp.get_context("spawn")
     delivered, ready = ctx.Value("q", 0, lock=False), ctx.Event()
     here, there = ctx.Pipe()
-    sub = ctx.Process(target=subscribe, args=(broker.port, fleet.start_time, delivered, ready, there), daemon=True)
+    sub = ctx.Process(target=subscribe, args=(broker.port, fleet.start_time, delivered, ready, there, subscriber),
+                      daemon=True)
     sub.start()
     ready.wait(30)
     fleet.start()
@@ -193,11 +279,14 @@ def main() -> None:
     ap.add_argument("--config", type=Path, help="a gateway.toml for the gateway (e.g. [mqtt] batch_ms)")
     ap.add_argument("--gateway-path", type=Path, help="run the gateway from this source tree (PYTHONPATH)")
     ap.add_argument("--shards", default="0", help="comma-separated shard counts, each run per device count")
+    ap.add_argument("--subscriber", choices=("lean", "paho"), default="lean",
+                    help="the QoS 1 subscriber: a minimal one on a socket, or paho-mqtt (about 3x its CPU)")
     ap.add_argument("--series", action="store_true", help="print each run's backlog, one sample per second")
     ap.add_argument("--model", default=str(shared_dir() / "models" / "feat_ae_int8.tflite"))
     args = ap.parse_args()
     config = args.config.resolve() if args.config else None
-    print(f"gateway from {args.gateway_path or ROOT}, config {config or '(none)'}; {os.cpu_count()} CPUs")
+    print(f"gateway from {args.gateway_path or ROOT}, config {config or '(none)'}, {args.subscriber} subscriber; "
+          f"{os.cpu_count()} CPUs")
     head = ("devices shards offered/s deliver/s  p50ms  p95ms  p99ms  gwCPU us/res stored/s gw_us/st loopCPU lp_us/st shardCPU "
             "sh_us/st broker  sub  emu backlog_max growth/s load")
     for n in [int(x) for x in args.devices.split(",")]:
@@ -205,7 +294,7 @@ def main() -> None:
         by_shards: dict[int, list[Run]] = {int(k): [] for k in args.shards.split(",")}
         for _ in range(args.runs):
             for k, runs in by_shards.items():  # interleaved: the machine's other load falls on each
-                r = one_run(n, args.seconds, args.model, config, args.gateway_path, k)
+                r = one_run(n, args.seconds, args.model, config, args.gateway_path, k, args.subscriber)
                 runs.append(r)
                 print(f"{r.devices:7d} {r.shards:6d} {r.offered:9.0f} {r.delivered:9.0f} {r.p50:6.1f} {r.p95:6.1f} "
                       f"{r.p99:6.1f} {r.gw_cpu:5.0%} {r.gw_us:6.0f} {r.stored:8.0f} {r.gw_us_stored:8.0f} {r.loop_cpu:7.0%} "

@@ -13,10 +13,12 @@ times, false alarms per simulated week, NAB-style score. The same commands a use
     tinyml detect run test.csv --labels labels.csv --on-backwards split --out events.csv
 
     .venv/bin/python benchmarks/series_detect.py [--seeds 0,1,2] [--markdown] [--guard-margin 1] [--int8] \
-        [--history-weeks 4]
+        [--history-weeks 4] [--slope-cusum]
 
 With a guard, each seed is scored both ways in the same run: the autoencoder's reconstruction error alone
 (what a run trained without ``--guard-margin`` reports) and the guarded score `tinyml detect` reports.
+``--slope-cusum`` adds a third score, offline: the guarded score with ``series_slope.py``'s candidate (the
+thermal lag's drive slope per slot of the day, accumulated) folded in, fitted on the same training windows.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from series_slope import SlopeCusum  # noqa: E402
+
+from tinyml.data.dataset import SPLITS  # noqa: E402
 from tinyml.data.importer import ImportOptions, import_data  # noqa: E402
 from tinyml.data.synth_series import (  # noqa: E402
     EVENT_KINDS,
@@ -46,6 +51,7 @@ from tinyml.quantize import quantize_run  # noqa: E402
 from tinyml.train.detect import DetectOptions, alarm_events, labelled_events, score_series  # noqa: E402
 from tinyml.train.event_scores import score_events  # noqa: E402
 from tinyml.train.fit import TrainOptions, train  # noqa: E402
+from tinyml.train.guard import fold  # noqa: E402
 from tinyml.train.specs import feature_spec_option  # noqa: E402
 
 WEEK = 7 * 86400.0
@@ -70,7 +76,7 @@ def one_seed(seed: int, tmp: Path, *, history_weeks: list[float], **kw) -> list[
 
 def one_history(seed: int, tmp: Path, history: Path, test: Path, labels: Path, events: list, *, weeks: float,
                 rate: float, epochs: int, features: list[dict] | None, hop: int = 6,
-                guard_margin: float | None = None, int8: bool = False) -> list[dict]:
+                guard_margin: float | None = None, int8: bool = False, slope_cusum: bool = False) -> list[dict]:
     t0 = time.perf_counter()
     ds = import_data([history], ImportOptions(time_column="timestamp", label="normal", normal_class="normal",
                                               kind="temperature", window=24, hop=hop, split="time"))
@@ -91,6 +97,11 @@ def one_history(seed: int, tmp: Path, history: Path, test: Path, labels: Path, e
     variants = [("autoencoder", scored.errors)]
     if guard_margin is not None:
         variants.append((f"+ guard {guard_margin:g} SD", scored.scores))
+    if slope_cusum:
+        train_part = ds.split == SPLITS["train"]
+        detector = SlopeCusum.fit(ds.x[train_part, :, 0], ds.times[train_part], fs=ds.fs, hop=hop)
+        excess = detector.excess(scored.windows[:, :, 0], scored.ends - scored.summary["window"] / ds.fs, scored.which)
+        variants.append(("+ slope CUSUM", fold(scored.scores, excess, threshold)))
     rows = []
     for name, score in variants:
         alarms = alarm_events(score, threshold, scored.ends, scored.which, o)
@@ -114,6 +125,7 @@ def main() -> None:
     ap.add_argument("--hop", type=int, default=6, help="samples between windows (6: 30 minutes)")
     ap.add_argument("--guard-margin", type=float, default=None, help="train with this --guard-margin")
     ap.add_argument("--int8", action="store_true", help="detect with the quantized model (as the device runs it)")
+    ap.add_argument("--slope-cusum", action="store_true", help="also score series_slope.py's offline candidate")
     ap.add_argument("--history-weeks", default="4", help="weeks of normal history (no events) the model is "
                     "trained on, before the 4 test weeks; several (4,8,12): each trains on the last N weeks of "
                     "the longest, scored on the same test weeks")
@@ -124,7 +136,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in (int(s) for s in a.seeds.split(",")):
             for r in one_seed(seed, Path(tmp), rate=a.rate, epochs=a.epochs, features=spec, hop=a.hop,
-                              guard_margin=a.guard_margin, int8=a.int8, history_weeks=weeks):
+                              guard_margin=a.guard_margin, int8=a.int8, history_weeks=weeks,
+                              slope_cusum=a.slope_cusum):
                 rows.append(r)
                 t = r["rule"]
                 if r["score"] == "autoencoder":

@@ -65,9 +65,10 @@ def model_hop(info: dict) -> int:
 
 @dataclass(frozen=True)
 class Scored:
-    """Every window of a series as the device scores it: its model inputs, anomaly score (``errors``: the
+    """Every window of a series as the device scores it: its samples, model inputs, anomaly score (``errors``: the
     reconstruction error alone, before the guard), end time and recording (``alarm_events`` turns them into
     alarms), with the summary ``detect`` reports."""
+    windows: np.ndarray
     inputs: np.ndarray
     scores: np.ndarray
     errors: np.ndarray
@@ -126,7 +127,7 @@ def score_series(model: Path, series_csv: Path, o: DetectOptions = DetectOptions
     span = sum(r.signal.shape[0] / (r.fs or fs) for r in recs)
     first, last = min(r.t0 for r in recs), max(r.t0 + r.signal.shape[0] / (r.fs or fs) for r in recs)
     threshold = float(info["threshold"])
-    return Scored(inputs, scores, errors, np.array(ends), np.array(which), {
+    return Scored(x, inputs, scores, errors, np.array(ends), np.array(which), {
         "windows": len(xs), "hop": hop, "window": window, "recordings": len(recs), "span_seconds": span,
         "start": iso(recs[0].t0), "first": first, "last": last, "threshold": threshold,
         "rule": f"{o.k} of the last {o.n} windows anomalous, clears at {o.clear_k} or fewer",
