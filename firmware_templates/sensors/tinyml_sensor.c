@@ -23,6 +23,8 @@ static float frames[TINYML_SENSOR_READ_FRAMES * TINYML_SENSOR_NATIVE_CHANNELS];
 static uint8_t started, status, reported;
 static uint32_t reads, errors, retry_at;
 static unsigned filled; /* frames of the current window so far */
+static const float *filling; /* ... into this buffer, of this many frames */
+static unsigned filling_window;
 #if TINYML_SENSOR_POLLED
 static uint32_t due_ms, due_us_rest;
 
@@ -73,6 +75,13 @@ int tinyml_sensor_read(float *samples, unsigned window, unsigned channels)
         return 1; /* rendered for another model: never deliver a mis-shaped window */
     if (!started && ((int32_t)(port_millis() - retry_at) < 0 || start() != 0))
         return -1; /* failed: whatever the window held is lost */
+    if (samples != filling || window != filling_window) {
+        /* The run loop restarted (a lost read, a new stream): frames taken for the window it gave up
+         * belong to no window it will read now. */
+        filled = 0;
+        filling = samples;
+        filling_window = window;
+    }
     unsigned want = window - filled;
 #if TINYML_SENSOR_POLLED
     if ((int32_t)(port_millis() - due_ms) < 0)
