@@ -63,6 +63,7 @@ def series(tmp_path_factory):
     ok = run_cli("train", data, "--model", "autoencoder", "--features", "temperature-series", "--epochs", "3",
                  "--false-alarms-per-day", "0.5", "--slope-guard", "--quiet", "--out", run)
     assert ok.returncode == 0, ok.stderr
+    assert "slope guard: thermal lag" in ok.stdout and "48 slots a day; host only" in ok.stdout
     return tmp, data, run, test, write_intervals(tmp / "labels.csv", events), events
 
 
@@ -109,6 +110,8 @@ def test_train_stores_the_slope_guard_and_detect_applies_it(series, tmp_path):
     assert [e.start for e in with_it] != [e.start for e in without]
     assert_clean_error(run_cli("detect", run, test, "--hop", "3", "--out", tmp_path / "e.csv"),
                        "slope guard judges windows of hop 6")
+    scored = run_cli("predict", run, series[1], "--out", tmp_path / "scores.csv")
+    assert scored.returncode == 0 and "without the run's slope guard" in scored.stdout, scored.stderr
 
 
 @pytest.mark.parametrize("change, why", [

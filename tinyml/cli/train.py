@@ -80,6 +80,12 @@ def train(data: Path, model_name: str, out_dir: Path, epochs: int, batch_size: i
     if result.get("auc") is not None:
         line += f", AUC {result['auc']:.4f}, threshold {result['threshold']:.4g}"
     click.echo(f"{line} on the {result['evaluated_on']} split ({result['n']} windows) -> {out_dir}")
+    if slope_guard:
+        from tinyml.rundir import read_model_info
+
+        g = read_model_info(out_dir)["slope_guard"]
+        click.echo(f"slope guard: thermal lag {g['tau_h'] * 60:.0f} min, {len(g['median'])} slots a day; host only "
+                   "(`tinyml detect` applies it, no device runs it yet; these metrics are without it)")
     if "leave_one_group_out" in result:
         from tinyml.train.shift import format_table
 
