@@ -153,6 +153,14 @@ def test_no_device_path_runs_a_slope_guard(series, tmp_path):
     assert s8.returncode == 0 and "by the slope guard alone" in s8.stdout, s8.stderr
 
 
+def test_a_slot_of_the_day_without_training_windows_is_refused():
+    t_h = np.arange(24) * 300 / 3600
+    windows = np.stack([20 + 0.1 * t_h] * 40)
+    starts = 1.7e9 + np.arange(40) * 1800.0  # 20 hours: 8 of 48 slots never seen
+    with pytest.raises(InputError, match="8 of the 48 slots of the day have no training window"):
+        SlopeGuard.fit(windows, starts, fs=1 / 300, hop=6, settings=Settings())
+
+
 def test_bad_slope_options_are_refused(series, tmp_path):
     _, data, _, _, _, _ = series
     for args, why in ((["--slope-k", "2"], "add --slope-guard"), (["--slope-guard", "--slope-h", "0"], "--slope-h 0"),

@@ -109,10 +109,14 @@ class SlopeGuard:
         me = cls(tau_h=tau, window=window, fs=fs, hop=hop, median=np.zeros(slots), spread=np.ones(slots),
                  settings=settings)
         b, sl = me.slopes(windows), stream_slots(starts, slots)
-        median = np.array([np.median(b[sl == k]) if np.any(sl == k) else 0.0 for k in range(slots)])
+        unseen = slots - len(np.unique(sl))
+        if unseen:
+            raise InputError(f"--slope-guard judges each window against its time of day: {unseen} of the {slots} "
+                             "slots of the day have no training window", "train on more days of history")
+        median = np.array([np.median(b[sl == k]) for k in range(slots)])
         dev = np.abs(b - median[sl])
-        near = [np.isin(sl, [(k + j) % slots for j in range(-POOL, POOL + 1)]) for k in range(slots)]
-        spread = np.array([1.4826 * np.median(dev[m]) if m.any() else 1.0 for m in near])
+        spread = np.array([1.4826 * np.median(dev[np.isin(sl, [(k + j) % slots for j in range(-POOL, POOL + 1)])])
+                           for k in range(slots)])
         return cls(tau_h=tau, window=window, fs=fs, hop=hop, median=median, spread=np.maximum(spread, 1e-6),
                    settings=settings)
 
