@@ -9,14 +9,17 @@ times, false alarms per simulated week, NAB-style score. The same commands a use
     tinyml data import history.csv --time-column timestamp --label normal --normal-class normal \\
         --kind temperature --window 24 --hop 6 --split time --out history.npz
     tinyml train history.npz --model autoencoder --features temperature-series --false-alarms-per-day 0.1 \
-        --guard-margin 1 --out run
+        --guard-margin 1 [--slope-guard] --out run
     tinyml detect run test.csv --labels labels.csv --on-backwards split --out events.csv
 
     .venv/bin/python benchmarks/series_detect.py [--seeds 0,1,2] [--markdown] [--guard-margin 1] [--int8] \
-        [--history-weeks 4]
+        [--history-weeks 4] [--slope-cusum]
 
 With a guard, each seed is scored both ways in the same run: the autoencoder's reconstruction error alone
 (what a run trained without ``--guard-margin`` reports) and the guarded score `tinyml detect` reports.
+``--slope-cusum`` trains with ``--slope-guard`` (tinyml/train/slope_guard.py: the thermal lag's drive slope per
+slot of the day, accumulated; it changes nothing else in the run) and adds a third score, what `detect` then
+reports: the guarded score with the slope guard folded in.
 """
 
 from __future__ import annotations
@@ -70,14 +73,14 @@ def one_seed(seed: int, tmp: Path, *, history_weeks: list[float], **kw) -> list[
 
 def one_history(seed: int, tmp: Path, history: Path, test: Path, labels: Path, events: list, *, weeks: float,
                 rate: float, epochs: int, features: list[dict] | None, hop: int = 6,
-                guard_margin: float | None = None, int8: bool = False) -> list[dict]:
+                guard_margin: float | None = None, int8: bool = False, slope_cusum: bool = False) -> list[dict]:
     t0 = time.perf_counter()
     ds = import_data([history], ImportOptions(time_column="timestamp", label="normal", normal_class="normal",
                                               kind="temperature", window=24, hop=hop, split="time"))
     data = ds.save(tmp / f"history-{seed}-{weeks:g}.npz")
     run = tmp / f"run-{seed}-{weeks:g}"
     train(ds, "autoencoder", run, TrainOptions(seed=seed, epochs=epochs, quiet=True, false_alarms_per_day=rate,
-                                                  guard_margin=guard_margin),
+                                                  guard_margin=guard_margin, slope_guard=slope_cusum),
           features, dataset_path=data)
     o = DetectOptions(on_backwards="split")
     model = run
@@ -90,7 +93,9 @@ def one_history(seed: int, tmp: Path, history: Path, test: Path, labels: Path, e
     threshold = scored.summary["threshold"]
     variants = [("autoencoder", scored.errors)]
     if guard_margin is not None:
-        variants.append((f"+ guard {guard_margin:g} SD", scored.scores))
+        variants.append((f"+ guard {guard_margin:g} SD", scored.guarded))
+    if slope_cusum:
+        variants.append(("+ slope CUSUM", scored.scores))
     rows = []
     for name, score in variants:
         alarms = alarm_events(score, threshold, scored.ends, scored.which, o)
@@ -114,6 +119,7 @@ def main() -> None:
     ap.add_argument("--hop", type=int, default=6, help="samples between windows (6: 30 minutes)")
     ap.add_argument("--guard-margin", type=float, default=None, help="train with this --guard-margin")
     ap.add_argument("--int8", action="store_true", help="detect with the quantized model (as the device runs it)")
+    ap.add_argument("--slope-cusum", action="store_true", help="train with --slope-guard and also score it")
     ap.add_argument("--history-weeks", default="4", help="weeks of normal history (no events) the model is "
                     "trained on, before the 4 test weeks; several (4,8,12): each trains on the last N weeks of "
                     "the longest, scored on the same test weeks")
@@ -124,7 +130,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in (int(s) for s in a.seeds.split(",")):
             for r in one_seed(seed, Path(tmp), rate=a.rate, epochs=a.epochs, features=spec, hop=a.hop,
-                              guard_margin=a.guard_margin, int8=a.int8, history_weeks=weeks):
+                              guard_margin=a.guard_margin, int8=a.int8, history_weeks=weeks,
+                              slope_cusum=a.slope_cusum):
                 rows.append(r)
                 t = r["rule"]
                 if r["score"] == "autoencoder":

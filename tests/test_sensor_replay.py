@@ -112,7 +112,7 @@ def test_a_window_pushed_before_the_sampler_starts_is_kept(tmp_path: Path) -> No
     plan = plan_sensor(load_sensor("replay"), load_board("qemu-mps2-an386"),
                        {"mode": "raw", "window": 4, "channels": ["x", "y"], "fs": 100.0}, {})
     (tmp_path / "tinyml_sensor_config.h").write_text(sensor_config_header(plan))
-    (tmp_path / "tinyml_config.h").write_text("#define TINYML_WINDOW_VALUES 8u\n")
+    (tmp_path / "tinyml_config.h").write_text("#define TINYML_WINDOW_VALUES 8u\n#define TINYML_DUE_VALUES 8u\n")
     (tmp_path / "harness.c").write_text(HARNESS)
     exe = tmp_path / "harness"
     host_compile([sensors_dir() / "tinyml_sensor.c", sensors_dir() / "replay.c", tmp_path / "harness.c"], exe,

@@ -62,23 +62,28 @@ RUN_HARNESS = r"""
 #include <string.h>
 #include "tinyml_run.h"
 static const int *script;
-static unsigned step, *asked;
+static unsigned step, count, *asked, *due;
 static float value;
 int tinyml_sensor_read(float *samples, unsigned window, unsigned channels)
 {
+    if (step == count)
+        return 1; /* the script is over: nothing more comes */
     int rc = script[step];
+    due[step] = tinyml_run_frames_due();
     asked[step++] = window;
     for (unsigned k = 0; rc != 1 && k < window * channels; k++, value++)  /* a lost read loses its samples */
         if (rc == 0)
             samples[k] = value;
     return rc;
 }
-/* run the loop over the sensor's answers; each window read (values window x channels) in `out` */
-unsigned read_windows(const int *rcs, unsigned n, unsigned *sizes, float *out, unsigned values, int restart_at)
+/* run the loop over the sensor's answers (a read may ask several times); each window read (values window x
+ * channels) in `out`, the frames due at each answer in `dues` */
+unsigned read_windows(const int *rcs, unsigned n, unsigned *sizes, unsigned *dues, float *out, unsigned values,
+                      int restart_at)
 {
     unsigned got = 0;
-    script = rcs, asked = sizes, step = 0, value = 0;
-    for (unsigned i = 0; i < n; i++) {
+    script = rcs, count = n, asked = sizes, due = dues, step = 0, value = 0;
+    for (unsigned i = 0; step < n; i++) {
         if ((int)i == restart_at)
             tinyml_run_restart();
         if (tinyml_run_read_window() == 0)
@@ -89,9 +94,11 @@ unsigned read_windows(const int *rcs, unsigned n, unsigned *sizes, float *out, u
 """
 
 
-def _run_loop(project: Path, tmp: Path, values: int, rcs: list[int], restart_at: int = -1):
+def _run_loop(project: Path, tmp: Path, values: int, rcs: list[int], restart_at: int = -1,
+              dues: list[int] | None = None):
     """The project's own tinyml_run.c (gcc) over a sensor answering ``rcs`` (0 done, 1 not yet, -1 lost) with
-    consecutive values: the frames each read asked for and the windows (``values`` each) delivered."""
+    consecutive values, ``restart_at`` the run loop's pass that restarts first: the frames each read asked for
+    and the windows (``values`` each) delivered; ``dues`` gets tinyml_run_frames_due() at each read."""
     (tmp / "h.c").write_text(RUN_HARNESS)
     src = project / "src"
     sources = [tmp / "h.c", *(src / n for n in ("tinyml_run.c", "tinyml_features_int.c", "tinyml_series.c",
@@ -99,10 +106,12 @@ def _run_loop(project: Path, tmp: Path, values: int, rcs: list[int], restart_at:
     lib = ctypes.CDLL(str(host_compile(sources, tmp / "librun.so", includes=[src, project / "model"], shared=True,
                                        libs=["-lm"])))
     n = len(rcs)
-    sizes, out = np.zeros(n, np.uint32), np.zeros((n, values), np.float32)
+    sizes, due, out = np.zeros(n, np.uint32), np.zeros(n, np.uint32), np.zeros((n, values), np.float32)
     got = lib.read_windows(np.array(rcs, np.int32).ctypes.data_as(ctypes.c_void_p), ctypes.c_uint32(n),
-                           sizes.ctypes.data_as(ctypes.c_void_p), out.ctypes.data_as(ctypes.c_void_p),
-                           ctypes.c_uint32(values), ctypes.c_int(restart_at))
+                           sizes.ctypes.data_as(ctypes.c_void_p), due.ctypes.data_as(ctypes.c_void_p),
+                           out.ctypes.data_as(ctypes.c_void_p), ctypes.c_uint32(values), ctypes.c_int(restart_at))
+    if dues is not None:
+        dues.extend(due.tolist())
     return sizes.tolist(), out[:got]
 
 

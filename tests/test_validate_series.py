@@ -49,9 +49,14 @@ def write_logs(folder: Path, days: float = 5.0) -> list[Path]:
 @pytest.fixture(scope="module")
 def series_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A small temperature-series autoencoder (2 epochs: plumbing, not accuracy) and its dataset."""
-    base = tmp_path_factory.mktemp("series_run")
+    return train_series(tmp_path_factory.mktemp("series_run"), IMPORT)
+
+
+def train_series(base: Path, imports: list[str], days: float = 5.0) -> tuple[Path, Path]:
+    """The two machines' logs imported with ``imports``, a temperature-series autoencoder trained on them and
+    quantized: the run and its dataset."""
     data, run = base / "series.npz", base / "run"
-    proc = run_cli("data", "import", *write_logs(base), *IMPORT, "--out", data)
+    proc = run_cli("data", "import", *write_logs(base, days), *imports, "--out", data)
     assert proc.returncode == 0, proc.stderr
     proc = run_cli("train", data, "--model", "autoencoder", "--features", "temperature-series", "--epochs", "2",
                    "--quiet", "--out", run)

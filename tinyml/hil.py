@@ -193,6 +193,7 @@ def prepare_inputs(model: Int8Model, data: str | Path | None, split: str | None,
 
     if limit is not None and limit <= 0:
         raise InputError(f"--limit must be positive, got {limit}", "e.g. --limit 50")
+    model.guard()  # validate and replay stop here, before any work, for a run whose decisions no device makes
     if data is None:
         n = limit or DEFAULT_RANDOM_INPUTS
         rng = np.random.default_rng(seed)

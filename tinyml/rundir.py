@@ -194,12 +194,17 @@ class Int8Model:
         return None if self.run_dir is None else open_model(self.run_dir).preprocess()
 
     def guard(self) -> Guard | None:
-        """The run's input envelope guard (``tinyml.train.guard``), or None (a bare model, a run without one)."""
+        """The device's input envelope guard (``tinyml.train.guard``), or None (a bare model, a run without one).
+        Every path that computes a device's decisions asks for it, so a run whose slope guard no device runs
+        (``tinyml.train.slope_guard``) is refused here."""
         from tinyml.train.guard import Guard
+        from tinyml.train.slope_guard import refuse_on_device
 
-        if self.run_dir is None or self.threshold is None:
+        if self.run_dir is None or self.threshold is None:  # a slope guard is an anomaly threshold's
             return None
-        return Guard.from_info(read_json(self.run_dir / MODEL_JSON, "model description"))
+        info = read_json(self.run_dir / MODEL_JSON, "model description")
+        refuse_on_device(info)
+        return Guard.from_info(info)
 
 
 def _count(shape: tuple[int, ...]) -> int:

@@ -6,8 +6,9 @@
 
 /* Fill `samples` (window x channels, channel-interleaved) with the next `window` frames of raw sensor
  * readings; return 0 when they are all there, 1 when not yet, and -1 when frames were lost (a sensor
- * failure or FIFO overrun: the ones read so far are dropped). `window` is the model's window, or the hop
- * for a run that slides its window (tinyml_run_read_window). Implemented in tinyml_sensor.c. */
+ * failure or FIFO overrun: the ones read so far are dropped). `window` is the model's window, the hop
+ * for a run that slides its window, or at most a window of samples to discard for a run whose hop is
+ * longer (tinyml_run_read_window). Implemented in tinyml_sensor.c. */
 int tinyml_sensor_read(float *samples, unsigned window, unsigned channels);
 
 /* Sensor health, for HEARTBEAT (docs/protocol.md): frames read, failures, current status. */
@@ -41,17 +42,18 @@ int tinyml_preprocess_place(int reset, uint32_t slot);
 long tinyml_preprocess_slot_ending(uint32_t end_ms);
 
 /* Read the sensor; 0 when a window is complete (tinyml_run_window() holds it until the next call).
- * A run whose preprocessing keeps state across windows slides its window by the training hop: after
- * the first window each reads only the hop's new samples, so the state steps at training's cadence;
- * after a sensor failure (tinyml_sensor_read -1) or tinyml_run_restart() the next is read whole.
- * Other runs read windows back to back. */
+ * A run whose preprocessing keeps state across windows reads a window every training hop, so the state
+ * steps at training's cadence: a hop shorter than the window slides it (after the first window each
+ * reads only the hop's new samples), a longer one reads and discards the hop - window samples after
+ * each window; after a sensor failure (tinyml_sensor_read -1) or tinyml_run_restart() the next window
+ * is read whole at once. Other runs read windows back to back. */
 int tinyml_run_read_window(void);
 
 /* The next window is read whole (SERIES in run mode: the host starts a stream or places one after a gap). */
 void tinyml_run_restart(void);
 
-/* Frames the next window still reads from the sensor: the window after a restart, else the hop (the
- * replay sensor sizes the host's next window with it). */
+/* Frames the sensor delivers until the next window is complete: the window after a restart, else the
+ * hop (the replay sensor sizes the host's next transfer with it; at most TINYML_DUE_VALUES / channels). */
 unsigned tinyml_run_frames_due(void);
 
 /* The raw window the last successful tinyml_run_read_window() read (preprocessing, capture). */

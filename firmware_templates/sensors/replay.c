@@ -1,6 +1,7 @@
 /* The replay sensor: windows of samples streamed by the host in REPLAY frames instead of read
  * from a chip. The host sends the frames run mode reads next (tinyml_run_frames_due(): a whole
- * window, or only the hop's new samples of a run that slides its window), x channels float32
+ * window, only the hop's new samples of a run that slides its window, or a hop's samples of a
+ * run whose hop is longer than its window: those it discards, then the window), x channels float32
  * values (training order and unit) in chunks at increasing offsets; once they are complete, the
  * sampler takes them and the model runs. A resent chunk (its ACK was lost) is acknowledged again
  * without being stored twice; a chunk at offset 0 starts over; any other offset is refused. */
@@ -11,7 +12,7 @@
 #include "tinyml_sensor_config.h"
 #include "tinyml_sensor_driver.h"
 
-static float window[TINYML_WINDOW_VALUES];
+static float window[TINYML_DUE_VALUES];
 static uint32_t total;  /* values the host sends this time (set by its chunk at offset 0) */
 static uint32_t have;   /* values received of them */
 static uint32_t given;  /* frames handed to the sampler */

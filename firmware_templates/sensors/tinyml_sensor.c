@@ -3,7 +3,8 @@
  * Rendered in place of the placeholder hook when a project names a sensor (`tinyml firmware new
  * --sensor NAME`). It keeps the tinyml_sensor_read() contract of tinyml_run.h: deliver `window`
  * frames of `channels` values in the training data's channel order and unit, interleaved (the
- * model's window, or the hop of a run that slides its window), return 1 until they are complete,
+ * model's window, the hop of a run that slides its window, or samples a run whose hop is longer
+ * than its window discards), return 1 until they are complete,
  * and -1 when frames were lost (the run loop then reads its next window whole). Polled sensors (temperature) are read once per
  * sample period of the board's millisecond clock; FIFO sensors (accelerometers) are paced by
  * their own output data rate and drained whenever called. A failing sensor (no answer, wrong
@@ -22,6 +23,8 @@ static float frames[TINYML_SENSOR_READ_FRAMES * TINYML_SENSOR_NATIVE_CHANNELS];
 static uint8_t started, status, reported;
 static uint32_t reads, errors, retry_at;
 static unsigned filled; /* frames of the current window so far */
+static const float *filling; /* ... into this buffer, of this many frames */
+static unsigned filling_window;
 #if TINYML_SENSOR_POLLED
 static uint32_t due_ms, due_us_rest;
 
@@ -72,6 +75,13 @@ int tinyml_sensor_read(float *samples, unsigned window, unsigned channels)
         return 1; /* rendered for another model: never deliver a mis-shaped window */
     if (!started && ((int32_t)(port_millis() - retry_at) < 0 || start() != 0))
         return -1; /* failed: whatever the window held is lost */
+    if (samples != filling || window != filling_window) {
+        /* The run loop restarted (a lost read, a new stream): frames taken for the window it gave up
+         * belong to no window it will read now. */
+        filled = 0;
+        filling = samples;
+        filling_window = window;
+    }
     unsigned want = window - filled;
 #if TINYML_SENSOR_POLLED
     if ((int32_t)(port_millis() - due_ms) < 0)

@@ -29,6 +29,16 @@ from tinyml.cli.outpath import OUT_DIR, OUT_FILE
 @click.option("--guard-margin", type=float, default=None,
               help="Anomaly models: also flag a window when any model input lies more than this many training "
                    "standard deviations beyond its training range (e.g. 1; default: no guard).")
+@click.option("--slope-guard", is_flag=True,
+              help="Anomaly models on one timestamped temperature channel: also flag a slope that keeps departing "
+                   "from its usual value at that time of day (a CUSUM, docs/series.md). Host only: `detect` runs it, "
+                   "a device cannot yet.")
+@click.option("--slope-k", type=float, default=None,
+              help="--slope-guard: the z per window the CUSUM forgets (default 1.5, docs/series.md).")
+@click.option("--slope-h", type=float, default=None,
+              help="--slope-guard: the CUSUM level above which a window is anomalous (default 16).")
+@click.option("--slope-f-min", type=float, default=None,
+              help="--slope-guard: the F statistic a load-switch fit needs to replace the plain fit (default 100).")
 @click.option("--force", is_flag=True, help="Replace the run in a non-empty --out directory.")
 @click.option("--augment-gain", type=float, default=1.0, show_default=True,
               help="Augment: scale the vibration by up to this factor either way (1: off).")
@@ -43,7 +53,9 @@ from tinyml.cli.outpath import OUT_DIR, OUT_FILE
                                          "the per-group float/int8 accuracy table to metrics.json (slower).")
 def train(data: Path, model_name: str, out_dir: Path, epochs: int, batch_size: int, seed: int,
           features: str | None, patience: int, quiet: bool, arithmetic: str, false_alarms_per_day: float | None,
-          guard_margin: float | None, force: bool, augment_gain: float, augment_speed: float, augment_snr: float | None, augment_resonance: float,
+          guard_margin: float | None, slope_guard: bool, slope_k: float | None, slope_h: float | None,
+          slope_f_min: float | None,
+          force: bool, augment_gain: float, augment_speed: float, augment_snr: float | None, augment_resonance: float,
           augment_copies: int, by: str | None) -> None:
     """Train a model on DATA (.npz) and write RUN_DIR (model, metrics, plots, preprocessing)."""
     from tinyml.data.dataset import load
@@ -57,6 +69,7 @@ def train(data: Path, model_name: str, out_dir: Path, epochs: int, batch_size: i
     check_folder_for_training(out_dir, force)
     options = TrainOptions(epochs=epochs, batch_size=batch_size, seed=seed, patience=patience, quiet=quiet,
                            arithmetic=arithmetic, false_alarms_per_day=false_alarms_per_day, guard_margin=guard_margin,
+                           slope_guard=slope_guard, **slope_settings(slope_guard, k=slope_k, h=slope_h, f_min=slope_f_min),
                            augment_gain=augment_gain, augment_speed=augment_speed, augment_snr=augment_snr,
                            augment_resonance=augment_resonance, augment_copies=augment_copies, by=by)
     options.check()  # a bad option stops here, before the data is loaded
@@ -67,10 +80,27 @@ def train(data: Path, model_name: str, out_dir: Path, epochs: int, batch_size: i
     if result.get("auc") is not None:
         line += f", AUC {result['auc']:.4f}, threshold {result['threshold']:.4g}"
     click.echo(f"{line} on the {result['evaluated_on']} split ({result['n']} windows) -> {out_dir}")
+    if slope_guard:
+        from tinyml.rundir import read_model_info
+
+        g = read_model_info(out_dir)["slope_guard"]
+        click.echo(f"slope guard: thermal lag {g['tau_h'] * 60:.0f} min, {len(g['median'])} slots a day; host only "
+                   "(`tinyml detect` applies it, no device runs it yet; these metrics are without it)")
     if "leave_one_group_out" in result:
         from tinyml.train.shift import format_table
 
         click.echo(format_table(result["leave_one_group_out"]))
+
+
+def slope_settings(on: bool, **given: float | None) -> dict[str, float]:
+    """The --slope-* options given, as TrainOptions fields; refused without --slope-guard (they would do nothing)."""
+    from tinyml.errors import InputError
+
+    given = {k: v for k, v in given.items() if v is not None}
+    if given and not on:
+        raise InputError(f"--slope-{next(iter(given)).replace('_', '-')} tunes the slope guard, which is off",
+                         "add --slope-guard")
+    return {f"slope_{k}": v for k, v in given.items()}
 
 
 @click.command()
@@ -183,7 +213,9 @@ def detect(model: Path, series: Path, out_path: Path, labels: Path | None, time_
     days = summary["span_seconds"] / 86400
     click.echo(f"{len(events)} alarm event(s) in {summary['windows']} windows (hop {summary['hop']}) over "
                f"{days:.3g} days of data, rule: {summary['rule']}; {summary['anomalous_windows']} window(s) above "
-               f"the threshold, {summary['guard_windows']} of them by the input guard alone -> {out_path}")
+               f"the threshold, {summary['guard_windows']} of them by the input guard alone"
+               + (f", {summary['slope_guard_windows']} by the slope guard alone (host only: no device runs it yet)"
+                  if summary["slope_guard"] else "") + f" -> {out_path}")
     if intervals is not None:
         s = score_events([e.start for e in events], intervals, span_seconds=summary["span_seconds"])
         for d in s["detected"]:

@@ -71,8 +71,9 @@ def slots_for(hop_s: float) -> int:
 
 def run_hop(spec: list[dict] | None, window: int, fs: float) -> int:
     """Samples between a run-mode device's window starts: for a spec with daily_cycle, the hop its training windows
-    were cut with (a day over its ``slots``, at ``fs``), so the device steps its state at training's cadence; the
-    window (windows back to back) for a stateless spec, and for a hop of a window or more (not slid)."""
+    were cut with (a day over its ``slots``, at ``fs``), so the device steps its state at training's cadence
+    (tinyml_run.c: a shorter hop slides the window, a longer one discards the samples between windows); the
+    window (windows back to back) for a stateless spec."""
     entry = next((e for e in spec or [] if e.get("name") == NAME and e.get("slots")), None)
     if entry is None:
         return window
@@ -80,7 +81,7 @@ def run_hop(spec: list[dict] | None, window: int, fs: float) -> int:
     if not (math.isfinite(hop) and abs(hop - round(hop)) < 1e-6 * max(hop, 1.0) and round(hop) >= 1):
         raise InputError(f"daily_cycle's {int(entry['slots'])} windows a day are {hop:g} samples apart at {fs:g} Hz, "
                          "not a whole number", "train the run at the rate its timestamped dataset was imported at")
-    return min(int(round(hop)), window)
+    return int(round(hop))
 
 
 def window_means_q8(q: np.ndarray) -> np.ndarray:

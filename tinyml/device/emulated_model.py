@@ -127,7 +127,8 @@ class DeviceModel:
         self.series = series_spec(self._pre)  # (daily_cycle entry, window span in ms) or None
         from tinyml.data.features_series import run_hop
 
-        # samples between run-mode window starts: a stateful run's training hop (its firmware slides), else the window
+        # samples between run-mode window starts: a stateful run's training hop (its firmware slides by a shorter one
+        # and discards the samples between windows of a longer one), else the window
         self.hop = None if self._pre is None else run_hop(self._pre.feature_spec, self._pre.window, self._pre.fs)
         if self.series is not None and self.sensor is None:
             raise InputError("an emulated device runs a daily_cycle model on synthetic windows of 1 (temperature) "

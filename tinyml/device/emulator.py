@@ -19,8 +19,9 @@ without a key does. ``Faults(impersonate=I)`` makes a device the audit's spoofer
 I's id and boot id, with sequence numbers ahead of I's, and has no key.
 
 A run whose features keep state across windows (``daily_cycle``) is emulated as its run-mode firmware runs
-it (tinyml_app.c): the window slides by the training hop (the last window's newest samples, then the hop's
-fresh ones; whole after a boot), its slot of the day counted from boot until the host's first TIME, which
+it (tinyml_app.c): a window every training hop (a shorter hop slides it: the last window's newest samples,
+then the hop's fresh ones, whole after a boot; after a longer one the window shares nothing with the last),
+its slot of the day counted from boot until the host's first TIME, which
 starts the state afresh, and from then on the slot of its start (``DayClock``).
 """
 
@@ -250,8 +251,8 @@ class EmulatedDevice:
         return slot_ending(self.clock.day_ms, self.model.series[1], int(self.model.series[0]["slots"]))
 
     def _stateful_window(self, drifted: bool, now: float) -> tuple[np.ndarray, Outcome]:
-        """The next window (slid by the hop) in its slot of the day, through the device's state (tinyml_app.c
-        ``place_window``)."""
+        """The next window (a hop after the last one's start) in its slot of the day, through the device's state
+        (tinyml_app.c ``place_window``)."""
         entry, span_ms = self.model.series
         slots = int(entry["slots"])
         if self.clock is not None:

@@ -10,8 +10,12 @@ TFLM interpreter): the same bytes, or a report of where they differ.
 A run whose features keep state across windows (``daily_cycle``) is replayed as ``validate`` sends it: the
 windows in data order, SERIES with reset where a stream (group) starts, and before each window a TIME that
 places it in its slot of the day, as the device's clock places the windows it reads in the field. Its
-run-mode firmware slides its window by the training hop (tinyml_run.h), so a window that continues the one
-before it by one hop (the same samples overlap) is sent as the hop's new samples only; any other (a gap,
+run-mode firmware reads a window every training hop (tinyml_run.h), so a window that continues the one before
+it by one hop is sent as a sensor delivers it: for a hop shorter than the window (the same samples overlap)
+the hop's new samples only; for a longer one (the next slot of the same stream) the samples between the two
+windows, which the device reads and discards, then the window. The dataset does not hold those samples, so
+they are filled in (a line from the last window's last sample to the next one's first): the device gets as
+many samples as a sensor delivers, and the outputs do not depend on their values. Any other window (a gap,
 another stretch) is sent whole after SERIES, which makes the device read it whole, the state kept.
 """
 
@@ -46,8 +50,8 @@ class ReplayReport:
 
 
 def replay_window(link: Any, window: np.ndarray, *, timeout: float = 10.0) -> p.Result:
-    """Send one window (time x channels, training units; a sliding run's hop of new samples) and return the
-    RESULT it produced."""
+    """Send one window (time x channels, training units; a stateful run's samples due, ``as_read``) and return
+    the RESULT it produced."""
     values = np.ascontiguousarray(window, dtype="<f4").ravel()
     link.unsolicited.clear()
     for start in range(0, values.size, p.MAX_REPLAY_VALUES):
@@ -85,6 +89,25 @@ def continues(windows: np.ndarray, i: int, hop: int) -> bool:
     return i > 0 and hop < window and np.array_equal(windows[i, :window - hop], windows[i - 1, hop:])
 
 
+def as_read(windows: np.ndarray, i: int, hop: int, places: Any) -> tuple[p.Series | None, np.ndarray]:
+    """Window ``i`` of a stateful run (``places``: hil.SeriesPlaces) as its run-mode device reads it, and the SERIES
+    it needs first: a stream's first window whole after SERIES with reset; a window continuing the one before it,
+    what the sensor delivers since that one (the module docstring); any other whole, after SERIES for a device
+    that slides or skips (it then reads it at once) and with the TIME alone for one reading windows back to back."""
+    window, values = windows.shape[1], windows[i]
+    if places.starts[i] or hop == window:
+        return places.frame(i) if places.starts[i] else None, values
+    if hop < window:
+        if continues(windows, i, hop):
+            return None, values[-hop:]
+        return p.Series(0, int(places.slots[i])), values
+    series = places.frame(i)  # None: the slot after the last window's, which the device's next read fills
+    if series is not None:
+        return series, values
+    between = np.linspace(windows[i - 1][-1], values[0], hop - window + 2)[1:-1].astype(values.dtype)
+    return None, np.concatenate([between, values])
+
+
 def replay_dataset(link: Any, model: Int8Model, data: str | Path, *, split: str | None = "test",
                    limit: int | None = None, timeout: float = 10.0) -> ReplayReport:
     """Replay a dataset's windows and compare each device output with the host pipeline's."""
@@ -113,11 +136,8 @@ def replay_dataset(link: Any, model: Int8Model, data: str | Path, *, split: str 
     report = ReplayReport(host_labels=[int(v) for v in decide(model, inputs.x, host)])
     for i, window in enumerate(windows):
         if places is not None:
-            slid = not places.starts[i] and continues(windows, i, hop)
-            start = None if slid or hop == pre.window and not places.starts[i] else \
-                p.Series(int(places.starts[i]), int(places.slots[i]))
+            start, window = as_read(windows, i, hop, places)
             place_window(link, places.time(i, span_ms), start, timeout)
-            window = window[-hop:] if slid else window
         result = replay_window(link, window, timeout=timeout)
         out = np.frombuffer(link.output(result, hello.output_bytes, timeout), dtype=np.int8)
         report.windows += 1

@@ -1,8 +1,8 @@
 """``tinyml detect``: a model run over a long timestamped series as the device runs it, alarms as events.
 
 Sliding windows with the model's hop (the hop its training data was cut with, unless ``--hop``), each scored
-with the run's own preprocessing, threshold and input guard (``tinyml.train.guard``, when trained with one);
-the anomalous/normal stream goes through the gateway's own
+with the run's own preprocessing, threshold and input guard (``tinyml.train.guard``, when trained with one)
+and slope guard (``tinyml.train.slope_guard``: host only, no device runs it yet); the anomalous/normal stream goes through the gateway's own
 k-of-n rule with hysteresis (``tinyml.gateway.rules.AnomalyKofN``), and each fire..clear is one event, timed
 at the end of the window that decided it (when a device would have sent it). The rule starts afresh in each
 recording (after a gap the device has no state), closing an open event at the end of the recording.
@@ -27,8 +27,9 @@ from tinyml.data.timestamps import iso
 from tinyml.errors import InputError
 from tinyml.gateway.rules import AnomalyKofN
 from tinyml.train.fit import output_scores
-from tinyml.train.guard import guarded_scores
+from tinyml.train.guard import fold, guarded_scores
 from tinyml.train.predict import model_outputs
+from tinyml.train.slope_guard import SlopeGuard
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,12 +66,14 @@ def model_hop(info: dict) -> int:
 
 @dataclass(frozen=True)
 class Scored:
-    """Every window of a series as the device scores it: its model inputs, anomaly score (``errors``: the
-    reconstruction error alone, before the guard), end time and recording (``alarm_events`` turns them into
-    alarms), with the summary ``detect`` reports."""
+    """Every window of a series as the device scores it: its samples, model inputs, anomaly score (``errors``: the
+    reconstruction error alone, before the guards; ``guarded``: with the input guard, before the slope guard), end
+    time and recording (``alarm_events`` turns them into alarms), with the summary ``detect`` reports."""
+    windows: np.ndarray
     inputs: np.ndarray
     scores: np.ndarray
     errors: np.ndarray
+    guarded: np.ndarray
     ends: np.ndarray
     which: np.ndarray
     summary: dict
@@ -94,6 +97,10 @@ def score_series(model: Path, series_csv: Path, o: DetectOptions = DetectOptions
         raise InputError(f"--k {o.k} --n {o.n} --clear-k {o.clear_k} is no rule", "need 0 <= clear-k < k <= n")
     window, fs = int(info["window"]), float(info["fs"])
     hop = o.hop or model_hop(info)
+    slope = SlopeGuard.from_info(info)
+    if slope is not None and hop != slope.hop:
+        raise InputError(f"--hop {hop}: this run's slope guard judges windows of hop {slope.hop} by their time of day",
+                         "leave --hop out for this run")
     recs = read_csv(Path(series_csv), o.columns, o.time_column, None, None, None,
                     timing=series.TimeOptions(time_format=o.time_format, on_backwards=o.on_backwards,
                                               max_gap=o.max_gap))
@@ -122,16 +129,21 @@ def score_series(model: Path, series_csv: Path, o: DetectOptions = DetectOptions
     inputs = pre.apply(x, stream=stream)
     int8 = (lambda scale, zp: pre.int8_inputs(x, scale, zp, stream=stream)) if pre.integer else None
     errors = output_scores("anomaly", inputs, model_outputs(run, inputs, o.runtime, int8_inputs=int8))
-    scores = guarded_scores(run, info, inputs, errors, int8)
+    guarded = guarded_scores(run, info, inputs, errors, int8)
+    threshold = float(info["threshold"])
+    ends_a, which_a = np.array(ends), np.array(which)
+    scores = guarded if slope is None else fold(guarded, slope.excess(x[:, :, 0], ends_a - window / fs, which_a),
+                                                threshold)
     span = sum(r.signal.shape[0] / (r.fs or fs) for r in recs)
     first, last = min(r.t0 for r in recs), max(r.t0 + r.signal.shape[0] / (r.fs or fs) for r in recs)
-    threshold = float(info["threshold"])
-    return Scored(inputs, scores, errors, np.array(ends), np.array(which), {
+    return Scored(x, inputs, scores, errors, guarded, ends_a, which_a, {
         "windows": len(xs), "hop": hop, "window": window, "recordings": len(recs), "span_seconds": span,
         "start": iso(recs[0].t0), "first": first, "last": last, "threshold": threshold,
         "rule": f"{o.k} of the last {o.n} windows anomalous, clears at {o.clear_k} or fewer",
         "anomalous_windows": int(np.count_nonzero(scores > threshold)),
-        "guard_windows": int(np.count_nonzero((scores > threshold) & (errors <= threshold)))})
+        "guard_windows": int(np.count_nonzero((guarded > threshold) & (errors <= threshold))),
+        "slope_guard": slope is not None,
+        "slope_guard_windows": int(np.count_nonzero((scores > threshold) & (guarded <= threshold)))})
 
 
 def alarm_events(scores: np.ndarray, threshold: float, ends: np.ndarray, which: np.ndarray,

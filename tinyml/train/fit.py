@@ -23,6 +23,7 @@ from tinyml.signing import sha256_file
 from tinyml.train import metrics, plots
 from tinyml.train.augment import Augment, augment
 from tinyml.train.guard import Guard, check_margin, fold
+from tinyml.train.slope_guard import Settings, SlopeGuard
 from tinyml.train.zoo import ModelKind, model_kind
 
 CONFUSION_PNG, SCORES_PNG = rundir.CONFUSION_PNG, rundir.SCORES_PNG
@@ -40,6 +41,10 @@ class TrainOptions:
     arithmetic: str = "integer"  # preprocessing: "integer" (bit-identical on every device) or "float64"
     false_alarms_per_day: float | None = None  # anomaly threshold for this alarm rate on validation data
     guard_margin: float | None = None  # anomaly: inputs beyond their training range by more SDs score above it
+    slope_guard: bool = False  # anomaly, temperature: the drive-slope CUSUM (tinyml/train/slope_guard.py), host only
+    slope_k: float = Settings.k
+    slope_h: float = Settings.h
+    slope_f_min: float = Settings.f_min
     # augmentation of the training windows (tinyml/train/augment.py); the defaults add nothing
     augment_gain: float = 1.0
     augment_speed: float = 0.0
@@ -52,10 +57,14 @@ class TrainOptions:
         oc.positive(self, "false_alarms_per_day")
         if self.guard_margin is not None:
             check_margin(self.guard_margin)
+        self.slope_settings().check()
         oc.at_least(self, "epochs", 1)
         oc.at_least(self, "batch_size", 1)
         oc.at_least(self, "patience", 0)
         self.augmentation().check()
+
+    def slope_settings(self) -> Settings:
+        return Settings(k=self.slope_k, h=self.slope_h, f_min=self.slope_f_min)
 
     def augmentation(self) -> Augment:
         return Augment(gain=self.augment_gain, speed=self.augment_speed, snr=self.augment_snr,
@@ -161,6 +170,8 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
     if opts.guard_margin is not None and kind.task != "anomaly":
         raise InputError("--guard-margin bounds an anomaly model's inputs; a classifier has no anomaly score",
                          "use it with --model autoencoder")
+    if opts.slope_guard:
+        check_slope_guard(ds, kind)
     splits = split_masks(ds)
     normal = check_labels(ds, kind, splits)
     if opts.false_alarms_per_day is not None and kind.task != "anomaly":
@@ -236,6 +247,10 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
                                          opts.false_alarms_per_day)
     guard = None if opts.guard_margin is None else Guard.fit(x_fit, opts.guard_margin)
     excess = None if guard is None else guard.excess(x_all)
+    slope = None
+    if opts.slope_guard:  # on the training windows as read (not augmented), in the data's own units
+        slope = SlopeGuard.fit(ds.x[fit_mask, :, 0], ds.times[fit_mask], fs=ds.fs,
+                               hop=round(hop_seconds(ds) * ds.fs), settings=opts.slope_settings())
     result = evaluate(kind, ds, splits, x_all, outputs, normal, threshold, excess)
     info = {
         "model": model_name, "task": kind.task, "classes": list(ds.classes), "normal_class": normal,
@@ -254,6 +269,7 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
         "score_baseline": result.pop("score_baseline"),
         **({"threshold_rule": rule} if rule else {}),
         **({"guard": guard.to_json()} if guard else {}),
+        **({"slope_guard": slope.to_json()} if slope else {}),
     }
     save_run(out_dir, model, prep, info, result, history.history, kind.monitor)
     if kind.task == "anomaly":
@@ -300,6 +316,19 @@ def evaluate(kind: ModelKind, ds: Dataset, splits: Splits, x_all: np.ndarray, ou
     report["evaluated_on"] = splits.evaluated_on
     report["score_baseline"] = [round(float(s), 6) for s in baseline]
     return report
+
+
+def check_slope_guard(ds: Dataset, kind: ModelKind) -> None:
+    """--slope-guard reads one timestamped channel's slope with an anomaly model."""
+    if kind.task != "anomaly":
+        raise InputError("--slope-guard raises an anomaly model's score; a classifier has none",
+                         "use it with --model autoencoder")
+    if ds.times is None:
+        raise InputError("--slope-guard judges each window's slope against its time of day: the dataset has no "
+                         "window times", "import the data with --time-column")
+    if len(ds.channels) != 1:
+        raise InputError(f"--slope-guard reads one channel; the dataset has {len(ds.channels)} "
+                         f"({', '.join(ds.channels)})", "import the temperature column alone (--columns)")
 
 
 def rate_threshold(ds: Dataset, kind: ModelKind, splits: Splits, scores: np.ndarray, normal: str,

@@ -123,12 +123,17 @@ def guarded_scores(model: Model, info: dict, inputs: np.ndarray, scores: np.ndar
     m = model.int8()
     x_q = (int8_inputs(m.in_scale, m.in_zp) if int8_inputs is not None
            else interpreters.quantize_input(inputs, m.in_scale, m.in_zp))
-    return int8_scores(m, x_q, scores)
+    return fold_int8(guard, m, x_q, scores)
 
 
 def int8_scores(model: Int8Model, inputs_q: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """An int8 model's anomaly scores with its guard folded in as the device folds it, from its int8 inputs."""
-    guard = model.guard()
+    """An int8 model's anomaly scores with its guard folded in as the device folds it, from its int8 inputs
+    (a device's decisions: ``Int8Model.guard`` refuses a run whose slope guard no device runs)."""
+    return fold_int8(model.guard(), model, inputs_q, scores)
+
+
+def fold_int8(guard: Guard | None, model: Int8Model, inputs_q: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """``guard`` folded in on the int8 inputs, as the device folds it."""
     if guard is None:
         return np.asarray(scores, np.float64)
     excess = excess_int8(inputs_q, *guard.bounds_int8(model.in_scale, model.in_zp))

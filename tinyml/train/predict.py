@@ -88,7 +88,8 @@ def predict_file(model: Path, data: Path, out_path: Path, split: str = "all", ru
         pred_names = ["anomaly" if s > threshold else info["normal_class"] for s in scores]
         extra_head, extra = ["anomaly_score"], [[f"{s:.6g}"] for s in scores]
         correct = (scores > threshold) == is_anomaly
-        summary = {"auc": metrics.roc_auc(scores[labeled], is_anomaly[labeled]) if labeled.any() else None}
+        summary = {"auc": metrics.roc_auc(scores[labeled], is_anomaly[labeled]) if labeled.any() else None,
+                   "slope_guard": info.get("slope_guard") is not None}
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(head + ["pred"] + extra_head)
@@ -116,6 +117,8 @@ def format_summary(summary: dict, out_path: Path) -> str:
         line += f"; accuracy {summary['accuracy']:.4f} on {summary['labeled']} labelled windows"
     if summary.get("auc") is not None:
         line += f", AUC {summary['auc']:.4f}"
+    if summary.get("slope_guard"):
+        line += "; without the run's slope guard (it accumulates over a series in order: `tinyml detect` applies it)"
     return line
 
 

@@ -1,0 +1,171 @@
+"""The slope guard (tinyml/train/slope_guard.py): its CUSUM, train --slope-guard, detect, and the device refusal."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import assert_clean_error, run_cli
+from tinyml.data.features_series import DAY
+from tinyml.errors import InputError
+from tinyml.train.slope_guard import Settings, SlopeGuard
+
+
+def ramp_guard(*, k: float, h: float) -> SlopeGuard:
+    """A guard whose every slot reads slope 0 with spread 1 (deg C/h): z is the window's slope."""
+    return SlopeGuard(tau_h=0.5, window=24, fs=1 / 300, hop=6, median=np.zeros(48), spread=np.ones(48),
+                      settings=Settings(k=k, h=h, f_min=100.0))
+
+
+def test_the_cusum_accumulates_the_slope_and_restarts_in_each_recording():
+    g = ramp_guard(k=1.5, h=4.0)
+    t_h = g.t_h
+    windows = np.stack([20 + 3.0 * t_h] * 6)  # a straight rise of 3 deg C/h: z = 3 per window, S grows by 1.5
+    starts = 1.7e9 + np.arange(6) * 1800.0
+    assert g.slopes(windows) == pytest.approx(np.full(6, 3.0))
+    one = g.excess(windows, starts, np.zeros(6, int))
+    assert np.count_nonzero(one) == 4 and one[2] == pytest.approx((4.5 - 4) / 4, abs=1e-6)  # S 1.5, 3, 4.5, ...
+    assert one[5] == pytest.approx((9 - 4) / 4, abs=1e-6)
+    two = g.excess(windows, starts, np.array([0, 0, 0, 1, 1, 1]))  # a gap after the third window: S starts afresh
+    assert np.count_nonzero(two[:3]) == 1 and not two[3:5].any() and two[5] > 0
+    flat = g.excess(np.stack([20 + 1.4 * t_h] * 6), starts, np.zeros(6, int))  # z below k: never accumulates
+    assert not flat.any()
+
+
+def test_a_switch_fit_takes_the_lags_transient_out_of_the_slope():
+    """A window whose load switches on inside it: the plain fit reads a steep slope, the switch fit the drive's."""
+    g = ramp_guard(k=1.5, h=4.0)
+    t = g.t_h
+    switch = t[10]
+    w = 20 + 0.2 * t + np.where(t > switch, 10 * (1 - np.exp(-(t - switch) / g.tau_h)), 0.0)
+    assert g.slopes(w[None])[0] == pytest.approx(0.2, abs=1e-6)
+    plain = SlopeGuard(**{**g.__dict__, "settings": Settings(f_min=np.inf)})  # the switch fit never wins
+    assert plain.slopes(w[None])[0] > 2.0
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory):
+    from tinyml.data.synth_series import SeriesOptions, synth_series, write_intervals, write_series
+
+    tmp = tmp_path_factory.mktemp("slope")
+    times, values, events = synth_series(SeriesOptions(days=22.0, quiet_days=14.0, events_per_kind=1, seed=4))
+    cut = int(np.searchsorted(times, times[0] + 14 * DAY))
+    write_series(tmp / "history.csv", times[:cut], values[:cut])
+    test = write_series(tmp / "test.csv", times[cut:], values[cut:])
+    data = tmp / "h.npz"
+    ok = run_cli("data", "import", tmp / "history.csv", "--time-column", "timestamp", "--label", "normal",
+                 "--normal-class", "normal", "--kind", "temperature", "--window", "24", "--hop", "6", "--split",
+                 "time", "--out", data)
+    assert ok.returncode == 0, ok.stderr
+    run = tmp / "run"
+    ok = run_cli("train", data, "--model", "autoencoder", "--features", "temperature-series", "--epochs", "3",
+                 "--false-alarms-per-day", "0.5", "--slope-guard", "--quiet", "--out", run)
+    assert ok.returncode == 0, ok.stderr
+    assert "slope guard: thermal lag" in ok.stdout and "48 slots a day; host only" in ok.stdout
+    return tmp, data, run, test, write_intervals(tmp / "labels.csv", events), events
+
+
+def run_with(run, dest, info: dict):
+    """A copy of the run's files with ``info`` as its model.json."""
+    dest.mkdir()
+    for f in run.iterdir():
+        if f.is_file():
+            (dest / f.name).write_bytes(f.read_bytes())
+    (dest / "model.json").write_text(json.dumps(info))
+    return dest
+
+
+def test_train_stores_the_slope_guard_and_detect_applies_it(series, tmp_path):
+    from tinyml.train.detect import DetectOptions, alarm_events, score_series
+
+    tmp, _, run, test, labels, events = series
+    info = json.loads((run / "model.json").read_text())
+    g = info["slope_guard"]
+    assert (g["window"], g["hop"], g["k"], g["h"], g["f_min"]) == (24, 6, 1.5, 16.0, 100.0)
+    assert len(g["median"]) == len(g["spread"]) == 48 and min(g["spread"]) > 0  # 30-minute slots
+    assert 10 / 60 <= g["tau_h"] <= 3.0 and info["options"]["slope_guard"] is True
+
+    o = DetectOptions()
+    s = score_series(run, test, o)
+    threshold = s.summary["threshold"]
+    raised = s.scores > s.guarded
+    assert raised.any() and np.all(s.scores[raised] > threshold) and np.all(s.scores >= s.guarded)
+    drift = next(e for e in events if e.kind == "drift")
+    ends = s.ends[raised]
+    assert np.any((ends > drift.start) & (ends <= drift.end + 86400))  # the CUSUM rises during the drift
+    det = run_cli("detect", run, test, "--labels", labels, "--out", tmp_path / "events.csv")
+    assert det.returncode == 0, det.stderr
+    assert f"{s.summary['slope_guard_windows']} by the slope guard alone (host only" in det.stdout
+
+    # the same run without the field scores as the guarded score alone, and its alarms differ
+    info.pop("slope_guard")
+    plain = run_with(run, tmp_path / "plain", info)
+    p = score_series(plain, test, o)
+    assert np.array_equal(p.scores, s.guarded) and "by the slope guard" not in run_cli(
+        "detect", plain, test, "--out", tmp_path / "plain.csv").stdout
+    with_it = alarm_events(s.scores, threshold, s.ends, s.which, o)
+    without = alarm_events(p.scores, threshold, p.ends, p.which, o)
+    assert [e.start for e in with_it] != [e.start for e in without]
+    assert_clean_error(run_cli("detect", run, test, "--hop", "3", "--out", tmp_path / "e.csv"),
+                       "slope guard judges windows of hop 6")
+    scored = run_cli("predict", run, series[1], "--out", tmp_path / "scores.csv")
+    assert scored.returncode == 0 and "without the run's slope guard" in scored.stdout, scored.stderr
+
+
+@pytest.mark.parametrize("change, why", [
+    (lambda g: g.update(median=g["median"][:-1]), "malformed"),
+    (lambda g: g.update(spread=[0.0] * len(g["spread"])), "malformed"),
+    (lambda g: g.pop("tau_h"), "malformed"),
+    (lambda g: g.update(h=-1), "malformed"),
+    (lambda g: g.update(window=12), "stale"),
+])
+def test_a_malformed_or_stale_slope_guard_is_refused(series, tmp_path, change, why):
+    _, _, run, test, _, _ = series
+    info = json.loads((run / "model.json").read_text())
+    change(info["slope_guard"])
+    bad = run_with(run, tmp_path / "bad", info)
+    assert_clean_error(run_cli("detect", bad, test, "--out", tmp_path / "e.csv"), why, "re-run `tinyml train`")
+    assert not (tmp_path / "e.csv").exists()
+
+
+def test_no_device_path_runs_a_slope_guard(series, tmp_path):
+    """Firmware, validate/replay (hil.decide) and the emulator refuse, rather than decide unlike detect."""
+    from tinyml.device.emulated_model import DeviceModel
+    from tinyml.hil import decide, prepare_inputs
+    from tinyml.rundir import int8_model
+
+    tmp, _, run, test, _, _ = series
+    ok = run_cli("quantize", run)
+    assert ok.returncode == 0, ok.stderr
+    out = tmp_path / "fw"
+    bad = run_cli("firmware", "new", "--board", "qemu-mps2-an386", "--model", run, "--out", out)
+    assert_clean_error(bad, "slope guard runs only on the host yet", "retrain without --slope-guard")
+    assert not out.exists()
+    model = int8_model(run)
+    x = np.zeros((2, model.input_bytes), np.int8)
+    for call in (lambda: decide(model, x, np.zeros((2, model.output_bytes), np.int8)), lambda: DeviceModel(run),
+                 lambda: prepare_inputs(model, None, None, 2)):
+        with pytest.raises(InputError, match="runs only on the host"):
+            call()
+    s8 = run_cli("detect", run / "model_int8.tflite", test, "--out", tmp_path / "e8.csv")  # the host runs it
+    assert s8.returncode == 0 and "by the slope guard alone" in s8.stdout, s8.stderr
+
+
+def test_a_slot_of_the_day_without_training_windows_is_refused():
+    t_h = np.arange(24) * 300 / 3600
+    windows = np.stack([20 + 0.1 * t_h] * 40)
+    starts = 1.7e9 + np.arange(40) * 1800.0  # 20 hours: 8 of 48 slots never seen
+    with pytest.raises(InputError, match="8 of the 48 slots of the day have no training window"):
+        SlopeGuard.fit(windows, starts, fs=1 / 300, hop=6, settings=Settings())
+
+
+def test_bad_slope_options_are_refused(series, tmp_path):
+    _, data, _, _, _, _ = series
+    for args, why in ((["--slope-k", "2"], "add --slope-guard"), (["--slope-guard", "--slope-h", "0"], "--slope-h 0"),
+                      (["--slope-guard", "--slope-k", "nan"], "--slope-k nan")):
+        assert_clean_error(run_cli("train", data, "--model", "autoencoder", *args, "--out", tmp_path / "r"), why)
+    assert_clean_error(run_cli("train", data, "--model", "mlp", "--slope-guard", "--out", tmp_path / "r"),
+                       "a classifier has none")
+    assert not (tmp_path / "r").exists()
