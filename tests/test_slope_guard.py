@@ -34,6 +34,30 @@ def test_the_cusum_accumulates_the_slope_and_restarts_in_each_recording():
     assert not flat.any()
 
 
+def test_the_slack_judges_a_slope_against_the_usual_one_within_the_clocks_error():
+    """A clock an hour off reads the 10:00 slope at 11:00: with an hour of slack that is no departure."""
+    t_h = ramp_guard(k=1.5, h=4.0).t_h
+    windows = np.stack([20 + 3.0 * t_h] * 6)  # 3 deg C/h, the usual slope at slot 20 (10:00) only
+    starts = 1.7e9 - 1.7e9 % DAY + 11 * 3600.0 + np.arange(6) * 1800.0  # from 11:00: slots 22-27
+    excess = {}
+    for slack in (0.0, 1.0, 2.5):
+        g = ramp_guard(k=1.5, h=4.0)
+        g = SlopeGuard(**{**g.__dict__, "median": np.where(np.arange(48) == 20, 3.0, 0.0),
+                          "settings": Settings(k=1.5, h=4.0, slack_h=slack)})
+        excess[slack] = g.excess(windows, starts, np.zeros(6, int))
+    assert np.count_nonzero(excess[0.0]) == 4  # its own slot's median: z = 3 window after window, as a drift
+    assert np.count_nonzero(excess[1.0]) == 3  # slot 22 reaches back to 20 (z 0); slots 23 on do not
+    assert not excess[2.5].any()  # 5 slots either way: z 0 up to slot 25, then S 1.5, 3: under h
+
+
+def test_a_run_from_before_the_slack_scores_as_before():
+    g = ramp_guard(k=1.5, h=4.0)
+    info = {"window": 24, "fs": 1 / 300, "slope_guard": g.to_json()}
+    assert info["slope_guard"]["slack_h"] == 1.0 and SlopeGuard.from_info(info).settings.slack_h == 1.0
+    del info["slope_guard"]["slack_h"]
+    assert SlopeGuard.from_info(info).settings.slack_h == 0.0
+
+
 def test_a_switch_fit_takes_the_lags_transient_out_of_the_slope():
     """A window whose load switches on inside it: the plain fit reads a steep slope, the switch fit the drive's."""
     g = ramp_guard(k=1.5, h=4.0)
@@ -83,7 +107,7 @@ def test_train_stores_the_slope_guard_and_detect_applies_it(series, tmp_path):
     tmp, _, run, test, labels, events = series
     info = json.loads((run / "model.json").read_text())
     g = info["slope_guard"]
-    assert (g["window"], g["hop"], g["k"], g["h"], g["f_min"]) == (24, 6, 1.5, 16.0, 100.0)
+    assert (g["window"], g["hop"], g["k"], g["h"], g["f_min"], g["slack_h"]) == (24, 6, 0.75, 8.0, 100.0, 1.0)
     assert len(g["median"]) == len(g["spread"]) == 48 and min(g["spread"]) > 0  # 30-minute slots
     assert 10 / 60 <= g["tau_h"] <= 3.0 and info["options"]["slope_guard"] is True
 
@@ -164,7 +188,8 @@ def test_a_slot_of_the_day_without_training_windows_is_refused():
 def test_bad_slope_options_are_refused(series, tmp_path):
     _, data, _, _, _, _ = series
     for args, why in ((["--slope-k", "2"], "add --slope-guard"), (["--slope-guard", "--slope-h", "0"], "--slope-h 0"),
-                      (["--slope-guard", "--slope-k", "nan"], "--slope-k nan")):
+                      (["--slope-guard", "--slope-k", "nan"], "--slope-k nan"),
+                      (["--slope-guard", "--slope-slack", "-1"], "--slope-slack -1")):
         assert_clean_error(run_cli("train", data, "--model", "autoencoder", *args, "--out", tmp_path / "r"), why)
     assert_clean_error(run_cli("train", data, "--model", "mlp", "--slope-guard", "--out", tmp_path / "r"),
                        "a classifier has none")

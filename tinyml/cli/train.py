@@ -34,11 +34,14 @@ from tinyml.cli.outpath import OUT_DIR, OUT_FILE
                    "from its usual value at that time of day (a CUSUM, docs/series.md). Host only: `detect` runs it, "
                    "a device cannot yet.")
 @click.option("--slope-k", type=float, default=None,
-              help="--slope-guard: the z per window the CUSUM forgets (default 1.5, docs/series.md).")
+              help="--slope-guard: the z per window the CUSUM forgets (default 0.75, docs/series.md).")
 @click.option("--slope-h", type=float, default=None,
-              help="--slope-guard: the CUSUM level above which a window is anomalous (default 16).")
+              help="--slope-guard: the CUSUM level above which a window is anomalous (default 8).")
 @click.option("--slope-f-min", type=float, default=None,
               help="--slope-guard: the F statistic a load-switch fit needs to replace the plain fit (default 100).")
+@click.option("--slope-slack", type=float, default=None,
+              help="--slope-guard: hours either way the logger's clock may be off; each slope is judged against the "
+                   "lowest usual slope within them (default 1; 0: its own slot only).")
 @click.option("--force", is_flag=True, help="Replace the run in a non-empty --out directory.")
 @click.option("--augment-gain", type=float, default=1.0, show_default=True,
               help="Augment: scale the vibration by up to this factor either way (1: off).")
@@ -54,7 +57,7 @@ from tinyml.cli.outpath import OUT_DIR, OUT_FILE
 def train(data: Path, model_name: str, out_dir: Path, epochs: int, batch_size: int, seed: int,
           features: str | None, patience: int, quiet: bool, arithmetic: str, false_alarms_per_day: float | None,
           guard_margin: float | None, slope_guard: bool, slope_k: float | None, slope_h: float | None,
-          slope_f_min: float | None,
+          slope_f_min: float | None, slope_slack: float | None,
           force: bool, augment_gain: float, augment_speed: float, augment_snr: float | None, augment_resonance: float,
           augment_copies: int, by: str | None) -> None:
     """Train a model on DATA (.npz) and write RUN_DIR (model, metrics, plots, preprocessing)."""
@@ -69,7 +72,8 @@ def train(data: Path, model_name: str, out_dir: Path, epochs: int, batch_size: i
     check_folder_for_training(out_dir, force)
     options = TrainOptions(epochs=epochs, batch_size=batch_size, seed=seed, patience=patience, quiet=quiet,
                            arithmetic=arithmetic, false_alarms_per_day=false_alarms_per_day, guard_margin=guard_margin,
-                           slope_guard=slope_guard, **slope_settings(slope_guard, k=slope_k, h=slope_h, f_min=slope_f_min),
+                           slope_guard=slope_guard,
+                           **slope_settings(slope_guard, k=slope_k, h=slope_h, f_min=slope_f_min, slack=slope_slack),
                            augment_gain=augment_gain, augment_speed=augment_speed, augment_snr=augment_snr,
                            augment_resonance=augment_resonance, augment_copies=augment_copies, by=by)
     options.check()  # a bad option stops here, before the data is loaded

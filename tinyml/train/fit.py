@@ -45,6 +45,7 @@ class TrainOptions:
     slope_k: float = Settings.k
     slope_h: float = Settings.h
     slope_f_min: float = Settings.f_min
+    slope_slack: float = Settings.slack_h
     # augmentation of the training windows (tinyml/train/augment.py); the defaults add nothing
     augment_gain: float = 1.0
     augment_speed: float = 0.0
@@ -64,7 +65,7 @@ class TrainOptions:
         self.augmentation().check()
 
     def slope_settings(self) -> Settings:
-        return Settings(k=self.slope_k, h=self.slope_h, f_min=self.slope_f_min)
+        return Settings(k=self.slope_k, h=self.slope_h, f_min=self.slope_f_min, slack_h=self.slope_slack)
 
     def augmentation(self) -> Augment:
         return Augment(gain=self.augment_gain, speed=self.augment_speed, snr=self.augment_snr,
