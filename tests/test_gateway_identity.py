@@ -196,6 +196,19 @@ def test_idle_device_state_expires_and_comes_back_from_the_store(tmp_path):
     store.close()
 
 
+def test_a_tick_in_the_batch_that_brings_a_new_device_keeps_its_state(tmp_path):
+    """A device new in a batch has no last_seen until the batch ends: a Tick after its first records in the
+    same batch (a writer behind, at start-up) must not expire it (that stopped the gateway's writer)."""
+    store = Store(tmp_path / "g.db")
+    proc = Processor(store, config())
+    now = 1_764_000_000.0  # a real clock: an expiry horizon far above a new state's last_seen of 0
+    records = LineState("p1").feed(hello("new-1", 1) + result(0, 1) + result(1, 1), now)
+    out = proc.process([*records, Tick(now + 0.5)], now + 0.5)
+    assert (out.stored, out.expired) == (2, 0) and list(proc.devices) == ["new-1"]
+    assert rows(store, "SELECT device, results, last_seen FROM devices") == [("new-1", 2, now)]
+    store.close()
+
+
 def test_a_schema_2_database_gets_the_source_columns(tmp_path):
     db = tmp_path / "old.db"
     store = Store(db)

@@ -203,11 +203,14 @@ class Processor:
         self.devices[device] = state
         return state
 
-    def expire(self, now: float) -> int:
+    def expire(self, now: float, heard: Seen | None = None) -> int:
         """Drop the in-memory state of devices idle for ``[limits] state_expiry_s``; it is rebuilt
-        from the store if they are heard from again. Returns how many were dropped."""
+        from the store if they are heard from again. Returns how many were dropped. Devices ``heard``
+        in the batch being processed stay: their ``last_seen`` is set only when it ends (a device new in
+        the batch still has none, and dropping it there stopped the writer)."""
         horizon = now - self.config.limits.state_expiry_s
-        idle = [d for d, state in self.devices.items() if state.last_seen < horizon]
+        heard = heard or {}
+        idle = [d for d, state in self.devices.items() if state.last_seen < horizon and d not in heard]
         for device in idle:
             del self.devices[device]
         return len(idle)
@@ -277,7 +280,7 @@ class Processor:
                 elif isinstance(rec, Tick):
                     for device, state in self.devices.items():
                         self._transitions(device, state.rules.on_tick(rec.at), rec.at, out)
-                    out.expired += self.expire(rec.at)
+                    out.expired += self.expire(rec.at, seen)
                 elif isinstance(rec, Refused):
                     self._identity_alert(rec, out)
                 elif isinstance(rec, Retention):
