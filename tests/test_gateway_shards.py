@@ -12,18 +12,14 @@ from pathlib import Path
 
 from tests.conftest import assert_clean_error, run_cli
 from tests.test_gateway_e2e import GatewayProcess, _acknowledged, count, query, wait_until
-from tests.test_gateway_store import HASH, config, hello, result
 from tinyml.device import auth
 from tinyml.device import protocol as p
 from tinyml.device.emulator import EmulatedFleet
 from tinyml.device.keystore import provision_key
-from tinyml.gateway.config import ModelRoute, load
+from tinyml.gateway.config import load
 from tinyml.gateway.identity import Refused
-from tinyml.gateway.ingest import Identified, LineCounts, LineState, PortState, ResultsRecord
-from tinyml.gateway.processor import Processor, result_messages
+from tinyml.gateway.ingest import Identified, LineCounts, PortState, ResultsRecord
 from tinyml.gateway.shards import assign, pack, unpack
-from tinyml.gateway.store import Store
-from tinyml.rundir import Labels
 
 MODEL = "feat_ae_int8.tflite"
 KEY = bytes(range(32))
@@ -41,43 +37,6 @@ def test_records_survive_the_pipe_format():
     back = unpack(pack(records))
     assert back == records
     assert type(back[3].results[0]) is p.AuthResult and auth.verify(KEY, back[3].results[0])
-
-
-def test_messages_a_shard_builds_are_those_the_writer_would_write(tmp_path):
-    """A shard builds each result's message for the model of its line's HELLO; the writer queues them as they
-    are only when its device state has that model, so the outbox is the same as when the writer builds them."""
-    classifier = Labels(task="classifier", classes=("ok", "worn", "broken"), normal_class="ok")
-    cfg = config(models=(ModelRoute(classifier, model_hash=HASH.hex()),), db=tmp_path / "unused.db")
-    reads = [hello("fan/1", 7) + b"".join(result(seq, 7, label=seq % 3, score=seq / 7) for seq in range(5)),
-             b"".join(result(seq, 7, label=2, score=0.5) for seq in range(5, 8))]
-    line = LineState("socket://h:1")
-    records = [line.feed(data, 1000.0 + i) for i, data in enumerate(reads)]
-
-    def outbox(name: str, recs: list[list]) -> list[tuple]:
-        store = Store(tmp_path / name)
-        proc = Processor(store, cfg)
-        for batch in recs:
-            proc.process(batch, 2000.0)
-        return store.conn.execute("SELECT topic, msg_id, payload FROM outbox ORDER BY id").fetchall()
-
-    def shard_built(model_hash: str) -> list[list]:
-        out = []
-        for batch in records:
-            batch = unpack(pack(batch))  # (fresh records: the writer's get none)
-            for rec in batch:
-                if type(rec) is ResultsRecord:
-                    rec.model_hash = model_hash
-                    rec.messages = result_messages(cfg.site, rec, cfg.model_for(rec.device, model_hash))
-            out.append(unpack(pack(batch)))
-        return out
-
-    built_by_writer = outbox("writer.db", records)
-    assert sum('"class":"broken"' in row[2] for row in built_by_writer) == 4  # the model was applied
-    shard = shard_built(HASH.hex())
-    assert all(rec.messages for batch in shard for rec in batch if type(rec) is ResultsRecord)
-    assert outbox("shard.db", shard) == built_by_writer
-    # messages built for another model than the writer's state has (another HELLO won): the writer builds its own
-    assert outbox("other.db", shard_built("cd" * 8)) == built_by_writer
 
 
 def test_ports_are_dealt_round_robin_and_no_shard_is_empty():

@@ -52,10 +52,6 @@ class ResultsRecord:
     results: list[protocol.RawResult | protocol.Result]  # RESULTs raw (output as bytes), AUTH_RESULTs whole
     at: float
     authenticated: bool = False
-    # Each result's MQTT message, built by a shard for the model of ``model_hash`` (processor.result_messages):
-    # the writer takes them when its device state has that model, so the JSON is not built in its commit thread.
-    messages: list[str] | None = None
-    model_hash: str = ""
 
 
 @dataclass(frozen=True)

@@ -132,29 +132,8 @@ class DeviceState:
         """Whether a label is an anomaly and its class name as JSON, worked out once per label."""
         known = self.labels.get(label)
         if known is None:
-            known = self.labels[label] = label_meaning(self.model, label)
+            known = self.labels[label] = (self.model.is_anomaly(label), _json_str(self.model.class_name(label)))
         return known
-
-
-def label_meaning(model: Labels, label: int) -> tuple[bool | None, str]:
-    """Whether a label is an anomaly and its class name as JSON."""
-    return model.is_anomaly(label), _json_str(model.class_name(label))
-
-
-def result_messages(site: str, rec: ResultsRecord, model: Labels) -> list[str]:
-    """The message JSON of each result of a read, exactly as the writer writes it for a device with this
-    model. Shards build them (issue 20: the JSON was 14% of the writer's commit thread at 256 devices,
-    the one thread every result goes through); the writer stores and queues them as they are."""
-    site_json, device_json, at_json = _json_str(site), _json_str(rec.device), _json_float(rec.at)
-    source_json = _source_json(rec.port, rec.authenticated)
-    meanings: dict[int, tuple[bool | None, str]] = {}
-    out = []
-    for r in rec.results:
-        known = meanings.get(r.label)
-        if known is None:
-            known = meanings[r.label] = label_meaning(model, r.label)
-        out.append(_result_json(site_json, device_json, r, at_json, known[1], known[0], source_json))
-    return out
 
 
 def _restore_firing(state: DeviceState, rule: str) -> None:
@@ -396,8 +375,7 @@ class Processor:
         source_json = _source_json(port, rec.authenticated)
         meanings = state.labels
         stored = duplicates = missing = 0
-        messages = rec.messages if forward and rec.model_hash == state.model_hash else None
-        for i, r in enumerate(rec.results):
+        for r in rec.results:
             if r.boot_id != state.boot_id:
                 self._boot(device, r.boot_id, counts)
             anomalous, class_json = meanings.get(r.label) or state.meaning(r.label)
@@ -414,8 +392,7 @@ class Processor:
                     missing += seq - last - 1
                 state.last_seq = seq
             if forward:
-                payload = messages[i] if messages is not None else _result_json(
-                    site_json, device_json, r, at_json, class_json, anomalous, source_json)
+                payload = _result_json(site_json, device_json, r, at_json, class_json, anomalous, source_json)
                 if batches is None:
                     self.outbox.append((device, topic, result_id(device, r.boot_id, seq), payload, at))
                 else:

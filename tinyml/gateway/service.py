@@ -31,10 +31,7 @@ from tinyml.gateway.status import snapshot
 from tinyml.gateway.store import SCHEMA_VERSION, Store, connect
 
 log = logging.getLogger("tinyml.gateway")
-# Results (and other records) per transaction at most. A writer that falls behind takes this many at once, and
-# larger commits cost less per result (an index leaf per device and commit, a message per device; issue 20:
-# 3,072 against 1,536 per commit, 18 against 20 us per result at 256 devices), so it catches up.
-BATCH_MAX = 4000
+BATCH_MAX = 2000  # results (and other records) per transaction
 READ_AHEAD = 4 * BATCH_MAX  # results (and other records) read and not yet committed before the ports pause
 TICK_S = 1.0
 RETENTION_EVERY_S = 60.0

@@ -37,12 +37,11 @@ from tinyml.device import protocol
 from tinyml.gateway import ports
 from tinyml.gateway.clock import DeviceClock
 from tinyml.gateway.identity import Identity
-from tinyml.gateway.ingest import Identified, PortState, Record, ResultsRecord
+from tinyml.gateway.ingest import PortState, Record, ResultsRecord
 from tinyml.gateway.limits import IdBudget
 
 if TYPE_CHECKING:
     from tinyml.gateway.config import GatewayConfig
-    from tinyml.rundir import Labels
 
 log = logging.getLogger("tinyml.gateway")
 STOP_S = 10.0  # how long a stopping shard may take to hand over what it read before it is killed
@@ -97,7 +96,7 @@ def pack(records: list[Record]) -> bytes:
                 parts += raw
                 if auth:
                     parts += r.mac
-            out.append((rec.port, rec.device, rec.at, rec.authenticated, bytes(parts), rec.messages, rec.model_hash))
+            out.append((rec.port, rec.device, rec.at, rec.authenticated, bytes(parts)))
         else:
             out.append(rec)
     return pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
@@ -109,7 +108,7 @@ def unpack(message: bytes) -> list[Record]:
         if type(item) is not tuple:
             records.append(item)
             continue
-        port, device, at, authenticated, data, messages, model_hash = item
+        port, device, at, authenticated, data = item
         results: list[protocol.RawResult | protocol.Result] = []
         off, end = 0, len(data)
         while off < end:
@@ -123,7 +122,7 @@ def unpack(message: bytes) -> list[Record]:
                 off += protocol.MAC_BYTES
             else:
                 results.append(protocol.RawResult(seq, boot, ts, lat, unit, label, score, raw))
-        records.append(ResultsRecord(port, device, results, at, authenticated, messages, model_hash))
+        records.append(ResultsRecord(port, device, results, at, authenticated))
     return records
 
 
@@ -235,19 +234,8 @@ async def _serve(config: GatewayConfig, share: tuple[str, ...], known: list[str]
     budget = IdBudget(config.limits, known=known)
     identity = Identity(config.auth, config.keys())
     writers: dict[str, ports.Connection] = {}
-    # (imported here: config imports this module, and processor imports config)
-    from tinyml.gateway.processor import result_messages
-
-    models: dict[str, tuple[str, Labels]] = {}  # port -> the model hash of its device's HELLO, and that model
 
     def send(records: list[Record]) -> None:
-        if config.mqtt is not None:  # the results' messages are built here, not in the writer's commit thread
-            for rec in records:
-                if type(rec) is ResultsRecord and rec.port in models:
-                    rec.model_hash, model = models[rec.port]
-                    rec.messages = result_messages(config.site, rec, model)
-                elif type(rec) is Identified:
-                    models[rec.port] = (rec.model_hash, config.model_for(rec.device, rec.model_hash))
         try:
             conn.send_bytes(pack(records))  # blocks while the writer is behind: the readers wait, as in-process
         except OSError:  # the writer is gone: nothing read here was acknowledged
