@@ -19,7 +19,9 @@ second with its growth per second over the window, and the load average. ``--run
 repeats and prints the medians. ``--shards 0,2`` runs every device count once per shard count
 (``gateway run --shards N``, tinyml/gateway/shards.py), interleaved in the same run; with shards the
 gateway's CPU is split into the writer process and the shard processes together, each also per
-result stored (committed; more than delivered while MQTT lags behind). Prints figures; asserts nothing.
+result stored (committed; more than delivered while MQTT lags behind). A run whose gateway refused device ids
+(its log) says so: at 128 devices and more, `[limits] new_per_min` (120 a minute) must be raised, or those
+devices' results count as offered and never delivered. Prints figures; asserts nothing.
 
     .venv/bin/python -m benchmarks.gateway_latency [--devices 8,32,64,128] [--seconds 20] [--runs 3]
         [--config gateway.toml] [--gateway-path DIR] [--series] [--shards 0,2] [--subscriber lean|paho]
@@ -189,6 +191,7 @@ class Run:
     backlog_growth: float  # results/s, slope of a least-squares line through the samples
     load: float
     backlog: list[int]  # the per-second samples
+    refused: int = 0  # device ids the gateway refused (logged): their results are offered, never delivered
 
 
 def _connected(log: Path, devices: int, timeout: float = 60.0) -> list[int]:
@@ -257,6 +260,7 @@ def one_run(devices: int, seconds: float, model: str, config: Path | None, gatew
             gw.kill()
         sub.kill()
         broker.stop()
+    refused = len(set(re.findall(r"device id (\S+) refused", (work / "gateway.log").read_text())))
     shutil.rmtree(work)  # a run's database and logs (kept when it failed, to read)
     span = t1 - t0
     xs, ys = np.array([s[0] for s in samples]), np.array([s[1] for s in samples], dtype=float)
@@ -268,7 +272,7 @@ def one_run(devices: int, seconds: float, model: str, config: Path | None, gatew
                shards, shard_cpu, (s1 - s0) / span, cpu["gw"] * per_stored, loop_cpu, loop_cpu * per_stored,
                shard_cpu * per_stored,
                cpu["broker"], cpu["sub"], cpu["emu"],
-               int(ys.max()) if ys.size else 0, growth, load, [int(y) for y in ys])
+               int(ys.max()) if ys.size else 0, growth, load, [int(y) for y in ys], refused)
 
 
 def main() -> None:
@@ -302,6 +306,9 @@ def main() -> None:
                       f"{r.shard_us:8.0f} "
                       f"{r.broker_cpu:5.0%} {r.sub_cpu:4.0%} {r.emu_cpu:4.0%} "
                       f"{r.backlog_max:11d} {r.backlog_growth:8.0f} {r.load:4.1f}", flush=True)
+                if r.refused:  # e.g. [limits] new_per_min (120 a minute) below the device count
+                    print(f"        {r.refused} device id(s) refused by the gateway (see its [limits]): their results "
+                          f"count as offered, never delivered", flush=True)
                 if args.series:
                     print(f"        backlog per second: {' '.join(map(str, r.backlog))}", flush=True)
         for k, runs in by_shards.items():
