@@ -80,3 +80,21 @@ def test_curvature_tells_acceleration_from_a_thermal_lag():
     assert c[0] == pytest.approx(3, rel=1e-5) and abs(c[1]) < 1e-5
     assert c[2] < 0 < c[3]
     assert compute_features(np.ones((1, 2, 1)), 1.0, [{"name": "curvature"}])[0, 0] == 0  # too short to bend
+
+
+def test_temperature_samples_keep_room_above_the_training_peak(temp_run):
+    """A temperature's level wanders past its training peak (the season): its int16 samples keep 4x that peak
+    in range (features_int.KIND_HEADROOM) where vibration keeps the whole range for its quiet windows."""
+    from tinyml.data import features_int as fi
+    from tinyml.data.dataset import load
+    from tinyml.data.split import TRAIN
+
+    run, data = temp_run
+    shift, = json.loads((run / "preprocess.json").read_text())["sample_shift"]
+    ds = load(data)
+    normal = ds.x[(ds.split == TRAIN) & (ds.y == ds.classes.index(ds.normal_class))]  # what the run fitted on
+    peak = float(np.abs(normal).max())
+    assert 4 * peak * 2.0**shift <= fi.SAMPLE_MAX < 8 * peak * 2.0**shift
+    warmer = np.full((1, 4, 1), 2.5 * peak, np.float32)  # an afternoon a season later: read, not saturated
+    assert fi.to_samples(warmer, [shift]).max() < fi.SAMPLE_MAX
+    assert fi.sample_shifts(normal) == [shift + 2]  # without the room: 2 bits more gain

@@ -55,9 +55,10 @@ class Preprocess:
     @classmethod
     def fit(cls, x_train: np.ndarray, mode: str, channels: list[str], fs: float,
             feature_spec: list[dict] | None = None, *, arithmetic: str = "integer",
-            stream: Stream | None = None) -> Preprocess:
+            stream: Stream | None = None, headroom: float = 1.0) -> Preprocess:
         """Fix the normalisation constants (and, in integers, the sample gains) on the training windows
-        (``stream``: their times, for features with state across windows)."""
+        (``stream``: their times, for features with state across windows; ``headroom``: how many times the
+        training peak the samples keep in range, ``features_int.KIND_HEADROOM``)."""
         x_train = np.asarray(x_train, np.float32)
         if arithmetic not in ARITHMETICS:
             raise InputError(f"unknown preprocessing arithmetic {arithmetic!r}",
@@ -68,7 +69,7 @@ class Preprocess:
         if arithmetic == "integer" and mode in ("per_window", "features"):
             from tinyml.data import features_int
 
-            shifts = features_int.sample_shifts(x_train)
+            shifts = features_int.sample_shifts(x_train, headroom=headroom)
         if mode == "raw":
             values = x_train.reshape(-1, x_train.shape[-1])
         elif mode == "per_window" and shifts is not None:

@@ -332,8 +332,11 @@ DEFAULT_TEMPERATURE_SPEC: list[dict] = [
     {"name": "rate_of_change"}, {"name": "diff_max"}, {"name": "flat_fraction"},
     {"name": "rolling_mean", "width": 8, "points": 8, "relative": True}, {"name": "curvature"},
 ]
-# slow signals logged over days: the window features plus the daily cycle and rolling statistics
-TEMPERATURE_SERIES_SPEC: list[dict] = [*DEFAULT_TEMPERATURE_SPEC, {"name": "daily_cycle"}]
+# slow signals logged over days: the window's shape, and its level only against the daily cycle and rolling
+# statistics (daily_cycle): the absolute level (mean, min, max) wanders with the season past anything the
+# training weeks saw, which read as an anomaly every warm afternoon (docs/benchmarks.md, issue 17)
+TEMPERATURE_SERIES_SPEC: list[dict] = [e for e in DEFAULT_TEMPERATURE_SPEC if e["name"] not in ("mean", "min", "max")] \
+    + [{"name": "daily_cycle"}]
 
 
 def _number(value: object) -> bool:

@@ -15,6 +15,7 @@ import numpy as np
 from tinyml import optioncheck as oc
 from tinyml import rundir
 from tinyml.data.dataset import SPLITS, Dataset
+from tinyml.data.features_int import HEADROOM, KIND_HEADROOM
 from tinyml.errors import InputError
 from tinyml.outputs import write_json
 from tinyml.preprocess import Preprocess
@@ -215,7 +216,8 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
     x_fit, y_fit = augment(ds.x[fit_mask], ds.y[fit_mask], ds.fs, aug, opts.seed)
     # fitted on the augmented windows too: their range is what the model is meant to take
     prep = Preprocess.fit(x_fit, kind.preprocess, ds.channels, ds.fs, feature_spec, arithmetic=opts.arithmetic,
-                          stream=None if stream is None or aug.active else stream.take(fit_mask))
+                          stream=None if stream is None or aug.active else stream.take(fit_mask),
+                          headroom=KIND_HEADROOM.get(ds.kind, HEADROOM))
     x_all = prep.apply(ds.x, stream=stream)
     x_fit = prep.apply(x_fit) if aug.active else x_all[fit_mask]
 
