@@ -3,17 +3,18 @@
 Per seed: one machine's log of N + 4 weeks. Its first N weeks (``--history-weeks``, default 4; gaps, no
 events, no labels) are imported and an autoencoder trained on them with the threshold picked for a target
 false-alarm rate per day on the validation part; then the last 4 weeks, with two events of each kind (slow drift, step, runaway, stuck sensor), gaps and one clock reset is
-run through `tinyml detect` (``--on-backwards split``) and scored against its labels: events found, lead
+run through `tinyml detect` (``--on-backwards continue``: the logger kept sampling while its clock was set
+back, so the data's time of day goes on; ``split`` is the rule before it) and scored against its labels: events found, lead
 times, false alarms per simulated week, NAB-style score. The same commands a user types:
 
     tinyml data import history.csv --time-column timestamp --label normal --normal-class normal \\
         --kind temperature --window 24 --hop 6 --split time --out history.npz
     tinyml train history.npz --model autoencoder --features temperature-series --false-alarms-per-day 0.1 \
         --guard-margin 1 [--slope-guard] --out run
-    tinyml detect run test.csv --labels labels.csv --on-backwards split --out events.csv
+    tinyml detect run test.csv --labels labels.csv --on-backwards continue --out events.csv
 
     .venv/bin/python benchmarks/series_detect.py [--seeds 0,1,2] [--markdown] [--guard-margin 1] [--int8] \
-        [--history-weeks 4] [--slope-cusum]
+        [--history-weeks 4] [--slope-cusum] [--on-backwards continue|split]
 
 With a guard, each seed is scored both ways in the same run: the autoencoder's reconstruction error alone
 (what a run trained without ``--guard-margin`` reports) and the guarded score `tinyml detect` reports.
@@ -73,7 +74,8 @@ def one_seed(seed: int, tmp: Path, *, history_weeks: list[float], **kw) -> list[
 
 def one_history(seed: int, tmp: Path, history: Path, test: Path, labels: Path, events: list, *, weeks: float,
                 rate: float, epochs: int, features: list[dict] | None, hop: int = 6,
-                guard_margin: float | None = None, int8: bool = False, slope_cusum: bool = False) -> list[dict]:
+                guard_margin: float | None = None, int8: bool = False, slope_cusum: bool = False,
+                on_backwards: str = "continue") -> list[dict]:
     t0 = time.perf_counter()
     ds = import_data([history], ImportOptions(time_column="timestamp", label="normal", normal_class="normal",
                                               kind="temperature", window=24, hop=hop, split="time"))
@@ -82,7 +84,7 @@ def one_history(seed: int, tmp: Path, history: Path, test: Path, labels: Path, e
     train(ds, "autoencoder", run, TrainOptions(seed=seed, epochs=epochs, quiet=True, false_alarms_per_day=rate,
                                                   guard_margin=guard_margin, slope_guard=slope_cusum),
           features, dataset_path=data)
-    o = DetectOptions(on_backwards="split")
+    o = DetectOptions(on_backwards=on_backwards)
     model = run
     if int8:  # the device's model: quantized, scored by LiteRT on the int8 inputs the device computes
         model = quantize_run(run, tolerance=100.0).tflite_path
@@ -120,6 +122,8 @@ def main() -> None:
     ap.add_argument("--guard-margin", type=float, default=None, help="train with this --guard-margin")
     ap.add_argument("--int8", action="store_true", help="detect with the quantized model (as the device runs it)")
     ap.add_argument("--slope-cusum", action="store_true", help="train with --slope-guard and also score it")
+    ap.add_argument("--on-backwards", default="continue", choices=["continue", "split"],
+                    help="detect's rule for the log's clock reset")
     ap.add_argument("--history-weeks", default="4", help="weeks of normal history (no events) the model is "
                     "trained on, before the 4 test weeks; several (4,8,12): each trains on the last N weeks of "
                     "the longest, scored on the same test weeks")
@@ -131,7 +135,7 @@ def main() -> None:
         for seed in (int(s) for s in a.seeds.split(",")):
             for r in one_seed(seed, Path(tmp), rate=a.rate, epochs=a.epochs, features=spec, hop=a.hop,
                               guard_margin=a.guard_margin, int8=a.int8, history_weeks=weeks,
-                              slope_cusum=a.slope_cusum):
+                              slope_cusum=a.slope_cusum, on_backwards=a.on_backwards):
                 rows.append(r)
                 t = r["rule"]
                 if r["score"] == "autoencoder":

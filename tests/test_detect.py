@@ -53,6 +53,18 @@ def write_series(path: Path, start: dt.datetime, days: int, events: list[tuple[f
     return [(start + dt.timedelta(days=a), start + dt.timedelta(days=b)) for a, b, _ in events]
 
 
+def clock_set_back(src: Path, out: Path, *, at_row: int, seconds: int) -> dt.datetime:
+    """``src`` with every time from data row ``at_row`` on set back by ``seconds`` (sampling went on); the true
+    time of that row."""
+    rows = src.read_text().splitlines()
+    when = dt.datetime.fromisoformat(rows[1 + at_row].split(",")[0])
+    for i in range(1 + at_row, len(rows)):
+        t, v = rows[i].split(",")
+        rows[i] = f"{(dt.datetime.fromisoformat(t) - dt.timedelta(seconds=seconds)).isoformat(sep=' ')},{v}"
+    out.write_text("\n".join(rows) + "\n")
+    return when
+
+
 def write_labels(path: Path, spans: list[tuple[dt.datetime, dt.datetime]]) -> Path:
     path.write_text("start,end,label\n" + "".join(f"{a.isoformat(sep=' ')},{b.isoformat(sep=' ')},anomaly\n"
                                                   for a, b in spans))
@@ -87,6 +99,19 @@ def test_detect_finds_injected_events_with_lead_times(tmp_path):
     alarms = [r["start"] for r in csv.DictReader(events.read_text().splitlines())]
     for a, b in spans:  # an alarm inside every injected event
         assert any(a.isoformat() <= x <= b.isoformat() for x in alarms)
+    reset = clock_set_back(tmp_path / "test.csv", tmp_path / "reset.csv", at_row=3 * 288, seconds=3600)
+    on_log = [(a, b) if b <= reset else (a - dt.timedelta(hours=1), b - dt.timedelta(hours=1)) for a, b in spans]
+    events2 = tmp_path / "events2.csv"
+    det = run_cli("detect", run, tmp_path / "reset.csv", "--labels", write_labels(tmp_path / "l2.csv", on_log),
+                  "--on-backwards", "continue", "--out", events2)
+    assert det.returncode == 0, det.stderr
+    assert "events detected 2/2, missed 0" in det.stdout
+    # the data is scored on the clock it follows (the same windows as before), events reported on the log's
+    got = list(csv.DictReader(events2.read_text().splitlines()))
+    expect = list(csv.DictReader(events.read_text().splitlines()))
+    back = [(dt.datetime.fromisoformat(r["start"]) - dt.timedelta(hours=1)).isoformat()
+            if r["start"] >= reset.isoformat() else r["start"] for r in expect]
+    assert [r["start"] for r in got] == back and len(back) >= 2
     bad = run_cli("detect", run, tmp_path / "test.csv", "--time-column", "when", "--out", tmp_path / "e2.csv")
     assert_clean_error(bad, "unknown column 'when'")
     assert not (tmp_path / "e2.csv").exists()

@@ -108,6 +108,29 @@ def test_clock_faults_are_refused_by_default_and_handled_on_request(tmp_path):
     assert [(f["line"], f["kind"]) for f in faults] == [(52, "duplicate"), (122, "backwards")]
 
 
+def test_continue_keeps_the_clock_going_past_a_reset_and_labels_on_the_log_clock(tmp_path):
+    true = five_minutes(480)
+    logged = true[:200] + [(START + dt.timedelta(minutes=5 * i - 60)).strftime("%Y-%m-%d %H:%M:%S")
+                           for i in range(200, 480)]  # set back an hour at line 202; sampling went on
+    path = log_csv(tmp_path / "reset.csv", logged, [float(i) for i in range(480)])
+    on_log = START + dt.timedelta(minutes=5 * 300 - 60)  # rows 300-323, given on the log's clock
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"start,end,label\n{on_log.isoformat()},{(on_log + dt.timedelta(hours=2)).isoformat()},hot\n")
+    ds = import_data([path], opts(on_backwards="continue", labels=str(labels), label=None))
+    rec, = ds.meta["recordings"]
+    assert rec["samples"] == 480 and not rec["resampled"] and rec["retimed_s"] == 3600.0
+    end_on_log = START + dt.timedelta(minutes=5 * 480 - 60)  # after the last row, on the log's clock
+    assert rec["start"] == "2013-12-02T21:15:00" and rec["end"] == end_on_log.strftime("%Y-%m-%dT%H:%M:%S")
+    assert [(f["line"], f["kind"]) for f in rec["clock_faults"]] == [(202, "backwards")]
+    assert np.array_equal(ds.x[:, :, 0].ravel(), np.arange(480.0))  # nothing dropped, in file order
+    assert np.array_equal(ds.times, START.timestamp() + 300.0 * 24 * np.arange(20))  # the clock the data follows
+    hot = ds.classes.index("hot")
+    assert [int(t) for t in np.flatnonzero(ds.y == hot)] == [12, 13]  # windows of rows 288-311, 312-335
+    shown = run_cli("data", "info", ds.save(tmp_path / "reset.npz"))
+    assert shown.returncode == 0, shown.stderr
+    assert "moved 3600 s later (--on-backwards continue)" in shown.stdout
+
+
 def test_gaps_split_recordings_and_no_window_spans_one(tmp_path):
     all_times = five_minutes(300)
     keep = [i for i in range(300) if not 100 <= i < 130 and i != 200]  # a 2.5 h gap and one lost sample

@@ -142,9 +142,10 @@ def synth_temperature_cmd(out: str, per_class: int, window: int, fs: float, wind
 @click.option("--time-column", help="CSV column of timestamps: numbers (s or ms) or ISO 8601 dates and times "
                                    "(gives the source rate, splits at gaps; see docs/series.md).")
 @click.option("--time-format", help="How to read --time-column: s, ms, or a strptime pattern like '%d.%m.%Y %H:%M'.")
-@click.option("--on-backwards", type=click.Choice(["refuse", "drop", "sort", "split"]), default="refuse",
+@click.option("--on-backwards", type=click.Choice(["refuse", "drop", "sort", "split", "continue"]), default="refuse",
               show_default=True, help="Duplicated or backwards times: refuse the file, drop those rows, sort the "
-                                      "rows by time, or start a new recording at each.")
+                                      "rows by time, start a new recording at each, or continue the clock past "
+                                      "each (the row one step after the one before it).")
 @click.option("--max-gap", type=float, help="Seconds between samples that split a recording "
                                             "(default: 2.5 times the median step).")
 @click.option("--resample", "resample_method", type=click.Choice(["linear", "previous"]), default="linear",

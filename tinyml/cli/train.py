@@ -187,7 +187,7 @@ def predict(model: Path, data: Path, out_path: Path, split: str, runtime: str) -
 @click.option("--time-column", default="timestamp", show_default=True, help="CSV column of timestamps.")
 @click.option("--columns", help="Signal columns, comma-separated (default: every numeric column).")
 @click.option("--time-format", help="s, ms or a strptime pattern (default: numbers or ISO 8601).")
-@click.option("--on-backwards", type=click.Choice(["refuse", "drop", "sort", "split"]), default="refuse",
+@click.option("--on-backwards", type=click.Choice(["refuse", "drop", "sort", "split", "continue"]), default="refuse",
               show_default=True, help="Duplicated or backwards times (docs/series.md).")
 @click.option("--max-gap", type=float, help="Seconds between samples that split the series.")
 @click.option("--hop", type=int, help="Samples between windows (default: the hop of the model's training data).")

@@ -156,10 +156,10 @@ def import_data(paths: list[str | Path], o: ImportOptions = ImportOptions()) -> 
     if (o.test_groups or o.val_groups) and mode != "group":
         raise InputError("--test-groups/--val-groups need --split group", "add --split group")
     pieces = _time_pieces(recs, o, hop) if mode == "time" else [(r, 0, r.signal.shape[0], TRAIN) for r in recs]
-    x, y, groups, sp, skipped, times, sources_of, rpm = _windows(pieces, classes, o.window, hop, fs)
+    x, y, groups, sp, skipped, times, on_log, sources_of, rpm = _windows(pieces, classes, o.window, hop, fs)
     normal_class = o.normal_class
-    if o.labels:
-        classes, y, normal_class = _interval_labels(o, times, sources_of, o.window / fs)
+    if o.labels:  # intervals are on the log's clock
+        classes, y, normal_class = _interval_labels(o, on_log, sources_of, o.window / fs)
     need_val, need_test = (o.val > 0 or bool(o.val_groups)), (o.test > 0 or bool(o.test_groups))
     if mode == "group":
         split = split_by_group(groups, y, o.val, o.test, o.seed, o.test_groups, o.val_groups)
@@ -198,8 +198,9 @@ def _read_all(sources: list[tuple[Path, str | None]], o: ImportOptions) -> list[
 def _windows(pieces: list[tuple[Recording, int, int, int]], classes: list[str], window: int, hop: int,
              fs: float):
     """Windows cut inside each piece [a, b) of one recording: x, y, groups, split codes, pieces too short,
-    start times (NaN where the recording had no time column), mean shaft speeds (NaN without one)."""
-    xs, ys, gs, sp, ts, src, rpm = [], [], [], [], [], [], []
+    start times (NaN where the recording had no time column), the same on the log's clock (they differ after
+    a clock fault ``--on-backwards continue`` re-timed), mean shaft speeds (NaN without one)."""
+    xs, ys, gs, sp, ts, logged, src, rpm = [], [], [], [], [], [], [], []
     skipped = 0
     for r, a, b, code in pieces:
         starts = _cut(b - a, window, hop)
@@ -208,13 +209,16 @@ def _windows(pieces: list[tuple[Recording, int, int, int]], classes: list[str], 
         ys += [classes.index(r.label)] * len(starts)
         gs += [r.group] * len(starts)
         sp += [code] * len(starts)
-        ts += [(r.t0 if r.t0 is not None else np.nan) + (a + s) / fs for s in starts]
+        mine = [(r.t0 if r.t0 is not None else np.nan) + (a + s) / fs for s in starts]
+        ts += mine
+        logged += series.logged(np.array(mine), r.clock_shifts).tolist()
         src += [r.source] * len(starts)
         rpm += [float(r.speed[a + s:a + s + window].mean()) if r.speed is not None else np.nan for s in starts]
     if not xs:
         raise InputError(f"no recording piece is as long as --window {window}", "use a shorter --window")
     return (np.stack(xs), np.array(ys, dtype=np.int64), np.array(gs, dtype=str), np.array(sp, dtype=np.int8),
-            skipped, np.array(ts, dtype=np.float64), np.array(src, dtype=str), np.array(rpm, dtype=np.float64))
+            skipped, np.array(ts, dtype=np.float64), np.array(logged, dtype=np.float64), np.array(src, dtype=str),
+            np.array(rpm, dtype=np.float64))
 
 
 def _interval_labels(o: ImportOptions, times: np.ndarray, sources: np.ndarray, seconds: float):

@@ -89,6 +89,8 @@ def _recordings(recs: list[dict]) -> list[str]:
             text += f", after a gap of {r['gap_before_s']:g} s"
         if r["resampled"]:
             text += ", resampled onto the grid"
+        if r.get("retimed_s"):
+            text += f", times after its clock faults moved {r['retimed_s']:g} s later (--on-backwards continue)"
         lines.append(text)
         lines += [f"    clock fault: {f['kind']} at line {f['line']}"
                   + (f" ({f['seconds']:g} s back)" if f["kind"] == "backwards" else "") for f in r["clock_faults"]]

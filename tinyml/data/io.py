@@ -36,6 +36,7 @@ class Recording:
     t0: float | None = None     # time of the first sample (s since the epoch) when a time column gave it
     timing: dict | None = None  # span, lines, the gap before it and clock faults (for `data info`)
     speed: np.ndarray | None = None  # [T] shaft speed in rpm per sample (tinyml/data/speed.py)
+    clock_shifts: tuple[tuple[float, float], ...] = ()  # --on-backwards continue: series.retime's, for series.logged
 
 
 def _missing(cell: str) -> bool:
@@ -130,9 +131,13 @@ def _timed(path: Path, cells: np.ndarray, name: str, signal: np.ndarray, columns
     if step is None:  # one row per recording: nothing to say about the rate (the caller's --fs applies)
         return [Recording(signal[rows], list(columns), str(path), labels[rows[0]] if labels else None,
                           groups[rows[0]] if groups else None, None, float(t[rows[0]])) for rows, _ in runs]
+    shifts: list[list[tuple[float, float]]] = [[] for _ in runs]
+    if o.on_backwards == "continue" and any(faults for _, faults in runs):
+        t = t.astype(np.float64, copy=True)  # from here on the re-timed clock; the timing info reports the log's
+        shifts = [series.retime(t, rows, [f.line - 2 for f in faults], step=step) for rows, faults in runs]
     max_gap = o.max_gap if o.max_gap is not None else series.DEFAULT_MAX_GAP_STEPS * step
     out = []
-    for rows, faults in runs:
+    for (rows, faults), shifted in zip(runs, shifts, strict=True):
         tr = t[rows]
         cuts = [0, *series.gaps(tr, max_gap).tolist(), len(rows)]
         firsts = [int(rows[p]) + 2 for p in cuts[:-1]]
@@ -142,11 +147,15 @@ def _timed(path: Path, cells: np.ndarray, name: str, signal: np.ndarray, columns
             seg, moved = series.to_grid(tr[p:q], seg, step=step, method=o.resample)
             mine = [vars(f) for f in faults  # each fault goes with the piece its line falls in
                     if (k == 0 or f.line >= firsts[k]) and (k + 1 == len(firsts) or f.line < firsts[k + 1])]
-            info = {"start": iso(tr[p]), "end": iso(tr[q - 1] + step), "first_line": int(idx[0]) + 2,
+            mine_shifts = tuple(x for x in shifted if x[0] <= tr[q - 1])
+            on_log = series.logged(np.array([tr[p], tr[q - 1]]), mine_shifts)
+            info = {"start": iso(on_log[0]), "end": iso(on_log[1] + step), "first_line": int(idx[0]) + 2,
                     "last_line": int(idx[-1]) + 2, "samples": int(seg.shape[0]), "resampled": moved,
-                    "gap_before_s": float(tr[p] - tr[p - 1]) if k else None, "clock_faults": mine}
+                    "gap_before_s": float(tr[p] - tr[p - 1]) if k else None, "clock_faults": mine,
+                    **({"retimed_s": mine_shifts[-1][1]} if mine_shifts else {})}
             out.append(Recording(seg, list(columns), str(path), labels[idx[0]] if labels else None,
-                                 groups[idx[0]] if groups else None, 1.0 / step, float(tr[p]), info))
+                                 groups[idx[0]] if groups else None, 1.0 / step, float(tr[p]), info,
+                                 clock_shifts=mine_shifts))
     return out
 
 

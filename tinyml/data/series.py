@@ -4,7 +4,10 @@ Rules (each stated in docs/series.md):
 - A duplicated time (equal to the one before) or a backwards time (earlier than the latest so far) is a
   clock fault. By default a file with one is refused, naming the lines; ``drop`` keeps only rows later than
   every row before them, ``sort`` orders the rows by time (stable) and keeps the first of equal times,
-  ``split`` starts a new recording at each fault (a logger whose clock was reset).
+  ``split`` starts a new recording at each fault (a logger whose clock was reset), ``continue`` keeps the
+  rows in file order and moves every time from a fault on later, so that the fault's row follows the row
+  before it by one grid step (a clock set back while the logger kept sampling: the time of day the data
+  follows goes on; each later time is recorded with the seconds added, to report events on the log's clock).
 - The grid step is the median step between consecutive times. A step longer than ``max_gap`` (default
   2.5 grid steps) is a gap: the recording ends before it and a new one starts after it, so no window spans it.
 - Inside a recording, samples off the grid are interpolated onto it (``linear`` or ``previous``, i.e.
@@ -19,7 +22,7 @@ import numpy as np
 
 from tinyml.errors import InputError
 
-ON_BACKWARDS = ("refuse", "drop", "sort", "split")
+ON_BACKWARDS = ("refuse", "drop", "sort", "split", "continue")
 RESAMPLE_METHODS = ("linear", "previous")
 DEFAULT_MAX_GAP_STEPS = 2.5
 SHOWN = 5  # faults named in one error line
@@ -61,7 +64,7 @@ def order(t: np.ndarray, faults: list[ClockFault], *, on_backwards: str, where: 
         return rows, []
     if on_backwards == "refuse":
         raise InputError(f"{where}: {len(faults)} clock fault(s): {describe_faults(faults)}",
-                         "fix the logger's clock, or pass --on-backwards drop|sort|split")
+                         "fix the logger's clock, or pass --on-backwards drop|sort|split|continue")
     if on_backwards == "drop":
         latest = np.concatenate([[-np.inf], np.maximum.accumulate(t)[:-1]])
         return rows[t > latest], []
@@ -69,7 +72,33 @@ def order(t: np.ndarray, faults: list[ClockFault], *, on_backwards: str, where: 
         idx = np.argsort(t, kind="stable")
         keep = np.concatenate([[True], np.diff(t[idx]) > 0])
         return idx[keep], []
+    if on_backwards == "continue":
+        return rows, []
     return rows, [int(i) for i in np.flatnonzero(np.diff(t) <= 0) + 1]
+
+
+def retime(t: np.ndarray, rows: np.ndarray, fault_rows: list[int], *, step: float) -> list[tuple[float, float]]:
+    """``continue``: ``t[rows]`` moved in place so that each fault's row (``fault_rows``, file row indices in
+    ``rows``, ascending) follows the row before it by ``step``; per fault its new time and the seconds added
+    from there on in total (``logged`` takes them back)."""
+    shifts, total = [], 0.0
+    for r in fault_rows:
+        j = int(np.searchsorted(rows, r))
+        add = float(t[rows[j - 1]] + step - t[r])
+        t[rows[j:]] += add
+        total += add
+        shifts.append((float(t[r]), total))
+    return shifts
+
+
+def logged(times: np.ndarray, shifts: tuple[tuple[float, float], ...]) -> np.ndarray:
+    """Times re-timed by ``retime`` back on the logger's clock (unchanged without shifts)."""
+    times = np.asarray(times, np.float64)
+    if not shifts:
+        return times
+    starts, added = np.array([0.0, *(s for s, _ in shifts)]), np.array([0.0, *(a for _, a in shifts)])
+    starts[0] = -np.inf
+    return times - added[np.searchsorted(starts, times, side="right") - 1]
 
 
 def gaps(t: np.ndarray, max_gap: float) -> np.ndarray:

@@ -69,7 +69,7 @@ def model_hop(info: dict) -> int:
 class Scored:
     """Every window of a series as the device scores it: its samples, model inputs, anomaly score (``errors``: the
     reconstruction error alone, before the guards; ``guarded``: with the input guard, before the slope guard), end
-    time and recording (``alarm_events`` turns them into alarms), with the summary ``detect`` reports."""
+    time (on the log's clock, as events are reported: ``--on-backwards continue`` re-times the data, not them) and recording (``alarm_events`` turns them into alarms), with the summary ``detect`` reports."""
     windows: np.ndarray
     inputs: np.ndarray
     scores: np.ndarray
@@ -109,13 +109,14 @@ def score_series(model: Path, series_csv: Path, o: DetectOptions = DetectOptions
     if len(recs[0].channels) != channels:
         raise InputError(f"{series_csv}: {len(recs[0].channels)} signal column(s) ({', '.join(recs[0].channels)}), "
                          f"the model reads {channels} ({', '.join(info['channels'])})", "pick them with --columns")
-    xs, ends, which = [], [], []
+    xs, ends, on_log, which = [], [], [], []  # ends: the clock the data follows; on_log: the log's (reported)
     for k, r in enumerate(recs):
         sig = resample(r.signal, r.fs or fs, fs)
-        for s in range(0, sig.shape[0] - window + 1, hop):
-            xs.append(sig[s:s + window])
-            ends.append(r.t0 + (s + window) / fs)
-            which.append(k)
+        mine = [r.t0 + (s + window) / fs for s in range(0, sig.shape[0] - window + 1, hop)]
+        xs += [sig[s:s + window] for s in range(0, sig.shape[0] - window + 1, hop)]
+        ends += mine
+        on_log += series.logged(np.array(mine), r.clock_shifts).tolist()
+        which += [k] * len(mine)
     if not xs:
         raise InputError(f"{series_csv}: no recording is as long as the model's window ({window} samples)",
                          "detect needs longer stretches without gaps")
@@ -138,10 +139,12 @@ def score_series(model: Path, series_csv: Path, o: DetectOptions = DetectOptions
         level = tables.run(samples(pre, x), stream_slots(ends_a - window / fs, tables.slots), np.zeros(len(x), bool))
     scores = guarded if tables is None else fold(guarded, tables.excess(level), threshold)
     span = sum(r.signal.shape[0] / (r.fs or fs) for r in recs)
-    first, last = min(r.t0 for r in recs), max(r.t0 + r.signal.shape[0] / (r.fs or fs) for r in recs)
-    return Scored(x, inputs, scores, errors, guarded, ends_a, which_a, {
+    bounds = np.concatenate([series.logged(np.array([r.t0, r.t0 + r.signal.shape[0] / (r.fs or fs)]), r.clock_shifts)
+                             for r in recs])
+    first, last = float(bounds[0::2].min()), float(bounds[1::2].max())
+    return Scored(x, inputs, scores, errors, guarded, np.array(on_log), which_a, {
         "windows": len(xs), "hop": hop, "window": window, "recordings": len(recs), "span_seconds": span,
-        "start": iso(recs[0].t0), "first": first, "last": last, "threshold": threshold,
+        "start": iso(bounds[0]), "first": first, "last": last, "threshold": threshold,
         "rule": f"{o.k} of the last {o.n} windows anomalous, clears at {o.clear_k} or fewer",
         "anomalous_windows": int(np.count_nonzero(scores > threshold)),
         "guard_windows": int(np.count_nonzero((guarded > threshold) & (errors <= threshold))),
