@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from tests.cbuild import host_compile
 from tests.conftest import assert_clean_error, run_cli
 from tinyml.data.features_int import to_samples
 from tinyml.data.features_series import DAY, stream_slots
@@ -147,6 +148,8 @@ def series(tmp_path_factory):
                  "--false-alarms-per-day", "0.5", "--slope-guard", "--quiet", "--out", run)
     assert ok.returncode == 0, ok.stderr
     assert "slope guard: thermal lag" in ok.stdout and "48 slots a day (`tinyml detect` and the device's" in ok.stdout
+    ok = run_cli("quantize", run)
+    assert ok.returncode == 0, ok.stderr
     return tmp, data, run, test, write_intervals(tmp / "labels.csv", events), events
 
 
@@ -211,10 +214,9 @@ def test_a_malformed_or_stale_slope_guard_is_refused(series, tmp_path, change, w
     bad = run_with(run, tmp_path / "bad", info)
     assert_clean_error(run_cli("detect", bad, test, "--out", tmp_path / "e.csv"), why, "re-run `tinyml train`")
     assert not (tmp_path / "e.csv").exists()
-    if (run / "model_int8.tflite").exists():  # the device paths refuse it the same way
-        assert_clean_error(run_cli("firmware", "new", "--board", "qemu-mps2-an386", "--model", bad, "--out",
-                                   tmp_path / "fw"), why, "re-run `tinyml train`")
-        assert not (tmp_path / "fw").exists()
+    assert_clean_error(run_cli("firmware", "new", "--board", "qemu-mps2-an386", "--model", bad, "--out",
+                               tmp_path / "fw"), why, "re-run `tinyml train`")  # the device paths refuse it alike
+    assert not (tmp_path / "fw").exists()
 
 
 def test_a_slope_guard_on_features_that_are_not_integer_daily_cycle_ones_is_refused(series):
@@ -229,6 +231,48 @@ def test_a_slope_guard_on_features_that_are_not_integer_daily_cycle_ones_is_refu
     assert run_tables(info, pre) is not None
     with pytest.raises(InputError, match="not integer daily_cycle ones"):
         run_tables(info, replace(pre, arithmetic="float64"))
+
+
+def test_the_device_paths_fold_the_slope_guard_as_detect_does(series, tmp_path):
+    """validate/replay's host labels (hil.decide over the CUSUM of the windows in data order) and the emulator's
+    run loop carry the same integers as detect; firmware renders the tables; the int8 model detects too."""
+    from tinyml.device.emulated_model import DeviceModel
+    from tinyml.firmware.render import _decision_constants
+    from tinyml.hil import decide, prepare_inputs
+    from tinyml.rundir import int8_model
+    from tinyml.train.slope_guard import SlopeState, samples
+
+    tmp, data, run, test, _, _ = series
+    model = int8_model(run)
+    tables = model.slope()
+    inputs = prepare_inputs(model, data, "test", None)
+    assert inputs.slope is not None and inputs.slope.shape == (inputs.x.shape[0],)
+    x = inputs.windows.reshape(-1, 24, 1)
+    state, carried = SlopeState(tables), []
+    for i, w in enumerate(x):  # one window at a time, as the emulator and the C carry it
+        if inputs.series.starts[i]:
+            state.reset()
+        carried.append(state.step(samples(model.preprocess(), w[None])[0], int(inputs.series.slots[i])))
+    assert np.array_equal(carried, inputs.slope)
+    outputs = np.full((inputs.x.shape[0], model.output_bytes), model.out_zp, np.int8)
+    high = np.zeros(inputs.x.shape[0], np.int64)
+    high[::7] = tables.h + 1  # S just above h: anomalous whatever the reconstruction error
+    assert np.array_equal(decide(model, inputs.x, outputs, high)[high > 0], np.ones(np.count_nonzero(high), np.int64))
+    assert DeviceModel(run).slope is not None
+    fw = run_cli("firmware", "new", "--board", "qemu-mps2-an386", "--model", run, "--out", tmp_path / "fw")
+    assert fw.returncode == 0, fw.stderr
+    config = next((tmp_path / "fw").rglob("tinyml_features_int_config.h")).read_text()
+    assert "#define TINYML_IFEAT_SLOPE 1" in config and f"INT64_C({tables.h})" in config
+    c = _decision_constants(model)
+    assert c["slope_step_sum"] == max(1, c["threshold_sum"] // tables.h) and f"TINYML_SLOPE_STEP_SUM " \
+        f"{c['slope_step_sum']}ull" in next((tmp_path / "fw").rglob("tinyml_config.h")).read_text()
+    s8 = run_cli("detect", run / "model_int8.tflite", test, "--out", tmp_path / "e8.csv")
+    assert s8.returncode == 0 and "by the slope guard alone" in s8.stdout, s8.stderr
+    out = tmp_path / "c"  # the preprocessing exported for a user's own project carries it too, and compiles
+    assert run_cli("codegen", run / "model_int8.tflite", "--out", out, "--preprocess", run).returncode == 0
+    assert (out / "tinyml_slope.c").exists() and "TINYML_IFEAT_SLOPE" in (out / "tinyml_features_int_config.h").read_text()
+    for src in ("tinyml_run.c", "tinyml_features_int.c", "tinyml_series.c", "tinyml_slope.c"):
+        host_compile([out / src], tmp_path / f"{src}.o", obj=True, includes=[out])
 
 
 def test_a_slot_of_the_day_without_training_windows_is_refused():
