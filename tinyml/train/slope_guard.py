@@ -357,7 +357,7 @@ class SlopeGuard:
             switch_slope.append(_slope_row(q4, r4))
         peak = max(abs(v) for row in [plain, *switch_slope] for v in row)
         bits = 29 - math.ceil(math.log2(peak))
-        if bits < 0 or bits + sample_shift > 900:
+        if bits < 0:
             raise InputError(f"model.json: its slope_guard's slope weights ({peak:g} per sample) do not fit 30 bits",
                              RETRAIN)
         j = round(self.settings.slack_h * 3600.0 * self.fs / self.hop)
