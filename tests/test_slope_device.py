@@ -1,4 +1,4 @@
-"""The slope guard on a device: a run trained with --slope-guard validated on QEMU mps2-an386, the firmware's C
+"""The slope guard on a device: a run trained with --slope-guard validated on the emulated boards, the firmware's C
 (tinyml_slope.c in the run loop's state, folded in decide()) giving every window the label and score Python's
 integers give it (hil.decide, slope_guard.Tables), across gaps (restarts), a second stream and CUSUM crossings."""
 
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_cli
+from tests.test_validate import EMULATED
 from tinyml.firmware.boards import load_board
 from tinyml.firmware.build import ELF_NAME
 from tinyml.hil import DeviceSession, build_firmware, decide, emulated_link, prepare_inputs, run_validation
@@ -45,7 +46,9 @@ def slope_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return run, data
 
 
-def test_the_device_labels_and_scores_every_window_as_python(slope_run, tmp_path: Path) -> None:
+@pytest.mark.parametrize("board_name", EMULATED)
+def test_the_device_labels_and_scores_every_window_as_python(board_name: str, slope_run, tmp_path: Path) -> None:
+    """On the four emulated cores (the lx106 without 64-bit division or multiply instructions)."""
     from tinyml.firmware.render import _decision_constants
     from tinyml.train.guard import guarded_sum
 
@@ -57,8 +60,8 @@ def test_the_device_labels_and_scores_every_window_as_python(slope_run, tmp_path
     assert 0 < np.count_nonzero(over) < len(over) - 50  # the CUSUM crosses h, and falls back
     fresh = np.flatnonzero(np.r_[True, tests.series.slots[1:] != (tests.series.slots[:-1] + 1) % 48])
     assert fresh.size >= 4 and tests.series.starts.sum() == 2  # gaps restart it; two streams
-    build_firmware(load_board("qemu-mps2-an386"), model, tmp_path / "fw")
-    with emulated_link(load_board("qemu-mps2-an386"), tmp_path / "fw" / ELF_NAME, 1.0) as link:
+    build_firmware(load_board(board_name), model, tmp_path / "fw")
+    with emulated_link(load_board(board_name), tmp_path / "fw" / ELF_NAME, 1.0) as link:
         outputs, results = run_validation(DeviceSession(link, 1.0), model, tests)
     labels = np.array([r.label for r in results])
     assert np.array_equal(labels, (over > 0).astype(np.int64))  # the slope guard alone decides
