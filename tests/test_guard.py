@@ -67,6 +67,14 @@ def test_python_and_c_agree_bit_for_bit(guard_lib, width, n, seed):
         assert guard_lib.guarded(s, e, threshold_sum, step) == guarded_sum(s, e, threshold_sum, step)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**64 - 1), st.integers(0, 2**32 - 1), st.integers(0, 2**64 - 1), st.integers(1, 2**64 - 1))
+def test_the_fold_is_pythons_over_the_whole_range(guard_lib, error_sum, excess, threshold_sum, step):
+    """The slope guard folds up to 2^32 - 1 steps of any size: the same saturating sum, without a division."""
+    assert guard_lib.guarded(error_sum, excess, threshold_sum, step) == guarded_sum(error_sum, excess, threshold_sum,
+                                                                                    step)
+
+
 def test_the_sum_saturates_and_an_excess_always_lands_above_the_threshold(guard_lib):
     top = 2**64 - 1
     assert guard_lib.guarded(5, 255, top - 10, 2**40) == guarded_sum(5, 255, top - 10, 2**40) == top

@@ -79,6 +79,7 @@ class ValidationInputs:
     source: str
     windows: np.ndarray | None = None
     series: SeriesPlaces | None = None
+    slope: np.ndarray | None = None  # the slope guard's CUSUM after each window (slope_guard.Tables.run), Q16
 
     def raw(self, device_bytes: int) -> bool:
         """True when a device whose HELLO says ``device_bytes`` takes raw windows (computes the features)."""
@@ -193,7 +194,7 @@ def prepare_inputs(model: Int8Model, data: str | Path | None, split: str | None,
 
     if limit is not None and limit <= 0:
         raise InputError(f"--limit must be positive, got {limit}", "e.g. --limit 50")
-    model.guard()  # validate and replay stop here, before any work, for a run whose decisions no device makes
+    model.guard(), model.slope()  # a malformed or stale guard stops validate and replay before any work
     if data is None:
         n = limit or DEFAULT_RANDOM_INPUTS
         rng = np.random.default_rng(seed)
@@ -236,6 +237,7 @@ def series_inputs(model: Int8Model, pre: Any, ds: Any, source: str, limit: int |
     then start time, as ``features_series.stream_features`` runs them), the first ``limit`` of them,
     the int8 inputs Python computes over exactly these windows (state fresh at each stream's first)."""
     from tinyml.data.features_series import NAME, stream_slots
+    from tinyml.train.slope_guard import samples
 
     if ds.times is None or not np.all(np.isfinite(ds.times)):
         raise InputError("this run's daily_cycle feature keeps state across windows, so validate needs each "
@@ -252,7 +254,9 @@ def series_inputs(model: Int8Model, pre: Any, ds: Any, source: str, limit: int |
     groups = np.asarray(ds.groups)
     starts = np.r_[True, groups[1:] != groups[:-1]]
     places = SeriesPlaces(stream_slots(ds.times, per_day), starts, per_day)
-    return ValidationInputs(q, _truth(model, ds), source, ds.x.reshape(ds.n, -1).astype(np.float32), places)
+    slope = model.slope()
+    levels = None if slope is None else slope.run(samples(pre, ds.x), stream_slots(ds.times, slope.slots), starts)
+    return ValidationInputs(q, _truth(model, ds), source, ds.x.reshape(ds.n, -1).astype(np.float32), places, levels)
 
 
 def stratified_sample(y: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
@@ -327,16 +331,20 @@ def device_reference(model: Int8Model, inputs: np.ndarray, runtime: str) -> Host
                          tflm, found)
 
 
-def decide(model: Int8Model, inputs: np.ndarray, outputs: np.ndarray) -> np.ndarray:
-    """The decision rule of docs/protocol.md applied on the host (0xFF when undecided)."""
+def decide(model: Int8Model, inputs: np.ndarray, outputs: np.ndarray, slope: np.ndarray | None = None) -> np.ndarray:
+    """The decision rule of docs/protocol.md applied on the host (0xFF when undecided); ``slope``: the slope guard's
+    CUSUM after each window (``ValidationInputs.slope``) for a device that computes it from the raw windows."""
     if model.task == "anomaly":
         if model.threshold is None:
             return np.full(outputs.shape[0], p.LABEL_UNDECIDED)
-        from tinyml.train.guard import int8_scores
+        from tinyml.train.guard import fold, int8_scores
 
         x = model.in_scale * (inputs.astype(np.float64) - model.in_zp)
         y = model.out_scale * (outputs.astype(np.float64) - model.out_zp)
-        return (int8_scores(model, inputs, ((x - y) ** 2).mean(axis=1)) > model.threshold).astype(np.int64)
+        scores = int8_scores(model, inputs, ((x - y) ** 2).mean(axis=1))
+        if slope is not None:
+            scores = fold(scores, model.slope().excess(slope), model.threshold)
+        return (scores > model.threshold).astype(np.int64)
     if outputs.shape[1] == 1:
         return (model.out_scale * (outputs[:, 0].astype(np.float64) - model.out_zp) >= 0.5).astype(np.int64)
     return outputs.argmax(axis=1)
@@ -482,7 +490,8 @@ def compare(board: Board, runtime: str, model: Int8Model, tests: ValidationInput
     if tests.labels is not None and not (labels == p.LABEL_UNDECIDED).all():
         accuracy = float((labels == tests.labels).mean())
         confusion = device_confusion(model, tests.labels, labels)
-    host_labels = decide(model, tests.x, reference)
+    on_device = bool(session.hello_msg and tests.raw(session.hello_msg.input_bytes))
+    host_labels = decide(model, tests.x, reference, tests.slope if on_device else None)
     host_accuracy = None
     if tests.labels is not None and not (host_labels == p.LABEL_UNDECIDED).all():
         host_accuracy = float((host_labels == tests.labels).mean())
@@ -497,7 +506,6 @@ def compare(board: Board, runtime: str, model: Int8Model, tests: ValidationInput
     unit = p.LATENCY_UNIT_NAMES.get(results[0].latency_unit, "?")
     first = [{"input": int(i), "first_byte": int(np.argmax(diff[i] > 0)), "device": device_out[i].tolist(),
               "reference": reference[i].tolist()} for i in bad_rows[:3]]
-    on_device = bool(session.hello_msg and tests.raw(session.hello_msg.input_bytes))
     return ValidationReport(
         board=board.name, runtime=runtime, model_sha256=model.sha256, inputs=int(tests.x.shape[0]),
         output_bytes_compared=int(device_out.size), mismatches=int((diff > 0).sum()),

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from tinyml.model.interpreters import IOQuant
     from tinyml.preprocess import Preprocess
     from tinyml.train.guard import Guard
+    from tinyml.train.slope_guard import Tables
 
 MODEL_KERAS = "model.keras"
 MODEL_INT8 = "model_int8.tflite"
@@ -194,17 +195,21 @@ class Int8Model:
         return None if self.run_dir is None else open_model(self.run_dir).preprocess()
 
     def guard(self) -> Guard | None:
-        """The device's input envelope guard (``tinyml.train.guard``), or None (a bare model, a run without one).
-        Every path that computes a device's decisions asks for it, so a run whose slope guard no device runs
-        (``tinyml.train.slope_guard``) is refused here."""
+        """The device's input envelope guard (``tinyml.train.guard``), or None (a bare model, a run without one)."""
         from tinyml.train.guard import Guard
-        from tinyml.train.slope_guard import refuse_on_device
 
-        if self.run_dir is None or self.threshold is None:  # a slope guard is an anomaly threshold's
+        if self.run_dir is None or self.threshold is None:
             return None
-        info = read_json(self.run_dir / MODEL_JSON, "model description")
-        refuse_on_device(info)
-        return Guard.from_info(info)
+        return Guard.from_info(read_json(self.run_dir / MODEL_JSON, "model description"))
+
+    def slope(self) -> Tables | None:
+        """The device's slope guard in integers (``tinyml.train.slope_guard``), or None (a bare model, a run
+        without one); a malformed or stale one is refused."""
+        from tinyml.train.slope_guard import run_tables
+
+        if self.run_dir is None or self.threshold is None:  # a slope guard raises an anomaly threshold's score
+            return None
+        return run_tables(read_json(self.run_dir / MODEL_JSON, "model description"), self.preprocess())
 
 
 def _count(shape: tuple[int, ...]) -> int:

@@ -761,6 +761,10 @@ int tinyml_ifeat_window_values(const float *window, int64_t *values)
             int64_t means[TINYML_IFEAT_CHANNELS];
             for (unsigned c = 0; c < TINYML_IFEAT_CHANNELS; c++)
                 means[c] = values[base + c * TINYML_SERIES_VALUES];
+#ifdef TINYML_IFEAT_SLOPE
+            /* the slope guard's CUSUM steps with the series state, in the same slot (tinyml_slope.c) */
+            tinyml_slope_step(&tinyml_slope_cfg, &tinyml_slope_st, q, TINYML_IFEAT_CHANNELS, tinyml_series_st.slot);
+#endif
             tinyml_series_step(&tinyml_series_cfg, &tinyml_series_st, means, values + base);
         }
         base += (unsigned)op->count * TINYML_IFEAT_CHANNELS;
@@ -775,15 +779,27 @@ int tinyml_ifeat_series_place(int reset, uint32_t slot)
 #if defined(TINYML_IFEAT_SERIES) && TINYML_IFEAT_MODE == 0
     if (slot >= tinyml_series_cfg.slots)
         return -2;
-    if (reset)
+    if (reset) {
         tinyml_series_reset(&tinyml_series_cfg, &tinyml_series_st, slot);
-    else
+#ifdef TINYML_IFEAT_SLOPE
+        tinyml_slope_reset(&tinyml_slope_st);
+#endif
+    } else
         tinyml_series_st.slot = slot;
     return 0;
 #else
     (void)reset;
     (void)slot;
     return -1;
+#endif
+}
+
+uint32_t tinyml_ifeat_slope_over(void)
+{
+#if defined(TINYML_IFEAT_SLOPE) && TINYML_IFEAT_MODE == 0
+    return tinyml_slope_over(&tinyml_slope_cfg, &tinyml_slope_st);
+#else
+    return 0u;
 #endif
 }
 

@@ -98,6 +98,10 @@ int tinyml_ifeat_window_values(const float *window, int64_t *values);
  * day. Returns 0, -1 when this preprocessing keeps no state, -2 when slot is not inside the day. */
 int tinyml_ifeat_series_place(int reset, uint32_t slot);
 
+/* The slope guard's CUSUM above its alarm level after the last window (tinyml_slope_over), 0 in a run
+ * without one. */
+uint32_t tinyml_ifeat_slope_over(void);
+
 /* The slot of the day of a window whose last sample was read `end_ms` ms into the day (its start is the
  * window's span before), or -1 when this preprocessing keeps no state. */
 long tinyml_ifeat_series_slot_ending(uint32_t end_ms);

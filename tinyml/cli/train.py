@@ -88,8 +88,8 @@ def train(data: Path, model_name: str, out_dir: Path, epochs: int, batch_size: i
         from tinyml.rundir import read_model_info
 
         g = read_model_info(out_dir)["slope_guard"]
-        click.echo(f"slope guard: thermal lag {g['tau_h'] * 60:.0f} min, {len(g['median'])} slots a day; host only "
-                   "(`tinyml detect` applies it, no device runs it yet; these metrics are without it)")
+        click.echo(f"slope guard: thermal lag {g['tau_h'] * 60:.0f} min, {len(g['median'])} slots a day "
+                   "(`tinyml detect` and the device's firmware apply it; these metrics are without it)")
     if "leave_one_group_out" in result:
         from tinyml.train.shift import format_table
 
@@ -218,7 +218,7 @@ def detect(model: Path, series: Path, out_path: Path, labels: Path | None, time_
     click.echo(f"{len(events)} alarm event(s) in {summary['windows']} windows (hop {summary['hop']}) over "
                f"{days:.3g} days of data, rule: {summary['rule']}; {summary['anomalous_windows']} window(s) above "
                f"the threshold, {summary['guard_windows']} of them by the input guard alone"
-               + (f", {summary['slope_guard_windows']} by the slope guard alone (host only: no device runs it yet)"
+               + (f", {summary['slope_guard_windows']} by the slope guard alone"
                   if summary["slope_guard"] else "") + f" -> {out_path}")
     if intervals is not None:
         s = score_events([e.start for e in events], intervals, span_seconds=summary["span_seconds"])

@@ -8,6 +8,7 @@ the folded quantization constants. The C only loops over these tables.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from tinyml.data import features_int as fi
 from tinyml.data.features import FEATURES, validate_spec
 from tinyml.data.features_c import KIND_IDS
 from tinyml.errors import InputError
+
+if TYPE_CHECKING:
+    from tinyml.train.slope_guard import Tables
 
 
 def _ints(values) -> str:
@@ -27,9 +31,11 @@ def _int64s(values) -> str:
 
 def int_config_header(*, mode: str, window: int, channels: list[str], fs: float, sample_shift: list[int],
                       mean: np.ndarray, std: np.ndarray, in_scale: float, zero_point: int,
-                      spec: list[dict] | None = None) -> str:
+                      spec: list[dict] | None = None, slope: Tables | None = None) -> str:
     """The C header baking one run's integer preprocessing ("features" or "per_window") for a model
-    whose int8 input has ``in_scale`` and ``zero_point``."""
+    whose int8 input has ``in_scale`` and ``zero_point``; ``slope``: the run's slope guard (tinyml_slope.c)."""
+    from tinyml.data.slope_c import slope_part
+
     if mode not in ("features", "per_window"):
         raise InputError(f"integer preprocessing has no mode {mode!r}", "use features or per_window")
     if len(sample_shift) != len(channels) or not channels:
@@ -100,6 +106,7 @@ def int_config_header(*, mode: str, window: int, channels: list[str], fs: float,
         f"    {int(zero_point)}, INT64_C({gain}), {gain_shift}u",
         "};",
         *(series_part(spec, len(channels), window, fs) if mode == "features" else []),
+        *(slope_part(slope) if slope is not None else []),
         "",
         "#endif",
         "",

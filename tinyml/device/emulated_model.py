@@ -11,7 +11,8 @@ dequantised probability; anomaly detectors send the mean squared error of the de
 input and output and label = score > threshold (0xFF when no threshold is known).
 
 A run whose features keep state across windows (``daily_cycle``) has no pools to draw from: each run-mode
-window is a fresh one, preprocessed with the device's own state (``series``).
+window is a fresh one, preprocessed with the device's own state (``series``); a slope guard's CUSUM
+(``slope``, ``tinyml.train.slope_guard.SlopeState``) is carried beside it and folded in by ``with_slope``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from tinyml.rundir import int8_model
 if TYPE_CHECKING:
     from tinyml.data.features_series import Stream
     from tinyml.preprocess import Preprocess
+    from tinyml.train.slope_guard import SlopeState
 
 POOL_SIZE = 48
 
@@ -125,6 +127,7 @@ class DeviceModel:
         self._pre = self.model.preprocess()  # None for a bare .tflite
         self.sensor = sensor_spec(self._pre)
         self.series = series_spec(self._pre)  # (daily_cycle entry, window span in ms) or None
+        self.slope = self.model.slope()  # the slope guard's integer tables, or None
         from tinyml.data.features_series import run_hop
 
         # samples between run-mode window starts: a stateful run's training hop (its firmware slides by a shorter one
@@ -184,6 +187,17 @@ class DeviceModel:
         if kept is not None:
             window = np.concatenate([kept[None], window[:, len(kept):]], axis=1)
         return window[0], self.infer(self._quantize(window, stream)[0].tobytes())
+
+    def with_slope(self, window: np.ndarray, slot: int, state: SlopeState, outcome: Outcome) -> Outcome:
+        """``outcome`` of the raw ``window`` [T, C] in ``slot`` with the slope guard's CUSUM (``state``, stepped by
+        this window) folded in, as tinyml_app.c ``decide`` folds it."""
+        from tinyml.train.guard import fold
+        from tinyml.train.slope_guard import samples
+
+        assert self._pre is not None and self.slope is not None and self.info.threshold is not None
+        level = state.step(samples(self._pre, window[None])[0], slot)
+        score = float(fold(np.array([outcome.score]), self.slope.excess(np.array([level])), self.info.threshold)[0])
+        return Outcome(int(score > self.info.threshold), score, outcome.output, outcome.latency_us)
 
     def infer(self, input_bytes: bytes) -> Outcome:
         """Run TFLM on one raw int8 input tensor, as the device would after INPUT/INFER."""

@@ -51,6 +51,7 @@ from tinyml.device.emulated_model import DeviceModel, Outcome
 from tinyml.device.endpoints import listen_tcp, open_pty, socket_url
 from tinyml.device.windows import window_chunks
 from tinyml.errors import InputError
+from tinyml.train.slope_guard import SlopeState
 
 HEARTBEAT_S = 5.0
 RING_WINDOWS = 16  # recent raw windows a device keeps for CAPTURE mode 2 (firmware: TINYML_CAPTURE_WINDOWS)
@@ -134,6 +135,7 @@ class EmulatedDevice:
         # state across windows (daily_cycle): as tinyml_app.c, slots counted from boot until the first TIME
         self.clock: DayClock | None = None
         self.series = None if self.model.series is None else SeriesState(self.model.series[0], self.model.sensor.channels)
+        self.slope = None if self.model.slope is None else SlopeState(self.model.slope)  # its CUSUM, beside it
         self.next_slot = 0
         self.time_fresh = False
         self.slots_used: list[int] = []  # the slot of each stateful window since boot (what tests compare)
@@ -259,6 +261,8 @@ class EmulatedDevice:
             slot = slot_ending(self.clock.ms_of_day(int(now * 1000)), span_ms, slots)
             if self.time_fresh:
                 self.series, self.time_fresh = SeriesState(entry, self.model.sensor.channels), False
+                if self.slope is not None:
+                    self.slope.reset()
         else:
             slot = self.next_slot
         self.next_slot = (slot + 1) % slots
@@ -267,6 +271,8 @@ class EmulatedDevice:
         hop = self.model.hop
         kept = None if self.last_window is None or hop >= len(self.last_window) else self.last_window[hop:]
         values, outcome = self.model.fresh(self.condition, drifted, self.np_rng, stream, kept)
+        if self.slope is not None:
+            outcome = self.model.with_slope(values, slot, self.slope, outcome)
         self.last_window = values
         return values, outcome
 

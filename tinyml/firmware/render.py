@@ -40,7 +40,7 @@ def _decision_constants(model: Int8Model) -> dict[str, Any]:
     divisor = float(2**32) * model.output_bytes / (q.in_scale * q.in_scale)
     threshold_sum = 0 if model.threshold is None else max(0, math.floor(model.threshold * divisor))
     threshold_sum = min(threshold_sum, 2**64 - 1)
-    guard = model.guard()
+    guard, slope = model.guard(), model.slope()
     lo, hi = (None, None) if guard is None else guard.bounds_int8(q.in_scale, q.in_zp)
     return {"out_inv_scale_c": _c_float(1.0 / q.out_scale),
             "out_to_in_q16": round(q.out_scale / q.in_scale * 65536),
@@ -48,7 +48,8 @@ def _decision_constants(model: Int8Model) -> dict[str, Any]:
             "guard_margin": None if guard is None else guard.margin,
             "guard_lo": None if lo is None else [int(v) for v in lo],
             "guard_hi": None if hi is None else [int(v) for v in hi],
-            "guard_step_sum": None if guard is None else step_sum(threshold_sum, q.in_scale)}
+            "guard_step_sum": None if guard is None else step_sum(threshold_sum, q.in_scale),
+            "slope_step_sum": None if slope is None else slope.step_sum(threshold_sum)}
 
 
 def _preprocess_context(model: Int8Model) -> dict[str, Any]:
@@ -62,6 +63,7 @@ def _preprocess_context(model: Int8Model) -> dict[str, Any]:
         return {"mode": pre.mode, "window": pre.window, "hop": hop, "channels": pre.channels, "fs": pre.fs,
                 "feature_spec": pre.feature_spec, "min_std": repr(MIN_STD), "integer": pre.integer,
                 "sample_shift": pre.sample_shift, "mean_values": pre.mean, "std_values": pre.std,
+                "slope": model.slope() is not None,
                 "mean": [repr(float(v)) for v in pre.mean], "std": [repr(float(v)) for v in pre.std]}
     return {"mode": "raw", "window": model.input_bytes, "hop": model.input_bytes, "channels": ["x"], "fs": 1.0, "mean": ["0.0"], "std": ["1.0"],
             "integer": False}
@@ -309,7 +311,7 @@ def _write_features_config(pre: dict[str, Any], dest: Path, model: Int8Model) ->
         return write_atomic(dest / "tinyml_features_int_config.h", int_config_header(
             mode=pre["mode"], window=pre["window"], channels=pre["channels"], fs=pre["fs"],
             sample_shift=pre["sample_shift"], mean=pre["mean_values"], std=pre["std_values"],
-            in_scale=model.in_scale, zero_point=model.in_zp, spec=pre["feature_spec"]))
+            in_scale=model.in_scale, zero_point=model.in_zp, spec=pre["feature_spec"], slope=model.slope()))
     from tinyml.data.features_c import features_c_config
 
     return write_atomic(dest / "tinyml_features_config.h",
@@ -320,6 +322,7 @@ PREPROCESS_FILES = ("tinyml_run.c.j2", "tinyml_run.h")
 FEATURE_FILES = ("tinyml_features.c", "tinyml_features.h")
 INT_FEATURE_FILES = ("tinyml_features_int.c", "tinyml_features_int.h")
 SERIES_FILES = ("tinyml_series.c", "tinyml_series.h")  # the daily_cycle feature's state across windows
+SLOPE_FILES = ("tinyml_slope.c", "tinyml_slope.h")  # the slope guard's fits and CUSUM (its state beside the series')
 
 
 def _feature_files(pre: dict[str, Any]) -> tuple[str, ...]:
@@ -327,7 +330,7 @@ def _feature_files(pre: dict[str, Any]) -> tuple[str, ...]:
     integer one, float64 feature runs the float64 one."""
     if pre["integer"]:
         stateful = any(e.get("name") == "daily_cycle" for e in pre.get("feature_spec") or [])
-        return INT_FEATURE_FILES + (SERIES_FILES if stateful else ())
+        return INT_FEATURE_FILES + (SERIES_FILES if stateful else ()) + (SLOPE_FILES if pre.get("slope") else ())
     return FEATURE_FILES if pre["mode"] == "features" else ()
 
 

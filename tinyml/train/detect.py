@@ -2,7 +2,8 @@
 
 Sliding windows with the model's hop (the hop its training data was cut with, unless ``--hop``), each scored
 with the run's own preprocessing, threshold and input guard (``tinyml.train.guard``, when trained with one)
-and slope guard (``tinyml.train.slope_guard``: host only, no device runs it yet); the anomalous/normal stream goes through the gateway's own
+and slope guard (``tinyml.train.slope_guard``, the device's integers: its CUSUM restarts where a window's slot of the
+day is not the one after the last, as on a device); the anomalous/normal stream goes through the gateway's own
 k-of-n rule with hysteresis (``tinyml.gateway.rules.AnomalyKofN``), and each fire..clear is one event, timed
 at the end of the window that decided it (when a device would have sent it). The rule starts afresh in each
 recording (after a gap the device has no state), closing an open event at the end of the recording.
@@ -20,7 +21,7 @@ import numpy as np
 
 from tinyml import rundir
 from tinyml.data import series
-from tinyml.data.features_series import Stream
+from tinyml.data.features_series import Stream, stream_slots
 from tinyml.data.importer import resample
 from tinyml.data.io import read_csv
 from tinyml.data.timestamps import iso
@@ -29,7 +30,7 @@ from tinyml.gateway.rules import AnomalyKofN
 from tinyml.train.fit import output_scores
 from tinyml.train.guard import fold, guarded_scores
 from tinyml.train.predict import model_outputs
-from tinyml.train.slope_guard import SlopeGuard
+from tinyml.train.slope_guard import SlopeGuard, run_tables, samples
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,8 +134,10 @@ def score_series(model: Path, series_csv: Path, o: DetectOptions = DetectOptions
     guarded = guarded_scores(run, info, inputs, errors, int8)
     threshold = float(info["threshold"])
     ends_a, which_a = np.array(ends), np.array(which)
-    scores = guarded if slope is None else fold(guarded, slope.excess(x[:, :, 0], ends_a - window / fs, which_a),
-                                                threshold)
+    tables = run_tables(info, pre)
+    if tables is not None:  # one device: the CUSUM restarts at the first window and where the slots jump
+        level = tables.run(samples(pre, x), stream_slots(ends_a - window / fs, tables.slots), np.zeros(len(x), bool))
+    scores = guarded if tables is None else fold(guarded, tables.excess(level), threshold)
     span = sum(r.signal.shape[0] / (r.fs or fs) for r in recs)
     bounds = np.concatenate([series.logged(np.array([r.t0, r.t0 + r.signal.shape[0] / (r.fs or fs)]), r.clock_shifts)
                              for r in recs])

@@ -42,7 +42,7 @@ class TrainOptions:
     arithmetic: str = "integer"  # preprocessing: "integer" (bit-identical on every device) or "float64"
     false_alarms_per_day: float | None = None  # anomaly threshold for this alarm rate on validation data
     guard_margin: float | None = None  # anomaly: inputs beyond their training range by more SDs score above it
-    slope_guard: bool = False  # anomaly, temperature: the drive-slope CUSUM (tinyml/train/slope_guard.py), host only
+    slope_guard: bool = False  # anomaly, temperature: the drive-slope CUSUM (tinyml/train/slope_guard.py)
     slope_k: float = Settings.k
     slope_h: float = Settings.h
     slope_f_min: float = Settings.f_min
@@ -218,6 +218,9 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
     prep = Preprocess.fit(x_fit, kind.preprocess, ds.channels, ds.fs, feature_spec, arithmetic=opts.arithmetic,
                           stream=None if stream is None or aug.active else stream.take(fit_mask),
                           headroom=KIND_HEADROOM.get(ds.kind, HEADROOM))
+    if opts.slope_guard and not (prep.integer and prep.stateful):
+        raise InputError("--slope-guard reads the device's integer samples and slot of the day, which only integer "
+                         "daily_cycle features give it", "train with --features temperature-series")
     x_all = prep.apply(ds.x, stream=stream)
     x_fit = prep.apply(x_fit) if aug.active else x_all[fit_mask]
 
@@ -253,7 +256,8 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
     slope = None
     if opts.slope_guard:  # on the training windows as read (not augmented), in the data's own units
         slope = SlopeGuard.fit(ds.x[fit_mask, :, 0], ds.times[fit_mask], fs=ds.fs,
-                               hop=round(hop_seconds(ds) * ds.fs), settings=opts.slope_settings())
+                               hop=round(hop_seconds(ds) * ds.fs), sample_shift=prep.sample_shift[0],
+                               settings=opts.slope_settings())
     result = evaluate(kind, ds, splits, x_all, outputs, normal, threshold, excess)
     info = {
         "model": model_name, "task": kind.task, "classes": list(ds.classes), "normal_class": normal,

@@ -127,8 +127,9 @@ def guarded_scores(model: Model, info: dict, inputs: np.ndarray, scores: np.ndar
 
 
 def int8_scores(model: Int8Model, inputs_q: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """An int8 model's anomaly scores with its guard folded in as the device folds it, from its int8 inputs
-    (a device's decisions: ``Int8Model.guard`` refuses a run whose slope guard no device runs)."""
+    """An int8 model's anomaly scores with its guard folded in as the device folds it, from its int8 inputs (the
+    slope guard, which needs the windows in order, is folded by the callers that have them: ``hil.decide``, the
+    emulator)."""
     return fold_int8(model.guard(), model, inputs_q, scores)
 
 
