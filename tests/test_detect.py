@@ -190,7 +190,7 @@ def test_the_input_guard_through_train_detect_predict_and_the_firmware(tmp_path)
     assert ok.returncode == 0, ok.stderr
     info = json.loads((run / "model.json").read_text())
     guard, threshold = info["guard"], info["threshold"]
-    assert guard["margin_sd"] == 0.5 and len(guard["low"]) == len(guard["high"]) == info["input_shape"][0] == 20
+    assert guard["margin_sd"] == 0.5 and len(guard["low"]) == len(guard["high"]) == info["input_shape"][0] == 17
 
     s = score_series(run, test, DetectOptions())
     flat = s.inputs.reshape(len(s.inputs), -1)
