@@ -36,6 +36,31 @@ def test_event_scores_follow_the_nab_standard_profile():
     assert early_fp["nab_raw"] == pytest.approx(-3.0 - 0.11)  # no interval before it: the full A_FP
 
 
+def test_an_alarm_raised_by_a_window_that_holds_the_event_is_late_not_false():
+    intervals = [(0.0, 100.0), (1000.0, 1100.0)]
+    s = score_events([150.0, 1200.0], intervals, span_seconds=86400, late_s=60.0)
+    assert s["detected"] == [{"start": 0.0, "end": 100.0, "alarm": 150.0, "lead_s": -50.0, "late": True}]
+    assert s["missed"] == [{"start": 1000.0, "end": 1100.0}] and s["late"] == 1
+    assert s["false_alarms"] == 1  # 1200 is beyond 1100 + 60
+    # NAB keeps its own rule: the late alarm is a false positive just after the window, the event missed
+    assert s["nab_raw"] == score_events([150.0, 1200.0], intervals, span_seconds=86400)["nab_raw"]
+    inside = score_events([50.0, 150.0], intervals, span_seconds=86400, late_s=60.0)
+    assert inside["detected"][0]["alarm"] == 50.0 and not inside["detected"][0]["late"] and inside["false_alarms"] == 0
+
+
+def test_an_escalation_ends_the_open_event_and_opens_the_next():
+    from tinyml.train.detect import DetectOptions, alarm_events
+
+    scores = np.array([0.1, 2.0, 2.0, 2.5, 7.0, 8.0, 0.1, 0.1, 0.1, 0.1])
+    ends = np.arange(scores.size) * 10.0
+    which = np.zeros(scores.size, int)
+    events = alarm_events(scores, 1.0, ends, which, DetectOptions())
+    assert [(e.start, e.end, e.peak_score, e.anomalous_windows, e.escalation) for e in events] == [
+        (20.0, 40.0, 2.5, 2, False), (40.0, 80.0, 8.0, 2, True)]
+    plain = alarm_events(scores, 1.0, ends, which, DetectOptions(escalate=None))
+    assert [(e.start, e.end, e.anomalous_windows) for e in plain] == [(20.0, 80.0, 4)]
+
+
 def write_series(path: Path, start: dt.datetime, days: int, events: list[tuple[float, float, str]],
                  seed: int) -> list[tuple[dt.datetime, dt.datetime]]:
     """A 5-minute temperature log with a daily cycle and injected step/runaway/stuck events."""
@@ -94,7 +119,7 @@ def test_detect_finds_injected_events_with_lead_times(tmp_path):
     events = tmp_path / "events.csv"
     det = run_cli("detect", run, tmp_path / "test.csv", "--labels", labels, "--out", events)
     assert det.returncode == 0, det.stderr
-    assert "events detected 2/2, missed 0" in det.stdout and "NAB score" in det.stdout
+    assert "events detected 2/2 (0 late), missed 0" in det.stdout and "NAB score" in det.stdout
     assert "lead time" in det.stdout
     alarms = [r["start"] for r in csv.DictReader(events.read_text().splitlines())]
     for a, b in spans:  # an alarm inside every injected event
@@ -105,7 +130,7 @@ def test_detect_finds_injected_events_with_lead_times(tmp_path):
     det = run_cli("detect", run, tmp_path / "reset.csv", "--labels", write_labels(tmp_path / "l2.csv", on_log),
                   "--on-backwards", "continue", "--out", events2)
     assert det.returncode == 0, det.stderr
-    assert "events detected 2/2, missed 0" in det.stdout
+    assert "events detected 2/2 (0 late), missed 0" in det.stdout
     # the data is scored on the clock it follows (the same windows as before), events reported on the log's
     got = list(csv.DictReader(events2.read_text().splitlines()))
     expect = list(csv.DictReader(events.read_text().splitlines()))
@@ -119,6 +144,18 @@ def test_detect_finds_injected_events_with_lead_times(tmp_path):
     bad = run_cli("detect", run, tmp_path / "test.csv", "--labels", outside, "--out", tmp_path / "e3.csv")
     assert_clean_error(bad, "lies outside the series")
     assert not (tmp_path / "e3.csv").exists()
+    for args, message in ((["--escalate", "1"], "--escalate 1 would re-fire"),
+                          (["--escalate", "2", "--no-escalate"], "contradict each other")):
+        bad = run_cli("detect", run, tmp_path / "test.csv", *args, "--out", tmp_path / "e4.csv")
+        assert_clean_error(bad, message)
+        assert not (tmp_path / "e4.csv").exists()
+    plain = tmp_path / "plain.csv"
+    assert run_cli("detect", run, tmp_path / "test.csv", "--no-escalate", "--out", plain).returncode == 0
+    rows = list(csv.DictReader(events.read_text().splitlines()))
+    plain_rows = list(csv.DictReader(plain.read_text().splitlines()))
+    assert {r["opened_by"] for r in plain_rows} == {"rule"}
+    # escalations only split alarms: every plain alarm opens where one of the escalating run's alarms opens
+    assert {r["start"] for r in plain_rows} == {r["start"] for r in rows if r["opened_by"] == "rule"}
 
 
 @pytest.mark.slow

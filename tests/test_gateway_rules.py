@@ -203,3 +203,29 @@ def test_drift_monitor_value_is_ks_of_its_baseline_and_window_also_after_a_resto
     for _ in range(10):
         monitor.observe(rng.random())
     assert monitor.value == ks(monitor.baseline, list(monitor.recent)) > 0.5
+
+
+def test_an_open_alert_escalates_on_a_score_that_many_times_the_one_it_fired_on():
+    rule = AnomalyKofN(k=2, n=3, clear_k=0, escalate=3.0)
+    assert rule.observe(True, 0, 0.5) is None
+    assert rule.observe(True, 1, 1.0).firing  # fired on 1.0
+    assert rule.observe(True, 2, 2.9) is None
+    up = rule.observe(True, 3, 3.2)
+    assert up is not None and up.firing and "escalated" in up.message
+    assert rule.observe(True, 4, 9.0) is None  # the level is now 3.2
+    assert rule.observe(True, 5, 9.7).firing
+    assert rule.observe(False, 6, 50.0) is None  # a normal result never escalates
+    assert [rule.observe(False, t, 0.0) for t in (7, 8)][-1].firing is False
+    assert rule.observe(True, 9, 0.3) is None and rule.observe(True, 10, 0.4).firing  # afresh after it cleared
+    assert rule.observe(True, 11, 1.1) is None and rule.observe(True, 12, 1.3).firing  # 3 x 0.4
+
+
+def test_without_escalate_an_open_alert_never_fires_again():
+    rule = AnomalyKofN(k=2, n=3, clear_k=0)
+    assert rule.observe(True, 0, 1.0) is None and rule.observe(True, 1, 1.0).firing
+    assert all(rule.observe(True, t, 10.0 ** t) is None for t in range(2, 10))
+
+
+def test_escalate_at_or_below_one_is_refused():
+    with pytest.raises(ValueError, match="anomaly_escalate > 1"):
+        RuleConfig(anomaly_escalate=1.0)

@@ -124,6 +124,22 @@ def test_alerts_fire_and_clear_into_store_and_outbox_and_survive_restart(tmp_pat
     assert len({a["id"] for a in alerts}) == 3
 
 
+def test_an_escalation_supersedes_the_open_alert_in_store_and_outbox(tmp_path):
+    store = Store(tmp_path / "g.db")
+    proc = Processor(store, config(rules=RuleConfig(anomaly_k=2, anomaly_n=3, anomaly_clear_k=0,
+                                                    anomaly_escalate=3.0)))
+    line = LineState("p1")
+    feed(proc, hello("dev", 1) + result(0, 1, label=1, score=1.0) + result(1, 1, label=1, score=1.0), line=line)
+    feed(proc, result(2, 1, label=1, score=2.9), line=line)  # not 3 times the score it fired on
+    assert rows(store, "SELECT rule, cleared_at FROM alerts") == [("anomalies", None)]
+    feed(proc, result(3, 1, label=1, score=3.5), now=1001.0, line=line)
+    assert rows(store, "SELECT id, cleared_at FROM alerts ORDER BY id") == [(1, 1001.0), (2, None)]
+    alerts = [json.loads(p) for (p,) in rows(store, "SELECT payload FROM outbox WHERE topic LIKE '%alert'")]
+    assert [(a["id"], a["state"]) for a in alerts] == [("alert/1/firing", "firing"), ("alert/1/cleared", "cleared"),
+                                                       ("alert/2/firing", "firing")]
+    assert alerts[1]["message"].startswith("superseded: escalated") and "3.5" in alerts[2]["message"]
+
+
 def test_a_new_model_on_a_device_keeps_its_open_alerts(tmp_path):
     store = Store(tmp_path / "g.db")
     proc = Processor(store, config(rules=RuleConfig(anomaly_k=2, anomaly_n=3, anomaly_clear_k=0)))

@@ -194,21 +194,29 @@ def predict(model: Path, data: Path, out_path: Path, split: str, runtime: str) -
 @click.option("--k", "k", type=int, default=2, show_default=True, help="Alarm when K of the last N windows are anomalous.")
 @click.option("--n", "n", type=int, default=3, show_default=True)
 @click.option("--clear-k", type=int, default=0, show_default=True, help="Clear when this many or fewer are.")
+@click.option("--escalate", type=float, help="An open alarm fires anew (a new event) on a window scoring this many "
+              "times the one it fired on (default 3).")
+@click.option("--no-escalate", is_flag=True, help="Never re-fire an open alarm.")
 @click.option("--runtime", type=click.Choice(["litert", "tflm"]), default="litert", show_default=True,
               help="Interpreter for an int8 .tflite MODEL.")
 def detect(model: Path, series: Path, out_path: Path, labels: Path | None, time_column: str, columns: str | None,
            time_format: str | None, on_backwards: str, max_gap: float | None, hop: int | None, k: int, n: int,
-           clear_k: int, runtime: str) -> None:
+           clear_k: int, escalate: float | None, no_escalate: bool, runtime: str) -> None:
     """Run an anomaly MODEL over a timestamped SERIES as the device would; write alarm events (and scores)."""
     from tinyml.data.timestamps import iso
+    from tinyml.errors import InputError
     from tinyml.outputs import write_atomic
     from tinyml.train.detect import DetectOptions, check_within, events_csv, labelled_events
     from tinyml.train.detect import detect as run_detect
     from tinyml.train.event_scores import score_events
 
+    if no_escalate and escalate is not None:
+        raise InputError("--escalate and --no-escalate contradict each other", "give one of them")
     cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     opts = DetectOptions(time_column=time_column, columns=cols, time_format=time_format, on_backwards=on_backwards,
-                         max_gap=max_gap, hop=hop, k=k, n=n, clear_k=clear_k, runtime=runtime)
+                         max_gap=max_gap, hop=hop, k=k, n=n, clear_k=clear_k,
+                         escalate=None if no_escalate else DetectOptions.escalate if escalate is None else escalate,
+                         runtime=runtime)
     intervals = labelled_events(labels, series, time_format=time_format, normal_class="normal") if labels else None
     events, summary = run_detect(model, series, opts)
     if intervals is not None:
@@ -221,13 +229,15 @@ def detect(model: Path, series: Path, out_path: Path, labels: Path | None, time_
                + (f", {summary['slope_guard_windows']} by the slope guard alone"
                   if summary["slope_guard"] else "") + f" -> {out_path}")
     if intervals is not None:
-        s = score_events([e.start for e in events], intervals, span_seconds=summary["span_seconds"])
+        s = score_events([e.start for e in events], intervals, span_seconds=summary["span_seconds"],
+                         late_s=summary["window_s"])
         for d in s["detected"]:
             click.echo(f"  detected {iso(d['start'])}..{iso(d['end'])}: alarm {iso(d['alarm'])}, "
-                       f"lead time {d['lead_s'] / 3600:.3g} h")
+                       f"lead time {d['lead_s'] / 3600:.3g} h" + (" (late: its window holds the event's end)"
+                                                                 if d["late"] else ""))
         for m in s["missed"]:
             click.echo(f"  missed   {iso(m['start'])}..{iso(m['end'])}")
-        click.echo(f"events detected {len(s['detected'])}/{s['events']}, missed {len(s['missed'])}, false alarms "
+        click.echo(f"events detected {len(s['detected'])}/{s['events']} ({s['late']} late), missed {len(s['missed'])}, false alarms "
                    f"{s['false_alarms']} ({s['false_alarms_per_day']:.3g} per day), NAB score "
                    f"{s['nab_score']:.1f} (standard profile)" if s["events"] else
                    f"no labelled events; false alarms {s['false_alarms']} ({s['false_alarms_per_day']:.3g} per day)")

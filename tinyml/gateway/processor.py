@@ -416,19 +416,25 @@ class Processor:
 
     def _transitions(self, device: str, transitions: list[Transition], now: float, out: BatchOutcome) -> None:
         for t in transitions:
-            if t.firing:
+            if t.firing:  # a rule that fires while its alert is open (an escalation) supersedes that alert
+                superseded = self.store.close_alert(device, t.rule, now)
+                if superseded is not None:
+                    self._publish_alert(device, superseded, Transition(t.rule, False, t.value,
+                                                                       f"superseded: {t.message}"), now, out)
                 alert_id = self.store.open_alert(device, t.rule, t.value, t.message, now)
+                self._request_evidence(device, alert_id, t.rule, now, out)
             else:
                 alert_id = self.store.close_alert(device, t.rule, now)
                 if alert_id is None:
                     continue
-            if t.firing:
-                self._request_evidence(device, alert_id, t.rule, now, out)
-            state = "firing" if t.firing else "cleared"
-            payload = {"id": f"alert/{alert_id}/{state}", "site": self.config.site, "device": device,
-                       "rule": t.rule, "state": state, "value": t.value, "message": t.message, "at": now}
-            self._enqueue(device, "alert", str(payload["id"]), _encode(payload), now, out)
+            self._publish_alert(device, alert_id, t, now, out)
             out.transitions.append((device, t))
+
+    def _publish_alert(self, device: str, alert_id: int, t: Transition, now: float, out: BatchOutcome) -> None:
+        state = "firing" if t.firing else "cleared"
+        payload = {"id": f"alert/{alert_id}/{state}", "site": self.config.site, "device": device,
+                   "rule": t.rule, "state": state, "value": t.value, "message": t.message, "at": now}
+        self._enqueue(device, "alert", str(payload["id"]), _encode(payload), now, out)
 
     def _identity_alert(self, rec: Refused, out: BatchOutcome) -> None:
         """A port that cannot prove a device id claimed it: an ``identity`` alert on that id, once

@@ -34,6 +34,7 @@ class RuleConfig:
     anomaly_n: int = 50
     anomaly_clear_k: int = 5
     anomaly_clear_seconds: float = 10.0
+    anomaly_escalate: float | None = None  # an open alert fires again on a score this many times its own
     score_threshold: float | None = None
     score_clear: float | None = None
     score_seconds: float = 10.0
@@ -50,6 +51,8 @@ class RuleConfig:
             raise ValueError("need 0 <= anomaly_clear_k < anomaly_k")
         if self.anomaly_clear_seconds < 0:
             raise ValueError("need anomaly_clear_seconds >= 0")
+        if self.anomaly_escalate is not None and not self.anomaly_escalate > 1:
+            raise ValueError("need anomaly_escalate > 1")
         if self.score_clear is not None and self.score_threshold is not None \
                 and self.score_clear > self.score_threshold:
             raise ValueError("need score_clear <= score_threshold")
@@ -59,18 +62,24 @@ class RuleConfig:
 
 class AnomalyKofN:
     """Fires when at least k of the last n results are anomalies; clears when clear_k or fewer
-    have been for ``clear_seconds`` (a lull shorter than that keeps the alert open)."""
+    have been for ``clear_seconds`` (a lull shorter than that keeps the alert open).
+
+    With ``escalate`` (a factor above 1), an open alert fires again when a result's score exceeds
+    ``escalate`` times the score of the result that fired it last: a second fault that begins while the
+    first alert is still open (a runaway after a drift) is a new alert, not hidden behind the open one.
+    The rule's caller supersedes the open alert with the new one."""
 
     name = "anomalies"
 
-    def __init__(self, k: int, n: int, clear_k: int, clear_seconds: float = 0.0):
-        self.k, self.clear_k, self.clear_seconds = k, clear_k, clear_seconds
+    def __init__(self, k: int, n: int, clear_k: int, clear_seconds: float = 0.0, escalate: float | None = None):
+        self.k, self.clear_k, self.clear_seconds, self.escalate = k, clear_k, clear_seconds, escalate
         self.window: deque[bool] = deque(maxlen=n)
         self.count = 0
         self.calm_since: float | None = None
         self.firing = False
+        self.level: float | None = None  # the score of the result that fired last (None: not known)
 
-    def observe(self, anomalous: bool, now: float = 0.0) -> Transition | None:
+    def observe(self, anomalous: bool, now: float = 0.0, score: float | None = None) -> Transition | None:
         window = self.window
         if len(window) == window.maxlen:
             self.count -= window[0]
@@ -79,9 +88,16 @@ class AnomalyKofN:
         count, n = self.count, window.maxlen
         if not self.firing:
             if count >= self.k:
-                self.firing, self.calm_since = True, None
+                self.firing, self.calm_since, self.level = True, None, score
                 return Transition(self.name, True, count, f"{count} of the last {n} results are anomalies")
             return None
+        if self.escalate is not None and score is not None and anomalous:
+            if self.level is None:
+                self.level = score
+            elif score > self.escalate * self.level:
+                level, self.level, self.calm_since = self.level, score, None
+                return Transition(self.name, True, count, f"escalated: score {score:.4g} is more than "
+                                  f"{self.escalate:g} times {level:.4g}, the score it fired on")
         if count > self.clear_k:
             self.calm_since = None
             return None
@@ -89,7 +105,7 @@ class AnomalyKofN:
             self.calm_since = now
         if now - self.calm_since < self.clear_seconds:
             return None
-        self.firing, self.calm_since = False, None
+        self.firing, self.calm_since, self.level = False, None, None
         return Transition(self.name, False, count, f"{count} of the last {n} results are anomalies")
 
 
@@ -182,7 +198,7 @@ class DeviceRules:
 
     def __init__(self, config: RuleConfig, score_threshold: float | None = None):
         self.anomalies = AnomalyKofN(config.anomaly_k, config.anomaly_n, config.anomaly_clear_k,
-                                     config.anomaly_clear_seconds)
+                                     config.anomaly_clear_seconds, config.anomaly_escalate)
         threshold = config.score_threshold if config.score_threshold is not None else score_threshold
         self.score = None if threshold is None else ScoreAbove(
             threshold, config.score_clear if config.score_clear is not None else 0.9 * threshold,
@@ -200,7 +216,7 @@ class DeviceRules:
     def on_result(self, anomalous: bool | None, score: float, now: float) -> list[Transition]:
         out = [self.silent.seen(now) if self.silent else None]
         if anomalous is not None:
-            out.append(self.anomalies.observe(anomalous, now))
+            out.append(self.anomalies.observe(anomalous, now, score))
         if self.score is not None:
             out.append(self.score.observe(score, now))
         return [t for t in out if t is not None]

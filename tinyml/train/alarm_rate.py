@@ -30,17 +30,18 @@ class AlarmRule:
     k: int = 2        # fire when k of the last n windows are anomalous ...
     n: int = 3
     clear_k: int = 0  # ... clear when clear_k or fewer are
+    escalate: float | None = 3.0  # an open alarm fires anew on a score this many times the one it fired on
 
 
 def alarm_count(scores: np.ndarray, threshold: float, streams: np.ndarray, rule: AlarmRule) -> int:
-    """How many times the rule fires over windows in time order (it starts afresh in each stream)."""
+    """How many times the rule fires (escalations too) over windows in time order (afresh in each stream)."""
     from tinyml.gateway.rules import AnomalyKofN
 
     fired, state = 0, None
     for i, score in enumerate(scores):
         if i == 0 or streams[i] != streams[i - 1]:
-            state = AnomalyKofN(rule.k, rule.n, rule.clear_k)
-        change = state.observe(bool(score > threshold), float(i))
+            state = AnomalyKofN(rule.k, rule.n, rule.clear_k, escalate=rule.escalate)
+        change = state.observe(bool(score > threshold), float(i), float(score))
         fired += change is not None and change.firing
     return fired
 

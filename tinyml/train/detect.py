@@ -4,8 +4,8 @@ Sliding windows with the model's hop (the hop its training data was cut with, un
 with the run's own preprocessing, threshold and input guard (``tinyml.train.guard``, when trained with one)
 and slope guard (``tinyml.train.slope_guard``, the device's integers: its CUSUM restarts where a window's slot of the
 day is not the one after the last, as on a device); the anomalous/normal stream goes through the gateway's own
-k-of-n rule with hysteresis (``tinyml.gateway.rules.AnomalyKofN``), and each fire..clear is one event, timed
-at the end of the window that decided it (when a device would have sent it). The rule starts afresh in each
+k-of-n rule with hysteresis and escalation (``tinyml.gateway.rules.AnomalyKofN``), and each fire..clear (or
+fire..escalation) is one event, timed at the end of the window that decided it (when a device would have sent it). The rule starts afresh in each
 recording (after a gap the device has no state), closing an open event at the end of the recording.
 """
 
@@ -27,6 +27,7 @@ from tinyml.data.io import read_csv
 from tinyml.data.timestamps import iso
 from tinyml.errors import InputError
 from tinyml.gateway.rules import AnomalyKofN
+from tinyml.train.alarm_rate import AlarmRule
 from tinyml.train.fit import output_scores
 from tinyml.train.guard import fold, guarded_scores
 from tinyml.train.predict import model_outputs
@@ -44,6 +45,7 @@ class DetectOptions:
     k: int = 2                 # fire when k of the last n windows are anomalous ...
     n: int = 3
     clear_k: int = 0           # ... clear when clear_k or fewer are
+    escalate: float | None = AlarmRule.escalate  # an open alarm fires anew on a score this many times the one it fired on
     runtime: str = "litert"
 
 
@@ -53,6 +55,7 @@ class Event:
     end: float
     peak_score: float
     anomalous_windows: int
+    escalation: bool = False  # opened by an escalation of the alarm before it (which it ends)
 
 
 def model_hop(info: dict) -> int:
@@ -96,6 +99,9 @@ def score_series(model: Path, series_csv: Path, o: DetectOptions = DetectOptions
                          "train an autoencoder on normal data (`tinyml train --model autoencoder`)")
     if not 0 < o.k <= o.n or not 0 <= o.clear_k < o.k:
         raise InputError(f"--k {o.k} --n {o.n} --clear-k {o.clear_k} is no rule", "need 0 <= clear-k < k <= n")
+    if o.escalate is not None and not o.escalate > 1:
+        raise InputError(f"--escalate {o.escalate:g} would re-fire on scores no higher than the alarm's own",
+                         "give a factor above 1 (default 3), or --no-escalate")
     window, fs = int(info["window"]), float(info["fs"])
     hop = o.hop or model_hop(info)
     slope = SlopeGuard.from_info(info)
@@ -143,9 +149,10 @@ def score_series(model: Path, series_csv: Path, o: DetectOptions = DetectOptions
                              for r in recs])
     first, last = float(bounds[0::2].min()), float(bounds[1::2].max())
     return Scored(x, inputs, scores, errors, guarded, np.array(on_log), which_a, {
-        "windows": len(xs), "hop": hop, "window": window, "recordings": len(recs), "span_seconds": span,
+        "windows": len(xs), "hop": hop, "window": window, "window_s": window / fs, "recordings": len(recs), "span_seconds": span,
         "start": iso(bounds[0]), "first": first, "last": last, "threshold": threshold,
-        "rule": f"{o.k} of the last {o.n} windows anomalous, clears at {o.clear_k} or fewer",
+        "rule": f"{o.k} of the last {o.n} windows anomalous, clears at {o.clear_k} or fewer"
+                + (f", escalates above {o.escalate:g}x the score it fired on" if o.escalate else ""),
         "anomalous_windows": int(np.count_nonzero(scores > threshold)),
         "guard_windows": int(np.count_nonzero((guarded > threshold) & (errors <= threshold))),
         "slope_guard": slope is not None,
@@ -154,34 +161,39 @@ def score_series(model: Path, series_csv: Path, o: DetectOptions = DetectOptions
 
 def alarm_events(scores: np.ndarray, threshold: float, ends: np.ndarray, which: np.ndarray,
                  o: DetectOptions) -> list[Event]:
-    """The rule's fire..clear events over scores in file order, afresh in each recording."""
+    """The rule's fire..clear events over scores in file order, afresh in each recording; an escalation ends
+    the open event and opens the next."""
     out: list[Event] = []
-    rule, opened, peak, count = None, None, 0.0, 0
+    rule, opened, peak, count, escalation = None, None, 0.0, 0, False
     for i, score in enumerate(scores):
         if i == 0 or which[i] != which[i - 1]:
             if opened is not None:
-                out.append(Event(opened, float(ends[i - 1]), peak, count))
-            rule, opened = AnomalyKofN(o.k, o.n, o.clear_k), None
+                out.append(Event(opened, float(ends[i - 1]), peak, count, escalation))
+            rule, opened = AnomalyKofN(o.k, o.n, o.clear_k, escalate=o.escalate), None
         anomalous = bool(score > threshold)
-        change = rule.observe(anomalous, float(ends[i]))
-        if opened is not None:
-            peak, count = max(peak, float(score)), count + anomalous
+        change = rule.observe(anomalous, float(ends[i]), float(score))
         if change is not None and change.firing:
+            if opened is not None:  # an escalation: the open event ends where the next begins
+                out.append(Event(opened, float(ends[i]), peak, count, escalation))
+            escalation = opened is not None
             opened, peak, count = float(ends[i]), float(score), int(anomalous)
-        elif change is not None:
-            out.append(Event(opened, float(ends[i]), peak, count))
-            opened = None
+        elif opened is not None:
+            peak, count = max(peak, float(score)), count + anomalous
+            if change is not None:
+                out.append(Event(opened, float(ends[i]), peak, count, escalation))
+                opened = None
     if opened is not None:
-        out.append(Event(opened, float(ends[-1]), peak, count))
+        out.append(Event(opened, float(ends[-1]), peak, count, escalation))
     return out
 
 
 def events_csv(events: list[Event]) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["event", "start", "end", "duration_s", "peak_score", "anomalous_windows"])
+    w.writerow(["event", "start", "end", "duration_s", "peak_score", "anomalous_windows", "opened_by"])
     for i, e in enumerate(events):
-        w.writerow([i, iso(e.start), iso(e.end), f"{e.end - e.start:g}", f"{e.peak_score:.6g}", e.anomalous_windows])
+        w.writerow([i, iso(e.start), iso(e.end), f"{e.end - e.start:g}", f"{e.peak_score:.6g}", e.anomalous_windows,
+                    "escalation" if e.escalation else "rule"])
     return buf.getvalue().encode()
 
 

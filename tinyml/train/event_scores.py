@@ -1,7 +1,8 @@
 """Alarms judged as an operator judges them: per labelled event, not per window.
 
-Detected events with their lead time (the interval's end minus the first alarm inside it), missed events,
-false alarms per day (alarms that start in no interval) and a NAB-style score with NAB's standard profile:
+Detected events with their lead time (the interval's end minus the first alarm inside it; negative for an alarm
+raised late by a window still holding the event's samples), missed events, false alarms per day (alarms that start
+in no interval and are no late detection) and a NAB-style score with NAB's standard profile:
 an alarm at relative position y in an interval (-1 at its start, 0 at its end) earns
 A_TP * sigma(y), sigma(y) = 2 / (1 + e^(5y)) - 1, only the first alarm per interval counts; a missed
 interval costs A_FN; a false alarm costs A_FP * sigma(y) measured from the end of the interval before it
@@ -23,36 +24,46 @@ def scaled_sigmoid(y: float) -> float:
 
 
 def score_events(alarms: np.ndarray, intervals: list[tuple[float, float]], *, span_seconds: float,
-                 profile: dict[str, float] = STANDARD_PROFILE) -> dict:
-    """Scores of alarm start times against labelled (start, end) intervals over ``span_seconds`` of data."""
+                 late_s: float = 0.0, profile: dict[str, float] = STANDARD_PROFILE) -> dict:
+    """Scores of alarm start times against labelled (start, end) intervals over ``span_seconds`` of data.
+
+    ``late_s`` (the model's window, for ``detect``): an alarm up to that long after an interval's end was raised
+    by a window that still holds the event's samples, so it detects the event late (a negative lead time) and is no
+    false alarm. The NAB score keeps NAB's own rule (such an alarm is a false positive just after the window)."""
     alarms = np.sort(np.asarray(alarms, dtype=np.float64))
     intervals = sorted(intervals)
     detected, missed = [], []
     raw = 0.0
     inside = np.zeros(len(alarms), bool)
+    theirs = np.zeros(len(alarms), bool)  # inside, or late for an interval
     for start, end in intervals:
         hits = (alarms >= start) & (alarms <= end)
+        late = (alarms > end) & (alarms <= end + late_s)
         inside |= hits
+        theirs |= hits | late
+        if hits.any() or late.any():
+            first = float(alarms[hits | late][0])
+            detected.append({"start": start, "end": end, "alarm": first, "lead_s": end - first,
+                             "late": not hits.any()})
         if hits.any():
-            first = float(alarms[hits][0])
-            detected.append({"start": start, "end": end, "alarm": first, "lead_s": end - first})
-            raw += profile["tp"] * scaled_sigmoid((first - end) / (end - start))
+            raw += profile["tp"] * scaled_sigmoid((float(alarms[hits][0]) - end) / (end - start))
         else:
-            missed.append({"start": start, "end": end})
             raw -= profile["fn"]
-    false_alarms = alarms[~inside]
-    for t in false_alarms:
+        if not (hits.any() or late.any()):
+            missed.append({"start": start, "end": end})
+    for t in alarms[~inside]:
         before = [(s, e) for s, e in intervals if e < t]
         if before:
             s, e = before[-1]
             raw += profile["fp"] * scaled_sigmoid((t - e) / (e - s))
         else:
             raw -= profile["fp"]
+    false_alarms = alarms[~theirs]
     perfect = profile["tp"] * scaled_sigmoid(-1.0) * len(intervals)
     null = -profile["fn"] * len(intervals)
     days = span_seconds / 86400.0
     return {"events": len(intervals), "detected": detected, "missed": missed,
-            "false_alarms": int(false_alarms.size),
+            "late": sum(d["late"] for d in detected), "false_alarms": int(false_alarms.size),
             "false_alarms_per_day": float(false_alarms.size / days) if days > 0 else None,
             "nab_raw": raw, "nab_score": 100.0 * (raw - null) / (perfect - null) if intervals else None,
             "profile": "standard", "weights": dict(profile)}
