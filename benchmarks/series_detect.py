@@ -104,11 +104,11 @@ def one_history(seed: int, tmp: Path, history: Path, test: Path, labels: Path, e
     for name, score in variants:
         alarms = alarm_events(score, threshold, scored.ends, scored.which, o)
         s = score_events([a.start for a in alarms], intervals, span_seconds=scored.summary["span_seconds"],
-                         late_s=scored.summary["window_s"])
+                         late_s=scored.summary["window_s"], covered=scored.summary["covered"])
         found = {k: [d["lead_s"] / 3600 for d in s["detected"] if kind_of[(d["start"], d["end"])] == k]
                  for k in EVENT_KINDS}
         rows.append({"seed": seed, "history_weeks": weeks, "score": name, "found": found, "rule": rule, "events": s["events"],
-                     "detected": len(s["detected"]), "late": s["late"], "false_alarms": s["false_alarms"],
+                     "detected": len(s["detected"]), "late": s["late"], "in_gaps": len(s["unobserved"]), "false_alarms": s["false_alarms"],
                      "weeks": scored.summary["span_seconds"] / WEEK, "nab": s["nab_score"],
                      "seconds": time.perf_counter() - t0})
     return rows
@@ -149,7 +149,7 @@ def main() -> None:
                           f"{t['counted_threshold']:.3g}, tail {t['tail_threshold']:.3g} on {t['validation_days']:.1f} "
                           f"validation days; alarms allowed {t['alarms_allowed']}, raised {t['alarms_on_validation']}",
                           file=sys.stderr, flush=True)
-                print(f"  {r['score']}: events {r['detected']}/{r['events']} ({r['late']} late), false alarms "
+                print(f"  {r['score']}: events {r['detected']}/{r['events']} ({r['late']} late, {r['in_gaps']} in gaps), false alarms "
                       f"{r['false_alarms']} ({r['false_alarms'] / r['weeks']:.2f} per week), NAB {r['nab']:.1f}; "
                       "lead times (h) "
                       + ", ".join(f"{k} {' '.join(f'{v:.1f}' for v in r['found'][k]) or '-'}" for k in EVENT_KINDS)
@@ -168,7 +168,8 @@ def main() -> None:
         worst = max(r["false_alarms"] / r["weeks"] for r in mine)
         both = sum(r["detected"] == r["events"] and r["false_alarms"] <= r["weeks"] for r in mine)
         print(f"{key[0]:g} weeks of history, {key[1]}: events found {sum(r['detected'] for r in mine)}/"
-              f"{sum(r['events'] for r in mine)} ({sum(r['late'] for r in mine)} late), false alarms "
+              f"{sum(r['events'] for r in mine)} ({sum(r['late'] for r in mine)} late; "
+              f"{sum(r['in_gaps'] for r in mine)} more in gaps, not scored), false alarms "
               f"{sum(r['false_alarms'] for r in mine)}, seeds meeting the whole target {both}/{len(mine)}, "
               f"every event on every seed: {'yes' if found_all else 'no'}; worst "
               f"false alarms per week {worst:.2f} (target <= 1); median NAB score "

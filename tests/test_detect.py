@@ -48,6 +48,17 @@ def test_an_alarm_raised_by_a_window_that_holds_the_event_is_late_not_false():
     assert inside["detected"][0]["alarm"] == 50.0 and not inside["detected"][0]["late"] and inside["false_alarms"] == 0
 
 
+def test_an_event_no_window_holds_a_sample_of_is_listed_apart():
+    from tinyml.train.detect import covered_spans
+
+    covered = covered_spans(np.array([200.0, 100.0, 150.0, 1000.0]), 100.0)
+    assert covered == [(0.0, 200.0), (900.0, 1000.0)]
+    s = score_events([50.0], [(20.0, 60.0), (300.0, 400.0), (850.0, 901.0)], span_seconds=86400, covered=covered)
+    assert s["events"] == 2 and len(s["detected"]) == 1 and s["missed"] == [{"start": 850.0, "end": 901.0}]
+    assert s["unobserved"] == [{"start": 300.0, "end": 400.0}]
+    assert s["nab_score"] == score_events([50.0], [(20.0, 60.0), (850.0, 901.0)], span_seconds=86400)["nab_score"]
+
+
 def test_an_escalation_ends_the_open_event_and_opens_the_next():
     from tinyml.train.detect import DetectOptions, alarm_events
 
@@ -149,6 +160,14 @@ def test_detect_finds_injected_events_with_lead_times(tmp_path):
         bad = run_cli("detect", run, tmp_path / "test.csv", *args, "--out", tmp_path / "e4.csv")
         assert_clean_error(bad, message)
         assert not (tmp_path / "e4.csv").exists()
+    rows_in = (tmp_path / "test.csv").read_text().splitlines()  # 6 hours missing on day 5, an event inside them
+    (tmp_path / "gap.csv").write_text("\n".join(rows_in[:1 + 5 * 288] + rows_in[1 + 5 * 288 + 72:]) + "\n")
+    in_gap = [(START + dt.timedelta(days=5, hours=1), START + dt.timedelta(days=5, hours=4))]
+    det = run_cli("detect", run, tmp_path / "gap.csv", "--labels",
+                  write_labels(tmp_path / "l3.csv", spans + in_gap), "--out", tmp_path / "e5.csv")
+    assert det.returncode == 0, det.stderr
+    assert "events detected 2/2 (0 late)" in det.stdout and "1 labelled event(s) in gaps of the data" in det.stdout
+    assert f"in a gap {in_gap[0][0].isoformat()}" in det.stdout
     plain = tmp_path / "plain.csv"
     assert run_cli("detect", run, tmp_path / "test.csv", "--no-escalate", "--out", plain).returncode == 0
     rows = list(csv.DictReader(events.read_text().splitlines()))

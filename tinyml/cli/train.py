@@ -230,14 +230,17 @@ def detect(model: Path, series: Path, out_path: Path, labels: Path | None, time_
                   if summary["slope_guard"] else "") + f" -> {out_path}")
     if intervals is not None:
         s = score_events([e.start for e in events], intervals, span_seconds=summary["span_seconds"],
-                         late_s=summary["window_s"])
+                         late_s=summary["window_s"], covered=summary["covered"])
         for d in s["detected"]:
             click.echo(f"  detected {iso(d['start'])}..{iso(d['end'])}: alarm {iso(d['alarm'])}, "
                        f"lead time {d['lead_s'] / 3600:.3g} h" + (" (late: its window holds the event's end)"
                                                                  if d["late"] else ""))
         for m in s["missed"]:
             click.echo(f"  missed   {iso(m['start'])}..{iso(m['end'])}")
-        click.echo(f"events detected {len(s['detected'])}/{s['events']} ({s['late']} late), missed {len(s['missed'])}, false alarms "
-                   f"{s['false_alarms']} ({s['false_alarms_per_day']:.3g} per day), NAB score "
-                   f"{s['nab_score']:.1f} (standard profile)" if s["events"] else
-                   f"no labelled events; false alarms {s['false_alarms']} ({s['false_alarms_per_day']:.3g} per day)")
+        for m in s["unobserved"]:
+            click.echo(f"  in a gap {iso(m['start'])}..{iso(m['end'])}: no window holds a sample of it, not scored")
+        gaps = f"; {len(s['unobserved'])} labelled event(s) in gaps of the data, not scored" if s["unobserved"] else ""
+        fa = f"false alarms {s['false_alarms']} ({s['false_alarms_per_day']:.3g} per day)"
+        click.echo(f"events detected {len(s['detected'])}/{s['events']} ({s['late']} late), missed {len(s['missed'])}, "
+                   f"{fa}, NAB score {s['nab_score']:.1f} (standard profile){gaps}" if s["events"] else
+                   f"no labelled events to score{gaps}; {fa}")

@@ -151,12 +151,24 @@ def score_series(model: Path, series_csv: Path, o: DetectOptions = DetectOptions
     return Scored(x, inputs, scores, errors, guarded, np.array(on_log), which_a, {
         "windows": len(xs), "hop": hop, "window": window, "window_s": window / fs, "recordings": len(recs), "span_seconds": span,
         "start": iso(bounds[0]), "first": first, "last": last, "threshold": threshold,
+        "covered": covered_spans(np.array(on_log), window / fs),
         "rule": f"{o.k} of the last {o.n} windows anomalous, clears at {o.clear_k} or fewer"
                 + (f", escalates above {o.escalate:g}x the score it fired on" if o.escalate else ""),
         "anomalous_windows": int(np.count_nonzero(scores > threshold)),
         "guard_windows": int(np.count_nonzero((guarded > threshold) & (errors <= threshold))),
         "slope_guard": slope is not None,
         "slope_guard_windows": int(np.count_nonzero((scores > threshold) & (guarded <= threshold)))})
+
+
+def covered_spans(ends: np.ndarray, window_s: float) -> list[tuple[float, float]]:
+    """The stretches of time some window holds samples of: the union of every window's (end - window, end)."""
+    spans: list[tuple[float, float]] = []
+    for end in np.sort(ends).tolist():
+        if spans and end - window_s <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((end - window_s, end))
+    return spans
 
 
 def alarm_events(scores: np.ndarray, threshold: float, ends: np.ndarray, which: np.ndarray,

@@ -24,14 +24,20 @@ def scaled_sigmoid(y: float) -> float:
 
 
 def score_events(alarms: np.ndarray, intervals: list[tuple[float, float]], *, span_seconds: float,
-                 late_s: float = 0.0, profile: dict[str, float] = STANDARD_PROFILE) -> dict:
+                 late_s: float = 0.0, covered: list[tuple[float, float]] | None = None,
+                 profile: dict[str, float] = STANDARD_PROFILE) -> dict:
     """Scores of alarm start times against labelled (start, end) intervals over ``span_seconds`` of data.
 
     ``late_s`` (the model's window, for ``detect``): an alarm up to that long after an interval's end was raised
     by a window that still holds the event's samples, so it detects the event late (a negative lead time) and is no
-    false alarm. The NAB score keeps NAB's own rule (such an alarm is a false positive just after the window)."""
+    false alarm. The NAB score keeps NAB's own rule (such an alarm is a false positive just after the window).
+    ``covered`` (the stretches some window holds samples of): an interval no window holds a sample of lies in a gap
+    of the data; no detector could see it, so it is listed apart (``unobserved``) and not scored."""
     alarms = np.sort(np.asarray(alarms, dtype=np.float64))
     intervals = sorted(intervals)
+    unobserved = [] if covered is None else [
+        (s, e) for s, e in intervals if not any(a < e and b > s for a, b in covered)]
+    intervals = [iv for iv in intervals if iv not in unobserved]
     detected, missed = [], []
     raw = 0.0
     inside = np.zeros(len(alarms), bool)
@@ -63,6 +69,7 @@ def score_events(alarms: np.ndarray, intervals: list[tuple[float, float]], *, sp
     null = -profile["fn"] * len(intervals)
     days = span_seconds / 86400.0
     return {"events": len(intervals), "detected": detected, "missed": missed,
+            "unobserved": [{"start": s, "end": e} for s, e in unobserved],
             "late": sum(d["late"] for d in detected), "false_alarms": int(false_alarms.size),
             "false_alarms_per_day": float(false_alarms.size / days) if days > 0 else None,
             "nab_raw": raw, "nab_score": 100.0 * (raw - null) / (perfect - null) if intervals else None,
