@@ -220,6 +220,15 @@ def test_an_open_alert_escalates_on_a_score_that_many_times_the_one_it_fired_on(
     assert rule.observe(True, 11, 1.1) is None and rule.observe(True, 12, 1.3).firing  # 3 x 0.4
 
 
+def test_the_escalation_level_follows_a_draining_alert_down():
+    rule = AnomalyKofN(k=2, n=3, clear_k=0, escalate=3.0)
+    assert rule.observe(True, 0, 20.0) is None and rule.observe(True, 1, 20.0).firing
+    assert all(rule.observe(True, t, 20.0 - 2 * t) is None for t in range(2, 8))  # drains to 6.0
+    assert rule.observe(True, 8, 17.0) is None  # under 3 x 6.0, though the alert fired on 20
+    up = rule.observe(True, 9, 18.5)
+    assert up is not None and up.firing and "its lowest since it fired" in up.message
+
+
 def test_without_escalate_an_open_alert_never_fires_again():
     rule = AnomalyKofN(k=2, n=3, clear_k=0)
     assert rule.observe(True, 0, 1.0) is None and rule.observe(True, 1, 1.0).firing

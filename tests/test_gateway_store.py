@@ -130,7 +130,7 @@ def test_an_escalation_supersedes_the_open_alert_in_store_and_outbox(tmp_path):
                                                     anomaly_escalate=3.0)))
     line = LineState("p1")
     feed(proc, hello("dev", 1) + result(0, 1, label=1, score=1.0) + result(1, 1, label=1, score=1.0), line=line)
-    feed(proc, result(2, 1, label=1, score=2.9), line=line)  # not 3 times the score it fired on
+    feed(proc, result(2, 1, label=1, score=2.9), line=line)  # not 3 times its lowest since it fired
     assert rows(store, "SELECT rule, cleared_at FROM alerts") == [("anomalies", None)]
     feed(proc, result(3, 1, label=1, score=3.5), now=1001.0, line=line)
     assert rows(store, "SELECT id, cleared_at FROM alerts ORDER BY id") == [(1, 1001.0), (2, None)]

@@ -195,7 +195,7 @@ def predict(model: Path, data: Path, out_path: Path, split: str, runtime: str) -
 @click.option("--n", "n", type=int, default=3, show_default=True)
 @click.option("--clear-k", type=int, default=0, show_default=True, help="Clear when this many or fewer are.")
 @click.option("--escalate", type=float, help="An open alarm fires anew (a new event) on a window scoring this many "
-              "times the one it fired on (default 3).")
+              "times its lowest anomalous score since it fired (default 3).")
 @click.option("--no-escalate", is_flag=True, help="Never re-fire an open alarm.")
 @click.option("--runtime", type=click.Choice(["litert", "tflm"]), default="litert", show_default=True,
               help="Interpreter for an int8 .tflite MODEL.")

@@ -65,9 +65,10 @@ class AnomalyKofN:
     have been for ``clear_seconds`` (a lull shorter than that keeps the alert open).
 
     With ``escalate`` (a factor above 1), an open alert fires again when a result's score exceeds
-    ``escalate`` times the score of the result that fired it last: a second fault that begins while the
-    first alert is still open (a runaway after a drift) is a new alert, not hidden behind the open one.
-    The rule's caller supersedes the open alert with the new one."""
+    ``escalate`` times its level: the lowest anomalous score since it last fired (at first the score it fired
+    on). A second fault that begins while the first alert is still open (a runaway after a drift, a drift while
+    a slope alarm drains) is a new alert, not hidden behind the open one. The rule's caller supersedes the open
+    alert with the new one."""
 
     name = "anomalies"
 
@@ -77,7 +78,7 @@ class AnomalyKofN:
         self.count = 0
         self.calm_since: float | None = None
         self.firing = False
-        self.level: float | None = None  # the score of the result that fired last (None: not known)
+        self.level: float | None = None  # the lowest anomalous score since it last fired (None: not known)
 
     def observe(self, anomalous: bool, now: float = 0.0, score: float | None = None) -> Transition | None:
         window = self.window
@@ -92,12 +93,11 @@ class AnomalyKofN:
                 return Transition(self.name, True, count, f"{count} of the last {n} results are anomalies")
             return None
         if self.escalate is not None and score is not None and anomalous:
-            if self.level is None:
-                self.level = score
-            elif score > self.escalate * self.level:
+            if self.level is not None and score > self.escalate * self.level:
                 level, self.level, self.calm_since = self.level, score, None
                 return Transition(self.name, True, count, f"escalated: score {score:.4g} is more than "
-                                  f"{self.escalate:g} times {level:.4g}, the score it fired on")
+                                  f"{self.escalate:g} times {level:.4g}, its lowest since it fired")
+            self.level = score if self.level is None else min(self.level, score)
         if count > self.clear_k:
             self.calm_since = None
             return None

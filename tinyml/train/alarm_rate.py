@@ -30,7 +30,7 @@ class AlarmRule:
     k: int = 2        # fire when k of the last n windows are anomalous ...
     n: int = 3
     clear_k: int = 0  # ... clear when clear_k or fewer are
-    escalate: float | None = 3.0  # an open alarm fires anew on a score this many times the one it fired on
+    escalate: float | None = 3.0  # an open alarm fires anew on a score this many times its lowest since it fired
 
 
 def alarm_count(scores: np.ndarray, threshold: float, streams: np.ndarray, rule: AlarmRule) -> int:

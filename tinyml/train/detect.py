@@ -45,7 +45,7 @@ class DetectOptions:
     k: int = 2                 # fire when k of the last n windows are anomalous ...
     n: int = 3
     clear_k: int = 0           # ... clear when clear_k or fewer are
-    escalate: float | None = AlarmRule.escalate  # an open alarm fires anew on a score this many times the one it fired on
+    escalate: float | None = AlarmRule.escalate  # an open alarm fires anew on a score this many times its lowest since it fired
     runtime: str = "litert"
 
 
@@ -153,7 +153,7 @@ def score_series(model: Path, series_csv: Path, o: DetectOptions = DetectOptions
         "start": iso(bounds[0]), "first": first, "last": last, "threshold": threshold,
         "covered": covered_spans(np.array(on_log), window / fs),
         "rule": f"{o.k} of the last {o.n} windows anomalous, clears at {o.clear_k} or fewer"
-                + (f", escalates above {o.escalate:g}x the score it fired on" if o.escalate else ""),
+                + (f", escalates above {o.escalate:g}x its lowest anomalous score since it fired" if o.escalate else ""),
         "anomalous_windows": int(np.count_nonzero(scores > threshold)),
         "guard_windows": int(np.count_nonzero((guarded > threshold) & (errors <= threshold))),
         "slope_guard": slope is not None,
