@@ -229,6 +229,12 @@ def test_the_escalation_level_follows_a_draining_alert_down():
     assert up is not None and up.firing and "its lowest since it fired" in up.message
 
 
+def test_a_level_at_or_below_zero_never_escalates():
+    rule = AnomalyKofN(k=2, n=3, clear_k=0, escalate=3.0)
+    assert rule.observe(True, 0, 0.0) is None and rule.observe(True, 1, 0.0).firing
+    assert all(rule.observe(True, t, float(t)) is None for t in range(2, 6))  # level 0: 3 x 0 is no bar
+
+
 def test_without_escalate_an_open_alert_never_fires_again():
     rule = AnomalyKofN(k=2, n=3, clear_k=0)
     assert rule.observe(True, 0, 1.0) is None and rule.observe(True, 1, 1.0).firing

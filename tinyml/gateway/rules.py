@@ -34,7 +34,7 @@ class RuleConfig:
     anomaly_n: int = 50
     anomaly_clear_k: int = 5
     anomaly_clear_seconds: float = 10.0
-    anomaly_escalate: float | None = None  # an open alert fires again on a score this many times its own
+    anomaly_escalate: float | None = None  # an open alert fires again on a score this many times its lowest
     score_threshold: float | None = None
     score_clear: float | None = None
     score_seconds: float = 10.0
@@ -66,7 +66,7 @@ class AnomalyKofN:
 
     With ``escalate`` (a factor above 1), an open alert fires again when a result's score exceeds
     ``escalate`` times its level: the lowest anomalous score since it last fired (at first the score it fired
-    on). A second fault that begins while the first alert is still open (a runaway after a drift, a drift while
+    on; a level at or below 0 never escalates). A second fault that begins while the first alert is still open (a runaway after a drift, a drift while
     a slope alarm drains) is a new alert, not hidden behind the open one. The rule's caller supersedes the open
     alert with the new one."""
 
@@ -93,7 +93,7 @@ class AnomalyKofN:
                 return Transition(self.name, True, count, f"{count} of the last {n} results are anomalies")
             return None
         if self.escalate is not None and score is not None and anomalous:
-            if self.level is not None and score > self.escalate * self.level:
+            if self.level is not None and self.level > 0 and score > self.escalate * self.level:
                 level, self.level, self.calm_since = self.level, score, None
                 return Transition(self.name, True, count, f"escalated: score {score:.4g} is more than "
                                   f"{self.escalate:g} times {level:.4g}, its lowest since it fired")

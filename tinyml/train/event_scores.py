@@ -47,16 +47,16 @@ def score_events(alarms: np.ndarray, intervals: list[tuple[float, float]], *, sp
         late = (alarms > end) & (alarms <= end + late_s)
         inside |= hits
         theirs |= hits | late
-        if hits.any() or late.any():
+        if (hits | late).any():
             first = float(alarms[hits | late][0])
             detected.append({"start": start, "end": end, "alarm": first, "lead_s": end - first,
                              "late": not hits.any()})
-        if hits.any():
+        else:
+            missed.append({"start": start, "end": end})
+        if hits.any():  # NAB: only an alarm inside the window counts
             raw += profile["tp"] * scaled_sigmoid((float(alarms[hits][0]) - end) / (end - start))
         else:
             raw -= profile["fn"]
-        if not (hits.any() or late.any()):
-            missed.append({"start": start, "end": end})
     for t in alarms[~inside]:
         before = [(s, e) for s, e in intervals if e < t]
         if before:
