@@ -264,6 +264,19 @@ def test_tail_threshold_extrapolates_below_one_window_in_the_span():
     assert alarm_count(scores[:2000], thr, np.zeros(2000), AlarmRule()) == info["alarms_on_validation"]
 
 
+def test_tail_threshold_holds_the_rate_with_its_confidence_on_a_week_of_validation():
+    from tinyml.train.alarm_rate import CONFIDENCE, tail_threshold
+
+    # Pareto scores (log score exponential, the tail's model): P(score > 1 / p) = p exactly, so a threshold
+    # below 1 / p lets more than the asked share of windows through
+    rng, p = np.random.default_rng(1), 0.004
+    weeks = np.exp(rng.exponential(1.0, (400, 400)))  # 400 validation sets of 400 windows (8 days, 30-minute hops)
+    held = np.mean([tail_threshold(w, per_window=p) >= 1 / p for w in weeks])
+    estimate = np.mean([tail_threshold(w, per_window=p, confidence=0.5) >= 1 / p for w in weeks])
+    assert CONFIDENCE - 0.07 <= held <= CONFIDENCE + 0.05  # the TAIL quantile's own noise takes a few points
+    assert estimate < 0.6  # the slope's estimate alone: the asked rate is exceeded about half the time
+
+
 def test_false_alarm_rate_threshold_needs_an_anomaly_model_on_timestamped_data(tmp_path):
     ds = import_data([log_csv(tmp_path / "log.csv", five_minutes(240))], opts(val=0.2, test=0.2))
     plain = tmp_path / "plain.npz"
