@@ -99,6 +99,22 @@ def test_diff_max_and_flat_fraction():
     x = np.array([1.0, 1.0, 1.0, 4.0, 3.5, 3.5, 3.0, 3.0, 3.0])[None, :, None]
     assert one("diff_max", x=x)[0, 0] == 3.0
     assert one("flat_fraction", x=x)[0, 0] == pytest.approx(5 / 8)
+    assert one("flat_run", x=x)[0, 0] == pytest.approx(2 / 8)  # 5 repeats, in streaks of 2, 1 and 2
+
+
+def test_flat_run_tells_a_frozen_hour_from_weeks_of_a_quiet_quantised_log():
+    from tinyml.data.synth_series import SeriesOptions, synth_series
+
+    _, v, _ = synth_series(SeriesOptions(days=28, quiet_days=28, events_per_kind=0, gaps=0, seed=1))
+    normal = np.lib.stride_tricks.sliding_window_view(v, 24)[::6].copy()  # 2-hour windows, 5-minute samples
+    stuck = normal.copy()
+    stuck[:, 11:] = stuck[:, 11:12]  # each window's last hour (13 samples) frozen
+
+    def f(x, name):
+        return compute_features(x[:, :, None].astype(np.float32), 1 / 300, [{"name": name}])[:, 0]
+
+    assert np.mean(f(stuck, "flat_fraction") > f(normal, "flat_fraction").max()) < 0.5  # repeats are common
+    assert f(stuck, "flat_run").min() > 1.5 * f(normal, "flat_run").max()  # long streaks are not
 
 
 def test_default_specs_shape_and_names():

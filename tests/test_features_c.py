@@ -35,7 +35,7 @@ CUSTOM_SPEC = [
     {"name": "envelope_bands", "bands": 4, "band": [500.0, 1200.0], "fmax": 400.0, "log": False},
     {"name": "rate_of_change"}, {"name": "rolling_mean", "width": 32, "points": 5},
     {"name": "rolling_mean", "width": 5, "points": 1, "relative": True}, {"name": "diff_max"},
-    {"name": "flat_fraction"},
+    {"name": "flat_fraction"}, {"name": "flat_run"},
     {"name": "kurtosis"}, {"name": "skewness"}, {"name": "crest"}, {"name": "rms"},
 ]
 
@@ -130,8 +130,11 @@ def test_vibration_spec_matches_c_on_real_fan_data(tmp_path, fan_windows):
 
 def test_temperature_spec_matches_c(tmp_path):
     ds = synth_temperature(TemperatureOptions(per_class=24, windows_per_recording=4, seed=5))
-    lib = build_library(tmp_path, DEFAULT_TEMPERATURE_SPEC, ds.channels, ds.fs, 128)
-    assert_same_int8(lib, ds.x, ds.fs, DEFAULT_TEMPERATURE_SPEC, ds.channels)
+    spec = DEFAULT_TEMPERATURE_SPEC + [{"name": "flat_run"}]
+    lib = build_library(tmp_path, spec, ds.channels, ds.fs, 128)
+    py, c = assert_same_int8(lib, ds.x, ds.fs, spec, ds.channels)
+    stuck = ds.y == ds.classes.index("stuck")
+    assert np.array_equal(c[:, -1], py[:, -1]) and py[stuck, -1].min() > py[~stuck, -1].max()
 
 
 def test_quantize_rounds_halves_away_from_zero_and_clamps(tmp_path):

@@ -33,7 +33,7 @@ CUSTOM_SPEC = validate_spec([
     {"name": "envelope_bands", "bands": 3, "log": True},
     {"name": "rate_of_change"}, {"name": "rolling_mean", "width": 32, "points": 5},
     {"name": "rolling_mean", "width": 5, "points": 1, "relative": True}, {"name": "diff_max"},
-    {"name": "flat_fraction"}, {"name": "curvature"},
+    {"name": "flat_fraction"}, {"name": "flat_run"}, {"name": "curvature"},
     {"name": "kurtosis"}, {"name": "skewness"}, {"name": "crest"}, {"name": "rms"},
 ])
 FS = 2560.0
@@ -214,7 +214,21 @@ def test_constant_and_zero_windows_give_neutral_features(custom_lib):
         v = lib.values(adversarial_windows()[name][None].astype(np.float32), n)[0]
         for col in ("std_x", "kurtosis_y", "skewness_z", "crest_x" if name == "zeros" else "std_y", "diff_max_x"):
             assert v[names.index(col)] == 0, (name, col)
-        assert v[names.index("flat_fraction_x")] == 1 << 16
+        assert v[names.index("flat_fraction_x")] == v[names.index("flat_run_y")] == 1 << 16
+
+
+def test_stuck_stretches_agree_and_count_the_longest_streak(custom_lib):
+    lib, cfg, n = custom_lib
+    rng = np.random.default_rng(4)
+    x = np.round(rng.normal(0, 0.3, (40, cfg["window"], len(CHANNELS))) * 64) / 64  # repeats now and then
+    for i, (a, length) in enumerate(zip(rng.integers(0, 40, 40), rng.integers(2, 24, 40), strict=True)):
+        x[i, a:a + length, i % 3] = x[i, a, i % 3]
+    py, _ = assert_features_agree(lib, cfg, n, x)
+    names = feature_names(CUSTOM_SPEC, CHANNELS)
+    run = py[:, [names.index(f"flat_run_{c}") for c in CHANNELS]]
+    longest = np.array([[max(len(s) for s in "".join("1" if e else "0" for e in np.diff(w[:, c]) == 0).split("0"))
+                         for c in range(len(CHANNELS))] for w in x])
+    assert np.array_equal(run, fi.ratio(longest, np.full_like(longest, cfg["window"] - 1), 16))
 
 
 # ---- the primitives

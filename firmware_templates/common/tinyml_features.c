@@ -224,6 +224,15 @@ static void run_op(const tinyml_features_config *cfg, const tinyml_feature_op *o
         out[0] = (double)same / (t - 1u);
         break;
     }
+    case TINYML_FEAT_FLAT_RUN: {
+        unsigned run = 0, best = 0;
+        for (unsigned n = 1; n < t; n++) {
+            run = x[n] == x[n - 1u] ? run + 1u : 0u;
+            best = run > best ? run : best;
+        }
+        out[0] = (double)best / (t - 1u);
+        break;
+    }
     case TINYML_FEAT_CURVATURE: {
         /* quadratic term on q = c^2 - mean(c^2), c the centred index; time scaled to [-1, 1] */
         double half = (t - 1u) / 2.0, acc = 0.0, denom = 0.0, m = 0.0;
@@ -252,7 +261,7 @@ int tinyml_features_run(const tinyml_features_config *cfg, const float *x, float
     double *chan = scratch, *work = scratch + t, vals[TINYML_FEATURES_MAX_COUNT];
     for (unsigned i = 0; i < cfg->n_ops; i++) {
         const tinyml_feature_op *op = &cfg->ops[i];
-        if (op->kind > TINYML_FEAT_CURVATURE || op->count > TINYML_FEATURES_MAX_COUNT)
+        if ((op->kind > TINYML_FEAT_CURVATURE && op->kind != TINYML_FEAT_FLAT_RUN) || op->count > TINYML_FEATURES_MAX_COUNT)
             return -1;
         for (unsigned ch = 0; ch < c; ch++) {
             for (unsigned n = 0; n < t; n++)

@@ -30,7 +30,8 @@ enum tinyml_feature_kind {
     TINYML_FEAT_ROLLING_MEAN,
     TINYML_FEAT_DIFF_MAX,
     TINYML_FEAT_FLAT_FRACTION,
-    TINYML_FEAT_CURVATURE
+    TINYML_FEAT_CURVATURE,
+    TINYML_FEAT_FLAT_RUN = 18   /* 16, 17 (bearing, daily_cycle) are integer only: tinyml_features_int.h */
 };
 
 /* One spec entry. Band features: band b sums bins [edges[b], edges[b+1]) of the spectrum

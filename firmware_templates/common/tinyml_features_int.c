@@ -673,6 +673,15 @@ static void run_op(const tinyml_ifeat_config *cfg, const tinyml_ifeat_op *op, ch
             v += x[n] == x[n - 1u];
         out[0] = ratio(v, (int64_t)t - 1, 16);
         break;
+    case TINYML_IFEAT_FLAT_RUN: {
+        int64_t run = 0;
+        for (unsigned n = 1; n < t; n++) {
+            run = x[n] == x[n - 1u] ? run + 1 : 0;
+            v = run > v ? run : v;
+        }
+        out[0] = ratio(v, (int64_t)t - 1, 16);
+        break;
+    }
     case TINYML_IFEAT_DAILY_CYCLE:
         for (unsigned i = 0; i < op->count; i++)
             out[i] = mean_q8(ch);
@@ -687,7 +696,7 @@ int tinyml_ifeat_values(const tinyml_ifeat_config *cfg, const int16_t *q, int64_
     unsigned t = cfg->window, c = cfg->channels;
     int32_t *row = scratch;
     for (unsigned i = 0; i < cfg->n_ops; i++)
-        if (cfg->ops[i].kind > TINYML_IFEAT_DAILY_CYCLE)
+        if (cfg->ops[i].kind > TINYML_IFEAT_FLAT_RUN)
             return -1;
     for (unsigned ch = 0; ch < c; ch++) {
         channel_t st = {row, t, 0, 0, 0, 0, 0, 0, 0, scratch + t, scratch + 2u * t, scratch + 3u * t,

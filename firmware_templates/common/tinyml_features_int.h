@@ -30,7 +30,8 @@ enum tinyml_ifeat_kind {
     TINYML_IFEAT_FLAT_FRACTION,
     TINYML_IFEAT_CURVATURE,
     TINYML_IFEAT_BEARING,
-    TINYML_IFEAT_DAILY_CYCLE    /* the window mean here; the run loop's tinyml_series_step fills the four values */
+    TINYML_IFEAT_DAILY_CYCLE,   /* the window mean here; the run loop's tinyml_series_step fills the four values */
+    TINYML_IFEAT_FLAT_RUN
 };
 
 #define TINYML_IFEAT_MODE_FEATURES 0u

@@ -268,6 +268,22 @@ def _flat_fraction(x: np.ndarray, fs: float, p: dict) -> np.ndarray:
     return (np.count_nonzero(x[:, 1:] == x[:, :-1], axis=1) / (x.shape[1] - 1))[:, None]
 
 
+def _flat_run(x: np.ndarray, fs: float, p: dict) -> np.ndarray:
+    """Longest streak of exactly equal neighbouring samples, as a share of the window's steps: a stuck
+    sensor holds one value for many samples in a row, while a quiet, quantised one repeats as often in
+    short streaks (an hour of a frozen reading is twice any streak in weeks of normal data)."""
+    return (longest_streak(x[:, 1:] == x[:, :-1]) / (x.shape[1] - 1))[:, None]
+
+
+def longest_streak(same: np.ndarray) -> np.ndarray:
+    """Per row of booleans [N, T], the length of its longest run of True (integers, as the device counts)."""
+    run = best = np.zeros(same.shape[0], np.int64)
+    for column in same.T:
+        run = np.where(column, run + 1, 0)
+        best = np.maximum(best, run)
+    return best
+
+
 def _one(p: dict) -> int:
     return 1
 
@@ -309,6 +325,7 @@ FEATURES: dict[str, Feature] = {
                             "trailing mean of `width` samples at `points` positions (relative: minus the window mean)"),
     "diff_max": Feature(_diff_max, {}, _one, "largest absolute sample-to-sample change"),
     "flat_fraction": Feature(_flat_fraction, {}, _one, "fraction of repeated samples"),
+    "flat_run": Feature(_flat_run, {}, _one, "longest streak of repeated samples, as a fraction of the window"),
     "daily_cycle": Feature(_daily_cycle, {"slots": None, "profile_shift": 2, "baseline_shift": 5, "trend_shift": 3,
                                           "scale_shift": 5}, lambda p: 4,
                            "residual after a learned daily cycle, its trend, deviation from the rolling baseline, "
@@ -334,9 +351,10 @@ DEFAULT_TEMPERATURE_SPEC: list[dict] = [
 ]
 # slow signals logged over days: the window's shape, and its level only against the daily cycle and rolling
 # statistics (daily_cycle): the absolute level (mean, min, max) wanders with the season past anything the
-# training weeks saw, which read as an anomaly every warm afternoon (docs/benchmarks.md, issue 17)
+# training weeks saw, which read as an anomaly every warm afternoon; a frozen reading by its longest streak
+# (flat_run), as weeks of a quiet night repeat as many samples (docs/benchmarks.md, issue 17)
 TEMPERATURE_SERIES_SPEC: list[dict] = [e for e in DEFAULT_TEMPERATURE_SPEC if e["name"] not in ("mean", "min", "max")] \
-    + [{"name": "daily_cycle"}]
+    + [{"name": "flat_run"}, {"name": "daily_cycle"}]
 
 
 def _number(value: object) -> bool:

@@ -22,7 +22,7 @@ from tinyml.errors import InputError
 KIND_IDS = {name: i for i, name in enumerate(
     ["rms", "peak", "crest", "kurtosis", "skewness", "mean", "std", "min", "max",
      "fft_bands", "envelope_bands", "rate_of_change", "rolling_mean", "diff_max", "flat_fraction",
-     "curvature", "bearing", "daily_cycle"])}
+     "curvature", "bearing", "daily_cycle", "flat_run"])}
 
 
 def _doubles(values) -> str:

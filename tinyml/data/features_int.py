@@ -36,6 +36,7 @@ from tinyml.data.features import (
     FEATURES,
     envelope_layout,
     fft_layout,
+    longest_streak,
     rolling_positions,
     validate_spec,
 )
@@ -511,6 +512,11 @@ def _flat_fraction(r: _Rows, e: dict, lay: Layout) -> np.ndarray:
     return ratio(same, np.full_like(same, r.t - 1), 16)[:, None]
 
 
+def _flat_run(r: _Rows, e: dict, lay: Layout) -> np.ndarray:
+    best = longest_streak(r.x[:, 1:] == r.x[:, :-1])
+    return ratio(best, np.full_like(best, r.t - 1), 16)[:, None]
+
+
 # name -> (function, Q fraction bits, sample-unit power, log): real = v * 2^-frac * 2^(-s*power) (+ log offset)
 INT_FEATURES: dict[str, tuple[Callable[[_Rows, dict, Layout], np.ndarray], int, int, bool]] = {
     "rms": (_rms, 8, 1, False), "peak": (_peak, 0, 1, False), "crest": (_crest, 12, 0, False),
@@ -519,7 +525,7 @@ INT_FEATURES: dict[str, tuple[Callable[[_Rows, dict, Layout], np.ndarray], int, 
     "max": (_max, 0, 1, False), "fft_bands": (_fft_bands, 30, 2, True),
     "envelope_bands": (_envelope_bands, 30, 2, True), "rate_of_change": (_weighted, 16, 1, False),
     "rolling_mean": (_rolling_mean, 8, 1, False), "diff_max": (_diff_max, 0, 1, False),
-    "flat_fraction": (_flat_fraction, 16, 0, False), "curvature": (_weighted, 8, 1, False),
+    "flat_fraction": (_flat_fraction, 16, 0, False), "flat_run": (_flat_run, 16, 0, False), "curvature": (_weighted, 8, 1, False),
     "bearing": (_bearing, LOG_FRAC, 0, False),
     "daily_cycle": (None, 8, 1, False),  # features_series.py, Q8 like mean
 }

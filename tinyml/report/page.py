@@ -273,6 +273,7 @@ def _feature_words(spec: dict[str, Any]) -> str:
              "kurtosis": "kurtosis", "skewness": "skewness", "mean": "mean", "std": "standard deviation",
              "min": "minimum", "max": "maximum", "rate_of_change": "rate of change",
              "diff_max": "largest step between samples", "flat_fraction": "share of flat steps",
+             "flat_run": "longest flat streak",
              "curvature": "curvature",
              "fft_bands": "energy in {bands} equal FFT bands" + (" (log)" if extra.get("log") else ""),
              "envelope_bands": "energy of the envelope spectrum in {bands} bands" + (" (log)" if extra.get("log") else ""),
