@@ -12,10 +12,10 @@ last samples as that event's late detection, not a false alarm. The same command
     tinyml data import history.csv --time-column timestamp --label normal --normal-class normal \\
         --kind temperature --window 24 --hop 6 --split time --out history.npz
     tinyml train history.npz --model autoencoder --features temperature-series --false-alarms-per-day 0.1 \
-        --guard-margin 1 [--slope-guard] --out run
+        --guard-margin 1.5 [--slope-guard] --out run
     tinyml detect run test.csv --labels labels.csv --on-backwards continue --out events.csv
 
-    .venv/bin/python benchmarks/series_detect.py [--seeds 0,1,2] [--markdown] [--guard-margin 1] [--int8] \
+    .venv/bin/python benchmarks/series_detect.py [--seeds 0,1,2] [--markdown] [--guard-margin 1.5] [--int8] \
         [--history-weeks 4] [--slope-cusum] [--on-backwards continue|split]
 
 With a guard, each seed is scored both ways in the same run: the autoencoder's reconstruction error alone
