@@ -271,7 +271,7 @@ def _flat_fraction(x: np.ndarray, fs: float, p: dict) -> np.ndarray:
 def _flat_run(x: np.ndarray, fs: float, p: dict) -> np.ndarray:
     """Longest streak of exactly equal neighbouring samples, as a share of the window's steps: a stuck
     sensor holds one value for many samples in a row, while a quiet, quantised one repeats as often in
-    short streaks (an hour of a frozen reading is twice any streak in weeks of normal data)."""
+    short streaks (an hour frozen is a streak of 12 samples; 4 weeks of a synthetic log reach 5-7)."""
     return (longest_streak(x[:, 1:] == x[:, :-1]) / (x.shape[1] - 1))[:, None]
 
 
