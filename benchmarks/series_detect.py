@@ -77,14 +77,15 @@ def one_seed(seed: int, tmp: Path, *, history_weeks: list[float], **kw) -> list[
 def one_history(seed: int, tmp: Path, history: Path, test: Path, labels: Path, events: list, *, weeks: float,
                 rate: float, epochs: int, features: list[dict] | None, hop: int = 6,
                 guard_margin: float | None = None, int8: bool = False, slope_cusum: bool = False,
-                on_backwards: str = "continue", escalate: float | None = DetectOptions.escalate) -> list[dict]:
+                stuck_guard: float | None = None, on_backwards: str = "continue", escalate: float | None = DetectOptions.escalate) -> list[dict]:
     t0 = time.perf_counter()
     ds = import_data([history], ImportOptions(time_column="timestamp", label="normal", normal_class="normal",
                                               kind="temperature", window=24, hop=hop, split="time"))
     data = ds.save(tmp / f"history-{seed}-{weeks:g}.npz")
     run = tmp / f"run-{seed}-{weeks:g}"
     train(ds, "autoencoder", run, TrainOptions(seed=seed, epochs=epochs, quiet=True, false_alarms_per_day=rate,
-                                                  guard_margin=guard_margin, slope_guard=slope_cusum),
+                                                  guard_margin=guard_margin, slope_guard=slope_cusum,
+                                                  stuck_guard=stuck_guard),
           features, dataset_path=data)
     o = DetectOptions(on_backwards=on_backwards, escalate=escalate)
     model = run
@@ -96,8 +97,10 @@ def one_history(seed: int, tmp: Path, history: Path, test: Path, labels: Path, e
     rule = json.loads((run / "model.json").read_text())["threshold_rule"]
     threshold = scored.summary["threshold"]
     variants = [("autoencoder", scored.errors)]
-    if guard_margin is not None:
-        variants.append((f"+ guard {guard_margin:g} SD", scored.guarded))
+    if guard_margin is not None or stuck_guard is not None:
+        variants.append(("+ " + ", ".join(([] if guard_margin is None else [f"guard {guard_margin:g} SD"])
+                                          + ([] if stuck_guard is None else [f"stuck {stuck_guard:g}x"])),
+                         scored.guarded))
     if slope_cusum:
         variants.append(("+ slope CUSUM", scored.scores))
     rows = []
@@ -125,6 +128,7 @@ def main() -> None:
     ap.add_argument("--guard-margin", type=float, default=None, help="train with this --guard-margin")
     ap.add_argument("--int8", action="store_true", help="detect with the quantized model (as the device runs it)")
     ap.add_argument("--slope-cusum", action="store_true", help="train with --slope-guard and also score it")
+    ap.add_argument("--stuck-guard", type=float, default=None, help="train with this --stuck-guard")
     ap.add_argument("--on-backwards", default="continue", choices=["continue", "split"],
                     help="detect's rule for the log's clock reset")
     ap.add_argument("--escalate", type=float, default=DetectOptions.escalate,
@@ -140,7 +144,7 @@ def main() -> None:
         for seed in (int(s) for s in a.seeds.split(",")):
             for r in one_seed(seed, Path(tmp), rate=a.rate, epochs=a.epochs, features=spec, hop=a.hop,
                               guard_margin=a.guard_margin, int8=a.int8, history_weeks=weeks,
-                              slope_cusum=a.slope_cusum, on_backwards=a.on_backwards,
+                              slope_cusum=a.slope_cusum, stuck_guard=a.stuck_guard, on_backwards=a.on_backwards,
                               escalate=a.escalate or None):
                 rows.append(r)
                 t = r["rule"]

@@ -194,7 +194,7 @@ def prepare_inputs(model: Int8Model, data: str | Path | None, split: str | None,
 
     if limit is not None and limit <= 0:
         raise InputError(f"--limit must be positive, got {limit}", "e.g. --limit 50")
-    model.guard(), model.slope()  # a malformed or stale guard stops validate and replay before any work
+    model.guard(), model.slope(), model.stuck()  # a malformed or stale guard stops validate and replay before any work
     if data is None:
         n = limit or DEFAULT_RANDOM_INPUTS
         rng = np.random.default_rng(seed)
@@ -331,9 +331,11 @@ def device_reference(model: Int8Model, inputs: np.ndarray, runtime: str) -> Host
                          tflm, found)
 
 
-def decide(model: Int8Model, inputs: np.ndarray, outputs: np.ndarray, slope: np.ndarray | None = None) -> np.ndarray:
-    """The decision rule of docs/protocol.md applied on the host (0xFF when undecided); ``slope``: the slope guard's
-    CUSUM after each window (``ValidationInputs.slope``) for a device that computes it from the raw windows."""
+def decide(model: Int8Model, inputs: np.ndarray, outputs: np.ndarray, slope: np.ndarray | None = None,
+           windows: np.ndarray | None = None) -> np.ndarray:
+    """The decision rule of docs/protocol.md applied on the host (0xFF when undecided); for a device that computes
+    the features from the raw windows: ``slope``, the slope guard's CUSUM after each window
+    (``ValidationInputs.slope``), and ``windows``, the raw windows [N, T * C] its stuck guard counts."""
     if model.task == "anomaly":
         if model.threshold is None:
             return np.full(outputs.shape[0], p.LABEL_UNDECIDED)
@@ -344,6 +346,11 @@ def decide(model: Int8Model, inputs: np.ndarray, outputs: np.ndarray, slope: np.
         scores = int8_scores(model, inputs, ((x - y) ** 2).mean(axis=1))
         if slope is not None:
             scores = fold(scores, model.slope().excess(slope), model.threshold)
+        stuck = None if windows is None else model.stuck()
+        if stuck is not None:
+            pre = model.preprocess()
+            raw = np.asarray(windows).reshape(len(windows), pre.window, len(pre.channels))
+            scores = fold(scores, stuck.window_excess(pre, raw), model.threshold)
         return (scores > model.threshold).astype(np.int64)
     if outputs.shape[1] == 1:
         return (model.out_scale * (outputs[:, 0].astype(np.float64) - model.out_zp) >= 0.5).astype(np.int64)
@@ -491,7 +498,7 @@ def compare(board: Board, runtime: str, model: Int8Model, tests: ValidationInput
         accuracy = float((labels == tests.labels).mean())
         confusion = device_confusion(model, tests.labels, labels)
     on_device = bool(session.hello_msg and tests.raw(session.hello_msg.input_bytes))
-    host_labels = decide(model, tests.x, reference, tests.slope if on_device else None)
+    host_labels = decide(model, tests.x, reference, *((tests.slope, tests.windows) if on_device else ()))
     host_accuracy = None
     if tests.labels is not None and not (host_labels == p.LABEL_UNDECIDED).all():
         host_accuracy = float((host_labels == tests.labels).mean())

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from tinyml.preprocess import Preprocess
     from tinyml.train.guard import Guard
     from tinyml.train.slope_guard import Tables
+    from tinyml.train.stuck_guard import StuckGuard
 
 MODEL_KERAS = "model.keras"
 MODEL_INT8 = "model_int8.tflite"
@@ -210,6 +211,18 @@ class Int8Model:
         if self.run_dir is None or self.threshold is None:  # a slope guard raises an anomaly threshold's score
             return None
         return run_tables(read_json(self.run_dir / MODEL_JSON, "model description"), self.preprocess())
+
+    def stuck(self) -> StuckGuard | None:
+        """The device's stuck guard (``tinyml.train.stuck_guard``), or None (a bare model, a run without one); a
+        malformed or stale one, or one on features the device does not count in integers, is refused."""
+        from tinyml.train.stuck_guard import StuckGuard, require_integer
+
+        if self.run_dir is None or self.threshold is None:
+            return None
+        g = StuckGuard.from_info(read_json(self.run_dir / MODEL_JSON, "model description"))
+        if g is not None:
+            require_integer(self.preprocess())
+        return g
 
 
 def _count(shape: tuple[int, ...]) -> int:

@@ -177,7 +177,8 @@ static void decide(uint8_t *label, float *score)
     /* Reconstruction error in input-scale units with a Q16 output/input scale ratio:
      * score = sum(d^2) * in_scale^2 / (2^32 * n) with d = ((qi - zi) << 16) - ratio * (qo - zo);
      * with a guard (tinyml_guard.h), at least threshold * (1 + excess) when an input is outside; with a slope
-     * guard, at least threshold * (1 + (S - h) / h) while its CUSUM S is above h. */
+     * guard, at least threshold * (1 + (S - h) / h) while its CUSUM S is above h; with a stuck guard, at least
+     * threshold * (1 + (r - bound) / bound) when a sample repeats r > bound times in a row. */
     uint64_t sum = 0;
     for (unsigned i = 0; i < TINYML_OUTPUT_BYTES; i++) {
         int32_t d = (((int32_t)input[i] - TINYML_INPUT_ZERO_POINT) * 65536) -
@@ -190,6 +191,9 @@ static void decide(uint8_t *label, float *score)
 #endif
 #if TINYML_HAS_SLOPE_GUARD
     sum = tinyml_guard_sum(sum, tinyml_ifeat_slope_over(), TINYML_THRESHOLD_SUM, TINYML_SLOPE_STEP_SUM);
+#endif
+#if TINYML_HAS_STUCK_GUARD
+    sum = tinyml_guard_sum(sum, tinyml_ifeat_stuck_over(), TINYML_THRESHOLD_SUM, TINYML_STUCK_STEP_SUM);
 #endif
     *score = (float)sum / TINYML_SCORE_DIVISOR;
 #if TINYML_HAS_THRESHOLD

@@ -753,13 +753,33 @@ void tinyml_ifeat_per_window(const tinyml_ifeat_config *cfg, const float *window
     }
 }
 
+uint32_t tinyml_ifeat_repeats(const int16_t *q, unsigned t, unsigned c)
+{
+    uint32_t best = 0;
+    for (unsigned ch = 0; ch < c; ch++) {
+        uint32_t run = 0;
+        for (unsigned n = 1; n < t; n++) {
+            run = q[n * c + ch] == q[(n - 1u) * c + ch] ? run + 1u : 0u;
+            best = run > best ? run : best;
+        }
+    }
+    return best;
+}
+
 #if TINYML_IFEAT_MODE == 0
+#ifdef TINYML_IFEAT_STUCK_BOUND
+static uint32_t stuck_repeats; /* of the last window: the stuck guard's count */
+#endif
+
 int tinyml_ifeat_window_values(const float *window, int64_t *values)
 {
     static int16_t q[TINYML_IFEAT_WINDOW * TINYML_IFEAT_CHANNELS];
     static int32_t scratch[TINYML_IFEAT_SCRATCH_FOR(TINYML_IFEAT_WINDOW)];
     tinyml_ifeat_samples(&tinyml_ifeat_cfg, window, q);
     int rc = tinyml_ifeat_values(&tinyml_ifeat_cfg, q, values, scratch);
+#ifdef TINYML_IFEAT_STUCK_BOUND
+    stuck_repeats = tinyml_ifeat_repeats(q, TINYML_IFEAT_WINDOW, TINYML_IFEAT_CHANNELS);
+#endif
 #ifdef TINYML_IFEAT_SERIES
     /* daily_cycle: its columns hold each channel's window mean; the state carried from the windows
      * before turns them into residual, trend, deviation and scale (tinyml_series.c) */
@@ -807,6 +827,15 @@ uint32_t tinyml_ifeat_slope_over(void)
 {
 #if defined(TINYML_IFEAT_SLOPE) && TINYML_IFEAT_MODE == 0
     return tinyml_slope_over(&tinyml_slope_cfg, &tinyml_slope_st);
+#else
+    return 0u;
+#endif
+}
+
+uint32_t tinyml_ifeat_stuck_over(void)
+{
+#if defined(TINYML_IFEAT_STUCK_BOUND) && TINYML_IFEAT_MODE == 0
+    return stuck_repeats > TINYML_IFEAT_STUCK_BOUND ? stuck_repeats - TINYML_IFEAT_STUCK_BOUND : 0u;
 #else
     return 0u;
 #endif

@@ -103,6 +103,13 @@ int tinyml_ifeat_series_place(int reset, uint32_t slot);
  * without one. */
 uint32_t tinyml_ifeat_slope_over(void);
 
+/* The most equal neighbouring samples in a row, on any channel, of int16 samples q[t * c] (interleaved). */
+uint32_t tinyml_ifeat_repeats(const int16_t *q, unsigned t, unsigned c);
+
+/* The stuck guard's repeats beyond its bound (TINYML_IFEAT_STUCK_BOUND) in the last window, 0 within it or
+ * in a run without one. */
+uint32_t tinyml_ifeat_stuck_over(void);
+
 /* The slot of the day of a window whose last sample was read `end_ms` ms into the day (its start is the
  * window's span before), or -1 when this preprocessing keeps no state. */
 long tinyml_ifeat_series_slot_ending(uint32_t end_ms);

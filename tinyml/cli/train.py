@@ -31,8 +31,12 @@ from tinyml.cli.outpath import OUT_DIR, OUT_FILE
                    "standard deviations beyond its training range (e.g. 1; default: no guard).")
 @click.option("--slope-guard", is_flag=True,
               help="Anomaly models on one timestamped temperature channel: also flag a slope that keeps departing "
-                   "from its usual value at that time of day (a CUSUM, docs/series.md). Host only: `detect` runs it, "
-                   "a device cannot yet.")
+                   "from its usual value at that time of day (a CUSUM, docs/series.md); `detect` and the firmware "
+                   "apply it.")
+@click.option("--stuck-guard", type=float, default=None,
+              help="Anomaly models with integer features: also flag a window whose sample repeats more times in a "
+                   "row than this many times the most any training window holds (a frozen sensor; e.g. 1.5; "
+                   "default: no stuck guard).")
 @click.option("--slope-k", type=float, default=None,
               help="--slope-guard: the z per window the CUSUM forgets (default 0.75, docs/series.md).")
 @click.option("--slope-h", type=float, default=None,
@@ -56,7 +60,8 @@ from tinyml.cli.outpath import OUT_DIR, OUT_FILE
                                          "the per-group float/int8 accuracy table to metrics.json (slower).")
 def train(data: Path, model_name: str, out_dir: Path, epochs: int, batch_size: int, seed: int,
           features: str | None, patience: int, quiet: bool, arithmetic: str, false_alarms_per_day: float | None,
-          guard_margin: float | None, slope_guard: bool, slope_k: float | None, slope_h: float | None,
+          guard_margin: float | None, slope_guard: bool, stuck_guard: float | None, slope_k: float | None,
+          slope_h: float | None,
           slope_f_min: float | None, slope_slack: float | None,
           force: bool, augment_gain: float, augment_speed: float, augment_snr: float | None, augment_resonance: float,
           augment_copies: int, by: str | None) -> None:
@@ -72,7 +77,7 @@ def train(data: Path, model_name: str, out_dir: Path, epochs: int, batch_size: i
     check_folder_for_training(out_dir, force)
     options = TrainOptions(epochs=epochs, batch_size=batch_size, seed=seed, patience=patience, quiet=quiet,
                            arithmetic=arithmetic, false_alarms_per_day=false_alarms_per_day, guard_margin=guard_margin,
-                           slope_guard=slope_guard,
+                           slope_guard=slope_guard, stuck_guard=stuck_guard,
                            **slope_settings(slope_guard, k=slope_k, h=slope_h, f_min=slope_f_min, slack=slope_slack),
                            augment_gain=augment_gain, augment_speed=augment_speed, augment_snr=augment_snr,
                            augment_resonance=augment_resonance, augment_copies=augment_copies, by=by)
@@ -90,6 +95,12 @@ def train(data: Path, model_name: str, out_dir: Path, epochs: int, batch_size: i
         g = read_model_info(out_dir)["slope_guard"]
         click.echo(f"slope guard: thermal lag {g['tau_h'] * 60:.0f} min, {len(g['median'])} slots a day "
                    "(`tinyml detect` and the device's firmware apply it; these metrics are without it)")
+    if stuck_guard is not None:
+        from tinyml.rundir import read_model_info
+
+        g = read_model_info(out_dir)["stuck_guard"]
+        click.echo(f"stuck guard: training windows repeat a sample up to {g['seen']} times in a row; more than "
+                   f"{g['bound']} is anomalous")
     if "leave_one_group_out" in result:
         from tinyml.train.shift import format_table
 
@@ -225,7 +236,8 @@ def detect(model: Path, series: Path, out_path: Path, labels: Path | None, time_
     days = summary["span_seconds"] / 86400
     click.echo(f"{len(events)} alarm event(s) in {summary['windows']} windows (hop {summary['hop']}) over "
                f"{days:.3g} days of data, rule: {summary['rule']}; {summary['anomalous_windows']} window(s) above "
-               f"the threshold, {summary['guard_windows']} of them by the input guard alone"
+               f"the threshold, {summary['guard_windows']} of them by the input"
+               + (" or stuck" if summary["stuck_guard"] else "") + " guard alone"
                + (f", {summary['slope_guard_windows']} by the slope guard alone"
                   if summary["slope_guard"] else "") + f" -> {out_path}")
     if intervals is not None:

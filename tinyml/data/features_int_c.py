@@ -19,6 +19,7 @@ from tinyml.errors import InputError
 
 if TYPE_CHECKING:
     from tinyml.train.slope_guard import Tables
+    from tinyml.train.stuck_guard import StuckGuard
 
 
 def _ints(values) -> str:
@@ -31,9 +32,11 @@ def _int64s(values) -> str:
 
 def int_config_header(*, mode: str, window: int, channels: list[str], fs: float, sample_shift: list[int],
                       mean: np.ndarray, std: np.ndarray, in_scale: float, zero_point: int,
-                      spec: list[dict] | None = None, slope: Tables | None = None) -> str:
+                      spec: list[dict] | None = None, slope: Tables | None = None,
+                      stuck: StuckGuard | None = None) -> str:
     """The C header baking one run's integer preprocessing ("features" or "per_window") for a model
-    whose int8 input has ``in_scale`` and ``zero_point``; ``slope``: the run's slope guard (tinyml_slope.c)."""
+    whose int8 input has ``in_scale`` and ``zero_point``; ``slope``: the run's slope guard (tinyml_slope.c);
+    ``stuck``: its stuck guard's bound (``tinyml_ifeat_stuck_over``)."""
     from tinyml.data.slope_c import slope_part
 
     if mode not in ("features", "per_window"):
@@ -107,6 +110,7 @@ def int_config_header(*, mode: str, window: int, channels: list[str], fs: float,
         "};",
         *(series_part(spec, len(channels), window, fs) if mode == "features" else []),
         *(slope_part(slope) if slope is not None else []),
+        *([f"#define TINYML_IFEAT_STUCK_BOUND {stuck.bound}u"] if stuck is not None and mode == "features" else []),
         "",
         "#endif",
         "",

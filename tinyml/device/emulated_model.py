@@ -128,6 +128,7 @@ class DeviceModel:
         self.sensor = sensor_spec(self._pre)
         self.series = series_spec(self._pre)  # (daily_cycle entry, window span in ms) or None
         self.slope = self.model.slope()  # the slope guard's integer tables, or None
+        self.stuck = self.model.stuck()  # the stuck guard, or None
         from tinyml.data.features_series import run_hop
 
         # samples between run-mode window starts: a stateful run's training hop (its firmware slides by a shorter one
@@ -140,8 +141,15 @@ class DeviceModel:
         self.normal_windows: np.ndarray | None = None
         self.drifted_windows: np.ndarray | None = None
         normal, drifted = self._pool_inputs(seed, pool_size)
-        self.normal_pool = [self.infer(x.tobytes()) for x in normal]
-        self.drifted_pool = [self.infer(x.tobytes()) for x in drifted]
+        self.normal_pool = [self.infer(x.tobytes(), w)
+                            for x, w in zip(normal, self._raw(self.normal_windows, normal), strict=True)]
+        self.drifted_pool = [self.infer(x.tobytes(), w)
+                             for x, w in zip(drifted, self._raw(self.drifted_windows, drifted), strict=True)]
+
+    @staticmethod
+    def _raw(windows: np.ndarray | None, inputs: np.ndarray) -> list:
+        """The raw window behind each input, or None each (no sensor: the device sees only inputs)."""
+        return [None] * len(inputs) if windows is None else list(windows)
 
     def _quantize(self, windows: np.ndarray, stream: Stream | None = None) -> np.ndarray:
         from tinyml.model.interpreters import quantize_input
@@ -186,7 +194,7 @@ class DeviceModel:
             window = drift_windows(window)
         if kept is not None:
             window = np.concatenate([kept[None], window[:, len(kept):]], axis=1)
-        return window[0], self.infer(self._quantize(window, stream)[0].tobytes())
+        return window[0], self.infer(self._quantize(window, stream)[0].tobytes(), window[0])
 
     def with_slope(self, window: np.ndarray, slot: int, state: SlopeState, outcome: Outcome) -> Outcome:
         """``outcome`` of the raw ``window`` [T, C] in ``slot`` with the slope guard's CUSUM (``state``, stepped by
@@ -199,8 +207,9 @@ class DeviceModel:
         score = float(fold(np.array([outcome.score]), self.slope.excess(np.array([level])), self.info.threshold)[0])
         return Outcome(int(score > self.info.threshold), score, outcome.output, outcome.latency_us)
 
-    def infer(self, input_bytes: bytes) -> Outcome:
-        """Run TFLM on one raw int8 input tensor, as the device would after INPUT/INFER."""
+    def infer(self, input_bytes: bytes, window: np.ndarray | None = None) -> Outcome:
+        """Run TFLM on one raw int8 input tensor, as the device would after INPUT/INFER; ``window``: the raw
+        window [T, C] it was computed from, which a stuck guard counts."""
         from tinyml.model.interpreters import dequantize
         from tinyml.train.guard import int8_scores
 
@@ -218,5 +227,10 @@ class DeviceModel:
         else:
             error = np.mean((dequantize(x.reshape(-1), q.in_scale, q.in_zp) - y) ** 2)
             score = float(int8_scores(self.model, x.reshape(1, -1), np.array([error]))[0])  # its input guard too
+            if self.stuck is not None and window is not None and self.info.threshold is not None:
+                from tinyml.train.guard import fold
+
+                excess = self.stuck.window_excess(self._pre, np.asarray(window)[None])
+                score = float(fold(np.array([score]), excess, self.info.threshold)[0])
             label = LABEL_UNDECIDED if self.info.threshold is None else int(score > self.info.threshold)
         return Outcome(label, score, tuple(int(v) for v in out), latency_us)

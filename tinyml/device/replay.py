@@ -133,7 +133,7 @@ def replay_dataset(link: Any, model: Int8Model, data: str | Path, *, split: str 
         raise InputError(f"picked {windows.shape[0]} windows to replay but {inputs.x.shape[0]} host inputs",
                          "report this: the replay and validation window picks disagree")
     host = device_reference(model, inputs.x, "native").outputs  # TFLM firmware of a model TFLM gets wrong is refused
-    report = ReplayReport(host_labels=[int(v) for v in decide(model, inputs.x, host, inputs.slope)])
+    report = ReplayReport(host_labels=[int(v) for v in decide(model, inputs.x, host, inputs.slope, inputs.windows)])
     for i, window in enumerate(windows):
         if places is not None:
             start, window = as_read(windows, i, hop, places)

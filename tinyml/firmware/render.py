@@ -40,7 +40,7 @@ def _decision_constants(model: Int8Model) -> dict[str, Any]:
     divisor = float(2**32) * model.output_bytes / (q.in_scale * q.in_scale)
     threshold_sum = 0 if model.threshold is None else max(0, math.floor(model.threshold * divisor))
     threshold_sum = min(threshold_sum, 2**64 - 1)
-    guard, slope = model.guard(), model.slope()
+    guard, slope, stuck = model.guard(), model.slope(), model.stuck()
     lo, hi = (None, None) if guard is None else guard.bounds_int8(q.in_scale, q.in_zp)
     return {"out_inv_scale_c": _c_float(1.0 / q.out_scale),
             "out_to_in_q16": round(q.out_scale / q.in_scale * 65536),
@@ -49,7 +49,8 @@ def _decision_constants(model: Int8Model) -> dict[str, Any]:
             "guard_lo": None if lo is None else [int(v) for v in lo],
             "guard_hi": None if hi is None else [int(v) for v in hi],
             "guard_step_sum": None if guard is None else step_sum(threshold_sum, q.in_scale),
-            "slope_step_sum": None if slope is None else slope.step_sum(threshold_sum)}
+            "slope_step_sum": None if slope is None else slope.step_sum(threshold_sum),
+            "stuck_step_sum": None if stuck is None else stuck.step_sum(threshold_sum)}
 
 
 def _preprocess_context(model: Int8Model) -> dict[str, Any]:
@@ -311,7 +312,8 @@ def _write_features_config(pre: dict[str, Any], dest: Path, model: Int8Model) ->
         return write_atomic(dest / "tinyml_features_int_config.h", int_config_header(
             mode=pre["mode"], window=pre["window"], channels=pre["channels"], fs=pre["fs"],
             sample_shift=pre["sample_shift"], mean=pre["mean_values"], std=pre["std_values"],
-            in_scale=model.in_scale, zero_point=model.in_zp, spec=pre["feature_spec"], slope=model.slope()))
+            in_scale=model.in_scale, zero_point=model.in_zp, spec=pre["feature_spec"], slope=model.slope(),
+            stuck=model.stuck()))
     from tinyml.data.features_c import features_c_config
 
     return write_atomic(dest / "tinyml_features_config.h",

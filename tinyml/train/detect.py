@@ -71,7 +71,7 @@ def model_hop(info: dict) -> int:
 @dataclass(frozen=True)
 class Scored:
     """Every window of a series as the device scores it: its samples, model inputs, anomaly score (``errors``: the
-    reconstruction error alone, before the guards; ``guarded``: with the input guard, before the slope guard), end
+    reconstruction error alone, before the guards; ``guarded``: with the input and stuck guards, before the slope guard), end
     time (on the log's clock, as events are reported: ``--on-backwards continue`` re-times the data, not them) and recording (``alarm_events`` turns them into alarms), with the summary ``detect`` reports."""
     windows: np.ndarray
     inputs: np.ndarray
@@ -137,7 +137,7 @@ def score_series(model: Path, series_csv: Path, o: DetectOptions = DetectOptions
     inputs = pre.apply(x, stream=stream)
     int8 = (lambda scale, zp: pre.int8_inputs(x, scale, zp, stream=stream)) if pre.integer else None
     errors = output_scores("anomaly", inputs, model_outputs(run, inputs, o.runtime, int8_inputs=int8))
-    guarded = guarded_scores(run, info, inputs, errors, int8)
+    guarded = guarded_scores(run, info, inputs, errors, int8, windows=x)
     threshold = float(info["threshold"])
     ends_a, which_a = np.array(ends), np.array(which)
     tables = run_tables(info, pre)
@@ -156,7 +156,7 @@ def score_series(model: Path, series_csv: Path, o: DetectOptions = DetectOptions
                 + (f", escalates above {o.escalate:g}x its lowest anomalous score since it fired" if o.escalate else ""),
         "anomalous_windows": int(np.count_nonzero(scores > threshold)),
         "guard_windows": int(np.count_nonzero((guarded > threshold) & (errors <= threshold))),
-        "slope_guard": slope is not None,
+        "slope_guard": slope is not None, "stuck_guard": info.get("stuck_guard") is not None,
         "slope_guard_windows": int(np.count_nonzero((scores > threshold) & (guarded <= threshold)))})
 
 

@@ -25,6 +25,7 @@ from tinyml.train import metrics, plots
 from tinyml.train.augment import Augment, augment
 from tinyml.train.guard import Guard, check_margin, fold
 from tinyml.train.slope_guard import Settings, SlopeGuard
+from tinyml.train.stuck_guard import StuckGuard, check_ratio, samples
 from tinyml.train.zoo import ModelKind, model_kind
 
 CONFUSION_PNG, SCORES_PNG = rundir.CONFUSION_PNG, rundir.SCORES_PNG
@@ -43,6 +44,7 @@ class TrainOptions:
     false_alarms_per_day: float | None = None  # anomaly threshold for this alarm rate on validation data
     guard_margin: float | None = None  # anomaly: inputs beyond their training range by more SDs score above it
     slope_guard: bool = False  # anomaly, temperature: the drive-slope CUSUM (tinyml/train/slope_guard.py)
+    stuck_guard: float | None = None  # anomaly: runs of repeated samples this many times training's longest flag
     slope_k: float = Settings.k
     slope_h: float = Settings.h
     slope_f_min: float = Settings.f_min
@@ -59,6 +61,8 @@ class TrainOptions:
         oc.positive(self, "false_alarms_per_day")
         if self.guard_margin is not None:
             check_margin(self.guard_margin)
+        if self.stuck_guard is not None:
+            check_ratio(self.stuck_guard)
         self.slope_settings().check()
         oc.at_least(self, "epochs", 1)
         oc.at_least(self, "batch_size", 1)
@@ -169,6 +173,9 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
 
     kind = model_kind(model_name)
     opts.check()
+    if opts.stuck_guard is not None and kind.task != "anomaly":
+        raise InputError("--stuck-guard raises an anomaly model's score; a classifier has none",
+                         "train an autoencoder, or leave --stuck-guard out")
     if opts.guard_margin is not None and kind.task != "anomaly":
         raise InputError("--guard-margin bounds an anomaly model's inputs; a classifier has no anomaly score",
                          "use it with --model autoencoder")
@@ -218,6 +225,9 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
     prep = Preprocess.fit(x_fit, kind.preprocess, ds.channels, ds.fs, feature_spec, arithmetic=opts.arithmetic,
                           stream=None if stream is None or aug.active else stream.take(fit_mask),
                           headroom=KIND_HEADROOM.get(ds.kind, HEADROOM))
+    if opts.stuck_guard is not None and not (prep.integer and prep.mode == "features"):
+        raise InputError("--stuck-guard counts repeats in the device's integer samples, which only integer window "
+                         "features give it", "train with --features (e.g. temperature-series) and --arithmetic integer")
     if opts.slope_guard and not (prep.integer and prep.stateful):
         raise InputError("--slope-guard reads the device's integer samples and slot of the day, which only integer "
                          "daily_cycle features give it", "train with --features temperature-series")
@@ -252,7 +262,13 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
         threshold, rule = rate_threshold(ds, kind, splits, output_scores(kind.task, x_all, outputs), normal,
                                          opts.false_alarms_per_day)
     guard = None if opts.guard_margin is None else Guard.fit(x_fit, opts.guard_margin)
+    stuck = None  # counted on every normal window not held out for the test: a count needs no fit to check
+    if opts.stuck_guard is not None:
+        stuck = StuckGuard.fit(samples(prep, ds.x[fit_mask | val_fit_mask]), opts.stuck_guard)
     excess = None if guard is None else guard.excess(x_all)
+    if stuck is not None:  # the larger of the two, as the device folds both into one score
+        stuck_excess = stuck.window_excess(prep, ds.x)
+        excess = stuck_excess if excess is None else np.maximum(excess, stuck_excess)
     slope = None
     if opts.slope_guard:  # on the training windows as read (not augmented), in the data's own units
         slope = SlopeGuard.fit(ds.x[fit_mask, :, 0], ds.times[fit_mask], fs=ds.fs,
@@ -277,6 +293,7 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
         **({"threshold_rule": rule} if rule else {}),
         **({"guard": guard.to_json()} if guard else {}),
         **({"slope_guard": slope.to_json()} if slope else {}),
+        **({"stuck_guard": stuck.to_json()} if stuck else {}),
     }
     save_run(out_dir, model, prep, info, result, history.history, kind.monitor)
     if kind.task == "anomaly":

@@ -109,13 +109,21 @@ def guarded_sum(error_sum: int, excess: int, threshold_sum: int, step: int) -> i
 
 
 def guarded_scores(model: Model, info: dict, inputs: np.ndarray, scores: np.ndarray,
-                   int8_inputs: Callable[[float, int], np.ndarray] | None = None) -> np.ndarray:
+                   int8_inputs: Callable[[float, int], np.ndarray] | None = None, *,
+                   windows: np.ndarray | None = None) -> np.ndarray:
     """A run's anomaly scores with its guard folded in (unchanged without one): on the float inputs for
-    model.keras, on the int8 inputs (``int8_inputs``: an integer run's own, else quantized) for a .tflite."""
-    guard = Guard.from_info(info)
-    if guard is None or info.get("threshold") is None:
+    model.keras, on the int8 inputs (``int8_inputs``: an integer run's own, else quantized) for a .tflite; and
+    its stuck guard (``tinyml.train.stuck_guard``) on the raw ``windows`` [N, T, C] the inputs came from."""
+    from tinyml.train.stuck_guard import StuckGuard
+
+    guard, stuck = Guard.from_info(info), StuckGuard.from_info(info)
+    if info.get("threshold") is None:
         return scores
     threshold = float(info["threshold"])
+    if stuck is not None and windows is not None:
+        scores = fold(scores, stuck.window_excess(model.preprocess(), windows), threshold)
+    if guard is None:
+        return scores
     if model.file is None or model.file.suffix != ".tflite":
         return fold(scores, guard.excess(inputs), threshold)
     from tinyml.model import interpreters

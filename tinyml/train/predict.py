@@ -82,7 +82,7 @@ def predict_file(model: Path, data: Path, out_path: Path, split: str = "all", ru
         correct = preds == ds.y
         summary: dict = {}
     else:
-        scores = guarded_scores(run, info, inputs, output_scores("anomaly", inputs, outputs), int8)
+        scores = guarded_scores(run, info, inputs, output_scores("anomaly", inputs, outputs), int8, windows=ds.x)
         threshold = float(info["threshold"])
         is_anomaly = ds.y != classes.index(info["normal_class"])
         pred_names = ["anomaly" if s > threshold else info["normal_class"] for s in scores]
