@@ -4,6 +4,7 @@ over a stream whose daily_cycle state leaves the envelope; train, detect and pre
 from __future__ import annotations
 
 import ctypes
+import json
 
 import numpy as np
 import pytest
@@ -169,3 +170,25 @@ def test_bounds_fold_and_bad_guards():
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(InputError, match="is no margin"):
             Guard.fit(np.zeros((2, 2)), bad)
+
+
+def test_an_unguarded_input_is_unbounded_everywhere():
+    """The daily_cycle scale (features_series.UNGUARDED): null in model.json, never an excess, int8 bounds at the
+    ends of the range (the firmware's comparison never fires)."""
+    from tinyml.data.features import TEMPERATURE_SERIES_SPEC, feature_names, guarded_columns
+
+    names = feature_names(TEMPERATURE_SERIES_SPEC, ["value"])
+    keep = guarded_columns(TEMPERATURE_SERIES_SPEC, ["value"])
+    assert [n for n, k in zip(names, keep, strict=True) if not k] == ["daily_cycle_value_3"]
+    two = guarded_columns(TEMPERATURE_SERIES_SPEC, ["a", "b"])
+    assert [n for n, k in zip(feature_names(TEMPERATURE_SERIES_SPEC, ["a", "b"]), two, strict=True) if not k] == [
+        "daily_cycle_a_3", "daily_cycle_b_3"]
+    g = Guard.fit(np.array([[0.0, 1.0], [2.0, -1.0]]), 0.5, np.array([True, False]))
+    j = g.to_json()
+    assert j["low"] == [-0.5, None] and j["high"] == [2.5, None]
+    back = Guard.from_info({"input_shape": [2], "guard": json.loads(json.dumps(j))})
+    assert back.excess(np.array([[1.0, 1e9], [3.0, -1e9]])).tolist() == [0.0, 0.5]
+    lo, hi = back.bounds_int8(0.5, 10)
+    assert lo.tolist() == [9, -128] and hi.tolist() == [15, 127]
+    with pytest.raises(InputError, match="guard is malformed"):
+        Guard.from_info({"input_shape": [2], "guard": j | {"low": [0.0, "x"]}})

@@ -449,6 +449,19 @@ def feature_names(spec: list[dict], channels: list[str]) -> list[str]:
     return names
 
 
+def guarded_columns(spec: list[dict], channels: list[str]) -> np.ndarray:
+    """Per output column (``feature_names``' order), whether the input guard bounds it: all but the daily_cycle
+    columns in ``features_series.UNGUARDED``."""
+    from tinyml.data.features_series import COLUMNS, NAME, UNGUARDED
+
+    out: list[bool] = []
+    for entry in validate_spec(spec):
+        width = FEATURES[entry["name"]].width(entry)
+        for _ in channels:
+            out += [not (entry["name"] == NAME and COLUMNS[i] in UNGUARDED) for i in range(width)]
+    return np.array(out, bool)
+
+
 def compute_features_f64(x: np.ndarray, fs: float, spec: list[dict]) -> np.ndarray:
     """Features in float64 [N, F], before the final float32 rounding that the C code also does."""
     x = np.asarray(x)

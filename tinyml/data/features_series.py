@@ -34,6 +34,11 @@ from tinyml.errors import InputError
 
 NAME = "daily_cycle"
 COLUMNS = ("residual", "trend", "deviation", "scale")
+# Columns the input guard (tinyml/train/guard.py) leaves unbounded: the scale is a rolling mean of |residual| over
+# 16 hours, about one independent value a day that rises with the weather's day-to-day change, so weeks of
+# history do not bound it. On 81 synthetic logs it left its training range in 873 normal windows and was the
+# only input outside in 26 event windows, of events found anyway (docs/benchmarks.md, tenth round).
+UNGUARDED = ("scale",)
 DAY = 86400.0
 DAY_MS = 86_400_000
 

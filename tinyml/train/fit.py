@@ -15,6 +15,7 @@ import numpy as np
 from tinyml import optioncheck as oc
 from tinyml import rundir
 from tinyml.data.dataset import SPLITS, Dataset
+from tinyml.data.features import guarded_columns
 from tinyml.data.features_int import HEADROOM, KIND_HEADROOM
 from tinyml.errors import InputError
 from tinyml.outputs import write_json
@@ -261,7 +262,10 @@ def train(ds: Dataset, model_name: str, out_dir: str | Path, opts: TrainOptions 
     if opts.false_alarms_per_day is not None:
         threshold, rule = rate_threshold(ds, kind, splits, output_scores(kind.task, x_all, outputs), normal,
                                          opts.false_alarms_per_day)
-    guard = None if opts.guard_margin is None else Guard.fit(x_fit, opts.guard_margin)
+    guard = None
+    if opts.guard_margin is not None:
+        guard = Guard.fit(x_fit, opts.guard_margin, guarded_columns(prep.feature_spec, prep.channels)
+                          if prep.mode == "features" else None)
     stuck = None  # counted on every normal window not held out for the test: a count needs no fit to check
     if opts.stuck_guard is not None:
         stuck = StuckGuard.fit(samples(prep, ds.x[fit_mask | val_fit_mask]), opts.stuck_guard)

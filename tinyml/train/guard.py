@@ -7,7 +7,8 @@ input on the device.
 
 ``train --guard-margin SD`` records in model.json ``guard``: per standardised model input (1 unit = 1 training
 standard deviation) ``low`` = training min - margin and ``high`` = training max + margin. Beyond the envelope
-by ``e`` units (the largest excess over inputs), the anomaly score becomes max(reconstruction error,
+by ``e`` units (the largest excess over inputs; an input the feature leaves unbounded, null in model.json, never
+counts: ``features.guarded_columns``), the anomaly score becomes max(reconstruction error,
 threshold * (1 + e)): above the threshold, growing with the excess, so the gateway, drift check, validate and
 detect need no new field. On the device (and in Python for an int8 model) the check runs on the int8 inputs:
 the bounds become int8 ``guard_bounds_int8`` (a bound beyond the int8 range never fires), ``e`` counts int8
@@ -37,15 +38,20 @@ class Guard:
     high: np.ndarray
 
     @classmethod
-    def fit(cls, train_inputs: np.ndarray, margin: float) -> Guard:
-        """The envelope of the training split's model inputs, widened by ``margin`` standard deviations."""
+    def fit(cls, train_inputs: np.ndarray, margin: float, guarded: np.ndarray | None = None) -> Guard:
+        """The envelope of the training split's model inputs, widened by ``margin`` standard deviations;
+        inputs not ``guarded`` (per flattened input; default all) are unbounded."""
         check_margin(margin)
         x = np.asarray(train_inputs, np.float64).reshape(len(train_inputs), -1)
-        return cls(float(margin), x.min(axis=0) - margin, x.max(axis=0) + margin)
+        keep = np.ones(x.shape[1], bool) if guarded is None else np.asarray(guarded, bool)
+        return cls(float(margin), np.where(keep, x.min(axis=0) - margin, -np.inf),
+                   np.where(keep, x.max(axis=0) + margin, np.inf))
 
     def to_json(self) -> dict:
-        # full floats (JSON round-trips them): the run's own scores and every reader use the same bounds
-        return {"margin_sd": self.margin, "low": [float(v) for v in self.low], "high": [float(v) for v in self.high]}
+        # full floats (JSON round-trips them): the run's own scores and every reader use the same bounds; null for
+        # an unbounded input
+        return {"margin_sd": self.margin, "low": [float(v) if math.isfinite(v) else None for v in self.low],
+                "high": [float(v) if math.isfinite(v) else None for v in self.high]}
 
     @classmethod
     def from_info(cls, info: dict) -> Guard | None:
@@ -54,7 +60,7 @@ class Guard:
         if g is None:
             return None
         try:
-            guard = cls(float(g["margin_sd"]), np.asarray(g["low"], np.float64), np.asarray(g["high"], np.float64))
+            guard = cls(float(g["margin_sd"]), _bounds(g["low"], -np.inf), _bounds(g["high"], np.inf))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"model.json: its guard is malformed ({exc})", "re-run `tinyml train`") from exc
         width = math.prod(int(v) for v in info.get("input_shape") or [guard.low.size])
@@ -74,6 +80,14 @@ class Guard:
         lo = np.ceil(self.low / in_scale + in_zp)
         hi = np.floor(self.high / in_scale + in_zp)
         return np.clip(lo, -128, 127).astype(np.int64), np.clip(hi, -128, 127).astype(np.int64)
+
+
+def _bounds(values: list, unbounded: float) -> np.ndarray:
+    """model.json's bounds as floats, null as ``unbounded``; anything else not a finite number is refused."""
+    out = np.array([unbounded if v is None else float(v) for v in values], np.float64)
+    if not np.all(np.isfinite(out) | (out == unbounded)):
+        raise ValueError("a bound is not a number")
+    return out
 
 
 def check_margin(margin: float) -> None:
