@@ -12,17 +12,18 @@ last samples as that event's late detection, not a false alarm. The same command
     tinyml data import history.csv --time-column timestamp --label normal --normal-class normal \\
         --kind temperature --window 24 --hop 6 --split time --out history.npz
     tinyml train history.npz --model autoencoder --features temperature-series --false-alarms-per-day 0.1 \
-        --guard-margin 1.5 [--slope-guard] --out run
+        --guard-margin 1.5 [--stuck-guard 1.5] [--slope-guard] --out run
     tinyml detect run test.csv --labels labels.csv --on-backwards continue --out events.csv
 
     .venv/bin/python benchmarks/series_detect.py [--seeds 0,1,2] [--markdown] [--guard-margin 1.5] [--int8] \
-        [--history-weeks 4] [--slope-cusum] [--on-backwards continue|split]
+        [--history-weeks 4] [--slope-cusum] [--stuck-guard 1.5] [--on-backwards continue|split]
 
 With a guard, each seed is scored both ways in the same run: the autoencoder's reconstruction error alone
 (what a run trained without ``--guard-margin`` reports) and the guarded score `tinyml detect` reports.
 ``--slope-cusum`` trains with ``--slope-guard`` (tinyml/train/slope_guard.py: the thermal lag's drive slope per
 slot of the day, accumulated; it changes nothing else in the run) and adds a third score, what `detect` then
-reports: the guarded score with the slope guard folded in.
+reports: the guarded score with the slope guard folded in. ``--stuck-guard`` trains with it
+(tinyml/train/stuck_guard.py); it is folded into the second score with the input guard.
 """
 
 from __future__ import annotations
