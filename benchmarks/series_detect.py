@@ -78,10 +78,12 @@ def one_seed(seed: int, tmp: Path, *, history_weeks: list[float], **kw) -> list[
 def one_history(seed: int, tmp: Path, history: Path, test: Path, labels: Path, events: list, *, weeks: float,
                 rate: float, epochs: int, features: list[dict] | None, hop: int = 6,
                 guard_margin: float | None = None, int8: bool = False, slope_cusum: bool = False,
-                stuck_guard: float | None = None, on_backwards: str = "continue", escalate: float | None = DetectOptions.escalate) -> list[dict]:
+                stuck_guard: float | None = None, val: float = 0.15, on_backwards: str = "continue",
+                escalate: float | None = DetectOptions.escalate) -> list[dict]:
     t0 = time.perf_counter()
     ds = import_data([history], ImportOptions(time_column="timestamp", label="normal", normal_class="normal",
-                                              kind="temperature", window=24, hop=hop, split="time"))
+                                              kind="temperature", window=24, hop=hop, split="time",
+                                              val=val, test=round(0.3 - val, 9)))
     data = ds.save(tmp / f"history-{seed}-{weeks:g}.npz")
     run = tmp / f"run-{seed}-{weeks:g}"
     train(ds, "autoencoder", run, TrainOptions(seed=seed, epochs=epochs, quiet=True, false_alarms_per_day=rate,
@@ -130,6 +132,8 @@ def main() -> None:
     ap.add_argument("--int8", action="store_true", help="detect with the quantized model (as the device runs it)")
     ap.add_argument("--slope-cusum", action="store_true", help="train with --slope-guard and also score it")
     ap.add_argument("--stuck-guard", type=float, default=None, help="train with this --stuck-guard")
+    ap.add_argument("--val", type=float, default=0.15, help="the history's validation share (import --val; its "
+                    "test share is what is left after 70 %% for training)")
     ap.add_argument("--on-backwards", default="continue", choices=["continue", "split"],
                     help="detect's rule for the log's clock reset")
     ap.add_argument("--escalate", type=float, default=DetectOptions.escalate,
@@ -145,7 +149,7 @@ def main() -> None:
         for seed in (int(s) for s in a.seeds.split(",")):
             for r in one_seed(seed, Path(tmp), rate=a.rate, epochs=a.epochs, features=spec, hop=a.hop,
                               guard_margin=a.guard_margin, int8=a.int8, history_weeks=weeks,
-                              slope_cusum=a.slope_cusum, stuck_guard=a.stuck_guard, on_backwards=a.on_backwards,
+                              slope_cusum=a.slope_cusum, stuck_guard=a.stuck_guard, val=a.val, on_backwards=a.on_backwards,
                               escalate=a.escalate or None):
                 rows.append(r)
                 t = r["rule"]
