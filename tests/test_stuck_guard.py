@@ -92,6 +92,15 @@ def test_train_records_the_guard_and_refuses_it_where_it_cannot_count(stuck_run,
     assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())
 
 
+def test_metrics_and_the_quantize_report_score_with_it(stuck_run) -> None:
+    """train's metrics.json and quantize's float report fold the same stuck excess into the same scores."""
+    run, _, _ = stuck_run
+    metrics = json.loads((run / "metrics.json").read_text())
+    report = json.loads((run / "quantization.json").read_text())["float"]
+    for key in ("threshold", "accuracy", "auc", "score_histogram"):
+        assert report.get(key) == metrics.get(key), key
+
+
 def test_detect_flags_every_window_past_the_bound(stuck_run) -> None:
     """The third machine's frozen probe: every window repeating more than the bound scores above the threshold,
     with the excess the guard gives, in both runtimes."""

@@ -24,6 +24,7 @@ from tinyml.progress import Steps, stage
 from tinyml.signing import sha256_file
 from tinyml.train.fit import confusion_plot, evaluate, split_masks
 from tinyml.train.guard import Guard, excess_int8
+from tinyml.train.stuck_guard import StuckGuard
 from tinyml.train.zoo import model_kind
 
 REPRESENTATIVE_MAX = 300
@@ -160,6 +161,10 @@ def quantize_run(run_dir: str | Path, data_path: str | Path | None = None,
         if guard is not None:  # as train folds it on the float inputs, as the device does on the int8 ones
             excess, excess_q = guard.excess(x_all), np.zeros(len(x_all))
             excess_q[wanted] = excess_int8(x_q, *guard.bounds_int8(q.in_scale, q.in_zp)) * q.in_scale
+        stuck = StuckGuard.from_info(info) if threshold is not None else None
+        if stuck is not None:  # counted on the raw windows, the same for both
+            counted = np.where(wanted, stuck.window_excess(prep, ds.x), 0.0)
+            excess, excess_q = (counted if e is None else np.maximum(e, counted) for e in (excess, excess_q))
         reports = {"float": evaluate(kind, ds, splits, x_all, float_out, normal, threshold, excess)}
         bar.update()
         runs = {"int8_litert": lambda: interpreters.litert_run(tflite, x_q),
