@@ -35,7 +35,8 @@ from tinyml.cli.outpath import OUT_DIR, OUT_FILE
                    "apply it.")
 @click.option("--stuck-guard", type=float, default=None,
               help="Anomaly models with integer features: also flag a window whose sample repeats more times in a "
-                   "row than this many times the most any training window holds (a frozen sensor; e.g. 1.5; "
+                   "row than this many times the most any normal training or validation window holds (a frozen sensor; "
+                   "e.g. 1.5; "
                    "default: no stuck guard).")
 @click.option("--slope-k", type=float, default=None,
               help="--slope-guard: the z per window the CUSUM forgets (default 0.75, docs/series.md).")
