@@ -108,7 +108,8 @@ def one_history(seed: int, tmp: Path, history: Path, test: Path, labels: Path, e
         variants.append(("+ slope CUSUM", scored.scores))
     rows = []
     for name, score in variants:
-        alarms = alarm_events(score, threshold, scored.ends, scored.which, o)
+        alarms = alarm_events(score, threshold, scored.ends, scored.which, o,
+                              faults=scored.faults if name != "autoencoder" else None)
         s = score_events([a.start for a in alarms], intervals, span_seconds=scored.summary["span_seconds"],
                          late_s=scored.summary["window_s"], covered=scored.summary["covered"])
         found = {k: [d["lead_s"] / 3600 for d in s["detected"] if kind_of[(d["start"], d["end"])] == k]

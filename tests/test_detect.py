@@ -66,10 +66,32 @@ def test_an_escalation_ends_the_open_event_and_opens_the_next():
     ends = np.arange(scores.size) * 10.0
     which = np.zeros(scores.size, int)
     events = alarm_events(scores, 1.0, ends, which, DetectOptions())
-    assert [(e.start, e.end, e.peak_score, e.anomalous_windows, e.escalation) for e in events] == [
-        (20.0, 40.0, 2.5, 2, False), (40.0, 80.0, 8.0, 2, True)]
+    assert [(e.start, e.end, e.peak_score, e.anomalous_windows, e.opened_by) for e in events] == [
+        (20.0, 40.0, 2.5, 2, "rule"), (40.0, 80.0, 8.0, 2, "escalation")]
     plain = alarm_events(scores, 1.0, ends, which, DetectOptions(escalate=None))
     assert [(e.start, e.end, e.anomalous_windows) for e in plain] == [(20.0, 80.0, 4)]
+
+
+def test_a_sensor_fault_window_fires_at_once_even_as_the_last_before_a_gap():
+    from tinyml.train.detect import DetectOptions, alarm_events, events_csv
+
+    # recording 0: one lone window above the threshold, then a frozen window as the last before a gap;
+    # recording 1: a frozen window amid normal ones (the alarm clears when it leaves the last 3)
+    scores = np.array([0.1, 2.0, 0.1, 0.1, 1.2, 0.1, 1.3, 0.1, 0.1, 0.1, 0.1])
+    faults = np.array([0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0], bool)
+    ends = np.arange(scores.size) * 10.0
+    which = np.array([0] * 5 + [1] * 6)
+    o = DetectOptions(escalate=None)
+    events = alarm_events(scores, 1.0, ends, which, o, faults=faults)
+    assert [(e.start, e.end, e.anomalous_windows, e.opened_by) for e in events] == [
+        (40.0, 40.0, 1, "sensor_fault"), (60.0, 90.0, 1, "sensor_fault")]
+    assert "sensor_fault" in events_csv(events).decode().splitlines()[1]
+    # without the faults (the rule alone, as before): a lone window above the threshold fires nothing
+    assert alarm_events(scores, 1.0, ends, which, o) == []
+    # a fault on a window the rule fires on anyway is the rule's alarm
+    two = alarm_events(np.array([2.0, 2.0, 0.1, 0.1, 0.1]), 1.0, ends[:5], np.zeros(5, int), o,
+                       faults=np.array([0, 1, 0, 0, 0], bool))
+    assert [(e.start, e.opened_by) for e in two] == [(10.0, "rule")]
 
 
 def write_series(path: Path, start: dt.datetime, days: int, events: list[tuple[float, float, str]],

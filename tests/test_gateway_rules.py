@@ -244,3 +244,13 @@ def test_without_escalate_an_open_alert_never_fires_again():
 def test_escalate_at_or_below_one_is_refused():
     with pytest.raises(ValueError, match="anomaly_escalate > 1"):
         RuleConfig(anomaly_escalate=1.0)
+
+
+def test_a_sensor_fault_fires_at_once_counts_towards_k_and_clears_as_any_anomaly():
+    rule = AnomalyKofN(k=3, n=5, clear_k=1)
+    out = [rule.observe(False), rule.observe(False, fault=True)]
+    assert states(out) == [(1, True)] and "sensor fault" in out[1].message
+    out += [rule.observe(True), rule.observe(False, fault=True)]  # open: no new firing
+    assert states(out) == [(1, True)] and rule.count == 3
+    out += [rule.observe(False) for _ in range(4)]  # the faults leave the last 5: cleared
+    assert states(out) == [(1, True), (7, False)]

@@ -340,3 +340,17 @@ def test_a_line_yields_the_same_results_however_the_bytes_are_split_and_whatever
         records += line.feed(bytes(stream[a:b]), 1.0)
     seqs = [r.seq for rec in records if isinstance(rec, ResultsRecord) for r in rec.results]
     assert seqs == list(range(20))
+
+
+def test_a_sensor_fault_from_an_anomaly_model_alerts_at_once_a_classifier_label_2_does_not(tmp_path):
+    anomaly = Labels(task="anomaly", threshold=1.0)
+    classifier = Labels(task="classifier", classes=("normal", "imbalance", "bearing"), normal_class="normal")
+    store = Store(tmp_path / "g.db")
+    proc = Processor(store, config(models=(ModelRoute(anomaly, ("pump-*",)), ModelRoute(classifier, ("fan-*",)))))
+    feed(proc, hello("fan-1", 1) + result(0, 1, label=2, score=0.9) + hello("pump-1", 1)
+         + result(0, 1, label=0) + result(1, 1, label=2, score=1.4))  # the gateway's default rule: 20 of 50
+    alerts = [json.loads(p) for (p,) in rows(store, "SELECT payload FROM outbox WHERE topic LIKE '%alert'")]
+    assert [(a["device"], a["rule"], a["state"]) for a in alerts] == [("pump-1", "anomalies", "firing")]
+    assert "sensor fault" in alerts[0]["message"]
+    payloads = [json.loads(p) for (p,) in rows(store, "SELECT payload FROM outbox WHERE topic LIKE '%pump-1/result'")]
+    assert [(p["class"], p["anomaly"]) for p in payloads] == [("normal", False), ("sensor_fault", True)]

@@ -54,6 +54,9 @@ def test_label_meanings() -> None:
     ae = Labels(task="anomaly", threshold=0.5)
     assert (ae.class_name(0), ae.class_name(1), ae.is_anomaly(1), ae.is_anomaly(0xFF)) == ("normal", "anomaly", True, None)
     assert Labels().class_name(0) is None and Labels().is_anomaly(1) is True
+    # an anomaly detector's label 2 is a sensor fault (its stuck guard): an anomaly the gateway alerts on at once
+    assert (ae.class_name(2), ae.is_anomaly(2), ae.is_fault(2), ae.is_fault(1)) == ("sensor_fault", True, True, False)
+    assert not clf.is_fault(2) and not Labels().is_fault(2) and Labels().is_anomaly(2) is False
 
 
 def test_labels_need_a_task_and_well_formed_fields(tmp_path: Path) -> None:

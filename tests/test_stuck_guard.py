@@ -105,7 +105,7 @@ def test_detect_flags_every_window_past_the_bound(stuck_run) -> None:
     """The third machine's frozen probe: every window repeating more than the bound scores above the threshold,
     with the excess the guard gives, in both runtimes."""
     from tinyml.rundir import open_model, read_model_info
-    from tinyml.train.detect import DetectOptions, score_series
+    from tinyml.train.detect import DetectOptions, detect, score_series
     from tinyml.train.stuck_guard import samples
 
     run, _, log = stuck_run
@@ -120,6 +120,11 @@ def test_detect_flags_every_window_past_the_bound(stuck_run) -> None:
         assert np.all(s.guarded[over] >= threshold * (1 + (r[over] - g.bound) / g.bound) - 1e-12)
         assert np.all(s.scores[over] > threshold)
         assert np.array_equal(s.guarded[~over], s.errors[~over])  # no input guard: the rest scores unchanged
+        assert np.array_equal(s.faults, over)  # the device labels them sensor faults ...
+        events, summary = detect(model, log, DetectOptions())
+        assert summary["sensor_fault_windows"] == np.count_nonzero(over)
+        first = float(s.ends[np.argmax(over)])  # ... and the first of them raises the alarm at once
+        assert [e.opened_by for e in events if e.start == first] == ["sensor_fault"]
 
 
 def test_c_counts_the_repeats_and_the_excess_as_python(stuck_run, tmp_path: Path) -> None:
@@ -160,10 +165,12 @@ def test_c_counts_the_repeats_and_the_excess_as_python(stuck_run, tmp_path: Path
 def test_the_device_folds_the_guard_as_python(stuck_run, tmp_path: Path) -> None:
     """Validate on the emulated Cortex-M4 with the threshold raised above every reconstruction error: the device's
     labels are the stuck guard's alone, and validate's host labels (hil.decide) the same."""
+    from tinyml.device import protocol
     from tinyml.firmware.boards import load_board
     from tinyml.firmware.build import ELF_NAME
     from tinyml.hil import (
         DeviceSession,
+        as_classes,
         build_firmware,
         decide,
         emulated_link,
@@ -193,12 +200,14 @@ def test_the_device_folds_the_guard_as_python(stuck_run, tmp_path: Path) -> None
     with emulated_link(board, tmp_path / "fw" / ELF_NAME, 1.0) as link:
         outputs, results = run_validation(DeviceSession(link, 1.0), model, tests)
     labels = np.array([r.label for r in results])
-    assert np.array_equal(labels, (over > 0).astype(np.int64))
+    assert np.array_equal(labels, np.where(over > 0, protocol.LABEL_SENSOR_FAULT, 0))  # a sensor fault's own label
     assert np.array_equal(labels, decide(model, tests.x, outputs, tests.slope, tests.windows))
+    assert np.array_equal(as_classes(model, labels), (over > 0).astype(np.int64))  # an anomaly, for accuracy
 
 
 def test_the_emulated_device_folds_the_guard_on_the_window_it_read(stuck_run) -> None:
     from tinyml.device.emulated_model import DeviceModel
+    from tinyml.device.protocol import LABEL_SENSOR_FAULT
 
     run, _, _ = stuck_run
     model = DeviceModel(run)
@@ -207,4 +216,5 @@ def test_the_emulated_device_folds_the_guard_on_the_window_it_read(stuck_run) ->
     plain = model.infer(x)
     window[:] = window[0]  # frozen from its first sample on
     frozen = model.infer(x, window)
-    assert frozen.label == 1 and frozen.score > model.info.threshold >= 0 and frozen.output == plain.output
+    assert frozen.label == LABEL_SENSOR_FAULT and frozen.score > model.info.threshold >= 0
+    assert frozen.output == plain.output and plain.label != LABEL_SENSOR_FAULT

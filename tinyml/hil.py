@@ -333,9 +333,10 @@ def device_reference(model: Int8Model, inputs: np.ndarray, runtime: str) -> Host
 
 def decide(model: Int8Model, inputs: np.ndarray, outputs: np.ndarray, slope: np.ndarray | None = None,
            windows: np.ndarray | None = None) -> np.ndarray:
-    """The decision rule of docs/protocol.md applied on the host (0xFF when undecided); for a device that computes
-    the features from the raw windows: ``slope``, the slope guard's CUSUM after each window
-    (``ValidationInputs.slope``), and ``windows``, the raw windows [N, T * C] its stuck guard counts."""
+    """The decision rule of docs/protocol.md applied on the host (0xFF when undecided; 2, a sensor fault, where the
+    stuck guard fires); for a device that computes the features from the raw windows: ``slope``, the slope guard's
+    CUSUM after each window (``ValidationInputs.slope``), and ``windows``, the raw windows [N, T * C] its stuck guard
+    counts."""
     if model.task == "anomaly":
         if model.threshold is None:
             return np.full(outputs.shape[0], p.LABEL_UNDECIDED)
@@ -346,12 +347,14 @@ def decide(model: Int8Model, inputs: np.ndarray, outputs: np.ndarray, slope: np.
         scores = int8_scores(model, inputs, ((x - y) ** 2).mean(axis=1))
         if slope is not None:
             scores = fold(scores, model.slope().excess(slope), model.threshold)
+        labels = (scores > model.threshold).astype(np.int64)
         stuck = None if windows is None else model.stuck()
-        if stuck is not None:
+        if stuck is not None:  # a frozen reading: its own label, which the gateway alerts on at once
             pre = model.preprocess()
             raw = np.asarray(windows).reshape(len(windows), pre.window, len(pre.channels))
-            scores = fold(scores, stuck.window_excess(pre, raw), model.threshold)
-        return (scores > model.threshold).astype(np.int64)
+            excess = stuck.window_excess(pre, raw)
+            labels[excess > 0] = p.LABEL_SENSOR_FAULT
+        return labels
     if outputs.shape[1] == 1:
         return (model.out_scale * (outputs[:, 0].astype(np.float64) - model.out_zp) >= 0.5).astype(np.int64)
     return outputs.argmax(axis=1)
@@ -495,13 +498,13 @@ def compare(board: Board, runtime: str, model: Int8Model, tests: ValidationInput
     labels = np.array([r.label for r in results])
     accuracy, confusion = None, None
     if tests.labels is not None and not (labels == p.LABEL_UNDECIDED).all():
-        accuracy = float((labels == tests.labels).mean())
-        confusion = device_confusion(model, tests.labels, labels)
+        accuracy = float((as_classes(model, labels) == tests.labels).mean())
+        confusion = device_confusion(model, tests.labels, as_classes(model, labels))
     on_device = bool(session.hello_msg and tests.raw(session.hello_msg.input_bytes))
     host_labels = decide(model, tests.x, reference, *((tests.slope, tests.windows) if on_device else ()))
     host_accuracy = None
     if tests.labels is not None and not (host_labels == p.LABEL_UNDECIDED).all():
-        host_accuracy = float((host_labels == tests.labels).mean())
+        host_accuracy = float((as_classes(model, host_labels) == tests.labels).mean())
     agree = None if (host_labels == p.LABEL_UNDECIDED).all() else float((host_labels == labels).mean())
     latency = float(np.mean([r.latency for r in results]))
     pre = [session.preprocess_latency[r.seq] for r in results if r.seq in session.preprocess_latency]
@@ -528,6 +531,13 @@ def compare(board: Board, runtime: str, model: Int8Model, tests: ValidationInput
         reference=host.name, departures=host.departures,
         tflm_mismatches=int((device_out != host.tflm_outputs).sum()) if host.departures else None,
         series=tests.series.summary() if on_device and tests.series is not None else None)
+
+
+def as_classes(model: Int8Model, labels: np.ndarray) -> np.ndarray:
+    """Device labels as the dataset's classes: an anomaly detector's sensor fault (2) is an anomaly (1)."""
+    if model.task != "anomaly":
+        return labels
+    return np.where(labels == p.LABEL_SENSOR_FAULT, 1, labels)
 
 
 def device_confusion(model: Int8Model, truth: np.ndarray, labels: np.ndarray) -> list[list[int]]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tinyml.device.protocol import LABEL_SENSOR_FAULT, LABEL_UNDECIDED
 from tinyml.errors import InputError
 from tinyml.signing import sha256_file
 
@@ -50,7 +51,7 @@ TRAIN_FILES = (MODEL_KERAS, PREPROCESS_JSON, MODEL_JSON, METRICS_JSON, HISTORY_J
                SCORES_PNG)
 QUANTIZE_FILES = (MODEL_INT8, QUANTIZATION_JSON)
 ANOMALY_LABELS = ("normal", "anomaly")
-LABEL_UNDECIDED = 0xFF  # docs/protocol.md: an anomaly detector without a threshold
+DEVICE_ANOMALY_LABELS = (*ANOMALY_LABELS, "sensor_fault")  # what an anomaly detector's device labels name
 
 RETRAIN = "re-run `tinyml train` to recreate it"
 
@@ -114,16 +115,16 @@ class Labels:
 
     @property
     def label_names(self) -> tuple[str, ...]:
-        """What each label a device sends means: an anomaly detector's 0/1, a classifier's classes."""
-        return ANOMALY_LABELS if self.task == "anomaly" else self.classes
+        """What each label a device sends means: an anomaly detector's 0/1/2, a classifier's classes."""
+        return DEVICE_ANOMALY_LABELS if self.task == "anomaly" else self.classes
 
     def class_name(self, label: int) -> str | None:
         if self.task == "anomaly":
-            return dict(enumerate(ANOMALY_LABELS)).get(label)
+            return dict(enumerate(DEVICE_ANOMALY_LABELS)).get(label)
         return self.classes[label] if 0 <= label < len(self.classes) else None
 
     def is_anomaly(self, label: int) -> bool | None:
-        """Anomaly detectors: label 1. Classifiers: any class but the normal one. Unknown
+        """Anomaly detectors: label 1, and 2 (a sensor fault). Classifiers: any class but the normal one. Unknown
         models follow the protocol's anomaly convention (label 1). 0xFF: undecided."""
         if label == LABEL_UNDECIDED:
             return None
@@ -131,7 +132,11 @@ class Labels:
             if not self.normal_class:
                 return None
             return self.class_name(label) != self.normal_class
-        return label == 1
+        return label == 1 or self.task == "anomaly" and label == LABEL_SENSOR_FAULT
+
+    def is_fault(self, label: int) -> bool:
+        """An anomaly detector's sensor fault (its stuck guard fired): the gateway alerts at once."""
+        return self.task == "anomaly" and label == LABEL_SENSOR_FAULT
 
 
 # ---- the int8 model --------------------------------------------------------------------------

@@ -198,6 +198,10 @@ static void decide(uint8_t *label, float *score)
     *score = (float)sum / TINYML_SCORE_DIVISOR;
 #if TINYML_HAS_THRESHOLD
     *label = sum > TINYML_THRESHOLD_SUM ? 1u : 0u;
+#if TINYML_HAS_STUCK_GUARD
+    if (tinyml_ifeat_stuck_over() > 0)
+        *label = TINYML_LABEL_SENSOR_FAULT; /* docs/protocol.md: a frozen reading, alerted at once */
+#endif
 #else
     *label = TINYML_LABEL_UNDECIDED;
 #endif

@@ -79,6 +79,8 @@ enum tinyml_error_code {
 };
 
 #define TINYML_LABEL_UNDECIDED 0xFFu
+/* An anomaly detector's label when its stuck guard fires: a frozen reading, which the gateway alerts on at once. */
+#define TINYML_LABEL_SENSOR_FAULT 2u
 /* HELLO.arena_bytes when the runtime could not allocate its arena at boot (INFER will fail). */
 #define TINYML_HELLO_ARENA_FAILED 0xFFFFFFFFu
 

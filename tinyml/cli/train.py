@@ -240,7 +240,9 @@ def detect(model: Path, series: Path, out_path: Path, labels: Path | None, time_
                f"the threshold, {summary['guard_windows']} of them by the input"
                + (" or stuck" if summary["stuck_guard"] else "") + " guard alone"
                + (f", {summary['slope_guard_windows']} by the slope guard alone"
-                  if summary["slope_guard"] else "") + f" -> {out_path}")
+                  if summary["slope_guard"] else "")
+               + (f", {summary['sensor_fault_windows']} sensor fault(s) (frozen readings, alarmed at once)"
+                  if summary["stuck_guard"] else "") + f" -> {out_path}")
     if intervals is not None:
         s = score_events([e.start for e in events], intervals, span_seconds=summary["span_seconds"],
                          late_s=summary["window_s"], covered=summary["covered"])

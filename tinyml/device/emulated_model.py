@@ -8,7 +8,7 @@ the exact bytes a host sent.
 
 Label and score follow docs/protocol.md: classifiers send the arg-max class and its
 dequantised probability; anomaly detectors send the mean squared error of the dequantised
-input and output and label = score > threshold (0xFF when no threshold is known).
+input and output and label = score > threshold (0xFF when no threshold is known; 2 where a stuck guard fires).
 
 A run whose features keep state across windows (``daily_cycle``) has no pools to draw from: each run-mode
 window is a fresh one, preprocessed with the device's own state (``series``); a slope guard's CUSUM
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tinyml.device.protocol import LABEL_UNDECIDED
+from tinyml.device.protocol import LABEL_SENSOR_FAULT, LABEL_UNDECIDED
 from tinyml.errors import InputError
 from tinyml.rundir import int8_model
 
@@ -205,7 +205,8 @@ class DeviceModel:
         assert self._pre is not None and self.slope is not None and self.info.threshold is not None
         level = state.step(samples(self._pre, window[None])[0], slot)
         score = float(fold(np.array([outcome.score]), self.slope.excess(np.array([level])), self.info.threshold)[0])
-        return Outcome(int(score > self.info.threshold), score, outcome.output, outcome.latency_us)
+        label = outcome.label if outcome.label == LABEL_SENSOR_FAULT else int(score > self.info.threshold)
+        return Outcome(label, score, outcome.output, outcome.latency_us)
 
     def infer(self, input_bytes: bytes, window: np.ndarray | None = None) -> Outcome:
         """Run TFLM on one raw int8 input tensor, as the device would after INPUT/INFER; ``window``: the raw
@@ -227,10 +228,11 @@ class DeviceModel:
         else:
             error = np.mean((dequantize(x.reshape(-1), q.in_scale, q.in_zp) - y) ** 2)
             score = float(int8_scores(self.model, x.reshape(1, -1), np.array([error]))[0])  # its input guard too
+            label = LABEL_UNDECIDED if self.info.threshold is None else int(score > self.info.threshold)
             if self.stuck is not None and window is not None and self.info.threshold is not None:
                 from tinyml.train.guard import fold
 
                 excess = self.stuck.window_excess(self._pre, np.asarray(window)[None])
                 score = float(fold(np.array([score]), excess, self.info.threshold)[0])
-            label = LABEL_UNDECIDED if self.info.threshold is None else int(score > self.info.threshold)
+                label = LABEL_SENSOR_FAULT if excess[0] > 0 else label
         return Outcome(label, score, tuple(int(v) for v in out), latency_us)

@@ -56,7 +56,8 @@ SENSOR_STATUS_NAMES = {0: "ok", 1: "no answer (NACK)", 2: "wrong identity", 3: "
                        4: "FIFO overrun", 5: "bus error", 6: "not ready"}
 MAX_REPLAY_VALUES = (MAX_PAYLOAD - 4) // 4  # float32 values in one REPLAY frame
 
-LABEL_UNDECIDED = 0xFF
+LABEL_UNDECIDED = 0xFF  # an anomaly detector without a threshold
+LABEL_SENSOR_FAULT = 2  # an anomaly detector's stuck guard fired: a frozen reading, alerted at once
 # HELLO.arena_bytes when the device's runtime could not allocate its arena at boot
 ARENA_FAILED = 0xFFFFFFFF
 

@@ -398,7 +398,7 @@ class Processor:
                 else:
                     batches.add(device, topic, site_json, device_json, result_id(device, r.boot_id, seq), payload,
                                 at, self.outbox)
-            transitions = rules.on_result(anomalous, r.score, at)
+            transitions = rules.on_result(anomalous, r.score, at, fault=state.model.is_fault(r.label))
             drifted = drift.observe(r.score)
             if drifted:
                 transitions.append(drifted)

@@ -68,7 +68,11 @@ class AnomalyKofN:
     ``escalate`` times its level: the lowest anomalous score since it last fired (at first the score it fired
     on; a level at or below 0 never escalates). A second fault that begins while the first alert is still open (a runaway after a drift, a drift while
     a slope alarm drains) is a new alert, not hidden behind the open one. The rule's caller supersedes the open
-    alert with the new one."""
+    alert with the new one.
+
+    A result the device labels a sensor fault (``fault``: its stuck guard fired, docs/protocol.md) fires at once,
+    without waiting for k: a frozen reading is no statistical judgement to confirm, and one window may be all a
+    device sends of it before it goes quiet. It counts as an anomaly towards k and the clearing as any other."""
 
     name = "anomalies"
 
@@ -80,7 +84,9 @@ class AnomalyKofN:
         self.firing = False
         self.level: float | None = None  # the lowest anomalous score since it last fired (None: not known)
 
-    def observe(self, anomalous: bool, now: float = 0.0, score: float | None = None) -> Transition | None:
+    def observe(self, anomalous: bool, now: float = 0.0, score: float | None = None, *,
+                fault: bool = False) -> Transition | None:
+        anomalous = anomalous or fault
         window = self.window
         if len(window) == window.maxlen:
             self.count -= window[0]
@@ -88,9 +94,10 @@ class AnomalyKofN:
         self.count += anomalous
         count, n = self.count, window.maxlen
         if not self.firing:
-            if count >= self.k:
+            if count >= self.k or fault:
                 self.firing, self.calm_since, self.level = True, None, score
-                return Transition(self.name, True, count, f"{count} of the last {n} results are anomalies")
+                return Transition(self.name, True, count, "the device reports a sensor fault (a frozen reading)"
+                                  if count < self.k else f"{count} of the last {n} results are anomalies")
             return None
         if self.escalate is not None and score is not None and anomalous:
             if self.level is not None and self.level > 0 and score > self.escalate * self.level:
@@ -213,10 +220,11 @@ class DeviceRules:
             if r is not None and r.name == rule:
                 r.firing = True
 
-    def on_result(self, anomalous: bool | None, score: float, now: float) -> list[Transition]:
+    def on_result(self, anomalous: bool | None, score: float, now: float, *, fault: bool = False) -> list[Transition]:
+        """``fault``: the device labelled the result a sensor fault (``AnomalyKofN`` fires at once)."""
         out = [self.silent.seen(now) if self.silent else None]
         if anomalous is not None:
-            out.append(self.anomalies.observe(anomalous, now, score))
+            out.append(self.anomalies.observe(anomalous, now, score, fault=fault))
         if self.score is not None:
             out.append(self.score.observe(score, now))
         return [t for t in out if t is not None]

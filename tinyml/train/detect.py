@@ -4,8 +4,8 @@ Sliding windows with the model's hop (the hop its training data was cut with, un
 with the run's own preprocessing, threshold and input guard (``tinyml.train.guard``, when trained with one)
 and slope guard (``tinyml.train.slope_guard``, the device's integers: its CUSUM restarts where a window's slot of the
 day is not the one after the last, as on a device); the anomalous/normal stream goes through the gateway's own
-k-of-n rule with hysteresis and escalation (``tinyml.gateway.rules.AnomalyKofN``), and each fire..clear (or
-fire..escalation) is one event, timed at the end of the window that decided it (when a device would have sent it). The rule starts afresh in each
+k-of-n rule with hysteresis and escalation (``tinyml.gateway.rules.AnomalyKofN``; a window the stuck guard flags,
+which the device labels a sensor fault, fires it at once), and each fire..clear (or fire..escalation) is one event, timed at the end of the window that decided it (when a device would have sent it). The rule starts afresh in each
 recording (after a gap the device has no state), closing an open event at the end of the recording.
 """
 
@@ -32,6 +32,7 @@ from tinyml.train.fit import output_scores
 from tinyml.train.guard import fold, guarded_scores
 from tinyml.train.predict import model_outputs
 from tinyml.train.slope_guard import SlopeGuard, run_tables, samples
+from tinyml.train.stuck_guard import StuckGuard
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,13 +50,17 @@ class DetectOptions:
     runtime: str = "litert"
 
 
+OPENED_BY = ("rule", "escalation", "sensor_fault")
+
+
 @dataclass(frozen=True)
 class Event:
     start: float
     end: float
     peak_score: float
     anomalous_windows: int
-    escalation: bool = False  # opened by an escalation of the alarm before it (which it ends)
+    opened_by: str = "rule"  # OPENED_BY: the k-of-n rule, an escalation of the alarm before it (which it ends), or
+    # a window the device labels a sensor fault (the stuck guard), which fires at once
 
 
 def model_hop(info: dict) -> int:
@@ -71,13 +76,15 @@ def model_hop(info: dict) -> int:
 @dataclass(frozen=True)
 class Scored:
     """Every window of a series as the device scores it: its samples, model inputs, anomaly score (``errors``: the
-    reconstruction error alone, before the guards; ``guarded``: with the input and stuck guards, before the slope guard), end
+    reconstruction error alone, before the guards; ``guarded``: with the input and stuck guards, before the slope guard),
+    whether the stuck guard flags it (``faults``: the device labels it a sensor fault), end
     time (on the log's clock, as events are reported: ``--on-backwards continue`` re-times the data, not them) and recording (``alarm_events`` turns them into alarms), with the summary ``detect`` reports."""
     windows: np.ndarray
     inputs: np.ndarray
     scores: np.ndarray
     errors: np.ndarray
     guarded: np.ndarray
+    faults: np.ndarray
     ends: np.ndarray
     which: np.ndarray
     summary: dict
@@ -86,7 +93,7 @@ class Scored:
 def detect(model: Path, series_csv: Path, o: DetectOptions = DetectOptions()) -> tuple[list[Event], dict]:
     """The alarm events over ``series_csv`` and a summary (windows, span, recordings, hop, rule)."""
     s = score_series(model, series_csv, o)
-    return alarm_events(s.scores, s.summary["threshold"], s.ends, s.which, o), s.summary
+    return alarm_events(s.scores, s.summary["threshold"], s.ends, s.which, o, faults=s.faults), s.summary
 
 
 def score_series(model: Path, series_csv: Path, o: DetectOptions = DetectOptions()) -> Scored:
@@ -138,6 +145,9 @@ def score_series(model: Path, series_csv: Path, o: DetectOptions = DetectOptions
     int8 = (lambda scale, zp: pre.int8_inputs(x, scale, zp, stream=stream)) if pre.integer else None
     errors = output_scores("anomaly", inputs, model_outputs(run, inputs, o.runtime, int8_inputs=int8))
     guarded = guarded_scores(run, info, inputs, errors, int8, windows=x)
+    stuck = StuckGuard.from_info(info)
+    faults = (np.zeros(len(x), bool) if stuck is None or info.get("threshold") is None
+              else stuck.window_excess(pre, x) > 0)
     threshold = float(info["threshold"])
     ends_a, which_a = np.array(ends), np.array(which)
     tables = run_tables(info, pre)
@@ -148,7 +158,7 @@ def score_series(model: Path, series_csv: Path, o: DetectOptions = DetectOptions
     bounds = np.concatenate([series.logged(np.array([r.t0, r.t0 + r.signal.shape[0] / (r.fs or fs)]), r.clock_shifts)
                              for r in recs])
     first, last = float(bounds[0::2].min()), float(bounds[1::2].max())
-    return Scored(x, inputs, scores, errors, guarded, np.array(on_log), which_a, {
+    return Scored(x, inputs, scores, errors, guarded, faults, np.array(on_log), which_a, {
         "windows": len(xs), "hop": hop, "window": window, "window_s": window / fs, "recordings": len(recs), "span_seconds": span,
         "start": iso(bounds[0]), "first": first, "last": last, "threshold": threshold,
         "covered": covered_spans(np.array(on_log), window / fs),
@@ -156,7 +166,8 @@ def score_series(model: Path, series_csv: Path, o: DetectOptions = DetectOptions
                 + (f", escalates above {o.escalate:g}x its lowest anomalous score since it fired" if o.escalate else ""),
         "anomalous_windows": int(np.count_nonzero(scores > threshold)),
         "guard_windows": int(np.count_nonzero((guarded > threshold) & (errors <= threshold))),
-        "slope_guard": slope is not None, "stuck_guard": info.get("stuck_guard") is not None,
+        "slope_guard": slope is not None, "stuck_guard": stuck is not None,
+        "sensor_fault_windows": int(np.count_nonzero(faults)),
         "slope_guard_windows": int(np.count_nonzero((scores > threshold) & (guarded <= threshold)))})
 
 
@@ -172,30 +183,31 @@ def covered_spans(ends: np.ndarray, window_s: float) -> list[tuple[float, float]
 
 
 def alarm_events(scores: np.ndarray, threshold: float, ends: np.ndarray, which: np.ndarray,
-                 o: DetectOptions) -> list[Event]:
+                 o: DetectOptions, *, faults: np.ndarray | None = None) -> list[Event]:
     """The rule's fire..clear events over scores in file order, afresh in each recording; an escalation ends
-    the open event and opens the next."""
+    the open event and opens the next; a window in ``faults`` (the stuck guard's) fires the rule at once."""
     out: list[Event] = []
-    rule, opened, peak, count, escalation = None, None, 0.0, 0, False
+    rule, opened, peak, count, opened_by = None, None, 0.0, 0, "rule"
     for i, score in enumerate(scores):
         if i == 0 or which[i] != which[i - 1]:
             if opened is not None:
-                out.append(Event(opened, float(ends[i - 1]), peak, count, escalation))
+                out.append(Event(opened, float(ends[i - 1]), peak, count, opened_by))
             rule, opened = AnomalyKofN(o.k, o.n, o.clear_k, escalate=o.escalate), None
-        anomalous = bool(score > threshold)
-        change = rule.observe(anomalous, float(ends[i]), float(score))
+        fault = faults is not None and bool(faults[i])
+        anomalous = bool(score > threshold) or fault
+        change = rule.observe(anomalous, float(ends[i]), float(score), fault=fault)
         if change is not None and change.firing:
             if opened is not None:  # an escalation: the open event ends where the next begins
-                out.append(Event(opened, float(ends[i]), peak, count, escalation))
-            escalation = opened is not None
+                out.append(Event(opened, float(ends[i]), peak, count, opened_by))
+            opened_by = "escalation" if opened is not None else "sensor_fault" if rule.count < o.k else "rule"
             opened, peak, count = float(ends[i]), float(score), int(anomalous)
         elif opened is not None:
             peak, count = max(peak, float(score)), count + anomalous
             if change is not None:
-                out.append(Event(opened, float(ends[i]), peak, count, escalation))
+                out.append(Event(opened, float(ends[i]), peak, count, opened_by))
                 opened = None
     if opened is not None:
-        out.append(Event(opened, float(ends[-1]), peak, count, escalation))
+        out.append(Event(opened, float(ends[-1]), peak, count, opened_by))
     return out
 
 
@@ -205,7 +217,7 @@ def events_csv(events: list[Event]) -> bytes:
     w.writerow(["event", "start", "end", "duration_s", "peak_score", "anomalous_windows", "opened_by"])
     for i, e in enumerate(events):
         w.writerow([i, iso(e.start), iso(e.end), f"{e.end - e.start:g}", f"{e.peak_score:.6g}", e.anomalous_windows,
-                    "escalation" if e.escalation else "rule"])
+                    e.opened_by])
     return buf.getvalue().encode()
 
 
