@@ -268,13 +268,13 @@ def test_the_input_guard_through_train_detect_predict_and_the_firmware(tmp_path)
     assert ok.returncode == 0, ok.stderr
     info = json.loads((run / "model.json").read_text())
     guard, threshold = info["guard"], info["threshold"]
-    assert guard["margin_sd"] == 0.5 and len(guard["low"]) == len(guard["high"]) == info["input_shape"][0] == 17
+    assert guard["margin_sd"] == 0.5 and len(guard["low"]) == len(guard["high"]) == info["input_shape"][0] == 16
 
     s = score_series(run, test, DetectOptions())
     flat = s.inputs.reshape(len(s.inputs), -1)
     low, high = (np.array([bound if v is None else v for v in guard[k]]) for k, bound in (("low", -np.inf),
                                                                                           ("high", np.inf)))
-    assert np.count_nonzero(np.isinf(low)) == np.count_nonzero(np.isinf(high)) == 1  # the daily_cycle scale
+    assert np.count_nonzero(np.isinf(low)) == np.count_nonzero(np.isinf(high)) == 3  # the daily_cycle values
     outside = (flat < low - 1e-6).any(axis=1) | (flat > high + 1e-6).any(axis=1)
     assert outside.any() and np.all(s.scores[outside] > threshold)  # the events' windows leave the envelope
     assert np.array_equal(s.scores[~outside], s.errors[~outside]) and np.all(s.scores >= s.errors)

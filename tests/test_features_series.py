@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from tests.cbuild import host_compile
 from tinyml.data.features import validate_spec
-from tinyml.data.features_series import Stream, series_values, slots_for, stream_features, stream_slots
+from tinyml.data.features_series import (
+    COLUMNS,
+    Stream,
+    series_values,
+    slots_for,
+    stream_features,
+    stream_slots,
+)
 from tinyml.data.features_series_c import series_config_header
 from tinyml.errors import InputError
 from tinyml.paths import template_dir
@@ -19,13 +26,12 @@ from tinyml.paths import template_dir
 SRC = template_dir("common")
 HARNESS = r"""
 #include "tinyml_series_config.h"
-/* n windows of means[n * C] from slot0 on, out[n * C * 4] */
-void run(const int64_t *means, uint32_t n, uint32_t slot0, int64_t *out)
+/* n windows of means[n * C] from slot0 on, out[n * width]: width = C * the columns written */
+void run(const int64_t *means, uint32_t n, uint32_t slot0, uint32_t width, int64_t *out)
 {
     tinyml_series_reset(&tinyml_series_cfg, &tinyml_series_st, slot0);
     for (uint32_t i = 0; i < n; i++)
-        tinyml_series_step(&tinyml_series_cfg, &tinyml_series_st, &means[i * TINYML_SERIES_CHANNELS],
-                           &out[i * TINYML_SERIES_CHANNELS * TINYML_SERIES_VALUES]);
+        tinyml_series_step(&tinyml_series_cfg, &tinyml_series_st, &means[i * TINYML_SERIES_CHANNELS], &out[i * width]);
 }
 """
 
@@ -42,20 +48,21 @@ def build(tmp, spec_entry: dict, channels: int):
     return ctypes.CDLL(str(lib))
 
 
-def c_values(lib, means: np.ndarray, slot0: int) -> np.ndarray:
+def c_values(lib, means: np.ndarray, slot0: int, columns: int = 4) -> np.ndarray:
     means = np.ascontiguousarray(means, np.int64)
-    out = np.zeros((means.shape[0], means.shape[1] * 4), np.int64)
+    out = np.zeros((means.shape[0], means.shape[1] * columns), np.int64)
     lib.run(means.ctypes.data_as(ctypes.c_void_p), ctypes.c_uint32(means.shape[0]), ctypes.c_uint32(slot0),
-            out.ctypes.data_as(ctypes.c_void_p))
+            ctypes.c_uint32(out.shape[1]), out.ctypes.data_as(ctypes.c_void_p))
     return out
 
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 3), st.integers(1, 50), st.integers(0, 49), st.integers(0, 300), st.integers(0, 2**31 - 1),
-       st.sampled_from([(2, 5, 3, 5), (0, 0, 0, 0), (16, 16, 16, 16), (1, 7, 2, 9)]))
-def test_python_and_c_agree_bit_for_bit(tmp_path_factory, channels, slots, slot0, n, seed, shifts):
+       st.sampled_from([(2, 5, 3, 5), (0, 0, 0, 0), (16, 16, 16, 16), (1, 7, 2, 9)]),
+       st.sampled_from([None, ["residual", "trend", "deviation"], ["scale"], ["trend", "scale"]]))
+def test_python_and_c_agree_bit_for_bit(tmp_path_factory, channels, slots, slot0, n, seed, shifts, columns):
     e = entry(slots, **dict(zip(("profile_shift", "baseline_shift", "trend_shift", "scale_shift"), shifts,
-                                strict=True)))
+                                strict=True)), columns=columns)
     rng = np.random.default_rng(seed)
     # window means of int16 samples in Q8, the extremes included (|m| <= 32767 * 256)
     means = rng.integers(-32767 * 256, 32767 * 256 + 1, (n, channels))
@@ -63,7 +70,11 @@ def test_python_and_c_agree_bit_for_bit(tmp_path_factory, channels, slots, slot0
     means[rng.random((n, channels)) < 0.1] = -32767 * 256
     py = series_values(means, (slot0 + np.arange(n)) % slots, np.zeros(n), e)
     lib = build(tmp_path_factory.mktemp("series"), e, channels)
-    assert np.array_equal(c_values(lib, means, slot0), py)
+    assert np.array_equal(c_values(lib, means, slot0, 4 if columns is None else len(columns)), py)
+    if columns is not None:  # the columns asked for, of all four, in their order
+        every = series_values(means, (slot0 + np.arange(n)) % slots, np.zeros(n), e | {"columns": None})
+        keep = [i for i, name in enumerate(COLUMNS) if name in columns]
+        assert np.array_equal(py, every.reshape(n, channels, 4)[:, :, keep].reshape(n, channels * len(keep)))
 
 
 def test_the_daily_cycle_is_learned_and_a_drift_stands_out():
@@ -93,6 +104,16 @@ def test_windows_are_run_in_time_order_per_group_whatever_order_they_come_in():
         stream_features(q, None, e)
     with pytest.raises(InputError, match="divides a day"):
         slots_for(7000.0)
+
+
+@pytest.mark.parametrize("bad", [[], ["level"], ["trend", "residual"], ["trend", "trend"], "trend", [3]])
+def test_daily_cycle_columns_are_checked(bad):
+    with pytest.raises(InputError, match="bad value .* for 'columns'"):
+        validate_spec([{"name": "daily_cycle", "columns": bad}])
+    from tinyml.data.features import feature_names
+
+    assert feature_names([{"name": "daily_cycle", "columns": ["trend", "scale"]}], ["a"]) == [
+        "daily_cycle_a_0", "daily_cycle_a_1"]
 
 
 @pytest.mark.cross_compiler

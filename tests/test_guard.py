@@ -173,16 +173,17 @@ def test_bounds_fold_and_bad_guards():
 
 
 def test_an_unguarded_input_is_unbounded_everywhere():
-    """The daily_cycle scale (features_series.UNGUARDED): null in model.json, never an excess, int8 bounds at the
+    """The daily_cycle values (features_series.UNGUARDED): null in model.json, never an excess, int8 bounds at the
     ends of the range (the firmware's comparison never fires)."""
     from tinyml.data.features import TEMPERATURE_SERIES_SPEC, feature_names, guarded_columns
 
     names = feature_names(TEMPERATURE_SERIES_SPEC, ["value"])
     keep = guarded_columns(TEMPERATURE_SERIES_SPEC, ["value"])
-    assert [n for n, k in zip(names, keep, strict=True) if not k] == ["daily_cycle_value_3"]
+    assert [n for n, k in zip(names, keep, strict=True) if not k] == [f"daily_cycle_value_{i}" for i in range(3)]
+    assert keep.sum() == len(names) - 3 > 0  # the window features stay bounded
     two = guarded_columns(TEMPERATURE_SERIES_SPEC, ["a", "b"])
     assert [n for n, k in zip(feature_names(TEMPERATURE_SERIES_SPEC, ["a", "b"]), two, strict=True) if not k] == [
-        "daily_cycle_a_3", "daily_cycle_b_3"]
+        f"daily_cycle_{c}_{i}" for c in "ab" for i in range(3)]
     g = Guard.fit(np.array([[0.0, 1.0], [2.0, -1.0]]), 0.5, np.array([True, False]))
     j = g.to_json()
     assert j["low"] == [-0.5, None] and j["high"] == [2.5, None]

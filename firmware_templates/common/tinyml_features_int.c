@@ -789,7 +789,7 @@ int tinyml_ifeat_window_values(const float *window, int64_t *values)
         if (op->kind == TINYML_IFEAT_DAILY_CYCLE) {
             int64_t means[TINYML_IFEAT_CHANNELS];
             for (unsigned c = 0; c < TINYML_IFEAT_CHANNELS; c++)
-                means[c] = values[base + c * TINYML_SERIES_VALUES];
+                means[c] = values[base + c * op->count];
 #ifdef TINYML_IFEAT_SLOPE
             /* the slope guard's CUSUM steps with the series state, in the same slot (tinyml_slope.c) */
             tinyml_slope_step(&tinyml_slope_cfg, &tinyml_slope_st, q, TINYML_IFEAT_CHANNELS, tinyml_series_st.slot);

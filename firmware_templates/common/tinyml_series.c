@@ -41,6 +41,9 @@ void tinyml_series_step(const tinyml_series_config *cfg, tinyml_series_state *st
 {
     uint32_t s = st->slot;
     int seen = st->seen[s];
+    uint32_t written = 0; /* values written per channel: the columns' bits */
+    for (uint32_t j = 0; j < TINYML_SERIES_VALUES; j++)
+        written += (cfg->columns >> j) & 1u;
     for (uint32_t c = 0; c < cfg->channels; c++) {
         int64_t big = means_q8[c] * 256; /* Q16; |m| < 2^23 */
         int64_t *prof = &st->profile[s * cfg->channels + c];
@@ -50,10 +53,11 @@ void tinyml_series_step(const tinyml_series_config *cfg, tinyml_series_state *st
         int64_t mag = resid < 0 ? -resid : resid;
         st->trend[c] += rshift_round(resid - st->trend[c], cfg->trend_shift);
         st->scale[c] += rshift_round(mag - st->scale[c], cfg->scale_shift);
-        out[c * TINYML_SERIES_VALUES + 0] = rshift_round(resid, 8);
-        out[c * TINYML_SERIES_VALUES + 1] = rshift_round(st->trend[c], 8);
-        out[c * TINYML_SERIES_VALUES + 2] = rshift_round(big - st->baseline[c], 8);
-        out[c * TINYML_SERIES_VALUES + 3] = rshift_round(st->scale[c], 8);
+        int64_t value[TINYML_SERIES_VALUES] = {rshift_round(resid, 8), rshift_round(st->trend[c], 8),
+                                               rshift_round(big - st->baseline[c], 8), rshift_round(st->scale[c], 8)};
+        for (uint32_t j = 0, k = 0; j < TINYML_SERIES_VALUES; j++)
+            if ((cfg->columns >> j) & 1u)
+                out[c * written + k++] = value[j];
         *prof = seen ? *prof + rshift_round(big - *prof, cfg->profile_shift) : big;
         st->baseline[c] += rshift_round(big - st->baseline[c], cfg->baseline_shift);
     }

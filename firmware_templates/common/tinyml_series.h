@@ -4,7 +4,8 @@
  *
  * Per window and channel, from the window mean m (Q8 of the int16 samples) and the window's slot of
  * the day, four values in Q8: residual (m - profile[slot]), trend (EMA of the residual), deviation
- * (m - rolling baseline) and scale (EMA of |residual|); then the state learns from the window. */
+ * (m - rolling baseline) and scale (EMA of |residual|), of which the config's `columns` are written; then
+ * the state learns from the window. */
 #ifndef TINYML_SERIES_H
 #define TINYML_SERIES_H
 
@@ -19,6 +20,7 @@ typedef struct {
     uint8_t baseline_shift;
     uint8_t trend_shift;
     uint8_t scale_shift;
+    uint8_t columns;         /* bit j set: value j (residual, trend, deviation, scale) is written, in that order */
 } tinyml_series_config;
 
 typedef struct {

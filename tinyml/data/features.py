@@ -298,6 +298,12 @@ def _integer_only(x: np.ndarray, fs: float, p: dict) -> np.ndarray:
                      "train with the default integer preprocessing (drop --arithmetic float64)")
 
 
+def _daily_cycle_width(p: dict) -> int:
+    from tinyml.data.features_series import emitted
+
+    return len(emitted(p))
+
+
 def _bearing_width(p: dict) -> int:
     from tinyml.data.features_bearing import width
 
@@ -327,9 +333,10 @@ FEATURES: dict[str, Feature] = {
     "flat_fraction": Feature(_flat_fraction, {}, _one, "fraction of repeated samples"),
     "flat_run": Feature(_flat_run, {}, _one, "longest streak of repeated samples, as a fraction of the window"),
     "daily_cycle": Feature(_daily_cycle, {"slots": None, "profile_shift": 2, "baseline_shift": 5, "trend_shift": 3,
-                                          "scale_shift": 5}, lambda p: 4,
+                                          "scale_shift": 5, "columns": None}, _daily_cycle_width,
                            "residual after a learned daily cycle, its trend, deviation from the rolling baseline, "
-                           "rolling |residual| (state across windows: tinyml/data/features_series.py)"),
+                           "rolling |residual| (state across windows: tinyml/data/features_series.py; columns: "
+                           "which of residual, trend, deviation, scale, default all)"),
     "bearing": Feature(_integer_only, {"bearing": None, "orders": None, "rpm": None, "rpm_range": None,
                                        "band": None, "harmonics": 2, "tolerance": 0.03, "floor_bins": 4,
                                        "fitted": []},
@@ -352,9 +359,12 @@ DEFAULT_TEMPERATURE_SPEC: list[dict] = [
 # slow signals logged over days: the window's shape, and its level only against the daily cycle and rolling
 # statistics (daily_cycle): the absolute level (mean, min, max) wanders with the season past anything the
 # training weeks saw, which read as an anomaly every warm afternoon (docs/benchmarks.md, issue 17). Not
-# flat_run: it finds a stuck sensor an hour in, but its noisy small streaks cost the autoencoder false alarms
+# flat_run: it finds a stuck sensor an hour in, but its noisy small streaks cost the autoencoder false alarms.
+# Not the daily_cycle scale (rolling |residual|): it follows the weather's day-to-day change, weeks of history
+# do not span it, and where the weeks after left its range the autoencoder raised false alarms (docs/benchmarks.md,
+# eleventh round)
 TEMPERATURE_SERIES_SPEC: list[dict] = [e for e in DEFAULT_TEMPERATURE_SPEC if e["name"] not in ("mean", "min", "max")] \
-    + [{"name": "daily_cycle"}]
+    + [{"name": "daily_cycle", "columns": ["residual", "trend", "deviation"]}]
 
 
 def _number(value: object) -> bool:
@@ -387,6 +397,14 @@ def _check_param(name: str, key: str, value: object) -> None:
         if value is not None and not (isinstance(value, (list, tuple)) and len(value) == 2
                                       and all(_number(v) for v in value) and 0 < value[0] < value[1]):
             raise bad
+    elif key == "columns":
+        from tinyml.data.features_series import COLUMNS
+
+        if value is not None and not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)
+                                      and all(v in COLUMNS for v in value)
+                                      and [COLUMNS.index(v) for v in value] == sorted({COLUMNS.index(v) for v in value})):
+            raise InputError(f"feature {name!r}: bad value {value!r} for 'columns'",
+                             f"give a non-empty list of {', '.join(COLUMNS)} in that order, each once")
     elif key == "slots":
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4096):
             raise bad
@@ -452,13 +470,14 @@ def feature_names(spec: list[dict], channels: list[str]) -> list[str]:
 def guarded_columns(spec: list[dict], channels: list[str]) -> np.ndarray:
     """Per output column (``feature_names``' order), whether the input guard bounds it: all but the daily_cycle
     columns in ``features_series.UNGUARDED``."""
-    from tinyml.data.features_series import COLUMNS, NAME, UNGUARDED
+    from tinyml.data.features_series import COLUMNS, NAME, UNGUARDED, emitted
 
     out: list[bool] = []
     for entry in validate_spec(spec):
         width = FEATURES[entry["name"]].width(entry)
         for _ in channels:
-            out += [not (entry["name"] == NAME and COLUMNS[i] in UNGUARDED) for i in range(width)]
+            out += ([COLUMNS[i] not in UNGUARDED for i in emitted(entry)] if entry["name"] == NAME
+                    else [True] * width)
     return np.array(out, bool)
 
 

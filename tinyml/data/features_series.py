@@ -4,7 +4,7 @@ Why: a slow fault (a probe drifting a few tenths of a degree per hour) looks lik
 inside one window. What gives it away is the level against what this time of day usually reads and a
 trend that keeps going, which needs state carried from window to window, on the device as in Python.
 
-The ``daily_cycle`` feature entry yields four columns per channel, each in the window mean's units
+The ``daily_cycle`` feature entry computes four values per channel, each in the window mean's units
 (Q8 of the int16 samples, like ``mean``), from the window mean m and the window's slot of the day
 (``slots`` windows per day, slot = round(start time / hop) mod slots, the device counts windows):
 
@@ -13,6 +13,7 @@ The ``daily_cycle`` feature entry yields four columns per channel, each in the w
   deviation  m - baseline, the baseline an EMA of m over 2^baseline_shift windows (rolling level)
   scale      EMA of |residual| over 2^scale_shift windows (rolling spread)
 
+(the entry's ``columns`` lists the ones it yields, in this order; default all four),
 then the state learns from this window: profile[slot] moves 2^-profile_shift of the way to m (the first
 visit sets it), the baseline 2^-baseline_shift. State is Q16 (m << 8); every update is
 ``x += rshift_round(target - x, shift)`` with ``features_int.rshift_round``, mirrored by
@@ -34,13 +35,20 @@ from tinyml.errors import InputError
 
 NAME = "daily_cycle"
 COLUMNS = ("residual", "trend", "deviation", "scale")
-# Columns the input guard (tinyml/train/guard.py) leaves unbounded: the scale is a rolling mean of |residual| over
-# 16 hours, about one independent value a day that rises with the weather's day-to-day change, so weeks of
-# history do not bound it. On 81 synthetic logs it left its training range in 873 normal windows and was the
-# only input outside in 26 event windows, of events found anyway (docs/benchmarks.md, tenth round).
-UNGUARDED = ("scale",)
+# Columns the input guard (tinyml/train/guard.py) leaves unbounded: all four. They follow the weather's day-to-day
+# change and the shift's timing, so weeks of history do not bound them (the scale, a 16-hour rolling mean of
+# |residual|, about one independent value a day, least of all); the autoencoder and the slope guard judge them. On 105
+# synthetic logs their bounds raised 12 of 67 false alarms and found no event the other inputs, the slope guard or
+# the autoencoder missed (docs/benchmarks.md, tenth and eleventh rounds).
+UNGUARDED = COLUMNS
 DAY = 86400.0
 DAY_MS = 86_400_000
+
+
+def emitted(entry: dict) -> list[int]:
+    """Indices into COLUMNS of the values a daily_cycle entry yields per channel (its ``columns``, default all)."""
+    columns = entry.get("columns")
+    return list(range(len(COLUMNS))) if columns is None else [COLUMNS.index(c) for c in columns]
 
 
 @dataclass(frozen=True)
@@ -147,7 +155,7 @@ class SeriesState:
 
 def series_values(means_q8: np.ndarray, slots_of: np.ndarray, streams: np.ndarray, entry: dict,
                   state: SeriesState | None = None) -> np.ndarray:
-    """int64 [N, 4C] (channel by channel, COLUMNS within each) for windows given in time order per stream
+    """int64 [N, KC] (channel by channel, the entry's K ``emitted`` COLUMNS within each) for windows in time order per stream
     (``streams`` labels them; a new label starts a fresh state). ``state``: the first stream carries it on
     (and leaves it as its last window does)."""
     m = np.asarray(means_q8, np.int64)
@@ -157,7 +165,8 @@ def series_values(means_q8: np.ndarray, slots_of: np.ndarray, streams: np.ndarra
         if i and streams[i] != streams[i - 1] or i == 0 and state is None:
             state = SeriesState(entry, c)
         out[i] = state.step(m[i], int(slots_of[i]))
-    return out.reshape(n, c * len(COLUMNS))
+    keep = emitted(entry)
+    return out[:, :, keep].reshape(n, c * len(keep))
 
 
 def stream_features(q: np.ndarray, stream: Stream | None, entry: dict) -> np.ndarray:

@@ -13,7 +13,9 @@ alone, a few weeks shorter, set bounds that a month later's normal windows passe
 samples (the run's ``sample_shift``, so the device counts the same), and ``bound`` = max(1, floor(seen *
 RATIO)). A window with r > bound repeats is anomalous, excess (r - bound) / bound, folded into the score as
 the input guard's (``tinyml.train.guard.fold``). On the device ``tinyml_ifeat_stuck_over`` (tinyml_features_int.c)
-counts r on the same int16 samples and ``decide`` (tinyml_app.c) folds r - bound steps of ``step_sum``.
+counts r on the same int16 samples and ``decide`` (tinyml_app.c) folds r - bound steps of ``step_sum``. Such a window
+is a sensor fault: the device labels it 2 (docs/protocol.md) and the alarm rule fires on it at once
+(``tinyml.gateway.rules.AnomalyKofN``, in the gateway and in ``detect``).
 """
 
 from __future__ import annotations
