@@ -132,7 +132,7 @@ class Labels:
             if not self.normal_class:
                 return None
             return self.class_name(label) != self.normal_class
-        return label == 1 or self.task == "anomaly" and label == LABEL_SENSOR_FAULT
+        return label == 1 or self.is_fault(label)
 
     def is_fault(self, label: int) -> bool:
         """An anomaly detector's sensor fault (its stuck guard fired): the gateway alerts at once."""

@@ -400,9 +400,9 @@ def _check_param(name: str, key: str, value: object) -> None:
     elif key == "columns":
         from tinyml.data.features_series import COLUMNS
 
+        # a non-empty list of COLUMNS' names, each once, in COLUMNS' order
         if value is not None and not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)
-                                      and all(v in COLUMNS for v in value)
-                                      and [COLUMNS.index(v) for v in value] == sorted({COLUMNS.index(v) for v in value})):
+                                      and value == [c for c in COLUMNS if c in value]):
             raise InputError(f"feature {name!r}: bad value {value!r} for 'columns'",
                              f"give a non-empty list of {', '.join(COLUMNS)} in that order, each once")
     elif key == "slots":

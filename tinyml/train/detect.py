@@ -50,17 +50,14 @@ class DetectOptions:
     runtime: str = "litert"
 
 
-OPENED_BY = ("rule", "escalation", "sensor_fault")
-
-
 @dataclass(frozen=True)
 class Event:
     start: float
     end: float
     peak_score: float
     anomalous_windows: int
-    opened_by: str = "rule"  # OPENED_BY: the k-of-n rule, an escalation of the alarm before it (which it ends), or
-    # a window the device labels a sensor fault (the stuck guard), which fires at once
+    opened_by: str = "rule"  # "rule" (k of n), "escalation" (of the alarm before it, which it ends) or "sensor_fault"
+    # (a window the device labels a sensor fault, the stuck guard's, which fires at once)
 
 
 def model_hop(info: dict) -> int:
