@@ -233,6 +233,39 @@ def test_a_series_model_keeps_state_and_a_threshold_for_an_alarm_rate(tmp_path):
     assert "events detected" in det.stdout and (tmp_path / "events.csv").exists()
     bad = run_cli("detect", run, tmp_path / "test.csv", "--hop", "3", "--out", tmp_path / "e2.csv")
     assert_clean_error(bad, "daily_cycle feature counts windows of hop 6")
+    assert_int8_threshold_is_its_own(run, tmp_path / "test.csv")
+
+
+def assert_int8_threshold_is_its_own(run: Path, series_csv: Path) -> None:
+    """quantize chooses the int8 model's threshold by the float model's alarm-rate rule on the int8 model's own
+    validation scores; everything that decides as the device does reads it, the float model keeps model.json's."""
+    import json
+
+    from tinyml.errors import InputError
+    from tinyml.rundir import int8_model, open_model, read_labels
+    from tinyml.train.detect import score_series
+
+    ok = run_cli("quantize", run)
+    assert ok.returncode == 0, ok.stderr
+    assert "int8 " in ok.stdout.splitlines()[-1] and "the device decides with it" in ok.stdout
+    info = json.loads((run / "model.json").read_text())
+    report = json.loads((run / "quantization.json").read_text())
+    own, rule = report["int8_threshold"], report["int8_threshold_rule"]
+    assert own == max(rule["counted_threshold"], rule["tail_threshold"]) == report["int8_tflm"]["threshold"]
+    assert rule["alarms_on_validation"] <= rule["alarms_allowed"] and rule["false_alarms_per_day"] == 0.5
+    assert report["float"]["threshold"] == info["threshold"] != own  # quantization moved the errors
+    assert len(report["int8_score_baseline"]) == len(info["score_baseline"])
+    assert int8_model(run).threshold == own == open_model(run / "model_int8.tflite").threshold
+    assert open_model(run).threshold == info["threshold"] == open_model(run / "model.keras").threshold
+    assert read_labels(run).threshold == own  # the gateway: devices run the int8 model
+    assert score_series(run / "model_int8.tflite", series_csv).summary["threshold"] == own
+    assert score_series(run, series_csv).summary["threshold"] == info["threshold"]
+    (run / "quantization.json").write_text(json.dumps({**report, "int8_threshold": "high"}))
+    with pytest.raises(InputError, match="malformed int8_threshold"):
+        read_labels(run)
+    (run / "model_int8.tflite").write_bytes(b"not the model")  # a threshold for a model that is no longer there
+    with pytest.raises(InputError, match="not the model quantization.json describes"):
+        read_labels(run)
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import raise_threshold, run_cli
 from tests.test_validate import EMULATED
 from tinyml.firmware.boards import load_board
 from tinyml.firmware.build import ELF_NAME
@@ -41,8 +41,7 @@ def slope_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
                  ["quantize", run, "--tolerance", "100"]):
         proc = run_cli(*argv)
         assert proc.returncode == 0, proc.stderr
-    info = json.loads((run / "model.json").read_text())
-    (run / "model.json").write_text(json.dumps(info | {"threshold": 1e4}))
+    raise_threshold(run)
     return run, data
 
 

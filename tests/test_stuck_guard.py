@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import assert_clean_error, run_cli
+from tests.conftest import assert_clean_error, raise_threshold, run_cli
 from tests.intfeat_c import IntFeaturesLib
 from tinyml.errors import InputError
 from tinyml.train.stuck_guard import StuckGuard, repeats
@@ -186,8 +186,7 @@ def test_the_device_folds_the_guard_as_python(stuck_run, tmp_path: Path) -> None
     for f in run.iterdir():
         if f.is_file():
             (high / f.name).write_bytes(f.read_bytes())
-    info = json.loads((run / "model.json").read_text())
-    (high / "model.json").write_text(json.dumps(info | {"threshold": 1e4}))
+    raise_threshold(high)
     frozen = tmp_path / "frozen.npz"
     assert run_cli("data", "import", log, *IMPORT, "--out", frozen).returncode == 0
     model = int8_model(high)

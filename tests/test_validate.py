@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import assert_clean_error, run_cli
+from tests.conftest import assert_clean_error, raise_threshold, run_cli
 from tinyml.device.endpoints import listen_tcp
 from tinyml.device.qemu import EmulatedBoard
 from tinyml.errors import CheckFailed
@@ -147,8 +147,7 @@ def test_a_guarded_anomaly_model_labels_on_the_device_as_on_the_host(tmp_path: P
     run = tmp_path / "run"
     train(ds, "autoencoder", run, TrainOptions(epochs=5, quiet=True, guard_margin=0.0), dataset_path=data)
     quantize_run(run, tolerance=100.0)
-    info = json.loads((run / "model.json").read_text())
-    (run / "model.json").write_text(json.dumps(info | {"threshold": 1e4}))
+    raise_threshold(run)
     model = int8_model(run)
     elf, sizes = _firmware(run, "qemu-mps2-an386", tmp_path / "fw")
     tests = prepare_inputs(model, data, "test", 40)

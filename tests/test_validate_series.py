@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import assert_clean_error, run_cli
+from tests.conftest import assert_clean_error, raise_threshold, run_cli
 from tests.test_validate import EMULATED, CorruptingProxy, qemu_pids
 from tinyml.device.qemu import EmulatedBoard
 from tinyml.firmware.boards import load_board
@@ -251,8 +251,7 @@ def test_a_guarded_stateful_run_labels_on_the_device_as_on_the_host(tmp_path: Pa
     assert proc.returncode == 0, proc.stderr
     proc = run_cli("quantize", run, "--tolerance", "100")
     assert proc.returncode == 0, proc.stderr
-    info = json.loads((run / "model.json").read_text())
-    (run / "model.json").write_text(json.dumps(info | {"threshold": 1e4}))
+    raise_threshold(run)
     model = int8_model(run)
     tests = prepare_inputs(model, data, None, None)
     outside = excess_int8(tests.x, *model.guard().bounds_int8(model.in_scale, model.in_zp)) > 0

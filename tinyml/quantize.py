@@ -22,10 +22,11 @@ from tinyml.model import interpreters
 from tinyml.outputs import write_atomic, write_json
 from tinyml.progress import Steps, stage
 from tinyml.signing import sha256_file
-from tinyml.train.fit import confusion_plot, evaluate, split_masks
+from tinyml.train import metrics
+from tinyml.train.fit import Splits, confusion_plot, evaluate, output_scores, rate_threshold, split_masks
 from tinyml.train.guard import Guard, excess_int8
 from tinyml.train.stuck_guard import StuckGuard
-from tinyml.train.zoo import model_kind
+from tinyml.train.zoo import ModelKind, model_kind
 
 REPRESENTATIVE_MAX = 300
 DEFAULT_TOLERANCE = {"accuracy": 1.0, "auc": 0.01}  # accuracy in points, AUC in absolute units
@@ -73,6 +74,20 @@ def convert_int8(model: Any, representative: np.ndarray) -> bytes:
         last = (log[0].strip().splitlines() or [""])[-1] if log else ""
         raise ToolError(f"TFLite conversion failed: {type(exc).__name__}: {str(exc)[:200]} {last[:200]}",
                         "check that the model uses only ops from the tinyml zoo") from exc
+
+
+def int8_threshold(kind: ModelKind, ds: dataset_io.Dataset, splits: Splits, x_all: np.ndarray, outputs: np.ndarray, normal: str,
+                   rule: dict | None) -> tuple[float, dict]:
+    """The int8 model's own anomaly threshold, by the rule that chose the float model's, on its own validation scores:
+    the alarm rate per day (``--false-alarms-per-day``, recorded in model.json's threshold_rule), else the best
+    balanced accuracy. Why: quantization moves every reconstruction error a little, and a threshold set on the float
+    errors lets the int8 model raise more false alarms than the rate it was trained for."""
+    scores = output_scores(kind.task, x_all, outputs)
+    if rule is not None:
+        return rate_threshold(ds, kind, splits, scores, normal, float(rule["false_alarms_per_day"]))
+    is_anomaly = ds.y != ds.classes.index(normal)
+    return metrics.pick_threshold(scores[splits.val & ~is_anomaly], scores[splits.val & is_anomaly]), \
+        {"balanced_accuracy": "on the validation split"}
 
 
 def representative_inputs(x_train: np.ndarray, limit: int = REPRESENTATIVE_MAX) -> np.ndarray:
@@ -169,11 +184,15 @@ def quantize_run(run_dir: str | Path, data_path: str | Path | None = None,
         bar.update()
         runs = {"int8_litert": lambda: interpreters.litert_run(tflite, x_q),
                 device: lambda: semantics.int8_run(tflite, x_q, departures=departures).outputs}
+        rules = {}
         for name, run in runs.items():
             out = np.zeros_like(float_out)
             out[wanted] = interpreters.dequantize(run(), q.out_scale, q.out_zp)
-            reports[name] = evaluate(kind, ds, splits, x_all, out, normal, threshold, excess_q)
+            own, rules[name] = (threshold, None) if threshold is None else int8_threshold(
+                kind, ds, splits, x_all, out, normal, info.get("threshold_rule"))
+            reports[name] = evaluate(kind, ds, splits, x_all, out, normal, own, excess_q)
             bar.update()
+    baseline = reports[device].get("score_baseline") if threshold is not None else None
     for r in reports.values():
         r.pop("score_baseline")
 
@@ -187,6 +206,8 @@ def quantize_run(run_dir: str | Path, data_path: str | Path | None = None,
         "drop": {k: round(v, 6) for k, v in drops.items()},
         "largest_class_change": {name: largest_class_change(reports["float"], reports[name])
                                  for name in ("int8_litert", device)},
+        **({"int8_threshold": reports[device]["threshold"], "int8_threshold_rule": rules[device],
+            "int8_score_baseline": baseline} if threshold is not None else {}),
         "tflite_bytes": len(tflite), "passed": max(drops.values()) <= tol,
         "input_quantization": {"scale": q.in_scale, "zero_point": q.in_zp},
         "output_quantization": {"scale": q.out_scale, "zero_point": q.out_zp},

@@ -14,12 +14,17 @@ Fingerprints (sha256 of file contents) make stale artifacts visible:
 Reading a run's int8 model checks its bytes and that its sources are still the files in the run;
 a mismatch (retrained, copied over, failed quantize) is refused with a hint, never used.
 
+An anomaly model's threshold: model.json's is the float model's; quantize chooses the int8 model's own by the same
+rule on its own validation scores ("int8_threshold" in quantization.json) and that one is what a device decides
+with: the firmware, validate, the emulator, the gateway and ``detect``/``predict`` on the .tflite read it.
+
 Every artifact is written with ``tinyml.outputs`` (a temporary name, then a rename). Nothing here
 imports TensorFlow.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -264,6 +269,32 @@ class Model:
             raise InputError(f"{self[name]} is not the one written with {self[MODEL_JSON]} (changed or copied "
                              "in since training)", "re-run `tinyml train` to make the run consistent")
 
+    @property
+    def threshold(self) -> float | None:
+        """The anomaly threshold of the model named: the int8 model's (``int8_labels``) for a .tflite, else model.json's."""
+        if self.file is not None and self.file.suffix == ".tflite":
+            return self.int8_labels().threshold
+        return self.labels.threshold
+
+    def int8_labels(self) -> Labels:
+        """What a device running the run's int8 model means: model.json's labels with the threshold and score
+        baseline quantize chose on the int8 model's own validation scores (runs quantized before that keep
+        model.json's); a stale quantization report is refused."""
+        if self.run_dir is None:
+            return self.labels
+        path = self[QUANTIZATION_JSON]
+        report = read_json(path, "quantization report") if path.is_file() else {}
+        if report.get("int8_threshold") is None:
+            return self.labels
+        self._check_int8(self[MODEL_INT8])
+        try:
+            baseline = report.get("int8_score_baseline")
+            return dataclasses.replace(self.labels, threshold=float(report["int8_threshold"]), score_baseline=(
+                self.labels.score_baseline if baseline is None else tuple(float(s) for s in baseline)))
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{path} has a malformed int8_threshold: {exc}",
+                             f"run `tinyml quantize {self.run_dir}` again") from None
+
     def keras(self) -> Path:
         """The float model, checked against model.json."""
         path = self.file if self.file is not None and self.file.suffix == ".keras" else self[MODEL_KERAS]
@@ -301,7 +332,7 @@ class Model:
         if self.run_dir is None:
             task = "anomaly" if q.in_shape == q.out_shape else "classifier"  # a bare autoencoder echoes its input
             return Int8Model(tflite, data, q, Labels(task=task), None)
-        return Int8Model(tflite, data, q, self.labels, self.run_dir)
+        return Int8Model(tflite, data, q, self.int8_labels(), self.run_dir)
 
     def _check_int8(self, tflite: Path) -> None:
         report_path = self[QUANTIZATION_JSON]
@@ -367,7 +398,8 @@ def read_model_info(run_dir: Path) -> dict:
 
 
 def read_labels(path: str | Path) -> Labels:
-    """What results mean, from a run directory or its model.json (the gateway's [[models]])."""
+    """What a device's results mean, from a run directory or its model.json (the gateway's [[models]]): the int8
+    model's labels (``Model.int8_labels``), as devices run it."""
     path = Path(path)
     where = path / MODEL_JSON if path.is_dir() else path
     if not where.is_file():
@@ -376,7 +408,7 @@ def read_labels(path: str | Path) -> Labels:
     if info.get("task") not in ("classifier", "anomaly"):
         raise InputError(f"{where} has no task 'classifier' or 'anomaly'",
                          "it must be the model.json written by `tinyml train`")
-    return Labels.from_info(info, where)
+    return open_model(where.parent).int8_labels()
 
 
 def int8_model(path: str | Path) -> Int8Model:

@@ -171,6 +171,9 @@ def quantize(run_dir: Path, data: Path | None, tolerance: float | None) -> None:
     click.echo(f"{m}: float {r['float'][m]:.4f}, int8 LiteRT {r['int8_litert'][m]:.4f}, "
                f"int8 {SCORERS[r['int8_scored_by']]} {r[int8_key(r)][m]:.4f} ({r['tflite_bytes']} bytes) "
                f"-> {res.tflite_path}")
+    if r.get("int8_threshold") is not None:
+        click.echo(f"threshold: float {r['float']['threshold']:.4g}, int8 {r['int8_threshold']:.4g} (chosen on the "
+                   "int8 model's own validation scores; the device decides with it)")
 
 
 @click.command()

@@ -143,9 +143,8 @@ def score_series(model: Path, series_csv: Path, o: DetectOptions = DetectOptions
     errors = output_scores("anomaly", inputs, model_outputs(run, inputs, o.runtime, int8_inputs=int8))
     guarded = guarded_scores(run, info, inputs, errors, int8, windows=x)
     stuck = StuckGuard.from_info(info)
-    faults = (np.zeros(len(x), bool) if stuck is None or info.get("threshold") is None
-              else stuck.window_excess(pre, x) > 0)
-    threshold = float(info["threshold"])
+    threshold = run.threshold  # a .tflite's own (``rundir.Model.int8_labels``), as the device decides with it
+    faults = np.zeros(len(x), bool) if stuck is None or threshold is None else stuck.window_excess(pre, x) > 0
     ends_a, which_a = np.array(ends), np.array(which)
     tables = run_tables(info, pre)
     if tables is not None:  # one device: the CUSUM restarts at the first window and where the slots jump

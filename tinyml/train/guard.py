@@ -131,9 +131,9 @@ def guarded_scores(model: Model, info: dict, inputs: np.ndarray, scores: np.ndar
     from tinyml.train.stuck_guard import StuckGuard
 
     guard, stuck = Guard.from_info(info), StuckGuard.from_info(info)
-    if info.get("threshold") is None:
+    threshold = model.threshold
+    if threshold is None:
         return scores
-    threshold = float(info["threshold"])
     if stuck is not None and windows is not None:
         scores = fold(scores, stuck.window_excess(model.preprocess(), windows), threshold)
     if guard is None:

@@ -83,7 +83,7 @@ def predict_file(model: Path, data: Path, out_path: Path, split: str = "all", ru
         summary: dict = {}
     else:
         scores = guarded_scores(run, info, inputs, output_scores("anomaly", inputs, outputs), int8, windows=ds.x)
-        threshold = float(info["threshold"])
+        threshold = run.threshold
         is_anomaly = ds.y != classes.index(info["normal_class"])
         pred_names = ["anomaly" if s > threshold else info["normal_class"] for s in scores]
         extra_head, extra = ["anomaly_score"], [[f"{s:.6g}"] for s in scores]
