@@ -50,8 +50,7 @@ from tinyml.data.synth_series import (  # noqa: E402
     write_series,
 )
 from tinyml.quantize import quantize_run  # noqa: E402
-from tinyml.train.detect import DetectOptions, alarm_events, labelled_events, score_series  # noqa: E402
-from tinyml.train.event_scores import score_events  # noqa: E402
+from tinyml.train.detect import DetectOptions, alarm_events, labelled_events, score_alarms, score_series  # noqa: E402
 from tinyml.train.fit import TrainOptions, train  # noqa: E402
 from tinyml.train.specs import feature_spec_option  # noqa: E402
 
@@ -110,8 +109,7 @@ def one_history(seed: int, tmp: Path, history: Path, test: Path, labels: Path, e
     for name, score in variants:
         alarms = alarm_events(score, threshold, scored.ends, scored.which, o,
                               faults=scored.faults if name != "autoencoder" else None)
-        s = score_events([a.start for a in alarms], intervals, span_seconds=scored.summary["span_seconds"],
-                         late_s=scored.summary["window_s"], covered=scored.summary["covered"])
+        s = score_alarms(alarms, intervals, scored.summary)
         found = {k: [d["lead_s"] / 3600 for d in s["detected"] if kind_of[(d["start"], d["end"])] == k]
                  for k in EVENT_KINDS}
         rows.append({"seed": seed, "history_weeks": weeks, "score": name, "found": found, "rule": rule, "events": s["events"],

@@ -59,6 +59,51 @@ def test_an_event_no_window_holds_a_sample_of_is_listed_apart():
     assert s["nab_score"] == score_events([50.0], [(20.0, 60.0), (850.0, 901.0)], span_seconds=86400)["nab_score"]
 
 
+def test_labels_across_a_clock_set_back_are_judged_on_the_data_clock():
+    """Seed 76 of the benchmark: a probe froze 15 minutes before the logger's clock was set back an hour, and the
+    window that flagged it was read after the reset, so on the log's clock the alarm precedes the labelled start."""
+    from tinyml.data.series import on_data_clock
+    from tinyml.data.timestamps import iso
+    from tinyml.train.detect import Event, events_csv, score_alarms
+
+    shifts = ((10_000.0, 3600.0),)  # from data time 10,000 on, the log reads an hour less
+    assert on_data_clock(1000.0, 2000.0, shifts) == (1000.0, 2000.0)
+    assert on_data_clock(20_000.0, 21_000.0, shifts) == (23_600.0, 24_600.0)
+    assert on_data_clock(7000.0, 8000.0, shifts) == (7000.0, 11_600.0)  # logged twice: read as the widest
+    assert on_data_clock(7000.0, 8000.0, ()) == (7000.0, 8000.0)
+    label = (9100.0, 16_300.0)  # frozen from data time 9,100 for three hours: its end logs at 19,900 - 3,600
+    assert on_data_clock(*label, shifts) == (9100.0, 19_900.0)
+    alarm = Event(10_300.0, 12_000.0, 5.0, 3, "sensor_fault")  # logged at 6,700
+    summary = {"clock_shifts": shifts, "span_seconds": 86400.0, "window_s": 7200.0, "covered": [(0.0, 30_000.0)]}
+    s = score_alarms([alarm], [label], summary)
+    assert s["false_alarms"] == 0 and s["detected"] == [
+        {"start": 9100.0, "end": 16_300.0, "alarm": 6700.0, "lead_s": 19_900.0 - 10_300.0, "late": False}]
+    on_log = score_events([6700.0], [label], span_seconds=86400.0, late_s=7200.0)
+    assert on_log["false_alarms"] == 1 and on_log["missed"]  # what judging on the log's clock made of it
+    row = events_csv([alarm], shifts).decode().splitlines()[1].split(",")
+    assert row[1:4] == [iso(6700.0), iso(8400.0), "1700"]  # written on the log's clock, the duration as elapsed
+
+
+def test_the_synthetic_log_labels_each_event_time_as_it_logs():
+    """Each of an event's times is set back with the clock if it falls after the reset, so an event across the reset
+    starts on the old clock and ends on the new one (the generator once shifted both by the start alone)."""
+    from tinyml.data.synth_series import SeriesOptions, synth_series
+
+    across = 0
+    for seed in range(12):
+        _, _, true = synth_series(SeriesOptions(days=10.0, quiet_days=2.0, gaps=0, seed=seed))
+        times, _, events = synth_series(SeriesOptions(days=10.0, quiet_days=2.0, gaps=0, seed=seed,
+                                                      clock_reset_s=3600.0))
+        reset = times[int(np.flatnonzero(np.diff(times) < 0)[0]) + 1] + 3600.0  # its first row's true time
+        assert [(e.start, e.end) for e in events] == [
+            (t.start - 3600.0 * (t.start >= reset), t.end - 3600.0 * (t.end >= reset)) for t in true]
+        assert all(e.end > e.start for e in events)
+        across += sum(t.start < reset <= t.end for t in true)
+    assert across
+    with pytest.raises(ValueError, match="clock_reset_s 7200"):
+        synth_series(SeriesOptions(clock_reset_s=7200.0))
+
+
 def test_an_escalation_ends_the_open_event_and_opens_the_next():
     from tinyml.train.detect import DetectOptions, alarm_events
 

@@ -221,9 +221,8 @@ def detect(model: Path, series: Path, out_path: Path, labels: Path | None, time_
     from tinyml.data.timestamps import iso
     from tinyml.errors import InputError
     from tinyml.outputs import write_atomic
-    from tinyml.train.detect import DetectOptions, check_within, events_csv, labelled_events
+    from tinyml.train.detect import DetectOptions, check_within, events_csv, labelled_events, score_alarms
     from tinyml.train.detect import detect as run_detect
-    from tinyml.train.event_scores import score_events
 
     if no_escalate and escalate is not None:
         raise InputError("--escalate and --no-escalate contradict each other", "give one of them")
@@ -236,7 +235,7 @@ def detect(model: Path, series: Path, out_path: Path, labels: Path | None, time_
     events, summary = run_detect(model, series, opts)
     if intervals is not None:
         check_within(intervals, summary, labels)
-    write_atomic(out_path, events_csv(events))
+    write_atomic(out_path, events_csv(events, summary["clock_shifts"]))
     days = summary["span_seconds"] / 86400
     click.echo(f"{len(events)} alarm event(s) in {summary['windows']} windows (hop {summary['hop']}) over "
                f"{days:.3g} days of data, rule: {summary['rule']}; {summary['anomalous_windows']} window(s) above "
@@ -247,8 +246,7 @@ def detect(model: Path, series: Path, out_path: Path, labels: Path | None, time_
                + (f", {summary['sensor_fault_windows']} sensor fault(s) (frozen readings, alarmed at once)"
                   if summary["stuck_guard"] else "") + f" -> {out_path}")
     if intervals is not None:
-        s = score_events([e.start for e in events], intervals, span_seconds=summary["span_seconds"],
-                         late_s=summary["window_s"], covered=summary["covered"])
+        s = score_alarms(events, intervals, summary)
         for d in s["detected"]:
             click.echo(f"  detected {iso(d['start'])}..{iso(d['end'])}: alarm {iso(d['alarm'])}, "
                        f"lead time {d['lead_s'] / 3600:.3g} h" + (" (late: its window holds the event's end)"

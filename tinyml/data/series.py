@@ -101,6 +101,19 @@ def logged(times: np.ndarray, shifts: tuple[tuple[float, float], ...]) -> np.nda
     return times - added[np.searchsorted(starts, times, side="right") - 1]
 
 
+def on_data_clock(start: float, end: float, shifts: tuple[tuple[float, float], ...]) -> tuple[float, float]:
+    """A labelled (start, end) on the log's clock moved onto the one ``retime`` made. A clock set back logs some times
+    twice; an interval is then read as the widest it can mean: its start the earliest time that logs as it, its end the
+    latest. Why: an operator labels what the log shows, and an alarm on either side of the reset may be the event's."""
+    if not shifts:
+        return start, end
+    lo = np.array([-np.inf, *(s for s, _ in shifts)])
+    hi = np.array([*(s for s, _ in shifts), np.inf])
+    added = np.array([0.0, *(a for _, a in shifts)])
+    starts, ends = start + added, end + added
+    return (float(starts[(starts >= lo) & (starts <= hi)].min()), float(ends[(ends >= lo) & (ends <= hi)].max()))
+
+
 def gaps(t: np.ndarray, max_gap: float) -> np.ndarray:
     """Indices i where the step t[i] - t[i-1] is longer than ``max_gap``."""
     return np.flatnonzero(np.diff(t) > max_gap) + 1

@@ -13,7 +13,9 @@ at full load), noise, 0.0625 deg C steps. Events (each labelled from its onset t
 - ``stuck``: the reading freezes for 3-6 hours.
 
 Gaps drop whole hours of rows; the clock reset (after the quiet days) sets every later time back by
-``clock_reset_s`` (the labels follow the logged times, as an operator reading the log would write them).
+``clock_reset_s`` (the labels follow the logged times, as an operator reading the log would write them: an event
+that straddles the reset starts before it and ends after it on the log's clock; the reset is shorter than the
+shortest event, 2 hours, so that logged end stays after its logged start).
 The first ``quiet_days`` hold no events: the unlabelled history of the same machine a model learns from.
 """
 
@@ -28,6 +30,8 @@ import numpy as np
 from tinyml.data.timestamps import iso
 
 EVENT_KINDS = ("drift", "step", "runaway", "stuck")
+EVENT_HOURS = {"drift": (10, 16), "step": (2, 4), "runaway": (3, 5), "stuck": (3, 6)}  # each event's length, drawn
+SHORTEST_EVENT_S = 3600.0 * min(lo for lo, _ in EVENT_HOURS.values())
 DAY = 86400.0
 
 
@@ -52,6 +56,9 @@ class SeriesEvent:
 
 def synth_series(o: SeriesOptions = SeriesOptions()) -> tuple[np.ndarray, np.ndarray, list[SeriesEvent]]:
     """Logged times (s since the epoch, in file order), values (deg C) and the injected events."""
+    if not 0 <= o.clock_reset_s < SHORTEST_EVENT_S:
+        raise ValueError(f"clock_reset_s {o.clock_reset_s:g}: a reset of the shortest event's length or more would "
+                         "log a straddling event's end before its start")
     rng = np.random.default_rng(o.seed)
     n = int(o.days * DAY / o.step_s)
     t = np.datetime64(o.start, "s").astype(np.int64) + np.arange(n) * o.step_s
@@ -69,8 +76,8 @@ def synth_series(o: SeriesOptions = SeriesOptions()) -> tuple[np.ndarray, np.nda
         q = int(o.quiet_days * DAY / o.step_s)
         at = q + int(rng.uniform(0.3, 0.7) * (n - q))
         logged[at:] -= o.clock_reset_s
-        events = [SeriesEvent(e.kind, e.start - o.clock_reset_s * (e.start >= t[at]),
-                              e.end - o.clock_reset_s * (e.start >= t[at])) for e in events]
+        events = [SeriesEvent(e.kind, e.start - o.clock_reset_s * (e.start >= t[at]),  # each end as it logs
+                              e.end - o.clock_reset_s * (e.end >= t[at])) for e in events]
     return logged[keep], temp[keep], events
 
 
@@ -101,7 +108,7 @@ def _inject(temp: np.ndarray, t: np.ndarray, o: SeriesOptions, rng: np.random.Ge
     quiet = int(o.quiet_days * DAY / o.step_s)
     slot = (n - quiet) // max(len(kinds), 1)
     for i, kind in enumerate(kinds):
-        hours = {"drift": (10, 16), "step": (2, 4), "runaway": (3, 5), "stuck": (3, 6)}[kind]
+        hours = EVENT_HOURS[kind]
         length = int(rng.uniform(*hours) * 3600 / o.step_s)
         a = quiet + i * slot + int(rng.uniform(0.1, 0.5) * slot)
         b = min(a + length, n)

@@ -28,6 +28,7 @@ from tinyml.data.timestamps import iso
 from tinyml.errors import InputError
 from tinyml.gateway.rules import AnomalyKofN
 from tinyml.train.alarm_rate import AlarmRule
+from tinyml.train.event_scores import score_events
 from tinyml.train.fit import output_scores
 from tinyml.train.guard import fold, guarded_scores
 from tinyml.train.predict import model_outputs
@@ -75,7 +76,10 @@ class Scored:
     """Every window of a series as the device scores it: its samples, model inputs, anomaly score (``errors``: the
     reconstruction error alone, before the guards; ``guarded``: with the input and stuck guards, before the slope guard),
     whether the stuck guard flags it (``faults``: the device labels it a sensor fault), end
-    time (on the log's clock, as events are reported: ``--on-backwards continue`` re-times the data, not them) and recording (``alarm_events`` turns them into alarms), with the summary ``detect`` reports."""
+    time and recording (``alarm_events`` turns them into alarms), with the summary ``detect`` reports. Times are on the
+    data's clock, which only ``--on-backwards continue`` makes differ from the log's: it re-times the data past a clock
+    set back (the summary's ``clock_shifts``); events are written (``events_csv``) and scored (``score_alarms``)
+    back on the log's clock."""
     windows: np.ndarray
     inputs: np.ndarray
     scores: np.ndarray
@@ -119,13 +123,12 @@ def score_series(model: Path, series_csv: Path, o: DetectOptions = DetectOptions
     if len(recs[0].channels) != channels:
         raise InputError(f"{series_csv}: {len(recs[0].channels)} signal column(s) ({', '.join(recs[0].channels)}), "
                          f"the model reads {channels} ({', '.join(info['channels'])})", "pick them with --columns")
-    xs, ends, on_log, which = [], [], [], []  # ends: the clock the data follows; on_log: the log's (reported)
+    xs, ends, which = [], [], []
     for k, r in enumerate(recs):
         sig = resample(r.signal, r.fs or fs, fs)
         mine = [r.t0 + (s + window) / fs for s in range(0, sig.shape[0] - window + 1, hop)]
         xs += [sig[s:s + window] for s in range(0, sig.shape[0] - window + 1, hop)]
         ends += mine
-        on_log += series.logged(np.array(mine), r.clock_shifts).tolist()
         which += [k] * len(mine)
     if not xs:
         raise InputError(f"{series_csv}: no recording is as long as the model's window ({window} samples)",
@@ -154,10 +157,11 @@ def score_series(model: Path, series_csv: Path, o: DetectOptions = DetectOptions
     bounds = np.concatenate([series.logged(np.array([r.t0, r.t0 + r.signal.shape[0] / (r.fs or fs)]), r.clock_shifts)
                              for r in recs])
     first, last = float(bounds[0::2].min()), float(bounds[1::2].max())
-    return Scored(x, inputs, scores, errors, guarded, faults, np.array(on_log), which_a, {
+    shifts = max((r.clock_shifts for r in recs), key=len)  # each recording's are the ones up to its end
+    return Scored(x, inputs, scores, errors, guarded, faults, ends_a, which_a, {
         "windows": len(xs), "hop": hop, "window": window, "window_s": window / fs, "recordings": len(recs), "span_seconds": span,
-        "start": iso(bounds[0]), "first": first, "last": last, "threshold": threshold,
-        "covered": covered_spans(np.array(on_log), window / fs),
+        "start": iso(bounds[0]), "first": first, "last": last, "threshold": threshold, "clock_shifts": shifts,
+        "covered": covered_spans(ends_a, window / fs),
         "rule": f"{o.k} of the last {o.n} windows anomalous, clears at {o.clear_k} or fewer"
                 + (f", escalates above {o.escalate:g}x its lowest anomalous score since it fired" if o.escalate else ""),
         "anomalous_windows": int(np.count_nonzero(scores > threshold)),
@@ -207,14 +211,33 @@ def alarm_events(scores: np.ndarray, threshold: float, ends: np.ndarray, which: 
     return out
 
 
-def events_csv(events: list[Event]) -> bytes:
+def events_csv(events: list[Event], shifts: tuple[tuple[float, float], ...] = ()) -> bytes:
+    """The events with their times on the log's clock (``shifts``: the summary's ``clock_shifts``), their duration
+    as elapsed."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["event", "start", "end", "duration_s", "peak_score", "anomalous_windows", "opened_by"])
     for i, e in enumerate(events):
-        w.writerow([i, iso(e.start), iso(e.end), f"{e.end - e.start:g}", f"{e.peak_score:.6g}", e.anomalous_windows,
+        start, end = series.logged(np.array([e.start, e.end]), shifts)
+        w.writerow([i, iso(start), iso(end), f"{e.end - e.start:g}", f"{e.peak_score:.6g}", e.anomalous_windows,
                     e.opened_by])
     return buf.getvalue().encode()
+
+
+def score_alarms(events: list[Event], intervals: list[tuple[float, float]], summary: dict) -> dict:
+    """``score_events`` for ``detect``'s events against labelled intervals on the log's clock, judged on the data's
+    (``series.on_data_clock``: across a clock set back, an interval is read as the widest it can mean), so that an
+    alarm and an event on either side of the reset are not confused; the result's times are on the log's clock."""
+    shifts = summary["clock_shifts"]
+    moved = {series.on_data_clock(s, e, shifts): (s, e) for s, e in intervals}
+    result = score_events([e.start for e in events], list(moved), span_seconds=summary["span_seconds"],
+                          late_s=summary["window_s"], covered=summary["covered"])
+    for key in ("detected", "missed", "unobserved"):
+        for d in result[key]:
+            d["start"], d["end"] = moved[(d["start"], d["end"])]
+            if "alarm" in d:
+                d["alarm"] = float(series.logged(np.array([d["alarm"]]), shifts)[0])
+    return result
 
 
 def labelled_events(labels: Path, series_csv: Path, *, time_format: str | None,
