@@ -22,7 +22,6 @@ from tinyml.model import interpreters
 from tinyml.outputs import write_atomic, write_json
 from tinyml.progress import Steps, stage
 from tinyml.signing import sha256_file
-from tinyml.train import metrics
 from tinyml.train.fit import Splits, confusion_plot, evaluate, output_scores, rate_threshold, split_masks
 from tinyml.train.guard import Guard, excess_int8
 from tinyml.train.stuck_guard import StuckGuard
@@ -76,18 +75,16 @@ def convert_int8(model: Any, representative: np.ndarray) -> bytes:
                         "check that the model uses only ops from the tinyml zoo") from exc
 
 
-def int8_threshold(kind: ModelKind, ds: dataset_io.Dataset, splits: Splits, x_all: np.ndarray, outputs: np.ndarray, normal: str,
-                   rule: dict | None) -> tuple[float, dict]:
-    """The int8 model's own anomaly threshold, by the rule that chose the float model's, on its own validation scores:
-    the alarm rate per day (``--false-alarms-per-day``, recorded in model.json's threshold_rule), else the best
-    balanced accuracy. Why: quantization moves every reconstruction error a little, and a threshold set on the float
-    errors lets the int8 model raise more false alarms than the rate it was trained for."""
-    scores = output_scores(kind.task, x_all, outputs)
-    if rule is not None:
-        return rate_threshold(ds, kind, splits, scores, normal, float(rule["false_alarms_per_day"]))
-    is_anomaly = ds.y != ds.classes.index(normal)
-    return metrics.pick_threshold(scores[splits.val & ~is_anomaly], scores[splits.val & is_anomaly]), \
-        {"balanced_accuracy": "on the validation split"}
+def int8_threshold(kind: ModelKind, ds: dataset_io.Dataset, splits: Splits, x_all: np.ndarray, outputs: np.ndarray,
+                   normal: str, rule: dict | None) -> tuple[float | None, dict]:
+    """The int8 model's own anomaly threshold by the rule that chose the float model's, on its own validation scores:
+    the alarm rate per day (``--false-alarms-per-day``, model.json's ``threshold_rule``), else None, for ``evaluate``
+    to pick by the best balanced accuracy as ``train`` did. Why: quantization moves every reconstruction error a
+    little, and a threshold set on the float errors lets the int8 model raise more alarms than its rule allows."""
+    if rule is None:
+        return None, {"rule": "best balanced accuracy on the validation split"}
+    return rate_threshold(ds, kind, splits, output_scores(kind.task, x_all, outputs), normal,
+                          float(rule["false_alarms_per_day"]))
 
 
 def representative_inputs(x_train: np.ndarray, limit: int = REPRESENTATIVE_MAX) -> np.ndarray:
