@@ -54,7 +54,8 @@ def test_an_event_no_window_holds_a_sample_of_is_listed_apart():
     covered = covered_spans(np.array([200.0, 100.0, 150.0, 1000.0]), 100.0)
     assert covered == [(0.0, 200.0), (900.0, 1000.0)]
     s = score_events([50.0], [(20.0, 60.0), (300.0, 400.0), (850.0, 901.0)], span_seconds=86400, covered=covered)
-    assert s["events"] == 2 and len(s["detected"]) == 1 and s["missed"] == [{"start": 850.0, "end": 901.0}]
+    assert s["events"] == 2 and len(s["detected"]) == 1
+    assert s["missed"] == [{"start": 850.0, "end": 901.0, "held_s": 1.0, "length_s": 51.0}]  # the data holds 1 s
     assert s["unobserved"] == [{"start": 300.0, "end": 400.0}]
     assert s["nab_score"] == score_events([50.0], [(20.0, 60.0), (850.0, 901.0)], span_seconds=86400)["nab_score"]
 
@@ -235,6 +236,13 @@ def test_detect_finds_injected_events_with_lead_times(tmp_path):
     assert det.returncode == 0, det.stderr
     assert "events detected 2/2 (0 late)" in det.stdout and "1 labelled event(s) in gaps of the data" in det.stdout
     assert f"in a gap {in_gap[0][0].isoformat()}" in det.stdout
+    # a labelled stretch of normal data running into the gap: missed, and how little of it the data holds said
+    into = [(START + dt.timedelta(days=4, hours=23), START + dt.timedelta(days=5, hours=3))]
+    det = run_cli("detect", run, tmp_path / "gap.csv", "--labels",
+                  write_labels(tmp_path / "l4.csv", spans + into), "--out", tmp_path / "e6.csv")
+    assert det.returncode == 0, det.stderr
+    assert "events detected 2/3" in det.stdout
+    assert f"missed   {into[0][0].isoformat()}..{into[0][1].isoformat()} (the data holds 1 h of its 4 h)" in det.stdout
     plain = tmp_path / "plain.csv"
     assert run_cli("detect", run, tmp_path / "test.csv", "--no-escalate", "--out", plain).returncode == 0
     rows = list(csv.DictReader(events.read_text().splitlines()))

@@ -252,7 +252,9 @@ def detect(model: Path, series: Path, out_path: Path, labels: Path | None, time_
                        f"lead time {d['lead_s'] / 3600:.3g} h" + (" (late: its window holds the event's end)"
                                                                  if d["late"] else ""))
         for m in s["missed"]:
-            click.echo(f"  missed   {iso(m['start'])}..{iso(m['end'])}")
+            click.echo(f"  missed   {iso(m['start'])}..{iso(m['end'])}" + (
+                f" (the data holds {m['held_s'] / 3600:.2g} h of its {m['length_s'] / 3600:.2g} h)"
+                if m["held_s"] < m["length_s"] else ""))
         for m in s["unobserved"]:
             click.echo(f"  in a gap {iso(m['start'])}..{iso(m['end'])}: no window holds a sample of it, not scored")
         gaps = f"; {len(s['unobserved'])} labelled event(s) in gaps of the data, not scored" if s["unobserved"] else ""

@@ -32,7 +32,8 @@ def score_events(alarms: np.ndarray, intervals: list[tuple[float, float]], *, sp
     by a window that still holds the event's samples, so it detects the event late (a negative lead time) and is no
     false alarm. The NAB score keeps NAB's own rule (such an alarm is a false positive just after the window).
     ``covered`` (the stretches some window holds samples of): an interval no window holds a sample of lies in a gap
-    of the data; no detector could see it, so it is listed apart (``unobserved``) and not scored."""
+    of the data; no detector could see it, so it is listed apart (``unobserved``) and not scored. A missed interval
+    the data holds only part of is still missed; ``held_s`` says how much of its ``length_s`` some window holds."""
     alarms = np.sort(np.asarray(alarms, dtype=np.float64))
     intervals = sorted(intervals)
     unobserved = [] if covered is None else [
@@ -52,7 +53,9 @@ def score_events(alarms: np.ndarray, intervals: list[tuple[float, float]], *, sp
             detected.append({"start": start, "end": end, "alarm": first, "lead_s": end - first,
                              "late": not hits.any()})
         else:
-            missed.append({"start": start, "end": end})
+            missed.append({"start": start, "end": end,
+                           **({} if covered is None else {"held_s": held_seconds(start, end, covered),
+                                                          "length_s": end - start})})
         if hits.any():  # NAB: only an alarm inside the window counts
             raw += profile["tp"] * scaled_sigmoid((float(alarms[hits][0]) - end) / (end - start))
         else:
@@ -74,3 +77,8 @@ def score_events(alarms: np.ndarray, intervals: list[tuple[float, float]], *, sp
             "false_alarms_per_day": float(false_alarms.size / days) if days > 0 else None,
             "nab_raw": raw, "nab_score": 100.0 * (raw - null) / (perfect - null) if intervals else None,
             "profile": "standard", "weights": dict(profile)}
+
+
+def held_seconds(start: float, end: float, covered: list[tuple[float, float]]) -> float:
+    """Seconds of (start, end) that the ``covered`` stretches (disjoint) hold."""
+    return float(sum(max(0.0, min(b, end) - max(a, start)) for a, b in covered))
