@@ -66,6 +66,9 @@ def test_labels_need_a_task_and_well_formed_fields(tmp_path: Path) -> None:
     (tmp_path / MODEL_JSON).write_text(json.dumps({"classes": ["a"]}))
     with pytest.raises(InputError, match="no task"):
         read_labels(tmp_path / MODEL_JSON)
+    apart = tmp_path / "pump.json"  # a model description kept apart from its run: read as it is
+    apart.write_text(json.dumps({"task": "anomaly", "threshold": 0.5}))
+    assert read_labels(apart).threshold == 0.5
 
 
 def test_a_model_int8_from_another_model_keras_is_refused_everywhere(run_copy: Path, tmp_path: Path) -> None:

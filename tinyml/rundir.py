@@ -408,6 +408,8 @@ def read_labels(path: str | Path) -> Labels:
     if info.get("task") not in ("classifier", "anomaly"):
         raise InputError(f"{where} has no task 'classifier' or 'anomaly'",
                          "it must be the model.json written by `tinyml train`")
+    if where.name != MODEL_JSON:  # a model description apart from its run: no quantization report to read
+        return Labels.from_info(info, where)
     return open_model(where.parent).int8_labels()
 
 
