@@ -374,7 +374,8 @@ def test_the_input_guard_through_train_detect_predict_and_the_firmware(tmp_path)
     assert report["float"]["confusion_matrix"] == metrics["confusion_matrix"]  # quantize folds the guard as train
     model = int8_model(run)
     s8 = score_series(run / "model_int8.tflite", test, DetectOptions())
-    assert np.all(s8.scores[s8.scores != s8.errors] > threshold) and np.any(s8.scores != s8.errors)
+    own = s8.summary["threshold"]  # the int8 model's own
+    assert np.all(s8.scores[s8.scores != s8.errors] > own) and np.any(s8.scores != s8.errors)
     out = render_project(load_board("qemu-mps2-an386"), model, tmp_path / "fw")
     config = next(out.rglob("tinyml_config.h")).read_text()
     lo, hi = model.guard().bounds_int8(model.in_scale, model.in_zp)

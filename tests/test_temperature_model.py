@@ -49,7 +49,7 @@ def test_predict_scores_every_kind(temp_run, tmp_path):
     rows = list(csv.DictReader(out.open()))
     assert list(rows[0]) == ["window", "split", "group", "label", "pred", "anomaly_score"]
     assert {r["split"] for r in rows} == {"test"}
-    threshold = json.loads((run / "model.json").read_text())["threshold"]
+    threshold = json.loads((run / "quantization.json").read_text())["int8_threshold"]  # the int8 model's own
     flagged: dict[str, list[bool]] = defaultdict(list)
     for r in rows:
         score = float(r["anomaly_score"])
