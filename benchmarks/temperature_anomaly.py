@@ -4,8 +4,8 @@
 
 Per seed: the default synthetic temperature set (`tinyml data synth temperature --seed S`),
 the default autoencoder (`tinyml train --model autoencoder --seed S`), full-int8 quantization
-(`tinyml quantize`), then per-kind recall of the TFLM int8 model on the test split at the
-threshold saved in model.json (what the device and the gateway use).
+(`tinyml quantize`), then per-kind recall of the TFLM int8 model on the test split at its own
+threshold (quantization.json's ``int8_threshold``: what the device and the gateway use).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ KINDS = TEMPERATURE_CLASSES[1:]
 
 
 def kind_recall(run: Path, ds_x: np.ndarray, ds_y: np.ndarray) -> dict[str, float]:
-    """Share of each class flagged as anomalous by the TFLM int8 model at the saved threshold."""
+    """Share of each class flagged as anomalous by the TFLM int8 model at its own threshold."""
     model = int8_model(run)
     tflite, q = model.data, model.quant
     inputs = open_model(run).preprocess().apply(ds_x)

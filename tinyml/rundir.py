@@ -25,6 +25,7 @@ imports TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -273,13 +274,15 @@ class Model:
     def threshold(self) -> float | None:
         """The anomaly threshold of the model named: the int8 model's (``int8_labels``) for a .tflite, else model.json's."""
         if self.file is not None and self.file.suffix == ".tflite":
-            return self.int8_labels().threshold
+            return self.int8_labels.threshold
         return self.labels.threshold
 
+    @functools.cached_property
     def int8_labels(self) -> Labels:
         """What a device running the run's int8 model means: model.json's labels with the threshold and score
         baseline quantize chose on the int8 model's own validation scores (runs quantized before that keep
-        model.json's); a stale quantization report is refused."""
+        model.json's); a stale quantization report is refused. Read once per ``Model``: each consumer asks for it
+        several times (the threshold, the guards, the int8 model)."""
         if self.run_dir is None:
             return self.labels
         path = self[QUANTIZATION_JSON]
@@ -332,7 +335,7 @@ class Model:
         if self.run_dir is None:
             task = "anomaly" if q.in_shape == q.out_shape else "classifier"  # a bare autoencoder echoes its input
             return Int8Model(tflite, data, q, Labels(task=task), None)
-        return Int8Model(tflite, data, q, self.int8_labels(), self.run_dir)
+        return Int8Model(tflite, data, q, self.int8_labels, self.run_dir)
 
     def _check_int8(self, tflite: Path) -> None:
         report_path = self[QUANTIZATION_JSON]
@@ -399,18 +402,18 @@ def read_model_info(run_dir: Path) -> dict:
 
 def read_labels(path: str | Path) -> Labels:
     """What a device's results mean, from a run directory or its model.json (the gateway's [[models]]): the int8
-    model's labels (``Model.int8_labels``), as devices run it."""
+    model's labels (``Model.int8_labels``), as devices run it; a model description kept apart from its run (another
+    name than model.json) is read as it is."""
     path = Path(path)
     where = path / MODEL_JSON if path.is_dir() else path
     if not where.is_file():
         raise InputError(f"model file {where} not found", "point `run` at a training run directory")
-    info = read_json(where, "model description")
+    model = open_model(where.parent) if where.name == MODEL_JSON else None
+    info = model.info if model is not None else read_json(where, "model description")
     if info.get("task") not in ("classifier", "anomaly"):
         raise InputError(f"{where} has no task 'classifier' or 'anomaly'",
                          "it must be the model.json written by `tinyml train`")
-    if where.name != MODEL_JSON:  # a model description apart from its run: no quantization report to read
-        return Labels.from_info(info, where)
-    return open_model(where.parent).int8_labels()
+    return model.int8_labels if model is not None else Labels.from_info(info, where)
 
 
 def int8_model(path: str | Path) -> Int8Model:
