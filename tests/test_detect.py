@@ -105,6 +105,26 @@ def test_the_synthetic_log_labels_each_event_time_as_it_logs():
         synth_series(SeriesOptions(clock_reset_s=7200.0))
 
 
+def test_the_synthetic_logs_gaps_fall_around_events_never_in_them():
+    """Every injected event is logged whole, onset to end (the target is to find each one), while the gaps stay:
+    a gap drawn across an event is cut back to its edges (the generator once kept only an event's first hour)."""
+    from tinyml.data.synth_series import SeriesOptions, synth_series
+
+    cut_back = 0
+    for seed in range(8):
+        whole_t, whole_v, _ = synth_series(SeriesOptions(days=10.0, quiet_days=2.0, gaps=0, seed=seed))
+        times, values, events = synth_series(SeriesOptions(days=10.0, quiet_days=2.0, gaps=12, seed=seed))
+        assert len(times) < len(whole_t)  # the gaps are there
+        for e in events:
+            inside = (whole_t >= e.start) & (whole_t < e.end)
+            logged = (times >= e.start) & (times < e.end)
+            assert np.array_equal(times[logged], whole_t[inside]) and np.array_equal(values[logged], whole_v[inside])
+            missing_before = not np.isin(e.start - 300.0, times)
+            missing_after = not np.isin(e.end, times) and e.end < whole_t[-1]
+            cut_back += missing_before or missing_after
+    assert cut_back  # some gap was drawn across an event and now stops at its edge
+
+
 def test_an_escalation_ends_the_open_event_and_opens_the_next():
     from tinyml.train.detect import DetectOptions, alarm_events
 

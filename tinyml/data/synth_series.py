@@ -12,7 +12,9 @@ at full load), noise, 0.0625 deg C steps. Events (each labelled from its onset t
 - ``runaway``: an accelerating rise (t^2) of 10-20 deg C over 3-5 hours (a bearing or winding failing);
 - ``stuck``: the reading freezes for 3-6 hours.
 
-Gaps drop whole hours of rows; the clock reset (after the quiet days) sets every later time back by
+Gaps drop whole hours of rows around the events, never inside one (the target is to find every injected
+event, so each is in the log from onset to end; ``detect`` on a user's log reports an event a gap cuts for
+what it is); the clock reset (after the quiet days) sets every later time back by
 ``clock_reset_s`` (the labels follow the logged times, as an operator reading the log would write them: an event
 that straddles the reset starts before it and ends after it on the log's clock; the reset is shorter than the
 shortest event, 2 hours, so that logged end stays after its logged start).
@@ -69,8 +71,8 @@ def synth_series(o: SeriesOptions = SeriesOptions()) -> tuple[np.ndarray, np.nda
     for _ in range(o.gaps):
         a = int(rng.uniform(0.05, 0.95) * n)
         keep[a:a + int(rng.uniform(2, 8) * 3600 / o.step_s)] = False
-    for e in events:  # a gap never swallows an event's onset
-        keep[(t >= e.start) & (t < e.start + 3600)] = True
+    for e in events:  # gaps fall around events, never in them: every injected event is logged whole
+        keep[(t >= e.start) & (t < e.end)] = True
     logged = t.astype(np.float64)
     if o.clock_reset_s > 0:  # after the quiet days
         q = int(o.quiet_days * DAY / o.step_s)
