@@ -119,7 +119,7 @@ def test_the_synthetic_logs_gaps_fall_around_events_never_in_them():
             inside = (whole_t >= e.start) & (whole_t < e.end)
             logged = (times >= e.start) & (times < e.end)
             assert np.array_equal(times[logged], whole_t[inside]) and np.array_equal(values[logged], whole_v[inside])
-            missing_before = not np.isin(e.start - 300.0, times)
+            missing_before = not np.isin(e.start - SeriesOptions().step_s, times)
             missing_after = not np.isin(e.end, times) and e.end < whole_t[-1]
             cut_back += missing_before or missing_after
     assert cut_back  # some gap was drawn across an event and now stops at its edge
