@@ -138,6 +138,25 @@ def test_an_escalation_ends_the_open_event_and_opens_the_next():
     assert [(e.start, e.end, e.anomalous_windows) for e in plain] == [(20.0, 80.0, 4)]
 
 
+def test_a_sensor_fault_during_an_alarm_of_another_cause_ends_it_and_opens_its_own_event():
+    from tinyml.train.detect import DetectOptions, alarm_events
+
+    # a drift's alarm held open, the probe freezes in it (windows 5-6), the drift goes on, all clears
+    scores = np.array([0.1, 2.0, 2.0, 2.5, 2.2, 2.0, 2.1, 2.4, 0.1, 0.1, 0.1, 0.1])
+    faults = np.array([0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0], bool)
+    ends = np.arange(scores.size) * 10.0
+    which = np.zeros(scores.size, int)
+    events = alarm_events(scores, 1.0, ends, which, DetectOptions(), faults=faults)
+    assert [(e.start, e.end, e.anomalous_windows, e.opened_by) for e in events] == [
+        (20.0, 50.0, 3, "rule"), (50.0, 100.0, 3, "sensor_fault")]
+    # without the faults, one alarm; a fault in an alarm the fault opened is no new event
+    assert [(e.start, e.end) for e in alarm_events(scores, 1.0, ends, which, DetectOptions())] == [(20.0, 100.0)]
+    refreeze = faults.copy()
+    refreeze[1] = True  # the alarm opens on a fault: its sensor freezing again in it is the same fault
+    events = alarm_events(scores, 1.0, ends, which, DetectOptions(), faults=refreeze)
+    assert [(e.start, e.opened_by) for e in events] == [(10.0, "sensor_fault")]
+
+
 def test_a_sensor_fault_window_fires_at_once_even_as_the_last_before_a_gap():
     from tinyml.train.detect import DetectOptions, alarm_events, events_csv
 

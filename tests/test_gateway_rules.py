@@ -254,3 +254,31 @@ def test_a_sensor_fault_fires_at_once_counts_towards_k_and_clears_as_any_anomaly
     assert states(out) == [(1, True)] and rule.count == 3
     out += [rule.observe(False) for _ in range(4)]  # the faults leave the last 5: cleared
     assert states(out) == [(1, True), (7, False)]
+
+
+def test_a_sensor_fault_beginning_during_an_alert_of_another_cause_fires_again():
+    rule = AnomalyKofN(k=2, n=3, clear_k=0, escalate=3.0)
+    out = [rule.observe(True, 0, 1.0), rule.observe(True, 1, 1.0)]  # the rule's alert (a drift, say)
+    assert states(out) == [(1, True)] and rule.opened_by == "rule"
+    out.append(rule.observe(False, 2, 0.5, fault=True))  # the probe freezes: a fault of its own
+    assert states(out) == [(1, True), (2, True)] and "while the alert was open" in out[2].message
+    assert rule.opened_by == "sensor_fault"
+    out += [rule.observe(False, t, 0.5, fault=True) for t in (3, 4)]  # it stays frozen: the same alert
+    out += [rule.observe(False, 5, 0.1), rule.observe(False, 6, 0.5, fault=True)]  # a thaw and a refreeze: too
+    assert states(out) == [(1, True), (2, True)]
+    out += [rule.observe(False, t, 0.1) for t in range(7, 10)]
+    assert states(out) == [(1, True), (2, True), (9, False)] and rule.opened_by is None
+    # an escalation's alert is another cause as well
+    for t, score in enumerate((1.0, 1.0, 4.0), start=10):
+        out.append(rule.observe(True, t, score))
+    assert rule.opened_by == "escalation" and rule.observe(True, 13, 1.0, fault=True).firing
+
+
+def test_a_restored_alert_is_superseded_by_a_fault_s_onset_but_not_by_a_fault_already_going_on():
+    rules = DeviceRules(RuleConfig(anomaly_k=2, anomaly_n=3, anomaly_clear_k=0, silent_seconds=None,
+                                   error_rate=None))
+    rules.restore_firing("anomalies")  # the gateway restarted with an alert open; its cause is not known
+    assert rules.on_result(True, 0.5, 0.0, fault=True) == []  # the first result may be a fault that was on
+    assert rules.on_result(True, 0.5, 1.0) == []
+    [t] = rules.on_result(True, 0.5, 2.0, fault=True)  # a fault after a result that was none: its own alert
+    assert t.firing and "sensor fault" in t.message

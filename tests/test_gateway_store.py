@@ -140,6 +140,27 @@ def test_an_escalation_supersedes_the_open_alert_in_store_and_outbox(tmp_path):
     assert alerts[1]["message"].startswith("superseded: escalated") and "3.5" in alerts[2]["message"]
 
 
+def test_a_sensor_fault_during_an_open_alert_supersedes_it_and_a_restart_does_not_repeat_it(tmp_path):
+    db = tmp_path / "g.db"
+    cfg = config(models=(ModelRoute(Labels(task="anomaly", threshold=1.0), ("pump-*",)),),
+                 rules=RuleConfig(anomaly_k=2, anomaly_n=3, anomaly_clear_k=0))
+    store = Store(db)
+    proc = Processor(store, cfg)
+    line = LineState("p1")
+    feed(proc, hello("pump-1", 1) + result(0, 1, label=1, score=1.5) + result(1, 1, label=1, score=1.5), line=line)
+    feed(proc, result(2, 1, label=2, score=1.2) + result(3, 1, label=2, score=1.2), now=1001.0, line=line)
+    assert rows(store, "SELECT id, cleared_at FROM alerts ORDER BY id") == [(1, 1001.0), (2, None)]
+    alerts = [json.loads(p) for (p,) in rows(store, "SELECT payload FROM outbox WHERE topic LIKE '%alert'")]
+    assert [a["id"] for a in alerts] == ["alert/1/firing", "alert/1/cleared", "alert/2/firing"]
+    assert alerts[1]["message"].startswith("superseded: the device reports a sensor fault")
+    store.close()
+    store = Store(db)  # restart: the frozen probe's alert is restored, and its next frozen result is no new one
+    proc = Processor(store, cfg)
+    line = LineState("p1")
+    feed(proc, hello("pump-1", 1) + result(4, 1, label=2, score=1.2), now=1002.0, line=line)
+    assert rows(store, "SELECT id, cleared_at FROM alerts ORDER BY id") == [(1, 1001.0), (2, None)]
+
+
 def test_a_new_model_on_a_device_keeps_its_open_alerts(tmp_path):
     store = Store(tmp_path / "g.db")
     proc = Processor(store, config(rules=RuleConfig(anomaly_k=2, anomaly_n=3, anomaly_clear_k=0)))

@@ -72,7 +72,12 @@ class AnomalyKofN:
 
     A result the device labels a sensor fault (``fault``: its stuck guard fired, docs/protocol.md) fires at once,
     without waiting for k: a frozen reading is no statistical judgement to confirm, and one window may be all a
-    device sends of it before it goes quiet. It counts as an anomaly towards k and the clearing as any other."""
+    device sends of it before it goes quiet. It counts as an anomaly towards k and the clearing as any other. Its
+    onset (a fault after a result that was none) while an alert of another cause is open fires again, as an
+    escalation does: a probe that freezes during a long drift alarm is a fault of its own, for someone to fix, not
+    more of the drift. ``opened_by`` says what fired the open alert: "rule" (k of n), "sensor_fault",
+    "escalation", or None when the alert was restored from the store (its cause not known: a fault's onset
+    supersedes it, but not the first result after the restore, which may be a fault that was already going on)."""
 
     name = "anomalies"
 
@@ -83,6 +88,12 @@ class AnomalyKofN:
         self.calm_since: float | None = None
         self.firing = False
         self.level: float | None = None  # the lowest anomalous score since it last fired (None: not known)
+        self.opened_by: str | None = None  # what fired the open alert (None: not firing, or restored)
+        self.faulted: bool | None = False  # whether the last result was a sensor fault (None: not known)
+
+    def restore(self) -> None:
+        """An alert of this rule is open in the store (the gateway restarted): fire no second one for it."""
+        self.firing, self.opened_by, self.faulted = True, None, None
 
     def observe(self, anomalous: bool, now: float = 0.0, score: float | None = None, *,
                 fault: bool = False) -> Transition | None:
@@ -93,15 +104,21 @@ class AnomalyKofN:
         window.append(anomalous)
         self.count += anomalous
         count, n = self.count, window.maxlen
+        onset, self.faulted = fault and self.faulted is False, fault
         if not self.firing:
             if count >= self.k or fault:
                 self.firing, self.calm_since, self.level = True, None, score
+                self.opened_by = "rule" if count >= self.k else "sensor_fault"
                 return Transition(self.name, True, count, "the device reports a sensor fault (a frozen reading)"
                                   if count < self.k else f"{count} of the last {n} results are anomalies")
             return None
+        if onset and self.opened_by != "sensor_fault":
+            self.opened_by, self.level, self.calm_since = "sensor_fault", score, None
+            return Transition(self.name, True, count, "the device reports a sensor fault (a frozen reading) "
+                              "while the alert was open")
         if self.escalate is not None and score is not None and anomalous:
             if self.level is not None and self.level > 0 and score > self.escalate * self.level:
-                level, self.level, self.calm_since = self.level, score, None
+                level, self.level, self.calm_since, self.opened_by = self.level, score, None, "escalation"
                 return Transition(self.name, True, count, f"escalated: score {score:.4g} is more than "
                                   f"{self.escalate:g} times {level:.4g}, its lowest since it fired")
             self.level = score if self.level is None else min(self.level, score)
@@ -112,7 +129,7 @@ class AnomalyKofN:
             self.calm_since = now
         if now - self.calm_since < self.clear_seconds:
             return None
-        self.firing, self.calm_since, self.level = False, None, None
+        self.firing, self.calm_since, self.level, self.opened_by = False, None, None, None
         return Transition(self.name, False, count, f"{count} of the last {n} results are anomalies")
 
 
@@ -216,7 +233,9 @@ class DeviceRules:
 
     def restore_firing(self, rule: str) -> None:
         """Mark a rule as firing (an alert still open in the store), so it is not fired twice."""
-        for r in (self.anomalies, self.score, self.silent, self.errors):
+        if rule == self.anomalies.name:
+            self.anomalies.restore()
+        for r in (self.score, self.silent, self.errors):
             if r is not None and r.name == rule:
                 r.firing = True
 

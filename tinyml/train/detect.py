@@ -5,7 +5,8 @@ with the run's own preprocessing, threshold and input guard (``tinyml.train.guar
 and slope guard (``tinyml.train.slope_guard``, the device's integers: its CUSUM restarts where a window's slot of the
 day is not the one after the last, as on a device); the anomalous/normal stream goes through the gateway's own
 k-of-n rule with hysteresis and escalation (``tinyml.gateway.rules.AnomalyKofN``; a window the stuck guard flags,
-which the device labels a sensor fault, fires it at once), and each fire..clear (or fire..escalation) is one event, timed at the end of the window that decided it (when a device would have sent it). The rule starts afresh in each
+which the device labels a sensor fault, fires it at once, and fires again where it begins during an alarm of another
+cause), and each fire..clear (or fire..escalation, fire..fault) is one event, timed at the end of the window that decided it (when a device would have sent it). The rule starts afresh in each
 recording (after a gap the device has no state), closing an open event at the end of the recording.
 """
 
@@ -58,7 +59,8 @@ class Event:
     peak_score: float
     anomalous_windows: int
     opened_by: str = "rule"  # "rule" (k of n), "escalation" (of the alarm before it, which it ends) or "sensor_fault"
-    # (a window the device labels a sensor fault, the stuck guard's, which fires at once)
+    # (a window the device labels a sensor fault, the stuck guard's, which fires at once and ends an alarm of
+    # another cause)
 
 
 def model_hop(info: dict) -> int:
@@ -185,9 +187,10 @@ def covered_spans(ends: np.ndarray, window_s: float) -> list[tuple[float, float]
 def alarm_events(scores: np.ndarray, threshold: float, ends: np.ndarray, which: np.ndarray,
                  o: DetectOptions, *, faults: np.ndarray | None = None) -> list[Event]:
     """The rule's fire..clear events over scores in file order, afresh in each recording; an escalation ends
-    the open event and opens the next; a window in ``faults`` (the stuck guard's) fires the rule at once."""
+    the open event and opens the next; a window in ``faults`` (the stuck guard's) fires the rule at once, and the
+    first of a run of them ends an open event of another cause and opens its own."""
     out: list[Event] = []
-    rule, opened, peak, count, opened_by = None, None, 0.0, 0, "rule"
+    rule, opened, peak, count, opened_by = None, None, 0.0, 0, ""
     for i, score in enumerate(scores):
         if i == 0 or which[i] != which[i - 1]:
             if opened is not None:
@@ -197,10 +200,9 @@ def alarm_events(scores: np.ndarray, threshold: float, ends: np.ndarray, which: 
         anomalous = bool(score > threshold) or fault
         change = rule.observe(anomalous, float(ends[i]), float(score), fault=fault)
         if change is not None and change.firing:
-            if opened is not None:  # an escalation: the open event ends where the next begins
+            if opened is not None:  # an escalation or a sensor fault: the open event ends where the next begins
                 out.append(Event(opened, float(ends[i]), peak, count, opened_by))
-            opened_by = "escalation" if opened is not None else "sensor_fault" if rule.count < o.k else "rule"
-            opened, peak, count = float(ends[i]), float(score), int(anomalous)
+            opened, peak, count, opened_by = float(ends[i]), float(score), int(anomalous), str(rule.opened_by)
         elif opened is not None:
             peak, count = max(peak, float(score)), count + anomalous
             if change is not None:
