@@ -60,6 +60,9 @@ class RuleConfig:
             raise ValueError("need 0 <= error_clear_rate < error_rate")
 
 
+SENSOR_FAULT = "the device reports a sensor fault (a frozen reading)"  # the alert message
+
+
 class AnomalyKofN:
     """Fires when at least k of the last n results are anomalies; clears when clear_k or fewer
     have been for ``clear_seconds`` (a lull shorter than that keeps the alert open).
@@ -109,13 +112,12 @@ class AnomalyKofN:
             if count >= self.k or fault:
                 self.firing, self.calm_since, self.level = True, None, score
                 self.opened_by = "rule" if count >= self.k else "sensor_fault"
-                return Transition(self.name, True, count, "the device reports a sensor fault (a frozen reading)"
-                                  if count < self.k else f"{count} of the last {n} results are anomalies")
+                return Transition(self.name, True, count, SENSOR_FAULT if count < self.k
+                                  else f"{count} of the last {n} results are anomalies")
             return None
         if onset and self.opened_by != "sensor_fault":
             self.opened_by, self.level, self.calm_since = "sensor_fault", score, None
-            return Transition(self.name, True, count, "the device reports a sensor fault (a frozen reading) "
-                              "while the alert was open")
+            return Transition(self.name, True, count, f"{SENSOR_FAULT} while the alert was open")
         if self.escalate is not None and score is not None and anomalous:
             if self.level is not None and self.level > 0 and score > self.escalate * self.level:
                 level, self.level, self.calm_since, self.opened_by = self.level, score, None, "escalation"
